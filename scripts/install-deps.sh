@@ -1,0 +1,33 @@
+#!/bin/bash
+# Install qvisor's build, test and runtime dependencies (Debian packages only).
+# Idempotent: skips apt entirely when every package is already installed.
+set -euo pipefail
+
+PKGS=(
+	build-essential pkg-config make gcc clang
+	libjson-c-dev liburing-dev libnl-3-dev libnl-route-3-dev
+	libseccomp-dev libsqlite3-dev libcriterion-dev sqlite3
+	qemu-system-x86 qemu-utils busybox-static cpio iproute2 dnsmasq-base
+	kmod xz-utils zstd ca-certificates procps util-linux e2fsprogs
+	libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+	export DEBIAN_FRONTEND=noninteractive
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update
+	$SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# Dedicated unprivileged user that QEMU processes run as.
+if ! id qvisor-qemu >/dev/null 2>&1; then
+	${SUDO:-} useradd --system --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin qvisor-qemu 2>/dev/null || true
+fi
+echo "install-deps: ok"
