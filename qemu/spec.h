@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "common/error.h"
+
+/* The VM spec: a JSON document, strictly validated (unknown fields are an
+ * error). docs/vm-spec.md documents every field. This is a plain data
+ * struct: the daemon, argv builder, cgroup and migration code all read it. */
+
+#define VM_NAME_MAX 63
+
+enum vm_accel { VM_ACCEL_AUTO, VM_ACCEL_KVM, VM_ACCEL_TCG };
+enum vm_restart_policy { VM_RESTART_NO, VM_RESTART_ON_FAILURE };
+enum vm_disk_format { VM_DISK_RAW, VM_DISK_QCOW2 };
+
+struct vm_disk {
+	char *path;            /* absolute image path */
+	enum vm_disk_format format;
+	bool readonly;
+	/* io limits for this disk (0 = unset) */
+	uint64_t io_rbps, io_wbps, io_riops, io_wiops;
+	uint32_t io_weight;    /* 0 = unset, else 1..10000 */
+};
+
+struct vm_nic {
+	char *network;         /* exactly one of network / bridge is set */
+	char *bridge;
+	char mac[18];          /* "52:54:00:xx:xx:xx"; generated from uuid if absent */
+	char *model;           /* "virtio" (only model today) */
+};
+
+struct vm_limits {
+	/* 0 / NULL means "not set". */
+	uint64_t cpu_max_quota_us;  /* cpu.max quota; period below */
+	uint64_t cpu_max_period_us; /* default 100000 */
+	uint32_t cpu_weight;        /* 1..10000 */
+	char *cpuset_cpus;
+	char *cpuset_mems;
+	uint64_t memory_max;        /* bytes */
+	uint64_t memory_high;
+	int64_t memory_swap_max;    /* -1 = unset, 0 = no swap */
+	uint64_t pids_max;
+};
+
+struct vm_restart {
+	enum vm_restart_policy policy;
+	uint32_t max_restarts;   /* within window_s; default 5 */
+	uint32_t window_s;       /* default 300 */
+	uint32_t backoff_ms;     /* first delay, doubled each time; default 1000 */
+};
+
+struct vm_spec {
+	char *name;              /* [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62} */
+	char uuid[37];           /* generated if absent */
+	uint32_t vcpus;          /* default 1 */
+	uint64_t memory_mib;     /* default 256 */
+	char *machine;           /* default "q35" */
+	enum vm_accel accel;     /* default auto */
+	char *kernel, *initrd, *cmdline; /* direct kernel boot, or ... */
+	int boot_disk;           /* ... index into disks[], -1 = none */
+	struct vm_disk *disks;
+	size_t n_disks;
+	struct vm_nic *nics;
+	size_t n_nics;
+	bool serial_log;         /* also tee serial output to serial.log; default true */
+	struct vm_limits limits;
+	bool has_limits;         /* any limit field present */
+	struct vm_restart restart;
+};
+
+bool vm_name_valid(const char *name);
+
+/* Parse and validate. On failure errp says which field and why. */
+int vm_spec_from_json(json_object *obj, struct vm_spec **ret_spec, struct qv_error *errp);
+int vm_spec_from_string(const char *text, struct vm_spec **ret_spec, struct qv_error *errp);
+/* Canonical JSON with every default filled in (round-trips through _from_json). */
+json_object *vm_spec_to_json(const struct vm_spec *spec);
+struct vm_spec *vm_spec_dup(const struct vm_spec *spec);
+struct vm_spec *vm_spec_free(struct vm_spec *spec);
+void vm_spec_freep(struct vm_spec **spec);
+
+/* Stable locally administered MAC from uuid and NIC index: 52:54:00:xx:xx:xx. */
+void vm_mac_from_uuid(const char *uuid, unsigned index, char ret_mac[18]);
+
+const char *vm_accel_to_string(enum vm_accel a);
