@@ -18,7 +18,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CRIT_LIBS  := $(shell pkg-config --libs criterion)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-            -Wno-unused-parameter
+            -Wno-unused-parameter -Wno-format-truncation
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -MMD -MP -I. $(PKG_CFLAGS) -D_GNU_SOURCE
 LDLIBS   += $(PKG_LIBS) -lpthread
@@ -67,6 +67,7 @@ $(O)/qvisor: $(call obj,$(CLI_SRCS)) $(ALL_LIBS)
 # tests/<dir>/test_*.c -> $(O)/tests/<dir>/test_*; helpers in tests/helpers/.
 TEST_HELPER_SRCS := $(wildcard tests/helpers/*.c)
 TEST_HELPER_LIB  := $(O)/lib/libqv-testhelpers.a
+$(O)/obj/tests/helpers/%.o: CFLAGS += -Itests
 $(TEST_HELPER_LIB): $(call obj,$(TEST_HELPER_SRCS))
 	@mkdir -p $(dir $@)
 	rm -f $@

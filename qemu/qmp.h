@@ -22,10 +22,22 @@ typedef struct qmp_client qmp_client;
 typedef void (*qmp_event_fn)(qmp_client *c, const char *name, json_object *event,
 			     void *userdata);
 /* Completion: error == 0 and `ret` holds "return" (borrowed), or error < 0
- * with errp describing it (QEMU error class/desc, timeout, or connection loss). */
+ * with errp describing it:
+ *   QEMU error reply  -EIO (-EOPNOTSUPP for CommandNotFound, -ENODEV for
+ *                     DeviceNotFound), reason "qemu-error",
+ *                     message "<command>: <desc> (<class>)";
+ *   no reply in time  -ETIMEDOUT, reason "timeout" (a late reply is dropped);
+ *   connection lost   -ECONNRESET (EOF/reset), -EMSGSIZE (oversized message)
+ *                     or -EPROTO (garbage), reason "unavailable",
+ *                     message "QEMU closed the QMP connection during <command>";
+ *   client freed      -ECANCELED, reason "cancelled".
+ * Called exactly once per accepted command. */
 typedef void (*qmp_reply_fn)(qmp_client *c, int error, json_object *ret,
 			     const struct qv_error *errp, void *userdata);
-/* The connection closed or failed; every pending command completes first. */
+/* The connection closed or failed; every pending command completes first.
+ * Called once; error is 0 for an orderly EOF with no command in flight (e.g.
+ * after "quit"), else -errno as above. Not called by qmp_client_free(). The
+ * handler may free the client. */
 typedef void (*qmp_closed_fn)(qmp_client *c, int error, void *userdata);
 
 /* Connect to a unix socket, read the greeting and run qmp_capabilities,
@@ -36,31 +48,46 @@ int qmp_client_connect(const char *path, int timeout_ms, qmp_client **ret_client
 /* Same over an already connected fd (takes ownership). */
 int qmp_client_connect_fd(int fd, int timeout_ms, qmp_client **ret_client,
 			  struct qv_error *errp);
+/* Completes pending commands with -ECANCELED, detaches from the loop, closes
+ * the socket. Safe to call from any callback of this client. Free clients
+ * before the loop they are attached to. */
 qmp_client *qmp_client_free(qmp_client *c);
 void qmp_client_freep(qmp_client **c);
 
+/* -1 once the connection is closed. */
 int qmp_client_fd(qmp_client *c);
 /* QEMU version from the greeting, e.g. "7.2.22". */
 const char *qmp_client_version(qmp_client *c);
 void qmp_client_set_event_handler(qmp_client *c, qmp_event_fn fn, void *userdata);
 void qmp_client_set_closed_handler(qmp_client *c, qmp_closed_fn fn, void *userdata);
 
-/* Attach to a loop: the client then reads on readiness and fires timeouts by
- * itself. Without a loop, call qmp_client_process() when the fd is readable
- * and qmp_client_check_timeouts() periodically. */
+/* Attach to a loop: the client then reads on readiness, writes queued output
+ * on EPOLLOUT and arms one loop timer per command. -EBUSY if already attached.
+ * Without a loop, call qmp_client_process() when the fd is readable (it also
+ * flushes queued output and drains input a blocking call left buffered) and
+ * qmp_client_check_timeouts() periodically. process returns 0, or -errno once
+ * the link is down. */
 int qmp_client_attach(qmp_client *c, qv_loop *loop);
 int qmp_client_process(qmp_client *c);
 void qmp_client_check_timeouts(qmp_client *c);
 
-/* Send a command (args may be NULL; the client takes a reference). The
- * fds are sent with SCM_RIGHTS together with this command (for getfd/add-fd);
- * the caller keeps its own copies. */
+/* Send a command. args is a JSON object or NULL; it is BORROWED (serialized
+ * at once, the caller keeps its reference). The fds (at most 16) are sent
+ * with SCM_RIGHTS on the sendmsg carrying this command's first byte (for
+ * getfd/add-fd); the client dups them, the caller keeps its own copies.
+ * timeout_ms <= 0 means QMP_DEFAULT_TIMEOUT_MS. Returns 0 when accepted (fn
+ * then runs exactly once; if the link fails while sending it may run before
+ * this returns), or -EINVAL / -ENOTCONN / -ENOMEM and fn is never called. */
 int qmp_client_execute_async(qmp_client *c, const char *command, json_object *args,
 			     const int *fds, size_t n_fds, int timeout_ms,
 			     qmp_reply_fn fn, void *userdata);
 
 /* Blocking: send and wait for the matching reply, dispatching events that
- * arrive meanwhile. *ret_return gets a new reference on success. */
+ * arrive meanwhile. *ret_return (may be NULL) gets a new reference on success.
+ * Never blocks past timeout_ms. Returns as soon as the reply is parsed:
+ * messages behind it stay buffered for the next call (or the loop, if
+ * attached), so execute("stop") then wait_event("STOP") cannot miss it.
+ * A closed client fails fast with -ENOTCONN. */
 int qmp_client_execute(qmp_client *c, const char *command, json_object *args,
 		       int timeout_ms, json_object **ret_return, struct qv_error *errp);
 int qmp_client_execute_fds(qmp_client *c, const char *command, json_object *args,
@@ -71,6 +98,10 @@ int qmp_client_execute_fds(qmp_client *c, const char *command, json_object *args
  * still dispatched to the handler). *ret_event gets a new reference. */
 int qmp_client_wait_event(qmp_client *c, const char *name, int timeout_ms,
 			  json_object **ret_event, struct qv_error *errp);
+
+/* Blocking: wait until QEMU closes the connection (e.g. after "quit"),
+ * dispatching events meanwhile. 0 once closed, -ETIMEDOUT otherwise. */
+int qmp_client_wait_closed(qmp_client *c, int timeout_ms, struct qv_error *errp);
 
 /* Connection is still open. */
 bool qmp_client_is_open(qmp_client *c);

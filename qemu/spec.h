@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include <json-c/json.h>
 
 #include "common/error.h"
@@ -10,6 +14,11 @@
  * struct: the daemon, argv builder, cgroup and migration code all read it. */
 
 #define VM_NAME_MAX 63
+#define VM_VCPUS_MAX 64
+#define VM_MEMORY_MIN_MIB 16ULL
+#define VM_MEMORY_MAX_MIB (1024ULL * 1024) /* 1 TiB */
+#define VM_DISKS_MAX 16
+#define VM_NICS_MAX 8
 
 enum vm_accel { VM_ACCEL_AUTO, VM_ACCEL_KVM, VM_ACCEL_TCG };
 enum vm_restart_policy { VM_RESTART_NO, VM_RESTART_ON_FAILURE };
@@ -85,3 +94,9 @@ void vm_spec_freep(struct vm_spec **spec);
 void vm_mac_from_uuid(const char *uuid, unsigned index, char ret_mac[18]);
 
 const char *vm_accel_to_string(enum vm_accel a);
+/* The enum value, or -EINVAL. */
+int vm_accel_from_string(const char *s);
+const char *vm_disk_format_to_string(enum vm_disk_format f);
+int vm_disk_format_from_string(const char *s);
+const char *vm_restart_policy_to_string(enum vm_restart_policy p);
+int vm_restart_policy_from_string(const char *s);

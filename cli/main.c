@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/* qvisor: command-line client for qvisord. One file per verb (cli/verb-*.c),
+ * dispatched from the table below. */
+#include <getopt.h>
+#include <signal.h>
+
+#include "cli/cli.h"
+#include "cli/verbs.h"
+#include "common/log.h"
+
+const struct cli_verb cli_verbs[] = {
+	{ "define", verb_define, "FILE|-", "Define a VM from a JSON spec file (- reads stdin)." },
+	{ "undefine", verb_undefine, "NAME...", "Remove VM definitions." },
+	{ "list", verb_list, "[--all]", "List running VMs (--all: every defined VM)." },
+	{ "info", verb_info, "NAME", "Show a VM's state, spec and runtime details." },
+	{ "start", verb_start, "NAME...|--all", "Start VMs, in parallel." },
+	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S]",
+	  "Stop VMs: ACPI power-down, then quit/kill after S seconds (default 30)." },
+	{ "reboot", verb_reboot, "NAME...", "Reboot VMs." },
+	{ "pause", verb_pause, "NAME...", "Pause VMs' vCPUs." },
+	{ "resume", verb_resume, "NAME...", "Resume paused VMs." },
+	{ "console", verb_console, "NAME", "Attach to a VM's serial console (Ctrl-] detaches)." },
+	{ "events", verb_events, "[--vm NAME]", "Print daemon events until interrupted." },
+	{ "host info", verb_host_info, "", "Show host facts (CPU, memory, accelerators)." },
+	{ "host check", verb_host_check, "", "Check that this host can run VMs." },
+	{ "net define", verb_net_define, "FILE|-", "Define a network from a JSON spec." },
+	{ "net undefine", verb_net_undefine, "NAME", "Remove a network." },
+	{ "net list", verb_net_list, "", "List networks." },
+	{ "net info", verb_net_info, "NAME", "Show a network." },
+	{ "image create", verb_image_create, "NAME SIZE [--format raw|qcow2]",
+	  "Create an empty disk image (SIZE like 10G, 512M)." },
+	{ "image list", verb_image_list, "", "List disk images." },
+	{ "image delete", verb_image_delete, "NAME", "Delete a disk image." },
+	{ "image clone", verb_image_clone, "SRC DST [--linked]",
+	  "Copy an image (--linked: qcow2 overlay backed by SRC)." },
+	{ "image import", verb_image_import, "PATH NAME", "Import a file into the image pool." },
+	{ "image resize", verb_image_resize, "NAME SIZE", "Grow an image to SIZE." },
+	{ "rpc", verb_rpc, "METHOD [JSON-PARAMS] [--timeout S]",
+	  "Call any RPC method and print the result as JSON." },
+	{ "rpc-stdio", verb_rpc_stdio, "",
+	  "Bridge stdin/stdout to the local daemon socket (used by ssh:// URIs)." },
+	{ "help", verb_help, "[VERB]", "Show help for all verbs or one verb." },
+};
+const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
+
+void cli_print_main_help(FILE *f)
+{
+	fprintf(f,
+		"usage: qvisor [--socket PATH | --connect URI] [--json] VERB [ARGS...]\n"
+		"\n"
+		"Options:\n"
+		"  -s, --socket PATH   daemon socket (default %s, env QVISOR_SOCKET)\n"
+		"  -c, --connect URI   unix:///path or ssh://[user@]host[:port][/socket]\n"
+		"                      (env QVISOR_CONNECT)\n"
+		"  -j, --json          print results as JSON\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"\n"
+		"Verbs:\n",
+		QV_RPC_DEFAULT_SOCKET);
+	for (size_t i = 0; i < cli_n_verbs; i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "%s %s", cli_verbs[i].name, cli_verbs[i].usage);
+		if (strlen(left) > 26)
+			fprintf(f, "  %s\n  %-26s  %s\n", left, "", cli_verbs[i].summary);
+		else
+			fprintf(f, "  %-26s  %s\n", left, cli_verbs[i].summary);
+	}
+	fprintf(f, "\nExit status: 0 ok, 1 operation failed, 2 usage error, 3 daemon unreachable,\n"
+		   "4 not found, 5 conflict. See qvisor(1).\n");
+}
+
+/* Match "host info" style two-word verbs first, then one word. */
+static const struct cli_verb *lookup(int argc, char **argv, int *ret_words)
+{
+	if (argc >= 2) {
+		char two[128];
+		snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
+		const struct cli_verb *v = cli_find_verb(two);
+		if (v) {
+			*ret_words = 2;
+			return v;
+		}
+	}
+	*ret_words = 1;
+	return cli_find_verb(argv[0]);
+}
+
+static bool is_group(const char *word)
+{
+	size_t l = strlen(word);
+	for (size_t i = 0; i < cli_n_verbs; i++)
+		if (strncmp(cli_verbs[i].name, word, l) == 0 && cli_verbs[i].name[l] == ' ')
+			return true;
+	return false;
+}
+
+void cli_print_group_help(const char *group, FILE *f)
+{
+	size_t l = strlen(group);
+	for (size_t i = 0; i < cli_n_verbs; i++)
+		if (strncmp(cli_verbs[i].name, group, l) == 0 && cli_verbs[i].name[l] == ' ')
+			cli_print_verb_help(&cli_verbs[i], f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{}
+	};
+	struct cli_ctx ctx = { .verb = "qvisor" };
+	const char *sock = NULL, *uri = NULL;
+	int c, words;
+
+	signal(SIGPIPE, SIG_IGN);
+	log_set_ident("qvisor");
+	while ((c = getopt_long(argc, argv, "+s:c:jhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'c':
+			uri = optarg;
+			break;
+		case 'j':
+			ctx.json = true;
+			break;
+		case 'h':
+			cli_print_main_help(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("qvisor %s\n", QV_VERSION);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'qvisor --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (sock && uri) {
+		fprintf(stderr, "qvisor: --socket and --connect are mutually exclusive\n");
+		return EXIT_USAGE;
+	}
+	ctx.uri = uri ?: sock ?: getenv("QVISOR_CONNECT") ?: getenv("QVISOR_SOCKET")
+		?: QV_RPC_DEFAULT_SOCKET;
+	if (optind >= argc) {
+		cli_print_main_help(stderr);
+		return EXIT_USAGE;
+	}
+	argc -= optind;
+	argv += optind;
+	const struct cli_verb *v = lookup(argc, argv, &words);
+	if (!v) {
+		if (is_group(argv[0])) {
+			fprintf(stderr, "qvisor: %s: missing or unknown subcommand\n", argv[0]);
+			cli_print_group_help(argv[0], stderr);
+		} else
+			fprintf(stderr, "qvisor: unknown verb \"%s\"; try 'qvisor help'\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	ctx.verb = v->name;
+	argc -= words - 1;
+	argv += words - 1;
+	for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+		if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
+			cli_print_verb_help(v, stdout);
+			return EXIT_OK;
+		}
+	optind = 0; /* verbs run their own getopt */
+	int r = v->fn(&ctx, argc, argv);
+	qv_rpc_conn_free(ctx.conn);
+	if (fflush(stdout) != 0 && r == EXIT_OK) {
+		fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
+		return EXIT_FAILED;
+	}
+	return r;
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* image create|list|delete|clone|import|resize */
+#include <getopt.h>
+
+#include "cli/output.h"
+#include "cli/verbs.h"
+
+/* Long copies: progress notifications show liveness, so no call deadline. */
+#define IMAGE_COPY_TIMEOUT_MS (-1)
+
+static int call_and_print(struct cli_ctx *ctx, const char *method, json_object *params,
+			  int timeout_ms, bool progress, const char *done_fmt, const char *name)
+{
+	_cleanup_json_ json_object *res = NULL;
+	int r;
+
+	if (progress) {
+		if ((r = cli_connect(ctx)) != EXIT_OK) {
+			json_object_put(params);
+			return r;
+		}
+		qv_rpc_set_notify_handler(ctx->conn, cli_progress_notify, NULL);
+	}
+	r = cli_call(ctx, method, params, timeout_ms, &res);
+	if (progress)
+		cli_progress_finish();
+	if (r != EXIT_OK)
+		return r;
+	if (ctx->json)
+		out_json(res, stdout);
+	else
+		printf(done_fmt, name);
+	return EXIT_OK;
+}
+
+int verb_image_create(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = { { "format", required_argument, NULL, 'f' }, {} };
+	const char *format = NULL;
+	uint64_t size;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
+		if (c != 'f')
+			return cli_usage_error(ctx, "invalid option");
+		format = optarg;
+	}
+	if (format && !streq(format, "raw") && !streq(format, "qcow2"))
+		return cli_usage_error(ctx, "--format must be raw or qcow2");
+	if (argc - optind != 2)
+		return cli_usage_error(ctx, "expected NAME and SIZE");
+	if (cli_parse_size(argv[optind + 1], &size) < 0 || size == 0 || size > INT64_MAX)
+		return cli_usage_error(ctx, "invalid size \"%s\"", argv[optind + 1]);
+	json_object *p = cli_params_name(argv[optind]);
+	json_object_object_add(p, "size", json_object_new_int64((int64_t)size));
+	if (format)
+		json_object_object_add(p, "format", json_object_new_string(format));
+	return call_and_print(ctx, "image.create", p, IMAGE_COPY_TIMEOUT_MS, false, "%s: created\n",
+			      argv[optind]);
+}
+
+int verb_image_list(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const char *const cols[] = { "name", "format", "size", NULL };
+	_cleanup_json_ json_object *res = NULL;
+	json_object *arr = NULL;
+	int r;
+
+	if (argc != 1)
+		return cli_usage_error(ctx, "takes no arguments");
+	if ((r = cli_call(ctx, "image.list", json_object_new_object(), CLI_CALL_TIMEOUT_MS, &res)) !=
+	    EXIT_OK)
+		return r;
+	if (ctx->json) {
+		out_json(res, stdout);
+		return EXIT_OK;
+	}
+	if (!json_object_object_get_ex(res, "images", &arr)) {
+		json_object_object_foreach(res, k, v) {
+			(void)k;
+			if (json_object_is_type(v, json_type_array))
+				arr = v;
+		}
+	}
+	if (arr && json_object_is_type(arr, json_type_array))
+		out_table_from_array(arr, cols, stdout);
+	else
+		out_kv(res, stdout);
+	return EXIT_OK;
+}
+
+int verb_image_delete(struct cli_ctx *ctx, int argc, char **argv)
+{
+	if (argc != 2 || argv[1][0] == '-')
+		return cli_usage_error(ctx, "expected one image name");
+	return call_and_print(ctx, "image.delete", cli_params_name(argv[1]), CLI_CALL_TIMEOUT_MS,
+			      false, "%s: deleted\n", argv[1]);
+}
+
+int verb_image_clone(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = { { "linked", no_argument, NULL, 'l' }, {} };
+	bool linked = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "l", opts, NULL)) != -1) {
+		if (c != 'l')
+			return cli_usage_error(ctx, "invalid option");
+		linked = true;
+	}
+	if (argc - optind != 2)
+		return cli_usage_error(ctx, "expected SRC and DST");
+	json_object *p = json_object_new_object();
+	json_object_object_add(p, "source", json_object_new_string(argv[optind]));
+	json_object_object_add(p, "name", json_object_new_string(argv[optind + 1]));
+	json_object_object_add(p, "linked", json_object_new_boolean(linked));
+	return call_and_print(ctx, "image.clone", p, IMAGE_COPY_TIMEOUT_MS, true, "%s: cloned\n",
+			      argv[optind + 1]);
+}
+
+int verb_image_import(struct cli_ctx *ctx, int argc, char **argv)
+{
+	char *abs = NULL;
+
+	if (argc != 3 || argv[1][0] == '-')
+		return cli_usage_error(ctx, "expected PATH and NAME");
+	/* the daemon resolves paths itself: send an absolute one */
+	abs = realpath(argv[1], NULL);
+	json_object *p = json_object_new_object();
+	json_object_object_add(p, "path", json_object_new_string(abs ? abs : argv[1]));
+	json_object_object_add(p, "name", json_object_new_string(argv[2]));
+	free(abs);
+	return call_and_print(ctx, "image.import", p, IMAGE_COPY_TIMEOUT_MS, true,
+			      "%s: imported\n", argv[2]);
+}
+
+int verb_image_resize(struct cli_ctx *ctx, int argc, char **argv)
+{
+	uint64_t size;
+
+	if (argc != 3 || argv[1][0] == '-')
+		return cli_usage_error(ctx, "expected NAME and SIZE");
+	if (cli_parse_size(argv[2], &size) < 0 || size == 0 || size > INT64_MAX)
+		return cli_usage_error(ctx, "invalid size \"%s\"", argv[2]);
+	json_object *p = cli_params_name(argv[1]);
+	json_object_object_add(p, "size", json_object_new_int64((int64_t)size));
+	return call_and_print(ctx, "image.resize", p, CLI_CALL_TIMEOUT_MS, false, "%s: resized\n",
+			      argv[1]);
+}

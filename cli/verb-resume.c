@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli/verbs.h"
+#include "cli/vm-verbs.h"
+
+int verb_resume(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return cli_simple_vm_verb(ctx, argc, argv, "vm.resume", "resumed");
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "cli/cli.h"
+
+/* One function per verb, each in cli/verb-<name>.c. */
+#define VERB(n) int verb_##n(struct cli_ctx *ctx, int argc, char **argv)
+VERB(define);
+VERB(undefine);
+VERB(list);
+VERB(info);
+VERB(start);
+VERB(stop);
+VERB(reboot);
+VERB(pause);
+VERB(resume);
+VERB(console);
+VERB(events);
+VERB(host_info);
+VERB(host_check);
+VERB(net_define);
+VERB(net_undefine);
+VERB(net_list);
+VERB(net_info);
+VERB(image_create);
+VERB(image_list);
+VERB(image_delete);
+VERB(image_clone);
+VERB(image_import);
+VERB(image_resize);
+VERB(rpc);
+VERB(rpc_stdio);
+VERB(help);
+#undef VERB
+
+void cli_print_main_help(FILE *f);
+void cli_print_group_help(const char *group, FILE *f);

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "common/error.h"
+#include "common/loop.h"
+#include "daemon/rpc.h"
+#include "daemon/state.h"
+#include "qemu/accel.h"
+
+/* qvisord's shared context: one per process, owned by main. */
+
+struct qv_vm;
+
+struct qv_daemon_config {
+	const char *state_dir;   /* default /var/lib/qvisor */
+	const char *run_dir;     /* default /run/qvisor */
+	const char *socket_path; /* default <run_dir>/qvisord.sock */
+	const char *cache_dir;   /* default /var/cache/qvisor (accel probe cache) */
+	const char *qemu_binary; /* default qemu-system-x86_64 */
+	const char *guest_dir;   /* probe guest: vmlinuz + initrd.img */
+	unsigned max_clients;
+	bool no_probe;           /* skip the KVM boot probe: auto -> TCG */
+};
+
+struct qv_daemon {
+	struct qv_daemon_config cfg;
+	qv_loop *loop;
+	qv_state *state;
+	qv_rpc_server *rpc;
+	struct qemu_accel_result accel;
+	struct qv_vm *vms;       /* registry, see daemon/vm.h */
+	int64_t started_at;      /* unix ms */
+	bool shutting_down;
+};
+
+/* Unix time in ms. */
+int64_t qv_unix_ms(void);
+
+/* Persist an event and broadcast it to subscribers as
+ * {"method":"event","params":{id,time,type,vm,data}}. data is stolen (may be
+ * NULL). Failures are logged, never fatal. */
+void qv_daemon_emit(struct qv_daemon *d, const char *vm, const char *type, json_object *data);
+
+/* Method tables (daemon/methods-*.c). */
+extern const struct qv_rpc_method qv_vm_methods[];
+extern const size_t qv_vm_methods_count;
+extern const struct qv_rpc_method qv_host_methods[];
+extern const size_t qv_host_methods_count;
+
+/* Reply helpers for handlers. */
+int qv_call_fail(qv_rpc_call *call, int error, const char *reason, const char *fmt, ...)
+	_printf_(4, 5);
+/* Fetch a required string param "key"; on failure answers the call and
+ * returns < 0. */
+int qv_param_string(qv_rpc_call *call, json_object *params, const char *key, const char **ret);

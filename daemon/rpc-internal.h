@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "daemon/rpc.h"
+
+struct rpc_method_entry {
+	const struct qv_rpc_method *m;
+	void *userdata;
+};
+
+struct qv_rpc_server {
+	qv_loop *loop;
+	int listen_fd;
+	qv_source *listen_src;
+	char *path;
+	dev_t sock_dev;
+	ino_t sock_ino;
+
+	struct rpc_method_entry *methods;
+	size_t n_methods;
+
+	qv_rpc_client *clients; /* connected clients */
+	unsigned n_clients;
+	unsigned max_clients;
+	unsigned next_client_id;
+
+	qv_rpc_connect_fn connect_fn;
+	void *connect_ud;
+};
+
+struct qv_rpc_client {
+	unsigned ref;
+	qv_rpc_server *server; /* NULL once disconnected */
+	qv_rpc_client *prev, *next;
+	int fd;
+	qv_source *src;
+	uint32_t events; /* current epoll mask */
+	unsigned id;
+	struct qv_rpc_peer peer;
+
+	bool connected;
+	bool subscribed;
+	bool read_eof;
+	bool discarding; /* inside an over-long line */
+	unsigned pending_calls; /* unfinished calls */
+
+	char *in;
+	size_t in_len, in_cap;
+	char *out;
+	size_t out_off, out_len, out_cap; /* queued bytes: out[out_off..out_len) */
+};
+
+struct qv_rpc_call {
+	unsigned ref;
+	bool finished;
+	qv_rpc_client *client; /* holds a ref */
+	struct qv_rpc_request req;
+};
+
+/* rpc.c */
+void rpc_client_close(qv_rpc_client *c);
+/* Re-evaluate epoll interest and half-closed shutdown. */
+void rpc_client_update(qv_rpc_client *c);
+/* Queue one serialized message (+ '\n') and try to send it. */
+int rpc_client_queue(qv_rpc_client *c, const char *msg, size_t len);
+
+/* rpc-call.c */
+void rpc_dispatch(qv_rpc_client *c, struct qv_rpc_request *req);
+/* Send an error response (id borrowed, may be NULL -> null). */
+int rpc_send_error(qv_rpc_client *c, json_object *id, int code, const char *message,
+		   const char *reason, json_object *extra_data);

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "daemon/state.h"
+
+struct qv_state {
+	sqlite3 *db;
+	char *path;
+	unsigned txn_depth;
+	unsigned savepoint_seq;
+};
+
+static inline void sqlite3_finalizep(sqlite3_stmt **s)
+{
+	if (*s)
+		sqlite3_finalize(*s);
+}
+#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
+
+/* Map an SQLite result code (extended codes on) to -errno. */
+int st_errno(int rc);
+int st_prepare(qv_state *st, const char *sql, sqlite3_stmt **ret_stmt);
+/* Bind text, NULL binds SQL NULL. */
+int st_bind_text(sqlite3_stmt *s, int idx, const char *text);
+/* Step a statement that returns no rows; returns 0 or -errno. */
+int st_step_done(qv_state *st, sqlite3_stmt *s);
+/* Caller-owned copy of a text column (NULL stays NULL). -ENOMEM on failure. */
+int st_column_strdup(sqlite3_stmt *s, int col, char **ret);
+int64_t st_now_ms(void);

@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: MIT */
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "daemon/vm.h"
+#include "qemu/argv.h"
+
+static const char *const state_names[] = {
+	[QV_VM_STOPPED] = "stopped",   [QV_VM_STARTING] = "starting",
+	[QV_VM_RUNNING] = "running",   [QV_VM_PAUSED] = "paused",
+	[QV_VM_STOPPING] = "stopping", [QV_VM_CRASHED] = "crashed",
+	[QV_VM_MIGRATING] = "migrating",
+};
+
+const char *qv_vm_state_to_string(enum qv_vm_state s)
+{
+	return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
+}
+
+bool qv_vm_is_active(const struct qv_vm *vm)
+{
+	return vm->inst != NULL;
+}
+
+struct qv_vm *qv_vm_find(struct qv_daemon *d, const char *name)
+{
+	for (struct qv_vm *vm = d->vms; vm; vm = vm->next)
+		if (streq(vm->name, name))
+			return vm;
+	return NULL;
+}
+
+static struct qv_vm *vm_free(struct qv_vm *vm)
+{
+	if (!vm)
+		return NULL;
+	qv_source_remove(vm->restart_timer);
+	qemu_instance_free(vm->inst);
+	vm_spec_free(vm->spec);
+	free(vm->run_dir);
+	free(vm->name);
+	free(vm);
+	return NULL;
+}
+
+static void vm_unlink(struct qv_daemon *d, struct qv_vm *vm)
+{
+	for (struct qv_vm **pp = &d->vms; *pp; pp = &(*pp)->next)
+		if (*pp == vm) {
+			*pp = vm->next;
+			return;
+		}
+}
+
+void qv_vm_registry_free(struct qv_daemon *d)
+{
+	while (d->vms) {
+		struct qv_vm *vm = d->vms;
+		d->vms = vm->next;
+		vm_free(vm);
+	}
+}
+
+/* Persist the runtime record and announce the state change. */
+static void vm_persist(struct qv_vm *vm)
+{
+	struct qv_runtime_record rec = {
+		.state = (char *)qv_vm_state_to_string(vm->state),
+		.restarts = vm->restarts,
+		.started_at = vm->started_at,
+		.last_exit = vm->last_exit[0] ? vm->last_exit : NULL,
+		.run_dir = vm->run_dir,
+	};
+	_cleanup_free_ char *qmp = NULL;
+	int r;
+
+	if (vm->inst) {
+		rec.pid = qemu_instance_pid(vm->inst);
+		rec.pid_start_time = qemu_instance_start_time(vm->inst);
+		qmp = vm->run_dir ? qemu_run_path(vm->run_dir, QEMU_QMP_SOCK) : NULL;
+		rec.qmp_path = qmp;
+	}
+	r = qv_state_runtime_set(vm->d->state, vm->name, &rec);
+	if (r < 0)
+		log_error_errno(r, "Failed to persist runtime state of %s: %m", vm->name);
+}
+
+static void vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra)
+{
+	enum qv_vm_state old = vm->state;
+	json_object *data = extra ? extra : json_object_new_object();
+
+	vm->state = s;
+	vm_persist(vm);
+	json_object_object_add(data, "from", json_object_new_string(qv_vm_state_to_string(old)));
+	json_object_object_add(data, "to", json_object_new_string(qv_vm_state_to_string(s)));
+	log_info("VM %s: %s -> %s", vm->name, qv_vm_state_to_string(old),
+		 qv_vm_state_to_string(s));
+	qv_daemon_emit(vm->d, vm->name, "state-changed", data);
+}
+
+static char *vm_run_dir(struct qv_daemon *d, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/vms/%s", d->cfg.run_dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* Remove the per-VM run dir's sockets (QEMU is gone). Logs are kept. */
+static void vm_cleanup_run_dir(struct qv_vm *vm)
+{
+	static const char *const files[] = { QEMU_QMP_SOCK, QEMU_SERIAL_SOCK };
+
+	if (!vm->run_dir)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		_cleanup_free_ char *p = qemu_run_path(vm->run_dir, files[i]);
+		if (p)
+			(void)unlink(p);
+	}
+}
+
+/* --- exit handling and restart policy ------------------------------------- */
+
+static void vm_schedule_restart(struct qv_vm *vm);
+
+static void vm_on_event(qemu_instance *inst, const char *name, json_object *event, void *ud)
+{
+	struct qv_vm *vm = ud;
+	json_object *data = NULL, *payload = json_object_new_object();
+
+	if (streq(name, "SHUTDOWN"))
+		vm->saw_shutdown = true;
+	if (streq(name, "STOP") && vm->state == QV_VM_RUNNING)
+		vm_set_state(vm, QV_VM_PAUSED, NULL);
+	else if (streq(name, "RESUME") && vm->state == QV_VM_PAUSED)
+		vm_set_state(vm, QV_VM_RUNNING, NULL);
+	json_object_object_add(payload, "event", json_object_new_string(name));
+	if (json_object_object_get_ex(event, "data", &data))
+		json_object_object_add(payload, "data", json_object_get(data));
+	qv_daemon_emit(vm->d, vm->name, "qemu-event", payload);
+}
+
+static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, void *ud)
+{
+	struct qv_vm *vm = ud;
+	char buf[QEMU_EXIT_STATUS_MAX];
+	bool clean = vm->saw_shutdown && st->kind == QEMU_EXIT_EXITED && st->code == 0;
+	json_object *data = json_object_new_object();
+
+	qemu_exit_status_format(st, buf, sizeof(buf));
+	snprintf(vm->last_exit, sizeof(vm->last_exit), "%s", buf);
+	vm->inst = qemu_instance_free(vm->inst);
+	vm_cleanup_run_dir(vm);
+	json_object_object_add(data, "exit", json_object_new_string(buf));
+	if (clean) {
+		log_info("VM %s: guest powered off (%s)", vm->name, buf);
+		vm_set_state(vm, QV_VM_STOPPED, data);
+		return;
+	}
+	log_warning("VM %s: QEMU died unexpectedly: %s", vm->name, buf);
+	vm_set_state(vm, QV_VM_CRASHED, NULL);
+	qv_daemon_emit(vm->d, vm->name, "crashed", data);
+	vm_schedule_restart(vm);
+}
+
+static void vm_restart_timer(qv_source *s, void *ud)
+{
+	struct qv_vm *vm = ud;
+	struct qv_error err = {};
+	int r;
+
+	vm->restart_timer = NULL;
+	if (vm->state != QV_VM_CRASHED)
+		return;
+	vm->restarts++;
+	r = qv_vm_start(vm, &err);
+	json_object *data = json_object_new_object();
+	json_object_object_add(data, "attempt", json_object_new_int64(vm->restarts));
+	json_object_object_add(data, "ok", json_object_new_boolean(r >= 0));
+	if (r < 0) {
+		log_error("VM %s: automatic restart failed: %s", vm->name, err.message);
+		json_object_object_add(data, "error", json_object_new_string(err.message));
+		qv_daemon_emit(vm->d, vm->name, "restarted", data);
+		vm_set_state(vm, QV_VM_CRASHED, NULL);
+		vm_schedule_restart(vm);
+		return;
+	}
+	qv_daemon_emit(vm->d, vm->name, "restarted", data);
+}
+
+static void vm_schedule_restart(struct qv_vm *vm)
+{
+	const struct vm_restart *p = &vm->spec->restart;
+	int64_t now = qv_unix_ms(), window = (int64_t)p->window_s * 1000;
+	unsigned recent = 0;
+
+	if (p->policy != VM_RESTART_ON_FAILURE || vm->d->shutting_down)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(vm->restart_times); i++)
+		if (vm->restart_times[i] && now - vm->restart_times[i] < window)
+			recent++;
+	if (recent >= p->max_restarts) {
+		json_object *data = json_object_new_object();
+		json_object_object_add(data, "max_restarts", json_object_new_int(p->max_restarts));
+		json_object_object_add(data, "window_s", json_object_new_int(p->window_s));
+		log_error("VM %s: %u restarts within %us, giving up", vm->name, recent,
+			  p->window_s);
+		qv_daemon_emit(vm->d, vm->name, "restart-limit", data);
+		return;
+	}
+	uint64_t delay = p->backoff_ms;
+	for (unsigned i = 0; i < recent && delay < 300000; i++)
+		delay *= 2;
+	memmove(vm->restart_times + 1, vm->restart_times,
+		sizeof(vm->restart_times) - sizeof(vm->restart_times[0]));
+	vm->restart_times[0] = now;
+	json_object *data = json_object_new_object();
+	json_object_object_add(data, "delay_ms", json_object_new_int64((int64_t)delay));
+	json_object_object_add(data, "attempt", json_object_new_int64(vm->restarts + 1));
+	qv_daemon_emit(vm->d, vm->name, "restart-scheduled", data);
+	log_info("VM %s: restarting in %" PRIu64 " ms (policy on-failure)", vm->name, delay);
+	if (qv_loop_add_timer(vm->d->loop, delay, vm_restart_timer, vm, &vm->restart_timer) < 0)
+		log_error("VM %s: cannot arm restart timer, ignoring", vm->name);
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *cfg)
+{
+	cfg->on_event = vm_on_event;
+	cfg->on_exit = vm_on_exit;
+	cfg->userdata = vm;
+}
+
+static struct qemu_instance_config vm_instance_config(struct qv_vm *vm)
+{
+	struct qemu_instance_config cfg = {};
+
+	qv_vm_bind_instance_config(vm, &cfg);
+	return cfg;
+}
+
+int qv_vm_start(struct qv_vm *vm, struct qv_error *errp)
+{
+	struct qv_daemon *d = vm->d;
+	_cleanup_free_ char *vms_dir = NULL;
+	int r;
+
+	if (vm->inst || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
+				    vm->name, qv_vm_state_to_string(vm->state));
+	vm->restart_timer = qv_source_remove(vm->restart_timer);
+	if (asprintf(&vms_dir, "%s/vms", d->cfg.run_dir) < 0)
+		return -ENOMEM;
+	(void)mkdir(vms_dir, 0700);
+	if (!vm->run_dir) {
+		vm->run_dir = vm_run_dir(d, vm->name);
+		if (!vm->run_dir)
+			return -ENOMEM;
+	}
+	vm->accel = qemu_accel_resolve(vm->spec->accel, &d->accel);
+	struct qemu_argv_opts opts = {
+		.qemu_binary = d->cfg.qemu_binary,
+		.run_dir = vm->run_dir,
+		.accel = vm->accel,
+	};
+	struct qemu_instance_config cfg = vm_instance_config(vm);
+
+	vm->saw_shutdown = false;
+	vm->state = QV_VM_STARTING;
+	vm_persist(vm);
+	r = qemu_instance_start(d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
+	if (r < 0) {
+		vm->state = QV_VM_STOPPED;
+		snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
+			 errp ? errp->message : strerror(-r));
+		vm_persist(vm);
+		return r;
+	}
+	vm->started_at = qv_unix_ms();
+	vm->last_exit[0] = '\0';
+	json_object *data = json_object_new_object();
+	json_object_object_add(data, "pid", json_object_new_int(qemu_instance_pid(vm->inst)));
+	json_object_object_add(data, "accel",
+			       json_object_new_string(vm_accel_to_string(vm->accel)));
+	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
+	vm_set_state(vm, QV_VM_RUNNING, data);
+	return 0;
+}
+
+struct stop_ctx {
+	struct qv_vm *vm;
+	qv_vm_stop_fn fn;
+	void *userdata;
+};
+
+static void vm_stop_done(qemu_instance *inst, int error, enum qemu_stop_step step,
+			 const struct qemu_exit_status *st, void *ud)
+{
+	struct stop_ctx *ctx = ud;
+	struct qv_vm *vm = ctx->vm;
+	char buf[QEMU_EXIT_STATUS_MAX] = "unknown";
+
+	if (error == 0) {
+		qemu_exit_status_format(st, buf, sizeof(buf));
+		snprintf(vm->last_exit, sizeof(vm->last_exit), "%s (stopped by %s)", buf,
+			 qemu_stop_step_to_string(step));
+		vm->inst = qemu_instance_free(vm->inst);
+		vm_cleanup_run_dir(vm);
+		json_object *data = json_object_new_object();
+		json_object_object_add(data, "how",
+				       json_object_new_string(qemu_stop_step_to_string(step)));
+		json_object_object_add(data, "exit", json_object_new_string(buf));
+		vm_set_state(vm, QV_VM_STOPPED, data);
+	} else {
+		log_error_errno(error, "VM %s: QEMU did not exit even after SIGKILL", vm->name);
+		vm_set_state(vm, QV_VM_RUNNING, NULL);
+	}
+	if (ctx->fn)
+		ctx->fn(vm, error, step, buf, ctx->userdata);
+	free(ctx);
+}
+
+int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, void *userdata,
+	       struct qv_error *errp)
+{
+	struct stop_ctx *ctx;
+	int r;
+
+	if (vm->state == QV_VM_CRASHED && vm->restart_timer) {
+		/* Stopping a VM waiting for its restart cancels the restart. */
+		vm->restart_timer = qv_source_remove(vm->restart_timer);
+		vm_set_state(vm, QV_VM_STOPPED, NULL);
+		if (fn)
+			fn(vm, 0, QEMU_STOP_STEP_KILL, vm->last_exit, userdata);
+		return 0;
+	}
+	if (!vm->inst)
+		return qv_error_set(errp, EALREADY, QV_REASON_CONFLICT, "VM %s is not running (%s)",
+				    vm->name, qv_vm_state_to_string(vm->state));
+	if (vm->state == QV_VM_STOPPING && !force)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s is already stopping; use force to kill it", vm->name);
+	if (vm->state == QV_VM_MIGRATING)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s is migrating; cancel the migration first", vm->name);
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	*ctx = (struct stop_ctx){ .vm = vm, .fn = fn, .userdata = userdata };
+	r = qemu_instance_stop(vm->inst, force ? QEMU_STOP_FORCE : QEMU_STOP_GRACEFUL,
+			       timeout_ms, vm_stop_done, ctx);
+	if (r < 0) {
+		free(ctx);
+		return qv_error_set(errp, -r, NULL, "Cannot stop VM %s: %s", vm->name,
+				    strerror(-r));
+	}
+	vm_set_state(vm, QV_VM_STOPPING, NULL);
+	return 0;
+}
+
+static int vm_require_state(struct qv_vm *vm, enum qv_vm_state want, const char *what,
+			    struct qv_error *errp)
+{
+	if (vm->state != want || !vm->inst)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "Cannot %s VM %s: it is %s", what, vm->name,
+				    qv_vm_state_to_string(vm->state));
+	return 0;
+}
+
+int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp)
+{
+	int r = vm_require_state(vm, QV_VM_RUNNING, "pause", errp);
+
+	if (r < 0)
+		return r;
+	r = qemu_instance_pause(vm->inst, errp);
+	if (r < 0)
+		return r;
+	if (vm->state == QV_VM_RUNNING)
+		vm_set_state(vm, QV_VM_PAUSED, NULL);
+	return 0;
+}
+
+int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp)
+{
+	int r = vm_require_state(vm, QV_VM_PAUSED, "resume", errp);
+
+	if (r < 0)
+		return r;
+	r = qemu_instance_resume(vm->inst, errp);
+	if (r < 0)
+		return r;
+	if (vm->state == QV_VM_PAUSED)
+		vm_set_state(vm, QV_VM_RUNNING, NULL);
+	return 0;
+}
+
+int qv_vm_reboot(struct qv_vm *vm, struct qv_error *errp)
+{
+	int r = vm_require_state(vm, QV_VM_RUNNING, "reboot", errp);
+
+	if (r < 0)
+		return r;
+	r = qemu_instance_reset(vm->inst, errp);
+	if (r < 0)
+		return r;
+	qv_daemon_emit(vm->d, vm->name, "rebooted", NULL);
+	return 0;
+}
+
+/* --- define / undefine ------------------------------------------------------ */
+
+static struct qv_vm *vm_new(struct qv_daemon *d, struct vm_spec *spec)
+{
+	struct qv_vm *vm = calloc(1, sizeof(*vm));
+
+	if (!vm)
+		return NULL;
+	vm->d = d;
+	vm->spec = spec;
+	vm->name = strdup(spec->name);
+	if (!vm->name) {
+		free(vm);
+		return NULL;
+	}
+	vm->next = d->vms;
+	d->vms = vm;
+	return vm;
+}
+
+int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_vm,
+		 struct qv_error *errp)
+{
+	_cleanup_(vm_spec_freep) struct vm_spec *owned = spec;
+	_cleanup_json_ json_object *j = NULL;
+	struct qv_vm *vm;
+	int r;
+
+	if (qv_vm_find(d, spec->name))
+		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "VM %s is already defined",
+				    spec->name);
+	for (vm = d->vms; vm; vm = vm->next)
+		if (streq(vm->spec->uuid, spec->uuid))
+			return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT,
+					    "uuid %s is already used by VM %s", spec->uuid,
+					    vm->name);
+	j = vm_spec_to_json(spec);
+	if (!j)
+		return -ENOMEM;
+	r = qv_state_vm_put(d->state, spec->name, spec->uuid,
+			    json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	if (r < 0)
+		return qv_error_set(errp, r, NULL, "Cannot store VM %s: %s", spec->name,
+				    strerror(-r));
+	vm = vm_new(d, TAKE_PTR(owned));
+	if (!vm)
+		return -ENOMEM;
+	vm_persist(vm);
+	qv_daemon_emit(d, vm->name, "defined", NULL);
+	if (ret_vm)
+		*ret_vm = vm;
+	return 0;
+}
+
+int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp)
+{
+	struct qv_daemon *d = vm->d;
+	int r;
+
+	if (vm->inst || vm->state == QV_VM_STARTING || vm->state == QV_VM_STOPPING ||
+	    vm->state == QV_VM_MIGRATING)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s is %s; stop it before undefining it", vm->name,
+				    qv_vm_state_to_string(vm->state));
+	r = qv_state_vm_delete(d->state, vm->name);
+	if (r < 0 && r != -ENOENT)
+		return qv_error_set(errp, r, NULL, "Cannot delete VM %s: %s", vm->name,
+				    strerror(-r));
+	qv_daemon_emit(d, vm->name, "undefined", NULL);
+	vm_unlink(d, vm);
+	vm_free(vm);
+	return 0;
+}
+
+/* --- JSON views ------------------------------------------------------------ */
+
+json_object *qv_vm_summary_json(const struct qv_vm *vm)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string(vm->name));
+	json_object_object_add(o, "uuid", json_object_new_string(vm->spec->uuid));
+	json_object_object_add(o, "state",
+			       json_object_new_string(qv_vm_state_to_string(vm->state)));
+	json_object_object_add(o, "pid",
+			       json_object_new_int(vm->inst ? qemu_instance_pid(vm->inst) : 0));
+	json_object_object_add(o, "vcpus", json_object_new_int((int)vm->spec->vcpus));
+	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)vm->spec->memory_mib));
+	json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(
+						   vm->inst ? vm->accel : vm->spec->accel)));
+	return o;
+}
+
+json_object *qv_vm_info_json(const struct qv_vm *vm)
+{
+	json_object *o = qv_vm_summary_json(vm), *rt = json_object_new_object();
+
+	json_object_object_add(o, "spec", vm_spec_to_json(vm->spec));
+	json_object_object_add(rt, "started_at",
+			       vm->inst ? json_object_new_int64(vm->started_at) : NULL);
+	json_object_object_add(rt, "restarts", json_object_new_int64(vm->restarts));
+	json_object_object_add(rt, "last_exit",
+			       vm->last_exit[0] ? json_object_new_string(vm->last_exit) : NULL);
+	json_object_object_add(rt, "run_dir",
+			       vm->run_dir ? json_object_new_string(vm->run_dir) : NULL);
+	if (vm->inst && vm->run_dir) {
+		_cleanup_free_ char *q = qemu_run_path(vm->run_dir, QEMU_QMP_SOCK);
+		_cleanup_free_ char *s = qemu_run_path(vm->run_dir, QEMU_SERIAL_SOCK);
+		json_object_object_add(rt, "qmp_path", json_object_new_string(q));
+		json_object_object_add(rt, "serial_path", json_object_new_string(s));
+	}
+	json_object_object_add(rt, "restart_pending", json_object_new_boolean(vm->restart_timer != NULL));
+	json_object_object_add(o, "runtime", rt);
+	return o;
+}

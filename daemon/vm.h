@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "daemon/daemon.h"
+#include "qemu/instance.h"
+#include "qemu/spec.h"
+
+/* The VM registry: every defined VM, its runtime state and its QEMU instance.
+ * State changes are persisted (one statement or transaction each) and
+ * emitted as events. */
+
+enum qv_vm_state {
+	QV_VM_STOPPED,
+	QV_VM_STARTING,
+	QV_VM_RUNNING,
+	QV_VM_PAUSED,
+	QV_VM_STOPPING,
+	QV_VM_CRASHED,
+	QV_VM_MIGRATING,
+};
+
+struct qv_vm {
+	struct qv_daemon *d;
+	struct qv_vm *next;
+	char *name;
+	struct vm_spec *spec;
+	enum qv_vm_state state;
+	qemu_instance *inst;
+	char *run_dir;
+	enum vm_accel accel;       /* resolved accel of the running instance */
+	int64_t started_at;        /* unix ms */
+	int64_t restarts;          /* automatic restarts since define */
+	int64_t restart_times[32]; /* unix ms of recent automatic restarts */
+	qv_source *restart_timer;
+	bool saw_shutdown;         /* QMP SHUTDOWN seen: exit is intentional */
+	char last_exit[160];
+};
+
+const char *qv_vm_state_to_string(enum qv_vm_state s);
+bool qv_vm_is_active(const struct qv_vm *vm); /* has a QEMU process */
+
+struct qv_vm *qv_vm_find(struct qv_daemon *d, const char *name);
+/* Load definitions and runtime records; re-attach to live QEMUs. */
+int qv_vm_registry_load(struct qv_daemon *d);
+void qv_vm_registry_free(struct qv_daemon *d);
+
+int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_vm,
+		 struct qv_error *errp); /* takes spec */
+int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp);
+int qv_vm_start(struct qv_vm *vm, struct qv_error *errp);
+
+typedef void (*qv_vm_stop_fn)(struct qv_vm *vm, int error, enum qemu_stop_step step,
+			      const char *exit_text, void *userdata);
+int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, void *userdata,
+	       struct qv_error *errp);
+int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp);
+int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp);
+int qv_vm_reboot(struct qv_vm *vm, struct qv_error *errp);
+
+/* Internal: the instance callbacks for vm (daemon/vm.c). */
+void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *cfg);
+
+json_object *qv_vm_summary_json(const struct qv_vm *vm);
+json_object *qv_vm_info_json(const struct qv_vm *vm);

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "common/error.h"
+#include "qemu/spec.h"
+
+/* VM spec -> QEMU argv (an array; no shell is ever involved).
+ *
+ * Files in the per-VM run_dir (created by the caller):
+ *   qmp.sock     QMP control socket (server, QEMU listens)
+ *   serial.sock  serial console socket (server, QEMU listens)
+ *   serial.log   serial output copy when spec->serial_log (appended)
+ *   qemu.log     QEMU's stderr: the spawner redirects it there
+ *
+ * Stable QEMU object names (QMP users: storage mirror, hotplug, stats):
+ *   disk i:  file node "disk<i>-file", format node "disk<i>",
+ *            throttle node "disk<i>-throttle" + object "tg-disk<i>" when the
+ *            disk has rbps/wbps/riops/wiops limits, device "disk<i>-dev".
+ *            The device's drive is the throttle node if present, else "disk<i>".
+ *   nic i:   netdev "net<i>", device "net<i>-dev".
+ *   q35:     every boot-time device sits on its own pcie-root-port
+ *            ("rp-disk<i>", "rp-net<i>") so it can be unplugged, plus
+ *            QEMU_HOTPLUG_PORTS free ports "hp0".."hp3" for device_add bus=hpN.
+ *   pc:      devices on pci.0 (ACPI hotplug, no ports needed).
+ *   chardevs "qmp", "serial0". */
+
+#define QEMU_QMP_SOCK "qmp.sock"
+#define QEMU_SERIAL_SOCK "serial.sock"
+#define QEMU_SERIAL_LOG "serial.log"
+#define QEMU_LOG "qemu.log"
+#define QEMU_HOTPLUG_PORTS 4
+#define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
+
+struct qemu_argv_opts {
+	const char *qemu_binary;  /* NULL -> QEMU_DEFAULT_BINARY (looked up in PATH by exec) */
+	const char *run_dir;      /* absolute per-VM dir; must fit sun_path with "/serial.sock" */
+	enum vm_accel accel;      /* resolved: VM_ACCEL_KVM or VM_ACCEL_TCG, never AUTO */
+	/* TAP fds already open in the daemon, one per spec NIC in order; passed as
+	 * -netdev tap,fd=N,vhost=off. They must be inheritable (no O_CLOEXEC) in
+	 * the QEMU child. A NIC without fd (index >= n_nic_fds or fd < 0) is an
+	 * error unless nic_user_fallback, which gives it -netdev user instead. */
+	const int *nic_fds;
+	size_t n_nic_fds;
+	bool nic_user_fallback;
+	const char *incoming;     /* NULL, or e.g. "defer" -> -incoming defer */
+	bool start_paused;        /* -S */
+	bool sandbox;             /* -sandbox on,obsolete=deny,elevateprivileges=deny,
+				   *          spawn=deny,resourcecontrol=deny */
+};
+
+/* Build a NULL-terminated argv (argv[0] is the binary). Free with strv_free()
+ * (common/macro.h). Validates opts (run_dir length, accel, NIC fds). */
+int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opts,
+		    char ***ret_argv, struct qv_error *errp);
+
+/* "<run_dir>/<file>", or NULL on ENOMEM. */
+char *qemu_run_path(const char *run_dir, const char *file);
+
+/* For logs only: argv joined with spaces, arguments with unusual characters
+ * single-quoted. Never pass the result to a shell. NULL on ENOMEM. */
+char *qemu_argv_to_string(char *const *argv);

@@ -1,0 +1,581 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "common/log.h"
+#include "qemu/proc.h"
+
+struct qemu_proc {
+	pid_t pid;
+	int pidfd;
+	uint64_t start_time;
+	bool is_child;
+	bool exited;
+	struct qemu_exit_status status;
+	qv_source *watch;
+	qemu_proc_exit_fn exit_fn;
+	void *exit_userdata;
+};
+
+/* What the child reports through the error pipe before _exit(). */
+enum child_stage {
+	STAGE_SIGNALS, STAGE_SETSID, STAGE_CGROUP, STAGE_STDIO, STAGE_FDS,
+	STAGE_IDS, STAGE_NNP, STAGE_SETUP, STAGE_EXEC,
+};
+struct child_report {
+	int stage;
+	int error;
+};
+
+static const char *const stage_text[] = {
+	[STAGE_SIGNALS] = "reset signals",
+	[STAGE_SETSID] = "create a new session",
+	[STAGE_CGROUP] = "move into the cgroup",
+	[STAGE_STDIO] = "set up stdio",
+	[STAGE_FDS] = "set up the kept file descriptors",
+	[STAGE_IDS] = "drop uid/gid",
+	[STAGE_NNP] = "set no_new_privs",
+	[STAGE_SETUP] = "run the child setup hook",
+	[STAGE_EXEC] = "execute",
+};
+
+const char *qemu_exit_status_format(const struct qemu_exit_status *st, char *buf, size_t size)
+{
+	const char *abbrev;
+
+	switch (st->kind) {
+	case QEMU_EXIT_EXITED:
+		snprintf(buf, size, "exited with status %d", st->code);
+		break;
+	case QEMU_EXIT_KILLED:
+		abbrev = sigabbrev_np(st->signal);
+		snprintf(buf, size, "killed by signal %d (SIG%s)%s", st->signal,
+			 abbrev ? abbrev : "?", st->core_dumped ? ", core dumped" : "");
+		break;
+	default:
+		snprintf(buf, size, "exited while not our child; status unknown");
+		break;
+	}
+	return buf;
+}
+
+/* Tokens after the ")" that ends the comm field: index 0 is field 3. */
+static int read_stat_fields(pid_t pid, uint64_t *ret_ppid, uint64_t *ret_start_time)
+{
+	char path[64], buf[1024], *p;
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+	uint64_t ppid = 0, start = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : negative_errno();
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n < 0 ? (errno == ESRCH ? -ESRCH : negative_errno()) : -EIO;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p)
+		return -EIO;
+	p++;
+	for (int field = 3; field <= 22; field++) {
+		char *end;
+		uint64_t v;
+
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			return -EIO;
+		v = strtoull(p, &end, 10);
+		if (field == 4)
+			ppid = v;
+		if (field == 22) {
+			if (end == p)
+				return -EIO;
+			start = v;
+		}
+		p = strchr(p, ' ');
+		if (!p && field < 22)
+			return -EIO;
+	}
+	if (ret_ppid)
+		*ret_ppid = ppid;
+	*ret_start_time = start;
+	return 0;
+}
+
+int qemu_proc_read_start_time(pid_t pid, uint64_t *ret_start_time)
+{
+	return read_stat_fields(pid, NULL, ret_start_time);
+}
+
+/* ---- child side: async-signal-safe only ---------------------------------- */
+
+_Noreturn static void child_fail(int errfd, int stage, int error)
+{
+	struct child_report rep = { .stage = stage, .error = error };
+	ssize_t _unused_ w = write(errfd, &rep, sizeof(rep));
+
+	_exit(127);
+}
+
+static int move_above_stdio(int fd)
+{
+	int nfd;
+
+	if (fd < 0 || fd > 2)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return nfd;
+}
+
+static int child_fds(const int *keep, size_t n_keep)
+{
+	unsigned lo = 3;
+
+	/* Mark everything but the kept fds CLOEXEC: they close at exec, while
+	 * the error pipe stays usable until then. */
+	for (size_t i = 0; i < n_keep; i++) {
+		if ((unsigned)keep[i] > lo && close_range(lo, keep[i] - 1, CLOSE_RANGE_CLOEXEC) < 0)
+			return -errno;
+		lo = keep[i] + 1;
+	}
+	if (close_range(lo, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		return -errno;
+	for (size_t i = 0; i < n_keep; i++)
+		if (fcntl(keep[i], F_SETFD, 0) < 0)
+			return -errno;
+	return 0;
+}
+
+struct child_args {
+	char *const *argv;
+	const struct qemu_proc_opts *opts;
+	const int *keep; /* sorted */
+	size_t n_keep;
+	int errfd, nullfd, logfd;
+	bool cgroup_by_write; /* fork fallback: join the cgroup by hand */
+};
+
+_Noreturn static void child_main(const struct child_args *a)
+{
+	const struct qemu_proc_opts *o = a->opts;
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	sigset_t all;
+	int nullfd, logfd, r;
+
+	sigemptyset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, NULL) < 0)
+		child_fail(a->errfd, STAGE_SIGNALS, errno);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &sa, NULL);
+
+	if (setsid() < 0)
+		child_fail(a->errfd, STAGE_SETSID, errno);
+
+	if (a->cgroup_by_write) {
+		int cfd = openat(o->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+		if (cfd < 0 || write(cfd, "0", 1) != 1)
+			child_fail(a->errfd, STAGE_CGROUP, errno);
+		close(cfd);
+	}
+
+	nullfd = move_above_stdio(a->nullfd);
+	logfd = move_above_stdio(a->logfd);
+	if (nullfd < 0 || logfd < 0 || dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 ||
+	    dup2(logfd, 2) < 0)
+		child_fail(a->errfd, STAGE_STDIO, errno);
+
+	r = child_fds(a->keep, a->n_keep);
+	if (r < 0)
+		child_fail(a->errfd, STAGE_FDS, -r);
+
+	if (o->drop_ids) {
+		if (setgroups(0, NULL) < 0 && errno != EPERM)
+			child_fail(a->errfd, STAGE_IDS, errno);
+		if (setresgid(o->gid, o->gid, o->gid) < 0 || setresuid(o->uid, o->uid, o->uid) < 0)
+			child_fail(a->errfd, STAGE_IDS, errno);
+	}
+	if (o->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(a->errfd, STAGE_NNP, errno);
+	if (o->child_setup) {
+		r = o->child_setup(o->child_setup_userdata);
+		if (r < 0)
+			child_fail(a->errfd, STAGE_SETUP, -r);
+	}
+
+	if (strchr(a->argv[0], '/'))
+		execve(a->argv[0], a->argv, o->envp ? o->envp : environ);
+	else
+		execvpe(a->argv[0], a->argv, o->envp ? o->envp : environ);
+	child_fail(a->errfd, STAGE_EXEC, errno);
+}
+
+/* ---- parent side ---------------------------------------------------------- */
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* clone3 with CLONE_PIDFD (+ CLONE_INTO_CGROUP); -ENOSYS when unavailable. */
+static pid_t do_clone3(int cgroup_fd, int *ret_pidfd)
+{
+	struct clone_args ca = {
+		.flags = CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)ret_pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	long r;
+
+	if (cgroup_fd > 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)cgroup_fd;
+	}
+	r = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (r < 0)
+		return -errno;
+	return (pid_t)r;
+}
+
+static int check_opts(const struct qemu_proc_opts *o, int **ret_sorted, struct qv_error *errp)
+{
+	_cleanup_free_ int *sorted = NULL;
+
+	if (o->n_keep_fds > 0) {
+		sorted = malloc(o->n_keep_fds * sizeof(int));
+		if (!sorted)
+			return -ENOMEM;
+		memcpy(sorted, o->keep_fds, o->n_keep_fds * sizeof(int));
+		qsort(sorted, o->n_keep_fds, sizeof(int), cmp_int);
+		for (size_t i = 0; i < o->n_keep_fds; i++) {
+			if (sorted[i] < 3 || fcntl(sorted[i], F_GETFD) < 0)
+				return qv_error_set(errp, EBADF, QV_REASON_INVALID_ARGUMENT,
+						    "Cannot pass fd %d to the child: not an open fd >= 3",
+						    sorted[i]);
+			if (i > 0 && sorted[i] == sorted[i - 1])
+				return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+						    "fd %d listed twice", sorted[i]);
+		}
+	}
+	*ret_sorted = TAKE_PTR(sorted);
+	return 0;
+}
+
+static int open_log(const struct qemu_proc_opts *o, struct qv_error *errp)
+{
+	int fd;
+
+	if (o->log_path) {
+		fd = open(o->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+		if (fd < 0)
+			return qv_error_set(errp, errno, QV_REASON_IO_ERROR,
+					    "Failed to open log file %s: %m", o->log_path);
+		return fd;
+	}
+	if (o->log_fd > 0) {
+		fd = fcntl(o->log_fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return qv_error_set(errp, errno, QV_REASON_INVALID_ARGUMENT,
+					    "Bad log fd %d: %m", o->log_fd);
+		return fd;
+	}
+	fd = open("/dev/null", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	return fd < 0 ? qv_error_set(errp, errno, QV_REASON_IO_ERROR, "/dev/null: %m") : fd;
+}
+
+static qemu_proc *proc_new(pid_t pid, int pidfd)
+{
+	qemu_proc *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->pid = pid;
+	p->pidfd = pidfd;
+	return p;
+}
+
+/* Read the child's report; 0 = exec happened (EOF). */
+static int read_report(int fd, struct child_report *rep)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, rep, sizeof(*rep));
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return 0;
+	if (n != (ssize_t)sizeof(*rep)) {
+		rep->stage = STAGE_EXEC;
+		rep->error = n < 0 ? errno : EIO;
+	}
+	return -1;
+}
+
+int qemu_proc_spawn(char *const *argv, const struct qemu_proc_opts *opts, qemu_proc **ret_proc,
+		    struct qv_error *errp)
+{
+	static const struct qemu_proc_opts no_opts;
+	_cleanup_free_ int *keep = NULL;
+	_cleanup_close_ int nullfd = -1, logfd = -1, err_r = -1, err_w = -1, pidfd = -1;
+	struct child_report rep;
+	struct child_args ca;
+	int pipefd[2], r;
+	pid_t pid;
+	qemu_proc *p;
+
+	if (!argv || !argv[0] || !argv[0][0])
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, "Empty argv");
+	if (!opts)
+		opts = &no_opts;
+	r = check_opts(opts, &keep, errp);
+	if (r < 0)
+		return r;
+	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (nullfd < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "/dev/null: %m");
+	logfd = open_log(opts, errp);
+	if (logfd < 0)
+		return logfd;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return qv_error_set(errp, errno, QV_REASON_INTERNAL, "pipe: %m");
+	err_r = pipefd[0];
+	err_w = pipefd[1];
+
+	ca = (struct child_args){
+		.argv = argv, .opts = opts, .keep = keep, .n_keep = opts->n_keep_fds,
+		.errfd = err_w, .nullfd = nullfd, .logfd = logfd,
+	};
+
+	pid = do_clone3(opts->cgroup_fd, &pidfd);
+	if (pid == -ENOSYS) {
+		log_debug("clone3 unavailable, falling back to fork + pidfd_open");
+		ca.cgroup_by_write = opts->cgroup_fd > 0;
+		pid = fork();
+		if (pid < 0)
+			pid = negative_errno();
+		else if (pid > 0) {
+			pidfd = pidfd_open(pid, 0);
+			if (pidfd < 0) {
+				r = negative_errno();
+				kill(pid, SIGKILL);
+				waitpid(pid, NULL, 0);
+				return qv_error_set(errp, -r, QV_REASON_INTERNAL, "pidfd_open: %m");
+			}
+		}
+	}
+	if (pid < 0)
+		return qv_error_set(errp, -pid, QV_REASON_INTERNAL, "Failed to spawn %s%s: %m",
+				    argv[0], opts->cgroup_fd > 0 ? " into its cgroup" : "");
+	if (pid == 0)
+		child_main(&ca);
+
+	close(TAKE_FD(err_w));
+	if (read_report(err_r, &rep) < 0) {
+		siginfo_t si;
+		waitid(P_PIDFD, pidfd, &si, WEXITED);
+		if (rep.stage == STAGE_EXEC)
+			return qv_error_set(errp, rep.error, QV_REASON_UNAVAILABLE,
+					    "Failed to execute %s: %s", argv[0], strerror(rep.error));
+		return qv_error_set(errp, rep.error, QV_REASON_INTERNAL,
+				    "Failed to %s for %s: %s",
+				    stage_text[rep.stage < (int)ARRAY_SIZE(stage_text) ? rep.stage : 0],
+				    argv[0], strerror(rep.error));
+	}
+
+	p = proc_new(pid, pidfd);
+	if (!p) {
+		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+		waitid(P_PIDFD, pidfd, &(siginfo_t){ 0 }, WEXITED);
+		return -ENOMEM;
+	}
+	TAKE_FD(pidfd);
+	p->is_child = true;
+	r = read_stat_fields(pid, NULL, &p->start_time);
+	if (r < 0)
+		log_debug_errno(r, "Failed to read start time of %d: %m, ignoring", (int)pid);
+	log_debug("Spawned %s as pid %d", argv[0], (int)pid);
+	*ret_proc = p;
+	return 0;
+}
+
+int qemu_proc_attach(pid_t pid, uint64_t start_time, qemu_proc **ret_proc, struct qv_error *errp)
+{
+	_cleanup_close_ int pidfd = -1;
+	uint64_t st, ppid;
+	qemu_proc *p;
+	int r;
+
+	if (pid <= 0)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, "Invalid pid %d",
+				    (int)pid);
+	pidfd = pidfd_open(pid, 0);
+	if (pidfd < 0)
+		return qv_error_set(errp, errno, QV_REASON_NOT_FOUND, "Process %d: %m", (int)pid);
+	/* The pidfd is pinned first: if the stat still matches now, the pidfd
+	 * refers to the recorded process. */
+	r = read_stat_fields(pid, &ppid, &st);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_NOT_FOUND, "Process %d: %m", (int)pid);
+	if (st != start_time)
+		return qv_error_set(errp, ESRCH, QV_REASON_NOT_FOUND,
+				    "Process %d is not the recorded one (start time %llu, expected %llu): pid reused",
+				    (int)pid, (unsigned long long)st, (unsigned long long)start_time);
+	p = proc_new(pid, pidfd);
+	if (!p)
+		return -ENOMEM;
+	TAKE_FD(pidfd);
+	p->start_time = st;
+	p->is_child = ppid == (uint64_t)getpid();
+	*ret_proc = p;
+	return 0;
+}
+
+/* Called once the pidfd is readable (the process has exited). */
+static void proc_collect(qemu_proc *p)
+{
+	siginfo_t si = { 0 };
+
+	if (p->exited)
+		return;
+	p->exited = true;
+	p->status = (struct qemu_exit_status){ .kind = QEMU_EXIT_UNKNOWN };
+	if (waitid(P_PIDFD, p->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return; /* not our child (ECHILD), or reaped elsewhere */
+	if (si.si_code == CLD_EXITED) {
+		p->status.kind = QEMU_EXIT_EXITED;
+		p->status.code = si.si_status;
+	} else if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) {
+		p->status.kind = QEMU_EXIT_KILLED;
+		p->status.signal = si.si_status;
+		p->status.core_dumped = si.si_code == CLD_DUMPED;
+	}
+}
+
+static bool pidfd_ready(int pidfd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+	uint64_t deadline = timeout_ms >= 0 ? qv_now_ms() + (uint64_t)timeout_ms : 0;
+
+	for (;;) {
+		int t = -1, r;
+
+		if (timeout_ms >= 0) {
+			uint64_t now = qv_now_ms();
+			t = now >= deadline ? 0 : (int)(deadline - now);
+		}
+		r = poll(&pfd, 1, t);
+		if (r > 0)
+			return true;
+		if (r == 0 || errno != EINTR)
+			return false;
+	}
+}
+
+bool qemu_proc_exited(qemu_proc *p)
+{
+	if (!p->exited && pidfd_ready(p->pidfd, 0))
+		proc_collect(p);
+	return p->exited;
+}
+
+const struct qemu_exit_status *qemu_proc_exit_status(const qemu_proc *p)
+{
+	return &p->status;
+}
+
+int qemu_proc_wait(qemu_proc *p, int timeout_ms, struct qemu_exit_status *ret_status)
+{
+	if (!p->exited) {
+		if (!pidfd_ready(p->pidfd, timeout_ms))
+			return -ETIMEDOUT;
+		proc_collect(p);
+	}
+	if (ret_status)
+		*ret_status = p->status;
+	return 0;
+}
+
+int qemu_proc_signal(qemu_proc *p, int sig)
+{
+	if (p->exited)
+		return -ESRCH;
+	if (pidfd_send_signal(p->pidfd, sig, NULL, 0) < 0)
+		return negative_errno();
+	return 0;
+}
+
+static void on_pidfd(qv_source *s, int fd, uint32_t revents, void *userdata)
+{
+	qemu_proc *p = userdata;
+	qemu_proc_exit_fn fn = p->exit_fn;
+
+	p->watch = qv_source_remove(p->watch);
+	p->exit_fn = NULL;
+	proc_collect(p);
+	if (fn)
+		fn(p, &p->status, p->exit_userdata); /* may free p */
+}
+
+int qemu_proc_watch(qemu_proc *p, qv_loop *loop, qemu_proc_exit_fn fn, void *userdata)
+{
+	int r;
+
+	p->watch = qv_source_remove(p->watch);
+	p->exit_fn = fn;
+	p->exit_userdata = userdata;
+	if (!fn)
+		return 0;
+	r = qv_loop_add_io(loop, p->pidfd, EPOLLIN, on_pidfd, p, &p->watch);
+	if (r < 0)
+		p->exit_fn = NULL;
+	return r;
+}
+
+pid_t qemu_proc_pid(const qemu_proc *p)
+{
+	return p->pid;
+}
+
+uint64_t qemu_proc_start_time(const qemu_proc *p)
+{
+	return p->start_time;
+}
+
+int qemu_proc_pidfd(const qemu_proc *p)
+{
+	return p->pidfd;
+}
+
+bool qemu_proc_is_child(const qemu_proc *p)
+{
+	return p->is_child;
+}
+
+qemu_proc *qemu_proc_free(qemu_proc *p)
+{
+	if (!p)
+		return NULL;
+	p->watch = qv_source_remove(p->watch);
+	if (p->is_child)
+		(void)qemu_proc_exited(p); /* reap if it is a zombie */
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	free(p);
+	return NULL;
+}
+
+void qemu_proc_freep(qemu_proc **p)
+{
+	*p = qemu_proc_free(*p);
+}
