@@ -33,6 +33,9 @@ struct qv_daemon {
 	struct qv_vm *vms;       /* registry, see daemon/vm.h */
 	int64_t started_at;      /* unix ms */
 	bool shutting_down;
+	void *net_state;         /* daemon/netreg.c */
+	void *cgroup_state;      /* daemon/vm-cgroup.c */
+	void *image_state;       /* daemon/methods-image.c */
 };
 
 /* Unix time in ms. */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "daemon/hooks.h"
 #include "daemon/vm.h"
 
 static void usage(FILE *f)
@@ -158,9 +159,18 @@ static int run(struct qv_daemon *d)
 		return log_error_errno(r, "Failed to watch signals: %m");
 
 	probe_accel(d);
+	r = qv_cgroup_registry_load(d);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up cgroups: %m");
 	r = qv_vm_registry_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to load VMs from the state store: %m");
+	r = qv_net_registry_load(d);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up networks: %m");
+	r = qv_image_registry_load(d);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the image pool: %m");
 
 	r = qv_rpc_server_new(d->loop, d->cfg.socket_path, 0660, &d->rpc, &err);
 	if (r < 0)
@@ -172,6 +182,12 @@ static int run(struct qv_daemon *d)
 	r = qv_rpc_server_add_methods(d->rpc, qv_vm_methods, qv_vm_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_host_methods, qv_host_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_net_methods, qv_net_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_cgroup_methods, qv_cgroup_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_image_methods, qv_image_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
@@ -264,6 +280,9 @@ int main(int argc, char **argv)
 	r = run(&d);
 	qv_rpc_server_free(d.rpc);
 	qv_vm_registry_free(&d);
+	qv_net_registry_free(&d);
+	qv_image_registry_free(&d);
+	qv_cgroup_registry_free(&d);
 	qv_state_close(d.state);
 	qv_loop_free(d.loop);
 	return r < 0 ? 1 : 0;

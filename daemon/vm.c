@@ -6,6 +6,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/hooks.h"
 #include "daemon/vm.h"
 #include "qemu/argv.h"
 
@@ -126,6 +127,14 @@ static void vm_cleanup_run_dir(struct qv_vm *vm)
 	}
 }
 
+/* QEMU is gone: sockets, TAPs, cgroup. */
+static void vm_release_resources(struct qv_vm *vm)
+{
+	vm_cleanup_run_dir(vm);
+	qv_vm_nics_close(vm);
+	qv_vm_sandbox_release(vm);
+}
+
 /* --- exit handling and restart policy ------------------------------------- */
 
 static void vm_schedule_restart(struct qv_vm *vm);
@@ -157,7 +166,7 @@ static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, v
 	qemu_exit_status_format(st, buf, sizeof(buf));
 	snprintf(vm->last_exit, sizeof(vm->last_exit), "%s", buf);
 	vm->inst = qemu_instance_free(vm->inst);
-	vm_cleanup_run_dir(vm);
+	vm_release_resources(vm);
 	json_object_object_add(data, "exit", json_object_new_string(buf));
 	if (clean) {
 		log_info("VM %s: guest powered off (%s)", vm->name, buf);
@@ -272,12 +281,32 @@ int qv_vm_start(struct qv_vm *vm, struct qv_error *errp)
 		.accel = vm->accel,
 	};
 	struct qemu_instance_config cfg = vm_instance_config(vm);
+	struct qemu_proc_opts proc = { .cgroup_fd = -1 };
+	_cleanup_free_ int *nic_fds = NULL;
+	size_t n_nic_fds = 0;
+
+	r = qv_vm_sandbox_prepare(vm, &opts, &proc, errp);
+	if (r < 0) {
+		qv_vm_sandbox_release(vm);
+		return r;
+	}
+	r = qv_vm_nics_open(vm, &nic_fds, &n_nic_fds, errp);
+	if (r < 0) {
+		qv_vm_sandbox_release(vm);
+		return r;
+	}
+	opts.nic_fds = nic_fds;
+	opts.n_nic_fds = n_nic_fds;
+	cfg.proc = &proc;
 
 	vm->saw_shutdown = false;
 	vm->state = QV_VM_STARTING;
 	vm_persist(vm);
 	r = qemu_instance_start(d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
+	qv_vm_nics_started(vm);
 	if (r < 0) {
+		qv_vm_nics_close(vm);
+		qv_vm_sandbox_release(vm);
 		vm->state = QV_VM_STOPPED;
 		snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
 			 errp ? errp->message : strerror(-r));
@@ -313,7 +342,7 @@ static void vm_stop_done(qemu_instance *inst, int error, enum qemu_stop_step ste
 		snprintf(vm->last_exit, sizeof(vm->last_exit), "%s (stopped by %s)", buf,
 			 qemu_stop_step_to_string(step));
 		vm->inst = qemu_instance_free(vm->inst);
-		vm_cleanup_run_dir(vm);
+		vm_release_resources(vm);
 		json_object *data = json_object_new_object();
 		json_object_object_add(data, "how",
 				       json_object_new_string(qemu_stop_step_to_string(step)));

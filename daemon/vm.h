@@ -34,6 +34,8 @@ struct qv_vm {
 	qv_source *restart_timer;
 	bool saw_shutdown;         /* QMP SHUTDOWN seen: exit is intentional */
 	char last_exit[160];
+	void *nic_state;           /* daemon/vm-nics.c */
+	void *cgroup_state;        /* daemon/vm-cgroup.c */
 };
 
 const char *qv_vm_state_to_string(enum qv_vm_state s);
