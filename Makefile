@@ -120,7 +120,7 @@ FUZZ_TIME ?= 30
 fuzz:
 	scripts/fuzz.sh $(FUZZ_TIME) $(FUZZ_SRCS)
 
-demo: all guest
+demo:
 	scripts/demo.sh
 
 clean:

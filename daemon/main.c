@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* qvisord: the per-host daemon. See docs/qvisord.8. */
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -136,6 +138,18 @@ static int run(struct qv_daemon *d)
 	if (d->cfg.cache_dir && mkdir_p(d->cfg.cache_dir, 0755) < 0) {
 		log_warning("Cannot create cache dir %s, probing without cache", d->cfg.cache_dir);
 		d->cfg.cache_dir = NULL;
+	}
+	/* One daemon per state dir: hold an exclusive lock for our lifetime. */
+	{
+		char lock[PATH_MAX];
+		snprintf(lock, sizeof(lock), "%s/qvisord.lock", d->cfg.state_dir);
+		int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (lfd < 0)
+			return log_error_errno(errno, "Failed to open %s: %m", lock);
+		if (flock(lfd, LOCK_EX | LOCK_NB) < 0)
+			return log_error_errno(errno, "Another qvisord uses %s (lock %s held)",
+					       d->cfg.state_dir, lock);
+		/* lfd stays open (and locked) until exit. */
 	}
 	r = qv_state_open(d->cfg.state_dir, &d->state, &err);
 	if (r < 0)

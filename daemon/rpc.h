@@ -90,7 +90,8 @@ int qv_rpc_code_for_reason(const char *reason);
  * qv_rpc_call_reply() or qv_rpc_call_error() — before returning, or later
  * from any loop callback (asynchronous completion) — and then return 0.
  * Returning < 0 without finishing the call makes the server answer with that
- * errno (reason from qv_reason_from_errno()). params is NULL when absent; it
+ * errno (reason from qv_reason_from_errno()); returning < 0 after finishing
+ * it is harmless (ignored). params is NULL when absent; it
  * is owned by the call (take a json_object_get() to keep it past the call).
  * For a notification the reply is discarded, but the call must still be
  * finished. If the client goes away first, the reply is dropped safely. */

@@ -111,6 +111,7 @@ static void reattach(struct qv_vm *vm, const struct qv_runtime_record *rec)
 	return;
 gone:
 	vm->inst = NULL;
+	vm->lost_at_load = true;
 	snprintf(vm->last_exit, sizeof(vm->last_exit),
 		 "QEMU exited while the daemon was not running; status unknown");
 	vm->state = QV_VM_CRASHED;
@@ -155,6 +156,7 @@ int qv_vm_registry_load(struct qv_daemon *d)
 		return r;
 	/* Persist the reconciled states (and apply restart policies). */
 	for (struct qv_vm *vm = d->vms; vm; vm = vm->next) {
+		bool lost = vm->state == QV_VM_CRASHED && vm->lost_at_load;
 		struct qv_runtime_record rec = {
 			.state = (char *)qv_vm_state_to_string(vm->state),
 			.restarts = vm->restarts,
@@ -172,6 +174,8 @@ int qv_vm_registry_load(struct qv_daemon *d)
 		r = qv_state_runtime_set(d->state, vm->name, &rec);
 		if (r < 0)
 			log_error_errno(r, "Failed to persist state of %s: %m", vm->name);
+		if (lost)
+			qv_vm_apply_restart_policy(vm);
 	}
 	return 0;
 }

@@ -239,6 +239,12 @@ static void vm_schedule_restart(struct qv_vm *vm)
 		log_error("VM %s: cannot arm restart timer, ignoring", vm->name);
 }
 
+void qv_vm_apply_restart_policy(struct qv_vm *vm)
+{
+	if (vm->state == QV_VM_CRASHED && !vm->inst && !vm->restart_timer)
+		vm_schedule_restart(vm);
+}
+
 /* --- lifecycle ------------------------------------------------------------ */
 
 void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *cfg)

@@ -32,7 +32,8 @@ struct qv_vm {
 	int64_t restarts;          /* automatic restarts since define */
 	int64_t restart_times[32]; /* unix ms of recent automatic restarts */
 	qv_source *restart_timer;
-	bool saw_shutdown;         /* QMP SHUTDOWN seen: exit is intentional */
+	bool saw_shutdown;
+	bool lost_at_load;         /* QEMU vanished while the daemon was down */         /* QMP SHUTDOWN seen: exit is intentional */
 	char last_exit[160];
 	void *nic_state;           /* daemon/vm-nics.c */
 	void *cgroup_state;        /* daemon/vm-cgroup.c */
@@ -55,6 +56,8 @@ typedef void (*qv_vm_stop_fn)(struct qv_vm *vm, int error, enum qemu_stop_step s
 			      const char *exit_text, void *userdata);
 int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, void *userdata,
 	       struct qv_error *errp);
+/* A VM found crashed (e.g. at daemon start): restart it if its policy says so. */
+void qv_vm_apply_restart_policy(struct qv_vm *vm);
 int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp);
 int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp);
 int qv_vm_reboot(struct qv_vm *vm, struct qv_error *errp);

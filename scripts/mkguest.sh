@@ -134,7 +134,8 @@ prepare_kernel() { # $1 = cache dir, $2 = scratch dir
 
 # ---- base guest -------------------------------------------------------------
 build_base() { # $1 = outdir
-	local out=$1 cache=$out/cache tmp kdir kver stage f b bb
+	local out=$1 cache tmp kdir kver stage f b bb
+	cache=$out/cache
 	mkdir -p "$cache"
 	tmp=$(mktemp -d "$out/.build.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
@@ -266,7 +267,7 @@ build_extra() { # $1 = base outdir, $2 = extra dir, $3 = output image
 }
 
 # ---- main -----------------------------------------------------------------------
-OUTDIR= EXTRA= OUT=
+OUTDIR='' EXTRA='' OUT=''
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-h | --help) usage 0 ;;
@@ -280,7 +281,9 @@ done
 OUTDIR=${OUTDIR:-$REPO/build/guest}
 
 if [ -n "$EXTRA" ] || [ -n "$OUT" ]; then
-	[ -n "$EXTRA" ] && [ -n "$OUT" ] || die "--extra and --out go together"
+	if [ -z "$EXTRA" ] || [ -z "$OUT" ]; then
+		die "--extra and --out go together"
+	fi
 	build_extra "$OUTDIR" "$EXTRA" "$OUT"
 else
 	ensure_base "$OUTDIR"

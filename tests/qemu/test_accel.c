@@ -7,6 +7,7 @@
 
 #include "common/loop.h"
 #include "common/macro.h"
+#include "helpers/guest.h"
 #include "qemu/accel.h"
 
 static char dir[64];
@@ -111,4 +112,6 @@ Test(accel, hanging_guest_times_out_then_cache_hits, .timeout = 60)
 	cr_assert_eq(res.chosen, VM_ACCEL_KVM);
 	cr_assert_eq(qemu_accel_resolve(VM_ACCEL_AUTO, &res), VM_ACCEL_KVM);
 	cr_assert_eq(qemu_accel_resolve(VM_ACCEL_TCG, &res), VM_ACCEL_TCG);
+	qvt_rm_rf(cache);
+	qvt_rm_rf(dir);
 }

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -355,7 +356,8 @@ static pid_t spawn(char **argv, const char *run_dir)
 		dup2(nul, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		setsid();
+		/* a failed assertion ends the test process: take QEMU with it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execv(argv[0], argv);
 		_exit(127);
 	}
