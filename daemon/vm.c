@@ -90,7 +90,7 @@ static void vm_persist(struct qv_vm *vm)
 		log_error_errno(r, "Failed to persist runtime state of %s: %m", vm->name);
 }
 
-static void vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra)
+void qv_vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra)
 {
 	enum qv_vm_state old = vm->state;
 	json_object *data = extra ? extra : json_object_new_object();
@@ -147,9 +147,9 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 	if (streq(name, "SHUTDOWN"))
 		vm->saw_shutdown = true;
 	if (streq(name, "STOP") && vm->state == QV_VM_RUNNING)
-		vm_set_state(vm, QV_VM_PAUSED, NULL);
+		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
 	else if (streq(name, "RESUME") && vm->state == QV_VM_PAUSED)
-		vm_set_state(vm, QV_VM_RUNNING, NULL);
+		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	json_object_object_add(payload, "event", json_object_new_string(name));
 	if (json_object_object_get_ex(event, "data", &data))
 		json_object_object_add(payload, "data", json_object_get(data));
@@ -170,11 +170,11 @@ static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, v
 	json_object_object_add(data, "exit", json_object_new_string(buf));
 	if (clean) {
 		log_info("VM %s: guest powered off (%s)", vm->name, buf);
-		vm_set_state(vm, QV_VM_STOPPED, data);
+		qv_vm_set_state(vm, QV_VM_STOPPED, data);
 		return;
 	}
 	log_warning("VM %s: QEMU died unexpectedly: %s", vm->name, buf);
-	vm_set_state(vm, QV_VM_CRASHED, NULL);
+	qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
 	qv_daemon_emit(vm->d, vm->name, "crashed", data);
 	vm_schedule_restart(vm);
 }
@@ -197,7 +197,7 @@ static void vm_restart_timer(qv_source *s, void *ud)
 		log_error("VM %s: automatic restart failed: %s", vm->name, err.message);
 		json_object_object_add(data, "error", json_object_new_string(err.message));
 		qv_daemon_emit(vm->d, vm->name, "restarted", data);
-		vm_set_state(vm, QV_VM_CRASHED, NULL);
+		qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
 		vm_schedule_restart(vm);
 		return;
 	}
@@ -264,6 +264,11 @@ static struct qemu_instance_config vm_instance_config(struct qv_vm *vm)
 
 int qv_vm_start(struct qv_vm *vm, struct qv_error *errp)
 {
+	return qv_vm_start_with(vm, NULL, errp);
+}
+
+int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)
+{
 	struct qv_daemon *d = vm->d;
 	_cleanup_free_ char *vms_dir = NULL;
 	int r;
@@ -285,6 +290,8 @@ int qv_vm_start(struct qv_vm *vm, struct qv_error *errp)
 		.qemu_binary = d->cfg.qemu_binary,
 		.run_dir = vm->run_dir,
 		.accel = vm->accel,
+		.incoming = so ? so->incoming : NULL,
+		.start_paused = so ? so->paused : false,
 	};
 	struct qemu_instance_config cfg = vm_instance_config(vm);
 	struct qemu_proc_opts proc = { .cgroup_fd = -1 };
@@ -326,7 +333,8 @@ int qv_vm_start(struct qv_vm *vm, struct qv_error *errp)
 	json_object_object_add(data, "accel",
 			       json_object_new_string(vm_accel_to_string(vm->accel)));
 	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
-	vm_set_state(vm, QV_VM_RUNNING, data);
+	qv_vm_set_state(vm, so && (so->paused || so->incoming) ? QV_VM_PAUSED : QV_VM_RUNNING,
+			data);
 	return 0;
 }
 
@@ -353,10 +361,10 @@ static void vm_stop_done(qemu_instance *inst, int error, enum qemu_stop_step ste
 		json_object_object_add(data, "how",
 				       json_object_new_string(qemu_stop_step_to_string(step)));
 		json_object_object_add(data, "exit", json_object_new_string(buf));
-		vm_set_state(vm, QV_VM_STOPPED, data);
+		qv_vm_set_state(vm, QV_VM_STOPPED, data);
 	} else {
 		log_error_errno(error, "VM %s: QEMU did not exit even after SIGKILL", vm->name);
-		vm_set_state(vm, QV_VM_RUNNING, NULL);
+		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	}
 	if (ctx->fn)
 		ctx->fn(vm, error, step, buf, ctx->userdata);
@@ -372,7 +380,7 @@ int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, v
 	if (vm->state == QV_VM_CRASHED && vm->restart_timer) {
 		/* Stopping a VM waiting for its restart cancels the restart. */
 		vm->restart_timer = qv_source_remove(vm->restart_timer);
-		vm_set_state(vm, QV_VM_STOPPED, NULL);
+		qv_vm_set_state(vm, QV_VM_STOPPED, NULL);
 		if (fn)
 			fn(vm, 0, QEMU_STOP_STEP_KILL, vm->last_exit, userdata);
 		return 0;
@@ -397,7 +405,7 @@ int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, v
 		return qv_error_set(errp, -r, NULL, "Cannot stop VM %s: %s", vm->name,
 				    strerror(-r));
 	}
-	vm_set_state(vm, QV_VM_STOPPING, NULL);
+	qv_vm_set_state(vm, QV_VM_STOPPING, NULL);
 	return 0;
 }
 
@@ -421,7 +429,7 @@ int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp)
 	if (r < 0)
 		return r;
 	if (vm->state == QV_VM_RUNNING)
-		vm_set_state(vm, QV_VM_PAUSED, NULL);
+		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
 	return 0;
 }
 
@@ -435,7 +443,7 @@ int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp)
 	if (r < 0)
 		return r;
 	if (vm->state == QV_VM_PAUSED)
-		vm_set_state(vm, QV_VM_RUNNING, NULL);
+		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	return 0;
 }
 

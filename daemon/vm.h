@@ -51,6 +51,17 @@ int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_v
 		 struct qv_error *errp); /* takes spec */
 int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp);
 int qv_vm_start(struct qv_vm *vm, struct qv_error *errp);
+/* Start variants for migration: an incoming QEMU ("-incoming defer") or a
+ * paused one (-S). The VM is then "paused" until resumed/finished. */
+struct qv_vm_start_opts {
+	const char *incoming;
+	bool paused;
+};
+int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *opts,
+		     struct qv_error *errp);
+/* Persist the state, log and emit "state-changed" (extra is stolen, may be
+ * NULL). For subsystems that drive state themselves (migration). */
+void qv_vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra);
 
 typedef void (*qv_vm_stop_fn)(struct qv_vm *vm, int error, enum qemu_stop_step step,
 			      const char *exit_text, void *userdata);

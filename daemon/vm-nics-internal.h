@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* vm->nic_state, shared by daemon/vm-nics.c and daemon/vm-nics-hotplug.c. */
+
+#include <net/if.h>
+
+#include "daemon/netreg.h"
+#include "qemu/argv.h"
+
+/* Hot-plugged NICs get ids net<HP_IDX_BASE + slot>, so they never collide
+ * with boot NICs (net0..net7). */
+#define HP_IDX_BASE 100
+#define HP_SLOTS 8
+
+struct hp_nic {
+	bool used;
+	unsigned idx;            /* netdev "net<idx>", device "net<idx>-dev", TAP index */
+	int port;                /* q35: hotplug port hp<port>; -1 on pc */
+	char tap[IFNAMSIZ];
+	char mac[18];
+	char *network;           /* NULL for a direct bridge */
+	char bridge[IFNAMSIZ];
+	bool removing;
+};
+
+struct vm_nics {
+	int *fds;                /* the daemon's TAP fds until QEMU has its copies */
+	size_t n_fds;
+	char (*taps)[IFNAMSIZ];  /* boot NIC TAP names */
+	size_t n_taps;
+	struct hp_nic hp[HP_SLOTS];
+};
+
+/* vm->nic_state, allocated on demand (NULL on ENOMEM). */
+struct vm_nics *vm_nics_get(struct qv_vm *vm);
+void vm_nics_free(struct qv_vm *vm);
+bool vm_is_q35(const struct qv_vm *vm);
+/* Create TAP idx of vm on bridge; *ret_fd is the queue fd. Nothing left on
+ * failure. */
+int vm_tap_open(struct qv_vm *vm, unsigned idx, const char *bridge, int *ret_fd,
+		char ret_name[IFNAMSIZ], struct qv_error *errp);

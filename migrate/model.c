@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/* Convergence model and policy (pure; see model.h). */
+#include <math.h>
+#include <stdio.h>
+
+#include "migrate/model.h"
+
+#define DEFAULT_ALPHA 0.4
+#define MIN_INTERVAL_MS 100 /* shorter sample gaps make B too noisy */
+
+void mig_model_init(struct mig_model *m)
+{
+	*m = (struct mig_model){ .alpha = DEFAULT_ALPHA };
+}
+
+void mig_model_set_pre_dirty_rate(struct mig_model *m, double dirty_bps)
+{
+	m->pre_dirty_bps = dirty_bps > 0 ? dirty_bps : 0;
+}
+
+static double ewma(double old, double sample, double alpha)
+{
+	return old <= 0 ? sample : old + alpha * (sample - old);
+}
+
+void mig_model_observe(struct mig_model *m, const struct mig_sample *s)
+{
+	uint64_t page = s->page_size ? s->page_size : 4096;
+
+	m->remaining = s->remaining;
+	m->total = s->total;
+	m->dirty_syncs = s->dirty_syncs;
+	m->throttle_pct = s->throttle_pct;
+	m->samples++;
+	if (s->mbps > 0)
+		m->qemu_bw_bps = s->mbps * 1e6 / 8.0;
+	if (s->dirty_pages_rate > 0)
+		m->dirty_bps = ewma(m->dirty_bps, s->dirty_pages_rate * (double)page, m->alpha);
+	if (m->have_last && s->t_ms >= m->last_t_ms + MIN_INTERVAL_MS &&
+	    s->transferred >= m->last_transferred) {
+		double dt = (double)(s->t_ms - m->last_t_ms) / 1000.0;
+		double bw = (double)(s->transferred - m->last_transferred) / dt;
+		/* A zero delta while data remains is a stall, worth recording;
+		 * a zero delta with nothing left is just idle. */
+		if (bw > 0 || s->remaining > 0)
+			m->bw_bps = ewma(m->bw_bps, bw, m->alpha);
+	} else if (m->have_last && s->t_ms < m->last_t_ms + MIN_INTERVAL_MS) {
+		return; /* keep the older reference point */
+	}
+	m->have_last = true;
+	m->last_t_ms = s->t_ms;
+	m->last_transferred = s->transferred;
+}
+
+double mig_model_dirty_bps(const struct mig_model *m)
+{
+	return m->dirty_bps > 0 ? m->dirty_bps : m->pre_dirty_bps;
+}
+
+double mig_model_downtime_ms(const struct mig_model *m)
+{
+	if (m->bw_bps <= 0)
+		return -1;
+	return (double)m->remaining / m->bw_bps * 1000.0;
+}
+
+double mig_model_converge_s(const struct mig_model *m, double limit_ms)
+{
+	double b = m->bw_bps, d = mig_model_dirty_bps(m), target;
+
+	if (b <= 0)
+		return -1;
+	target = b * limit_ms / 1000.0;
+	if ((double)m->remaining <= target)
+		return 0;
+	if (d >= b)
+		return INFINITY;
+	return ((double)m->remaining - target) / (b - d);
+}
+
+int mig_throttle_for(double dirty_bps, double bw_bps, double margin, int max_pct)
+{
+	double t;
+	int pct;
+
+	if (dirty_bps <= 0 || bw_bps <= 0 || dirty_bps <= bw_bps * margin)
+		return 0;
+	t = 1.0 - bw_bps * margin / dirty_bps; /* D (1 - t) = B margin */
+	pct = (int)ceil(t * 100.0 / 5.0) * 5;
+	if (pct > max_pct)
+		pct = max_pct;
+	return pct < 0 ? 0 : pct;
+}
+
+const char *mig_action_to_string(enum mig_action a)
+{
+	switch (a) {
+	case MIG_ACT_SET_DOWNTIME: return "set-downtime-limit";
+	case MIG_ACT_SET_THROTTLE: return "set-throttle";
+	case MIG_ACT_CANCEL: return "cancel";
+	case MIG_ACT_CONTINUE: return "continue";
+	}
+	return "unknown";
+}
+
+static double mb(double bps)
+{
+	return bps / 1e6;
+}
+
+static size_t push(struct mig_decision *out, size_t n, size_t max, enum mig_action a, int v,
+		   int v2)
+{
+	if (n >= max)
+		return n;
+	out[n] = (struct mig_decision){ .action = a, .value = v, .value2 = v2 };
+	return n + 1;
+}
+
+static int clampi(int v, int lo, int hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+size_t mig_policy_initial(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+			  double assumed_bw_bps, struct mig_policy_state *st,
+			  struct mig_decision *out, size_t max)
+{
+	double b = cfg->bandwidth_bps > 0 ? cfg->bandwidth_bps : assumed_bw_bps;
+	double d = mig_model_dirty_bps(m);
+	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
+	double margin = cfg->margin > 0 ? cfg->margin : 0.5;
+	size_t n = 0;
+	int t;
+
+	*st = (struct mig_policy_state){ 0 };
+	/* Start at half the bound: a workload that converges easily gets a
+	 * short pause; the limit is raised to the bound if rounds stall. */
+	st->downtime_limit_ms = clampi(cfg->max_downtime_ms / 2, 20, cfg->max_downtime_ms);
+	n = push(out, n, max, MIG_ACT_SET_DOWNTIME, st->downtime_limit_ms, 0);
+	if (n)
+		snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+			 "start at half the %d ms bound; raised if rounds stall",
+			 cfg->max_downtime_ms);
+	t = mig_throttle_for(d, b, margin, maxthr);
+	st->throttle_initial = t > 0 ? clampi(t, 5, maxthr) : 20;
+	st->throttle_increment = 10;
+	st->max_throttle = maxthr;
+	n = push(out, n, max, MIG_ACT_SET_THROTTLE, st->max_throttle, st->throttle_increment);
+	if (n && out[n - 1].action == MIG_ACT_SET_THROTTLE) {
+		if (t > 0)
+			snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+				 "pre-measured D %.1f MB/s > %.2f x B %.1f MB/s: auto-converge "
+				 "initial throttle %d%% (D(1-t) <= B margin)",
+				 mb(d), margin, mb(b), st->throttle_initial);
+		else
+			snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+				 "pre-measured D %.1f MB/s vs B %.1f MB/s: auto-converge armed "
+				 "with the default initial throttle %d%% (triggers only if rounds "
+				 "stall)", mb(d), mb(b), st->throttle_initial);
+	}
+	return n;
+}
+
+size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+		       uint64_t elapsed_ms, struct mig_policy_state *st,
+		       struct mig_decision *out, size_t max)
+{
+	double b = m->bw_bps, d = mig_model_dirty_bps(m);
+	double margin = cfg->margin > 0 ? cfg->margin : 0.5;
+	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
+	size_t n = 0;
+
+	if (elapsed_ms >= cfg->deadline_ms) {
+		n = push(out, n, max, MIG_ACT_CANCEL, 0, 0);
+		if (n)
+			snprintf(out[0].reason, sizeof(out[0].reason),
+				 "deadline %llu s reached without convergence "
+				 "(R %.1f MB, D %.1f MB/s, B %.1f MB/s)",
+				 (unsigned long long)(cfg->deadline_ms / 1000),
+				 mb((double)m->remaining), mb(d), mb(b));
+		return n;
+	}
+	/* Decide once per round (dirty sync), when both rates are known. */
+	if (m->dirty_syncs <= st->last_decision_syncs || m->dirty_syncs < 2 || b <= 0)
+		return 0;
+	if (st->last_remaining && m->remaining * 10 >= st->last_remaining * 9)
+		st->stalled_rounds++;
+	st->last_remaining = m->remaining;
+	st->last_decision_syncs = m->dirty_syncs;
+
+	/* Downtime: raise to the bound when the rounds stall, when switching
+	 * now would already fit the bound, or when converging at the current
+	 * limit would take more than the rest of the deadline. */
+	if (st->downtime_limit_ms < cfg->max_downtime_ms) {
+		double now_ms = mig_model_downtime_ms(m);
+		double conv = mig_model_converge_s(m, st->downtime_limit_ms);
+		double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
+		const char *why = NULL;
+
+		if (now_ms >= 0 && now_ms <= cfg->max_downtime_ms)
+			why = "switching now fits the bound";
+		else if (st->stalled_rounds > 0)
+			why = "remaining set stopped shrinking";
+		else if (conv < 0 || conv > left_s / 2)
+			why = "convergence at the current limit would exceed half the time left";
+		if (why) {
+			n = push(out, n, max, MIG_ACT_SET_DOWNTIME, cfg->max_downtime_ms, 0);
+			snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+				 "%s: R %.1f MB, B %.1f MB/s, predicted downtime %.0f ms -> "
+				 "limit %d ms", why, mb((double)m->remaining), mb(b), now_ms,
+				 cfg->max_downtime_ms);
+			st->downtime_limit_ms = cfg->max_downtime_ms;
+		}
+	}
+
+	/* Throttle: D as measured is already throttled by the current t;
+	 * undo that to get the guest's raw rate, then size t for the margin. */
+	if (d > b * margin) {
+		double cur = m->throttle_pct / 100.0;
+		double raw = cur < 0.99 ? d / (1.0 - cur) : d;
+		int need = mig_throttle_for(raw, b, margin, maxthr);
+		int inc = clampi((need - m->throttle_pct) / 2, 5, 30);
+
+		if (st->stalled_rounds >= 2 && m->throttle_pct >= need)
+			need = maxthr, inc = clampi(inc * 2, 10, 30);
+		if (need > 0 && (inc != st->throttle_increment || need > st->max_throttle ||
+				 st->max_throttle != clampi(need + 10, 0, maxthr))) {
+			int newmax = clampi(need + 10, 0, maxthr);
+			n = push(out, n, max, MIG_ACT_SET_THROTTLE, newmax, inc);
+			if (n && out[n - 1].action == MIG_ACT_SET_THROTTLE)
+				snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+					 "D %.1f MB/s (raw %.1f at throttle %d%%) > %.2f x B "
+					 "%.1f MB/s: need t %d%%, max-cpu-throttle %d%%, "
+					 "increment %d", mb(d), mb(raw), m->throttle_pct, margin,
+					 mb(b), need, newmax, inc);
+			st->max_throttle = newmax;
+			st->throttle_increment = inc;
+		}
+	}
+	return n;
+}
+
+void mig_policy_switchover(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+			   struct mig_decision *out)
+{
+	/* The guest is stopped at this point and our delta-based B may already
+	 * have seen the pause: take the better of it and QEMU's estimate. */
+	double b = m->bw_bps > m->qemu_bw_bps ? m->bw_bps : m->qemu_bw_bps;
+	double pred = b > 0 ? (double)m->remaining / b * 1000.0 : 0;
+	double tol = cfg->max_downtime_ms * 1.25 + 10;
+
+	*out = (struct mig_decision){ .action = pred <= tol ? MIG_ACT_CONTINUE : MIG_ACT_CANCEL,
+				       .value = (int)pred };
+	snprintf(out->reason, sizeof(out->reason),
+		 "pre-switchover: R %.2f MB at B %.1f MB/s -> predicted downtime %.0f ms %s "
+		 "bound %d ms", mb((double)m->remaining), mb(b), pred,
+		 pred <= tol ? "within" : "exceeds", cfg->max_downtime_ms);
+}

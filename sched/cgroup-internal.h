@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared between sched/cgroup*.c: the backend vtable and the object bodies. */
+
+#include "sched/cgroup.h"
+
+struct cgroup_backend {
+	const char *id;
+	/* Prepare the slice; fill m->controllers. */
+	int (*setup)(cg_manager *m, const struct cg_manager_opts *o, struct qv_error *errp);
+	int (*group_open)(cg_manager *m, cg_group *g, bool create, struct qv_error *errp);
+	int (*apply)(cg_group *g, const struct cg_limits *lim, const struct cg_limits *old,
+		     struct qv_error *errp);
+	int (*read_stats)(cg_group *g, struct cg_stats *ret, struct qv_error *errp);
+	int (*attach)(cg_group *g, pid_t pid, struct qv_error *errp);
+	int (*kill)(cg_group *g);
+	int (*remove)(cg_group *g, int timeout_ms);
+	int (*reconcile)(cg_manager *m, bool (*keep)(const char *, void *), void *ud);
+	int (*destroy)(cg_manager *m);
+	void (*teardown)(cg_manager *m);
+};
+
+extern const struct cgroup_backend cg_backend_unified;
+extern const struct cgroup_backend cg_backend_none;
+
+struct cg_manager {
+	const struct cgroup_backend *be;
+	struct cg_host host;
+	char *slice_name;
+	char *slice_path;   /* <mount>/<slice> */
+	char *parent_path;  /* where we lived before move_self */
+	int slice_fd;
+	unsigned controllers;
+	bool moved_self;
+};
+
+struct cg_group {
+	cg_manager *m;
+	char *name;
+	char *path;
+	int fd;
+};
+
+/* Read a whole small file relative to dirfd into buf (NUL terminated).
+ * Returns the length or -errno. */
+ssize_t cg_read_at(int dirfd, const char *file, char *buf, size_t size);
+/* Write value to dirfd/file; -errno. */
+int cg_write_at(int dirfd, const char *file, const char *value);
+
+/* The unified backend's interface-file writers and readers
+ * (sched/cgroup-v2-files.c). */
+int cg_v2_apply(cg_group *g, const struct cg_limits *lim, const struct cg_limits *old,
+		struct qv_error *errp);
+int cg_v2_read_stats(cg_group *g, struct cg_stats *ret, struct qv_error *errp);

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/* The "unified" backend: a delegated cgroup-v2 subtree.
+ *
+ *   <mount>/<slice>/            controllers enabled in cgroup.subtree_control
+ *   <mount>/<slice>/daemon      the daemon (when move_self)
+ *   <mount>/<slice>/vm-<name>   one leaf per QEMU
+ *
+ * Interface files are written in sched/cgroup-v2-files.c. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "sched/cgroup-internal.h"
+
+#define DAEMON_LEAF "daemon"
+
+static const char *const ctrl_order[] = { "cpuset", "cpu", "io", "memory", "pids" };
+
+/* Enable each of our controllers listed in dirfd's cgroup.controllers in its
+ * cgroup.subtree_control, one at a time (one refusal does not block the
+ * others). */
+static void enable_controllers(int dirfd, const char *where)
+{
+	char avail[512];
+	if (cg_read_at(dirfd, "cgroup.controllers", avail, sizeof(avail)) < 0)
+		return;
+	unsigned mask = cg_controllers_parse(avail);
+	for (size_t i = 0; i < ARRAY_SIZE(ctrl_order); i++) {
+		char cmd[32];
+		if (!(mask & cg_controllers_parse(ctrl_order[i])))
+			continue;
+		snprintf(cmd, sizeof(cmd), "+%s", ctrl_order[i]);
+		int r = cg_write_at(dirfd, "cgroup.subtree_control", cmd);
+		if (r < 0)
+			log_debug("Cannot enable %s in %s: %s, ignoring", ctrl_order[i], where,
+				  strerror(-r));
+	}
+}
+
+static int move_pid_to(const char *dir, pid_t pid)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char buf[32];
+
+	if (fd < 0)
+		return -errno;
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	return cg_write_at(fd, "cgroup.procs", buf);
+}
+
+static int v2_setup(cg_manager *m, const struct cg_manager_opts *o, struct qv_error *errp)
+{
+	_cleanup_close_ int root_fd = -1;
+	char ctl[512];
+	int r;
+
+	if (!m->host.mount[0])
+		return qv_error_set(errp, ENOENT, QV_REASON_UNSUPPORTED,
+				    "no cgroup2 file system is mounted");
+	if (asprintf(&m->slice_path, "%s/%s", m->host.mount, m->slice_name) < 0) {
+		m->slice_path = NULL;
+		return -ENOMEM;
+	}
+	root_fd = open(m->host.mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
+				    m->host.mount);
+	if (mkdirat(root_fd, m->slice_name, 0755) < 0 && errno != EEXIST)
+		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
+				    "Cannot create cgroup %s: %m", m->slice_path);
+	m->slice_fd = openat(root_fd, m->slice_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->slice_fd < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
+				    m->slice_path);
+	if (o->move_self) {
+		_cleanup_free_ char *leaf = NULL;
+		if (mkdirat(m->slice_fd, DAEMON_LEAF, 0755) < 0 && errno != EEXIST)
+			return qv_error_set(errp, errno, QV_REASON_PERMISSION,
+					    "Cannot create cgroup %s/" DAEMON_LEAF ": %m",
+					    m->slice_path);
+		if (asprintf(&m->parent_path, "%s%s", m->host.mount,
+			     streq(m->host.self, "/") ? "" : m->host.self) < 0 ||
+		    asprintf(&leaf, "%s/" DAEMON_LEAF, m->slice_path) < 0)
+			return -ENOMEM;
+		r = move_pid_to(leaf, getpid());
+		if (r < 0)
+			return qv_error_set(errp, -r, QV_REASON_PERMISSION,
+					    "Cannot move qvisord into %s: %s", leaf, strerror(-r));
+		m->moved_self = true;
+	}
+	/* The root is exempt from no-internal-processes; below it the slice has
+	 * no processes of its own (ours moved to the daemon leaf). */
+	enable_controllers(root_fd, m->host.mount);
+	enable_controllers(m->slice_fd, m->slice_path);
+	if (cg_read_at(m->slice_fd, "cgroup.subtree_control", ctl, sizeof(ctl)) >= 0)
+		m->controllers = cg_controllers_parse(ctl);
+	return 0;
+}
+
+static int v2_group_open(cg_manager *m, cg_group *g, bool create, struct qv_error *errp)
+{
+	if (asprintf(&g->path, "%s/%s", m->slice_path, g->name) < 0) {
+		g->path = NULL;
+		return -ENOMEM;
+	}
+	if (create && mkdirat(m->slice_fd, g->name, 0755) < 0 && errno != EEXIST)
+		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
+				    "Cannot create cgroup %s: %m", g->path);
+	g->fd = openat(m->slice_fd, g->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (g->fd < 0)
+		return qv_error_set(errp, errno,
+				    errno == ENOENT ? QV_REASON_NOT_FOUND : QV_REASON_IO_ERROR,
+				    "Cannot open cgroup %s: %m", g->path);
+	return 0;
+}
+
+static int v2_attach(cg_group *g, pid_t pid, struct qv_error *errp)
+{
+	char buf[32];
+	int r;
+
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	r = cg_write_at(g->fd, "cgroup.procs", buf);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_IO_ERROR, "Cannot move %d into %s: %s",
+				    (int)pid, g->path, strerror(-r));
+	return 0;
+}
+
+static int kill_procs_at(int dirfd)
+{
+	char buf[8192];
+	ssize_t n;
+	int killed = 0;
+
+	if (cg_write_at(dirfd, "cgroup.kill", "1") == 0)
+		return 1;
+	n = cg_read_at(dirfd, "cgroup.procs", buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	for (char *save = NULL, *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save))
+		if (kill(atoi(t), SIGKILL) == 0)
+			killed++;
+	return killed;
+}
+
+static int v2_kill(cg_group *g)
+{
+	return kill_procs_at(g->fd);
+}
+
+static bool populated_at(int dirfd)
+{
+	char buf[64];
+	return cg_read_at(dirfd, "cgroup.procs", buf, sizeof(buf)) > 0;
+}
+
+static int rmdir_retry(int parent_fd, const char *name, int timeout_ms)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int waited = 0;
+
+	for (;;) {
+		if (unlinkat(parent_fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY || waited >= timeout_ms)
+			return -errno;
+		nanosleep(&ts, NULL);
+		waited += 10;
+	}
+}
+
+static int v2_remove(cg_group *g, int timeout_ms)
+{
+	if (g->fd >= 0) {
+		close(g->fd);
+		g->fd = -1;
+	}
+	return rmdir_retry(g->m->slice_fd, g->name, timeout_ms);
+}
+
+static int v2_reconcile(cg_manager *m, bool (*keep)(const char *, void *), void *ud)
+{
+	_cleanup_close_ int dfd = openat(m->slice_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	int removed = 0;
+
+	if (!d)
+		return -errno;
+	dfd = -1; /* owned by d */
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.' || streq(de->d_name, DAEMON_LEAF))
+			continue;
+		if (keep && keep(de->d_name, ud))
+			continue;
+		_cleanup_close_ int g = openat(m->slice_fd, de->d_name,
+					       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (g < 0 || populated_at(g))
+			continue; /* a live QEMU is in there: leave it */
+		if (rmdir_retry(m->slice_fd, de->d_name, 100) == 0) {
+			log_debug("Removed stale cgroup %s/%s", m->slice_path, de->d_name);
+			removed++;
+		}
+	}
+	closedir(d);
+	return removed;
+}
+
+static int v2_destroy(cg_manager *m)
+{
+	_cleanup_close_ int dfd = openat(m->slice_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	int r = 0;
+
+	if (m->moved_self && m->parent_path) {
+		int q = move_pid_to(m->parent_path, getpid());
+		if (q < 0)
+			return q;
+		m->moved_self = false;
+	}
+	if (!d)
+		return -errno;
+	dfd = -1;
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		_cleanup_close_ int g = openat(m->slice_fd, de->d_name,
+					       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (g >= 0 && populated_at(g))
+			(void)kill_procs_at(g);
+		int q = rmdir_retry(m->slice_fd, de->d_name, 2000);
+		if (q < 0 && r == 0)
+			r = q;
+	}
+	closedir(d);
+	if (r == 0) {
+		close(m->slice_fd);
+		m->slice_fd = -1;
+		if (rmdir(m->slice_path) < 0 && errno != ENOENT)
+			r = -errno;
+	}
+	return r;
+}
+
+const struct cgroup_backend cg_backend_unified = {
+	.id = "unified",
+	.setup = v2_setup,
+	.group_open = v2_group_open,
+	.apply = cg_v2_apply,
+	.read_stats = cg_v2_read_stats,
+	.attach = v2_attach,
+	.kill = v2_kill,
+	.remove = v2_remove,
+	.reconcile = v2_reconcile,
+	.destroy = v2_destroy,
+};

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "common/json.h"
+#include "common/macro.h"
+#include "helpers/guest.h"
+#include "helpers/qvisord.h"
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static const char *daemon_binary(void)
+{
+	static char path[512];
+	const char *b = getenv("QV_BUILD_DIR");
+
+	snprintf(path, sizeof(path), "%s/qvisord", b && *b ? b : "build");
+	return path;
+}
+
+int qvt_daemon_start(struct qvt_daemon *d)
+{
+	pid_t pid;
+
+	if (!d->dir[0]) {
+		snprintf(d->dir, sizeof(d->dir), "/tmp/qvd-XXXXXX");
+		if (!mkdtemp(d->dir))
+			return negative_errno();
+		snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->dir);
+		snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
+		snprintf(d->socket, sizeof(d->socket), "%s/run/qvisord.sock", d->dir);
+		snprintf(d->log, sizeof(d->log), "%s/qvisord.log", d->dir);
+	}
+	if (access(daemon_binary(), X_OK) < 0)
+		return -ENOENT;
+	pid = fork();
+	if (pid < 0)
+		return negative_errno();
+	if (pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		setsid();
+		execl(daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
+		      d->run_dir, "--socket", d->socket, "--no-kvm-probe", "--cache-dir", d->dir,
+		      (char *)NULL);
+		_exit(127);
+	}
+	d->pid = pid;
+	for (int i = 0; i < 300; i++) {
+		struct qv_error err = {};
+		json_object *r = qvt_call(d, "host.info", NULL, &err);
+		if (r) {
+			json_object_put(r);
+			return 0;
+		}
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			d->pid = 0;
+			return -ECHILD;
+		}
+		sleep_ms(50);
+	}
+	return -ETIMEDOUT;
+}
+
+int qvt_daemon_stop(struct qvt_daemon *d, int sig)
+{
+	int status;
+
+	if (d->pid <= 0)
+		return 0;
+	kill(d->pid, sig);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return 0;
+		}
+		sleep_ms(50);
+	}
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, &status, 0);
+	d->pid = 0;
+	return -ETIMEDOUT;
+}
+
+void qvt_daemon_cleanup(struct qvt_daemon *d)
+{
+	struct qv_error err = {};
+	json_object *list, *vms;
+
+	if (d->pid > 0) {
+		list = qvt_call(d, "vm.list", NULL, &err);
+		if (list && json_object_object_get_ex(list, "vms", &vms)) {
+			for (size_t i = 0; i < json_object_array_length(vms); i++) {
+				json_object *vm = json_object_array_get_idx(vms, i), *pid;
+				if (json_object_object_get_ex(vm, "pid", &pid) &&
+				    json_object_get_int(pid) > 0)
+					kill(json_object_get_int(pid), SIGKILL);
+			}
+		}
+		json_object_put(list);
+		qvt_daemon_stop(d, SIGTERM);
+	}
+	if (d->dir[0]) {
+		char cmd[160];
+		/* Test-only cleanup of our own mkdtemp dir. */
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", d->dir);
+	}
+}
+
+qv_rpc_conn *qvt_connect(const struct qvt_daemon *d)
+{
+	qv_rpc_conn *c = NULL;
+	struct qv_error err = {};
+
+	if (qv_rpc_connect(d->socket, &c, &err) < 0)
+		return NULL;
+	return c;
+}
+
+json_object *qvt_call(const struct qvt_daemon *d, const char *method, json_object *params,
+		      struct qv_error *errp)
+{
+	_cleanup_rpc_conn_ qv_rpc_conn *c = NULL;
+	json_object *res = NULL;
+
+	if (qv_rpc_connect(d->socket, &c, errp) < 0) {
+		json_object_put(params);
+		return NULL;
+	}
+	if (qv_rpc_invoke(c, method, params, 180000, &res, errp) < 0)
+		return NULL;
+	return res ? res : json_object_new_object();
+}
+
+json_object *qvt_call_name(const struct qvt_daemon *d, const char *method, const char *name,
+			   struct qv_error *errp)
+{
+	json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "name", json_object_new_string(name));
+	return qvt_call(d, method, p, errp);
+}
+
+int qvt_define_guest(const struct qvt_daemon *d, const char *name, const char *extra_json,
+		     struct qv_error *errp)
+{
+	_cleanup_(vm_spec_freep) struct vm_spec *spec = qvt_guest_spec(name);
+	json_object *j, *p, *res;
+
+	if (!spec)
+		return -ENOENT;
+	j = vm_spec_to_json(spec);
+	/* Let the daemon pick a fresh uuid per VM. */
+	json_object_object_del(j, "uuid");
+	if (extra_json) {
+		_cleanup_json_ json_object *extra = json_tokener_parse(extra_json);
+		if (!extra) {
+			json_object_put(j);
+			return -EINVAL;
+		}
+		json_object_object_foreach(extra, k, v)
+			json_object_object_add(j, k, json_object_get(v));
+	}
+	p = json_object_new_object();
+	json_object_object_add(p, "spec", j);
+	res = qvt_call(d, "vm.define", p, errp);
+	if (!res)
+		return -EIO;
+	json_object_put(res);
+	return 0;
+}
+
+const char *qvt_serial_log(const struct qvt_daemon *d, const char *name)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s/vms/%s/serial.log", d->run_dir, name);
+	return buf;
+}
+
+const char *qvt_vm_state(const struct qvt_daemon *d, const char *name, char *buf, size_t size)
+{
+	struct qv_error err = {};
+	_cleanup_json_ json_object *r = qvt_call_name(d, "vm.info", name, &err);
+	json_object *s;
+
+	buf[0] = '\0';
+	if (r && json_object_object_get_ex(r, "state", &s))
+		snprintf(buf, size, "%s", json_object_get_string(s));
+	return buf;
+}
+
+int qvt_vm_pid(const struct qvt_daemon *d, const char *name)
+{
+	struct qv_error err = {};
+	_cleanup_json_ json_object *r = qvt_call_name(d, "vm.info", name, &err);
+	json_object *p;
+
+	if (r && json_object_object_get_ex(r, "pid", &p))
+		return json_object_get_int(p);
+	return -1;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "common/rpc-client.h"
+
+/* Launch a real qvisord for a test: its own state/run dirs under a fresh
+ * /tmp/qvd-XXXXXX, --no-kvm-probe, in the caller's network namespace.
+ * The binary is $QV_BUILD_DIR/qvisord (default ./build/qvisord). */
+struct qvt_daemon {
+	pid_t pid;
+	char dir[64];
+	char state_dir[96];
+	char run_dir[96];
+	char socket[128];
+	char log[128];
+};
+
+/* Start (or restart, reusing dirs when d->dir is already set) and wait until
+ * the socket answers host.info. 0 or -errno. */
+int qvt_daemon_start(struct qvt_daemon *d);
+/* SIGTERM (graceful; VMs keep running) or SIGKILL, then reap. */
+int qvt_daemon_stop(struct qvt_daemon *d, int sig);
+/* Stop every VM (force), stop the daemon, remove the dirs. */
+void qvt_daemon_cleanup(struct qvt_daemon *d);
+
+/* A fresh connection; NULL on failure. */
+qv_rpc_conn *qvt_connect(const struct qvt_daemon *d);
+/* Call and return the result (new ref) or NULL with *errp filled.
+ * params is stolen. */
+json_object *qvt_call(const struct qvt_daemon *d, const char *method, json_object *params,
+		      struct qv_error *errp);
+/* qvt_call with {"name": name}. */
+json_object *qvt_call_name(const struct qvt_daemon *d, const char *method, const char *name,
+			   struct qv_error *errp);
+/* Define a guest VM from the default test spec (qvt_guest_spec) with extra
+ * JSON members merged in (may be NULL, e.g. "{\"restart\":{...}}"). */
+int qvt_define_guest(const struct qvt_daemon *d, const char *name, const char *extra_json,
+		     struct qv_error *errp);
+/* "<run_dir>/vms/<name>/serial.log" in a static buffer. */
+const char *qvt_serial_log(const struct qvt_daemon *d, const char *name);
+/* vm.info's "state" / "pid" ("" / -1 on error). */
+const char *qvt_vm_state(const struct qvt_daemon *d, const char *name, char *buf, size_t size);
+int qvt_vm_pid(const struct qvt_daemon *d, const char *name);
