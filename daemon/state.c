@@ -281,7 +281,7 @@ int qv_state_open_version(const char *state_dir, int target_version, qv_state **
 				    sqlite3_errmsg(st->db));
 	}
 	free(mode);
-	r = exec_sql(st, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+	r = exec_sql(st, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
 	if (r < 0)
 		return qv_error_set(errp, r, NULL, "cannot configure %s: %s", st->path,
 				    sqlite3_errmsg(st->db));

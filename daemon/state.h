@@ -7,7 +7,9 @@
 
 /* The host state store: one SQLite database, <state_dir>/qvisor.db.
  *
- * Durability: WAL journal, synchronous=FULL, foreign keys on, busy_timeout.
+ * Durability: WAL journal, synchronous=NORMAL (a killed process never loses a
+ * committed transaction; a power cut may lose the last few), foreign keys
+ * on, busy_timeout.
  * Every public mutator is one statement (atomic by itself); several changes
  * that must land together go through qv_state_transaction(). A SIGKILL at any
  * instant leaves either the old or the new state, never a half-written one.

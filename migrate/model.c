@@ -86,7 +86,10 @@ int mig_throttle_for(double dirty_bps, double bw_bps, double margin, int max_pct
 	if (dirty_bps <= 0 || bw_bps <= 0 || dirty_bps <= bw_bps * margin)
 		return 0;
 	t = 1.0 - bw_bps * margin / dirty_bps; /* D (1 - t) = B margin */
-	pct = (int)ceil(t * 100.0 / 5.0) * 5;
+	pct = (int)(t * 100.0 / 5.0);
+	if (pct * 5.0 < t * 100.0)
+		pct++; /* round up to a multiple of 5 */
+	pct *= 5;
 	if (pct > max_pct)
 		pct = max_pct;
 	return pct < 0 ? 0 : pct;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,6 +32,9 @@ int qvt_daemon_start(struct qvt_daemon *d)
 	if (!d->dir[0]) {
 		snprintf(d->dir, sizeof(d->dir), "/tmp/qvd-XXXXXX");
 		if (!mkdtemp(d->dir))
+			return negative_errno();
+		/* QEMU runs as an unprivileged user: it must reach run/vms/NAME. */
+		if (chmod(d->dir, 0711) < 0)
 			return negative_errno();
 		snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->dir);
 		snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/loop.h"
+#include "migrate/model.h"
+#include "qemu/qmp.h"
+
+/* The pre-copy convergence engine: drives one outgoing migration of one
+ * QEMU (its QMP client) from the daemon loop.
+ *
+ *   1. pre-measure D with calc-dirty-rate (1 s) unless plain mode;
+ *   2. capabilities (events, pause-before-switchover, auto-converge) and
+ *      parameters (max-bandwidth, downtime-limit, throttle) from the policy;
+ *   3. `migrate`, then poll query-migrate every QV_MIG_POLL_MS: update the
+ *      model, report progress, apply policy decisions;
+ *   4. at pre-switchover: migrate-continue when the predicted downtime fits
+ *      the bound, else cancel;
+ *   5. completed -> done(0, stats); failed/cancelled/deadline/QMP loss ->
+ *      done(-errno, errp). The engine never resumes the guest: QEMU itself
+ *      restarts the source vCPUs when a migration fails or is cancelled, and
+ *      the caller verifies it.
+ *
+ * Plain mode (bench peer): no pre-measurement, no capabilities beyond
+ * events, QEMU's default parameters except max-bandwidth, no decisions. */
+
+typedef struct mig_engine mig_engine;
+
+#define QV_MIG_POLL_MS 200
+#define QV_MIG_DEFAULT_DOWNTIME_MS 300
+#define QV_MIG_DEFAULT_DEADLINE_S 300
+
+struct mig_engine_opts {
+	const char *uri;          /* "tcp:IP:PORT" */
+	int max_downtime_ms;      /* operator bound, 0 -> default */
+	double bandwidth_bps;     /* 0 -> no cap (QEMU's default cap is lifted) */
+	unsigned deadline_s;      /* 0 -> default */
+	bool allow_postcopy;      /* recorded; postcopy is not used (see docs) */
+	bool plain;               /* QEMU defaults, no controller */
+	bool premeasure;          /* calc-dirty-rate before start (default on) */
+};
+
+/* Every decision ("decision", data {action, value, reason, t_ms}) and every
+ * poll ("progress", data {...}); data is borrowed. */
+typedef void (*mig_engine_event_fn)(mig_engine *e, const char *type, json_object *data,
+				    void *userdata);
+/* Exactly once. stats (borrowed) is set on success and on failure alike:
+ * {status, total_time_ms, downtime_ms, ram_transferred, rounds, decisions[]}. */
+typedef void (*mig_engine_done_fn)(mig_engine *e, int error, const struct qv_error *errp,
+				   json_object *stats, void *userdata);
+
+int mig_engine_start(qv_loop *loop, qmp_client *qmp, const struct mig_engine_opts *opts,
+		     mig_engine_event_fn on_event, mig_engine_done_fn on_done, void *userdata,
+		     mig_engine **ret_engine, struct qv_error *errp);
+/* Ask QEMU to cancel; done() follows with -ECANCELED. */
+int mig_engine_cancel(mig_engine *e, const char *why);
+/* Stops polling; does not touch QEMU. done() is not called. */
+mig_engine *mig_engine_free(mig_engine *e);
+bool mig_engine_finished(const mig_engine *e);
+
+/* query-migrate's ram section into a sample (pure; for tests). */
+void mig_sample_from_query(json_object *ret, uint64_t t_ms, struct mig_sample *s);
