@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "cli/cli.h"
+#include "cli/verb-nic.h"
 #include "cli/verbs.h"
 #include "common/log.h"
 
@@ -27,6 +28,9 @@ const struct cli_verb cli_verbs[] = {
 	{ "net undefine", verb_net_undefine, "NAME", "Remove a network." },
 	{ "net list", verb_net_list, "", "List networks." },
 	{ "net info", verb_net_info, "NAME", "Show a network." },
+	{ "nic-add", verb_nic_add, "VM (--network N|--bridge B) [--mac M]",
+	  "Hot-plug a NIC into a running VM (runtime only)." },
+	{ "nic-remove", verb_nic_remove, "VM MAC|netN", "Hot-unplug a NIC added with nic-add." },
 	{ "image create", verb_image_create, "NAME SIZE [--format raw|qcow2]",
 	  "Create an empty disk image (SIZE like 10G, 512M)." },
 	{ "image list", verb_image_list, "", "List disk images." },

@@ -59,9 +59,55 @@ int verb_image_create(struct cli_ctx *ctx, int argc, char **argv)
 			      argv[optind]);
 }
 
+/* "a,b" from the used_by array ("-" when empty), into buf. */
+static const char *join_users(json_object *img, char *buf, size_t size)
+{
+	json_object *arr;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (json_object_object_get_ex(img, "used_by", &arr) &&
+	    json_object_is_type(arr, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(arr) && off < size; i++)
+			off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? "," : "",
+						json_object_get_string(json_object_array_get_idx(arr, i)));
+	return buf[0] ? buf : "-";
+}
+
+static const char *member(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+static const char *size_member(json_object *o, const char *key, char *buf, size_t size)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return out_size((uint64_t)json_object_get_int64(v), buf, size);
+}
+
+static void print_operations(json_object *res)
+{
+	json_object *ops;
+
+	if (!json_object_object_get_ex(res, "operations", &ops) ||
+	    !json_object_is_type(ops, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(ops); i++) {
+		json_object *op = json_object_array_get_idx(ops, i);
+		char a[32], b[32];
+		printf("in progress: %s %s %s -> %s (%s of %s)\n", member(op, "op_id"),
+		       member(op, "kind"), member(op, "source"), member(op, "name"),
+		       size_member(op, "done", a, sizeof(a)), size_member(op, "total", b, sizeof(b)));
+	}
+}
+
 int verb_image_list(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const char *const cols[] = { "name", "format", "size", NULL };
+	static const char *const hdr[] = { "NAME", "FORMAT", "VIRTUAL", "ALLOCATED", "USED BY",
+					   "BACKING" };
 	_cleanup_json_ json_object *res = NULL;
 	json_object *arr = NULL;
 	int r;
@@ -75,17 +121,29 @@ int verb_image_list(struct cli_ctx *ctx, int argc, char **argv)
 		out_json(res, stdout);
 		return EXIT_OK;
 	}
-	if (!json_object_object_get_ex(res, "images", &arr)) {
-		json_object_object_foreach(res, k, v) {
-			(void)k;
-			if (json_object_is_type(v, json_type_array))
-				arr = v;
-		}
-	}
-	if (arr && json_object_is_type(arr, json_type_array))
-		out_table_from_array(arr, cols, stdout);
-	else
+	if (!json_object_object_get_ex(res, "images", &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
 		out_kv(res, stdout);
+		return EXIT_OK;
+	}
+	out_table *t = out_table_new(ARRAY_SIZE(hdr), hdr);
+	if (!t)
+		return EXIT_FAILED;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *img = json_object_array_get_idx(arr, i);
+		char vs[32], as[32], users[256];
+		const char *backing = member(img, "backing");
+		const char *slash = backing ? strrchr(backing, '/') : NULL;
+		const char *row[] = { member(img, "name"), member(img, "format"),
+				      size_member(img, "virtual_size", vs, sizeof(vs)),
+				      size_member(img, "allocated_size", as, sizeof(as)),
+				      join_users(img, users, sizeof(users)),
+				      slash ? slash + 1 : backing };
+		out_table_add(t, row);
+	}
+	out_table_print(t, stdout);
+	out_table_free(t);
+	print_operations(res);
 	return EXIT_OK;
 }
 

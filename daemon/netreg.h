@@ -73,6 +73,9 @@ int qv_nic_check_mac(struct qv_daemon *d, const struct qv_vm *self, const char *
  * MACs unique. self is the VM being (re)defined or NULL. */
 int qv_net_check_spec(struct qv_daemon *d, const struct vm_spec *spec, const struct qv_vm *self,
 		      struct qv_error *errp);
+/* Free vm->nic_state without touching any TAP (for vm_free() at daemon
+ * exit, where running VMs keep their TAPs). */
+void qv_vm_nics_forget(struct qv_vm *vm);
 /* true if a TAP name belongs to vm (same "qvXXXXXXXX" prefix). */
 bool qv_vm_owns_tap(const struct qv_vm *vm, const char *tap);
 /* Hot-plugged NICs of a running VM (runtime only), as JSON, for info. */

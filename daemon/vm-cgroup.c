@@ -3,6 +3,7 @@
  * qemu/sandbox (hooks in daemon/hooks.h), plus vm.set-limits and vm.stats. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,8 +167,28 @@ static int cgroup_prepare(struct qv_vm *vm, struct cg_daemon *st, struct cg_vm *
 	return 0;
 }
 
-/* The run dir belongs to the QEMU user (0700); its parents owned by us get
- * search permission for others (0711: no listing). */
+/* Give o+x (search, not listing) to every ancestor of path that we own and
+ * that lacks it, so the QEMU user can reach its run dir: e.g. a test's
+ * mkdtemp dir (0700) holding --run-dir. */
+static void make_reachable(const char *path)
+{
+	char buf[PATH_MAX];
+	struct stat sb;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == geteuid() &&
+		    !(sb.st_mode & 01)) {
+			if (chmod(buf, (sb.st_mode & 07777) | 0111) == 0)
+				log_info("Made %s searchable (o+x) for user " QEMU_SANDBOX_USER, buf);
+		}
+		*p = '/';
+	}
+}
+
+/* The run dir belongs to the QEMU user (0700); the directories above it get
+ * search permission. */
 static int prepare_run_dir(struct qv_vm *vm, struct cg_daemon *st, struct qv_error *errp)
 {
 	_cleanup_free_ char *parent = strdup(vm->run_dir);
@@ -179,14 +200,8 @@ static int prepare_run_dir(struct qv_vm *vm, struct cg_daemon *st, struct qv_err
 	if (slash && slash != parent) {
 		*slash = '\0';
 		(void)mkdir(parent, 0711);
-		const char *ours[] = { parent, vm->d->cfg.run_dir };
-		for (size_t i = 0; i < ARRAY_SIZE(ours); i++) {
-			struct stat sb;
-			if (ours[i] && stat(ours[i], &sb) == 0 && sb.st_uid == geteuid() &&
-			    !(sb.st_mode & 01))
-				(void)chmod(ours[i], (sb.st_mode & 07777) | 0111);
-		}
 	}
+	make_reachable(vm->run_dir);
 	if (mkdir(vm->run_dir, 0700) < 0 && errno != EEXIST)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot create %s: %m",
 				    vm->run_dir);

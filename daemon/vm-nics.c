@@ -43,6 +43,11 @@ void vm_nics_free(struct qv_vm *vm)
 	vm->nic_state = NULL;
 }
 
+void qv_vm_nics_forget(struct qv_vm *vm)
+{
+	vm_nics_free(vm);
+}
+
 bool vm_is_q35(const struct qv_vm *vm)
 {
 	return streq(vm->spec->machine, "q35") || strncmp(vm->spec->machine, "pc-q35-", 7) == 0;

@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/hooks.h"
+#include "daemon/netreg.h"
 #include "daemon/vm.h"
 #include "qemu/argv.h"
 
@@ -40,6 +41,7 @@ static struct qv_vm *vm_free(struct qv_vm *vm)
 	if (!vm)
 		return NULL;
 	qv_source_remove(vm->restart_timer);
+	qv_vm_nics_forget(vm);
 	qemu_instance_free(vm->inst);
 	vm_spec_free(vm->spec);
 	free(vm->run_dir);
@@ -496,6 +498,9 @@ int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_v
 			return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT,
 					    "uuid %s is already used by VM %s", spec->uuid,
 					    vm->name);
+	r = qv_net_check_spec(d, spec, NULL, errp);
+	if (r < 0)
+		return r;
 	j = vm_spec_to_json(spec);
 	if (!j)
 		return -ENOMEM;

@@ -20,7 +20,7 @@ enum engine_phase { PH_PREMEASURE, PH_ACTIVE, PH_SWITCHOVER, PH_CANCELLING, PH_D
 
 struct mig_engine {
 	qv_loop *loop;
-	qmp_client *qmp;
+	mig_engine_qmp_fn get_qmp;
 	char *uri;
 	struct mig_engine_opts opts;
 	struct mig_policy_cfg cfg;
@@ -80,7 +80,12 @@ static void record_decision(mig_engine *e, const struct mig_decision *dc, bool a
 static int qmp(mig_engine *e, const char *cmd, json_object *args, json_object **ret,
 	       struct qv_error *errp)
 {
-	return qmp_client_execute(e->qmp, cmd, args, QMP_TIMEOUT_MS, ret, errp);
+	qmp_client *c = e->get_qmp(e->userdata);
+
+	if (!c || !qmp_client_is_open(c))
+		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE,
+				    "the source QEMU is gone (%s)", cmd);
+	return qmp_client_execute(c, cmd, args, QMP_TIMEOUT_MS, ret, errp);
 }
 
 static int set_params(mig_engine *e, json_object *args, struct qv_error *errp)
@@ -236,7 +241,8 @@ static void cancel_now(mig_engine *e, int error, const char *why)
 		log_debug("migrate: migrate_cancel failed: %s", err.message);
 }
 
-static void poll_once(mig_engine *e)
+/* Returns true once finish() ran (e may be freed). */
+static bool poll_once(mig_engine *e)
 {
 	struct qv_error err = {};
 	json_object *q = NULL, *v;
@@ -249,7 +255,7 @@ static void poll_once(mig_engine *e)
 	r = qmp(e, "query-migrate", NULL, &q, &err);
 	if (r < 0) {
 		qv_error_prefix(&err, "source QEMU lost during migration");
-		return finish(e, r, &err, "failed");
+		return finish(e, r, &err, "failed"), true;
 	}
 	json_object_put(e->last_query);
 	e->last_query = q;
@@ -260,55 +266,58 @@ static void poll_once(mig_engine *e)
 		mig_model_observe(&e->model, &s);
 
 	if (streq(status, "completed"))
-		return finish(e, 0, NULL, "completed");
+		return finish(e, 0, NULL, "completed"), true;
 	if (streq(status, "failed")) {
 		const char *desc = json_object_object_get_ex(q, "error-desc", &v)
 					   ? json_object_get_string(v) : "unknown error";
 		if (e->cancel_error) {
 			qv_error_set(&err, e->cancel_error, QV_REASON_CANCELLED, "%s", e->cancel_why);
-			return finish(e, -e->cancel_error, &err, "cancelled");
+			return finish(e, -e->cancel_error, &err, "cancelled"), true;
 		}
 		qv_error_set(&err, EIO, QV_REASON_QEMU_ERROR, "migration failed: %s", desc);
-		return finish(e, -EIO, &err, "failed");
+		return finish(e, -EIO, &err, "failed"), true;
 	}
 	if (streq(status, "cancelled")) {
 		int er = e->cancel_error ? e->cancel_error : ECANCELED;
 		qv_error_set(&err, er, er == ETIMEDOUT ? QV_REASON_TIMEOUT : QV_REASON_CANCELLED,
 			     "%s", e->cancel_error ? e->cancel_why : "migration cancelled");
-		return finish(e, -er, &err, "cancelled");
+		return finish(e, -er, &err, "cancelled"), true;
 	}
 	progress(e, status, q);
 	if (e->phase == PH_CANCELLING)
-		return;
+		return false;
 	if (streq(status, "pre-switchover") && e->phase == PH_ACTIVE) {
 		mig_policy_switchover(&e->cfg, &e->model, &dc[0]);
 		e->phase = PH_SWITCHOVER;
 		if (dc[0].action == MIG_ACT_CANCEL) {
 			record_decision(e, &dc[0], true);
-			return cancel_now(e, ERANGE, dc[0].reason);
+			cancel_now(e, ERANGE, dc[0].reason);
+			return false;
 		}
 		r = apply(e, &dc[0], &err);
 		record_decision(e, &dc[0], r >= 0);
 		if (r < 0)
 			cancel_now(e, -r, err.message);
-		return;
+		return false;
 	}
 	if (!streq(status, "active"))
-		return;
+		return false;
 	if (e->opts.plain) {
 		if (elapsed(e) >= e->cfg.deadline_ms)
 			cancel_now(e, ETIMEDOUT, "deadline reached (plain mode)");
-		return;
+		return false;
 	}
 	n = mig_policy_step(&e->cfg, &e->model, elapsed(e), &e->pst, dc, 4);
 	for (size_t i = 0; i < n; i++) {
 		if (dc[i].action == MIG_ACT_CANCEL) {
 			record_decision(e, &dc[i], true);
-			return cancel_now(e, ETIMEDOUT, dc[i].reason);
+			cancel_now(e, ETIMEDOUT, dc[i].reason);
+			return false;
 		}
 		r = apply(e, &dc[i], &err);
 		record_decision(e, &dc[i], r >= 0);
 	}
+	return false;
 }
 
 static int begin(mig_engine *e, struct qv_error *errp)
@@ -394,14 +403,13 @@ static void engine_tick(qv_source *s, void *ud)
 		if (r < 0)
 			return finish(e, r, &err, "failed");
 	} else {
-		poll_once(e);
-		if (e->phase == PH_DONE)
+		if (poll_once(e))
 			return; /* e may be gone */
 	}
 	arm(e, QV_MIG_POLL_MS);
 }
 
-int mig_engine_start(qv_loop *loop, qmp_client *qmpc, const struct mig_engine_opts *opts,
+int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_engine_opts *opts,
 		     mig_engine_event_fn on_event, mig_engine_done_fn on_done, void *userdata,
 		     mig_engine **ret_engine, struct qv_error *errp)
 {
@@ -414,7 +422,7 @@ int mig_engine_start(qv_loop *loop, qmp_client *qmpc, const struct mig_engine_op
 	if (!e)
 		return -ENOMEM;
 	e->loop = loop;
-	e->qmp = qmpc;
+	e->get_qmp = get_qmp;
 	e->opts = *opts;
 	e->uri = strdup(opts->uri);
 	e->opts.uri = e->uri;

@@ -53,7 +53,11 @@ typedef void (*mig_engine_event_fn)(mig_engine *e, const char *type, json_object
 typedef void (*mig_engine_done_fn)(mig_engine *e, int error, const struct qv_error *errp,
 				   json_object *stats, void *userdata);
 
-int mig_engine_start(qv_loop *loop, qmp_client *qmp, const struct mig_engine_opts *opts,
+/* The QMP client of the source QEMU, looked up before every command (the
+ * QEMU may exit, and its client be freed, at any time): NULL = gone. */
+typedef qmp_client *(*mig_engine_qmp_fn)(void *userdata);
+
+int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_engine_opts *opts,
 		     mig_engine_event_fn on_event, mig_engine_done_fn on_done, void *userdata,
 		     mig_engine **ret_engine, struct qv_error *errp);
 /* Ask QEMU to cancel; done() follows with -ECANCELED. */

@@ -36,8 +36,8 @@ struct qemu_argv_opts {
 	const char *run_dir;      /* absolute per-VM dir; must fit sun_path with "/serial.sock" */
 	enum vm_accel accel;      /* resolved: VM_ACCEL_KVM or VM_ACCEL_TCG, never AUTO */
 	/* TAP fds already open in the daemon, one per spec NIC in order; passed as
-	 * -netdev tap,fd=N,vhost=off. They must be inheritable (no O_CLOEXEC) in
-	 * the QEMU child. A NIC without fd (index >= n_nic_fds or fd < 0) is an
+	 * -netdev tap,fd=N,vhost=off. The spawner keeps them open under the same
+	 * numbers in the QEMU child (O_CLOEXEC is cleared there). A NIC without fd (index >= n_nic_fds or fd < 0) is an
 	 * error unless nic_user_fallback, which gives it -netdev user instead. */
 	const int *nic_fds;
 	size_t n_nic_fds;

@@ -208,6 +208,20 @@ Test(net_guests, nic_hotplug_add_and_remove, .fini = fini, .timeout = 240)
 		       "not-found", "no hot-plugged NIC");
 	json_object_put(added);
 
+	/* A daemon crash and restart keeps the running VM's TAP (reconciliation
+	 * removes only TAPs of VMs without QEMU). */
+	json_object *nic = nic_of("h1", 0);
+	cr_assert_eq(qvtd_kill9(&qd), SIGKILL);
+	cr_assert_eq(qvtd_restart(&qd, 20000), 0);
+	json_object *vm = net_call_ok(&qd, "vm.info", "{\"name\": \"h1\"}");
+	cr_assert_str_eq(jstr_at(vm, "state"), "running");
+	json_object_put(vm);
+	l = qvt_ip_link(jstr_at(nic, "tap"));
+	cr_assert_not_null(l, "running VM's TAP removed at daemon start");
+	cr_assert_str_eq(qvt_link_master(l), "qvbr-hp");
+	json_object_put(l);
+	json_object_put(nic);
+
 	net_stop_vm(&qd, "h1");
 	json_object_put(net_call_ok(&qd, "vm.undefine", "{\"name\": \"h1\"}"));
 	json_object_put(net_call_ok(&qd, "net.undefine", "{\"name\": \"hp\"}"));

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared between daemon/methods-image.c (the image.* handlers) and
+ * daemon/image-job.c (long copies on worker threads). */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon/daemon.h"
+#include "storage/pool.h"
+
+struct image_job;
+
+/* d->image_state. */
+struct image_state {
+	struct qv_daemon *d;
+	qv_pool *pool;
+	struct image_job *jobs; /* in flight, newest first */
+	unsigned next_op;
+};
+
+enum image_job_kind {
+	IMAGE_JOB_IMPORT, /* src: absolute path of a host file */
+	IMAGE_JOB_CLONE,  /* src: pool image name (full clone) */
+};
+
+struct image_job_params {
+	enum image_job_kind kind;
+	const char *src;
+	const char *name;
+	enum qv_image_format fmt; /* import only; QV_IMAGE_AUTO sniffs */
+	uint64_t bandwidth;       /* bytes/s, 0 = unlimited */
+};
+
+/* Start a copy on a worker thread; the job owns `call` from here on and
+ * finishes it from the loop thread (result: image_info_json() of the new
+ * image plus op_id and stats). Answers the call itself on failure. */
+int image_job_start(struct image_state *st, qv_rpc_call *call,
+		    const struct image_job_params *p);
+/* Cancel every job, wait for the threads, finish their calls. */
+void image_jobs_free(struct image_state *st);
+/* The job that is creating or reading image `name`, or NULL. */
+struct image_job *image_job_find(struct image_state *st, const char *name, bool *ret_is_dest);
+const char *image_job_op_id(const struct image_job *job);
+const char *image_job_dest(const struct image_job *job);
+/* [{op_id, kind, source, name, done, total}] */
+json_object *image_jobs_json(struct image_state *st);
+
+/* One pool image as a JSON object (methods-image.c), NULL + errp on error. */
+json_object *image_info_json(struct image_state *st, const char *name, struct qv_error *errp);

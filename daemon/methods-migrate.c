@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/* migrate.* RPC methods: parameter checking and the migration list. The
+ * phases live in migrate-source.c and migrate-dest.c. */
+#include <ctype.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "daemon/migrate-internal.h"
+
+/* One daemon per process: the list of migrations is process-wide. */
+static struct qv_mig *migs;
+
+struct qv_mig *qv_mig_find(const char *vm, bool source)
+{
+	for (struct qv_mig *m = migs; m; m = m->next)
+		if (m->source == source && streq(m->vm, vm))
+			return m;
+	return NULL;
+}
+
+struct qv_mig *qv_mig_new(struct qv_daemon *d, const char *vm, bool source)
+{
+	struct qv_mig *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->d = d;
+	m->vm = strdup(vm);
+	m->source = source;
+	snprintf(m->id, sizeof(m->id), "%s-%s", vm, source ? "out" : "in");
+	if (!m->vm) {
+		free(m);
+		return NULL;
+	}
+	m->next = migs;
+	migs = m;
+	return m;
+}
+
+void qv_mig_persist(struct qv_mig *m)
+{
+	_cleanup_free_ char *data = NULL;
+	struct qv_migration_record rec = {
+		.id = m->id, .vm = m->vm, .role = m->source ? "source" : "destination",
+		.state = m->state, .peer = m->peer, .token = m->token[0] ? m->token : NULL,
+	};
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "created", json_object_new_boolean(m->created));
+	json_object_object_add(o, "saved_policy", json_object_new_int((int)m->saved_policy));
+	if (m->stats)
+		json_object_object_add(o, "stats", json_object_get(m->stats));
+	data = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	rec.data_json = data;
+	if (qv_state_migration_put(m->d->state, &rec) < 0)
+		log_warning("Migration %s: cannot persist its record, ignoring", m->id);
+}
+
+void qv_mig_drop(struct qv_mig *m)
+{
+	for (struct qv_mig **p = &migs; *p; p = &(*p)->next)
+		if (*p == m) {
+			*p = m->next;
+			break;
+		}
+	(void)qv_state_migration_delete(m->d->state, m->id);
+	m->engine = mig_engine_free(m->engine);
+	m->watch = qv_source_remove(m->watch);
+	if (m->client)
+		qv_rpc_client_unref(m->client);
+	json_object_put(m->stats);
+	free(m->peer);
+	free(m->vm);
+	free(m);
+}
+
+static int check_keys(qv_rpc_call *call, json_object *params, const char *const *keys)
+{
+	struct qv_error err = {};
+
+	if (!params || !json_object_is_type(params, json_type_object))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params must be an object");
+	if (json_check_keys(params, keys, "params", &err) < 0) {
+		qv_rpc_call_error(call, &err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int get_name(qv_rpc_call *call, json_object *params, const char **ret)
+{
+	if (qv_param_string(call, params, "name", ret) < 0)
+		return -EINVAL;
+	if (!vm_name_valid(*ret))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "invalid VM name \"%.80s\"", *ret);
+	return 0;
+}
+
+/* Optional integer in [lo, hi]; answers the call on failure. */
+static int opt_int(qv_rpc_call *call, json_object *params, const char *key, int64_t lo,
+		   int64_t hi, int64_t *val)
+{
+	struct qv_error err = {};
+	int r = json_get_int64(params, key, key, val, &err);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return qv_rpc_call_error(call, &err), -EINVAL;
+	if (*val < lo || *val > hi)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.%s must be within %lld..%lld", key, (long long)lo,
+				    (long long)hi);
+	return 0;
+}
+
+static int opt_bool(qv_rpc_call *call, json_object *params, const char *key, bool *val)
+{
+	struct qv_error err = {};
+	int r = json_get_bool(params, key, key, val, &err);
+
+	if (r < 0 && r != -ENOENT)
+		return qv_rpc_call_error(call, &err), -EINVAL;
+	return 0;
+}
+
+static int opt_string(qv_rpc_call *call, json_object *params, const char *key, const char **val)
+{
+	struct qv_error err = {};
+	int r = json_get_string(params, key, key, val, &err);
+
+	if (r < 0 && r != -ENOENT)
+		return qv_rpc_call_error(call, &err), -EINVAL;
+	return 0;
+}
+
+/* tcp:HOST:PORT with a conservative character set. */
+static bool uri_valid(const char *uri)
+{
+	if (strncmp(uri, "tcp:", 4) != 0 || strlen(uri) > 200 || !strrchr(uri + 4, ':'))
+		return false;
+	for (const char *p = uri + 4; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(".:-[]", *p))
+			return false;
+	return true;
+}
+
+static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s", NULL };
+	struct qv_mig_prepare p = { .listen = "0.0.0.0", .timeout_s = 600 };
+	struct qv_error err = {};
+	json_object *res = NULL;
+	int64_t port = 0, timeout = 600;
+
+	if (check_keys(call, params, keys) < 0)
+		return 0;
+	if (!json_object_object_get_ex(params, "spec", &p.spec) ||
+	    !json_object_is_type(p.spec, json_type_object))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.spec (an object) is required");
+	if (opt_string(call, params, "listen", &p.listen) < 0 ||
+	    opt_string(call, params, "address", &p.address) < 0 ||
+	    opt_int(call, params, "port", 0, 65535, &port) < 0 ||
+	    opt_int(call, params, "timeout_s", 10, 86400, &timeout) < 0)
+		return 0;
+	p.port = (int)port;
+	p.timeout_s = (unsigned)timeout;
+	if (qv_mig_prepare(ud, &p, &res, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
+	return qv_rpc_call_reply(call, res), 0;
+}
+
+static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "uri", "max_downtime_ms", "bandwidth_mbps",
+					    "deadline_s", "allow_postcopy", "plain", "premeasure",
+					    NULL };
+	struct mig_engine_opts o = { .premeasure = true };
+	const char *name, *uri;
+	int64_t downtime = QV_MIG_DEFAULT_DOWNTIME_MS, bw = 0, deadline = QV_MIG_DEFAULT_DEADLINE_S;
+	struct qv_vm *vm;
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0 ||
+	    qv_param_string(call, params, "uri", &uri) < 0)
+		return 0;
+	if (!uri_valid(uri))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.uri must be tcp:HOST:PORT");
+	if (opt_int(call, params, "max_downtime_ms", 1, 60000, &downtime) < 0 ||
+	    opt_int(call, params, "bandwidth_mbps", 0, 100000, &bw) < 0 ||
+	    opt_int(call, params, "deadline_s", 1, 86400, &deadline) < 0 ||
+	    opt_bool(call, params, "allow_postcopy", &o.allow_postcopy) < 0 ||
+	    opt_bool(call, params, "plain", &o.plain) < 0 ||
+	    opt_bool(call, params, "premeasure", &o.premeasure) < 0)
+		return 0;
+	vm = qv_vm_find(ud, name);
+	if (!vm)
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
+	o.uri = uri;
+	o.max_downtime_ms = (int)downtime;
+	o.bandwidth_bps = (double)bw * 1024 * 1024; /* MiB/s */
+	o.deadline_s = (unsigned)deadline;
+	return qv_mig_perform(call, vm, &o);
+}
+
+static int m_finish(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "token", NULL };
+	const char *name, *token;
+	struct qv_mig *m;
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0 ||
+	    qv_param_string(call, params, "token", &token) < 0)
+		return 0;
+	m = qv_mig_find(name, false);
+	if (!m)
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND,
+				    "no incoming migration of %s", name);
+	if (!streq(m->token, token))
+		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
+				    "wrong migration token for %s", name);
+	return qv_mig_finish(call, m);
+}
+
+static int m_confirm(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "keep_definition", NULL };
+	const char *name;
+	bool keep = false;
+	struct qv_mig *m;
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0 ||
+	    opt_bool(call, params, "keep_definition", &keep) < 0)
+		return 0;
+	m = qv_mig_find(name, true);
+	if (!m)
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND,
+				    "no outgoing migration of %s", name);
+	return qv_mig_confirm(call, m, keep);
+}
+
+static int m_cancel(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", NULL };
+	const char *name;
+	struct qv_mig *m;
+	json_object *res;
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0)
+		return 0;
+	m = qv_mig_find(name, true);
+	if (m)
+		return qv_mig_cancel_source(call, m);
+	m = qv_mig_find(name, false);
+	if (!m)
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "no migration of %s", name);
+	qv_mig_teardown_dest(m, "cancelled by the client");
+	res = json_object_new_object();
+	json_object_object_add(res, "name", json_object_new_string(name));
+	json_object_object_add(res, "role", json_object_new_string("destination"));
+	json_object_object_add(res, "action", json_object_new_string("torn-down"));
+	return qv_rpc_call_reply(call, res), 0;
+}
+
+static int m_recover(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", NULL };
+	struct qv_error err = {};
+	json_object *res = NULL;
+	const char *name;
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0)
+		return 0;
+	if (qv_mig_recover(ud, name, &res, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
+	return qv_rpc_call_reply(call, res), 0;
+}
+
+static int m_status(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", NULL };
+	struct qv_migration_record rec = {};
+	const char *name;
+	struct qv_mig *m;
+	json_object *o;
+	char id[96];
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0)
+		return 0;
+	m = qv_mig_find(name, true);
+	if (!m)
+		m = qv_mig_find(name, false);
+	snprintf(id, sizeof(id), "%s-%s", name, m && !m->source ? "in" : "out");
+	if (qv_state_migration_get(((struct qv_daemon *)ud)->state, id, &rec) < 0) {
+		snprintf(id, sizeof(id), "%s-in", name);
+		if (qv_state_migration_get(((struct qv_daemon *)ud)->state, id, &rec) < 0)
+			return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND,
+					    "no migration of %s", name);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(rec.id));
+	json_object_object_add(o, "name", json_object_new_string(rec.vm));
+	json_object_object_add(o, "role", json_object_new_string(rec.role));
+	json_object_object_add(o, "state", json_object_new_string(rec.state));
+	json_object_object_add(o, "active", json_object_new_boolean(m != NULL));
+	if (rec.peer)
+		json_object_object_add(o, "peer", json_object_new_string(rec.peer));
+	if (rec.data_json)
+		json_object_object_add(o, "data", json_tokener_parse(rec.data_json));
+	qv_migration_record_done(&rec);
+	return qv_rpc_call_reply(call, o), 0;
+}
+
+const struct qv_rpc_method qv_migrate_methods[] = {
+	{ "migrate.prepare", m_prepare }, { "migrate.perform", m_perform },
+	{ "migrate.finish", m_finish },   { "migrate.confirm", m_confirm },
+	{ "migrate.cancel", m_cancel },   { "migrate.recover", m_recover },
+	{ "migrate.status", m_status },
+};
+const size_t qv_migrate_methods_count = ARRAY_SIZE(qv_migrate_methods);
+
+/* --- daemon start ---------------------------------------------------------- */
+
+struct load_item {
+	char *vm;
+	char *role;
+	char *token;
+	char *data;
+};
+
+static int load_one(const struct qv_migration_record *rec, void *ud)
+{
+	struct load_item **items = ud;
+	size_t n = 0;
+
+	while ((*items)[n].vm)
+		n++;
+	struct load_item *nv = realloc(*items, (n + 2) * sizeof(**items));
+	if (!nv)
+		return -ENOMEM;
+	*items = nv;
+	nv[n] = (struct load_item){ strdup(rec->vm), strdup(rec->role),
+				    rec->token ? strdup(rec->token) : NULL,
+				    rec->data_json ? strdup(rec->data_json) : NULL };
+	nv[n + 1] = (struct load_item){ 0 };
+	return 0;
+}
+
+void qv_migrate_registry_load(struct qv_daemon *d)
+{
+	struct load_item *items = calloc(1, sizeof(*items));
+
+	if (!items || qv_state_migration_list(d->state, load_one, &items) < 0) {
+		log_warning("Cannot list migration records, ignoring");
+		free(items);
+		return;
+	}
+	for (struct load_item *it = items; it->vm; it++) {
+		struct qv_error err = {};
+		json_object *res = NULL;
+
+		if (streq(it->role, "source")) {
+			if (qv_mig_recover(d, it->vm, &res, &err) < 0)
+				log_warning("Migration of %s: recovery failed: %s", it->vm, err.message);
+			else
+				log_info("Migration of %s: recovered as %s", it->vm,
+					 json_object_to_json_string(res));
+			json_object_put(res);
+		} else {
+			struct qv_mig *m = qv_mig_new(d, it->vm, false);
+			_cleanup_json_ json_object *data = it->data ? json_tokener_parse(it->data) : NULL;
+			json_object *v;
+
+			if (!m)
+				continue;
+			snprintf(m->state, sizeof(m->state), "prepared");
+			snprintf(m->token, sizeof(m->token), "%s", it->token ? it->token : "");
+			if (data && json_object_object_get_ex(data, "created", &v))
+				m->created = json_object_get_boolean(v);
+			if (data && json_object_object_get_ex(data, "saved_policy", &v))
+				m->saved_policy = (enum vm_restart_policy)json_object_get_int(v);
+			qv_mig_dest_rearm(m);
+		}
+		free(it->vm);
+		free(it->role);
+		free(it->token);
+		free(it->data);
+	}
+	free(items);
+}

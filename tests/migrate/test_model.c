@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* The convergence model and policy with synthetic samples. */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "migrate/converge.h"
+#include "migrate/model.h"
+
+#define MB 1000000.0
+
+/* A synthetic pre-copy: B bytes/s on the wire, D bytes/s dirtied, a round
+ * resends what was dirtied during the previous one. */
+struct sim {
+	struct mig_model m;
+	uint64_t t, transferred, remaining, syncs;
+};
+
+static void sim_step(struct sim *s, double b, double d, uint64_t dt_ms)
+{
+	struct mig_sample smp;
+	uint64_t sent = (uint64_t)(b * dt_ms / 1000.0);
+
+	s->t += dt_ms;
+	s->transferred += sent;
+	s->remaining = s->remaining > sent ? s->remaining - sent : 0;
+	s->remaining += (uint64_t)(d * dt_ms / 1000.0);
+	smp = (struct mig_sample){ .t_ms = s->t, .transferred = s->transferred,
+				   .remaining = s->remaining, .total = 512 << 20,
+				   .dirty_pages_rate = d / 4096.0, .page_size = 4096,
+				   .dirty_syncs = ++s->syncs };
+	mig_model_observe(&s->m, &smp);
+}
+
+Test(model, bandwidth_and_dirty_rate_from_deltas)
+{
+	struct sim s = { .remaining = 512 << 20 };
+
+	mig_model_init(&s.m);
+	for (int i = 0; i < 20; i++)
+		sim_step(&s, 50 * MB, 10 * MB, 200);
+	cr_assert_float_eq(s.m.bw_bps, 50 * MB, 0.5 * MB);
+	cr_assert_float_eq(mig_model_dirty_bps(&s.m), 10 * MB, 0.1 * MB);
+	/* R / B */
+	cr_assert_float_eq(mig_model_downtime_ms(&s.m), s.remaining / (50 * MB) * 1000, 20);
+}
+
+Test(model, first_sample_gives_no_bandwidth)
+{
+	struct mig_model m;
+	struct mig_sample smp = { .t_ms = 1000, .transferred = 1 << 20, .remaining = 100,
+				  .total = 200 };
+
+	mig_model_init(&m);
+	mig_model_observe(&m, &smp);
+	cr_assert_eq(m.bw_bps, 0);
+	cr_assert_eq(mig_model_downtime_ms(&m), -1);
+	cr_assert_eq(mig_model_converge_s(&m, 300), -1);
+}
+
+Test(model, too_close_samples_keep_reference)
+{
+	struct mig_model m;
+	struct mig_sample a = { .t_ms = 1000, .transferred = 0, .remaining = 1, .total = 1 };
+	struct mig_sample b = { .t_ms = 1050, .transferred = 1000000, .remaining = 1, .total = 1 };
+	struct mig_sample c = { .t_ms = 2000, .transferred = 10000000, .remaining = 1, .total = 1 };
+
+	mig_model_init(&m);
+	mig_model_observe(&m, &a);
+	mig_model_observe(&m, &b); /* 50 ms later: ignored for B */
+	cr_assert_eq(m.bw_bps, 0);
+	mig_model_observe(&m, &c);
+	cr_assert_float_eq(m.bw_bps, 10000000.0, 1);
+}
+
+Test(model, converge_time)
+{
+	struct mig_model m;
+
+	mig_model_init(&m);
+	m.bw_bps = 100 * MB;
+	m.dirty_bps = 50 * MB;
+	m.remaining = (uint64_t)(100 * MB);
+	/* (100 MB - 100 MB/s * 0.3 s) / (50 MB/s) = 1.4 s */
+	cr_assert_float_eq(mig_model_converge_s(&m, 300), 1.4, 1e-6);
+	m.remaining = (uint64_t)(10 * MB);
+	cr_assert_eq(mig_model_converge_s(&m, 300), 0);
+	m.remaining = (uint64_t)(100 * MB);
+	m.dirty_bps = 150 * MB;
+	cr_assert(isinf(mig_model_converge_s(&m, 300)));
+}
+
+Test(model, throttle_for)
+{
+	/* D (1 - t) <= B margin: 150 (1 - t) <= 50 -> t >= 0.667 -> 70 */
+	cr_assert_eq(mig_throttle_for(150 * MB, 100 * MB, 0.5, 99), 70);
+	cr_assert_eq(mig_throttle_for(40 * MB, 100 * MB, 0.5, 99), 0);
+	cr_assert_eq(mig_throttle_for(1000 * MB, 10 * MB, 0.5, 80), 80);
+	cr_assert_eq(mig_throttle_for(0, 10 * MB, 0.5, 99), 0);
+	/* exact multiple stays */
+	cr_assert_eq(mig_throttle_for(100 * MB, 100 * MB, 0.5, 99), 50);
+}
+
+Test(policy, initial_uses_premeasured_rate)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .bandwidth_bps = 50 * MB,
+				      .deadline_ms = 60000, .margin = 0.5, .max_throttle_pct = 99 };
+	struct mig_policy_state st;
+	struct mig_decision d[4];
+	struct mig_model m;
+	size_t n;
+
+	mig_model_init(&m);
+	mig_model_set_pre_dirty_rate(&m, 125 * MB);
+	n = mig_policy_initial(&cfg, &m, 0, &st, d, 4);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(d[0].action, MIG_ACT_SET_DOWNTIME);
+	cr_assert_eq(d[0].value, 150);
+	cr_assert_eq(d[1].action, MIG_ACT_SET_THROTTLE);
+	/* 125 (1 - t) <= 25 -> t = 0.8 */
+	cr_assert_eq(st.throttle_initial, 80);
+	cr_assert(strstr(d[1].reason, "125.0"));
+
+	mig_model_set_pre_dirty_rate(&m, 5 * MB);
+	mig_policy_initial(&cfg, &m, 0, &st, d, 4);
+	cr_assert_eq(st.throttle_initial, 20); /* QEMU's default, armed only */
+}
+
+Test(policy, deadline_cancels)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .deadline_ms = 10000 };
+	struct mig_policy_state st = { .downtime_limit_ms = 150 };
+	struct mig_decision d[4];
+	struct mig_model m;
+
+	mig_model_init(&m);
+	cr_assert_eq(mig_policy_step(&cfg, &m, 9999, &st, d, 4), 0);
+	cr_assert_eq(mig_policy_step(&cfg, &m, 10000, &st, d, 4), 1);
+	cr_assert_eq(d[0].action, MIG_ACT_CANCEL);
+	cr_assert(strstr(d[0].reason, "deadline"));
+}
+
+Test(policy, stall_raises_downtime_and_throttle)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .deadline_ms = 600000,
+				      .margin = 0.5, .max_throttle_pct = 99 };
+	struct mig_policy_state st = { .downtime_limit_ms = 150, .throttle_increment = 10,
+				       .max_throttle = 99 };
+	struct sim s = { .remaining = 256 << 20 };
+	struct mig_decision d[4];
+	bool saw_downtime = false, saw_throttle = false;
+
+	mig_model_init(&s.m);
+	/* D = 1.5 B: R never shrinks. */
+	for (int i = 0; i < 10; i++) {
+		sim_step(&s, 50 * MB, 75 * MB, 500);
+		size_t n = mig_policy_step(&cfg, &s.m, s.t, &st, d, 4);
+		for (size_t k = 0; k < n; k++) {
+			if (d[k].action == MIG_ACT_SET_DOWNTIME) {
+				saw_downtime = true;
+				cr_assert_eq(d[k].value, 300);
+			}
+			if (d[k].action == MIG_ACT_SET_THROTTLE) {
+				saw_throttle = true;
+				/* 75 (1 - t) <= 25: t >= 67 -> need 70, max 80 */
+				cr_assert_geq(d[k].value, 80);
+			}
+			cr_assert_neq(d[k].action, MIG_ACT_CANCEL);
+		}
+	}
+	cr_assert(saw_downtime);
+	cr_assert(saw_throttle);
+	cr_assert_eq(st.downtime_limit_ms, 300);
+}
+
+Test(policy, easy_workload_makes_no_throttle_decision)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .deadline_ms = 600000 };
+	struct mig_policy_state st = { .downtime_limit_ms = 150, .throttle_increment = 10,
+				       .max_throttle = 99 };
+	struct sim s = { .remaining = 512 << 20 };
+	struct mig_decision d[4];
+
+	mig_model_init(&s.m);
+	for (int i = 0; i < 10; i++) {
+		sim_step(&s, 100 * MB, 5 * MB, 500);
+		size_t n = mig_policy_step(&cfg, &s.m, s.t, &st, d, 4);
+		for (size_t k = 0; k < n; k++)
+			cr_assert_neq(d[k].action, MIG_ACT_SET_THROTTLE, "%s", d[k].reason);
+	}
+}
+
+Test(policy, switchover_within_and_beyond_bound)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 100, .deadline_ms = 60000 };
+	struct mig_decision d;
+	struct mig_model m;
+
+	mig_model_init(&m);
+	m.bw_bps = 0; /* paused guest: our estimate decayed */
+	m.qemu_bw_bps = 50 * MB;
+	m.remaining = (uint64_t)(2 * MB); /* 40 ms */
+	mig_policy_switchover(&cfg, &m, &d);
+	cr_assert_eq(d.action, MIG_ACT_CONTINUE, "%s", d.reason);
+	cr_assert_eq(d.value, 40);
+	m.remaining = (uint64_t)(20 * MB); /* 400 ms */
+	mig_policy_switchover(&cfg, &m, &d);
+	cr_assert_eq(d.action, MIG_ACT_CANCEL);
+	cr_assert(strstr(d.reason, "exceeds"));
+}
+
+Test(engine, sample_from_query_migrate)
+{
+	json_object *q = json_tokener_parse(
+		"{\"status\":\"active\",\"cpu-throttle-percentage\":30,\"ram\":{"
+		"\"transferred\":1000,\"remaining\":2000,\"total\":536870912,"
+		"\"page-size\":4096,\"dirty-sync-count\":3,\"dirty-pages-rate\":250,"
+		"\"mbps\":400.5}}");
+	struct mig_sample s;
+
+	mig_sample_from_query(q, 42, &s);
+	cr_assert_eq(s.t_ms, 42);
+	cr_assert_eq(s.transferred, 1000);
+	cr_assert_eq(s.remaining, 2000);
+	cr_assert_eq(s.total, 536870912);
+	cr_assert_eq(s.dirty_syncs, 3);
+	cr_assert_eq(s.throttle_pct, 30);
+	cr_assert_float_eq(s.dirty_pages_rate, 250, 1e-9);
+	cr_assert_float_eq(s.mbps, 400.5, 1e-9);
+	json_object_put(q);
+}
