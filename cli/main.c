@@ -39,6 +39,11 @@ const struct cli_verb cli_verbs[] = {
 	  "Copy an image (--linked: qcow2 overlay backed by SRC)." },
 	{ "image import", verb_image_import, "PATH NAME", "Import a file into the image pool." },
 	{ "image resize", verb_image_resize, "NAME SIZE", "Grow an image to SIZE." },
+	{ "migrate", verb_migrate,
+	  "VM --to URI [--max-downtime MS] [--bandwidth MiB/s] [--deadline S] [--allow-postcopy] "
+	  "[--plain] [--dest-address IP]",
+	  "Live-migrate a running VM to the daemon at URI." },
+	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
 	{ "rpc", verb_rpc, "METHOD [JSON-PARAMS] [--timeout S]",
 	  "Call any RPC method and print the result as JSON." },
 	{ "rpc-stdio", verb_rpc_stdio, "",

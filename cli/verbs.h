@@ -31,6 +31,8 @@ VERB(image_resize);
 VERB(rpc);
 VERB(rpc_stdio);
 VERB(help);
+VERB(migrate);
+VERB(migrate_cancel);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -384,6 +384,21 @@ static int read_dirty_rate(mig_engine *e, double *ret_bps)
 	return r;
 }
 
+/* QEMU stops the guest before it enters pre-switchover, so every poll
+ * interval there is downtime: poll fast once R nears the switchover
+ * threshold (B x downtime-limit). */
+static uint64_t next_poll_ms(const mig_engine *e)
+{
+	double b = e->model.bw_bps > 0 ? e->model.bw_bps : e->model.qemu_bw_bps;
+	double threshold = b * e->pst.downtime_limit_ms / 1000.0;
+	int limit = e->opts.plain ? 0 : e->pst.downtime_limit_ms;
+
+	if (e->phase == PH_ACTIVE && limit > 0 && b > 0 &&
+	    (double)e->model.remaining <= 4 * threshold + 8e6)
+		return QV_MIG_FAST_POLL_MS;
+	return QV_MIG_POLL_MS;
+}
+
 static void engine_tick(qv_source *s, void *ud)
 {
 	mig_engine *e = ud;
@@ -406,7 +421,7 @@ static void engine_tick(qv_source *s, void *ud)
 		if (poll_once(e))
 			return; /* e may be gone */
 	}
-	arm(e, QV_MIG_POLL_MS);
+	arm(e, next_poll_ms(e));
 }
 
 int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_engine_opts *opts,

@@ -31,6 +31,7 @@
 typedef struct mig_engine mig_engine;
 
 #define QV_MIG_POLL_MS 200
+#define QV_MIG_FAST_POLL_MS 5 /* near the switchover */
 #define QV_MIG_DEFAULT_DOWNTIME_MS 300
 #define QV_MIG_DEFAULT_DEADLINE_S 300
 

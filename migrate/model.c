@@ -192,18 +192,16 @@ size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model 
 	st->last_remaining = m->remaining;
 	st->last_decision_syncs = m->dirty_syncs;
 
-	/* Downtime: raise to the bound when the rounds stall, when switching
-	 * now would already fit the bound, or when converging at the current
-	 * limit would take more than the rest of the deadline. */
+	/* Downtime: raise to the bound when the rounds stall or when converging
+	 * at the current limit would take more than half the time left. A
+	 * workload that converges keeps the lower limit (shorter pause). */
 	if (st->downtime_limit_ms < cfg->max_downtime_ms) {
 		double now_ms = mig_model_downtime_ms(m);
 		double conv = mig_model_converge_s(m, st->downtime_limit_ms);
 		double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
 		const char *why = NULL;
 
-		if (now_ms >= 0 && now_ms <= cfg->max_downtime_ms)
-			why = "switching now fits the bound";
-		else if (st->stalled_rounds > 0)
+		if (st->stalled_rounds > 0)
 			why = "remaining set stopped shrinking";
 		else if (conv < 0 || conv > left_s / 2)
 			why = "convergence at the current limit would exceed half the time left";

@@ -1,8 +1,20 @@
 #!/bin/bash
-# Copy-engine benchmark: qvisor's io_uring engine vs cp, qemu-img convert and
-# dd on 2 GiB images (dense and 10% sparse), side by side in one run, page
-# cache dropped before every run. Needs root (drop_caches).
+# Copy-engine benchmark: qvisor's engine vs cp, qemu-img convert and dd on
+# 2 GiB images (dense and 10% sparse), side by side in one run. Needs root
+# (drop_caches).
 #   scripts/bench/copy.sh [BUILD_DIR] [BENCH_DIR] [REPEAT]
+#
+# What is measured, the same for every tool: page cache dropped (after a
+# sync), then wall time from start until the copy is on disk: the tool itself
+# plus `sync out` (fsync of the copy). qvisor fsyncs inside the engine, so its
+# `sync out` finds nothing left to write; the peers' buffered writes are
+# flushed by it. Repeats are interleaved (round r runs every tool once) so
+# that bursts of noise on the shared disk hit all tools alike; the table shows
+# the best and the median of REPEAT runs, and the ratio uses the best.
+#
+# Rows: "qvisor" is the default engine (FICLONE, then copy_file_range per
+# data extent, io_uring if the kernel refuses); "qvisor io_uring" is the
+# io_uring engine alone (driver -n: no reflink, no kernel copy).
 set -euo pipefail
 src_dir=$(cd "$(dirname "$0")/../.." && pwd)
 O=$(realpath -m "${1:-$src_dir/build}")
@@ -28,42 +40,67 @@ for i in $(seq 0 9); do # 10% data: 10 extents of size/100
 done
 sync
 
+names=("qvisor" "qvisor io_uring (-n)" "cp --sparse=always" "qemu-img convert -m 16 -W"
+       "dd bs=1M conv=sparse" "(dd read src -> /dev/null)")
+peers=(2 3 4) # indexes of the peer tools in names
+
+run_tool() { # INDEX IMG
+	case $1 in
+	0) "$driver" "$2" out ;;
+	1) "$driver" -n "$2" out ;;
+	2) cp --sparse=always --reflink=never "$2" out ;;
+	3) qemu-img convert -f raw -O raw -m 16 -W "$2" out ;;
+	4) dd if="$2" of=out bs=1M conv=sparse ;;
+	5) dd if="$2" of=/dev/null bs=1M ;;
+	esac
+}
+
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-# time_cmd CMD... -> seconds (best of $rep), including a final sync of the copy
-time_cmd() {
-	local best=""
-	for _ in $(seq "$rep"); do
-		rm -f out; drop
-		local t0=$(date +%s.%N)
-		"$@" >/dev/null 2>&1
-		sync out 2>/dev/null || sync
-		local t=$(echo "$(date +%s.%N) - $t0" | bc -l)
-		if [ -z "$best" ] || (( $(echo "$t < $best" | bc -l) )); then best=$t; fi
-	done
-	echo "$best"
+# time_one INDEX IMG -> seconds until the copy is on disk
+time_one() {
+	rm -f out; drop
+	local t0=$(date +%s.%N)
+	run_tool "$1" "$2" >/dev/null 2>&1 || echo "warning: ${names[$1]} failed" >&2
+	[ -e out ] && sync out
+	echo "$(date +%s.%N) - $t0" | bc -l
+}
+
+stat_of() { # best|med TIMES...
+	local how=$1; shift
+	printf '%s\n' "$@" | sort -g | awk -v how="$how" '{a[NR]=$1}
+		END { print (how == "best") ? a[1] : a[int((NR + 1) / 2)] }'
 }
 
 for img in dense sparse; do
-	cmp_ok=""
-	t_read=$(time_cmd dd if=$img of=/dev/null bs=1M)
-	t_qv=$(time_cmd "$driver" -n $img out); cmp -s $img out && cmp_ok=ok || cmp_ok=DIFF
-	t_cp=$(time_cmd cp --sparse=always --reflink=never $img out)
-	t_qi=$(time_cmd qemu-img convert -f raw -O raw -m 16 -W $img out)
-	t_dd=$(time_cmd dd if=$img of=out bs=1M conv=sparse)
-	echo
-	echo "== $img ${size_mib} MiB (qvisor copy content: $cmp_ok), best of $rep"
-	printf '%-34s %8s %10s\n' tool seconds MB/s
-	best_peer=""
-	for row in "qvisor-engine:$t_qv" "cp --sparse=always:$t_cp" \
-		   "qemu-img convert -m 16 -W:$t_qi" "dd bs=1M conv=sparse:$t_dd" \
-		   "(dd read src -> /dev/null):$t_read"; do
-		name=${row%%:*} t=${row##*:}
-		printf '%-34s %8.2f %10.0f\n' "$name" "$t" "$(echo "$size_mib * 1.048576 / $t" | bc -l)"
+	declare -A times=()
+	cmp_ok="ok"
+	for r in $(seq "$rep"); do
+		for i in "${!names[@]}"; do
+			times[$i]+="$(time_one "$i" "$img") "
+			if [ "$i" -le 1 ] && ! cmp -s "$img" out; then cmp_ok="DIFF(${names[$i]})"; fi
+		done
 	done
-	for t in $t_cp $t_qi $t_dd; do
+	echo
+	echo "== $img ${size_mib} MiB (qvisor copy content: $cmp_ok), best and median of $rep"
+	printf '%-30s %8s %8s %10s\n' tool best median "MB/s best"
+	declare -a best=()
+	for i in "${!names[@]}"; do
+		# shellcheck disable=SC2086
+		best[$i]=$(stat_of best ${times[$i]})
+		# shellcheck disable=SC2086
+		med=$(stat_of med ${times[$i]})
+		printf '%-30s %8.2f %8.2f %10.0f\n' "${names[$i]}" "${best[$i]}" "$med" \
+			"$(echo "$size_mib * 1.048576 / ${best[$i]}" | bc -l)"
+	done
+	best_peer=""
+	for i in "${peers[@]}"; do
+		t=${best[$i]}
 		if [ -z "$best_peer" ] || (( $(echo "$t < $best_peer" | bc -l) )); then best_peer=$t; fi
 	done
-	printf 'ratio qvisor/best-peer (speed): %.2fx\n' "$(echo "$best_peer / $t_qv" | bc -l)"
+	printf 'ratio qvisor/best-peer (speed): %.2fx\n' "$(echo "$best_peer / ${best[0]}" | bc -l)"
+	printf 'ratio qvisor io_uring/best-peer (speed): %.2fx\n' \
+		"$(echo "$best_peer / ${best[1]}" | bc -l)"
 	printf 'qvisor MB/s as fraction of plain sequential read: %.2f\n' \
-		"$(echo "$t_read / $t_qv" | bc -l)"
+		"$(echo "${best[5]} / ${best[0]}" | bc -l)"
+	unset times best
 done

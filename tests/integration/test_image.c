@@ -430,6 +430,7 @@ Test(image, import_sends_progress_and_keeps_the_daemon_responsive, .timeout = 30
 	cr_assert_str_eq(method, "progress");
 	free(method);
 	on_notify(c, "progress", first, &rec);
+	cr_assert_lt(int_of(first, "done"), 512 << 20, "first progress came at the end");
 	json_object_put(first);
 
 	/* The loop keeps serving other clients while the copy runs. */
@@ -447,7 +448,7 @@ Test(image, import_sends_progress_and_keeps_the_daemon_responsive, .timeout = 30
 	qv_rpc_set_notify_handler(c, on_notify, &rec);
 	r = qv_rpc_recv_response(c, 120000, id, &res, &err);
 	cr_assert_eq(r, 0, "import failed: %s", err.message);
-	cr_assert_geq(rec.n, 3, "only %d progress notifications", rec.n);
+	cr_assert_geq(rec.n, 2, "only %d progress notifications", rec.n);
 	cr_assert(rec.monotonic);
 	cr_assert_eq(rec.total, 512 << 20);
 	cr_assert_eq(rec.last_done, rec.total, "last progress %ld of %ld", (long)rec.last_done,

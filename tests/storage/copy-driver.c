@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Small driver for the copy engine, used by scripts/bench/copy.sh:
  *   copy-driver [-q depth] [-b block] [-d] [-n] [-v] [-z] SRC DST
- * -d O_DIRECT, -n no reflink, -v verify, -z skip zero blocks.
+ * -d O_DIRECT, -n no reflink (FICLONE and copy_file_range off: the io_uring
+ * engine only), -v verify, -z skip zero blocks.
  * Prints one line of stats. Not built by the Makefile (not test_*.c). */
 #include <getopt.h>
 #include <inttypes.h>

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/* qvisor migrate VM --to URI: the client-coordinated live migration
+ * (docs/migration.md): prepare on the destination, perform on the source
+ * with a live progress line, finish on the destination, confirm on the
+ * source. Any failure cancels both sides; the source keeps running. */
+#include <getopt.h>
+#include <unistd.h>
+
+#include "cli/verbs.h"
+
+struct mig_cli {
+	bool tty;
+	bool quiet;
+	bool line_open;
+};
+
+static void progress_line(qv_rpc_conn *c, const char *method, json_object *p, void *ud)
+{
+	struct mig_cli *mc = ud;
+	json_object *v;
+	const char *type;
+
+	if (!streq(method, "migrate.progress") || mc->quiet)
+		return;
+	type = json_object_object_get_ex(p, "type", &v) ? json_object_get_string(v) : "";
+	if (streq(type, "decision")) {
+		if (mc->line_open)
+			fputc('\n', stderr);
+		mc->line_open = false;
+		fprintf(stderr, "  decision: %s %s: %s\n",
+			json_object_object_get_ex(p, "action", &v) ? json_object_get_string(v) : "?",
+			json_object_object_get_ex(p, "value", &v) ? json_object_get_string(v) : "",
+			json_object_object_get_ex(p, "reason", &v) ? json_object_get_string(v) : "");
+		return;
+	}
+#define NUM(k) (json_object_object_get_ex(p, k, &v) ? json_object_get_double(v) : 0.0)
+	double el = NUM("elapsed_ms") / 1000.0, rem = NUM("remaining") / 1048576.0;
+	double tot = NUM("total") / 1048576.0, d = NUM("dirty_rate_bps") / 1048576.0;
+	double b = NUM("bandwidth_bps") / 1048576.0, dt = NUM("expected_downtime_ms");
+	double round = NUM("round"), thr = NUM("throttle_pct");
+#undef NUM
+	if (!mc->tty && ((int)(el * 5) % 10) != 0)
+		return; /* one line every ~2 s when not on a terminal */
+	fprintf(stderr, "%s  %5.1fs round %-3.0f remaining %7.1f/%.0f MiB  dirty %6.1f MiB/s  "
+		"bw %6.1f MiB/s  downtime~%5.0f ms  throttle %2.0f%%%s",
+		mc->tty ? "\r" : "", el, round, rem, tot, d, b, dt, thr, mc->tty ? "" : "\n");
+	mc->line_open = mc->tty;
+}
+
+static void end_line(struct mig_cli *mc)
+{
+	if (mc->line_open)
+		fputc('\n', stderr);
+	mc->line_open = false;
+}
+
+static json_object *name_params(const char *name)
+{
+	json_object *p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(name));
+	return p;
+}
+
+/* Best effort: say what happened but do not mask the first error. */
+static void try_call(qv_rpc_conn *c, const char *what, const char *method, json_object *params)
+{
+	struct qv_error err = {};
+
+	if (qv_rpc_invoke(c, method, params, 60000, NULL, &err) < 0)
+		fprintf(stderr, "qvisor: migrate: %s: %s (%s)\n", what, err.message, err.reason);
+}
+
+int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "max-downtime", required_argument, NULL, 'm' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "deadline", required_argument, NULL, 'd' },
+		{ "allow-postcopy", no_argument, NULL, 'p' },
+		{ "plain", no_argument, NULL, 'P' },
+		{ "dest-address", required_argument, NULL, 'a' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "keep-definition", no_argument, NULL, 'k' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{},
+	};
+	const char *to = NULL, *addr = NULL, *listen_addr = NULL, *name;
+	long downtime = 300, bw = 0, deadline = 300;
+	bool postcopy = false, plain = false, keep = false;
+	struct mig_cli mc = { .tty = isatty(2) };
+	_cleanup_rpc_conn_ qv_rpc_conn *dst = NULL;
+	_cleanup_json_ json_object *info = NULL, *prep = NULL, *stats = NULL;
+	struct qv_error err = {};
+	json_object *spec, *p, *v;
+	const char *uri, *token;
+	char *end;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "t:m:b:d:pPa:l:kq", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': to = optarg; break;
+		case 'a': addr = optarg; break;
+		case 'l': listen_addr = optarg; break;
+		case 'p': postcopy = true; break;
+		case 'P': plain = true; break;
+		case 'k': keep = true; break;
+		case 'q': mc.quiet = true; break;
+		case 'm': case 'b': case 'd': {
+			long x = strtol(optarg, &end, 10);
+			if (*end || x < 0 || x > 1000000)
+				return cli_usage_error(ctx, "invalid number \"%s\"", optarg);
+			*(c == 'm' ? &downtime : c == 'b' ? &bw : &deadline) = x;
+			break;
+		}
+		default:
+			return cli_usage_error(ctx, "invalid option");
+		}
+	}
+	if (optind + 1 != argc || !to)
+		return cli_usage_error(ctx, "expected VM and --to URI");
+	name = argv[optind];
+	if ((r = cli_connect(ctx)) != EXIT_OK)
+		return r;
+	r = qv_rpc_connect(to, &dst, &err);
+	if (r < 0)
+		return cli_report(ctx, to, r, &err);
+
+	r = qv_rpc_invoke(ctx->conn, "vm.info", name_params(name), CLI_CALL_TIMEOUT_MS, &info, &err);
+	if (r < 0)
+		return cli_report(ctx, "source", r, &err);
+	if (!json_object_object_get_ex(info, "spec", &spec))
+		return cli_report(ctx, "source", -EPROTO, NULL);
+
+	p = json_object_new_object();
+	json_object_object_add(p, "spec", json_object_get(spec));
+	if (addr)
+		json_object_object_add(p, "address", json_object_new_string(addr));
+	if (listen_addr)
+		json_object_object_add(p, "listen", json_object_new_string(listen_addr));
+	r = qv_rpc_invoke(dst, "migrate.prepare", p, CLI_CALL_TIMEOUT_MS, &prep, &err);
+	if (r < 0)
+		return cli_report(ctx, "prepare on the destination", r, &err);
+	uri = json_object_object_get_ex(prep, "uri", &v) ? json_object_get_string(v) : "";
+	token = json_object_object_get_ex(prep, "token", &v) ? json_object_get_string(v) : "";
+	if (!mc.quiet)
+		fprintf(stderr, "Migrating %s to %s (%s)\n", name, to, uri);
+
+	p = name_params(name);
+	json_object_object_add(p, "uri", json_object_new_string(uri));
+	json_object_object_add(p, "max_downtime_ms", json_object_new_int64(downtime));
+	json_object_object_add(p, "bandwidth_mbps", json_object_new_int64(bw));
+	json_object_object_add(p, "deadline_s", json_object_new_int64(deadline ? deadline : 300));
+	json_object_object_add(p, "allow_postcopy", json_object_new_boolean(postcopy));
+	json_object_object_add(p, "plain", json_object_new_boolean(plain));
+	qv_rpc_set_notify_handler(ctx->conn, progress_line, &mc);
+	r = qv_rpc_invoke(ctx->conn, "migrate.perform", p,
+			  (int)((deadline ? deadline : 300) + 120) * 1000, &stats, &err);
+	end_line(&mc);
+	if (r < 0) {
+		/* The source resumed itself; remove the incoming QEMU. */
+		try_call(dst, "cancel on the destination", "migrate.cancel", name_params(name));
+		if (r != -EREMOTEIO)
+			try_call(ctx->conn, "cancel on the source", "migrate.cancel",
+				 name_params(name));
+		return cli_report(ctx, "perform", r, &err);
+	}
+	p = name_params(name);
+	json_object_object_add(p, "token", json_object_new_string(token));
+	r = qv_rpc_invoke(dst, "migrate.finish", p, CLI_CALL_TIMEOUT_MS, NULL, &err);
+	if (r < 0) {
+		/* The destination never ran: hand the guest back to the source. */
+		try_call(dst, "cancel on the destination", "migrate.cancel", name_params(name));
+		try_call(ctx->conn, "resume on the source", "migrate.cancel", name_params(name));
+		return cli_report(ctx, "finish on the destination", r, &err);
+	}
+	p = name_params(name);
+	json_object_object_add(p, "keep_definition", json_object_new_boolean(keep));
+	r = qv_rpc_invoke(ctx->conn, "migrate.confirm", p, CLI_CALL_TIMEOUT_MS, NULL, &err);
+	if (r < 0)
+		fprintf(stderr, "qvisor: migrate: %s runs on the destination, but confirming on the "
+			"source failed: %s; stop the source copy by hand\n", name, err.message);
+	if (ctx->json) {
+		printf("%s\n", json_object_to_json_string_ext(stats, JSON_C_TO_STRING_PRETTY));
+	} else {
+#define NUM(k) (json_object_object_get_ex(stats, k, &v) ? json_object_get_double(v) : 0.0)
+		printf("Migrated %s: %.2f s total, %.0f ms downtime, %.1f MiB sent, %.0f rounds\n",
+		       name, NUM("total_time_ms") / 1000.0, NUM("downtime_ms"),
+		       NUM("ram_transferred") / 1048576.0, NUM("rounds"));
+#undef NUM
+	}
+	return r < 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+int verb_migrate_cancel(struct cli_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_json_ json_object *res = NULL;
+	json_object *v;
+	int r;
+
+	if (argc != 2)
+		return cli_usage_error(ctx, "expected one VM name");
+	r = cli_call(ctx, "migrate.cancel", cli_params_name(argv[1]), CLI_CALL_TIMEOUT_MS, &res);
+	if (r != EXIT_OK)
+		return r;
+	printf("%s: %s\n", argv[1],
+	       json_object_object_get_ex(res, "action", &v) ? json_object_get_string(v) : "cancelled");
+	return EXIT_OK;
+}
