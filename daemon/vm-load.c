@@ -157,23 +157,7 @@ int qv_vm_registry_load(struct qv_daemon *d)
 	/* Persist the reconciled states (and apply restart policies). */
 	for (struct qv_vm *vm = d->vms; vm; vm = vm->next) {
 		bool lost = vm->state == QV_VM_CRASHED && vm->lost_at_load;
-		struct qv_runtime_record rec = {
-			.state = (char *)qv_vm_state_to_string(vm->state),
-			.restarts = vm->restarts,
-			.started_at = vm->started_at,
-			.last_exit = vm->last_exit[0] ? vm->last_exit : NULL,
-			.run_dir = vm->run_dir,
-		};
-		_cleanup_free_ char *qmp = NULL;
-		if (vm->inst) {
-			rec.pid = qemu_instance_pid(vm->inst);
-			rec.pid_start_time = qemu_instance_start_time(vm->inst);
-			qmp = qemu_run_path(vm->run_dir, QEMU_QMP_SOCK);
-			rec.qmp_path = qmp;
-		}
-		r = qv_state_runtime_set(d->state, vm->name, &rec);
-		if (r < 0)
-			log_error_errno(r, "Failed to persist state of %s: %m", vm->name);
+		qv_vm_persist(vm);
 		if (lost)
 			qv_vm_apply_restart_policy(vm);
 	}

@@ -68,8 +68,7 @@ void qv_vm_registry_free(struct qv_daemon *d)
 	}
 }
 
-/* Persist the runtime record and announce the state change. */
-static void vm_persist(struct qv_vm *vm)
+void qv_vm_persist(struct qv_vm *vm)
 {
 	struct qv_runtime_record rec = {
 		.state = (char *)qv_vm_state_to_string(vm->state),
@@ -98,7 +97,7 @@ void qv_vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra)
 	json_object *data = extra ? extra : json_object_new_object();
 
 	vm->state = s;
-	vm_persist(vm);
+	qv_vm_persist(vm);
 	json_object_object_add(data, "from", json_object_new_string(qv_vm_state_to_string(old)));
 	json_object_object_add(data, "to", json_object_new_string(qv_vm_state_to_string(s)));
 	log_info("VM %s: %s -> %s", vm->name, qv_vm_state_to_string(old),
@@ -316,7 +315,7 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 
 	vm->saw_shutdown = false;
 	vm->state = QV_VM_STARTING;
-	vm_persist(vm);
+	qv_vm_persist(vm);
 	r = qemu_instance_start(d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
 	qv_vm_nics_started(vm);
 	if (r < 0) {
@@ -325,7 +324,7 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 		vm->state = QV_VM_STOPPED;
 		snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
 			 errp ? errp->message : strerror(-r));
-		vm_persist(vm);
+		qv_vm_persist(vm);
 		return r;
 	}
 	vm->started_at = qv_unix_ms();
@@ -512,7 +511,7 @@ int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_v
 	vm = vm_new(d, TAKE_PTR(owned));
 	if (!vm)
 		return -ENOMEM;
-	vm_persist(vm);
+	qv_vm_persist(vm);
 	qv_daemon_emit(d, vm->name, "defined", NULL);
 	if (ret_vm)
 		*ret_vm = vm;

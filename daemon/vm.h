@@ -59,6 +59,8 @@ struct qv_vm_start_opts {
 };
 int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *opts,
 		     struct qv_error *errp);
+/* Write vm's runtime record (state, pid, start time, QMP path) to the store. */
+void qv_vm_persist(struct qv_vm *vm);
 /* Persist the state, log and emit "state-changed" (extra is stolen, may be
  * NULL). For subsystems that drive state themselves (migration). */
 void qv_vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra);
