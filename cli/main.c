@@ -9,6 +9,10 @@
 #include "cli/verbs.h"
 #include "common/log.h"
 
+/* cli/verb-limits.c, cli/verb-top.c */
+int verb_limits(struct cli_ctx *ctx, int argc, char **argv);
+int verb_top(struct cli_ctx *ctx, int argc, char **argv);
+
 const struct cli_verb cli_verbs[] = {
 	{ "define", verb_define, "FILE|-", "Define a VM from a JSON spec file (- reads stdin)." },
 	{ "undefine", verb_undefine, "NAME...", "Remove VM definitions." },
@@ -20,6 +24,11 @@ const struct cli_verb cli_verbs[] = {
 	{ "reboot", verb_reboot, "NAME...", "Reboot VMs." },
 	{ "pause", verb_pause, "NAME...", "Pause VMs' vCPUs." },
 	{ "resume", verb_resume, "NAME...", "Resume paused VMs." },
+	{ "limits", verb_limits,
+	  "NAME [--cpu PCT] [--memory-max S] [OPTION...]",
+	  "Show or change a VM's resource limits (live when running; \"none\" removes one)." },
+	{ "top", verb_top, "[NAME...] [--interval S] [--count N]",
+	  "Per-VM CPU, memory, pids and pressure from its cgroup, refreshed." },
 	{ "console", verb_console, "NAME", "Attach to a VM's serial console (Ctrl-] detaches)." },
 	{ "events", verb_events, "[--vm NAME]", "Print daemon events until interrupted." },
 	{ "host info", verb_host_info, "", "Show host facts (CPU, memory, accelerators)." },

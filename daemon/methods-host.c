@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/vm.h"
+#include "sched/cgroup.h"
 
 #define QVISOR_VERSION "0.1.0"
 
@@ -27,23 +28,15 @@ static int m_unsubscribe(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_rpc_call_reply(call, res), 0;
 }
 
-/* Controllers available in the cgroup v2 tree, and the layout. */
+/* Controllers available in the cgroup v2 tree, and the layout
+ * (sched/cgroup detection: mountinfo, not guessed paths). */
 static void cgroup_layout(char *ret_layout, size_t lsize, char *ret_ctrls, size_t csize)
 {
-	static const char *const roots[] = { "/sys/fs/cgroup/cgroup.controllers",
-					     "/sys/fs/cgroup/unified/cgroup.controllers" };
-	ret_ctrls[0] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
-		_cleanup_fclose_ FILE *f = fopen(roots[i], "re");
-		if (!f)
-			continue;
-		if (!fgets(ret_ctrls, (int)csize, f))
-			ret_ctrls[0] = '\0';
-		ret_ctrls[strcspn(ret_ctrls, "\n")] = '\0';
-		snprintf(ret_layout, lsize, "%s", i == 0 ? "unified" : "hybrid");
-		return;
-	}
-	snprintf(ret_layout, lsize, "legacy");
+	struct cg_host h;
+
+	cg_host_detect(NULL, NULL, &h);
+	snprintf(ret_layout, lsize, "%s", cg_layout_to_string(h.layout));
+	snprintf(ret_ctrls, csize, "%s", h.v2_names);
 }
 
 static json_object *accel_json(const struct qemu_accel_result *a)
@@ -112,7 +105,6 @@ static int m_host_check(qv_rpc_call *call, json_object *params, void *ud)
 {
 	struct qv_daemon *d = ud;
 	json_object *arr = json_object_new_array(), *res = json_object_new_object();
-	char layout[32], ctrls[256];
 	struct io_uring ring;
 
 	if (!d->accel.kvm_present)
@@ -124,10 +116,13 @@ static int m_host_check(qv_rpc_call *call, json_object *params, void *ud)
 	add_check(arr, "accel", "ok", "accel auto resolves to %s",
 		  vm_accel_to_string(d->accel.chosen));
 
-	cgroup_layout(layout, sizeof(layout), ctrls, sizeof(ctrls));
-	bool full = strstr(ctrls, "cpu") && strstr(ctrls, "memory") && strstr(ctrls, "pids");
-	add_check(arr, "cgroup", full ? "ok" : "warn",
-		  "%s hierarchy; v2 controllers: %s%s", layout, ctrls[0] ? ctrls : "(none)",
+	struct cg_host h;
+	char desc[512];
+	cg_host_detect(NULL, NULL, &h);
+	bool full = (h.v2_controllers & (CG_CPU | CG_MEMORY | CG_PIDS)) ==
+		    (CG_CPU | CG_MEMORY | CG_PIDS);
+	add_check(arr, "cgroup", full ? "ok" : "warn", "%s%s",
+		  cg_host_describe(&h, desc, sizeof(desc)),
 		  full ? "" : "; VMs that request limits will be refused");
 
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);

@@ -279,36 +279,45 @@ static int check_not_used(qv_rpc_call *call, struct image_state *st, const char 
 	return -EBUSY;
 }
 
-/* A full clone reads the source while VMs may write it: refuse while one
- * runs (paused is fine). A linked clone makes the source a backing file for
- * good: refuse while any VM may write it. */
-static int check_clone_source(qv_rpc_call *call, struct image_state *st, const char *name,
-			      bool linked)
+/* A full clone (or an import) reads the source while VMs may write it:
+ * refuse while one runs (paused is fine). A linked clone makes the source a
+ * backing file for good: refuse while any VM may write it. */
+static int check_readable_source(qv_rpc_call *call, struct image_state *st, const char *what,
+				 const char *path, bool linked)
 {
-	_cleanup_free_ char *path = NULL;
-	struct qv_error err = {};
 	const struct vm_disk *disk = NULL;
 
-	if (qv_pool_lookup(st->pool, name, &path, NULL, &err) < 0)
-		return fail_err(call, &err);
 	for (struct qv_vm *vm = next_user(st->d, NULL, path, &disk); vm;
 	     vm = next_user(st->d, vm, path, &disk)) {
 		if (linked && !disk->readonly) {
 			qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				     "image %s is a writable disk of VM %s: a linked clone needs "
 				     "a template no VM writes to; make a full clone instead",
-				     name, vm->name);
+				     what, vm->name);
 			return -EBUSY;
 		}
 		if (qv_vm_is_active(vm) && vm->state != QV_VM_PAUSED && !disk->readonly) {
 			qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
-				     "image %s is a disk of VM %s, which is %s: pause it first "
-				     "(qvisor pause %s) or stop it, then clone",
-				     name, vm->name, qv_vm_state_to_string(vm->state), vm->name);
+				     "%s is a disk of VM %s, which is %s: pause it first "
+				     "(qvisor pause %s) or stop it, then try again",
+				     what, vm->name, qv_vm_state_to_string(vm->state), vm->name);
 			return -EBUSY;
 		}
 	}
 	return 0;
+}
+
+static int check_clone_source(qv_rpc_call *call, struct image_state *st, const char *name,
+			      bool linked)
+{
+	_cleanup_free_ char *path = NULL;
+	struct qv_error err = {};
+	char what[QV_IMAGE_NAME_MAX + 16];
+
+	if (qv_pool_lookup(st->pool, name, &path, NULL, &err) < 0)
+		return fail_err(call, &err);
+	snprintf(what, sizeof(what), "image %s", name);
+	return check_readable_source(call, st, what, path, linked);
 }
 
 static int reply_info(qv_rpc_call *call, struct image_state *st, const char *name)
@@ -368,6 +377,9 @@ static int m_import(qv_rpc_call *call, json_object *params, void *ud)
 	if (!S_ISREG(sb.st_mode))
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "cannot import %s: not a regular file", p.src);
+	char real[PATH_MAX];
+	if (realpath(p.src, real) && check_readable_source(call, st, p.src, real, false) < 0)
+		return 0;
 	if (qv_pool_lookup(st->pool, p.name, NULL, NULL, NULL) == 0)
 		return qv_call_fail(call, EEXIST, QV_REASON_CONFLICT, "image %s already exists",
 				    p.name);

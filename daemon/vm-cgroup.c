@@ -167,10 +167,33 @@ static int cgroup_prepare(struct qv_vm *vm, struct cg_daemon *st, struct cg_vm *
 	return 0;
 }
 
-/* Give o+x (search, not listing) to every ancestor of path that we own and
- * that lacks it, so the QEMU user can reach its run dir: e.g. a test's
- * mkdtemp dir (0700) holding --run-dir. */
-static void make_reachable(const char *path)
+/* May we add o+x to dir? Only to our own run dir tree, or to a directory
+ * made directly in a sticky world-writable one (a test's mkdtemp dir in
+ * /tmp holding --run-dir); never to an arbitrary host directory such as
+ * /root. */
+static bool may_open_up(const char *dir, const char *run_root)
+{
+	size_t n = strlen(run_root);
+	char parent[PATH_MAX];
+	struct stat sb;
+
+	if (strncmp(dir, run_root, n) == 0 && (dir[n] == '\0' || dir[n] == '/'))
+		return true;
+	snprintf(parent, sizeof(parent), "%s", dir);
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		return false;
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return stat(parent, &sb) == 0 && (sb.st_mode & S_ISVTX) && (sb.st_mode & S_IWOTH);
+}
+
+/* Give o+x (search, not listing) to the ancestors of path that we own, that
+ * lack it and that may_open_up() allows, so the QEMU user can reach its run
+ * dir. Anything else is left for qemu_sandbox_check_access() to report. */
+static void make_reachable(const char *path, const char *run_root)
 {
 	char buf[PATH_MAX];
 	struct stat sb;
@@ -179,7 +202,7 @@ static void make_reachable(const char *path)
 	for (char *p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
 		*p = '\0';
 		if (stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == geteuid() &&
-		    !(sb.st_mode & 01)) {
+		    !(sb.st_mode & 01) && may_open_up(buf, run_root)) {
 			if (chmod(buf, (sb.st_mode & 07777) | 0111) == 0)
 				log_info("Made %s searchable (o+x) for user " QEMU_SANDBOX_USER, buf);
 		}
@@ -201,7 +224,7 @@ static int prepare_run_dir(struct qv_vm *vm, struct cg_daemon *st, struct qv_err
 		*slash = '\0';
 		(void)mkdir(parent, 0711);
 	}
-	make_reachable(vm->run_dir);
+	make_reachable(vm->run_dir, vm->d->cfg.run_dir);
 	if (mkdir(vm->run_dir, 0700) < 0 && errno != EEXIST)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot create %s: %m",
 				    vm->run_dir);

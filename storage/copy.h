@@ -11,8 +11,10 @@
 /* io_uring image copy engine (docs/storage.md).
  *
  * qv_copy_file() copies src to dst:
- *   - FICLONE reflink first when opts->reflink and the filesystem allows it;
- *   - otherwise it walks src's data extents (SEEK_DATA/SEEK_HOLE) and keeps
+ *   - with opts->reflink (the default) the kernel copies: FICLONE when the
+ *     filesystem allows it, else copy_file_range per data extent (holes kept);
+ *     on EXDEV/EOPNOTSUPP/... it falls back silently to the engine below;
+ *   - otherwise (or with verify/skip_zeroes/direct) it walks src's data extents (SEEK_DATA/SEEK_HOLE) and keeps
  *     holes as holes, with queue_depth reads/writes of block_size bytes in
  *     flight on registered buffers;
  *   - it writes into an anonymous O_TMPFILE (or ".<name>.XXXXXX") in dst's
@@ -38,7 +40,7 @@ struct qv_copy_opts {
 	unsigned queue_depth;   /* 0: QV_COPY_DEFAULT_QUEUE_DEPTH */
 	size_t block_size;      /* 0: default; multiple of 4096 */
 	bool direct;            /* try O_DIRECT; falls back to buffered if refused */
-	bool reflink;           /* try FICLONE first */
+	bool reflink;           /* let the kernel copy: FICLONE, then copy_file_range */
 	bool verify;            /* hash src while copying, re-read dst, compare */
 	bool skip_zeroes;       /* do not write all-zero blocks inside data extents */
 	bool no_replace;        /* fail with -EEXIST if dst exists */

@@ -355,12 +355,22 @@ Test(image, in_use_images_are_protected, .timeout = 600)
 	cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(users, 0)), "web1");
 
 	/* Running: a full clone is refused until the VM is paused. */
+	_cleanup_free_ char *webp = image_path("web.qcow2");
 	start_vm("web1");
 	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, "web1"), QVT_GUEST_READY,
 					       BOOT_TIMEOUT_MS),
 		     0, "web1 never became ready");
 	msg = must_fail("conflict", "image.clone", "{\"source\":\"web.qcow2\",\"name\":\"snap\"}");
 	cr_assert(strstr(msg, "pause it first"), "message: %s", msg);
+	char imp[512];
+	snprintf(imp, sizeof(imp), "{\"path\":\"%s\",\"name\":\"imp\"}", webp);
+	msg = must_fail("conflict", "image.import", imp);
+	cr_assert(strstr(msg, "VM web1"), "message: %s", msg);
+	/* list/info keep working while QEMU holds its lock on the qcow2. */
+	_cleanup_json_ json_object *l = must("image.list", "{}");
+	json_object *e = NULL;
+	cr_assert(list_has(l, "web.qcow2", &e));
+	cr_assert_eq(int_of(e, "virtual_size"), 32 << 20);
 	json_object_put(must("vm.pause", "{\"name\":\"web1\"}"));
 	_cleanup_json_ json_object *c = must("image.clone", "{\"source\":\"web.qcow2\",\"name\":\"snap\"}");
 	cr_assert_str_eq(str_of(c, "format"), "qcow2");

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "common/macro.h"
+#include "helpers/netns.h"
+#include "helpers/twohosts.h"
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static const char *daemon_binary(void)
+{
+	static char path[512];
+	const char *b = getenv("QV_BUILD_DIR");
+
+	snprintf(path, sizeof(path), "%s/qvisord", b && *b ? b : "build");
+	return path;
+}
+
+static int ip_ns(struct qvt_twohosts *h, int i, const char *a1, const char *a2, const char *a3,
+		 const char *a4, const char *a5, const char *a6)
+{
+	char *argv[] = { "ip", (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5,
+			 (char *)a6, NULL };
+	return qvt_run_netns(h->ns_pid[i], argv, NULL) == 0 ? 0 : -1;
+}
+
+int qvt_twohosts_start_daemon(struct qvt_twohosts *h, int i)
+{
+	struct qvt_daemon *d = &h->d[i];
+	pid_t pid;
+
+	if (!d->dir[0]) {
+		snprintf(d->dir, sizeof(d->dir), "/tmp/qvm-XXXXXX");
+		if (!mkdtemp(d->dir))
+			return negative_errno();
+		char dir[sizeof(d->dir)];
+		memcpy(dir, d->dir, sizeof(dir));
+		snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", dir);
+		snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", dir);
+		snprintf(d->socket, sizeof(d->socket), "%s/run/qvisord.sock", dir);
+		snprintf(d->log, sizeof(d->log), "%s/qvisord.log", dir);
+	}
+	if (access(daemon_binary(), X_OK) < 0)
+		return -ENOENT;
+	pid = fork();
+	if (pid < 0)
+		return negative_errno();
+	if (pid == 0) {
+		char ns[64];
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)h->ns_pid[i]);
+		int nfd = open(ns, O_RDONLY | O_CLOEXEC);
+		if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0)
+			_exit(126);
+		setsid();
+		execl(daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
+		      d->run_dir, "--socket", d->socket, "--no-kvm-probe", "--cache-dir", d->dir,
+		      (char *)NULL);
+		_exit(127);
+	}
+	d->pid = pid;
+	for (int k = 0; k < 300; k++) {
+		struct qv_error err = {};
+		json_object *r = qvt_call(d, "host.info", NULL, &err);
+		if (r) {
+			json_object_put(r);
+			return 0;
+		}
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			d->pid = 0;
+			return -ECHILD;
+		}
+		sleep_ms(50);
+	}
+	return -ETIMEDOUT;
+}
+
+const char *qvt_twohosts_up(struct qvt_twohosts *h)
+{
+	char *add[] = { "ip", "link", "add", h->veth[0], "type", "veth", "peer", "name",
+			h->veth[1], NULL };
+	unsigned tag = (unsigned)getpid() % 100000;
+
+	memset(h, 0, sizeof(*h));
+	h->ns_release[0] = h->ns_release[1] = -1;
+	if (geteuid() != 0)
+		return "needs root (network namespaces)";
+	if (access(daemon_binary(), X_OK) < 0)
+		return "qvisord not built";
+	snprintf(h->veth[0], sizeof(h->veth[0]), "qvm%ua", tag);
+	snprintf(h->veth[1], sizeof(h->veth[1]), "qvm%ub", tag);
+	snprintf(h->addr[0], sizeof(h->addr[0]), "10.231.0.1");
+	snprintf(h->addr[1], sizeof(h->addr[1]), "10.231.0.2");
+	for (int i = 0; i < 2; i++) {
+		h->ns_pid[i] = qvt_netns_child(&h->ns_release[i]);
+		if (h->ns_pid[i] <= 0) {
+			qvt_twohosts_down(h);
+			return "cannot create a network namespace";
+		}
+	}
+	if (qvt_run(add, NULL) != 0) {
+		qvt_twohosts_down(h);
+		return "cannot create a veth pair";
+	}
+	for (int i = 0; i < 2; i++) {
+		char pid[16], cidr[32];
+		char *mv[] = { "ip", "link", "set", h->veth[i], "netns", pid, NULL };
+		snprintf(pid, sizeof(pid), "%d", (int)h->ns_pid[i]);
+		snprintf(cidr, sizeof(cidr), "%s/24", h->addr[i]);
+		if (qvt_run(mv, NULL) != 0 ||
+		    ip_ns(h, i, "addr", "add", cidr, "dev", h->veth[i], NULL) < 0 ||
+		    ip_ns(h, i, "link", "set", "lo", "up", NULL, NULL) < 0 ||
+		    ip_ns(h, i, "link", "set", h->veth[i], "up", NULL, NULL) < 0) {
+			qvt_twohosts_down(h);
+			return "cannot configure the veth pair";
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (qvt_twohosts_start_daemon(h, i) < 0) {
+			qvt_twohosts_down(h);
+			return "qvisord did not start in its namespace";
+		}
+	return NULL;
+}
+
+int qvt_twohosts_link(struct qvt_twohosts *h, int i, bool up)
+{
+	return ip_ns(h, i, "link", "set", h->veth[i], up ? "up" : "down", NULL, NULL);
+}
+
+int qvt_twohosts_shape(struct qvt_twohosts *h, int i, unsigned rate_mibps)
+{
+	char rate[32];
+	char *argv[] = { "tc", "qdisc", "replace", "dev", h->veth[i], "root", "tbf", "rate", rate,
+			 "burst", "256kb", "latency", "50ms", NULL };
+
+	snprintf(rate, sizeof(rate), "%umbit", rate_mibps * 8 * 1048576 / 1000000);
+	return qvt_run_netns(h->ns_pid[i], argv, NULL) == 0 ? 0 : -1;
+}
+
+/* SIGKILL every process (QEMU left by a killed daemon) in nspid's netns. */
+static void kill_netns_processes(pid_t nspid)
+{
+	char p[64];
+	struct stat ns, st;
+	struct dirent *de;
+	DIR *dir;
+
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)nspid);
+	if (stat(p, &ns) < 0 || !(dir = opendir("/proc")))
+		return;
+	while ((de = readdir(dir))) {
+		int pid = atoi(de->d_name);
+		if (pid <= 1 || pid == nspid || pid == getpid())
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/ns/net", pid);
+		if (stat(p, &st) == 0 && st.st_ino == ns.st_ino && st.st_dev == ns.st_dev)
+			kill(pid, SIGKILL);
+	}
+	closedir(dir);
+}
+
+void qvt_twohosts_down(struct qvt_twohosts *h)
+{
+	for (int i = 0; i < 2; i++)
+		if (h->d[i].dir[0])
+			qvt_daemon_cleanup(&h->d[i]);
+	for (int i = 0; i < 2; i++)
+		if (h->ns_pid[i] > 0)
+			kill_netns_processes(h->ns_pid[i]);
+	for (int i = 0; i < 2; i++) {
+		if (h->ns_pid[i] > 0)
+			qvt_netns_child_release(h->ns_pid[i], h->ns_release[i]);
+		h->ns_pid[i] = 0;
+		h->ns_release[i] = -1;
+	}
+}
