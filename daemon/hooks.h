@@ -43,5 +43,7 @@ extern const size_t qv_cgroup_methods_count;
 
 int qv_image_registry_load(struct qv_daemon *d);
 void qv_image_registry_free(struct qv_daemon *d);
+/* The op id of a copy in flight that reads one of vm's disks, or NULL. */
+const char *qv_image_vm_disk_busy(struct qv_daemon *d, const struct qv_vm *vm);
 extern const struct qv_rpc_method qv_image_methods[];
 extern const size_t qv_image_methods_count;

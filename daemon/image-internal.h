@@ -45,6 +45,10 @@ void image_jobs_free(struct image_state *st);
 struct image_job *image_job_find(struct image_state *st, const char *name, bool *ret_is_dest);
 const char *image_job_op_id(const struct image_job *job);
 const char *image_job_dest(const struct image_job *job);
+/* Iterate jobs: NULL starts, NULL ends. */
+struct image_job *image_job_next(struct image_state *st, struct image_job *job);
+/* Source: a host path (import) or a pool image name (clone). */
+const char *image_job_src(const struct image_job *job, enum image_job_kind *ret_kind);
 /* [{op_id, kind, source, name, done, total}] */
 json_object *image_jobs_json(struct image_state *st);
 

@@ -59,6 +59,17 @@ const char *image_job_dest(const struct image_job *job)
 	return job->name;
 }
 
+struct image_job *image_job_next(struct image_state *st, struct image_job *job)
+{
+	return job ? job->next : st->jobs;
+}
+
+const char *image_job_src(const struct image_job *job, enum image_job_kind *ret_kind)
+{
+	*ret_kind = job->kind;
+	return job->src;
+}
+
 struct image_job *image_job_find(struct image_state *st, const char *name, bool *ret_is_dest)
 {
 	for (struct image_job *j = st->jobs; j; j = j->next) {

@@ -565,3 +565,32 @@ const struct qv_rpc_method qv_image_methods[] = {
 	{ "image.resize", m_resize },
 };
 const size_t qv_image_methods_count = ARRAY_SIZE(qv_image_methods);
+
+/* A copy in flight reads one of vm's disks (resuming it would tear the copy). */
+const char *qv_image_vm_disk_busy(struct qv_daemon *d, const struct qv_vm *vm)
+{
+	struct image_state *st = d->image_state;
+
+	if (!st)
+		return NULL;
+	for (struct image_job *j = image_job_next(st, NULL); j; j = image_job_next(st, j)) {
+		enum image_job_kind kind;
+		const char *src = image_job_src(j, &kind);
+		_cleanup_free_ char *path = NULL, *real_src = NULL;
+
+		if (kind == IMAGE_JOB_CLONE) {
+			if (qv_pool_lookup(st->pool, src, &path, NULL, NULL) < 0)
+				continue;
+			src = path;
+		}
+		real_src = realpath(src, NULL);
+		if (!real_src)
+			continue;
+		for (size_t i = 0; i < vm->spec->n_disks; i++) {
+			_cleanup_free_ char *real_disk = realpath(vm->spec->disks[i].path, NULL);
+			if (real_disk && streq(real_disk, real_src))
+				return image_job_op_id(j);
+		}
+	}
+	return NULL;
+}

@@ -437,9 +437,15 @@ int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp)
 int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp)
 {
 	int r = vm_require_state(vm, QV_VM_PAUSED, "resume", errp);
+	const char *op;
 
 	if (r < 0)
 		return r;
+	op = qv_image_vm_disk_busy(vm->d, vm);
+	if (op)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "Cannot resume VM %s: image copy %s is reading its disk; "
+				    "wait for it or cancel it", vm->name, op);
 	r = qemu_instance_resume(vm->inst, errp);
 	if (r < 0)
 		return r;

@@ -111,7 +111,7 @@ static int info_qcow2(const char *path, struct qv_image_info *info, struct qv_er
 	_cleanup_free_ char *out = NULL;
 	_cleanup_json_ json_object *j = NULL;
 	json_object *v;
-	char *argv[] = { "qemu-img", "info", "-f", "qcow2", "--output=json", (char *)path, NULL };
+	char *argv[] = { "qemu-img", "info", "-U", "-f", "qcow2", "--output=json", (char *)path, NULL };
 	int r;
 
 	r = qv_qemu_img_run(argv, &out, errp);
