@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <criterion/criterion.h>
+
 #include "common/json.h"
 #include "common/macro.h"
 #include "helpers/guest.h"
@@ -73,6 +75,18 @@ int qvt_daemon_start(struct qvt_daemon *d)
 		sleep_ms(50);
 	}
 	return -ETIMEDOUT;
+}
+
+void qvt_daemon_fixture_start(struct qvt_daemon *d)
+{
+	int r;
+
+	if (!qvt_guest_dir())
+		return;
+	r = qvt_daemon_start(d);
+	if (r == -ENOENT)
+		return;
+	cr_assert_eq(r, 0, "qvisord did not start: %s (log %s)", strerror(-r), d->log);
 }
 
 int qvt_daemon_stop(struct qvt_daemon *d, int sig)

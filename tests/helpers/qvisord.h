@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/rpc-client.h"
+#include "helpers/guest.h"
 
 /* Launch a real qvisord for a test: its own state/run dirs under a fresh
  * /tmp/qvd-XXXXXX, --no-kvm-probe, in the caller's network namespace.
@@ -22,6 +23,17 @@ struct qvt_daemon {
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until
  * the socket answers host.info. 0 or -errno. */
 int qvt_daemon_start(struct qvt_daemon *d);
+/* Criterion .init body: start d when the test guest and the qvisord binary
+ * exist (else d->pid stays 0 and QVT_REQUIRE_DAEMON skips); asserts on any
+ * other failure. */
+void qvt_daemon_fixture_start(struct qvt_daemon *d);
+#define QVT_REQUIRE_DAEMON(d)                                                   \
+	do {                                                                    \
+		QVT_REQUIRE_GUEST();                                            \
+		if ((d)->pid <= 0)                                              \
+			cr_skip_test("qvisord binary not built (QV_BUILD_DIR)"); \
+	} while (0)
+
 /* SIGTERM (graceful; VMs keep running) or SIGKILL, then reap. */
 int qvt_daemon_stop(struct qvt_daemon *d, int sig);
 /* Stop every VM (force), stop the daemon, remove the dirs. */

@@ -186,9 +186,16 @@ void qvt_twohosts_down(struct qvt_twohosts *h)
 	for (int i = 0; i < 2; i++)
 		if (h->ns_pid[i] > 0)
 			kill_netns_processes(h->ns_pid[i]);
+	/* Each namespace child inherited the other's release pipe (fork, no
+	 * exec): close both ends first, then kill and reap. */
+	for (int i = 0; i < 2; i++)
+		if (h->ns_release[i] >= 0)
+			close(h->ns_release[i]);
 	for (int i = 0; i < 2; i++) {
-		if (h->ns_pid[i] > 0)
-			qvt_netns_child_release(h->ns_pid[i], h->ns_release[i]);
+		if (h->ns_pid[i] > 0) {
+			kill(h->ns_pid[i], SIGKILL);
+			qvt_netns_child_release(h->ns_pid[i], -1);
+		}
 		h->ns_pid[i] = 0;
 		h->ns_release[i] = -1;
 	}

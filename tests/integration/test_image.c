@@ -19,12 +19,7 @@ static struct qvt_daemon D;
 
 static void setup(void)
 {
-	if (!qvt_guest_dir())
-		return;
-	int r = qvt_daemon_start(&D);
-	if (r == -ENOENT)
-		return;
-	cr_assert_eq(r, 0, "qvisord did not start: %s (log %s)", strerror(-r), D.log);
+	qvt_daemon_fixture_start(&D);
 }
 
 static void teardown(void)
@@ -32,12 +27,7 @@ static void teardown(void)
 	qvt_daemon_cleanup(&D);
 }
 
-#define REQUIRE_DAEMON()                                                      \
-	do {                                                                  \
-		QVT_REQUIRE_GUEST();                                          \
-		if (D.pid <= 0)                                               \
-			cr_skip_test("qvisord binary not built (QV_BUILD_DIR)"); \
-	} while (0)
+#define REQUIRE_DAEMON() QVT_REQUIRE_DAEMON(&D)
 
 TestSuite(image, .init = setup, .fini = teardown);
 

@@ -1,0 +1,123 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Live-migration matrix: qvisor's convergence controller vs QEMU defaults
+# ("plain": migrate with no capabilities, same max-bandwidth), side by side.
+#
+#   two hosts = two network namespaces joined by a veth pair, one qvisord
+#   in each; both directions shaped with tc tbf to B MiB/s; a 512 MiB TCG
+#   guest whose dirtier writes D MB/s over a WSS MiB working set;
+#   D = 0.1, 0.5, 0.9, 1.5, 2.5 x B; every migration capped at CAP s.
+#
+# The VM ping-pongs: a completed migration leaves it on the other host, the
+# next run migrates it back. Prints one row per (D, mode):
+#   converged, total time, downtime, bytes sent, total / (RAM / B)
+#
+# usage: scripts/bench/migrate.sh [B_MiBps=50] [CAP_s=60] [WSS_MiB=256] [FACTORS="0.1 0.5 0.9 1.5 2.5"]
+# env: QV_BUILD_DIR (default ./build), QV_GUEST_DIR (default ./build/guest). Needs root.
+set -u
+B=${1:-50}
+CAP=${2:-60}
+WSS=${3:-256}
+FACTORS=${4:-"0.1 0.5 0.9 1.5 2.5"}
+MEM=512
+BUILD=${QV_BUILD_DIR:-$PWD/build}
+GUEST=${QV_GUEST_DIR:-$PWD/build/guest}
+Q=$BUILD/qvisor
+W=$(mktemp -d /tmp/qvbench-XXXXXX)
+NS=(qvb$$a qvb$$b)
+VETH=(qvb$$a qvb$$b)
+ADDR=(10.232.0.1 10.232.0.2)
+
+cleanup() {
+	for i in 0 1; do
+		[ -f $W/$i/pid ] && kill "$(cat $W/$i/pid)" 2>/dev/null
+		for p in $(ip netns pids ${NS[$i]} 2>/dev/null); do kill -9 $p 2>/dev/null; done
+	done
+	sleep 0.5
+	for i in 0 1; do ip netns del ${NS[$i]} 2>/dev/null; done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+die() { echo "migrate.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root"
+[ -x $Q ] && [ -x $BUILD/qvisord ] || die "build first (make O=... all)"
+[ -f $GUEST/vmlinuz ] || die "no test guest (make guest)"
+
+for i in 0 1; do ip netns add ${NS[$i]} || die "netns"; done
+ip link add ${VETH[0]} type veth peer name ${VETH[1]} || die "veth"
+for i in 0 1; do
+	ip link set ${VETH[$i]} netns ${NS[$i]}
+	ip -n ${NS[$i]} addr add ${ADDR[$i]}/24 dev ${VETH[$i]}
+	ip -n ${NS[$i]} link set lo up
+	ip -n ${NS[$i]} link set ${VETH[$i]} up
+	# B MiB/s in tc's mbit (10^6 bit/s)
+	ip netns exec ${NS[$i]} tc qdisc replace dev ${VETH[$i]} root tbf \
+		rate $((B * 8 * 1048576 / 1000000))mbit burst 256kb latency 50ms || die "tc"
+	mkdir -p $W/$i
+	ip netns exec ${NS[$i]} setsid $BUILD/qvisord --state-dir $W/$i/state --run-dir $W/$i/run \
+		--socket $W/$i/sock --no-kvm-probe --cache-dir $W/$i >$W/$i/log 2>&1 </dev/null &
+	echo $! >$W/$i/pid
+done
+for i in 0 1; do
+	for t in $(seq 50); do $Q -s $W/$i/sock host info >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+boot() { # host rate -> defines and starts "bench" on host, waits for the dirtier
+	local h=$1 rate=$2
+	cat >$W/spec.json <<JSON
+{"name":"bench","vcpus":1,"memory":$MEM,"machine":"q35","accel":"tcg",
+ "kernel":"$GUEST/vmlinuz","initrd":"$GUEST/initrd.img",
+ "cmdline":"console=ttyS0 panic=-1 quiet qv.dirty=$rate:$WSS"}
+JSON
+	$Q -s $W/$h/sock define $W/spec.json >/dev/null || die "define"
+	$Q -s $W/$h/sock start bench >/dev/null || die "start"
+	for t in $(seq 600); do
+		grep -q "dirtier: " $W/$h/run/vms/bench/serial.log 2>/dev/null && return 0
+		sleep 0.5
+	done
+	die "guest did not start dirtying"
+}
+
+remove() { # host
+	$Q -s $W/$1/sock stop --force bench >/dev/null 2>&1
+	sleep 0.5
+	$Q -s $W/$1/sock undefine bench >/dev/null 2>&1
+}
+
+run() { # from mode -> prints a row; sets WHERE to the VM's host afterwards
+	local from=$1 mode=$2 to=$((1 - $1)) extra=""
+	[ "$mode" = plain ] && extra=--plain
+	local out
+	out=$($Q -s $W/$from/sock --json migrate bench --to unix://$W/$to/sock --quiet \
+		--bandwidth $B --deadline $CAP --max-downtime 300 $extra 2>$W/err)
+	if [ $? -eq 0 ]; then
+		WHERE=$to
+		python3 - "$out" "$B" "$mode" "$D" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1]); b = float(sys.argv[2]) * 1048576
+ideal = s["ram_total"] / b
+print("%-6s %-10s %-5s %8.1f s %8d ms %9.1f MiB %7.2f" % (sys.argv[4], sys.argv[3], "yes",
+      s["total_time_ms"] / 1000, s.get("downtime_ms", -1), s["ram_transferred"] / 1048576,
+      s["total_time_ms"] / 1000 / ideal))
+PY
+	else
+		WHERE=$from
+		printf "%-6s %-10s %-5s %10s %11s %13s %7s   (%s)\n" "$D" "$mode" "no" "-" "-" "-" "-" \
+			"$(tail -1 $W/err | cut -c1-60)"
+	fi
+}
+
+echo "# B=$B MiB/s (tc tbf both ways), RAM=$MEM MiB, WSS=$WSS MiB, cap=$CAP s, TCG"
+echo "# total/ideal = total time / (RAM / B)"
+printf "%-6s %-10s %-5s %10s %11s %13s %7s\n" "D/B" "mode" "conv" "total" "downtime" "sent" "t/ideal"
+for f in $FACTORS; do
+	D=$f
+	rate=$(python3 -c "print(round($f * $B * 1.048576, 1))") # MB/s (10^6)
+	boot 0 "$rate"
+	WHERE=0
+	run $WHERE plain
+	sleep 2
+	run $WHERE controller
+	remove $WHERE
+done
