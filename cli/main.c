@@ -53,6 +53,8 @@ const struct cli_verb cli_verbs[] = {
 	  "[--plain] [--dest-address IP]",
 	  "Live-migrate a running VM to the daemon at URI." },
 	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
+	{ "drill run", verb_drill_run, "FILE",
+	  "Run a scripted migration drill (docs/migration.md)." },
 	{ "rpc", verb_rpc, "METHOD [JSON-PARAMS] [--timeout S]",
 	  "Call any RPC method and print the result as JSON." },
 	{ "rpc-stdio", verb_rpc_stdio, "",

@@ -6,13 +6,34 @@
 #include <getopt.h>
 #include <unistd.h>
 
+#include "cli/verb-migrate.h"
 #include "cli/verbs.h"
 
 struct mig_cli {
 	bool tty;
 	bool quiet;
 	bool line_open;
+	const char *name;
+	qv_rpc_conn *fault;      /* second source connection for cancel_after */
+	uint64_t cancel_after_ms;
+	bool cancelled;
 };
+
+static json_object *name_params(const char *name)
+{
+	json_object *p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(name));
+	return p;
+}
+
+/* Best effort: say what happened but do not mask the first error. */
+static void try_call(qv_rpc_conn *c, const char *what, const char *method, json_object *params)
+{
+	struct qv_error err = {};
+
+	if (qv_rpc_invoke(c, method, params, 60000, NULL, &err) < 0)
+		fprintf(stderr, "qvisor: migrate: %s: %s (%s)\n", what, err.message, err.reason);
+}
 
 static void progress_line(qv_rpc_conn *c, const char *method, json_object *p, void *ud)
 {
@@ -20,9 +41,19 @@ static void progress_line(qv_rpc_conn *c, const char *method, json_object *p, vo
 	json_object *v;
 	const char *type;
 
-	if (!streq(method, "migrate.progress") || mc->quiet)
+	if (!streq(method, "migrate.progress"))
 		return;
 	type = json_object_object_get_ex(p, "type", &v) ? json_object_get_string(v) : "";
+	if (mc->fault && mc->cancel_after_ms && !mc->cancelled && streq(type, "progress") &&
+	    json_object_object_get_ex(p, "elapsed_ms", &v) &&
+	    (uint64_t)json_object_get_int64(v) >= mc->cancel_after_ms) {
+		/* Drill fault: cancel through another connection (this one is
+		 * inside its wait). */
+		mc->cancelled = true;
+		try_call(mc->fault, "drill cancel", "migrate.cancel", name_params(mc->name));
+	}
+	if (mc->quiet)
+		return;
 	if (streq(type, "decision")) {
 		if (mc->line_open)
 			fputc('\n', stderr);
@@ -54,20 +85,75 @@ static void end_line(struct mig_cli *mc)
 	mc->line_open = false;
 }
 
-static json_object *name_params(const char *name)
+int cli_migrate_run(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
+		    const struct cli_migrate_opts *o, json_object **ret_stats,
+		    struct qv_error *errp)
 {
-	json_object *p = json_object_new_object();
-	json_object_object_add(p, "name", json_object_new_string(name));
-	return p;
-}
+	_cleanup_json_ json_object *info = NULL, *prep = NULL, *stats = NULL;
+	struct mig_cli mc = { .tty = isatty(2), .quiet = o->quiet, .fault = o->fault,
+			      .cancel_after_ms = o->cancel_after_ms };
+	json_object *spec, *p, *v;
+	const char *uri, *token;
+	int r;
 
-/* Best effort: say what happened but do not mask the first error. */
-static void try_call(qv_rpc_conn *c, const char *what, const char *method, json_object *params)
-{
-	struct qv_error err = {};
+	r = qv_rpc_invoke(src, "vm.info", name_params(name), CLI_CALL_TIMEOUT_MS, &info, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "source"), r;
+	if (!json_object_object_get_ex(info, "spec", &spec))
+		return qv_error_set(errp, EPROTO, QV_REASON_INTERNAL, "vm.info without a spec");
 
-	if (qv_rpc_invoke(c, method, params, 60000, NULL, &err) < 0)
-		fprintf(stderr, "qvisor: migrate: %s: %s (%s)\n", what, err.message, err.reason);
+	p = json_object_new_object();
+	json_object_object_add(p, "spec", json_object_get(spec));
+	if (o->dest_address)
+		json_object_object_add(p, "address", json_object_new_string(o->dest_address));
+	if (o->listen)
+		json_object_object_add(p, "listen", json_object_new_string(o->listen));
+	r = qv_rpc_invoke(dst, "migrate.prepare", p, CLI_CALL_TIMEOUT_MS, &prep, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "prepare on the destination"), r;
+	uri = json_object_object_get_ex(prep, "uri", &v) ? json_object_get_string(v) : "";
+	token = json_object_object_get_ex(prep, "token", &v) ? json_object_get_string(v) : "";
+	if (!o->quiet)
+		fprintf(stderr, "Migrating %s (%s)\n", name, uri);
+
+	p = name_params(name);
+	json_object_object_add(p, "uri", json_object_new_string(uri));
+	json_object_object_add(p, "max_downtime_ms", json_object_new_int64(o->max_downtime_ms));
+	json_object_object_add(p, "bandwidth_mbps", json_object_new_int64(o->bandwidth_mibps));
+	json_object_object_add(p, "deadline_s", json_object_new_int64(o->deadline_s));
+	json_object_object_add(p, "allow_postcopy", json_object_new_boolean(o->allow_postcopy));
+	json_object_object_add(p, "plain", json_object_new_boolean(o->plain));
+	mc.name = name;
+	qv_rpc_set_notify_handler(src, progress_line, &mc);
+	r = qv_rpc_invoke(src, "migrate.perform", p, (int)(o->deadline_s + 120) * 1000, &stats,
+			  errp);
+	qv_rpc_set_notify_handler(src, NULL, NULL);
+	end_line(&mc);
+	if (r < 0) {
+		/* The source resumed itself; remove the incoming QEMU. */
+		try_call(dst, "cancel on the destination", "migrate.cancel", name_params(name));
+		if (r != -EREMOTEIO)
+			try_call(src, "cancel on the source", "migrate.cancel", name_params(name));
+		return qv_error_prefix(errp, "perform"), r;
+	}
+	p = name_params(name);
+	json_object_object_add(p, "token", json_object_new_string(token));
+	r = qv_rpc_invoke(dst, "migrate.finish", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
+	if (r < 0) {
+		/* The destination never ran: hand the guest back to the source. */
+		try_call(dst, "cancel on the destination", "migrate.cancel", name_params(name));
+		try_call(src, "resume on the source", "migrate.cancel", name_params(name));
+		return qv_error_prefix(errp, "finish on the destination"), r;
+	}
+	p = name_params(name);
+	json_object_object_add(p, "keep_definition", json_object_new_boolean(o->keep_definition));
+	r = qv_rpc_invoke(src, "migrate.confirm", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "%s runs on the destination, but confirming on the "
+				       "source failed (stop the source copy by hand)", name), r;
+	if (ret_stats)
+		*ret_stats = TAKE_PTR(stats);
+	return 0;
 }
 
 int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
@@ -85,32 +171,34 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{},
 	};
-	const char *to = NULL, *addr = NULL, *listen_addr = NULL, *name;
-	long downtime = 300, bw = 0, deadline = 300;
-	bool postcopy = false, plain = false, keep = false;
-	struct mig_cli mc = { .tty = isatty(2) };
+	struct cli_migrate_opts o = { .max_downtime_ms = 300, .deadline_s = 300 };
+	const char *to = NULL;
 	_cleanup_rpc_conn_ qv_rpc_conn *dst = NULL;
-	_cleanup_json_ json_object *info = NULL, *prep = NULL, *stats = NULL;
+	_cleanup_json_ json_object *stats = NULL;
 	struct qv_error err = {};
-	json_object *spec, *p, *v;
-	const char *uri, *token;
+	json_object *v;
 	char *end;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "t:m:b:d:pPa:l:kq", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': to = optarg; break;
-		case 'a': addr = optarg; break;
-		case 'l': listen_addr = optarg; break;
-		case 'p': postcopy = true; break;
-		case 'P': plain = true; break;
-		case 'k': keep = true; break;
-		case 'q': mc.quiet = true; break;
+		case 'a': o.dest_address = optarg; break;
+		case 'l': o.listen = optarg; break;
+		case 'p': o.allow_postcopy = true; break;
+		case 'P': o.plain = true; break;
+		case 'k': o.keep_definition = true; break;
+		case 'q': o.quiet = true; break;
 		case 'm': case 'b': case 'd': {
 			long x = strtol(optarg, &end, 10);
 			if (*end || x < 0 || x > 1000000)
 				return cli_usage_error(ctx, "invalid number \"%s\"", optarg);
-			*(c == 'm' ? &downtime : c == 'b' ? &bw : &deadline) = x;
+			if (c == 'm')
+				o.max_downtime_ms = x;
+			else if (c == 'b')
+				o.bandwidth_mibps = x;
+			else
+				o.deadline_s = x ? x : 300;
 			break;
 		}
 		default:
@@ -119,77 +207,24 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (optind + 1 != argc || !to)
 		return cli_usage_error(ctx, "expected VM and --to URI");
-	name = argv[optind];
 	if ((r = cli_connect(ctx)) != EXIT_OK)
 		return r;
 	r = qv_rpc_connect(to, &dst, &err);
 	if (r < 0)
 		return cli_report(ctx, to, r, &err);
-
-	r = qv_rpc_invoke(ctx->conn, "vm.info", name_params(name), CLI_CALL_TIMEOUT_MS, &info, &err);
+	r = cli_migrate_run(ctx->conn, dst, argv[optind], &o, &stats, &err);
 	if (r < 0)
-		return cli_report(ctx, "source", r, &err);
-	if (!json_object_object_get_ex(info, "spec", &spec))
-		return cli_report(ctx, "source", -EPROTO, NULL);
-
-	p = json_object_new_object();
-	json_object_object_add(p, "spec", json_object_get(spec));
-	if (addr)
-		json_object_object_add(p, "address", json_object_new_string(addr));
-	if (listen_addr)
-		json_object_object_add(p, "listen", json_object_new_string(listen_addr));
-	r = qv_rpc_invoke(dst, "migrate.prepare", p, CLI_CALL_TIMEOUT_MS, &prep, &err);
-	if (r < 0)
-		return cli_report(ctx, "prepare on the destination", r, &err);
-	uri = json_object_object_get_ex(prep, "uri", &v) ? json_object_get_string(v) : "";
-	token = json_object_object_get_ex(prep, "token", &v) ? json_object_get_string(v) : "";
-	if (!mc.quiet)
-		fprintf(stderr, "Migrating %s to %s (%s)\n", name, to, uri);
-
-	p = name_params(name);
-	json_object_object_add(p, "uri", json_object_new_string(uri));
-	json_object_object_add(p, "max_downtime_ms", json_object_new_int64(downtime));
-	json_object_object_add(p, "bandwidth_mbps", json_object_new_int64(bw));
-	json_object_object_add(p, "deadline_s", json_object_new_int64(deadline ? deadline : 300));
-	json_object_object_add(p, "allow_postcopy", json_object_new_boolean(postcopy));
-	json_object_object_add(p, "plain", json_object_new_boolean(plain));
-	qv_rpc_set_notify_handler(ctx->conn, progress_line, &mc);
-	r = qv_rpc_invoke(ctx->conn, "migrate.perform", p,
-			  (int)((deadline ? deadline : 300) + 120) * 1000, &stats, &err);
-	end_line(&mc);
-	if (r < 0) {
-		/* The source resumed itself; remove the incoming QEMU. */
-		try_call(dst, "cancel on the destination", "migrate.cancel", name_params(name));
-		if (r != -EREMOTEIO)
-			try_call(ctx->conn, "cancel on the source", "migrate.cancel",
-				 name_params(name));
-		return cli_report(ctx, "perform", r, &err);
-	}
-	p = name_params(name);
-	json_object_object_add(p, "token", json_object_new_string(token));
-	r = qv_rpc_invoke(dst, "migrate.finish", p, CLI_CALL_TIMEOUT_MS, NULL, &err);
-	if (r < 0) {
-		/* The destination never ran: hand the guest back to the source. */
-		try_call(dst, "cancel on the destination", "migrate.cancel", name_params(name));
-		try_call(ctx->conn, "resume on the source", "migrate.cancel", name_params(name));
-		return cli_report(ctx, "finish on the destination", r, &err);
-	}
-	p = name_params(name);
-	json_object_object_add(p, "keep_definition", json_object_new_boolean(keep));
-	r = qv_rpc_invoke(ctx->conn, "migrate.confirm", p, CLI_CALL_TIMEOUT_MS, NULL, &err);
-	if (r < 0)
-		fprintf(stderr, "qvisor: migrate: %s runs on the destination, but confirming on the "
-			"source failed: %s; stop the source copy by hand\n", name, err.message);
+		return cli_report(ctx, NULL, r, &err);
 	if (ctx->json) {
 		printf("%s\n", json_object_to_json_string_ext(stats, JSON_C_TO_STRING_PRETTY));
 	} else {
 #define NUM(k) (json_object_object_get_ex(stats, k, &v) ? json_object_get_double(v) : 0.0)
 		printf("Migrated %s: %.2f s total, %.0f ms downtime, %.1f MiB sent, %.0f rounds\n",
-		       name, NUM("total_time_ms") / 1000.0, NUM("downtime_ms"),
+		       argv[optind], NUM("total_time_ms") / 1000.0, NUM("downtime_ms"),
 		       NUM("ram_transferred") / 1048576.0, NUM("rounds"));
 #undef NUM
 	}
-	return r < 0 ? EXIT_FAILED : EXIT_OK;
+	return EXIT_OK;
 }
 
 int verb_migrate_cancel(struct cli_ctx *ctx, int argc, char **argv)

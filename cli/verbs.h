@@ -33,6 +33,7 @@ VERB(rpc_stdio);
 VERB(help);
 VERB(migrate);
 VERB(migrate_cancel);
+VERB(drill_run);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -151,10 +151,13 @@ static json_object *stats_json(mig_engine *e, const char *status)
 
 	json_object_object_add(o, "status", json_object_new_string(status));
 	json_object_object_add(o, "mode", json_object_new_string(e->opts.plain ? "plain" : "controller"));
-	if (q && json_object_object_get_ex(q, "total-time", &v))
+	/* QEMU's total-time when it has one (it reads 0 in some completed
+	 * states), else ours: `migrate` until we saw the final status. */
+	if (q && json_object_object_get_ex(q, "total-time", &v) && json_object_get_int64(v) > 0)
 		json_object_object_add(o, "total_time_ms", json_object_new_int64(json_object_get_int64(v)));
 	else
 		json_object_object_add(o, "total_time_ms", json_object_new_int64((int64_t)elapsed(e)));
+	json_object_object_add(o, "elapsed_ms", json_object_new_int64((int64_t)elapsed(e)));
 	if (q && json_object_object_get_ex(q, "downtime", &v))
 		json_object_object_add(o, "downtime_ms", json_object_new_int64(json_object_get_int64(v)));
 	if (q)

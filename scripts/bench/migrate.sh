@@ -38,6 +38,7 @@ cleanup() {
 	rm -rf "$W"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 die() { echo "migrate.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root"
@@ -70,6 +71,7 @@ boot() { # host rate -> defines and starts "bench" on host, waits for the dirtie
  "kernel":"$GUEST/vmlinuz","initrd":"$GUEST/initrd.img",
  "cmdline":"console=ttyS0 panic=-1 quiet qv.dirty=$rate:$WSS"}
 JSON
+	rm -f $W/$h/run/vms/bench/serial.log
 	$Q -s $W/$h/sock define $W/spec.json >/dev/null || die "define"
 	$Q -s $W/$h/sock start bench >/dev/null || die "start"
 	for t in $(seq 600); do
@@ -82,7 +84,7 @@ JSON
 remove() { # host
 	$Q -s $W/$1/sock stop --force bench >/dev/null 2>&1
 	sleep 0.5
-	$Q -s $W/$1/sock undefine bench >/dev/null 2>&1
+	$Q -s $W/$1/sock undefine bench >/dev/null || die "cannot undefine bench on host $1"
 }
 
 run() { # from mode -> prints a row; sets WHERE to the VM's host afterwards
