@@ -25,22 +25,43 @@ static inline void net_setup(struct qvtd *qd, const char *tag)
 
 /* Define a test-guest VM; nics_json is the "nics" array text, cmdline_extra
  * is appended to the kernel command line. */
-static inline void net_define_vm(struct qvtd *qd, const char *name, const char *cmdline_extra,
-				 const char *nics_json)
+/* vm.define of a test-guest VM with the given NICs; 0 or < 0 with *err. */
+static inline int net_try_define_vm(struct qvtd *qd, const char *name, const char *cmdline_extra,
+				    const char *nics_json, struct qv_error *err)
 {
 	_cleanup_free_ char *kernel = qvt_guest_file("vmlinuz");
 	_cleanup_free_ char *initrd = qvt_guest_file("initrd.img");
-	struct qv_error err = { 0 };
-	int r;
 
 	cr_assert_not_null(kernel);
-	r = qvtd_callf(qd, "vm.define", NULL, &err,
-		       "{\"spec\": {\"name\": \"%s\", \"vcpus\": 1, \"memory\": 256, "
-		       "\"machine\": \"q35\", \"accel\": \"tcg\", \"kernel\": \"%s\", "
-		       "\"initrd\": \"%s\", \"cmdline\": \"console=ttyS0 quiet panic=-1 %s\", "
-		       "\"nics\": %s}}",
-		       name, kernel, initrd, cmdline_extra, nics_json);
-	cr_assert_eq(r, 0, "vm.define %s: %s", name, err.message);
+	return qvtd_callf(qd, "vm.define", NULL, err,
+			  "{\"spec\": {\"name\": \"%s\", \"vcpus\": 1, \"memory\": 256, "
+			  "\"machine\": \"q35\", \"accel\": \"tcg\", \"kernel\": \"%s\", "
+			  "\"initrd\": \"%s\", \"cmdline\": \"console=ttyS0 quiet panic=-1 %s\", "
+			  "\"nics\": %s}}",
+			  name, kernel, initrd, cmdline_extra, nics_json);
+}
+
+static inline void net_define_vm(struct qvtd *qd, const char *name, const char *cmdline_extra,
+				 const char *nics_json)
+{
+	struct qv_error err = { 0 };
+
+	cr_assert_eq(net_try_define_vm(qd, name, cmdline_extra, nics_json, &err), 0,
+		     "vm.define %s: %s", name, err.message);
+}
+
+/* vm.define must fail with reason and a message containing needle. */
+static inline void net_define_vm_fails(struct qvtd *qd, const char *name, const char *nics_json,
+				       const char *reason, const char *needle)
+{
+	struct qv_error err = { 0 };
+
+	cr_assert_lt(net_try_define_vm(qd, name, "", nics_json, &err), 0,
+		     "vm.define %s unexpectedly succeeded", name);
+	cr_assert_str_eq(err.reason, reason, "vm.define %s: reason %s, message: %s", name,
+			 err.reason, err.message);
+	cr_assert(strstr(err.message, needle), "vm.define %s: message \"%s\" lacks \"%s\"",
+		  name, err.message, needle);
 }
 
 static inline json_object *net_call_ok(struct qvtd *qd, const char *method, const char *params)
