@@ -178,9 +178,10 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", "uri", "max_downtime_ms", "bandwidth_mbps",
 					    "deadline_s", "allow_postcopy", "plain", "premeasure",
-					    NULL };
+					    "xbzrle", NULL };
 	struct mig_engine_opts o = { .premeasure = true };
 	const char *name, *uri;
+	bool xbzrle = true;
 	int64_t downtime = QV_MIG_DEFAULT_DOWNTIME_MS, bw = 0, deadline = QV_MIG_DEFAULT_DEADLINE_S;
 	struct qv_vm *vm;
 
@@ -195,8 +196,10 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_int(call, params, "deadline_s", 1, 86400, &deadline) < 0 ||
 	    opt_bool(call, params, "allow_postcopy", &o.allow_postcopy) < 0 ||
 	    opt_bool(call, params, "plain", &o.plain) < 0 ||
-	    opt_bool(call, params, "premeasure", &o.premeasure) < 0)
+	    opt_bool(call, params, "premeasure", &o.premeasure) < 0 ||
+	    opt_bool(call, params, "xbzrle", &xbzrle) < 0)
 		return 0;
+	o.no_xbzrle = !xbzrle;
 	vm = qv_vm_find(ud, name);
 	if (!vm)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
@@ -204,6 +207,7 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 	o.max_downtime_ms = (int)downtime;
 	o.bandwidth_bps = (double)bw * 1024 * 1024; /* MiB/s */
 	o.deadline_s = (unsigned)deadline;
+	o.ram_bytes = (uint64_t)vm->spec->memory_mib << 20;
 	return qv_mig_perform(call, vm, &o);
 }
 

@@ -59,7 +59,8 @@ static uint64_t elapsed(const mig_engine *e)
 	return e->t_start ? qv_now_ms() - e->t_start : 0;
 }
 
-static void record_decision(mig_engine *e, const struct mig_decision *dc, bool applied)
+static void record_decision(mig_engine *e, const struct mig_decision *dc, bool applied,
+			    const struct qv_error *err)
 {
 	json_object *o = json_object_new_object();
 
@@ -71,6 +72,8 @@ static void record_decision(mig_engine *e, const struct mig_decision *dc, bool a
 		json_object_object_add(o, "increment", json_object_new_int(dc->value2));
 	json_object_object_add(o, "reason", json_object_new_string(dc->reason));
 	json_object_object_add(o, "applied", json_object_new_boolean(applied));
+	if (!applied && err && err->set)
+		json_object_object_add(o, "error", json_object_new_string(err->message));
 	log_debug("migrate: decision %s %d: %s", mig_action_to_string(dc->action), dc->value,
 		  dc->reason);
 	emit(e, "decision", o);
@@ -103,7 +106,8 @@ static int set_caps(mig_engine *e, struct qv_error *errp)
 	int r;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		bool on = i == 0 || (!e->opts.plain && (i == 1 || i == 2));
+		bool on = i == 0 || (!e->opts.plain && (i == 1 || i == 2)) ||
+			  (i == 4 && e->pst.xbzrle_cache > 0);
 		json_object *c = json_object_new_object();
 		json_object_object_add(c, "capability", json_object_new_string(names[i]));
 		json_object_object_add(c, "state", json_object_new_boolean(on));
@@ -129,6 +133,10 @@ static int apply(mig_engine *e, const struct mig_decision *dc, struct qv_error *
 		if (e->phase == PH_PREMEASURE)
 			json_object_object_add(a, "cpu-throttle-initial",
 					       json_object_new_int(e->pst.throttle_initial));
+		return set_params(e, a, errp);
+	case MIG_ACT_XBZRLE:
+		json_object_object_add(a, "xbzrle-cache-size",
+				       json_object_new_int64((int64_t)dc->value << 20));
 		return set_params(e, a, errp);
 	case MIG_ACT_CANCEL:
 		json_object_put(a);
@@ -293,12 +301,12 @@ static bool poll_once(mig_engine *e)
 		mig_policy_switchover(&e->cfg, &e->model, &dc[0]);
 		e->phase = PH_SWITCHOVER;
 		if (dc[0].action == MIG_ACT_CANCEL) {
-			record_decision(e, &dc[0], true);
+			record_decision(e, &dc[0], true, NULL);
 			cancel_now(e, ERANGE, dc[0].reason);
 			return false;
 		}
 		r = apply(e, &dc[0], &err);
-		record_decision(e, &dc[0], r >= 0);
+		record_decision(e, &dc[0], r >= 0, &err);
 		if (r < 0)
 			cancel_now(e, -r, err.message);
 		return false;
@@ -313,12 +321,13 @@ static bool poll_once(mig_engine *e)
 	n = mig_policy_step(&e->cfg, &e->model, elapsed(e), &e->pst, dc, 4);
 	for (size_t i = 0; i < n; i++) {
 		if (dc[i].action == MIG_ACT_CANCEL) {
-			record_decision(e, &dc[i], true);
+			record_decision(e, &dc[i], true, NULL);
 			cancel_now(e, ETIMEDOUT, dc[i].reason);
 			return false;
 		}
 		r = apply(e, &dc[i], &err);
-		record_decision(e, &dc[i], r >= 0);
+		record_decision(e, &dc[i], r >= 0, &err);
+		qv_error_clear(&err);
 	}
 	return false;
 }
@@ -330,6 +339,8 @@ static int begin(mig_engine *e, struct qv_error *errp)
 	size_t n = 0;
 	int r;
 
+	if (!e->opts.plain)
+		n = mig_policy_initial(&e->cfg, &e->model, ASSUMED_BW_BPS, &e->pst, dc, 4);
 	r = set_caps(e, errp);
 	if (r < 0) {
 		json_object_put(a);
@@ -346,7 +357,6 @@ static int begin(mig_engine *e, struct qv_error *errp)
 		json_object_put(a);
 	}
 	if (!e->opts.plain) {
-		n = mig_policy_initial(&e->cfg, &e->model, ASSUMED_BW_BPS, &e->pst, dc, 4);
 		for (size_t i = 0; i < n; i++) {
 			r = apply(e, &dc[i], errp);
 			if (r < 0)
@@ -361,7 +371,7 @@ static int begin(mig_engine *e, struct qv_error *errp)
 		return r;
 	e->t_start = qv_now_ms();
 	for (size_t i = 0; i < n; i++)
-		record_decision(e, &dc[i], true);
+		record_decision(e, &dc[i], true, NULL);
 	e->phase = PH_ACTIVE;
 	return 0;
 }
@@ -457,6 +467,8 @@ int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_
 							  : QV_MIG_DEFAULT_DEADLINE_S) * 1000,
 		.margin = 0.5,
 		.max_throttle_pct = 99,
+		.ram_bytes = opts->ram_bytes,
+		.no_xbzrle = opts->no_xbzrle,
 	};
 	if (!e->uri) {
 		mig_engine_free(e);

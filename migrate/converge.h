@@ -43,6 +43,8 @@ struct mig_engine_opts {
 	bool allow_postcopy;      /* recorded; postcopy is not used (see docs) */
 	bool plain;               /* QEMU defaults, no controller */
 	bool premeasure;          /* calc-dirty-rate before start (default on) */
+	uint64_t ram_bytes;       /* guest RAM, sizes the XBZRLE cache */
+	bool no_xbzrle;
 };
 
 /* Every decision ("decision", data {action, value, reason, t_ms}) and every

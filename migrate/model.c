@@ -102,6 +102,7 @@ const char *mig_action_to_string(enum mig_action a)
 	case MIG_ACT_SET_THROTTLE: return "set-throttle";
 	case MIG_ACT_CANCEL: return "cancel";
 	case MIG_ACT_CONTINUE: return "continue";
+	case MIG_ACT_XBZRLE: return "enable-xbzrle";
 	}
 	return "unknown";
 }
@@ -147,6 +148,23 @@ size_t mig_policy_initial(const struct mig_policy_cfg *cfg, const struct mig_mod
 			 cfg->max_downtime_ms);
 	t = mig_throttle_for(d, b, margin, maxthr);
 	st->throttle_initial = t > 0 ? clampi(t, 5, maxthr) : 20;
+	/* XBZRLE: a page dirtied again is sent as a delta against its cached
+	 * copy. Worth its CPU and cache memory only when pages come back, i.e.
+	 * when D is large against B; the cache should hold what one round of
+	 * ~4 s dirties. */
+	if (t > 0 && !cfg->no_xbzrle && cfg->ram_bytes >= (128ULL << 20) && n < max) {
+		uint64_t want = (uint64_t)(d * 4), cache = 64ULL << 20;
+		while (cache < want && cache * 2 <= cfg->ram_bytes / 2)
+			cache *= 2;
+		st->xbzrle_cache = cache;
+		out[n] = (struct mig_decision){ .action = MIG_ACT_XBZRLE,
+						.value = (int)(cache >> 20) };
+		snprintf(out[n].reason, sizeof(out[n].reason),
+			 "pre-measured D %.1f MB/s > %.2f x B %.1f MB/s: XBZRLE with a %llu MiB "
+			 "cache (~4 s of dirtying, <= RAM/2)", mb(d), margin, mb(b),
+			 (unsigned long long)(cache >> 20));
+		n++;
+	}
 	st->throttle_increment = 10;
 	st->max_throttle = maxthr;
 	n = push(out, n, max, MIG_ACT_SET_THROTTLE, st->max_throttle, st->throttle_increment);
@@ -225,9 +243,8 @@ size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model 
 
 		if (st->stalled_rounds >= 2 && m->throttle_pct >= need)
 			need = maxthr, inc = clampi(inc * 2, 10, 30);
-		if (need > 0 && (inc != st->throttle_increment || need > st->max_throttle ||
-				 st->max_throttle != clampi(need + 10, 0, maxthr))) {
-			int newmax = clampi(need + 10, 0, maxthr);
+		int newmax = clampi(need + 10, st->throttle_initial, maxthr);
+		if (need > 0 && (inc != st->throttle_increment || newmax != st->max_throttle)) {
 			n = push(out, n, max, MIG_ACT_SET_THROTTLE, newmax, inc);
 			if (n && out[n - 1].action == MIG_ACT_SET_THROTTLE)
 				snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),

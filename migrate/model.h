@@ -71,6 +71,8 @@ struct mig_policy_cfg {
 	uint64_t deadline_ms;   /* give up after this long (> 0) */
 	double margin;          /* target D/B after throttling, default 0.5 */
 	int max_throttle_pct;   /* ceiling, default 99 */
+	uint64_t ram_bytes;     /* guest RAM (sizes the XBZRLE cache), 0 = unknown */
+	bool no_xbzrle;         /* never enable XBZRLE */
 };
 
 /* What the policy has already applied (the engine updates it after each
@@ -80,6 +82,7 @@ struct mig_policy_state {
 	int throttle_initial;   /* applied before start */
 	int throttle_increment;
 	int max_throttle;
+	uint64_t xbzrle_cache;  /* bytes, 0 = XBZRLE off (decided before start) */
 	uint64_t last_decision_syncs; /* round of the last throttle/downtime decision */
 	uint64_t stalled_rounds;      /* rounds in which R did not shrink */
 	uint64_t last_remaining;
@@ -90,6 +93,7 @@ enum mig_action {
 	MIG_ACT_SET_THROTTLE,   /* value: max-cpu-throttle, value2: increment */
 	MIG_ACT_CANCEL,         /* deadline reached */
 	MIG_ACT_CONTINUE,       /* at pre-switchover: go */
+	MIG_ACT_XBZRLE,         /* before start: value = cache MiB */
 };
 
 struct mig_decision {
@@ -103,8 +107,10 @@ const char *mig_action_to_string(enum mig_action a);
 
 /* Parameters to apply before `migrate`: downtime-limit, cpu-throttle-initial,
  * -increment and max-cpu-throttle from the pre-measured D and the
- * bandwidth cap (or an assumed B when there is no cap). Fills st and writes
- * up to max decisions (their reasons) into out. Returns the count. */
+ * bandwidth cap (or an assumed B when there is no cap); XBZRLE with a cache
+ * covering ~4 s of dirtying (power of two, <= RAM/2) when D > margin x B.
+ * Fills st and writes up to max decisions (their reasons) into out. Returns
+ * the count. */
 size_t mig_policy_initial(const struct mig_policy_cfg *cfg, const struct mig_model *m,
 			  double assumed_bw_bps, struct mig_policy_state *st,
 			  struct mig_decision *out, size_t max);

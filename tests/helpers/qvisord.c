@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -109,6 +111,33 @@ int qvt_daemon_stop(struct qvt_daemon *d, int sig)
 	return -ETIMEDOUT;
 }
 
+/* dnsmasq runs in its own session and outlives the daemon by design. */
+static void kill_dnsmasqs(const struct qvt_daemon *d)
+{
+	char path[256];
+	struct dirent *de;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "%s/net", d->run_dir);
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		long pid = 0;
+		FILE *f;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/net/%s/dnsmasq.pid", d->run_dir, de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%ld", &pid) == 1 && pid > 1)
+			kill((pid_t)pid, SIGKILL);
+		fclose(f);
+	}
+	closedir(dir);
+}
+
 void qvt_daemon_cleanup(struct qvt_daemon *d)
 {
 	struct qv_error err = {};
@@ -129,11 +158,15 @@ void qvt_daemon_cleanup(struct qvt_daemon *d)
 	}
 	if (d->dir[0]) {
 		char cmd[160];
+		kill_dnsmasqs(d);
 		/* Test-only cleanup of our own mkdtemp dir. */
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
-		if (system(cmd) != 0)
+		if (getenv("QVT_KEEP"))
+			fprintf(stderr, "QVT_KEEP: leaving %s\n", d->dir);
+		else if (system(cmd) != 0)
 			fprintf(stderr, "cannot remove %s\n", d->dir);
 	}
+	memset(d, 0, sizeof(*d));
 }
 
 qv_rpc_conn *qvt_connect(const struct qvt_daemon *d)
@@ -146,19 +179,56 @@ qv_rpc_conn *qvt_connect(const struct qvt_daemon *d)
 	return c;
 }
 
-json_object *qvt_call(const struct qvt_daemon *d, const char *method, json_object *params,
-		      struct qv_error *errp)
+int qvt_invoke(const struct qvt_daemon *d, const char *method, json_object *params,
+	       json_object **ret_result, struct qv_error *errp)
 {
 	_cleanup_rpc_conn_ qv_rpc_conn *c = NULL;
 	json_object *res = NULL;
+	int r;
 
-	if (qv_rpc_connect(d->socket, &c, errp) < 0) {
+	r = qv_rpc_connect(d->socket, &c, errp);
+	if (r < 0) {
 		json_object_put(params);
-		return NULL;
+		return r;
 	}
-	if (qv_rpc_invoke(c, method, params, 180000, &res, errp) < 0)
+	r = qv_rpc_invoke(c, method, params, 180000, &res, errp);
+	if (r < 0)
+		return r;
+	if (!ret_result)
+		json_object_put(res);
+	else
+		*ret_result = res ? res : json_object_new_object();
+	return 0;
+}
+
+json_object *qvt_call(const struct qvt_daemon *d, const char *method, json_object *params,
+		      struct qv_error *errp)
+{
+	json_object *res = NULL;
+
+	if (qvt_invoke(d, method, params, &res, errp) < 0)
 		return NULL;
-	return res ? res : json_object_new_object();
+	return res;
+}
+
+int qvt_callf(const struct qvt_daemon *d, const char *method, json_object **ret_result,
+	      struct qv_error *errp, const char *fmt, ...)
+{
+	_cleanup_free_ char *text = NULL;
+	json_object *params;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+	params = json_tokener_parse(text);
+	if (!params)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, "bad test JSON: %s",
+				    text);
+	return qvt_invoke(d, method, params, ret_result, errp);
 }
 
 json_object *qvt_call_name(const struct qvt_daemon *d, const char *method, const char *name,

@@ -21,7 +21,7 @@ struct qvt_daemon {
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until
- * the socket answers host.info. 0 or -errno. */
+ * the socket answers host.info. 0 or -errno (-ENOENT: binary not built). */
 int qvt_daemon_start(struct qvt_daemon *d);
 /* Criterion .init body: start d when the test guest and the qvisord binary
  * exist (else d->pid stays 0 and QVT_REQUIRE_DAEMON skips); asserts on any
@@ -34,9 +34,12 @@ void qvt_daemon_fixture_start(struct qvt_daemon *d);
 			cr_skip_test("qvisord binary not built (QV_BUILD_DIR)"); \
 	} while (0)
 
-/* SIGTERM (graceful; VMs keep running) or SIGKILL, then reap. */
+/* SIGTERM (graceful; VMs keep running) or SIGKILL (a crash), then reap.
+ * 0, or -ETIMEDOUT when it had to be SIGKILLed after 10 s. */
 int qvt_daemon_stop(struct qvt_daemon *d, int sig);
-/* Stop every VM (force), stop the daemon, remove the dirs. */
+/* Stop every VM (force), stop the daemon, kill the dnsmasq processes its
+ * networks left (run/net/NAME/dnsmasq.pid; they outlive the daemon by
+ * design), remove the dirs (kept if $QVT_KEEP is set), reset *d. */
 void qvt_daemon_cleanup(struct qvt_daemon *d);
 
 /* A fresh connection; NULL on failure. */
@@ -45,6 +48,14 @@ qv_rpc_conn *qvt_connect(const struct qvt_daemon *d);
  * params is stolen. */
 json_object *qvt_call(const struct qvt_daemon *d, const char *method, json_object *params,
 		      struct qv_error *errp);
+/* The same call returning 0 and *ret_result (new ref; ret_result may be NULL
+ * to discard), or -errno with *errp filled (errp->reason is the daemon's
+ * data.reason). params is stolen. */
+int qvt_invoke(const struct qvt_daemon *d, const char *method, json_object *params,
+	       json_object **ret_result, struct qv_error *errp);
+/* qvt_invoke with params given as JSON text (printf format). */
+int qvt_callf(const struct qvt_daemon *d, const char *method, json_object **ret_result,
+	      struct qv_error *errp, const char *fmt, ...) _printf_(5, 6);
 /* qvt_call with {"name": name}. */
 json_object *qvt_call_name(const struct qvt_daemon *d, const char *method, const char *name,
 			   struct qv_error *errp);

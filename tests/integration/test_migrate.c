@@ -10,6 +10,7 @@
 #include "common/json.h"
 #include "daemon/state.h"
 #include "helpers/guest.h"
+#include "helpers/netns.h"
 #include "helpers/twohosts.h"
 
 #define BOOT_TIMEOUT_MS 180000
@@ -314,4 +315,39 @@ Test(migrate, source_daemon_sigkilled_resolves_to_one_copy)
 	cr_assert_eq(qvt_vm_pid(&H.d[0], VM), spid);
 	assert_source_running();
 	cr_assert(wait_undefined(1, 30000), "the destination should be torn down");
+}
+
+/* The CLI end to end: `qvisor drill run` ping-pongs the VM with a cancel
+ * fault in the middle; every step must leave exactly one running copy. */
+Test(migrate, cli_drill_ping_pong_with_cancel)
+{
+	char path[160], bin[512], buf[32];
+	const char *b = getenv("QV_BUILD_DIR");
+	_cleanup_free_ char *out = NULL;
+	FILE *f;
+	int rc;
+
+	REQUIRE_HOSTS();
+	snprintf(bin, sizeof(bin), "%s/qvisor", b && *b ? b : "build");
+	if (access(bin, X_OK) < 0)
+		cr_skip_test("qvisor CLI not built");
+	start_guest("5:32");
+	snprintf(path, sizeof(path), "%s/drill.json", H.d[0].dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"{\"name\": \"t\", \"vm\": \"%s\", \"hosts\": [\"unix://%s\", \"unix://%s\"],"
+		" \"iterations\": 3, \"migrate\": {\"max_downtime_ms\": 300, \"bandwidth_mbps\": 20,"
+		" \"deadline_s\": 120}, \"faults\": [{\"iteration\": 1, \"kind\": \"cancel\","
+		" \"after_ms\": 1000}]}\n",
+		VM, H.d[0].socket, H.d[1].socket);
+	fclose(f);
+	char *argv[] = { bin, "drill", "run", path, NULL };
+	rc = qvt_run(argv, &out);
+	cr_assert_eq(rc, 0, "drill failed (%d):\n%s", rc, out ? out : "");
+	cr_assert(strstr(out, "passed"), "%s", out);
+	cr_assert(strstr(out, "cancel"), "%s", out);
+	/* 0: A->B, 1: cancelled (stays on B), 2: B->A */
+	cr_assert_str_eq(state_of(0, buf, sizeof(buf)), "running");
+	cr_assert(wait_undefined(1, 10000), "%s", out);
 }

@@ -3,11 +3,11 @@
  * clear error (data.reason + message) and leaves nothing behind. */
 #include "net-util.h"
 
-static struct qvtd qd;
+static struct qvt_daemon qd;
 
 static void fini(void)
 {
-	qvtd_cleanup(&qd);
+	qvt_daemon_cleanup(&qd);
 }
 
 /* No stored row, no link. */
@@ -25,7 +25,7 @@ static void assert_no_network(const char *name, const char *bridge)
 
 Test(net_define, bad_input_leaves_nothing, .fini = fini, .timeout = 120)
 {
-	net_setup(&qd, "netdef");
+	net_setup(&qd);
 
 	/* 16-character bridge name. */
 	net_call_fails(&qd, "net.define",
@@ -96,7 +96,7 @@ Test(net_define, bad_input_leaves_nothing, .fini = fini, .timeout = 120)
 			    "conflict", "MAC 52:54:00:aa:bb:01 is already used by NIC 0 of VM a");
 	cr_assert_eq(net_count_links("qv"), 1, "only the bridge qvbr0 may exist, no TAP");
 	struct qv_error err = { 0 };
-	cr_assert_lt(qvtd_callf(&qd, "vm.info", NULL, &err, "{\"name\": \"b\"}"), 0);
+	cr_assert_lt(qvt_callf(&qd, "vm.info", NULL, &err, "{\"name\": \"b\"}"), 0);
 	cr_assert_str_eq(err.reason, "not-found", "a refused define left VM b behind");
 
 	/* In use: refused, message names the VM; nothing torn down. */
@@ -115,17 +115,17 @@ Test(net_define, bad_input_leaves_nothing, .fini = fini, .timeout = 120)
 
 Test(net_define, restart_restores_bridge_and_removes_stale_taps, .fini = fini, .timeout = 120)
 {
-	net_setup(&qd, "netrst");
+	net_setup(&qd);
 	json_object_put(net_call_ok(&qd, "net.define",
 				    "{\"spec\": {\"name\": \"lan\", \"bridge\": \"qvbr1\", "
 				    "\"address\": \"10.1.0.1/24\", \"mtu\": 1450}}"));
-	cr_assert_eq(qvtd_kill9(&qd), SIGKILL);
+	cr_assert_eq(qvt_daemon_stop(&qd, SIGKILL), 0);
 	/* The bridge disappears behind the daemon's back; a stale qv TAP appears. */
 	char *del[] = { "ip", "link", "del", "qvbr1", NULL };
 	char *tap[] = { "ip", "tuntap", "add", "qv0badf00dn0", "mode", "tap", NULL };
 	cr_assert_eq(qvt_run(del, NULL), 0);
 	cr_assert_eq(qvt_run(tap, NULL), 0);
-	cr_assert_eq(qvtd_restart(&qd, 20000), 0);
+	cr_assert_eq(qvt_daemon_start(&qd), 0, "restart failed (log %s)", qd.log);
 	json_object *br = qvt_ip_link("qvbr1");
 	cr_assert_not_null(br, "bridge not recreated at start");
 	cr_assert_str_eq(qvt_link_kind(br), "bridge");

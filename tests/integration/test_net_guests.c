@@ -5,11 +5,11 @@
  * running guest and removed again. iproute2 checks what qvisor claims. */
 #include "net-util.h"
 
-static struct qvtd qd;
+static struct qvt_daemon qd;
 
 static void fini(void)
 {
-	qvtd_cleanup(&qd);
+	qvt_daemon_cleanup(&qd);
 }
 
 static void start_vm(const char *name)
@@ -22,7 +22,7 @@ static void start_vm(const char *name)
 
 static void wait_serial(const char *vm, const char *needle)
 {
-	_cleanup_free_ char *log = qvtd_serial_log(&qd, vm);
+	const char *log = qvt_serial_log(&qd, vm);
 	int r = qvt_wait_for_line_in_file(log, needle, NET_DEADLINE_MS);
 
 	cr_assert_eq(r, 0, "VM %s: no \"%s\" on the serial console within %d ms", vm, needle,
@@ -47,7 +47,7 @@ static json_object *nic_of(const char *vm, size_t i)
 Test(net_guests, two_guests_ping_and_links_match, .fini = fini, .timeout = 240)
 {
 	QVT_REQUIRE_GUEST();
-	net_setup(&qd, "netping");
+	net_setup(&qd);
 	json_object_put(net_call_ok(&qd, "net.define",
 				    "{\"spec\": {\"name\": \"lan\", \"bridge\": \"qvbr-lan\", "
 				    "\"address\": \"10.0.0.1/24\", \"mtu\": 1400}}"));
@@ -115,7 +115,7 @@ Test(net_guests, dhcp_lease_from_network_dnsmasq, .fini = fini, .timeout = 240)
 	char line[256], ip[64] = "";
 
 	QVT_REQUIRE_GUEST();
-	net_setup(&qd, "netdhcp");
+	net_setup(&qd);
 	json_object_put(net_call_ok(&qd, "net.define",
 				    "{\"spec\": {\"name\": \"dh\", \"bridge\": \"qvbr-dh\", "
 				    "\"address\": \"10.7.0.1/24\", \"dhcp\": {\"start\": "
@@ -130,7 +130,7 @@ Test(net_guests, dhcp_lease_from_network_dnsmasq, .fini = fini, .timeout = 240)
 	net_define_vm(&qd, "d1", "qv.dhcp=eth0", "[{\"network\": \"dh\"}]");
 	start_vm("d1");
 	wait_serial("d1", "QVISOR-DHCP eth0 ");
-	_cleanup_free_ char *log = qvtd_serial_log(&qd, "d1");
+	const char *log = qvt_serial_log(&qd, "d1");
 	cr_assert_eq(net_grep(log, "QVISOR-DHCP eth0 ", line, sizeof(line)), 0);
 	sscanf(line, "QVISOR-DHCP eth0 %63s", ip);
 	cr_assert(strncmp(ip, "10.7.0.1", 8) == 0 && strlen(ip) == 10, "lease %s outside range",
@@ -160,13 +160,13 @@ Test(net_guests, dhcp_lease_from_network_dnsmasq, .fini = fini, .timeout = 240)
 Test(net_guests, nic_hotplug_add_and_remove, .fini = fini, .timeout = 240)
 {
 	QVT_REQUIRE_GUEST();
-	net_setup(&qd, "nethp");
+	net_setup(&qd);
 	json_object_put(net_call_ok(&qd, "net.define",
 				    "{\"spec\": {\"name\": \"hp\", \"bridge\": \"qvbr-hp\", "
 				    "\"address\": \"10.8.0.1/24\"}}"));
 	net_define_vm(&qd, "h1", "", "[{\"network\": \"hp\"}]");
 	start_vm("h1");
-	_cleanup_free_ char *log = qvtd_serial_log(&qd, "h1");
+	const char *log = qvt_serial_log(&qd, "h1");
 	cr_assert_eq(net_wait_line_after(log, 0, "QVISOR-NETIFS eth0 lo", NULL, NET_DEADLINE_MS),
 		     0, "guest did not list eth0");
 
@@ -211,8 +211,8 @@ Test(net_guests, nic_hotplug_add_and_remove, .fini = fini, .timeout = 240)
 	/* A daemon crash and restart keeps the running VM's TAP (reconciliation
 	 * removes only TAPs of VMs without QEMU). */
 	json_object *nic = nic_of("h1", 0);
-	cr_assert_eq(qvtd_kill9(&qd), SIGKILL);
-	cr_assert_eq(qvtd_restart(&qd, 20000), 0);
+	cr_assert_eq(qvt_daemon_stop(&qd, SIGKILL), 0);
+	cr_assert_eq(qvt_daemon_start(&qd), 0, "restart failed (log %s)", qd.log);
 	json_object *vm = net_call_ok(&qd, "vm.info", "{\"name\": \"h1\"}");
 	cr_assert_str_eq(jstr_at(vm, "state"), "running");
 	json_object_put(vm);

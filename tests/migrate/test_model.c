@@ -228,3 +228,39 @@ Test(engine, sample_from_query_migrate)
 	cr_assert_float_eq(s.mbps, 400.5, 1e-9);
 	json_object_put(q);
 }
+
+Test(policy, xbzrle_when_dirtying_outpaces_bandwidth)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .bandwidth_bps = 50 * MB,
+				      .deadline_ms = 60000, .margin = 0.5,
+				      .ram_bytes = 512ULL << 20 };
+	struct mig_policy_state st;
+	struct mig_decision d[4];
+	struct mig_model m;
+	size_t n;
+	bool seen = false;
+
+	mig_model_init(&m);
+	mig_model_set_pre_dirty_rate(&m, 125 * MB); /* 4 s = 500 MB, capped at RAM/2 */
+	n = mig_policy_initial(&cfg, &m, 0, &st, d, 4);
+	for (size_t i = 0; i < n; i++)
+		if (d[i].action == MIG_ACT_XBZRLE) {
+			seen = true;
+			cr_assert_eq(d[i].value, 256);
+		}
+	cr_assert(seen);
+	cr_assert_eq(st.xbzrle_cache, 256ULL << 20);
+
+	mig_model_set_pre_dirty_rate(&m, 30 * MB); /* 120 MB -> 128 MiB */
+	mig_policy_initial(&cfg, &m, 0, &st, d, 4);
+	cr_assert_eq(st.xbzrle_cache, 128ULL << 20);
+
+	mig_model_set_pre_dirty_rate(&m, 10 * MB); /* converges: no XBZRLE */
+	mig_policy_initial(&cfg, &m, 0, &st, d, 4);
+	cr_assert_eq(st.xbzrle_cache, 0);
+
+	cfg.no_xbzrle = true;
+	mig_model_set_pre_dirty_rate(&m, 125 * MB);
+	mig_policy_initial(&cfg, &m, 0, &st, d, 4);
+	cr_assert_eq(st.xbzrle_cache, 0);
+}
