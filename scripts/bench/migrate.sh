@@ -59,6 +59,7 @@ for i in 0 1; do
 	ip netns exec ${NS[$i]} setsid $BUILD/qvisord --state-dir $W/$i/state --run-dir $W/$i/run \
 		--socket $W/$i/sock --no-kvm-probe --cache-dir $W/$i >$W/$i/log 2>&1 </dev/null &
 	echo $! >$W/$i/pid
+	disown
 done
 for i in 0 1; do
 	for t in $(seq 50); do $Q -s $W/$i/sock host info >/dev/null 2>&1 && break; sleep 0.1; done
