@@ -180,6 +180,7 @@ static int run(struct qv_daemon *d)
 	r = qv_vm_registry_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to load VMs from the state store: %m");
+	qv_migrate_registry_load(d); /* resolves migrations cut by a restart; never fatal */
 	r = qv_net_registry_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up networks: %m");

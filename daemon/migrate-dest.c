@@ -73,9 +73,7 @@ void qv_mig_teardown_dest(struct qv_mig *m, const char *why)
 	if (!vm)
 		return;
 	if (vm->inst) {
-		if (vm->state == QV_VM_MIGRATING)
-			vm->state = QV_VM_PAUSED; /* qv_vm_stop refuses "migrating" */
-		if (qv_vm_stop(vm, true, 0, teardown_stopped, (void *)(uintptr_t)created, &err) < 0)
+		if (qv_vm_stop_migrated(vm, true, 0, teardown_stopped, (void *)(uintptr_t)created, &err) < 0)
 			log_warning("VM %s: cannot stop the incoming QEMU: %s", vm->name,
 				    err.message);
 		return;

@@ -223,13 +223,10 @@ int qv_mig_confirm(qv_rpc_call *call, struct qv_mig *m, bool keep)
 		confirm_stopped(vm, 0, QEMU_STOP_STEP_QUIT, NULL, c);
 		return 0;
 	}
-	/* qv_vm_stop() refuses a migrating VM; the guest is postmigrate (paused
-	 * for good), which is what "paused" means to the stop path. A 1 ms
-	 * power-down window makes the stop go straight to QMP quit. */
-	vm->state = QV_VM_PAUSED;
-	if (qv_vm_stop(vm, false, 1, confirm_stopped, c, &err) < 0) {
+	/* The guest is postmigrate (paused for good). A 1 ms power-down window
+	 * makes the stop go straight to QMP quit. */
+	if (qv_vm_stop_migrated(vm, false, 1, confirm_stopped, c, &err) < 0) {
 		free(c);
-		vm->state = QV_VM_MIGRATING;
 		return qv_rpc_call_error(call, &err), 0;
 	}
 	return 0;

@@ -372,8 +372,8 @@ static void vm_stop_done(qemu_instance *inst, int error, enum qemu_stop_step ste
 	free(ctx);
 }
 
-int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, void *userdata,
-	       struct qv_error *errp)
+static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_owns,
+		   qv_vm_stop_fn fn, void *userdata, struct qv_error *errp)
 {
 	struct stop_ctx *ctx;
 	int r;
@@ -392,7 +392,7 @@ int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, v
 	if (vm->state == QV_VM_STOPPING && !force)
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is already stopping; use force to kill it", vm->name);
-	if (vm->state == QV_VM_MIGRATING)
+	if (vm->state == QV_VM_MIGRATING && !migration_owns)
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is migrating; cancel the migration first", vm->name);
 	ctx = calloc(1, sizeof(*ctx));
@@ -408,6 +408,18 @@ int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, v
 	}
 	qv_vm_set_state(vm, QV_VM_STOPPING, NULL);
 	return 0;
+}
+
+int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, void *userdata,
+	       struct qv_error *errp)
+{
+	return vm_stop(vm, force, timeout_ms, false, fn, userdata, errp);
+}
+
+int qv_vm_stop_migrated(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn,
+			void *userdata, struct qv_error *errp)
+{
+	return vm_stop(vm, force, timeout_ms, true, fn, userdata, errp);
 }
 
 static int vm_require_state(struct qv_vm *vm, enum qv_vm_state want, const char *what,

@@ -71,6 +71,10 @@ int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, v
 	       struct qv_error *errp);
 /* A VM found crashed (e.g. at daemon start): restart it if its policy says so. */
 void qv_vm_apply_restart_policy(struct qv_vm *vm);
+/* The same for the migration engine, which owns a "migrating" VM: confirm
+ * (source QEMU is postmigrate) and teardown of a failed incoming QEMU. */
+int qv_vm_stop_migrated(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn,
+			void *userdata, struct qv_error *errp);
 int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp);
 int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp);
 int qv_vm_reboot(struct qv_vm *vm, struct qv_error *errp);
