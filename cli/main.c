@@ -53,7 +53,7 @@ const struct cli_verb cli_verbs[] = {
 	  "--bandwidth MiB/s, --deadline S, --allow-postcopy, --plain, --dest-address IP, "
 	  "--listen IP, --keep-definition, --quiet." },
 	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
-	{ "drill run", verb_drill_run, "FILE",
+	{ "drill run", verb_drill_run, "FILE [--report DIR]",
 	  "Run a scripted migration drill (docs/migration.md)." },
 	{ "rpc", verb_rpc, "METHOD [JSON-PARAMS] [--timeout S]",
 	  "Call any RPC method and print the result as JSON." },

@@ -64,6 +64,23 @@ static void progress_line(qv_rpc_conn *c, const char *method, json_object *p, vo
 			json_object_object_get_ex(p, "reason", &v) ? json_object_get_string(v) : "");
 		return;
 	}
+	if (json_object_object_get_ex(p, "status", &v) &&
+	    strncmp(json_object_get_string(v), "mirror", 6) == 0) {
+		json_object *sto = NULL, *x;
+		double off = 0, len = 0, el = 0;
+		if (json_object_object_get_ex(p, "storage", &sto)) {
+			off = json_object_object_get_ex(sto, "offset", &x) ? json_object_get_double(x) : 0;
+			len = json_object_object_get_ex(sto, "len", &x) ? json_object_get_double(x) : 0;
+		}
+		el = json_object_object_get_ex(p, "elapsed_ms", &x) ? json_object_get_double(x) / 1000 : 0;
+		if (!mc->tty && ((int)(el * 5) % 10) != 0)
+			return;
+		fprintf(stderr, "%s  %5.1fs storage %s %7.1f/%.1f MiB%s", mc->tty ? "\r" : "", el,
+			json_object_get_string(v), off / 1048576.0, len / 1048576.0,
+			mc->tty ? "" : "\n");
+		mc->line_open = mc->tty;
+		return;
+	}
 #define NUM(k) (json_object_object_get_ex(p, k, &v) ? json_object_get_double(v) : 0.0)
 	double el = NUM("elapsed_ms") / 1000.0, rem = NUM("remaining") / 1048576.0;
 	double tot = NUM("total") / 1048576.0, d = NUM("dirty_rate_bps") / 1048576.0;
@@ -85,11 +102,63 @@ static void end_line(struct mig_cli *mc)
 	mc->line_open = false;
 }
 
+/* migrate.plan on the source: disk sizes (copy_storage) and the multifd
+ * decision, which both QEMUs must share. A daemon without migrate.plan
+ * gets neither (plain migration). */
+static int plan(qv_rpc_conn *src, const char *name, const struct cli_migrate_opts *o,
+		bool copy_storage, json_object **ret, struct qv_error *errp)
+{
+	json_object *p = name_params(name);
+	struct qv_error err = {};
+	int r;
+
+	json_object_object_add(p, "copy_storage", json_object_new_boolean(copy_storage));
+	json_object_object_add(p, "bandwidth_mbps", json_object_new_int64(o->bandwidth_mibps));
+	r = qv_rpc_invoke(src, "migrate.plan", json_object_get(p), CLI_CALL_TIMEOUT_MS, ret, &err);
+	/* A cancelled storage mirror may still drain: wait up to 60 s. */
+	for (int i = 0; r == 0 && copy_storage && i < 240; i++) {
+		json_object *v;
+		if (!json_object_object_get_ex(*ret, "mirror_cleanup", &v) ||
+		    !json_object_get_boolean(v))
+			break;
+		if (i == 0 && !o->quiet)
+			fprintf(stderr, "Waiting for a cancelled storage mirror of %s to drain\n", name);
+		usleep(250 * 1000);
+		json_object_put(*ret);
+		*ret = NULL;
+		r = qv_rpc_invoke(src, "migrate.plan", json_object_get(p), CLI_CALL_TIMEOUT_MS, ret,
+				  &err);
+	}
+	json_object_put(p);
+	if (r < 0 && !copy_storage) {
+		*ret = NULL;
+		return 0;
+	}
+	if (r < 0) {
+		*errp = err;
+		return qv_error_prefix(errp, "plan on the source"), r;
+	}
+	return 0;
+}
+
+static int migrate_run(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
+		       const struct cli_migrate_opts *o, bool copy_storage,
+		       json_object **ret_stats, struct qv_error *errp);
+
 int cli_migrate_run(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
 		    const struct cli_migrate_opts *o, json_object **ret_stats,
 		    struct qv_error *errp)
 {
-	_cleanup_json_ json_object *info = NULL, *prep = NULL, *stats = NULL;
+	return migrate_run(src, dst, name, o, false, ret_stats, errp);
+}
+
+static int migrate_run(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
+		       const struct cli_migrate_opts *o, bool copy_storage,
+		       json_object **ret_stats, struct qv_error *errp)
+{
+	_cleanup_json_ json_object *info = NULL, *prep = NULL, *stats = NULL, *pl = NULL;
+	int64_t multifd = 0;
+	const char *multifd_reason = NULL, *nbd = NULL;
 	struct mig_cli mc = { .tty = isatty(2), .quiet = o->quiet, .fault = o->fault,
 			      .cancel_after_ms = o->cancel_after_ms };
 	json_object *spec, *p, *v;
@@ -101,6 +170,15 @@ int cli_migrate_run(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
 		return qv_error_prefix(errp, "source"), r;
 	if (!json_object_object_get_ex(info, "spec", &spec))
 		return qv_error_set(errp, EPROTO, QV_REASON_INTERNAL, "vm.info without a spec");
+	r = plan(src, name, o, copy_storage, &pl, errp);
+	if (r < 0)
+		return r;
+	if (pl && !o->plain && json_object_object_get_ex(pl, "multifd_channels", &v))
+		multifd = json_object_get_int64(v);
+	if (pl && !o->plain && json_object_object_get_ex(pl, "multifd_reason", &v))
+		multifd_reason = json_object_get_string(v);
+	if (multifd_reason && !o->quiet)
+		fprintf(stderr, "  decision: multifd %lld: %s\n", (long long)multifd, multifd_reason);
 
 	p = json_object_new_object();
 	json_object_object_add(p, "spec", json_object_get(spec));
@@ -108,11 +186,27 @@ int cli_migrate_run(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
 		json_object_object_add(p, "address", json_object_new_string(o->dest_address));
 	if (o->listen)
 		json_object_object_add(p, "listen", json_object_new_string(o->listen));
+	if (multifd > 0)
+		json_object_object_add(p, "multifd_channels", json_object_new_int64(multifd));
+	if (copy_storage) {
+		json_object *sizes = json_object_new_array(), *disks, *x;
+		if (json_object_object_get_ex(pl, "disks", &disks))
+			for (size_t i = 0; i < json_object_array_length(disks); i++) {
+				json_object *dk = json_object_array_get_idx(disks, i);
+				json_object_array_add(sizes, json_object_new_int64(
+					json_object_object_get_ex(dk, "virtual_size", &x)
+						? json_object_get_int64(x) : 0));
+			}
+		json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
+		json_object_object_add(p, "disk_sizes", sizes);
+	}
 	r = qv_rpc_invoke(dst, "migrate.prepare", p, CLI_CALL_TIMEOUT_MS, &prep, errp);
 	if (r < 0)
 		return qv_error_prefix(errp, "prepare on the destination"), r;
 	uri = json_object_object_get_ex(prep, "uri", &v) ? json_object_get_string(v) : "";
 	token = json_object_object_get_ex(prep, "token", &v) ? json_object_get_string(v) : "";
+	if (copy_storage)
+		nbd = json_object_object_get_ex(prep, "nbd", &v) ? json_object_get_string(v) : "";
 	if (!o->quiet)
 		fprintf(stderr, "Migrating %s (%s)\n", name, uri);
 
@@ -123,6 +217,14 @@ int cli_migrate_run(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
 	json_object_object_add(p, "deadline_s", json_object_new_int64(o->deadline_s));
 	json_object_object_add(p, "allow_postcopy", json_object_new_boolean(o->allow_postcopy));
 	json_object_object_add(p, "plain", json_object_new_boolean(o->plain));
+	if (multifd > 0)
+		json_object_object_add(p, "multifd_channels", json_object_new_int64(multifd));
+	if (multifd_reason)
+		json_object_object_add(p, "multifd_reason", json_object_new_string(multifd_reason));
+	if (copy_storage) {
+		json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
+		json_object_object_add(p, "nbd", json_object_new_string(nbd));
+	}
 	mc.name = name;
 	qv_rpc_set_notify_handler(src, progress_line, &mc);
 	r = qv_rpc_invoke(src, "migrate.perform", p, (int)(o->deadline_s + 120) * 1000, &stats,
@@ -169,6 +271,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "keep-definition", no_argument, NULL, 'k' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "copy-storage", no_argument, NULL, 'S' },
 		{},
 	};
 	struct cli_migrate_opts o = { .max_downtime_ms = 300, .deadline_s = 300 };
@@ -177,10 +280,11 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_json_ json_object *stats = NULL;
 	struct qv_error err = {};
 	json_object *v;
+	bool copy_storage = false;
 	char *end;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:m:b:d:pPa:l:kq", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:m:b:d:pPa:l:kqS", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': to = optarg; break;
 		case 'a': o.dest_address = optarg; break;
@@ -189,6 +293,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		case 'P': o.plain = true; break;
 		case 'k': o.keep_definition = true; break;
 		case 'q': o.quiet = true; break;
+		case 'S': copy_storage = true; break;
 		case 'm': case 'b': case 'd': {
 			long x = strtol(optarg, &end, 10);
 			if (*end || x < 0 || x > 1000000)
@@ -212,7 +317,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 	r = qv_rpc_connect(to, &dst, &err);
 	if (r < 0)
 		return cli_report(ctx, to, r, &err);
-	r = cli_migrate_run(ctx->conn, dst, argv[optind], &o, &stats, &err);
+	r = migrate_run(ctx->conn, dst, argv[optind], &o, copy_storage, &stats, &err);
 	if (r < 0)
 		return cli_report(ctx, NULL, r, &err);
 	if (ctx->json) {

@@ -48,6 +48,12 @@ void qv_mig_persist(struct qv_mig *m)
 
 	json_object_object_add(o, "created", json_object_new_boolean(m->created));
 	json_object_object_add(o, "saved_policy", json_object_new_int((int)m->saved_policy));
+	if (m->n_images) {
+		json_object *a = json_object_new_array();
+		for (size_t i = 0; i < m->n_images; i++)
+			json_object_array_add(a, json_object_new_string(m->images[i]));
+		json_object_object_add(o, "images", a);
+	}
 	if (m->stats)
 		json_object_object_add(o, "stats", json_object_get(m->stats));
 	data = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -67,6 +73,13 @@ void qv_mig_drop(struct qv_mig *m)
 	(void)qv_state_migration_delete(m->d->state, m->id);
 	m->engine = mig_engine_free(m->engine);
 	m->watch = qv_source_remove(m->watch);
+	m->mirror_timer = qv_source_remove(m->mirror_timer);
+	m->mirror = mig_mirror_free(m->mirror);
+	free(m->opts_uri);
+	free(m->opts_multifd_reason);
+	for (size_t i = 0; m->images && m->images[i]; i++)
+		free(m->images[i]);
+	free(m->images);
 	if (m->client)
 		qv_rpc_client_unref(m->client);
 	json_object_put(m->stats);
@@ -150,11 +163,12 @@ static bool uri_valid(const char *uri)
 
 static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s", NULL };
+	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s",
+					    "multifd_channels", "copy_storage", "disk_sizes", NULL };
 	struct qv_mig_prepare p = { .listen = "0.0.0.0", .timeout_s = 600 };
 	struct qv_error err = {};
 	json_object *res = NULL;
-	int64_t port = 0, timeout = 600;
+	int64_t port = 0, timeout = 600, multifd = 0;
 
 	if (check_keys(call, params, keys) < 0)
 		return 0;
@@ -165,8 +179,15 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	if (opt_string(call, params, "listen", &p.listen) < 0 ||
 	    opt_string(call, params, "address", &p.address) < 0 ||
 	    opt_int(call, params, "port", 0, 65535, &port) < 0 ||
-	    opt_int(call, params, "timeout_s", 10, 86400, &timeout) < 0)
+	    opt_int(call, params, "timeout_s", 10, 86400, &timeout) < 0 ||
+	    opt_int(call, params, "multifd_channels", 0, 16, &multifd) < 0 ||
+	    opt_bool(call, params, "copy_storage", &p.copy_storage) < 0)
 		return 0;
+	if (p.copy_storage && !json_object_object_get_ex(params, "disk_sizes", &p.disk_sizes))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.disk_sizes is required with copy_storage "
+				    "(migrate.plan on the source gives them)");
+	p.multifd_channels = (unsigned)multifd;
 	p.port = (int)port;
 	p.timeout_s = (unsigned)timeout;
 	if (qv_mig_prepare(ud, &p, &res, &err) < 0)
@@ -178,9 +199,13 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", "uri", "max_downtime_ms", "bandwidth_mbps",
 					    "deadline_s", "allow_postcopy", "plain", "premeasure",
-					    "xbzrle", NULL };
+					    "xbzrle", "multifd_channels", "multifd_reason",
+					    "copy_storage", "nbd", NULL };
 	struct mig_engine_opts o = { .premeasure = true };
-	const char *name, *uri;
+	struct qv_mig_storage st = {};
+	char host[128];
+	const char *name, *uri, *nbd = NULL;
+	int64_t multifd = 0;
 	bool xbzrle = true;
 	int64_t downtime = QV_MIG_DEFAULT_DOWNTIME_MS, bw = 0, deadline = QV_MIG_DEFAULT_DEADLINE_S;
 	struct qv_vm *vm;
@@ -197,9 +222,25 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_bool(call, params, "allow_postcopy", &o.allow_postcopy) < 0 ||
 	    opt_bool(call, params, "plain", &o.plain) < 0 ||
 	    opt_bool(call, params, "premeasure", &o.premeasure) < 0 ||
-	    opt_bool(call, params, "xbzrle", &xbzrle) < 0)
+	    opt_bool(call, params, "xbzrle", &xbzrle) < 0 ||
+	    opt_int(call, params, "multifd_channels", 0, 16, &multifd) < 0 ||
+	    opt_string(call, params, "multifd_reason", &o.multifd_reason) < 0 ||
+	    opt_bool(call, params, "copy_storage", &st.copy) < 0 ||
+	    opt_string(call, params, "nbd", &nbd) < 0)
 		return 0;
 	o.no_xbzrle = !xbzrle;
+	o.multifd_channels = (unsigned)multifd;
+	if (st.copy) {
+		const char *colon;
+		if (!nbd || !uri_valid(nbd) || !(colon = strrchr(nbd + 4, ':')) ||
+		    (size_t)(colon - (nbd + 4)) >= sizeof(host))
+			return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+					    "params.nbd (tcp:HOST:PORT from migrate.prepare) is "
+					    "required with copy_storage");
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - (nbd + 4)), nbd + 4);
+		st.nbd_host = host;
+		st.nbd_port = atoi(colon + 1);
+	}
 	vm = qv_vm_find(ud, name);
 	if (!vm)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
@@ -208,7 +249,29 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 	o.bandwidth_bps = (double)bw * 1024 * 1024; /* MiB/s */
 	o.deadline_s = (unsigned)deadline;
 	o.ram_bytes = (uint64_t)vm->spec->memory_mib << 20;
-	return qv_mig_perform(call, vm, &o);
+	return qv_mig_perform(call, vm, &o, &st);
+}
+
+static int m_plan(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "copy_storage", "bandwidth_mbps", NULL };
+	struct qv_error err = {};
+	json_object *res = NULL;
+	const char *name;
+	bool copy = false;
+	int64_t bw = 0;
+	struct qv_vm *vm;
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0 ||
+	    opt_bool(call, params, "copy_storage", &copy) < 0 ||
+	    opt_int(call, params, "bandwidth_mbps", 0, 100000, &bw) < 0)
+		return 0;
+	vm = qv_vm_find(ud, name);
+	if (!vm)
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
+	if (qv_mig_plan(ud, vm, copy, (double)bw * 1024 * 1024, &res, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
+	return qv_rpc_call_reply(call, res), 0;
 }
 
 static int m_finish(qv_rpc_call *call, json_object *params, void *ud)
@@ -323,7 +386,7 @@ const struct qv_rpc_method qv_migrate_methods[] = {
 	{ "migrate.prepare", m_prepare }, { "migrate.perform", m_perform },
 	{ "migrate.finish", m_finish },   { "migrate.confirm", m_confirm },
 	{ "migrate.cancel", m_cancel },   { "migrate.recover", m_recover },
-	{ "migrate.status", m_status },
+	{ "migrate.status", m_status },   { "migrate.plan", m_plan },
 };
 const size_t qv_migrate_methods_count = ARRAY_SIZE(qv_migrate_methods);
 
@@ -387,6 +450,17 @@ void qv_migrate_registry_load(struct qv_daemon *d)
 				m->created = json_object_get_boolean(v);
 			if (data && json_object_object_get_ex(data, "saved_policy", &v))
 				m->saved_policy = (enum vm_restart_policy)json_object_get_int(v);
+			if (data && json_object_object_get_ex(data, "images", &v) &&
+			    json_object_is_type(v, json_type_array)) {
+				size_t n = json_object_array_length(v);
+				m->images = calloc(n + 1, sizeof(*m->images));
+				for (size_t k = 0; m->images && k < n; k++) {
+					const char *pth = json_object_get_string(
+						json_object_array_get_idx(v, k));
+					if (pth && pth[0] == '/')
+						m->images[m->n_images++] = strdup(pth);
+				}
+			}
 			qv_mig_dest_rearm(m);
 		}
 		free(it->vm);

@@ -15,9 +15,13 @@
 
 #include <ctype.h>
 
+#include <unistd.h>
+
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/image-internal.h"
 #include "daemon/migrate-internal.h"
+#include "storage/pool.h"
 
 #define WATCH_MS 300
 #define FINISH_POLL_MS 100
@@ -69,6 +73,8 @@ void qv_mig_teardown_dest(struct qv_mig *m, const char *why)
 	json_object_object_add(ev, "reason", json_object_new_string(why));
 	qv_daemon_emit(m->d, m->vm, "migration-failed", ev);
 	restore_policy(m, vm);
+	/* QEMU may still hold them open: unlinking is fine, it is killed next. */
+	qv_mig_dest_delete_images(m);
 	qv_mig_drop(m);
 	if (!vm)
 		return;
@@ -105,12 +111,15 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	json_object *res;
 
 	m->finish_call = NULL;
+	/* The exports hold write access the guest device must get back. */
+	qv_mig_dest_nbd_stop(m, vm);
 	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "cont", NULL, 5000, NULL, &err) < 0) {
 		qv_rpc_call_error(call, &err);
 		qv_mig_teardown_dest(m, "cont failed on the destination");
 		return;
 	}
 	restore_policy(m, vm);
+	m->n_images = 0; /* they are the VM's disks now */
 	qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	qv_daemon_emit(m->d, m->vm, "migration-finished", NULL);
 	log_info("VM %s: incoming migration finished, guest running", m->vm);
@@ -163,7 +172,7 @@ int qv_mig_finish(qv_rpc_call *call, struct qv_mig *m)
 }
 
 /* A free TCP port on addr (bind to port 0, read it back, close). */
-static int pick_port(const char *addr, int *ret_port, struct qv_error *errp)
+int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
@@ -212,6 +221,174 @@ static bool address_valid(const char *a)
 	return true;
 }
 
+static int set_multifd(struct qv_vm *vm, unsigned channels, struct qv_error *errp)
+{
+	qmp_client *c = qemu_instance_qmp(vm->inst);
+	json_object *a = json_object_new_object(), *caps = json_object_new_array(), *cap;
+	int r;
+
+	cap = json_object_new_object();
+	json_object_object_add(cap, "capability", json_object_new_string("multifd"));
+	json_object_object_add(cap, "state", json_object_new_boolean(true));
+	json_object_array_add(caps, cap);
+	json_object_object_add(a, "capabilities", caps);
+	r = qmp_client_execute(c, "migrate-set-capabilities", a, 5000, NULL, errp);
+	json_object_put(a);
+	if (r < 0)
+		return r;
+	a = json_object_new_object();
+	json_object_object_add(a, "multifd-channels", json_object_new_int((int)channels));
+	r = qmp_client_execute(c, "migrate-set-parameters", a, 5000, NULL, errp);
+	json_object_put(a);
+	return r;
+}
+
+/* --- copy_storage ------------------------------------------------------------ */
+
+/* Destination images go into this daemon's pool: <pool>/<name>.<fmt>, the
+ * name being the source file's base name without its format suffix (else
+ * "<vm>-disk<i>"). An existing image is never reused or overwritten. */
+static int dest_image_name(const char *vm, size_t i, const struct vm_disk *dk, char *buf,
+			   size_t size)
+{
+	const char *base = strrchr(dk->path, '/');
+	const char *ext = dk->format == VM_DISK_QCOW2 ? ".qcow2" : ".raw";
+	size_t n;
+
+	base = base ? base + 1 : dk->path;
+	n = strlen(base);
+	if (n > strlen(ext) && streq(base + n - strlen(ext), ext))
+		n -= strlen(ext);
+	snprintf(buf, size, "%.*s", (int)n, base);
+	if (!qv_image_name_valid(buf))
+		snprintf(buf, size, "%s-disk%zu", vm, i);
+	return qv_image_name_valid(buf) ? 0 : -EINVAL;
+}
+
+int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *spec,
+		       json_object *sizes, struct qv_error *errp)
+{
+	struct image_state *ist = d->image_state;
+	int r;
+
+	if (!ist || !ist->pool)
+		return qv_error_set(errp, ENODEV, QV_REASON_UNAVAILABLE,
+				    "the destination has no image pool");
+	if (!sizes || !json_object_is_type(sizes, json_type_array) ||
+	    json_object_array_length(sizes) != spec->n_disks)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.disk_sizes must list one size per spec disk");
+	m->images = calloc(spec->n_disks + 1, sizeof(*m->images));
+	if (!m->images)
+		return -ENOMEM;
+	for (size_t i = 0; i < spec->n_disks; i++) {
+		struct vm_disk *dk = &spec->disks[i];
+		json_object *v = json_object_array_get_idx(sizes, i);
+		int64_t size = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+		enum qv_image_format fmt = dk->format == VM_DISK_QCOW2 ? QV_IMAGE_QCOW2 : QV_IMAGE_RAW;
+		char name[QV_IMAGE_NAME_MAX + 1];
+		char *path = NULL;
+
+		if (dk->readonly)
+			continue; /* read-only disks must be shared (same path) */
+		if (size <= 0 || size % 512)
+			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+					    "params.disk_sizes[%zu] must be a positive multiple of 512",
+					    i);
+		if (dest_image_name(spec->name, i, dk, name, sizeof(name)) < 0)
+			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+					    "no valid image name for disk %zu", i);
+		if (qv_pool_lookup(ist->pool, name, NULL, NULL, NULL) == 0)
+			return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT,
+					    "image %s already exists in the destination pool %s",
+					    name, qv_pool_dir(ist->pool));
+		r = qv_pool_create(ist->pool, name, fmt, (uint64_t)size, errp);
+		if (r < 0)
+			return r;
+		r = qv_pool_lookup(ist->pool, name, &path, NULL, errp);
+		if (r < 0)
+			return r;
+		m->images[m->n_images++] = path;
+		free(dk->path);
+		dk->path = strdup(path);
+		if (!dk->path)
+			return -ENOMEM;
+		log_info("VM %s: disk %zu created as %s (%" PRId64 " bytes) for storage migration",
+			 spec->name, i, path, size);
+	}
+	return 0;
+}
+
+void qv_mig_dest_delete_images(struct qv_mig *m)
+{
+	for (size_t i = 0; i < m->n_images; i++) {
+		if (unlink(m->images[i]) < 0 && errno != ENOENT)
+			log_warning_errno(errno, "Cannot remove %s, ignoring: %m", m->images[i]);
+		else
+			log_info("VM %s: removed %s (storage migration not finished)", m->vm,
+				 m->images[i]);
+	}
+	m->n_images = 0;
+}
+
+int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen,
+			  const char *advert, char *ret_uri, size_t uri_size, struct qv_error *errp)
+{
+	qmp_client *c = qemu_instance_qmp(vm->inst);
+	json_object *a, *addr, *data;
+	char port_s[16];
+	int port, r;
+
+	r = qv_mig_pick_port(listen, &port, errp);
+	if (r < 0)
+		return r;
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	data = json_object_new_object();
+	json_object_object_add(data, "host", json_object_new_string(listen));
+	json_object_object_add(data, "port", json_object_new_string(port_s));
+	addr = json_object_new_object();
+	json_object_object_add(addr, "type", json_object_new_string("inet"));
+	json_object_object_add(addr, "data", data);
+	a = json_object_new_object();
+	json_object_object_add(a, "addr", addr);
+	r = qmp_client_execute(c, "nbd-server-start", a, 5000, NULL, errp);
+	json_object_put(a);
+	if (r < 0)
+		return qv_error_prefix(errp, "nbd-server-start"), r;
+	m->nbd = true;
+	for (size_t i = 0; i < vm->spec->n_disks; i++) {
+		char id[32], node[32];
+		if (vm->spec->disks[i].readonly)
+			continue;
+		snprintf(id, sizeof(id), "qvmig-exp%zu", i);
+		snprintf(node, sizeof(node), "disk%zu", i);
+		a = json_object_new_object();
+		json_object_object_add(a, "type", json_object_new_string("nbd"));
+		json_object_object_add(a, "id", json_object_new_string(id));
+		json_object_object_add(a, "node-name", json_object_new_string(node));
+		json_object_object_add(a, "name", json_object_new_string(node));
+		json_object_object_add(a, "writable", json_object_new_boolean(true));
+		r = qmp_client_execute(c, "block-export-add", a, 5000, NULL, errp);
+		json_object_put(a);
+		if (r < 0)
+			return qv_error_prefix(errp, "block-export-add %s", node), r;
+	}
+	snprintf(ret_uri, uri_size, "tcp:%s:%d", advert, port);
+	return 0;
+}
+
+void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm)
+{
+	struct qv_error err = {};
+
+	if (!m->nbd || !vm || !vm->inst)
+		return;
+	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "nbd-server-stop", NULL, 5000, NULL,
+			       &err) < 0)
+		log_warning("VM %s: nbd-server-stop failed: %s, ignoring", m->vm, err.message);
+	m->nbd = false;
+}
+
 int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,
 		   struct qv_error *errp)
 {
@@ -219,7 +396,7 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	struct qv_vm *vm;
 	struct qv_mig *m;
 	bool created = false;
-	char advert[INET6_ADDRSTRLEN + 1], uri[256];
+	char advert[INET6_ADDRSTRLEN + 1], uri[256], nbd_uri[256] = "";
 	unsigned char rnd[16];
 	int port = p->port, r;
 
@@ -243,7 +420,14 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 		vm_spec_free(spec);
 		return r;
 	}
-	if (!port && (r = pick_port(p->listen, &port, errp)) < 0) {
+	if (p->copy_storage && vm) {
+		r = qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				 "VM %s is defined on the destination; copy_storage needs an "
+				 "undefined VM (its disks are created here)", spec->name);
+		vm_spec_free(spec);
+		return r;
+	}
+	if (!port && (r = qv_mig_pick_port(p->listen, &port, errp)) < 0) {
 		vm_spec_free(spec);
 		return r;
 	}
@@ -256,17 +440,28 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 		return qv_error_set(errp, EADDRNOTAVAIL, QV_REASON_UNAVAILABLE,
 				    "no IPv4 address to offer; pass params.address");
 	}
+	m = qv_mig_new(d, spec->name, false);
+	if (!m) {
+		vm_spec_free(spec);
+		return -ENOMEM;
+	}
+	if (p->copy_storage && (r = qv_mig_dest_images(d, m, spec, p->disk_sizes, errp)) < 0) {
+		vm_spec_free(spec);
+		qv_mig_dest_delete_images(m);
+		qv_mig_drop(m);
+		return r;
+	}
 	if (!vm) {
 		r = qv_vm_define(d, spec, &vm, errp); /* takes spec */
-		if (r < 0)
+		if (r < 0) {
+			qv_mig_dest_delete_images(m);
+			qv_mig_drop(m);
 			return r;
+		}
 		created = true;
 	} else {
 		vm_spec_free(spec);
 	}
-	m = qv_mig_new(d, vm->name, false);
-	if (!m)
-		return -ENOMEM;
 	m->created = created;
 	m->saved_policy = vm->spec->restart.policy;
 	vm->spec->restart.policy = VM_RESTART_NO;
@@ -280,6 +475,8 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 			     errp);
 	if (r < 0)
 		goto fail;
+	if (p->multifd_channels > 0 && (r = set_multifd(vm, p->multifd_channels, errp)) < 0)
+		goto fail;
 	{
 		json_object *a = json_object_new_object();
 		snprintf(uri, sizeof(uri), "tcp:%s:%d", p->listen, port);
@@ -290,6 +487,9 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 		if (r < 0)
 			goto fail;
 	}
+	if (p->copy_storage &&
+	    (r = qv_mig_dest_nbd_start(m, vm, p->listen, advert, nbd_uri, sizeof(nbd_uri), errp)) < 0)
+		goto fail;
 	snprintf(uri, sizeof(uri), "tcp:%s:%d", advert, port);
 	m->peer = strdup(uri);
 	snprintf(m->state, sizeof(m->state), "prepared");
@@ -309,6 +509,14 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	json_object_object_add(res, "uri", json_object_new_string(uri));
 	json_object_object_add(res, "token", json_object_new_string(m->token));
 	json_object_object_add(res, "created", json_object_new_boolean(created));
+	json_object_object_add(res, "multifd_channels", json_object_new_int((int)p->multifd_channels));
+	if (p->copy_storage) {
+		json_object *a = json_object_new_array();
+		json_object_object_add(res, "nbd", json_object_new_string(nbd_uri));
+		for (size_t i = 0; i < vm->spec->n_disks; i++)
+			json_object_array_add(a, json_object_new_string(vm->spec->disks[i].path));
+		json_object_object_add(res, "disks", a);
+	}
 	*ret = res;
 	return 0;
 fail:

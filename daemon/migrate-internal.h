@@ -4,6 +4,7 @@
 #include "daemon/migrate.h"
 #include "daemon/vm.h"
 #include "migrate/converge.h"
+#include "migrate/mirror.h"
 
 /* One migration known to this daemon, source or destination side. */
 struct qv_mig {
@@ -19,6 +20,13 @@ struct qv_mig {
 	qv_rpc_client *client;   /* for progress notifications */
 	char *peer;
 	json_object *stats;
+	/* source, copy_storage: the mirror runs first, the engine starts once
+	 * every job is READY (opts kept until then) */
+	mig_mirror *mirror;
+	qv_source *mirror_timer;
+	struct mig_engine_opts opts;
+	char *opts_uri, *opts_multifd_reason;
+	uint64_t mirror_deadline;
 	/* destination */
 	char token[33];
 	bool created;            /* prepare defined the VM */
@@ -27,6 +35,9 @@ struct qv_mig {
 	uint64_t expires_ms;
 	qv_rpc_call *finish_call;
 	uint64_t finish_deadline;
+	bool nbd;                /* NBD server running in the incoming QEMU */
+	char **images;           /* images prepare created (deleted on teardown) */
+	size_t n_images;
 };
 
 struct qv_mig *qv_mig_find(const char *vm, bool source);
@@ -37,7 +48,17 @@ void qv_mig_drop(struct qv_mig *m);
 void qv_mig_persist(struct qv_mig *m);
 
 /* migrate-source.c */
-int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_opts *o);
+struct qv_mig_storage {
+	bool copy;             /* mirror every writable disk to the NBD server */
+	const char *nbd_host;
+	int nbd_port;
+};
+int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_opts *o,
+		   const struct qv_mig_storage *st);
+/* migrate.plan: disks (index, path, format, virtual_size, copy) and the
+ * multifd decision. */
+int qv_mig_plan(struct qv_daemon *d, struct qv_vm *vm, bool copy_storage, double bandwidth_bps,
+		json_object **ret, struct qv_error *errp);
 int qv_mig_confirm(qv_rpc_call *call, struct qv_mig *m, bool keep_definition);
 int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m);
 int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
@@ -50,6 +71,9 @@ struct qv_mig_prepare {
 	const char *address;
 	int port;
 	unsigned timeout_s;
+	unsigned multifd_channels;
+	bool copy_storage;
+	json_object *disk_sizes; /* array of virtual sizes, one per spec disk */
 };
 int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,
 		   struct qv_error *errp);
@@ -57,3 +81,12 @@ int qv_mig_finish(qv_rpc_call *call, struct qv_mig *m);
 /* Kill the incoming QEMU, undefine the VM if prepare created it, drop m. */
 void qv_mig_teardown_dest(struct qv_mig *m, const char *why);
 void qv_mig_dest_rearm(struct qv_mig *m);
+/* migrate-dest.c: destination images and the NBD server (copy_storage) */
+int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *spec,
+		       json_object *sizes, struct qv_error *errp);
+int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen,
+			  const char *advert, char *ret_uri, size_t uri_size, struct qv_error *errp);
+void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm);
+void qv_mig_dest_delete_images(struct qv_mig *m);
+/* Pick a free TCP port on addr (migrate-dest.c). */
+int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp);

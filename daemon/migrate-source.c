@@ -9,6 +9,10 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
+#include "storage/image.h"
+
+#define MIRROR_POLL_MS 200
+#define MIRROR_COMPLETE_MS 10000
 
 static qmp_client *source_qmp(void *ud)
 {
@@ -60,10 +64,136 @@ static int resume_source(struct qv_daemon *d, const char *name, struct qv_error 
 	return 0;
 }
 
+/* --- mirror cleanup ------------------------------------------------------------
+ * A force-cancelled mirror may need seconds to drain its in-flight NBD writes
+ * over a slow link. Rather than block the loop, the leftover is reaped from
+ * a timer; a new copy_storage migration of that VM waits for it
+ * (migrate.plan says mirror_cleanup, perform refuses with conflict). */
+
+#define REAP_POLL_MS 200
+#define REAP_GIVE_UP_MS 120000
+
+struct reaper {
+	struct reaper *next;
+	struct qv_daemon *d;
+	char *vm;
+	mig_mirror *mm;
+	qv_source *timer;
+	uint64_t until;
+};
+
+static struct reaper *reapers;
+
+static qmp_client *reaper_qmp(void *ud)
+{
+	struct reaper *rp = ud;
+	struct qv_vm *vm = qv_vm_find(rp->d, rp->vm);
+
+	if (!vm || !vm->inst || qemu_instance_exited(vm->inst))
+		return NULL;
+	return qemu_instance_qmp(vm->inst);
+}
+
+static void reaper_free(struct reaper *rp)
+{
+	for (struct reaper **p = &reapers; *p; p = &(*p)->next)
+		if (*p == rp) {
+			*p = rp->next;
+			break;
+		}
+	qv_source_remove(rp->timer);
+	mig_mirror_free(rp->mm);
+	free(rp->vm);
+	free(rp);
+}
+
+static void reaper_tick(qv_source *s, void *ud)
+{
+	struct reaper *rp = ud;
+
+	rp->timer = NULL;
+	if (mig_mirror_reap(rp->mm)) {
+		log_info("VM %s: leftover storage mirror cleaned up", rp->vm);
+		return reaper_free(rp);
+	}
+	if (qv_now_ms() > rp->until) {
+		log_warning("VM %s: storage mirror jobs still not gone after %d s, giving up",
+			    rp->vm, REAP_GIVE_UP_MS / 1000);
+		return reaper_free(rp);
+	}
+	if (qv_loop_add_timer(rp->d->loop, REAP_POLL_MS, reaper_tick, rp, &rp->timer) < 0)
+		reaper_free(rp);
+}
+
+/* Abort mm (taken) for VM name: briefly in line, then from a timer. */
+static void mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm)
+{
+	struct reaper *rp;
+
+	if (!mm)
+		return;
+	rp = calloc(1, sizeof(*rp));
+	if (!rp || !(rp->vm = strdup(name))) {
+		free(rp);
+		(void)mig_mirror_abort(mm, 5000);
+		mig_mirror_free(mm);
+		return;
+	}
+	rp->d = d;
+	rp->mm = mm;
+	mig_mirror_set_qmp(mm, reaper_qmp, rp);
+	rp->next = reapers;
+	reapers = rp;
+	if (mig_mirror_abort(mm, 1000))
+		return reaper_free(rp);
+	log_info("VM %s: cancelled storage mirror still draining, cleaning up in the background",
+		 name);
+	rp->until = qv_now_ms() + REAP_GIVE_UP_MS;
+	if (qv_loop_add_timer(d->loop, REAP_POLL_MS, reaper_tick, rp, &rp->timer) < 0)
+		reaper_free(rp);
+}
+
+static bool mirror_cleanup_pending(const char *name)
+{
+	for (struct reaper *rp = reapers; rp; rp = rp->next)
+		if (streq(rp->vm, name))
+			return true;
+	return false;
+}
+
+/* Engine hook at pre-switchover (guest paused): end the mirror in sync. */
+static int before_continue(void *ud, struct qv_error *errp)
+{
+	struct qv_mig *m = ud;
+	uint64_t t0 = qv_now_ms();
+	int r;
+
+	if (!m->mirror || !mig_mirror_active(m->mirror))
+		return 0;
+	r = mig_mirror_complete(m->mirror, MIRROR_COMPLETE_MS, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "storage mirror"), r;
+	log_info("VM %s: storage mirror completed in sync in %llu ms", m->vm,
+		 (unsigned long long)(qv_now_ms() - t0));
+	return 0;
+}
+
 static void on_engine_event(mig_engine *e, const char *type, json_object *data, void *ud)
 {
 	struct qv_mig *m = ud;
-	json_object *n;
+	json_object *n, *storage = NULL;
+
+	if (streq(type, "progress") && m->mirror && mig_mirror_active(m->mirror) &&
+	    !mig_engine_finished(e)) {
+		struct qv_error merr = {};
+		bool ready;
+		if (mig_mirror_poll(m->mirror, &ready, &merr) < 0) {
+			log_warning("VM %s: %s, cancelling the migration", m->vm, merr.message);
+			mig_engine_cancel(e, merr.message);
+			return;
+		}
+		storage = mig_mirror_progress_json(m->mirror);
+	}
 
 	if (streq(type, "decision"))
 		qv_daemon_emit(m->d, m->vm, "migration-decision", json_object_get(data));
@@ -74,13 +204,17 @@ static void on_engine_event(mig_engine *e, const char *type, json_object *data, 
 		mig_engine_cancel(e, "the migration client disconnected");
 		return;
 	}
-	if (!m->client)
+	if (!m->client) {
+		json_object_put(storage);
 		return;
+	}
 	n = json_object_new_object();
 	json_object_object_add(n, "name", json_object_new_string(m->vm));
 	json_object_object_add(n, "type", json_object_new_string(type));
 	json_object_object_foreach(data, k, v)
 		json_object_object_add(n, k, json_object_get(v));
+	if (storage)
+		json_object_object_add(n, "storage", storage);
 	(void)qv_rpc_client_notify(m->client, "migrate.progress", n);
 	json_object_put(n);
 }
@@ -96,6 +230,7 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	m->perform_call = NULL;
 	m->engine = mig_engine_free(e);
 	if (error == 0) {
+		m->mirror = mig_mirror_free(m->mirror); /* completed at pre-switchover */
 		log_info("VM %s: migration completed: %s", m->vm,
 			 json_object_to_json_string_ext(stats, JSON_C_TO_STRING_PLAIN));
 		snprintf(m->state, sizeof(m->state), "completed");
@@ -114,6 +249,7 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	else
 		qv_error_set(&err, -error, NULL, "migration failed: %s", strerror(-error));
 	log_warning("VM %s: migration failed: %s", m->vm, err.message);
+	mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
 	{
 		struct qv_error rerr = {};
 		if (resume_source(m->d, m->vm, &rerr) < 0)
@@ -133,7 +269,178 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	qv_mig_drop(m);
 }
 
-int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_opts *o)
+/* The mirror phase failed or was cancelled: nothing was migrated yet. */
+static void mirror_fail(struct qv_mig *m, const struct qv_error *errp, const char *status)
+{
+	qv_rpc_call *call = m->perform_call;
+	json_object *st = json_object_new_object(), *ev;
+	struct qv_error rerr = {};
+
+	m->perform_call = NULL;
+	m->mirror_timer = qv_source_remove(m->mirror_timer);
+	json_object_object_add(st, "status", json_object_new_string(status));
+	if (m->mirror) {
+		json_object_object_add(st, "storage", mig_mirror_progress_json(m->mirror));
+		mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
+	}
+	log_warning("VM %s: storage mirror %s: %s", m->vm, status, errp->message);
+	if (resume_source(m->d, m->vm, &rerr) < 0)
+		log_error("VM %s: cannot resume the source: %s", m->vm, rerr.message);
+	ev = json_object_new_object();
+	json_object_object_add(ev, "error", json_object_new_string(errp->message));
+	json_object_object_add(ev, "stats", json_object_get(st));
+	qv_daemon_emit(m->d, m->vm, "migration-failed", ev);
+	if (call) {
+		json_object *data = json_object_new_object();
+		json_object_object_add(data, "stats", json_object_get(st));
+		qv_rpc_call_error_data(call, errp, data);
+	}
+	json_object_put(st);
+	qv_mig_drop(m);
+}
+
+static int start_engine(struct qv_mig *m, struct qv_error *errp)
+{
+	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
+
+	if (!vm)
+		return qv_error_set(errp, ENOENT, QV_REASON_NOT_FOUND, "VM %s vanished", m->vm);
+	if (m->mirror)
+		m->opts.before_continue = before_continue;
+	snprintf(m->state, sizeof(m->state), "performing");
+	qv_mig_persist(m);
+	return mig_engine_start(vm->d->loop, source_qmp, &m->opts, on_engine_event, on_engine_done,
+				m, &m->engine, errp);
+}
+
+static void mirror_tick(qv_source *s, void *ud)
+{
+	struct qv_mig *m = ud;
+	struct qv_error err = {};
+	json_object *n, *prog;
+	bool ready = false;
+
+	m->mirror_timer = NULL;
+	if (m->perform_call && qv_rpc_call_client_gone(m->perform_call)) {
+		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED,
+			     "the migration client disconnected");
+		return mirror_fail(m, &err, "cancelled");
+	}
+	if (mig_mirror_poll(m->mirror, &ready, &err) < 0)
+		return mirror_fail(m, &err, "failed");
+	if (!ready && qv_now_ms() > m->mirror_deadline) {
+		qv_error_set(&err, ETIMEDOUT, QV_REASON_TIMEOUT,
+			     "deadline reached while mirroring storage");
+		return mirror_fail(m, &err, "cancelled");
+	}
+	prog = mig_mirror_progress_json(m->mirror);
+	if (m->client) {
+		n = json_object_new_object();
+		json_object_object_add(n, "name", json_object_new_string(m->vm));
+		json_object_object_add(n, "type", json_object_new_string("progress"));
+		json_object_object_add(n, "status", json_object_new_string(ready ? "mirror-ready"
+										  : "mirroring"));
+		json_object_object_add(n, "elapsed_ms", json_object_new_int64(
+			(int64_t)(qv_now_ms() + (uint64_t)m->opts.deadline_s * 1000 -
+				  m->mirror_deadline)));
+		json_object_object_add(n, "storage", json_object_get(prog));
+		(void)qv_rpc_client_notify(m->client, "migrate.progress", n);
+		json_object_put(n);
+	}
+	json_object_put(prog);
+	if (!ready) {
+		if (qv_loop_add_timer(m->d->loop, MIRROR_POLL_MS, mirror_tick, m,
+				      &m->mirror_timer) < 0)
+			m->mirror_timer = NULL;
+		return;
+	}
+	log_info("VM %s: storage mirror in sync, starting RAM migration", m->vm);
+	if (start_engine(m, &err) < 0)
+		return mirror_fail(m, &err, "failed");
+}
+
+static int start_mirror(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_storage *st,
+			struct qv_error *errp)
+{
+	struct mig_mirror_disk disks[VM_DISKS_MAX];
+	char dev[VM_DISKS_MAX][48], exp[VM_DISKS_MAX][32];
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < vm->spec->n_disks && i < VM_DISKS_MAX; i++) {
+		const struct vm_disk *dk = &vm->spec->disks[i];
+		bool thr = dk->io_rbps || dk->io_wbps || dk->io_riops || dk->io_wiops;
+		if (dk->readonly)
+			continue; /* shared, same path on the destination */
+		/* blockdev-mirror wants the root node the device uses. */
+		snprintf(dev[n], sizeof(dev[n]), thr ? "disk%zu-throttle" : "disk%zu", i);
+		snprintf(exp[n], sizeof(exp[n]), "disk%zu", i);
+		disks[n] = (struct mig_mirror_disk){ (unsigned)i, dev[n], exp[n] };
+		n++;
+	}
+	if (!n)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "copy_storage: VM %s has no writable disk", vm->name);
+	r = mig_mirror_start(source_qmp, m, st->nbd_host, st->nbd_port, disks, n, &m->mirror, errp);
+	if (r < 0)
+		return r;
+	m->mirror_deadline = qv_now_ms() + (uint64_t)m->opts.deadline_s * 1000;
+	snprintf(m->state, sizeof(m->state), "mirroring");
+	qv_mig_persist(m);
+	if (qv_loop_add_timer(vm->d->loop, MIRROR_POLL_MS, mirror_tick, m, &m->mirror_timer) < 0)
+		m->mirror_timer = NULL;
+	log_info("VM %s: mirroring %zu disk(s) to nbd %s:%d", vm->name, n, st->nbd_host,
+		 st->nbd_port);
+	return 0;
+}
+
+int qv_mig_plan(struct qv_daemon *d, struct qv_vm *vm, bool copy_storage, double bandwidth_bps,
+		json_object **ret, struct qv_error *errp)
+{
+	json_object *res, *disks = json_object_new_array();
+	char reason[200];
+	unsigned ch;
+
+	(void)d;
+	for (size_t i = 0; i < vm->spec->n_disks; i++) {
+		const struct vm_disk *dk = &vm->spec->disks[i];
+		struct qv_image_info info = {};
+		enum qv_image_format fmt = dk->format == VM_DISK_QCOW2 ? QV_IMAGE_QCOW2 : QV_IMAGE_RAW;
+		json_object *o = json_object_new_object();
+		int r = qv_image_info(dk->path, fmt, &info, errp);
+
+		if (r < 0) {
+			json_object_put(o);
+			json_object_put(disks);
+			return qv_error_prefix(errp, "disk %zu", i), r;
+		}
+		json_object_object_add(o, "index", json_object_new_int((int)i));
+		json_object_object_add(o, "path", json_object_new_string(dk->path));
+		json_object_object_add(o, "format", json_object_new_string(
+					       vm_disk_format_to_string(dk->format)));
+		json_object_object_add(o, "virtual_size", json_object_new_int64(
+					       (int64_t)info.virtual_size));
+		json_object_object_add(o, "copy", json_object_new_boolean(copy_storage &&
+									  !dk->readonly));
+		json_object_array_add(disks, o);
+		qv_image_info_clear(&info);
+	}
+	ch = mig_multifd_plan((uint64_t)vm->spec->memory_mib << 20, bandwidth_bps,
+			      mig_host_idle_cpus(), reason, sizeof(reason));
+	log_info("VM %s: migration plan: multifd %s", vm->name, reason);
+	res = json_object_new_object();
+	json_object_object_add(res, "name", json_object_new_string(vm->name));
+	json_object_object_add(res, "disks", disks);
+	json_object_object_add(res, "multifd_channels", json_object_new_int((int)ch));
+	json_object_object_add(res, "multifd_reason", json_object_new_string(reason));
+	json_object_object_add(res, "mirror_cleanup",
+			       json_object_new_boolean(mirror_cleanup_pending(vm->name)));
+	*ret = res;
+	return 0;
+}
+
+int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_opts *o,
+		   const struct qv_mig_storage *st)
 {
 	struct qv_error err = {};
 	struct qv_mig *m;
@@ -146,6 +453,10 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is %s; only a running VM can be migrated", vm->name,
 				    qv_vm_state_to_string(vm->state));
+	if (st && st->copy && mirror_cleanup_pending(vm->name))
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "a cancelled storage mirror of %s is still draining; retry "
+				    "when migrate.plan no longer reports mirror_cleanup", vm->name);
 	m = qv_mig_new(vm->d, vm->name, true);
 	if (!m)
 		return -ENOMEM;
@@ -158,8 +469,19 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 	qv_vm_set_state(vm, QV_VM_MIGRATING, extra);
 	m->perform_call = call;
 	m->client = qv_rpc_client_ref(qv_rpc_call_client(call));
-	r = mig_engine_start(vm->d->loop, source_qmp, o, on_engine_event, on_engine_done, m,
-			     &m->engine, &err);
+	m->opts = *o;
+	m->opts_uri = strdup(o->uri);
+	m->opts_multifd_reason = o->multifd_reason ? strdup(o->multifd_reason) : NULL;
+	m->opts.uri = m->opts_uri;
+	m->opts.multifd_reason = m->opts_multifd_reason;
+	if (!m->opts.deadline_s)
+		m->opts.deadline_s = QV_MIG_DEFAULT_DEADLINE_S;
+	if (!m->opts_uri)
+		r = -ENOMEM;
+	else if (st && st->copy)
+		r = start_mirror(m, vm, st, &err);
+	else
+		r = start_engine(m, &err);
 	if (r < 0) {
 		m->perform_call = NULL;
 		(void)resume_source(vm->d, vm->name, NULL);
@@ -243,6 +565,11 @@ int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m)
 	if (m->engine) {
 		mig_engine_cancel(m->engine, "cancelled by the client");
 		action = "cancelling";
+	} else if (m->mirror_timer) {
+		/* Still mirroring storage: the RAM migration never started. */
+		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED, "cancelled by the client");
+		mirror_fail(m, &err, "cancelled");
+		action = "cancelled";
 	} else {
 		/* Completed but not confirmed: the destination never ran, so the
 		 * source takes over again. */
@@ -263,6 +590,12 @@ int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m)
  * migration is cancelled (the coordinator is gone with our connection) and
  * the guest resumed; a completed one is left for migrate.confirm or
  * migrate.cancel. */
+static qmp_client *source_qmp_by_name(void *ud)
+{
+	struct qv_vm *vm = ud;
+	return vm->inst && !qemu_instance_exited(vm->inst) ? qemu_instance_qmp(vm->inst) : NULL;
+}
+
 int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 		   struct qv_error *errp)
 {
@@ -274,7 +607,7 @@ int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 	qmp_client *c;
 	int r;
 
-	if (m && m->engine)
+	if (m && (m->engine || m->mirror_timer))
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "the migration of %s is still being driven", name);
 	if (!vm || !vm->inst) {
@@ -287,6 +620,17 @@ int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 				    "VM %s has no QEMU to recover", name);
 	}
 	c = qemu_instance_qmp(vm->inst);
+	/* A storage mirror a previous daemon left (mirror phase or RAM phase
+	 * of a copy_storage migration): end it, the source keeps its disk. */
+	if (!mirror_cleanup_pending(name)) {
+		mig_mirror *mm = NULL;
+		int n = mig_mirror_adopt_stale(source_qmp_by_name, vm, &mm);
+		if (n > 0) {
+			log_info("VM %s: cancelling %d storage mirror(s) left by a previous daemon",
+				 name, n);
+			mirror_dispose(d, name, mm);
+		}
+	}
 	r = qmp_client_execute(c, "query-migrate", NULL, 5000, &q, errp);
 	if (r < 0)
 		return r;

@@ -4,6 +4,8 @@
  * the pacing is a loop timer. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,7 @@ struct mig_engine {
 	qv_loop *loop;
 	mig_engine_qmp_fn get_qmp;
 	char *uri;
+	char *multifd_reason;
 	struct mig_engine_opts opts;
 	struct mig_policy_cfg cfg;
 	struct mig_policy_state pst;
@@ -101,13 +104,15 @@ static int set_params(mig_engine *e, json_object *args, struct qv_error *errp)
 static int set_caps(mig_engine *e, struct qv_error *errp)
 {
 	static const char *const names[] = { "events", "pause-before-switchover",
-					     "auto-converge", "postcopy-ram", "xbzrle" };
+					     "auto-converge", "postcopy-ram", "xbzrle", "multifd" };
 	json_object *args = json_object_new_object(), *caps = json_object_new_array();
 	int r;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		bool on = i == 0 || (!e->opts.plain && (i == 1 || i == 2)) ||
-			  (i == 4 && e->pst.xbzrle_cache > 0);
+			  (i == 1 && e->opts.before_continue) ||
+			  (i == 4 && e->pst.xbzrle_cache > 0) ||
+			  (i == 5 && e->opts.multifd_channels > 0);
 		json_object *c = json_object_new_object();
 		json_object_object_add(c, "capability", json_object_new_string(names[i]));
 		json_object_object_add(c, "state", json_object_new_boolean(on));
@@ -298,11 +303,21 @@ static bool poll_once(mig_engine *e)
 	if (e->phase == PH_CANCELLING)
 		return false;
 	if (streq(status, "pre-switchover") && e->phase == PH_ACTIVE) {
-		mig_policy_switchover(&e->cfg, &e->model, &dc[0]);
+		if (e->opts.plain) {
+			dc[0] = (struct mig_decision){ .action = MIG_ACT_CONTINUE };
+			snprintf(dc[0].reason, sizeof(dc[0].reason), "plain mode");
+		} else {
+			mig_policy_switchover(&e->cfg, &e->model, &dc[0]);
+		}
 		e->phase = PH_SWITCHOVER;
 		if (dc[0].action == MIG_ACT_CANCEL) {
 			record_decision(e, &dc[0], true, NULL);
 			cancel_now(e, ERANGE, dc[0].reason);
+			return false;
+		}
+		if (e->opts.before_continue &&
+		    (r = e->opts.before_continue(e->userdata, &err)) < 0) {
+			cancel_now(e, -r, err.message);
 			return false;
 		}
 		r = apply(e, &dc[0], &err);
@@ -332,6 +347,64 @@ static bool poll_once(mig_engine *e)
 	return false;
 }
 
+/* The multifd decision was taken by the coordinator (both sides need it);
+ * record it like the others. */
+static void record_multifd(mig_engine *e)
+{
+	json_object *o;
+
+	if (!e->opts.multifd_reason && !e->opts.multifd_channels)
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "t_ms", json_object_new_int64(0));
+	json_object_object_add(o, "round", json_object_new_int64(0));
+	json_object_object_add(o, "action", json_object_new_string("multifd"));
+	json_object_object_add(o, "value", json_object_new_int((int)e->opts.multifd_channels));
+	json_object_object_add(o, "reason", json_object_new_string(
+		e->opts.multifd_reason ? e->opts.multifd_reason : "requested by the client"));
+	json_object_object_add(o, "applied", json_object_new_boolean(true));
+	emit(e, "decision", o);
+	json_object_array_add(e->decisions, o);
+}
+
+unsigned mig_multifd_plan(uint64_t ram_bytes, double bandwidth_bps, double idle_cpus,
+			  char *reason, size_t reason_size)
+{
+	double b = bandwidth_bps > 0 ? bandwidth_bps : ASSUMED_BW_BPS;
+	double t = (double)ram_bytes / b;
+	unsigned ch;
+
+	if (t <= QV_MIG_MULTIFD_MIN_S) {
+		snprintf(reason, reason_size, "off: RAM/B = %.1f s <= %.0f s, one stream suffices",
+			 t, QV_MIG_MULTIFD_MIN_S);
+		return 0;
+	}
+	if (idle_cpus < 2) {
+		snprintf(reason, reason_size,
+			 "off: RAM/B = %.1f s but only %.1f idle CPU(s) (< 2) to drive channels",
+			 t, idle_cpus);
+		return 0;
+	}
+	ch = idle_cpus >= 4 ? 4 : (unsigned)idle_cpus;
+	snprintf(reason, reason_size, "%u channels: RAM/B = %.1f s > %.0f s and %.1f idle CPUs",
+		 ch, t, QV_MIG_MULTIFD_MIN_S, idle_cpus);
+	return ch;
+}
+
+double mig_host_idle_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	double load = 0;
+	FILE *f = fopen("/proc/loadavg", "re");
+
+	if (f) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = 0;
+		fclose(f);
+	}
+	return n - load > 0 ? n - load : 0;
+}
+
 static int begin(mig_engine *e, struct qv_error *errp)
 {
 	struct mig_decision dc[4];
@@ -346,6 +419,9 @@ static int begin(mig_engine *e, struct qv_error *errp)
 		json_object_put(a);
 		return r;
 	}
+	if (e->opts.multifd_channels > 0)
+		json_object_object_add(a, "multifd-channels",
+				       json_object_new_int((int)e->opts.multifd_channels));
 	if (e->opts.bandwidth_bps > 0 || !e->opts.plain)
 		json_object_object_add(a, "max-bandwidth", json_object_new_int64(
 			e->opts.bandwidth_bps > 0 ? (int64_t)e->opts.bandwidth_bps : (int64_t)NO_CAP_BPS));
@@ -370,6 +446,7 @@ static int begin(mig_engine *e, struct qv_error *errp)
 	if (r < 0)
 		return r;
 	e->t_start = qv_now_ms();
+	record_multifd(e);
 	for (size_t i = 0; i < n; i++)
 		record_decision(e, &dc[i], true, NULL);
 	e->phase = PH_ACTIVE;
@@ -454,6 +531,8 @@ int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_
 	e->opts = *opts;
 	e->uri = strdup(opts->uri);
 	e->opts.uri = e->uri;
+	e->multifd_reason = opts->multifd_reason ? strdup(opts->multifd_reason) : NULL;
+	e->opts.multifd_reason = e->multifd_reason;
 	e->decisions = json_object_new_array();
 	e->on_event = on_event;
 	e->on_done = on_done;
@@ -468,7 +547,7 @@ int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_
 		.margin = 0.5,
 		.max_throttle_pct = 99,
 		.ram_bytes = opts->ram_bytes,
-		.no_xbzrle = opts->no_xbzrle,
+		.no_xbzrle = opts->no_xbzrle || opts->multifd_channels > 0,
 	};
 	if (!e->uri) {
 		mig_engine_free(e);
@@ -528,6 +607,7 @@ mig_engine *mig_engine_free(mig_engine *e)
 	json_object_put(e->decisions);
 	json_object_put(e->last_query);
 	free(e->uri);
+	free(e->multifd_reason);
 	free(e);
 	return NULL;
 }

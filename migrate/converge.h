@@ -45,7 +45,30 @@ struct mig_engine_opts {
 	bool premeasure;          /* calc-dirty-rate before start (default on) */
 	uint64_t ram_bytes;       /* guest RAM, sizes the XBZRLE cache */
 	bool no_xbzrle;
+	/* multifd channels (0 = off). Must match the destination's setting
+	 * (migrate.prepare): decide it once with mig_multifd_plan(). XBZRLE is
+	 * off with multifd (QEMU 7.2 sends multifd pages without it). */
+	unsigned multifd_channels;
+	const char *multifd_reason; /* recorded as the "multifd" decision */
+	/* Called at pre-switchover (guest paused) right before
+	 * migrate-continue, e.g. to complete the storage mirror; < 0 (errp
+	 * set) cancels the migration. Forces pause-before-switchover on, also
+	 * in plain mode. NULL = none. */
+	int (*before_continue)(void *userdata, struct qv_error *errp);
 };
+
+/* The multifd decision, made by the coordinator before prepare/perform
+ * (both QEMUs need the same setting before migrate/migrate-incoming).
+ * Enabled with 2..4 channels when the bandwidth-bound time RAM / B (B = the
+ * cap, or the 100 MiB/s assumed for an uncapped link) exceeds
+ * QV_MIG_MULTIFD_MIN_S and the host has at least 2 idle CPUs (online CPUs
+ * minus the 1-min load average); channels = min(4, idle CPUs). Returns the
+ * channel count (0 = off) and the reason in reason. Pure given idle_cpus. */
+#define QV_MIG_MULTIFD_MIN_S 10.0
+unsigned mig_multifd_plan(uint64_t ram_bytes, double bandwidth_bps, double idle_cpus,
+			  char *reason, size_t reason_size);
+/* Online CPUs minus the 1-min load average (never below 0). */
+double mig_host_idle_cpus(void);
 
 /* Every decision ("decision", data {action, value, reason, t_ms}) and every
  * poll ("progress", data {...}); data is borrowed. */

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "qemu/qmp.h"
+
+/* Storage mirror for migrations without shared storage (source side).
+ *
+ * For every copied disk the source QEMU gets an NBD client node
+ * ("qvmig-nbd<i>") connected to the destination's export of the same disk,
+ * and a mirror job ("qvmig-mirror<i>", sync full, copy-mode write-blocking,
+ * auto-dismiss off so a failed job stays visible) from the disk's root node
+ * to that NBD node. Once every job is READY, guest writes reach both sides
+ * synchronously, and RAM migration may start.
+ *
+ * At pre-switchover (guest paused) mig_mirror_complete() soft-cancels each
+ * READY job: QEMU then ends it with both sides in sync and without pivoting
+ * the source device to the NBD node, so a migration cancelled afterwards
+ * still runs on the source's own image. The NBD nodes are deleted before
+ * `migrate-continue`.
+ *
+ * The calls are blocking QMP commands (short). */
+
+typedef struct mig_mirror mig_mirror;
+
+/* The QMP client of the source QEMU, looked up before every command: NULL =
+ * gone. */
+typedef qmp_client *(*mig_mirror_qmp_fn)(void *userdata);
+
+struct mig_mirror_disk {
+	unsigned index;       /* disk index in the spec: names the job and node */
+	const char *device;   /* root node of the disk on the source */
+	const char *export;   /* export name on the destination NBD server */
+};
+
+/* blockdev-add + blockdev-mirror for each disk against host:port. On
+ * failure everything started so far is undone. */
+int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata, const char *host, int port,
+		     const struct mig_mirror_disk *disks, size_t n, mig_mirror **ret,
+		     struct qv_error *errp);
+/* query-block-jobs: refresh the offsets. *ret_ready = every job READY.
+ * A job that failed, concluded or vanished is an error (-EIO). */
+int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp);
+/* {ready, offset, len, disks: [{index, job, offset, len, ready, status}]}
+ * from the last poll (new reference). */
+json_object *mig_mirror_progress_json(const mig_mirror *m);
+/* Pre-switchover: soft-cancel (complete without pivot) every job, wait
+ * until they concluded (timeout_ms in all), dismiss them, delete the NBD
+ * nodes. After success m holds nothing in QEMU. */
+int mig_mirror_complete(mig_mirror *m, int timeout_ms, struct qv_error *errp);
+/* Failure/cancel: force-cancel the jobs, wait up to timeout_ms, dismiss,
+ * delete the NBD nodes. true when nothing is left in QEMU; otherwise
+ * (in-flight NBD writes still draining over a slow link) keep calling
+ * mig_mirror_reap(). Best effort, idempotent. */
+bool mig_mirror_abort(mig_mirror *m, int timeout_ms);
+/* One non-blocking cleanup step after abort: dismiss concluded jobs, delete
+ * freed NBD nodes. true when nothing is left (or QEMU is gone). */
+bool mig_mirror_reap(mig_mirror *m);
+/* Re-bind the QMP lookup (the mirror outlives its migration). */
+void mig_mirror_set_qmp(mig_mirror *m, mig_mirror_qmp_fn get_qmp, void *userdata);
+bool mig_mirror_active(const mig_mirror *m); /* jobs or nodes left in QEMU */
+/* Does not touch QEMU (call abort/complete first). */
+mig_mirror *mig_mirror_free(mig_mirror *m);
+
+/* After a daemon restart: a mirror object for the qvmig-mirror<i> jobs and
+ * qvmig-nbd<i> nodes a previous daemon left in this QEMU (*ret NULL when
+ * there are none), to be passed to mig_mirror_abort(). Returns the count. */
+int mig_mirror_adopt_stale(mig_mirror_qmp_fn get_qmp, void *userdata, mig_mirror **ret);

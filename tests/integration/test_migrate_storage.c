@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: MIT */
+/* Live migration with storage copy (copy_storage): two real qvisord in two
+ * network namespaces, real QEMU (TCG). The guest's data disk lives in the
+ * source daemon's pool only; the destination creates its own image in its
+ * own pool and receives the data over NBD (blockdev-mirror, write-blocking)
+ * before the RAM migration. The test process plays the coordinator. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "helpers/guest.h"
+#include "helpers/netns.h"
+#include "helpers/twohosts.h"
+
+#define BOOT_TIMEOUT_MS 180000
+#define VM "mst1"
+
+static struct qvt_twohosts H;
+static bool up;
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void setup(void)
+{
+	const char *why;
+
+	if (!qvt_guest_dir())
+		return;
+	why = qvt_twohosts_up(&H);
+	if (why) {
+		fprintf(stderr, "twohosts: %s\n", why);
+		return;
+	}
+	up = true;
+}
+
+static void teardown(void)
+{
+	if (up)
+		qvt_twohosts_down(&H);
+}
+
+#define REQUIRE_HOSTS()                                                                 \
+	do {                                                                            \
+		QVT_REQUIRE_GUEST();                                                    \
+		if (!up)                                                                \
+			cr_skip_test("two hosts (root, netns, veth, qvisord) unavailable"); \
+	} while (0)
+
+/* md5 (hex) of the first mib MiB of path, via md5sum. */
+static void md5_of_file(const char *path, unsigned mib, char out[33])
+{
+	char cmd[1024];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "head -c %uM '%s' | md5sum", mib, path);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	cr_assert_eq(fscanf(p, "%32s", out), 1);
+	pclose(p);
+}
+
+/* Expected sum of qv.blkwrite=...:mib:seed (build/guest/bin/blkpat). */
+static void blkpat_md5(const char *seed, unsigned mib, char out[33])
+{
+	char cmd[1024];
+	FILE *p;
+	_cleanup_free_ char *blkpat = qvt_guest_file("bin/blkpat");
+
+	cr_assert_not_null(blkpat);
+	if (access(blkpat, X_OK) < 0)
+		cr_skip_test("%s missing (rebuild the test guest)", blkpat);
+	snprintf(cmd, sizeof(cmd), "'%s' '%s' %u | md5sum", blkpat, seed, mib);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	cr_assert_eq(fscanf(p, "%32s", out), 1);
+	pclose(p);
+}
+
+/* The QVISOR-BLK-SUM the guest printed. */
+static void guest_blk_sum(int host, char out[33])
+{
+	const char *log = qvt_serial_log(&H.d[host], VM);
+	char line[512];
+	FILE *f;
+
+	cr_assert_eq(qvt_wait_for_line_in_file(log, "QVISOR-BLK-", BOOT_TIMEOUT_MS), 0,
+		     "guest did not report its block checksum");
+	f = fopen(log, "r");
+	cr_assert_not_null(f);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		char *s = strstr(line, "QVISOR-BLK-SUM ");
+		cr_assert_null(strstr(line, "QVISOR-BLK-FAIL"), "%s", line);
+		if (s)
+			sscanf(s + strlen("QVISOR-BLK-SUM "), "%32s", out);
+	}
+	fclose(f);
+	cr_assert_eq(strlen(out), 32, "no QVISOR-BLK-SUM in %s", log);
+}
+
+/* Data image "data" (raw, size_mib) in the source pool; a guest that
+ * writes blkpat(seed, mib) to it at boot. Returns the image path. */
+static void start_guest(unsigned size_mib, const char *seed, unsigned mib, char *path,
+			size_t psize)
+{
+	struct qv_error err = {};
+	char extra[1024];
+	json_object *r, *v;
+
+	cr_assert_eq(qvt_callf(&H.d[0], "image.create", &r, &err,
+			       "{\"name\": \"data\", \"size\": %u, \"format\": \"raw\"}",
+			       size_mib << 20), 0, "image.create: %s", err.message);
+	cr_assert(json_object_object_get_ex(r, "path", &v), "%s", json_object_to_json_string(r));
+	snprintf(path, psize, "%s", json_object_get_string(v));
+	json_object_put(r);
+	snprintf(extra, sizeof(extra),
+		 "{\"memory\": 192, \"cmdline\": \"console=ttyS0 panic=-1 "
+		 "qv.blkwrite=/dev/vda:%u:%s\", \"disks\": [{\"path\": \"%s\", \"format\": \"raw\"}]}",
+		 mib, seed, path);
+	cr_assert_eq(qvt_define_guest(&H.d[0], VM, extra, &err), 0, "define: %s", err.message);
+	r = qvt_call_name(&H.d[0], "vm.start", VM, &err);
+	cr_assert_not_null(r, "start: %s", err.message);
+	json_object_put(r);
+}
+
+struct prep {
+	char uri[128], token[64], nbd[128], dest_path[512];
+};
+
+/* plan on the source, prepare (copy_storage) on the destination. */
+static void prepare(struct prep *pr, int multifd)
+{
+	struct qv_error err = {};
+	json_object *info = qvt_call_name(&H.d[0], "vm.info", VM, &err), *spec, *p, *r, *v, *plan;
+	json_object *sizes = json_object_new_array(), *disks;
+
+	cr_assert_not_null(info, "%s", err.message);
+	cr_assert(json_object_object_get_ex(info, "spec", &spec));
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(VM));
+	json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
+	plan = qvt_call(&H.d[0], "migrate.plan", p, &err);
+	cr_assert_not_null(plan, "plan: %s", err.message);
+	cr_assert(json_object_object_get_ex(plan, "disks", &disks));
+	cr_assert_eq(json_object_array_length(disks), 1);
+	cr_assert(json_object_object_get_ex(json_object_array_get_idx(disks, 0), "virtual_size", &v));
+	json_object_array_add(sizes, json_object_get(v));
+	cr_assert(json_object_object_get_ex(plan, "multifd_reason", &v));
+	fprintf(stderr, "plan: multifd decision: %s\n", json_object_get_string(v));
+	json_object_put(plan);
+
+	p = json_object_new_object();
+	json_object_object_add(p, "spec", json_object_get(spec));
+	json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
+	json_object_object_add(p, "disk_sizes", sizes);
+	if (multifd)
+		json_object_object_add(p, "multifd_channels", json_object_new_int(multifd));
+	json_object_put(info);
+	r = qvt_call(&H.d[1], "migrate.prepare", p, &err);
+	cr_assert_not_null(r, "prepare: %s", err.message);
+	cr_assert(json_object_object_get_ex(r, "uri", &v));
+	snprintf(pr->uri, sizeof(pr->uri), "%s", json_object_get_string(v));
+	cr_assert(json_object_object_get_ex(r, "token", &v));
+	snprintf(pr->token, sizeof(pr->token), "%s", json_object_get_string(v));
+	cr_assert(json_object_object_get_ex(r, "nbd", &v), "no nbd address");
+	snprintf(pr->nbd, sizeof(pr->nbd), "%s", json_object_get_string(v));
+	cr_assert(strstr(pr->nbd, H.addr[1]), "nbd %s should name the destination", pr->nbd);
+	cr_assert(json_object_object_get_ex(r, "disks", &disks));
+	snprintf(pr->dest_path, sizeof(pr->dest_path), "%s",
+		 json_object_get_string(json_object_array_get_idx(disks, 0)));
+	json_object_put(r);
+	/* The destination's own pool, not the source's file. */
+	cr_assert(strncmp(pr->dest_path, H.d[1].state_dir, strlen(H.d[1].state_dir)) == 0,
+		  "destination image %s is not under %s", pr->dest_path, H.d[1].state_dir);
+	cr_assert_eq(access(pr->dest_path, F_OK), 0);
+}
+
+static qv_rpc_conn *perform_async(const struct prep *pr, const char *extra_json,
+				  uint64_t *ret_id)
+{
+	struct qv_error err = {};
+	qv_rpc_conn *c = qvt_connect(&H.d[0]);
+	json_object *p = json_tokener_parse(extra_json);
+
+	cr_assert_not_null(c);
+	cr_assert_not_null(p);
+	json_object_object_add(p, "name", json_object_new_string(VM));
+	json_object_object_add(p, "uri", json_object_new_string(pr->uri));
+	json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
+	json_object_object_add(p, "nbd", json_object_new_string(pr->nbd));
+	cr_assert_eq(qv_rpc_send(c, "migrate.perform", p, ret_id, &err), 0, "%s", err.message);
+	return c;
+}
+
+static bool wait_undefined(int host, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 200) {
+		struct qv_error err = {};
+		json_object *r = qvt_call_name(&H.d[host], "vm.info", VM, &err);
+		if (!r && streq(err.reason, "not-found"))
+			return true;
+		json_object_put(r);
+		sleep_ms(200);
+	}
+	return false;
+}
+
+/* Until migrate.plan no longer reports a cancelled mirror draining. */
+static bool wait_mirror_clean(int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 250) {
+		struct qv_error err = {};
+		json_object *r, *v;
+		bool pending;
+
+		cr_assert_eq(qvt_callf(&H.d[0], "migrate.plan", &r, &err, "{\"name\": \"%s\"}", VM),
+			     0, "plan: %s", err.message);
+		pending = json_object_object_get_ex(r, "mirror_cleanup", &v) &&
+			  json_object_get_boolean(v);
+		json_object_put(r);
+		if (!pending) {
+			fprintf(stderr, "mirror cleanup done after ~%d ms\n", t);
+			return true;
+		}
+		sleep_ms(250);
+	}
+	return false;
+}
+
+struct watch {
+	uint64_t max_offset, len;
+	bool saw_mirroring, saw_ram_with_storage;
+	bool cancel_mid_mirror, cancelled;
+	bool kill_mid_mirror, killed;
+};
+
+static void on_notify(qv_rpc_conn *c, const char *method, json_object *p, void *ud)
+{
+	struct watch *w = ud;
+	json_object *v, *st, *x;
+
+	if (!streq(method, "migrate.progress") || !json_object_object_get_ex(p, "storage", &st))
+		return;
+	if (json_object_object_get_ex(st, "offset", &x) &&
+	    (uint64_t)json_object_get_int64(x) > w->max_offset)
+		w->max_offset = (uint64_t)json_object_get_int64(x);
+	if (json_object_object_get_ex(st, "len", &x))
+		w->len = (uint64_t)json_object_get_int64(x);
+	if (json_object_object_get_ex(p, "status", &v)) {
+		if (streq(json_object_get_string(v), "mirroring"))
+			w->saw_mirroring = true;
+		else if (streq(json_object_get_string(v), "active"))
+			w->saw_ram_with_storage = true;
+	}
+	if (w->kill_mid_mirror && !w->killed && w->saw_mirroring && w->max_offset > 0 &&
+	    w->max_offset < w->len) {
+		qvt_daemon_stop(&H.d[0], SIGKILL);
+		w->killed = true;
+	}
+	if (w->cancel_mid_mirror && !w->cancelled && w->saw_mirroring && w->max_offset > 0 &&
+	    w->max_offset < w->len) {
+		struct qv_error err = {};
+		json_object *r = qvt_call_name(&H.d[0], "migrate.cancel", VM, &err);
+		cr_assert_not_null(r, "cancel: %s", err.message);
+		json_object_put(r);
+		w->cancelled = true;
+	}
+}
+
+TestSuite(migrate_storage, .init = setup, .fini = teardown, .timeout = 600);
+
+/* A whole copy_storage migration (plan, prepare, perform, finish, confirm)
+ * of VM from host 0 to host 1, then the checks: one running copy, on the
+ * destination, whose own image holds blkpat (expect) over mib MiB. */
+static void migrate_fully(const char *expect, unsigned mib, int multifd)
+{
+	char got[33], buf[32];
+	struct prep pr;
+	struct qv_error err = {};
+	struct watch w = {};
+	json_object *r, *p, *v;
+	uint64_t id;
+
+	prepare(&pr, multifd);
+	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
+		&pr, multifd ? "{\"max_downtime_ms\": 300, \"bandwidth_mbps\": 100, \"deadline_s\": 180, "
+			  "\"multifd_channels\": 2, \"multifd_reason\": \"test\"}"
+			: "{\"max_downtime_ms\": 300, \"bandwidth_mbps\": 100, \"deadline_s\": 180}", &id);
+	qv_rpc_set_notify_handler(c, on_notify, &w);
+	cr_assert_eq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0, "perform: %s (%s)",
+		     err.message, err.reason);
+	cr_assert(json_object_object_get_ex(r, "status", &v));
+	cr_assert_str_eq(json_object_get_string(v), "completed");
+	fprintf(stderr, "copy_storage: %s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+	{
+		bool saw_multifd = false;
+		json_object *dec;
+		cr_assert(json_object_object_get_ex(r, "decisions", &dec));
+		for (size_t i = 0; i < json_object_array_length(dec); i++)
+			if (json_object_object_get_ex(json_object_array_get_idx(dec, i), "action", &v) &&
+			    streq(json_object_get_string(v), "multifd"))
+				saw_multifd = true;
+		cr_assert(saw_multifd || !multifd, "the multifd decision is recorded");
+	}
+	json_object_put(r);
+	cr_assert_gt(w.len, 0, "no storage progress was reported");
+	cr_assert_eq(w.max_offset, w.len, "mirror progress %llu/%llu",
+		     (unsigned long long)w.max_offset, (unsigned long long)w.len);
+
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(VM));
+	json_object_object_add(p, "token", json_object_new_string(pr.token));
+	r = qvt_call(&H.d[1], "migrate.finish", p, &err);
+	cr_assert_not_null(r, "finish: %s", err.message);
+	json_object_put(r);
+	r = qvt_call_name(&H.d[0], "migrate.confirm", VM, &err);
+	cr_assert_not_null(r, "confirm: %s", err.message);
+	json_object_put(r);
+
+	/* Exactly one running copy: on the destination; the source undefined. */
+	cr_assert_str_eq(qvt_vm_state(&H.d[1], VM, buf, sizeof(buf)), "running");
+	cr_assert(wait_undefined(0, 10000), "the source still defines %s", VM);
+	/* The destination's own image holds the data the guest wrote. */
+	md5_of_file(pr.dest_path, mib, got);
+	cr_assert_str_eq(got, expect, "destination image %s differs", pr.dest_path);
+	/* And the guest there uses it: its spec points at the new path. */
+	r = qvt_call_name(&H.d[1], "vm.info", VM, &err);
+	cr_assert_not_null(r);
+	cr_assert(strstr(json_object_to_json_string_ext(r, JSON_C_TO_STRING_NOSLASHESCAPE),
+			 pr.dest_path), "the destination spec does not use %s", pr.dest_path);
+	json_object_put(r);
+	/* The destination guest is alive (its kernel keeps running). */
+	cr_assert_gt(qvt_vm_pid(&H.d[1], VM), 0);
+	cr_assert_eq(kill(qvt_vm_pid(&H.d[1], VM), 0), 0);
+}
+
+Test(migrate_storage, copy_storage_moves_the_disk_data)
+{
+	char src_path[512], expect[33], got[33];
+
+	REQUIRE_HOSTS();
+	blkpat_md5("mirror-a", 16, expect);
+	start_guest(64, "mirror-a", 16, src_path, sizeof(src_path));
+	guest_blk_sum(0, got);
+	cr_assert_str_eq(got, expect, "guest wrote a different pattern");
+	migrate_fully(expect, 16, 2); /* multifd on both sides, 2 channels */
+	/* The source image is kept (the operator's data). */
+	md5_of_file(src_path, 16, got);
+	cr_assert_str_eq(got, expect);
+}
+
+Test(migrate_storage, cancel_mid_mirror_keeps_the_source)
+{
+	char src_path[512], expect[33], got[33], buf[32];
+	struct prep pr;
+	struct qv_error err = {};
+	struct watch w = { .cancel_mid_mirror = true };
+	json_object *r;
+	uint64_t id;
+	int spid;
+
+	REQUIRE_HOSTS();
+	blkpat_md5("mirror-b", 48, expect);
+	start_guest(64, "mirror-b", 48, src_path, sizeof(src_path));
+	guest_blk_sum(0, got);
+	cr_assert_str_eq(got, expect);
+	spid = qvt_vm_pid(&H.d[0], VM);
+	/* ~4 MiB/s source egress: the 48 MiB mirror takes ~12 s. */
+	cr_assert_eq(qvt_twohosts_shape(&H, 0, 4), 0);
+
+	prepare(&pr, 0);
+	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
+		&pr, "{\"max_downtime_ms\": 300, \"deadline_s\": 180}", &id);
+	qv_rpc_set_notify_handler(c, on_notify, &w);
+	cr_assert_neq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0, "perform should fail");
+	cr_assert(w.cancelled, "never saw the mirror in progress");
+	cr_assert_str_eq(err.reason, "cancelled", "%s", err.message);
+	fprintf(stderr, "cancelled at mirror offset %llu/%llu\n", (unsigned long long)w.max_offset,
+		(unsigned long long)w.len);
+
+	/* The coordinator tears the destination down (what the CLI does). */
+	r = qvt_call_name(&H.d[1], "migrate.cancel", VM, &err);
+	cr_assert_not_null(r, "destination cancel: %s", err.message);
+	json_object_put(r);
+	cr_assert(wait_undefined(1, 30000), "destination still defines %s", VM);
+	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image %s left behind",
+		      pr.dest_path);
+
+	/* The source: same QEMU, running, its data intact. */
+	cr_assert_str_eq(qvt_vm_state(&H.d[0], VM, buf, sizeof(buf)), "running");
+	cr_assert_eq(qvt_vm_pid(&H.d[0], VM), spid);
+	cr_assert_eq(kill(spid, 0), 0);
+	md5_of_file(src_path, 48, got);
+	cr_assert_str_eq(got, expect, "source image changed");
+	r = qvt_call_name(&H.d[0], "migrate.status", VM, &err);
+	cr_assert_null(r, "no migration record should remain");
+	/* The force-cancelled mirror drains and is removed (job + NBD node). */
+	cr_assert(wait_mirror_clean(60000), "the cancelled mirror was never cleaned up");
+}
+
+/* The source daemon dies mid-mirror: QEMU keeps mirroring without it. The
+ * restarted daemon cancels the leftover job and NBD node and resumes the
+ * guest; a second storage migration then goes through (a leftover
+ * qvmig-nbd0 node would make its blockdev-add fail). */
+Test(migrate_storage, source_daemon_killed_mid_mirror_then_migrates)
+{
+	char src_path[512], expect[33], got[33], buf[32];
+	struct prep pr;
+	struct qv_error err = {};
+	struct watch w = { .kill_mid_mirror = true };
+	json_object *r;
+	uint64_t id;
+	int spid;
+
+	REQUIRE_HOSTS();
+	blkpat_md5("mirror-c", 32, expect);
+	start_guest(64, "mirror-c", 32, src_path, sizeof(src_path));
+	guest_blk_sum(0, got);
+	cr_assert_str_eq(got, expect);
+	spid = qvt_vm_pid(&H.d[0], VM);
+	cr_assert_eq(qvt_twohosts_shape(&H, 0, 4), 0);
+
+	prepare(&pr, 0);
+	{
+		_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
+			&pr, "{\"max_downtime_ms\": 300, \"deadline_s\": 180}", &id);
+		qv_rpc_set_notify_handler(c, on_notify, &w);
+		cr_assert_neq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0);
+	}
+	cr_assert(w.killed, "never saw the mirror in progress");
+	cr_assert_eq(qvt_twohosts_start_daemon(&H, 0), 0);
+	cr_assert_str_eq(qvt_vm_state(&H.d[0], VM, buf, sizeof(buf)), "running");
+	cr_assert_eq(qvt_vm_pid(&H.d[0], VM), spid);
+	r = qvt_call_name(&H.d[1], "migrate.cancel", VM, &err);
+	cr_assert_not_null(r, "destination cancel: %s", err.message);
+	json_object_put(r);
+	cr_assert(wait_undefined(1, 30000));
+	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image left behind");
+
+	cr_assert_eq(qvt_twohosts_shape(&H, 0, 1000), 0);
+	cr_assert(wait_mirror_clean(60000), "the leftover mirror was never cleaned up");
+	migrate_fully(expect, 32, 0);
+}
