@@ -177,8 +177,7 @@ static int migrate_run(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
 		multifd = json_object_get_int64(v);
 	if (pl && !o->plain && json_object_object_get_ex(pl, "multifd_reason", &v))
 		multifd_reason = json_object_get_string(v);
-	if (multifd_reason && !o->quiet)
-		fprintf(stderr, "  decision: multifd %lld: %s\n", (long long)multifd, multifd_reason);
+	/* The multifd decision is printed when perform reports it. */
 
 	p = json_object_new_object();
 	json_object_object_add(p, "spec", json_object_get(spec));
