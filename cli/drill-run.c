@@ -185,20 +185,19 @@ static json_object *migrate_once(struct drill_ctx *x, const struct drill_step *s
 				      .dst_host = &d->hosts[dst], .src_fault = x->f[src],
 				      .dst_fault = x->f[dst], .vm = vm } };
 	struct cli_migrate_observer obs = { on_progress, on_tick, 100, &mo };
-	_cleanup_json_ json_object *extra = json_object_new_object(), *stats = NULL;
+	_cleanup_json_ json_object *stats = NULL;
 	json_object *row = json_object_new_object(), *checks_arr = json_object_new_array(), *st;
 	struct qv_error err = {};
 	char states[2][32];
 	uint64_t t0;
 
-	if (m.copy_storage)
-		json_object_object_add(extra, "copy_storage", json_object_new_boolean(true));
+	o.copy_storage = m.copy_storage;
 	wait_dest_idle(x, dst, vm);
 	fprintf(stderr, "drill: step %zu (%s) #%lld: %s host%d -> host%d%s%s\n", step, s->name,
 		(long long)rep, vm, src, dst, s->fault.kind ? ", fault " : "",
 		s->fault.kind ? drill_fault_name(s->fault.kind) : "");
 	t0 = now_ms();
-	r = cli_migrate_run_observed(x->c[src], x->c[dst], vm, &o, extra, &obs, &phase, &stats,
+	r = cli_migrate_run_observed(x->c[src], x->c[dst], vm, &o, NULL, &obs, &phase, &stats,
 				     &err);
 	int64_t wall = (int64_t)(now_ms() - t0);
 	drill_fault_finish(&mo.fs, now_ms() - t0);

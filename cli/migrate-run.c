@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* cli_migrate_run with an observer (for drills): the protocol of
- * docs/migration.md driven step by step, perform sent asynchronously so the
- * caller sees every progress notification and a periodic tick. */
+/* The client side of one live migration (docs/migration.md), shared by
+ * `qvisor migrate` and `qvisor drill run`: vm.info and migrate.plan on the
+ * source, prepare on the destination, perform on the source (sent
+ * asynchronously so an observer sees every progress notification and a
+ * periodic tick), finish on the destination, confirm on the source. Any
+ * failure cancels both sides: the source keeps running. */
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/migrate-run.h"
-
-struct obs_ctx {
-	const struct cli_migrate_observer *obs;
-	uint64_t t0;
-};
 
 static uint64_t now_ms(void)
 {
@@ -26,16 +25,62 @@ static json_object *name_params(const char *name)
 	return p;
 }
 
-static void quiet_call(qv_rpc_conn *c, const char *method, const char *name)
+/* Best effort: say what happened (unless quiet) but keep the first error. */
+static void try_call(qv_rpc_conn *c, const struct cli_migrate_opts *o, const char *what,
+		     const char *method, const char *name)
 {
-	(void)qv_rpc_invoke(c, method, name_params(name), 60000, NULL, NULL);
+	struct qv_error err = {};
+
+	if (qv_rpc_invoke(c, method, name_params(name), 60000, NULL, &err) < 0 && !o->quiet)
+		fprintf(stderr, "qvisor: migrate: %s: %s (%s)\n", what, err.message, err.reason);
 }
+
+/* migrate.plan on the source: disk sizes (copy_storage) and the multifd
+ * decision, which both QEMUs must share. A daemon without migrate.plan
+ * gets neither (plain migration). */
+static int plan(qv_rpc_conn *src, const char *name, const struct cli_migrate_opts *o,
+		json_object **ret, struct qv_error *errp)
+{
+	json_object *p = name_params(name);
+	struct qv_error err = {};
+	int r;
+
+	json_object_object_add(p, "copy_storage", json_object_new_boolean(o->copy_storage));
+	json_object_object_add(p, "bandwidth_mbps", json_object_new_int64(o->bandwidth_mibps));
+	r = qv_rpc_invoke(src, "migrate.plan", json_object_get(p), CLI_CALL_TIMEOUT_MS, ret, &err);
+	/* A cancelled storage mirror may still drain: wait up to 60 s. */
+	for (int i = 0; r == 0 && o->copy_storage && i < 240; i++) {
+		json_object *v;
+		if (!json_object_object_get_ex(*ret, "mirror_cleanup", &v) ||
+		    !json_object_get_boolean(v))
+			break;
+		if (i == 0 && !o->quiet)
+			fprintf(stderr, "Waiting for a cancelled storage mirror of %s to drain\n", name);
+		usleep(250 * 1000);
+		json_object_put(*ret);
+		*ret = NULL;
+		r = qv_rpc_invoke(src, "migrate.plan", json_object_get(p), CLI_CALL_TIMEOUT_MS, ret,
+				  &err);
+	}
+	json_object_put(p);
+	if (r < 0 && !o->copy_storage) {
+		*ret = NULL;
+		return 0;
+	}
+	if (r < 0)
+		*errp = err;
+	return r;
+}
+
+struct obs_ctx {
+	const struct cli_migrate_observer *obs;
+	uint64_t t0;
+};
 
 static void on_notify(qv_rpc_conn *c, const char *method, json_object *p, void *ud)
 {
 	struct obs_ctx *oc = ud;
 
-	(void)c;
 	if (streq(method, "migrate.progress") && oc->obs && oc->obs->on_progress)
 		oc->obs->on_progress(p, now_ms() - oc->t0, oc->obs->userdata);
 }
@@ -84,14 +129,42 @@ static int perform(qv_rpc_conn *src, json_object *p, const struct cli_migrate_op
 	return r;
 }
 
+static json_object *prepare_params(json_object *spec, const struct cli_migrate_opts *o,
+				   json_object *pl, int64_t multifd)
+{
+	json_object *p = json_object_new_object(), *disks, *x;
+
+	json_object_object_add(p, "spec", json_object_get(spec));
+	if (o->dest_address)
+		json_object_object_add(p, "address", json_object_new_string(o->dest_address));
+	if (o->listen)
+		json_object_object_add(p, "listen", json_object_new_string(o->listen));
+	if (multifd > 0)
+		json_object_object_add(p, "multifd_channels", json_object_new_int64(multifd));
+	if (o->copy_storage) {
+		json_object *sizes = json_object_new_array();
+		if (pl && json_object_object_get_ex(pl, "disks", &disks))
+			for (size_t i = 0; i < json_object_array_length(disks); i++) {
+				json_object *dk = json_object_array_get_idx(disks, i);
+				json_object_array_add(sizes, json_object_new_int64(
+					json_object_object_get_ex(dk, "virtual_size", &x)
+						? json_object_get_int64(x) : 0));
+			}
+		json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
+		json_object_object_add(p, "disk_sizes", sizes);
+	}
+	return p;
+}
+
 int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
 			     const struct cli_migrate_opts *o, json_object *extra_perform,
 			     const struct cli_migrate_observer *obs, const char **ret_phase,
 			     json_object **ret_stats, struct qv_error *errp)
 {
-	_cleanup_json_ json_object *info = NULL, *prep = NULL, *stats = NULL;
+	_cleanup_json_ json_object *info = NULL, *pl = NULL, *prep = NULL, *stats = NULL;
+	const char *uri, *token, *phase = "source", *multifd_reason = NULL, *nbd = "";
+	int64_t multifd = 0;
 	json_object *spec, *p, *v;
-	const char *uri, *token, *phase = "source";
 	int r;
 
 	r = qv_rpc_invoke(src, "vm.info", name_params(name), CLI_CALL_TIMEOUT_MS, &info, errp);
@@ -101,18 +174,26 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 		r = qv_error_set(errp, EPROTO, QV_REASON_INTERNAL, "vm.info without a spec");
 		goto fail;
 	}
-	phase = "prepare";
-	p = json_object_new_object();
-	json_object_object_add(p, "spec", json_object_get(spec));
-	if (o->dest_address)
-		json_object_object_add(p, "address", json_object_new_string(o->dest_address));
-	if (o->listen)
-		json_object_object_add(p, "listen", json_object_new_string(o->listen));
-	r = qv_rpc_invoke(dst, "migrate.prepare", p, CLI_CALL_TIMEOUT_MS, &prep, errp);
+	phase = "plan on the source";
+	r = plan(src, name, o, &pl, errp);
+	if (r < 0)
+		goto fail;
+	if (pl && !o->plain && json_object_object_get_ex(pl, "multifd_channels", &v))
+		multifd = json_object_get_int64(v);
+	if (pl && !o->plain && json_object_object_get_ex(pl, "multifd_reason", &v))
+		multifd_reason = json_object_get_string(v);
+
+	phase = "prepare on the destination";
+	r = qv_rpc_invoke(dst, "migrate.prepare", prepare_params(spec, o, pl, multifd),
+			  CLI_CALL_TIMEOUT_MS, &prep, errp);
 	if (r < 0)
 		goto fail;
 	uri = json_object_object_get_ex(prep, "uri", &v) ? json_object_get_string(v) : "";
 	token = json_object_object_get_ex(prep, "token", &v) ? json_object_get_string(v) : "";
+	if (o->copy_storage && json_object_object_get_ex(prep, "nbd", &v))
+		nbd = json_object_get_string(v);
+	if (!o->quiet)
+		fprintf(stderr, "Migrating %s (%s)\n", name, uri);
 
 	phase = "perform";
 	p = name_params(name);
@@ -120,7 +201,16 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 	json_object_object_add(p, "max_downtime_ms", json_object_new_int64(o->max_downtime_ms));
 	json_object_object_add(p, "bandwidth_mbps", json_object_new_int64(o->bandwidth_mibps));
 	json_object_object_add(p, "deadline_s", json_object_new_int64(o->deadline_s));
+	json_object_object_add(p, "allow_postcopy", json_object_new_boolean(o->allow_postcopy));
 	json_object_object_add(p, "plain", json_object_new_boolean(o->plain));
+	if (multifd > 0)
+		json_object_object_add(p, "multifd_channels", json_object_new_int64(multifd));
+	if (multifd_reason)
+		json_object_object_add(p, "multifd_reason", json_object_new_string(multifd_reason));
+	if (o->copy_storage) {
+		json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
+		json_object_object_add(p, "nbd", json_object_new_string(nbd));
+	}
 	if (extra_perform) {
 		json_object_object_foreach(extra_perform, k, ev)
 			json_object_object_add(p, k, json_object_get(ev));
@@ -128,26 +218,30 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 	r = perform(src, p, o, obs, &stats, errp);
 	if (r < 0) {
 		/* The source resumed itself; remove the incoming QEMU. */
-		quiet_call(dst, "migrate.cancel", name);
+		try_call(dst, o, "cancel on the destination", "migrate.cancel", name);
 		if (r != -EREMOTEIO)
-			quiet_call(src, "migrate.cancel", name);
+			try_call(src, o, "cancel on the source", "migrate.cancel", name);
 		goto fail;
 	}
-	phase = "finish";
+	phase = "finish on the destination";
 	p = name_params(name);
 	json_object_object_add(p, "token", json_object_new_string(token));
 	r = qv_rpc_invoke(dst, "migrate.finish", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
 	if (r < 0) {
-		quiet_call(dst, "migrate.cancel", name);
-		quiet_call(src, "migrate.cancel", name);
+		/* The destination never ran: hand the guest back to the source. */
+		try_call(dst, o, "cancel on the destination", "migrate.cancel", name);
+		try_call(src, o, "resume on the source", "migrate.cancel", name);
 		goto fail;
 	}
-	phase = "confirm";
+	phase = "confirm on the source";
 	p = name_params(name);
 	json_object_object_add(p, "keep_definition", json_object_new_boolean(o->keep_definition));
 	r = qv_rpc_invoke(src, "migrate.confirm", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
-	if (r < 0)
+	if (r < 0) {
+		qv_error_prefix(errp, "%s runs on the destination, but confirming on the source "
+			       "failed (stop the source copy by hand)", name);
 		goto fail;
+	}
 	if (ret_stats)
 		*ret_stats = TAKE_PTR(stats);
 	return 0;

@@ -3,9 +3,11 @@
 
 #include "cli/verb-migrate.h"
 
-/* One client-coordinated migration (the same phases as cli_migrate_run:
- * vm.info, prepare, perform, finish, confirm; any failure cancels both
- * sides) with an observer, for drills: every migrate.progress notification
+/* One client-coordinated migration (docs/migration.md): vm.info and
+ * migrate.plan on src, prepare on dst, perform on src, finish on dst,
+ * confirm on src; any failure cancels both sides (the source keeps running)
+ * and errp names the phase. An observer (may be NULL) sees every
+ * migrate.progress notification
  * is handed to on_progress with the milliseconds since perform was sent,
  * and on_tick is also called about every tick_ms while perform waits, even
  * when no notification arrives. extra_perform (borrowed, may be NULL) adds

@@ -2,7 +2,8 @@
 /* Source side: migrate.perform / confirm / cancel / recover.
  *
  * Invariant: the source guest keeps running unless QEMU completed the
- * migration; every failure path ends with the source QEMU running (cont if
+ * migration or switched it to postcopy (after which a failure leaves the
+ * source paused: its RAM is stale); every failure path ends with the source QEMU running (cont if
  * it was left paused) and the VM "running" in the state store. The source
  * QEMU is quit only by migrate.confirm, which the coordinator calls after
  * the destination reported running. */
@@ -225,7 +226,7 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	struct qv_mig *m = ud;
 	qv_rpc_call *call = m->perform_call;
 	struct qv_error err = {};
-	json_object *st = json_object_get(stats);
+	json_object *st = json_object_get(stats), *pc;
 
 	m->perform_call = NULL;
 	m->engine = mig_engine_free(e);
@@ -250,7 +251,14 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 		qv_error_set(&err, -error, NULL, "migration failed: %s", strerror(-error));
 	log_warning("VM %s: migration failed: %s", m->vm, err.message);
 	mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
-	{
+	if (json_object_object_get_ex(st, "postcopy", &pc) && json_object_get_boolean(pc)) {
+		/* After the postcopy switch the source's RAM is stale and the
+		 * destination may have run: resuming here would run a second,
+		 * older copy. Leave the source paused (docs/migration.md). */
+		log_error("VM %s: migration failed after the postcopy switch; the source stays "
+			  "paused (not resumed): the guest is lost unless recovered by hand",
+			  m->vm);
+	} else {
 		struct qv_error rerr = {};
 		if (resume_source(m->d, m->vm, &rerr) < 0)
 			log_error("VM %s: cannot resume the source after a failed migration: %s",
@@ -561,7 +569,18 @@ int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m)
 	const char *action;
 	_cleanup_free_ char *name = strdup(m->vm);
 	struct qv_daemon *d = m->d;
+	json_object *pc;
 
+	if (!m->engine && m->stats && json_object_object_get_ex(m->stats, "postcopy", &pc) &&
+	    json_object_get_boolean(pc)) {
+		/* Completed via postcopy: the destination has been running the
+		 * guest since the switch; the source copy is stale. */
+		json_object_put(res);
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "the migration of %s completed via postcopy: the guest runs "
+				    "on the destination and the source cannot take over (confirm)",
+				    name);
+	}
 	if (m->engine) {
 		mig_engine_cancel(m->engine, "cancelled by the client");
 		action = "cancelling";

@@ -4,10 +4,15 @@
 #include "daemon/daemon.h"
 
 /* migrate.* RPC methods (daemon/methods-migrate.c, daemon/migrate-*.c):
- *   migrate.prepare  (destination) {spec, listen?, address?, port?, timeout_s?}
- *                    -> {name, uri, token, created}
+ *   migrate.plan     (source) {name, copy_storage?, bandwidth_mbps?}
+ *                    -> {disks[{virtual_size,…}], multifd_channels, multifd_reason,
+ *                        mirror_cleanup}: what both sides must agree on
+ *   migrate.prepare  (destination) {spec, listen?, address?, port?, timeout_s?,
+ *                    multifd_channels?, copy_storage?, disk_sizes?}
+ *                    -> {name, uri, token, created, nbd?, disks?}
  *   migrate.perform  (source) {name, uri, max_downtime_ms?, bandwidth_mbps?,
- *                    deadline_s?, allow_postcopy?, plain?, premeasure?}
+ *                    deadline_s?, allow_postcopy?, plain?, premeasure?,
+ *                    multifd_channels?, multifd_reason?, copy_storage?, nbd?}
  *                    -> stats, with "migrate.progress" notifications
  *   migrate.finish   (destination) {name, token} -> {name, state}
  *   migrate.confirm  (source) {name, keep_definition?} -> {name, state}

@@ -18,7 +18,10 @@
 #define NO_CAP_BPS (8ULL << 30) /* "unlimited": lifts QEMU's 32 MiB/s default */
 #define ASSUMED_BW_BPS (100.0 * 1024 * 1024)
 
-enum engine_phase { PH_PREMEASURE, PH_ACTIVE, PH_SWITCHOVER, PH_CANCELLING, PH_DONE };
+/* PH_POSTCOPY: migrate-start-postcopy issued; from then on the migration
+ * cannot be cancelled without losing the guest. */
+enum engine_phase { PH_PREMEASURE, PH_ACTIVE, PH_SWITCHOVER, PH_POSTCOPY, PH_CANCELLING,
+		    PH_DONE };
 
 struct mig_engine {
 	qv_loop *loop;
@@ -33,6 +36,9 @@ struct mig_engine {
 	qv_source *timer;
 	uint64_t t_start;      /* `migrate` issued, monotonic ms */
 	uint64_t premeasure_deadline;
+	bool postcopy_on;      /* postcopy-ram capability set */
+	uint64_t postcopy_ms;  /* migrate-start-postcopy issued (elapsed), 0 = never */
+	bool postcopy_active;  /* QEMU reported postcopy-active */
 	int cancel_error;      /* errno to report once QEMU says cancelled */
 	char cancel_why[200];
 	json_object *decisions;
@@ -111,6 +117,7 @@ static int set_caps(mig_engine *e, struct qv_error *errp)
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		bool on = i == 0 || (!e->opts.plain && (i == 1 || i == 2)) ||
 			  (i == 1 && e->opts.before_continue) ||
+			  (i == 3 && e->postcopy_on) ||
 			  (i == 4 && e->pst.xbzrle_cache > 0) ||
 			  (i == 5 && e->opts.multifd_channels > 0);
 		json_object *c = json_object_new_object();
@@ -146,6 +153,9 @@ static int apply(mig_engine *e, const struct mig_decision *dc, struct qv_error *
 	case MIG_ACT_CANCEL:
 		json_object_put(a);
 		return qmp(e, "migrate_cancel", NULL, NULL, errp);
+	case MIG_ACT_POSTCOPY:
+		json_object_put(a);
+		return qmp(e, "migrate-start-postcopy", NULL, NULL, errp);
 	case MIG_ACT_CONTINUE:
 		json_object_object_add(a, "state", json_object_new_string("pre-switchover"));
 		{
@@ -180,6 +190,14 @@ static json_object *stats_json(mig_engine *e, const char *status)
 	if (ram && json_object_object_get_ex(ram, "total", &v))
 		json_object_object_add(o, "ram_total", json_object_new_int64(json_object_get_int64(v)));
 	json_object_object_add(o, "rounds", json_object_new_int64((int64_t)e->model.dirty_syncs));
+	json_object_object_add(o, "postcopy", json_object_new_boolean(e->postcopy_ms > 0));
+	if (e->postcopy_ms)
+		json_object_object_add(o, "postcopy_start_ms",
+				       json_object_new_int64((int64_t)e->postcopy_ms));
+	if (q && json_object_object_get_ex(q, "postcopy-requests", &v))
+		json_object_object_add(o, "postcopy_requests", json_object_get(v));
+	if (ram && json_object_object_get_ex(ram, "postcopy-requests", &v))
+		json_object_object_add(o, "postcopy_requests", json_object_get(v));
 	json_object_object_add(o, "bandwidth_bps", json_object_new_double(e->model.bw_bps));
 	json_object_object_add(o, "dirty_rate_bps", json_object_new_double(mig_model_dirty_bps(&e->model)));
 	json_object_object_add(o, "pre_dirty_rate_bps", json_object_new_double(e->model.pre_dirty_bps));
@@ -250,6 +268,12 @@ static void cancel_now(mig_engine *e, int error, const char *why)
 
 	if (e->phase == PH_CANCELLING || e->phase == PH_DONE)
 		return;
+	if (e->phase == PH_POSTCOPY) {
+		/* The destination may already run the guest: cancelling now
+		 * would fail the migration and lose it (docs/migration.md). */
+		log_debug("migrate: not cancelling during postcopy (%s)", why);
+		return;
+	}
 	e->cancel_error = error;
 	snprintf(e->cancel_why, sizeof(e->cancel_why), "%s", why);
 	e->phase = PH_CANCELLING;
@@ -283,6 +307,14 @@ static bool poll_once(mig_engine *e)
 
 	if (streq(status, "completed"))
 		return finish(e, 0, NULL, "completed"), true;
+	if (streq(status, "postcopy-paused") || streq(status, "postcopy-recover")) {
+		/* The link broke during postcopy: QEMU 7.2 keeps both halves
+		 * for migrate-recover, which we do not drive. */
+		qv_error_set(&err, EIO, QV_REASON_QEMU_ERROR,
+			     "migration %s during postcopy (the guest's memory is split between "
+			     "both hosts; see docs/migration.md)", status);
+		return finish(e, -EIO, &err, status), true;
+	}
 	if (streq(status, "failed")) {
 		const char *desc = json_object_object_get_ex(q, "error-desc", &v)
 					   ? json_object_get_string(v) : "unknown error";
@@ -302,6 +334,33 @@ static bool poll_once(mig_engine *e)
 	progress(e, status, q);
 	if (e->phase == PH_CANCELLING)
 		return false;
+	if (streq(status, "postcopy-active")) {
+		e->postcopy_active = true;
+		return false;
+	}
+	if (streq(status, "pre-switchover") && e->phase == PH_POSTCOPY) {
+		/* pause-before-switchover also stops at the postcopy switch: the
+		 * decision was taken, go (no downtime check: only the device
+		 * state moves while paused, RAM follows on demand). */
+		dc[0] = (struct mig_decision){ .action = MIG_ACT_CONTINUE };
+		snprintf(dc[0].reason, sizeof(dc[0].reason),
+			 "pre-switchover before postcopy: R %.1f MB follows on demand",
+			 (double)e->model.remaining / 1e6);
+		e->phase = PH_SWITCHOVER;
+		if (e->opts.before_continue &&
+		    (r = e->opts.before_continue(e->userdata, &err)) < 0) {
+			/* Nothing ran on the destination yet: cancelling is safe. */
+			cancel_now(e, -r, err.message);
+			return false;
+		}
+		r = apply(e, &dc[0], &err);
+		record_decision(e, &dc[0], r >= 0, &err);
+		if (r < 0)
+			cancel_now(e, -r, err.message);
+		else
+			e->phase = PH_POSTCOPY;
+		return false;
+	}
 	if (streq(status, "pre-switchover") && e->phase == PH_ACTIVE) {
 		if (e->opts.plain) {
 			dc[0] = (struct mig_decision){ .action = MIG_ACT_CONTINUE };
@@ -326,7 +385,7 @@ static bool poll_once(mig_engine *e)
 			cancel_now(e, -r, err.message);
 		return false;
 	}
-	if (!streq(status, "active"))
+	if (!streq(status, "active") || e->phase == PH_POSTCOPY)
 		return false;
 	if (e->opts.plain) {
 		if (elapsed(e) >= e->cfg.deadline_ms)
@@ -338,6 +397,18 @@ static bool poll_once(mig_engine *e)
 		if (dc[i].action == MIG_ACT_CANCEL) {
 			record_decision(e, &dc[i], true, NULL);
 			cancel_now(e, ETIMEDOUT, dc[i].reason);
+			return false;
+		}
+		if (dc[i].action == MIG_ACT_POSTCOPY) {
+			r = apply(e, &dc[i], &err);
+			record_decision(e, &dc[i], r >= 0, &err);
+			if (r < 0) {
+				/* Still pre-copy: go on (the deadline cancels). */
+				qv_error_clear(&err);
+				continue;
+			}
+			e->postcopy_ms = elapsed(e) ? elapsed(e) : 1;
+			e->phase = PH_POSTCOPY;
 			return false;
 		}
 		r = apply(e, &dc[i], &err);
@@ -549,6 +620,9 @@ int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_
 		.ram_bytes = opts->ram_bytes,
 		.no_xbzrle = opts->no_xbzrle || opts->multifd_channels > 0,
 	};
+	/* QEMU 7.2 refuses postcopy-ram together with multifd. */
+	e->postcopy_on = opts->allow_postcopy && !opts->plain && opts->multifd_channels == 0;
+	e->cfg.allow_postcopy = e->postcopy_on;
 	if (!e->uri) {
 		mig_engine_free(e);
 		return -ENOMEM;

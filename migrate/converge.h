@@ -20,6 +20,9 @@
  *      model, report progress, apply policy decisions;
  *   4. at pre-switchover: migrate-continue when the predicted downtime fits
  *      the bound, else cancel;
+ *   4b. with allow_postcopy, a MIG_ACT_POSTCOPY decision issues
+ *      migrate-start-postcopy (pre-switchover then continues without a
+ *      downtime check) and the engine waits for postcopy-active -> completed;
  *   5. completed -> done(0, stats); failed/cancelled/deadline/QMP loss ->
  *      done(-errno, errp). The engine never resumes the guest: QEMU itself
  *      restarts the source vCPUs when a migration fails or is cancelled, and
@@ -40,7 +43,13 @@ struct mig_engine_opts {
 	int max_downtime_ms;      /* operator bound, 0 -> default */
 	double bandwidth_bps;     /* 0 -> no cap (QEMU's default cap is lifted) */
 	unsigned deadline_s;      /* 0 -> default */
-	bool allow_postcopy;      /* recorded; postcopy is not used (see docs) */
+	/* postcopy-ram on (the destination must have it too: migrate.prepare
+	 * allow_postcopy) and the policy may switch to postcopy
+	 * (MIG_ACT_POSTCOPY). Ignored in plain mode and with multifd (QEMU 7.2
+	 * cannot combine them). Once switched, the engine no longer cancels:
+	 * postcopy-active -> completed, or postcopy-paused/failed -> done(-EIO)
+	 * with stats.postcopy true: the guest cannot be resumed on the source. */
+	bool allow_postcopy;
 	bool plain;               /* QEMU defaults, no controller */
 	bool premeasure;          /* calc-dirty-rate before start (default on) */
 	uint64_t ram_bytes;       /* guest RAM, sizes the XBZRLE cache */

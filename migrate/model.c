@@ -103,6 +103,7 @@ const char *mig_action_to_string(enum mig_action a)
 	case MIG_ACT_CANCEL: return "cancel";
 	case MIG_ACT_CONTINUE: return "continue";
 	case MIG_ACT_XBZRLE: return "enable-xbzrle";
+	case MIG_ACT_POSTCOPY: return "start-postcopy";
 	}
 	return "unknown";
 }
@@ -151,18 +152,29 @@ size_t mig_policy_initial(const struct mig_policy_cfg *cfg, const struct mig_mod
 	/* XBZRLE: a page dirtied again is sent as a delta against its cached
 	 * copy. Worth its CPU and cache memory only when pages come back, i.e.
 	 * when D is large against B; the cache should hold what one round of
-	 * ~4 s dirties. */
-	if (t > 0 && !cfg->no_xbzrle && cfg->ram_bytes >= (128ULL << 20) && n < max) {
+	 * ~4 s dirties. It cannot be switched on once the migration runs, so
+	 * when B is only assumed (no operator cap: the real link may be far
+	 * slower) any D above a tenth of the assumption arms it. */
+	bool b_known = cfg->bandwidth_bps > 0;
+	bool want_xbzrle = b_known ? t > 0 : d > 0.1 * b;
+	if (want_xbzrle && !cfg->no_xbzrle && cfg->ram_bytes >= (128ULL << 20) && n < max) {
 		uint64_t want = (uint64_t)(d * 4), cache = 64ULL << 20;
 		while (cache < want && cache * 2 <= cfg->ram_bytes / 2)
 			cache *= 2;
 		st->xbzrle_cache = cache;
 		out[n] = (struct mig_decision){ .action = MIG_ACT_XBZRLE,
 						.value = (int)(cache >> 20) };
-		snprintf(out[n].reason, sizeof(out[n].reason),
-			 "pre-measured D %.1f MB/s > %.2f x B %.1f MB/s: XBZRLE with a %llu MiB "
-			 "cache (~4 s of dirtying, <= RAM/2)", mb(d), margin, mb(b),
-			 (unsigned long long)(cache >> 20));
+		if (b_known)
+			snprintf(out[n].reason, sizeof(out[n].reason),
+				 "pre-measured D %.1f MB/s > %.2f x B %.1f MB/s: XBZRLE with a "
+				 "%llu MiB cache (~4 s of dirtying, <= RAM/2)", mb(d), margin,
+				 mb(b), (unsigned long long)(cache >> 20));
+		else
+			snprintf(out[n].reason, sizeof(out[n].reason),
+				 "pre-measured D %.1f MB/s > 0.1 x assumed B %.1f MB/s (link speed "
+				 "unknown, no bandwidth cap): XBZRLE with a %llu MiB cache (~4 s of "
+				 "dirtying, <= RAM/2)", mb(d), mb(b),
+				 (unsigned long long)(cache >> 20));
 		n++;
 	}
 	st->throttle_increment = 10;
@@ -203,8 +215,39 @@ size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model 
 		return n;
 	}
 	/* Decide once per round (dirty sync), when both rates are known. */
-	if (m->dirty_syncs <= st->last_decision_syncs || m->dirty_syncs < 2 || b <= 0)
+	if (m->dirty_syncs <= st->last_decision_syncs || m->dirty_syncs < 2 || b <= 0 ||
+	    st->postcopy)
 		return 0;
+	if (cfg->allow_postcopy) {
+		double conv = mig_model_converge_s(m, cfg->max_downtime_ms);
+		double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
+		double post_s = (double)m->remaining / b;
+		const char *why = NULL;
+		char cbuf[32];
+
+		if (isinf(conv))
+			why = "pre-copy cannot converge (D >= B)";
+		else if (conv > left_s)
+			why = "pre-copy would not converge before the deadline";
+		else if (conv > 2 * post_s + QV_MIG_POSTCOPY_SLACK_S)
+			why = "pre-copy would converge much later than postcopy finishes";
+		if (why) {
+			st->postcopy = true;
+			st->last_decision_syncs = m->dirty_syncs;
+			if (isinf(conv))
+				snprintf(cbuf, sizeof(cbuf), "never");
+			else
+				snprintf(cbuf, sizeof(cbuf), "%.1f s", conv);
+			n = push(out, n, max, MIG_ACT_POSTCOPY, (int)ceil(post_s), 0);
+			if (n)
+				snprintf(out[0].reason, sizeof(out[0].reason),
+					 "%s: R %.1f MB, D %.1f MB/s, B %.1f MB/s, pre-copy "
+					 "convergence %s, %.1f s left; postcopy ~R/B = %.1f s",
+					 why, mb((double)m->remaining), mb(d), mb(b), cbuf, left_s,
+					 post_s);
+			return n;
+		}
+	}
 	if (st->last_remaining && m->remaining * 10 >= st->last_remaining * 9)
 		st->stalled_rounds++;
 	st->last_remaining = m->remaining;

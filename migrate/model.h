@@ -65,6 +65,8 @@ int mig_throttle_for(double dirty_bps, double bw_bps, double margin, int max_pct
 
 /* --- policy --------------------------------------------------------------- */
 
+#define QV_MIG_POSTCOPY_SLACK_S 2.0
+
 struct mig_policy_cfg {
 	int max_downtime_ms;    /* operator bound (> 0) */
 	double bandwidth_bps;   /* cap set on QEMU, 0 = none */
@@ -73,6 +75,7 @@ struct mig_policy_cfg {
 	int max_throttle_pct;   /* ceiling, default 99 */
 	uint64_t ram_bytes;     /* guest RAM (sizes the XBZRLE cache), 0 = unknown */
 	bool no_xbzrle;         /* never enable XBZRLE */
+	bool allow_postcopy;    /* postcopy-ram is on: MIG_ACT_POSTCOPY may be decided */
 };
 
 /* What the policy has already applied (the engine updates it after each
@@ -86,6 +89,7 @@ struct mig_policy_state {
 	uint64_t last_decision_syncs; /* round of the last throttle/downtime decision */
 	uint64_t stalled_rounds;      /* rounds in which R did not shrink */
 	uint64_t last_remaining;
+	bool postcopy;                /* MIG_ACT_POSTCOPY decided (once) */
 };
 
 enum mig_action {
@@ -94,6 +98,7 @@ enum mig_action {
 	MIG_ACT_CANCEL,         /* deadline reached */
 	MIG_ACT_CONTINUE,       /* at pre-switchover: go */
 	MIG_ACT_XBZRLE,         /* before start: value = cache MiB */
+	MIG_ACT_POSTCOPY,       /* migrate-start-postcopy; value: predicted postcopy s */
 };
 
 struct mig_decision {
@@ -115,7 +120,15 @@ size_t mig_policy_initial(const struct mig_policy_cfg *cfg, const struct mig_mod
 			  double assumed_bw_bps, struct mig_policy_state *st,
 			  struct mig_decision *out, size_t max);
 /* One step while the migration is active. elapsed_ms since `migrate`.
- * Returns the number of decisions written (0 = nothing to change). */
+ * Returns the number of decisions written (0 = nothing to change).
+ *
+ * Postcopy (cfg->allow_postcopy): once one full round is done (dirty-sync
+ * count >= 2) and B is known, the step decides MIG_ACT_POSTCOPY alone when
+ * pre-copy is predicted not to converge (D >= B), not to converge within
+ * the time left before the deadline, or to converge much later than
+ * postcopy would finish: conv > 2 x R/B + QV_MIG_POSTCOPY_SLACK_S, R/B being
+ * the postcopy time (every remaining page sent once, nothing dirtied on
+ * the stopped source). Decided once (st->postcopy). */
 size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model *m,
 		       uint64_t elapsed_ms, struct mig_policy_state *st,
 		       struct mig_decision *out, size_t max);

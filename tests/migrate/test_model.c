@@ -264,3 +264,22 @@ Test(policy, xbzrle_when_dirtying_outpaces_bandwidth)
 	mig_policy_initial(&cfg, &m, 0, &st, d, 4);
 	cr_assert_eq(st.xbzrle_cache, 0);
 }
+
+/* No bandwidth cap: B is only assumed, the link may be far slower, and
+ * XBZRLE cannot be enabled later, so a moderate D already arms it. */
+Test(policy, xbzrle_when_bandwidth_is_unknown)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .deadline_ms = 60000,
+				      .margin = 0.5, .ram_bytes = 512ULL << 20 };
+	struct mig_policy_state st;
+	struct mig_decision d[4];
+	struct mig_model m;
+
+	mig_model_init(&m);
+	mig_model_set_pre_dirty_rate(&m, 40 * MB); /* < B/2 of the assumed 100 MB/s */
+	mig_policy_initial(&cfg, &m, 100 * MB, &st, d, 4);
+	cr_assert_gt(st.xbzrle_cache, 0, "XBZRLE not armed with an unknown link");
+	mig_model_set_pre_dirty_rate(&m, 5 * MB); /* barely dirtying */
+	mig_policy_initial(&cfg, &m, 100 * MB, &st, d, 4);
+	cr_assert_eq(st.xbzrle_cache, 0);
+}
