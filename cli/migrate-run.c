@@ -75,12 +75,20 @@ static int plan(qv_rpc_conn *src, const char *name, const struct cli_migrate_opt
 struct obs_ctx {
 	const struct cli_migrate_observer *obs;
 	uint64_t t0;
+	bool postcopy;  /* a start-postcopy decision was applied */
 };
 
 static void on_notify(qv_rpc_conn *c, const char *method, json_object *p, void *ud)
 {
 	struct obs_ctx *oc = ud;
+	json_object *v;
 
+	if (streq(method, "migrate.progress") && json_object_object_get_ex(p, "type", &v) &&
+	    streq(json_object_get_string(v), "decision") &&
+	    json_object_object_get_ex(p, "action", &v) &&
+	    streq(json_object_get_string(v), "start-postcopy") &&
+	    json_object_object_get_ex(p, "applied", &v) && json_object_get_boolean(v))
+		oc->postcopy = true;
 	if (streq(method, "migrate.progress") && oc->obs && oc->obs->on_progress)
 		oc->obs->on_progress(p, now_ms() - oc->t0, oc->obs->userdata);
 }
@@ -88,7 +96,7 @@ static void on_notify(qv_rpc_conn *c, const char *method, json_object *p, void *
 /* Send perform, wait for its response while ticking. */
 static int perform(qv_rpc_conn *src, json_object *p, const struct cli_migrate_opts *o,
 		   const struct cli_migrate_observer *obs, json_object **ret_stats,
-		   struct qv_error *errp)
+		   bool *ret_postcopy, struct qv_error *errp)
 {
 	struct obs_ctx oc = { .obs = obs, .t0 = now_ms() };
 	int tick = obs && obs->tick_ms > 0 ? obs->tick_ms : 100;
@@ -126,6 +134,7 @@ static int perform(qv_rpc_conn *src, json_object *p, const struct cli_migrate_op
 		break;
 	}
 	qv_rpc_set_notify_handler(src, NULL, NULL);
+	*ret_postcopy = oc.postcopy;
 	return r;
 }
 
@@ -141,6 +150,8 @@ static json_object *prepare_params(json_object *spec, const struct cli_migrate_o
 		json_object_object_add(p, "listen", json_object_new_string(o->listen));
 	if (multifd > 0)
 		json_object_object_add(p, "multifd_channels", json_object_new_int64(multifd));
+	if (o->allow_postcopy && !o->plain)
+		json_object_object_add(p, "allow_postcopy", json_object_new_boolean(true));
 	if (o->copy_storage) {
 		json_object *sizes = json_object_new_array();
 		if (pl && json_object_object_get_ex(pl, "disks", &disks))
@@ -164,6 +175,7 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 	_cleanup_json_ json_object *info = NULL, *pl = NULL, *prep = NULL, *stats = NULL;
 	const char *uri, *token, *phase = "source", *multifd_reason = NULL, *nbd = "";
 	int64_t multifd = 0;
+	bool postcopy = false;
 	json_object *spec, *p, *v;
 	int r;
 
@@ -182,6 +194,12 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 		multifd = json_object_get_int64(v);
 	if (pl && !o->plain && json_object_object_get_ex(pl, "multifd_reason", &v))
 		multifd_reason = json_object_get_string(v);
+	if (o->allow_postcopy && !o->plain && multifd > 0) {
+		/* QEMU 7.2 cannot combine postcopy-ram and multifd: the operator
+		 * asked for postcopy explicitly, it wins. */
+		multifd = 0;
+		multifd_reason = "off: allow_postcopy (QEMU 7.2 cannot combine postcopy with multifd)";
+	}
 
 	phase = "prepare on the destination";
 	r = qv_rpc_invoke(dst, "migrate.prepare", prepare_params(spec, o, pl, multifd),
@@ -215,7 +233,17 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 		json_object_object_foreach(extra_perform, k, ev)
 			json_object_object_add(p, k, json_object_get(ev));
 	}
-	r = perform(src, p, o, obs, &stats, errp);
+	r = perform(src, p, o, obs, &stats, &postcopy, errp);
+	if (stats && json_object_object_get_ex(stats, "postcopy", &v))
+		postcopy = json_object_get_boolean(v);
+	if (r < 0 && postcopy) {
+		/* Failed after the postcopy switch: neither side has the whole
+		 * guest; cancelling would kill the destination half. */
+		qv_error_prefix(errp, "%s failed after the postcopy switch: the source stays "
+			       "paused and the destination keeps its half (postcopy recovery "
+			       "is not supported; see docs/migration.md)", name);
+		goto fail;
+	}
 	if (r < 0) {
 		/* The source resumed itself; remove the incoming QEMU. */
 		try_call(dst, o, "cancel on the destination", "migrate.cancel", name);
@@ -227,6 +255,13 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 	p = name_params(name);
 	json_object_object_add(p, "token", json_object_new_string(token));
 	r = qv_rpc_invoke(dst, "migrate.finish", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
+	if (r < 0 && postcopy) {
+		/* The destination runs the guest since the switch: the source
+		 * copy is stale and must not take over. */
+		qv_error_prefix(errp, "%s completed via postcopy and runs on the destination, "
+			       "but finishing there failed (the source stays paused)", name);
+		goto fail;
+	}
 	if (r < 0) {
 		/* The destination never ran: hand the guest back to the source. */
 		try_call(dst, o, "cancel on the destination", "migrate.cancel", name);

@@ -164,7 +164,8 @@ static bool uri_valid(const char *uri)
 static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s",
-					    "multifd_channels", "copy_storage", "disk_sizes", NULL };
+					    "multifd_channels", "copy_storage", "disk_sizes",
+					    "allow_postcopy", NULL };
 	struct qv_mig_prepare p = { .listen = "0.0.0.0", .timeout_s = 600 };
 	struct qv_error err = {};
 	json_object *res = NULL;
@@ -181,8 +182,13 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_int(call, params, "port", 0, 65535, &port) < 0 ||
 	    opt_int(call, params, "timeout_s", 10, 86400, &timeout) < 0 ||
 	    opt_int(call, params, "multifd_channels", 0, 16, &multifd) < 0 ||
-	    opt_bool(call, params, "copy_storage", &p.copy_storage) < 0)
+	    opt_bool(call, params, "copy_storage", &p.copy_storage) < 0 ||
+	    opt_bool(call, params, "allow_postcopy", &p.allow_postcopy) < 0)
 		return 0;
+	if (p.allow_postcopy && multifd > 0)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "allow_postcopy cannot be combined with multifd_channels "
+				    "(QEMU 7.2)");
 	if (p.copy_storage && !json_object_object_get_ex(params, "disk_sizes", &p.disk_sizes))
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "params.disk_sizes is required with copy_storage "

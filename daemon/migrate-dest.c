@@ -3,7 +3,9 @@
  *
  * The incoming QEMU runs with -S -incoming defer: it never starts the guest
  * by itself; migrate.finish sends `cont` once the incoming migration is
- * completed. While prepared, the VM's restart policy is off, so a QEMU that
+ * completed. With allow_postcopy the watchdog sends `cont` as soon as the
+ * incoming side reports postcopy-active (the source is stopped by then);
+ * finish then only waits for completed. While prepared, the VM's restart policy is off, so a QEMU that
  * exits (the source cancelled, the link broke) is not restarted as a fresh
  * boot; the watchdog then removes it. */
 #include <arpa/inet.h>
@@ -26,6 +28,7 @@
 #define WATCH_MS 300
 #define FINISH_POLL_MS 100
 #define FINISH_TIMEOUT_MS 60000
+#define POSTCOPY_POLL_MS 20 /* the guest is paused from the switch until our cont */
 
 static void dest_watch(qv_source *s, void *ud);
 
@@ -34,7 +37,10 @@ void qv_mig_dest_rearm(struct qv_mig *m)
 	m->watch = qv_source_remove(m->watch);
 	if (!m->expires_ms)
 		m->expires_ms = qv_now_ms() + 600 * 1000;
-	if (qv_loop_add_timer(m->d->loop, m->finish_call ? FINISH_POLL_MS : WATCH_MS, dest_watch,
+	if (qv_loop_add_timer(m->d->loop,
+			      m->finish_call ? FINISH_POLL_MS
+			      : m->postcopy && !m->postcopy_running ? POSTCOPY_POLL_MS : WATCH_MS,
+			      dest_watch,
 			      m, &m->watch) < 0)
 		m->watch = NULL;
 }
@@ -113,8 +119,11 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	m->finish_call = NULL;
 	/* The exports hold write access the guest device must get back. */
 	qv_mig_dest_nbd_stop(m, vm);
-	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "cont", NULL, 5000, NULL, &err) < 0) {
-		qv_rpc_call_error(call, &err);
+	/* After postcopy the guest already runs (cont at postcopy-active). */
+	if (!m->postcopy_running &&
+	    qmp_client_execute(qemu_instance_qmp(vm->inst), "cont", NULL, 5000, NULL, &err) < 0) {
+		if (call)
+			qv_rpc_call_error(call, &err);
 		qv_mig_teardown_dest(m, "cont failed on the destination");
 		return;
 	}
@@ -122,12 +131,38 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	m->n_images = 0; /* they are the VM's disks now */
 	qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	qv_daemon_emit(m->d, m->vm, "migration-finished", NULL);
-	log_info("VM %s: incoming migration finished, guest running", m->vm);
+	log_info("VM %s: incoming migration finished%s, guest running", m->vm,
+		 m->postcopy_running ? " (postcopy)" : "");
 	res = json_object_new_object();
 	json_object_object_add(res, "name", json_object_new_string(m->vm));
 	json_object_object_add(res, "state", json_object_new_string("running"));
+	if (m->postcopy_running)
+		json_object_object_add(res, "postcopy", json_object_new_boolean(true));
 	qv_mig_drop(m);
-	qv_rpc_call_reply(call, res);
+	if (call)
+		qv_rpc_call_reply(call, res);
+	else
+		json_object_put(res);
+}
+
+/* Postcopy: QEMU leaves a -S destination paused at the switch (it starts
+ * the guest itself only with autostart). postcopy-active on the
+ * destination means the source has stopped its vCPUs and sent the device
+ * state, so starting here cannot make two copies run. */
+static void postcopy_cont(struct qv_mig *m, struct qv_vm *vm)
+{
+	struct qv_error err = {};
+
+	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "cont", NULL, 5000, NULL, &err) < 0) {
+		log_warning("VM %s: cont at postcopy-active failed: %s", m->vm, err.message);
+		return;
+	}
+	m->postcopy_running = true;
+	snprintf(m->state, sizeof(m->state), "postcopy-running");
+	qv_mig_persist(m);
+	log_info("VM %s: postcopy switch: guest running here, pages fetched from the source",
+		 m->vm);
+	qv_daemon_emit(m->d, m->vm, "migration-postcopy", NULL);
 }
 
 static void dest_watch(qv_source *s, void *ud)
@@ -153,6 +188,18 @@ static void dest_watch(qv_source *s, void *ud)
 			qv_rpc_call_error(m->finish_call, &err);
 			m->finish_call = NULL;
 		}
+	} else if (m->postcopy) {
+		st = incoming_status(vm, buf, sizeof(buf));
+		if (st && streq(st, "postcopy-active") && !m->postcopy_running)
+			postcopy_cont(m, vm);
+		else if (st && streq(st, "completed") && m->postcopy_running &&
+			 qv_now_ms() > m->expires_ms)
+			return finish_now(m, vm); /* nobody finishes: it runs here anyway */
+		else if (st && streq(st, "failed") && m->postcopy_running)
+			return qv_mig_teardown_dest(m, "the incoming migration failed during "
+						       "postcopy (guest lost)");
+		else if (qv_now_ms() > m->expires_ms && !m->postcopy_running)
+			return qv_mig_teardown_dest(m, "not finished before its timeout");
 	} else if (qv_now_ms() > m->expires_ms) {
 		return qv_mig_teardown_dest(m, "not finished before its timeout");
 	}
@@ -219,6 +266,22 @@ static bool address_valid(const char *a)
 		if (!isalnum((unsigned char)*a) && !strchr(".-:", *a))
 			return false;
 	return true;
+}
+
+static int set_postcopy(struct qv_vm *vm, struct qv_error *errp)
+{
+	json_object *a = json_object_new_object(), *caps = json_object_new_array(), *cap;
+	int r;
+
+	cap = json_object_new_object();
+	json_object_object_add(cap, "capability", json_object_new_string("postcopy-ram"));
+	json_object_object_add(cap, "state", json_object_new_boolean(true));
+	json_object_array_add(caps, cap);
+	json_object_object_add(a, "capabilities", caps);
+	r = qmp_client_execute(qemu_instance_qmp(vm->inst), "migrate-set-capabilities", a, 5000,
+			       NULL, errp);
+	json_object_put(a);
+	return r;
 }
 
 static int set_multifd(struct qv_vm *vm, unsigned channels, struct qv_error *errp)
@@ -477,6 +540,9 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 		goto fail;
 	if (p->multifd_channels > 0 && (r = set_multifd(vm, p->multifd_channels, errp)) < 0)
 		goto fail;
+	if (p->allow_postcopy && (r = set_postcopy(vm, errp)) < 0)
+		goto fail;
+	m->postcopy = p->allow_postcopy;
 	{
 		json_object *a = json_object_new_object();
 		snprintf(uri, sizeof(uri), "tcp:%s:%d", p->listen, port);
@@ -510,6 +576,7 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	json_object_object_add(res, "token", json_object_new_string(m->token));
 	json_object_object_add(res, "created", json_object_new_boolean(created));
 	json_object_object_add(res, "multifd_channels", json_object_new_int((int)p->multifd_channels));
+	json_object_object_add(res, "allow_postcopy", json_object_new_boolean(p->allow_postcopy));
 	if (p->copy_storage) {
 		json_object *a = json_object_new_array();
 		json_object_object_add(res, "nbd", json_object_new_string(nbd_uri));

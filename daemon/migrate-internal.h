@@ -36,6 +36,8 @@ struct qv_mig {
 	qv_rpc_call *finish_call;
 	uint64_t finish_deadline;
 	bool nbd;                /* NBD server running in the incoming QEMU */
+	bool postcopy;           /* prepared with postcopy-ram (allow_postcopy) */
+	bool postcopy_running;   /* we sent `cont` at postcopy-active */
 	char **images;           /* images prepare created (deleted on teardown) */
 	size_t n_images;
 };
@@ -73,6 +75,7 @@ struct qv_mig_prepare {
 	unsigned timeout_s;
 	unsigned multifd_channels;
 	bool copy_storage;
+	bool allow_postcopy;     /* postcopy-ram before migrate-incoming */
 	json_object *disk_sizes; /* array of virtual sizes, one per spec disk */
 };
 int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,

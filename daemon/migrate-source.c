@@ -582,7 +582,12 @@ int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m)
 				    name);
 	}
 	if (m->engine) {
-		mig_engine_cancel(m->engine, "cancelled by the client");
+		if (mig_engine_cancel(m->engine, "cancelled by the client") == -EBUSY) {
+			json_object_put(res);
+			return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+					    "the migration of %s switched to postcopy: it can only "
+					    "complete (cancelling would lose the guest)", name);
+		}
 		action = "cancelling";
 	} else if (m->mirror_timer) {
 		/* Still mirroring storage: the RAM migration never started. */

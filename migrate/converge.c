@@ -664,6 +664,8 @@ int mig_engine_cancel(mig_engine *e, const char *why)
 		finish(e, -ECANCELED, &err, "cancelled");
 		return 0;
 	}
+	if (e->phase == PH_POSTCOPY)
+		return -EBUSY; /* would lose the guest; see cancel_now() */
 	cancel_now(e, ECANCELED, why);
 	return 0;
 }

@@ -95,7 +95,8 @@ typedef qmp_client *(*mig_engine_qmp_fn)(void *userdata);
 int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_engine_opts *opts,
 		     mig_engine_event_fn on_event, mig_engine_done_fn on_done, void *userdata,
 		     mig_engine **ret_engine, struct qv_error *errp);
-/* Ask QEMU to cancel; done() follows with -ECANCELED. */
+/* Ask QEMU to cancel; done() follows with -ECANCELED. -EBUSY after the
+ * postcopy switch (cancelling would lose the guest). */
 int mig_engine_cancel(mig_engine *e, const char *why);
 /* Stops polling; does not touch QEMU. done() is not called. */
 mig_engine *mig_engine_free(mig_engine *e);
