@@ -281,6 +281,20 @@ static int set_postcopy(struct qv_vm *vm, struct qv_error *errp)
 	r = qmp_client_execute(qemu_instance_qmp(vm->inst), "migrate-set-capabilities", a, 5000,
 			       NULL, errp);
 	json_object_put(a);
+	if (r < 0) {
+		/* QEMU 7.2 opens userfaultfd with the plain syscall, which an
+		 * unprivileged QEMU user may only do with this sysctl set. */
+		FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "re");
+		int v = 1;
+		if (f) {
+			if (fscanf(f, "%d", &v) != 1)
+				v = 1;
+			fclose(f);
+		}
+		qv_error_prefix(errp, "postcopy-ram on the destination%s",
+				v == 0 ? " (vm.unprivileged_userfaultfd is 0: QEMU runs "
+					 "unprivileged and needs it set to 1)" : "");
+	}
 	return r;
 }
 

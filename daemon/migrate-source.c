@@ -200,10 +200,14 @@ static void on_engine_event(mig_engine *e, const char *type, json_object *data, 
 		qv_daemon_emit(m->d, m->vm, "migration-decision", json_object_get(data));
 	if (m->perform_call && qv_rpc_call_client_gone(m->perform_call) &&
 	    streq(type, "progress") && !mig_engine_finished(e)) {
-		/* The coordinator is gone: nobody could finish this migration. */
-		log_warning("VM %s: the migration client disconnected, cancelling", m->vm);
-		mig_engine_cancel(e, "the migration client disconnected");
-		return;
+		/* The coordinator is gone: nobody could finish this migration.
+		 * After the postcopy switch it can only complete (the
+		 * destination finishes by itself, see migrate-dest.c). */
+		if (mig_engine_cancel(e, "the migration client disconnected") == 0) {
+			log_warning("VM %s: the migration client disconnected, cancelling",
+				    m->vm);
+			return;
+		}
 	}
 	if (!m->client) {
 		json_object_put(storage);

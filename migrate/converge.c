@@ -38,7 +38,7 @@ struct mig_engine {
 	uint64_t premeasure_deadline;
 	bool postcopy_on;      /* postcopy-ram capability set */
 	uint64_t postcopy_ms;  /* migrate-start-postcopy issued (elapsed), 0 = never */
-	bool postcopy_active;  /* QEMU reported postcopy-active */
+	bool postcopy_active;  /* switched: continued at pre-switchover, or postcopy-active */
 	int cancel_error;      /* errno to report once QEMU says cancelled */
 	char cancel_why[200];
 	json_object *decisions;
@@ -190,7 +190,9 @@ static json_object *stats_json(mig_engine *e, const char *status)
 	if (ram && json_object_object_get_ex(ram, "total", &v))
 		json_object_object_add(o, "ram_total", json_object_new_int64(json_object_get_int64(v)));
 	json_object_object_add(o, "rounds", json_object_new_int64((int64_t)e->model.dirty_syncs));
-	json_object_object_add(o, "postcopy", json_object_new_boolean(e->postcopy_ms > 0));
+	/* postcopy: the switch happened (the source can no longer take over) */
+	json_object_object_add(o, "postcopy", json_object_new_boolean(e->postcopy_active));
+	json_object_object_add(o, "postcopy_requested", json_object_new_boolean(e->postcopy_ms > 0));
 	if (e->postcopy_ms)
 		json_object_object_add(o, "postcopy_start_ms",
 				       json_object_new_int64((int64_t)e->postcopy_ms));
@@ -355,10 +357,12 @@ static bool poll_once(mig_engine *e)
 		}
 		r = apply(e, &dc[0], &err);
 		record_decision(e, &dc[0], r >= 0, &err);
-		if (r < 0)
+		if (r < 0) {
 			cancel_now(e, -r, err.message);
-		else
+		} else {
 			e->phase = PH_POSTCOPY;
+			e->postcopy_active = true;
+		}
 		return false;
 	}
 	if (streq(status, "pre-switchover") && e->phase == PH_ACTIVE) {

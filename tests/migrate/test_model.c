@@ -283,3 +283,65 @@ Test(policy, xbzrle_when_bandwidth_is_unknown)
 	mig_policy_initial(&cfg, &m, 100 * MB, &st, d, 4);
 	cr_assert_eq(st.xbzrle_cache, 0);
 }
+
+/* Postcopy: decided (once, alone) when allowed and pre-copy cannot
+ * converge; never when not allowed; not when pre-copy converges soon. */
+static int count_postcopy(struct mig_policy_cfg *cfg, double b, double d, uint64_t remaining,
+			  struct mig_decision *last)
+{
+	struct mig_policy_state st = { .downtime_limit_ms = 25, .throttle_increment = 10,
+				       .max_throttle = 99 };
+	struct sim s = { .remaining = remaining };
+	struct mig_decision dc[4];
+	int seen = 0;
+
+	mig_model_init(&s.m);
+	for (int i = 0; i < 10; i++) {
+		sim_step(&s, b, d, 500);
+		size_t n = mig_policy_step(cfg, &s.m, s.t, &st, dc, 4);
+		for (size_t k = 0; k < n; k++) {
+			if (dc[k].action != MIG_ACT_POSTCOPY)
+				continue;
+			cr_assert_eq(n, 1, "postcopy is decided alone");
+			cr_assert(st.postcopy);
+			*last = dc[k];
+			seen++;
+		}
+	}
+	return seen;
+}
+
+Test(policy, postcopy_when_allowed_and_precopy_cannot_converge)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 50, .deadline_ms = 60000,
+				      .allow_postcopy = true };
+	struct mig_decision dc = { 0 };
+
+	/* D = 1.5 B: never converges -> postcopy, exactly once, with a reason
+	 * naming the cause and the predicted postcopy time R/B. */
+	cr_assert_eq(count_postcopy(&cfg, 8 * MB, 12 * MB, 200 << 20, &dc), 1);
+	cr_assert_str_eq(mig_action_to_string(dc.action), "start-postcopy");
+	cr_assert(strstr(dc.reason, "cannot converge"), "%s", dc.reason);
+	cr_assert(strstr(dc.reason, "postcopy ~R/B"), "%s", dc.reason);
+	cr_assert_gt(dc.value, 0);
+
+	/* Not allowed: the same workload never gets postcopy. */
+	cfg.allow_postcopy = false;
+	cr_assert_eq(count_postcopy(&cfg, 8 * MB, 12 * MB, 200 << 20, &dc), 0);
+
+	/* Allowed, D = 0.9 B: converges, but far beyond the 60 s deadline
+	 * (R 200 MB shrinking at 0.8 MB/s) -> postcopy for the deadline. */
+	cfg.allow_postcopy = true;
+	cr_assert_eq(count_postcopy(&cfg, 8 * MB, 7.2 * MB, 200 << 20, &dc), 1);
+	cr_assert(strstr(dc.reason, "deadline"), "%s", dc.reason);
+
+	/* Allowed, easy workload (D = 0.05 B): pre-copy converges about as fast
+	 * as postcopy would -> no postcopy. */
+	cr_assert_eq(count_postcopy(&cfg, 100 * MB, 5 * MB, 200 << 20, &dc), 0);
+
+	/* Allowed, converges before the deadline but much later than postcopy
+	 * (D = 0.7 B: (R - BL) / 0.3 B > 2 R/B + 2 s) -> postcopy. */
+	cfg.deadline_ms = 600000;
+	cr_assert_eq(count_postcopy(&cfg, 50 * MB, 35 * MB, 400 << 20, &dc), 1);
+	cr_assert(strstr(dc.reason, "much later"), "%s", dc.reason);
+}
