@@ -93,3 +93,11 @@ void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm);
 void qv_mig_dest_delete_images(struct qv_mig *m);
 /* Pick a free TCP port on addr (migrate-dest.c). */
 int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp);
+
+/* Source side helpers shared by migrate-source.c and migrate-recover.c. */
+/* Make sure the source guest runs again after a failed/cancelled migration. */
+int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error *errp);
+/* Abort mm (taken) for VM name: briefly in line, then from a timer. */
+void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm);
+/* A leftover mirror of VM name is still being reaped. */
+bool qv_mig_mirror_cleanup_pending(const char *name);

@@ -3,8 +3,9 @@
  *
  * Invariant: the source guest keeps running unless QEMU completed the
  * migration or switched it to postcopy (after which a failure leaves the
- * source paused: its RAM is stale); every failure path ends with the source QEMU running (cont if
- * it was left paused) and the VM "running" in the state store. The source
+ * source paused: its RAM is stale); every other failure path ends with the
+ * source QEMU running (cont if it was left paused) and the VM "running" in
+ * the state store. migrate.recover lives in migrate-recover.c. The source
  * QEMU is quit only by migrate.confirm, which the coordinator calls after
  * the destination reported running. */
 #include "common/json.h"
@@ -29,7 +30,7 @@ static qmp_client *source_qmp(void *ud)
  * QEMU restarts the vCPUs itself on failure; `cont` covers the rest
  * (stopped at pre-switchover, or postmigrate after a completed migration
  * whose destination never started). */
-static int resume_source(struct qv_daemon *d, const char *name, struct qv_error *errp)
+int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error *errp)
 {
 	struct qv_vm *vm = qv_vm_find(d, name);
 	_cleanup_free_ char *status = NULL;
@@ -63,103 +64,6 @@ static int resume_source(struct qv_daemon *d, const char *name, struct qv_error 
 	if (vm->state != QV_VM_RUNNING)
 		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	return 0;
-}
-
-/* --- mirror cleanup ------------------------------------------------------------
- * A force-cancelled mirror may need seconds to drain its in-flight NBD writes
- * over a slow link. Rather than block the loop, the leftover is reaped from
- * a timer; a new copy_storage migration of that VM waits for it
- * (migrate.plan says mirror_cleanup, perform refuses with conflict). */
-
-#define REAP_POLL_MS 200
-#define REAP_GIVE_UP_MS 120000
-
-struct reaper {
-	struct reaper *next;
-	struct qv_daemon *d;
-	char *vm;
-	mig_mirror *mm;
-	qv_source *timer;
-	uint64_t until;
-};
-
-static struct reaper *reapers;
-
-static qmp_client *reaper_qmp(void *ud)
-{
-	struct reaper *rp = ud;
-	struct qv_vm *vm = qv_vm_find(rp->d, rp->vm);
-
-	if (!vm || !vm->inst || qemu_instance_exited(vm->inst))
-		return NULL;
-	return qemu_instance_qmp(vm->inst);
-}
-
-static void reaper_free(struct reaper *rp)
-{
-	for (struct reaper **p = &reapers; *p; p = &(*p)->next)
-		if (*p == rp) {
-			*p = rp->next;
-			break;
-		}
-	qv_source_remove(rp->timer);
-	mig_mirror_free(rp->mm);
-	free(rp->vm);
-	free(rp);
-}
-
-static void reaper_tick(qv_source *s, void *ud)
-{
-	struct reaper *rp = ud;
-
-	rp->timer = NULL;
-	if (mig_mirror_reap(rp->mm)) {
-		log_info("VM %s: leftover storage mirror cleaned up", rp->vm);
-		return reaper_free(rp);
-	}
-	if (qv_now_ms() > rp->until) {
-		log_warning("VM %s: storage mirror jobs still not gone after %d s, giving up",
-			    rp->vm, REAP_GIVE_UP_MS / 1000);
-		return reaper_free(rp);
-	}
-	if (qv_loop_add_timer(rp->d->loop, REAP_POLL_MS, reaper_tick, rp, &rp->timer) < 0)
-		reaper_free(rp);
-}
-
-/* Abort mm (taken) for VM name: briefly in line, then from a timer. */
-static void mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm)
-{
-	struct reaper *rp;
-
-	if (!mm)
-		return;
-	rp = calloc(1, sizeof(*rp));
-	if (!rp || !(rp->vm = strdup(name))) {
-		free(rp);
-		(void)mig_mirror_abort(mm, 5000);
-		mig_mirror_free(mm);
-		return;
-	}
-	rp->d = d;
-	rp->mm = mm;
-	mig_mirror_set_qmp(mm, reaper_qmp, rp);
-	rp->next = reapers;
-	reapers = rp;
-	if (mig_mirror_abort(mm, 1000))
-		return reaper_free(rp);
-	log_info("VM %s: cancelled storage mirror still draining, cleaning up in the background",
-		 name);
-	rp->until = qv_now_ms() + REAP_GIVE_UP_MS;
-	if (qv_loop_add_timer(d->loop, REAP_POLL_MS, reaper_tick, rp, &rp->timer) < 0)
-		reaper_free(rp);
-}
-
-static bool mirror_cleanup_pending(const char *name)
-{
-	for (struct reaper *rp = reapers; rp; rp = rp->next)
-		if (streq(rp->vm, name))
-			return true;
-	return false;
 }
 
 /* Engine hook at pre-switchover (guest paused): end the mirror in sync. */
@@ -254,7 +158,7 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	else
 		qv_error_set(&err, -error, NULL, "migration failed: %s", strerror(-error));
 	log_warning("VM %s: migration failed: %s", m->vm, err.message);
-	mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
+	qv_mig_mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
 	if (json_object_object_get_ex(st, "postcopy", &pc) && json_object_get_boolean(pc)) {
 		/* After the postcopy switch the source's RAM is stale and the
 		 * destination may have run: resuming here would run a second,
@@ -264,7 +168,7 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 			  m->vm);
 	} else {
 		struct qv_error rerr = {};
-		if (resume_source(m->d, m->vm, &rerr) < 0)
+		if (qv_mig_resume_source(m->d, m->vm, &rerr) < 0)
 			log_error("VM %s: cannot resume the source after a failed migration: %s",
 				  m->vm, rerr.message);
 	}
@@ -293,10 +197,10 @@ static void mirror_fail(struct qv_mig *m, const struct qv_error *errp, const cha
 	json_object_object_add(st, "status", json_object_new_string(status));
 	if (m->mirror) {
 		json_object_object_add(st, "storage", mig_mirror_progress_json(m->mirror));
-		mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
+		qv_mig_mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
 	}
 	log_warning("VM %s: storage mirror %s: %s", m->vm, status, errp->message);
-	if (resume_source(m->d, m->vm, &rerr) < 0)
+	if (qv_mig_resume_source(m->d, m->vm, &rerr) < 0)
 		log_error("VM %s: cannot resume the source: %s", m->vm, rerr.message);
 	ev = json_object_new_object();
 	json_object_object_add(ev, "error", json_object_new_string(errp->message));
@@ -446,7 +350,7 @@ int qv_mig_plan(struct qv_daemon *d, struct qv_vm *vm, bool copy_storage, double
 	json_object_object_add(res, "multifd_channels", json_object_new_int((int)ch));
 	json_object_object_add(res, "multifd_reason", json_object_new_string(reason));
 	json_object_object_add(res, "mirror_cleanup",
-			       json_object_new_boolean(mirror_cleanup_pending(vm->name)));
+			       json_object_new_boolean(qv_mig_mirror_cleanup_pending(vm->name)));
 	*ret = res;
 	return 0;
 }
@@ -465,7 +369,7 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is %s; only a running VM can be migrated", vm->name,
 				    qv_vm_state_to_string(vm->state));
-	if (st && st->copy && mirror_cleanup_pending(vm->name))
+	if (st && st->copy && qv_mig_mirror_cleanup_pending(vm->name))
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				    "a cancelled storage mirror of %s is still draining; retry "
 				    "when migrate.plan no longer reports mirror_cleanup", vm->name);
@@ -496,7 +400,7 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 		r = start_engine(m, &err);
 	if (r < 0) {
 		m->perform_call = NULL;
-		(void)resume_source(vm->d, vm->name, NULL);
+		(void)qv_mig_resume_source(vm->d, vm->name, NULL);
 		qv_mig_drop(m);
 		return qv_rpc_call_error(call, &err), 0;
 	}
@@ -602,7 +506,7 @@ int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m)
 		/* Completed but not confirmed: the destination never ran, so the
 		 * source takes over again. */
 		qv_mig_drop(m);
-		if (resume_source(d, name, &err) < 0) {
+		if (qv_mig_resume_source(d, name, &err) < 0) {
 			json_object_put(res);
 			return qv_rpc_call_error(call, &err), 0;
 		}
@@ -612,107 +516,4 @@ int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m)
 	json_object_object_add(res, "role", json_object_new_string("source"));
 	json_object_object_add(res, "action", json_object_new_string(action));
 	return qv_rpc_call_reply(call, res), 0;
-}
-
-/* After a daemon restart: QEMU kept migrating without us. An unfinished
- * migration is cancelled (the coordinator is gone with our connection) and
- * the guest resumed; a completed one is left for migrate.confirm or
- * migrate.cancel. */
-static qmp_client *source_qmp_by_name(void *ud)
-{
-	struct qv_vm *vm = ud;
-	return vm->inst && !qemu_instance_exited(vm->inst) ? qemu_instance_qmp(vm->inst) : NULL;
-}
-
-int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
-		   struct qv_error *errp)
-{
-	struct qv_vm *vm = qv_vm_find(d, name);
-	struct qv_mig *m = qv_mig_find(name, true);
-	_cleanup_json_ json_object *q = NULL;
-	const char *status = "none";
-	json_object *v, *res;
-	qmp_client *c;
-	int r;
-
-	if (m && (m->engine || m->mirror_timer))
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "the migration of %s is still being driven", name);
-	if (!vm || !vm->inst) {
-		char id[96];
-		snprintf(id, sizeof(id), "%s-out", name);
-		(void)qv_state_migration_delete(d->state, id);
-		if (m)
-			qv_mig_drop(m);
-		return qv_error_set(errp, ESRCH, QV_REASON_NOT_FOUND,
-				    "VM %s has no QEMU to recover", name);
-	}
-	c = qemu_instance_qmp(vm->inst);
-	/* A storage mirror a previous daemon left (mirror phase or RAM phase
-	 * of a copy_storage migration): end it, the source keeps its disk. */
-	if (!mirror_cleanup_pending(name)) {
-		mig_mirror *mm = NULL;
-		int n = mig_mirror_adopt_stale(source_qmp_by_name, vm, &mm);
-		if (n > 0) {
-			log_info("VM %s: cancelling %d storage mirror(s) left by a previous daemon",
-				 name, n);
-			mirror_dispose(d, name, mm);
-		}
-	}
-	r = qmp_client_execute(c, "query-migrate", NULL, 5000, &q, errp);
-	if (r < 0)
-		return r;
-	if (json_object_object_get_ex(q, "status", &v))
-		status = json_object_get_string(v);
-	res = json_object_new_object();
-	json_object_object_add(res, "name", json_object_new_string(name));
-	json_object_object_add(res, "qemu_status", json_object_new_string(status));
-	if (streq(status, "completed")) {
-		if (!m) {
-			m = qv_mig_new(d, name, true);
-			if (!m) {
-				json_object_put(res);
-				return -ENOMEM;
-			}
-		}
-		snprintf(m->state, sizeof(m->state), "completed");
-		qv_mig_persist(m);
-		if (vm->state != QV_VM_MIGRATING)
-			qv_vm_set_state(vm, QV_VM_MIGRATING, NULL);
-		json_object_object_add(res, "status", json_object_new_string("completed"));
-		json_object_object_add(res, "state", json_object_new_string("migrating"));
-		*ret = res;
-		return 0;
-	}
-	if (streq(status, "active") || streq(status, "setup") || streq(status, "pre-switchover") ||
-	    streq(status, "device") || streq(status, "postcopy-active") ||
-	    streq(status, "cancelling")) {
-		(void)qmp_client_execute(c, "migrate_cancel", NULL, 5000, NULL, NULL);
-		for (int i = 0; i < 100; i++) {
-			_cleanup_json_ json_object *q2 = NULL;
-			if (qmp_client_execute(c, "query-migrate", NULL, 5000, &q2, NULL) < 0)
-				break;
-			if (json_object_object_get_ex(q2, "status", &v) &&
-			    (streq(json_object_get_string(v), "cancelled") ||
-			     streq(json_object_get_string(v), "failed")))
-				break;
-			usleep(50 * 1000);
-		}
-	}
-	if (m)
-		qv_mig_drop(m);
-	else {
-		char id[96];
-		snprintf(id, sizeof(id), "%s-out", name);
-		(void)qv_state_migration_delete(d->state, id);
-	}
-	r = resume_source(d, name, errp);
-	if (r < 0) {
-		json_object_put(res);
-		return r;
-	}
-	json_object_object_add(res, "status", json_object_new_string("cancelled"));
-	json_object_object_add(res, "state", json_object_new_string("running"));
-	*ret = res;
-	return 0;
 }

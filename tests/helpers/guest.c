@@ -4,10 +4,17 @@
 #include <limits.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/loop.h"
 #include "common/macro.h"
 #include "tests/helpers/guest.h"
+
+void qvt_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
 
 const char *qvt_guest_dir(void)
 {

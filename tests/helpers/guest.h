@@ -24,6 +24,9 @@ char *qvt_guest_file(const char *name);
 				     "QV_GUEST_DIR)");                                   \
 	} while (0)
 
+/* nanosleep for ms milliseconds. */
+void qvt_sleep_ms(int ms);
+
 /* Wait until a line containing needle appears in the file (which may not
  * exist yet). 0 when found, -ETIMEDOUT. */
 int qvt_wait_for_line_in_file(const char *path, const char *needle, int timeout_ms);

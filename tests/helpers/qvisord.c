@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,13 +15,7 @@
 #include "helpers/guest.h"
 #include "helpers/qvisord.h"
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static const char *daemon_binary(void)
+const char *qvt_daemon_binary(void)
 {
 	static char path[512];
 	const char *b = getenv("QV_BUILD_DIR");
@@ -29,23 +24,42 @@ static const char *daemon_binary(void)
 	return path;
 }
 
-int qvt_daemon_start(struct qvt_daemon *d)
+/* Fresh d->dir from tmpl (mkdtemp) and the paths below it; mode 0 keeps
+ * mkdtemp's 0700. */
+static int make_dirs(struct qvt_daemon *d, const char *tmpl, mode_t mode)
+{
+	snprintf(d->dir, sizeof(d->dir), "%s", tmpl);
+	if (!mkdtemp(d->dir))
+		return negative_errno();
+	if (mode && chmod(d->dir, mode) < 0)
+		return negative_errno();
+	snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->dir);
+	snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
+	snprintf(d->socket, sizeof(d->socket), "%s/run/qvisord.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/qvisord.log", d->dir);
+	return 0;
+}
+
+/* setns() into the network namespace of process pid. 0 or -errno. */
+static int join_netns(pid_t pid)
+{
+	_cleanup_close_ int fd = -EBADF;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+		return negative_errno();
+	return 0;
+}
+
+/* Fork qvisord (after setns into netns_pid's network namespace unless 0)
+ * and wait until its socket answers host.info. */
+static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 {
 	pid_t pid;
 
-	if (!d->dir[0]) {
-		snprintf(d->dir, sizeof(d->dir), "/tmp/qvd-XXXXXX");
-		if (!mkdtemp(d->dir))
-			return negative_errno();
-		/* QEMU runs as an unprivileged user: it must reach run/vms/NAME. */
-		if (chmod(d->dir, 0711) < 0)
-			return negative_errno();
-		snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->dir);
-		snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", d->dir);
-		snprintf(d->socket, sizeof(d->socket), "%s/run/qvisord.sock", d->dir);
-		snprintf(d->log, sizeof(d->log), "%s/qvisord.log", d->dir);
-	}
-	if (access(daemon_binary(), X_OK) < 0)
+	if (access(qvt_daemon_binary(), X_OK) < 0)
 		return -ENOENT;
 	pid = fork();
 	if (pid < 0)
@@ -56,8 +70,10 @@ int qvt_daemon_start(struct qvt_daemon *d)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		if (netns_pid > 0 && join_netns(netns_pid) < 0)
+			_exit(126);
 		setsid();
-		execl(daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
+		execl(qvt_daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
 		      d->run_dir, "--socket", d->socket, "--no-kvm-probe", "--cache-dir", d->dir,
 		      (char *)NULL);
 		_exit(127);
@@ -74,9 +90,28 @@ int qvt_daemon_start(struct qvt_daemon *d)
 			d->pid = 0;
 			return -ECHILD;
 		}
-		sleep_ms(50);
+		qvt_sleep_ms(50);
 	}
 	return -ETIMEDOUT;
+}
+
+int qvt_daemon_start(struct qvt_daemon *d)
+{
+	int r;
+
+	/* QEMU runs as an unprivileged user: it must reach run/vms/NAME. */
+	if (!d->dir[0] && (r = make_dirs(d, "/tmp/qvd-XXXXXX", 0711)) < 0)
+		return r;
+	return spawn_and_wait(d, 0);
+}
+
+int qvt_daemon_start_netns(struct qvt_daemon *d, pid_t netns_pid, const char *tmpl)
+{
+	int r;
+
+	if (!d->dir[0] && (r = make_dirs(d, tmpl, 0)) < 0)
+		return r;
+	return spawn_and_wait(d, netns_pid);
 }
 
 void qvt_daemon_fixture_start(struct qvt_daemon *d)
@@ -103,7 +138,7 @@ int qvt_daemon_stop(struct qvt_daemon *d, int sig)
 			d->pid = 0;
 			return 0;
 		}
-		sleep_ms(50);
+		qvt_sleep_ms(50);
 	}
 	kill(d->pid, SIGKILL);
 	waitpid(d->pid, &status, 0);
@@ -298,4 +333,34 @@ int qvt_vm_pid(const struct qvt_daemon *d, const char *name)
 	if (r && json_object_object_get_ex(r, "pid", &p))
 		return json_object_get_int(p);
 	return -1;
+}
+
+bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 200) {
+		struct qv_error err = {};
+		json_object *r = qvt_call_name(d, "vm.info", name, &err);
+		if (!r && streq(err.reason, "not-found"))
+			return true;
+		json_object_put(r);
+		qvt_sleep_ms(200);
+	}
+	return false;
+}
+
+void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const char *dirty,
+			     int boot_timeout_ms)
+{
+	struct qv_error err = {};
+	char extra[256];
+	json_object *r;
+
+	snprintf(extra, sizeof(extra),
+		 "{\"memory\": 256, \"cmdline\": \"console=ttyS0 panic=-1 qv.dirty=%s\"}", dirty);
+	cr_assert_eq(qvt_define_guest(d, name, extra, &err), 0, "define: %s", err.message);
+	r = qvt_call_name(d, "vm.start", name, &err);
+	cr_assert_not_null(r, "start: %s", err.message);
+	json_object_put(r);
+	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(d, name), "QVISOR-DIRTIER-START",
+					       boot_timeout_ms), 0, "guest did not boot");
 }

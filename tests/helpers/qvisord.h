@@ -2,6 +2,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -23,6 +24,12 @@ struct qvt_daemon {
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until
  * the socket answers host.info. 0 or -errno (-ENOENT: binary not built). */
 int qvt_daemon_start(struct qvt_daemon *d);
+/* The same, but the daemon runs in the network namespace of netns_pid and a
+ * fresh d->dir is made from tmpl (mkdtemp template, e.g. "/tmp/qvm-XXXXXX",
+ * mode left at 0700). 0 or -errno (-ECHILD: it exited, e.g. setns failed). */
+int qvt_daemon_start_netns(struct qvt_daemon *d, pid_t netns_pid, const char *tmpl);
+/* $QV_BUILD_DIR/qvisord (default build/qvisord), static storage. */
+const char *qvt_daemon_binary(void);
 /* Criterion .init body: start d when the test guest and the qvisord binary
  * exist (else d->pid stays 0 and QVT_REQUIRE_DAEMON skips); asserts on any
  * other failure. */
@@ -68,3 +75,11 @@ const char *qvt_serial_log(const struct qvt_daemon *d, const char *name);
 /* vm.info's "state" / "pid" ("" / -1 on error). */
 const char *qvt_vm_state(const struct qvt_daemon *d, const char *name, char *buf, size_t size);
 int qvt_vm_pid(const struct qvt_daemon *d, const char *name);
+/* Poll vm.info every 200 ms until it answers not-found: true, or false
+ * after timeout_ms. */
+bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int timeout_ms);
+/* Define name from the test spec with 256 MiB and the guest dirtier
+ * (qv.dirty=dirty, "rate:wss"), start it and wait for QVISOR-DIRTIER-START
+ * on its serial log. Criterion-asserts each step. */
+void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const char *dirty,
+			     int boot_timeout_ms);

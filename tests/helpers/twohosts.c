@@ -1,34 +1,16 @@
 /* SPDX-License-Identifier: MIT */
+#include <criterion/criterion.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/json.h"
 #include "common/macro.h"
 #include "helpers/netns.h"
 #include "helpers/twohosts.h"
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static const char *daemon_binary(void)
-{
-	static char path[512];
-	const char *b = getenv("QV_BUILD_DIR");
-
-	snprintf(path, sizeof(path), "%s/qvisord", b && *b ? b : "build");
-	return path;
-}
 
 static int ip_ns(struct qvt_twohosts *h, int i, const char *a1, const char *a2, const char *a3,
 		 const char *a4, const char *a5, const char *a6)
@@ -40,57 +22,7 @@ static int ip_ns(struct qvt_twohosts *h, int i, const char *a1, const char *a2, 
 
 int qvt_twohosts_start_daemon(struct qvt_twohosts *h, int i)
 {
-	struct qvt_daemon *d = &h->d[i];
-	pid_t pid;
-
-	if (!d->dir[0]) {
-		snprintf(d->dir, sizeof(d->dir), "/tmp/qvm-XXXXXX");
-		if (!mkdtemp(d->dir))
-			return negative_errno();
-		char dir[sizeof(d->dir)];
-		memcpy(dir, d->dir, sizeof(dir));
-		snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", dir);
-		snprintf(d->run_dir, sizeof(d->run_dir), "%s/run", dir);
-		snprintf(d->socket, sizeof(d->socket), "%s/run/qvisord.sock", dir);
-		snprintf(d->log, sizeof(d->log), "%s/qvisord.log", dir);
-	}
-	if (access(daemon_binary(), X_OK) < 0)
-		return -ENOENT;
-	pid = fork();
-	if (pid < 0)
-		return negative_errno();
-	if (pid == 0) {
-		char ns[64];
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)h->ns_pid[i]);
-		int nfd = open(ns, O_RDONLY | O_CLOEXEC);
-		if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0)
-			_exit(126);
-		setsid();
-		execl(daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
-		      d->run_dir, "--socket", d->socket, "--no-kvm-probe", "--cache-dir", d->dir,
-		      (char *)NULL);
-		_exit(127);
-	}
-	d->pid = pid;
-	for (int k = 0; k < 300; k++) {
-		struct qv_error err = {};
-		json_object *r = qvt_call(d, "host.info", NULL, &err);
-		if (r) {
-			json_object_put(r);
-			return 0;
-		}
-		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			d->pid = 0;
-			return -ECHILD;
-		}
-		sleep_ms(50);
-	}
-	return -ETIMEDOUT;
+	return qvt_daemon_start_netns(&h->d[i], h->ns_pid[i], "/tmp/qvm-XXXXXX");
 }
 
 const char *qvt_twohosts_up(struct qvt_twohosts *h)
@@ -103,7 +35,7 @@ const char *qvt_twohosts_up(struct qvt_twohosts *h)
 	h->ns_release[0] = h->ns_release[1] = -1;
 	if (geteuid() != 0)
 		return "needs root (network namespaces)";
-	if (access(daemon_binary(), X_OK) < 0)
+	if (access(qvt_daemon_binary(), X_OK) < 0)
 		return "qvisord not built";
 	snprintf(h->veth[0], sizeof(h->veth[0]), "qvm%ua", tag);
 	snprintf(h->veth[1], sizeof(h->veth[1]), "qvm%ub", tag);
@@ -199,4 +131,49 @@ void qvt_twohosts_down(struct qvt_twohosts *h)
 		h->ns_pid[i] = 0;
 		h->ns_release[i] = -1;
 	}
+}
+
+struct qvt_twohosts qvt_hosts;
+bool qvt_hosts_up;
+
+void qvt_twohosts_setup(void)
+{
+	const char *why;
+
+	if (!qvt_guest_dir())
+		return;
+	why = qvt_twohosts_up(&qvt_hosts);
+	if (why) {
+		fprintf(stderr, "twohosts: %s\n", why);
+		return;
+	}
+	qvt_hosts_up = true;
+}
+
+void qvt_twohosts_teardown(void)
+{
+	if (qvt_hosts_up)
+		qvt_twohosts_down(&qvt_hosts);
+	qvt_hosts_up = false;
+}
+
+void qvt_twohosts_confirm_moved(struct qvt_twohosts *h, const char *name, int src_pid)
+{
+	struct qv_error err = {};
+	char buf[32];
+	json_object *r;
+
+	r = qvt_call_name(&h->d[0], "migrate.confirm", name, &err);
+	cr_assert_not_null(r, "confirm: %s", err.message);
+	json_object_put(r);
+	cr_assert(qvt_wait_vm_undefined(&h->d[0], name, 10000),
+		  "the source definition should be gone");
+	for (int t = 0; t < 50 && kill(src_pid, 0) == 0; t++)
+		qvt_sleep_ms(100);
+	cr_assert_neq(kill(src_pid, 0), 0, "source QEMU %d still alive", src_pid);
+	/* Exactly one running copy: the destination's, and the guest carries
+	 * on there (the dirtier keeps printing). */
+	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&h->d[1], name), "dirtier:", 60000),
+		     0, "no dirtier output on the destination");
+	cr_assert_str_eq(qvt_vm_state(&h->d[1], name, buf, sizeof(buf)), "running");
 }

@@ -29,3 +29,23 @@ void qvt_twohosts_down(struct qvt_twohosts *h);
 int qvt_twohosts_link(struct qvt_twohosts *h, int i, bool up);
 /* Shape veth[i]'s egress with tc tbf to rate_mibps MiB/s. 0 or -1. */
 int qvt_twohosts_shape(struct qvt_twohosts *h, int i, unsigned rate_mibps);
+/* After migrate.finish of a dirtier guest (qvt_start_dirtier_guest) from
+ * d[0] to d[1]: migrate.confirm on d[0], then assert the source definition
+ * and its QEMU (src_pid) are gone and the guest runs and prints on d[1]. */
+void qvt_twohosts_confirm_moved(struct qvt_twohosts *h, const char *name, int src_pid);
+
+/* The suite fixture, one pair per test process (Criterion forks each test):
+ * TestSuite(x, .init = qvt_twohosts_setup, .fini = qvt_twohosts_teardown).
+ * setup brings qvt_hosts up when the test guest exists and sets
+ * qvt_hosts_up (else prints the reason on stderr); QVT_REQUIRE_HOSTS()
+ * skips a test when they are not up. */
+extern struct qvt_twohosts qvt_hosts;
+extern bool qvt_hosts_up;
+void qvt_twohosts_setup(void);
+void qvt_twohosts_teardown(void);
+#define QVT_REQUIRE_HOSTS()                                                             \
+	do {                                                                            \
+		QVT_REQUIRE_GUEST();                                                    \
+		if (!qvt_hosts_up)                                                      \
+			cr_skip_test("two hosts (root, netns, veth, qvisord) unavailable"); \
+	} while (0)

@@ -15,30 +15,9 @@
 
 #define VM "drill1"
 
-static struct qvt_twohosts H;
-static bool up;
+static struct qvt_twohosts *const H = &qvt_hosts;
 
-static void setup(void)
-{
-	const char *why;
-
-	if (!qvt_guest_dir())
-		return;
-	why = qvt_twohosts_up(&H);
-	if (why) {
-		fprintf(stderr, "twohosts: %s\n", why);
-		return;
-	}
-	up = true;
-}
-
-static void teardown(void)
-{
-	if (up)
-		qvt_twohosts_down(&H);
-}
-
-TestSuite(drill, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(drill, .init = qvt_twohosts_setup, .fini = qvt_twohosts_teardown, .timeout = 600);
 
 static const char *cli_binary(void)
 {
@@ -55,7 +34,7 @@ static int running_copies(void)
 
 	for (int i = 0; i < 2; i++) {
 		struct qv_error err = {};
-		json_object *r = qvt_call(&H.d[i], "vm.list", NULL, &err), *vms, *v;
+		json_object *r = qvt_call(&H->d[i], "vm.list", NULL, &err), *vms, *v;
 		cr_assert_not_null(r, "vm.list: %s", err.message);
 		cr_assert(json_object_object_get_ex(r, "vms", &vms));
 		for (size_t k = 0; k < json_object_array_length(vms); k++) {
@@ -94,15 +73,13 @@ Test(drill, baseline_round_trips_and_cancel_report)
 	FILE *f;
 	int rc;
 
-	QVT_REQUIRE_GUEST();
-	if (!up)
-		cr_skip_test("two hosts (root, netns, veth, qvisord) unavailable");
+	QVT_REQUIRE_HOSTS();
 	if (access(cli_binary(), X_OK) < 0)
 		cr_skip_test("qvisor CLI not built");
 	for (int i = 0; i < 2; i++)
-		snprintf(ns[i], sizeof(ns[i]), "/proc/%d/ns/net", (int)H.ns_pid[i]);
-	snprintf(path, sizeof(path), "%s/drill.json", H.d[0].dir);
-	snprintf(dir, sizeof(dir), "%s/report", H.d[0].dir);
+		snprintf(ns[i], sizeof(ns[i]), "/proc/%d/ns/net", (int)H->ns_pid[i]);
+	snprintf(path, sizeof(path), "%s/drill.json", H->d[0].dir);
+	snprintf(dir, sizeof(dir), "%s/report", H->d[0].dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
 	fprintf(f,
@@ -120,7 +97,7 @@ Test(drill, baseline_round_trips_and_cancel_report)
 		"   {\"name\": \"cancel\", \"migrate\": {\"bandwidth_mbps\": 8},\n"
 		"    \"fault\": {\"kind\": \"cancel\", \"at_ms\": 1500},\n"
 		"    \"expect\": {\"expect_failure\": true}}]}\n",
-		H.d[0].socket, ns[0], H.veth[0], H.d[1].socket, ns[1], H.veth[1], VM,
+		H->d[0].socket, ns[0], H->veth[0], H->d[1].socket, ns[1], H->veth[1], VM,
 		qvt_guest_dir());
 	fclose(f);
 
@@ -164,7 +141,7 @@ Test(drill, baseline_round_trips_and_cancel_report)
 	 * it there: exactly one running copy. */
 	cr_assert_eq(running_copies(), 1);
 	char buf[32];
-	cr_assert_str_eq(qvt_vm_state(&H.d[0], VM, buf, sizeof(buf)), "running");
+	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
 }
 
 /* An invalid drill file (unknown field) is refused before anything runs:

@@ -5,7 +5,6 @@
  * does), so each failure can be injected between the phases. */
 #include <criterion/criterion.h>
 #include <signal.h>
-#include <time.h>
 
 #include "common/json.h"
 #include "daemon/state.h"
@@ -16,75 +15,30 @@
 #define BOOT_TIMEOUT_MS 180000
 #define VM "mig1"
 
-static struct qvt_twohosts H;
-static bool up;
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static void setup(void)
-{
-	const char *why;
-
-	if (!qvt_guest_dir())
-		return;
-	why = qvt_twohosts_up(&H);
-	if (why) {
-		fprintf(stderr, "twohosts: %s\n", why);
-		return;
-	}
-	up = true;
-}
-
-static void teardown(void)
-{
-	if (up)
-		qvt_twohosts_down(&H);
-}
-
-#define REQUIRE_HOSTS()                                                                 \
-	do {                                                                            \
-		QVT_REQUIRE_GUEST();                                                    \
-		if (!up)                                                                \
-			cr_skip_test("two hosts (root, netns, veth, qvisord) unavailable"); \
-	} while (0)
+static struct qvt_twohosts *const H = &qvt_hosts;
 
 /* Define and start VM on the source with the dirtier at rate:wss. */
 static void start_guest(const char *dirty)
 {
-	struct qv_error err = {};
-	char extra[256];
-	json_object *r;
-
-	snprintf(extra, sizeof(extra),
-		 "{\"memory\": 256, \"cmdline\": \"console=ttyS0 panic=-1 qv.dirty=%s\"}", dirty);
-	cr_assert_eq(qvt_define_guest(&H.d[0], VM, extra, &err), 0, "define: %s", err.message);
-	r = qvt_call_name(&H.d[0], "vm.start", VM, &err);
-	cr_assert_not_null(r, "start: %s", err.message);
-	json_object_put(r);
-	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&H.d[0], VM), "QVISOR-DIRTIER-START",
-					       BOOT_TIMEOUT_MS), 0, "guest did not boot");
+	qvt_start_dirtier_guest(&H->d[0], VM, dirty, BOOT_TIMEOUT_MS);
 }
 
 /* migrate.prepare on the destination with the source's spec. */
 static void prepare(char *uri, size_t usz, char *token, size_t tsz)
 {
 	struct qv_error err = {};
-	json_object *info = qvt_call_name(&H.d[0], "vm.info", VM, &err), *spec, *p, *r, *v;
+	json_object *info = qvt_call_name(&H->d[0], "vm.info", VM, &err), *spec, *p, *r, *v;
 
 	cr_assert_not_null(info, "%s", err.message);
 	cr_assert(json_object_object_get_ex(info, "spec", &spec));
 	p = json_object_new_object();
 	json_object_object_add(p, "spec", json_object_get(spec));
 	json_object_put(info);
-	r = qvt_call(&H.d[1], "migrate.prepare", p, &err);
+	r = qvt_call(&H->d[1], "migrate.prepare", p, &err);
 	cr_assert_not_null(r, "prepare: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "uri", &v));
 	snprintf(uri, usz, "%s", json_object_get_string(v));
-	cr_assert(strstr(uri, H.addr[1]), "uri %s should name the destination address", uri);
+	cr_assert(strstr(uri, H->addr[1]), "uri %s should name the destination address", uri);
 	cr_assert(json_object_object_get_ex(r, "token", &v));
 	snprintf(token, tsz, "%s", json_object_get_string(v));
 	json_object_put(r);
@@ -94,7 +48,7 @@ static void prepare(char *uri, size_t usz, char *token, size_t tsz)
 static qv_rpc_conn *perform_async(const char *uri, const char *extra_json, uint64_t *ret_id)
 {
 	struct qv_error err = {};
-	qv_rpc_conn *c = qvt_connect(&H.d[0]);
+	qv_rpc_conn *c = qvt_connect(&H->d[0]);
 	json_object *p = extra_json ? json_tokener_parse(extra_json) : json_object_new_object();
 
 	cr_assert_not_null(c);
@@ -106,21 +60,13 @@ static qv_rpc_conn *perform_async(const char *uri, const char *extra_json, uint6
 
 static const char *state_of(int host, char *buf, size_t size)
 {
-	return qvt_vm_state(&H.d[host], VM, buf, size);
+	return qvt_vm_state(&H->d[host], VM, buf, size);
 }
 
 /* Wait until VM is not defined on host (torn down). */
 static bool wait_undefined(int host, int timeout_ms)
 {
-	for (int t = 0; t < timeout_ms; t += 200) {
-		struct qv_error err = {};
-		json_object *r = qvt_call_name(&H.d[host], "vm.info", VM, &err);
-		if (!r && streq(err.reason, "not-found"))
-			return true;
-		json_object_put(r);
-		sleep_ms(200);
-	}
-	return false;
+	return qvt_wait_vm_undefined(&H->d[host], VM, timeout_ms);
 }
 
 static void assert_source_running(void)
@@ -128,19 +74,19 @@ static void assert_source_running(void)
 	char buf[32];
 	struct qv_runtime_record rec = {};
 	qv_state *st = NULL;
-	int pid = qvt_vm_pid(&H.d[0], VM);
+	int pid = qvt_vm_pid(&H->d[0], VM);
 
 	cr_assert_str_eq(state_of(0, buf, sizeof(buf)), "running");
 	cr_assert_gt(pid, 0);
 	cr_assert_eq(kill(pid, 0), 0, "source QEMU %d is gone", pid);
 	/* The state store agrees (read by a second connection, WAL). */
-	cr_assert_eq(qv_state_open(H.d[0].state_dir, &st, NULL), 0);
+	cr_assert_eq(qv_state_open(H->d[0].state_dir, &st, NULL), 0);
 	cr_assert_eq(qv_state_runtime_get(st, VM, &rec), 0);
 	cr_assert_str_eq(rec.state, "running");
 	qv_runtime_record_done(&rec);
 	qv_state_close(st);
 	/* And the guest still makes progress: a new dirtier report appears. */
-	const char *log = qvt_serial_log(&H.d[0], VM);
+	const char *log = qvt_serial_log(&H->d[0], VM);
 	FILE *f = fopen(log, "r");
 	cr_assert_not_null(f);
 	fseek(f, 0, SEEK_END);
@@ -148,7 +94,7 @@ static void assert_source_running(void)
 	fclose(f);
 	bool grew = false;
 	for (int t = 0; t < 30000 && !grew; t += 500) {
-		sleep_ms(500);
+		qvt_sleep_ms(500);
 		f = fopen(log, "r");
 		fseek(f, 0, SEEK_END);
 		grew = ftell(f) > before;
@@ -157,7 +103,7 @@ static void assert_source_running(void)
 	cr_assert(grew, "the source guest stopped printing");
 }
 
-TestSuite(migrate, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(migrate, .init = qvt_twohosts_setup, .fini = qvt_twohosts_teardown, .timeout = 600);
 
 Test(migrate, baseline_completes_with_one_running_copy)
 {
@@ -167,9 +113,9 @@ Test(migrate, baseline_completes_with_one_running_copy)
 	uint64_t id;
 	int src_pid;
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	start_guest("5:32");
-	src_pid = qvt_vm_pid(&H.d[0], VM);
+	src_pid = qvt_vm_pid(&H->d[0], VM);
 	prepare(uri, sizeof(uri), token, sizeof(token));
 	cr_assert_str_eq(state_of(1, buf, sizeof(buf)), "migrating");
 
@@ -189,29 +135,19 @@ Test(migrate, baseline_completes_with_one_running_copy)
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(VM));
 	json_object_object_add(p, "token", json_object_new_string("wrong"));
-	r = qvt_call(&H.d[1], "migrate.finish", p, &err);
+	r = qvt_call(&H->d[1], "migrate.finish", p, &err);
 	cr_assert_null(r, "a wrong token must be refused");
 	cr_assert_str_eq(err.reason, "permission-denied");
 
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(VM));
 	json_object_object_add(p, "token", json_object_new_string(token));
-	r = qvt_call(&H.d[1], "migrate.finish", p, &err);
+	r = qvt_call(&H->d[1], "migrate.finish", p, &err);
 	cr_assert_not_null(r, "finish: %s", err.message);
 	json_object_put(r);
 	cr_assert_str_eq(state_of(1, buf, sizeof(buf)), "running");
 
-	r = qvt_call_name(&H.d[0], "migrate.confirm", VM, &err);
-	cr_assert_not_null(r, "confirm: %s", err.message);
-	json_object_put(r);
-	cr_assert(wait_undefined(0, 10000), "the source definition should be gone");
-	for (int t = 0; t < 50 && kill(src_pid, 0) == 0; t++)
-		sleep_ms(100);
-	cr_assert_neq(kill(src_pid, 0), 0, "source QEMU %d still alive", src_pid);
-	/* The guest carries on at the destination: the dirtier keeps printing. */
-	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&H.d[1], VM), "dirtier:", 60000), 0,
-		     "no dirtier output on the destination");
-	cr_assert_str_eq(state_of(1, buf, sizeof(buf)), "running");
+	qvt_twohosts_confirm_moved(H, VM, src_pid);
 }
 
 /* A migration slow enough to interrupt: high dirty rate, small bandwidth. */
@@ -225,12 +161,12 @@ Test(migrate, destination_killed_source_keeps_running)
 	uint64_t id;
 	int dpid;
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	start_guest("30:64");
 	prepare(uri, sizeof(uri), token, sizeof(token));
 	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(uri, SLOW, &id);
-	sleep_ms(4000);
-	dpid = qvt_vm_pid(&H.d[1], VM);
+	qvt_sleep_ms(4000);
+	dpid = qvt_vm_pid(&H->d[1], VM);
 	cr_assert_gt(dpid, 0);
 	kill(dpid, SIGKILL);
 	cr_assert_lt(qv_rpc_recv_response(c, 120000, id, &r, &err), 0, "perform should fail");
@@ -245,12 +181,12 @@ Test(migrate, cancel_midway_source_running_destination_torn_down)
 	json_object *r = NULL;
 	uint64_t id;
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	start_guest("30:64");
 	prepare(uri, sizeof(uri), token, sizeof(token));
 	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(uri, SLOW, &id);
-	sleep_ms(4000);
-	r = qvt_call_name(&H.d[0], "migrate.cancel", VM, &err);
+	qvt_sleep_ms(4000);
+	r = qvt_call_name(&H->d[0], "migrate.cancel", VM, &err);
 	cr_assert_not_null(r, "cancel: %s", err.message);
 	json_object_put(r);
 	r = NULL;
@@ -269,18 +205,18 @@ Test(migrate, link_down_deadline_source_keeps_running)
 	json_object *r = NULL;
 	uint64_t id;
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	start_guest("30:64");
 	prepare(uri, sizeof(uri), token, sizeof(token));
 	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
 		uri, "{\"max_downtime_ms\": 50, \"bandwidth_mbps\": 8, \"deadline_s\": 10}", &id);
-	sleep_ms(3000);
-	cr_assert_eq(qvt_twohosts_link(&H, 0, false), 0);
+	qvt_sleep_ms(3000);
+	cr_assert_eq(qvt_twohosts_link(H, 0, false), 0);
 	cr_assert_lt(qv_rpc_recv_response(c, 120000, id, &r, &err), 0, "perform should fail");
 	cr_assert_str_eq(err.reason, "timeout", "%s", err.message);
 	assert_source_running();
 	/* The coordinator tears the destination down. */
-	r = qvt_call_name(&H.d[1], "migrate.cancel", VM, &err);
+	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
 	json_object_put(r);
 	cr_assert(wait_undefined(1, 30000), "the destination should be torn down");
 }
@@ -293,22 +229,22 @@ Test(migrate, source_daemon_sigkilled_resolves_to_one_copy)
 	uint64_t id;
 	int spid;
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	start_guest("30:64");
-	spid = qvt_vm_pid(&H.d[0], VM);
+	spid = qvt_vm_pid(&H->d[0], VM);
 	prepare(uri, sizeof(uri), token, sizeof(token));
 	qv_rpc_conn *c = perform_async(uri, SLOW, &id);
-	sleep_ms(4000);
-	qvt_daemon_stop(&H.d[0], SIGKILL);
+	qvt_sleep_ms(4000);
+	qvt_daemon_stop(&H->d[0], SIGKILL);
 	qv_rpc_conn_free(c);
 	cr_assert_eq(kill(spid, 0), 0, "QEMU must survive its daemon");
-	cr_assert_eq(qvt_twohosts_start_daemon(&H, 0), 0);
+	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
 	/* The restarted daemon resolved the migration from QEMU's own state
 	 * (qv_migrate_registry_load): no migration is pending any more. */
-	r = qvt_call_name(&H.d[0], "migrate.status", VM, &err);
+	r = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
 	cr_assert_null(r, "migration still pending after restart");
 	cr_assert_str_eq(err.reason, "not-found", "%s", err.message);
-	cr_assert_eq(qvt_vm_pid(&H.d[0], VM), spid);
+	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid);
 	assert_source_running();
 	cr_assert(wait_undefined(1, 30000), "the destination should be torn down");
 }
@@ -323,12 +259,12 @@ Test(migrate, cli_drill_ping_pong_with_cancel)
 	FILE *f;
 	int rc;
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	snprintf(bin, sizeof(bin), "%s/qvisor", b && *b ? b : "build");
 	if (access(bin, X_OK) < 0)
 		cr_skip_test("qvisor CLI not built");
 	start_guest("5:32");
-	snprintf(path, sizeof(path), "%s/drill.json", H.d[0].dir);
+	snprintf(path, sizeof(path), "%s/drill.json", H->d[0].dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
 	fprintf(f,
@@ -336,7 +272,7 @@ Test(migrate, cli_drill_ping_pong_with_cancel)
 		" \"iterations\": 3, \"migrate\": {\"max_downtime_ms\": 300, \"bandwidth_mbps\": 20,"
 		" \"deadline_s\": 120}, \"faults\": [{\"iteration\": 1, \"kind\": \"cancel\","
 		" \"after_ms\": 1000}]}\n",
-		VM, H.d[0].socket, H.d[1].socket);
+		VM, H->d[0].socket, H->d[1].socket);
 	fclose(f);
 	char *argv[] = { bin, "drill", "run", path, NULL };
 	rc = qvt_run(argv, &out);

@@ -7,7 +7,6 @@
  * does). */
 #include <criterion/criterion.h>
 #include <signal.h>
-#include <time.h>
 
 #include "common/json.h"
 #include "helpers/guest.h"
@@ -17,8 +16,7 @@
 #define BOOT_TIMEOUT_MS 180000
 #define VM "pc1"
 
-static struct qvt_twohosts H;
-static bool up;
+static struct qvt_twohosts *const H = &qvt_hosts;
 /* QEMU 7.2 opens userfaultfd with the plain syscall; it runs as an
  * unprivileged user here, which needs vm.unprivileged_userfaultfd = 1. */
 #define UFFD_SYSCTL "/proc/sys/vm/unprivileged_userfaultfd"
@@ -42,16 +40,8 @@ static int sysctl_rw(int set)
 	return v;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
 static void setup(void)
 {
-	const char *why;
-
 	if (!qvt_guest_dir())
 		return;
 	uffd_saved = sysctl_rw(-1);
@@ -59,33 +49,14 @@ static void setup(void)
 		fprintf(stderr, "cannot enable %s\n", UFFD_SYSCTL);
 		return;
 	}
-	why = qvt_twohosts_up(&H);
-	if (why) {
-		fprintf(stderr, "twohosts: %s\n", why);
-		return;
-	}
-	up = true;
+	qvt_twohosts_setup();
 }
 
 static void teardown(void)
 {
-	if (up)
-		qvt_twohosts_down(&H);
+	qvt_twohosts_teardown();
 	if (uffd_saved == 0)
 		(void)sysctl_rw(0);
-}
-
-static bool wait_undefined(int host, int timeout_ms)
-{
-	for (int t = 0; t < timeout_ms; t += 200) {
-		struct qv_error err = {};
-		json_object *r = qvt_call_name(&H.d[host], "vm.info", VM, &err);
-		if (!r && streq(err.reason, "not-found"))
-			return true;
-		json_object_put(r);
-		sleep_ms(200);
-	}
-	return false;
 }
 
 static json_object *find_decision(json_object *decisions, const char *action)
@@ -105,38 +76,31 @@ TestSuite(migrate_postcopy, .init = setup, .fini = teardown, .timeout = 600);
 
 Test(migrate_postcopy, dirtier_beyond_link_completes_via_postcopy)
 {
-	char uri[128], token[64], buf[32], extra[256];
+	char uri[128], token[64], buf[32];
 	struct qv_error err = {};
 	json_object *r, *p, *v, *info, *spec, *decs, *dk;
 	uint64_t id;
 	int src_pid;
 
 	QVT_REQUIRE_GUEST();
-	if (!up)
+	if (!qvt_hosts_up)
 		cr_skip_test("two hosts (root, netns, veth, qvisord, userfaultfd) unavailable");
 
 	/* The guest dirties 30 MB/s over 64 MB; the link is shaped to 12 MiB/s
 	 * and the migration capped at 8 MiB/s: pre-copy cannot converge. */
-	snprintf(extra, sizeof(extra),
-		 "{\"memory\": 256, \"cmdline\": \"console=ttyS0 panic=-1 qv.dirty=30:64\"}");
-	cr_assert_eq(qvt_define_guest(&H.d[0], VM, extra, &err), 0, "define: %s", err.message);
-	r = qvt_call_name(&H.d[0], "vm.start", VM, &err);
-	cr_assert_not_null(r, "start: %s", err.message);
-	json_object_put(r);
-	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&H.d[0], VM), "QVISOR-DIRTIER-START",
-					       BOOT_TIMEOUT_MS), 0, "guest did not boot");
-	cr_assert_eq(qvt_twohosts_shape(&H, 0, 12), 0, "tc shaping");
-	src_pid = qvt_vm_pid(&H.d[0], VM);
+	qvt_start_dirtier_guest(&H->d[0], VM, "30:64", BOOT_TIMEOUT_MS);
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 12), 0, "tc shaping");
+	src_pid = qvt_vm_pid(&H->d[0], VM);
 
 	/* prepare with allow_postcopy (postcopy-ram on the destination) */
-	info = qvt_call_name(&H.d[0], "vm.info", VM, &err);
+	info = qvt_call_name(&H->d[0], "vm.info", VM, &err);
 	cr_assert_not_null(info, "%s", err.message);
 	cr_assert(json_object_object_get_ex(info, "spec", &spec));
 	p = json_object_new_object();
 	json_object_object_add(p, "spec", json_object_get(spec));
 	json_object_object_add(p, "allow_postcopy", json_object_new_boolean(true));
 	json_object_put(info);
-	r = qvt_call(&H.d[1], "migrate.prepare", p, &err);
+	r = qvt_call(&H->d[1], "migrate.prepare", p, &err);
 	cr_assert_not_null(r, "prepare: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "allow_postcopy", &v) && json_object_get_boolean(v));
 	cr_assert(json_object_object_get_ex(r, "uri", &v));
@@ -146,7 +110,7 @@ Test(migrate_postcopy, dirtier_beyond_link_completes_via_postcopy)
 	json_object_put(r);
 
 	/* perform: a deadline pre-copy could not meet */
-	_cleanup_rpc_conn_ qv_rpc_conn *c = qvt_connect(&H.d[0]);
+	_cleanup_rpc_conn_ qv_rpc_conn *c = qvt_connect(&H->d[0]);
 	cr_assert_not_null(c);
 	p = json_tokener_parse("{\"max_downtime_ms\": 50, \"bandwidth_mbps\": 8, "
 			       "\"deadline_s\": 90, \"allow_postcopy\": true}");
@@ -175,27 +139,17 @@ Test(migrate_postcopy, dirtier_beyond_link_completes_via_postcopy)
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(VM));
 	json_object_object_add(p, "token", json_object_new_string(token));
-	r = qvt_call(&H.d[1], "migrate.finish", p, &err);
+	r = qvt_call(&H->d[1], "migrate.finish", p, &err);
 	cr_assert_not_null(r, "finish: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "postcopy", &v) && json_object_get_boolean(v));
 	json_object_put(r);
-	cr_assert_str_eq(qvt_vm_state(&H.d[1], VM, buf, sizeof(buf)), "running");
+	cr_assert_str_eq(qvt_vm_state(&H->d[1], VM, buf, sizeof(buf)), "running");
 
 	/* the source cannot take over any more (its RAM is stale) */
-	r = qvt_call_name(&H.d[0], "migrate.cancel", VM, &err);
+	r = qvt_call_name(&H->d[0], "migrate.cancel", VM, &err);
 	cr_assert_null(r, "cancel after a postcopy completion must be refused");
 	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
 	qv_error_clear(&err);
 
-	r = qvt_call_name(&H.d[0], "migrate.confirm", VM, &err);
-	cr_assert_not_null(r, "confirm: %s", err.message);
-	json_object_put(r);
-	cr_assert(wait_undefined(0, 10000), "the source definition should be gone");
-	for (int t = 0; t < 50 && kill(src_pid, 0) == 0; t++)
-		sleep_ms(100);
-	cr_assert_neq(kill(src_pid, 0), 0, "source QEMU %d still alive", src_pid);
-	/* exactly one running copy: the destination's, and it makes progress */
-	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&H.d[1], VM), "dirtier:", 60000), 0,
-		     "no dirtier output on the destination");
-	cr_assert_str_eq(qvt_vm_state(&H.d[1], VM, buf, sizeof(buf)), "running");
+	qvt_twohosts_confirm_moved(H, VM, src_pid);
 }

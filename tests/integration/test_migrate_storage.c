@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/json.h"
@@ -19,41 +18,7 @@
 #define BOOT_TIMEOUT_MS 180000
 #define VM "mst1"
 
-static struct qvt_twohosts H;
-static bool up;
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static void setup(void)
-{
-	const char *why;
-
-	if (!qvt_guest_dir())
-		return;
-	why = qvt_twohosts_up(&H);
-	if (why) {
-		fprintf(stderr, "twohosts: %s\n", why);
-		return;
-	}
-	up = true;
-}
-
-static void teardown(void)
-{
-	if (up)
-		qvt_twohosts_down(&H);
-}
-
-#define REQUIRE_HOSTS()                                                                 \
-	do {                                                                            \
-		QVT_REQUIRE_GUEST();                                                    \
-		if (!up)                                                                \
-			cr_skip_test("two hosts (root, netns, veth, qvisord) unavailable"); \
-	} while (0)
+static struct qvt_twohosts *const H = &qvt_hosts;
 
 /* md5 (hex) of the first mib MiB of path, via md5sum. */
 static void md5_of_file(const char *path, unsigned mib, char out[33])
@@ -88,7 +53,7 @@ static void blkpat_md5(const char *seed, unsigned mib, char out[33])
 /* The QVISOR-BLK-SUM the guest printed. */
 static void guest_blk_sum(int host, char out[33])
 {
-	const char *log = qvt_serial_log(&H.d[host], VM);
+	const char *log = qvt_serial_log(&H->d[host], VM);
 	char line[512];
 	FILE *f;
 
@@ -116,7 +81,7 @@ static void start_guest(unsigned size_mib, const char *seed, unsigned mib, char 
 	char extra[1024];
 	json_object *r, *v;
 
-	cr_assert_eq(qvt_callf(&H.d[0], "image.create", &r, &err,
+	cr_assert_eq(qvt_callf(&H->d[0], "image.create", &r, &err,
 			       "{\"name\": \"data\", \"size\": %u, \"format\": \"raw\"}",
 			       size_mib << 20), 0, "image.create: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "path", &v), "%s", json_object_to_json_string(r));
@@ -126,8 +91,8 @@ static void start_guest(unsigned size_mib, const char *seed, unsigned mib, char 
 		 "{\"memory\": 192, \"cmdline\": \"console=ttyS0 panic=-1 "
 		 "qv.blkwrite=/dev/vda:%u:%s\", \"disks\": [{\"path\": \"%s\", \"format\": \"raw\"}]}",
 		 mib, seed, path);
-	cr_assert_eq(qvt_define_guest(&H.d[0], VM, extra, &err), 0, "define: %s", err.message);
-	r = qvt_call_name(&H.d[0], "vm.start", VM, &err);
+	cr_assert_eq(qvt_define_guest(&H->d[0], VM, extra, &err), 0, "define: %s", err.message);
+	r = qvt_call_name(&H->d[0], "vm.start", VM, &err);
 	cr_assert_not_null(r, "start: %s", err.message);
 	json_object_put(r);
 }
@@ -140,7 +105,7 @@ struct prep {
 static void prepare(struct prep *pr, int multifd)
 {
 	struct qv_error err = {};
-	json_object *info = qvt_call_name(&H.d[0], "vm.info", VM, &err), *spec, *p, *r, *v, *plan;
+	json_object *info = qvt_call_name(&H->d[0], "vm.info", VM, &err), *spec, *p, *r, *v, *plan;
 	json_object *sizes = json_object_new_array(), *disks;
 
 	cr_assert_not_null(info, "%s", err.message);
@@ -148,7 +113,7 @@ static void prepare(struct prep *pr, int multifd)
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(VM));
 	json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
-	plan = qvt_call(&H.d[0], "migrate.plan", p, &err);
+	plan = qvt_call(&H->d[0], "migrate.plan", p, &err);
 	cr_assert_not_null(plan, "plan: %s", err.message);
 	cr_assert(json_object_object_get_ex(plan, "disks", &disks));
 	cr_assert_eq(json_object_array_length(disks), 1);
@@ -165,7 +130,7 @@ static void prepare(struct prep *pr, int multifd)
 	if (multifd)
 		json_object_object_add(p, "multifd_channels", json_object_new_int(multifd));
 	json_object_put(info);
-	r = qvt_call(&H.d[1], "migrate.prepare", p, &err);
+	r = qvt_call(&H->d[1], "migrate.prepare", p, &err);
 	cr_assert_not_null(r, "prepare: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "uri", &v));
 	snprintf(pr->uri, sizeof(pr->uri), "%s", json_object_get_string(v));
@@ -173,14 +138,14 @@ static void prepare(struct prep *pr, int multifd)
 	snprintf(pr->token, sizeof(pr->token), "%s", json_object_get_string(v));
 	cr_assert(json_object_object_get_ex(r, "nbd", &v), "no nbd address");
 	snprintf(pr->nbd, sizeof(pr->nbd), "%s", json_object_get_string(v));
-	cr_assert(strstr(pr->nbd, H.addr[1]), "nbd %s should name the destination", pr->nbd);
+	cr_assert(strstr(pr->nbd, H->addr[1]), "nbd %s should name the destination", pr->nbd);
 	cr_assert(json_object_object_get_ex(r, "disks", &disks));
 	snprintf(pr->dest_path, sizeof(pr->dest_path), "%s",
 		 json_object_get_string(json_object_array_get_idx(disks, 0)));
 	json_object_put(r);
 	/* The destination's own pool, not the source's file. */
-	cr_assert(strncmp(pr->dest_path, H.d[1].state_dir, strlen(H.d[1].state_dir)) == 0,
-		  "destination image %s is not under %s", pr->dest_path, H.d[1].state_dir);
+	cr_assert(strncmp(pr->dest_path, H->d[1].state_dir, strlen(H->d[1].state_dir)) == 0,
+		  "destination image %s is not under %s", pr->dest_path, H->d[1].state_dir);
 	cr_assert_eq(access(pr->dest_path, F_OK), 0);
 }
 
@@ -188,7 +153,7 @@ static qv_rpc_conn *perform_async(const struct prep *pr, const char *extra_json,
 				  uint64_t *ret_id)
 {
 	struct qv_error err = {};
-	qv_rpc_conn *c = qvt_connect(&H.d[0]);
+	qv_rpc_conn *c = qvt_connect(&H->d[0]);
 	json_object *p = json_tokener_parse(extra_json);
 
 	cr_assert_not_null(c);
@@ -203,15 +168,7 @@ static qv_rpc_conn *perform_async(const struct prep *pr, const char *extra_json,
 
 static bool wait_undefined(int host, int timeout_ms)
 {
-	for (int t = 0; t < timeout_ms; t += 200) {
-		struct qv_error err = {};
-		json_object *r = qvt_call_name(&H.d[host], "vm.info", VM, &err);
-		if (!r && streq(err.reason, "not-found"))
-			return true;
-		json_object_put(r);
-		sleep_ms(200);
-	}
-	return false;
+	return qvt_wait_vm_undefined(&H->d[host], VM, timeout_ms);
 }
 
 /* Until migrate.plan no longer reports a cancelled mirror draining. */
@@ -222,7 +179,7 @@ static bool wait_mirror_clean(int timeout_ms)
 		json_object *r, *v;
 		bool pending;
 
-		cr_assert_eq(qvt_callf(&H.d[0], "migrate.plan", &r, &err, "{\"name\": \"%s\"}", VM),
+		cr_assert_eq(qvt_callf(&H->d[0], "migrate.plan", &r, &err, "{\"name\": \"%s\"}", VM),
 			     0, "plan: %s", err.message);
 		pending = json_object_object_get_ex(r, "mirror_cleanup", &v) &&
 			  json_object_get_boolean(v);
@@ -231,7 +188,7 @@ static bool wait_mirror_clean(int timeout_ms)
 			fprintf(stderr, "mirror cleanup done after ~%d ms\n", t);
 			return true;
 		}
-		sleep_ms(250);
+		qvt_sleep_ms(250);
 	}
 	return false;
 }
@@ -263,20 +220,20 @@ static void on_notify(qv_rpc_conn *c, const char *method, json_object *p, void *
 	}
 	if (w->kill_mid_mirror && !w->killed && w->saw_mirroring && w->max_offset > 0 &&
 	    w->max_offset < w->len) {
-		qvt_daemon_stop(&H.d[0], SIGKILL);
+		qvt_daemon_stop(&H->d[0], SIGKILL);
 		w->killed = true;
 	}
 	if (w->cancel_mid_mirror && !w->cancelled && w->saw_mirroring && w->max_offset > 0 &&
 	    w->max_offset < w->len) {
 		struct qv_error err = {};
-		json_object *r = qvt_call_name(&H.d[0], "migrate.cancel", VM, &err);
+		json_object *r = qvt_call_name(&H->d[0], "migrate.cancel", VM, &err);
 		cr_assert_not_null(r, "cancel: %s", err.message);
 		json_object_put(r);
 		w->cancelled = true;
 	}
 }
 
-TestSuite(migrate_storage, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(migrate_storage, .init = qvt_twohosts_setup, .fini = qvt_twohosts_teardown, .timeout = 600);
 
 /* A whole copy_storage migration (plan, prepare, perform, finish, confirm)
  * of VM from host 0 to host 1, then the checks: one running copy, on the
@@ -319,35 +276,35 @@ static void migrate_fully(const char *expect, unsigned mib, int multifd)
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(VM));
 	json_object_object_add(p, "token", json_object_new_string(pr.token));
-	r = qvt_call(&H.d[1], "migrate.finish", p, &err);
+	r = qvt_call(&H->d[1], "migrate.finish", p, &err);
 	cr_assert_not_null(r, "finish: %s", err.message);
 	json_object_put(r);
-	r = qvt_call_name(&H.d[0], "migrate.confirm", VM, &err);
+	r = qvt_call_name(&H->d[0], "migrate.confirm", VM, &err);
 	cr_assert_not_null(r, "confirm: %s", err.message);
 	json_object_put(r);
 
 	/* Exactly one running copy: on the destination; the source undefined. */
-	cr_assert_str_eq(qvt_vm_state(&H.d[1], VM, buf, sizeof(buf)), "running");
+	cr_assert_str_eq(qvt_vm_state(&H->d[1], VM, buf, sizeof(buf)), "running");
 	cr_assert(wait_undefined(0, 10000), "the source still defines %s", VM);
 	/* The destination's own image holds the data the guest wrote. */
 	md5_of_file(pr.dest_path, mib, got);
 	cr_assert_str_eq(got, expect, "destination image %s differs", pr.dest_path);
 	/* And the guest there uses it: its spec points at the new path. */
-	r = qvt_call_name(&H.d[1], "vm.info", VM, &err);
+	r = qvt_call_name(&H->d[1], "vm.info", VM, &err);
 	cr_assert_not_null(r);
 	cr_assert(strstr(json_object_to_json_string_ext(r, JSON_C_TO_STRING_NOSLASHESCAPE),
 			 pr.dest_path), "the destination spec does not use %s", pr.dest_path);
 	json_object_put(r);
 	/* The destination guest is alive (its kernel keeps running). */
-	cr_assert_gt(qvt_vm_pid(&H.d[1], VM), 0);
-	cr_assert_eq(kill(qvt_vm_pid(&H.d[1], VM), 0), 0);
+	cr_assert_gt(qvt_vm_pid(&H->d[1], VM), 0);
+	cr_assert_eq(kill(qvt_vm_pid(&H->d[1], VM), 0), 0);
 }
 
 Test(migrate_storage, copy_storage_moves_the_disk_data)
 {
 	char src_path[512], expect[33], got[33];
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	blkpat_md5("mirror-a", 16, expect);
 	start_guest(64, "mirror-a", 16, src_path, sizeof(src_path));
 	guest_blk_sum(0, got);
@@ -368,14 +325,14 @@ Test(migrate_storage, cancel_mid_mirror_keeps_the_source)
 	uint64_t id;
 	int spid;
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	blkpat_md5("mirror-b", 48, expect);
 	start_guest(64, "mirror-b", 48, src_path, sizeof(src_path));
 	guest_blk_sum(0, got);
 	cr_assert_str_eq(got, expect);
-	spid = qvt_vm_pid(&H.d[0], VM);
+	spid = qvt_vm_pid(&H->d[0], VM);
 	/* ~4 MiB/s source egress: the 48 MiB mirror takes ~12 s. */
-	cr_assert_eq(qvt_twohosts_shape(&H, 0, 4), 0);
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 4), 0);
 
 	prepare(&pr, 0);
 	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
@@ -388,7 +345,7 @@ Test(migrate_storage, cancel_mid_mirror_keeps_the_source)
 		(unsigned long long)w.len);
 
 	/* The coordinator tears the destination down (what the CLI does). */
-	r = qvt_call_name(&H.d[1], "migrate.cancel", VM, &err);
+	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
 	cr_assert_not_null(r, "destination cancel: %s", err.message);
 	json_object_put(r);
 	cr_assert(wait_undefined(1, 30000), "destination still defines %s", VM);
@@ -396,12 +353,12 @@ Test(migrate_storage, cancel_mid_mirror_keeps_the_source)
 		      pr.dest_path);
 
 	/* The source: same QEMU, running, its data intact. */
-	cr_assert_str_eq(qvt_vm_state(&H.d[0], VM, buf, sizeof(buf)), "running");
-	cr_assert_eq(qvt_vm_pid(&H.d[0], VM), spid);
+	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
+	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid);
 	cr_assert_eq(kill(spid, 0), 0);
 	md5_of_file(src_path, 48, got);
 	cr_assert_str_eq(got, expect, "source image changed");
-	r = qvt_call_name(&H.d[0], "migrate.status", VM, &err);
+	r = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
 	cr_assert_null(r, "no migration record should remain");
 	/* The force-cancelled mirror drains and is removed (job + NBD node). */
 	cr_assert(wait_mirror_clean(60000), "the cancelled mirror was never cleaned up");
@@ -421,13 +378,13 @@ Test(migrate_storage, source_daemon_killed_mid_mirror_then_migrates)
 	uint64_t id;
 	int spid;
 
-	REQUIRE_HOSTS();
+	QVT_REQUIRE_HOSTS();
 	blkpat_md5("mirror-c", 32, expect);
 	start_guest(64, "mirror-c", 32, src_path, sizeof(src_path));
 	guest_blk_sum(0, got);
 	cr_assert_str_eq(got, expect);
-	spid = qvt_vm_pid(&H.d[0], VM);
-	cr_assert_eq(qvt_twohosts_shape(&H, 0, 4), 0);
+	spid = qvt_vm_pid(&H->d[0], VM);
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 4), 0);
 
 	prepare(&pr, 0);
 	{
@@ -437,16 +394,16 @@ Test(migrate_storage, source_daemon_killed_mid_mirror_then_migrates)
 		cr_assert_neq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0);
 	}
 	cr_assert(w.killed, "never saw the mirror in progress");
-	cr_assert_eq(qvt_twohosts_start_daemon(&H, 0), 0);
-	cr_assert_str_eq(qvt_vm_state(&H.d[0], VM, buf, sizeof(buf)), "running");
-	cr_assert_eq(qvt_vm_pid(&H.d[0], VM), spid);
-	r = qvt_call_name(&H.d[1], "migrate.cancel", VM, &err);
+	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
+	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
+	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid);
+	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
 	cr_assert_not_null(r, "destination cancel: %s", err.message);
 	json_object_put(r);
 	cr_assert(wait_undefined(1, 30000));
 	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image left behind");
 
-	cr_assert_eq(qvt_twohosts_shape(&H, 0, 1000), 0);
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 1000), 0);
 	cr_assert(wait_mirror_clean(60000), "the leftover mirror was never cleaned up");
 	migrate_fully(expect, 32, 0);
 }

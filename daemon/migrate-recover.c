@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/* Source side, after the fact: reaping storage mirrors that a cancelled or
+ * interrupted migration left behind, and migrate.recover (resolving a
+ * migration a previous daemon was driving when it died). */
+#include <unistd.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "daemon/migrate-internal.h"
+
+/* --- mirror cleanup ------------------------------------------------------------
+ * A force-cancelled mirror may need seconds to drain its in-flight NBD writes
+ * over a slow link. Rather than block the loop, the leftover is reaped from
+ * a timer; a new copy_storage migration of that VM waits for it
+ * (migrate.plan says mirror_cleanup, perform refuses with conflict). */
+
+#define REAP_POLL_MS 200
+#define REAP_GIVE_UP_MS 120000
+
+struct reaper {
+	struct reaper *next;
+	struct qv_daemon *d;
+	char *vm;
+	mig_mirror *mm;
+	qv_source *timer;
+	uint64_t until;
+};
+
+static struct reaper *reapers;
+
+static qmp_client *reaper_qmp(void *ud)
+{
+	struct reaper *rp = ud;
+	struct qv_vm *vm = qv_vm_find(rp->d, rp->vm);
+
+	if (!vm || !vm->inst || qemu_instance_exited(vm->inst))
+		return NULL;
+	return qemu_instance_qmp(vm->inst);
+}
+
+static void reaper_free(struct reaper *rp)
+{
+	for (struct reaper **p = &reapers; *p; p = &(*p)->next)
+		if (*p == rp) {
+			*p = rp->next;
+			break;
+		}
+	qv_source_remove(rp->timer);
+	mig_mirror_free(rp->mm);
+	free(rp->vm);
+	free(rp);
+}
+
+static void reaper_tick(qv_source *s, void *ud)
+{
+	struct reaper *rp = ud;
+
+	rp->timer = NULL;
+	if (mig_mirror_reap(rp->mm)) {
+		log_info("VM %s: leftover storage mirror cleaned up", rp->vm);
+		return reaper_free(rp);
+	}
+	if (qv_now_ms() > rp->until) {
+		log_warning("VM %s: storage mirror jobs still not gone after %d s, giving up",
+			    rp->vm, REAP_GIVE_UP_MS / 1000);
+		return reaper_free(rp);
+	}
+	if (qv_loop_add_timer(rp->d->loop, REAP_POLL_MS, reaper_tick, rp, &rp->timer) < 0)
+		reaper_free(rp);
+}
+
+/* Abort mm (taken) for VM name: briefly in line, then from a timer. */
+void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm)
+{
+	struct reaper *rp;
+
+	if (!mm)
+		return;
+	rp = calloc(1, sizeof(*rp));
+	if (!rp || !(rp->vm = strdup(name))) {
+		free(rp);
+		(void)mig_mirror_abort(mm, 5000);
+		mig_mirror_free(mm);
+		return;
+	}
+	rp->d = d;
+	rp->mm = mm;
+	mig_mirror_set_qmp(mm, reaper_qmp, rp);
+	rp->next = reapers;
+	reapers = rp;
+	if (mig_mirror_abort(mm, 1000))
+		return reaper_free(rp);
+	log_info("VM %s: cancelled storage mirror still draining, cleaning up in the background",
+		 name);
+	rp->until = qv_now_ms() + REAP_GIVE_UP_MS;
+	if (qv_loop_add_timer(d->loop, REAP_POLL_MS, reaper_tick, rp, &rp->timer) < 0)
+		reaper_free(rp);
+}
+
+bool qv_mig_mirror_cleanup_pending(const char *name)
+{
+	for (struct reaper *rp = reapers; rp; rp = rp->next)
+		if (streq(rp->vm, name))
+			return true;
+	return false;
+}
+
+/* After a daemon restart: QEMU kept migrating without us. An unfinished
+ * migration is cancelled (the coordinator is gone with our connection) and
+ * the guest resumed; a completed one is left for migrate.confirm or
+ * migrate.cancel. */
+static qmp_client *source_qmp_by_name(void *ud)
+{
+	struct qv_vm *vm = ud;
+	return vm->inst && !qemu_instance_exited(vm->inst) ? qemu_instance_qmp(vm->inst) : NULL;
+}
+
+int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
+		   struct qv_error *errp)
+{
+	struct qv_vm *vm = qv_vm_find(d, name);
+	struct qv_mig *m = qv_mig_find(name, true);
+	_cleanup_json_ json_object *q = NULL;
+	const char *status = "none";
+	json_object *v, *res;
+	qmp_client *c;
+	int r;
+
+	if (m && (m->engine || m->mirror_timer))
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "the migration of %s is still being driven", name);
+	if (!vm || !vm->inst) {
+		char id[96];
+		snprintf(id, sizeof(id), "%s-out", name);
+		(void)qv_state_migration_delete(d->state, id);
+		if (m)
+			qv_mig_drop(m);
+		return qv_error_set(errp, ESRCH, QV_REASON_NOT_FOUND,
+				    "VM %s has no QEMU to recover", name);
+	}
+	c = qemu_instance_qmp(vm->inst);
+	/* A storage mirror a previous daemon left (mirror phase or RAM phase
+	 * of a copy_storage migration): end it, the source keeps its disk. */
+	if (!qv_mig_mirror_cleanup_pending(name)) {
+		mig_mirror *mm = NULL;
+		int n = mig_mirror_adopt_stale(source_qmp_by_name, vm, &mm);
+		if (n > 0) {
+			log_info("VM %s: cancelling %d storage mirror(s) left by a previous daemon",
+				 name, n);
+			qv_mig_mirror_dispose(d, name, mm);
+		}
+	}
+	r = qmp_client_execute(c, "query-migrate", NULL, 5000, &q, errp);
+	if (r < 0)
+		return r;
+	if (json_object_object_get_ex(q, "status", &v))
+		status = json_object_get_string(v);
+	res = json_object_new_object();
+	json_object_object_add(res, "name", json_object_new_string(name));
+	json_object_object_add(res, "qemu_status", json_object_new_string(status));
+	if (streq(status, "completed")) {
+		if (!m) {
+			m = qv_mig_new(d, name, true);
+			if (!m) {
+				json_object_put(res);
+				return -ENOMEM;
+			}
+		}
+		snprintf(m->state, sizeof(m->state), "completed");
+		qv_mig_persist(m);
+		if (vm->state != QV_VM_MIGRATING)
+			qv_vm_set_state(vm, QV_VM_MIGRATING, NULL);
+		json_object_object_add(res, "status", json_object_new_string("completed"));
+		json_object_object_add(res, "state", json_object_new_string("migrating"));
+		*ret = res;
+		return 0;
+	}
+	if (streq(status, "active") || streq(status, "setup") || streq(status, "pre-switchover") ||
+	    streq(status, "device") || streq(status, "postcopy-active") ||
+	    streq(status, "cancelling")) {
+		(void)qmp_client_execute(c, "migrate_cancel", NULL, 5000, NULL, NULL);
+		for (int i = 0; i < 100; i++) {
+			_cleanup_json_ json_object *q2 = NULL;
+			if (qmp_client_execute(c, "query-migrate", NULL, 5000, &q2, NULL) < 0)
+				break;
+			if (json_object_object_get_ex(q2, "status", &v) &&
+			    (streq(json_object_get_string(v), "cancelled") ||
+			     streq(json_object_get_string(v), "failed")))
+				break;
+			usleep(50 * 1000);
+		}
+	}
+	if (m)
+		qv_mig_drop(m);
+	else {
+		char id[96];
+		snprintf(id, sizeof(id), "%s-out", name);
+		(void)qv_state_migration_delete(d->state, id);
+	}
+	r = qv_mig_resume_source(d, name, errp);
+	if (r < 0) {
+		json_object_put(res);
+		return r;
+	}
+	json_object_object_add(res, "status", json_object_new_string("cancelled"));
+	json_object_object_add(res, "state", json_object_new_string("running"));
+	*ret = res;
+	return 0;
+}
