@@ -48,9 +48,9 @@ const struct cli_verb cli_verbs[] = {
 	  "Copy an image (--linked: qcow2 overlay backed by SRC)." },
 	{ "image import", verb_image_import, "PATH NAME", "Import a file into the image pool." },
 	{ "image resize", verb_image_resize, "NAME SIZE", "Grow an image to SIZE." },
-	{ "migrate", verb_migrate, "VM --to URI [--max-downtime MS] [--bandwidth MiB/s] [--deadline S] [--copy-storage] [--plain] [--keep-definition]",
+	{ "migrate", verb_migrate, "VM --to URI [OPTIONS]",
 	  "Live-migrate a running VM to the daemon at URI. Options: --max-downtime MS, "
-	  "--bandwidth MiB/s, --deadline S, --allow-postcopy, --plain, --dest-address IP, "
+	  "--bandwidth MiB/s, --deadline S, --allow-postcopy, --copy-storage, --plain, --dest-address IP, "
 	  "--listen IP, --keep-definition, --quiet." },
 	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
 	{ "drill run", verb_drill_run, "FILE [--report DIR]",
