@@ -17,6 +17,12 @@ make -j"$(nproc)" all
 step "Building the test guest (cached in build/guest)"
 scripts/mkguest.sh build/guest
 
+# QEMU runs as the unprivileged qvisor-qemu user: give it a copy of the guest
+# it can read whatever the permissions of this checkout's path are.
+GUEST=/var/cache/qvisor/demo-guest
+install -d -m 0755 /var/cache/qvisor "$GUEST"
+install -m 0644 build/guest/vmlinuz build/guest/initrd.img "$GUEST/"
+
 SOCK=/run/qvisor/qvisord.sock
 QV="$ROOT/build/qvisor --socket $SOCK"
 LOG=/var/log/qvisord.log
@@ -41,8 +47,8 @@ if ! $QV info demo >/dev/null 2>&1; then
   "vcpus": 1,
   "memory": "256M",
   "accel": "auto",
-  "kernel": "$ROOT/build/guest/vmlinuz",
-  "initrd": "$ROOT/build/guest/initrd.img",
+  "kernel": "$GUEST/vmlinuz",
+  "initrd": "$GUEST/initrd.img",
   "cmdline": "console=ttyS0 panic=-1",
   "restart": { "policy": "on-failure" }
 }
@@ -50,19 +56,25 @@ JSON
 	$QV define /tmp/qvisor-demo.json
 fi
 
+# serial.log is appended across boots: wait for a marker past its current end.
+SERIAL_LOG=/run/qvisor/vms/demo/serial.log
+seen=$(grep -c QVISOR-GUEST-READY "$SERIAL_LOG" 2>/dev/null || true)
 state=$($QV info demo | awk '$1 == "state:" { print $2 }')
 if [ "$state" != running ] && [ "$state" != paused ]; then
 	step "Starting VM demo"
 	$QV start demo
+	want=$((${seen:-0} + 1))
+else
+	want=1
 fi
 
-SERIAL_LOG=$($QV info demo | awk '$1 == "runtime.run_dir:" { print $2 }')/serial.log
 step "Waiting for the guest's ready marker in $SERIAL_LOG"
+ready() { [ "$(grep -c QVISOR-GUEST-READY "$SERIAL_LOG" 2>/dev/null || echo 0)" -ge "$want" ]; }
 for _ in $(seq 1 1200); do
-	grep -q QVISOR-GUEST-READY "$SERIAL_LOG" 2>/dev/null && break
+	ready && break
 	sleep 0.1
 done
-grep -q QVISOR-GUEST-READY "$SERIAL_LOG" || { echo "guest did not boot; see $SERIAL_LOG" >&2; exit 1; }
+ready || { echo "guest did not boot; see $SERIAL_LOG" >&2; exit 1; }
 
 $QV host check || true
 echo
