@@ -18,41 +18,9 @@ BUILD=${QV_BUILD_DIR:-$PWD/build}
 export QV_GUEST_DIR=${QV_GUEST_DIR:-$PWD/build/guest}
 REPORTS=${QV_DRILL_REPORTS:-/tmp/qv-drill-reports}
 Q=$BUILD/qvisor
-W=$(mktemp -d /tmp/qvdrill-XXXXXX)
-NS=(qvd$$a qvd$$b)
-ADDR=(10.233.0.1 10.233.0.2)
-
-cleanup() {
-	for i in 0 1; do
-		[ -f $W/$i/pid ] && kill "$(cat $W/$i/pid)" 2>/dev/null
-		for p in $(ip netns pids ${NS[$i]} 2>/dev/null); do kill -9 $p 2>/dev/null; done
-	done
-	sleep 0.5
-	for i in 0 1; do ip netns del ${NS[$i]} 2>/dev/null; done
-	rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 die() { echo "run-drills.sh: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "needs root"
-[ -x $Q ] && [ -x $BUILD/qvisord ] || die "build first (make O=... all)"
-
-for i in 0 1; do ip netns add ${NS[$i]} || die "netns"; done
-ip link add ${NS[0]} type veth peer name ${NS[1]} || die "veth"
-for i in 0 1; do
-	ip link set ${NS[$i]} netns ${NS[$i]}
-	ip -n ${NS[$i]} addr add ${ADDR[$i]}/24 dev ${NS[$i]}
-	ip -n ${NS[$i]} link set lo up
-	ip -n ${NS[$i]} link set ${NS[$i]} up
-	mkdir -p $W/$i
-	ip netns exec ${NS[$i]} setsid $BUILD/qvisord --state-dir $W/$i/state --run-dir $W/$i/run \
-		--socket $W/$i/sock --no-kvm-probe --cache-dir $W/$i >$W/$i/log 2>&1 </dev/null &
-	echo $! >$W/$i/pid
-	disown
-done
-for i in 0 1; do
-	for t in $(seq 100); do $Q -s $W/$i/sock host info >/dev/null 2>&1 && break; sleep 0.1; done
-done
+. "$(dirname "$0")/twohosts.sh"
+twohosts_up qvd 10.233.0
 export QV_DRILL_A=unix://$W/0/sock QV_DRILL_B=unix://$W/1/sock
 export QV_DRILL_NS_A=${NS[0]} QV_DRILL_NS_B=${NS[1]} QV_DRILL_DEV_A=${NS[0]} QV_DRILL_DEV_B=${NS[1]}
 

@@ -23,46 +23,15 @@ MEM=512
 BUILD=${QV_BUILD_DIR:-$PWD/build}
 GUEST=${QV_GUEST_DIR:-$PWD/build/guest}
 Q=$BUILD/qvisor
-W=$(mktemp -d /tmp/qvbench-XXXXXX)
-NS=(qvb$$a qvb$$b)
-VETH=(qvb$$a qvb$$b)
-ADDR=(10.232.0.1 10.232.0.2)
-
-cleanup() {
-	for i in 0 1; do
-		[ -f $W/$i/pid ] && kill "$(cat $W/$i/pid)" 2>/dev/null
-		for p in $(ip netns pids ${NS[$i]} 2>/dev/null); do kill -9 $p 2>/dev/null; done
-	done
-	sleep 0.5
-	for i in 0 1; do ip netns del ${NS[$i]} 2>/dev/null; done
-	rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 die() { echo "migrate.sh: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "needs root"
-[ -x $Q ] && [ -x $BUILD/qvisord ] || die "build first (make O=... all)"
 [ -f $GUEST/vmlinuz ] || die "no test guest (make guest)"
-
-for i in 0 1; do ip netns add ${NS[$i]} || die "netns"; done
-ip link add ${VETH[0]} type veth peer name ${VETH[1]} || die "veth"
+. "$(dirname "$0")/../twohosts.sh"
+twohosts_up qvb 10.232.0
+VETH=("${NS[@]}")
 for i in 0 1; do
-	ip link set ${VETH[$i]} netns ${NS[$i]}
-	ip -n ${NS[$i]} addr add ${ADDR[$i]}/24 dev ${VETH[$i]}
-	ip -n ${NS[$i]} link set lo up
-	ip -n ${NS[$i]} link set ${VETH[$i]} up
 	# B MiB/s in tc's mbit (10^6 bit/s)
 	ip netns exec ${NS[$i]} tc qdisc replace dev ${VETH[$i]} root tbf \
 		rate $((B * 8 * 1048576 / 1000000))mbit burst 256kb latency 50ms || die "tc"
-	mkdir -p $W/$i
-	ip netns exec ${NS[$i]} setsid $BUILD/qvisord --state-dir $W/$i/state --run-dir $W/$i/run \
-		--socket $W/$i/sock --no-kvm-probe --cache-dir $W/$i >$W/$i/log 2>&1 </dev/null &
-	echo $! >$W/$i/pid
-	disown
-done
-for i in 0 1; do
-	for t in $(seq 50); do $Q -s $W/$i/sock host info >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
 boot() { # host rate -> defines and starts "bench" on host, waits for the dirtier
