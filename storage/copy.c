@@ -5,6 +5,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -39,6 +40,7 @@ struct copy {
 	bool ring_ok, fixed_files;
 	uint8_t *mem;
 	struct slot *slots;
+	unsigned nslots; /* queue_depth, fewer for a file smaller than them all */
 	unsigned inflight;
 	/* extent walk */
 	uint64_t cur, ext_end;
@@ -66,7 +68,7 @@ void qv_copy_opts_init(struct qv_copy_opts *opts)
 {
 	*opts = (struct qv_copy_opts){
 		.queue_depth = QV_COPY_DEFAULT_QUEUE_DEPTH,
-		.block_size = QV_COPY_DEFAULT_BLOCK_SIZE,
+		.direct = true,
 		.reflink = true,
 	};
 }
@@ -233,7 +235,7 @@ static void complete(struct copy *c, struct slot *s, int res)
 
 static void refill(struct copy *c, size_t bs)
 {
-	for (unsigned i = 0; i < c->o->queue_depth && !c->err; i++) {
+	for (unsigned i = 0; i < c->nslots && !c->err; i++) {
 		struct slot *s = &c->slots[i];
 		if (s->state != SLOT_IDLE)
 			continue;
@@ -296,6 +298,7 @@ static int kernel_copy(struct copy *c)
 			if (n == 0)
 				return -EIO; /* the source shrank during the copy */
 			done += (uint64_t)n;
+			c->st->used_kernel_copy = true;
 		}
 		c->copied += len;
 		c->done += len;
@@ -305,10 +308,12 @@ static int kernel_copy(struct copy *c)
 
 static int setup_ring(struct copy *c, size_t bs)
 {
-	unsigned qd = c->o->queue_depth;
+	uint64_t need = (c->total - c->cur + bs - 1) / bs;
+	unsigned qd = need < c->o->queue_depth ? (unsigned)need : c->o->queue_depth;
 	struct iovec *iov;
 	int r;
 
+	c->nslots = qd;
 	r = io_uring_queue_init(qd, &c->ring, 0);
 	if (r < 0)
 		return r;
@@ -348,6 +353,12 @@ static int run_copy(struct copy *c, size_t bs)
 		r = kernel_copy(c);
 		if (r <= 0)
 			return r;
+	}
+	/* No data left (an empty image): no ring, no buffers to pin. */
+	off_t d = lseek(c->sfd, (off_t)c->cur, SEEK_DATA);
+	if ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= c->total)) {
+		skip_hole(c, c->total);
+		return 0;
 	}
 	/* Double the read-ahead window; the engine reads strictly forward. */
 	if (!c->sdirect)
@@ -410,17 +421,37 @@ static int check_opts(const struct qv_copy_opts *o, struct qv_error *errp)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "copy queue depth %u out of range 1..%u", o->queue_depth,
 				    QV_COPY_MAX_QUEUE_DEPTH);
-	if (o->block_size < QV_COPY_MIN_BLOCK_SIZE || o->block_size > QV_COPY_MAX_BLOCK_SIZE ||
-	    o->block_size % ALIGN)
+	if (o->block_size && (o->block_size < QV_COPY_MIN_BLOCK_SIZE ||
+			      o->block_size > QV_COPY_MAX_BLOCK_SIZE || o->block_size % ALIGN))
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "copy block size %zu must be a multiple of 4096 in 4 KiB..64 MiB",
 				    o->block_size);
 	return 0;
 }
 
-static int open_src(struct copy *c, struct stat *st, struct qv_error *errp)
+/* Filesystems whose copy_file_range is a server-side copy: the bytes need
+ * not cross the network twice, so the kernel copy beats O_DIRECT there. */
+static bool offloads_copies(const char *dst)
 {
-	if (c->o->direct) {
+	_cleanup_free_ char *dir = NULL, *base = NULL;
+	struct statfs sf;
+
+	if (qv_path_split(dst, &dir, &base) < 0 || statfs(dir, &sf) < 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case 0x6969UL:     /* NFS */
+	case 0xFF534D42UL: /* CIFS */
+	case 0xFE534D42UL: /* SMB2 */
+	case 0x00C36400UL: /* Ceph */
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int open_src(struct copy *c, bool direct, struct stat *st, struct qv_error *errp)
+{
+	if (direct) {
 		c->sfd = open(c->src, O_RDONLY | O_CLOEXEC | O_DIRECT);
 		c->sdirect = c->sfd >= 0;
 	}
@@ -506,6 +537,7 @@ int qv_copy_file(const char *src, const char *dst, const struct qv_copy_opts *op
 	struct qv_tmpfile t = QV_TMPFILE_INIT;
 	struct copy c = { .src = src, .dst = dst, .sfd = -1, .dfd = -1, .st = &st };
 	struct stat sst;
+	bool direct;
 	int r;
 
 	qv_copy_opts_init(&defaults);
@@ -513,8 +545,6 @@ int qv_copy_file(const char *src, const char *dst, const struct qv_copy_opts *op
 		struct qv_copy_opts o = *opts;
 		if (!o.queue_depth)
 			o.queue_depth = defaults.queue_depth;
-		if (!o.block_size)
-			o.block_size = defaults.block_size;
 		defaults = o;
 	}
 	opts = &defaults;
@@ -523,13 +553,14 @@ int qv_copy_file(const char *src, const char *dst, const struct qv_copy_opts *op
 	if (r < 0)
 		return r;
 	c.t0 = c.last_progress = qv_copy_now_ns();
-	r = open_src(&c, &sst, errp);
+	direct = opts->direct && !(opts->reflink && offloads_copies(dst));
+	r = open_src(&c, direct, &sst, errp);
 	if (r < 0)
 		goto out;
 	r = check_dst(&c, &sst, errp);
 	if (r < 0)
 		goto out;
-	r = qv_tmpfile_open(&t, dst, sst.st_mode & 0777, opts->direct);
+	r = qv_tmpfile_open(&t, dst, sst.st_mode & 0777, direct);
 	if (r < 0) {
 		r = qv_error_set(errp, -r, NULL, "create a temporary file for %s: %s", dst,
 				 strerror(-r));
@@ -547,6 +578,9 @@ int qv_copy_file(const char *src, const char *dst, const struct qv_copy_opts *op
 			goto out;
 		}
 		size_t bs = opts->block_size;
+		if (!bs)
+			bs = st.used_direct ? QV_COPY_DEFAULT_DIRECT_BLOCK_SIZE
+					    : QV_COPY_DEFAULT_BLOCK_SIZE;
 		r = run_copy(&c, bs);
 		if (r < 0) {
 			r = copy_error(&c, r, errp);

@@ -11,19 +11,28 @@
 /* io_uring image copy engine (docs/storage.md).
  *
  * qv_copy_file() copies src to dst:
- *   - with opts->reflink (the default) the kernel copies: FICLONE when the
- *     filesystem allows it, else copy_file_range per data extent (holes kept);
- *     on EXDEV/EOPNOTSUPP/... it falls back silently to the engine below;
- *   - otherwise (or with verify/skip_zeroes/direct) it walks src's data extents (SEEK_DATA/SEEK_HOLE) and keeps
- *     holes as holes, with queue_depth reads/writes of block_size bytes in
- *     flight on registered buffers;
+ *   - with opts->reflink (the default) FICLONE first, where the filesystem
+ *     can share blocks;
+ *   - then, with opts->direct (the default) and both files open with
+ *     O_DIRECT, the io_uring engine below bypasses the page cache: the disk
+ *     moves the bytes, the CPU does not, and the host's cache is left alone;
+ *   - otherwise (O_DIRECT refused, direct off, or a destination filesystem
+ *     that offloads copies such as NFS or SMB) with opts->reflink the kernel
+ *     copies, copy_file_range per data extent, and the io_uring engine takes
+ *     over where the kernel refuses;
+ *   - the io_uring engine walks src's data extents (SEEK_DATA/SEEK_HOLE),
+ *     keeps holes as holes, and keeps queue_depth reads/writes of block_size
+ *     bytes in flight on registered buffers;
  *   - it writes into an anonymous O_TMPFILE (or ".<name>.XXXXXX") in dst's
  *     directory, fsyncs it, renames it into place and fsyncs the directory.
  *     A failed, cancelled or interrupted copy never leaves a file under dst.
  */
 
-/* Defaults measured on the development disk (docs/storage.md). */
+/* Defaults measured on the development disk (docs/storage.md). The block
+ * size depends on the path: large blocks for O_DIRECT (each one is a disk
+ * request), smaller ones through the page cache. */
 #define QV_COPY_DEFAULT_QUEUE_DEPTH 16u
+#define QV_COPY_DEFAULT_DIRECT_BLOCK_SIZE ((size_t)4 << 20)
 #define QV_COPY_DEFAULT_BLOCK_SIZE ((size_t)256 << 10)
 #define QV_COPY_MAX_QUEUE_DEPTH 256u
 #define QV_COPY_MIN_BLOCK_SIZE ((size_t)4096)
@@ -38,9 +47,9 @@ typedef void (*qv_copy_progress_fn)(uint64_t done, uint64_t total, uint64_t rate
 
 struct qv_copy_opts {
 	unsigned queue_depth;   /* 0: QV_COPY_DEFAULT_QUEUE_DEPTH */
-	size_t block_size;      /* 0: default; multiple of 4096 */
-	bool direct;            /* try O_DIRECT; falls back to buffered if refused */
-	bool reflink;           /* let the kernel copy: FICLONE, then copy_file_range */
+	size_t block_size;      /* 0: default for the path taken; multiple of 4096 */
+	bool direct;            /* O_DIRECT where the filesystems allow it (default) */
+	bool reflink;           /* let the kernel copy: FICLONE, copy_file_range (default) */
 	bool verify;            /* hash src while copying, re-read dst, compare */
 	bool skip_zeroes;       /* do not write all-zero blocks inside data extents */
 	bool no_replace;        /* fail with -EEXIST if dst exists */
@@ -57,12 +66,14 @@ struct qv_copy_stats {
 	uint64_t elapsed_ns;
 	uint64_t checksum;       /* content checksum when verify was on */
 	bool used_reflink;
-	bool used_direct;
+	bool used_direct;        /* both files were open with O_DIRECT */
+	bool used_kernel_copy;   /* copy_file_range moved the bytes */
 	bool used_fixed_buffers;
 	bool verified;
 };
 
-/* Fill opts with the defaults (queue depth, block size, reflink on). */
+/* Fill opts with the defaults (queue depth 16, block size by path, direct
+ * and reflink on). */
 void qv_copy_opts_init(struct qv_copy_opts *opts);
 
 /* Copy src to dst (see above). opts may be NULL for the defaults.

@@ -3,23 +3,32 @@
 # 2 GiB images (dense and 10% sparse), side by side in one run. Needs root
 # (drop_caches).
 #   scripts/bench/copy.sh [BUILD_DIR] [BENCH_DIR] [REPEAT]
+#   SCENARIOS="idle busy" (default both)
 #
 # What is measured, the same for every tool: page cache dropped (after a
 # sync), then wall time from start until the copy is on disk: the tool itself
 # plus `sync out` (fsync of the copy). qvisor fsyncs inside the engine, so its
 # `sync out` finds nothing left to write; the peers' buffered writes are
-# flushed by it. Repeats are interleaved (round r runs every tool once) so
-# that bursts of noise on the shared disk hit all tools alike; the table shows
-# the best and the median of REPEAT runs, and the ratio uses the best.
+# flushed by it. CPU is the tool's user+system time.
 #
-# Rows: "qvisor" is the default engine (FICLONE, then copy_file_range per
-# data extent, io_uring if the kernel refuses); "qvisor io_uring" is the
-# io_uring engine alone (driver -n: no reflink, no kernel copy).
+# Fairness on a shared, noisy disk: repeats are interleaved (round r runs
+# every tool once), the order rotates from round to round, and an untimed
+# 256 MiB copy before each round wakes the disk (the first copy after a
+# pause is often 2-3x slower here, whichever tool it is). The table shows
+# the best and the median of REPEAT runs; the ratios use both.
+#
+# Scenarios: "idle" is the machine as it is; "busy" runs one CPU-bound
+# spinner per core for the whole scenario, standing in for the guests a KVM
+# host is there to run.
+#
+# Rows: "qvisor" is the default engine (FICLONE, then O_DIRECT io_uring);
+# "qvisor buffered (-B)" the page-cache path (FICLONE, then copy_file_range).
 set -euo pipefail
 src_dir=$(cd "$(dirname "$0")/../.." && pwd)
 O=$(realpath -m "${1:-$src_dir/build}")
 bench=${2:-/var/tmp/qv-bench-copy}
-rep=${3:-1}
+rep=${3:-5}
+scenarios=${SCENARIOS:-idle busy}
 size_mib=2048
 
 make -C "$src_dir" -s O="$O" "$O/lib/libqv-storage.a" "$O/lib/libqv-common.a"
@@ -28,10 +37,12 @@ cc -O2 -std=gnu11 -D_GNU_SOURCE -I"$src_dir" "$src_dir/tests/storage/copy-driver
 	"$O/lib/libqv-storage.a" "$O/lib/libqv-common.a" $(pkg-config --libs liburing json-c) \
 	-o "$driver"
 
+spinners=()
+stop_spinners() { [ ${#spinners[@]} -eq 0 ] || kill "${spinners[@]}" 2>/dev/null || true; spinners=(); }
 mkdir -p "$bench"
-trap 'rm -rf "$bench"' EXIT
+trap 'stop_spinners; rm -rf "$bench"' EXIT
 cd "$bench"
-echo "creating images in $bench ($(df -T . | awk 'NR==2{print $2}'))"
+echo "creating images in $bench ($(df -T . | awk 'NR==2{print $2}'), $(nproc) CPUs)"
 head -c $((size_mib << 20)) /dev/urandom > dense
 truncate -s ${size_mib}M sparse
 for i in $(seq 0 9); do # 10% data: 10 extents of size/100
@@ -40,14 +51,14 @@ for i in $(seq 0 9); do # 10% data: 10 extents of size/100
 done
 sync
 
-names=("qvisor" "qvisor io_uring (-n)" "cp --sparse=always" "qemu-img convert -m 16 -W"
+names=("qvisor" "qvisor buffered (-B)" "cp --sparse=always" "qemu-img convert -m 16 -W"
        "dd bs=1M conv=sparse" "(dd read src -> /dev/null)")
 peers=(2 3 4) # indexes of the peer tools in names
 
 run_tool() { # INDEX IMG
 	case $1 in
 	0) "$driver" "$2" out ;;
-	1) "$driver" -n "$2" out ;;
+	1) "$driver" -B "$2" out ;;
 	2) cp --sparse=always --reflink=never "$2" out ;;
 	3) qemu-img convert -f raw -O raw -m 16 -W "$2" out ;;
 	4) dd if="$2" of=out bs=1M conv=sparse ;;
@@ -56,51 +67,70 @@ run_tool() { # INDEX IMG
 }
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-# time_one INDEX IMG -> seconds until the copy is on disk
+# time_one INDEX IMG -> "wall_seconds cpu_seconds" until the copy is on disk
 time_one() {
+	local TIMEFORMAT='%R %U %S' tf=$bench/.time
 	rm -f out; drop
-	local t0=$(date +%s.%N)
-	run_tool "$1" "$2" >/dev/null 2>&1 || echo "warning: ${names[$1]} failed" >&2
-	[ -e out ] && sync out
-	echo "$(date +%s.%N) - $t0" | bc -l
+	{ time {
+		run_tool "$1" "$2" >/dev/null 2>&1 || echo "warning: ${names[$1]} failed" >&3
+		if [ -e out ]; then sync out; fi
+	} ; } 3>&2 2>"$tf"
+	awk '{ printf "%s %.2f\n", $1, $2 + $3 }' "$tf"
 }
+warm_up() { rm -f out; dd if="$1" of=out bs=1M count=256 status=none; sync out; rm -f out; }
 
-stat_of() { # best|med TIMES...
+stat_of() { # best|med VALUES...
 	local how=$1; shift
 	printf '%s\n' "$@" | sort -g | awk -v how="$how" '{a[NR]=$1}
 		END { print (how == "best") ? a[1] : a[int((NR + 1) / 2)] }'
 }
+ratio() { echo "$1 / $2" | bc -l; }
 
-for img in dense sparse; do
-	declare -A times=()
-	cmp_ok="ok"
-	for r in $(seq "$rep"); do
-		for i in "${!names[@]}"; do
-			times[$i]+="$(time_one "$i" "$img") "
-			if [ "$i" -le 1 ] && ! cmp -s "$img" out; then cmp_ok="DIFF(${names[$i]})"; fi
+for scen in $scenarios; do
+	if [ "$scen" = busy ]; then
+		for _ in $(seq "$(nproc)"); do sh -c 'while :; do :; done' & spinners+=($!); done
+	fi
+	for img in dense sparse; do
+		declare -A wall=() cpu=()
+		cmp_ok="ok"
+		n=${#names[@]}
+		for r in $(seq "$rep"); do
+			warm_up "$img"
+			for k in $(seq 0 $((n - 1))); do
+				i=$(( (k + r - 1) % n ))
+				read -r w c < <(time_one "$i" "$img")
+				wall[$i]+="$w "; cpu[$i]+="$c "
+				if [ "$i" -le 1 ] && ! cmp -s "$img" out; then
+					cmp_ok="DIFF(${names[$i]})"
+				fi
+			done
 		done
+		echo
+		echo "== $scen: $img ${size_mib} MiB (qvisor copy content: $cmp_ok), best and median of $rep"
+		printf '%-30s %8s %8s %10s %8s\n' tool best median "MB/s best" "CPU s"
+		declare -a best=() med=()
+		for i in "${!names[@]}"; do
+			# shellcheck disable=SC2086
+			best[$i]=$(stat_of best ${wall[$i]})
+			# shellcheck disable=SC2086
+			med[$i]=$(stat_of med ${wall[$i]})
+			# shellcheck disable=SC2086
+			printf '%-30s %8.2f %8.2f %10.0f %8.2f\n' "${names[$i]}" "${best[$i]}" \
+				"${med[$i]}" "$(echo "$size_mib * 1.048576 / ${best[$i]}" | bc -l)" \
+				"$(stat_of med ${cpu[$i]})"
+		done
+		bp="" mp=""
+		for i in "${peers[@]}"; do
+			if [ -z "$bp" ] || (( $(echo "${best[$i]} < $bp" | bc -l) )); then bp=${best[$i]}; fi
+			if [ -z "$mp" ] || (( $(echo "${med[$i]} < $mp" | bc -l) )); then mp=${med[$i]}; fi
+		done
+		printf 'ratio qvisor/best-peer (speed): best %.2fx, median %.2fx\n' \
+			"$(ratio "$bp" "${best[0]}")" "$(ratio "$mp" "${med[0]}")"
+		printf 'ratio qvisor buffered/best-peer (speed): best %.2fx, median %.2fx\n' \
+			"$(ratio "$bp" "${best[1]}")" "$(ratio "$mp" "${med[1]}")"
+		printf 'qvisor MB/s as fraction of plain sequential read: %.2f (best), %.2f (median)\n' \
+			"$(ratio "${best[5]}" "${best[0]}")" "$(ratio "${med[5]}" "${med[0]}")"
+		unset wall cpu best med
 	done
-	echo
-	echo "== $img ${size_mib} MiB (qvisor copy content: $cmp_ok), best and median of $rep"
-	printf '%-30s %8s %8s %10s\n' tool best median "MB/s best"
-	declare -a best=()
-	for i in "${!names[@]}"; do
-		# shellcheck disable=SC2086
-		best[$i]=$(stat_of best ${times[$i]})
-		# shellcheck disable=SC2086
-		med=$(stat_of med ${times[$i]})
-		printf '%-30s %8.2f %8.2f %10.0f\n' "${names[$i]}" "${best[$i]}" "$med" \
-			"$(echo "$size_mib * 1.048576 / ${best[$i]}" | bc -l)"
-	done
-	best_peer=""
-	for i in "${peers[@]}"; do
-		t=${best[$i]}
-		if [ -z "$best_peer" ] || (( $(echo "$t < $best_peer" | bc -l) )); then best_peer=$t; fi
-	done
-	printf 'ratio qvisor/best-peer (speed): %.2fx\n' "$(echo "$best_peer / ${best[0]}" | bc -l)"
-	printf 'ratio qvisor io_uring/best-peer (speed): %.2fx\n' \
-		"$(echo "$best_peer / ${best[1]}" | bc -l)"
-	printf 'qvisor MB/s as fraction of plain sequential read: %.2f\n' \
-		"$(echo "${best[5]} / ${best[0]}" | bc -l)"
-	unset times best
+	stop_spinners
 done

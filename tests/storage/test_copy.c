@@ -55,6 +55,19 @@ static void copy_ok(const char *src, const char *dst, const struct qv_copy_opts 
 	cr_assert_not(err.set);
 }
 
+/* Whether files in d can be opened with O_DIRECT. */
+static bool dir_allows_direct(const char *d)
+{
+	char *p = path_in(d, ".direct-probe");
+	int fd = open(p, O_CREAT | O_WRONLY | O_DIRECT | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd);
+		unlink(p);
+	}
+	free(p);
+	return fd >= 0;
+}
+
 Test(copy, dense_1g_identical)
 {
 	char *src = path_in(dir, "dense"), *dst = path_in(dir, "dense.copy");
@@ -62,6 +75,10 @@ Test(copy, dense_1g_identical)
 	make_sized(src, 0);
 	write_random(src, 0, 1 * GiB, 1);
 	copy_ok(src, dst, NULL, &st);
+	/* The default bypasses the page cache wherever the filesystem allows. */
+	if (!st.used_reflink)
+		cr_assert_eq(st.used_direct, dir_allows_direct(dir));
+	cr_assert_not(st.used_kernel_copy && st.used_direct);
 	cr_assert_eq(st.bytes_total, 1 * GiB);
 	cr_assert_eq(st.bytes_copied + (st.used_reflink ? 1 * GiB : 0), 1 * GiB);
 	cr_assert_eq(st.holes_skipped, 0);
@@ -82,6 +99,26 @@ Test(copy, sparse_1g_identical_holes_kept)
 	cr_assert(files_equal(src, dst));
 	cr_assert_eq(st.bytes_copied, 100 * MiB);
 	cr_assert_eq(st.holes_skipped, 1 * GiB - 100 * MiB);
+	same_extent_map(src, dst);
+	free(src);
+	free(dst);
+}
+
+Test(copy, buffered_kernel_copy_keeps_holes)
+{
+	char *src = path_in(dir, "kc"), *dst = path_in(dir, "kc.copy");
+	struct qv_copy_opts o;
+	struct qv_copy_stats st;
+	make_sized(src, 256 * MiB);
+	write_random(src, 0, 3 * MiB, 21);
+	write_random(src, 100 * MiB + 8192, 17 * MiB + 4096, 22);
+	qv_copy_opts_init(&o);
+	o.direct = false;
+	copy_ok(src, dst, &o, &st);
+	cr_assert_not(st.used_direct);
+	if (!st.used_reflink)
+		cr_assert(st.used_kernel_copy, "copy_file_range was not used");
+	cr_assert(files_equal(src, dst));
 	same_extent_map(src, dst);
 	free(src);
 	free(dst);
