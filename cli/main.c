@@ -44,9 +44,11 @@ const struct cli_verb cli_verbs[] = {
 	  "Create an empty disk image (SIZE like 10G, 512M)." },
 	{ "image list", verb_image_list, "", "List disk images." },
 	{ "image delete", verb_image_delete, "NAME", "Delete a disk image." },
-	{ "image clone", verb_image_clone, "SRC DST [--linked]",
+	{ "image clone", verb_image_clone, "SRC DST [--linked] [--bandwidth RATE] [--verify]",
 	  "Copy an image (--linked: qcow2 overlay backed by SRC)." },
-	{ "image import", verb_image_import, "PATH NAME", "Import a file into the image pool." },
+	{ "image import", verb_image_import,
+	  "PATH NAME [--format raw|qcow2] [--bandwidth RATE] [--verify]",
+	  "Import a file into the image pool." },
 	{ "image resize", verb_image_resize, "NAME SIZE", "Grow an image to SIZE." },
 	{ "migrate", verb_migrate, "VM --to URI [OPTIONS]",
 	  "Live-migrate a running VM to the daemon at URI. Options: --max-downtime MS, "

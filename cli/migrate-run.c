@@ -167,54 +167,34 @@ static json_object *prepare_params(json_object *spec, const struct cli_migrate_o
 	return p;
 }
 
-int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
-			     const struct cli_migrate_opts *o, json_object *extra_perform,
-			     const struct cli_migrate_observer *obs, const char **ret_phase,
-			     json_object **ret_stats, struct qv_error *errp)
+/* The plan's multifd choice, unless plain mode or postcopy overrides it. */
+static void multifd_choice(json_object *pl, const struct cli_migrate_opts *o,
+			   int64_t *ret_channels, const char **ret_reason)
 {
-	_cleanup_json_ json_object *info = NULL, *pl = NULL, *prep = NULL, *stats = NULL;
-	const char *uri, *token, *phase = "source", *multifd_reason = NULL, *nbd = "";
-	int64_t multifd = 0;
-	bool postcopy = false;
-	json_object *spec, *p, *v;
-	int r;
+	json_object *v;
 
-	r = qv_rpc_invoke(src, "vm.info", name_params(name), CLI_CALL_TIMEOUT_MS, &info, errp);
-	if (r < 0)
-		goto fail;
-	if (!json_object_object_get_ex(info, "spec", &spec)) {
-		r = qv_error_set(errp, EPROTO, QV_REASON_INTERNAL, "vm.info without a spec");
-		goto fail;
-	}
-	phase = "plan on the source";
-	r = plan(src, name, o, &pl, errp);
-	if (r < 0)
-		goto fail;
-	if (pl && !o->plain && json_object_object_get_ex(pl, "multifd_channels", &v))
-		multifd = json_object_get_int64(v);
-	if (pl && !o->plain && json_object_object_get_ex(pl, "multifd_reason", &v))
-		multifd_reason = json_object_get_string(v);
-	if (o->allow_postcopy && !o->plain && multifd > 0) {
+	*ret_channels = 0;
+	*ret_reason = NULL;
+	if (!pl || o->plain)
+		return;
+	if (json_object_object_get_ex(pl, "multifd_channels", &v))
+		*ret_channels = json_object_get_int64(v);
+	if (json_object_object_get_ex(pl, "multifd_reason", &v))
+		*ret_reason = json_object_get_string(v);
+	if (o->allow_postcopy && *ret_channels > 0) {
 		/* QEMU 7.2 cannot combine postcopy-ram and multifd: the operator
 		 * asked for postcopy explicitly, it wins. */
-		multifd = 0;
-		multifd_reason = "off: allow_postcopy (QEMU 7.2 cannot combine postcopy with multifd)";
+		*ret_channels = 0;
+		*ret_reason = "off: allow_postcopy (QEMU 7.2 cannot combine postcopy with multifd)";
 	}
+}
 
-	phase = "prepare on the destination";
-	r = qv_rpc_invoke(dst, "migrate.prepare", prepare_params(spec, o, pl, multifd),
-			  CLI_CALL_TIMEOUT_MS, &prep, errp);
-	if (r < 0)
-		goto fail;
-	uri = json_object_object_get_ex(prep, "uri", &v) ? json_object_get_string(v) : "";
-	token = json_object_object_get_ex(prep, "token", &v) ? json_object_get_string(v) : "";
-	if (o->copy_storage && json_object_object_get_ex(prep, "nbd", &v))
-		nbd = json_object_get_string(v);
-	if (!o->quiet)
-		fprintf(stderr, "Migrating %s (%s)\n", name, uri);
+static json_object *perform_params(const char *name, const struct cli_migrate_opts *o,
+				   const char *uri, int64_t multifd, const char *multifd_reason,
+				   const char *nbd, json_object *extra)
+{
+	json_object *p = name_params(name);
 
-	phase = "perform";
-	p = name_params(name);
 	json_object_object_add(p, "uri", json_object_new_string(uri));
 	json_object_object_add(p, "max_downtime_ms", json_object_new_int64(o->max_downtime_ms));
 	json_object_object_add(p, "bandwidth_mbps", json_object_new_int64(o->bandwidth_mibps));
@@ -229,11 +209,88 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 		json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
 		json_object_object_add(p, "nbd", json_object_new_string(nbd));
 	}
-	if (extra_perform) {
-		json_object_object_foreach(extra_perform, k, ev)
+	if (extra) {
+		json_object_object_foreach(extra, k, ev)
 			json_object_object_add(p, k, json_object_get(ev));
 	}
-	r = perform(src, p, o, obs, &stats, &postcopy, errp);
+	return p;
+}
+
+/* After a successful perform: start the guest on the destination, then
+ * retire the source copy. *phase names the step that failed. */
+static int finish_and_confirm(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
+			      const struct cli_migrate_opts *o, const char *token, bool postcopy,
+			      const char **phase, struct qv_error *errp)
+{
+	json_object *p;
+	int r;
+
+	*phase = "finish on the destination";
+	p = name_params(name);
+	json_object_object_add(p, "token", json_object_new_string(token));
+	r = qv_rpc_invoke(dst, "migrate.finish", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
+	if (r < 0 && postcopy)
+		/* The destination runs the guest since the switch: the source
+		 * copy is stale and must not take over. */
+		return qv_error_prefix(errp, "%s completed via postcopy and runs on the "
+				       "destination, but finishing there failed (the source stays "
+				       "paused)", name), r;
+	if (r < 0) {
+		/* The destination never ran: hand the guest back to the source. */
+		try_call(dst, o, "cancel on the destination", "migrate.cancel", name);
+		try_call(src, o, "resume on the source", "migrate.cancel", name);
+		return r;
+	}
+	*phase = "confirm on the source";
+	p = name_params(name);
+	json_object_object_add(p, "keep_definition", json_object_new_boolean(o->keep_definition));
+	r = qv_rpc_invoke(src, "migrate.confirm", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
+	if (r < 0)
+		qv_error_prefix(errp, "%s runs on the destination, but confirming on the source "
+			       "failed (stop the source copy by hand)", name);
+	return r;
+}
+
+int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *name,
+			     const struct cli_migrate_opts *o, json_object *extra_perform,
+			     const struct cli_migrate_observer *obs, const char **ret_phase,
+			     json_object **ret_stats, struct qv_error *errp)
+{
+	_cleanup_json_ json_object *info = NULL, *pl = NULL, *prep = NULL, *stats = NULL;
+	const char *uri, *token, *phase = "source", *multifd_reason, *nbd = "";
+	int64_t multifd;
+	bool postcopy = false;
+	json_object *spec, *v;
+	int r;
+
+	r = qv_rpc_invoke(src, "vm.info", name_params(name), CLI_CALL_TIMEOUT_MS, &info, errp);
+	if (r < 0)
+		goto fail;
+	if (!json_object_object_get_ex(info, "spec", &spec)) {
+		r = qv_error_set(errp, EPROTO, QV_REASON_INTERNAL, "vm.info without a spec");
+		goto fail;
+	}
+	phase = "plan on the source";
+	r = plan(src, name, o, &pl, errp);
+	if (r < 0)
+		goto fail;
+	multifd_choice(pl, o, &multifd, &multifd_reason);
+
+	phase = "prepare on the destination";
+	r = qv_rpc_invoke(dst, "migrate.prepare", prepare_params(spec, o, pl, multifd),
+			  CLI_CALL_TIMEOUT_MS, &prep, errp);
+	if (r < 0)
+		goto fail;
+	uri = json_object_object_get_ex(prep, "uri", &v) ? json_object_get_string(v) : "";
+	token = json_object_object_get_ex(prep, "token", &v) ? json_object_get_string(v) : "";
+	if (o->copy_storage && json_object_object_get_ex(prep, "nbd", &v))
+		nbd = json_object_get_string(v);
+	if (!o->quiet)
+		fprintf(stderr, "Migrating %s (%s)\n", name, uri);
+
+	phase = "perform";
+	r = perform(src, perform_params(name, o, uri, multifd, multifd_reason, nbd, extra_perform),
+		    o, obs, &stats, &postcopy, errp);
 	if (stats && json_object_object_get_ex(stats, "postcopy", &v))
 		postcopy = json_object_get_boolean(v);
 	if (r < 0 && postcopy) {
@@ -251,32 +308,9 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 			try_call(src, o, "cancel on the source", "migrate.cancel", name);
 		goto fail;
 	}
-	phase = "finish on the destination";
-	p = name_params(name);
-	json_object_object_add(p, "token", json_object_new_string(token));
-	r = qv_rpc_invoke(dst, "migrate.finish", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
-	if (r < 0 && postcopy) {
-		/* The destination runs the guest since the switch: the source
-		 * copy is stale and must not take over. */
-		qv_error_prefix(errp, "%s completed via postcopy and runs on the destination, "
-			       "but finishing there failed (the source stays paused)", name);
+	r = finish_and_confirm(src, dst, name, o, token, postcopy, &phase, errp);
+	if (r < 0)
 		goto fail;
-	}
-	if (r < 0) {
-		/* The destination never ran: hand the guest back to the source. */
-		try_call(dst, o, "cancel on the destination", "migrate.cancel", name);
-		try_call(src, o, "resume on the source", "migrate.cancel", name);
-		goto fail;
-	}
-	phase = "confirm on the source";
-	p = name_params(name);
-	json_object_object_add(p, "keep_definition", json_object_new_boolean(o->keep_definition));
-	r = qv_rpc_invoke(src, "migrate.confirm", p, CLI_CALL_TIMEOUT_MS, NULL, errp);
-	if (r < 0) {
-		qv_error_prefix(errp, "%s runs on the destination, but confirming on the source "
-			       "failed (stop the source copy by hand)", name);
-		goto fail;
-	}
 	if (ret_stats)
 		*ret_stats = TAKE_PTR(stats);
 	return 0;

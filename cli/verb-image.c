@@ -155,41 +155,82 @@ int verb_image_delete(struct cli_ctx *ctx, int argc, char **argv)
 			      false, "%s: deleted\n", argv[1]);
 }
 
+/* Options shared by the copying verbs; 1 when c was one of them, 0 when
+ * not, -1 on a bad value (usage error printed). */
+static int copy_option(struct cli_ctx *ctx, int c, json_object *p)
+{
+	uint64_t rate;
+
+	switch (c) {
+	case 'b':
+		if (cli_parse_size(optarg, &rate) < 0 || rate == 0 || rate > INT64_MAX)
+			return cli_usage_error(ctx, "invalid --bandwidth \"%s\" (bytes/s, like 100M)",
+					       optarg), -1;
+		json_object_object_add(p, "bandwidth", json_object_new_int64((int64_t)rate));
+		return 1;
+	case 'V':
+		json_object_object_add(p, "verify", json_object_new_boolean(true));
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int verb_image_clone(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = { { "linked", no_argument, NULL, 'l' }, {} };
+	static const struct option opts[] = { { "linked", no_argument, NULL, 'l' },
+					      { "bandwidth", required_argument, NULL, 'b' },
+					      { "verify", no_argument, NULL, 'V' },
+					      {} };
+	_cleanup_json_ json_object *p = json_object_new_object();
 	bool linked = false;
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "l", opts, NULL)) != -1) {
-		if (c != 'l')
+	while ((c = getopt_long(argc, argv, "lb:V", opts, NULL)) != -1) {
+		if ((r = copy_option(ctx, c, p)) < 0)
+			return EXIT_USAGE;
+		if (r == 0 && c != 'l')
 			return cli_usage_error(ctx, "invalid option");
-		linked = true;
+		if (c == 'l')
+			linked = true;
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(ctx, "expected SRC and DST");
-	json_object *p = json_object_new_object();
 	json_object_object_add(p, "source", json_object_new_string(argv[optind]));
 	json_object_object_add(p, "name", json_object_new_string(argv[optind + 1]));
 	json_object_object_add(p, "linked", json_object_new_boolean(linked));
-	return call_and_print(ctx, "image.clone", p, IMAGE_COPY_TIMEOUT_MS, true, "%s: cloned\n",
-			      argv[optind + 1]);
+	return call_and_print(ctx, "image.clone", TAKE_PTR(p), IMAGE_COPY_TIMEOUT_MS, true,
+			      "%s: cloned\n", argv[optind + 1]);
 }
 
 int verb_image_import(struct cli_ctx *ctx, int argc, char **argv)
 {
-	char *abs = NULL;
+	static const struct option opts[] = { { "format", required_argument, NULL, 'f' },
+					      { "bandwidth", required_argument, NULL, 'b' },
+					      { "verify", no_argument, NULL, 'V' },
+					      {} };
+	_cleanup_json_ json_object *p = json_object_new_object();
+	_cleanup_free_ char *abs = NULL;
+	int c, r;
 
-	if (argc != 3 || argv[1][0] == '-')
+	while ((c = getopt_long(argc, argv, "f:b:V", opts, NULL)) != -1) {
+		if ((r = copy_option(ctx, c, p)) < 0)
+			return EXIT_USAGE;
+		if (r == 0 && c != 'f')
+			return cli_usage_error(ctx, "invalid option");
+		if (c == 'f' && !streq(optarg, "raw") && !streq(optarg, "qcow2"))
+			return cli_usage_error(ctx, "--format must be raw or qcow2");
+		if (c == 'f')
+			json_object_object_add(p, "format", json_object_new_string(optarg));
+	}
+	if (argc - optind != 2)
 		return cli_usage_error(ctx, "expected PATH and NAME");
 	/* the daemon resolves paths itself: send an absolute one */
-	abs = realpath(argv[1], NULL);
-	json_object *p = json_object_new_object();
-	json_object_object_add(p, "path", json_object_new_string(abs ? abs : argv[1]));
-	json_object_object_add(p, "name", json_object_new_string(argv[2]));
-	free(abs);
-	return call_and_print(ctx, "image.import", p, IMAGE_COPY_TIMEOUT_MS, true,
-			      "%s: imported\n", argv[2]);
+	abs = realpath(argv[optind], NULL);
+	json_object_object_add(p, "path", json_object_new_string(abs ? abs : argv[optind]));
+	json_object_object_add(p, "name", json_object_new_string(argv[optind + 1]));
+	return call_and_print(ctx, "image.import", TAKE_PTR(p), IMAGE_COPY_TIMEOUT_MS, true,
+			      "%s: imported\n", argv[optind + 1]);
 }
 
 int verb_image_resize(struct cli_ctx *ctx, int argc, char **argv)

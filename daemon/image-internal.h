@@ -32,6 +32,7 @@ struct image_job_params {
 	const char *name;
 	enum qv_image_format fmt; /* import only; QV_IMAGE_AUTO sniffs */
 	uint64_t bandwidth;       /* bytes/s, 0 = unlimited */
+	bool verify;              /* re-read the copy and compare checksums */
 };
 
 /* Start a copy on a worker thread; the job owns `call` from here on and

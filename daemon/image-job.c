@@ -30,6 +30,7 @@ struct image_job {
 	char *src, *name;
 	enum qv_image_format fmt;
 	uint64_t bandwidth;
+	bool verify;
 	atomic_bool cancel;
 	bool thread_started;
 	pthread_t thread;
@@ -123,6 +124,7 @@ static void *worker(void *userdata)
 	o.progress = on_progress;
 	o.userdata = job;
 	o.cancel = &job->cancel;
+	o.verify = job->verify;
 	if (job->kind == IMAGE_JOB_IMPORT)
 		r = qv_pool_import(job->st->pool, job->src, job->name, job->fmt, &o, &stats, &err);
 	else
@@ -239,6 +241,15 @@ static void job_complete(struct image_job *job)
 	json_object_object_add(s, "elapsed_ms",
 			       json_object_new_int64((int64_t)(job->stats.elapsed_ns / 1000000)));
 	json_object_object_add(s, "reflink", json_object_new_boolean(job->stats.used_reflink));
+	json_object_object_add(s, "direct", json_object_new_boolean(job->stats.used_direct));
+	json_object_object_add(s, "kernel_copy",
+			       json_object_new_boolean(job->stats.used_kernel_copy));
+	json_object_object_add(s, "verified", json_object_new_boolean(job->stats.verified));
+	if (job->stats.verified) {
+		char sum[17];
+		snprintf(sum, sizeof(sum), "%016" PRIx64, job->stats.checksum);
+		json_object_object_add(s, "checksum", json_object_new_string(sum));
+	}
 	json_object_object_add(res, "op_id", json_object_new_string(job->op_id));
 	json_object_object_add(res, "stats", s);
 	log_info("image %s: %s done (%s of %s, %" PRIu64 " bytes copied in %" PRIu64 " ms)",
@@ -279,6 +290,7 @@ int image_job_start(struct image_state *st, qv_rpc_call *call,
 	job->kind = p->kind;
 	job->fmt = p->fmt;
 	job->bandwidth = p->bandwidth;
+	job->verify = p->verify;
 	job->src = strdup(p->src);
 	job->name = strdup(p->name);
 	snprintf(job->op_id, sizeof(job->op_id), "image-%u", ++st->next_op);

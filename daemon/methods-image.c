@@ -357,7 +357,8 @@ static int m_create(qv_rpc_call *call, json_object *params, void *ud)
 
 static int m_import(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "path", "name", "format", "bandwidth", NULL };
+	static const char *const keys[] = { "path", "name", "format", "bandwidth", "verify",
+					    NULL };
 	struct image_state *st = state_of(ud);
 	struct image_job_params p = { .kind = IMAGE_JOB_IMPORT, .fmt = QV_IMAGE_AUTO };
 	struct stat sb;
@@ -366,7 +367,7 @@ static int m_import(qv_rpc_call *call, json_object *params, void *ud)
 	    qv_param_string(call, params, "path", &p.src) < 0 ||
 	    param_name(call, params, "name", &p.name) < 0 ||
 	    param_format(call, params, &p.fmt) < 0 || param_bandwidth(call, params, &p.bandwidth) < 0 ||
-	    check_no_job(call, st, p.name) < 0)
+	    param_bool(call, params, "verify", &p.verify) < 0 || check_no_job(call, st, p.name) < 0)
 		return 0;
 	if (p.src[0] != '/' || strlen(p.src) >= PATH_MAX)
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
@@ -388,7 +389,8 @@ static int m_import(qv_rpc_call *call, json_object *params, void *ud)
 
 static int m_clone(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "source", "name", "linked", "bandwidth", NULL };
+	static const char *const keys[] = { "source", "name", "linked", "bandwidth", "verify",
+					    NULL };
 	struct image_state *st = state_of(ud);
 	struct image_job_params p = { .kind = IMAGE_JOB_CLONE };
 	struct qv_error err = {};
@@ -398,8 +400,13 @@ static int m_clone(qv_rpc_call *call, json_object *params, void *ud)
 	    param_name(call, params, "source", &p.src) < 0 ||
 	    param_name(call, params, "name", &p.name) < 0 ||
 	    param_bool(call, params, "linked", &linked) < 0 ||
-	    param_bandwidth(call, params, &p.bandwidth) < 0)
+	    param_bandwidth(call, params, &p.bandwidth) < 0 ||
+	    param_bool(call, params, "verify", &p.verify) < 0)
 		return 0;
+	if (linked && p.verify)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.verify applies to full clones (a linked clone copies "
+				    "no data)");
 	if (streq(p.src, p.name))
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "source and name are the same image");

@@ -466,15 +466,103 @@ void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm)
 	m->nbd = false;
 }
 
+/* Refusals before anything is created: a VM of that name running here, a
+ * migration already under way, copy_storage onto an existing definition. */
+static int prepare_check(struct qv_daemon *d, const struct qv_mig_prepare *p,
+			 const struct vm_spec *spec, struct qv_error *errp)
+{
+	struct qv_vm *vm = qv_vm_find(d, spec->name);
+
+	if (vm && (vm->inst || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED)))
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s is %s on the destination", spec->name,
+				    qv_vm_state_to_string(vm->state));
+	if (qv_mig_find(spec->name, false) || qv_mig_find(spec->name, true))
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s already has a migration here", spec->name);
+	if (p->copy_storage && vm)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s is defined on the destination; copy_storage needs an "
+				    "undefined VM (its disks are created here)", spec->name);
+	return 0;
+}
+
+/* The address the source should connect to. */
+static int prepare_advert(const struct qv_mig_prepare *p, char *buf, size_t size,
+			  struct qv_error *errp)
+{
+	if (p->address)
+		snprintf(buf, size, "%s", p->address);
+	else if (!streq(p->listen, "0.0.0.0"))
+		snprintf(buf, size, "%s", p->listen);
+	else if (host_address(buf, size) < 0)
+		return qv_error_set(errp, EADDRNOTAVAIL, QV_REASON_UNAVAILABLE,
+				    "no IPv4 address to offer; pass params.address");
+	return 0;
+}
+
+static int new_token(struct qv_mig *m, struct qv_error *errp)
+{
+	unsigned char rnd[16];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return qv_error_set(errp, EIO, QV_REASON_INTERNAL, "no randomness for the token");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
+	return 0;
+}
+
+/* QEMU started paused with -incoming defer, capabilities set, listening. */
+static int prepare_incoming(struct qv_vm *vm, const struct qv_mig_prepare *p, int port,
+			    struct qv_error *errp)
+{
+	_cleanup_json_ json_object *a = json_object_new_object();
+	char uri[256];
+	int r;
+
+	r = qv_vm_start_with(vm, &(struct qv_vm_start_opts){ .incoming = "defer", .paused = true },
+			     errp);
+	if (r < 0)
+		return r;
+	if (p->multifd_channels > 0 && (r = set_multifd(vm, p->multifd_channels, errp)) < 0)
+		return r;
+	if (p->allow_postcopy && (r = set_postcopy(vm, errp)) < 0)
+		return r;
+	snprintf(uri, sizeof(uri), "tcp:%s:%d", p->listen, port);
+	json_object_object_add(a, "uri", json_object_new_string(uri));
+	return qmp_client_execute(qemu_instance_qmp(vm->inst), "migrate-incoming", a, 5000, NULL,
+				  errp);
+}
+
+static json_object *prepare_result(const struct qv_vm *vm, const struct qv_mig *m,
+				   const struct qv_mig_prepare *p, const char *uri,
+				   const char *nbd_uri)
+{
+	json_object *res = json_object_new_object();
+
+	json_object_object_add(res, "name", json_object_new_string(vm->name));
+	json_object_object_add(res, "uri", json_object_new_string(uri));
+	json_object_object_add(res, "token", json_object_new_string(m->token));
+	json_object_object_add(res, "created", json_object_new_boolean(m->created));
+	json_object_object_add(res, "multifd_channels", json_object_new_int((int)p->multifd_channels));
+	json_object_object_add(res, "allow_postcopy", json_object_new_boolean(p->allow_postcopy));
+	if (p->copy_storage) {
+		json_object *a = json_object_new_array();
+		json_object_object_add(res, "nbd", json_object_new_string(nbd_uri));
+		for (size_t i = 0; i < vm->spec->n_disks; i++)
+			json_object_array_add(a, json_object_new_string(vm->spec->disks[i].path));
+		json_object_object_add(res, "disks", a);
+	}
+	return res;
+}
+
 int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,
 		   struct qv_error *errp)
 {
 	struct vm_spec *spec = NULL;
 	struct qv_vm *vm;
 	struct qv_mig *m;
-	bool created = false;
 	char advert[INET6_ADDRSTRLEN + 1], uri[256], nbd_uri[256] = "";
-	unsigned char rnd[16];
 	int port = p->port, r;
 
 	if (p->address && !address_valid(p->address))
@@ -483,39 +571,11 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	r = vm_spec_from_json(p->spec, &spec, errp);
 	if (r < 0)
 		return r;
-	vm = qv_vm_find(d, spec->name);
-	if (vm && (vm->inst || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))) {
-		r = qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				 "VM %s is %s on the destination", spec->name,
-				 qv_vm_state_to_string(vm->state));
+	if ((r = prepare_check(d, p, spec, errp)) < 0 ||
+	    (!port && (r = qv_mig_pick_port(p->listen, &port, errp)) < 0) ||
+	    (r = prepare_advert(p, advert, sizeof(advert), errp)) < 0) {
 		vm_spec_free(spec);
 		return r;
-	}
-	if (qv_mig_find(spec->name, false) || qv_mig_find(spec->name, true)) {
-		r = qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				 "VM %s already has a migration here", spec->name);
-		vm_spec_free(spec);
-		return r;
-	}
-	if (p->copy_storage && vm) {
-		r = qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				 "VM %s is defined on the destination; copy_storage needs an "
-				 "undefined VM (its disks are created here)", spec->name);
-		vm_spec_free(spec);
-		return r;
-	}
-	if (!port && (r = qv_mig_pick_port(p->listen, &port, errp)) < 0) {
-		vm_spec_free(spec);
-		return r;
-	}
-	if (p->address)
-		snprintf(advert, sizeof(advert), "%s", p->address);
-	else if (!streq(p->listen, "0.0.0.0"))
-		snprintf(advert, sizeof(advert), "%s", p->listen);
-	else if (host_address(advert, sizeof(advert)) < 0) {
-		vm_spec_free(spec);
-		return qv_error_set(errp, EADDRNOTAVAIL, QV_REASON_UNAVAILABLE,
-				    "no IPv4 address to offer; pass params.address");
 	}
 	m = qv_mig_new(d, spec->name, false);
 	if (!m) {
@@ -528,6 +588,7 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 		qv_mig_drop(m);
 		return r;
 	}
+	vm = qv_vm_find(d, spec->name);
 	if (!vm) {
 		r = qv_vm_define(d, spec, &vm, errp); /* takes spec */
 		if (r < 0) {
@@ -535,72 +596,31 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 			qv_mig_drop(m);
 			return r;
 		}
-		created = true;
+		m->created = true;
 	} else {
 		vm_spec_free(spec);
 	}
-	m->created = created;
 	m->saved_policy = vm->spec->restart.policy;
 	vm->spec->restart.policy = VM_RESTART_NO;
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		r = qv_error_set(errp, EIO, QV_REASON_INTERNAL, "no randomness for the token");
-		goto fail;
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
-	r = qv_vm_start_with(vm, &(struct qv_vm_start_opts){ .incoming = "defer", .paused = true },
-			     errp);
-	if (r < 0)
-		goto fail;
-	if (p->multifd_channels > 0 && (r = set_multifd(vm, p->multifd_channels, errp)) < 0)
-		goto fail;
-	if (p->allow_postcopy && (r = set_postcopy(vm, errp)) < 0)
-		goto fail;
 	m->postcopy = p->allow_postcopy;
-	{
-		json_object *a = json_object_new_object();
-		snprintf(uri, sizeof(uri), "tcp:%s:%d", p->listen, port);
-		json_object_object_add(a, "uri", json_object_new_string(uri));
-		r = qmp_client_execute(qemu_instance_qmp(vm->inst), "migrate-incoming", a, 5000,
-				       NULL, errp);
-		json_object_put(a);
-		if (r < 0)
-			goto fail;
+	if ((r = new_token(m, errp)) < 0 || (r = prepare_incoming(vm, p, port, errp)) < 0 ||
+	    (p->copy_storage && (r = qv_mig_dest_nbd_start(m, vm, p->listen, advert, nbd_uri,
+							     sizeof(nbd_uri), errp)) < 0)) {
+		qv_mig_teardown_dest(m, errp && errp->set ? errp->message : "prepare failed");
+		return r;
 	}
-	if (p->copy_storage &&
-	    (r = qv_mig_dest_nbd_start(m, vm, p->listen, advert, nbd_uri, sizeof(nbd_uri), errp)) < 0)
-		goto fail;
 	snprintf(uri, sizeof(uri), "tcp:%s:%d", advert, port);
 	m->peer = strdup(uri);
 	snprintf(m->state, sizeof(m->state), "prepared");
 	m->expires_ms = qv_now_ms() + (uint64_t)p->timeout_s * 1000;
 	qv_mig_persist(m);
-	{
-		json_object *extra = json_object_new_object();
-		json_object_object_add(extra, "role", json_object_new_string("destination"));
-		json_object_object_add(extra, "uri", json_object_new_string(uri));
-		qv_vm_set_state(vm, QV_VM_MIGRATING, extra);
-	}
+	json_object *extra = json_object_new_object();
+	json_object_object_add(extra, "role", json_object_new_string("destination"));
+	json_object_object_add(extra, "uri", json_object_new_string(uri));
+	qv_vm_set_state(vm, QV_VM_MIGRATING, extra);
 	qv_mig_dest_rearm(m);
 	log_info("VM %s: prepared for incoming migration on %s (%s)", vm->name, uri,
-		 created ? "defined here" : "existing definition");
-	json_object *res = json_object_new_object();
-	json_object_object_add(res, "name", json_object_new_string(vm->name));
-	json_object_object_add(res, "uri", json_object_new_string(uri));
-	json_object_object_add(res, "token", json_object_new_string(m->token));
-	json_object_object_add(res, "created", json_object_new_boolean(created));
-	json_object_object_add(res, "multifd_channels", json_object_new_int((int)p->multifd_channels));
-	json_object_object_add(res, "allow_postcopy", json_object_new_boolean(p->allow_postcopy));
-	if (p->copy_storage) {
-		json_object *a = json_object_new_array();
-		json_object_object_add(res, "nbd", json_object_new_string(nbd_uri));
-		for (size_t i = 0; i < vm->spec->n_disks; i++)
-			json_object_array_add(a, json_object_new_string(vm->spec->disks[i].path));
-		json_object_object_add(res, "disks", a);
-	}
-	*ret = res;
+		 m->created ? "defined here" : "existing definition");
+	*ret = prepare_result(vm, m, p, uri, nbd_uri);
 	return 0;
-fail:
-	qv_mig_teardown_dest(m, errp && errp->set ? errp->message : "prepare failed");
-	return r;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* NIC hotplug: vm.nic-add, vm.nic-remove, vm.nic-list. Hot-plugged NICs are
  * runtime only: they are not written to the VM spec and are gone after the
- * VM stops (see docs/networking.md). */
+ * VM stops (see docs/networking.md). A daemon restart re-adopts them from
+ * QEMU and netlink (vm_nics_adopt_hotplugged). */
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/vm-nics-internal.h"
@@ -396,6 +397,86 @@ int qv_m_vm_nic_remove(qv_rpc_call *call, json_object *params, void *ud)
 	h->removing = true;
 	unplug_tick(NULL, u); /* finishes the call later (or now, on error) */
 	return 0;
+}
+
+/* --- re-adoption after a daemon restart -------------------------------------- */
+
+static int qom_get_string(qmp_client *q, const char *path, const char *prop, char *buf,
+			  size_t size, struct qv_error *errp)
+{
+	_cleanup_json_ json_object *a = json_object_new_object(), *ret = NULL;
+	int r;
+
+	json_object_object_add(a, "path", json_object_new_string(path));
+	json_object_object_add(a, "property", json_object_new_string(prop));
+	r = qmp_client_execute(q, "qom-get", a, 0, &ret, errp);
+	if (r < 0)
+		return r;
+	if (!json_object_is_type(ret, json_type_string))
+		return qv_error_set(errp, EPROTO, QV_REASON_QEMU_ERROR, "qom-get %s %s: not a string",
+				    path, prop);
+	snprintf(buf, size, "%s", json_object_get_string(ret));
+	return 0;
+}
+
+/* The device is gone but its netdev still holds the TAP: the daemon died
+ * between the guest's release and netdev_del. Finish the removal. */
+static void drop_orphan(struct qv_vm *vm, unsigned idx, const char *tap)
+{
+	_cleanup_json_ json_object *a = json_object_new_object();
+	struct qv_netreg *reg = vm->d->net_state;
+	struct qv_error err = {};
+	char id[24];
+
+	snprintf(id, sizeof(id), "net%u", idx);
+	json_object_object_add(a, "id", json_object_new_string(id));
+	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "netdev_del", a, 0, NULL, &err) < 0)
+		log_debug("VM %s: netdev_del %s: %s", vm->name, id, err.message);
+	qv_error_clear(&err);
+	if (reg && qv_tap_delete(reg->nl, tap, &err) < 0 && err.error != ENODEV)
+		log_warning("VM %s: cannot delete TAP %s: %s, ignoring", vm->name, tap,
+			    err.message);
+	log_info("VM %s: finished removing NIC %s (TAP %s)", vm->name, id, tap);
+}
+
+void vm_nics_adopt_hotplugged(struct qv_vm *vm, const struct qv_link_info *tap,
+			      const struct qv_link_info *links, size_t n)
+{
+	struct qv_netreg *reg = vm->d->net_state;
+	struct qv_error err = {};
+	char path[64], mac[32], bus[128];
+	struct vm_nics *s;
+	struct hp_nic *h;
+	char *end;
+	unsigned long idx = strtoul(tap->name + 11, &end, 10);
+	int port = -1;
+
+	if (*end || idx < HP_IDX_BASE || idx >= HP_IDX_BASE + HP_SLOTS || !vm->inst ||
+	    !(s = vm_nics_get(vm)))
+		return;
+	h = &s->hp[idx - HP_IDX_BASE];
+	if (h->used)
+		return;
+	snprintf(path, sizeof(path), "/machine/peripheral/net%lu-dev", idx);
+	if (qom_get_string(qemu_instance_qmp(vm->inst), path, "mac", mac, sizeof(mac), &err) < 0) {
+		log_debug("VM %s: %s: %s", vm->name, path, err.message);
+		return drop_orphan(vm, (unsigned)idx, tap->name);
+	}
+	qv_error_clear(&err);
+	if (qom_get_string(qemu_instance_qmp(vm->inst), path, "parent_bus", bus, sizeof(bus),
+			   &err) == 0)
+		(void)sscanf(bus, "/machine/peripheral/hp%d/", &port);
+	*h = (struct hp_nic){ .used = true, .idx = (unsigned)idx, .port = port };
+	snprintf(h->tap, sizeof(h->tap), "%s", tap->name);
+	snprintf(h->mac, sizeof(h->mac), "%s", mac);
+	for (size_t i = 0; i < n; i++)
+		if (tap->master && links[i].ifindex == tap->master)
+			snprintf(h->bridge, sizeof(h->bridge), "%s", links[i].name);
+	for (struct qv_network *net = reg ? reg->nets : NULL; net && !h->network; net = net->next)
+		if (h->bridge[0] && streq(net->bridge, h->bridge))
+			h->network = strdup(net->name);
+	log_info("VM %s: re-adopted hot-plugged NIC net%u (%s, TAP %s on %s)", vm->name, h->idx,
+		 h->mac, h->tap, h->bridge[0] ? h->bridge : "no bridge");
 }
 
 int qv_m_vm_nic_list(qv_rpc_call *call, json_object *params, void *ud)

@@ -6,6 +6,7 @@
 #include <net/if.h>
 
 #include "daemon/netreg.h"
+#include "net/link.h"
 #include "qemu/argv.h"
 
 /* Hot-plugged NICs get ids net<HP_IDX_BASE + slot>, so they never collide
@@ -40,3 +41,8 @@ bool vm_is_q35(const struct qv_vm *vm);
  * failure. */
 int vm_tap_open(struct qv_vm *vm, unsigned idx, const char *bridge, int *ret_fd,
 		char ret_name[IFNAMSIZ], struct qv_error *errp);
+/* After a daemon restart: tap (one of links[0..n)) belongs to active vm and
+ * has a hot-plug index; rebuild its record from QEMU (MAC, port) and
+ * netlink (bridge, network), or finish a removal the guest had completed. */
+void vm_nics_adopt_hotplugged(struct qv_vm *vm, const struct qv_link_info *tap,
+			      const struct qv_link_info *links, size_t n);

@@ -315,15 +315,18 @@ void qv_net_reconcile_taps(struct qv_daemon *d)
 	if (!stale)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		bool keep = false;
+		struct qv_vm *owner = NULL;
 		if (links[i].kind != QV_LINK_TUN || !is_qv_tap_name(links[i].name))
 			continue;
-		for (struct qv_vm *vm = d->vms; vm && !keep; vm = vm->next)
-			keep = qv_vm_is_active(vm) && qv_vm_owns_tap(vm, links[i].name);
-		if (keep)
+		for (struct qv_vm *vm = d->vms; vm && !owner; vm = vm->next)
+			if (qv_vm_is_active(vm) && qv_vm_owns_tap(vm, links[i].name))
+				owner = vm;
+		if (owner) {
 			log_debug("TAP %s belongs to a running VM, keeping it", links[i].name);
-		else
+			vm_nics_adopt_hotplugged(owner, &links[i], links, n);
+		} else {
 			stale[ns++] = links[i].name;
+		}
 	}
 	if (!ns)
 		return;

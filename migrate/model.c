@@ -195,14 +195,112 @@ size_t mig_policy_initial(const struct mig_policy_cfg *cfg, const struct mig_mod
 	return n;
 }
 
+/* Switch to postcopy when pre-copy cannot converge in time (opt-in).
+ * Returns the new n; sets *ret_done when it decided. */
+static size_t step_postcopy(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+			    uint64_t elapsed_ms, struct mig_policy_state *st,
+			    struct mig_decision *out, size_t n, size_t max, bool *ret_done)
+{
+	double b = m->bw_bps, d = mig_model_dirty_bps(m);
+	double conv = mig_model_converge_s(m, cfg->max_downtime_ms);
+	double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
+	double post_s = (double)m->remaining / b;
+	const char *why = NULL;
+	char cbuf[32];
+
+	*ret_done = false;
+	if (isinf(conv))
+		why = "pre-copy cannot converge (D >= B)";
+	else if (conv > left_s)
+		why = "pre-copy would not converge before the deadline";
+	else if (conv > 2 * post_s + QV_MIG_POSTCOPY_SLACK_S)
+		why = "pre-copy would converge much later than postcopy finishes";
+	if (!why)
+		return n;
+	*ret_done = true;
+	st->postcopy = true;
+	st->last_decision_syncs = m->dirty_syncs;
+	if (isinf(conv))
+		snprintf(cbuf, sizeof(cbuf), "never");
+	else
+		snprintf(cbuf, sizeof(cbuf), "%.1f s", conv);
+	n = push(out, n, max, MIG_ACT_POSTCOPY, (int)ceil(post_s), 0);
+	if (n)
+		snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+			 "%s: R %.1f MB, D %.1f MB/s, B %.1f MB/s, pre-copy convergence %s, "
+			 "%.1f s left; postcopy ~R/B = %.1f s", why, mb((double)m->remaining),
+			 mb(d), mb(b), cbuf, left_s, post_s);
+	return n;
+}
+
+/* Downtime: raise to the bound when the rounds stall or when converging at
+ * the current limit would take more than half the time left. A workload
+ * that converges keeps the lower limit (shorter pause). */
+static size_t step_downtime(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+			    uint64_t elapsed_ms, struct mig_policy_state *st,
+			    struct mig_decision *out, size_t n, size_t max)
+{
+	double now_ms = mig_model_downtime_ms(m);
+	double conv = mig_model_converge_s(m, st->downtime_limit_ms);
+	double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
+	const char *why = NULL;
+
+	if (st->downtime_limit_ms >= cfg->max_downtime_ms)
+		return n;
+	if (st->stalled_rounds > 0)
+		why = "remaining set stopped shrinking";
+	else if (conv < 0 || conv > left_s / 2)
+		why = "convergence at the current limit would exceed half the time left";
+	if (!why)
+		return n;
+	n = push(out, n, max, MIG_ACT_SET_DOWNTIME, cfg->max_downtime_ms, 0);
+	snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+		 "%s: R %.1f MB, B %.1f MB/s, predicted downtime %.0f ms -> limit %d ms", why,
+		 mb((double)m->remaining), mb(m->bw_bps), now_ms, cfg->max_downtime_ms);
+	st->downtime_limit_ms = cfg->max_downtime_ms;
+	return n;
+}
+
+/* Throttle: D as measured is already throttled by the current t; undo that
+ * to get the guest's raw rate, then size t for the margin. */
+static size_t step_throttle(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+			    struct mig_policy_state *st, struct mig_decision *out, size_t n,
+			    size_t max)
+{
+	double b = m->bw_bps, d = mig_model_dirty_bps(m);
+	double margin = cfg->margin > 0 ? cfg->margin : 0.5;
+	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
+
+	if (d <= b * margin)
+		return n;
+	double cur = m->throttle_pct / 100.0;
+	double raw = cur < 0.99 ? d / (1.0 - cur) : d;
+	int need = mig_throttle_for(raw, b, margin, maxthr);
+	int inc = clampi((need - m->throttle_pct) / 2, 5, 30);
+
+	if (st->stalled_rounds >= 2 && m->throttle_pct >= need)
+		need = maxthr, inc = clampi(inc * 2, 10, 30);
+	int newmax = clampi(need + 10, st->throttle_initial, maxthr);
+	if (need <= 0 || (inc == st->throttle_increment && newmax == st->max_throttle))
+		return n;
+	n = push(out, n, max, MIG_ACT_SET_THROTTLE, newmax, inc);
+	if (n && out[n - 1].action == MIG_ACT_SET_THROTTLE)
+		snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+			 "D %.1f MB/s (raw %.1f at throttle %d%%) > %.2f x B %.1f MB/s: need t "
+			 "%d%%, max-cpu-throttle %d%%, increment %d", mb(d), mb(raw),
+			 m->throttle_pct, margin, mb(b), need, newmax, inc);
+	st->max_throttle = newmax;
+	st->throttle_increment = inc;
+	return n;
+}
+
 size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model *m,
 		       uint64_t elapsed_ms, struct mig_policy_state *st,
 		       struct mig_decision *out, size_t max)
 {
 	double b = m->bw_bps, d = mig_model_dirty_bps(m);
-	double margin = cfg->margin > 0 ? cfg->margin : 0.5;
-	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
 	size_t n = 0;
+	bool done;
 
 	if (elapsed_ms >= cfg->deadline_ms) {
 		n = push(out, n, max, MIG_ACT_CANCEL, 0, 0);
@@ -219,87 +317,16 @@ size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model 
 	    st->postcopy)
 		return 0;
 	if (cfg->allow_postcopy) {
-		double conv = mig_model_converge_s(m, cfg->max_downtime_ms);
-		double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
-		double post_s = (double)m->remaining / b;
-		const char *why = NULL;
-		char cbuf[32];
-
-		if (isinf(conv))
-			why = "pre-copy cannot converge (D >= B)";
-		else if (conv > left_s)
-			why = "pre-copy would not converge before the deadline";
-		else if (conv > 2 * post_s + QV_MIG_POSTCOPY_SLACK_S)
-			why = "pre-copy would converge much later than postcopy finishes";
-		if (why) {
-			st->postcopy = true;
-			st->last_decision_syncs = m->dirty_syncs;
-			if (isinf(conv))
-				snprintf(cbuf, sizeof(cbuf), "never");
-			else
-				snprintf(cbuf, sizeof(cbuf), "%.1f s", conv);
-			n = push(out, n, max, MIG_ACT_POSTCOPY, (int)ceil(post_s), 0);
-			if (n)
-				snprintf(out[0].reason, sizeof(out[0].reason),
-					 "%s: R %.1f MB, D %.1f MB/s, B %.1f MB/s, pre-copy "
-					 "convergence %s, %.1f s left; postcopy ~R/B = %.1f s",
-					 why, mb((double)m->remaining), mb(d), mb(b), cbuf, left_s,
-					 post_s);
+		n = step_postcopy(cfg, m, elapsed_ms, st, out, n, max, &done);
+		if (done)
 			return n;
-		}
 	}
 	if (st->last_remaining && m->remaining * 10 >= st->last_remaining * 9)
 		st->stalled_rounds++;
 	st->last_remaining = m->remaining;
 	st->last_decision_syncs = m->dirty_syncs;
-
-	/* Downtime: raise to the bound when the rounds stall or when converging
-	 * at the current limit would take more than half the time left. A
-	 * workload that converges keeps the lower limit (shorter pause). */
-	if (st->downtime_limit_ms < cfg->max_downtime_ms) {
-		double now_ms = mig_model_downtime_ms(m);
-		double conv = mig_model_converge_s(m, st->downtime_limit_ms);
-		double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
-		const char *why = NULL;
-
-		if (st->stalled_rounds > 0)
-			why = "remaining set stopped shrinking";
-		else if (conv < 0 || conv > left_s / 2)
-			why = "convergence at the current limit would exceed half the time left";
-		if (why) {
-			n = push(out, n, max, MIG_ACT_SET_DOWNTIME, cfg->max_downtime_ms, 0);
-			snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
-				 "%s: R %.1f MB, B %.1f MB/s, predicted downtime %.0f ms -> "
-				 "limit %d ms", why, mb((double)m->remaining), mb(b), now_ms,
-				 cfg->max_downtime_ms);
-			st->downtime_limit_ms = cfg->max_downtime_ms;
-		}
-	}
-
-	/* Throttle: D as measured is already throttled by the current t;
-	 * undo that to get the guest's raw rate, then size t for the margin. */
-	if (d > b * margin) {
-		double cur = m->throttle_pct / 100.0;
-		double raw = cur < 0.99 ? d / (1.0 - cur) : d;
-		int need = mig_throttle_for(raw, b, margin, maxthr);
-		int inc = clampi((need - m->throttle_pct) / 2, 5, 30);
-
-		if (st->stalled_rounds >= 2 && m->throttle_pct >= need)
-			need = maxthr, inc = clampi(inc * 2, 10, 30);
-		int newmax = clampi(need + 10, st->throttle_initial, maxthr);
-		if (need > 0 && (inc != st->throttle_increment || newmax != st->max_throttle)) {
-			n = push(out, n, max, MIG_ACT_SET_THROTTLE, newmax, inc);
-			if (n && out[n - 1].action == MIG_ACT_SET_THROTTLE)
-				snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
-					 "D %.1f MB/s (raw %.1f at throttle %d%%) > %.2f x B "
-					 "%.1f MB/s: need t %d%%, max-cpu-throttle %d%%, "
-					 "increment %d", mb(d), mb(raw), m->throttle_pct, margin,
-					 mb(b), need, newmax, inc);
-			st->max_throttle = newmax;
-			st->throttle_increment = inc;
-		}
-	}
-	return n;
+	n = step_downtime(cfg, m, elapsed_ms, st, out, n, max);
+	return step_throttle(cfg, m, st, out, n, max);
 }
 
 void mig_policy_switchover(const struct mig_policy_cfg *cfg, const struct mig_model *m,

@@ -250,6 +250,10 @@ Test(image, create_list_info_delete_and_validation)
 	must_fail("not-found", "image.import", "{\"path\":\"/nonexistent.img\",\"name\":\"x\"}");
 	must_fail("invalid-argument", "image.clone",
 		  "{\"source\":\"disk1\",\"name\":\"y\",\"linked\":\"yes\"}");
+	must_fail("invalid-argument", "image.clone",
+		  "{\"source\":\"disk1\",\"name\":\"y\",\"linked\":true,\"verify\":true}");
+	must_fail("invalid-argument", "image.import",
+		  "{\"path\":\"/nonexistent.img\",\"name\":\"x\",\"verify\":1}");
 	must_fail("conflict", "image.create", "{\"name\":\"disk1\",\"size\":\"1G\"}");
 	must_fail("not-found", "image.info", "{\"name\":\"nope\"}");
 	must_fail("not-found", "image.delete", "{\"name\":\"nope\"}");
@@ -281,9 +285,16 @@ Test(image, guests_boot_from_clones, .timeout = 600)
 	cr_assert_str_eq(tpl_before, want_tpl);
 
 	_cleanup_json_ json_object *full = must("image.clone",
-						"{\"source\":\"tpl\",\"name\":\"c-full\"}");
+						"{\"source\":\"tpl\",\"name\":\"c-full\","
+						"\"verify\":true}");
 	cr_assert_str_eq(str_of(full, "format"), "raw");
 	cr_assert_str_neq(str_of(full, "op_id"), "");
+	/* The copy was read back and its checksum matched the template's. */
+	json_object *fst = NULL, *fv = NULL;
+	cr_assert(json_object_object_get_ex(full, "stats", &fst));
+	cr_assert(json_object_object_get_ex(fst, "verified", &fv) && json_object_get_boolean(fv),
+		  "full clone with verify not verified: %s", json_object_to_json_string(fst));
+	cr_assert_eq(strlen(str_of(fst, "checksum")), 16);
 	_cleanup_json_ json_object *lr = must("image.clone",
 					      "{\"source\":\"tpl\",\"name\":\"c-read\",\"linked\":true}");
 	cr_assert_str_eq(str_of(lr, "format"), "qcow2");

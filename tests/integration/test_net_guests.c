@@ -208,8 +208,15 @@ Test(net_guests, nic_hotplug_add_and_remove, .fini = fini, .timeout = 240)
 		       "not-found", "no hot-plugged NIC");
 	json_object_put(added);
 
-	/* A daemon crash and restart keeps the running VM's TAP (reconciliation
-	 * removes only TAPs of VMs without QEMU). */
+	/* A daemon crash and restart keeps the running VM's TAPs (reconciliation
+	 * removes only TAPs of VMs without QEMU) and re-adopts a hot-plugged
+	 * NIC from QEMU and netlink, so it can still be listed and removed. */
+	off = file_size(log);
+	added = net_call_ok(&qd, "vm.nic-add",
+			    "{\"name\": \"h1\", \"nic\": {\"network\": \"hp\", "
+			    "\"mac\": \"52:54:00:ab:cd:ef\"}}");
+	cr_assert_eq(net_wait_line_after(log, off, "QVISOR-NETIFS eth0 eth1 lo", NULL,
+					 NET_DEADLINE_MS), 0, "guest never saw the second eth1");
 	json_object *nic = nic_of("h1", 0);
 	cr_assert_eq(qvt_daemon_stop(&qd, SIGKILL), 0);
 	cr_assert_eq(qvt_daemon_start(&qd), 0, "restart failed (log %s)", qd.log);
@@ -221,6 +228,22 @@ Test(net_guests, nic_hotplug_add_and_remove, .fini = fini, .timeout = 240)
 	cr_assert_str_eq(qvt_link_master(l), "qvbr-hp");
 	json_object_put(l);
 	json_object_put(nic);
+
+	n1 = nic_of("h1", 1);
+	cr_assert_not_null(n1, "hot-plugged NIC not listed after the restart");
+	cr_assert_str_eq(jstr_at(n1, "mac"), "52:54:00:ab:cd:ef");
+	cr_assert_str_eq(jstr_at(n1, "tap"), jstr_at(added, "tap"));
+	cr_assert_str_eq(jstr_at(n1, "id"), jstr_at(added, "id"));
+	cr_assert_str_eq(jstr_at(n1, "network"), "hp");
+	cr_assert_str_eq(jstr_at(n1, "bridge"), "qvbr-hp");
+	json_object_put(n1);
+	off = file_size(log);
+	snprintf(p, sizeof(p), "{\"name\": \"h1\", \"id\": \"%s\"}", jstr_at(added, "id"));
+	json_object_put(net_call_ok(&qd, "vm.nic-remove", p));
+	cr_assert_eq(net_wait_line_after(log, off, "QVISOR-NETIFS eth0 lo", NULL,
+					 NET_DEADLINE_MS), 0, "guest still has eth1 after removal");
+	cr_assert_null(qvt_ip_link(jstr_at(added, "tap")), "re-adopted TAP left after removal");
+	json_object_put(added);
 
 	net_stop_vm(&qd, "h1");
 	json_object_put(net_call_ok(&qd, "vm.undefine", "{\"name\": \"h1\"}"));

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/* The convergence engine's hands and voice: QMP calls, decisions applied to
+ * the source QEMU, progress and decision events, the final stats. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "migrate/converge-internal.h"
+
+void eng_emit(mig_engine *e, const char *type, json_object *data)
+{
+	if (e->on_event)
+		e->on_event(e, type, data, e->userdata);
+}
+
+uint64_t eng_elapsed(const mig_engine *e)
+{
+	return e->t_start ? qv_now_ms() - e->t_start : 0;
+}
+
+void eng_record(mig_engine *e, const struct mig_decision *dc, bool applied,
+			    const struct qv_error *err)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "t_ms", json_object_new_int64((int64_t)eng_elapsed(e)));
+	json_object_object_add(o, "round", json_object_new_int64((int64_t)e->model.dirty_syncs));
+	json_object_object_add(o, "action", json_object_new_string(mig_action_to_string(dc->action)));
+	json_object_object_add(o, "value", json_object_new_int(dc->value));
+	if (dc->action == MIG_ACT_SET_THROTTLE)
+		json_object_object_add(o, "increment", json_object_new_int(dc->value2));
+	json_object_object_add(o, "reason", json_object_new_string(dc->reason));
+	json_object_object_add(o, "applied", json_object_new_boolean(applied));
+	if (!applied && err && err->set)
+		json_object_object_add(o, "error", json_object_new_string(err->message));
+	log_debug("migrate: decision %s %d: %s", mig_action_to_string(dc->action), dc->value,
+		  dc->reason);
+	eng_emit(e, "decision", o);
+	json_object_array_add(e->decisions, o);
+}
+
+int eng_qmp(mig_engine *e, const char *cmd, json_object *args, json_object **ret,
+	       struct qv_error *errp)
+{
+	qmp_client *c = e->get_qmp(e->userdata);
+
+	if (!c || !qmp_client_is_open(c))
+		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE,
+				    "the source QEMU is gone (%s)", cmd);
+	return qmp_client_execute(c, cmd, args, QMP_TIMEOUT_MS, ret, errp);
+}
+
+int eng_set_params(mig_engine *e, json_object *args, struct qv_error *errp)
+{
+	int r = eng_qmp(e, "migrate-set-parameters", args, NULL, errp);
+	json_object_put(args);
+	return r;
+}
+
+int eng_set_caps(mig_engine *e, struct qv_error *errp)
+{
+	static const char *const names[] = { "events", "pause-before-switchover",
+					     "auto-converge", "postcopy-ram", "xbzrle", "multifd" };
+	json_object *args = json_object_new_object(), *caps = json_object_new_array();
+	int r;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		bool on = i == 0 || (!e->opts.plain && (i == 1 || i == 2)) ||
+			  (i == 1 && e->opts.before_continue) ||
+			  (i == 3 && e->postcopy_on) ||
+			  (i == 4 && e->pst.xbzrle_cache > 0) ||
+			  (i == 5 && e->opts.multifd_channels > 0);
+		json_object *c = json_object_new_object();
+		json_object_object_add(c, "capability", json_object_new_string(names[i]));
+		json_object_object_add(c, "state", json_object_new_boolean(on));
+		json_object_array_add(caps, c);
+	}
+	json_object_object_add(args, "capabilities", caps);
+	r = eng_qmp(e, "migrate-set-capabilities", args, NULL, errp);
+	json_object_put(args);
+	return r;
+}
+
+int eng_apply(mig_engine *e, const struct mig_decision *dc, struct qv_error *errp)
+{
+	json_object *a = json_object_new_object();
+
+	switch (dc->action) {
+	case MIG_ACT_SET_DOWNTIME:
+		json_object_object_add(a, "downtime-limit", json_object_new_int(dc->value));
+		return eng_set_params(e, a, errp);
+	case MIG_ACT_SET_THROTTLE:
+		json_object_object_add(a, "max-cpu-throttle", json_object_new_int(dc->value));
+		json_object_object_add(a, "cpu-throttle-increment", json_object_new_int(dc->value2));
+		if (e->phase == PH_PREMEASURE)
+			json_object_object_add(a, "cpu-throttle-initial",
+					       json_object_new_int(e->pst.throttle_initial));
+		return eng_set_params(e, a, errp);
+	case MIG_ACT_XBZRLE:
+		json_object_object_add(a, "xbzrle-cache-size",
+				       json_object_new_int64((int64_t)dc->value << 20));
+		return eng_set_params(e, a, errp);
+	case MIG_ACT_CANCEL:
+		json_object_put(a);
+		return eng_qmp(e, "migrate_cancel", NULL, NULL, errp);
+	case MIG_ACT_POSTCOPY:
+		json_object_put(a);
+		return eng_qmp(e, "migrate-start-postcopy", NULL, NULL, errp);
+	case MIG_ACT_CONTINUE:
+		json_object_object_add(a, "state", json_object_new_string("pre-switchover"));
+		{
+			int r = eng_qmp(e, "migrate-continue", a, NULL, errp);
+			json_object_put(a);
+			return r;
+		}
+	}
+	json_object_put(a);
+	return -EINVAL;
+}
+
+static json_object *eng_stats_json(mig_engine *e, const char *status)
+{
+	json_object *o = json_object_new_object(), *q = e->last_query, *ram = NULL, *v;
+
+	json_object_object_add(o, "status", json_object_new_string(status));
+	json_object_object_add(o, "mode", json_object_new_string(e->opts.plain ? "plain" : "controller"));
+	/* QEMU's total-time when it has one (it reads 0 in some completed
+	 * states), else ours: `migrate` until we saw the final status. */
+	if (q && json_object_object_get_ex(q, "total-time", &v) && json_object_get_int64(v) > 0)
+		json_object_object_add(o, "total_time_ms", json_object_new_int64(json_object_get_int64(v)));
+	else
+		json_object_object_add(o, "total_time_ms", json_object_new_int64((int64_t)eng_elapsed(e)));
+	json_object_object_add(o, "elapsed_ms", json_object_new_int64((int64_t)eng_elapsed(e)));
+	if (q && json_object_object_get_ex(q, "downtime", &v))
+		json_object_object_add(o, "downtime_ms", json_object_new_int64(json_object_get_int64(v)));
+	if (q)
+		json_object_object_get_ex(q, "ram", &ram);
+	if (ram && json_object_object_get_ex(ram, "transferred", &v))
+		json_object_object_add(o, "ram_transferred", json_object_new_int64(json_object_get_int64(v)));
+	if (ram && json_object_object_get_ex(ram, "total", &v))
+		json_object_object_add(o, "ram_total", json_object_new_int64(json_object_get_int64(v)));
+	json_object_object_add(o, "rounds", json_object_new_int64((int64_t)e->model.dirty_syncs));
+	/* postcopy: the switch happened (the source can no longer take over) */
+	json_object_object_add(o, "postcopy", json_object_new_boolean(e->postcopy_active));
+	json_object_object_add(o, "postcopy_requested", json_object_new_boolean(e->postcopy_ms > 0));
+	if (e->postcopy_ms)
+		json_object_object_add(o, "postcopy_start_ms",
+				       json_object_new_int64((int64_t)e->postcopy_ms));
+	if (q && json_object_object_get_ex(q, "postcopy-requests", &v))
+		json_object_object_add(o, "postcopy_requests", json_object_get(v));
+	if (ram && json_object_object_get_ex(ram, "postcopy-requests", &v))
+		json_object_object_add(o, "postcopy_requests", json_object_get(v));
+	json_object_object_add(o, "bandwidth_bps", json_object_new_double(e->model.bw_bps));
+	json_object_object_add(o, "dirty_rate_bps", json_object_new_double(mig_model_dirty_bps(&e->model)));
+	json_object_object_add(o, "pre_dirty_rate_bps", json_object_new_double(e->model.pre_dirty_bps));
+	json_object_object_add(o, "throttle_pct", json_object_new_int(e->model.throttle_pct));
+	json_object_object_add(o, "decisions", json_object_get(e->decisions));
+	return o;
+}
+
+void eng_finish(mig_engine *e, int error, const struct qv_error *err, const char *status)
+{
+	json_object *stats = eng_stats_json(e, status);
+
+	e->phase = PH_DONE;
+	e->timer = qv_source_remove(e->timer);
+	if (e->on_done)
+		e->on_done(e, error, err, stats, e->userdata); /* may free e */
+	json_object_put(stats);
+}
+
+void mig_sample_from_query(json_object *ret, uint64_t t_ms, struct mig_sample *s)
+{
+	json_object *ram = NULL, *v;
+
+	*s = (struct mig_sample){ .t_ms = t_ms };
+	if (json_object_object_get_ex(ret, "cpu-throttle-percentage", &v))
+		s->throttle_pct = json_object_get_int(v);
+	if (!json_object_object_get_ex(ret, "ram", &ram))
+		return;
+#define U64(key, field) \
+	if (json_object_object_get_ex(ram, key, &v)) s->field = (uint64_t)json_object_get_int64(v)
+	U64("transferred", transferred);
+	U64("remaining", remaining);
+	U64("total", total);
+	U64("page-size", page_size);
+	U64("dirty-sync-count", dirty_syncs);
+#undef U64
+	if (json_object_object_get_ex(ram, "dirty-pages-rate", &v))
+		s->dirty_pages_rate = json_object_get_double(v);
+	if (json_object_object_get_ex(ram, "mbps", &v))
+		s->mbps = json_object_get_double(v);
+}
+
+void eng_progress(mig_engine *e, const char *status, json_object *q)
+{
+	json_object *o = json_object_new_object(), *v;
+	double dt = mig_model_downtime_ms(&e->model);
+
+	json_object_object_add(o, "status", json_object_new_string(status));
+	json_object_object_add(o, "elapsed_ms", json_object_new_int64((int64_t)eng_elapsed(e)));
+	json_object_object_add(o, "round", json_object_new_int64((int64_t)e->model.dirty_syncs));
+	json_object_object_add(o, "remaining", json_object_new_int64((int64_t)e->model.remaining));
+	json_object_object_add(o, "total", json_object_new_int64((int64_t)e->model.total));
+	json_object_object_add(o, "transferred", json_object_new_int64((int64_t)e->model.last_transferred));
+	json_object_object_add(o, "dirty_rate_bps", json_object_new_double(mig_model_dirty_bps(&e->model)));
+	json_object_object_add(o, "bandwidth_bps", json_object_new_double(e->model.bw_bps));
+	json_object_object_add(o, "expected_downtime_ms", json_object_new_double(dt));
+	if (json_object_object_get_ex(q, "expected-downtime", &v))
+		json_object_object_add(o, "qemu_expected_downtime_ms", json_object_get(v));
+	json_object_object_add(o, "throttle_pct", json_object_new_int(e->model.throttle_pct));
+	json_object_object_add(o, "downtime_limit_ms", json_object_new_int(e->pst.downtime_limit_ms));
+	eng_emit(e, "progress", o);
+	json_object_put(o);
+}
+
+void eng_cancel_now(mig_engine *e, int error, const char *why)
+{
+	struct qv_error err = {};
+
+	if (e->phase == PH_CANCELLING || e->phase == PH_DONE)
+		return;
+	if (e->phase == PH_POSTCOPY) {
+		/* The destination may already run the guest: cancelling now
+		 * would fail the migration and lose it (docs/migration.md). */
+		log_debug("migrate: not cancelling during postcopy (%s)", why);
+		return;
+	}
+	e->cancel_error = error;
+	snprintf(e->cancel_why, sizeof(e->cancel_why), "%s", why);
+	e->phase = PH_CANCELLING;
+	if (eng_qmp(e, "migrate_cancel", NULL, NULL, &err) < 0)
+		log_debug("migrate: migrate_cancel failed: %s", err.message);
+}
