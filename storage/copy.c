@@ -578,9 +578,11 @@ int qv_copy_file(const char *src, const char *dst, const struct qv_copy_opts *op
 			goto out;
 		}
 		size_t bs = opts->block_size;
+		/* skip_zeroes looks for all-zero blocks: keep them small. */
 		if (!bs)
-			bs = st.used_direct ? QV_COPY_DEFAULT_DIRECT_BLOCK_SIZE
-					    : QV_COPY_DEFAULT_BLOCK_SIZE;
+			bs = st.used_direct && !opts->skip_zeroes
+				     ? QV_COPY_DEFAULT_DIRECT_BLOCK_SIZE
+				     : QV_COPY_DEFAULT_BLOCK_SIZE;
 		r = run_copy(&c, bs);
 		if (r < 0) {
 			r = copy_error(&c, r, errp);

@@ -47,7 +47,8 @@ typedef void (*qv_copy_progress_fn)(uint64_t done, uint64_t total, uint64_t rate
 
 struct qv_copy_opts {
 	unsigned queue_depth;   /* 0: QV_COPY_DEFAULT_QUEUE_DEPTH */
-	size_t block_size;      /* 0: default for the path taken; multiple of 4096 */
+	size_t block_size;      /* 0: default for the path taken (256 KiB with
+				 * skip_zeroes, its granularity); multiple of 4096 */
 	bool direct;            /* O_DIRECT where the filesystems allow it (default) */
 	bool reflink;           /* let the kernel copy: FICLONE, copy_file_range (default) */
 	bool verify;            /* hash src while copying, re-read dst, compare */
