@@ -115,6 +115,82 @@ static qmp_client *source_qmp_by_name(void *ud)
 	return vm->inst && !qemu_instance_exited(vm->inst) ? qemu_instance_qmp(vm->inst) : NULL;
 }
 
+/* --- postcopy after a daemon restart -----------------------------------------
+ * Postcopy under way when the previous daemon died: the destination already
+ * runs the guest and pulls the rest of its memory from this QEMU, which
+ * needs no daemon for that. Cancelling or resuming here would lose the
+ * guest, so recovery only watches until QEMU reports the end; a completed
+ * migration then waits for migrate.confirm like any other. */
+
+#define POSTCOPY_WATCH_MS 500
+
+static bool is_postcopy_status(const char *s)
+{
+	return streq(s, "postcopy-active") || streq(s, "postcopy-paused") ||
+	       streq(s, "postcopy-recover");
+}
+
+static void mark_completed(struct qv_mig *m, struct qv_vm *vm)
+{
+	snprintf(m->state, sizeof(m->state), "completed");
+	qv_mig_persist(m);
+	if (vm->state != QV_VM_MIGRATING)
+		qv_vm_set_state(vm, QV_VM_MIGRATING, NULL);
+}
+
+static void postcopy_watch(qv_source *s, void *ud)
+{
+	struct qv_mig *m = ud;
+	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
+	_cleanup_json_ json_object *q = NULL;
+	const char *status = "unknown";
+	json_object *v;
+
+	m->watch = NULL;
+	if (!vm || !vm->inst ||
+	    qmp_client_execute(qemu_instance_qmp(vm->inst), "query-migrate", NULL, 5000, &q,
+			       NULL) < 0)
+		status = "source QEMU gone";
+	else if (json_object_object_get_ex(q, "status", &v))
+		status = json_object_get_string(v);
+	if (vm && streq(status, "completed")) {
+		log_info("VM %s: postcopy migration completed; waiting for migrate.confirm",
+			 m->vm);
+		mark_completed(m, vm);
+		return;
+	}
+	if (!is_postcopy_status(status)) {
+		/* failed, cancelled or gone: part of the guest's memory never
+		 * reached the destination. Nothing here can fix that. */
+		log_error("VM %s: postcopy migration ended as \"%s\": the guest's memory is "
+			  "split between the hosts; the source stays paused (docs/migration.md)",
+			  m->vm, status);
+		snprintf(m->state, sizeof(m->state), "failed");
+		qv_mig_persist(m);
+		return;
+	}
+	if (qv_loop_add_timer(m->d->loop, POSTCOPY_WATCH_MS, postcopy_watch, m, &m->watch) < 0)
+		m->watch = NULL;
+}
+
+/* Adopt a postcopy migration found running: record it (a cancel is then
+ * refused, as for one this daemon drove) and watch it. */
+static int adopt_postcopy(struct qv_daemon *d, struct qv_vm *vm, struct qv_mig *m)
+{
+	if (!m && !(m = qv_mig_new(d, vm->name, true)))
+		return -ENOMEM;
+	json_object_put(m->stats);
+	m->stats = json_tokener_parse("{\"postcopy\": true}");
+	snprintf(m->state, sizeof(m->state), "postcopy");
+	qv_mig_persist(m);
+	if (vm->state != QV_VM_MIGRATING)
+		qv_vm_set_state(vm, QV_VM_MIGRATING, NULL);
+	log_warning("VM %s: postcopy migration still running after a daemon restart; "
+		    "leaving it to finish", vm->name);
+	postcopy_watch(NULL, m);
+	return 0;
+}
+
 int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 		   struct qv_error *errp)
 {
@@ -126,7 +202,7 @@ int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 	qmp_client *c;
 	int r;
 
-	if (m && (m->engine || m->mirror_timer))
+	if (m && (m->engine || m->mirror_timer || m->watch))
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "the migration of %s is still being driven", name);
 	if (!vm || !vm->inst) {
@@ -166,18 +242,25 @@ int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 				return -ENOMEM;
 			}
 		}
-		snprintf(m->state, sizeof(m->state), "completed");
-		qv_mig_persist(m);
-		if (vm->state != QV_VM_MIGRATING)
-			qv_vm_set_state(vm, QV_VM_MIGRATING, NULL);
+		mark_completed(m, vm);
 		json_object_object_add(res, "status", json_object_new_string("completed"));
 		json_object_object_add(res, "state", json_object_new_string("migrating"));
 		*ret = res;
 		return 0;
 	}
+	if (is_postcopy_status(status)) {
+		r = adopt_postcopy(d, vm, m);
+		if (r < 0) {
+			json_object_put(res);
+			return r;
+		}
+		json_object_object_add(res, "status", json_object_new_string("postcopy"));
+		json_object_object_add(res, "state", json_object_new_string("migrating"));
+		*ret = res;
+		return 0;
+	}
 	if (streq(status, "active") || streq(status, "setup") || streq(status, "pre-switchover") ||
-	    streq(status, "device") || streq(status, "postcopy-active") ||
-	    streq(status, "cancelling")) {
+	    streq(status, "device") || streq(status, "cancelling")) {
 		(void)qmp_client_execute(c, "migrate_cancel", NULL, 5000, NULL, NULL);
 		for (int i = 0; i < 100; i++) {
 			_cleanup_json_ json_object *q2 = NULL;

@@ -449,7 +449,7 @@ void vm_nics_adopt_hotplugged(struct qv_vm *vm, const struct qv_link_info *tap,
 	struct hp_nic *h;
 	char *end;
 	unsigned long idx = strtoul(tap->name + 11, &end, 10);
-	int port = -1;
+	int port = -1, r;
 
 	if (*end || idx < HP_IDX_BASE || idx >= HP_IDX_BASE + HP_SLOTS || !vm->inst ||
 	    !(s = vm_nics_get(vm)))
@@ -458,14 +458,25 @@ void vm_nics_adopt_hotplugged(struct qv_vm *vm, const struct qv_link_info *tap,
 	if (h->used)
 		return;
 	snprintf(path, sizeof(path), "/machine/peripheral/net%lu-dev", idx);
-	if (qom_get_string(qemu_instance_qmp(vm->inst), path, "mac", mac, sizeof(mac), &err) < 0) {
-		log_debug("VM %s: %s: %s", vm->name, path, err.message);
+	r = qom_get_string(qemu_instance_qmp(vm->inst), path, "mac", mac, sizeof(mac), &err);
+	if (r == -ENODEV) /* QEMU's DeviceNotFound: only the netdev is left */
 		return drop_orphan(vm, (unsigned)idx, tap->name);
+	if (r < 0) {
+		log_warning("VM %s: cannot re-adopt hot-plugged NIC net%lu (TAP %s): %s; it keeps "
+			    "working but cannot be listed or removed", vm->name, idx, tap->name,
+			    err.message);
+		return;
 	}
-	qv_error_clear(&err);
 	if (qom_get_string(qemu_instance_qmp(vm->inst), path, "parent_bus", bus, sizeof(bus),
 			   &err) == 0)
 		(void)sscanf(bus, "/machine/peripheral/hp%d/", &port);
+	if (port < 0 && vm_is_q35(vm)) {
+		/* Its hotplug port is unknown: adopting it would let nic-add
+		 * hand the same port out again. */
+		log_warning("VM %s: cannot tell the hotplug port of NIC net%lu (%s); not "
+			    "re-adopting it", vm->name, idx, err.set ? err.message : bus);
+		return;
+	}
 	*h = (struct hp_nic){ .used = true, .idx = (unsigned)idx, .port = port };
 	snprintf(h->tap, sizeof(h->tap), "%s", tap->name);
 	snprintf(h->mac, sizeof(h->mac), "%s", mac);

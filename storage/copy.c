@@ -553,7 +553,10 @@ int qv_copy_file(const char *src, const char *dst, const struct qv_copy_opts *op
 	if (r < 0)
 		return r;
 	c.t0 = c.last_progress = qv_copy_now_ns();
-	direct = opts->direct && !(opts->reflink && offloads_copies(dst));
+	/* Where the kernel copy will run on a filesystem that offloads it,
+	 * O_DIRECT would only keep it from running. */
+	direct = opts->direct && !(opts->reflink && !opts->verify && !opts->skip_zeroes &&
+				   offloads_copies(dst));
 	r = open_src(&c, direct, &sst, errp);
 	if (r < 0)
 		goto out;
@@ -568,10 +571,10 @@ int qv_copy_file(const char *src, const char *dst, const struct qv_copy_opts *op
 	}
 	c.dfd = t.fd;
 	c.ddirect = t.direct;
-	st.used_direct = c.sdirect && c.ddirect;
 	st.bytes_total = c.total;
 	st.used_reflink = try_reflink(&c);
 	if (!st.used_reflink) {
+		st.used_direct = c.sdirect && c.ddirect;
 		if (ftruncate(c.dfd, (off_t)c.total) < 0) {
 			c.err_write = true;
 			r = copy_error(&c, -errno, errp);

@@ -104,17 +104,15 @@ int qv_tmpfile_open(struct qv_tmpfile *t, const char *path, mode_t mode, bool di
 	t->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (t->dirfd < 0)
 		return -errno;
-	if (direct) {
-		r = open_tmp(t, O_DIRECT, mode);
-		if (r == 0) {
-			t->direct = true;
-			return 0;
-		}
-		if (r != -EINVAL && r != -EOPNOTSUPP)
-			return r;
-		/* The filesystem refuses O_DIRECT: buffered io instead. */
-	}
-	return open_tmp(t, 0, mode);
+	r = open_tmp(t, 0, mode);
+	if (r < 0 || !direct)
+		return r;
+	/* Switched on after the open: a named temporary file created by an
+	 * O_DIRECT open that the filesystem then refuses would be left behind.
+	 * Where O_DIRECT is refused, buffered io it is. */
+	int fl = fcntl(t->fd, F_GETFL);
+	t->direct = fl >= 0 && fcntl(t->fd, F_SETFL, fl | O_DIRECT) == 0;
+	return 0;
 }
 
 static int fsync_dir(int dirfd)

@@ -19,8 +19,9 @@ struct qv_tmpfile {
 int qv_path_split(const char *path, char **ret_dir, char **ret_base);
 
 /* Open an unnamed file in the directory of path (O_TMPFILE, or a
- * ".<name>.XXXXXX" file where O_TMPFILE is unsupported). With direct, try
- * O_DIRECT first and fall back to buffered io if refused (t->direct says). */
+ * ".<name>.XXXXXX" file where O_TMPFILE is unsupported). With direct,
+ * O_DIRECT is switched on after the open (fcntl); where the filesystem
+ * refuses it the file stays buffered (t->direct says). */
 int qv_tmpfile_open(struct qv_tmpfile *t, const char *path, mode_t mode, bool direct);
 /* fsync the file, give it its final name (no_replace: -EEXIST if taken,
  * otherwise atomically replacing), fsync the directory. */

@@ -74,23 +74,20 @@ static json_object *find_decision(json_object *decisions, const char *action)
 
 TestSuite(migrate_postcopy, .init = setup, .fini = teardown, .timeout = 600);
 
-Test(migrate_postcopy, dirtier_beyond_link_completes_via_postcopy)
+/* Dirtier guest on d[0], link shaped, prepared on d[1] with allow_postcopy;
+ * perform sent on a new connection (*ret_conn, request *ret_id). */
+static void start_postcopy_migration(char *uri, size_t uri_size, char *token,
+				     size_t token_size, int *ret_src_pid, qv_rpc_conn **ret_conn,
+				     uint64_t *ret_id)
 {
-	char uri[128], token[64], buf[32];
 	struct qv_error err = {};
-	json_object *r, *p, *v, *info, *spec, *decs, *dk;
-	uint64_t id;
-	int src_pid;
-
-	QVT_REQUIRE_GUEST();
-	if (!qvt_hosts_up)
-		cr_skip_test("two hosts (root, netns, veth, qvisord, userfaultfd) unavailable");
+	json_object *r, *p, *v, *info, *spec;
 
 	/* The guest dirties 30 MB/s over 64 MB; the link is shaped to 12 MiB/s
 	 * and the migration capped at 8 MiB/s: pre-copy cannot converge. */
 	qvt_start_dirtier_guest(&H->d[0], VM, "30:64", BOOT_TIMEOUT_MS);
 	cr_assert_eq(qvt_twohosts_shape(H, 0, 12), 0, "tc shaping");
-	src_pid = qvt_vm_pid(&H->d[0], VM);
+	*ret_src_pid = qvt_vm_pid(&H->d[0], VM);
 
 	/* prepare with allow_postcopy (postcopy-ram on the destination) */
 	info = qvt_call_name(&H->d[0], "vm.info", VM, &err);
@@ -104,20 +101,63 @@ Test(migrate_postcopy, dirtier_beyond_link_completes_via_postcopy)
 	cr_assert_not_null(r, "prepare: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "allow_postcopy", &v) && json_object_get_boolean(v));
 	cr_assert(json_object_object_get_ex(r, "uri", &v));
-	snprintf(uri, sizeof(uri), "%s", json_object_get_string(v));
+	snprintf(uri, uri_size, "%s", json_object_get_string(v));
 	cr_assert(json_object_object_get_ex(r, "token", &v));
-	snprintf(token, sizeof(token), "%s", json_object_get_string(v));
+	snprintf(token, token_size, "%s", json_object_get_string(v));
 	json_object_put(r);
 
 	/* perform: a deadline pre-copy could not meet */
-	_cleanup_rpc_conn_ qv_rpc_conn *c = qvt_connect(&H->d[0]);
-	cr_assert_not_null(c);
+	*ret_conn = qvt_connect(&H->d[0]);
+	cr_assert_not_null(*ret_conn);
 	p = json_tokener_parse("{\"max_downtime_ms\": 50, \"bandwidth_mbps\": 8, "
 			       "\"deadline_s\": 90, \"allow_postcopy\": true}");
 	json_object_object_add(p, "name", json_object_new_string(VM));
 	json_object_object_add(p, "uri", json_object_new_string(uri));
-	cr_assert_eq(qv_rpc_send(c, "migrate.perform", p, &id, &err), 0, "%s", err.message);
+	cr_assert_eq(qv_rpc_send(*ret_conn, "migrate.perform", p, ret_id, &err), 0, "%s",
+		     err.message);
+}
+
+/* migrate.finish on d[1] accepts the guest already running after postcopy. */
+static void finish_on_destination(const char *token)
+{
+	struct qv_error err = {};
+	json_object *p = json_object_new_object(), *r, *v;
+	char buf[32];
+
+	json_object_object_add(p, "name", json_object_new_string(VM));
+	json_object_object_add(p, "token", json_object_new_string(token));
+	r = qvt_call(&H->d[1], "migrate.finish", p, &err);
+	cr_assert_not_null(r, "finish: %s", err.message);
+	cr_assert(json_object_object_get_ex(r, "postcopy", &v) && json_object_get_boolean(v));
+	json_object_put(r);
+	cr_assert_str_eq(qvt_vm_state(&H->d[1], VM, buf, sizeof(buf)), "running");
+}
+
+/* The source cannot take over any more (its RAM is stale). */
+static void source_cancel_refused(void)
+{
+	struct qv_error err = {};
+	json_object *r = qvt_call_name(&H->d[0], "migrate.cancel", VM, &err);
+
+	cr_assert_null(r, "cancel after a postcopy switch must be refused");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+}
+
+Test(migrate_postcopy, dirtier_beyond_link_completes_via_postcopy)
+{
+	char uri[128], token[64];
+	struct qv_error err = {};
+	json_object *r, *v, *decs, *dk;
+	qv_rpc_conn *c;
+	uint64_t id;
+	int src_pid;
+
+	QVT_REQUIRE_GUEST();
+	if (!qvt_hosts_up)
+		cr_skip_test("two hosts (root, netns, veth, qvisord, userfaultfd) unavailable");
+	start_postcopy_migration(uri, sizeof(uri), token, sizeof(token), &src_pid, &c, &id);
 	cr_assert_eq(qv_rpc_recv_response(c, 400000, id, &r, &err), 0, "perform: %s", err.message);
+	qv_rpc_conn_free(c);
 	fprintf(stderr, "postcopy stats: %s\n",
 		json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
 	cr_assert(json_object_object_get_ex(r, "status", &v));
@@ -135,21 +175,78 @@ Test(migrate_postcopy, dirtier_beyond_link_completes_via_postcopy)
 	cr_assert_null(find_decision(decs, "cancel"), "no cancel decision expected");
 	json_object_put(r);
 
-	/* finish accepts the guest already running after postcopy */
-	p = json_object_new_object();
-	json_object_object_add(p, "name", json_object_new_string(VM));
-	json_object_object_add(p, "token", json_object_new_string(token));
-	r = qvt_call(&H->d[1], "migrate.finish", p, &err);
-	cr_assert_not_null(r, "finish: %s", err.message);
-	cr_assert(json_object_object_get_ex(r, "postcopy", &v) && json_object_get_boolean(v));
+	finish_on_destination(token);
+	source_cancel_refused();
+	qvt_twohosts_confirm_moved(H, VM, src_pid);
+}
+
+/* The source daemon is SIGKILLed right after the postcopy switch. Its QEMU
+ * must finish the migration on its own; the restarted daemon must neither
+ * cancel it nor resume the source (either would lose the guest), and must
+ * report completion so that finish and confirm work as usual. */
+Test(migrate_postcopy, source_daemon_killed_during_postcopy)
+{
+	char uri[128], token[64], *method = NULL;
+	struct qv_error err = {};
+	json_object *r = NULL, *params = NULL, *v;
+	qv_rpc_conn *c;
+	uint64_t id;
+	int src_pid;
+	bool switched = false;
+
+	QVT_REQUIRE_GUEST();
+	if (!qvt_hosts_up)
+		cr_skip_test("two hosts (root, netns, veth, qvisord, userfaultfd) unavailable");
+	start_postcopy_migration(uri, sizeof(uri), token, sizeof(token), &src_pid, &c, &id);
+	/* Wait until QEMU itself reports postcopy-active (a start-postcopy
+	 * decision alone is not the switch: until then a cancel is safe and
+	 * recovery rightly cancels). */
+	for (int i = 0; i < 1200 && !switched; i++) {
+		if (qv_rpc_wait_notification(c, 1000, &method, &params, &err) < 0) {
+			qv_error_clear(&err);
+			continue;
+		}
+		switched = params && streq(method, "migrate.progress") &&
+			   json_object_object_get_ex(params, "status", &v) &&
+			   streq(json_object_get_string(v), "postcopy-active");
+		free(method);
+		json_object_put(params);
+		method = NULL;
+		params = NULL;
+	}
+	cr_assert(switched, "QEMU never reported postcopy-active");
+	/* Slow the link so that postcopy is still running after the restart. */
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 2), 0, "tc shaping");
+	cr_assert_eq(qvt_daemon_stop(&H->d[0], SIGKILL), 0);
+	qv_rpc_conn_free(c);
+	cr_assert_eq(kill(src_pid, 0), 0, "QEMU must survive its daemon");
+	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
+
+	/* The restarted daemon adopted the postcopy migration: a cancel is
+	 * refused, and it reports completed once QEMU is done. */
+	r = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
+	cr_assert_not_null(r, "no migration after the restart: %s", err.message);
+	fprintf(stderr, "after restart: %s\n", json_object_to_json_string(r));
+	cr_assert(json_object_object_get_ex(r, "state", &v));
+	cr_assert(streq(json_object_get_string(v), "postcopy") ||
+		  streq(json_object_get_string(v), "completed"),
+		  "state %s after the restart", json_object_get_string(v));
 	json_object_put(r);
-	cr_assert_str_eq(qvt_vm_state(&H->d[1], VM, buf, sizeof(buf)), "running");
-
-	/* the source cannot take over any more (its RAM is stale) */
-	r = qvt_call_name(&H->d[0], "migrate.cancel", VM, &err);
-	cr_assert_null(r, "cancel after a postcopy completion must be refused");
-	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
-	qv_error_clear(&err);
-
+	source_cancel_refused();
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 12), 0, "tc shaping");
+	bool done = false;
+	for (int i = 0; i < 240 && !done; i++) {
+		r = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
+		cr_assert_not_null(r, "%s", err.message);
+		done = json_object_object_get_ex(r, "state", &v) &&
+		       streq(json_object_get_string(v), "completed");
+		cr_assert(!json_object_object_get_ex(r, "state", &v) ||
+			  !streq(json_object_get_string(v), "failed"), "postcopy failed");
+		json_object_put(r);
+		if (!done)
+			qvt_sleep_ms(500);
+	}
+	cr_assert(done, "postcopy did not complete within 120 s of the restart");
+	finish_on_destination(token);
 	qvt_twohosts_confirm_moved(H, VM, src_pid);
 }
