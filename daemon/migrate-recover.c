@@ -175,10 +175,8 @@ static void postcopy_watch(qv_source *s, void *ud)
 
 /* Adopt a postcopy migration found running: record it (a cancel is then
  * refused, as for one this daemon drove) and watch it. */
-static int adopt_postcopy(struct qv_daemon *d, struct qv_vm *vm, struct qv_mig *m)
+static void adopt_postcopy(struct qv_vm *vm, struct qv_mig *m)
 {
-	if (!m && !(m = qv_mig_new(d, vm->name, true)))
-		return -ENOMEM;
 	json_object_put(m->stats);
 	m->stats = json_tokener_parse("{\"postcopy\": true}");
 	snprintf(m->state, sizeof(m->state), "postcopy");
@@ -188,7 +186,37 @@ static int adopt_postcopy(struct qv_daemon *d, struct qv_vm *vm, struct qv_mig *
 	log_warning("VM %s: postcopy migration still running after a daemon restart; "
 		    "leaving it to finish", vm->name);
 	postcopy_watch(NULL, m);
-	return 0;
+}
+
+/* Not switched yet: cancel, wait for QEMU to confirm, forget the migration
+ * and let the source run again. */
+static int cancel_and_resume(struct qv_daemon *d, qmp_client *c, const char *name,
+			     const char *status, struct qv_mig *m, struct qv_error *errp)
+{
+	json_object *v;
+
+	if (streq(status, "active") || streq(status, "setup") || streq(status, "pre-switchover") ||
+	    streq(status, "device") || streq(status, "cancelling")) {
+		(void)qmp_client_execute(c, "migrate_cancel", NULL, 5000, NULL, NULL);
+		for (int i = 0; i < 100; i++) {
+			_cleanup_json_ json_object *q = NULL;
+			if (qmp_client_execute(c, "query-migrate", NULL, 5000, &q, NULL) < 0)
+				break;
+			if (json_object_object_get_ex(q, "status", &v) &&
+			    (streq(json_object_get_string(v), "cancelled") ||
+			     streq(json_object_get_string(v), "failed")))
+				break;
+			usleep(50 * 1000);
+		}
+	}
+	if (m) {
+		qv_mig_drop(m);
+	} else {
+		char id[96];
+		snprintf(id, sizeof(id), "%s-out", name);
+		(void)qv_state_migration_delete(d->state, id);
+	}
+	return qv_mig_resume_source(d, name, errp);
 }
 
 int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
@@ -231,62 +259,26 @@ int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 		return r;
 	if (json_object_object_get_ex(q, "status", &v))
 		status = json_object_get_string(v);
+	const char *outcome = "cancelled", *vm_state = "running";
+	bool switched = streq(status, "completed") || is_postcopy_status(status);
+	if (switched && !m && !(m = qv_mig_new(d, name, true)))
+		return -ENOMEM;
+	if (streq(status, "completed")) {
+		mark_completed(m, vm);
+		outcome = "completed";
+		vm_state = "migrating";
+	} else if (switched) {
+		adopt_postcopy(vm, m);
+		outcome = "postcopy";
+		vm_state = "migrating";
+	} else if ((r = cancel_and_resume(d, c, name, status, m, errp)) < 0) {
+		return r;
+	}
 	res = json_object_new_object();
 	json_object_object_add(res, "name", json_object_new_string(name));
 	json_object_object_add(res, "qemu_status", json_object_new_string(status));
-	if (streq(status, "completed")) {
-		if (!m) {
-			m = qv_mig_new(d, name, true);
-			if (!m) {
-				json_object_put(res);
-				return -ENOMEM;
-			}
-		}
-		mark_completed(m, vm);
-		json_object_object_add(res, "status", json_object_new_string("completed"));
-		json_object_object_add(res, "state", json_object_new_string("migrating"));
-		*ret = res;
-		return 0;
-	}
-	if (is_postcopy_status(status)) {
-		r = adopt_postcopy(d, vm, m);
-		if (r < 0) {
-			json_object_put(res);
-			return r;
-		}
-		json_object_object_add(res, "status", json_object_new_string("postcopy"));
-		json_object_object_add(res, "state", json_object_new_string("migrating"));
-		*ret = res;
-		return 0;
-	}
-	if (streq(status, "active") || streq(status, "setup") || streq(status, "pre-switchover") ||
-	    streq(status, "device") || streq(status, "cancelling")) {
-		(void)qmp_client_execute(c, "migrate_cancel", NULL, 5000, NULL, NULL);
-		for (int i = 0; i < 100; i++) {
-			_cleanup_json_ json_object *q2 = NULL;
-			if (qmp_client_execute(c, "query-migrate", NULL, 5000, &q2, NULL) < 0)
-				break;
-			if (json_object_object_get_ex(q2, "status", &v) &&
-			    (streq(json_object_get_string(v), "cancelled") ||
-			     streq(json_object_get_string(v), "failed")))
-				break;
-			usleep(50 * 1000);
-		}
-	}
-	if (m)
-		qv_mig_drop(m);
-	else {
-		char id[96];
-		snprintf(id, sizeof(id), "%s-out", name);
-		(void)qv_state_migration_delete(d->state, id);
-	}
-	r = qv_mig_resume_source(d, name, errp);
-	if (r < 0) {
-		json_object_put(res);
-		return r;
-	}
-	json_object_object_add(res, "status", json_object_new_string("cancelled"));
-	json_object_object_add(res, "state", json_object_new_string("running"));
+	json_object_object_add(res, "status", json_object_new_string(outcome));
+	json_object_object_add(res, "state", json_object_new_string(vm_state));
 	*ret = res;
 	return 0;
 }

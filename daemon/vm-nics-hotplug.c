@@ -266,23 +266,29 @@ static void unplug_finish(struct unplug *u, const struct qv_error *err)
 	free(u);
 }
 
-/* The device is gone from the guest: drop the backend and the TAP. */
-static void unplug_backend(struct unplug *u, struct qv_vm *vm, struct hp_nic *h)
+/* The device is gone from the guest (or from QEMU): drop the netdev and the
+ * TAP. Failures are logged; there is nothing left to undo. */
+static void remove_backend(struct qv_vm *vm, unsigned idx, const char *tap)
 {
 	_cleanup_json_ json_object *a = json_object_new_object();
-	struct qv_netreg *reg = u->d->net_state;
+	struct qv_netreg *reg = vm->d->net_state;
 	struct qv_error err = {};
 	char id[24];
 
-	snprintf(id, sizeof(id), "net%u", h->idx);
+	snprintf(id, sizeof(id), "net%u", idx);
 	json_object_object_add(a, "id", json_object_new_string(id));
 	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "netdev_del", a, 0, NULL, &err) < 0)
 		log_warning("VM %s: netdev_del %s: %s, ignoring", vm->name, id, err.message);
 	qv_error_clear(&err);
-	if (reg && qv_tap_delete(reg->nl, h->tap, &err) < 0 && err.error != ENODEV)
-		log_warning("VM %s: cannot delete TAP %s: %s, ignoring", vm->name, h->tap,
+	if (reg && qv_tap_delete(reg->nl, tap, &err) < 0 && err.error != ENODEV)
+		log_warning("VM %s: cannot delete TAP %s: %s, ignoring", vm->name, tap,
 			    err.message);
-	log_info("VM %s: NIC %s (%s) unplugged", vm->name, id, h->mac);
+}
+
+static void unplug_backend(struct unplug *u, struct qv_vm *vm, struct hp_nic *h)
+{
+	remove_backend(vm, h->idx, h->tap);
+	log_info("VM %s: NIC net%u (%s) unplugged", vm->name, h->idx, h->mac);
 	unplug_finish(u, NULL);
 }
 
@@ -419,26 +425,6 @@ static int qom_get_string(qmp_client *q, const char *path, const char *prop, cha
 	return 0;
 }
 
-/* The device is gone but its netdev still holds the TAP: the daemon died
- * between the guest's release and netdev_del. Finish the removal. */
-static void drop_orphan(struct qv_vm *vm, unsigned idx, const char *tap)
-{
-	_cleanup_json_ json_object *a = json_object_new_object();
-	struct qv_netreg *reg = vm->d->net_state;
-	struct qv_error err = {};
-	char id[24];
-
-	snprintf(id, sizeof(id), "net%u", idx);
-	json_object_object_add(a, "id", json_object_new_string(id));
-	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "netdev_del", a, 0, NULL, &err) < 0)
-		log_debug("VM %s: netdev_del %s: %s", vm->name, id, err.message);
-	qv_error_clear(&err);
-	if (reg && qv_tap_delete(reg->nl, tap, &err) < 0 && err.error != ENODEV)
-		log_warning("VM %s: cannot delete TAP %s: %s, ignoring", vm->name, tap,
-			    err.message);
-	log_info("VM %s: finished removing NIC %s (TAP %s)", vm->name, id, tap);
-}
-
 void vm_nics_adopt_hotplugged(struct qv_vm *vm, const struct qv_link_info *tap,
 			      const struct qv_link_info *links, size_t n)
 {
@@ -459,8 +445,13 @@ void vm_nics_adopt_hotplugged(struct qv_vm *vm, const struct qv_link_info *tap,
 		return;
 	snprintf(path, sizeof(path), "/machine/peripheral/net%lu-dev", idx);
 	r = qom_get_string(qemu_instance_qmp(vm->inst), path, "mac", mac, sizeof(mac), &err);
-	if (r == -ENODEV) /* QEMU's DeviceNotFound: only the netdev is left */
-		return drop_orphan(vm, (unsigned)idx, tap->name);
+	if (r == -ENODEV) {
+		/* QEMU's DeviceNotFound: the daemon died between the guest's
+		 * release and netdev_del. Finish the removal. */
+		remove_backend(vm, (unsigned)idx, tap->name);
+		log_info("VM %s: finished removing NIC net%lu (TAP %s)", vm->name, idx, tap->name);
+		return;
+	}
 	if (r < 0) {
 		log_warning("VM %s: cannot re-adopt hot-plugged NIC net%lu (TAP %s): %s; it keeps "
 			    "working but cannot be listed or removed", vm->name, idx, tap->name,

@@ -364,3 +364,19 @@ void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const
 	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(d, name), "QVISOR-DIRTIER-START",
 					       boot_timeout_ms), 0, "guest did not boot");
 }
+
+int qvt_pool_entries(const struct qvt_daemon *d)
+{
+	char dir[160];
+	struct dirent *de;
+	DIR *dp;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/images", d->state_dir);
+	dp = opendir(dir);
+	cr_assert_not_null(dp, "opendir %s: %m", dir);
+	while ((de = readdir(dp)))
+		n += !streq(de->d_name, ".") && !streq(de->d_name, "..");
+	closedir(dp);
+	return n;
+}

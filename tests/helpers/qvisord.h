@@ -70,6 +70,9 @@ json_object *qvt_call_name(const struct qvt_daemon *d, const char *method, const
  * JSON members merged in (may be NULL, e.g. "{\"restart\":{...}}"). */
 int qvt_define_guest(const struct qvt_daemon *d, const char *name, const char *extra_json,
 		     struct qv_error *errp);
+/* Entries in the daemon's image pool directory (<state_dir>/images), hidden
+ * ones (temporary files) included. Criterion-asserts that it can be read. */
+int qvt_pool_entries(const struct qvt_daemon *d);
 /* "<run_dir>/vms/<name>/serial.log" in a static buffer. */
 const char *qvt_serial_log(const struct qvt_daemon *d, const char *name);
 /* vm.info's "state" / "pid" ("" / -1 on error). */

@@ -5,7 +5,6 @@
  * lose nothing already stored, keep the VM running and the daemon serving,
  * and everything must work again once space is freed, across a restart. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -73,20 +72,6 @@ static void fill(const char *path)
 	while (n > 0);
 	cr_assert_eq(errno, ENOSPC, "filling %s: %m", path);
 	close(fd);
-}
-
-/* Entries of dir other than . and .. (hidden ones included). */
-static int dir_entry_count(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	cr_assert_not_null(d, "opendir %s: %m", dir);
-	while ((e = readdir(d)))
-		n += !streq(e->d_name, ".") && !streq(e->d_name, "..");
-	closedir(d);
-	return n;
 }
 
 static int run_shell(const char *fmt, const char *arg)
@@ -179,15 +164,14 @@ Test(full_disk, state_store_refuses_cleanly_and_keeps_everything)
 
 	/* An image import larger than the pool's disk: no-space, and nothing
 	 * is left in the pool (no partial image, no temporary file). */
-	char big[160], images[160];
+	char big[160];
 	snprintf(big, sizeof(big), "%s/big.raw", D.dir);
 	cr_assert_eq(run_shell("head -c 16M /dev/urandom > '%s'", big), 0);
 	cr_assert_lt(qvt_callf(&D, "image.import", NULL, &err, "{\"path\": \"%s\", "
 			       "\"name\": \"big\"}", big), 0, "import onto a full disk succeeded");
 	cr_assert_str_eq(err.reason, "no-space", "%s (%s)", err.message, err.reason);
 	qv_error_clear(&err);
-	snprintf(images, sizeof(images), "%s/images", D.state_dir);
-	cr_assert_eq(dir_entry_count(images), 0, "the failed import left files in %s", images);
+	cr_assert_eq(qvt_pool_entries(&D), 0, "the failed import left files in the pool");
 	unlink(big);
 
 	/* Nothing was lost or half-written: a SIGKILLed daemon comes back with

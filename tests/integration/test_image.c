@@ -200,21 +200,6 @@ static bool list_has(json_object *list, const char *name, json_object **ret)
 }
 
 /* Entries of the pool directory other than the expected image files. */
-static int pool_entries(void)
-{
-	char dir[256];
-	struct dirent *de;
-	int n = 0;
-
-	snprintf(dir, sizeof(dir), "%s/images", D.state_dir);
-	DIR *d = opendir(dir);
-	cr_assert_not_null(d, "opendir %s", dir);
-	while ((de = readdir(d)))
-		if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
-}
 
 Test(image, create_list_info_delete_and_validation)
 {
@@ -266,7 +251,7 @@ Test(image, create_list_info_delete_and_validation)
 	_cleanup_json_ json_object *l2 = must("image.list", "{}");
 	cr_assert_not(list_has(l2, "disk1", NULL));
 	cr_assert_not(list_has(l2, "disk2", NULL));
-	cr_assert_eq(pool_entries(), 0);
+	cr_assert_eq(qvt_pool_entries(&D), 0);
 }
 
 /* A raw template with known data, cloned full and linked; guests read the
@@ -485,7 +470,7 @@ Test(image, disconnect_cancels_import_without_leftovers, .timeout = 300)
 	json_object *params = NULL;
 
 	cr_assert_not_null(c);
-	int before = pool_entries();
+	int before = qvt_pool_entries(&D);
 	json_object *p = json_object_new_object();
 	json_object_object_add(p, "path", json_object_new_string(src));
 	json_object_object_add(p, "name", json_object_new_string("gone"));
@@ -513,6 +498,6 @@ Test(image, disconnect_cancels_import_without_leftovers, .timeout = 300)
 	cr_assert(ended, "import still running 30 s after its client left");
 	_cleanup_json_ json_object *l = must("image.list", "{}");
 	cr_assert_not(list_has(l, "gone", NULL), "cancelled import left an image");
-	cr_assert_eq(pool_entries(), before, "cancelled import left a file in the pool");
+	cr_assert_eq(qvt_pool_entries(&D), before, "cancelled import left a file in the pool");
 	(void)rec;
 }
