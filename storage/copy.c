@@ -342,14 +342,18 @@ static int setup_ring(struct copy *c, size_t bs)
 	return 0;
 }
 
+/* Kernel copy only where the kernel may pick how blocks are copied (it may
+ * share them, like FICLONE) and nothing needs the bytes. */
+static bool kernel_copy_allowed(const struct qv_copy_opts *o)
+{
+	return o->reflink && !o->verify && !o->skip_zeroes;
+}
+
 static int run_copy(struct copy *c, size_t bs)
 {
 	int r;
 
-	/* Kernel copy only where the kernel may pick how blocks are copied
-	 * (it may share them, like FICLONE) and nothing needs the bytes. */
-	if (c->o->reflink && !c->o->verify && !c->o->skip_zeroes && !c->sdirect &&
-	    !c->ddirect) {
+	if (kernel_copy_allowed(c->o) && !c->sdirect && !c->ddirect) {
 		r = kernel_copy(c);
 		if (r <= 0)
 			return r;
@@ -555,8 +559,7 @@ int qv_copy_file(const char *src, const char *dst, const struct qv_copy_opts *op
 	c.t0 = c.last_progress = qv_copy_now_ns();
 	/* Where the kernel copy will run on a filesystem that offloads it,
 	 * O_DIRECT would only keep it from running. */
-	direct = opts->direct && !(opts->reflink && !opts->verify && !opts->skip_zeroes &&
-				   offloads_copies(dst));
+	direct = opts->direct && !(kernel_copy_allowed(opts) && offloads_copies(dst));
 	r = open_src(&c, direct, &sst, errp);
 	if (r < 0)
 		goto out;
