@@ -59,16 +59,22 @@ static void guest_blk_sum(int host, char out[33])
 
 	cr_assert_eq(qvt_wait_for_line_in_file(log, "QVISOR-BLK-", BOOT_TIMEOUT_MS), 0,
 		     "guest did not report its block checksum");
-	f = fopen(log, "r");
-	cr_assert_not_null(f);
+	/* The serial line arrives byte by byte: re-read until the whole sum
+	 * is there (at most 5 s after its first bytes). */
 	out[0] = '\0';
-	while (fgets(line, sizeof(line), f)) {
-		char *s = strstr(line, "QVISOR-BLK-SUM ");
-		cr_assert_null(strstr(line, "QVISOR-BLK-FAIL"), "%s", line);
-		if (s)
-			sscanf(s + strlen("QVISOR-BLK-SUM "), "%32s", out);
+	for (int tries = 0; tries < 50 && strlen(out) != 32; tries++) {
+		if (tries)
+			qvt_sleep_ms(100);
+		f = fopen(log, "r");
+		cr_assert_not_null(f);
+		while (fgets(line, sizeof(line), f)) {
+			char *s = strstr(line, "QVISOR-BLK-SUM ");
+			cr_assert_null(strstr(line, "QVISOR-BLK-FAIL"), "%s", line);
+			if (s && strchr(s, '\n'))
+				sscanf(s + strlen("QVISOR-BLK-SUM "), "%32s", out);
+		}
+		fclose(f);
 	}
-	fclose(f);
 	cr_assert_eq(strlen(out), 32, "no QVISOR-BLK-SUM in %s", log);
 }
 
