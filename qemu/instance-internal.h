@@ -30,8 +30,8 @@ struct qemu_instance {
 
 /* instance.c */
 /* Prepare run_dir and spawn QEMU: *ret_vm holds the process, not yet QMP;
- * *ret_inotify watches run_dir for the socket (-1 if unavailable) and
- * *ret_log_off is where this run's log starts. */
+ * *ret_inotify (if not NULL) watches run_dir for the socket (-1 if
+ * unavailable) and *ret_log_off is where this run's log starts. */
 int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 			const int *keep_fds, size_t n_keep_fds,
 			const struct qemu_instance_config *cfg, qemu_instance **ret_vm,

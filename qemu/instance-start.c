@@ -1,21 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /* Asynchronous start: after the spawn, everything runs on the loop. The
- * socket is connected when inotify reports its creation (or on a short retry
- * timer), the QMP handshake runs on the loop, the pidfd ends the start at
- * once if QEMU dies, and one deadline bounds the whole. A failed start kills
- * QEMU and reports only once the pidfd saw it exit, so the caller may then
- * release what QEMU held (TAPs, cgroup). */
+ * socket is tried on a short backoff timer (1, 2, 4, 8, 8... ms: a connect
+ * attempt costs microseconds, while closing an inotify fd waits for an RCU
+ * grace period, ~20 ms, which would stall the loop once per VM), the QMP
+ * handshake runs on the loop, the pidfd ends the start at once if QEMU dies,
+ * and one deadline bounds the whole. A failed start kills QEMU and reports
+ * only once the pidfd saw it exit, so the caller may then release what QEMU
+ * held (TAPs, cgroup). */
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "common/log.h"
 #include "qemu/instance-internal.h"
 
-#define RETRY_REFUSED_MS 2  /* bound, not yet listening */
-#define RETRY_FALLBACK_MS 50 /* inotify missed or unavailable */
+#define RETRY_MAX_MS 8
 
 struct qemu_start {
 	qemu_instance_started_fn fn;
@@ -25,8 +25,7 @@ struct qemu_start {
 	off_t log_off;
 	int timeout_ms;
 	uint64_t deadline_ms;
-	int inotify_fd;
-	qv_source *inotify_src;
+	int retry_ms; /* next backoff step */
 	qv_source *retry;
 	qv_source *deadline; /* connect deadline, then the kill deadline */
 	bool failing;        /* QEMU was killed; report err once it exited */
@@ -47,11 +46,8 @@ static void start_free(qemu_instance *vm)
 	vm->start = NULL;
 	if (!s)
 		return;
-	qv_source_remove(s->inotify_src);
 	qv_source_remove(s->retry);
 	qv_source_remove(s->deadline);
-	if (s->inotify_fd >= 0)
-		close(s->inotify_fd);
 	free(s->binary);
 	free(s->qmp_path);
 	free(s);
@@ -71,7 +67,6 @@ static void start_finish(qemu_instance *vm, int error, const struct qv_error *er
 
 static void stop_watching_socket(struct qemu_start *s)
 {
-	s->inotify_src = qv_source_remove(s->inotify_src);
 	s->retry = qv_source_remove(s->retry);
 	s->deadline = qv_source_remove(s->deadline);
 }
@@ -163,17 +158,6 @@ static void on_retry(qv_source *src, void *userdata)
 	try_connect(vm);
 }
 
-static void on_inotify(qv_source *src, int fd, uint32_t revents, void *userdata)
-{
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	qemu_instance *vm = userdata;
-
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	if (!vm->qmp)
-		try_connect(vm);
-}
-
 static void on_connect_deadline(qv_source *src, void *userdata)
 {
 	qemu_instance *vm = userdata;
@@ -211,11 +195,11 @@ static void try_connect(qemu_instance *vm)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
 		close(fd);
-		if (e == ENOENT)
-			schedule_retry(vm, RETRY_FALLBACK_MS); /* inotify usually comes first */
-		else if (e == ECONNREFUSED || e == EAGAIN)
-			schedule_retry(vm, RETRY_REFUSED_MS);
-		else
+		if (e == ENOENT || e == ECONNREFUSED || e == EAGAIN) {
+			/* not created, not listening yet, or backlog full */
+			schedule_retry(vm, s->retry_ms);
+			s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
+		} else
 			start_failf(vm, e, QV_REASON_QEMU_ERROR, "Failed to connect to QMP socket %s: %s",
 				    s->qmp_path, strerror(e));
 		return;
@@ -241,9 +225,6 @@ static int start_begin(qemu_instance *vm, struct qemu_start *s, struct qv_error 
 	int r;
 
 	r = qemu_proc_watch(vm->proc, vm->loop, on_start_exit, vm);
-	if (r >= 0 && s->inotify_fd >= 0)
-		r = qv_loop_add_io(vm->loop, s->inotify_fd, EPOLLIN, on_inotify, vm,
-				   &s->inotify_src);
 	if (r >= 0)
 		r = qv_loop_add_timer(vm->loop, (uint64_t)s->timeout_ms, on_connect_deadline, vm,
 				      &s->deadline);
@@ -251,8 +232,7 @@ static int start_begin(qemu_instance *vm, struct qemu_start *s, struct qv_error 
 		return qv_error_set(errp, r, QV_REASON_INTERNAL,
 				    "Cannot watch QEMU %d on the loop: %s",
 				    (int)qemu_proc_pid(vm->proc), strerror(-r));
-	/* QEMU may have created the socket already; otherwise inotify or the
-	 * retry timer calls again. Deferred so fn never runs before we return. */
+	/* Deferred so fn never runs before we return. */
 	schedule_retry(vm, 0);
 	return 0;
 }
@@ -264,7 +244,6 @@ int qemu_instance_start_async(qv_loop *loop, const struct vm_spec *spec,
 {
 	_cleanup_strv_free_ char **argv = NULL;
 	_cleanup_free_ int *keep = NULL;
-	_cleanup_close_ int inotify_fd = -1;
 	struct sockaddr_un sa;
 	struct qemu_start *s;
 	qemu_instance *vm;
@@ -280,7 +259,7 @@ int qemu_instance_start_async(qv_loop *loop, const struct vm_spec *spec,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	*s = (struct qemu_start){ .fn = fn, .userdata = userdata, .inotify_fd = -1 };
+	*s = (struct qemu_start){ .fn = fn, .userdata = userdata, .retry_ms = 1 };
 	s->timeout_ms = cfg && cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
 							   : QEMU_CONNECT_TIMEOUT_MS;
 	s->binary = strdup(argv[0]);
@@ -294,12 +273,11 @@ int qemu_instance_start_async(qv_loop *loop, const struct vm_spec *spec,
 		return r;
 	}
 	r = qemu_instance_spawn(loop, argv, argv_opts->run_dir, keep, n_keep, cfg, &vm,
-				&inotify_fd, &log_off, errp);
+				NULL, &log_off, errp);
 	if (r < 0) {
 		free(s->binary), free(s->qmp_path), free(s);
 		return r;
 	}
-	s->inotify_fd = TAKE_FD(inotify_fd);
 	s->log_off = log_off;
 	s->deadline_ms = qv_now_ms() + (uint64_t)s->timeout_ms;
 	vm->start = s;

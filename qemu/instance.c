@@ -398,9 +398,11 @@ int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 	if (stat(log_path, &sb) == 0)
 		log_off = sb.st_size;
 	(void)unlink(qmp_path); /* stale socket of a previous run */
-	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (inotify_fd >= 0 && inotify_add_watch(inotify_fd, run_dir, IN_CREATE) < 0)
-		inotify_fd = safe_close(inotify_fd);
+	if (ret_inotify) {
+		inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (inotify_fd >= 0 && inotify_add_watch(inotify_fd, run_dir, IN_CREATE) < 0)
+			inotify_fd = safe_close(inotify_fd);
+	}
 
 	if (cfg && cfg->proc)
 		po = *cfg->proc;
@@ -414,7 +416,8 @@ int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 		return r;
 	}
 	*ret_vm = vm;
-	*ret_inotify = TAKE_FD(inotify_fd);
+	if (ret_inotify)
+		*ret_inotify = TAKE_FD(inotify_fd);
 	*ret_log_off = log_off;
 	return 0;
 }
