@@ -64,8 +64,9 @@ int cli_parse_size(const char *s, uint64_t *ret_bytes);
 int cli_read_json_file(struct cli_ctx *ctx, const char *path, json_object **ret);
 
 /* cli/batch.c: the same method on many VMs, pipelined on one connection,
- * at most `parallel` requests in flight (0: all at once). */
-#define CLI_BATCH_PARALLEL_DEFAULT 8
+ * at most `parallel` requests in flight (0: all at once; qvisord bounds how
+ * many QEMUs start at once, --max-starts, so the CLI need not). */
+#define CLI_BATCH_PARALLEL_DEFAULT 0
 struct cli_batch {
 	const char *method;
 	int timeout_ms; /* per request, from the moment it is sent */

@@ -19,7 +19,7 @@ const struct cli_verb cli_verbs[] = {
 	{ "list", verb_list, "[--all]", "List running VMs (--all: every defined VM)." },
 	{ "info", verb_info, "NAME", "Show a VM's state, spec and runtime details." },
 	{ "start", verb_start, "NAME...|--all [--parallel N]",
-	  "Start VMs, N at a time (default 8)." },
+	  "Start VMs concurrently (at most N requests in flight; default all)." },
 	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S] [--parallel N]",
 	  "Stop VMs: ACPI power-down, then quit/kill after S seconds (default 30)." },
 	{ "reboot", verb_reboot, "NAME...", "Reboot VMs." },

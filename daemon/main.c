@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "daemon/hooks.h"
 #include "daemon/migrate.h"
+#include "daemon/vm-queue.h"
 #include "daemon/vm.h"
 
 static void usage(FILE *f)
@@ -29,6 +30,8 @@ static void usage(FILE *f)
 		"  --guest-dir DIR     probe guest (vmlinuz, initrd.img) for accel auto\n"
 		"  --no-kvm-probe      never boot the KVM probe; accel auto means TCG\n"
 		"  --max-clients N     concurrent RPC clients (default 64)\n"
+		"  --max-starts N      QEMUs starting at once, the rest queue (default 16 per\n"
+		"                      CPU; 0: no bound)\n"
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
 		"  -h, --help          this help\n");
 }
@@ -219,7 +222,7 @@ static int run(struct qv_daemon *d)
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
-	       OPT_MAXCLIENTS, OPT_LOG };
+	       OPT_MAXCLIENTS, OPT_LOG, OPT_MAXSTARTS };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -229,6 +232,7 @@ int main(int argc, char **argv)
 		{ "guest-dir", required_argument, NULL, OPT_GUEST },
 		{ "no-kvm-probe", no_argument, NULL, OPT_NOPROBE },
 		{ "max-clients", required_argument, NULL, OPT_MAXCLIENTS },
+		{ "max-starts", required_argument, NULL, OPT_MAXSTARTS },
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -242,6 +246,7 @@ int main(int argc, char **argv)
 	};
 	_cleanup_free_ char *sock = NULL, *guest = NULL;
 	const char *guest_opt = NULL;
+	bool max_starts_set = false;
 	int c, r;
 
 	log_set_ident("qvisord");
@@ -262,6 +267,17 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			d.cfg.max_clients = (unsigned)n;
+			break;
+		}
+		case OPT_MAXSTARTS: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || end == optarg || n > 4096) {
+				fprintf(stderr, "qvisord: --max-starts must be 0..4096\n");
+				return 2;
+			}
+			d.cfg.max_starts = (unsigned)n;
+			max_starts_set = true;
 			break;
 		}
 		case OPT_LOG:
@@ -290,6 +306,10 @@ int main(int argc, char **argv)
 		if (asprintf(&sock, "%s/qvisord.sock", d.cfg.run_dir) < 0)
 			return 1;
 		d.cfg.socket_path = sock;
+	}
+	if (!max_starts_set) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		d.cfg.max_starts = QV_MAX_STARTS_PER_CPU * (unsigned)(cpus > 0 ? cpus : 1);
 	}
 	guest = find_guest_dir(guest_opt);
 	d.cfg.guest_dir = guest;

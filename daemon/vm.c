@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "daemon/hooks.h"
 #include "daemon/netreg.h"
+#include "daemon/vm-queue.h"
 #include "daemon/vm.h"
 #include "qemu/argv.h"
 
@@ -36,6 +37,8 @@ struct qv_vm *qv_vm_find(struct qv_daemon *d, const char *name)
 	return NULL;
 }
 
+static void vm_starting_free(struct qv_vm *vm);
+
 static struct qv_vm *vm_free(struct qv_vm *vm)
 {
 	if (!vm)
@@ -43,7 +46,8 @@ static struct qv_vm *vm_free(struct qv_vm *vm)
 	qv_source_remove(vm->restart_timer);
 	qv_vm_nics_forget(vm);
 	qemu_instance_free(vm->inst); /* a start in progress is abandoned, QEMU kept */
-	free(vm->starting);
+	qv_start_queue_remove(vm->d, vm);
+	vm_starting_free(vm);
 	vm_spec_free(vm->spec);
 	free(vm->run_dir);
 	free(vm->name);
@@ -62,6 +66,7 @@ static void vm_unlink(struct qv_daemon *d, struct qv_vm *vm)
 
 void qv_vm_registry_free(struct qv_daemon *d)
 {
+	qv_start_queue_free(d);
 	while (d->vms) {
 		struct qv_vm *vm = d->vms;
 		d->vms = vm->next;
@@ -272,6 +277,16 @@ static struct qemu_instance_config vm_instance_config(struct qv_vm *vm)
 	return cfg;
 }
 
+static int vm_check_startable(struct qv_vm *vm, struct qv_error *errp)
+{
+	if (vm->inst || vm->starting ||
+	    (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
+				    vm->name, qv_vm_state_to_string(vm->state));
+	vm->restart_timer = qv_source_remove(vm->restart_timer);
+	return 0;
+}
+
 /* Everything before the spawn: run dir, accel, sandbox, TAPs. On success the
  * caller spawns with *opts and *proc (which point into nic_fds). */
 static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
@@ -283,10 +298,6 @@ static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 	size_t n_nic_fds = 0;
 	int r;
 
-	if (vm->inst || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
-				    vm->name, qv_vm_state_to_string(vm->state));
-	vm->restart_timer = qv_source_remove(vm->restart_timer);
 	if (asprintf(&vms_dir, "%s/vms", d->cfg.run_dir) < 0)
 		return -ENOMEM;
 	(void)mkdir(vms_dir, 0700);
@@ -354,7 +365,9 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	_cleanup_free_ int *nic_fds = NULL;
 	int r;
 
-	r = vm_start_prepare(vm, so, &opts, &proc, &nic_fds, errp);
+	r = vm_check_startable(vm, errp);
+	if (r >= 0)
+		r = vm_start_prepare(vm, so, &opts, &proc, &nic_fds, errp);
 	if (r < 0)
 		return r;
 	cfg.proc = &proc;
@@ -373,57 +386,89 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 struct qv_vm_starting {
 	qv_vm_start_fn fn;
 	void *userdata;
+	char *incoming;
 	bool paused;
 };
 
-static void vm_started(qemu_instance *inst, int error, const struct qv_error *errp, void *ud)
+static void vm_starting_free(struct qv_vm *vm)
 {
-	struct qv_vm *vm = ud;
+	if (vm->starting)
+		free(vm->starting->incoming);
+	free(TAKE_PTR(vm->starting));
+}
+
+/* The start is over, either way: report and make room in the queue. */
+static void vm_start_complete(struct qv_vm *vm, int error, const struct qv_error *errp)
+{
 	struct qv_vm_starting ctx = *vm->starting;
 
-	free(TAKE_PTR(vm->starting));
+	vm->starting->incoming = NULL;
+	vm_starting_free(vm);
 	if (error < 0) {
-		vm->inst = qemu_instance_free(vm->inst);
 		log_warning("VM %s: start failed: %s", vm->name,
 			    errp && errp->set ? errp->message : strerror(-error));
 		vm_start_failed(vm, error, errp, true);
 	} else {
 		vm_start_succeeded(vm, ctx.paused);
 	}
+	qv_start_queue_done(vm->d);
 	if (ctx.fn)
 		ctx.fn(vm, error, errp, ctx.userdata);
+	free(ctx.incoming);
+}
+
+static void vm_started(qemu_instance *inst, int error, const struct qv_error *errp, void *ud)
+{
+	struct qv_vm *vm = ud;
+
+	if (error < 0)
+		vm->inst = qemu_instance_free(vm->inst);
+	vm_start_complete(vm, error, errp);
+}
+
+void qv_vm_start_queued(struct qv_vm *vm)
+{
+	struct qemu_instance_config cfg = vm_instance_config(vm);
+	struct qv_vm_start_opts so = { .incoming = vm->starting->incoming,
+				       .paused = vm->starting->paused };
+	struct qemu_argv_opts opts;
+	struct qemu_proc_opts proc;
+	_cleanup_free_ int *nic_fds = NULL;
+	struct qv_error err = {};
+	int r;
+
+	r = vm_start_prepare(vm, &so, &opts, &proc, &nic_fds, &err);
+	if (r < 0) {
+		vm_start_complete(vm, r, &err);
+		return;
+	}
+	cfg.proc = &proc;
+	r = qemu_instance_start_async(vm->d->loop, vm->spec, &opts, &cfg, vm_started, vm,
+				      &vm->inst, &err);
+	qv_vm_nics_started(vm);
+	if (r < 0)
+		vm_start_complete(vm, r, &err); /* releases TAPs and sandbox */
 }
 
 int qv_vm_start_async(struct qv_vm *vm, const struct qv_vm_start_opts *so, qv_vm_start_fn fn,
 		      void *userdata, struct qv_error *errp)
 {
-	struct qemu_instance_config cfg = vm_instance_config(vm);
-	struct qemu_argv_opts opts;
-	struct qemu_proc_opts proc;
-	_cleanup_free_ int *nic_fds = NULL;
-	int r;
+	int r = vm_check_startable(vm, errp);
 
+	if (r < 0)
+		return r;
 	vm->starting = calloc(1, sizeof(*vm->starting));
 	if (!vm->starting)
 		return -ENOMEM;
 	*vm->starting = (struct qv_vm_starting){
 		.fn = fn, .userdata = userdata, .paused = so && (so->paused || so->incoming),
 	};
-	r = vm_start_prepare(vm, so, &opts, &proc, &nic_fds, errp);
-	if (r < 0) {
-		free(TAKE_PTR(vm->starting));
-		return r;
+	if ((so && so->incoming && !(vm->starting->incoming = strdup(so->incoming))) ||
+	    qv_start_queue_push(vm->d, vm) < 0) {
+		vm_starting_free(vm);
+		return -ENOMEM;
 	}
-	cfg.proc = &proc;
 	qv_vm_set_state(vm, QV_VM_STARTING, NULL);
-	r = qemu_instance_start_async(vm->d->loop, vm->spec, &opts, &cfg, vm_started, vm,
-				      &vm->inst, errp);
-	qv_vm_nics_started(vm);
-	if (r < 0) {
-		free(TAKE_PTR(vm->starting));
-		vm_start_failed(vm, r, errp, true);
-		return r;
-	}
 	return 0;
 }
 

@@ -31,11 +31,13 @@ struct qemu_instance {
 /* instance.c */
 /* Prepare run_dir and spawn QEMU: *ret_vm holds the process, not yet QMP;
  * *ret_inotify (if not NULL) watches run_dir for the socket (-1 if
- * unavailable) and *ret_log_off is where this run's log starts. */
+ * unavailable) and *ret_log_off is where this run's log starts. With
+ * ret_report_fd, the exec is not waited for (qemu_proc_spawn_nowait). */
 int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 			const int *keep_fds, size_t n_keep_fds,
 			const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
-			int *ret_inotify, off_t *ret_log_off, struct qv_error *errp);
+			int *ret_inotify, off_t *ret_log_off, int *ret_report_fd,
+			struct qv_error *errp);
 /* Build argv and the kept NIC fds from spec + argv_opts. */
 int qemu_instance_argv(const struct vm_spec *spec, const struct qemu_argv_opts *argv_opts,
 		       char ***ret_argv, int **ret_keep, size_t *ret_n_keep,

@@ -26,6 +26,8 @@ struct qemu_start {
 	int timeout_ms;
 	uint64_t deadline_ms;
 	int retry_ms; /* next backoff step */
+	int report_fd; /* the child's exec report, until read */
+	qv_source *report_src;
 	qv_source *retry;
 	qv_source *deadline; /* connect deadline, then the kill deadline */
 	bool failing;        /* QEMU was killed; report err once it exited */
@@ -46,6 +48,9 @@ static void start_free(qemu_instance *vm)
 	vm->start = NULL;
 	if (!s)
 		return;
+	qv_source_remove(s->report_src);
+	if (s->report_fd >= 0)
+		close(s->report_fd);
 	qv_source_remove(s->retry);
 	qv_source_remove(s->deadline);
 	free(s->binary);
@@ -59,6 +64,8 @@ static void start_finish(qemu_instance *vm, int error, const struct qv_error *er
 	qemu_instance_started_fn fn = vm->start->fn;
 	void *ud = vm->start->userdata;
 
+	if (error < 0)
+		(void)qemu_proc_watch(vm->proc, vm->loop, NULL, NULL);
 	start_free(vm);
 	log_debug("QEMU %d start %s", (int)qemu_proc_pid(vm->proc),
 		  error ? (errp && errp->set ? errp->message : strerror(-error)) : "done");
@@ -114,12 +121,39 @@ static void start_failf(qemu_instance *vm, int error, const char *reason, const 
 	start_fail(vm, &err);
 }
 
+/* The child's exec report: 0 once it exec'd, else the start is finished
+ * with the error (the child is reaped). */
+static int read_report(qemu_instance *vm)
+{
+	struct qemu_start *s = vm->start;
+	struct qv_error err = {};
+	int r;
+
+	if (s->report_fd < 0)
+		return 0;
+	s->report_src = qv_source_remove(s->report_src);
+	r = qemu_proc_spawn_finish(vm->proc, TAKE_FD(s->report_fd), s->binary, &err);
+	if (r < 0) {
+		vm->exited = true;
+		vm->qmp = qmp_client_free(vm->qmp);
+		start_finish(vm, r, &err);
+	}
+	return r;
+}
+
+static void on_report(qv_source *src, int fd, uint32_t revents, void *userdata)
+{
+	(void)read_report(userdata);
+}
+
 static void on_start_exit(qemu_proc *p, const struct qemu_exit_status *st, void *userdata)
 {
 	qemu_instance *vm = userdata;
 	struct qemu_start *s = vm->start;
 	struct qv_error err = {};
 
+	if (read_report(vm) < 0)
+		return; /* it never exec'd: the report says why */
 	vm->exited = true;
 	vm->qmp = qmp_client_free(vm->qmp);
 	/* QEMU died on its own (not by our SIGKILL): its status and log say why. */
@@ -226,6 +260,8 @@ static int start_begin(qemu_instance *vm, struct qemu_start *s, struct qv_error 
 
 	r = qemu_proc_watch(vm->proc, vm->loop, on_start_exit, vm);
 	if (r >= 0)
+		r = qv_loop_add_io(vm->loop, s->report_fd, EPOLLIN, on_report, vm, &s->report_src);
+	if (r >= 0)
 		r = qv_loop_add_timer(vm->loop, (uint64_t)s->timeout_ms, on_connect_deadline, vm,
 				      &s->deadline);
 	if (r < 0)
@@ -259,7 +295,7 @@ int qemu_instance_start_async(qv_loop *loop, const struct vm_spec *spec,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	*s = (struct qemu_start){ .fn = fn, .userdata = userdata, .retry_ms = 1 };
+	*s = (struct qemu_start){ .fn = fn, .userdata = userdata, .retry_ms = 1, .report_fd = -1 };
 	s->timeout_ms = cfg && cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
 							   : QEMU_CONNECT_TIMEOUT_MS;
 	s->binary = strdup(argv[0]);
@@ -273,7 +309,7 @@ int qemu_instance_start_async(qv_loop *loop, const struct vm_spec *spec,
 		return r;
 	}
 	r = qemu_instance_spawn(loop, argv, argv_opts->run_dir, keep, n_keep, cfg, &vm,
-				NULL, &log_off, errp);
+				NULL, &log_off, &s->report_fd, errp);
 	if (r < 0) {
 		free(s->binary), free(s->qmp_path), free(s);
 		return r;

@@ -372,7 +372,8 @@ int qemu_instance_wire(qemu_instance *vm, bool attach_qmp, struct qv_error *errp
 int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 			const int *keep_fds, size_t n_keep_fds,
 			const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
-			int *ret_inotify, off_t *ret_log_off, struct qv_error *errp)
+			int *ret_inotify, off_t *ret_log_off, int *ret_report_fd,
+			struct qv_error *errp)
 {
 	_cleanup_free_ char *log_path = NULL, *qmp_path = NULL;
 	_cleanup_close_ int inotify_fd = -1;
@@ -410,7 +411,10 @@ int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 	po.log_fd = -1;
 	po.keep_fds = keep_fds;
 	po.n_keep_fds = n_keep_fds;
-	r = qemu_proc_spawn(argv, &po, &vm->proc, errp);
+	if (ret_report_fd)
+		r = qemu_proc_spawn_nowait(argv, &po, &vm->proc, ret_report_fd, errp);
+	else
+		r = qemu_proc_spawn(argv, &po, &vm->proc, errp);
 	if (r < 0) {
 		qemu_instance_free(vm);
 		return r;
@@ -450,7 +454,7 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 	int timeout, r;
 
 	r = qemu_instance_spawn(loop, argv, run_dir, keep_fds, n_keep_fds, cfg, &vm, &inotify_fd,
-				&log_off, errp);
+				&log_off, NULL, errp);
 	if (r < 0)
 		return r;
 	qmp_path = qemu_run_path(run_dir, QEMU_QMP_SOCK);

@@ -9,8 +9,8 @@
 # Rounds alternate bare / qvisor, R rounds; prints medians and the ratio
 # qvisor/bare (goal <= 1.3).
 #   usage: scripts/bench/batch.sh [N] [R] [PARALLEL]
-#          (env: O=build dir, QV_GUEST_DIR; PARALLEL: qvisor start --parallel,
-#           default the CLI's default)
+#          (env: O=build dir, QV_GUEST_DIR, MAXSTARTS=qvisord --max-starts;
+#           PARALLEL: qvisor start/stop --parallel, default the CLI's)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-30}
@@ -116,7 +116,8 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 # --- daemon and VMs ----------------------------------------------------------
 SOCK=$WORK/run/qvisord.sock
 "$O/qvisord" --state-dir "$WORK/state" --run-dir "$WORK/run" --socket "$SOCK" \
-	--no-kvm-probe --cache-dir "$WORK" >"$WORK/qvisord.log" 2>&1 &
+	--no-kvm-probe --cache-dir "$WORK" ${MAXSTARTS:+--max-starts $MAXSTARTS} \
+	>"$WORK/qvisord.log" 2>&1 &
 DPID=$!
 QV="$O/qvisor --socket $SOCK"
 for _ in $(seq 1 100); do $QV host info >/dev/null 2>&1 && break; sleep 0.1; done
@@ -179,7 +180,7 @@ t0=$(now_ms); $QV stop --all --timeout 1 $PAROPT >/dev/null; tg=$(($(now_ms) - t
 mb=$(printf '%s\n' "${BARE[@]}" | median)
 mq=$(printf '%s\n' "${QVS[@]}" | median)
 ms=$(printf '%s\n' "${QVSTOP[@]}" | median)
-echo "batch start of N=$N VMs (128 MiB, TCG), $R rounds, parallel=${PAR:-default} ($(nproc) cores, $(qemu-system-x86_64 --version | head -1))"
+echo "batch start of N=$N VMs (128 MiB, TCG), $R rounds, parallel=${PAR:-default} max-starts=${MAXSTARTS:-default} ($(nproc) cores, $(qemu-system-x86_64 --version | head -1))"
 echo "  bare QEMUs at once -> all running (ms): ${BARE[*]}"
 echo "  qvisor start --all -> all running (ms): ${QVS[*]}"
 echo "  qvisor stop --all --force (ms):         ${QVSTOP[*]}"
