@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Asynchronous start: after the spawn, everything runs on the loop. The
- * socket is tried on a short backoff timer (1, 2, 4, 8, 8... ms: a connect
+ * socket is tried on a short backoff timer (1, 2, 4, 4... ms: a connect
  * attempt costs microseconds, while closing an inotify fd waits for an RCU
  * grace period, ~20 ms, which would stall the loop once per VM), the QMP
  * handshake runs on the loop, the pidfd ends the start at once if QEMU dies,
@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "qemu/instance-internal.h"
 
-#define RETRY_MAX_MS 8
+#define RETRY_MAX_MS 4
 
 struct qemu_start {
 	qemu_instance_started_fn fn;
