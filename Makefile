@@ -13,9 +13,12 @@
 O        ?= build
 CC       ?= gcc
 PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
-CRIT_LIBS  := $(shell pkg-config --libs criterion)
+# Deferred (=, cached on first use): pkg-config runs only when something is
+# compiled, so `make demo` on a fresh machine prints nothing before
+# install-deps has installed the -dev packages.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+CRIT_LIBS  = $(eval CRIT_LIBS := $$(shell pkg-config --libs criterion))$(CRIT_LIBS)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -Wno-format-truncation
