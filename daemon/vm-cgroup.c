@@ -65,6 +65,10 @@ int qv_cgroup_registry_load(struct qv_daemon *d)
 		if (streq(slice, "qvisor.slice"))
 			o.slice = "vms";
 		log_info("cgroup: started by systemd, using the delegated subtree %s", deleg);
+		if (streq(self_host.self, deleg))
+			log_warning("cgroup: systemd started qvisord in %s itself (no "
+				    "DelegateSubgroup=, systemd < 254): VM limits stay off so "
+				    "that the unit can restart while VMs run", deleg);
 	}
 	r = cg_manager_new(&o, &st->mgr, &err);
 	if (r < 0) {

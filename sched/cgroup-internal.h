@@ -35,6 +35,7 @@ struct cg_manager {
 	unsigned controllers;
 	bool moved_self;
 	bool delegated;      /* base_path is a systemd-delegated subtree */
+	bool unit_controllers; /* and we may enable controllers at its top */
 };
 
 struct cg_group {

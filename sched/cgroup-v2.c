@@ -66,9 +66,14 @@ static int choose_base(cg_manager *m, const struct cg_manager_opts *o)
 	char deleg[CG_PATH_MAX];
 	int r;
 
-	if (o->delegated && cg_delegated_root(m->host.self, deleg, sizeof(deleg)) == 0)
+	if (o->delegated && cg_delegated_root(m->host.self, deleg, sizeof(deleg)) == 0) {
 		m->delegated = true;
-	else if (o->delegated)
+		/* systemd >= 254 (DelegateSubgroup=) starts us in a subgroup of
+		 * the unit; older ones in the unit's own cgroup, and they would
+		 * fail to restart us (EBUSY) once that cgroup enables controllers
+		 * while VMs run below it. */
+		m->unit_controllers = !streq(m->host.self, deleg);
+	} else if (o->delegated)
 		log_debug("No systemd unit in our cgroup \"%s\": slice at the cgroup root",
 			  m->host.self);
 	r = asprintf(&m->base_path, "%s%s", m->host.mount, m->delegated ? deleg : "");
@@ -142,7 +147,11 @@ static int v2_setup(cg_manager *m, const struct cg_manager_opts *o, struct qv_er
 	/* The root is exempt from no-internal-processes; a delegated subtree's
 	 * top and the slice have no processes of their own once ours moved to
 	 * the daemon leaf. */
-	enable_controllers(base_fd, m->base_path);
+	if (!m->delegated || m->unit_controllers)
+		enable_controllers(base_fd, m->base_path);
+	else
+		log_debug("Started in the unit's own cgroup: no controllers for VMs in %s",
+			  m->base_path);
 	enable_controllers(m->slice_fd, m->slice_path);
 	if (cg_read_at(m->slice_fd, "cgroup.subtree_control", ctl, sizeof(ctl)) >= 0)
 		m->controllers = cg_controllers_parse(ctl);

@@ -142,7 +142,10 @@ struct cg_manager_opts {
 	/* Started by systemd with Delegate=yes: the slice goes below our
 	 * delegated subtree (cg_delegated_root) instead of the mount's root, and
 	 * move_self uses <subtree>/daemon, where systemd's DelegateSubgroup=daemon
-	 * puts a restarted daemon. Without a unit in our cgroup: as if false. */
+	 * puts a restarted daemon. Controllers are enabled at the unit's top only
+	 * when systemd started us below it (DelegateSubgroup=, systemd >= 254):
+	 * else the next restart would fail while VMs run. Without a unit in our
+	 * cgroup: as if false. */
 	bool delegated;
 	const char *self;          /* NULL: our cgroup from /proc/self/cgroup (tests) */
 };

@@ -52,6 +52,25 @@ static void touch(const char *rel)
 	close(fd);
 }
 
+static void put(const char *rel, const char *text)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f, "%s: %m", p);
+	fputs(text, f);
+	fclose(f);
+}
+
+static size_t file_size(const char *rel)
+{
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	cr_assert_eq(stat(p, &st), 0, "%s: %m", p);
+	return (size_t)st.st_size;
+}
+
 static bool is_dir(const char *rel)
 {
 	char p[256];
@@ -70,6 +89,8 @@ static void setup(void)
 	touch("qvisor.slice/qvisord.service/cgroup.procs");
 	mk("qvisor.slice/qvisord.service/daemon");
 	touch("qvisor.slice/qvisord.service/daemon/cgroup.procs");
+	put("qvisor.slice/qvisord.service/cgroup.controllers", "cpu memory pids\n");
+	touch("qvisor.slice/qvisord.service/cgroup.subtree_control");
 }
 
 static void teardown(void)
@@ -84,7 +105,7 @@ Test(cgroup_delegate, slice_and_daemon_leaf_go_below_the_delegated_unit, .init =
 {
 	struct cg_manager_opts o = { .root = root, .force_backend = "unified", .slice = "vms",
 				     .move_self = true, .delegated = true,
-				     .self = "/qvisor.slice/qvisord.service" };
+				     .self = "/qvisor.slice/qvisord.service/daemon" };
 	struct qv_error err = {};
 	cg_manager *m = NULL;
 	cg_group *g = NULL;
@@ -102,6 +123,8 @@ Test(cgroup_delegate, slice_and_daemon_leaf_go_below_the_delegated_unit, .init =
 	fclose(f);
 	cr_assert_eq(atoi(procs), (int)getpid());
 	cr_assert(!is_dir("qvisor.slice/qvisord.service/vms/daemon"));
+	/* Started below the unit (DelegateSubgroup=daemon): controllers on. */
+	cr_assert_gt(file_size("qvisor.slice/qvisord.service/cgroup.subtree_control"), 0);
 
 	cr_assert_eq(cg_group_create(m, "vm-a", &g, &err), 0, "%s", err.message);
 	cr_assert(is_dir("qvisor.slice/qvisord.service/vms/vm-a"));
@@ -121,5 +144,24 @@ Test(cgroup_delegate, without_a_unit_the_slice_stays_at_the_root, .init = setup,
 	cr_assert_eq(cg_manager_new(&o, &m, &err), 0, "%s", err.message);
 	snprintf(want, sizeof(want), "%s/s", root);
 	cr_assert_str_eq(cg_manager_slice_path(m), want);
+	cg_manager_free(m);
+}
+
+/* systemd < 254 starts the daemon in the unit's own cgroup: enabling
+ * controllers there would make its next restart fail while VMs run. */
+Test(cgroup_delegate, started_in_the_unit_root_no_controllers_at_its_top, .init = setup,
+     .fini = teardown)
+{
+	struct cg_manager_opts o = { .root = root, .force_backend = "unified", .slice = "vms",
+				     .move_self = true, .delegated = true,
+				     .self = "/qvisor.slice/qvisord.service" };
+	struct qv_error err = {};
+	cg_manager *m = NULL;
+
+	cr_assert_eq(cg_manager_new(&o, &m, &err), 0, "%s", err.message);
+	cr_assert(is_dir("qvisor.slice/qvisord.service/vms"));
+	cr_assert_gt(file_size("qvisor.slice/qvisord.service/daemon/cgroup.procs"), 0);
+	cr_assert_eq(file_size("qvisor.slice/qvisord.service/cgroup.subtree_control"), 0);
+	cr_assert_eq(cg_manager_controllers(m), 0);
 	cg_manager_free(m);
 }
