@@ -16,7 +16,8 @@ int verb_top(struct cli_ctx *ctx, int argc, char **argv);
 const struct cli_verb cli_verbs[] = {
 	{ "define", verb_define, "FILE|-", "Define a VM from a JSON spec file (- reads stdin)." },
 	{ "undefine", verb_undefine, "NAME...", "Remove VM definitions." },
-	{ "list", verb_list, "[--all]", "List running VMs (--all: every defined VM)." },
+	{ "list", verb_list, "[--all] [-o wide|name|COL,...]",
+	  "List running VMs (--all: every defined VM; -o: columns, e.g. wide)." },
 	{ "info", verb_info, "NAME", "Show a VM's state, spec and runtime details." },
 	{ "start", verb_start, "NAME...|--all", "Start VMs, in parallel." },
 	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S]",

@@ -110,6 +110,17 @@ got=$(PATH="$R/usr/bin:$PATH" bash -c 'source "$1"; COMP_WORDS=(qvisor --socket 
 [ "$got" = pkgvm ] || fail "completion of 'qvisor start ' gave '$got', not pkgvm"
 echo "qvisor start <TAB> -> $got"
 
+step "CLI output of the installed qvisor"
+# Colours only on a terminal (script gives it one), never with NO_COLOR.
+QS="${Q[*]}"
+script -qec "$QS list" /dev/null | grep -q $'\e\[32mrunning' || fail "no colour on a terminal"
+NO_COLOR=1 script -qec "$QS list" /dev/null | grep -q $'\e' && fail "colour despite NO_COLOR"
+"${Q[@]}" list | grep -q $'\e' && fail "colour on a pipe"
+"${Q[@]}" list -o wide | head -n1 | grep -q 'ACCEL  UUID' || fail "list -o wide has no UUID column"
+[ "$("${Q[@]}" list -o name)" = pkgvm ] || fail "list -o name"
+"${Q[@]}" --json help | grep -q '"name": "host check"' || fail "--json help"
+echo "colours on a terminal only, NO_COLOR honoured, -o wide/name, --json help"
+
 step "stopping"
 "${Q[@]}" stop pkgvm
 "${Q[@]}" undefine pkgvm
