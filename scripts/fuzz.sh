@@ -21,7 +21,7 @@ OUT=build-fuzz
 CC=${FUZZ_CC:-clang}
 command -v "$CC" >/dev/null || { echo "fuzz: $CC not found (scripts/install-deps.sh)" >&2; exit 1; }
 
-PKGS="json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3"
+PKGS="json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS)
 PKG_LIBS=$(pkg-config --libs $PKGS)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
