@@ -101,9 +101,16 @@ static void import_vcpu(struct lv_ctx *c, xmlNodePtr dom)
 				(unsigned long long)n, VM_VCPUS_MAX);
 	set_int(c->spec, "vcpus", (int64_t)n);
 	lv_attr_oneof(c, v, "placement", placements);
-	if (lv_attr_u64(c, v, "current", &cur) == 0 && cur != n)
+	if (lv_attr_u64(c, v, "current", &cur) == 0 && cur != n) {
+		if (cur < 1 || cur > n)
+			return lv_fatal(c, (xmlNodePtr)lv_attr_node(v, "current"),
+					"current must be 1..<vcpu>");
+		/* lossy: the guest gets the vCPUs it boots with */
 		lv_refuse(c, (xmlNodePtr)lv_attr_node(v, "current"),
-			  "fewer online vCPUs than <vcpu> needs vCPU hotplug");
+			  "fewer online vCPUs than <vcpu> needs vCPU hotplug; lossy import gives "
+			  "the guest %llu", (unsigned long long)cur);
+		set_int(c->spec, "vcpus", (int64_t)cur);
+	}
 	const char *cpuset = lv_attr(v, "cpuset");
 	if (!cpuset)
 		return;
@@ -213,6 +220,7 @@ static void finish(struct lv_ctx *c, xmlNodePtr dom)
 	    c->boot_disk < (int)json_object_array_length(disks))
 		set_int(lv_spec_obj(c, "boot"), "disk", c->boot_disk);
 	lv_account(c, dom);
+	c->draft = json_object_get(c->spec);
 	if (c->refused)
 		return;
 	if (vm_spec_from_json(c->spec, &spec, &err) < 0)
@@ -279,10 +287,12 @@ int lv_import_xml(const char *xml, size_t len, bool lossy, struct lv_import **re
 	struct lv_import *imp = calloc(1, sizeof(*imp));
 	if (!imp) {
 		json_object_put(c.spec);
+		json_object_put(c.draft);
 		json_object_put(c.problems);
 		return -ENOMEM;
 	}
 	imp->problems = c.problems;
+	imp->draft = c.draft;
 	if (c.refused)
 		json_object_put(c.spec);
 	else
@@ -319,6 +329,7 @@ struct lv_import *lv_import_free(struct lv_import *imp)
 	if (!imp)
 		return NULL;
 	json_object_put(imp->spec);
+	json_object_put(imp->draft);
 	json_object_put(imp->problems);
 	free(imp);
 	return NULL;

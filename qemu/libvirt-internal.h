@@ -14,6 +14,7 @@ struct lv_ctx {
 	bool refused;        /* a refusal that blocks the import */
 	json_object *problems;
 	json_object *spec;   /* being built */
+	json_object *draft;  /* spec before validation */
 	xmlNodePtr devices;  /* /domain/devices or NULL */
 	int boot_disk;       /* from <boot order>, -1 = none */
 	unsigned boot_order; /* lowest order seen */

@@ -29,6 +29,9 @@
 struct lv_import {
 	/* The spec (validated by vm_spec_from_json), or NULL if refused. */
 	json_object *spec;
+	/* The converted spec before validation, as far as the conversion got
+	 * (also when refused; for diagnostics and tests, never to define). */
+	json_object *draft;
 	/* [{"xpath": "/domain/devices/graphics", "why": "...", "fatal": bool}]:
 	 * the refusals, or with lossy the warnings. Never NULL. */
 	json_object *problems;
