@@ -83,12 +83,11 @@ struct groups {
 	size_t n;
 };
 
-static void group_add(struct groups *g, const char *xpath)
+static void group_key(const char *xpath, char *key, size_t size)
 {
-	char key[256];
 	size_t k = 0;
 
-	for (const char *p = xpath; *p && k < sizeof(key) - 1; p++) {
+	for (const char *p = xpath; *p && k < size - 1; p++) {
 		if (*p == '[') {
 			while (*p && *p != ']')
 				p++;
@@ -99,6 +98,10 @@ static void group_add(struct groups *g, const char *xpath)
 		key[k++] = *p;
 	}
 	key[k] = 0;
+}
+
+static void group_add(struct groups *g, const char *key)
+{
 	for (size_t i = 0; i < g->n; i++)
 		if (streq(g->key[i], key))
 			return (void)g->count[i]++;
@@ -124,10 +127,12 @@ static void check_problems(const char *file, json_object *problems, bool refused
 	}
 }
 
-/* First problem of a refused file, grouped; every problem, grouped. */
+/* First problem of a refused file, grouped; every kind of problem, counted
+ * once per file. */
 static void record(struct groups *first, struct groups *all, json_object *problems, bool fatal_only)
 {
-	bool firsted = false;
+	struct groups seen = {};
+	char key[256];
 
 	for (size_t i = 0; i < json_object_array_length(problems); i++) {
 		json_object *p = json_object_array_get_idx(problems, i), *x, *f;
@@ -135,10 +140,21 @@ static void record(struct groups *first, struct groups *all, json_object *proble
 		json_object_object_get_ex(p, "fatal", &f);
 		if (fatal_only && !json_object_get_boolean(f))
 			continue;
-		if (!firsted)
-			group_add(first, json_object_get_string(x)), firsted = true;
-		group_add(all, json_object_get_string(x));
+		group_key(json_object_get_string(x), key, sizeof(key));
+		if (!seen.n) { /* by XPath and reason */
+			char reason[400];
+			json_object *w;
+			json_object_object_get_ex(p, "why", &w);
+			snprintf(reason, sizeof(reason), "%s: %.90s", key, json_object_get_string(w));
+			group_add(first, reason);
+		}
+		size_t before = seen.n;
+		group_add(&seen, key);
+		if (seen.n > before)
+			group_add(all, key);
 	}
+	for (size_t i = 0; i < seen.n; i++)
+		free(seen.key[i]);
 }
 
 static int cmp_group(const void *a, const void *b)
@@ -543,10 +559,10 @@ Test(libvirt_corpus, every_file_imports_or_is_refused_precisely, .timeout = 300)
 	fprintf(f, "argv compared %u files: memory %u/%u, vcpus %u/%u, kernel boot %u/%u, "
 		   "disks %u/%u, nics %u/%u\n", compared, cmp.ok[0], cmp.n[0], cmp.ok[1], cmp.n[1],
 		cmp.ok[2], cmp.n[2], cmp.ok[3], cmp.n[3], cmp.ok[4], cmp.n[4]);
-	write_groups(f, "strict refusals, first problem per file, by XPath:", &first);
-	write_groups(f, "strict refusals, every problem, by XPath (files):", &all);
-	write_groups(f, "lossy refusals (fatal problems), first per file, by XPath:", &lfirst);
-	write_groups(f, "lossy refusals, every fatal problem, by XPath:", &lall);
+	write_groups(f, "strict refusals, first problem per file, by XPath and reason:", &first);
+	write_groups(f, "strict refusals, files with a problem at each XPath:", &all);
+	write_groups(f, "lossy refusals, first fatal problem per file, by XPath and reason:", &lfirst);
+	write_groups(f, "lossy refusals, files with a fatal problem at each XPath:", &lall);
 	fclose(f);
 	cr_log_info("corpus: %zu files, %u imported strict, %u lossy; see %s", n, imported,
 		    lossy_imported, out);
