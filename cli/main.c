@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "cli/cli.h"
+#include "cli/verb-libvirt.h"
 #include "cli/verb-nic.h"
 #include "cli/verbs.h"
 #include "common/log.h"
@@ -14,7 +15,9 @@ int verb_limits(struct cli_ctx *ctx, int argc, char **argv);
 int verb_top(struct cli_ctx *ctx, int argc, char **argv);
 
 const struct cli_verb cli_verbs[] = {
-	{ "define", verb_define, "FILE|-", "Define a VM from a JSON spec file (- reads stdin)." },
+	{ "define", verb_define, "FILE|- | --from-libvirt FILE.xml [--lossy] [--dry-run]",
+	  "Define a VM from a JSON spec file (- reads stdin) or a libvirt domain XML." },
+	{ "dump-libvirt", verb_dump_libvirt, "NAME", "Print a VM's definition as libvirt domain XML." },
 	{ "undefine", verb_undefine, "NAME...", "Remove VM definitions." },
 	{ "list", verb_list, "[--all] [-o wide|name|COL,...]",
 	  "List running VMs (--all: every defined VM; -o: columns, e.g. wide)." },

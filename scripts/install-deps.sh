@@ -12,6 +12,8 @@ PKGS=(
 	libclang-rt-14-dev
 	# Debian package build and its test (make deb, scripts/test-package.sh)
 	dpkg-dev debhelper
+	# libvirt domain XML import/export (qemu/libvirt-*.c)
+	libxml2-dev
 )
 
 missing=()
