@@ -61,6 +61,10 @@ const struct cli_verb cli_verbs[] = {
 	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
 	{ "drill run", verb_drill_run, "FILE [--report DIR]",
 	  "Run a scripted migration drill (docs/migration.md)." },
+	{ "sim", verb_sim,
+	  "--trace DIR|CSV --policy NAME [--param X] [--seed N] [--memory-aware] [--cost-model] "
+	  "[--hosts N] [--json] [--csv FILE] [--svg FILE]",
+	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
 	{ "rpc", verb_rpc, "METHOD [JSON-PARAMS] [--timeout S]",
 	  "Call any RPC method and print the result as JSON." },
 	{ "rpc-stdio", verb_rpc_stdio, "",

@@ -34,6 +34,7 @@ VERB(help);
 VERB(migrate);
 VERB(migrate_cancel);
 VERB(drill_run);
+VERB(sim);
 #undef VERB
 
 void cli_print_main_help(FILE *f);
