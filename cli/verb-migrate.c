@@ -8,6 +8,7 @@
 
 #include "cli/migrate-run.h"
 #include "cli/verbs.h"
+#include "common/tls.h"
 
 struct mig_line {
 	bool tty;
@@ -85,6 +86,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 	};
 	struct cli_migrate_opts o = { .max_downtime_ms = 300, .deadline_s = 300 };
 	const char *to = NULL;
+	char tls_host[256];
 	_cleanup_rpc_conn_ qv_rpc_conn *dst = NULL;
 	_cleanup_json_ json_object *stats = NULL;
 	struct qv_error err = {};
@@ -124,6 +126,13 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(ctx, "expected VM and --to URI");
 	if ((r = cli_connect(ctx)) != EXIT_OK)
 		return r;
+	if (strncmp(to, "tls://", 6) == 0) {
+		int port;
+		if (qv_parse_host_port(to + 6, QV_TLS_DEFAULT_PORT, tls_host, sizeof(tls_host), &port,
+				       &err) < 0)
+			return cli_report(ctx, to, -EINVAL, &err);
+		o.dest_tls_host = tls_host;
+	}
 	r = qv_rpc_connect(to, &dst, &err);
 	if (r < 0)
 		return cli_report(ctx, to, r, &err);

@@ -34,6 +34,8 @@ VERB(help);
 VERB(migrate);
 VERB(migrate_cancel);
 VERB(drill_run);
+VERB(pki_init);
+VERB(pki_issue);
 #undef VERB
 
 void cli_print_main_help(FILE *f);
