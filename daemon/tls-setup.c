@@ -73,8 +73,11 @@ int qv_daemon_tls_setup(struct qv_daemon *d)
 	/* Our own tls:// calls to other daemons present the same client cert. */
 	if (qv_rpc_set_pki_dir(d->cfg.pki_dir) < 0)
 		return log_error_errno(-ENOMEM, "Out of memory");
+	/* A missing PKI is fatal when TLS was asked for: an explicit --pki-dir
+	 * (unless --insecure accepts plain streams) or a tls:// listener. */
 	r = load_pki(d, d->cfg.pki_dir,
-		     d->cfg.pki_dir_set || (d->cfg.listen && !strncmp(d->cfg.listen, "tls://", 6)));
+		     (d->cfg.pki_dir_set && !d->cfg.insecure) ||
+			     (d->cfg.listen && !strncmp(d->cfg.listen, "tls://", 6)));
 	if (r < 0)
 		return r;
 	return d->cfg.listen ? start_listener(d, d->cfg.listen) : 0;
