@@ -36,6 +36,7 @@ static int tls_errno(int gr)
 	case GNUTLS_E_PULL_ERROR:
 		return -ECONNRESET;
 	case GNUTLS_E_FATAL_ALERT_RECEIVED: /* e.g. the peer refused our certificate */
+	case GNUTLS_E_CERTIFICATE_REQUIRED: /* none offered that our CA signed */
 	case GNUTLS_E_CERTIFICATE_ERROR:
 	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
 	case GNUTLS_E_NO_CERTIFICATE_FOUND:
@@ -247,6 +248,9 @@ int qv_tls_handshake(qv_tls *t, struct qv_error *errp)
 			return r;
 		}
 	}
+	if (gr == GNUTLS_E_CERTIFICATE_REQUIRED)
+		return qv_error_set(errp, EACCES, QV_REASON_PERMISSION,
+				    "TLS: the client presented no certificate signed by the CA");
 	return qv_error_set(errp, -tls_errno(gr),
 			    tls_errno(gr) == -EACCES ? QV_REASON_PERMISSION : QV_REASON_UNAVAILABLE,
 			    "TLS handshake failed: %s", gnutls_strerror(gr));

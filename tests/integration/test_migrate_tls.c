@@ -31,7 +31,7 @@
 #define PORT "16515"
 
 static struct qvt_twohosts *const H = &qvt_hosts;
-static char ca_dir[160], rogue_dir[160];
+static char ca_dir[160], rogue_dir[160], other_dir[160];
 
 static void restart_with_pki(int i, const char *pki_dir)
 {
@@ -62,6 +62,9 @@ static void tls_up(void)
 			     err.message);
 		restart_with_pki(i, dir);
 	}
+	snprintf(other_dir, sizeof(other_dir), "%s/other", H->d[0].dir);
+	cr_assert_eq(qv_pki_issue(ca_dir, other_dir, "10.231.0.3", NULL, 0, 30, &err), 0, "%s",
+		     err.message);
 	snprintf(dir, sizeof(dir), "%s/rogue-ca", H->d[0].dir);
 	snprintf(rogue_dir, sizeof(rogue_dir), "%s/rogue", H->d[0].dir);
 	cr_assert_eq(qv_pki_init(dir, "rogue CA", 30, &err), 0, "%s", err.message);
@@ -326,7 +329,7 @@ static void nbd_attacks(const struct prep *pr)
 	cr_assert_null(strstr(out, "wrote 4096"), "%s", out);
 	fprintf(stderr, "plain qemu-io on the NBD port: rc %d: %s", rc, out);
 	free(out);
-	snprintf(obj, sizeof(obj), "tls-creds-x509,id=tls0,dir=%s,endpoint=client", rogue_dir);
+	snprintf(obj, sizeof(obj), "tls-creds-x509,id=tls0,dir=%s,endpoint=client,sanity-check=off", rogue_dir);
 	snprintf(image_opts, sizeof(image_opts),
 		 "driver=nbd,server.type=inet,server.host=%s,server.port=%d,export=disk0,"
 		 "tls-creds=tls0", H->addr[1], pr->nbd_port);
@@ -337,6 +340,14 @@ static void nbd_attacks(const struct prep *pr)
 		  "an NBD write with a foreign certificate went through: %s", out);
 	cr_assert_null(strstr(out, "wrote 4096"), "%s", out);
 	fprintf(stderr, "foreign-CA qemu-io on the NBD port: rc %d: %s", rc, out);
+	free(out);
+	/* A certificate of our own CA, but not the source's: tls-authz. */
+	snprintf(obj, sizeof(obj), "tls-creds-x509,id=tls0,dir=%s,endpoint=client", other_dir);
+	rc = qvt_run_netns(H->ns_pid[0], rogue, &out);
+	cr_assert(rc != 0 || strstr(out, "rror") || strstr(out, "failed"),
+		  "an NBD write from another cluster host went through: %s", out);
+	cr_assert_null(strstr(out, "wrote 4096"), "%s", out);
+	fprintf(stderr, "other-host qemu-io on the NBD port: rc %d: %s", rc, out);
 	free(out);
 }
 
