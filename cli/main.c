@@ -53,7 +53,7 @@ const struct cli_verb cli_verbs[] = {
 	{ "migrate", verb_migrate, "VM --to URI [OPTIONS]",
 	  "Live-migrate a running VM to the daemon at URI. Options: --max-downtime MS, "
 	  "--bandwidth MiB/s, --deadline S, --allow-postcopy, --copy-storage, --plain, --dest-address IP, "
-	  "--listen IP, --keep-definition, --quiet." },
+	  "--listen IP, --keep-definition, --insecure (plain-TCP stream), --quiet." },
 	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
 	{ "drill run", verb_drill_run, "FILE [--report DIR]",
 	  "Run a scripted migration drill (docs/migration.md)." },

@@ -152,6 +152,8 @@ static json_object *prepare_params(json_object *spec, const struct cli_migrate_o
 		json_object_object_add(p, "multifd_channels", json_object_new_int64(multifd));
 	if (o->allow_postcopy && !o->plain)
 		json_object_object_add(p, "allow_postcopy", json_object_new_boolean(true));
+	if (o->insecure)
+		json_object_object_add(p, "tls", json_object_new_boolean(false));
 	/* The certificate the source QEMU will present (TLS streams). */
 	if (pl && json_object_object_get_ex(pl, "tls_dn", &x))
 		json_object_object_add(p, "peer_dn", json_object_get(x));

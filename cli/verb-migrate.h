@@ -18,4 +18,5 @@ struct cli_migrate_opts {
 	/* the destination was reached over tls://HOST: its migration stream
 	 * certificate is checked for HOST too (NULL: the stream's address) */
 	const char *dest_tls_host;
+	bool insecure;            /* plain-TCP stream (both daemons need --insecure) */
 };
