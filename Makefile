@@ -17,6 +17,7 @@
 O        ?= build
 CC       ?= gcc
 PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0
+PKGS     += gnutls
 # Deferred (=, cached on first use): pkg-config runs only when something is
 # compiled, so `make demo` on a fresh machine prints nothing before
 # install-deps has installed the -dev packages.

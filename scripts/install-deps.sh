@@ -14,6 +14,8 @@ PKGS=(
 	dpkg-dev debhelper
 	# libvirt domain XML import/export (qemu/libvirt-*.c)
 	libxml2-dev
+	# mutual TLS between daemons, migration/NBD TLS, qvisor pki (issue 11 §3)
+	libgnutls28-dev
 )
 
 missing=()
