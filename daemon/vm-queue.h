@@ -27,3 +27,5 @@ void qv_start_queue_free(struct qv_daemon *d);
 /* daemon/vm.c: spawn a queued VM; always ends with qv_start_queue_done(),
  * now or when its QMP is ready or its start failed. */
 void qv_vm_start_queued(struct qv_vm *vm);
+/* daemon/vm-start.c: drop vm's start context (it is being freed). */
+void qv_vm_starting_free(struct qv_vm *vm);
