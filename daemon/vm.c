@@ -69,6 +69,14 @@ void qv_vm_registry_free(struct qv_daemon *d)
 	while (d->vms) {
 		struct qv_vm *vm = d->vms;
 		d->vms = vm->next;
+		if (vm->starting && !vm->inst) {
+			/* Still queued: it never ran, the next daemon must not
+			 * think it crashed. */
+			vm->state = QV_VM_STOPPED;
+			snprintf(vm->last_exit, sizeof(vm->last_exit),
+				 "start cancelled: the daemon stopped");
+			qv_vm_persist(vm);
+		}
 		vm_free(vm);
 	}
 }
