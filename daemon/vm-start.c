@@ -135,11 +135,22 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	return 0;
 }
 
+/* A vm.stop that arrived while the VM was starting. */
+struct pending_stop {
+	bool active;
+	bool force;
+	int timeout_ms;
+	qv_vm_stop_fn fn;
+	void *userdata;
+};
+
 struct qv_vm_starting {
 	qv_vm_start_fn fn;
 	void *userdata;
 	char *incoming;
 	bool paused;
+	bool spawned; /* left the queue: counts against --max-starts */
+	struct pending_stop stop;
 };
 
 void qv_vm_starting_free(struct qv_vm *vm)
@@ -147,6 +158,21 @@ void qv_vm_starting_free(struct qv_vm *vm)
 	if (vm->starting)
 		free(vm->starting->incoming);
 	free(TAKE_PTR(vm->starting));
+}
+
+/* The start the stop waited for is over: stop the VM if it runs. */
+static void run_pending_stop(struct qv_vm *vm, const struct pending_stop *ps)
+{
+	struct qv_error err = {};
+
+	if (!vm->inst) {
+		ps->fn(vm, 0, QEMU_STOP_STEP_KILL, vm->last_exit, ps->userdata);
+		return;
+	}
+	if (qv_vm_stop(vm, ps->force, ps->timeout_ms, ps->fn, ps->userdata, &err) < 0) {
+		log_warning("VM %s: stop after its start: %s", vm->name, err.message);
+		ps->fn(vm, -err.error, QEMU_STOP_STEP_KILL, err.message, ps->userdata);
+	}
 }
 
 /* The start is over, either way: report and make room in the queue. */
@@ -163,10 +189,13 @@ static void vm_start_complete(struct qv_vm *vm, int error, const struct qv_error
 	} else {
 		vm_start_succeeded(vm, ctx.paused);
 	}
-	qv_start_queue_done(vm->d);
+	if (ctx.spawned)
+		qv_start_queue_done(vm->d);
 	if (ctx.fn)
 		ctx.fn(vm, error, errp, ctx.userdata);
 	free(ctx.incoming);
+	if (ctx.stop.active)
+		run_pending_stop(vm, &ctx.stop);
 }
 
 static void vm_started(qemu_instance *inst, int error, const struct qv_error *errp, void *ud)
@@ -189,6 +218,7 @@ void qv_vm_start_queued(struct qv_vm *vm)
 	struct qv_error err = {};
 	int r;
 
+	vm->starting->spawned = true;
 	r = vm_start_prepare(vm, &so, &opts, &proc, &nic_fds, &err);
 	if (r < 0) {
 		vm_start_complete(vm, r, &err);
@@ -224,3 +254,29 @@ int qv_vm_start_async(struct qv_vm *vm, const struct qv_vm_start_opts *so, qv_vm
 	return 0;
 }
 
+
+int qv_vm_stop_starting(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn,
+			void *userdata, struct qv_error *errp)
+{
+	struct qv_vm_starting *st = vm->starting;
+	struct qv_error err = {};
+
+	if (st->stop.active)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s is starting and a stop is already waiting for it",
+				    vm->name);
+	if (!st->spawned) {
+		/* Still queued: nothing to stop, the start is cancelled. */
+		qv_start_queue_remove(vm->d, vm);
+		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED,
+			     "start of VM %s cancelled by vm.stop", vm->name);
+		st->stop = (struct pending_stop){ .active = true, .fn = fn, .userdata = userdata };
+		vm_start_complete(vm, -ECANCELED, &err);
+		return 0;
+	}
+	st->stop = (struct pending_stop){ .active = true, .force = force,
+					  .timeout_ms = timeout_ms, .fn = fn,
+					  .userdata = userdata };
+	log_info("VM %s: stop waits for its start to complete", vm->name);
+	return 0;
+}

@@ -333,13 +333,11 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 			fn(vm, 0, QEMU_STOP_STEP_KILL, vm->last_exit, userdata);
 		return 0;
 	}
+	if (vm->starting)
+		return qv_vm_stop_starting(vm, force, timeout_ms, fn, userdata, errp);
 	if (!vm->inst)
 		return qv_error_set(errp, EALREADY, QV_REASON_CONFLICT, "VM %s is not running (%s)",
 				    vm->name, qv_vm_state_to_string(vm->state));
-	if (vm->starting)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "VM %s is starting; stop it once the start completes "
-				    "(at most %d s)", vm->name, QEMU_CONNECT_TIMEOUT_MS / 1000);
 	if (vm->state == QV_VM_STOPPING && !force)
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is already stopping; use force to kill it", vm->name);

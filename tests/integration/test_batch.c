@@ -269,7 +269,8 @@ Test(batch, sigstopped_qemu_fails_pause_at_deadline_others_unaffected)
 }
 
 /* --max-starts bounds the QEMUs spawned and not yet answering QMP; the other
- * starts wait in "starting" without a pid, and every one completes. */
+ * starts wait in "starting" without a pid, and every one completes, except
+ * the one a vm.stop took out of the queue. */
 struct watch {
 	pthread_t thread;
 	volatile bool stop;
@@ -342,11 +343,23 @@ Test(batch, max_starts_bounds_qemus_waiting_for_qmp)
 		cr_assert_eq(qv_rpc_send(c, "vm.start", json_tokener_parse(params), &ids[i], &err),
 			     0, "%s", err.message);
 	}
-	for (int i = 0; i < 6; i++) {
+	/* q5 is queued behind the bound: stopping it cancels its start. */
+	uint64_t stop_id;
+	json_object *res = NULL, *v;
+	cr_assert_eq(qv_rpc_send(c, "vm.stop", json_tokener_parse("{\"name\": \"q5\"}"),
+				 &stop_id, &err), 0, "%s", err.message);
+	for (int i = 0; i < 5; i++) {
 		qv_error_clear(&err);
 		cr_assert_eq(qv_rpc_recv_response(c, 60000, ids[i], NULL, &err), 0,
 			     "start q%d: %s", i, err.message);
 	}
+	qv_error_clear(&err);
+	cr_assert_eq(qv_rpc_recv_response(c, 60000, ids[5], NULL, &err), -EREMOTEIO);
+	cr_assert_str_eq(err.reason, "cancelled", "%s", err.message);
+	cr_assert_eq(qv_rpc_recv_response(c, 60000, stop_id, &res, &err), 0, "%s", err.message);
+	cr_assert(json_object_object_get_ex(res, "state", &v));
+	cr_assert_str_eq(json_object_get_string(v), "stopped");
+	json_object_put(res);
 	w.stop = true;
 	pthread_join(w.thread, NULL);
 	qv_rpc_conn_free(c);
@@ -356,5 +369,6 @@ Test(batch, max_starts_bounds_qemus_waiting_for_qmp)
 	cr_assert_leq(w.max_spawned, 2, "%d QEMUs were starting at once", w.max_spawned);
 	cr_assert_geq(w.max_spawned, 1, "never saw a spawned VM in \"starting\"");
 	cr_assert_gt(w.max_queued, 0, "no start ever waited in the queue");
-	cr_assert_eq(count_state("running"), 6);
+	cr_assert_eq(count_state("running"), 5);
+	cr_assert_eq(count_state("stopped"), 1);
 }
