@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "cli/cli.h"
+#include "cli/verb-libvirt.h"
 #include "cli/verb-nic.h"
 #include "cli/verbs.h"
 #include "common/log.h"
@@ -14,9 +15,12 @@ int verb_limits(struct cli_ctx *ctx, int argc, char **argv);
 int verb_top(struct cli_ctx *ctx, int argc, char **argv);
 
 const struct cli_verb cli_verbs[] = {
-	{ "define", verb_define, "FILE|-", "Define a VM from a JSON spec file (- reads stdin)." },
+	{ "define", verb_define, "FILE|- | --from-libvirt FILE.xml [--lossy] [--dry-run]",
+	  "Define a VM from a JSON spec file (- reads stdin) or a libvirt domain XML." },
+	{ "dump-libvirt", verb_dump_libvirt, "NAME", "Print a VM's definition as libvirt domain XML." },
 	{ "undefine", verb_undefine, "NAME...", "Remove VM definitions." },
-	{ "list", verb_list, "[--all]", "List running VMs (--all: every defined VM)." },
+	{ "list", verb_list, "[--all] [-o wide|name|COL,...]",
+	  "List running VMs (--all: every defined VM; -o: columns, e.g. wide)." },
 	{ "info", verb_info, "NAME", "Show a VM's state, spec and runtime details." },
 	{ "start", verb_start, "NAME...|--all", "Start VMs, in parallel." },
 	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S]",
@@ -57,6 +61,10 @@ const struct cli_verb cli_verbs[] = {
 	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
 	{ "drill run", verb_drill_run, "FILE [--report DIR]",
 	  "Run a scripted migration drill (docs/migration.md)." },
+	{ "sim", verb_sim,
+	  "--trace DIR|CSV --policy NAME [--param X] [--seed N] [--memory-aware] [--cost-model] "
+	  "[--hosts N] [--json] [--csv FILE] [--svg FILE]",
+	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
 	{ "pki init", verb_pki_init, "[--cn NAME] [--days N]",
 	  "Create a lab CA (ca-cert.pem, ca-key.pem) in the PKI dir." },
 	{ "pki issue", verb_pki_issue, "HOST [NAME...] [--out DIR] [--days N]",

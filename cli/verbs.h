@@ -34,6 +34,7 @@ VERB(help);
 VERB(migrate);
 VERB(migrate_cancel);
 VERB(drill_run);
+VERB(sim);
 VERB(pki_init);
 VERB(pki_issue);
 #undef VERB

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "daemon/hooks.h"
+#include "daemon/interop.h"
 #include "daemon/migrate.h"
 #include "daemon/vm.h"
 
@@ -215,6 +216,8 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_image_methods, qv_image_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_migrate_methods, qv_migrate_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_interop_methods, qv_interop_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	r = qv_daemon_tls_setup(d);

@@ -30,7 +30,9 @@ BUILD=${QV_BUILD_DIR:-$PWD/build}
 GUEST=${QV_GUEST_DIR:-$PWD/build/guest}
 Q=$BUILD/qvisor
 die() { echo "migrate.sh: $*" >&2; exit 1; }
-[ -f $GUEST/vmlinuz ] || die "no test guest (make guest)"
+# Build what the bench needs (cached): the binaries and the test guest.
+[ -n "${QV_BUILD_DIR:-}" ] || make -C "$(dirname "$0")/../.." -s -j2 all >&2 || die "build failed"
+"$(dirname "$0")/../mkguest.sh" "$GUEST" >&2 || die "cannot build the test guest"
 if [ "${TLS:-0}" = 1 ]; then
 	export TWOHOSTS_TLS=1
 	[ -n "${4:-}" ] || FACTORS=0.1
