@@ -191,10 +191,10 @@ void qv_pol_cfg_defaults(struct qv_pol_cfg *cfg)
 	cfg->fallback_thr = 0.7;
 	cfg->interval_s = 300;
 	cfg->seed = 1;
-	cfg->q_target = 0.95;
-	cfg->q_z = 1.0;
-	cfg->q_consolidate = 0.5;
-	cfg->q_cooldown = 12;
+	cfg->q_target = 1.0;
+	cfg->q_z = 1.5;
+	cfg->q_consolidate = 1.0;
+	cfg->q_cooldown = 5;
 }
 
 static const struct {
