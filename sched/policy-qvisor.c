@@ -33,6 +33,7 @@ struct qv_state {
 	const struct qv_pol_cfg *cfg;
 	struct qv_pol_plan *plan;
 	double *m, *var;   /* per host: forecast mean (MIPS) and variance */
+	double *ram;       /* per host: RAM in use (memory-aware mode) */
 	double *vm_sd;     /* per VM: forecast standard deviation (MIPS) */
 	bool *locked;      /* hosts not to empty or fill this round */
 	bool *on;          /* hosts on (measured, or switched on this round) */
@@ -77,7 +78,7 @@ static bool fits(const struct qv_state *s, int h, int vm)
 	double sd = s->vm_sd[vm];
 	if (v->mips > ho->core_mips && v->req_mips + s->cfg->q_z * sd > ho->core_mips)
 		return false;
-	if (s->dc->memory_aware && ho->ram_used + v->ram_mb > ho->ram_mb)
+	if (s->dc->memory_aware && s->ram[h] + v->ram_mb > ho->ram_mb)
 		return false;
 	return bound(s, s->m[h] + v->req_mips, s->var[h] + sd * sd) <=
 	       s->cfg->q_target * qv_pol_host_total_mips(ho);
@@ -113,6 +114,7 @@ static void account(struct qv_state *s, int h, int vm, int sign)
 	double sd = s->vm_sd[vm];
 	s->m[h] += sign * s->dc->vms[vm].req_mips;
 	s->var[h] += sign * sd * sd;
+	s->ram[h] += sign * s->dc->vms[vm].ram_mb;
 	if (s->var[h] < 0)
 		s->var[h] = 0;
 }
@@ -248,11 +250,12 @@ int qv_pol_round_qvisor(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg, stru
 	struct qv_state s = { .dc = dc, .cfg = cfg, .plan = plan };
 	s.m = calloc(nh, sizeof(double));
 	s.var = calloc(nh, sizeof(double));
+	s.ram = calloc(nh, sizeof(double));
 	s.locked = calloc(nh, sizeof(bool));
 	s.on = calloc(nh, sizeof(bool));
 	s.vm_sd = calloc(dc->nvms + 1, sizeof(double));
 	bool *taken = calloc(dc->nvms + 1, sizeof(bool));
-	if (!s.m || !s.var || !s.locked || !s.on || !s.vm_sd || !taken)
+	if (!s.m || !s.var || !s.ram || !s.locked || !s.on || !s.vm_sd || !taken)
 		goto out;
 	for (int i = 0; i < dc->nvms; i++)
 		s.vm_sd[i] = vm_sd(&dc->vms[i]);
@@ -270,6 +273,7 @@ int qv_pol_round_qvisor(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg, stru
 out:
 	free(s.m);
 	free(s.var);
+	free(s.ram);
 	free(s.locked);
 	free(s.on);
 	free(s.vm_sd);
