@@ -263,7 +263,11 @@ const char *qv_pol_cfg_name(const struct qv_pol_cfg *cfg, char *buf, int len)
 			*p -= 32;
 		for (char *p = s; *p; p++)
 			*p -= 32;
-		snprintf(buf, len, "%s-%s-%g", d, s, cfg->param);
+		/* 1.0, not 1: the paper's spelling */
+		if (cfg->param == floor(cfg->param))
+			snprintf(buf, len, "%s-%s-%.1f", d, s, cfg->param);
+		else
+			snprintf(buf, len, "%s-%s-%g", d, s, cfg->param);
 		break;
 	}
 	}

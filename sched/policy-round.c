@@ -83,50 +83,32 @@ static bool suitable(const struct qv_pol_dc *dc, const struct qv_pol_host *h, co
  * those the detector accepts. The detector is the costly part, so the
  * candidates are visited by increasing increase (ties by index) and the
  * first accepted one wins: the same host, far fewer detector calls. */
-struct cand {
-	double diff;
-	int id;
-};
-
-static int cmp_cand(const void *a, const void *b)
-{
-	const struct cand *x = a, *y = b;
-	if (x->diff != y->diff)
-		return x->diff < y->diff ? -1 : 1;
-	return x->id - y->id;
-}
-
+/* Java's loop: the first host with the least power increase among those
+ * the detector accepts. The detector (the costly part) only runs for a
+ * host that would improve on the best so far: the same choice. */
 int qv_pol_find_host(struct qv_pol_dc *dc, int vm, const bool *excluded, const struct qv_pol_cfg *cfg)
 {
 	const struct qv_pol_vm *v = &dc->vms[vm];
 	bool first_fit = cfg->kind == QV_POL_DVFS || cfg->kind == QV_POL_NPA;
-	struct cand *c = malloc(sizeof(*c) * (dc->nhosts + 1));
-	int n = 0, best = -1;
-	if (!c)
-		return -1;
+	int best = -1;
+	double min = INFINITY;
 	for (int i = 0; i < dc->nhosts; i++) {
 		struct qv_pol_host *h = &dc->hosts[i];
 		if ((excluded && excluded[i]) || !suitable(dc, h, v))
 			continue;
-		if (first_fit) {
-			best = i;
-			break;
-		}
+		if (first_fit)
+			return i;
 		/* CloudSim 3.0.3: "after" counts the VMs now on the host's list
 		 * (planned ones included), "before" is the last measurement. */
 		double after = (h->alloc_mips + vm_req(v)) / qv_pol_host_total_mips(h);
-		c[n++] = (struct cand){ qv_pol_power_at(&h->power, after) -
-						qv_pol_power_at(&h->power, qv_pol_host_util(h)), i };
+		double diff = qv_pol_power_at(&h->power, after) - qv_pol_power_at(&h->power, qv_pol_host_util(h));
+		if (!(diff < min))
+			continue;
+		if (h->alloc_mips != 0 && qv_pol_overloaded_after(dc, h, vm, cfg))
+			continue;
+		min = diff;
+		best = i;
 	}
-	if (best < 0 && n > 0) {
-		qsort(c, n, sizeof(*c), cmp_cand);
-		for (int k = 0; k < n && best < 0; k++) {
-			struct qv_pol_host *h = &dc->hosts[c[k].id];
-			if (!(h->alloc_mips != 0 && qv_pol_overloaded_after(dc, h, vm, cfg)))
-				best = c[k].id;
-		}
-	}
-	free(c);
 	return best;
 }
 

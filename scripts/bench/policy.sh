@@ -48,11 +48,11 @@ ref = {
 # indicative (unsorted order): energy, migrations, SLAV %, SLATAH %
 ind = {
  ('20110303','DVFS'): (764.96,0,0,0), ('20110303','MAD-MMT-2.5'): (189.79,27781,0.00357,5.09),
- ('20110303','THR-MMT-1'): (168.71,47987,0.02915,15.68),
+ ('20110303','THR-MMT-1.0'): (168.71,47987,0.02915,15.68),
  ('20110322','DVFS'): (956.81,0,0,0), ('20110322','MAD-MMT-2.5'): (188.80,27644,0.00287,5.08),
- ('20110322','THR-MMT-1'): (171.08,49098,0.02276,13.93),
+ ('20110322','THR-MMT-1.0'): (171.08,49098,0.02276,13.93),
  ('20110403','DVFS'): (1057.93,0,0,0), ('20110403','MAD-MMT-2.5'): (262.13,37205,0.00346,5.06),
- ('20110403','THR-MMT-1'): (226.33,68294,0.03262,16.98),
+ ('20110403','THR-MMT-1.0'): (226.33,68294,0.03262,16.98),
 }
 rows = [l.split('\t', 1) for l in open(sys.argv[1])]
 print("| day | policy | energy kWh | migrations | SLAV % | SLATAH % | PDM % | ESV e-3 | paper SLATAH % | paper PDM % | paper ESV e-3 | shutdowns | vs lower bound | CloudSim (energy, migr., SLAV, SLATAH, PDM) | gap |")
