@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -126,6 +127,25 @@ static void vm_cleanup_run_dir(struct qv_vm *vm)
 		if (p)
 			(void)unlink(p);
 	}
+}
+
+/* The VM is undefined (or migrated away and undefined): nothing in its run
+ * dir is wanted any more. Flat files only (logs, sockets); failures are
+ * ignored, a later define starts afresh anyway. */
+static void vm_remove_run_dir(struct qv_vm *vm)
+{
+	DIR *dir = vm->run_dir ? opendir(vm->run_dir) : NULL;
+	struct dirent *e;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir)))
+		if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+			(void)unlinkat(dirfd(dir), e->d_name, 0);
+	closedir(dir);
+	if (rmdir(vm->run_dir) < 0 && errno != ENOENT)
+		log_debug_errno(errno, "VM %s: cannot remove %s: %m, ignoring", vm->name,
+				vm->run_dir);
 }
 
 /* QEMU is gone: sockets, TAPs, cgroup. */
@@ -551,6 +571,7 @@ int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp)
 		return qv_error_set(errp, r, NULL, "Cannot delete VM %s: %s", vm->name,
 				    strerror(-r));
 	qv_daemon_emit(d, vm->name, "undefined", NULL);
+	vm_remove_run_dir(vm);
 	vm_unlink(d, vm);
 	vm_free(vm);
 	return 0;
