@@ -46,6 +46,22 @@ for f in usr/sbin/qvisord usr/bin/qvisor lib/systemd/system/qvisord.service \
 done
 echo "$(wc -l <"$T/contents") entries in $(basename "$DEB")"
 
+step "make install / make uninstall into a staging dir"
+ST=$T/stage
+make -s install DESTDIR="$ST" PREFIX=/usr/local >/dev/null
+for f in bin/qvisor sbin/qvisord share/man/man1/qvisor.1 share/man/man8/qvisord.8 \
+	lib/systemd/system/qvisord.service lib/systemd/system/qvisor.slice \
+	lib/sysusers.d/qvisor.conf share/bash-completion/completions/qvisor \
+	share/zsh/site-functions/_qvisor share/doc/qvisor/install.md; do
+	[ -f "$ST/usr/local/$f" ] || fail "make install did not install /usr/local/$f"
+done
+grep -qx 'ExecStart=/usr/local/sbin/qvisord' "$ST/usr/local/lib/systemd/system/qvisord.service" ||
+	fail "the installed unit does not start /usr/local/sbin/qvisord"
+make -s uninstall DESTDIR="$ST" PREFIX=/usr/local >/dev/null
+left=$(find "$ST" -type f)
+[ -z "$left" ] || fail "make uninstall left: $left"
+echo "make install and make uninstall (PREFIX=/usr/local, DESTDIR): ok"
+
 step "installing into a throwaway root"
 R=$T/root
 # What a Debian system has before the package (deb-systemd-helper keeps its
