@@ -94,7 +94,10 @@ if command -v systemd-analyze >/dev/null; then
 		"$R/lib/systemd/system/qvisor.slice" >"$T/verify" 2>&1 || true
 	! grep -v 'qvisord is not executable' "$T/verify" || fail "systemd-analyze verify"
 fi
-echo "installed: $(dpkg --root="$R" -L qvisor | wc -l) paths"
+# Installing over itself (the upgrade path) keeps the users and succeeds.
+"${DPKG[@]}" -i "$DEB" >"$T/reinstall.log" 2>&1 || { cat "$T/reinstall.log"; fail "reinstall"; }
+[ "$(grep -c '^qvisor-qemu:' "$R/etc/passwd")" = 1 ] || fail "reinstall duplicated qvisor-qemu"
+echo "installed (and reinstalled): $(dpkg --root="$R" -L qvisor | wc -l) paths"
 
 step "running the installed daemon"
 mkdir -p "$T/guest"
