@@ -16,7 +16,8 @@
 
 O        ?= build
 CC       ?= gcc
-PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3
+PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0
+PKGS     += gnutls
 # Deferred (=, cached on first use): pkg-config runs only when something is
 # compiled, so `make demo` on a fresh machine prints nothing before
 # install-deps has installed the -dev packages.
@@ -28,7 +29,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wno-unused-parameter -Wno-format-truncation
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -MMD -MP -I. $(PKG_CFLAGS) -D_GNU_SOURCE
-LDLIBS   += $(PKG_LIBS) -lpthread
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -O1

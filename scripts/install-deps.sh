@@ -12,6 +12,10 @@ PKGS=(
 	libclang-rt-14-dev
 	# Debian package build and its test (make deb, scripts/test-package.sh)
 	dpkg-dev debhelper
+	# libvirt domain XML import/export (qemu/libvirt-*.c)
+	libxml2-dev
+	# mutual TLS between daemons, migration/NBD TLS, qvisor pki (issue 11 §3)
+	libgnutls28-dev
 )
 
 missing=()
