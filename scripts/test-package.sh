@@ -38,7 +38,7 @@ DEB=${QV_PKG_DEB:-$(scripts/build-deb.sh | tail -n1)}
 [ -f "$DEB" ] || fail "no package built"
 dpkg-deb -c "$DEB" | awk '{ print $6 }' >"$T/contents"
 for f in usr/sbin/qvisord usr/bin/qvisor lib/systemd/system/qvisord.service \
-	lib/systemd/system/qvisor.slice usr/lib/sysusers.d/qvisor.conf \
+	lib/systemd/system/qvisor.slice lib/systemd/system/qvisord.socket usr/lib/sysusers.d/qvisor.conf \
 	usr/share/man/man1/qvisor.1.gz usr/share/man/man8/qvisord.8.gz \
 	usr/share/bash-completion/completions/qvisor usr/share/zsh/vendor-completions/_qvisor \
 	usr/share/doc/qvisor/install.md.gz usr/share/doc/qvisor/copyright; do
@@ -51,7 +51,7 @@ ST=$T/stage
 make -s install DESTDIR="$ST" PREFIX=/usr/local >/dev/null
 for f in bin/qvisor sbin/qvisord share/man/man1/qvisor.1 share/man/man8/qvisord.8 \
 	lib/systemd/system/qvisord.service lib/systemd/system/qvisor.slice \
-	lib/sysusers.d/qvisor.conf share/bash-completion/completions/qvisor \
+	lib/systemd/system/qvisord.socket lib/sysusers.d/qvisor.conf share/bash-completion/completions/qvisor \
 	share/zsh/site-functions/_qvisor share/doc/qvisor/install.md; do
 	[ -f "$ST/usr/local/$f" ] || fail "make install did not install /usr/local/$f"
 done
@@ -91,7 +91,8 @@ grep -qx 'KillMode=process' "$R/lib/systemd/system/qvisord.service" || fail "no 
 # exists only inside the root.
 if command -v systemd-analyze >/dev/null; then
 	systemd-analyze verify --man=no "$R/lib/systemd/system/qvisord.service" \
-		"$R/lib/systemd/system/qvisor.slice" >"$T/verify" 2>&1 || true
+		"$R/lib/systemd/system/qvisor.slice" "$R/lib/systemd/system/qvisord.socket" \
+		>"$T/verify" 2>&1 || true
 	! grep -v 'qvisord is not executable' "$T/verify" || fail "systemd-analyze verify"
 fi
 # Installing over itself (the upgrade path) keeps the users and succeeds.
