@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "daemon/hooks.h"
 #include "daemon/netreg.h"
+#include "daemon/vm-cidata.h"
 #include "daemon/vm.h"
 #include "qemu/argv.h"
 
@@ -299,7 +300,10 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	_cleanup_free_ int *nic_fds = NULL;
 	size_t n_nic_fds = 0;
 
+	_cleanup_free_ char *cidata = NULL;
 	r = qv_vm_sandbox_prepare(vm, &opts, &proc, errp);
+	if (r >= 0)
+		r = qv_vm_cidata_prepare(vm, &proc, &opts, &cidata, errp);
 	if (r < 0) {
 		qv_vm_sandbox_release(vm);
 		return r;
@@ -551,6 +555,7 @@ int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp)
 		return qv_error_set(errp, r, NULL, "Cannot delete VM %s: %s", vm->name,
 				    strerror(-r));
 	qv_daemon_emit(d, vm->name, "undefined", NULL);
+	qv_vm_cidata_remove(vm);
 	vm_unlink(d, vm);
 	vm_free(vm);
 	return 0;

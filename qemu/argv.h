@@ -44,6 +44,10 @@ struct qemu_argv_opts {
 	bool nic_user_fallback;
 	const char *incoming;     /* NULL, or e.g. "defer" -> -incoming defer */
 	bool start_paused;        /* -S */
+	/* The cloud-init seed image the daemon wrote for spec->cloud_init
+	 * (required then): attached read-only as raw node "cidata", device
+	 * "cidata-dev" after the NICs. */
+	const char *cidata_path;
 	bool sandbox;             /* -sandbox on,obsolete=deny,elevateprivileges=deny,
 				   *          spawn=deny,resourcecontrol=deny */
 };

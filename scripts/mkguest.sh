@@ -19,6 +19,7 @@ SELF=$REPO/scripts/mkguest.sh
 WANT_MODULES=(virtio virtio_ring virtio_pci virtio_pci_modern_dev
 	virtio_pci_legacy_dev virtio_blk virtio_net net_failover failover
 	button evdev)
+WANT_MODULES+=(isofs) # cloud-init seed: the guest mounts the cidata ISO
 
 die() { echo "mkguest: $*" >&2; exit 1; }
 msg() { echo "mkguest: $*" >&2; }

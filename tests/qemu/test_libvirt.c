@@ -245,7 +245,9 @@ Test(libvirt, export_import_round_trip)
 		   "\"serial\":{\"log\":false},\"limits\":{\"cpu_max\":\"20%\",\"cpu_weight\":50,"
 		   "\"cpuset_cpus\":\"0-1\",\"cpuset_mems\":\"0\",\"memory_max\":\"2G\","
 		   "\"memory_high\":\"1G\",\"memory_swap_max\":0,\"pids_max\":100},"
-		   "\"restart\":{\"policy\":\"on-failure\",\"backoff_ms\":0}}");
+		   "\"restart\":{\"policy\":\"on-failure\",\"backoff_ms\":0},"
+		   "\"cloud_init\":{\"user_data\":\"#cloud-config\\n  x: <&>\\n\","
+		   "\"network_config\":\"version: 2\\n\"}}");
 	round_trip("{\"name\":\"b\",\"accel\":\"kvm\",\"disks\":[{\"path\":\"/a\"},{\"path\":\"/b\"}],"
 		   "\"boot\":{\"disk\":1},\"limits\":{\"memory_swap_max\":\"64M\"}}");
 }
