@@ -217,6 +217,27 @@ static void add_seed(struct strv_builder *b, const char *path, bool q35, unsigne
 	push_json(b, "-device", o);
 }
 
+/* The guest agent channel: a virtio-serial port on a unix socket. */
+static void add_agent(struct strv_builder *b, const char *esc_rundir, bool q35, unsigned *chassis)
+{
+	json_object *o;
+
+	if (q35)
+		root_port(b, "rp-vser0", chassis);
+	o = jobj("driver", json_object_new_string("virtio-serial-pci"));
+	jstr(o, "id", "vser0");
+	if (q35)
+		jstr(o, "bus", "rp-vser0");
+	push_json(b, "-device", o);
+	push(b, "-chardev");
+	pushf(b, "socket,id=qga0,path=%s/" QEMU_QGA_SOCK ",server=on,wait=off", esc_rundir);
+	o = jobj("driver", json_object_new_string("virtserialport"));
+	jstr(o, "bus", "vser0.0");
+	jstr(o, "chardev", "qga0");
+	jstr(o, "name", "org.qemu.guest_agent.0");
+	push_json(b, "-device", o);
+}
+
 static void add_nic(struct strv_builder *b, const struct vm_spec *spec, size_t i, int fd,
 		    bool q35, unsigned *chassis)
 {
@@ -366,6 +387,13 @@ int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opt
 	}
 	if (spec->cloud_init)
 		add_seed(&b, opts->cidata_path, q35, &chassis);
+	if (spec->guest_agent) {
+		_cleanup_free_ char *esc = opts_escape(opts->run_dir);
+		if (esc)
+			add_agent(&b, esc, q35, &chassis);
+		else
+			b.oom = true;
+	}
 	for (unsigned i = 0; q35 && i < QEMU_HOTPLUG_PORTS; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "hp%u", i);

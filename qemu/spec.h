@@ -87,6 +87,7 @@ struct vm_spec {
 	bool has_limits;         /* any limit field present */
 	struct vm_restart restart;
 	struct vm_cloud_init *cloud_init; /* NULL = no seed */
+	bool guest_agent;        /* virtio-serial channel for qemu-ga; default false */
 };
 
 bool vm_name_valid(const char *name);
