@@ -12,6 +12,8 @@ PKGS=(
 	libclang-rt-14-dev
 	# libvirt domain XML import/export (qemu/libvirt-*.c)
 	libxml2-dev
+	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
+	qemu-guest-agent
 )
 
 missing=()
