@@ -175,6 +175,13 @@ static void export_devices(const struct vm_spec *s, struct ex *x)
 	n = el(n, "target", NULL);
 	attr(n, "type", "serial");
 	attr(n, "port", "0");
+	if (s->guest_agent) {
+		n = el(devs, "channel", NULL);
+		attr(n, "type", "unix");
+		n = el(n, "target", NULL);
+		attr(n, "type", "virtio");
+		attr(n, "name", "org.qemu.guest_agent.0");
+	}
 	attr(el(devs, "memballoon", NULL), "model", "none");
 }
 
