@@ -228,6 +228,8 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_migrate_methods, qv_migrate_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_interop_methods, qv_interop_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	r = qv_daemon_tls_setup(d);
