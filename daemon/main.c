@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "daemon/activate.h"
 #include "daemon/hooks.h"
 #include "daemon/interop.h"
 #include "daemon/migrate.h"
@@ -172,6 +173,12 @@ static int run(struct qv_daemon *d)
 	r = qv_loop_new(&d->loop);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create event loop: %m");
+	/* Before anything is spawned: the passed socket must not leak into
+	 * children (it is not close-on-exec until we make it so). */
+	int afd = -1;
+	r = qv_activation_listen_fd(d->cfg.socket_path, &afd, &err);
+	if (r < 0)
+		return log_error_errno(r, "Socket activation: %s", err.message);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -201,7 +208,10 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the image pool: %m");
 
-	r = qv_rpc_server_new(d->loop, d->cfg.socket_path, 0660, &d->rpc, &err);
+	if (afd >= 0)
+		r = qv_rpc_server_new_fd(d->loop, afd, d->cfg.socket_path, &d->rpc, &err);
+	else
+		r = qv_rpc_server_new(d->loop, d->cfg.socket_path, 0660, &d->rpc, &err);
 	if (r < 0)
 		return log_error_errno(r, "Failed to listen on %s: %s", d->cfg.socket_path,
 				       err.message);
@@ -221,6 +231,8 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_migrate_methods, qv_migrate_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_interop_methods, qv_interop_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	r = qv_daemon_tls_setup(d);

@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/hooks.h"
+#include "daemon/vm-cidata.h"
 #include "daemon/netreg.h"
 #include "daemon/vm-queue.h"
 #include "daemon/vm.h"
@@ -43,7 +44,7 @@ static int vm_check_startable(struct qv_vm *vm, struct qv_error *errp)
  * caller spawns with *opts and *proc (which point into nic_fds). */
 static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 			    struct qemu_argv_opts *opts, struct qemu_proc_opts *proc,
-			    int **ret_nic_fds, struct qv_error *errp)
+			    int **ret_nic_fds, char **ret_cidata, struct qv_error *errp)
 {
 	struct qv_daemon *d = vm->d;
 	_cleanup_free_ char *vms_dir = NULL;
@@ -68,6 +69,8 @@ static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 	};
 	*proc = (struct qemu_proc_opts){ .cgroup_fd = -1 };
 	r = qv_vm_sandbox_prepare(vm, opts, proc, errp);
+	if (r >= 0)
+		r = qv_vm_cidata_prepare(vm, proc, opts, ret_cidata, errp);
 	if (r >= 0)
 		r = qv_vm_nics_open(vm, ret_nic_fds, &n_nic_fds, errp);
 	if (r < 0) {
@@ -115,11 +118,12 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	struct qemu_argv_opts opts;
 	struct qemu_proc_opts proc;
 	_cleanup_free_ int *nic_fds = NULL;
+	_cleanup_free_ char *cidata = NULL;
 	int r;
 
 	r = vm_check_startable(vm, errp);
 	if (r >= 0)
-		r = vm_start_prepare(vm, so, &opts, &proc, &nic_fds, errp);
+		r = vm_start_prepare(vm, so, &opts, &proc, &nic_fds, &cidata, errp);
 	if (r < 0)
 		return r;
 	cfg.proc = &proc;
@@ -215,11 +219,12 @@ void qv_vm_start_queued(struct qv_vm *vm)
 	struct qemu_argv_opts opts;
 	struct qemu_proc_opts proc;
 	_cleanup_free_ int *nic_fds = NULL;
+	_cleanup_free_ char *cidata = NULL; /* opts.cidata_path: spawned below */
 	struct qv_error err = {};
 	int r;
 
 	vm->starting->spawned = true;
-	r = vm_start_prepare(vm, &so, &opts, &proc, &nic_fds, &err);
+	r = vm_start_prepare(vm, &so, &opts, &proc, &nic_fds, &cidata, &err);
 	if (r < 0) {
 		vm_start_complete(vm, r, &err);
 		return;
