@@ -71,7 +71,7 @@ int verb_sim(struct cli_ctx *ctx, int argc, char **argv)
 					    "{thr,mad,iqr,lr,lrr}-{mmt,rs,mc,mu})", o.policy);
 	cfg.pol.seed = o.seed;
 	cfg.pol.memory_aware = o.memory_aware;
-	cfg.cost_model = o.cost_model;
+	cfg.cost_model = cfg.pol.cost_model = o.cost_model;
 	cfg.nhosts = o.hosts;
 	cfg.series = o.csv || o.svg;
 

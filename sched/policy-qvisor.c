@@ -8,7 +8,9 @@
  *  - overload: the forecast exceeds the host (a shortfall is what the SLA
  *    counts), or a VM's forecast exceeds one core (it would be capped);
  *  - selection: the cheapest migrations that clear the excess - one VM
- *    that covers it with the least RAM, else the most CPU per MB moved;
+ *    that covers it in the shortest migration, else the most CPU per
+ *    second of migration (RAM over the link; with the cost model, the
+ *    pre-copy rounds its dirty rate adds);
  *  - placement: the host whose power grows least, counting the idle power
  *    of a host that has to be switched on (PABFD counts it as free and so
  *    spreads VMs onto fresh hosts only to empty them again), never past
@@ -147,12 +149,15 @@ static int pick(const struct qv_state *s, int h, const bool *taken)
 			continue;
 		if (v->mips > ho->core_mips && v->req_mips + s->cfg->q_z * s->vm_sd[id] > ho->core_mips)
 			return id; /* it cannot get its CPU here at all */
-		if (v->req_mips >= excess && v->ram_mb < cover_ram) {
-			cover_ram = v->ram_mb;
+		/* cost: the migration's duration (RAM, and with the cost
+		 * model the pre-copy rounds its dirty rate adds) */
+		double cost = qv_pol_migration_time(v, ho, s->cfg->cost_model);
+		if (v->req_mips >= excess && cost < cover_ram) {
+			cover_ram = cost;
 			cover = id;
 		}
-		if (v->req_mips / v->ram_mb > best_ratio) {
-			best_ratio = v->req_mips / v->ram_mb;
+		if (v->req_mips / cost > best_ratio) {
+			best_ratio = v->req_mips / cost;
 			ratio = id;
 		}
 	}

@@ -76,7 +76,7 @@ static int start_migration(struct sim *s, const struct qv_pol_move *m, double t)
 		s->mig = nm;
 		s->capmig = nc;
 	}
-	double delay = qv_pol_migration_time(v, to, s->cfg->cost_model);
+	double delay = qv_pol_migration_time(v, to, s->cfg->cost_model || s->cfg->pol.cost_model);
 	s->mig[s->nmig++] = (struct sim_mig){ m->vm, m->to, t + delay, s->seq++ };
 	s->res->migrations++;
 	return 0;
