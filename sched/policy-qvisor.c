@@ -39,6 +39,7 @@ struct qv_state {
 	double *vm_sd;     /* per VM: forecast standard deviation (MIPS) */
 	bool *locked;      /* hosts not to empty or fill this round */
 	bool *on;          /* hosts on (measured, or switched on this round) */
+	double max_room;   /* upper bound of any open host's room (underload) */
 	int *owner;
 };
 
@@ -210,6 +211,9 @@ static int try_empty(struct qv_state *s, int h)
 			return 0;
 		vms[i] = ho->vm[i];
 	}
+	for (int i = 0; i < n; i++)
+		if (s->dc->vms[vms[i]].req_mips > s->max_room)
+			return 0; /* fits on no host: skip the scans */
 	s->locked[h] = true;
 	for (k = 0; k < n; k++) {
 		to[k] = best_host(s, vms[k], h, false);
@@ -219,8 +223,10 @@ static int try_empty(struct qv_state *s, int h)
 	}
 	for (int i = 0; i < k; i++)
 		account(s, to[i], vms[i], -1);
-	if (k < n)
+	if (k < n) {
+		s->locked[h] = false; /* stays as it is, and may take VMs */
 		return 0;
+	}
 	for (int i = 0; i < n && r == 0; i++) {
 		r = move(s, vms[i], h, to[i], QV_WHY_UNDERLOAD, "underloaded, emptied");
 		s->locked[to[i]] = true;
@@ -239,6 +245,16 @@ static int underload_pass(struct qv_state *s)
 	for (int h = 0; h < nh; h++)
 		k[h] = (struct key){ h, s->m[h] / qv_pol_host_total_mips(&s->dc->hosts[h]) };
 	qsort(k, nh, sizeof(*k), cmp_key);
+	/* Rooms only shrink for hosts that stay open (targets fill up, emptied
+	 * hosts are locked), so this stays an upper bound: a VM bigger than
+	 * it fits nowhere (adding r raises a bound by at least r). */
+	s->max_room = 0;
+	for (int h = 0; h < nh; h++) {
+		double room = s->cfg->q_target * qv_pol_host_total_mips(&s->dc->hosts[h]) -
+			      bound(s, s->m[h], s->var[h]);
+		if (s->on[h] && !s->locked[h] && room > s->max_room)
+			s->max_room = room;
+	}
 	for (int i = 0; i < nh && r == 0; i++) {
 		int h = k[i].id;
 		if (s->locked[h] || !s->on[h] || s->dc->hosts[h].nvm == 0 || k[i].v > s->cfg->q_consolidate)
