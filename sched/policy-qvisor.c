@@ -124,16 +124,16 @@ static void account(struct qv_state *s, int h, int vm, int sign)
 
 static int move(struct qv_state *s, int vm, int from, int to, enum qv_pol_why why, const char *what)
 {
+	double tf = qv_pol_host_total_mips(&s->dc->hosts[from]);
+	double tt = qv_pol_host_total_mips(&s->dc->hosts[to]);
+	double before = bound(s, s->m[from], s->var[from]) / tf;
 	account(s, from, vm, -1);
 	account(s, to, vm, +1);
 	s->on[to] = true;
-	struct qv_pol_host *fh = &s->dc->hosts[from];
-	double t = qv_pol_host_total_mips(fh);
-	return qv_pol_plan_add(s->plan, vm, from, to, why, s->m[from] / t,
-			       "host %d %s (forecast %.0f%% at z=%.2g); to host %d (forecast %.0f%%)", from,
-			       what, 100 * bound(s, s->m[from] + s->dc->vms[vm].req_mips, s->var[from]) / t,
-			       s->cfg->q_z, to,
-			       100 * bound(s, s->m[to], s->var[to]) / qv_pol_host_total_mips(&s->dc->hosts[to]));
+	return qv_pol_plan_add(s->plan, vm, from, to, why, before,
+			       "host %d %s (forecast %.1f%% at z=%.2g); to host %d (forecast %.1f%% with it)",
+			       from, what, 100 * before, s->cfg->q_z, to,
+			       100 * bound(s, s->m[to], s->var[to]) / tt);
 }
 
 /* The VM whose move clears host h's excess most cheaply. */
