@@ -313,6 +313,8 @@ static void prepare_tls(struct prep *pr)
 	json_object_object_add(p, "spec", json_object_get(spec));
 	json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
 	json_object_object_add(p, "disk_sizes", sizes);
+	/* multifd: every channel is its own TLS session */
+	json_object_object_add(p, "multifd_channels", json_object_new_int(2));
 	json_object_put(info);
 	r = qvt_call(&H->d[1], "migrate.prepare", p, &err);
 	cr_assert_not_null(r, "prepare: %s", err.message);
@@ -408,7 +410,8 @@ Test(migrate_tls, storage_migration_over_tls_refuses_strangers)
 	/* The real one, still accepted after all that. */
 	cr_assert_eq(qvt_callf(&H->d[0], "migrate.perform", &r, &err,
 			       "{\"name\": \"%s\", \"uri\": \"%s\", \"copy_storage\": true, "
-			       "\"nbd\": \"%s\", \"tls\": true, \"deadline_s\": 180}",
+			       "\"nbd\": \"%s\", \"tls\": true, \"deadline_s\": 180, "
+			       "\"multifd_channels\": 2, \"multifd_reason\": \"test\"}",
 			       VM, pr.uri, pr.nbd), 0, "perform: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "status", &v));
 	cr_assert_str_eq(json_object_get_string(v), "completed");
