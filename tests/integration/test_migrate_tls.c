@@ -237,6 +237,8 @@ Test(migrate_tls, rpc_port_admits_only_the_cluster_ca)
 	kill(stalled, SIGKILL);
 	waitpid(stalled, NULL, 0);
 	cr_assert(strstr(out, "\"hostname\""), "%s", out);
+	cr_assert(strstr(out, "CN=10.231.0.2"), "host.info should name the daemon's certificate: %s",
+		  out);
 	free(out);
 	/* a certificate from another CA: refused by the server */
 	const char *rogue[] = { "--pki-dir", rogue_dir, "-c", "tls://10.231.0.2:" PORT, "host",
