@@ -164,6 +164,7 @@ install: all
 		> $(DESTDIR)$(UNITDIR)/qvisord.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/qvisord.service
 	$(INSTALL) -m 0644 daemon/systemd/qvisor.slice $(DESTDIR)$(UNITDIR)/qvisor.slice
+	$(INSTALL) -m 0644 daemon/systemd/qvisord.socket $(DESTDIR)$(UNITDIR)/qvisord.socket
 	$(INSTALL) -m 0644 daemon/systemd/qvisor.sysusers $(DESTDIR)$(SYSUSERSDIR)/qvisor.conf
 	$(INSTALL) -m 0644 cli/completion/qvisor.bash $(DESTDIR)$(BASHCOMPDIR)/qvisor
 	$(INSTALL) -m 0644 cli/completion/_qvisor $(DESTDIR)$(ZSHCOMPDIR)/_qvisor
@@ -172,6 +173,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/qvisor $(DESTDIR)$(SBINDIR)/qvisord \
 		$(DESTDIR)$(MANDIR)/man1/qvisor.1 $(DESTDIR)$(MANDIR)/man8/qvisord.8 \
 		$(DESTDIR)$(UNITDIR)/qvisord.service $(DESTDIR)$(UNITDIR)/qvisor.slice \
+		$(DESTDIR)$(UNITDIR)/qvisord.socket \
 		$(DESTDIR)$(SYSUSERSDIR)/qvisor.conf $(DESTDIR)$(BASHCOMPDIR)/qvisor \
 		$(DESTDIR)$(ZSHCOMPDIR)/_qvisor
 	rm -rf $(DESTDIR)$(DOCDIR)

@@ -503,6 +503,32 @@ fail:
 	return r;
 }
 
+int qv_rpc_server_new_fd(qv_loop *loop, int fd, const char *socket_path,
+			 qv_rpc_server **ret_server, struct qv_error *errp)
+{
+	qv_rpc_server *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s) {
+		close(fd);
+		return qv_error_set(errp, ENOMEM, NULL, "out of memory");
+	}
+	s->loop = loop;
+	s->tcp_fd = -1;
+	s->max_clients = QV_RPC_DEFAULT_MAX_CLIENTS;
+	s->listen_fd = fd;
+	s->path = strdup(socket_path); /* sock_ino stays 0: never unlinked */
+	r = s->path ? qv_loop_add_io(loop, fd, EPOLLIN, on_listen, s, &s->listen_src) : -ENOMEM;
+	if (r < 0) {
+		qv_error_set(errp, -r, NULL, "cannot watch %s", socket_path);
+		qv_rpc_server_free(s);
+		return r;
+	}
+	log_debug("rpc: serving on the socket passed for %s", socket_path);
+	*ret_server = s;
+	return 0;
+}
+
 qv_rpc_server *qv_rpc_server_free(qv_rpc_server *s)
 {
 	struct stat sb;

@@ -107,6 +107,11 @@ struct qv_rpc_method {
  * with -EADDRINUSE; a non-socket file at the path is refused with -EEXIST. */
 int qv_rpc_server_new(qv_loop *loop, const char *socket_path, mode_t mode,
 		      qv_rpc_server **ret_server, struct qv_error *errp);
+/* Serve on fd, a socket already listening on socket_path (systemd socket
+ * activation, daemon/activate.h). The server owns fd; the path belongs to
+ * whoever bound it and is never unlinked. */
+int qv_rpc_server_new_fd(qv_loop *loop, int fd, const char *socket_path,
+			 qv_rpc_server **ret_server, struct qv_error *errp);
 /* Also listen on TCP host:port (daemon/rpc-tls.c). With creds (borrowed,
  * must outlive the server) every client must complete a mutual-TLS
  * handshake with a certificate signed by the CA within

@@ -12,7 +12,7 @@ step "Installing dependencies (Debian packages)"
 bash scripts/install-deps.sh
 
 step "Building"
-make -j"$(nproc)" all
+make -s -j"$(nproc)" all
 
 step "Building the test guest (cached in build/guest)"
 scripts/mkguest.sh build/guest

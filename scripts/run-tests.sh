@@ -24,8 +24,11 @@ run() {
 	local json=$report/$(basename "$bin").json p f e s
 	rm -f "$json"
 	echo "=== $bin"
+	local t0=$EPOCHREALTIME
 	"$bin" "$@" --json="$json"
 	local rc=$?
+	awk -v n="$(basename "$bin")" -v a="$t0" -v b="$EPOCHREALTIME" \
+		'BEGIN { printf "=== %s: %.1f s\n", n, b - a }'
 	p=$(count passed "$json" 2>/dev/null) f=$(count failed "$json" 2>/dev/null)
 	e=$(count errored "$json" 2>/dev/null) s=$(count skipped "$json" 2>/dev/null)
 	if [ -z "$p" ] || [ -z "$f" ]; then

@@ -38,13 +38,29 @@ DEB=${QV_PKG_DEB:-$(scripts/build-deb.sh | tail -n1)}
 [ -f "$DEB" ] || fail "no package built"
 dpkg-deb -c "$DEB" | awk '{ print $6 }' >"$T/contents"
 for f in usr/sbin/qvisord usr/bin/qvisor lib/systemd/system/qvisord.service \
-	lib/systemd/system/qvisor.slice usr/lib/sysusers.d/qvisor.conf \
+	lib/systemd/system/qvisor.slice lib/systemd/system/qvisord.socket usr/lib/sysusers.d/qvisor.conf \
 	usr/share/man/man1/qvisor.1.gz usr/share/man/man8/qvisord.8.gz \
 	usr/share/bash-completion/completions/qvisor usr/share/zsh/vendor-completions/_qvisor \
 	usr/share/doc/qvisor/install.md.gz usr/share/doc/qvisor/copyright; do
 	grep -qx "./$f" "$T/contents" || fail "the package lacks /$f"
 done
 echo "$(wc -l <"$T/contents") entries in $(basename "$DEB")"
+
+step "make install / make uninstall into a staging dir"
+ST=$T/stage
+make -s install DESTDIR="$ST" PREFIX=/usr/local >/dev/null
+for f in bin/qvisor sbin/qvisord share/man/man1/qvisor.1 share/man/man8/qvisord.8 \
+	lib/systemd/system/qvisord.service lib/systemd/system/qvisor.slice \
+	lib/systemd/system/qvisord.socket lib/sysusers.d/qvisor.conf share/bash-completion/completions/qvisor \
+	share/zsh/site-functions/_qvisor share/doc/qvisor/install.md; do
+	[ -f "$ST/usr/local/$f" ] || fail "make install did not install /usr/local/$f"
+done
+grep -qx 'ExecStart=/usr/local/sbin/qvisord' "$ST/usr/local/lib/systemd/system/qvisord.service" ||
+	fail "the installed unit does not start /usr/local/sbin/qvisord"
+make -s uninstall DESTDIR="$ST" PREFIX=/usr/local >/dev/null
+left=$(find "$ST" -type f)
+[ -z "$left" ] || fail "make uninstall left: $left"
+echo "make install and make uninstall (PREFIX=/usr/local, DESTDIR): ok"
 
 step "installing into a throwaway root"
 R=$T/root
@@ -75,10 +91,14 @@ grep -qx 'KillMode=process' "$R/lib/systemd/system/qvisord.service" || fail "no 
 # exists only inside the root.
 if command -v systemd-analyze >/dev/null; then
 	systemd-analyze verify --man=no "$R/lib/systemd/system/qvisord.service" \
-		"$R/lib/systemd/system/qvisor.slice" >"$T/verify" 2>&1 || true
+		"$R/lib/systemd/system/qvisor.slice" "$R/lib/systemd/system/qvisord.socket" \
+		>"$T/verify" 2>&1 || true
 	! grep -v 'qvisord is not executable' "$T/verify" || fail "systemd-analyze verify"
 fi
-echo "installed: $(dpkg --root="$R" -L qvisor | wc -l) paths"
+# Installing over itself (the upgrade path) keeps the users and succeeds.
+"${DPKG[@]}" -i "$DEB" >"$T/reinstall.log" 2>&1 || { cat "$T/reinstall.log"; fail "reinstall"; }
+[ "$(grep -c '^qvisor-qemu:' "$R/etc/passwd")" = 1 ] || fail "reinstall duplicated qvisor-qemu"
+echo "installed (and reinstalled): $(dpkg --root="$R" -L qvisor | wc -l) paths"
 
 step "running the installed daemon"
 mkdir -p "$T/guest"
