@@ -601,6 +601,11 @@ int qv_rpc_conn_fd(qv_rpc_conn *c)
 	return c->rfd;
 }
 
+bool qv_rpc_conn_buffered(qv_rpc_conn *c)
+{
+	return c->tls && qv_tls_pending(c->tls) > 0;
+}
+
 void qv_rpc_set_notify_handler(qv_rpc_conn *c, qv_rpc_notify_fn fn, void *userdata)
 {
 	c->notify_fn = fn;

@@ -70,8 +70,12 @@ qv_rpc_conn *qv_rpc_conn_free(qv_rpc_conn *c);
 void qv_rpc_conn_freep(qv_rpc_conn **c);
 #define _cleanup_rpc_conn_ _cleanup_(qv_rpc_conn_freep)
 
-/* The fd to poll for input (POLLIN) when integrating with a loop. */
+/* The fd to poll for input (POLLIN) when integrating with a loop. With
+ * tls:// the session may hold decrypted input poll cannot see: after
+ * handling a readable fd, call the recv functions again while
+ * qv_rpc_conn_buffered() is true. */
 int qv_rpc_conn_fd(qv_rpc_conn *c);
+bool qv_rpc_conn_buffered(qv_rpc_conn *c);
 void qv_rpc_set_notify_handler(qv_rpc_conn *c, qv_rpc_notify_fn fn, void *userdata);
 
 /* Synchronous call: send with a fresh id and wait for its response.

@@ -174,6 +174,30 @@ static void import_char(struct lv_ctx *c, xmlNodePtr ch, bool console)
 	device_common(c, ch);
 }
 
+/* The QEMU guest agent channel maps to spec.guest_agent. */
+static void import_channel(struct lv_ctx *c, xmlNodePtr ch)
+{
+	const char *type = lv_attr(ch, "type");
+	xmlNodePtr t = lv_child(ch, "target"), n;
+	const char *ttype = t ? lv_attr(t, "type") : NULL, *name = t ? lv_attr(t, "name") : NULL;
+
+	if (!type || !(streq(type, "unix") || streq(type, "pty")) || !ttype ||
+	    !streq(ttype, "virtio") || !name || !streq(name, "org.qemu.guest_agent.0"))
+		return lv_refuse(c, ch, "<channel> is not supported: only the QEMU guest agent "
+				 "channel (virtio, org.qemu.guest_agent.0) maps");
+	if (json_object_object_get_ex(c->spec, "guest_agent", NULL))
+		return lv_refuse(c, ch, "only one guest agent channel");
+	json_object_object_add(c->spec, "guest_agent", json_object_new_boolean(true));
+	if (t)
+		lv_attr(t, "state"); /* runtime: connected or not */
+	if ((n = lv_child(ch, "source")))
+		lv_use_tree(n); /* host side: qvisor uses its own socket */
+	if ((n = lv_child(ch, "address")) && lv_attr(n, "type") &&
+	    streq(lv_attr(n, "type"), "virtio-serial"))
+		lv_use_tree(n); /* a port on the agent's own virtio-serial controller */
+	device_common(c, ch);
+}
+
 static bool machine_is_q35(struct lv_ctx *c)
 {
 	json_object *m;
@@ -198,6 +222,10 @@ static void import_controller(struct lv_ctx *c, xmlNodePtr ctl)
 		return lv_use_tree(ctl);
 	if (type && streq(type, "usb") && model && streq(model, "none"))
 		return lv_use_tree(ctl);
+	if (type && streq(type, "virtio-serial") && first && !c->vserial_ctl) {
+		c->vserial_ctl = ctl; /* the guest agent's; checked once devices are read */
+		return lv_use_tree(ctl);
+	}
 	if (type && first && !model && streq(type, q35 ? "sata" : "ide"))
 		return lv_use_tree(ctl); /* the chipset's own IDE/AHCI */
 	lv_refuse(c, ctl, "controller type='%s'%s%s%s is not supported", type ? type : "?",
@@ -260,6 +288,8 @@ void lv_import_devices(struct lv_ctx *c, xmlNodePtr devs)
 			import_input(c, k);
 		else if (lv_is(k, "memballoon"))
 			import_balloon(c, k);
+		else if (lv_is(k, "channel"))
+			import_channel(c, k);
 		else if (lv_is(k, "video"))
 			import_video(c, k);
 		else if (lv_is(k, "emulator"))
@@ -267,4 +297,7 @@ void lv_import_devices(struct lv_ctx *c, xmlNodePtr devs)
 		else
 			k->_private = NULL; /* left for lv_account() to refuse by name */
 	}
+	if (c->vserial_ctl && !json_object_object_get_ex(c->spec, "guest_agent", NULL))
+		lv_refuse(c, c->vserial_ctl, "a virtio-serial controller without the guest agent "
+			  "channel is not supported");
 }

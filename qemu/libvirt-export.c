@@ -175,13 +175,33 @@ static void export_devices(const struct vm_spec *s, struct ex *x)
 	n = el(n, "target", NULL);
 	attr(n, "type", "serial");
 	attr(n, "port", "0");
+	if (s->guest_agent) {
+		n = el(devs, "channel", NULL);
+		attr(n, "type", "unix");
+		n = el(n, "target", NULL);
+		attr(n, "type", "virtio");
+		attr(n, "name", "org.qemu.guest_agent.0");
+	}
 	attr(el(devs, "memballoon", NULL), "model", "none");
+}
+
+/* spec.cloud_init has no libvirt form: qvisor elements, text content. */
+static void export_cloud_init(const struct vm_cloud_init *ci, struct ex *x)
+{
+	xmlNodePtr c = xmlNewChild(qvisor_md(x), x->ns, BAD_CAST "cloud-init", NULL);
+
+	xmlNewTextChild(c, x->ns, BAD_CAST "user-data", BAD_CAST ci->user_data);
+	xmlNewTextChild(c, x->ns, BAD_CAST "meta-data", BAD_CAST ci->meta_data);
+	if (ci->network_config)
+		xmlNewTextChild(c, x->ns, BAD_CAST "network-config", BAD_CAST ci->network_config);
 }
 
 static void export_qvisor_extras(const struct vm_spec *s, struct ex *x)
 {
 	const struct vm_restart *r = &s->restart;
 
+	if (s->cloud_init)
+		export_cloud_init(s->cloud_init, x);
 	if (s->accel == VM_ACCEL_AUTO)
 		attr(qvisor_md(x), "accel", "auto");
 	if (!s->serial_log)

@@ -21,6 +21,7 @@ struct lv_ctx {
 	bool os_boot_hd;     /* <os><boot dev='hd'/> */
 	bool has_serial;
 	uint32_t blkio_weight; /* <blkiotune><weight>, 0 = none */
+	xmlNodePtr vserial_ctl; /* <controller type='virtio-serial'>: only with an agent */
 };
 
 /* --- accounting (libvirt-walk.c) ----------------------------------------- */

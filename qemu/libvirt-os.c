@@ -132,6 +132,33 @@ void lv_import_cpu(struct lv_ctx *c, xmlNodePtr cpu)
 			  "host-passthrough / maximum", mode);
 }
 
+static bool is_qvisor(xmlNodePtr n, const char *name)
+{
+	return n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
+	       xmlStrEqual(n->ns->href, BAD_CAST LV_NS_QVISOR) && xmlStrEqual(n->name, BAD_CAST name);
+}
+
+/* <qvisor:cloud-init> with user-data, meta-data, network-config as text
+ * (kept verbatim: no trimming). */
+static void import_cloud_init(struct lv_ctx *c, xmlNodePtr ci)
+{
+	static const char *const docs[][2] = { { "user-data", "user_data" },
+					       { "meta-data", "meta_data" },
+					       { "network-config", "network_config" } };
+	json_object *o = lv_spec_obj(c, "cloud_init");
+
+	for (xmlNodePtr k = ci->children; k; k = k->next)
+		for (size_t i = 0; i < ARRAY_SIZE(docs); i++) {
+			if (!is_qvisor(k, docs[i][0]) || lv_used(k))
+				continue;
+			xmlChar *t = xmlNodeGetContent(k);
+			lv_use_tree(k);
+			json_object_object_add(o, docs[i][1],
+					       json_object_new_string(t ? (char *)t : ""));
+			xmlFree(t);
+		}
+}
+
 /* <metadata><qvisor:vm .../></metadata>: what export could not say in
  * libvirt's own terms. */
 static void import_qvisor_vm(struct lv_ctx *c, xmlNodePtr vm)
@@ -158,7 +185,12 @@ static void import_qvisor_vm(struct lv_ctx *c, xmlNodePtr vm)
 	for (xmlNodePtr d = vm->children; d; d = d->next) {
 		json_object *disks, *disk;
 		uint64_t idx, w;
-		if (d->type != XML_ELEMENT_NODE || !d->ns || !xmlStrEqual(d->name, BAD_CAST "disk"))
+		if (is_qvisor(d, "cloud-init") && !lv_used(d)) {
+			lv_use(d);
+			import_cloud_init(c, d);
+			continue;
+		}
+		if (!is_qvisor(d, "disk"))
 			continue;
 		lv_use(d);
 		if (lv_attr_u64(c, d, "index", &idx) < 0 || lv_attr_u64(c, d, "weight", &w) < 0)

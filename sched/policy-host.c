@@ -191,10 +191,10 @@ void qv_pol_cfg_defaults(struct qv_pol_cfg *cfg)
 	cfg->fallback_thr = 0.7;
 	cfg->interval_s = 300;
 	cfg->seed = 1;
-	cfg->q_target = 0.95;
-	cfg->q_z = 1.0;
-	cfg->q_consolidate = 0.5;
-	cfg->q_cooldown = 12;
+	cfg->q_target = 1.0;
+	cfg->q_z = 1.5;
+	cfg->q_consolidate = 1.0;
+	cfg->q_cooldown = 5;
 }
 
 static const struct {
@@ -263,7 +263,11 @@ const char *qv_pol_cfg_name(const struct qv_pol_cfg *cfg, char *buf, int len)
 			*p -= 32;
 		for (char *p = s; *p; p++)
 			*p -= 32;
-		snprintf(buf, len, "%s-%s-%g", d, s, cfg->param);
+		/* 1.0, not 1: the paper's spelling */
+		if (cfg->param == floor(cfg->param))
+			snprintf(buf, len, "%s-%s-%.1f", d, s, cfg->param);
+		else
+			snprintf(buf, len, "%s-%s-%g", d, s, cfg->param);
 		break;
 	}
 	}

@@ -79,12 +79,19 @@ static bool suitable(const struct qv_pol_dc *dc, const struct qv_pol_host *h, co
 	return true;
 }
 
+/* Java's loop keeps the first host with the least power increase among
+ * those the detector accepts. The detector is the costly part, so the
+ * candidates are visited by increasing increase (ties by index) and the
+ * first accepted one wins: the same host, far fewer detector calls. */
+/* Java's loop: the first host with the least power increase among those
+ * the detector accepts. The detector (the costly part) only runs for a
+ * host that would improve on the best so far: the same choice. */
 int qv_pol_find_host(struct qv_pol_dc *dc, int vm, const bool *excluded, const struct qv_pol_cfg *cfg)
 {
 	const struct qv_pol_vm *v = &dc->vms[vm];
+	bool first_fit = cfg->kind == QV_POL_DVFS || cfg->kind == QV_POL_NPA;
 	int best = -1;
 	double min = INFINITY;
-	bool first_fit = cfg->kind == QV_POL_DVFS || cfg->kind == QV_POL_NPA;
 	for (int i = 0; i < dc->nhosts; i++) {
 		struct qv_pol_host *h = &dc->hosts[i];
 		if ((excluded && excluded[i]) || !suitable(dc, h, v))
@@ -95,7 +102,6 @@ int qv_pol_find_host(struct qv_pol_dc *dc, int vm, const bool *excluded, const s
 		 * (planned ones included), "before" is the last measurement. */
 		double after = (h->alloc_mips + vm_req(v)) / qv_pol_host_total_mips(h);
 		double diff = qv_pol_power_at(&h->power, after) - qv_pol_power_at(&h->power, qv_pol_host_util(h));
-		/* The detector only matters for a host that would win. */
 		if (!(diff < min))
 			continue;
 		if (h->alloc_mips != 0 && qv_pol_overloaded_after(dc, h, vm, cfg))

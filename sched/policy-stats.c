@@ -23,10 +23,16 @@ double qv_pol_power_at(const struct qv_pol_power *p, double u)
 	return p->w[lo] + delta * (u - (double)lo / 10) * 100;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* Insertion sort: the detectors sort at most 30 samples, many times. */
+static void sort_small(double *s, int n)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
+	for (int i = 1; i < n; i++) {
+		double x = s[i];
+		int j = i;
+		for (; j > 0 && s[j - 1] > x; j--)
+			s[j] = s[j - 1];
+		s[j] = x;
+	}
 }
 
 static double percentile_sorted(const double *s, int n, double p)
@@ -48,7 +54,7 @@ double qv_pol_median(const double *x, int n)
 		return NAN;
 	double s[n];
 	memcpy(s, x, sizeof(double) * n);
-	qsort(s, n, sizeof(double), cmp_double);
+	sort_small(s, n);
 	return percentile_sorted(s, n, 50);
 }
 
@@ -68,7 +74,7 @@ double qv_pol_iqr(const double *x, int n)
 		return 0;
 	double s[n];
 	memcpy(s, x, sizeof(double) * n);
-	qsort(s, n, sizeof(double), cmp_double);
+	sort_small(s, n);
 	int q1 = (int)floor(0.25 * (n + 1) + 0.5) - 1;
 	int q3 = (int)floor(0.75 * (n + 1) + 0.5) - 1;
 	if (q1 < 0)

@@ -67,7 +67,7 @@ static int build(struct row *rows, size_t n, struct qv_trace *t)
 		return -ENOMEM;
 	int v = -1;
 	for (size_t i = 0; i < n; i++) {
-		if (i == 0 || strcmp(rows[i].id, rows[i - 1].id) != 0) {
+		if (v < 0 || strcmp(rows[i].id, t->names[v]) != 0) {
 			v++;
 			t->names[v] = rows[i].id;
 			rows[i].id = NULL;

@@ -16,6 +16,8 @@ PKGS=(
 	libxml2-dev
 	# mutual TLS between daemons, migration/NBD TLS, qvisor pki (issue 11 §3)
 	libgnutls28-dev
+	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
+	qemu-guest-agent
 )
 
 missing=()

@@ -100,6 +100,8 @@ _qvisor()
 	--network) COMPREPLY=($(compgen -W "$(_qvisor_names net list)" -- "$cur")); return ;;
 	--format) COMPREPLY=($(compgen -W "raw qcow2" -- "$cur")); return ;;
 	--report) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	--trace | --csv | --svg) _qvisor_files; return ;;
+	--policy) COMPREPLY=($(compgen -W "npa dvfs qvisor thr-mmt iqr-mmt mad-mmt lr-mmt lrr-mmt thr-rs thr-mc thr-mu" -- "$cur")); return ;;
 	-o | --output) COMPREPLY=($(compgen -W "wide name" -- "$cur")); return ;;
 	--bridge | --mac | --timeout | --interval | --count | --to | --bandwidth | \
 		--max-downtime | --deadline | --dest-address | --listen | --cpu | --memory-*)

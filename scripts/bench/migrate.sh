@@ -14,10 +14,11 @@
 #
 # usage: scripts/bench/migrate.sh [B_MiBps=50] [CAP_s=60] [WSS_MiB=256] [FACTORS="0.1 0.5 0.9 1.5 2.5"]
 #
-# TLS=1 (one D/B cell, default FACTORS=0.5): the same controller migration
+# TLS=1 (one D/B cell, default FACTORS=0.1): the same controller migration
 # with the stream over mutual TLS (lab PKI, tls-creds-x509) vs plain TCP
-# (--insecure), REPS (default 3) of each, alternating; prints the ratio of
-# the mean total times (tls / tcp).
+# (--insecure), REPS (default 4) of each, order swapped every round so both
+# modes run in both directions; prints the ratio of the mean total times
+# (tls / tcp).
 # env: QV_BUILD_DIR (default ./build), QV_GUEST_DIR (default ./build/guest). Needs root.
 set -u
 B=${1:-50}
@@ -34,7 +35,7 @@ die() { echo "migrate.sh: $*" >&2; exit 1; }
 "$(dirname "$0")/../mkguest.sh" "$GUEST" >&2 || die "cannot build the test guest"
 if [ "${TLS:-0}" = 1 ]; then
 	export TWOHOSTS_TLS=1
-	[ -n "${4:-}" ] || FACTORS=0.5
+	[ -n "${4:-}" ] || FACTORS=0.1
 fi
 . "$(dirname "$0")/../twohosts.sh"
 twohosts_up qvb 10.232.0
@@ -102,9 +103,11 @@ if [ "${TLS:-0}" = 1 ]; then
 		rate=$(python3 -c "print(round($f * $B * 1.048576, 1))")
 		boot 0 "$rate"
 		WHERE=0
-		for r in $(seq ${REPS:-3}); do
-			run $WHERE tcp; sleep 2
-			run $WHERE tls; sleep 2
+		# The VM ping-pongs: swap the order every round so that each
+		# mode runs in both directions (REPS even: equally often).
+		for r in $(seq ${REPS:-4}); do
+			if [ $((r % 2)) = 1 ]; then order="tcp tls"; else order="tls tcp"; fi
+			for m in $order; do run $WHERE $m; sleep 2; done
 		done
 		remove $WHERE
 	done

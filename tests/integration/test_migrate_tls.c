@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/loop.h"
 #include "common/pki.h"
 #include "common/tls.h"
 #include "helpers/guest.h"
@@ -188,6 +189,29 @@ static int rogue_tls_probe(void *ud)
 	return n == -EAGAIN ? 1 : 0;
 }
 
+/* A client that starts a TLS record and then says nothing for 9 s (the
+ * daemon cuts handshakes after 10 s). */
+static pid_t start_stalled_client(int i, int port)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)H->ns_pid[i]);
+		int nfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0)
+			_exit(100);
+		int fd = tcp_connect("10.231.0.2", port);
+		if (fd < 0)
+			_exit(2);
+		(void)!write(fd, "\x16\x03\x01", 3);
+		sleep(9);
+		_exit(0);
+	}
+	return pid;
+}
+
 TestSuite(migrate_tls, .init = qvt_twohosts_setup, .fini = qvt_twohosts_teardown, .timeout = 600);
 
 Test(migrate_tls, rpc_port_admits_only_the_cluster_ca)
@@ -201,10 +225,17 @@ Test(migrate_tls, rpc_port_admits_only_the_cluster_ca)
 	QVT_REQUIRE_HOSTS();
 	tls_up();
 	snprintf(pki0, sizeof(pki0), "%s/pki", H->d[0].dir);
-	/* host 0's certificate: served */
+	/* host 0's certificate: served, also while another client stalls in
+	 * its handshake (the daemon's loop does not wait for it) */
 	const char *ok[] = { "--pki-dir", pki0, "-c", "tls://10.231.0.2:" PORT, "--json",
 			     "host", "info", NULL };
+	pid_t stalled = start_stalled_client(0, atoi(PORT));
+	qvt_sleep_ms(300);
+	uint64_t t0 = qv_now_ms();
 	cr_assert_eq(cli_in(0, &out, ok), 0, "tls client refused: %s", out);
+	cr_assert_lt(qv_now_ms() - t0, 8000, "served only after the stalled handshake gave up");
+	kill(stalled, SIGKILL);
+	waitpid(stalled, NULL, 0);
 	cr_assert(strstr(out, "\"hostname\""), "%s", out);
 	free(out);
 	/* a certificate from another CA: refused by the server */

@@ -118,6 +118,27 @@ Test(libvirt, disks_nics_console_balloon)
 	lv_import_free(imp);
 }
 
+Test(libvirt, guest_agent_channel)
+{
+	struct lv_import *imp = import(DOM_HEAD "<devices>"
+		"<controller type='virtio-serial' index='0'/>"
+		"<channel type='unix'><source mode='bind' path='/var/lib/libvirt/qemu/ga.sock'/>"
+		"<target type='virtio' name='org.qemu.guest_agent.0' state='connected'/>"
+		"<alias name='channel0'/><address type='virtio-serial' controller='0' bus='0' port='1'/>"
+		"</channel></devices>" DOM_TAIL, false);
+
+	cr_assert_not_null(imp->spec, "%s", json_object_to_json_string(imp->problems));
+	cr_assert_str_eq(get(imp->spec, "guest_agent"), "true");
+	lv_import_free(imp);
+	imp = import(DOM_HEAD "<devices><controller type='virtio-serial' index='0'/>"
+		     "<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/>"
+		     "</channel></devices>" DOM_TAIL, false);
+	cr_assert_null(imp->spec);
+	cr_assert(has_problem(imp, "/domain/devices/channel", "guest agent"));
+	cr_assert(has_problem(imp, "/domain/devices/controller", "virtio-serial"));
+	lv_import_free(imp);
+}
+
 Test(libvirt, refusals_name_their_xpath)
 {
 	const char *xml = DOM_HEAD "<devices>"
@@ -245,7 +266,10 @@ Test(libvirt, export_import_round_trip)
 		   "\"serial\":{\"log\":false},\"limits\":{\"cpu_max\":\"20%\",\"cpu_weight\":50,"
 		   "\"cpuset_cpus\":\"0-1\",\"cpuset_mems\":\"0\",\"memory_max\":\"2G\","
 		   "\"memory_high\":\"1G\",\"memory_swap_max\":0,\"pids_max\":100},"
-		   "\"restart\":{\"policy\":\"on-failure\",\"backoff_ms\":0}}");
+		   "\"restart\":{\"policy\":\"on-failure\",\"backoff_ms\":0},"
+		   "\"cloud_init\":{\"user_data\":\"#cloud-config\\n  x: <&>\\n\","
+		   "\"network_config\":\"version: 2\\n\"}}");
+	round_trip("{\"name\":\"c\",\"kernel\":\"/k\",\"guest_agent\":true}");
 	round_trip("{\"name\":\"b\",\"accel\":\"kvm\",\"disks\":[{\"path\":\"/a\"},{\"path\":\"/b\"}],"
 		   "\"boot\":{\"disk\":1},\"limits\":{\"memory_swap_max\":\"64M\"}}");
 }
