@@ -215,7 +215,9 @@ int main(int argc, char **argv)
 	int r = v->fn(&ctx, argc, argv);
 	qv_rpc_conn_free(ctx.conn);
 	if (fflush(stdout) != 0 && r == EXIT_OK) {
-		fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
+		/* A reader that went away (| head) is no news to the user. */
+		if (errno != EPIPE)
+			fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
 		return EXIT_FAILED;
 	}
 	return r;
