@@ -14,6 +14,8 @@ PKGS=(
 	libxml2-dev
 	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
 	qemu-guest-agent
+	# OVA import: SHA-1/SHA-256 of the manifest (storage/ova.c)
+	libssl-dev
 )
 
 missing=()
