@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include "daemon/interop.h"
 #include "daemon/netreg.h"
 #include "daemon/vm-cidata.h"
+#include "daemon/vm-queue.h"
 #include "daemon/vm.h"
 #include "qemu/argv.h"
 
@@ -38,13 +40,17 @@ struct qv_vm *qv_vm_find(struct qv_daemon *d, const char *name)
 	return NULL;
 }
 
+static void vm_starting_free(struct qv_vm *vm);
+
 static struct qv_vm *vm_free(struct qv_vm *vm)
 {
 	if (!vm)
 		return NULL;
 	qv_source_remove(vm->restart_timer);
 	qv_vm_nics_forget(vm);
-	qemu_instance_free(vm->inst);
+	qemu_instance_free(vm->inst); /* a start in progress is abandoned, QEMU kept */
+	qv_start_queue_remove(vm->d, vm);
+	vm_starting_free(vm);
 	vm_spec_free(vm->spec);
 	free(vm->run_dir);
 	free(vm->name);
@@ -63,6 +69,7 @@ static void vm_unlink(struct qv_daemon *d, struct qv_vm *vm)
 
 void qv_vm_registry_free(struct qv_daemon *d)
 {
+	qv_start_queue_free(d);
 	while (d->vms) {
 		struct qv_vm *vm = d->vms;
 		d->vms = vm->next;
@@ -130,6 +137,25 @@ static void vm_cleanup_run_dir(struct qv_vm *vm)
 	}
 }
 
+/* The VM is undefined (or migrated away and undefined): nothing in its run
+ * dir is wanted any more. Flat files only (logs, sockets); failures are
+ * ignored, a later define starts afresh anyway. */
+static void vm_remove_run_dir(struct qv_vm *vm)
+{
+	DIR *dir = vm->run_dir ? opendir(vm->run_dir) : NULL;
+	struct dirent *e;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir)))
+		if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+			(void)unlinkat(dirfd(dir), e->d_name, 0);
+	closedir(dir);
+	if (rmdir(vm->run_dir) < 0 && errno != ENOENT)
+		log_debug_errno(errno, "VM %s: cannot remove %s: %m, ignoring", vm->name,
+				vm->run_dir);
+}
+
 /* QEMU is gone: sockets, TAPs, cgroup. */
 static void vm_release_resources(struct qv_vm *vm)
 {
@@ -182,6 +208,24 @@ static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, v
 	vm_schedule_restart(vm);
 }
 
+static void vm_restart_done(struct qv_vm *vm, int error, const struct qv_error *errp, void *ud)
+{
+	json_object *data = json_object_new_object();
+
+	json_object_object_add(data, "attempt", json_object_new_int64(vm->restarts));
+	json_object_object_add(data, "ok", json_object_new_boolean(error >= 0));
+	if (error < 0) {
+		const char *msg = errp && errp->set ? errp->message : strerror(-error);
+		log_error("VM %s: automatic restart failed: %s", vm->name, msg);
+		json_object_object_add(data, "error", json_object_new_string(msg));
+		qv_daemon_emit(vm->d, vm->name, "restarted", data);
+		qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
+		vm_schedule_restart(vm);
+		return;
+	}
+	qv_daemon_emit(vm->d, vm->name, "restarted", data);
+}
+
 static void vm_restart_timer(qv_source *s, void *ud)
 {
 	struct qv_vm *vm = ud;
@@ -192,19 +236,9 @@ static void vm_restart_timer(qv_source *s, void *ud)
 	if (vm->state != QV_VM_CRASHED)
 		return;
 	vm->restarts++;
-	r = qv_vm_start(vm, &err);
-	json_object *data = json_object_new_object();
-	json_object_object_add(data, "attempt", json_object_new_int64(vm->restarts));
-	json_object_object_add(data, "ok", json_object_new_boolean(r >= 0));
-	if (r < 0) {
-		log_error("VM %s: automatic restart failed: %s", vm->name, err.message);
-		json_object_object_add(data, "error", json_object_new_string(err.message));
-		qv_daemon_emit(vm->d, vm->name, "restarted", data);
-		qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
-		vm_schedule_restart(vm);
-		return;
-	}
-	qv_daemon_emit(vm->d, vm->name, "restarted", data);
+	r = qv_vm_start_async(vm, NULL, vm_restart_done, NULL, &err);
+	if (r < 0)
+		vm_restart_done(vm, r, &err, NULL);
 }
 
 static void vm_schedule_restart(struct qv_vm *vm)
@@ -265,21 +299,27 @@ static struct qemu_instance_config vm_instance_config(struct qv_vm *vm)
 	return cfg;
 }
 
-int qv_vm_start(struct qv_vm *vm, struct qv_error *errp)
+static int vm_check_startable(struct qv_vm *vm, struct qv_error *errp)
 {
-	return qv_vm_start_with(vm, NULL, errp);
-}
-
-int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)
-{
-	struct qv_daemon *d = vm->d;
-	_cleanup_free_ char *vms_dir = NULL;
-	int r;
-
-	if (vm->inst || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
+	if (vm->inst || vm->starting ||
+	    (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
 				    vm->name, qv_vm_state_to_string(vm->state));
 	vm->restart_timer = qv_source_remove(vm->restart_timer);
+	return 0;
+}
+
+/* Everything before the spawn: run dir, accel, sandbox, TAPs. On success the
+ * caller spawns with *opts and *proc (which point into nic_fds). */
+static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
+			    struct qemu_argv_opts *opts, struct qemu_proc_opts *proc,
+			    int **ret_nic_fds, char **ret_cidata, struct qv_error *errp)
+{
+	struct qv_daemon *d = vm->d;
+	_cleanup_free_ char *vms_dir = NULL;
+	size_t n_nic_fds = 0;
+	int r;
+
 	if (asprintf(&vms_dir, "%s/vms", d->cfg.run_dir) < 0)
 		return -ENOMEM;
 	(void)mkdir(vms_dir, 0700);
@@ -289,49 +329,48 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 			return -ENOMEM;
 	}
 	vm->accel = qemu_accel_resolve(vm->spec->accel, &d->accel);
-	struct qemu_argv_opts opts = {
+	*opts = (struct qemu_argv_opts){
 		.qemu_binary = d->cfg.qemu_binary,
 		.run_dir = vm->run_dir,
 		.accel = vm->accel,
 		.incoming = so ? so->incoming : NULL,
 		.start_paused = so ? so->paused : false,
 	};
-	struct qemu_instance_config cfg = vm_instance_config(vm);
-	struct qemu_proc_opts proc = { .cgroup_fd = -1 };
-	_cleanup_free_ int *nic_fds = NULL;
-	size_t n_nic_fds = 0;
-
-	_cleanup_free_ char *cidata = NULL;
-	r = qv_vm_sandbox_prepare(vm, &opts, &proc, errp);
+	*proc = (struct qemu_proc_opts){ .cgroup_fd = -1 };
+	r = qv_vm_sandbox_prepare(vm, opts, proc, errp);
 	if (r >= 0)
-		r = qv_vm_cidata_prepare(vm, &proc, &opts, &cidata, errp);
+		r = qv_vm_cidata_prepare(vm, proc, opts, ret_cidata, errp);
+	if (r >= 0)
+		r = qv_vm_nics_open(vm, ret_nic_fds, &n_nic_fds, errp);
 	if (r < 0) {
 		qv_vm_sandbox_release(vm);
 		return r;
 	}
-	r = qv_vm_nics_open(vm, &nic_fds, &n_nic_fds, errp);
-	if (r < 0) {
-		qv_vm_sandbox_release(vm);
-		return r;
-	}
-	opts.nic_fds = nic_fds;
-	opts.n_nic_fds = n_nic_fds;
-	cfg.proc = &proc;
-
+	opts->nic_fds = *ret_nic_fds;
+	opts->n_nic_fds = n_nic_fds;
 	vm->saw_shutdown = false;
-	vm->state = QV_VM_STARTING;
-	qv_vm_persist(vm);
-	r = qemu_instance_start(d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
-	qv_vm_nics_started(vm);
-	if (r < 0) {
-		qv_vm_nics_close(vm);
-		qv_vm_sandbox_release(vm);
+	return 0;
+}
+
+/* QEMU never came up (and is gone): release, back to stopped. */
+static void vm_start_failed(struct qv_vm *vm, int r, const struct qv_error *errp, bool emit)
+{
+	qv_vm_nics_close(vm);
+	qv_vm_sandbox_release(vm);
+	snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
+		 errp && errp->set ? errp->message : strerror(-r));
+	if (!emit) {
 		vm->state = QV_VM_STOPPED;
-		snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
-			 errp ? errp->message : strerror(-r));
 		qv_vm_persist(vm);
-		return r;
+		return;
 	}
+	json_object *data = json_object_new_object();
+	json_object_object_add(data, "error", json_object_new_string(vm->last_exit));
+	qv_vm_set_state(vm, QV_VM_STOPPED, data);
+}
+
+static void vm_start_succeeded(struct qv_vm *vm, bool paused)
+{
 	vm->started_at = qv_unix_ms();
 	vm->last_exit[0] = '\0';
 	json_object *data = json_object_new_object();
@@ -339,8 +378,123 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	json_object_object_add(data, "accel",
 			       json_object_new_string(vm_accel_to_string(vm->accel)));
 	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
-	qv_vm_set_state(vm, so && (so->paused || so->incoming) ? QV_VM_PAUSED : QV_VM_RUNNING,
-			data);
+	qv_vm_set_state(vm, paused ? QV_VM_PAUSED : QV_VM_RUNNING, data);
+}
+
+int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)
+{
+	struct qemu_instance_config cfg = vm_instance_config(vm);
+	struct qemu_argv_opts opts;
+	struct qemu_proc_opts proc;
+	_cleanup_free_ int *nic_fds = NULL;
+	_cleanup_free_ char *cidata = NULL;
+	int r;
+
+	r = vm_check_startable(vm, errp);
+	if (r >= 0)
+		r = vm_start_prepare(vm, so, &opts, &proc, &nic_fds, &cidata, errp);
+	if (r < 0)
+		return r;
+	cfg.proc = &proc;
+	vm->state = QV_VM_STARTING;
+	qv_vm_persist(vm);
+	r = qemu_instance_start(vm->d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
+	qv_vm_nics_started(vm);
+	if (r < 0) {
+		vm_start_failed(vm, r, errp, false);
+		return r;
+	}
+	vm_start_succeeded(vm, so && (so->paused || so->incoming));
+	return 0;
+}
+
+struct qv_vm_starting {
+	qv_vm_start_fn fn;
+	void *userdata;
+	char *incoming;
+	bool paused;
+};
+
+static void vm_starting_free(struct qv_vm *vm)
+{
+	if (vm->starting)
+		free(vm->starting->incoming);
+	free(TAKE_PTR(vm->starting));
+}
+
+/* The start is over, either way: report and make room in the queue. */
+static void vm_start_complete(struct qv_vm *vm, int error, const struct qv_error *errp)
+{
+	struct qv_vm_starting ctx = *vm->starting;
+
+	vm->starting->incoming = NULL;
+	vm_starting_free(vm);
+	if (error < 0) {
+		log_warning("VM %s: start failed: %s", vm->name,
+			    errp && errp->set ? errp->message : strerror(-error));
+		vm_start_failed(vm, error, errp, true);
+	} else {
+		vm_start_succeeded(vm, ctx.paused);
+	}
+	qv_start_queue_done(vm->d);
+	if (ctx.fn)
+		ctx.fn(vm, error, errp, ctx.userdata);
+	free(ctx.incoming);
+}
+
+static void vm_started(qemu_instance *inst, int error, const struct qv_error *errp, void *ud)
+{
+	struct qv_vm *vm = ud;
+
+	if (error < 0)
+		vm->inst = qemu_instance_free(vm->inst);
+	vm_start_complete(vm, error, errp);
+}
+
+void qv_vm_start_queued(struct qv_vm *vm)
+{
+	struct qemu_instance_config cfg = vm_instance_config(vm);
+	struct qv_vm_start_opts so = { .incoming = vm->starting->incoming,
+				       .paused = vm->starting->paused };
+	struct qemu_argv_opts opts;
+	struct qemu_proc_opts proc;
+	_cleanup_free_ int *nic_fds = NULL;
+	_cleanup_free_ char *cidata = NULL; /* opts.cidata_path: spawned below */
+	struct qv_error err = {};
+	int r;
+
+	r = vm_start_prepare(vm, &so, &opts, &proc, &nic_fds, &cidata, &err);
+	if (r < 0) {
+		vm_start_complete(vm, r, &err);
+		return;
+	}
+	cfg.proc = &proc;
+	r = qemu_instance_start_async(vm->d->loop, vm->spec, &opts, &cfg, vm_started, vm,
+				      &vm->inst, &err);
+	qv_vm_nics_started(vm);
+	if (r < 0)
+		vm_start_complete(vm, r, &err); /* releases TAPs and sandbox */
+}
+
+int qv_vm_start_async(struct qv_vm *vm, const struct qv_vm_start_opts *so, qv_vm_start_fn fn,
+		      void *userdata, struct qv_error *errp)
+{
+	int r = vm_check_startable(vm, errp);
+
+	if (r < 0)
+		return r;
+	vm->starting = calloc(1, sizeof(*vm->starting));
+	if (!vm->starting)
+		return -ENOMEM;
+	*vm->starting = (struct qv_vm_starting){
+		.fn = fn, .userdata = userdata, .paused = so && (so->paused || so->incoming),
+	};
+	if ((so && so->incoming && !(vm->starting->incoming = strdup(so->incoming))) ||
+	    qv_start_queue_push(vm->d, vm) < 0) {
+		vm_starting_free(vm);
+		return -ENOMEM;
+	}
+	qv_vm_set_state(vm, QV_VM_STARTING, NULL);
 	return 0;
 }
 
@@ -412,6 +566,10 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 	if (!vm->inst)
 		return qv_error_set(errp, EALREADY, QV_REASON_CONFLICT, "VM %s is not running (%s)",
 				    vm->name, qv_vm_state_to_string(vm->state));
+	if (vm->starting)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s is starting; stop it once the start completes "
+				    "(at most %d s)", vm->name, QEMU_CONNECT_TIMEOUT_MS / 1000);
 	if (vm->state == QV_VM_STOPPING && !force)
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is already stopping; use force to kill it", vm->name);
@@ -447,63 +605,6 @@ int qv_vm_stop_migrated(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop
 			void *userdata, struct qv_error *errp)
 {
 	return vm_stop(vm, force, timeout_ms, true, fn, userdata, errp);
-}
-
-static int vm_require_state(struct qv_vm *vm, enum qv_vm_state want, const char *what,
-			    struct qv_error *errp)
-{
-	if (vm->state != want || !vm->inst)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot %s VM %s: it is %s", what, vm->name,
-				    qv_vm_state_to_string(vm->state));
-	return 0;
-}
-
-int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_RUNNING, "pause", errp);
-
-	if (r < 0)
-		return r;
-	r = qemu_instance_pause(vm->inst, errp);
-	if (r < 0)
-		return r;
-	if (vm->state == QV_VM_RUNNING)
-		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
-	return 0;
-}
-
-int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_PAUSED, "resume", errp);
-	const char *op;
-
-	if (r < 0)
-		return r;
-	op = qv_image_vm_disk_busy(vm->d, vm);
-	if (op)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot resume VM %s: image copy %s is reading its disk; "
-				    "wait for it or cancel it", vm->name, op);
-	r = qemu_instance_resume(vm->inst, errp);
-	if (r < 0)
-		return r;
-	if (vm->state == QV_VM_PAUSED)
-		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
-	return 0;
-}
-
-int qv_vm_reboot(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_RUNNING, "reboot", errp);
-
-	if (r < 0)
-		return r;
-	r = qemu_instance_reset(vm->inst, errp);
-	if (r < 0)
-		return r;
-	qv_daemon_emit(vm->d, vm->name, "rebooted", NULL);
-	return 0;
 }
 
 /* --- define / undefine ------------------------------------------------------ */
@@ -579,6 +680,7 @@ int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp)
 				    strerror(-r));
 	qv_daemon_emit(d, vm->name, "undefined", NULL);
 	qv_vm_cidata_remove(vm);
+	vm_remove_run_dir(vm);
 	vm_unlink(d, vm);
 	vm_free(vm);
 	return 0;

@@ -3,7 +3,7 @@
  * check. */
 #include <ctype.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <gnutls/crypto.h>
 
 #include "common/macro.h"
 #include "storage/ova.h"
@@ -61,13 +61,13 @@ static int extract_one(FILE *in, int dirfd, struct qv_ova_file *f, struct qv_err
 {
 	_cleanup_close_ int fd = openat(dirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 					O_CLOEXEC, 0600);
-	EVP_MD_CTX *c1 = EVP_MD_CTX_new(), *c256 = EVP_MD_CTX_new();
+	gnutls_hash_hd_t c1 = NULL, c256 = NULL;
 	static char buf[1 << 16];
 	uint64_t left = f->size;
 	int r = 0;
 
-	if (fd < 0 || !c1 || !c256 || !EVP_DigestInit_ex(c1, EVP_sha1(), NULL) ||
-	    !EVP_DigestInit_ex(c256, EVP_sha256(), NULL)) {
+	if (fd < 0 || gnutls_hash_init(&c1, GNUTLS_DIG_SHA1) < 0 ||
+	    gnutls_hash_init(&c256, GNUTLS_DIG_SHA256) < 0) {
 		r = fd < 0 ? qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot create %s: %m",
 					  f->name) : -ENOMEM;
 		goto out;
@@ -83,22 +83,23 @@ static int extract_one(FILE *in, int dirfd, struct qv_ova_file *f, struct qv_err
 					 "cannot write %s: %m", f->name);
 			goto out;
 		}
-		EVP_DigestUpdate(c1, buf, want);
-		EVP_DigestUpdate(c256, buf, want);
+		gnutls_hash(c1, buf, want);
+		gnutls_hash(c256, buf, want);
 		left -= want;
 	}
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned dn;
-	EVP_DigestFinal_ex(c1, d, &dn);
-	hex(d, dn, f->sha1);
-	EVP_DigestFinal_ex(c256, d, &dn);
-	hex(d, dn, f->sha256);
+	unsigned char d[32];
+	gnutls_hash_output(c1, d);
+	hex(d, 20, f->sha1);
+	gnutls_hash_output(c256, d);
+	hex(d, 32, f->sha256);
 	/* skip the padding to the next block */
 	if (f->size % TAR_BLOCK && fseeko(in, TAR_BLOCK - (off_t)(f->size % TAR_BLOCK), SEEK_CUR) < 0)
 		r = BAD(errp, "OVA truncated after %s", f->name);
 out:
-	EVP_MD_CTX_free(c1);
-	EVP_MD_CTX_free(c256);
+	if (c1)
+		gnutls_hash_deinit(c1, NULL);
+	if (c256)
+		gnutls_hash_deinit(c256, NULL);
 	return r;
 }
 
