@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "daemon/activate.h"
 #include "daemon/hooks.h"
+#include "daemon/foreign.h"
 #include "daemon/interop.h"
 #include "daemon/migrate.h"
 #include "daemon/vm-queue.h"
@@ -235,6 +236,8 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_interop_methods, qv_interop_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	r = qv_daemon_tls_setup(d);
