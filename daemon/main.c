@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "daemon/activate.h"
 #include "daemon/hooks.h"
+#include "daemon/foreign.h"
 #include "daemon/interop.h"
 #include "daemon/migrate.h"
 #include "daemon/vm-queue.h"
@@ -174,7 +175,9 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to create event loop: %m");
 	/* Before anything is spawned: the passed socket must not leak into
-	 * children (it is not close-on-exec until we make it so). */
+	 * children (it is not close-on-exec until we make it so), nor the
+	 * LISTEN_* and NOTIFY_SOCKET variables. */
+	qv_notify_init();
 	int afd = -1;
 	r = qv_activation_listen_fd(d->cfg.socket_path, &afd, &err);
 	if (r < 0)
@@ -233,6 +236,8 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_interop_methods, qv_interop_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	r = qv_daemon_tls_setup(d);
@@ -241,6 +246,7 @@ static int run(struct qv_daemon *d)
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
 	log_info("qvisord ready on %s (state %s, run %s)", d->cfg.socket_path, d->cfg.state_dir,
 		 d->cfg.run_dir);
+	qv_notify("READY=1"); /* Type=notify: systemctl start returns once we serve */
 	/* Readiness for scripts: a line on stdout when started with --ready-fd? Keep
 	 * it simple: the socket exists once we are serving. */
 	return qv_loop_run(d->loop);
