@@ -69,7 +69,7 @@ const struct cli_verb cli_verbs[] = {
 	  "Run a scripted migration drill (docs/migration.md)." },
 	{ "sim", verb_sim,
 	  "--trace DIR|CSV --policy NAME [--param X] [--seed N] [--memory-aware] [--cost-model] "
-	  "[--hosts N] [--json] [--csv FILE] [--svg FILE]",
+	  "[--hosts N] [--json] [--csv FILE] [--svg FILE] [--explain N]",
 	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
 	{ "pki init", verb_pki_init, "[--cn NAME] [--days N]",
 	  "Create a lab CA (ca-cert.pem, ca-key.pem) in the PKI dir." },
@@ -220,7 +220,9 @@ int main(int argc, char **argv)
 	int r = v->fn(&ctx, argc, argv);
 	qv_rpc_conn_free(ctx.conn);
 	if (fflush(stdout) != 0 && r == EXIT_OK) {
-		fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
+		/* A reader that went away (| head) is no news to the user. */
+		if (errno != EPIPE)
+			fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
 		return EXIT_FAILED;
 	}
 	return r;

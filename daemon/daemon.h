@@ -53,6 +53,8 @@ struct qv_daemon {
  * start the TCP listener. Logs and returns < 0 on a fatal problem. */
 int qv_daemon_tls_setup(struct qv_daemon *d);
 void qv_daemon_tls_free(struct qv_daemon *d);
+/* host.info's "tls": {pki_dir, enabled, dn, listen, insecure}. */
+json_object *qv_daemon_tls_json(const struct qv_daemon *d);
 
 /* Unix time in ms. */
 int64_t qv_unix_ms(void);

@@ -175,7 +175,9 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to create event loop: %m");
 	/* Before anything is spawned: the passed socket must not leak into
-	 * children (it is not close-on-exec until we make it so). */
+	 * children (it is not close-on-exec until we make it so), nor the
+	 * LISTEN_* and NOTIFY_SOCKET variables. */
+	qv_notify_init();
 	int afd = -1;
 	r = qv_activation_listen_fd(d->cfg.socket_path, &afd, &err);
 	if (r < 0)
@@ -244,6 +246,7 @@ static int run(struct qv_daemon *d)
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
 	log_info("qvisord ready on %s (state %s, run %s)", d->cfg.socket_path, d->cfg.state_dir,
 		 d->cfg.run_dir);
+	qv_notify("READY=1"); /* Type=notify: systemctl start returns once we serve */
 	/* Readiness for scripts: a line on stdout when started with --ready-fd? Keep
 	 * it simple: the socket exists once we are serving. */
 	return qv_loop_run(d->loop);
