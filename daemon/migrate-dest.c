@@ -129,6 +129,8 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	}
 	restore_policy(m, vm);
 	m->n_images = 0; /* they are the VM's disks now */
+	/* RESUME arrives before cont's reply; fall back to now. */
+	m->resume_unix_us = vm->last_resume_us > 0 ? vm->last_resume_us : qv_unix_ms() * 1000;
 	qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	qv_daemon_emit(m->d, m->vm, "migration-finished", NULL);
 	log_info("VM %s: incoming migration finished%s, guest running", m->vm,
@@ -138,7 +140,13 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	json_object_object_add(res, "state", json_object_new_string("running"));
 	if (m->postcopy_running)
 		json_object_object_add(res, "postcopy", json_object_new_boolean(true));
-	qv_mig_drop(m);
+	json_object_object_add(res, "resume_unix_us", json_object_new_int64(m->resume_unix_us));
+	/* Keep the record as a tombstone: a repeated finish (the source lost
+	 * our answer) is answered again, a cancel refused. */
+	snprintf(m->state, sizeof(m->state), "finished");
+	qv_mig_persist(m);
+	qv_mig_test_crash_point("dest-finished");
+	qv_mig_retire(m);
 	if (call)
 		qv_rpc_call_reply(call, res);
 	else
@@ -611,9 +619,11 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	}
 	snprintf(uri, sizeof(uri), "tcp:%s:%d", advert, port);
 	m->peer = strdup(uri);
+	m->source_uri = p->source ? strdup(p->source) : NULL;
 	snprintf(m->state, sizeof(m->state), "prepared");
 	m->expires_ms = qv_now_ms() + (uint64_t)p->timeout_s * 1000;
 	qv_mig_persist(m);
+	qv_mig_test_crash_point("dest-prepared");
 	json_object *extra = json_object_new_object();
 	json_object_object_add(extra, "role", json_object_new_string("destination"));
 	json_object_object_add(extra, "uri", json_object_new_string(uri));

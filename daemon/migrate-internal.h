@@ -39,6 +39,8 @@ struct qv_mig {
 	bool postcopy;           /* prepared with postcopy-ram (allow_postcopy) */
 	bool postcopy_running;   /* we sent `cont` at postcopy-active */
 	char **images;           /* images prepare created (deleted on teardown) */
+	char *source_uri;        /* how to reach the source daemon (prepare's "source") */
+	int64_t resume_unix_us;  /* the guest's RESUME here at finish */
 	size_t n_images;
 };
 
@@ -46,6 +48,8 @@ struct qv_mig *qv_mig_find(const char *vm, bool source);
 struct qv_mig *qv_mig_new(struct qv_daemon *d, const char *vm, bool source);
 /* Unlink, delete the record, free. */
 void qv_mig_drop(struct qv_mig *m);
+/* Unlink and free, keeping the record (a tombstone). */
+void qv_mig_retire(struct qv_mig *m);
 /* Persist m (state, peer, token, stats). */
 void qv_mig_persist(struct qv_mig *m);
 
@@ -62,7 +66,7 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 int qv_mig_plan(struct qv_daemon *d, struct qv_vm *vm, bool copy_storage, double bandwidth_bps,
 		json_object **ret, struct qv_error *errp);
 int qv_mig_confirm(qv_rpc_call *call, struct qv_mig *m, bool keep_definition);
-int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m);
+int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m, bool never_ran);
 int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 		   struct qv_error *errp);
 
@@ -71,6 +75,7 @@ struct qv_mig_prepare {
 	json_object *spec;
 	const char *listen;
 	const char *address;
+	const char *source;      /* the source daemon's URI, recorded */
 	int port;
 	unsigned timeout_s;
 	unsigned multifd_channels;
@@ -93,6 +98,26 @@ void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm);
 void qv_mig_dest_delete_images(struct qv_mig *m);
 /* Pick a free TCP port on addr (migrate-dest.c). */
 int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp);
+
+/* Test hook: SIGKILL ourselves when $QVISORD_TEST_CRASH_AT == point. */
+void qv_mig_test_crash_point(const char *point);
+
+/* migrate-p2p.c: vm.migrate, the daemon-driven protocol (migrate/protocol.h) */
+struct qv_p2p;
+struct qv_p2p *qv_mig_p2p_find(const char *vm);
+/* Runs the protocol for vm to the daemon at `to`; answers call at the end.
+ * opts (borrowed) are vm.migrate's params. */
+int qv_mig_p2p_start(qv_rpc_call *call, struct qv_daemon *d, const char *vm, const char *to,
+		     json_object *opts);
+/* -EBUSY (conflict) once finish may have run on the destination. */
+int qv_mig_p2p_cancel(struct qv_p2p *x, struct qv_error *errp);
+const char *qv_mig_p2p_phase(const struct qv_p2p *x);
+/* Daemon start: continue every persisted driver record. */
+void qv_mig_p2p_resume_all(struct qv_daemon *d);
+/* migrate-source.c: cancel a running engine or storage mirror (perform
+ * then fails). -EBUSY after the postcopy switch, -EALREADY when neither
+ * runs. */
+int qv_mig_stop_outgoing(struct qv_mig *m, struct qv_error *errp);
 
 /* Source side helpers shared by migrate-source.c and migrate-recover.c. */
 /* Make sure the source guest runs again after a failed/cancelled migration. */
