@@ -328,6 +328,8 @@ int mig_proto_resume(mig_proto *p, enum mig_phase phase, const char *token)
 	snprintf(p->token, sizeof(p->token), "%s", token ? token : "");
 	p->resumed = true;
 	p->phase = phase;
+	/* Our own socket may not listen yet, the peer may be restarting too. */
+	p->retry_until = qv_now_ms() + (uint64_t)p->o.retry_s * 1000;
 	qv_error_set(&p->fail, ECANCELED, QV_REASON_CANCELLED,
 		     "the source daemon restarted during the migration");
 	p->fail_errno = -ECANCELED;
