@@ -124,6 +124,8 @@ static void on_perform(mig_proto *p, int error, const struct qv_error *e, json_o
 		p->stats = json_object_get(res);
 		p->completed = true;
 		p->postcopy |= stats_postcopy(res);
+		if (p->cancel_requested && !p->postcopy)
+			return mp_start_abort(p); /* the destination never ran: undo */
 		return mp_start_finish(p);
 	}
 	mp_remember_failure(p, error, e, "perform");

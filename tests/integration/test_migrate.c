@@ -149,9 +149,11 @@ Test(migrate, baseline_completes_with_one_running_copy)
 
 	/* prepare -> perform -> finish -> cancel: the guest runs on the
 	 * destination, so the source must refuse to take over. */
+	qv_error_clear(&err);
 	r = qvt_call_name(&H->d[0], "migrate.cancel", VM, &err);
 	cr_assert_null(r, "cancel after finish must be refused");
 	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	qv_error_clear(&err);
 	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
 	cr_assert_null(r, "cancel on a finished destination must be refused");
 	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
