@@ -210,6 +210,8 @@ static void dest_watch(qv_source *s, void *ud)
 			return qv_mig_teardown_dest(m, "not finished before its timeout");
 	} else if (qv_now_ms() > m->expires_ms) {
 		return qv_mig_teardown_dest(m, "not finished before its timeout");
+	} else if (m->source_uri && !m->asking) {
+		qv_mig_dest_check_stuck(m, incoming_status(vm, buf, sizeof(buf)));
 	}
 	qv_mig_dest_rearm(m);
 }

@@ -41,6 +41,8 @@ struct qv_mig {
 	char **images;           /* images prepare created (deleted on teardown) */
 	char *source_uri;        /* how to reach the source daemon (prepare's "source") */
 	int64_t resume_unix_us;  /* the guest's RESUME here at finish */
+	uint64_t complete_since; /* incoming seen completed, not finished (monotonic ms) */
+	bool asking;             /* migrate-ask.c: a question to the source is out */
 	size_t n_images;
 };
 
@@ -96,6 +98,12 @@ int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen
 			  const char *advert, char *ret_uri, size_t uri_size, struct qv_error *errp);
 void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm);
 void qv_mig_dest_delete_images(struct qv_mig *m);
+/* migrate-ask.c: ask the source (m->source_uri) whether it still drives
+ * this migration; tears m down when it does not. Never blocks. */
+void qv_mig_dest_ask_source(struct qv_mig *m);
+/* From the watchdog: ask once the incoming side has been "completed" for
+ * 30 s without a finish (and every 30 s after). */
+void qv_mig_dest_check_stuck(struct qv_mig *m, const char *incoming_status);
 /* Pick a free TCP port on addr (migrate-dest.c). */
 int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp);
 
