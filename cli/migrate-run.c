@@ -51,6 +51,8 @@ static json_object *migrate_params(const char *name, const char *to,
 	ADD("plain", json_object_new_boolean(o->plain));
 	ADD("keep_definition", json_object_new_boolean(o->keep_definition));
 	ADD("copy_storage", json_object_new_boolean(o->copy_storage));
+	if (o->insecure)
+		ADD("insecure", json_object_new_boolean(true));
 	if (o->dest_address)
 		ADD("dest_address", json_object_new_string(o->dest_address));
 	if (o->listen)

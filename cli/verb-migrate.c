@@ -93,6 +93,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		{ "keep-definition", no_argument, NULL, 'k' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "copy-storage", no_argument, NULL, 'S' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{},
 	};
 	struct cli_migrate_opts o = { .max_downtime_ms = 300, .deadline_s = 300 };
@@ -105,7 +106,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 	char *end;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:m:b:d:pPa:l:kqS", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:m:b:d:pPa:l:kqSI", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': to = optarg; break;
 		case 'a': o.dest_address = optarg; break;
@@ -115,6 +116,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		case 'k': o.keep_definition = true; break;
 		case 'q': o.quiet = true; break;
 		case 'S': o.copy_storage = true; break;
+		case 'I': o.insecure = true; break;
 		case 'm': case 'b': case 'd': {
 			long x = strtol(optarg, &end, 10);
 			if (*end || x < 0 || x > 1000000)

@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/rpc-client.h"
+#include "common/tls.h"
 #include "daemon/migrate-internal.h"
 #include "migrate/protocol.h"
 
@@ -358,6 +359,7 @@ static void opts_from_json(json_object *o, struct mig_proto_opts *po)
 	BOOL("plain", plain);
 	BOOL("keep_definition", keep_definition);
 	BOOL("copy_storage", copy_storage);
+	BOOL("insecure", insecure);
 	STR("dest_address", dest_address);
 	STR("listen", listen);
 	STR("source_uri", source_uri);
@@ -371,11 +373,20 @@ static void opts_from_json(json_object *o, struct mig_proto_opts *po)
 static int p2p_setup(struct qv_p2p *x, struct qv_error *errp)
 {
 	struct mig_proto_opts po = { .name = x->vm };
-	char self[4200];
+	char self[4200], tls_host[256];
 
 	snprintf(self, sizeof(self), "unix://%s", x->d->cfg.socket_path);
 	po.source_uri = self;
 	opts_from_json(x->opts, &po);
+	/* Over tls:// the destination's certificate must name the host we
+	 * dialled; its QEMU presents the same one on the stream. */
+	if (strncmp(x->end[MIG_SIDE_DEST].uri, "tls://", 6) == 0) {
+		int port;
+		if (qv_parse_host_port(x->end[MIG_SIDE_DEST].uri + 6, QV_TLS_DEFAULT_PORT, tls_host,
+				       sizeof(tls_host), &port, errp) < 0)
+			return -EINVAL;
+		po.dest_tls_host = tls_host;
+	}
 	if (mig_proto_new(&po, &p2p_ops, x, &x->proto) < 0)
 		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	return 0;

@@ -12,7 +12,7 @@ enum step { ST_NONE, ST_INFO, ST_PLAN, ST_PREPARE, ST_PERFORM, ST_STATUS, ST_FIN
 
 struct mig_proto {
 	struct mig_proto_opts o;
-	char *name, *dest_address, *listen, *source_uri;
+	char *name, *dest_address, *listen, *source_uri, *dest_tls_host;
 	json_object *extra;
 	const struct mig_proto_ops *ops;
 	void *ud;

@@ -55,6 +55,8 @@ int mig_proto_new(const struct mig_proto_opts *opts, const struct mig_proto_ops 
 	p->dest_address = dup_or_null(opts->dest_address);
 	p->listen = dup_or_null(opts->listen);
 	p->source_uri = dup_or_null(opts->source_uri);
+	p->dest_tls_host = dup_or_null(opts->dest_tls_host);
+	p->o.dest_tls_host = p->dest_tls_host;
 	p->extra = opts->extra_perform ? json_object_get(opts->extra_perform) : NULL;
 	p->o.name = p->name;
 	p->o.max_downtime_ms = opts->max_downtime_ms ? opts->max_downtime_ms : 300;
@@ -77,6 +79,7 @@ mig_proto *mig_proto_free(mig_proto *p)
 	free(p->dest_address);
 	free(p->listen);
 	free(p->source_uri);
+	free(p->dest_tls_host);
 	json_object_put(p->extra);
 	json_object_put(p->spec);
 	json_object_put(p->plan);
@@ -236,6 +239,11 @@ void mp_send_prepare(mig_proto *p)
 		json_object_object_add(o, "multifd_channels", json_object_new_int64(mf));
 	if (p->o.allow_postcopy && !p->o.plain)
 		json_object_object_add(o, "allow_postcopy", json_object_new_boolean(true));
+	if (p->o.insecure)
+		json_object_object_add(o, "tls", json_object_new_boolean(false));
+	/* The certificate the source QEMU will present (TLS streams). */
+	if (p->plan && json_object_object_get_ex(p->plan, "tls_dn", &x))
+		json_object_object_add(o, "peer_dn", json_object_get(x));
 	if (p->o.copy_storage) {
 		json_object *sizes = json_object_new_array();
 		if (p->plan && json_object_object_get_ex(p->plan, "disks", &disks))
@@ -274,6 +282,12 @@ void mp_send_perform(mig_proto *p)
 		ADD("copy_storage", json_object_new_boolean(true));
 		ADD("nbd", json_object_new_string(json_object_object_get_ex(p->prep, "nbd", &v)
 							  ? json_object_get_string(v) : ""));
+	}
+	/* The destination chose the transport; the source follows or refuses. */
+	if (json_object_object_get_ex(p->prep, "tls", &v) && json_object_get_boolean(v)) {
+		ADD("tls", json_object_new_boolean(true));
+		if (p->dest_tls_host)
+			ADD("tls_hostname", json_object_new_string(p->dest_tls_host));
 	}
 #undef ADD
 	if (p->extra) {

@@ -58,6 +58,8 @@ struct mig_proto_opts {
 	const char *dest_address; /* migrate.prepare address */
 	const char *listen;       /* migrate.prepare listen */
 	const char *source_uri;   /* how the destination reaches the source daemon (recorded there) */
+	bool insecure;            /* plain-TCP migration stream (prepare tls: false) */
+	const char *dest_tls_host; /* the name the destination's certificate must carry (tls://HOST) */
 	json_object *extra_perform; /* borrowed: extra members for migrate.perform */
 	unsigned retry_s;         /* finish/cancel retry window, 0 -> 120 */
 	unsigned retry_ms;        /* pause between retries, 0 -> 500 */

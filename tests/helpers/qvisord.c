@@ -73,9 +73,21 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		if (netns_pid > 0 && join_netns(netns_pid) < 0)
 			_exit(126);
 		setsid();
-		execl(qvt_daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
-		      d->run_dir, "--socket", d->socket, "--no-kvm-probe", "--cache-dir", d->dir,
-		      (char *)NULL);
+		char nopki[160];
+		const char *argv[20] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
+					 d->run_dir, "--socket", d->socket, "--no-kvm-probe",
+					 "--cache-dir", d->dir, "--pki-dir" };
+		size_t n = 11;
+		snprintf(nopki, sizeof(nopki), "%s/nopki", d->dir);
+		argv[n++] = d->pki_dir[0] ? d->pki_dir : nopki;
+		if (!d->pki_dir[0])
+			argv[n++] = "--insecure";
+		if (d->listen[0]) {
+			argv[n++] = "--listen";
+			argv[n++] = d->listen;
+		}
+		argv[n] = NULL;
+		execv(qvt_daemon_binary(), (char *const *)argv);
 		_exit(127);
 	}
 	d->pid = pid;

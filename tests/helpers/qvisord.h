@@ -19,6 +19,11 @@ struct qvt_daemon {
 	char run_dir[96];
 	char socket[128];
 	char log[128];
+	/* Set before (re)starting: --pki-dir pki_dir (else a missing
+	 * DIR/nopki and --insecure: plain migrations, like before TLS) and
+	 * --listen listen (e.g. "tls://10.231.0.2:16515"). */
+	char pki_dir[128];
+	char listen[64];
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until
