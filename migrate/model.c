@@ -259,7 +259,7 @@ static size_t step_throttle_effect(const struct mig_model *m, struct mig_policy_
 			 "throttle %d%% lowered D by %.0f%% (%.1f -> %.1f MB/s; a CPU-bound "
 			 "dirtier would drop %d%%): %s", m->throttle_pct, drop * 100,
 			 mb(st->d_unthrottled), mb(d), m->throttle_pct,
-			 st->throttle_ineffective ? "ineffective, not raised further" : "effective");
+			 st->throttle_ineffective ? "ineffective so far" : "effective");
 	return n;
 }
 
@@ -272,7 +272,9 @@ static size_t step_verdict(const struct mig_policy_cfg *cfg, const struct mig_mo
 	double conv = mig_model_converge_s(m, cfg->max_downtime_ms);
 	double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
 	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
-	bool stuck = st->throttle_ineffective || m->throttle_pct >= maxthr;
+	/* Only a throttle at its ceiling proves pre-copy stuck: a dirtier that
+	 * needs a little CPU ignores 40% and starves at 90%. */
+	bool stuck = m->throttle_pct >= maxthr;
 	bool never = d >= b && stuck;
 
 	if (cfg->allow_postcopy || m->dirty_syncs < 3)
@@ -298,7 +300,8 @@ static size_t step_verdict(const struct mig_policy_cfg *cfg, const struct mig_mo
 			 "pre-copy will not converge before the deadline: D %.1f MB/s vs B %.1f "
 			 "MB/s, R %.1f MB, throttle %d%% %s, %.0f s left, convergence %s",
 			 mb(d), mb(b), mb((double)m->remaining), m->throttle_pct,
-			 st->throttle_ineffective ? "(measured ineffective)" : "(at its ceiling)",
+			 st->throttle_ineffective ? "(at its ceiling, measured ineffective)"
+						  : "(at its ceiling)",
 			 left_s, isinf(conv) ? "never" : "after the deadline");
 	return n;
 }
@@ -341,7 +344,7 @@ static size_t step_throttle(const struct mig_policy_cfg *cfg, const struct mig_m
 	double margin = cfg->margin > 0 ? cfg->margin : 0.5;
 	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
 
-	if (d <= b * margin || st->throttle_ineffective)
+	if (d <= b * margin)
 		return n;
 	double cur = m->throttle_pct / 100.0;
 	double raw = cur < 0.99 ? d / (1.0 - cur) : d;

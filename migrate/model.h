@@ -148,9 +148,9 @@ size_t mig_policy_initial(const struct mig_policy_cfg *cfg, const struct mig_mod
  * Throttle effect: D at throttle 0 is remembered; when the throttle
  * reaches QV_MIG_THROTTLE_JUDGE_PCT the step records MIG_ACT_THROTTLE_EFFECT
  * (how much D fell against what a CPU-bound dirtier would give); an
- * ineffective throttle is not raised further.
- * Early verdict (no postcopy): once D >= B with the throttle ineffective or
- * at its ceiling, or convergence predicted past the deadline, the step
+ * ineffective throttle lets postcopy (when allowed) start at once.
+ * Early verdict (no postcopy): once D >= B with the throttle at its
+ * ceiling, or convergence predicted past the deadline at that ceiling, the step
  * records MIG_ACT_PREDICT with the figures; if D >= B still holds
  * QV_MIG_HOPELESS_ROUNDS rounds later it decides MIG_ACT_CANCEL instead of
  * waiting for the deadline. */
