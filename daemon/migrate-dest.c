@@ -28,7 +28,7 @@
 #include "storage/pool.h"
 
 #define WATCH_MS 300
-#define FINISH_POLL_MS 100
+#define FINISH_POLL_MS 20 /* blackout: the source is stopped for good */
 #define FINISH_TIMEOUT_MS 60000
 #define POSTCOPY_POLL_MS 20 /* the guest is paused from the switch until our cont */
 
@@ -226,7 +226,11 @@ int qv_mig_finish(qv_rpc_call *call, struct qv_mig *m)
 	m->finish_call = call;
 	m->finish_deadline = qv_now_ms() + FINISH_TIMEOUT_MS;
 	snprintf(m->state, sizeof(m->state), "finishing");
-	qv_mig_dest_rearm(m);
+	/* The guest is paused until our cont: look at once, not after a poll
+	 * interval (every ms here is blackout). */
+	m->watch = qv_source_remove(m->watch);
+	if (qv_loop_add_timer(m->d->loop, 0, dest_watch, m, &m->watch) < 0)
+		qv_mig_dest_rearm(m);
 	return 0;
 }
 
