@@ -533,7 +533,8 @@ static int m_vm_migrate(qv_rpc_call *call, json_object *params, void *ud)
 	static const char *const keys[] = { "name", "to", "max_downtime_ms", "bandwidth_mbps",
 					    "deadline_s", "allow_postcopy", "plain",
 					    "keep_definition", "copy_storage", "dest_address",
-					    "listen", "source_uri", "retry_s", "perform", NULL };
+					    "listen", "source_uri", "retry_s", "perform", "insecure",
+					    NULL };
 	const char *name, *to, *s = NULL;
 	int64_t n = 0;
 	bool b = false;
@@ -550,6 +551,7 @@ static int m_vm_migrate(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_bool(call, params, "plain", &b) < 0 ||
 	    opt_bool(call, params, "keep_definition", &b) < 0 ||
 	    opt_bool(call, params, "copy_storage", &b) < 0 ||
+	    opt_bool(call, params, "insecure", &b) < 0 ||
 	    opt_string(call, params, "dest_address", &s) < 0 ||
 	    opt_string(call, params, "listen", &s) < 0 ||
 	    opt_string(call, params, "source_uri", &s) < 0)

@@ -98,6 +98,11 @@ static void on_prepare(mig_proto *p, int error, const struct qv_error *e, json_o
 		mp_remember_failure(p, error, e, "prepare on the destination");
 		return mp_finish_fail(p);
 	}
+	if (error < 0 && p->never_sent) {
+		/* prepare never left: nothing exists on the destination. */
+		mp_remember_failure(p, error, e, "prepare on the destination");
+		return mp_finish_fail(p);
+	}
 	if (error < 0) {
 		/* The destination may hold an incoming VM we never heard of. */
 		mp_remember_failure(p, error, e, "prepare on the destination");
@@ -286,7 +291,10 @@ void mig_proto_tick(mig_proto *p)
 	if (p->unsent) {
 		p->unsent = false;
 		qv_error_set(&e, ENOTCONN, QV_REASON_UNAVAILABLE, "the peer is unreachable");
-		return dispatch(p, -ENOTCONN, &e, NULL);
+		p->never_sent = true;
+		dispatch(p, -ENOTCONN, &e, NULL);
+		p->never_sent = false;
+		return;
 	}
 	if (p->retry_pending) {
 		p->retry_pending = false;

@@ -20,6 +20,7 @@ struct mig_proto {
 	enum step step;       /* the call in flight, or the one to retry at tick */
 	uint64_t tag;
 	bool unsent;         /* the last call could not be sent: report at tick */
+	bool never_sent;     /* the answer being handled is that report */
 	int plan_tries;
 	uint64_t retry_until; /* monotonic ms; 0 = not retrying */
 	bool cancel_requested;

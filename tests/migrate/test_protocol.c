@@ -214,3 +214,32 @@ Test(protocol, blackout_is_stop_to_resume)
 	cr_assert_eq(mig_blackout_ms(0, 1300000), -1);
 	cr_assert_eq(mig_blackout_ms(2000000, 1000000), -1);
 }
+
+static int f_call_refused(void *ud, enum mig_side side, const char *method, json_object *params,
+			  unsigned timeout_ms, uint64_t tag)
+{
+	f_call(ud, side, method, NULL, timeout_ms, tag);
+	json_object_put(params);
+	return side == MIG_SIDE_DEST ? -ECONNREFUSED : 0;
+}
+
+Test(protocol, unreachable_destination_fails_at_once_before_prepare_left)
+{
+	static const struct mig_proto_ops refused = { f_call_refused, f_later, f_phase, NULL,
+						      f_done };
+	struct mig_proto_opts o = { .name = "vm1" };
+	struct fake f = {};
+	mig_proto *p = NULL;
+
+	cr_assert_eq(mig_proto_new(&o, &refused, &f, &p), 0);
+	cr_assert_eq(mig_proto_start(p), 0);
+	ok(p, &f, "{\"spec\": {}}");
+	ok(p, &f, "{}");
+	cr_assert_eq(f.later_calls, 1);
+	mig_proto_tick(p);
+	cr_assert(f.done);
+	cr_assert_lt(f.error, 0);
+	cr_assert(strstr(f.message, "prepare on the destination"), "%s", f.message);
+	cr_assert_null(strstr(f.log, "migrate.cancel"), "%s", f.log);
+	mig_proto_free(p);
+}
