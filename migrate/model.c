@@ -263,6 +263,34 @@ static size_t step_throttle_effect(const struct mig_model *m, struct mig_policy_
 	return n;
 }
 
+/* D >= B, the throttle has not lowered D so far, and at its pace (one
+ * increment per round) it cannot reach its ceiling before the deadline:
+ * say so once, with the figures (a warning; the cancel waits for the
+ * ceiling). */
+static size_t step_climb_warning(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+				 uint64_t elapsed_ms, struct mig_policy_state *st,
+				 struct mig_decision *out, size_t n, size_t max)
+{
+	double b = m->bw_bps, d = mig_model_dirty_bps(m);
+	double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
+	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
+	int inc = st->throttle_increment > 0 ? st->throttle_increment : 10;
+	double round_s = (double)elapsed_ms / 1000.0 / (double)(m->dirty_syncs - 1);
+	double climb_s = ceil((double)(maxthr - m->throttle_pct) / inc) * round_s;
+
+	if (st->climb_warned || !st->throttle_ineffective || d < b || climb_s <= left_s)
+		return n;
+	st->climb_warned = true;
+	n = push(out, n, max, MIG_ACT_PREDICT, -1, 0);
+	if (n && out[n - 1].action == MIG_ACT_PREDICT)
+		snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+			 "pre-copy will very likely not converge before the deadline: D %.1f MB/s "
+			 ">= B %.1f MB/s, throttle %d%% has not lowered D, and at +%d%% per round "
+			 "of ~%.1f s it reaches %d%% in ~%.0f s, %.0f s left", mb(d), mb(b),
+			 m->throttle_pct, inc, round_s, maxthr, climb_s, left_s);
+	return n;
+}
+
 /* Say early when pre-copy cannot converge; cancel if it stays so. */
 static size_t step_verdict(const struct mig_policy_cfg *cfg, const struct mig_model *m,
 			   uint64_t elapsed_ms, struct mig_policy_state *st,
@@ -292,7 +320,7 @@ static size_t step_verdict(const struct mig_policy_cfg *cfg, const struct mig_mo
 		return n;
 	}
 	if (!never && !(conv > left_s && !isinf(conv) && stuck))
-		return n;
+		return step_climb_warning(cfg, m, elapsed_ms, st, out, n, max);
 	st->hopeless_since = m->dirty_syncs;
 	n = push(out, n, max, MIG_ACT_PREDICT, isinf(conv) ? -1 : (int)ceil(conv), 0);
 	if (n && out[n - 1].action == MIG_ACT_PREDICT)

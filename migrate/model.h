@@ -96,6 +96,7 @@ struct mig_policy_state {
 	bool throttle_judged;
 	bool throttle_ineffective;
 	uint64_t hopeless_since;      /* round of the no-convergence prediction, 0 = none */
+	bool climb_warned;            /* the throttle cannot reach its ceiling in time (said once) */
 };
 
 /* Throttle judged at this level: ineffective when D fell by less than half

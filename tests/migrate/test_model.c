@@ -441,3 +441,32 @@ Test(policy, effective_throttle_is_kept_and_nothing_is_predicted)
 	cr_assert(judged);
 	cr_assert_not(st.throttle_ineffective);
 }
+
+Test(policy, slow_throttle_climb_is_predicted_early_without_a_cancel)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .deadline_ms = 20000,
+				      .margin = 0.5, .max_throttle_pct = 99 };
+	struct mig_policy_state st = { .downtime_limit_ms = 300, .max_throttle = 99,
+				       .throttle_increment = 10 };
+	struct sim s = {};
+	struct mig_decision d[4];
+	const struct mig_decision *x;
+	int t = 0, warned = 0;
+
+	mig_model_init(&s.m);
+	s.m.alpha = 1.0;
+	/* 3-second rounds, +10% each: at 40% the ceiling is 6 rounds (18 s)
+	 * away with well under 18 s left before the 20 s deadline. */
+	for (int i = 1; i <= 6; i++) {
+		s.t += 2000; /* + throttled_round's 1 s */
+		size_t n = throttled_round(&s, &cfg, &st, t, 60 * MB, false, d);
+		if ((x = find_action(d, n, MIG_ACT_PREDICT))) {
+			warned = i;
+			cr_assert(strstr(x->reason, "very likely not converge"), "%s", x->reason);
+		}
+		cr_assert_null(find_action(d, n, MIG_ACT_CANCEL), "no cancel below the ceiling");
+		if (i >= 2 && t < 40)
+			t += 20;
+	}
+	cr_assert_gt(warned, 0, "the slow climb should have been predicted");
+}
