@@ -252,7 +252,8 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", "uri", "max_downtime_ms", "bandwidth_mbps",
-					    "deadline_s", "allow_postcopy", "plain", "premeasure",
+					    "deadline_s", "allow_postcopy", "postcopy_after_precopy",
+					    "plain", "premeasure",
 					    "xbzrle", "multifd_channels", "multifd_reason",
 					    "copy_storage", "nbd", "tls", "tls_hostname", NULL };
 	struct mig_engine_opts o = { .premeasure = true };
@@ -274,6 +275,7 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_int(call, params, "bandwidth_mbps", 0, 100000, &bw) < 0 ||
 	    opt_int(call, params, "deadline_s", 1, 86400, &deadline) < 0 ||
 	    opt_bool(call, params, "allow_postcopy", &o.allow_postcopy) < 0 ||
+	    opt_bool(call, params, "postcopy_after_precopy", &o.postcopy_after_precopy) < 0 ||
 	    opt_bool(call, params, "plain", &o.plain) < 0 ||
 	    opt_bool(call, params, "premeasure", &o.premeasure) < 0 ||
 	    opt_bool(call, params, "xbzrle", &xbzrle) < 0 ||

@@ -219,6 +219,8 @@ static size_t step_postcopy(const struct mig_policy_cfg *cfg, const struct mig_m
 		why = "pre-copy would converge much later than postcopy finishes";
 	else if (st->throttle_ineffective && d > b * (cfg->margin > 0 ? cfg->margin : 0.5))
 		why = "throttling was measured not to lower D";
+	else if (cfg->postcopy_after_precopy)
+		why = "requested: postcopy after the first pre-copy pass";
 	if (!why)
 		return n;
 	*ret_done = true;

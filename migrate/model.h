@@ -76,6 +76,9 @@ struct mig_policy_cfg {
 	uint64_t ram_bytes;     /* guest RAM (sizes the XBZRLE cache), 0 = unknown */
 	bool no_xbzrle;         /* never enable XBZRLE */
 	bool allow_postcopy;    /* postcopy-ram is on: MIG_ACT_POSTCOPY may be decided */
+	/* with allow_postcopy: switch after the first full pass even when
+	 * pre-copy could converge (libvirt's --postcopy-after-precopy) */
+	bool postcopy_after_precopy;
 };
 
 /* What the policy has already applied (the engine updates it after each

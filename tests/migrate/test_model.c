@@ -338,6 +338,11 @@ Test(policy, postcopy_when_allowed_and_precopy_cannot_converge)
 	/* Allowed, easy workload (D = 0.05 B): pre-copy converges about as fast
 	 * as postcopy would -> no postcopy. */
 	cr_assert_eq(count_postcopy(&cfg, 100 * MB, 5 * MB, 200 << 20, &dc), 0);
+	/* ... unless the operator asked for postcopy after the first pass. */
+	cfg.postcopy_after_precopy = true;
+	cr_assert_eq(count_postcopy(&cfg, 100 * MB, 5 * MB, 200 << 20, &dc), 1);
+	cr_assert(strstr(dc.reason, "requested"), "%s", dc.reason);
+	cfg.postcopy_after_precopy = false;
 
 	/* Allowed, converges before the deadline but much later than postcopy
 	 * (D = 0.7 B: (R - BL) / 0.3 B > 2 R/B + 2 s) -> postcopy. */
