@@ -93,5 +93,10 @@ json_object *vm_spec_to_json(const struct vm_spec *spec)
 	add_int(x, "window_s", spec->restart.window_s);
 	add_int(x, "backoff_ms", spec->restart.backoff_ms);
 	json_object_object_add(o, "restart", x);
+	if (spec->has_resources) {
+		x = json_object_new_object();
+		vm_resources_to_json(&spec->resources, x);
+		json_object_object_add(o, "resources", x);
+	}
 	return o;
 }
