@@ -73,7 +73,7 @@ $(TEST_HELPER_LIB): $(call obj,$(TEST_HELPER_SRCS))
 	rm -f $@
 	$(if $^,ar rcs $@ $^,ar rcs $@)
 
-TEST_DIRS := $(MODULES) integration
+TEST_DIRS := $(MODULES) integration lab
 TEST_LIBS_common      := common
 TEST_LIBS_qemu        := qemu common
 TEST_LIBS_net         := net common
@@ -82,6 +82,7 @@ TEST_LIBS_sched       := sched qemu common
 TEST_LIBS_migrate     := $(LIBORDER)
 TEST_LIBS_daemon      := $(LIBORDER)
 TEST_LIBS_integration := $(LIBORDER)
+TEST_LIBS_lab         := $(LIBORDER)
 
 define TEST_RULE
 $(O)/tests/$(1)/%: tests/$(1)/%.c $(TEST_HELPER_LIB) $(foreach l,$(TEST_LIBS_$(1)),$(call libfile,$(l)))
@@ -93,7 +94,10 @@ $(foreach d,$(TEST_DIRS),$(eval $(call TEST_RULE,$(d))))
 
 UNIT_TESTS  := $(patsubst %.c,$(O)/%,$(foreach d,$(MODULES),$(wildcard tests/$(d)/test_*.c)))
 INTEG_TESTS := $(patsubst %.c,$(O)/%,$(wildcard tests/integration/test_*.c))
-TESTS       := $(UNIT_TESTS) $(INTEG_TESTS)
+# tests/lab: suites that run inside the lab VM (scripts/labvm.sh); on the
+# host they are driven by tests/integration/test_labvm.c or make check-lab.
+LAB_TESTS   := $(patsubst %.c,$(O)/%,$(wildcard tests/lab/test_*.c))
+TESTS       := $(UNIT_TESTS) $(INTEG_TESTS) $(LAB_TESTS)
 
 tests: $(TESTS)
 
@@ -107,6 +111,11 @@ export QV_GUEST_DIR := $(abspath build/guest)
 export QV_SRC_DIR   := $(abspath .)
 check: all tests guest
 	scripts/run-tests.sh $(UNIT_TESTS) -- $(INTEG_TESTS)
+
+# The lab VM suites alone (a few minutes under TCG); make check runs them
+# through tests/integration/test_labvm.c.
+check-lab: all tests guest
+	scripts/labvm.sh $(foreach t,$(LAB_TESTS),--add $(t)) -- /lab/run-all.sh
 
 check-unit: all tests
 	scripts/run-tests.sh $(UNIT_TESTS) --
@@ -128,7 +137,7 @@ demo:
 clean:
 	rm -rf $(O) build-asan build-fuzz
 
-.PHONY: all tests guest check check-unit check-asan fuzz demo clean
+.PHONY: all tests guest check check-lab check-unit check-asan fuzz demo clean
 .SECONDARY:
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

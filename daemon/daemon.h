@@ -22,6 +22,9 @@ struct qv_daemon_config {
 	const char *guest_dir;   /* probe guest: vmlinuz + initrd.img */
 	unsigned max_clients;
 	bool no_probe;           /* skip the KVM boot probe: auto -> TCG */
+	const char *loop_mode;   /* resource loop: off|advise|enforce|auto (default auto) */
+	unsigned loop_interval_ms; /* default 1000 */
+	const char *metrics_listen; /* ADDR:PORT for Prometheus, NULL = off */
 };
 
 struct qv_daemon {
@@ -36,6 +39,7 @@ struct qv_daemon {
 	void *net_state;         /* daemon/netreg.c */
 	void *cgroup_state;      /* daemon/vm-cgroup.c */
 	void *image_state;       /* daemon/methods-image.c */
+	struct qv_hostloop *hostloop; /* daemon/hostloop.c */
 };
 
 /* Unix time in ms. */

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "daemon/hooks.h"
+#include "daemon/hostloop.h"
 #include "daemon/migrate.h"
 #include "daemon/vm.h"
 
@@ -30,6 +31,8 @@ static void usage(FILE *f)
 		"  --no-kvm-probe      never boot the KVM probe; accel auto means TCG\n"
 		"  --max-clients N     concurrent RPC clients (default 64)\n"
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
+		"  --loop-mode MODE    resource loop: off|advise|enforce|auto (default auto)\n"
+		"  --loop-interval MS  resource loop interval (default 1000)\n"
 		"  -h, --help          this help\n");
 }
 
@@ -181,6 +184,9 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to load VMs from the state store: %m");
 	qv_migrate_registry_load(d); /* resolves migrations cut by a restart; never fatal */
+	r = qv_hostloop_load(d);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the resource loop: %m");
 	r = qv_net_registry_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up networks: %m");
@@ -206,6 +212,9 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_image_methods, qv_image_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_migrate_methods, qv_migrate_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_hostloop_methods, qv_hostloop_methods_count,
+					      d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
@@ -219,7 +228,7 @@ static int run(struct qv_daemon *d)
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
-	       OPT_MAXCLIENTS, OPT_LOG };
+	       OPT_MAXCLIENTS, OPT_LOG, OPT_LOOP_MODE, OPT_LOOP_INTERVAL };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -230,6 +239,8 @@ int main(int argc, char **argv)
 		{ "no-kvm-probe", no_argument, NULL, OPT_NOPROBE },
 		{ "max-clients", required_argument, NULL, OPT_MAXCLIENTS },
 		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "loop-mode", required_argument, NULL, OPT_LOOP_MODE },
+		{ "loop-interval", required_argument, NULL, OPT_LOOP_INTERVAL },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -274,6 +285,17 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case OPT_LOOP_MODE: d.cfg.loop_mode = optarg; break;
+		case OPT_LOOP_INTERVAL: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n < 100 || n > 60000) {
+				fprintf(stderr, "qvisord: --loop-interval must be 100..60000 ms\n");
+				return 2;
+			}
+			d.cfg.loop_interval_ms = (unsigned)n;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -300,6 +322,7 @@ int main(int argc, char **argv)
 	qv_vm_registry_free(&d);
 	qv_net_registry_free(&d);
 	qv_image_registry_free(&d);
+	qv_hostloop_free(&d);
 	qv_cgroup_registry_free(&d);
 	qv_state_close(d.state);
 	qv_loop_free(d.loop);

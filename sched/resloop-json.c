@@ -55,7 +55,8 @@ json_object *hl_loop_vm_json(const hl_loop *l, const char *name)
 			continue;
 		json_object *o = json_object_new_object(), *res = json_object_new_object();
 		add_str(o, "name", vm->name);
-		enum vm_loop_mode m = vm->res.mode == VM_LOOP_HOST ? l->o.mode : vm->res.mode;
+		enum vm_loop_mode m = l->o.mode == VM_LOOP_OFF ? VM_LOOP_OFF
+				      : vm->res.mode == VM_LOOP_HOST ? l->o.mode : vm->res.mode;
 		add_str(o, "mode", vm_loop_mode_to_string(m));
 		vm_resources_to_json(&vm->res, res);
 		json_object_object_add(o, "resources", res);

@@ -10,8 +10,11 @@
 
 #define MIB (1024 * 1024)
 
+/* The host's off is a master switch; otherwise the VM's own mode wins. */
 static enum vm_loop_mode vm_mode(const hl_loop *l, const struct hl_vm *vm)
 {
+	if (l->o.mode == VM_LOOP_OFF)
+		return VM_LOOP_OFF;
 	return vm->res.mode == VM_LOOP_HOST ? l->o.mode : vm->res.mode;
 }
 
@@ -137,8 +140,6 @@ size_t hl_loop_tick(hl_loop *l, struct hl_change *ret, size_t max)
 {
 	size_t n = 0;
 
-	if (l->o.mode == VM_LOOP_OFF && !l->n)
-		return 0;
 	struct hl_vm_in *in = calloc(l->n ? l->n : 1, sizeof(*in));
 	struct hl_alloc *want = calloc(l->n ? l->n : 1, sizeof(*want));
 	if (!in || !want)

@@ -23,7 +23,8 @@
 # environment, cwd /tmp; its output goes to the serial console, which this
 # script copies to stdout. The exit status is PROGRAM's (from the guest's
 # QVISOR-RUN-EXIT marker), 124 on timeout, 125 when the guest died without
-# a marker. See docs/lab-vm.md.
+# a marker. PROGRAM /lab/run-all.sh runs every added test_* Criterion suite
+# (--jobs 1 --verbose). See docs/lab-vm.md.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -107,6 +108,18 @@ case "$PROG" in /*) p="$PROG" ;; *) p=/lab/bin/\$(basename "$PROG") ;; esac
 "\$p" "\$@" 2>&1
 EOF
 chmod 755 "$X/lab/run.sh"
+# /lab/run-all.sh: every added Criterion suite (test_*), one test at a time.
+cat >"$X/lab/run-all.sh" <<'EOF'
+#!/bin/sh
+rc=0
+for t in /lab/bin/test_*; do
+	[ -x "$t" ] || continue
+	echo "=== $t"
+	"$t" --jobs 1 --verbose --color=never "$@" || rc=1
+done
+exit $rc
+EOF
+chmod 755 "$X/lab/run-all.sh"
 
 IMG=$WORK/lab.img
 "$REPO/scripts/mkguest.sh" --extra "$X" --out "$IMG" --base "$BASE" >&2 ||
@@ -115,7 +128,7 @@ LOG=$WORK/serial.log
 : >"$LOG"
 QARGS=(-nodefaults -no-user-config -machine q35 -accel tcg -smp "$SMP" -m "$MEM"
 	-kernel "$BASE/vmlinuz" -initrd "$IMG"
-	-append "console=ttyS0 quiet panic=-1 psi=1 qv.run=/lab/run.sh"
+	-append "console=ttyS0 quiet panic=-1 psi=1 no_timer_check qv.run=/lab/run.sh"
 	-serial "file:$LOG" -display none -no-reboot)
 if [ "$DISK" -gt 0 ]; then
 	truncate -s "${DISK}M" "$WORK/disk.raw"

@@ -171,7 +171,7 @@ Test(alloc, admission_names_the_short_resource)
 
 	cr_assert_eq(hl_admit(&two_cpus, run, 1, &cand, &err), -ENOSPC);
 	cr_assert_not_null(strstr(err.message, "not enough cpu for VM b"), "%s", err.message);
-	cr_assert_not_null(strstr(err.message, "1.5 of 2"), "%s", err.message);
+	cr_assert_not_null(strstr(err.message, "1.500 of the 2.000 cores"), "%s", err.message);
 	cr_assert_str_eq(err.reason, "unavailable");
 	b.cpu_reservation = 500;
 	cr_assert_eq(hl_admit(&two_cpus, run, 1, &cand, NULL), 0);
