@@ -12,7 +12,7 @@
 
 O        ?= build
 CC       ?= gcc
-PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3
+PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CRIT_LIBS  := $(shell pkg-config --libs criterion)

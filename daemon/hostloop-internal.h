@@ -26,6 +26,8 @@ struct qv_hostloop {
 	struct hl_host_caps caps;
 	struct hl_recent recent[HOSTLOOP_RECENT]; /* ring of the last changes */
 	size_t head, n_recent;
+	bool by_pid;       /* no cgroup groups: watch QEMU processes */
+	struct qv_metrics_http *metrics;
 };
 
 struct qv_hostloop *qv_hostloop_state(struct qv_daemon *d);

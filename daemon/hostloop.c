@@ -8,6 +8,8 @@
 
 #include "common/log.h"
 #include "daemon/hostloop-internal.h"
+#include "daemon/metrics-http.h"
+#include "qemu/instance.h"
 #include "daemon/vm-cgroup-internal.h"
 
 struct qv_hostloop *qv_hostloop_state(struct qv_daemon *d)
@@ -73,12 +75,26 @@ static void check_overload(struct qv_hostloop *h)
 	qv_daemon_emit(h->d, NULL, "host-overload", hl_loop_pressure_json(h->loop));
 }
 
+/* Without cgroup groups, running VMs are watched through their QEMU pid
+ * (metrics only); a restarted QEMU is picked up at the next tick. */
+static void sync_pid_vms(struct qv_hostloop *h)
+{
+	for (struct qv_vm *vm = h->d->vms; h->by_pid && vm; vm = vm->next) {
+		if (!vm->inst || col_vm_index(h->col, vm->name) >= 0)
+			continue;
+		pid_t pid = qemu_instance_pid(vm->inst);
+		if (pid > 0)
+			(void)col_add_vm_pid(h->col, vm->name, pid);
+	}
+}
+
 static void on_tick(qv_source *s, void *ud)
 {
 	struct qv_hostloop *h = ud;
 	struct hl_change ch[HOSTLOOP_MAX_CHANGES];
 
 	h->timer = NULL;
+	sync_pid_vms(h);
 	uint64_t t0 = qv_now_ms();
 	col_poll(h->col, t0 * 1000);
 	size_t n = hl_loop_tick(h->loop, ch, HOSTLOOP_MAX_CHANGES);
@@ -144,7 +160,13 @@ int qv_hostloop_load(struct qv_daemon *d)
 		free(h);
 		return r;
 	}
+	h->by_pid = !cg || !cg_manager_slice_path(cg->mgr);
 	d->hostloop = h;
+	if (d->cfg.metrics_listen &&
+	    (r = qv_metrics_http_start(d, d->cfg.metrics_listen, &h->metrics)) < 0) {
+		qv_hostloop_free(d);
+		return r;
+	}
 	adopt_running(h, cg);
 	if (qv_loop_add_timer(d->loop, h->interval_ms, on_tick, h, &h->timer) < 0)
 		log_warning("resource loop: cannot arm its timer, ignoring");
@@ -161,6 +183,7 @@ void qv_hostloop_free(struct qv_daemon *d)
 	if (!h)
 		return;
 	qv_source_remove(h->timer);
+	h->metrics = qv_metrics_http_stop(h->metrics);
 	hl_loop_free(h->loop);
 	col_free(h->col);
 	free(h);
@@ -211,8 +234,8 @@ void qv_hostloop_vm_removed(struct qv_vm *vm)
 {
 	struct qv_hostloop *h = vm->d->hostloop;
 
-	if (h)
-		(void)hl_loop_remove_vm(h->loop, vm->name);
+	if (h && hl_loop_remove_vm(h->loop, vm->name) < 0)
+		(void)col_remove_vm(h->col, vm->name); /* watched by pid */
 }
 
 void qv_hostloop_view(struct qv_daemon *d, struct qv_hostloop_view *ret)

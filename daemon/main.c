@@ -33,6 +33,7 @@ static void usage(FILE *f)
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
 		"  --loop-mode MODE    resource loop: off|advise|enforce|auto (default auto)\n"
 		"  --loop-interval MS  resource loop interval (default 1000)\n"
+		"  --metrics-listen ADDR:PORT  serve Prometheus metrics (default off)\n"
 		"  -h, --help          this help\n");
 }
 
@@ -228,7 +229,7 @@ static int run(struct qv_daemon *d)
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
-	       OPT_MAXCLIENTS, OPT_LOG, OPT_LOOP_MODE, OPT_LOOP_INTERVAL };
+	       OPT_MAXCLIENTS, OPT_LOG, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -241,6 +242,7 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "loop-mode", required_argument, NULL, OPT_LOOP_MODE },
 		{ "loop-interval", required_argument, NULL, OPT_LOOP_INTERVAL },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -286,6 +288,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_LOOP_MODE: d.cfg.loop_mode = optarg; break;
+		case OPT_METRICS: d.cfg.metrics_listen = optarg; break;
 		case OPT_LOOP_INTERVAL: {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);

@@ -83,7 +83,10 @@ static void poll_vm(qv_collector *c, struct col_vm *v, uint64_t now_us, uint32_t
 {
 	struct col_vm_raw r = { .t_us = now_us };
 
-	read_vm(c, v, &r);
+	if (v->by_pid)
+		col_read_pid(c, v, &r);
+	else
+		read_vm(c, v, &r);
 	/* cpu.stat vanishes with the group: the VM's QEMU is gone. */
 	v->stale = !(r.present & CG_CPU) && !(r.present & CG_MEMORY);
 	if (v->stale)

@@ -19,7 +19,7 @@ static const char *const host_files[H_N] = {
 	"stat", "meminfo", "pressure/cpu", "pressure/memory", "pressure/io",
 };
 
-static void vm_free(struct col_vm *v)
+void col_vm_free(struct col_vm *v)
 {
 	if (!v)
 		return;
@@ -57,7 +57,7 @@ qv_collector *col_free(qv_collector *c)
 	if (!c)
 		return NULL;
 	for (size_t i = 0; i < c->n_vms; i++)
-		vm_free(c->vms[i]);
+		col_vm_free(c->vms[i]);
 	free(c->vms);
 	for (int i = 0; i < H_N; i++)
 		if (c->hfd[i] >= 0)
@@ -80,6 +80,37 @@ int col_vm_index(const qv_collector *c, const char *name)
 	return -ENOENT;
 }
 
+struct col_vm *col_vm_alloc(const qv_collector *c, const char *name)
+{
+	struct col_vm *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	for (int i = 0; i < F_N; i++)
+		v->fd[i] = -1;
+	if (!(v->name = strdup(name)) ||
+	    col_ring_init(&v->ring, c->o.fine_points, c->o.coarse_points, c->o.coarse_every) < 0) {
+		col_vm_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+int col_insert(qv_collector *c, struct col_vm *v)
+{
+	if (c->n_vms == c->cap_vms) {
+		size_t cap = c->cap_vms ? c->cap_vms * 2 : 16;
+		struct col_vm **n = realloc(c->vms, cap * sizeof(*n));
+		if (!n) {
+			col_vm_free(v);
+			return -ENOMEM;
+		}
+		c->vms = n, c->cap_vms = cap;
+	}
+	c->vms[c->n_vms++] = v;
+	return 0;
+}
+
 int col_add_vm(qv_collector *c, const char *name, const char *dir)
 {
 	if (col_vm_index(c, name) >= 0)
@@ -87,24 +118,18 @@ int col_add_vm(qv_collector *c, const char *name, const char *dir)
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	if (c->n_vms == c->cap_vms) {
-		size_t cap = c->cap_vms ? c->cap_vms * 2 : 16;
-		struct col_vm **n = realloc(c->vms, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		c->vms = n, c->cap_vms = cap;
-	}
-	struct col_vm *v = calloc(1, sizeof(*v));
-	if (!v || !(v->name = strdup(name)) ||
-	    col_ring_init(&v->ring, c->o.fine_points, c->o.coarse_points, c->o.coarse_every) < 0) {
-		vm_free(v);
+	struct col_vm *v = col_vm_alloc(c, name);
+	if (!v)
 		return -ENOMEM;
-	}
 	/* A file that is missing (controller not enabled) stays -1. */
 	for (int i = 0; i < F_N; i++)
 		v->fd[i] = openat(dfd, vm_files[i], O_RDONLY | O_CLOEXEC);
-	c->vms[c->n_vms++] = v;
-	return 0;
+	return col_insert(c, v);
+}
+
+bool col_vm_by_pid(const qv_collector *c, size_t i)
+{
+	return i < c->n_vms && c->vms[i]->by_pid;
 }
 
 int col_remove_vm(qv_collector *c, const char *name)
@@ -113,7 +138,7 @@ int col_remove_vm(qv_collector *c, const char *name)
 
 	if (i < 0)
 		return i;
-	vm_free(c->vms[i]);
+	col_vm_free(c->vms[i]);
 	memmove(&c->vms[i], &c->vms[i + 1], (c->n_vms - (size_t)i - 1) * sizeof(*c->vms));
 	c->n_vms--;
 	return 0;

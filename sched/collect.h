@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sched/cgroup.h"
 
@@ -64,6 +65,13 @@ void col_freep(qv_collector **c);
 
 /* Watch the cgroup directory `dir` as VM `name`. -EEXIST, -ENOENT, -ENOMEM. */
 int col_add_vm(qv_collector *c, const char *name, const char *dir);
+/* Watch VM `name` through its QEMU process instead (hosts without a usable
+ * cgroup v2): CPU from /proc/PID/stat (utime + stime), memory from
+ * /proc/PID/status VmRSS, io from /proc/PID/io; no PSI, no throttling.
+ * The descriptors stay bound to that process: once it exits the VM is stale,
+ * never another process that reuses the pid. */
+int col_add_vm_pid(qv_collector *c, const char *name, pid_t pid);
+bool col_vm_by_pid(const qv_collector *c, size_t i);
 /* Forget a VM (its history too). -ENOENT. */
 int col_remove_vm(qv_collector *c, const char *name);
 

@@ -146,6 +146,12 @@ unsigned long hl_loop_changes(const hl_loop *l)
 	return l->n_changes;
 }
 
+const struct hl_demand *hl_loop_vm_demand(const hl_loop *l, const char *name)
+{
+	int i = find(l, name);
+	return i >= 0 && l->vms[i]->demand.known ? &l->vms[i]->demand : NULL;
+}
+
 const struct hl_alloc *hl_loop_vm_alloc(const hl_loop *l, const char *name)
 {
 	int i = find(l, name);

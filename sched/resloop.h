@@ -69,5 +69,7 @@ json_object *hl_loop_vm_json(const hl_loop *l, const char *name);
 json_object *hl_change_to_json(const struct hl_change *c);
 /* Total changes so far (for tests and metrics). */
 unsigned long hl_loop_changes(const hl_loop *l);
+/* name's demand estimate; NULL if unknown. */
+const struct hl_demand *hl_loop_vm_demand(const hl_loop *l, const char *name);
 /* The allocation currently written (or advised) for name; NULL if none. */
 const struct hl_alloc *hl_loop_vm_alloc(const hl_loop *l, const char *name);

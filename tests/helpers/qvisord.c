@@ -73,9 +73,12 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		if (netns_pid > 0 && join_netns(netns_pid) < 0)
 			_exit(126);
 		setsid();
-		execl(qvt_daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
-		      d->run_dir, "--socket", d->socket, "--no-kvm-probe", "--cache-dir", d->dir,
-		      (char *)NULL);
+		const char *argv[24] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
+					 d->run_dir, "--socket", d->socket, "--no-kvm-probe",
+					 "--cache-dir", d->dir };
+		for (size_t i = 0; i < 8 && d->extra_args[i]; i++)
+			argv[10 + i] = d->extra_args[i];
+		execv(qvt_daemon_binary(), (char *const *)argv);
 		_exit(127);
 	}
 	d->pid = pid;

@@ -19,6 +19,8 @@ struct qvt_daemon {
 	char run_dir[96];
 	char socket[128];
 	char log[128];
+	const char *extra_args[8]; /* more qvisord options (NULL-terminated), e.g.
+				    * "--metrics-listen", "127.0.0.1:PORT" */
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "sched/collect.h"
 
@@ -156,4 +158,33 @@ Test(collect, host_parsers_reject_garbage)
 	cr_assert_eq(b, 36);
 	cr_assert_eq(a, 36 - 4 - 5);
 	cr_assert_eq(n, 1);
+}
+
+Test(collect, a_vm_watched_by_pid_reports_cpu_and_memory)
+{
+	qv_collector *c = NULL;
+	struct col_opts o = { .proc_root = proc };
+
+	cr_assert_eq(col_new(&o, &c), 0);
+	cr_assert_eq(col_add_vm_pid(c, "self", getpid()), 0);
+	cr_assert_eq(col_add_vm_pid(c, "self", getpid()), -EEXIST);
+	cr_assert_eq(col_add_vm_pid(c, "none", 0), -EINVAL);
+	cr_assert(col_vm_by_pid(c, 0));
+	col_poll(c, 1000000);
+	/* burn ~200 ms of CPU */
+	struct timespec a, b;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	volatile unsigned long x = 0;
+	do {
+		for (int i = 0; i < 100000; i++)
+			x += (unsigned long)i;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	} while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 200);
+	col_poll(c, 2000000);
+	const struct col_point *p = col_vm_last(c, 0);
+	cr_assert_not_null(p);
+	cr_assert_geq(p->cpu, 0.15, "%.3f cores over the 1 s fake interval", p->cpu);
+	cr_assert_gt(p->mem_mib, 0.5);
+	cr_assert_geq(col_vm_raw(c, 0)->cpu_usage_usec, 150000);
+	col_free(c);
 }
