@@ -115,7 +115,8 @@ check: all tests guest
 # The lab VM suites alone (a few minutes under TCG); make check runs them
 # through tests/integration/test_labvm.c.
 check-lab: all tests guest
-	scripts/labvm.sh $(foreach t,$(LAB_TESTS),--add $(t)) -- /lab/run-all.sh
+	scripts/labvm.sh $(foreach t,$(LAB_TESTS),--add $(t)) --add build/guest/vmlinuz \
+		--add build/guest/initrd.img -- /lab/run-all.sh
 
 check-unit: all tests
 	scripts/run-tests.sh $(UNIT_TESTS) --

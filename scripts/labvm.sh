@@ -95,12 +95,19 @@ mkfw() { # $1 = file, $2 = code bytes (printf escapes)
 mkfw "$X/lab/fw/spin.bin" '\xeb\xfe'                 # jmp $
 mkfw "$X/lab/fw/halt.bin" '\xfa\xf4\xeb\xfd'         # cli; hlt; jmp back to hlt
 
+# qvisord runs QEMU as qvisor-qemu.
+mkdir -p "$X/etc"
+printf 'root:x:0:0:root:/root:/bin/sh\nqvisor-qemu:x:990:990::/nonexistent:/bin/false\n' >"$X/etc/passwd"
+printf 'root:x:0:\nqvisor-qemu:x:990:\n' >"$X/etc/group"
+
 # The command line carries no spaces inside a parameter: arguments go in a file.
 : >"$X/lab/args"
 for a in "$@"; do printf '%s\n' "$a" >>"$X/lab/args"; done
 cat >"$X/lab/run.sh" <<EOF
 #!/bin/sh
-export PATH=/lab/bin:\$PATH QV_LAB_VM=1 QV_IN_TEST_VM=1 QV_LAB_FW=/lab/fw
+export PATH=/lab/bin:\$PATH QV_LAB_VM=1 QV_IN_TEST_VM=1 QV_LAB_FW=/lab/fw QV_BUILD_DIR=/lab/bin
+# --add'ed vmlinuz + initrd.img make /lab/bin the test guest dir for inner VMs
+[ -f /lab/bin/vmlinuz ] && export QV_GUEST_DIR=/lab/bin
 echo "QVISOR-LAB-START \$(nproc) cpus, cgroup2: \$(cat /sys/fs/cgroup/cgroup.controllers)"
 set --
 while IFS= read -r a; do set -- "\$@" "\$a"; done </lab/args
