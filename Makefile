@@ -5,6 +5,10 @@
 #   make fuzz         run the libFuzzer targets for a bounded time
 #   make demo         start a daemon and boot the demo guest
 #   make guest        build the cached test guest (build/guest/)
+#   make check-fast   the unit suites only (no guests; under a minute)
+#   make install      PREFIX=/usr/local DESTDIR= : programs, man pages, docs,
+#                     systemd units, sysusers, shell completion; make uninstall
+#   make deb          the Debian package (dpkg-buildpackage) in build/deb/
 #
 # Sources are picked up by wildcard: each top-level module folder becomes
 # $(O)/lib/libqv-<module>.a, each tests/<dir>/test_*.c becomes one Criterion
@@ -12,16 +16,20 @@
 
 O        ?= build
 CC       ?= gcc
-PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libmicrohttpd
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
-CRIT_LIBS  := $(shell pkg-config --libs criterion)
+PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0 libmicrohttpd
+PKGS     += gnutls
+# Deferred (=, cached on first use): pkg-config runs only when something is
+# compiled, so `make demo` on a fresh machine prints nothing before
+# install-deps has installed the -dev packages.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+CRIT_LIBS  = $(eval CRIT_LIBS := $$(shell pkg-config --libs criterion))$(CRIT_LIBS)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -Wno-format-truncation
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -MMD -MP -I. $(PKG_CFLAGS) -D_GNU_SOURCE
-LDLIBS   += $(PKG_LIBS) -lpthread
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
@@ -63,6 +71,12 @@ CLI_SRCS := $(wildcard cli/*.c)
 $(O)/qvisor: $(call obj,$(CLI_SRCS)) $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(CLI_SRCS)) $(ALL_LIBS) $(LDLIBS)
 
+# The CLI's pieces without its main() and verb table, for tests/cli/.
+$(call libfile,cli): $(call obj,$(filter-out cli/main.c,$(CLI_SRCS)))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
 # --- tests -----------------------------------------------------------------
 # tests/<dir>/test_*.c -> $(O)/tests/<dir>/test_*; helpers in tests/helpers/.
 TEST_HELPER_SRCS := $(wildcard tests/helpers/*.c)
@@ -73,7 +87,7 @@ $(TEST_HELPER_LIB): $(call obj,$(TEST_HELPER_SRCS))
 	rm -f $@
 	$(if $^,ar rcs $@ $^,ar rcs $@)
 
-TEST_DIRS := $(MODULES) integration lab
+TEST_DIRS := $(MODULES) cli integration lab
 TEST_LIBS_common      := common
 TEST_LIBS_qemu        := qemu common
 TEST_LIBS_net         := net common
@@ -81,6 +95,7 @@ TEST_LIBS_storage     := storage common
 TEST_LIBS_sched       := sched qemu common
 TEST_LIBS_migrate     := $(LIBORDER)
 TEST_LIBS_daemon      := $(LIBORDER)
+TEST_LIBS_cli         := cli $(LIBORDER)
 TEST_LIBS_integration := $(LIBORDER)
 TEST_LIBS_lab         := $(LIBORDER)
 
@@ -92,7 +107,7 @@ $(O)/tests/$(1)/%: tests/$(1)/%.c $(TEST_HELPER_LIB) $(foreach l,$(TEST_LIBS_$(1
 endef
 $(foreach d,$(TEST_DIRS),$(eval $(call TEST_RULE,$(d))))
 
-UNIT_TESTS  := $(patsubst %.c,$(O)/%,$(foreach d,$(MODULES),$(wildcard tests/$(d)/test_*.c)))
+UNIT_TESTS  := $(patsubst %.c,$(O)/%,$(foreach d,$(MODULES) cli,$(wildcard tests/$(d)/test_*.c)))
 INTEG_TESTS := $(patsubst %.c,$(O)/%,$(wildcard tests/integration/test_*.c))
 # tests/lab: suites that run inside the lab VM (scripts/labvm.sh); on the
 # host they are driven by tests/integration/test_labvm.c or make check-lab.
@@ -118,8 +133,13 @@ check-lab: all tests guest
 	scripts/labvm.sh $(foreach t,$(LAB_TESTS),--add $(t)) --add build/guest/vmlinuz \
 		--add build/guest/initrd.img -- /lab/run-all.sh
 
-check-unit: all tests
+check-fast check-unit: all $(UNIT_TESTS)
 	scripts/run-tests.sh $(UNIT_TESTS) --
+
+# The package test: build the .deb, install it into a throwaway root, run the
+# installed daemon and CLI there, boot the test guest, remove it cleanly.
+check-package: guest
+	scripts/test-package.sh
 
 # Criterion's runner leaks a few bytes with .timeout and --jobs > 1.
 check-asan:
@@ -135,10 +155,55 @@ fuzz:
 demo:
 	scripts/demo.sh
 
+# --- install -------------------------------------------------------------------
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/qvisor
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+INSTALL     ?= install
+DOCS        := README.md CONTRIBUTING.md $(wildcard docs/*.md)
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	$(INSTALL) -m 0755 $(O)/qvisor $(DESTDIR)$(BINDIR)/qvisor
+	$(INSTALL) -m 0755 $(O)/qvisord $(DESTDIR)$(SBINDIR)/qvisord
+	$(INSTALL) -m 0644 docs/qvisor.1 $(DESTDIR)$(MANDIR)/man1/qvisor.1
+	$(INSTALL) -m 0644 docs/qvisord.8 $(DESTDIR)$(MANDIR)/man8/qvisord.8
+	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|g' daemon/systemd/qvisord.service \
+		> $(DESTDIR)$(UNITDIR)/qvisord.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/qvisord.service
+	$(INSTALL) -m 0644 daemon/systemd/qvisor.slice $(DESTDIR)$(UNITDIR)/qvisor.slice
+	$(INSTALL) -m 0644 daemon/systemd/qvisord.socket $(DESTDIR)$(UNITDIR)/qvisord.socket
+	$(INSTALL) -m 0644 daemon/systemd/qvisor.sysusers $(DESTDIR)$(SYSUSERSDIR)/qvisor.conf
+	$(INSTALL) -m 0644 cli/completion/qvisor.bash $(DESTDIR)$(BASHCOMPDIR)/qvisor
+	$(INSTALL) -m 0644 cli/completion/_qvisor $(DESTDIR)$(ZSHCOMPDIR)/_qvisor
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/qvisor $(DESTDIR)$(SBINDIR)/qvisord \
+		$(DESTDIR)$(MANDIR)/man1/qvisor.1 $(DESTDIR)$(MANDIR)/man8/qvisord.8 \
+		$(DESTDIR)$(UNITDIR)/qvisord.service $(DESTDIR)$(UNITDIR)/qvisor.slice \
+		$(DESTDIR)$(UNITDIR)/qvisord.socket \
+		$(DESTDIR)$(SYSUSERSDIR)/qvisor.conf $(DESTDIR)$(BASHCOMPDIR)/qvisor \
+		$(DESTDIR)$(ZSHCOMPDIR)/_qvisor
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+# Debian package from this tree; the .deb lands in build/deb/.
+deb:
+	scripts/build-deb.sh
+
 clean:
 	rm -rf $(O) build-asan build-fuzz
 
-.PHONY: all tests guest check check-lab check-unit check-asan fuzz demo clean
+.PHONY: all tests guest check check-fast check-unit check-lab check-package check-asan fuzz \
+	demo clean install uninstall deb
 .SECONDARY:
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "cli/cli.h"
+#include "cli/verb-libvirt.h"
 #include "cli/verb-nic.h"
 #include "cli/verbs.h"
 #include "common/log.h"
@@ -18,12 +19,16 @@ int verb_policy_mode(struct cli_ctx *ctx, int argc, char **argv);
 int verb_host_pressure(struct cli_ctx *ctx, int argc, char **argv);
 
 const struct cli_verb cli_verbs[] = {
-	{ "define", verb_define, "FILE|-", "Define a VM from a JSON spec file (- reads stdin)." },
+	{ "define", verb_define, "FILE|- | --from-libvirt FILE.xml [--lossy] [--dry-run]",
+	  "Define a VM from a JSON spec file (- reads stdin) or a libvirt domain XML." },
+	{ "dump-libvirt", verb_dump_libvirt, "NAME", "Print a VM's definition as libvirt domain XML." },
 	{ "undefine", verb_undefine, "NAME...", "Remove VM definitions." },
-	{ "list", verb_list, "[--all]", "List running VMs (--all: every defined VM)." },
+	{ "list", verb_list, "[--all] [-o wide|name|COL,...]",
+	  "List running VMs (--all: every defined VM; -o: columns, e.g. wide)." },
 	{ "info", verb_info, "NAME", "Show a VM's state, spec and runtime details." },
-	{ "start", verb_start, "NAME...|--all", "Start VMs, in parallel." },
-	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S]",
+	{ "start", verb_start, "NAME...|--all [--parallel N]",
+	  "Start VMs concurrently (at most N requests in flight; default all)." },
+	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S] [--parallel N]",
 	  "Stop VMs: ACPI power-down, then quit/kill after S seconds (default 30)." },
 	{ "reboot", verb_reboot, "NAME...", "Reboot VMs." },
 	{ "pause", verb_pause, "NAME...", "Pause VMs' vCPUs." },
@@ -59,14 +64,27 @@ const struct cli_verb cli_verbs[] = {
 	{ "image import", verb_image_import,
 	  "PATH NAME [--format raw|qcow2] [--bandwidth RATE] [--verify]",
 	  "Import a file into the image pool." },
+	{ "image import-foreign", verb_image_import_foreign,
+	  "PATH NAME --format vmdk|vhdx|vdi|qed [--target raw|qcow2]",
+	  "Convert a foreign disk image into the pool (qemu-img convert, with progress)." },
+	{ "image import-ova", verb_image_import_ova, "PATH.ova NAME",
+	  "Import an OVA: verify its manifest, convert its disks, print a drafted spec." },
 	{ "image resize", verb_image_resize, "NAME SIZE", "Grow an image to SIZE." },
 	{ "migrate", verb_migrate, "VM --to URI [OPTIONS]",
 	  "Live-migrate a running VM to the daemon at URI. Options: --max-downtime MS, "
 	  "--bandwidth MiB/s, --deadline S, --allow-postcopy, --copy-storage, --plain, --dest-address IP, "
-	  "--listen IP, --keep-definition, --quiet." },
+	  "--listen IP, --keep-definition, --insecure (plain-TCP stream), --quiet." },
 	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
 	{ "drill run", verb_drill_run, "FILE [--report DIR]",
 	  "Run a scripted migration drill (docs/migration.md)." },
+	{ "sim", verb_sim,
+	  "--trace DIR|CSV --policy NAME [--param X] [--seed N] [--memory-aware] [--cost-model] "
+	  "[--hosts N] [--json] [--csv FILE] [--svg FILE] [--explain N]",
+	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
+	{ "pki init", verb_pki_init, "[--cn NAME] [--days N]",
+	  "Create a lab CA (ca-cert.pem, ca-key.pem) in the PKI dir." },
+	{ "pki issue", verb_pki_issue, "HOST [NAME...] [--out DIR] [--days N]",
+	  "Sign server and client certificates for HOST (extra NAMEs/IPs in the server's SAN)." },
 	{ "rpc", verb_rpc, "METHOD [JSON-PARAMS] [--timeout S]",
 	  "Call any RPC method and print the result as JSON." },
 	{ "rpc-stdio", verb_rpc_stdio, "",
@@ -78,12 +96,14 @@ const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 void cli_print_main_help(FILE *f)
 {
 	fprintf(f,
-		"usage: qvisor [--socket PATH | --connect URI] [--json] VERB [ARGS...]\n"
+		"usage: qvisor [--socket PATH | --connect URI] [--pki-dir DIR] [--json] VERB [ARGS...]\n"
 		"\n"
 		"Options:\n"
 		"  -s, --socket PATH   daemon socket (default %s, env QVISOR_SOCKET)\n"
-		"  -c, --connect URI   unix:///path or ssh://[user@]host[:port][/socket]\n"
-		"                      (env QVISOR_CONNECT)\n"
+		"  -c, --connect URI   unix:///path, ssh://[user@]host[:port][/socket] or\n"
+		"                      tls://host[:port] (env QVISOR_CONNECT)\n"
+		"      --pki-dir DIR   CA and certificates for tls:// and pki verbs\n"
+		"                      (default /etc/qvisor/pki, env QVISOR_PKI_DIR)\n"
 		"  -j, --json          print results as JSON\n"
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n"
@@ -143,6 +163,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "pki-dir", required_argument, NULL, 'P' },
 		{}
 	};
 	struct cli_ctx ctx = { .verb = "qvisor" };
@@ -161,6 +182,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			ctx.json = true;
+			break;
+		case 'P':
+			qv_rpc_set_pki_dir(optarg);
 			break;
 		case 'h':
 			cli_print_main_help(stdout);
@@ -206,7 +230,9 @@ int main(int argc, char **argv)
 	int r = v->fn(&ctx, argc, argv);
 	qv_rpc_conn_free(ctx.conn);
 	if (fflush(stdout) != 0 && r == EXIT_OK) {
-		fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
+		/* A reader that went away (| head) is no news to the user. */
+		if (errno != EPIPE)
+			fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
 		return EXIT_FAILED;
 	}
 	return r;

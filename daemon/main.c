@@ -10,9 +10,13 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "daemon/activate.h"
 #include "daemon/hooks.h"
+#include "daemon/foreign.h"
 #include "daemon/hostloop.h"
+#include "daemon/interop.h"
 #include "daemon/migrate.h"
+#include "daemon/vm-queue.h"
 #include "daemon/vm.h"
 
 static void usage(FILE *f)
@@ -30,6 +34,11 @@ static void usage(FILE *f)
 		"  --guest-dir DIR     probe guest (vmlinuz, initrd.img) for accel auto\n"
 		"  --no-kvm-probe      never boot the KVM probe; accel auto means TCG\n"
 		"  --max-clients N     concurrent RPC clients (default 64)\n"
+		"  --max-starts N      QEMUs starting at once, the rest queue (default 16 per\n"
+		"                      CPU; 0: no bound)\n"
+		"  --pki-dir DIR       CA, host certificates and keys (default /etc/qvisor/pki)\n"
+		"  --listen URI        also serve RPC on tls://HOST[:PORT] (mutual TLS)\n"
+		"  --insecure          allow plain TCP (--listen tcp://, migration streams)\n"
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
 		"  --loop-mode MODE    resource loop: off|advise|enforce|auto (default auto)\n"
 		"  --loop-interval MS  resource loop interval (default 1000)\n"
@@ -123,6 +132,12 @@ static void on_signal(qv_source *s, int fd, uint32_t revents, void *ud)
 
 static void on_connect(qv_rpc_client *c, const struct qv_rpc_peer *peer, void *ud)
 {
+	const char *dn = qv_rpc_client_tls_dn(c);
+
+	if (dn) {
+		log_info("Client %u connected over TLS: %s", qv_rpc_client_id(c), dn);
+		return;
+	}
 	log_info("Client %u connected: pid=%d uid=%d gid=%d", qv_rpc_client_id(c), (int)peer->pid,
 		 (int)peer->uid, (int)peer->gid);
 }
@@ -163,6 +178,14 @@ static int run(struct qv_daemon *d)
 	r = qv_loop_new(&d->loop);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create event loop: %m");
+	/* Before anything is spawned: the passed socket must not leak into
+	 * children (it is not close-on-exec until we make it so), nor the
+	 * LISTEN_* and NOTIFY_SOCKET variables. */
+	qv_notify_init();
+	int afd = -1;
+	r = qv_activation_listen_fd(d->cfg.socket_path, &afd, &err);
+	if (r < 0)
+		return log_error_errno(r, "Socket activation: %s", err.message);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -195,7 +218,10 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the image pool: %m");
 
-	r = qv_rpc_server_new(d->loop, d->cfg.socket_path, 0660, &d->rpc, &err);
+	if (afd >= 0)
+		r = qv_rpc_server_new_fd(d->loop, afd, d->cfg.socket_path, &d->rpc, &err);
+	else
+		r = qv_rpc_server_new(d->loop, d->cfg.socket_path, 0660, &d->rpc, &err);
 	if (r < 0)
 		return log_error_errno(r, "Failed to listen on %s: %s", d->cfg.socket_path,
 				       err.message);
@@ -216,11 +242,21 @@ static int run(struct qv_daemon *d)
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_hostloop_methods, qv_hostloop_methods_count,
 					      d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_interop_methods, qv_interop_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
+	r = qv_daemon_tls_setup(d);
+	if (r < 0)
+		return r;
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
 	log_info("qvisord ready on %s (state %s, run %s)", d->cfg.socket_path, d->cfg.state_dir,
 		 d->cfg.run_dir);
+	qv_notify("READY=1"); /* Type=notify: systemctl start returns once we serve */
 	/* Readiness for scripts: a line on stdout when started with --ready-fd? Keep
 	 * it simple: the socket exists once we are serving. */
 	return qv_loop_run(d->loop);
@@ -229,7 +265,8 @@ static int run(struct qv_daemon *d)
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
-	       OPT_MAXCLIENTS, OPT_LOG, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS };
+	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
+	       OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -239,10 +276,14 @@ int main(int argc, char **argv)
 		{ "guest-dir", required_argument, NULL, OPT_GUEST },
 		{ "no-kvm-probe", no_argument, NULL, OPT_NOPROBE },
 		{ "max-clients", required_argument, NULL, OPT_MAXCLIENTS },
+		{ "max-starts", required_argument, NULL, OPT_MAXSTARTS },
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "loop-mode", required_argument, NULL, OPT_LOOP_MODE },
 		{ "loop-interval", required_argument, NULL, OPT_LOOP_INTERVAL },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS },
+		{ "pki-dir", required_argument, NULL, OPT_PKI },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -255,6 +296,7 @@ int main(int argc, char **argv)
 	};
 	_cleanup_free_ char *sock = NULL, *guest = NULL;
 	const char *guest_opt = NULL;
+	bool max_starts_set = false;
 	int c, r;
 
 	log_set_ident("qvisord");
@@ -267,6 +309,9 @@ int main(int argc, char **argv)
 		case OPT_QEMU: d.cfg.qemu_binary = optarg; break;
 		case OPT_GUEST: guest_opt = optarg; break;
 		case OPT_NOPROBE: d.cfg.no_probe = true; break;
+		case OPT_PKI: d.cfg.pki_dir = optarg; d.cfg.pki_dir_set = true; break;
+		case OPT_LISTEN: d.cfg.listen = optarg; break;
+		case OPT_INSECURE: d.cfg.insecure = true; break;
 		case OPT_MAXCLIENTS: {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
@@ -275,6 +320,17 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			d.cfg.max_clients = (unsigned)n;
+			break;
+		}
+		case OPT_MAXSTARTS: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || end == optarg || n > 4096) {
+				fprintf(stderr, "qvisord: --max-starts must be 0..4096\n");
+				return 2;
+			}
+			d.cfg.max_starts = (unsigned)n;
+			max_starts_set = true;
 			break;
 		}
 		case OPT_LOG:
@@ -316,12 +372,17 @@ int main(int argc, char **argv)
 			return 1;
 		d.cfg.socket_path = sock;
 	}
+	if (!max_starts_set) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		d.cfg.max_starts = QV_MAX_STARTS_PER_CPU * (unsigned)(cpus > 0 ? cpus : 1);
+	}
 	guest = find_guest_dir(guest_opt);
 	d.cfg.guest_dir = guest;
 	d.started_at = qv_unix_ms();
 
 	r = run(&d);
 	qv_rpc_server_free(d.rpc);
+	qv_daemon_tls_free(&d);
 	qv_vm_registry_free(&d);
 	qv_net_registry_free(&d);
 	qv_image_registry_free(&d);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -7,7 +8,10 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/hooks.h"
+#include "daemon/interop.h"
 #include "daemon/netreg.h"
+#include "daemon/vm-cidata.h"
+#include "daemon/vm-queue.h"
 #include "daemon/vm.h"
 #include "qemu/argv.h"
 
@@ -42,7 +46,9 @@ static struct qv_vm *vm_free(struct qv_vm *vm)
 		return NULL;
 	qv_source_remove(vm->restart_timer);
 	qv_vm_nics_forget(vm);
-	qemu_instance_free(vm->inst);
+	qemu_instance_free(vm->inst); /* a start in progress is abandoned, QEMU kept */
+	qv_start_queue_remove(vm->d, vm);
+	qv_vm_starting_free(vm);
 	vm_spec_free(vm->spec);
 	free(vm->run_dir);
 	free(vm->name);
@@ -61,9 +67,18 @@ static void vm_unlink(struct qv_daemon *d, struct qv_vm *vm)
 
 void qv_vm_registry_free(struct qv_daemon *d)
 {
+	qv_start_queue_free(d);
 	while (d->vms) {
 		struct qv_vm *vm = d->vms;
 		d->vms = vm->next;
+		if (vm->starting && !vm->inst) {
+			/* Still queued: it never ran, the next daemon must not
+			 * think it crashed. */
+			vm->state = QV_VM_STOPPED;
+			snprintf(vm->last_exit, sizeof(vm->last_exit),
+				 "start cancelled: the daemon stopped");
+			qv_vm_persist(vm);
+		}
 		vm_free(vm);
 	}
 }
@@ -105,15 +120,6 @@ void qv_vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra)
 	qv_daemon_emit(vm->d, vm->name, "state-changed", data);
 }
 
-static char *vm_run_dir(struct qv_daemon *d, const char *name)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/vms/%s", d->cfg.run_dir, name) < 0)
-		return NULL;
-	return p;
-}
-
 /* Remove the per-VM run dir's sockets (QEMU is gone). Logs are kept. */
 static void vm_cleanup_run_dir(struct qv_vm *vm)
 {
@@ -126,6 +132,25 @@ static void vm_cleanup_run_dir(struct qv_vm *vm)
 		if (p)
 			(void)unlink(p);
 	}
+}
+
+/* The VM is undefined (or migrated away and undefined): nothing in its run
+ * dir is wanted any more. Flat files only (logs, sockets); failures are
+ * ignored, a later define starts afresh anyway. */
+static void vm_remove_run_dir(struct qv_vm *vm)
+{
+	DIR *dir = vm->run_dir ? opendir(vm->run_dir) : NULL;
+	struct dirent *e;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir)))
+		if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+			(void)unlinkat(dirfd(dir), e->d_name, 0);
+	closedir(dir);
+	if (rmdir(vm->run_dir) < 0 && errno != ENOENT)
+		log_debug_errno(errno, "VM %s: cannot remove %s: %m, ignoring", vm->name,
+				vm->run_dir);
 }
 
 /* QEMU is gone: sockets, TAPs, cgroup. */
@@ -180,6 +205,24 @@ static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, v
 	vm_schedule_restart(vm);
 }
 
+static void vm_restart_done(struct qv_vm *vm, int error, const struct qv_error *errp, void *ud)
+{
+	json_object *data = json_object_new_object();
+
+	json_object_object_add(data, "attempt", json_object_new_int64(vm->restarts));
+	json_object_object_add(data, "ok", json_object_new_boolean(error >= 0));
+	if (error < 0) {
+		const char *msg = errp && errp->set ? errp->message : strerror(-error);
+		log_error("VM %s: automatic restart failed: %s", vm->name, msg);
+		json_object_object_add(data, "error", json_object_new_string(msg));
+		qv_daemon_emit(vm->d, vm->name, "restarted", data);
+		qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
+		vm_schedule_restart(vm);
+		return;
+	}
+	qv_daemon_emit(vm->d, vm->name, "restarted", data);
+}
+
 static void vm_restart_timer(qv_source *s, void *ud)
 {
 	struct qv_vm *vm = ud;
@@ -190,19 +233,9 @@ static void vm_restart_timer(qv_source *s, void *ud)
 	if (vm->state != QV_VM_CRASHED)
 		return;
 	vm->restarts++;
-	r = qv_vm_start(vm, &err);
-	json_object *data = json_object_new_object();
-	json_object_object_add(data, "attempt", json_object_new_int64(vm->restarts));
-	json_object_object_add(data, "ok", json_object_new_boolean(r >= 0));
-	if (r < 0) {
-		log_error("VM %s: automatic restart failed: %s", vm->name, err.message);
-		json_object_object_add(data, "error", json_object_new_string(err.message));
-		qv_daemon_emit(vm->d, vm->name, "restarted", data);
-		qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
-		vm_schedule_restart(vm);
-		return;
-	}
-	qv_daemon_emit(vm->d, vm->name, "restarted", data);
+	r = qv_vm_start_async(vm, NULL, vm_restart_done, NULL, &err);
+	if (r < 0)
+		vm_restart_done(vm, r, &err, NULL);
 }
 
 static void vm_schedule_restart(struct qv_vm *vm)
@@ -255,94 +288,11 @@ void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *c
 	cfg->userdata = vm;
 }
 
-static struct qemu_instance_config vm_instance_config(struct qv_vm *vm)
-{
-	struct qemu_instance_config cfg = {};
-
-	qv_vm_bind_instance_config(vm, &cfg);
-	return cfg;
-}
-
-int qv_vm_start(struct qv_vm *vm, struct qv_error *errp)
-{
-	return qv_vm_start_with(vm, NULL, errp);
-}
-
-int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)
-{
-	struct qv_daemon *d = vm->d;
-	_cleanup_free_ char *vms_dir = NULL;
-	int r;
-
-	if (vm->inst || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
-				    vm->name, qv_vm_state_to_string(vm->state));
-	vm->restart_timer = qv_source_remove(vm->restart_timer);
-	if (asprintf(&vms_dir, "%s/vms", d->cfg.run_dir) < 0)
-		return -ENOMEM;
-	(void)mkdir(vms_dir, 0700);
-	if (!vm->run_dir) {
-		vm->run_dir = vm_run_dir(d, vm->name);
-		if (!vm->run_dir)
-			return -ENOMEM;
-	}
-	vm->accel = qemu_accel_resolve(vm->spec->accel, &d->accel);
-	struct qemu_argv_opts opts = {
-		.qemu_binary = d->cfg.qemu_binary,
-		.run_dir = vm->run_dir,
-		.accel = vm->accel,
-		.incoming = so ? so->incoming : NULL,
-		.start_paused = so ? so->paused : false,
-	};
-	struct qemu_instance_config cfg = vm_instance_config(vm);
-	struct qemu_proc_opts proc = { .cgroup_fd = -1 };
-	_cleanup_free_ int *nic_fds = NULL;
-	size_t n_nic_fds = 0;
-
-	r = qv_vm_sandbox_prepare(vm, &opts, &proc, errp);
-	if (r < 0) {
-		qv_vm_sandbox_release(vm);
-		return r;
-	}
-	r = qv_vm_nics_open(vm, &nic_fds, &n_nic_fds, errp);
-	if (r < 0) {
-		qv_vm_sandbox_release(vm);
-		return r;
-	}
-	opts.nic_fds = nic_fds;
-	opts.n_nic_fds = n_nic_fds;
-	cfg.proc = &proc;
-
-	vm->saw_shutdown = false;
-	vm->state = QV_VM_STARTING;
-	qv_vm_persist(vm);
-	r = qemu_instance_start(d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
-	qv_vm_nics_started(vm);
-	if (r < 0) {
-		qv_vm_nics_close(vm);
-		qv_vm_sandbox_release(vm);
-		vm->state = QV_VM_STOPPED;
-		snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
-			 errp ? errp->message : strerror(-r));
-		qv_vm_persist(vm);
-		return r;
-	}
-	vm->started_at = qv_unix_ms();
-	vm->last_exit[0] = '\0';
-	json_object *data = json_object_new_object();
-	json_object_object_add(data, "pid", json_object_new_int(qemu_instance_pid(vm->inst)));
-	json_object_object_add(data, "accel",
-			       json_object_new_string(vm_accel_to_string(vm->accel)));
-	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
-	qv_vm_set_state(vm, so && (so->paused || so->incoming) ? QV_VM_PAUSED : QV_VM_RUNNING,
-			data);
-	return 0;
-}
-
 struct stop_ctx {
 	struct qv_vm *vm;
 	qv_vm_stop_fn fn;
 	void *userdata;
+	int timeout_ms;
 };
 
 static void vm_stop_done(qemu_instance *inst, int error, enum qemu_stop_step step,
@@ -372,6 +322,23 @@ static void vm_stop_done(qemu_instance *inst, int error, enum qemu_stop_step ste
 	free(ctx);
 }
 
+/* The guest agent had its turn (daemon/vm-agent.c): done, or ACPI next. */
+static void vm_stop_after_agent(struct qv_vm *vm, bool exited, void *ud)
+{
+	struct stop_ctx *ctx = ud;
+	int r = -ESRCH;
+
+	if (!exited && vm->inst)
+		r = qemu_instance_stop(vm->inst, QEMU_STOP_GRACEFUL, ctx->timeout_ms, vm_stop_done, ctx);
+	if (r >= 0)
+		return;
+	if (!vm->inst && vm->state == QV_VM_STOPPING)
+		qv_vm_set_state(vm, QV_VM_STOPPED, NULL);
+	if (ctx->fn)
+		ctx->fn(vm, vm->inst ? r : 0, QEMU_STOP_STEP_POWERDOWN, vm->last_exit, ctx->userdata);
+	free(ctx);
+}
+
 static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_owns,
 		   qv_vm_stop_fn fn, void *userdata, struct qv_error *errp)
 {
@@ -386,6 +353,8 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 			fn(vm, 0, QEMU_STOP_STEP_KILL, vm->last_exit, userdata);
 		return 0;
 	}
+	if (vm->starting)
+		return qv_vm_stop_starting(vm, force, timeout_ms, fn, userdata, errp);
 	if (!vm->inst)
 		return qv_error_set(errp, EALREADY, QV_REASON_CONFLICT, "VM %s is not running (%s)",
 				    vm->name, qv_vm_state_to_string(vm->state));
@@ -398,7 +367,11 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;
-	*ctx = (struct stop_ctx){ .vm = vm, .fn = fn, .userdata = userdata };
+	*ctx = (struct stop_ctx){ .vm = vm, .fn = fn, .userdata = userdata, .timeout_ms = timeout_ms };
+	if (!force && !migration_owns && qv_vm_agent_stop(vm, timeout_ms, vm_stop_after_agent, ctx)) {
+		qv_vm_set_state(vm, QV_VM_STOPPING, NULL);
+		return 0;
+	}
 	r = qemu_instance_stop(vm->inst, force ? QEMU_STOP_FORCE : QEMU_STOP_GRACEFUL,
 			       timeout_ms, vm_stop_done, ctx);
 	if (r < 0) {
@@ -420,63 +393,6 @@ int qv_vm_stop_migrated(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop
 			void *userdata, struct qv_error *errp)
 {
 	return vm_stop(vm, force, timeout_ms, true, fn, userdata, errp);
-}
-
-static int vm_require_state(struct qv_vm *vm, enum qv_vm_state want, const char *what,
-			    struct qv_error *errp)
-{
-	if (vm->state != want || !vm->inst)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot %s VM %s: it is %s", what, vm->name,
-				    qv_vm_state_to_string(vm->state));
-	return 0;
-}
-
-int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_RUNNING, "pause", errp);
-
-	if (r < 0)
-		return r;
-	r = qemu_instance_pause(vm->inst, errp);
-	if (r < 0)
-		return r;
-	if (vm->state == QV_VM_RUNNING)
-		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
-	return 0;
-}
-
-int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_PAUSED, "resume", errp);
-	const char *op;
-
-	if (r < 0)
-		return r;
-	op = qv_image_vm_disk_busy(vm->d, vm);
-	if (op)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot resume VM %s: image copy %s is reading its disk; "
-				    "wait for it or cancel it", vm->name, op);
-	r = qemu_instance_resume(vm->inst, errp);
-	if (r < 0)
-		return r;
-	if (vm->state == QV_VM_PAUSED)
-		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
-	return 0;
-}
-
-int qv_vm_reboot(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_RUNNING, "reboot", errp);
-
-	if (r < 0)
-		return r;
-	r = qemu_instance_reset(vm->inst, errp);
-	if (r < 0)
-		return r;
-	qv_daemon_emit(vm->d, vm->name, "rebooted", NULL);
-	return 0;
 }
 
 /* --- define / undefine ------------------------------------------------------ */
@@ -551,6 +467,8 @@ int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp)
 		return qv_error_set(errp, r, NULL, "Cannot delete VM %s: %s", vm->name,
 				    strerror(-r));
 	qv_daemon_emit(d, vm->name, "undefined", NULL);
+	qv_vm_cidata_remove(vm);
+	vm_remove_run_dir(vm);
 	vm_unlink(d, vm);
 	vm_free(vm);
 	return 0;

@@ -38,6 +38,7 @@ int spec_check_keys(json_object *o, const char *const *allowed, const char *path
 int spec_parse_size(const char *s, uint64_t unit, uint64_t *ret);
 
 bool spec_ifname_valid(const char *s);
+bool spec_disk_serial_valid(const char *s); /* qemu/spec-cloudinit.c */
 bool spec_machine_valid(const char *s);
 bool spec_cpuset_valid(const char *s);
 bool spec_path_valid(const char *s, const char **ret_why);
@@ -55,3 +56,11 @@ void spec_limits_to_json(const struct vm_limits *l, json_object *out);
 /* spec.resources (qemu/spec-resources.c); call after limits are parsed. */
 int spec_parse_resources(json_object *o, const char *path, struct vm_spec *spec,
 			 struct qv_error *errp);
+
+/* qemu/spec-cloudinit.c */
+int spec_parse_cloud_init(json_object *o, const char *path, struct vm_cloud_init **ret,
+			  struct qv_error *errp);
+json_object *spec_cloud_init_to_json(const struct vm_cloud_init *ci);
+/* NULL src gives NULL; *ok false on ENOMEM. */
+struct vm_cloud_init *spec_cloud_init_dup(const struct vm_cloud_init *src, bool *ok);
+void spec_cloud_init_free(struct vm_cloud_init *ci);

@@ -143,7 +143,7 @@ static int parse_scalars(json_object *o, struct vm_spec *spec, struct qv_error *
 static int parse_disk(json_object *d, const char *path, struct vm_disk *disk,
 		      struct qv_error *errp)
 {
-	static const char *const keys[] = { "path", "format", "readonly", "limits", NULL };
+	static const char *const keys[] = { "path", "format", "readonly", "limits", "serial", NULL };
 	static const char *const lkeys[] = { "rbps", "wbps", "riops", "wiops", "weight", NULL };
 	const char *s;
 	char sub[96];
@@ -168,6 +168,13 @@ static int parse_disk(json_object *d, const char *path, struct vm_disk *disk,
 		return r;
 	r = spec_get_bool(d, "readonly", path, &disk->readonly, errp);
 	if (r < 0 && r != -ENOENT)
+		return r;
+	r = spec_get_string(d, "serial", path, &s, errp);
+	if (r == 0 && !spec_disk_serial_valid(s))
+		return INVALID(errp, "%s.serial: 1-%d of [A-Za-z0-9_.-]", path, VM_DISK_SERIAL_MAX);
+	if (r == 0)
+		snprintf(disk->serial, sizeof(disk->serial), "%s", s);
+	else if (r != -ENOENT)
 		return r;
 	if (!json_object_object_get_ex(d, "limits", &lim) || json_object_is_type(lim, json_type_null))
 		return 0;
@@ -365,6 +372,12 @@ static int parse_sections(json_object *o, struct vm_spec *spec, struct qv_error 
 	    !json_object_is_type(v, json_type_null) &&
 	    (r = spec_parse_resources(v, "spec.resources", spec, errp)) < 0)
 		return r;
+	r = spec_get_bool(o, "guest_agent", "spec", &spec->guest_agent, errp);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (json_object_object_get_ex(o, "cloud_init", &v) && !json_object_is_type(v, json_type_null) &&
+	    (r = spec_parse_cloud_init(v, "spec.cloud_init", &spec->cloud_init, errp)) < 0)
+		return r;
 	if (json_object_object_get_ex(o, "restart", &v) && !json_object_is_type(v, json_type_null))
 		return spec_parse_restart(v, "spec.restart", &spec->restart, errp);
 	return 0;
@@ -394,7 +407,7 @@ int vm_spec_from_json(json_object *obj, struct vm_spec **ret_spec, struct qv_err
 	static const char *const keys[] = { "name", "uuid", "vcpus", "memory", "machine",
 					    "accel", "kernel", "initrd", "cmdline", "boot",
 					    "disks", "nics", "serial", "limits", "restart",
-					    "resources", NULL };
+					    "cloud_init", "guest_agent", "resources", NULL };
 	_cleanup_(vm_spec_freep) struct vm_spec *spec = NULL;
 	void *items = NULL;
 	int r;
@@ -478,6 +491,7 @@ struct vm_spec *vm_spec_free(struct vm_spec *spec)
 	free(spec->nics);
 	free(spec->limits.cpuset_cpus);
 	free(spec->limits.cpuset_mems);
+	spec_cloud_init_free(spec->cloud_init);
 	free(spec);
 	return NULL;
 }
@@ -506,6 +520,7 @@ struct vm_spec *vm_spec_dup(const struct vm_spec *src)
 	d->nics = NULL;
 	d->n_disks = d->n_nics = 0;
 	d->limits.cpuset_cpus = d->limits.cpuset_mems = NULL;
+	d->cloud_init = spec_cloud_init_dup(src->cloud_init, &ok);
 	ok &= sdup(&d->name, src->name) && sdup(&d->machine, src->machine) &&
 	      sdup(&d->kernel, src->kernel) && sdup(&d->initrd, src->initrd) &&
 	      sdup(&d->cmdline, src->cmdline) &&

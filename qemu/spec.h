@@ -19,6 +19,7 @@
 #define VM_MEMORY_MAX_MIB (1024ULL * 1024) /* 1 TiB */
 #define VM_DISKS_MAX 16
 #define VM_NICS_MAX 8
+#define VM_DISK_SERIAL_MAX 20 /* virtio-blk's limit */
 
 enum vm_accel { VM_ACCEL_AUTO, VM_ACCEL_KVM, VM_ACCEL_TCG };
 enum vm_restart_policy { VM_RESTART_NO, VM_RESTART_ON_FAILURE };
@@ -31,6 +32,7 @@ struct vm_disk {
 	/* io limits for this disk (0 = unset) */
 	uint64_t io_rbps, io_wbps, io_riops, io_wiops;
 	uint32_t io_weight;    /* 0 = unset, else 1..10000 */
+	char serial[VM_DISK_SERIAL_MAX + 1]; /* "" = none; virtio-blk serial */
 };
 
 struct vm_nic {
@@ -76,6 +78,15 @@ struct vm_restart {
 	uint32_t backoff_ms;     /* first delay, doubled each time; default 1000 */
 };
 
+/* cloud-init NoCloud seed (qemu/spec-cloudinit.c): the daemon writes a
+ * "cidata" ISO with these files and attaches it read-only. */
+#define VM_CLOUD_INIT_MAX (64 * 1024) /* bytes per document */
+struct vm_cloud_init {
+	char *user_data;       /* user-data ("" if absent) */
+	char *meta_data;       /* extra meta-data; instance-id/local-hostname are generated */
+	char *network_config;  /* network-config, NULL = no such file */
+};
+
 struct vm_spec {
 	char *name;              /* [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62} */
 	char uuid[37];           /* generated if absent */
@@ -95,6 +106,8 @@ struct vm_spec {
 	struct vm_restart restart;
 	struct vm_resources resources; /* defaults when absent */
 	bool has_resources;
+	struct vm_cloud_init *cloud_init; /* NULL = no seed */
+	bool guest_agent;        /* virtio-serial channel for qemu-ga; default false */
 };
 
 bool vm_name_valid(const char *name);

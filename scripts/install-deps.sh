@@ -14,6 +14,14 @@ PKGS=(
 	libmicrohttpd-dev
 	# resource loop: the Prometheus scrape test (tests/integration/test_metrics.c)
 	prometheus
+	# Debian package build and its test (make deb, scripts/test-package.sh)
+	dpkg-dev debhelper
+	# libvirt domain XML import/export (qemu/libvirt-*.c)
+	libxml2-dev
+	# mutual TLS between daemons, migration/NBD TLS, qvisor pki (issue 11 §3)
+	libgnutls28-dev
+	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
+	qemu-guest-agent
 )
 
 missing=()

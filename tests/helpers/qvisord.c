@@ -73,11 +73,26 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		if (netns_pid > 0 && join_netns(netns_pid) < 0)
 			_exit(126);
 		setsid();
-		const char *argv[24] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
+		char nopki[160];
+		const char *argv[20] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
 					 d->run_dir, "--socket", d->socket, "--no-kvm-probe",
-					 "--cache-dir", d->dir };
-		for (size_t i = 0; i < 8 && d->extra_args[i]; i++)
-			argv[10 + i] = d->extra_args[i];
+					 "--cache-dir", d->dir, "--pki-dir" };
+		size_t n = 11;
+		snprintf(nopki, sizeof(nopki), "%s/nopki", d->dir);
+		argv[n++] = d->pki_dir[0] ? d->pki_dir : nopki;
+		if (!d->pki_dir[0])
+			argv[n++] = "--insecure";
+		if (d->listen[0]) {
+			argv[n++] = "--listen";
+			argv[n++] = d->listen;
+		}
+		if (d->max_starts[0]) {
+			argv[n++] = "--max-starts";
+			argv[n++] = d->max_starts;
+		}
+		for (size_t i = 0; i < 8 && d->extra_args[i] && n < 19; i++)
+			argv[n++] = d->extra_args[i];
+		argv[n] = NULL;
 		execv(qvt_daemon_binary(), (char *const *)argv);
 		_exit(127);
 	}
