@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* host.pressure, policy.show, policy.set-mode. */
+/* host.pressure, policy.show, policy.set-mode, vm.history. */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "common/json.h"
 #include "common/log.h"
@@ -110,7 +111,61 @@ static int m_set_mode(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_rpc_call_reply(call, res), 0;
 }
 
+static json_object *point_json(const struct col_point *p)
+{
+	static const char *const psi[COL_PSI_N] = { "cpu_some", "cpu_full", "memory_some",
+						    "memory_full", "io_some", "io_full" };
+	json_object *o = json_object_new_object(), *x = json_object_new_object();
+
+	json_object_object_add(o, "t", json_object_new_int64(p->t_s));
+	json_object_object_add(o, "cpu", json_object_new_double(p->cpu));
+	json_object_object_add(o, "throttled", json_object_new_double(p->throttled));
+	json_object_object_add(o, "memory_mib", json_object_new_double(p->mem_mib));
+	json_object_object_add(o, "io_read_bps", json_object_new_double(p->io_rbps));
+	json_object_object_add(o, "io_write_bps", json_object_new_double(p->io_wbps));
+	for (int i = 0; i < COL_PSI_N; i++)
+		json_object_object_add(x, psi[i], json_object_new_double(p->psi[i]));
+	json_object_object_add(o, "pressure", x);
+	return o;
+}
+
+/* vm.history {name, coarse?, max?}: the collector's ring, oldest first. */
+static int m_history(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "coarse", "max", NULL };
+	struct qv_hostloop *h;
+	const char *name;
+	json_object *v;
+
+	if (check(call, params, keys) < 0 || !(h = loop_or_fail(call, ud)) ||
+	    qv_param_string(call, params, "name", &name) < 0)
+		return 0;
+	bool coarse = json_object_object_get_ex(params, "coarse", &v) && json_object_get_boolean(v);
+	int64_t max = json_object_object_get_ex(params, "max", &v) ? json_object_get_int64(v) : 3600;
+	int i = col_vm_index(h->col, name);
+	if (i < 0)
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND,
+				    "no history for VM %.80s (not running?)", name), 0;
+	if (max < 1 || max > 100000)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "max must be 1..100000"), 0;
+	struct col_point *pts = calloc((size_t)max, sizeof(*pts));
+	if (!pts)
+		return -ENOMEM;
+	size_t n = col_vm_history(h->col, (size_t)i, coarse, pts, (size_t)max);
+	json_object *res = json_object_new_object(), *a = json_object_new_array();
+	for (size_t k = 0; k < n; k++)
+		json_object_array_add(a, point_json(&pts[k]));
+	free(pts);
+	json_object_object_add(res, "name", json_object_new_string(name));
+	json_object_object_add(res, "interval_ms",
+			       json_object_new_int(coarse ? 60 * h->interval_ms : h->interval_ms));
+	json_object_object_add(res, "points", a);
+	return qv_rpc_call_reply(call, res), 0;
+}
+
 const struct qv_rpc_method qv_hostloop_methods[] = {
+	{ "vm.history", m_history },
 	{ "host.pressure", m_pressure },
 	{ "policy.show", m_show },
 	{ "policy.set-mode", m_set_mode },

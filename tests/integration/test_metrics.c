@@ -165,6 +165,14 @@ Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardow
 	printf("prometheus: %s\n", json_object_to_json_string(second));
 	json_object_put(first);
 	json_object_put(second);
+	/* the collector's history of a running VM */
+	json_object *hist = NULL, *pts;
+	cr_assert_eq(qvt_callf(&D, "vm.history", &hist, &err, "{\"name\":\"m1\",\"max\":5}"), 0,
+		     "%s", err.message);
+	cr_assert(json_object_object_get_ex(hist, "points", &pts));
+	cr_assert_gt(json_object_array_length(pts), 0);
+	cr_assert_leq(json_object_array_length(pts), 5);
+	json_object_put(hist);
 	/* a VM that stops leaves the exposition */
 	cr_assert_eq(qvt_callf(&D, "vm.stop", NULL, &err, "{\"name\":\"m2\",\"force\":true}"), 0,
 		     "%s", err.message);
