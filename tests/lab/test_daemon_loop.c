@@ -20,6 +20,12 @@
 
 static struct qvt_daemon D;
 
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+	return (a > b) - (a < b);
+}
+
 static void teardown(void)
 {
 	qvt_daemon_cleanup(&D);
@@ -126,12 +132,21 @@ Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .time
 	json_object_put(show);
 
 	/* the throughput VMs share core 0 by their shares */
-	uint64_t a0 = usage("t1"), b0 = usage("t2");
-	qvt_sleep_ms(8000);
-	double a = (double)(usage("t1") - a0), b = (double)(usage("t2") - b0);
-	printf("lab: daemon shares 2:1 -> t1/t2 = %.3f (t1 %.2f s, t2 %.2f s)\n", a / b, a / 1e6,
-	       b / 1e6);
-	cr_assert(a / b >= 1.8 && a / b <= 2.2, "t1/t2 = %.3f", a / b);
+	/* median of 8 one-second ratios (a loaded host stalls nested VMs unevenly) */
+	double r[8];
+	uint64_t a0 = usage("t1"), b0 = usage("t2"), s0a = a0, s0b = b0;
+	for (int i = 0; i < 8; i++) {
+		qvt_sleep_ms(1000);
+		uint64_t a1 = usage("t1"), b1 = usage("t2");
+		cr_assert_gt(b1, b0, "t2 ran");
+		r[i] = (double)(a1 - a0) / (double)(b1 - b0);
+		a0 = a1, b0 = b1;
+	}
+	qsort(r, 8, sizeof(r[0]), cmp_double);
+	double ratio = (r[3] + r[4]) / 2;
+	printf("lab: daemon shares 2:1 -> t1/t2 = %.3f (median of 8 s, range %.3f..%.3f; overall "
+	       "%.3f)\n", ratio, r[0], r[7], (double)(a0 - s0a) / (double)(b0 - s0b));
+	cr_assert(ratio >= 1.8 && ratio <= 2.2, "t1/t2 = %.3f", ratio);
 
 	json_object *p = call("host.pressure", "{}%s", ""), *pv;
 	cr_assert(json_object_object_get_ex(p, "vms", &pv));

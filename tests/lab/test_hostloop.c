@@ -13,6 +13,12 @@ static struct vm_resources shares(uint32_t s)
 	return (struct vm_resources){ .cpu_shares = s, .mode = VM_LOOP_HOST };
 }
 
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+	return (a > b) - (a < b);
+}
+
 static char *read_text(const char *path, char *buf, size_t size)
 {
 	FILE *f = fopen(path, "re");
@@ -39,9 +45,24 @@ Test(hostloop, shares_2_to_1_then_the_idle_neighbour_frees_the_core, .timeout = 
 		lab_tick(&l);
 	cr_assert_eq(hl_loop_vm_alloc(l.loop, "a")->cpu_weight, 1000);
 	cr_assert_eq(hl_loop_vm_alloc(l.loop, "b")->cpu_weight, 500);
-	lab_measure(&l, 6, use);
-	double ratio = use[0] / use[1];
-	printf("lab: shares 2:1 -> cpu ratio %.3f (a %.3f, b %.3f)\n", ratio, use[0], use[1]);
+	/* the median of 10 per-interval ratios: a host hiccup that stalls one
+	 * nested VM for part of an interval (seen at load average 25) moves one
+	 * interval, not the verdict */
+	double r[10];
+	size_t ia = (size_t)col_vm_index(l.col, "a"), ib = (size_t)col_vm_index(l.col, "b");
+	uint64_t a0 = lab_usage(a), b0 = lab_usage(b);
+	for (int i = 0; i < 10; i++) {
+		lab_tick(&l);
+		const struct col_point *pa = col_vm_last(l.col, ia), *pb = col_vm_last(l.col, ib);
+		cr_assert(pa && pb && pb->cpu > 0);
+		r[i] = pa->cpu / pb->cpu;
+	}
+	use[0] = (double)(lab_usage(a) - a0) / 1e6, use[1] = (double)(lab_usage(b) - b0) / 1e6;
+	qsort(r, 10, sizeof(r[0]), cmp_double);
+	double ratio = (r[4] + r[5]) / 2;
+	printf("lab: shares 2:1 -> cpu ratio %.3f (median of 10 intervals, range %.3f..%.3f; "
+	       "overall %.3f: a %.2f s, b %.2f s)\n", ratio, r[0], r[9], use[0] / use[1], use[0],
+	       use[1]);
 	cr_assert(ratio >= 1.8 && ratio <= 2.2, "ratio %.3f not within 10%% of 2", ratio);
 	cr_assert_gt(use[1], 0.1, "b ran too");
 
