@@ -176,6 +176,12 @@ int qv_hostloop_load(struct qv_daemon *d)
 	return 0;
 }
 
+void qv_hostloop_rpc_ready(struct qv_daemon *d)
+{
+	if (d->hostloop)
+		qv_metrics_http_observe_rpc(d->hostloop->metrics);
+}
+
 void qv_hostloop_free(struct qv_daemon *d)
 {
 	struct qv_hostloop *h = d->hostloop;

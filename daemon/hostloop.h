@@ -17,6 +17,9 @@ struct qv_vm;
 int qv_hostloop_load(struct qv_daemon *d);
 void qv_hostloop_free(struct qv_daemon *d);
 
+/* The RPC server exists: RPC latencies start feeding the metrics. */
+void qv_hostloop_rpc_ready(struct qv_daemon *d);
+
 /* vm.start, before QEMU is spawned: 0 if the VM's reservations fit next to
  * the running VMs' (loop mode off: always), else -ENOSPC and errp names the
  * short resource. */

@@ -250,6 +250,7 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
+	qv_hostloop_rpc_ready(d);
 	r = qv_daemon_tls_setup(d);
 	if (r < 0)
 		return r;

@@ -22,7 +22,20 @@ struct qv_metrics_http {
 	struct MHD_Daemon *mhd;
 	qv_source *io, *timer;
 	unsigned long scrapes;
+	struct qv_rpc_hists *rpc;
 };
+
+static void on_rpc_done(const char *method, uint64_t ms, bool ok, void *ud)
+{
+	struct qv_metrics_http *m = ud;
+	qv_rpc_hists_observe(m->rpc, method, ms, ok);
+}
+
+void qv_metrics_http_observe_rpc(struct qv_metrics_http *m)
+{
+	if (m && m->d->rpc)
+		qv_rpc_server_set_observer(m->d->rpc, on_rpc_done, m);
+}
 
 static void daemon_metrics(struct qv_metrics_http *m, FILE *f)
 {
@@ -80,6 +93,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (v.col)
 		qv_metrics_render(v.col, v.loop, f);
 	daemon_metrics(m, f);
+	qv_rpc_hists_render(m->rpc, f);
 	fclose(f);
 	return reply(conn, MHD_HTTP_OK, body, len, "text/plain; version=0.0.4; charset=utf-8");
 }
@@ -140,6 +154,10 @@ int qv_metrics_http_start(struct qv_daemon *d, const char *listen, struct qv_met
 	if (!(m = calloc(1, sizeof(*m))))
 		return -ENOMEM;
 	m->d = d;
+	if (!(m->rpc = qv_rpc_hists_new())) {
+		free(m);
+		return -ENOMEM;
+	}
 	m->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, ntohs(sa.sin_port), NULL, NULL,
 				  on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -165,6 +183,9 @@ struct qv_metrics_http *qv_metrics_http_stop(struct qv_metrics_http *m)
 	qv_source_remove(m->timer);
 	if (m->mhd)
 		MHD_stop_daemon(m->mhd);
+	/* main frees the RPC server before the resource loop: no observer call
+	 * can reach us after this */
+	qv_rpc_hists_free(m->rpc);
 	free(m);
 	return NULL;
 }

@@ -190,4 +190,9 @@ Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardow
 		       !strstr(body, "qvisor_vm_cpu_seconds_total{vm=\"m2\"}");
 	}
 	cr_assert(gone, "m2 still exported after it stopped:\n%s", body);
+	/* RPC latencies: the calls this test made */
+	cr_assert_not_null(strstr(body, "qvisor_rpc_duration_seconds_count{method=\"vm.start\"} 2\n"),
+			   "%s", body);
+	cr_assert_not_null(strstr(body, "qvisor_rpc_duration_seconds_bucket{method=\"vm.history\","
+					"le=\"+Inf\"} 1\n"), "%s", body);
 }
