@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include "common/rpc-client-internal.h"
+#include "common/rpc-connect-async.h"
 
 extern char **environ;
 
@@ -205,7 +206,7 @@ static int connect_addr(const struct addrinfo *ai, int timeout_ms)
 	return TAKE_FD(fd);
 }
 
-static int connect_tcp(const char *host, int port, struct qv_error *errp)
+static int connect_tcp(const char *host, int port, uint64_t deadline, struct qv_error *errp)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
 	char ports[16];
@@ -217,11 +218,15 @@ static int connect_tcp(const char *host, int port, struct qv_error *errp)
 		return qv_error_set(errp, EHOSTUNREACH, QV_REASON_UNAVAILABLE,
 				    "cannot resolve %s: %s", host, gai_strerror(g));
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = connect_addr(ai, QV_TLS_HANDSHAKE_TIMEOUT_MS);
-		if (fd >= 0)
+		int64_t left = (int64_t)(deadline - qv_now_ms());
+		fd = left > 0 ? connect_addr(ai, (int)left) : -ETIMEDOUT;
+		if (fd >= 0 || fd == -ETIMEDOUT)
 			break;
 	}
 	freeaddrinfo(res);
+	if (fd == -ETIMEDOUT)
+		return qv_error_set(errp, ETIMEDOUT, QV_REASON_TIMEOUT,
+				    "%s:%d did not answer the TCP connect in time", host, port);
 	if (fd < 0)
 		return qv_error_set(errp, -fd, QV_REASON_UNAVAILABLE, "cannot connect to %s:%d: %s",
 				    host, port, strerror(-fd));
@@ -230,8 +235,10 @@ static int connect_tcp(const char *host, int port, struct qv_error *errp)
 
 /* tls://HOST[:PORT]: TCP, then a handshake that verifies the daemon's
  * certificate against the CA and HOST and presents our client certificate. */
-static int connect_tls(const char *rest, qv_rpc_conn **ret_conn, struct qv_error *errp)
+static int connect_tls(const char *rest, unsigned timeout_ms, qv_rpc_conn **ret_conn,
+		       struct qv_error *errp)
 {
+	uint64_t deadline = qv_now_ms() + timeout_ms;
 	_cleanup_(qv_tls_creds_freep) qv_tls_creds *creds = NULL;
 	_cleanup_(qv_tls_freep) qv_tls *tls = NULL;
 	_cleanup_close_ int fd = -1;
@@ -249,12 +256,20 @@ static int connect_tls(const char *rest, qv_rpc_conn **ret_conn, struct qv_error
 	r = qv_tls_creds_load(qv_rpc_pki_dir(), QV_TLS_CLIENT, &creds, errp);
 	if (r < 0)
 		return qv_error_prefix(errp, "client certificate"), r;
-	fd = connect_tcp(host, port, errp);
+	fd = connect_tcp(host, port, deadline, errp);
 	if (fd < 0)
 		return fd;
 	r = qv_tls_new(creds, fd, host, &tls, errp);
-	if (r >= 0)
-		r = qv_tls_handshake_wait(tls, QV_TLS_HANDSHAKE_TIMEOUT_MS, errp);
+	if (r >= 0) {
+		int64_t left = (int64_t)(deadline - qv_now_ms());
+		r = qv_tls_handshake_wait(tls, left > 0 ? (int)left : 1, errp);
+		if (r == -ETIMEDOUT) { /* name the whole deadline, not what was left of it */
+			qv_error_clear(errp);
+			qv_error_set(errp, ETIMEDOUT, QV_REASON_TIMEOUT,
+				     "the peer did not answer the TLS handshake within %u ms",
+				     timeout_ms);
+		}
+	}
 	if (r < 0)
 		return qv_error_prefix(errp, "tls://%s:%d", host, port), r;
 	r = qv_rpc_conn_new_fds(fd, fd, ret_conn);
@@ -267,6 +282,12 @@ static int connect_tls(const char *rest, qv_rpc_conn **ret_conn, struct qv_error
 
 int qv_rpc_connect(const char *uri, qv_rpc_conn **ret_conn, struct qv_error *errp)
 {
+	return qv_rpc_connect_timeout(uri, QV_TLS_HANDSHAKE_TIMEOUT_MS, ret_conn, errp);
+}
+
+int qv_rpc_connect_timeout(const char *uri, unsigned timeout_ms, qv_rpc_conn **ret_conn,
+			   struct qv_error *errp)
+{
 	if (!uri || !*uri)
 		uri = QV_RPC_DEFAULT_SOCKET;
 	if (strncmp(uri, "unix://", 7) == 0)
@@ -274,7 +295,7 @@ int qv_rpc_connect(const char *uri, qv_rpc_conn **ret_conn, struct qv_error *err
 	if (strncmp(uri, "ssh://", 6) == 0)
 		return connect_ssh(uri + 6, ret_conn, errp);
 	if (strncmp(uri, "tls://", 6) == 0)
-		return connect_tls(uri + 6, ret_conn, errp);
+		return connect_tls(uri + 6, timeout_ms, ret_conn, errp);
 	if (strstr(uri, "://"))
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "unsupported URI \"%s\" (use unix://, ssh:// or tls://)", uri);

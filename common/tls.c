@@ -267,7 +267,8 @@ int qv_tls_handshake_wait(qv_tls *t, int timeout_ms, struct qv_error *errp)
 		int64_t left = (int64_t)(deadline - qv_now_ms());
 		if (left <= 0)
 			return qv_error_set(errp, ETIMEDOUT, QV_REASON_TIMEOUT,
-					    "TLS handshake did not finish within %d ms", timeout_ms);
+					    "the peer did not answer the TLS handshake within %d ms",
+					    timeout_ms);
 		struct pollfd p = { .fd = t->fd, .events = qv_tls_want_write(t) ? POLLOUT : POLLIN };
 		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
 			return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "poll: %s",

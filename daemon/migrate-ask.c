@@ -5,11 +5,12 @@
  * source has no outgoing migration of the VM any more, the incoming VM,
  * which never ran, is torn down. An unreachable source changes nothing:
  * the incoming timeout (prepare's timeout_s) still applies. The question
- * is asked from the loop without blocking: connect (a local or tunnelled
- * socket), send, and read the answer when it comes. */
+ * is asked from the loop without blocking: connect (off the loop, see
+ * common/rpc-connect-async.h), send, and read the answer when it comes. */
 #include "common/json.h"
 #include "common/log.h"
 #include "common/rpc-client.h"
+#include "common/rpc-connect-async.h"
 #include "daemon/migrate-internal.h"
 
 #define ASK_TIMEOUT_MS 10000
@@ -20,12 +21,14 @@ struct ask {
 	char *vm;
 	char token[33];
 	qv_rpc_conn *conn;
+	qv_rpc_connecting *connecting;
 	qv_source *io, *timer;
 	uint64_t id;
 };
 
 static void ask_free(struct ask *a)
 {
+	qv_rpc_connect_cancel(a->connecting);
 	qv_source_remove(a->io);
 	qv_source_remove(a->timer);
 	qv_rpc_conn_free(a->conn);
@@ -92,10 +95,36 @@ static void on_ask_timeout(qv_source *s, void *ud)
 	ask_free(a);
 }
 
+static void on_ask_connected(int error, qv_rpc_conn *conn, const struct qv_error *cerr,
+			     void *ud)
+{
+	struct ask *a = ud;
+	struct qv_error err = {};
+	struct qv_mig *m;
+	json_object *p = json_object_new_object();
+
+	a->connecting = NULL;
+	a->conn = conn;
+	json_object_object_add(p, "name", json_object_new_string(a->vm));
+	if (error < 0) {
+		json_object_put(p);
+		err = *cerr;
+	} else if (qv_rpc_send(a->conn, "migrate.status", p, &a->id, &err) >= 0 &&
+		   qv_loop_add_io(a->d->loop, qv_rpc_conn_fd(a->conn), EPOLLIN, on_ask_io, a,
+				  &a->io) >= 0) {
+		return; /* the answer (or on_ask_timeout) comes later */
+	} else if (!err.set) {
+		qv_error_set(&err, EIO, QV_REASON_IO_ERROR, "cannot send to the source");
+	}
+	if ((m = qv_mig_find(a->vm, false)))
+		m->asking = false;
+	ask_answered(a, error < 0 ? error : -EIO, &err, NULL);
+	ask_free(a);
+}
+
 void qv_mig_dest_ask_source(struct qv_mig *m)
 {
 	struct qv_error err = {};
-	json_object *p;
 	struct ask *a;
 
 	if (!m->source_uri || m->asking)
@@ -107,12 +136,11 @@ void qv_mig_dest_ask_source(struct qv_mig *m)
 	}
 	a->d = m->d;
 	snprintf(a->token, sizeof(a->token), "%s", m->token);
-	p = json_object_new_object();
-	json_object_object_add(p, "name", json_object_new_string(m->vm));
-	if (qv_rpc_connect(m->source_uri, &a->conn, &err) < 0 ||
-	    qv_rpc_send(a->conn, "migrate.status", p, &a->id, &err) < 0 ||
-	    qv_loop_add_io(m->d->loop, qv_rpc_conn_fd(a->conn), EPOLLIN, on_ask_io, a, &a->io) < 0 ||
-	    qv_loop_add_timer(m->d->loop, ASK_TIMEOUT_MS, on_ask_timeout, a, &a->timer) < 0) {
+	/* One deadline for connect and answer; the connect's own is shorter. */
+	if (qv_rpc_connect_async(m->d->loop, m->source_uri, QV_RPC_CONNECT_TIMEOUT_MS,
+				 on_ask_connected, a, &a->connecting, &err) < 0 ||
+	    qv_loop_add_timer(m->d->loop, ASK_TIMEOUT_MS + QV_RPC_CONNECT_TIMEOUT_MS,
+			      on_ask_timeout, a, &a->timer) < 0) {
 		log_debug("VM %s: cannot ask the source %s: %s", m->vm, m->source_uri, err.message);
 		ask_free(a);
 		return;

@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/rpc-client.h"
+#include "common/rpc-connect-async.h"
 #include "common/tls.h"
 #include "daemon/migrate-internal.h"
 #include "migrate/protocol.h"
@@ -30,6 +31,12 @@ struct p2p_end {
 	uint64_t id;        /* outstanding request id, 0 = none */
 	uint64_t tag;
 	qv_source *timeout;
+	/* Dialling the end off the loop (common/rpc-connect-async.h); the call
+	 * waiting for it: */
+	qv_rpc_connecting *connecting;
+	char *method;
+	json_object *params;
+	unsigned timeout_ms;
 };
 
 struct qv_p2p {
@@ -60,6 +67,11 @@ static void end_close(struct p2p_end *e)
 	e->timeout = qv_source_remove(e->timeout);
 	e->conn = qv_rpc_conn_free(e->conn);
 	e->id = 0;
+	e->connecting = qv_rpc_connect_cancel(e->connecting);
+	free(e->method);
+	e->method = NULL;
+	json_object_put(e->params);
+	e->params = NULL;
 }
 
 static void p2p_free(struct qv_p2p *x)
@@ -187,25 +199,52 @@ static void on_notify(qv_rpc_conn *c, const char *method, json_object *params, v
 	notify(x, method, json_object_get(params));
 }
 
-static int end_connect(struct p2p_end *e)
+static int end_send(struct p2p_end *e, const char *method, json_object *params,
+		    unsigned timeout_ms, uint64_t tag)
 {
 	struct qv_error err = {};
-	int r;
+	int r = qv_rpc_send(e->conn, method, params, &e->id, &err);
 
-	if (e->conn)
-		return 0;
-	r = qv_rpc_connect(e->uri, &e->conn, &err);
 	if (r < 0) {
-		log_debug("VM %s: cannot reach %s: %s", e->x->vm, e->uri, err.message);
+		end_close(e);
 		return r;
 	}
+	e->tag = tag;
+	if (qv_loop_add_timer(e->x->d->loop, timeout_ms, on_timeout, e, &e->timeout) < 0)
+		e->timeout = NULL;
+	log_debug("VM %s: %s -> %s", e->x->vm, method, e->uri);
+	return 0;
+}
+
+static int end_attach(struct p2p_end *e, qv_rpc_conn *conn)
+{
+	e->conn = conn;
 	if (e->side == MIG_SIDE_SOURCE)
 		qv_rpc_set_notify_handler(e->conn, on_notify, e->x);
-	r = qv_loop_add_io(e->x->d->loop, qv_rpc_conn_fd(e->conn), EPOLLIN, on_readable, e,
-			   &e->io);
-	if (r < 0)
+	return qv_loop_add_io(e->x->d->loop, qv_rpc_conn_fd(e->conn), EPOLLIN, on_readable, e,
+			      &e->io);
+}
+
+/* The end is reachable (or not): send the call that waited for it. A call
+ * that never left is reported as such, so the protocol knows the peer
+ * holds nothing of it (a prepare that never arrived needs no abort). */
+static void on_connected(int error, qv_rpc_conn *conn, const struct qv_error *err, void *ud)
+{
+	struct p2p_end *e = ud;
+	_cleanup_free_ char *method = TAKE_PTR(e->method);
+	json_object *params = TAKE_PTR(e->params);
+	uint64_t tag = e->tag;
+	int r = error;
+
+	e->connecting = NULL;
+	if (r == 0 && (r = end_attach(e, conn)) < 0)
 		end_close(e);
-	return r;
+	if (r == 0 && (r = end_send(e, method, TAKE_PTR(params), e->timeout_ms, tag)) == 0)
+		return;
+	json_object_put(params);
+	if (error < 0)
+		log_debug("VM %s: cannot reach %s: %s", e->x->vm, e->uri, err->message);
+	mig_proto_unsent(e->x->proto, tag, r, error < 0 ? err : NULL);
 }
 
 static int op_call(void *ud, enum mig_side side, const char *method, json_object *params,
@@ -216,23 +255,23 @@ static int op_call(void *ud, enum mig_side side, const char *method, json_object
 	struct qv_error err = {};
 	int r;
 
-	if (e->id)
+	if (e->id || e->connecting)
 		end_close(e); /* one call at a time per end: drop a stale one */
-	r = end_connect(e);
-	if (r < 0) {
-		json_object_put(params);
-		return r;
-	}
-	r = qv_rpc_send(e->conn, method, params, &e->id, &err);
-	if (r < 0) {
-		end_close(e);
-		return r;
-	}
+	if (e->conn)
+		return end_send(e, method, params, timeout_ms, tag);
+	/* Dial off the loop: a tls:// peer may take its handshake deadline. */
+	e->method = strdup(method);
+	e->params = params;
+	e->timeout_ms = timeout_ms;
 	e->tag = tag;
-	if (qv_loop_add_timer(x->d->loop, timeout_ms, on_timeout, e, &e->timeout) < 0)
-		e->timeout = NULL;
-	log_debug("VM %s: %s -> %s", x->vm, method, e->uri);
-	return 0;
+	r = e->method ? qv_rpc_connect_async(x->d->loop, e->uri, QV_RPC_CONNECT_TIMEOUT_MS,
+					     on_connected, e, &e->connecting, &err)
+		      : -ENOMEM;
+	if (r < 0) {
+		log_debug("VM %s: cannot reach %s: %s", x->vm, e->uri, err.message);
+		end_close(e);
+	}
+	return r;
 }
 
 static void on_later(qv_source *s, void *ud)

@@ -284,6 +284,16 @@ void mig_proto_answer(mig_proto *p, uint64_t tag, int error, const struct qv_err
 	dispatch(p, error, errp, result);
 }
 
+void mig_proto_unsent(mig_proto *p, uint64_t tag, int error, const struct qv_error *errp)
+{
+	if (tag != p->tag || p->phase == MIG_PHASE_DONE || p->phase == MIG_PHASE_FAILED)
+		return; /* stale */
+	p->tag++;
+	p->never_sent = true;
+	dispatch(p, error < 0 ? error : -ENOTCONN, errp, NULL);
+	p->never_sent = false;
+}
+
 void mig_proto_tick(mig_proto *p)
 {
 	struct qv_error e = {};

@@ -101,6 +101,10 @@ int mig_proto_resume(mig_proto *p, enum mig_phase phase, const char *token);
  * errp (the peer refused), other < 0 = transport failure (errp may be set). */
 void mig_proto_answer(mig_proto *p, uint64_t tag, int error, const struct qv_error *errp,
 		      json_object *result);
+/* Call `tag` never left: the driver could not even reach the peer (e.g. its
+ * asynchronous connect failed or timed out). Like a call() returning < 0,
+ * but reported later, with the transport's own error in errp. */
+void mig_proto_unsent(mig_proto *p, uint64_t tag, int error, const struct qv_error *errp);
 void mig_proto_tick(mig_proto *p);
 
 /* Operator cancel. 0: cancelling (done() follows); -EBUSY: too late (the
