@@ -243,3 +243,33 @@ Test(protocol, unreachable_destination_fails_at_once_before_prepare_left)
 	cr_assert_null(strstr(f.log, "migrate.cancel"), "%s", f.log);
 	mig_proto_free(p);
 }
+
+/* The driver dials the destination off its loop: when that connect fails
+ * (mig_proto_unsent), prepare never left, so nothing is aborted there and
+ * the migration fails at once with the transport's own words. */
+Test(protocol, prepare_that_never_left_fails_without_an_abort)
+{
+	struct fake f = {};
+	struct qv_error e = {};
+	struct mig_proto_opts o = { .name = "vm1", .retry_s = 60 };
+	mig_proto *p = NULL;
+
+	cr_assert_eq(mig_proto_new(&o, &ops, &f, &p), 0);
+	cr_assert_eq(mig_proto_start(p), 0);
+	ok(p, &f, "{\"spec\": {\"name\": \"vm1\"}}");
+	ok(p, &f, "{\"multifd_channels\": 0}");
+	cr_assert_eq(mig_proto_phase(p), MIG_PHASE_PREPARING);
+	qv_error_set(&e, ETIMEDOUT, QV_REASON_TIMEOUT,
+		     "tls://10.0.0.2:16515: the peer did not answer the TLS handshake within 10000 ms");
+	mig_proto_unsent(p, f.tag - 1, -ETIMEDOUT, &e); /* stale tag: ignored */
+	cr_assert_not(f.done);
+	mig_proto_unsent(p, f.tag, -ETIMEDOUT, &e);
+	cr_assert(f.done);
+	cr_assert_eq(f.error, -ETIMEDOUT);
+	cr_assert(strstr(f.message, "prepare on the destination") &&
+		  strstr(f.message, "did not answer"), "%s", f.message);
+	cr_assert_str_eq(f.log, "S:vm.info S:migrate.plan D:migrate.prepare ");
+	cr_assert_eq(mig_proto_phase(p), MIG_PHASE_FAILED);
+	mig_proto_unsent(p, f.tag, -ETIMEDOUT, &e); /* after the end: ignored */
+	mig_proto_free(p);
+}
