@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -137,7 +138,17 @@ static int connect_ssh(const char *rest, qv_rpc_conn **ret_conn, struct qv_error
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, to_child[0], STDIN_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, from_child[1], STDOUT_FILENO);
-	r = -posix_spawnp(&pid, ssh, &fa, NULL, (char *const *)argv, environ);
+	/* ssh starts with no signal blocked, whatever the calling thread
+	 * blocks (a daemon's signalfd, qv_rpc_connect_async's worker): the
+	 * SIGTERM of qv_rpc_reap_child() must reach it. */
+	posix_spawnattr_t attr;
+	sigset_t none;
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	r = -posix_spawnp(&pid, ssh, &fa, &attr, (char *const *)argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r < 0)
 		goto fail;

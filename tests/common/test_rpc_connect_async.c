@@ -6,9 +6,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/json.h"
 #include "common/loop.h"
 #include "common/pki.h"
 #include "common/rpc-connect-async.h"
@@ -187,4 +190,43 @@ Test(rpc_connect_async, refused_port_is_unavailable)
 	cr_assert_lt(o.error, 0);
 	cr_assert_null(o.conn);
 	cr_assert_str_eq(o.err.reason, QV_REASON_UNAVAILABLE, "%s", o.err.message);
+}
+
+/* A fake ssh answering its first request with its blocked-signal mask. */
+static const char fake_ssh[] =
+	"#!/bin/sh\n"
+	"read line\n"
+	"id=$(echo \"$line\" | sed 's/.*\"id\":\\([0-9]*\\).*/\\1/')\n"
+	"blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' /proc/$$/status)\n"
+	"printf '{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":\"%s\"}\\n' \"$id\" \"$blk\"\n"
+	"cat >/dev/null\n";
+
+/* ssh:// from the worker thread (which blocks every signal): the child
+ * still starts with nothing blocked, so reaping's SIGTERM reaches it. */
+Test(rpc_connect_async, ssh_child_starts_with_no_signal_blocked)
+{
+	struct outcome o = {};
+	qv_rpc_connecting *c = NULL;
+	struct qv_error err = {};
+	json_object *res = NULL;
+	char path[128];
+
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(path, sizeof(path), "%s/ssh", base);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(fake_ssh, f);
+	fclose(f);
+	chmod(path, 0755);
+	setenv("QVISOR_SSH", path, 1);
+	cr_assert_eq(qv_rpc_connect_async(loop, "ssh://hostb", 5000, on_done, &o, &c, &err), 0,
+		     "%s", err.message);
+	run_until(&o, 10000);
+	cr_assert(o.called);
+	cr_assert_eq(o.error, 0, "%s", o.err.message);
+	cr_assert_eq(qv_rpc_invoke(o.conn, "host.info", NULL, 10000, &res, &err), 0, "%s",
+		     err.message);
+	cr_assert_str_eq(json_object_get_string(res), "0000000000000000");
+	json_object_put(res);
+	qv_rpc_conn_free(o.conn);
 }
