@@ -36,6 +36,7 @@ struct qv_state {
 	struct qv_pol_plan *plan;
 	double *m, *var;   /* per host: forecast mean (MIPS) and variance */
 	double *ram;       /* per host: RAM in use (memory-aware mode) */
+	double *pw;        /* per host: power at the forecast mean (cached) */
 	double *vm_sd;     /* per VM: forecast standard deviation (MIPS) */
 	bool *locked;      /* hosts not to empty or fill this round */
 	bool *on;          /* hosts on (measured, or switched on this round) */
@@ -78,22 +79,24 @@ static bool fits(const struct qv_state *s, int h, int vm)
 {
 	const struct qv_pol_host *ho = &s->dc->hosts[h];
 	const struct qv_pol_vm *v = &s->dc->vms[vm];
-	double sd = s->vm_sd[vm];
+	double sd = s->vm_sd[vm], cap = s->cfg->q_target * qv_pol_host_total_mips(ho);
+	/* the bound is at least the sum of means: a cheap first test */
+	if (s->cfg->q_z >= 0 && s->m[h] + v->req_mips > cap)
+		return false;
 	if (v->mips > ho->core_mips && v->req_mips + s->cfg->q_z * sd > ho->core_mips)
 		return false;
 	if (s->dc->memory_aware && s->ram[h] + v->ram_mb > ho->ram_mb)
 		return false;
-	return bound(s, s->m[h] + v->req_mips, s->var[h] + sd * sd) <=
-	       s->cfg->q_target * qv_pol_host_total_mips(ho);
+	return bound(s, s->m[h] + v->req_mips, s->var[h] + sd * sd) <= cap;
 }
 
 /* Marginal power of vm on h; a host that is off pays its idle power. */
 static double marginal_w(const struct qv_state *s, int h, int vm)
 {
 	const struct qv_pol_host *ho = &s->dc->hosts[h];
-	double t = qv_pol_host_total_mips(ho), u = s->m[h] / t;
+	double t = qv_pol_host_total_mips(ho);
 	double after = qv_pol_power_at(&ho->power, (s->m[h] + s->dc->vms[vm].req_mips) / t);
-	return s->on[h] ? after - qv_pol_power_at(&ho->power, u) : after;
+	return s->on[h] ? after - s->pw[h] : after;
 }
 
 static int best_host(struct qv_state *s, int vm, int from, bool allow_off)
@@ -120,6 +123,7 @@ static void account(struct qv_state *s, int h, int vm, int sign)
 	s->ram[h] += sign * s->dc->vms[vm].ram_mb;
 	if (s->var[h] < 0)
 		s->var[h] = 0;
+	s->pw[h] = qv_pol_power_at(&s->dc->hosts[h].power, s->m[h] / qv_pol_host_total_mips(&s->dc->hosts[h]));
 }
 
 static int move(struct qv_state *s, int vm, int from, int to, enum qv_pol_why why, const char *what)
@@ -272,11 +276,12 @@ int qv_pol_round_qvisor(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg, stru
 	s.m = calloc(nh, sizeof(double));
 	s.var = calloc(nh, sizeof(double));
 	s.ram = calloc(nh, sizeof(double));
+	s.pw = calloc(nh, sizeof(double));
 	s.locked = calloc(nh, sizeof(bool));
 	s.on = calloc(nh, sizeof(bool));
 	s.vm_sd = calloc(dc->nvms + 1, sizeof(double));
 	bool *taken = calloc(dc->nvms + 1, sizeof(bool));
-	if (!s.m || !s.var || !s.ram || !s.locked || !s.on || !s.vm_sd || !taken)
+	if (!s.m || !s.var || !s.ram || !s.pw || !s.locked || !s.on || !s.vm_sd || !taken)
 		goto out;
 	for (int i = 0; i < dc->nvms; i++)
 		s.vm_sd[i] = vm_sd(&dc->vms[i]);
@@ -284,6 +289,7 @@ int qv_pol_round_qvisor(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg, stru
 		struct qv_pol_host *ho = &dc->hosts[h];
 		qv_pol_host_refresh(dc, ho);
 		s.on[h] = ho->util_mips > 0;
+		s.pw[h] = qv_pol_power_at(&ho->power, 0);
 		for (int i = 0; i < ho->nvm; i++)
 			if (dc->vms[ho->vm[i]].host == h || qv_pol_host_is_in(ho, ho->vm[i]))
 				account(&s, h, ho->vm[i], +1);
@@ -295,6 +301,7 @@ out:
 	free(s.m);
 	free(s.var);
 	free(s.ram);
+	free(s.pw);
 	free(s.locked);
 	free(s.on);
 	free(s.vm_sd);
