@@ -13,6 +13,10 @@
 /* cli/verb-limits.c, cli/verb-top.c */
 int verb_limits(struct cli_ctx *ctx, int argc, char **argv);
 int verb_top(struct cli_ctx *ctx, int argc, char **argv);
+/* cli/verb-policy.c */
+int verb_policy_show(struct cli_ctx *ctx, int argc, char **argv);
+int verb_policy_mode(struct cli_ctx *ctx, int argc, char **argv);
+int verb_host_pressure(struct cli_ctx *ctx, int argc, char **argv);
 
 const struct cli_verb cli_verbs[] = {
 	{ "define", verb_define, "FILE|- | --from-libvirt FILE.xml [--lossy] [--dry-run]",
@@ -38,6 +42,12 @@ const struct cli_verb cli_verbs[] = {
 	{ "events", verb_events, "[--vm NAME]", "Print daemon events until interrupted." },
 	{ "host info", verb_host_info, "", "Show host facts (CPU, memory, accelerators)." },
 	{ "host check", verb_host_check, "", "Check that this host can run VMs." },
+	{ "host pressure", verb_host_pressure, "",
+	  "Show the resource loop's overload signal and each VM's demand." },
+	{ "policy show", verb_policy_show, "[VM]",
+	  "Show the resource loop's allocations, demand and recent changes." },
+	{ "policy mode", verb_policy_mode, "off|advise|enforce",
+	  "Set the host's resource loop mode." },
 	{ "net define", verb_net_define, "FILE|-", "Define a network from a JSON spec." },
 	{ "net undefine", verb_net_undefine, "NAME", "Remove a network." },
 	{ "net list", verb_net_list, "", "List networks." },
@@ -54,6 +64,11 @@ const struct cli_verb cli_verbs[] = {
 	{ "image import", verb_image_import,
 	  "PATH NAME [--format raw|qcow2] [--bandwidth RATE] [--verify]",
 	  "Import a file into the image pool." },
+	{ "image import-foreign", verb_image_import_foreign,
+	  "PATH NAME --format vmdk|vhdx|vdi|qed [--target raw|qcow2]",
+	  "Convert a foreign disk image into the pool (qemu-img convert, with progress)." },
+	{ "image import-ova", verb_image_import_ova, "PATH.ova NAME",
+	  "Import an OVA: verify its manifest, convert its disks, print a drafted spec." },
 	{ "image resize", verb_image_resize, "NAME SIZE", "Grow an image to SIZE." },
 	{ "migrate", verb_migrate, "VM --to URI [OPTIONS]",
 	  "Live-migrate a running VM to the daemon at URI. Options: --max-downtime MS, "
@@ -64,7 +79,7 @@ const struct cli_verb cli_verbs[] = {
 	  "Run a scripted migration drill (docs/migration.md)." },
 	{ "sim", verb_sim,
 	  "--trace DIR|CSV --policy NAME [--param X] [--seed N] [--memory-aware] [--cost-model] "
-	  "[--hosts N] [--json] [--csv FILE] [--svg FILE]",
+	  "[--hosts N] [--json] [--csv FILE] [--svg FILE] [--explain N]",
 	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
 	{ "pki init", verb_pki_init, "[--cn NAME] [--days N]",
 	  "Create a lab CA (ca-cert.pem, ca-key.pem) in the PKI dir." },

@@ -295,8 +295,8 @@ static void client_read(qv_rpc_client *c, bool hup)
 void rpc_client_read_more(qv_rpc_client *c)
 {
 	qv_rpc_client_ref(c);
-	if (c->connected && !(c->events & EPOLLOUT) && !c->read_eof)
-		client_read(c, false);
+	if (c->connected && !c->read_eof)
+		client_read(c, false); /* stops by itself while output is high */
 	rpc_client_update(c);
 	qv_rpc_client_unref(c);
 }
@@ -570,6 +570,12 @@ void qv_rpc_server_set_connect_fn(qv_rpc_server *s, qv_rpc_connect_fn fn, void *
 {
 	s->connect_fn = fn;
 	s->connect_ud = userdata;
+}
+
+void qv_rpc_server_set_observer(qv_rpc_server *s, qv_rpc_observe_fn fn, void *userdata)
+{
+	s->observe_fn = fn;
+	s->observe_ud = userdata;
 }
 
 int qv_rpc_server_add_methods(qv_rpc_server *s, const struct qv_rpc_method *methods, size_t n,

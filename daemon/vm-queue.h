@@ -6,8 +6,7 @@
  * between two spawns), with at most cfg.max_starts QEMUs spawned and not yet
  * answering QMP at once (0: no bound). */
 
-struct qv_daemon;
-struct qv_vm;
+#include "daemon/vm.h"
 
 /* Default bound per online CPU: measured with scripts/bench/batch.sh (30
  * and 60 VMs on 2 CPUs, docs/benchmarks.md), a QEMU takes ~0.5 s to answer
@@ -27,3 +26,11 @@ void qv_start_queue_free(struct qv_daemon *d);
 /* daemon/vm.c: spawn a queued VM; always ends with qv_start_queue_done(),
  * now or when its QMP is ready or its start failed. */
 void qv_vm_start_queued(struct qv_vm *vm);
+/* daemon/vm-start.c: drop vm's start context (it is being freed). */
+void qv_vm_starting_free(struct qv_vm *vm);
+/* daemon/vm-start.c: vm.stop of a starting VM. A queued VM is taken out
+ * of the queue (its start fails "cancelled") and fn reports it stopped; a
+ * spawned one is stopped as asked once its start completes (fn at once if
+ * the start fails). */
+int qv_vm_stop_starting(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn,
+			void *userdata, struct qv_error *errp);

@@ -40,8 +40,6 @@ struct qv_vm *qv_vm_find(struct qv_daemon *d, const char *name)
 	return NULL;
 }
 
-static void vm_starting_free(struct qv_vm *vm);
-
 static struct qv_vm *vm_free(struct qv_vm *vm)
 {
 	if (!vm)
@@ -50,7 +48,7 @@ static struct qv_vm *vm_free(struct qv_vm *vm)
 	qv_vm_nics_forget(vm);
 	qemu_instance_free(vm->inst); /* a start in progress is abandoned, QEMU kept */
 	qv_start_queue_remove(vm->d, vm);
-	vm_starting_free(vm);
+	qv_vm_starting_free(vm);
 	vm_spec_free(vm->spec);
 	free(vm->run_dir);
 	free(vm->name);
@@ -73,6 +71,14 @@ void qv_vm_registry_free(struct qv_daemon *d)
 	while (d->vms) {
 		struct qv_vm *vm = d->vms;
 		d->vms = vm->next;
+		if (vm->starting && !vm->inst) {
+			/* Still queued: it never ran, the next daemon must not
+			 * think it crashed. */
+			vm->state = QV_VM_STOPPED;
+			snprintf(vm->last_exit, sizeof(vm->last_exit),
+				 "start cancelled: the daemon stopped");
+			qv_vm_persist(vm);
+		}
 		vm_free(vm);
 	}
 }
@@ -112,15 +118,6 @@ void qv_vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra)
 	log_info("VM %s: %s -> %s", vm->name, qv_vm_state_to_string(old),
 		 qv_vm_state_to_string(s));
 	qv_daemon_emit(vm->d, vm->name, "state-changed", data);
-}
-
-static char *vm_run_dir(struct qv_daemon *d, const char *name)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/vms/%s", d->cfg.run_dir, name) < 0)
-		return NULL;
-	return p;
 }
 
 /* Remove the per-VM run dir's sockets (QEMU is gone). Logs are kept. */
@@ -175,6 +172,15 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 
 	if (streq(name, "SHUTDOWN"))
 		vm->saw_shutdown = true;
+	if (streq(name, "STOP") || streq(name, "RESUME")) {
+		json_object *ts, *sec, *usec;
+		int64_t us = qv_unix_ms() * 1000;
+		if (json_object_object_get_ex(event, "timestamp", &ts) &&
+		    json_object_object_get_ex(ts, "seconds", &sec) &&
+		    json_object_object_get_ex(ts, "microseconds", &usec))
+			us = json_object_get_int64(sec) * 1000000 + json_object_get_int64(usec);
+		*(streq(name, "STOP") ? &vm->last_stop_us : &vm->last_resume_us) = us;
+	}
 	if (streq(name, "STOP") && vm->state == QV_VM_RUNNING)
 		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
 	else if (streq(name, "RESUME") && vm->state == QV_VM_PAUSED)
@@ -291,213 +297,6 @@ void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *c
 	cfg->userdata = vm;
 }
 
-static struct qemu_instance_config vm_instance_config(struct qv_vm *vm)
-{
-	struct qemu_instance_config cfg = {};
-
-	qv_vm_bind_instance_config(vm, &cfg);
-	return cfg;
-}
-
-static int vm_check_startable(struct qv_vm *vm, struct qv_error *errp)
-{
-	if (vm->inst || vm->starting ||
-	    (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
-				    vm->name, qv_vm_state_to_string(vm->state));
-	vm->restart_timer = qv_source_remove(vm->restart_timer);
-	return 0;
-}
-
-/* Everything before the spawn: run dir, accel, sandbox, TAPs. On success the
- * caller spawns with *opts and *proc (which point into nic_fds). */
-static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
-			    struct qemu_argv_opts *opts, struct qemu_proc_opts *proc,
-			    int **ret_nic_fds, char **ret_cidata, struct qv_error *errp)
-{
-	struct qv_daemon *d = vm->d;
-	_cleanup_free_ char *vms_dir = NULL;
-	size_t n_nic_fds = 0;
-	int r;
-
-	if (asprintf(&vms_dir, "%s/vms", d->cfg.run_dir) < 0)
-		return -ENOMEM;
-	(void)mkdir(vms_dir, 0700);
-	if (!vm->run_dir) {
-		vm->run_dir = vm_run_dir(d, vm->name);
-		if (!vm->run_dir)
-			return -ENOMEM;
-	}
-	vm->accel = qemu_accel_resolve(vm->spec->accel, &d->accel);
-	*opts = (struct qemu_argv_opts){
-		.qemu_binary = d->cfg.qemu_binary,
-		.run_dir = vm->run_dir,
-		.accel = vm->accel,
-		.incoming = so ? so->incoming : NULL,
-		.start_paused = so ? so->paused : false,
-	};
-	*proc = (struct qemu_proc_opts){ .cgroup_fd = -1 };
-	r = qv_vm_sandbox_prepare(vm, opts, proc, errp);
-	if (r >= 0)
-		r = qv_vm_cidata_prepare(vm, proc, opts, ret_cidata, errp);
-	if (r >= 0)
-		r = qv_vm_nics_open(vm, ret_nic_fds, &n_nic_fds, errp);
-	if (r < 0) {
-		qv_vm_sandbox_release(vm);
-		return r;
-	}
-	opts->nic_fds = *ret_nic_fds;
-	opts->n_nic_fds = n_nic_fds;
-	vm->saw_shutdown = false;
-	return 0;
-}
-
-/* QEMU never came up (and is gone): release, back to stopped. */
-static void vm_start_failed(struct qv_vm *vm, int r, const struct qv_error *errp, bool emit)
-{
-	qv_vm_nics_close(vm);
-	qv_vm_sandbox_release(vm);
-	snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
-		 errp && errp->set ? errp->message : strerror(-r));
-	if (!emit) {
-		vm->state = QV_VM_STOPPED;
-		qv_vm_persist(vm);
-		return;
-	}
-	json_object *data = json_object_new_object();
-	json_object_object_add(data, "error", json_object_new_string(vm->last_exit));
-	qv_vm_set_state(vm, QV_VM_STOPPED, data);
-}
-
-static void vm_start_succeeded(struct qv_vm *vm, bool paused)
-{
-	vm->started_at = qv_unix_ms();
-	vm->last_exit[0] = '\0';
-	json_object *data = json_object_new_object();
-	json_object_object_add(data, "pid", json_object_new_int(qemu_instance_pid(vm->inst)));
-	json_object_object_add(data, "accel",
-			       json_object_new_string(vm_accel_to_string(vm->accel)));
-	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
-	qv_vm_set_state(vm, paused ? QV_VM_PAUSED : QV_VM_RUNNING, data);
-}
-
-int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)
-{
-	struct qemu_instance_config cfg = vm_instance_config(vm);
-	struct qemu_argv_opts opts;
-	struct qemu_proc_opts proc;
-	_cleanup_free_ int *nic_fds = NULL;
-	_cleanup_free_ char *cidata = NULL;
-	int r;
-
-	r = vm_check_startable(vm, errp);
-	if (r >= 0)
-		r = vm_start_prepare(vm, so, &opts, &proc, &nic_fds, &cidata, errp);
-	if (r < 0)
-		return r;
-	cfg.proc = &proc;
-	vm->state = QV_VM_STARTING;
-	qv_vm_persist(vm);
-	r = qemu_instance_start(vm->d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
-	qv_vm_nics_started(vm);
-	if (r < 0) {
-		vm_start_failed(vm, r, errp, false);
-		return r;
-	}
-	vm_start_succeeded(vm, so && (so->paused || so->incoming));
-	return 0;
-}
-
-struct qv_vm_starting {
-	qv_vm_start_fn fn;
-	void *userdata;
-	char *incoming;
-	bool paused;
-};
-
-static void vm_starting_free(struct qv_vm *vm)
-{
-	if (vm->starting)
-		free(vm->starting->incoming);
-	free(TAKE_PTR(vm->starting));
-}
-
-/* The start is over, either way: report and make room in the queue. */
-static void vm_start_complete(struct qv_vm *vm, int error, const struct qv_error *errp)
-{
-	struct qv_vm_starting ctx = *vm->starting;
-
-	vm->starting->incoming = NULL;
-	vm_starting_free(vm);
-	if (error < 0) {
-		log_warning("VM %s: start failed: %s", vm->name,
-			    errp && errp->set ? errp->message : strerror(-error));
-		vm_start_failed(vm, error, errp, true);
-	} else {
-		vm_start_succeeded(vm, ctx.paused);
-	}
-	qv_start_queue_done(vm->d);
-	if (ctx.fn)
-		ctx.fn(vm, error, errp, ctx.userdata);
-	free(ctx.incoming);
-}
-
-static void vm_started(qemu_instance *inst, int error, const struct qv_error *errp, void *ud)
-{
-	struct qv_vm *vm = ud;
-
-	if (error < 0)
-		vm->inst = qemu_instance_free(vm->inst);
-	vm_start_complete(vm, error, errp);
-}
-
-void qv_vm_start_queued(struct qv_vm *vm)
-{
-	struct qemu_instance_config cfg = vm_instance_config(vm);
-	struct qv_vm_start_opts so = { .incoming = vm->starting->incoming,
-				       .paused = vm->starting->paused };
-	struct qemu_argv_opts opts;
-	struct qemu_proc_opts proc;
-	_cleanup_free_ int *nic_fds = NULL;
-	_cleanup_free_ char *cidata = NULL; /* opts.cidata_path: spawned below */
-	struct qv_error err = {};
-	int r;
-
-	r = vm_start_prepare(vm, &so, &opts, &proc, &nic_fds, &cidata, &err);
-	if (r < 0) {
-		vm_start_complete(vm, r, &err);
-		return;
-	}
-	cfg.proc = &proc;
-	r = qemu_instance_start_async(vm->d->loop, vm->spec, &opts, &cfg, vm_started, vm,
-				      &vm->inst, &err);
-	qv_vm_nics_started(vm);
-	if (r < 0)
-		vm_start_complete(vm, r, &err); /* releases TAPs and sandbox */
-}
-
-int qv_vm_start_async(struct qv_vm *vm, const struct qv_vm_start_opts *so, qv_vm_start_fn fn,
-		      void *userdata, struct qv_error *errp)
-{
-	int r = vm_check_startable(vm, errp);
-
-	if (r < 0)
-		return r;
-	vm->starting = calloc(1, sizeof(*vm->starting));
-	if (!vm->starting)
-		return -ENOMEM;
-	*vm->starting = (struct qv_vm_starting){
-		.fn = fn, .userdata = userdata, .paused = so && (so->paused || so->incoming),
-	};
-	if ((so && so->incoming && !(vm->starting->incoming = strdup(so->incoming))) ||
-	    qv_start_queue_push(vm->d, vm) < 0) {
-		vm_starting_free(vm);
-		return -ENOMEM;
-	}
-	qv_vm_set_state(vm, QV_VM_STARTING, NULL);
-	return 0;
-}
-
 struct stop_ctx {
 	struct qv_vm *vm;
 	qv_vm_stop_fn fn;
@@ -563,13 +362,11 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 			fn(vm, 0, QEMU_STOP_STEP_KILL, vm->last_exit, userdata);
 		return 0;
 	}
+	if (vm->starting)
+		return qv_vm_stop_starting(vm, force, timeout_ms, fn, userdata, errp);
 	if (!vm->inst)
 		return qv_error_set(errp, EALREADY, QV_REASON_CONFLICT, "VM %s is not running (%s)",
 				    vm->name, qv_vm_state_to_string(vm->state));
-	if (vm->starting)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "VM %s is starting; stop it once the start completes "
-				    "(at most %d s)", vm->name, QEMU_CONNECT_TIMEOUT_MS / 1000);
 	if (vm->state == QV_VM_STOPPING && !force)
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is already stopping; use force to kill it", vm->name);

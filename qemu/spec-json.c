@@ -22,6 +22,8 @@ static json_object *disk_to_json(const struct vm_disk *d)
 	add_str(o, "path", d->path);
 	add_str(o, "format", vm_disk_format_to_string(d->format));
 	json_object_object_add(o, "readonly", json_object_new_boolean(d->readonly));
+	if (d->serial[0])
+		add_str(o, "serial", d->serial);
 	if (d->io_rbps || d->io_wbps || d->io_riops || d->io_wiops || d->io_weight) {
 		json_object *l = json_object_new_object();
 		if (d->io_rbps)
@@ -93,6 +95,11 @@ json_object *vm_spec_to_json(const struct vm_spec *spec)
 	add_int(x, "window_s", spec->restart.window_s);
 	add_int(x, "backoff_ms", spec->restart.backoff_ms);
 	json_object_object_add(o, "restart", x);
+	if (spec->has_resources) {
+		x = json_object_new_object();
+		vm_resources_to_json(&spec->resources, x);
+		json_object_object_add(o, "resources", x);
+	}
 	if (spec->cloud_init)
 		json_object_object_add(o, "cloud_init", spec_cloud_init_to_json(spec->cloud_init));
 	if (spec->guest_agent) /* only when set: older canonical forms stay fixed points */

@@ -267,3 +267,108 @@ Test(batch, sigstopped_qemu_fails_pause_at_deadline_others_unaffected)
 	qv_rpc_conn_free(pp.c);
 	free(l);
 }
+
+/* --max-starts bounds the QEMUs spawned and not yet answering QMP; the other
+ * starts wait in "starting" without a pid, and every one completes, except
+ * the one a vm.stop took out of the queue. */
+struct watch {
+	pthread_t thread;
+	volatile bool stop;
+	int max_spawned; /* "starting" with a pid */
+	int max_queued;  /* "starting" without one */
+	int failures;
+};
+
+static void *watch_main(void *arg)
+{
+	struct watch *w = arg;
+	qv_rpc_conn *c = qvt_connect(&D);
+
+	if (!c) {
+		w->failures++;
+		return NULL;
+	}
+	while (!w->stop) {
+		json_object *r = NULL, *vms, *v;
+		struct qv_error err = {};
+		int spawned = 0, queued = 0;
+
+		if (qv_rpc_invoke(c, "vm.list", NULL, 30000, &r, &err) < 0) {
+			w->failures++;
+			break;
+		}
+		json_object_object_get_ex(r, "vms", &vms);
+		for (size_t i = 0; i < json_object_array_length(vms); i++) {
+			json_object *e = json_object_array_get_idx(vms, i);
+			if (!json_object_object_get_ex(e, "state", &v) ||
+			    !streq(json_object_get_string(v), "starting"))
+				continue;
+			json_object_object_get_ex(e, "pid", &v);
+			if (json_object_get_int(v) > 0)
+				spawned++;
+			else
+				queued++;
+		}
+		json_object_put(r);
+		w->max_spawned = spawned > w->max_spawned ? spawned : w->max_spawned;
+		w->max_queued = queued > w->max_queued ? queued : w->max_queued;
+		qvt_sleep_ms(5);
+	}
+	qv_rpc_conn_free(c);
+	return NULL;
+}
+
+Test(batch, max_starts_bounds_qemus_waiting_for_qmp)
+{
+	struct watch w = {};
+	struct qv_error err = {};
+	uint64_t ids[6];
+	qv_rpc_conn *c;
+
+	QVT_REQUIRE_DAEMON(&D);
+	cr_assert_eq(qvt_daemon_stop(&D, SIGTERM), 0);
+	snprintf(D.max_starts, sizeof(D.max_starts), "2");
+	cr_assert_eq(qvt_daemon_start(&D), 0, "restart with --max-starts 2 (log %s)", D.log);
+	for (int i = 0; i < 6; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "q%d", i);
+		define_small(name);
+	}
+	cr_assert_eq(pthread_create(&w.thread, NULL, watch_main, &w), 0);
+	c = qvt_connect(&D);
+	cr_assert_not_null(c);
+	for (int i = 0; i < 6; i++) {
+		char params[32];
+		snprintf(params, sizeof(params), "{\"name\": \"q%d\"}", i);
+		cr_assert_eq(qv_rpc_send(c, "vm.start", json_tokener_parse(params), &ids[i], &err),
+			     0, "%s", err.message);
+	}
+	/* q5 is queued behind the bound: stopping it cancels its start. */
+	uint64_t stop_id;
+	json_object *res = NULL, *v;
+	cr_assert_eq(qv_rpc_send(c, "vm.stop", json_tokener_parse("{\"name\": \"q5\"}"),
+				 &stop_id, &err), 0, "%s", err.message);
+	for (int i = 0; i < 5; i++) {
+		qv_error_clear(&err);
+		cr_assert_eq(qv_rpc_recv_response(c, 60000, ids[i], NULL, &err), 0,
+			     "start q%d: %s", i, err.message);
+	}
+	qv_error_clear(&err);
+	cr_assert_eq(qv_rpc_recv_response(c, 60000, ids[5], NULL, &err), -EREMOTEIO);
+	cr_assert_str_eq(err.reason, "cancelled", "%s", err.message);
+	cr_assert_eq(qv_rpc_recv_response(c, 60000, stop_id, &res, &err), 0, "%s", err.message);
+	cr_assert(json_object_object_get_ex(res, "state", &v));
+	cr_assert_str_eq(json_object_get_string(v), "stopped");
+	json_object_put(res);
+	w.stop = true;
+	pthread_join(w.thread, NULL);
+	qv_rpc_conn_free(c);
+	cr_assert_eq(w.failures, 0);
+	fprintf(stderr, "batch: --max-starts 2: at most %d spawned and %d queued at once\n",
+		w.max_spawned, w.max_queued);
+	cr_assert_leq(w.max_spawned, 2, "%d QEMUs were starting at once", w.max_spawned);
+	cr_assert_geq(w.max_spawned, 1, "never saw a spawned VM in \"starting\"");
+	cr_assert_gt(w.max_queued, 0, "no start ever waited in the queue");
+	cr_assert_eq(count_state("running"), 5);
+	cr_assert_eq(count_state("stopped"), 1);
+}
