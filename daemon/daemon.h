@@ -22,6 +22,9 @@ struct qv_daemon_config {
 	const char *guest_dir;   /* probe guest: vmlinuz + initrd.img */
 	unsigned max_clients;
 	bool no_probe;           /* skip the KVM boot probe: auto -> TCG */
+	uint32_t vm_uid_first;   /* --vm-uid-range: one uid per VM (vm-identity.h) */
+	uint32_t vm_uid_count;
+	uint64_t serial_log_max; /* --serial-log-max: bytes per serial log file */
 };
 
 struct qv_daemon {

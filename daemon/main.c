@@ -13,6 +13,8 @@
 #include "daemon/hooks.h"
 #include "daemon/migrate.h"
 #include "daemon/vm.h"
+#include "daemon/vm-files.h"
+#include "daemon/vm-identity.h"
 
 static void usage(FILE *f)
 {
@@ -29,6 +31,8 @@ static void usage(FILE *f)
 		"  --guest-dir DIR     probe guest (vmlinuz, initrd.img) for accel auto\n"
 		"  --no-kvm-probe      never boot the KVM probe; accel auto means TCG\n"
 		"  --max-clients N     concurrent RPC clients (default 64)\n"
+		"  --vm-uid-range A-B  one uid/gid per VM from A..B (default 2000000000-2000065535)\n"
+		"  --serial-log-max N  bytes per serial log file (default 1048576)\n"
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
 		"  -h, --help          this help\n");
 }
@@ -219,7 +223,7 @@ static int run(struct qv_daemon *d)
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
-	       OPT_MAXCLIENTS, OPT_LOG };
+	       OPT_MAXCLIENTS, OPT_LOG, OPT_UIDS, OPT_SERIALMAX };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -230,6 +234,8 @@ int main(int argc, char **argv)
 		{ "no-kvm-probe", no_argument, NULL, OPT_NOPROBE },
 		{ "max-clients", required_argument, NULL, OPT_MAXCLIENTS },
 		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "vm-uid-range", required_argument, NULL, OPT_UIDS },
+		{ "serial-log-max", required_argument, NULL, OPT_SERIALMAX },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -238,6 +244,9 @@ int main(int argc, char **argv)
 			.state_dir = "/var/lib/qvisor",
 			.run_dir = "/run/qvisor",
 			.cache_dir = "/var/cache/qvisor",
+			.vm_uid_first = QV_VM_UID_FIRST_DEFAULT,
+			.vm_uid_count = QV_VM_UID_COUNT_DEFAULT,
+			.serial_log_max = QV_SERIAL_LOG_MAX_DEFAULT,
 		},
 	};
 	_cleanup_free_ char *sock = NULL, *guest = NULL;
@@ -245,6 +254,8 @@ int main(int argc, char **argv)
 	int c, r;
 
 	log_set_ident("qvisord");
+	/* Private by default: DB, logs, sockets and images are ours alone. */
+	umask(077);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_STATE: d.cfg.state_dir = optarg; break;
@@ -274,6 +285,23 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case OPT_UIDS:
+			if (qv_vm_uid_range_parse(optarg, &d.cfg.vm_uid_first, &d.cfg.vm_uid_count) < 0) {
+				fprintf(stderr, "qvisord: --vm-uid-range must be FIRST-LAST, 0 < FIRST "
+					"<= LAST, at most 1048576 ids\n");
+				return 2;
+			}
+			break;
+		case OPT_SERIALMAX: {
+			char *end;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			if (*end || n < 4096 || n > (1ull << 34)) {
+				fprintf(stderr, "qvisord: --serial-log-max must be 4096..17179869184\n");
+				return 2;
+			}
+			d.cfg.serial_log_max = n;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -52,6 +52,10 @@ static const char *const migration_steps[] = {
 	"  created_at INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL);"
 	"CREATE INDEX migrations_by_vm ON migrations(vm);",
+	/* 2 -> 3: one uid per VM (daemon/vm-identity.c), freed with the VM */
+	"CREATE TABLE vm_ids ("
+	"  vm TEXT PRIMARY KEY NOT NULL REFERENCES vms(name) ON DELETE CASCADE ON UPDATE CASCADE,"
+	"  uid INTEGER NOT NULL UNIQUE);",
 };
 
 _Static_assert(ARRAY_SIZE(migration_steps) == QV_STATE_SCHEMA_VERSION,
@@ -233,6 +237,18 @@ static int migrate(qv_state *st, int target, struct qv_error *errp)
 	return 0;
 }
 
+/* The database, its WAL and shm: 0600, whatever an older version left. */
+static void make_private(const char *db)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char p[4096];
+
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		snprintf(p, sizeof(p), "%s%s", db, suffixes[i]);
+		(void)chmod(p, 0600); /* absent files: nothing to do */
+	}
+}
+
 int qv_state_open_version(const char *state_dir, int target_version, qv_state **ret_state,
 			  struct qv_error *errp)
 {
@@ -281,7 +297,8 @@ int qv_state_open_version(const char *state_dir, int target_version, qv_state **
 				    sqlite3_errmsg(st->db));
 	}
 	free(mode);
-	r = exec_sql(st, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+	make_private(st->path);
+	r = exec_sql(st, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
 	if (r < 0)
 		return qv_error_set(errp, r, NULL, "cannot configure %s: %s", st->path,
 				    sqlite3_errmsg(st->db));

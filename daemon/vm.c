@@ -8,7 +8,10 @@
 #include "common/log.h"
 #include "daemon/hooks.h"
 #include "daemon/netreg.h"
+#include "daemon/vm-files.h"
+#include "daemon/event-limit.h"
 #include "daemon/vm.h"
+#include "net/ifname.h"
 #include "qemu/argv.h"
 
 static const char *const state_names[] = {
@@ -42,6 +45,7 @@ static struct qv_vm *vm_free(struct qv_vm *vm)
 		return NULL;
 	qv_source_remove(vm->restart_timer);
 	qv_vm_nics_forget(vm);
+	qv_vm_files_release(vm);
 	qemu_instance_free(vm->inst);
 	vm_spec_free(vm->spec);
 	free(vm->run_dir);
@@ -132,6 +136,7 @@ static void vm_cleanup_run_dir(struct qv_vm *vm)
 static void vm_release_resources(struct qv_vm *vm)
 {
 	vm_cleanup_run_dir(vm);
+	qv_vm_files_release(vm);
 	qv_vm_nics_close(vm);
 	qv_vm_sandbox_release(vm);
 }
@@ -151,6 +156,10 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
 	else if (streq(name, "RESUME") && vm->state == QV_VM_PAUSED)
 		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
+	if (!qv_event_limit_admit(vm, name)) {
+		json_object_put(payload);
+		return;
+	}
 	json_object_object_add(payload, "event", json_object_new_string(name));
 	if (json_object_object_get_ex(event, "data", &data))
 		json_object_object_add(payload, "data", json_object_get(data));
@@ -277,6 +286,11 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	if (vm->inst || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
 				    vm->name, qv_vm_state_to_string(vm->state));
+	const char *copy = qv_image_vm_disk_busy(d, vm);
+	if (copy)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "Cannot start VM %s: image copy %s is reading its disk; "
+				    "wait for it or cancel it", vm->name, copy);
 	vm->restart_timer = qv_source_remove(vm->restart_timer);
 	if (asprintf(&vms_dir, "%s/vms", d->cfg.run_dir) < 0)
 		return -ENOMEM;
@@ -304,8 +318,11 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 		qv_vm_sandbox_release(vm);
 		return r;
 	}
-	r = qv_vm_nics_open(vm, &nic_fds, &n_nic_fds, errp);
+	r = qv_vm_files_prepare(vm, &opts, &cfg, errp);
+	if (r >= 0)
+		r = qv_vm_nics_open(vm, &nic_fds, &n_nic_fds, errp);
 	if (r < 0) {
+		qv_vm_files_release(vm);
 		qv_vm_sandbox_release(vm);
 		return r;
 	}
@@ -318,7 +335,9 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	qv_vm_persist(vm);
 	r = qemu_instance_start(d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
 	qv_vm_nics_started(vm);
+	qv_vm_files_started(vm);
 	if (r < 0) {
+		qv_vm_files_release(vm);
 		qv_vm_nics_close(vm);
 		qv_vm_sandbox_release(vm);
 		vm->state = QV_VM_STOPPED;
@@ -510,11 +529,19 @@ int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_v
 	if (qv_vm_find(d, spec->name))
 		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "VM %s is already defined",
 				    spec->name);
-	for (vm = d->vms; vm; vm = vm->next)
+	char tap[IFNAMSIZ], other[IFNAMSIZ];
+	(void)qv_ifname_tap(spec->uuid, 0, tap);
+	for (vm = d->vms; vm; vm = vm->next) {
 		if (streq(vm->spec->uuid, spec->uuid))
 			return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT,
 					    "uuid %s is already used by VM %s", spec->uuid,
 					    vm->name);
+		/* TAP names hash the uuid: two VMs must never share one. */
+		if (qv_ifname_tap(vm->spec->uuid, 0, other) == 0 && strncmp(tap, other, 11) == 0)
+			return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT,
+					    "uuid %s gives the same TAP names (%.10s...) as VM %s; "
+					    "choose another uuid", spec->uuid, tap, vm->name);
+	}
 	r = qv_net_check_spec(d, spec, NULL, errp);
 	if (r < 0)
 		return r;
@@ -551,6 +578,7 @@ int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp)
 		return qv_error_set(errp, r, NULL, "Cannot delete VM %s: %s", vm->name,
 				    strerror(-r));
 	qv_daemon_emit(d, vm->name, "undefined", NULL);
+	qv_vm_files_remove(vm);
 	vm_unlink(d, vm);
 	vm_free(vm);
 	return 0;
@@ -593,6 +621,8 @@ json_object *qv_vm_info_json(const struct qv_vm *vm)
 		json_object_object_add(rt, "qmp_path", json_object_new_string(q));
 		json_object_object_add(rt, "serial_path", json_object_new_string(s));
 	}
+	json_object_object_add(rt, "events_dropped",
+			       json_object_new_int64((int64_t)vm->event_limit.dropped));
 	json_object_object_add(rt, "restart_pending", json_object_new_boolean(vm->restart_timer != NULL));
 	json_object_object_add(o, "runtime", rt);
 	return o;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "daemon/daemon.h"
+#include "daemon/event-limit-state.h"
 #include "qemu/instance.h"
 #include "qemu/spec.h"
 
@@ -37,6 +38,8 @@ struct qv_vm {
 	char last_exit[160];
 	void *nic_state;           /* daemon/vm-nics.c */
 	void *cgroup_state;        /* daemon/vm-cgroup.c */
+	struct qv_vm_files *files; /* daemon/vm-files.c: fds handed to QEMU */
+	struct qv_event_limit event_limit; /* daemon/event-limit.c */
 };
 
 const char *qv_vm_state_to_string(enum qv_vm_state s);

@@ -64,6 +64,11 @@ static void on_proc_exit(qemu_proc *p, const struct qemu_exit_status *st, void *
 {
 	qemu_instance *vm = userdata;
 
+	/* Events QEMU wrote before exiting (its SHUTDOWN) can still be queued on
+	 * the socket when the pidfd fires: read them (up to EOF, bounded) before
+	 * the exit is classified. */
+	for (int i = 0; i < 64 && vm->qmp && qmp_client_process(vm->qmp) >= 0; i++)
+		;
 	vm->exited = true;
 	if (vm->stop.active)
 		stop_finish(vm, 0, st);
@@ -261,12 +266,23 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/* A readable fd for the log the caller opened write-only: through
+ * /proc/self/fd, which reopens that very file (no path lookup by name). */
+static int open_log_fd(int log_fd)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", log_fd);
+	return open(p, O_RDONLY | O_CLOEXEC);
+}
+
 /* The last line QEMU wrote to its log since offset that names the binary
  * ("qemu-system-x86_64: -machine foo: unsupported machine type"), else the
  * last non-empty line. */
-static void log_tail(const char *path, off_t offset, const char *binary, char *buf, size_t size)
+static void log_tail(const char *path, int log_fd, off_t offset, const char *binary, char *buf,
+		     size_t size)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = log_fd > 0 ? open_log_fd(log_fd) : open(path, O_RDONLY | O_CLOEXEC);
 	char data[4096];
 	ssize_t n;
 	off_t end;
@@ -371,6 +387,7 @@ static qemu_instance *instance_new(qv_loop *loop, const struct qemu_instance_con
 	if (cfg)
 		vm->cfg = *cfg;
 	vm->cfg.proc = NULL;
+	vm->cfg.qmp_listen_fdp = NULL;
 	return vm;
 }
 
@@ -407,7 +424,9 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 	if (!run_dir || run_dir[0] != '/')
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "run_dir must be an absolute path");
-	r = mkdir_p(run_dir, 0700);
+	bool prepared = cfg && cfg->log_fd > 0;
+
+	r = prepared ? 0 : mkdir_p(run_dir, 0700);
 	if (r < 0)
 		return qv_error_set(errp, -r, QV_REASON_IO_ERROR, "Failed to create %s: %m", run_dir);
 	log_path = qemu_run_path(run_dir, QEMU_LOG);
@@ -417,20 +436,23 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 		qemu_instance_free(vm);
 		return -ENOMEM;
 	}
-	if (stat(log_path, &sb) == 0)
+	if (prepared ? fstat(cfg->log_fd, &sb) == 0 : stat(log_path, &sb) == 0)
 		log_off = sb.st_size;
-	(void)unlink(qmp_path); /* stale socket of a previous run */
-	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (!prepared)
+		(void)unlink(qmp_path); /* stale socket of a previous run */
+	inotify_fd = prepared ? -1 : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (inotify_fd >= 0 && inotify_add_watch(inotify_fd, run_dir, IN_CREATE) < 0)
 		inotify_fd = safe_close(inotify_fd);
 
 	if (cfg && cfg->proc)
 		po = *cfg->proc;
-	po.log_path = log_path;
-	po.log_fd = -1;
+	po.log_path = prepared ? NULL : log_path;
+	po.log_fd = prepared ? cfg->log_fd : -1;
 	po.keep_fds = keep_fds;
 	po.n_keep_fds = n_keep_fds;
 	r = qemu_proc_spawn(argv, &po, &vm->proc, errp);
+	if (cfg && cfg->qmp_listen_fdp && *cfg->qmp_listen_fdp > 0)
+		*cfg->qmp_listen_fdp = safe_close(*cfg->qmp_listen_fdp);
 	if (r < 0) {
 		qemu_instance_free(vm);
 		return r;
@@ -439,10 +461,12 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 	timeout = cfg && cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
 						     : QEMU_CONNECT_TIMEOUT_MS;
 	r = connect_qmp(vm->proc, qmp_path, inotify_fd, timeout, &vm->qmp, errp);
-	if (r < 0 && qemu_proc_wait(vm->proc, r == -ECHILD ? 1000 : 0, &st) == 0) {
+	/* A prepared socket closes as QEMU exits, a moment before its pidfd
+	 * fires: give the exit a second to show. */
+	if (r < 0 && qemu_proc_wait(vm->proc, r == -ECHILD || prepared ? 1000 : 0, &st) == 0) {
 		char tail[256], what[QEMU_EXIT_STATUS_MAX];
 
-		log_tail(log_path, log_off, argv[0], tail, sizeof(tail));
+		log_tail(log_path, prepared ? cfg->log_fd : -1, log_off, argv[0], tail, sizeof(tail));
 		qv_error_clear(errp);
 		r = qv_error_set(errp, ECHILD, QV_REASON_QEMU_ERROR,
 				 "QEMU %s during startup%s%s", qemu_exit_status_format(&st, what, sizeof(what)),
@@ -477,14 +501,9 @@ int qemu_instance_start(qv_loop *loop, const struct vm_spec *spec,
 	r = qemu_argv_build(spec, argv_opts, &argv, errp);
 	if (r < 0)
 		return r;
-	if (argv_opts->n_nic_fds > 0) {
-		keep = calloc(argv_opts->n_nic_fds, sizeof(int));
-		if (!keep)
-			return -ENOMEM;
-		for (size_t i = 0; i < argv_opts->n_nic_fds; i++)
-			if (argv_opts->nic_fds[i] >= 0)
-				keep[n_keep++] = argv_opts->nic_fds[i];
-	}
+	r = qemu_argv_collect_fds(spec, argv_opts, &keep, &n_keep);
+	if (r < 0)
+		return r;
 	return qemu_instance_start_argv(loop, argv, argv_opts->run_dir, keep, n_keep, cfg, ret_vm,
 					errp);
 }

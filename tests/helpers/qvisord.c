@@ -73,9 +73,13 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		if (netns_pid > 0 && join_netns(netns_pid) < 0)
 			_exit(126);
 		setsid();
+		/* Daemons of concurrent tests get disjoint VM uid ranges. */
+		char uids[64];
+		unsigned base = 2000100000u + (unsigned)(getpid() % 100000) * 64u;
+		snprintf(uids, sizeof(uids), "%u-%u", base, base + 63);
 		execl(qvt_daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
 		      d->run_dir, "--socket", d->socket, "--no-kvm-probe", "--cache-dir", d->dir,
-		      (char *)NULL);
+		      "--vm-uid-range", uids, (char *)NULL);
 		_exit(127);
 	}
 	d->pid = pid;
