@@ -148,7 +148,7 @@ static void vm_schedule_restart(struct qv_vm *vm);
 static void vm_on_event(qemu_instance *inst, const char *name, json_object *event, void *ud)
 {
 	struct qv_vm *vm = ud;
-	json_object *data = NULL, *payload = json_object_new_object();
+	json_object *data = NULL, *payload;
 
 	if (streq(name, "SHUTDOWN"))
 		vm->saw_shutdown = true;
@@ -156,10 +156,9 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
 	else if (streq(name, "RESUME") && vm->state == QV_VM_PAUSED)
 		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
-	if (!qv_event_limit_admit(vm, name)) {
-		json_object_put(payload);
-		return;
-	}
+	if (!qv_event_limit_admit(vm, name))
+		return; /* over the VM's event rate: counted, not stored */
+	payload = json_object_new_object();
 	json_object_object_add(payload, "event", json_object_new_string(name));
 	if (json_object_object_get_ex(event, "data", &data))
 		json_object_object_add(payload, "data", json_object_get(data));
@@ -170,7 +169,10 @@ static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, v
 {
 	struct qv_vm *vm = ud;
 	char buf[QEMU_EXIT_STATUS_MAX];
-	bool clean = vm->saw_shutdown && st->kind == QEMU_EXIT_EXITED && st->code == 0;
+	/* QEMU exits 0 only on a shutdown request (guest power-off, quit, a
+	 * handled SIGTERM). Its SHUTDOWN event can be lost: QEMU drops queued
+	 * QMP output at exit, e.g. behind a guest's event storm. */
+	bool clean = st->kind == QEMU_EXIT_EXITED && st->code == 0;
 	json_object *data = json_object_new_object();
 
 	qemu_exit_status_format(st, buf, sizeof(buf));

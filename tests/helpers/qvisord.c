@@ -77,9 +77,12 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		char uids[64];
 		unsigned base = 2000100000u + (unsigned)(getpid() % 100000) * 64u;
 		snprintf(uids, sizeof(uids), "%u-%u", base, base + 63);
-		execl(qvt_daemon_binary(), "qvisord", "--state-dir", d->state_dir, "--run-dir",
-		      d->run_dir, "--socket", d->socket, "--no-kvm-probe", "--cache-dir", d->dir,
-		      "--vm-uid-range", uids, (char *)NULL);
+		const char *argv[24] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
+					 d->run_dir, "--socket", d->socket, "--no-kvm-probe",
+					 "--cache-dir", d->dir, "--vm-uid-range", uids };
+		for (size_t i = 0, n = 12; i < 4 && d->extra_args[i]; i++)
+			argv[n++] = d->extra_args[i];
+		execv(qvt_daemon_binary(), (char **)argv);
 		_exit(127);
 	}
 	d->pid = pid;

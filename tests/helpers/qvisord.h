@@ -19,6 +19,8 @@ struct qvt_daemon {
 	char run_dir[96];
 	char socket[128];
 	char log[128];
+	/* More qvisord options (NULL-terminated), e.g. "--serial-log-max". */
+	const char *extra_args[5];
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until
