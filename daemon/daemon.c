@@ -42,6 +42,8 @@ void qv_daemon_emit(struct qv_daemon *d, const char *vm, const char *type, json_
 	json_object_object_add(params, "data", data);
 	if (d->rpc)
 		qv_rpc_server_broadcast(d->rpc, "event", params);
+	if (d->rpc_ro)
+		qv_rpc_server_broadcast(d->rpc_ro, "event", params);
 }
 
 int qv_call_fail(qv_rpc_call *call, int error, const char *reason, const char *fmt, ...)

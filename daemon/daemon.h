@@ -32,6 +32,8 @@ struct qv_daemon {
 	qv_loop *loop;
 	qv_state *state;
 	qv_rpc_server *rpc;
+	qv_rpc_server *rpc_ro;   /* read-only socket (daemon/rpc-access.c) */
+	gid_t rpc_gid;           /* group qvisor, 0 if missing */
 	struct qemu_accel_result accel;
 	struct qv_vm *vms;       /* registry, see daemon/vm.h */
 	int64_t started_at;      /* unix ms */

@@ -15,6 +15,7 @@
 #include "daemon/vm.h"
 #include "daemon/vm-files.h"
 #include "daemon/vm-identity.h"
+#include "daemon/rpc-access.h"
 
 static void usage(FILE *f)
 {
@@ -127,6 +128,16 @@ static void on_connect(qv_rpc_client *c, const struct qv_rpc_peer *peer, void *u
 		 (int)peer->uid, (int)peer->gid);
 }
 
+/* Served on the read-only socket too (rpc-access.c filters them). */
+static const struct {
+	const struct qv_rpc_method *m;
+	const size_t *n;
+} method_tables[] = {
+	{ qv_vm_methods, &qv_vm_methods_count },       { qv_host_methods, &qv_host_methods_count },
+	{ qv_net_methods, &qv_net_methods_count },     { qv_image_methods, &qv_image_methods_count },
+	{ qv_migrate_methods, &qv_migrate_methods_count },
+};
+
 static int run(struct qv_daemon *d)
 {
 	struct qv_error err = {};
@@ -140,6 +151,9 @@ static int run(struct qv_daemon *d)
 	r = mkdir_p(d->cfg.run_dir, 0755);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create run dir %s: %m", d->cfg.run_dir);
+	/* Our own run root: searchable, so group members reach the sockets
+	 * (umask 077 made it 0700); everything below it stays private. */
+	(void)chmod(d->cfg.run_dir, 0755);
 	if (d->cfg.cache_dir && mkdir_p(d->cfg.cache_dir, 0755) < 0) {
 		log_warning("Cannot create cache dir %s, probing without cache", d->cfg.cache_dir);
 		d->cfg.cache_dir = NULL;
@@ -210,6 +224,10 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_image_methods, qv_image_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_migrate_methods, qv_migrate_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_access_setup(d, &err);
+	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
+		r = qv_rpc_server_add_methods(d->rpc_ro, method_tables[i].m, *method_tables[i].n, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
@@ -325,6 +343,7 @@ int main(int argc, char **argv)
 
 	r = run(&d);
 	qv_rpc_server_free(d.rpc);
+	qv_rpc_server_free(d.rpc_ro);
 	qv_vm_registry_free(&d);
 	qv_net_registry_free(&d);
 	qv_image_registry_free(&d);

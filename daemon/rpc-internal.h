@@ -26,6 +26,8 @@ struct qv_rpc_server {
 
 	qv_rpc_connect_fn connect_fn;
 	void *connect_ud;
+	qv_rpc_access_fn access_fn;
+	void *access_ud;
 };
 
 struct qv_rpc_client {

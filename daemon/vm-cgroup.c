@@ -78,10 +78,6 @@ int qv_cgroup_registry_load(struct qv_daemon *d)
 		log_error("Cannot build the QEMU seccomp filter: %s", err.message);
 		return r;
 	}
-	r = qemu_sandbox_lookup_user(QEMU_SANDBOX_USER, &st->uid, &st->gid, &st->user_err);
-	st->have_user = r >= 0;
-	if (!st->have_user)
-		log_warning("%s; VMs cannot start", st->user_err.message);
 	return 0;
 }
 

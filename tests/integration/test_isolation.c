@@ -405,3 +405,91 @@ Test(isolation, qcow2_naming_other_files_is_not_imported, .init = daemon_up, .fi
 	cr_expect(strstr(err.message, "backing file"), "%s", err.message);
 	cr_expect_eq(qvt_pool_entries(&dmn), before, "the pool changed");
 }
+
+/* In a child as uid/gid: call method on the socket at path; write back
+ * 0 (it worked), the errno of connect, or 1000 + a known reason. */
+static int call_as(uid_t uid, gid_t gid, const char *path, const char *method,
+		   const char *params_json, char *ret_text, size_t size)
+{
+	int pfd[2], st;
+	char buf[512] = "";
+	pid_t pid;
+
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct qv_error err = {};
+		qv_rpc_conn *c = NULL;
+		json_object *res = NULL;
+		if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
+			_exit(3);
+		if (qv_rpc_connect(path, &c, &err) < 0)
+			snprintf(buf, sizeof(buf), "connect: %s", err.message);
+		else if (qv_rpc_invoke(c, method, params_json ? json_tokener_parse(params_json) : NULL,
+				       10000, &res, &err) < 0)
+			snprintf(buf, sizeof(buf), "error %s: %s", err.reason, err.message);
+		else
+			snprintf(buf, sizeof(buf), "ok %s",
+				 json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN));
+		_exit(write(pfd[1], buf, strlen(buf)) >= 0 ? 0 : 4);
+	}
+	close(pfd[1]);
+	ssize_t n = read(pfd[0], ret_text, size - 1);
+	close(pfd[0]);
+	waitpid(pid, &st, 0);
+	ret_text[n > 0 ? n : 0] = '\0';
+	return 0;
+}
+
+Test(isolation, socket_access_by_peer_credentials, .init = daemon_up, .fini = daemon_down,
+     .timeout = 60)
+{
+	struct qv_error err = {};
+	struct group *gr = getgrnam("qvisor");
+	char ro[256], out[512];
+	struct stat st;
+
+	QVT_REQUIRE_DAEMON(&dmn);
+	if (!gr)
+		cr_skip_test("group qvisor missing (scripts/install-deps.sh creates it)");
+	cr_assert_eq(qvt_define_guest(&dmn, "s", "{\"cmdline\":\"console=ttyS0 token=SECRET\"}",
+				      &err), 0, "%s", err.message);
+	cr_assert_eq(chmod(dmn.dir, 0711), 0); /* the test's own tmp dir */
+	snprintf(ro, sizeof(ro), "%s/run/qvisord-ro.sock", dmn.dir);
+	cr_assert_eq(stat(dmn.socket, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0660);
+	cr_expect_eq(st.st_gid, gr->gr_gid, "qvisord.sock group %u", (unsigned)st.st_gid);
+	cr_assert_eq(stat(ro, &st), 0, "no read-only socket %s", ro);
+	cr_expect_eq(st.st_mode & 0777, 0666);
+
+	/* nobody: not on the main socket; read-only calls on the other one. */
+	call_as(65534, 65534, dmn.socket, "vm.list", NULL, out, sizeof(out));
+	cr_expect(strstr(out, "connect:"), "nobody reached qvisord.sock: %s", out);
+	call_as(65534, 65534, ro, "vm.list", NULL, out, sizeof(out));
+	cr_expect(strncmp(out, "ok ", 3) == 0, "vm.list on the read-only socket: %s", out);
+	call_as(65534, 65534, ro, "vm.info", "{\"name\":\"s\"}", out, sizeof(out));
+	cr_expect(strncmp(out, "ok ", 3) == 0 && !strstr(out, "SECRET"),
+		  "vm.info on the read-only socket: %s", out);
+	call_as(65534, 65534, ro, "vm.start", "{\"name\":\"s\"}", out, sizeof(out));
+	cr_expect(strstr(out, "error permission-denied") && strstr(out, "vm.start"),
+		  "vm.start on the read-only socket: %s", out);
+	call_as(0, 0, ro, "vm.undefine", "{\"name\":\"s\"}", out, sizeof(out));
+	cr_expect(strstr(out, "error permission-denied"), "root on the read-only socket: %s", out);
+
+	/* A member of group qvisor may change things on the main socket. */
+	call_as(2000099999u, gr->gr_gid, dmn.socket, "vm.undefine", "{\"name\":\"s\"}", out,
+		sizeof(out));
+	cr_expect(strncmp(out, "ok", 2) == 0, "group member: %s", out);
+
+	/* Denials are logged with the peer. */
+	FILE *f = fopen(dmn.log, "re");
+	char line[512];
+	bool logged = false;
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		logged |= strstr(line, "Denied vm.start") && strstr(line, "uid 65534");
+	fclose(f);
+	cr_expect(logged, "the denied call was not logged");
+}
