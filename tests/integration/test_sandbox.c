@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,6 +148,50 @@ Test(sandbox, filter_denies_each_listed_syscall_and_allows_the_rest, .timeout = 
 		     strerror(without.unshare_err));
 	cr_assert_eq(without.clone_uts_err, 0);
 	cr_assert_neq(without.clone3_err, ENOSYS);
+}
+
+/* Signals only to itself; userfaultfd only in the postcopy variant. Each
+ * value is the errno of the call in a child under the filter (0 = allowed). */
+static void signal_and_uffd_probe(const void *variant, int ret[4])
+{
+	int pfd[2], st;
+	pid_t pid;
+
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int e[4];
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    qemu_sandbox_child_setup((void *)variant) < 0)
+			_exit(3);
+		e[0] = kill(getppid(), 0) < 0 ? errno : 0;
+		e[1] = kill(getpid(), 0) < 0 ? errno : 0;
+		e[2] = syscall(SYS_tgkill, getpid(), gettid(), 0) < 0 ? errno : 0;
+		e[3] = syscall(SYS_userfaultfd, O_CLOEXEC) < 0 ? errno : 0;
+		_exit(write(pfd[1], e, sizeof(e)) == sizeof(e) ? 0 : 4);
+	}
+	close(pfd[1]);
+	cr_assert_eq(read(pfd[0], ret, 4 * sizeof(int)), (ssize_t)(4 * sizeof(int)));
+	close(pfd[0]);
+	waitpid(pid, &st, 0);
+}
+
+Test(sandbox, signals_only_to_itself_and_userfaultfd_only_for_postcopy, .timeout = 30)
+{
+	_cleanup_(qemu_sandbox_freep) qemu_sandbox *sb = NULL;
+	struct qv_error err = {};
+	int e[4];
+
+	cr_assert_eq(qemu_sandbox_new(&sb, &err), 0, "%s", err.message);
+	signal_and_uffd_probe(qemu_sandbox_variant(sb, false), e);
+	cr_expect_eq(e[0], EPERM, "kill(parent): %s", strerror(e[0]));
+	cr_expect_eq(e[1], 0, "kill(self): %s", strerror(e[1]));
+	cr_expect_eq(e[2], 0, "tgkill(self): %s", strerror(e[2]));
+	cr_expect_eq(e[3], EPERM, "userfaultfd: %s", strerror(e[3]));
+	signal_and_uffd_probe(qemu_sandbox_variant(sb, true), e);
+	cr_expect_eq(e[0], EPERM);
+	cr_expect_neq(e[3], EPERM, "userfaultfd in the postcopy variant: %s", strerror(e[3]));
 }
 
 /* --- through qvisord -------------------------------------------------------- */
