@@ -84,6 +84,7 @@ int qv_cgroup_registry_load(struct qv_daemon *d)
 static struct cg_vm *vm_state_free(struct cg_vm *v)
 {
 	if (v) {
+		qemu_mountns_free(v->mountns);
 		cg_group_free(v->g);
 		free(v->io);
 		free(v);
@@ -172,16 +173,25 @@ static int sandbox_prepare(struct qv_vm *vm, struct cg_daemon *st, bool incoming
 			   struct qemu_proc_opts *opts, struct qv_error *errp)
 {
 	const struct vm_spec *s = vm->spec;
-	const char *boot[] = { s->kernel, s->initrd };
+	const char *qemu = vm->d->cfg.qemu_binary;
+	const char *boot[] = { s->kernel, s->initrd, qemu && qemu[0] == '/' ? qemu : NULL };
+	struct cg_vm *v = vm->cgroup_state;
 	uid_t uid;
 	int r;
 
 	r = qv_vm_identity_acquire(vm, &uid, errp);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(boot); i++)
+	for (size_t i = 0; i < 2; i++)
 		if (boot[i] && (r = qemu_sandbox_check_access(boot[i], uid, uid, R_OK, errp)) < 0)
 			return r;
+	/* Its own mount namespace, rooted on a tmpfs mounted over the run dir
+	 * (which only the namespace sees). */
+	r = qemu_mountns_new(vm->run_dir, boot, ARRAY_SIZE(boot), &v->mountns, errp);
+	if (r < 0)
+		return r;
+	opts->child_setup_privileged = qemu_mountns_child_apply;
+	opts->child_setup_privileged_userdata = v->mountns;
 	opts->drop_ids = true;
 	opts->uid = uid;
 	opts->gid = uid;

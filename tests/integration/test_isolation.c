@@ -282,6 +282,15 @@ Test(isolation, two_vms_have_distinct_uids_and_cannot_reach_each_other, .init = 
 	cr_expect_eq(st.st_mode & 0777, 0600, "image mode %o", st.st_mode & 0777);
 	cr_expect_eq(st.st_uid, 0, "image owned by %u", (unsigned)st.st_uid);
 
+	/* QEMU's mount namespace shows neither the state dir nor the run dir. */
+	char seen[512];
+	snprintf(seen, sizeof(seen), "/proc/%d/root%s", (int)a, dmn.state_dir);
+	cr_expect_neq(access(seen, F_OK), 0, "QEMU of A sees %s", dmn.state_dir);
+	snprintf(seen, sizeof(seen), "/proc/%d/root%s/vms", (int)a, dmn.run_dir);
+	cr_expect_neq(access(seen, F_OK), 0, "QEMU of A sees the run dir");
+	snprintf(seen, sizeof(seen), "/proc/%d/root/usr/bin", (int)a);
+	cr_expect_eq(access(seen, F_OK), 0, "QEMU of A has no /usr/bin");
+
 	/* QEMU took the fd-passed disks and B's backing chain: still running. */
 	cr_assert_eq(kill(a, 0), 0);
 	cr_assert_eq(kill(b, 0), 0);
