@@ -298,7 +298,7 @@ int qv_state_open_version(const char *state_dir, int target_version, qv_state **
 	}
 	free(mode);
 	make_private(st->path);
-	r = exec_sql(st, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+	r = exec_sql(st, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
 	if (r < 0)
 		return qv_error_set(errp, r, NULL, "cannot configure %s: %s", st->path,
 				    sqlite3_errmsg(st->db));
@@ -383,5 +383,26 @@ int qv_state_transaction(qv_state *st, qv_state_txn_fn fn, void *userdata)
 		/* A failed COMMIT may already have rolled back; ignore a second error. */
 		(void)exec_sql(st, rollback);
 	st->txn_depth--;
+	if (st->txn_depth == 0)
+		st_sync_end(st);
 	return r < 0 ? r : 0;
+}
+
+/* Migration records back the "one running copy" invariant: their commits
+ * are fsynced (synchronous=FULL) even though the rest runs NORMAL. */
+void st_sync_full(qv_state *st)
+{
+	/* SQLite refuses the change inside a transaction: there the
+	 * connection's level applies (migration records are written outside). */
+	if (!st->sync_full && st->txn_depth == 0 &&
+	    exec_sql(st, "PRAGMA synchronous=FULL") >= 0)
+		st->sync_full = true;
+}
+
+void st_sync_end(qv_state *st)
+{
+	if (st->sync_full && st->txn_depth == 0) {
+		(void)exec_sql(st, "PRAGMA synchronous=NORMAL");
+		st->sync_full = false;
+	}
 }

@@ -7,9 +7,11 @@
 
 /* The host state store: one SQLite database, <state_dir>/qvisor.db.
  *
- * Durability: WAL journal, synchronous=FULL (a commit is on disk when it
- * returns: the migration records' "exactly one running copy" invariant must
- * survive a power cut), foreign keys on, busy_timeout. Files are 0600.
+ * Durability: WAL journal, synchronous=NORMAL (a killed process never loses
+ * a committed transaction; a power cut may lose the last few), except that
+ * a commit that writes a migration record runs synchronous=FULL (on disk
+ * when it returns: the "exactly one running copy" invariant must survive a
+ * power cut). Foreign keys on, busy_timeout. Files are 0600.
  * Every public mutator is one statement (atomic by itself); several changes
  * that must land together go through qv_state_transaction(). A SIGKILL at any
  * instant leaves either the old or the new state, never a half-written one.
