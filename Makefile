@@ -5,6 +5,10 @@
 #   make fuzz         run the libFuzzer targets for a bounded time
 #   make demo         start a daemon and boot the demo guest
 #   make guest        build the cached test guest (build/guest/)
+#   make check-fast   the unit suites only (no guests; under a minute)
+#   make install      PREFIX=/usr/local DESTDIR= : programs, man pages, docs,
+#                     systemd units, sysusers, shell completion; make uninstall
+#   make deb          the Debian package (dpkg-buildpackage) in build/deb/
 #
 # Sources are picked up by wildcard: each top-level module folder becomes
 # $(O)/lib/libqv-<module>.a, each tests/<dir>/test_*.c becomes one Criterion
@@ -12,16 +16,20 @@
 
 O        ?= build
 CC       ?= gcc
-PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
-CRIT_LIBS  := $(shell pkg-config --libs criterion)
+PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0
+PKGS     += gnutls
+# Deferred (=, cached on first use): pkg-config runs only when something is
+# compiled, so `make demo` on a fresh machine prints nothing before
+# install-deps has installed the -dev packages.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+CRIT_LIBS  = $(eval CRIT_LIBS := $$(shell pkg-config --libs criterion))$(CRIT_LIBS)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -Wno-format-truncation
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -MMD -MP -I. $(PKG_CFLAGS) -D_GNU_SOURCE
-LDLIBS   += $(PKG_LIBS) -lpthread
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
@@ -108,8 +116,13 @@ export QV_SRC_DIR   := $(abspath .)
 check: all tests guest
 	scripts/run-tests.sh $(UNIT_TESTS) -- $(INTEG_TESTS)
 
-check-unit: all tests
+check-fast check-unit: all $(UNIT_TESTS)
 	scripts/run-tests.sh $(UNIT_TESTS) --
+
+# The package test: build the .deb, install it into a throwaway root, run the
+# installed daemon and CLI there, boot the test guest, remove it cleanly.
+check-package: guest
+	scripts/test-package.sh
 
 # Criterion's runner leaks a few bytes with .timeout and --jobs > 1.
 check-asan:
@@ -125,10 +138,55 @@ fuzz:
 demo:
 	scripts/demo.sh
 
+# --- install -------------------------------------------------------------------
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/qvisor
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+INSTALL     ?= install
+DOCS        := README.md CONTRIBUTING.md $(wildcard docs/*.md)
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	$(INSTALL) -m 0755 $(O)/qvisor $(DESTDIR)$(BINDIR)/qvisor
+	$(INSTALL) -m 0755 $(O)/qvisord $(DESTDIR)$(SBINDIR)/qvisord
+	$(INSTALL) -m 0644 docs/qvisor.1 $(DESTDIR)$(MANDIR)/man1/qvisor.1
+	$(INSTALL) -m 0644 docs/qvisord.8 $(DESTDIR)$(MANDIR)/man8/qvisord.8
+	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|g' daemon/systemd/qvisord.service \
+		> $(DESTDIR)$(UNITDIR)/qvisord.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/qvisord.service
+	$(INSTALL) -m 0644 daemon/systemd/qvisor.slice $(DESTDIR)$(UNITDIR)/qvisor.slice
+	$(INSTALL) -m 0644 daemon/systemd/qvisord.socket $(DESTDIR)$(UNITDIR)/qvisord.socket
+	$(INSTALL) -m 0644 daemon/systemd/qvisor.sysusers $(DESTDIR)$(SYSUSERSDIR)/qvisor.conf
+	$(INSTALL) -m 0644 cli/completion/qvisor.bash $(DESTDIR)$(BASHCOMPDIR)/qvisor
+	$(INSTALL) -m 0644 cli/completion/_qvisor $(DESTDIR)$(ZSHCOMPDIR)/_qvisor
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/qvisor $(DESTDIR)$(SBINDIR)/qvisord \
+		$(DESTDIR)$(MANDIR)/man1/qvisor.1 $(DESTDIR)$(MANDIR)/man8/qvisord.8 \
+		$(DESTDIR)$(UNITDIR)/qvisord.service $(DESTDIR)$(UNITDIR)/qvisor.slice \
+		$(DESTDIR)$(UNITDIR)/qvisord.socket \
+		$(DESTDIR)$(SYSUSERSDIR)/qvisor.conf $(DESTDIR)$(BASHCOMPDIR)/qvisor \
+		$(DESTDIR)$(ZSHCOMPDIR)/_qvisor
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+# Debian package from this tree; the .deb lands in build/deb/.
+deb:
+	scripts/build-deb.sh
+
 clean:
 	rm -rf $(O) build-asan build-fuzz
 
-.PHONY: all tests guest check check-unit check-asan fuzz demo clean
+.PHONY: all tests guest check check-fast check-unit check-package check-asan fuzz demo clean \
+	install uninstall deb
 .SECONDARY:
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "cli/cli.h"
+#include "cli/verb-libvirt.h"
 #include "cli/verb-nic.h"
 #include "cli/verbs.h"
 #include "common/log.h"
@@ -14,9 +15,12 @@ int verb_limits(struct cli_ctx *ctx, int argc, char **argv);
 int verb_top(struct cli_ctx *ctx, int argc, char **argv);
 
 const struct cli_verb cli_verbs[] = {
-	{ "define", verb_define, "FILE|-", "Define a VM from a JSON spec file (- reads stdin)." },
+	{ "define", verb_define, "FILE|- | --from-libvirt FILE.xml [--lossy] [--dry-run]",
+	  "Define a VM from a JSON spec file (- reads stdin) or a libvirt domain XML." },
+	{ "dump-libvirt", verb_dump_libvirt, "NAME", "Print a VM's definition as libvirt domain XML." },
 	{ "undefine", verb_undefine, "NAME...", "Remove VM definitions." },
-	{ "list", verb_list, "[--all]", "List running VMs (--all: every defined VM)." },
+	{ "list", verb_list, "[--all] [-o wide|name|COL,...]",
+	  "List running VMs (--all: every defined VM; -o: columns, e.g. wide)." },
 	{ "info", verb_info, "NAME", "Show a VM's state, spec and runtime details." },
 	{ "start", verb_start, "NAME...|--all", "Start VMs, in parallel." },
 	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S]",
@@ -53,10 +57,18 @@ const struct cli_verb cli_verbs[] = {
 	{ "migrate", verb_migrate, "VM --to URI [OPTIONS]",
 	  "Live-migrate a running VM to the daemon at URI. Options: --max-downtime MS, "
 	  "--bandwidth MiB/s, --deadline S, --allow-postcopy, --copy-storage, --plain, --dest-address IP, "
-	  "--listen IP, --keep-definition, --quiet." },
+	  "--listen IP, --keep-definition, --insecure (plain-TCP stream), --quiet." },
 	{ "migrate-cancel", verb_migrate_cancel, "VM", "Cancel a VM's outgoing migration." },
 	{ "drill run", verb_drill_run, "FILE [--report DIR]",
 	  "Run a scripted migration drill (docs/migration.md)." },
+	{ "sim", verb_sim,
+	  "--trace DIR|CSV --policy NAME [--param X] [--seed N] [--memory-aware] [--cost-model] "
+	  "[--hosts N] [--json] [--csv FILE] [--svg FILE]",
+	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
+	{ "pki init", verb_pki_init, "[--cn NAME] [--days N]",
+	  "Create a lab CA (ca-cert.pem, ca-key.pem) in the PKI dir." },
+	{ "pki issue", verb_pki_issue, "HOST [NAME...] [--out DIR] [--days N]",
+	  "Sign server and client certificates for HOST (extra NAMEs/IPs in the server's SAN)." },
 	{ "rpc", verb_rpc, "METHOD [JSON-PARAMS] [--timeout S]",
 	  "Call any RPC method and print the result as JSON." },
 	{ "rpc-stdio", verb_rpc_stdio, "",
@@ -68,12 +80,14 @@ const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 void cli_print_main_help(FILE *f)
 {
 	fprintf(f,
-		"usage: qvisor [--socket PATH | --connect URI] [--json] VERB [ARGS...]\n"
+		"usage: qvisor [--socket PATH | --connect URI] [--pki-dir DIR] [--json] VERB [ARGS...]\n"
 		"\n"
 		"Options:\n"
 		"  -s, --socket PATH   daemon socket (default %s, env QVISOR_SOCKET)\n"
-		"  -c, --connect URI   unix:///path or ssh://[user@]host[:port][/socket]\n"
-		"                      (env QVISOR_CONNECT)\n"
+		"  -c, --connect URI   unix:///path, ssh://[user@]host[:port][/socket] or\n"
+		"                      tls://host[:port] (env QVISOR_CONNECT)\n"
+		"      --pki-dir DIR   CA and certificates for tls:// and pki verbs\n"
+		"                      (default /etc/qvisor/pki, env QVISOR_PKI_DIR)\n"
 		"  -j, --json          print results as JSON\n"
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n"
@@ -133,6 +147,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "pki-dir", required_argument, NULL, 'P' },
 		{}
 	};
 	struct cli_ctx ctx = { .verb = "qvisor" };
@@ -151,6 +166,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			ctx.json = true;
+			break;
+		case 'P':
+			qv_rpc_set_pki_dir(optarg);
 			break;
 		case 'h':
 			cli_print_main_help(stdout);

@@ -152,6 +152,11 @@ static json_object *prepare_params(json_object *spec, const struct cli_migrate_o
 		json_object_object_add(p, "multifd_channels", json_object_new_int64(multifd));
 	if (o->allow_postcopy && !o->plain)
 		json_object_object_add(p, "allow_postcopy", json_object_new_boolean(true));
+	if (o->insecure)
+		json_object_object_add(p, "tls", json_object_new_boolean(false));
+	/* The certificate the source QEMU will present (TLS streams). */
+	if (pl && json_object_object_get_ex(pl, "tls_dn", &x))
+		json_object_object_add(p, "peer_dn", json_object_get(x));
 	if (o->copy_storage) {
 		json_object *sizes = json_object_new_array();
 		if (pl && json_object_object_get_ex(pl, "disks", &disks))
@@ -191,7 +196,7 @@ static void multifd_choice(json_object *pl, const struct cli_migrate_opts *o,
 
 static json_object *perform_params(const char *name, const struct cli_migrate_opts *o,
 				   const char *uri, int64_t multifd, const char *multifd_reason,
-				   const char *nbd, json_object *extra)
+				   const char *nbd, bool tls, json_object *extra)
 {
 	json_object *p = name_params(name);
 
@@ -208,6 +213,12 @@ static json_object *perform_params(const char *name, const struct cli_migrate_op
 	if (o->copy_storage) {
 		json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
 		json_object_object_add(p, "nbd", json_object_new_string(nbd));
+	}
+	/* The destination chose the transport; the source follows or refuses. */
+	if (tls) {
+		json_object_object_add(p, "tls", json_object_new_boolean(true));
+		if (o->dest_tls_host)
+			json_object_object_add(p, "tls_hostname", json_object_new_string(o->dest_tls_host));
 	}
 	if (extra) {
 		json_object_object_foreach(extra, k, ev)
@@ -289,7 +300,10 @@ int cli_migrate_run_observed(qv_rpc_conn *src, qv_rpc_conn *dst, const char *nam
 		fprintf(stderr, "Migrating %s (%s)\n", name, uri);
 
 	phase = "perform";
-	r = perform(src, perform_params(name, o, uri, multifd, multifd_reason, nbd, extra_perform),
+	r = perform(src, perform_params(name, o, uri, multifd, multifd_reason, nbd,
+					json_object_object_get_ex(prep, "tls", &v) &&
+						json_object_get_boolean(v),
+					extra_perform),
 		    o, obs, &stats, &postcopy, errp);
 	if (stats && json_object_object_get_ex(stats, "postcopy", &v))
 		postcopy = json_object_get_boolean(v);

@@ -57,9 +57,20 @@ int out_table_add(out_table *t, const char *const *cells)
 	return 0;
 }
 
+static void print_cell(FILE *f, const char *s, int pad, const char *sgr)
+{
+	int fill = pad - (int)strlen(s);
+
+	if (sgr && *sgr)
+		fprintf(f, "%s%s" OUT_SGR_RESET "%*s", sgr, s, fill > 0 ? fill : 0, "");
+	else
+		fprintf(f, "%-*s", pad, s);
+}
+
 void out_table_print(out_table *t, FILE *f)
 {
-	size_t width[t->n_cols];
+	size_t width[t->n_cols], state_col = SIZE_MAX;
+	bool color = out_color(f);
 
 	memset(width, 0, sizeof(width));
 	for (size_t r = 0; r < t->n_rows; r++)
@@ -68,13 +79,17 @@ void out_table_print(out_table *t, FILE *f)
 			if (l > width[c])
 				width[c] = l;
 		}
+	for (size_t c = 0; color && c < t->n_cols; c++)
+		if (streq(t->cells[c], "STATE"))
+			state_col = c;
 	for (size_t r = 0; r < t->n_rows; r++) {
 		for (size_t c = 0; c < t->n_cols; c++) {
 			const char *s = t->cells[r * t->n_cols + c];
-			if (c + 1 == t->n_cols)
-				fprintf(f, "%s\n", s);
-			else
-				fprintf(f, "%-*s  ", (int)width[c], s);
+			const char *sgr = !color ? NULL : r == 0 ? OUT_SGR_BOLD
+					  : c == state_col ? out_state_sgr(s) : NULL;
+			bool last = c + 1 == t->n_cols;
+			print_cell(f, s, last ? 0 : (int)width[c], sgr);
+			fputs(last ? "\n" : "  ", f);
 		}
 	}
 }

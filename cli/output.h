@@ -2,6 +2,8 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Output helpers shared by the verbs. Human output goes to stdout as aligned
@@ -13,8 +15,24 @@ out_table *out_table_new(size_t n_cols, const char *const *headers);
 out_table *out_table_free(out_table *t);
 /* Append a row of n_cols cells (copied; NULL prints "-"). */
 int out_table_add(out_table *t, const char *const *cells);
-/* Print with columns padded to their widest cell; the last column unpadded. */
+/* Print with columns padded to their widest cell; the last column unpadded.
+ * On a colour terminal (out_color) headers are bold and a "STATE" column
+ * is coloured by state. */
 void out_table_print(out_table *t, FILE *f);
+
+/* --- style (cli/output-style.c) --- */
+/* Colours only when f is a terminal, NO_COLOR is unset or empty and TERM
+ * is not "dumb" (https://no-color.org). Cached per stream. */
+bool out_color(FILE *f);
+/* SGR colour of a VM state ("running" green, "crashed" red, ...); "" for
+ * none. The caller ends it with OUT_SGR_RESET. */
+const char *out_state_sgr(const char *state);
+#define OUT_SGR_BOLD "\033[1m"
+#define OUT_SGR_RESET "\033[0m"
+/* Unix milliseconds as local "HH:MM:SS.mmm"; returns buf. */
+const char *out_clock(int64_t unix_ms, char *buf, size_t size);
+/* A duration, short and rounded: "850ms", "3.2s", "4m05s", "2h03m", "3d04h". */
+const char *out_duration(int64_t ms, char *buf, size_t size);
 
 /* Pretty JSON and a newline. */
 void out_json(json_object *o, FILE *f);

@@ -1,17 +1,39 @@
 /* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+
 #include "cli/output.h"
+#include "cli/verb-libvirt.h"
 #include "cli/verbs.h"
 
 int verb_define(struct cli_ctx *ctx, int argc, char **argv)
 {
+	static const struct option opts[] = { { "from-libvirt", no_argument, NULL, 'L' },
+					      { "lossy", no_argument, NULL, 'l' },
+					      { "dry-run", no_argument, NULL, 'n' },
+					      {} };
 	_cleanup_json_ json_object *res = NULL;
 	json_object *spec = NULL, *v;
+	bool libvirt = false, lossy = false, dry = false;
 	char buf[64];
-	int r;
+	int c, r;
 
-	if (argc != 2)
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'L')
+			libvirt = true;
+		else if (c == 'l')
+			lossy = true;
+		else if (c == 'n')
+			dry = true;
+		else
+			return cli_usage_error(ctx, "invalid option");
+	}
+	if (optind != argc - 1)
 		return cli_usage_error(ctx, "expected one spec file");
-	if ((r = cli_read_json_file(ctx, argv[1], &spec)) != EXIT_OK)
+	if (libvirt)
+		return cli_define_libvirt(ctx, argv[optind], lossy, dry);
+	if (lossy || dry)
+		return cli_usage_error(ctx, "--lossy and --dry-run go with --from-libvirt");
+	if ((r = cli_read_json_file(ctx, argv[optind], &spec)) != EXIT_OK)
 		return r;
 	json_object *params = json_object_new_object();
 	json_object_object_add(params, "spec", spec);

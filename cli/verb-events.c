@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
 #include <signal.h>
+#include <time.h>
 
 #include "cli/output.h"
 #include "cli/verbs.h"
@@ -12,20 +13,33 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
-static void print_event(struct cli_ctx *ctx, const char *method, json_object *params)
+/* Human lines: local clock time, the time since the previous event (since
+ * the subscription for the first), VM, type, data. */
+static void print_event(struct cli_ctx *ctx, const char *method, json_object *params,
+			int64_t *last_ms)
 {
 	json_object *v;
-	char b[3][64];
+	char b[4][64];
 
 	if (ctx->json) {
 		printf("%s\n", params ? out_json_compact(params) : "null");
 		return;
 	}
-	const char *time = json_object_object_get_ex(params, "time", &v) ? out_scalar(v, b[0], 64) : "-";
+	int64_t t = json_object_object_get_ex(params, "time", &v) &&
+				    json_object_is_type(v, json_type_int)
+			    ? json_object_get_int64(v) : 0;
 	const char *vm = json_object_object_get_ex(params, "vm", &v) ? out_scalar(v, b[1], 64) : "-";
 	const char *type = json_object_object_get_ex(params, "type", &v) ? out_scalar(v, b[2], 64)
 									 : method;
-	printf("%s %s %s", time, vm, type);
+	bool color = out_color(stdout);
+	if (t > 0) {
+		printf("%s (+%s)", out_clock(t, b[0], sizeof(b[0])),
+		       out_duration(t > *last_ms ? t - *last_ms : 0, b[3], sizeof(b[3])));
+		*last_ms = t;
+	} else {
+		printf("-");
+	}
+	printf(" %s %s%s%s", vm, color ? OUT_SGR_BOLD : "", type, color ? OUT_SGR_RESET : "");
 	if (json_object_object_get_ex(params, "data", &v) && v &&
 	    !(json_object_is_type(v, json_type_object) && json_object_object_length(v) == 0))
 		printf(" %s", out_json_compact(v));
@@ -52,6 +66,9 @@ int verb_events(struct cli_ctx *ctx, int argc, char **argv)
 		json_object_object_add(params, "vm", json_object_new_string(vm));
 	if ((r = cli_call(ctx, "events.subscribe", params, CLI_CALL_TIMEOUT_MS, &res)) != EXIT_OK)
 		return r;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t last_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	/* SIGINT/SIGTERM: stop cleanly with status 0 */
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
@@ -65,7 +82,7 @@ int verb_events(struct cli_ctx *ctx, int argc, char **argv)
 			continue;
 		if (r < 0)
 			return cli_report(ctx, NULL, r, &err);
-		print_event(ctx, method, p);
+		print_event(ctx, method, p, &last_ms);
 		fflush(stdout);
 	}
 	return EXIT_OK;

@@ -1,10 +1,31 @@
 /* SPDX-License-Identifier: MIT */
+#include "cli/output.h"
 #include "cli/verbs.h"
+
+/* --json help: the verb table, for scripts and shell completion. */
+static int print_verbs_json(void)
+{
+	_cleanup_json_ json_object *res = json_object_new_object();
+	json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; i < cli_n_verbs; i++) {
+		json_object *v = json_object_new_object();
+		json_object_object_add(v, "name", json_object_new_string(cli_verbs[i].name));
+		json_object_object_add(v, "usage", json_object_new_string(cli_verbs[i].usage));
+		json_object_object_add(v, "summary", json_object_new_string(cli_verbs[i].summary));
+		json_object_array_add(arr, v);
+	}
+	json_object_object_add(res, "verbs", arr);
+	out_json(res, stdout);
+	return EXIT_OK;
+}
 
 int verb_help(struct cli_ctx *ctx, int argc, char **argv)
 {
 	char name[128];
 
+	if (argc == 1 && ctx->json)
+		return print_verbs_json();
 	if (argc == 1) {
 		cli_print_main_help(stdout);
 		return EXIT_OK;

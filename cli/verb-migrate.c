@@ -8,6 +8,7 @@
 
 #include "cli/migrate-run.h"
 #include "cli/verbs.h"
+#include "common/tls.h"
 
 struct mig_line {
 	bool tty;
@@ -81,10 +82,12 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		{ "keep-definition", no_argument, NULL, 'k' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "copy-storage", no_argument, NULL, 'S' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{},
 	};
 	struct cli_migrate_opts o = { .max_downtime_ms = 300, .deadline_s = 300 };
 	const char *to = NULL;
+	char tls_host[256];
 	_cleanup_rpc_conn_ qv_rpc_conn *dst = NULL;
 	_cleanup_json_ json_object *stats = NULL;
 	struct qv_error err = {};
@@ -94,7 +97,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 	char *end;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:m:b:d:pPa:l:kqS", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:m:b:d:pPa:l:kqSI", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': to = optarg; break;
 		case 'a': o.dest_address = optarg; break;
@@ -104,6 +107,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		case 'k': o.keep_definition = true; break;
 		case 'q': o.quiet = true; break;
 		case 'S': o.copy_storage = true; break;
+		case 'I': o.insecure = true; break;
 		case 'm': case 'b': case 'd': {
 			long x = strtol(optarg, &end, 10);
 			if (*end || x < 0 || x > 1000000)
@@ -124,6 +128,13 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(ctx, "expected VM and --to URI");
 	if ((r = cli_connect(ctx)) != EXIT_OK)
 		return r;
+	if (strncmp(to, "tls://", 6) == 0) {
+		int port;
+		if (qv_parse_host_port(to + 6, QV_TLS_DEFAULT_PORT, tls_host, sizeof(tls_host), &port,
+				       &err) < 0)
+			return cli_report(ctx, to, -EINVAL, &err);
+		o.dest_tls_host = tls_host;
+	}
 	r = qv_rpc_connect(to, &dst, &err);
 	if (r < 0)
 		return cli_report(ctx, to, r, &err);

@@ -15,4 +15,8 @@ struct cli_migrate_opts {
 	bool copy_storage;        /* mirror non-shared disks over NBD */
 	const char *dest_address;
 	const char *listen;
+	/* the destination was reached over tls://HOST: its migration stream
+	 * certificate is checked for HOST too (NULL: the stream's address) */
+	const char *dest_tls_host;
+	bool insecure;            /* plain-TCP stream (both daemons need --insecure) */
 };

@@ -34,6 +34,9 @@ VERB(help);
 VERB(migrate);
 VERB(migrate_cancel);
 VERB(drill_run);
+VERB(sim);
+VERB(pki_init);
+VERB(pki_issue);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "common/rpc-client-internal.h"
+#include "common/tls.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -30,6 +31,7 @@ struct rpc_notification {
 struct qv_rpc_conn {
 	int rfd, wfd;
 	pid_t child;
+	qv_tls *tls; /* tls:// (rfd == wfd) */
 	uint64_t next_id;
 
 	char *in;
@@ -222,9 +224,22 @@ static int do_read(qv_rpc_conn *c)
 		c->in = p;
 		c->in_cap = cap;
 	}
-	ssize_t n = read(c->rfd, c->in + c->in_len, READ_CHUNK);
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : negative_errno();
+	ssize_t n;
+	if (c->tls) {
+		n = qv_tls_read(c->tls, c->in + c->in_len, READ_CHUNK);
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0) {
+			conn_break(c, (int)n, n == -EACCES ? "the daemon ended the TLS session "
+							     "(our client certificate refused?)"
+							   : "TLS connection to the daemon failed");
+			return (int)n;
+		}
+	} else {
+		n = read(c->rfd, c->in + c->in_len, READ_CHUNK);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : negative_errno();
+	}
 	if (n == 0) {
 		process_input(c);
 		conn_break(c, -ECONNRESET, "connection closed by the daemon");
@@ -240,7 +255,15 @@ static int do_write(qv_rpc_conn *c)
 	while (c->out_off < c->out_len) {
 		const char *p = c->out + c->out_off;
 		size_t len = c->out_len - c->out_off;
-		ssize_t n = send(c->wfd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n;
+		if (c->tls) {
+			n = qv_tls_write(c->tls, p, len);
+			if (n < 0) {
+				errno = n == -EAGAIN ? EAGAIN : (int)-n;
+				n = -1;
+			}
+		} else
+			n = send(c->wfd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == ENOTSOCK)
 			n = write(c->wfd, p, len);
 		if (n < 0) {
@@ -262,6 +285,14 @@ static int conn_pump(qv_rpc_conn *c, int64_t deadline)
 	struct pollfd p[2] = { { .fd = c->rfd, .events = POLLIN } };
 	nfds_t n = 1;
 	int timeout = -1;
+
+	/* Decrypted data waiting inside the TLS session: poll cannot see it. */
+	if (c->tls && qv_tls_pending(c->tls) > 0) {
+		if (c->out_len > c->out_off)
+			do_write(c);
+		do_read(c);
+		return c->broken;
+	}
 
 	if (c->out_len > c->out_off) {
 		if (c->wfd == c->rfd)
@@ -535,6 +566,7 @@ qv_rpc_conn *qv_rpc_conn_free(qv_rpc_conn *c)
 {
 	if (!c)
 		return NULL;
+	c->tls = qv_tls_free(c->tls);
 	if (c->wfd >= 0 && c->wfd != c->rfd)
 		close(c->wfd);
 	if (c->rfd >= 0)
@@ -569,6 +601,11 @@ int qv_rpc_conn_fd(qv_rpc_conn *c)
 	return c->rfd;
 }
 
+bool qv_rpc_conn_buffered(qv_rpc_conn *c)
+{
+	return c->tls && qv_tls_pending(c->tls) > 0;
+}
+
 void qv_rpc_set_notify_handler(qv_rpc_conn *c, qv_rpc_notify_fn fn, void *userdata)
 {
 	c->notify_fn = fn;
@@ -578,4 +615,9 @@ void qv_rpc_set_notify_handler(qv_rpc_conn *c, qv_rpc_notify_fn fn, void *userda
 void qv_rpc_conn_set_child(qv_rpc_conn *c, pid_t pid)
 {
 	c->child = pid;
+}
+
+void qv_rpc_conn_set_tls(qv_rpc_conn *c, qv_tls *tls)
+{
+	c->tls = tls;
 }

@@ -14,7 +14,12 @@
  *   "ssh://[user@]host[:port][/remote/socket/path]": spawns
  *       ssh -T [-p port] -- [user@]host qvisor [--socket PATH] rpc-stdio
  *   (no shell on our side; $QVISOR_SSH overrides the ssh program and
- *   $QVISOR_REMOTE_QVISOR the remote command name).
+ *   $QVISOR_REMOTE_QVISOR the remote command name);
+ *   "tls://HOST[:PORT]" (default port QV_TLS_DEFAULT_PORT): TCP with mutual
+ *   TLS (common/tls.h). The daemon's certificate must be signed by the CA in
+ *   the PKI dir and name HOST; we present client-cert.pem. The PKI dir is
+ *   qv_rpc_set_pki_dir(), else $QVISOR_PKI_DIR, else /etc/qvisor/pki.
+ *   Connect and handshake are bounded by QV_TLS_HANDSHAKE_TIMEOUT_MS.
  *
  * Requests can be pipelined: qv_rpc_send() queues a request and never blocks;
  * responses are collected by id with qv_rpc_recv_response() or in arrival
@@ -55,6 +60,9 @@ typedef void (*qv_rpc_notify_fn)(qv_rpc_conn *c, const char *method, json_object
 				 void *userdata);
 
 int qv_rpc_connect(const char *uri, qv_rpc_conn **ret_conn, struct qv_error *errp);
+/* The PKI dir for tls:// (process-wide; copied; NULL restores the default). */
+int qv_rpc_set_pki_dir(const char *dir);
+const char *qv_rpc_pki_dir(void);
 /* Wrap already connected fds (rfd may equal wfd); takes ownership of both. */
 int qv_rpc_conn_new_fds(int rfd, int wfd, qv_rpc_conn **ret_conn);
 /* Closes the fds; for ssh, waits briefly for the ssh child, then kills it. */
@@ -62,8 +70,12 @@ qv_rpc_conn *qv_rpc_conn_free(qv_rpc_conn *c);
 void qv_rpc_conn_freep(qv_rpc_conn **c);
 #define _cleanup_rpc_conn_ _cleanup_(qv_rpc_conn_freep)
 
-/* The fd to poll for input (POLLIN) when integrating with a loop. */
+/* The fd to poll for input (POLLIN) when integrating with a loop. With
+ * tls:// the session may hold decrypted input poll cannot see: after
+ * handling a readable fd, call the recv functions again while
+ * qv_rpc_conn_buffered() is true. */
 int qv_rpc_conn_fd(qv_rpc_conn *c);
+bool qv_rpc_conn_buffered(qv_rpc_conn *c);
 void qv_rpc_set_notify_handler(qv_rpc_conn *c, qv_rpc_notify_fn fn, void *userdata);
 
 /* Synchronous call: send with a fresh id and wait for its response.

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Transports for the JSON-RPC client: unix sockets and ssh:// via
- * `ssh host qvisor rpc-stdio`. */
+/* Transports for the JSON-RPC client: unix sockets, ssh:// via
+ * `ssh host qvisor rpc-stdio`, and tls://host[:port] (mutual TLS). */
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -158,6 +160,111 @@ fail:
 			    strerror(-r));
 }
 
+static char *pki_dir;
+
+int qv_rpc_set_pki_dir(const char *dir)
+{
+	char *p = dir ? strdup(dir) : NULL;
+
+	if (dir && !p)
+		return -ENOMEM;
+	free(pki_dir);
+	pki_dir = p;
+	return 0;
+}
+
+const char *qv_rpc_pki_dir(void)
+{
+	const char *env = getenv("QVISOR_PKI_DIR");
+
+	return pki_dir ? pki_dir : env && *env ? env : QV_PKI_DEFAULT_DIR;
+}
+
+/* Non-blocking connect to one address, bounded by timeout_ms. */
+static int connect_addr(const struct addrinfo *ai, int timeout_ms)
+{
+	_cleanup_close_ int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct pollfd p = { .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (fd < 0)
+		return negative_errno();
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS)
+			return negative_errno();
+		p.fd = fd;
+		int r = poll(&p, 1, timeout_ms);
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			return negative_errno();
+		if (err)
+			return -err;
+	}
+	return TAKE_FD(fd);
+}
+
+static int connect_tcp(const char *host, int port, struct qv_error *errp)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	char ports[16];
+	int fd = -EADDRNOTAVAIL, g;
+
+	snprintf(ports, sizeof(ports), "%d", port);
+	g = getaddrinfo(host, ports, &hints, &res);
+	if (g != 0)
+		return qv_error_set(errp, EHOSTUNREACH, QV_REASON_UNAVAILABLE,
+				    "cannot resolve %s: %s", host, gai_strerror(g));
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = connect_addr(ai, QV_TLS_HANDSHAKE_TIMEOUT_MS);
+		if (fd >= 0)
+			break;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return qv_error_set(errp, -fd, QV_REASON_UNAVAILABLE, "cannot connect to %s:%d: %s",
+				    host, port, strerror(-fd));
+	return fd;
+}
+
+/* tls://HOST[:PORT]: TCP, then a handshake that verifies the daemon's
+ * certificate against the CA and HOST and presents our client certificate. */
+static int connect_tls(const char *rest, qv_rpc_conn **ret_conn, struct qv_error *errp)
+{
+	_cleanup_(qv_tls_creds_freep) qv_tls_creds *creds = NULL;
+	_cleanup_(qv_tls_freep) qv_tls *tls = NULL;
+	_cleanup_close_ int fd = -1;
+	char host[256];
+	int port, r;
+
+	if (strchr(rest, '/') && strchr(rest, '/')[1])
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "tls:// takes no path: \"tls://%s\"", rest);
+	char hp[300];
+	snprintf(hp, sizeof(hp), "%.*s", (int)strcspn(rest, "/"), rest);
+	r = qv_parse_host_port(hp, QV_TLS_DEFAULT_PORT, host, sizeof(host), &port, errp);
+	if (r < 0)
+		return r;
+	r = qv_tls_creds_load(qv_rpc_pki_dir(), QV_TLS_CLIENT, &creds, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "client certificate"), r;
+	fd = connect_tcp(host, port, errp);
+	if (fd < 0)
+		return fd;
+	r = qv_tls_new(creds, fd, host, &tls, errp);
+	if (r >= 0)
+		r = qv_tls_handshake_wait(tls, QV_TLS_HANDSHAKE_TIMEOUT_MS, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "tls://%s:%d", host, port), r;
+	r = qv_rpc_conn_new_fds(fd, fd, ret_conn);
+	TAKE_FD(fd);
+	if (r < 0)
+		return qv_error_set(errp, r, QV_REASON_INTERNAL, "out of memory");
+	qv_rpc_conn_set_tls(*ret_conn, TAKE_PTR(tls));
+	return 0;
+}
+
 int qv_rpc_connect(const char *uri, qv_rpc_conn **ret_conn, struct qv_error *errp)
 {
 	if (!uri || !*uri)
@@ -166,8 +273,10 @@ int qv_rpc_connect(const char *uri, qv_rpc_conn **ret_conn, struct qv_error *err
 		return connect_unix(uri + 7, ret_conn, errp);
 	if (strncmp(uri, "ssh://", 6) == 0)
 		return connect_ssh(uri + 6, ret_conn, errp);
+	if (strncmp(uri, "tls://", 6) == 0)
+		return connect_tls(uri + 6, ret_conn, errp);
 	if (strstr(uri, "://"))
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "unsupported URI \"%s\" (use unix:// or ssh://)", uri);
+				    "unsupported URI \"%s\" (use unix://, ssh:// or tls://)", uri);
 	return connect_unix(uri, ret_conn, errp);
 }

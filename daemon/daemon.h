@@ -25,6 +25,11 @@ struct qv_daemon_config {
 	uint32_t vm_uid_first;   /* --vm-uid-range: one uid per VM (vm-identity.h) */
 	uint32_t vm_uid_count;
 	uint64_t serial_log_max; /* --serial-log-max: bytes per serial log file */
+	/* daemon/tls-setup.c, docs/security.md */
+	const char *pki_dir;     /* default /etc/qvisor/pki */
+	bool pki_dir_set;        /* given explicitly: a broken PKI is fatal */
+	const char *listen;      /* tls://HOST[:PORT] (tcp:// with insecure) */
+	bool insecure;           /* allow plain TCP RPC and migration streams */
 };
 
 struct qv_daemon {
@@ -41,7 +46,15 @@ struct qv_daemon {
 	void *net_state;         /* daemon/netreg.c */
 	void *cgroup_state;      /* daemon/vm-cgroup.c */
 	void *image_state;       /* daemon/methods-image.c */
+	/* daemon/tls-setup.c: loaded PKI (NULL: none, migrations need --insecure) */
+	struct qv_tls_creds *tls_server;
+	char tls_client_dn[512]; /* DN of our client-cert.pem (what our QEMU presents) */
 };
+
+/* --pki-dir / --listen / --insecure (daemon/tls-setup.c): load the PKI and
+ * start the TCP listener. Logs and returns < 0 on a fatal problem. */
+int qv_daemon_tls_setup(struct qv_daemon *d);
+void qv_daemon_tls_free(struct qv_daemon *d);
 
 /* Unix time in ms. */
 int64_t qv_unix_ms(void);

@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "daemon/activate.h"
 #include "daemon/hooks.h"
+#include "daemon/interop.h"
 #include "daemon/migrate.h"
 #include "daemon/vm.h"
 #include "daemon/vm-files.h"
@@ -34,6 +36,9 @@ static void usage(FILE *f)
 		"  --max-clients N     concurrent RPC clients (default 64)\n"
 		"  --vm-uid-range A-B  one uid/gid per VM from A..B (default 2000000000-2000065535)\n"
 		"  --serial-log-max N  bytes per serial log file (default 1048576)\n"
+		"  --pki-dir DIR       CA, host certificates and keys (default /etc/qvisor/pki)\n"
+		"  --listen URI        also serve RPC on tls://HOST[:PORT] (mutual TLS)\n"
+		"  --insecure          allow plain TCP (--listen tcp://, migration streams)\n"
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
 		"  -h, --help          this help\n");
 }
@@ -124,6 +129,12 @@ static void on_signal(qv_source *s, int fd, uint32_t revents, void *ud)
 
 static void on_connect(qv_rpc_client *c, const struct qv_rpc_peer *peer, void *ud)
 {
+	const char *dn = qv_rpc_client_tls_dn(c);
+
+	if (dn) {
+		log_info("Client %u connected over TLS: %s", qv_rpc_client_id(c), dn);
+		return;
+	}
 	log_info("Client %u connected: pid=%d uid=%d gid=%d", qv_rpc_client_id(c), (int)peer->pid,
 		 (int)peer->uid, (int)peer->gid);
 }
@@ -177,6 +188,12 @@ static int run(struct qv_daemon *d)
 	r = qv_loop_new(&d->loop);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create event loop: %m");
+	/* Before anything is spawned: the passed socket must not leak into
+	 * children (it is not close-on-exec until we make it so). */
+	int afd = -1;
+	r = qv_activation_listen_fd(d->cfg.socket_path, &afd, &err);
+	if (r < 0)
+		return log_error_errno(r, "Socket activation: %s", err.message);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -206,7 +223,10 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the image pool: %m");
 
-	r = qv_rpc_server_new(d->loop, d->cfg.socket_path, 0660, &d->rpc, &err);
+	if (afd >= 0)
+		r = qv_rpc_server_new_fd(d->loop, afd, d->cfg.socket_path, &d->rpc, &err);
+	else
+		r = qv_rpc_server_new(d->loop, d->cfg.socket_path, 0660, &d->rpc, &err);
 	if (r < 0)
 		return log_error_errno(r, "Failed to listen on %s: %s", d->cfg.socket_path,
 				       err.message);
@@ -225,11 +245,18 @@ static int run(struct qv_daemon *d)
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_migrate_methods, qv_migrate_methods_count, d);
 	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_interop_methods, qv_interop_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
+	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
 		r = qv_rpc_server_add_methods(d->rpc_ro, method_tables[i].m, *method_tables[i].n, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
+	r = qv_daemon_tls_setup(d);
+	if (r < 0)
+		return r;
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
 	log_info("qvisord ready on %s (state %s, run %s)", d->cfg.socket_path, d->cfg.state_dir,
 		 d->cfg.run_dir);
@@ -241,7 +268,8 @@ static int run(struct qv_daemon *d)
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
-	       OPT_MAXCLIENTS, OPT_LOG, OPT_UIDS, OPT_SERIALMAX };
+	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_UIDS,
+	       OPT_SERIALMAX };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -254,6 +282,9 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "vm-uid-range", required_argument, NULL, OPT_UIDS },
 		{ "serial-log-max", required_argument, NULL, OPT_SERIALMAX },
+		{ "pki-dir", required_argument, NULL, OPT_PKI },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -283,6 +314,9 @@ int main(int argc, char **argv)
 		case OPT_QEMU: d.cfg.qemu_binary = optarg; break;
 		case OPT_GUEST: guest_opt = optarg; break;
 		case OPT_NOPROBE: d.cfg.no_probe = true; break;
+		case OPT_PKI: d.cfg.pki_dir = optarg; d.cfg.pki_dir_set = true; break;
+		case OPT_LISTEN: d.cfg.listen = optarg; break;
+		case OPT_INSECURE: d.cfg.insecure = true; break;
 		case OPT_MAXCLIENTS: {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
@@ -344,6 +378,7 @@ int main(int argc, char **argv)
 	r = run(&d);
 	qv_rpc_server_free(d.rpc);
 	qv_rpc_server_free(d.rpc_ro);
+	qv_daemon_tls_free(&d);
 	qv_vm_registry_free(&d);
 	qv_net_registry_free(&d);
 	qv_image_registry_free(&d);

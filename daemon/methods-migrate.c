@@ -161,12 +161,24 @@ static bool uri_valid(const char *uri)
 	return true;
 }
 
+static bool uri_valid_host(const char *h)
+{
+	if (!*h || strlen(h) > 100 || *h == '-')
+		return false;
+	for (; *h; h++)
+		if (!isalnum((unsigned char)*h) && !strchr(".:-", *h))
+			return false;
+	return true;
+}
+
 static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s",
 					    "multifd_channels", "copy_storage", "disk_sizes",
-					    "allow_postcopy", NULL };
-	struct qv_mig_prepare p = { .listen = "0.0.0.0", .timeout_s = 600 };
+					    "allow_postcopy", "tls", "peer_dn", NULL };
+	struct qv_mig_prepare p = { .timeout_s = 600 };
+	qv_rpc_client *client = qv_rpc_call_client(call);
+	char local[64];
 	struct qv_error err = {};
 	json_object *res = NULL;
 	int64_t port = 0, timeout = 600, multifd = 0;
@@ -185,6 +197,17 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_bool(call, params, "copy_storage", &p.copy_storage) < 0 ||
 	    opt_bool(call, params, "allow_postcopy", &p.allow_postcopy) < 0)
 		return 0;
+	/* TLS unless asked otherwise when this host has a PKI. */
+	p.tls = ((struct qv_daemon *)ud)->tls_server != NULL;
+	if (opt_bool(call, params, "tls", &p.tls) < 0 ||
+	    opt_string(call, params, "peer_dn", &p.peer_dn) < 0)
+		return 0;
+	if (qv_mig_tls_allowed(ud, p.tls, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
+	if (!p.peer_dn)
+		p.peer_dn = qv_rpc_client_tls_dn(client);
+	if (qv_rpc_client_local_addr(client, local, sizeof(local)) == 0)
+		p.rpc_local = local;
 	if (p.allow_postcopy && multifd > 0)
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "allow_postcopy cannot be combined with multifd_channels "
@@ -206,10 +229,10 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 	static const char *const keys[] = { "name", "uri", "max_downtime_ms", "bandwidth_mbps",
 					    "deadline_s", "allow_postcopy", "plain", "premeasure",
 					    "xbzrle", "multifd_channels", "multifd_reason",
-					    "copy_storage", "nbd", NULL };
+					    "copy_storage", "nbd", "tls", "tls_hostname", NULL };
 	struct mig_engine_opts o = { .premeasure = true };
 	struct qv_mig_storage st = {};
-	char host[128];
+	char host[128], tls_host[128];
 	const char *name, *uri, *nbd = NULL;
 	int64_t multifd = 0;
 	bool xbzrle = true;
@@ -232,8 +255,23 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_int(call, params, "multifd_channels", 0, 16, &multifd) < 0 ||
 	    opt_string(call, params, "multifd_reason", &o.multifd_reason) < 0 ||
 	    opt_bool(call, params, "copy_storage", &st.copy) < 0 ||
-	    opt_string(call, params, "nbd", &nbd) < 0)
+	    opt_string(call, params, "nbd", &nbd) < 0 ||
+	    opt_bool(call, params, "tls", &st.tls) < 0 ||
+	    opt_string(call, params, "tls_hostname", &st.tls_hostname) < 0)
 		return 0;
+	{
+		struct qv_error err = {};
+		if (qv_mig_tls_allowed(ud, st.tls, &err) < 0)
+			return qv_rpc_call_error(call, &err), 0;
+	}
+	if (st.tls && st.tls_hostname && !uri_valid_host(st.tls_hostname))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.tls_hostname is not a host name or address");
+	if (st.tls && !st.tls_hostname) { /* the name the destination's certificate carries */
+		const char *colon = strrchr(uri + 4, ':');
+		snprintf(tls_host, sizeof(tls_host), "%.*s", (int)(colon - (uri + 4)), uri + 4);
+		st.tls_hostname = tls_host;
+	}
 	o.no_xbzrle = !xbzrle;
 	o.multifd_channels = (unsigned)multifd;
 	if (st.copy) {
@@ -277,6 +315,10 @@ static int m_plan(qv_rpc_call *call, json_object *params, void *ud)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
 	if (qv_mig_plan(ud, vm, copy, (double)bw * 1024 * 1024, &res, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
+	/* What our QEMU will present: the destination's tls-authz admits it. */
+	if (((struct qv_daemon *)ud)->tls_server)
+		json_object_object_add(res, "tls_dn", json_object_new_string(
+					       ((struct qv_daemon *)ud)->tls_client_dn));
 	return qv_rpc_call_reply(call, res), 0;
 }
 

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #include "common/log.h"
 #include "daemon/image-internal.h"
 #include "daemon/migrate-internal.h"
+#include "qemu/tls-creds.h"
 #include "storage/pool.h"
 
 #define WATCH_MS 300
@@ -428,6 +430,15 @@ int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen
 	json_object_object_add(addr, "data", data);
 	a = json_object_new_object();
 	json_object_object_add(a, "addr", addr);
+	if (m->tls) { /* the objects qv_mig_tls_dest() created */
+		size_t n = 0;
+		for (size_t i = 0; i < vm->spec->n_disks; i++)
+			n += !vm->spec->disks[i].readonly;
+		json_object_object_add(a, "tls-creds", json_object_new_string(QEMU_TLS_CREDS_ID));
+		json_object_object_add(a, "tls-authz", json_object_new_string(QEMU_TLS_AUTHZ_ID));
+		/* one NBD client per mirrored disk */
+		json_object_object_add(a, "max-connections", json_object_new_int((int)n));
+	}
 	r = qmp_client_execute(c, "nbd-server-start", a, 5000, NULL, errp);
 	json_object_put(a);
 	if (r < 0)
@@ -487,17 +498,34 @@ static int prepare_check(struct qv_daemon *d, const struct qv_mig_prepare *p,
 	return 0;
 }
 
-/* The address the source should connect to. */
-static int prepare_advert(const struct qv_mig_prepare *p, char *buf, size_t size,
-			  struct qv_error *errp)
+/* The address the source should connect to (advert), and the one the
+ * stream and NBD listen on: that same address unless params.listen says
+ * otherwise, never 0.0.0.0 by default. */
+static int prepare_advert(const struct qv_mig_prepare *p, char *buf, size_t size, char *listen,
+			  size_t listen_size, struct qv_error *errp)
 {
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res = NULL;
+
 	if (p->address)
 		snprintf(buf, size, "%s", p->address);
-	else if (!streq(p->listen, "0.0.0.0"))
+	else if (p->listen && !streq(p->listen, "0.0.0.0"))
 		snprintf(buf, size, "%s", p->listen);
+	else if (p->rpc_local) /* where the caller reached us */
+		snprintf(buf, size, "%s", p->rpc_local);
 	else if (host_address(buf, size) < 0)
 		return qv_error_set(errp, EADDRNOTAVAIL, QV_REASON_UNAVAILABLE,
 				    "no IPv4 address to offer; pass params.address");
+	if (p->listen) {
+		snprintf(listen, listen_size, "%s", p->listen);
+		return 0;
+	}
+	if (getaddrinfo(buf, NULL, &hints, &res) != 0 || !res)
+		return qv_error_set(errp, EADDRNOTAVAIL, QV_REASON_INVALID_ARGUMENT,
+				    "cannot resolve %s to an IPv4 address to listen on; pass "
+				    "params.listen", buf);
+	inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, listen,
+		  (socklen_t)listen_size);
+	freeaddrinfo(res);
 	return 0;
 }
 
@@ -528,6 +556,8 @@ static int prepare_incoming(struct qv_vm *vm, const struct qv_mig_prepare *p, in
 		return r;
 	if (p->allow_postcopy && (r = set_postcopy(vm, errp)) < 0)
 		return r;
+	if (p->tls && (r = qv_mig_tls_dest(vm->d, vm, p->peer_dn, errp)) < 0)
+		return r;
 	snprintf(uri, sizeof(uri), "tcp:%s:%d", p->listen, port);
 	json_object_object_add(a, "uri", json_object_new_string(uri));
 	return qmp_client_execute(qemu_instance_qmp(vm->inst), "migrate-incoming", a, 5000, NULL,
@@ -546,6 +576,7 @@ static json_object *prepare_result(const struct qv_vm *vm, const struct qv_mig *
 	json_object_object_add(res, "created", json_object_new_boolean(m->created));
 	json_object_object_add(res, "multifd_channels", json_object_new_int((int)p->multifd_channels));
 	json_object_object_add(res, "allow_postcopy", json_object_new_boolean(p->allow_postcopy));
+	json_object_object_add(res, "tls", json_object_new_boolean(p->tls));
 	if (p->copy_storage) {
 		json_object *a = json_object_new_array();
 		json_object_object_add(res, "nbd", json_object_new_string(nbd_uri));
@@ -562,7 +593,8 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	struct vm_spec *spec = NULL;
 	struct qv_vm *vm;
 	struct qv_mig *m;
-	char advert[INET6_ADDRSTRLEN + 1], uri[256], nbd_uri[256] = "";
+	char advert[INET6_ADDRSTRLEN + 1], uri[256], nbd_uri[256] = "", listen[INET6_ADDRSTRLEN + 1];
+	struct qv_mig_prepare pp = *p;
 	int port = p->port, r;
 
 	if (p->address && !address_valid(p->address))
@@ -572,11 +604,13 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	if (r < 0)
 		return r;
 	if ((r = prepare_check(d, p, spec, errp)) < 0 ||
-	    (!port && (r = qv_mig_pick_port(p->listen, &port, errp)) < 0) ||
-	    (r = prepare_advert(p, advert, sizeof(advert), errp)) < 0) {
+	    (r = prepare_advert(p, advert, sizeof(advert), listen, sizeof(listen), errp)) < 0 ||
+	    (!port && (r = qv_mig_pick_port(listen, &port, errp)) < 0)) {
 		vm_spec_free(spec);
 		return r;
 	}
+	pp.listen = listen;
+	p = &pp;
 	m = qv_mig_new(d, spec->name, false);
 	if (!m) {
 		vm_spec_free(spec);
@@ -603,6 +637,7 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	m->saved_policy = vm->spec->restart.policy;
 	vm->spec->restart.policy = VM_RESTART_NO;
 	m->postcopy = p->allow_postcopy;
+	m->tls = p->tls;
 	if ((r = new_token(m, errp)) < 0 || (r = prepare_incoming(vm, p, port, errp)) < 0 ||
 	    (p->copy_storage && (r = qv_mig_dest_nbd_start(m, vm, p->listen, advert, nbd_uri,
 							     sizeof(nbd_uri), errp)) < 0)) {

@@ -36,6 +36,7 @@ struct qv_mig {
 	qv_rpc_call *finish_call;
 	uint64_t finish_deadline;
 	bool nbd;                /* NBD server running in the incoming QEMU */
+	bool tls;                /* stream and NBD over TLS (migrate-tls.c) */
 	bool postcopy;           /* prepared with postcopy-ram (allow_postcopy) */
 	bool postcopy_running;   /* we sent `cont` at postcopy-active */
 	char **images;           /* images prepare created (deleted on teardown) */
@@ -54,6 +55,10 @@ struct qv_mig_storage {
 	bool copy;             /* mirror every writable disk to the NBD server */
 	const char *nbd_host;
 	int nbd_port;
+	/* transport (migrate-tls.c): TLS to a server whose certificate names
+	 * tls_hostname (default: the URI's host) */
+	bool tls;
+	const char *tls_hostname;
 };
 int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_opts *o,
 		   const struct qv_mig_storage *st);
@@ -77,6 +82,9 @@ struct qv_mig_prepare {
 	bool copy_storage;
 	bool allow_postcopy;     /* postcopy-ram before migrate-incoming */
 	json_object *disk_sizes; /* array of virtual sizes, one per spec disk */
+	bool tls;                /* stream and NBD over TLS (migrate-tls.c) */
+	const char *peer_dn;     /* the source QEMU's certificate DN (tls-authz) */
+	const char *rpc_local;   /* our address on the caller's TCP connection */
 };
 int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,
 		   struct qv_error *errp);
@@ -93,6 +101,19 @@ void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm);
 void qv_mig_dest_delete_images(struct qv_mig *m);
 /* Pick a free TCP port on addr (migrate-dest.c). */
 int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp);
+
+/* migrate-tls.c: TLS for the stream and NBD (docs/security.md) */
+/* May this daemon migrate with (or without) TLS? Plain needs --insecure,
+ * TLS a loaded PKI. */
+int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp);
+/* Incoming QEMU: server credentials and an authz-list admitting only
+ * peer_dn, set as migration parameters (the NBD server reuses both). */
+int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
+		    struct qv_error *errp);
+/* Outgoing QEMU: client credentials and tls-hostname, or TLS cleared for a
+ * plain migration. */
+int qv_mig_tls_source(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
+		      struct qv_error *errp);
 
 /* Source side helpers shared by migrate-source.c and migrate-recover.c. */
 /* Make sure the source guest runs again after a failed/cancelled migration. */

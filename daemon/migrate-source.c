@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
+#include "qemu/tls-creds.h"
 #include "storage/image.h"
 
 #define MIRROR_POLL_MS 200
@@ -297,7 +298,11 @@ static int start_mirror(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_
 	if (!n)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "copy_storage: VM %s has no writable disk", vm->name);
-	r = mig_mirror_start(source_qmp, m, st->nbd_host, st->nbd_port, disks, n, &m->mirror, errp);
+	r = mig_mirror_start(source_qmp, m,
+			     &(struct mig_mirror_target){ st->nbd_host, st->nbd_port,
+							  st->tls ? QEMU_TLS_CREDS_ID : NULL,
+							  st->tls_hostname },
+			     disks, n, &m->mirror, errp);
 	if (r < 0)
 		return r;
 	m->mirror_deadline = qv_now_ms() + (uint64_t)m->opts.deadline_s * 1000;
@@ -394,6 +399,9 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 		m->opts.deadline_s = QV_MIG_DEFAULT_DEADLINE_S;
 	if (!m->opts_uri)
 		r = -ENOMEM;
+	else if ((r = qv_mig_tls_source(vm->d, vm, st && st->tls, st ? st->tls_hostname : NULL,
+				       &err)) < 0)
+		;
 	else if (st && st->copy)
 		r = start_mirror(m, vm, st, &err);
 	else

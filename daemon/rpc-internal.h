@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include "common/tls.h"
 #include "daemon/rpc.h"
 
 struct rpc_method_entry {
@@ -28,6 +29,11 @@ struct qv_rpc_server {
 	void *connect_ud;
 	qv_rpc_access_fn access_fn;
 	void *access_ud;
+
+	/* TCP listener (rpc-tls.c): TLS unless tcp_creds is NULL (--insecure) */
+	int tcp_fd;
+	qv_source *tcp_src;
+	const qv_tls_creds *tcp_creds;
 };
 
 struct qv_rpc_client {
@@ -44,6 +50,10 @@ struct qv_rpc_client {
 	bool subscribed;
 	bool read_eof;
 	bool discarding; /* inside an over-long line */
+	bool tcp;        /* accepted on the TCP listener */
+	bool handshaking; /* TLS handshake not done: no requests yet */
+	qv_tls *tls;
+	qv_source *tls_timer; /* handshake deadline, then buffered-input wakeups */
 	unsigned pending_calls; /* unfinished calls */
 
 	char *in;
@@ -65,6 +75,23 @@ void rpc_client_close(qv_rpc_client *c);
 void rpc_client_update(qv_rpc_client *c);
 /* Queue one serialized message (+ '\n') and try to send it. */
 int rpc_client_queue(qv_rpc_client *c, const char *msg, size_t len);
+
+/* Read what a TLS session already holds (from a timer). */
+void rpc_client_read_more(qv_rpc_client *c);
+/* Take over an accepted fd (with its TLS session, or NULL). */
+void rpc_add_client(qv_rpc_server *s, int fd, bool tcp, qv_tls *tls);
+
+/* rpc-tls.c: I/O through the client's TLS session when it has one. */
+ssize_t rpc_client_recv(qv_rpc_client *c, void *buf, size_t len);
+ssize_t rpc_client_send(qv_rpc_client *c, const void *buf, size_t len);
+/* Drive the handshake from a loop event; connects the client once done. */
+void rpc_tls_handshake_step(qv_rpc_client *c);
+/* Arm the handshake deadline for a new TLS client. */
+int rpc_tls_client_start(qv_rpc_client *c);
+/* Input decrypted but not yet consumed: read again from a 0 ms timer. */
+void rpc_tls_schedule_read(qv_rpc_client *c);
+void rpc_tls_client_close(qv_rpc_client *c);
+void rpc_tls_server_free(qv_rpc_server *s);
 
 /* rpc-call.c */
 void rpc_dispatch(qv_rpc_client *c, struct qv_rpc_request *req);

@@ -65,6 +65,7 @@ void rpc_client_close(qv_rpc_client *c)
 	log_debug("rpc: client %u (pid %d) disconnected", c->id, (int)c->peer.pid);
 	c->connected = false;
 	c->src = qv_source_remove(c->src);
+	rpc_tls_client_close(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -88,7 +89,7 @@ void rpc_client_update(qv_rpc_client *c)
 	uint32_t ev = 0;
 	size_t queued;
 
-	if (!c->connected)
+	if (!c->connected || c->handshaking)
 		return;
 	queued = c->out_len - c->out_off;
 	if (c->read_eof && queued == 0 && c->pending_calls == 0) {
@@ -112,8 +113,7 @@ void rpc_client_update(qv_rpc_client *c)
 static void client_flush(qv_rpc_client *c)
 {
 	while (c->connected && c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = rpc_client_send(c, c->out + c->out_off, c->out_len - c->out_off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -275,7 +275,7 @@ static void client_read(qv_rpc_client *c, bool hup)
 		if (!hup && (i >= READS_PER_WAKEUP ||
 			     c->out_len - c->out_off >= QV_RPC_OUTPUT_HIGH))
 			break;
-		ssize_t n = read(c->fd, buf, sizeof(buf));
+		ssize_t n = rpc_client_recv(c, buf, sizeof(buf));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -289,12 +289,27 @@ static void client_read(qv_rpc_client *c, bool hup)
 		}
 		feed(c, buf, (size_t)n);
 	}
+	rpc_tls_schedule_read(c);
+}
+
+void rpc_client_read_more(qv_rpc_client *c)
+{
+	qv_rpc_client_ref(c);
+	if (c->connected && !(c->events & EPOLLOUT) && !c->read_eof)
+		client_read(c, false);
+	rpc_client_update(c);
+	qv_rpc_client_unref(c);
 }
 
 static void on_client_io(qv_source *src, int fd, uint32_t revents, void *userdata)
 {
 	qv_rpc_client *c = qv_rpc_client_ref(userdata);
 
+	if (c->handshaking && !(revents & EPOLLERR)) {
+		rpc_tls_handshake_step(c);
+		qv_rpc_client_unref(c);
+		return;
+	}
 	if (revents & EPOLLERR)
 		rpc_client_close(c);
 	if (c->connected && (revents & EPOLLOUT))
@@ -320,7 +335,7 @@ static void reject_client(int fd)
 	close(fd);
 }
 
-static void add_client(qv_rpc_server *s, int fd)
+void rpc_add_client(qv_rpc_server *s, int fd, bool tcp, qv_tls *tls)
 {
 	struct ucred cred = {};
 	socklen_t sl = sizeof(cred);
@@ -328,15 +343,20 @@ static void add_client(qv_rpc_server *s, int fd)
 
 	if (s->n_clients >= s->max_clients) {
 		log_debug("rpc: client limit (%u) reached, rejecting a connection", s->max_clients);
-		reject_client(fd);
+		if (tls) /* cannot answer in the clear */
+			close(fd);
+		else
+			reject_client(fd);
+		qv_tls_free(tls);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
+		qv_tls_free(tls);
 		close(fd);
 		return;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) < 0)
+	if (tcp || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) < 0)
 		cred = (struct ucred){ .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	c->ref = 1;
 	c->fd = fd;
@@ -344,7 +364,11 @@ static void add_client(qv_rpc_server *s, int fd)
 	c->id = ++s->next_client_id;
 	c->peer = (struct qv_rpc_peer){ .pid = cred.pid, .uid = cred.uid, .gid = cred.gid };
 	c->events = EPOLLIN;
+	c->tls = tls;
+	c->tcp = tcp;
+	c->handshaking = tls != NULL;
 	if (qv_loop_add_io(s->loop, fd, c->events, on_client_io, c, &c->src) < 0) {
+		qv_tls_free(tls);
 		close(fd);
 		free(c);
 		return;
@@ -357,6 +381,11 @@ static void add_client(qv_rpc_server *s, int fd)
 	s->n_clients++;
 	log_debug("rpc: client %u connected: pid=%d uid=%u gid=%u", c->id, (int)cred.pid,
 		  (unsigned)cred.uid, (unsigned)cred.gid);
+	if (c->handshaking) {
+		if (rpc_tls_client_start(c) < 0)
+			rpc_client_close(c);
+		return; /* connect_fn once the peer is verified */
+	}
 	if (s->connect_fn)
 		s->connect_fn(c, &c->peer, s->connect_ud);
 }
@@ -372,7 +401,7 @@ static void on_listen(qv_source *src, int fd, uint32_t revents, void *userdata)
 				log_debug_errno(errno, "rpc: accept failed: %m");
 			return;
 		}
-		add_client(s, cfd);
+		rpc_add_client(s, cfd, false, NULL);
 	}
 }
 
@@ -430,6 +459,7 @@ int qv_rpc_server_new(qv_loop *loop, const char *socket_path, mode_t mode,
 	if (!s)
 		return qv_error_set(errp, ENOMEM, NULL, "out of memory");
 	s->loop = loop;
+	s->tcp_fd = -1;
 	s->max_clients = QV_RPC_DEFAULT_MAX_CLIENTS;
 	s->path = strdup(socket_path);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -473,6 +503,32 @@ fail:
 	return r;
 }
 
+int qv_rpc_server_new_fd(qv_loop *loop, int fd, const char *socket_path,
+			 qv_rpc_server **ret_server, struct qv_error *errp)
+{
+	qv_rpc_server *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s) {
+		close(fd);
+		return qv_error_set(errp, ENOMEM, NULL, "out of memory");
+	}
+	s->loop = loop;
+	s->tcp_fd = -1;
+	s->max_clients = QV_RPC_DEFAULT_MAX_CLIENTS;
+	s->listen_fd = fd;
+	s->path = strdup(socket_path); /* sock_ino stays 0: never unlinked */
+	r = s->path ? qv_loop_add_io(loop, fd, EPOLLIN, on_listen, s, &s->listen_src) : -ENOMEM;
+	if (r < 0) {
+		qv_error_set(errp, -r, NULL, "cannot watch %s", socket_path);
+		qv_rpc_server_free(s);
+		return r;
+	}
+	log_debug("rpc: serving on the socket passed for %s", socket_path);
+	*ret_server = s;
+	return 0;
+}
+
 qv_rpc_server *qv_rpc_server_free(qv_rpc_server *s)
 {
 	struct stat sb;
@@ -481,6 +537,7 @@ qv_rpc_server *qv_rpc_server_free(qv_rpc_server *s)
 		return NULL;
 	while (s->clients)
 		rpc_client_close(s->clients);
+	rpc_tls_server_free(s);
 	s->listen_src = qv_source_remove(s->listen_src);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);

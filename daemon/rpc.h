@@ -107,6 +107,27 @@ struct qv_rpc_method {
  * with -EADDRINUSE; a non-socket file at the path is refused with -EEXIST. */
 int qv_rpc_server_new(qv_loop *loop, const char *socket_path, mode_t mode,
 		      qv_rpc_server **ret_server, struct qv_error *errp);
+/* Serve on fd, a socket already listening on socket_path (systemd socket
+ * activation, daemon/activate.h). The server owns fd; the path belongs to
+ * whoever bound it and is never unlinked. */
+int qv_rpc_server_new_fd(qv_loop *loop, int fd, const char *socket_path,
+			 qv_rpc_server **ret_server, struct qv_error *errp);
+/* Also listen on TCP host:port (daemon/rpc-tls.c). With creds (borrowed,
+ * must outlive the server) every client must complete a mutual-TLS
+ * handshake with a certificate signed by the CA within
+ * QV_TLS_HANDSHAKE_TIMEOUT_MS before anything is read; the handshake is
+ * driven by the loop and never blocks it. creds NULL: plain TCP (only with
+ * qvisord --insecure). TCP clients have no peer credentials (pid 0,
+ * uid/gid -1). */
+struct qv_tls_creds;
+int qv_rpc_server_listen_tcp(qv_rpc_server *server, const char *host, int port,
+			     const struct qv_tls_creds *creds, struct qv_error *errp);
+/* The verified certificate DN of a TLS client, else NULL. */
+const char *qv_rpc_client_tls_dn(qv_rpc_client *client);
+/* A TCP client's local address (the one the peer reached us at), numeric.
+ * -ENOTCONN for a unix-socket client. */
+int qv_rpc_client_local_addr(qv_rpc_client *client, char *buf, size_t size);
+
 /* Close every client and the listening socket, unlink socket_path. Calls
  * still held by handlers stay valid; finishing them drops the reply. */
 qv_rpc_server *qv_rpc_server_free(qv_rpc_server *server);

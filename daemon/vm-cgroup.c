@@ -12,6 +12,7 @@
 #include "daemon/hooks.h"
 #include "qemu/sandbox.h"
 #include "daemon/vm-cgroup-internal.h"
+#include "daemon/vm-files.h"
 #include "daemon/vm-identity.h"
 
 #define DEFAULT_RUN_DIR "/run/qvisor"
@@ -55,6 +56,22 @@ int qv_cgroup_registry_load(struct qv_daemon *d)
 	d->cgroup_state = st;
 	slice_name(d->cfg.run_dir, slice, sizeof(slice));
 	struct cg_manager_opts o = { .slice = slice, .move_self = streq(slice, "qvisor.slice") };
+	/* A systemd unit with Delegate=yes: VM groups go below our own cgroup
+	 * (systemd owns the rest of the tree), in <unit>/vms. */
+	struct cg_host self_host;
+	char deleg[CG_PATH_MAX];
+	cg_host_detect(NULL, NULL, &self_host);
+	if (getenv("INVOCATION_ID") &&
+	    cg_delegated_root(self_host.self, deleg, sizeof(deleg)) == 0) {
+		o.delegated = o.move_self = true;
+		if (streq(slice, "qvisor.slice"))
+			o.slice = "vms";
+		log_info("cgroup: started by systemd, using the delegated subtree %s", deleg);
+		if (streq(self_host.self, deleg))
+			log_warning("cgroup: systemd started qvisord in %s itself (no "
+				    "DelegateSubgroup=, systemd < 254): VM limits stay off so "
+				    "that the unit can restart while VMs run", deleg);
+	}
 	r = cg_manager_new(&o, &st->mgr, &err);
 	if (r < 0) {
 		log_warning("cgroup: %s; VMs that request limits will be refused", err.message);
@@ -185,9 +202,13 @@ static int sandbox_prepare(struct qv_vm *vm, struct cg_daemon *st, bool incoming
 	for (size_t i = 0; i < 2; i++)
 		if (boot[i] && (r = qemu_sandbox_check_access(boot[i], uid, uid, R_OK, errp)) < 0)
 			return r;
-	/* Its own mount namespace, rooted on a tmpfs mounted over the run dir
-	 * (which only the namespace sees). */
-	r = qemu_mountns_new(vm->run_dir, boot, ARRAY_SIZE(boot), &v->mountns, errp);
+	/* Its own mount namespace, rooted on a tmpfs mounted on <run dir>/root
+	 * (only the namespace sees it), with <run dir>/share bound in
+	 * (daemon/vm-files.c creates both). */
+	char root[PATH_MAX], share[PATH_MAX];
+	snprintf(root, sizeof(root), "%s/" QV_VM_ROOT_DIR, vm->run_dir);
+	snprintf(share, sizeof(share), "%s/" QV_VM_SHARE_DIR, vm->run_dir);
+	r = qemu_mountns_new(root, boot, ARRAY_SIZE(boot), share, &v->mountns, errp);
 	if (r < 0)
 		return r;
 	opts->child_setup_privileged = qemu_mountns_child_apply;

@@ -7,7 +7,8 @@ struct qv_vm_files {
 	int run_fd;           /* <run>/vms/<name> */
 	int log_dir_fd;       /* <state>/vms/<name> */
 	int log_fd;           /* qemu.log */
-	int qmp_fd, serial_fd; /* listening sockets until QEMU holds them */
+	int qmp_fd, serial_fd, agent_fd; /* listening sockets until QEMU holds them */
+	int cidata_fd;        /* the cloud-init seed, until QEMU holds it */
 	int serial_log_fd;    /* kept while QEMU runs: rotated by the cap timer */
 	struct qemu_disk_fds *disks;
 	struct qemu_backing_fd *backing; /* n_disks * QEMU_MAX_BACKING */

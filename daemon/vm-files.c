@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "daemon/vm-files-internal.h"
 #include "qemu/runfiles.h"
+#include "storage/cidata.h"
 
 #define CAP_INTERVAL_MS 250
 #define SERIAL_LOG_OLD "serial.log.1"
@@ -24,7 +25,7 @@ static struct qv_vm_files *files_new(void)
 
 	if (f)
 		f->run_fd = f->log_dir_fd = f->log_fd = f->qmp_fd = f->serial_fd =
-			f->serial_log_fd = -1;
+			f->serial_log_fd = f->agent_fd = f->cidata_fd = -1;
 	return f;
 }
 
@@ -40,6 +41,8 @@ static void files_free(struct qv_vm_files *f)
 	close_fd(f->qmp_fd);
 	close_fd(f->serial_fd);
 	close_fd(f->serial_log_fd);
+	close_fd(f->agent_fd);
+	close_fd(f->cidata_fd);
 	free(f);
 }
 
@@ -80,12 +83,23 @@ static int open_serial_log(struct qv_vm *vm, struct qv_vm_files *f)
 	return 0;
 }
 
+static int make_dir(int dir_fd, const char *name, mode_t mode)
+{
+	_cleanup_close_ int fd = -1;
+
+	return qemu_runfiles_open_dir(dir_fd, name, mode, &fd);
+}
+
 static int open_run_files(struct qv_vm *vm, struct qv_vm_files *f, struct qv_error *errp)
 {
 	const char *what = "run dir";
 	int r;
 
 	r = open_vm_dir(vm->d->cfg.run_dir, vm->name, &f->run_fd);
+	if (r >= 0 && (what = QV_VM_ROOT_DIR))
+		r = make_dir(f->run_fd, QV_VM_ROOT_DIR, 0700);
+	if (r >= 0 && (what = QV_VM_SHARE_DIR))
+		r = make_dir(f->run_fd, QV_VM_SHARE_DIR, 0711);
 	if (r >= 0 && (what = QEMU_LOG))
 		r = qemu_runfiles_open_log(f->run_fd, QEMU_LOG, &f->log_fd);
 	if (r >= 0 && (what = QEMU_QMP_SOCK))
@@ -94,6 +108,13 @@ static int open_run_files(struct qv_vm *vm, struct qv_vm_files *f, struct qv_err
 		r = qemu_runfiles_listen(f->run_fd, QEMU_SERIAL_SOCK, &f->serial_fd);
 	if (r >= 0 && vm->spec->serial_log && (what = QEMU_SERIAL_LOG))
 		r = open_serial_log(vm, f);
+	if (r >= 0 && vm->spec->guest_agent && (what = QEMU_QGA_SOCK))
+		r = qemu_runfiles_listen(f->run_fd, QEMU_QGA_SOCK, &f->agent_fd);
+	/* The cloud-init seed was written into the run dir (vm-cidata.c). */
+	if (r >= 0 && vm->spec->cloud_init && (what = "the cloud-init seed") &&
+	    (f->cidata_fd = openat(f->run_fd, CIDATA_FILE,
+				   O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0)
+		r = negative_errno();
 	if (r < 0)
 		return qv_error_set(errp, -r, QV_REASON_IO_ERROR, "VM %s: cannot set up %s: %s",
 				    vm->name, what, strerror(-r));
@@ -120,6 +141,8 @@ int qv_vm_files_prepare(struct qv_vm *vm, struct qemu_argv_opts *o,
 	o->qmp_fd = f->qmp_fd;
 	o->serial_fd = f->serial_fd;
 	o->serial_log_fd = f->serial_log_fd;
+	o->agent_fd = f->agent_fd;
+	o->cidata_fd = f->cidata_fd;
 	o->disk_fds = f->disks;
 	cfg->log_fd = f->log_fd;
 	cfg->qmp_listen_fdp = &f->qmp_fd;
@@ -180,6 +203,8 @@ void qv_vm_files_started(struct qv_vm *vm)
 	f->log_fd = close_fd(f->log_fd);
 	f->qmp_fd = close_fd(f->qmp_fd);
 	f->serial_fd = close_fd(f->serial_fd);
+	f->agent_fd = close_fd(f->agent_fd);
+	f->cidata_fd = close_fd(f->cidata_fd);
 	f->run_fd = close_fd(f->run_fd);
 	start_cap(vm);
 }

@@ -19,6 +19,11 @@
  * Typed state per VM in struct qv_vm_files (daemon/vm-files.c). */
 
 #define QV_SERIAL_LOG_MAX_DEFAULT (1024 * 1024)
+/* In the run dir: the mount point of QEMU's tmpfs root (0700), and a
+ * directory QEMU sees at the same path (root 0711) for files the daemon
+ * hands it by name later (TLS credentials, daemon/migrate-tls.c). */
+#define QV_VM_ROOT_DIR "root"
+#define QV_VM_SHARE_DIR "share"
 
 /* Open everything and fill argv opts (fds) and cfg (log fd, QMP socket).
  * On failure nothing stays open. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -7,9 +8,11 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/hooks.h"
+#include "daemon/interop.h"
 #include "daemon/netreg.h"
 #include "daemon/vm-files.h"
 #include "daemon/event-limit.h"
+#include "daemon/vm-cidata.h"
 #include "daemon/vm.h"
 #include "net/ifname.h"
 #include "qemu/argv.h"
@@ -315,7 +318,10 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	_cleanup_free_ int *nic_fds = NULL;
 	size_t n_nic_fds = 0;
 
+	_cleanup_free_ char *cidata = NULL;
 	r = qv_vm_sandbox_prepare(vm, &opts, &proc, errp);
+	if (r >= 0)
+		r = qv_vm_cidata_prepare(vm, &proc, &opts, &cidata, errp);
 	if (r < 0) {
 		qv_vm_sandbox_release(vm);
 		return r;
@@ -364,6 +370,7 @@ struct stop_ctx {
 	struct qv_vm *vm;
 	qv_vm_stop_fn fn;
 	void *userdata;
+	int timeout_ms;
 };
 
 static void vm_stop_done(qemu_instance *inst, int error, enum qemu_stop_step step,
@@ -393,6 +400,23 @@ static void vm_stop_done(qemu_instance *inst, int error, enum qemu_stop_step ste
 	free(ctx);
 }
 
+/* The guest agent had its turn (daemon/vm-agent.c): done, or ACPI next. */
+static void vm_stop_after_agent(struct qv_vm *vm, bool exited, void *ud)
+{
+	struct stop_ctx *ctx = ud;
+	int r = -ESRCH;
+
+	if (!exited && vm->inst)
+		r = qemu_instance_stop(vm->inst, QEMU_STOP_GRACEFUL, ctx->timeout_ms, vm_stop_done, ctx);
+	if (r >= 0)
+		return;
+	if (!vm->inst && vm->state == QV_VM_STOPPING)
+		qv_vm_set_state(vm, QV_VM_STOPPED, NULL);
+	if (ctx->fn)
+		ctx->fn(vm, vm->inst ? r : 0, QEMU_STOP_STEP_POWERDOWN, vm->last_exit, ctx->userdata);
+	free(ctx);
+}
+
 static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_owns,
 		   qv_vm_stop_fn fn, void *userdata, struct qv_error *errp)
 {
@@ -419,7 +443,11 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;
-	*ctx = (struct stop_ctx){ .vm = vm, .fn = fn, .userdata = userdata };
+	*ctx = (struct stop_ctx){ .vm = vm, .fn = fn, .userdata = userdata, .timeout_ms = timeout_ms };
+	if (!force && !migration_owns && qv_vm_agent_stop(vm, timeout_ms, vm_stop_after_agent, ctx)) {
+		qv_vm_set_state(vm, QV_VM_STOPPING, NULL);
+		return 0;
+	}
 	r = qemu_instance_stop(vm->inst, force ? QEMU_STOP_FORCE : QEMU_STOP_GRACEFUL,
 			       timeout_ms, vm_stop_done, ctx);
 	if (r < 0) {
@@ -580,6 +608,7 @@ int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp)
 		return qv_error_set(errp, r, NULL, "Cannot delete VM %s: %s", vm->name,
 				    strerror(-r));
 	qv_daemon_emit(d, vm->name, "undefined", NULL);
+	qv_vm_cidata_remove(vm);
 	qv_vm_files_remove(vm);
 	vm_unlink(d, vm);
 	vm_free(vm);

@@ -67,20 +67,25 @@ static json_object *id_arg(const char *key, const char *id)
 }
 
 static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror_disk *in,
-		   const char *host, int port, struct qv_error *errp)
+		   const struct mig_mirror_target *t, struct qv_error *errp)
 {
 	json_object *a = json_object_new_object(), *srv = json_object_new_object();
 	char p[16];
 	int r;
 
-	snprintf(p, sizeof(p), "%d", port);
+	snprintf(p, sizeof(p), "%d", t->port);
 	json_object_object_add(srv, "type", json_object_new_string("inet"));
-	json_object_object_add(srv, "host", json_object_new_string(host));
+	json_object_object_add(srv, "host", json_object_new_string(t->host));
 	json_object_object_add(srv, "port", json_object_new_string(p));
 	json_object_object_add(a, "driver", json_object_new_string("nbd"));
 	json_object_object_add(a, "node-name", json_object_new_string(d->node));
 	json_object_object_add(a, "server", srv);
 	json_object_object_add(a, "export", json_object_new_string(in->export));
+	if (t->tls_creds) {
+		json_object_object_add(a, "tls-creds", json_object_new_string(t->tls_creds));
+		json_object_object_add(a, "tls-hostname",
+				       json_object_new_string(t->tls_hostname ?: t->host));
+	}
 	r = qmp(m, "blockdev-add", a, NULL, errp);
 	if (r < 0)
 		return qv_error_prefix(errp, "NBD client for disk %u", in->index), r;
@@ -102,14 +107,15 @@ static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror
 	return 0;
 }
 
-int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata, const char *host, int port,
+int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
+		     const struct mig_mirror_target *target,
 		     const struct mig_mirror_disk *disks, size_t n, mig_mirror **ret,
 		     struct qv_error *errp)
 {
 	mig_mirror *m;
 	int r;
 
-	if (n == 0 || !host || port <= 0 || port > 65535)
+	if (n == 0 || !target || !target->host || target->port <= 0 || target->port > 65535)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "storage mirror needs disks and an NBD address");
 	m = calloc(1, sizeof(*m));
@@ -130,7 +136,7 @@ int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata, const char *host
 		snprintf(d->node, sizeof(d->node), "qvmig-nbd%u", d->index);
 	}
 	for (size_t i = 0; i < n; i++) {
-		r = add_one(m, &m->disks[i], &disks[i], host, port, errp);
+		r = add_one(m, &m->disks[i], &disks[i], target, errp);
 		if (r < 0) {
 			if (!mig_mirror_abort(m, 5000))
 				log_debug("mirror: start failed, jobs still draining, ignoring");
@@ -138,7 +144,8 @@ int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata, const char *host
 			return r;
 		}
 	}
-	log_debug("mirror: %zu job(s) started towards %s:%d", n, host, port);
+	log_debug("mirror: %zu job(s) started towards %s:%d%s", n, target->host, target->port,
+		  target->tls_creds ? " (TLS)" : "");
 	*ret = m;
 	return 0;
 }

@@ -38,11 +38,21 @@ struct mig_mirror_disk {
 	const char *export;   /* export name on the destination NBD server */
 };
 
-/* blockdev-add + blockdev-mirror for each disk against host:port. On
+/* The destination's NBD server. With tls_creds (the id of a client
+ * tls-creds-x509 object in the source QEMU) the NBD clients use TLS and
+ * check that the server's certificate names tls_hostname. */
+struct mig_mirror_target {
+	const char *host;
+	int port;
+	const char *tls_creds;    /* NULL: plain */
+	const char *tls_hostname; /* NULL: host */
+};
+
+/* blockdev-add + blockdev-mirror for each disk against the target. On
  * failure everything started so far is undone. */
-int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata, const char *host, int port,
-		     const struct mig_mirror_disk *disks, size_t n, mig_mirror **ret,
-		     struct qv_error *errp);
+int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
+		     const struct mig_mirror_target *target, const struct mig_mirror_disk *disks,
+		     size_t n, mig_mirror **ret, struct qv_error *errp);
 /* query-block-jobs: refresh the offsets. *ret_ready = every job READY.
  * A job that failed, concluded or vanished is an error (-EIO). */
 int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp);

@@ -235,6 +235,62 @@ static void add_disk(struct strv_builder *b, const struct vm_spec *spec, size_t 
 	push_json(b, "-device", o);
 }
 
+/* The cloud-init NoCloud seed: a read-only raw virtio disk. */
+#define FDSET_CIDATA 2
+static void add_seed(struct strv_builder *b, const char *path, int fd, bool q35,
+		     unsigned *chassis)
+{
+	json_object *o = jobj("driver", json_object_new_string("file"));
+
+	if (fd > 0) {
+		add_fd(b, fd, FDSET_CIDATA);
+		jstr(o, "filename", "/dev/fdset/2");
+	} else {
+		jstr(o, "filename", path);
+	}
+	jstr(o, "node-name", "cidata-file");
+	json_object_object_add(o, "read-only", json_object_new_boolean(true));
+	push_json(b, "-blockdev", o);
+	o = jobj("driver", json_object_new_string("raw"));
+	jstr(o, "file", "cidata-file");
+	jstr(o, "node-name", "cidata");
+	json_object_object_add(o, "read-only", json_object_new_boolean(true));
+	push_json(b, "-blockdev", o);
+	if (q35)
+		root_port(b, "rp-cidata", chassis);
+	o = jobj("driver", json_object_new_string("virtio-blk-pci"));
+	jstr(o, "id", "cidata-dev");
+	jstr(o, "drive", "cidata");
+	if (q35)
+		jstr(o, "bus", "rp-cidata");
+	push_json(b, "-device", o);
+}
+
+/* The guest agent channel: a virtio-serial port on a unix socket. */
+static void add_agent(struct strv_builder *b, const char *esc_rundir, int fd, bool q35,
+		      unsigned *chassis)
+{
+	json_object *o;
+
+	if (q35)
+		root_port(b, "rp-vser0", chassis);
+	o = jobj("driver", json_object_new_string("virtio-serial-pci"));
+	jstr(o, "id", "vser0");
+	if (q35)
+		jstr(o, "bus", "rp-vser0");
+	push_json(b, "-device", o);
+	push(b, "-chardev");
+	if (fd > 0)
+		pushf(b, "socket,id=qga0,fd=%d,server=on,wait=off", fd);
+	else
+		pushf(b, "socket,id=qga0,path=%s/" QEMU_QGA_SOCK ",server=on,wait=off", esc_rundir);
+	o = jobj("driver", json_object_new_string("virtserialport"));
+	jstr(o, "bus", "vser0.0");
+	jstr(o, "chardev", "qga0");
+	jstr(o, "name", "org.qemu.guest_agent.0");
+	push_json(b, "-device", o);
+}
+
 static void add_nic(struct strv_builder *b, const struct vm_spec *spec, size_t i, int fd,
 		    bool q35, unsigned *chassis)
 {
@@ -302,6 +358,8 @@ static int check_opts(const struct vm_spec *spec, const struct qemu_argv_opts *o
 
 	if (!opts || !opts->run_dir || opts->run_dir[0] != '/')
 		return INVALID(errp, "run_dir must be an absolute path");
+	if (spec->cloud_init && (!opts->cidata_path || opts->cidata_path[0] != '/'))
+		return INVALID(errp, "spec.cloud_init needs the seed image's absolute path");
 	if (strlen(opts->run_dir) + longest >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return qv_error_set(errp, ENAMETOOLONG, QV_REASON_INVALID_ARGUMENT,
 				    "run_dir \"%.200s\" is too long: \"%s\" must fit in a unix "
@@ -403,6 +461,15 @@ int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opt
 		int fd = opts->nic_fds && i < opts->n_nic_fds ? opts->nic_fds[i] : -1;
 		add_nic(&b, spec, i, fd, q35, &chassis);
 	}
+	if (spec->cloud_init)
+		add_seed(&b, opts->cidata_path, opts->cidata_fd, q35, &chassis);
+	if (spec->guest_agent) {
+		_cleanup_free_ char *esc = opts_escape(opts->run_dir);
+		if (esc)
+			add_agent(&b, esc, opts->agent_fd, q35, &chassis);
+		else
+			b.oom = true;
+	}
 	for (unsigned i = 0; q35 && i < QEMU_HOTPLUG_PORTS; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "hp%u", i);
@@ -432,7 +499,7 @@ static void fds_add(int *v, size_t *n, int fd)
 int qemu_argv_collect_fds(const struct vm_spec *spec, const struct qemu_argv_opts *opts,
 			  int **ret_fds, size_t *ret_n)
 {
-	size_t cap = opts->n_nic_fds + 3, n = 0;
+	size_t cap = opts->n_nic_fds + 5, n = 0;
 	int *v;
 
 	for (size_t i = 0; opts->disk_fds && i < spec->n_disks; i++)
@@ -444,6 +511,10 @@ int qemu_argv_collect_fds(const struct vm_spec *spec, const struct qemu_argv_opt
 		fds_add(v, &n, opts->nic_fds[i]);
 	fds_add(v, &n, opts->qmp_fd);
 	fds_add(v, &n, opts->serial_fd);
+	if (spec->guest_agent)
+		fds_add(v, &n, opts->agent_fd);
+	if (spec->cloud_init)
+		fds_add(v, &n, opts->cidata_fd);
 	if (spec->serial_log)
 		fds_add(v, &n, opts->serial_log_fd);
 	for (size_t i = 0; opts->disk_fds && i < spec->n_disks; i++) {

@@ -22,12 +22,16 @@
  *            ("rp-disk<i>", "rp-net<i>") so it can be unplugged, plus
  *            QEMU_HOTPLUG_PORTS free ports "hp0".."hp3" for device_add bus=hpN.
  *   pc:      devices on pci.0 (ACPI hotplug, no ports needed).
- *   chardevs "qmp", "serial0". */
+ *   chardevs "qmp", "serial0".
+ *   guest agent: device "vser0" (virtio-serial-pci, port "rp-vser0" on q35),
+ *            chardev "qga0" on qga.sock (QEMU listens), port
+ *            "org.qemu.guest_agent.0". */
 
 #define QEMU_QMP_SOCK "qmp.sock"
 #define QEMU_SERIAL_SOCK "serial.sock"
 #define QEMU_SERIAL_LOG "serial.log"
 #define QEMU_LOG "qemu.log"
+#define QEMU_QGA_SOCK "qga.sock" /* guest agent channel (spec->guest_agent) */
 #define QEMU_HOTPLUG_PORTS 4
 #define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
 
@@ -44,6 +48,10 @@ struct qemu_argv_opts {
 	bool nic_user_fallback;
 	const char *incoming;     /* NULL, or e.g. "defer" -> -incoming defer */
 	bool start_paused;        /* -S */
+	/* The cloud-init seed image the daemon wrote for spec->cloud_init
+	 * (required then): attached read-only as raw node "cidata", device
+	 * "cidata-dev" after the NICs. */
+	const char *cidata_path;
 	bool sandbox;             /* -sandbox on,obsolete=deny,elevateprivileges=deny,
 				   *          spawn=deny,resourcecontrol=deny */
 	/* Daemon-made fds (> 0), so QEMU needs no path access (qemu/runfiles.h).
@@ -51,6 +59,8 @@ struct qemu_argv_opts {
 	int qmp_fd;               /* listening socket: -chardev socket,fd=N,server=on */
 	int serial_fd;            /* listening socket for the serial console */
 	int serial_log_fd;        /* serial copy: -add-fd + logfile=/dev/fdset/N */
+	int agent_fd;             /* listening socket for the guest agent channel */
+	int cidata_fd;            /* the cloud-init seed (O_RDONLY), instead of cidata_path */
 	/* One entry per spec disk, or NULL for filename=path. */
 	const struct qemu_disk_fds *disk_fds;
 };

@@ -69,8 +69,9 @@ static int add_system_dir(qemu_mountns *ns, const char *path)
 	return r < 0 ? r : add(ns, OP_BIND_RO, path, path);
 }
 
-/* mkdir -p of the parents of path inside the new root, then the file. */
-static int add_file(qemu_mountns *ns, const char *path)
+/* mkdir -p of the parents of path inside the new root, then the file (or
+ * with dir, the directory). */
+static int add_path(qemu_mountns *ns, const char *path, bool dir)
 {
 	char buf[PATH_MAX];
 	int r;
@@ -85,11 +86,14 @@ static int add_file(qemu_mountns *ns, const char *path)
 		if (r < 0)
 			return r;
 	}
-	r = add(ns, OP_TOUCH, NULL, path);
-	return r < 0 ? r : add(ns, OP_BIND_RO, path, path);
+	if (dir)
+		r = add(ns, OP_MKDIR, NULL, path);
+	else
+		r = add(ns, OP_TOUCH, NULL, path);
+	return r < 0 ? r : add(ns, dir ? OP_BIND_RW : OP_BIND_RO, path, path);
 }
 
-static int plan(qemu_mountns *ns, const char *const *files, size_t n_files)
+static int plan(qemu_mountns *ns, const char *const *files, size_t n_files, const char *share)
 {
 	static const char *const sys[] = { "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32" };
 	static const char *const devs[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
@@ -112,12 +116,14 @@ static int plan(qemu_mountns *ns, const char *const *files, size_t n_files)
 		if (access(devs[i], F_OK) == 0 && (r = add(ns, OP_TOUCH, NULL, devs[i])) >= 0)
 			r = add(ns, OP_BIND_RW, devs[i], devs[i]);
 	for (size_t i = 0; r >= 0 && i < n_files; i++)
-		r = add_file(ns, files[i]);
+		r = add_path(ns, files[i], false);
+	if (r >= 0 && share)
+		r = add_path(ns, share, true);
 	return r;
 }
 
 int qemu_mountns_new(const char *mount_point, const char *const *files, size_t n_files,
-		     qemu_mountns **ret, struct qv_error *errp)
+		     const char *share_dir, qemu_mountns **ret, struct qv_error *errp)
 {
 	qemu_mountns *ns = calloc(1, sizeof(*ns));
 	int r;
@@ -128,7 +134,7 @@ int qemu_mountns_new(const char *mount_point, const char *const *files, size_t n
 	}
 	snprintf(ns->root, sizeof(ns->root), "%s", mount_point);
 	snprintf(ns->old, sizeof(ns->old), "%s/.old", mount_point);
-	r = plan(ns, files, n_files);
+	r = plan(ns, files, n_files, share_dir);
 	if (r < 0) {
 		qemu_mountns_free(ns);
 		return qv_error_set(errp, -r, QV_REASON_INTERNAL,

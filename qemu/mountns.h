@@ -18,10 +18,12 @@ typedef struct qemu_mountns qemu_mountns;
 
 /* mount_point: an existing directory owned by the caller, used as the new
  * root's mount point inside the child's namespace (the host never sees the
- * mount). files: NULL-terminated absolute paths (NULL entries skipped up to
- * n). */
+ * mount; it must not be an ancestor of the files or share_dir). files:
+ * absolute paths (NULL entries skipped). share_dir (may be NULL): a
+ * directory bound writable at its own path, for files the daemon hands
+ * QEMU later by name (TLS credentials). */
 int qemu_mountns_new(const char *mount_point, const char *const *files, size_t n_files,
-		     qemu_mountns **ret, struct qv_error *errp);
+		     const char *share_dir, qemu_mountns **ret, struct qv_error *errp);
 qemu_mountns *qemu_mountns_free(qemu_mountns *ns);
 void qemu_mountns_freep(qemu_mountns **ns);
 

@@ -102,7 +102,8 @@ int qemu_runfiles_remove_dir(int parent_fd, const char *name)
 	for (struct dirent *de; (de = readdir(dir));) {
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
-		(void)unlinkat(dirfd(dir), de->d_name, 0); /* a subdirectory stays: ENOTEMPTY */
+		if (unlinkat(dirfd(dir), de->d_name, 0) < 0 && errno == EISDIR)
+			(void)unlinkat(dirfd(dir), de->d_name, AT_REMOVEDIR); /* empty ones only */
 	}
 	closedir(dir);
 	return unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 ? negative_errno() : 0;

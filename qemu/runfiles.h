@@ -30,7 +30,7 @@ int qemu_runfiles_open_log(int dir_fd, const char *name, int *ret_fd);
  * (SOCK_CLOEXEC). */
 int qemu_runfiles_listen(int dir_fd, const char *name, int *ret_fd);
 
-/* Remove `name` (a directory in parent_fd) with the regular files, sockets
- * and symlinks directly inside it (never following them). -ENOENT if
- * absent; -ENOTEMPTY if it holds a subdirectory. */
+/* Remove `name` (a directory in parent_fd) with the regular files, sockets,
+ * symlinks and empty directories directly inside it (never following them).
+ * -ENOENT if absent; -ENOTEMPTY if it holds a non-empty subdirectory. */
 int qemu_runfiles_remove_dir(int parent_fd, const char *name);

@@ -52,3 +52,11 @@ int spec_parse_limits(json_object *o, const char *path, struct vm_limits *l,
 int spec_parse_restart(json_object *o, const char *path, struct vm_restart *r,
 		       struct qv_error *errp);
 void spec_limits_to_json(const struct vm_limits *l, json_object *out);
+
+/* qemu/spec-cloudinit.c */
+int spec_parse_cloud_init(json_object *o, const char *path, struct vm_cloud_init **ret,
+			  struct qv_error *errp);
+json_object *spec_cloud_init_to_json(const struct vm_cloud_init *ci);
+/* NULL src gives NULL; *ok false on ENOMEM. */
+struct vm_cloud_init *spec_cloud_init_dup(const struct vm_cloud_init *src, bool *ok);
+void spec_cloud_init_free(struct vm_cloud_init *ci);

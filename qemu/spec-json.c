@@ -93,5 +93,9 @@ json_object *vm_spec_to_json(const struct vm_spec *spec)
 	add_int(x, "window_s", spec->restart.window_s);
 	add_int(x, "backoff_ms", spec->restart.backoff_ms);
 	json_object_object_add(o, "restart", x);
+	if (spec->cloud_init)
+		json_object_object_add(o, "cloud_init", spec_cloud_init_to_json(spec->cloud_init));
+	if (spec->guest_agent) /* only when set: older canonical forms stay fixed points */
+		json_object_object_add(o, "guest_agent", json_object_new_boolean(true));
 	return o;
 }

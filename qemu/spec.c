@@ -361,6 +361,12 @@ static int parse_sections(json_object *o, struct vm_spec *spec, struct qv_error 
 				       "guest memory (%" PRIu64 " MiB); QEMU would be OOM-killed",
 				       spec->limits.memory_max, spec->memory_mib);
 	}
+	r = spec_get_bool(o, "guest_agent", "spec", &spec->guest_agent, errp);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (json_object_object_get_ex(o, "cloud_init", &v) && !json_object_is_type(v, json_type_null) &&
+	    (r = spec_parse_cloud_init(v, "spec.cloud_init", &spec->cloud_init, errp)) < 0)
+		return r;
 	if (json_object_object_get_ex(o, "restart", &v) && !json_object_is_type(v, json_type_null))
 		return spec_parse_restart(v, "spec.restart", &spec->restart, errp);
 	return 0;
@@ -388,7 +394,8 @@ int vm_spec_from_json(json_object *obj, struct vm_spec **ret_spec, struct qv_err
 {
 	static const char *const keys[] = { "name", "uuid", "vcpus", "memory", "machine",
 					    "accel", "kernel", "initrd", "cmdline", "boot",
-					    "disks", "nics", "serial", "limits", "restart", NULL };
+					    "disks", "nics", "serial", "limits", "restart",
+					    "cloud_init", "guest_agent", NULL };
 	_cleanup_(vm_spec_freep) struct vm_spec *spec = NULL;
 	void *items = NULL;
 	int r;
@@ -472,6 +479,7 @@ struct vm_spec *vm_spec_free(struct vm_spec *spec)
 	free(spec->nics);
 	free(spec->limits.cpuset_cpus);
 	free(spec->limits.cpuset_mems);
+	spec_cloud_init_free(spec->cloud_init);
 	free(spec);
 	return NULL;
 }
@@ -500,6 +508,7 @@ struct vm_spec *vm_spec_dup(const struct vm_spec *src)
 	d->nics = NULL;
 	d->n_disks = d->n_nics = 0;
 	d->limits.cpuset_cpus = d->limits.cpuset_mems = NULL;
+	d->cloud_init = spec_cloud_init_dup(src->cloud_init, &ok);
 	ok &= sdup(&d->name, src->name) && sdup(&d->machine, src->machine) &&
 	      sdup(&d->kernel, src->kernel) && sdup(&d->initrd, src->initrd) &&
 	      sdup(&d->cmdline, src->cmdline) &&

@@ -60,6 +60,15 @@ struct vm_restart {
 	uint32_t backoff_ms;     /* first delay, doubled each time; default 1000 */
 };
 
+/* cloud-init NoCloud seed (qemu/spec-cloudinit.c): the daemon writes a
+ * "cidata" ISO with these files and attaches it read-only. */
+#define VM_CLOUD_INIT_MAX (64 * 1024) /* bytes per document */
+struct vm_cloud_init {
+	char *user_data;       /* user-data ("" if absent) */
+	char *meta_data;       /* extra meta-data; instance-id/local-hostname are generated */
+	char *network_config;  /* network-config, NULL = no such file */
+};
+
 struct vm_spec {
 	char *name;              /* [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62} */
 	char uuid[37];           /* generated if absent */
@@ -77,6 +86,8 @@ struct vm_spec {
 	struct vm_limits limits;
 	bool has_limits;         /* any limit field present */
 	struct vm_restart restart;
+	struct vm_cloud_init *cloud_init; /* NULL = no seed */
+	bool guest_agent;        /* virtio-serial channel for qemu-ga; default false */
 };
 
 bool vm_name_valid(const char *name);

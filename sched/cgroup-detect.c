@@ -158,3 +158,36 @@ const char *cg_host_describe(const struct cg_host *h, char *buf, size_t size)
 			 (h->v1_bound & (h->v1_bound - 1)) ? "are" : "is");
 	return buf;
 }
+
+static bool names_unit(const char *comp, size_t n)
+{
+	static const char *const suffixes[] = { ".service", ".scope" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		size_t k = strlen(suffixes[i]);
+		if (n > k && memcmp(comp + n - k, suffixes[i], k) == 0)
+			return true;
+	}
+	return false;
+}
+
+int cg_delegated_root(const char *self, char *ret, size_t size)
+{
+	size_t end = 0;
+
+	for (size_t i = 0; self && self[i];) {
+		size_t n;
+		i += strspn(self + i, "/");
+		n = strcspn(self + i, "/");
+		if (n && names_unit(self + i, n))
+			end = i + n;
+		i += n;
+	}
+	if (!end)
+		return -ENOENT;
+	if (end >= size)
+		return -ENAMETOOLONG;
+	memcpy(ret, self, end);
+	ret[end] = '\0';
+	return 0;
+}

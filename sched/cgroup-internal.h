@@ -28,11 +28,14 @@ struct cg_manager {
 	const struct cgroup_backend *be;
 	struct cg_host host;
 	char *slice_name;
-	char *slice_path;   /* <mount>/<slice> */
+	char *slice_path;   /* <base>/<slice> */
+	char *base_path;    /* <mount>, or <mount><delegated root> under systemd */
 	char *parent_path;  /* where we lived before move_self */
 	int slice_fd;
 	unsigned controllers;
 	bool moved_self;
+	bool delegated;      /* base_path is a systemd-delegated subtree */
+	bool unit_controllers; /* and we may enable controllers at its top */
 };
 
 struct cg_group {

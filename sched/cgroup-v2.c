@@ -5,6 +5,9 @@
  *   <mount>/<slice>/daemon      the daemon (when move_self)
  *   <mount>/<slice>/vm-<name>   one leaf per QEMU
  *
+ * Started by systemd with Delegate=yes, the same below our unit instead:
+ *   <mount>/<unit cgroup>/daemon, <mount>/<unit cgroup>/<slice>/vm-<name>
+ *
  * Interface files are written in sched/cgroup-v2-files.c. */
 #include <dirent.h>
 #include <errno.h>
@@ -57,49 +60,98 @@ static int move_pid_to(const char *dir, pid_t pid)
 	return cg_write_at(fd, "cgroup.procs", buf);
 }
 
+/* <mount>, or below it the subtree systemd delegated to us. */
+static int choose_base(cg_manager *m, const struct cg_manager_opts *o)
+{
+	char deleg[CG_PATH_MAX];
+	int r;
+
+	if (o->delegated && cg_delegated_root(m->host.self, deleg, sizeof(deleg)) == 0) {
+		m->delegated = true;
+		/* systemd >= 254 (DelegateSubgroup=) starts us in a subgroup of
+		 * the unit; older ones in the unit's own cgroup, and they would
+		 * fail to restart us (EBUSY) once that cgroup enables controllers
+		 * while VMs run below it. */
+		m->unit_controllers = !streq(m->host.self, deleg);
+	} else if (o->delegated)
+		log_debug("No systemd unit in our cgroup \"%s\": slice at the cgroup root",
+			  m->host.self);
+	r = asprintf(&m->base_path, "%s%s", m->host.mount, m->delegated ? deleg : "");
+	if (r < 0) {
+		m->base_path = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Move the calling process into dir/daemon (dir: the slice, or the delegated
+ * subtree, where systemd's DelegateSubgroup=daemon starts us again). */
+static int move_self(cg_manager *m, int dirfd, const char *dir, struct qv_error *errp)
+{
+	_cleanup_free_ char *leaf = NULL;
+	int r;
+
+	if (mkdirat(dirfd, DAEMON_LEAF, 0755) < 0 && errno != EEXIST)
+		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
+				    "Cannot create cgroup %s/" DAEMON_LEAF ": %m", dir);
+	if (asprintf(&m->parent_path, "%s%s", m->host.mount,
+		     streq(m->host.self, "/") ? "" : m->host.self) < 0) {
+		m->parent_path = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(&leaf, "%s/" DAEMON_LEAF, dir) < 0) {
+		leaf = NULL;
+		return -ENOMEM;
+	}
+	r = move_pid_to(leaf, getpid());
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_PERMISSION,
+				    "Cannot move qvisord into %s: %s", leaf, strerror(-r));
+	m->moved_self = true;
+	return 0;
+}
+
 static int v2_setup(cg_manager *m, const struct cg_manager_opts *o, struct qv_error *errp)
 {
-	_cleanup_close_ int root_fd = -1;
+	_cleanup_close_ int base_fd = -1;
 	char ctl[512];
 	int r;
 
 	if (!m->host.mount[0])
 		return qv_error_set(errp, ENOENT, QV_REASON_UNSUPPORTED,
 				    "no cgroup2 file system is mounted");
-	if (asprintf(&m->slice_path, "%s/%s", m->host.mount, m->slice_name) < 0) {
+	r = choose_base(m, o);
+	if (r < 0)
+		return r;
+	if (asprintf(&m->slice_path, "%s/%s", m->base_path, m->slice_name) < 0) {
 		m->slice_path = NULL;
 		return -ENOMEM;
 	}
-	root_fd = open(m->host.mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0)
+	base_fd = open(m->base_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (base_fd < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
-				    m->host.mount);
-	if (mkdirat(root_fd, m->slice_name, 0755) < 0 && errno != EEXIST)
+				    m->base_path);
+	if (mkdirat(base_fd, m->slice_name, 0755) < 0 && errno != EEXIST)
 		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
 				    "Cannot create cgroup %s: %m", m->slice_path);
-	m->slice_fd = openat(root_fd, m->slice_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	m->slice_fd = openat(base_fd, m->slice_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->slice_fd < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
 				    m->slice_path);
 	if (o->move_self) {
-		_cleanup_free_ char *leaf = NULL;
-		if (mkdirat(m->slice_fd, DAEMON_LEAF, 0755) < 0 && errno != EEXIST)
-			return qv_error_set(errp, errno, QV_REASON_PERMISSION,
-					    "Cannot create cgroup %s/" DAEMON_LEAF ": %m",
-					    m->slice_path);
-		if (asprintf(&m->parent_path, "%s%s", m->host.mount,
-			     streq(m->host.self, "/") ? "" : m->host.self) < 0 ||
-		    asprintf(&leaf, "%s/" DAEMON_LEAF, m->slice_path) < 0)
-			return -ENOMEM;
-		r = move_pid_to(leaf, getpid());
+		r = m->delegated ? move_self(m, base_fd, m->base_path, errp)
+				 : move_self(m, m->slice_fd, m->slice_path, errp);
 		if (r < 0)
-			return qv_error_set(errp, -r, QV_REASON_PERMISSION,
-					    "Cannot move qvisord into %s: %s", leaf, strerror(-r));
-		m->moved_self = true;
+			return r;
 	}
-	/* The root is exempt from no-internal-processes; below it the slice has
-	 * no processes of its own (ours moved to the daemon leaf). */
-	enable_controllers(root_fd, m->host.mount);
+	/* The root is exempt from no-internal-processes; a delegated subtree's
+	 * top and the slice have no processes of their own once ours moved to
+	 * the daemon leaf. */
+	if (!m->delegated || m->unit_controllers)
+		enable_controllers(base_fd, m->base_path);
+	else
+		log_debug("Started in the unit's own cgroup: no controllers for VMs in %s",
+			  m->base_path);
 	enable_controllers(m->slice_fd, m->slice_path);
 	if (cg_read_at(m->slice_fd, "cgroup.subtree_control", ctl, sizeof(ctl)) >= 0)
 		m->controllers = cg_controllers_parse(ctl);

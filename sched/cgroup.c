@@ -55,6 +55,8 @@ int cg_manager_new(const struct cg_manager_opts *o, cg_manager **ret, struct qv_
 		return -ENOMEM;
 	m->slice_fd = -1;
 	cg_host_detect(o->mountinfo, o->root, &m->host);
+	if (o->self)
+		snprintf(m->host.self, sizeof(m->host.self), "%s", o->self);
 	m->slice_name = strdup(o->slice ? o->slice : DEFAULT_SLICE);
 	if (!m->slice_name) {
 		cg_manager_free(m);
@@ -87,6 +89,7 @@ cg_manager *cg_manager_free(cg_manager *m)
 	free(m->slice_name);
 	free(m->slice_path);
 	free(m->parent_path);
+	free(m->base_path);
 	free(m);
 	return NULL;
 }

@@ -59,6 +59,11 @@ void cg_host_detect(const char *mountinfo, const char *root_override, struct cg_
  *  cpu, cpuset, io, memory, pids are bound to cgroup v1". Returns buf. */
 const char *cg_host_describe(const struct cg_host *h, char *buf, size_t size);
 const char *cg_layout_to_string(enum cg_layout l);
+/* The subtree systemd delegated to us (Delegate=yes): the deepest component
+ * of our cgroup `self` that names a unit (".service" or ".scope"), e.g.
+ * "/qvisor.slice/qvisord.service/daemon" -> "/qvisor.slice/qvisord.service".
+ * -ENOENT when none does (not started as a unit). */
+int cg_delegated_root(const char *self, char *ret, size_t size);
 /* Mask of our controllers named in a space/comma separated list ("cpu io"). */
 unsigned cg_controllers_parse(const char *list);
 /* "cpu, memory" (or "(none)"); returns buf. */
@@ -134,6 +139,15 @@ struct cg_manager_opts {
 	const char *slice;         /* NULL: "qvisor.slice" */
 	bool move_self;            /* move the calling process into <slice>/daemon */
 	const char *force_backend; /* NULL: choose; "none" or "unified" */
+	/* Started by systemd with Delegate=yes: the slice goes below our
+	 * delegated subtree (cg_delegated_root) instead of the mount's root, and
+	 * move_self uses <subtree>/daemon, where systemd's DelegateSubgroup=daemon
+	 * puts a restarted daemon. Controllers are enabled at the unit's top only
+	 * when systemd started us below it (DelegateSubgroup=, systemd >= 254):
+	 * else the next restart would fail while VMs run. Without a unit in our
+	 * cgroup: as if false. */
+	bool delegated;
+	const char *self;          /* NULL: our cgroup from /proc/self/cgroup (tests) */
 };
 
 /* Detect, choose a backend, create the slice and enable what it can. */

@@ -12,7 +12,7 @@ step "Installing dependencies (Debian packages)"
 bash scripts/install-deps.sh
 
 step "Building"
-make -j"$(nproc)" all
+make -s -j"$(nproc)" all
 
 step "Building the test guest (cached in build/guest)"
 scripts/mkguest.sh build/guest
@@ -58,18 +58,20 @@ fi
 
 # serial.log is appended across boots: wait for a marker past its current end.
 SERIAL_LOG=/run/qvisor/vms/demo/serial.log
-seen=$(grep -c QVISOR-GUEST-READY "$SERIAL_LOG" 2>/dev/null || true)
+# grep -c prints "0" and exits 1 when nothing matches: one number either way.
+markers() { local n; n=$(grep -c QVISOR-GUEST-READY "$SERIAL_LOG" 2>/dev/null) || true; echo "${n:-0}"; }
+seen=$(markers)
 state=$($QV info demo | awk '$1 == "state:" { print $2 }')
 if [ "$state" != running ] && [ "$state" != paused ]; then
 	step "Starting VM demo"
 	$QV start demo
-	want=$((${seen:-0} + 1))
+	want=$((seen + 1))
 else
 	want=1
 fi
 
 step "Waiting for the guest's ready marker in $SERIAL_LOG"
-ready() { [ "$(grep -c QVISOR-GUEST-READY "$SERIAL_LOG" 2>/dev/null || echo 0)" -ge "$want" ]; }
+ready() { [ "$(markers)" -ge "$want" ]; }
 for _ in $(seq 1 1200); do
 	ready && break
 	sleep 0.1

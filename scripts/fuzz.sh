@@ -21,7 +21,7 @@ OUT=build-fuzz
 CC=${FUZZ_CC:-clang}
 command -v "$CC" >/dev/null || { echo "fuzz: $CC not found (scripts/install-deps.sh)" >&2; exit 1; }
 
-PKGS="json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3"
+PKGS="json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS)
 PKG_LIBS=$(pkg-config --libs $PKGS)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
@@ -66,6 +66,15 @@ builtin_seeds() { # builtin_seeds <name> <dir>
 	spec)
 		seed "$d" min '{"name":"a","vcpus":1,"memory":"256M"}'
 		seed "$d" full '{"name":"web1","uuid":"0b6c1a4e-1111-4222-8333-444455556666","vcpus":2,"memory":"1G","machine":"pc","accel":"tcg","kernel":"/k","initrd":"/i","cmdline":"console=ttyS0","disks":[{"path":"/x.qcow2","format":"qcow2","readonly":true,"limits":{"rbps":"1M","wiops":7,"weight":3}}],"nics":[{"network":"lan"},{"bridge":"br0","mac":"02:00:00:00:00:01"}],"serial":{"log":false},"limits":{"cpu_max":"20%","memory_max":"2G","pids_max":100},"restart":{"policy":"on-failure","backoff_ms":0}}'
+		;;
+	libvirt)
+		seed "$d" min "<domain type='qemu'><name>a</name><memory unit='MiB'>256</memory><os><type arch='x86_64' machine='q35'>hvm</type><kernel>/k</kernel><cmdline>console=ttyS0</cmdline></os></domain>"
+		# libvirt's own domain XMLs, when the shared corpus is next to the tree
+		for c in ../shared ../../shared; do
+			[ -d "$c/interop/libvirt-9.0-qemuxml2argv" ] &&
+				cp -n "$c/interop/libvirt-9.0-qemuxml2argv"/*.xml "$d"/ 2>/dev/null && break
+		done
+		seed "$d" devs "<domain type='kvm'><name>b</name><memory>262144</memory><vcpu cpuset='0-1' current='1'>2</vcpu><os><type>hvm</type><boot dev='hd'/></os><cputune><shares>100</shares><quota>50000</quota></cputune><memtune><hard_limit unit='G'>1</hard_limit></memtune><devices><disk type='file'><driver name='qemu' type='qcow2'/><source file='/a.qcow2'/><target dev='vda'/><iotune><read_bytes_sec>1000</read_bytes_sec></iotune><boot order='1'/></disk><interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/><model type='virtio'/></interface><serial type='pty'/><memballoon model='none'/><graphics type='vnc'/></devices><metadata><q:vm xmlns:q='urn:qvisor:libvirt:1' accel='auto' pids-max='5'><q:disk index='0' weight='7'/></q:vm></metadata></domain>"
 		;;
 	*)
 		seed "$d" empty '{}'

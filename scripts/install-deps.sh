@@ -10,6 +10,14 @@ PKGS=(
 	qemu-system-x86 qemu-utils busybox-static cpio iproute2 dnsmasq-base
 	kmod xz-utils zstd ca-certificates procps util-linux e2fsprogs
 	libclang-rt-14-dev
+	# Debian package build and its test (make deb, scripts/test-package.sh)
+	dpkg-dev debhelper
+	# libvirt domain XML import/export (qemu/libvirt-*.c)
+	libxml2-dev
+	# mutual TLS between daemons, migration/NBD TLS, qvisor pki (issue 11 §3)
+	libgnutls28-dev
+	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
+	qemu-guest-agent
 )
 
 missing=()

@@ -19,6 +19,8 @@ SELF=$REPO/scripts/mkguest.sh
 WANT_MODULES=(virtio virtio_ring virtio_pci virtio_pci_modern_dev
 	virtio_pci_legacy_dev virtio_blk virtio_net net_failover failover
 	button evdev)
+WANT_MODULES+=(isofs) # cloud-init seed: the guest mounts the cidata ISO
+WANT_MODULES+=(virtio_console) # guest agent channel (virtio-serial)
 
 die() { echo "mkguest: $*" >&2; exit 1; }
 msg() { echo "mkguest: $*" >&2; }
@@ -174,6 +176,7 @@ build_base() { # $1 = outdir
 	install -m 0755 "$SRC/init" "$stage/init"
 	install -m 0755 "$SRC/udhcpc.script" "$stage/etc/udhcpc.script"
 	install -m 0755 "$SRC/acpi-pwr" "$stage/etc/acpi/pwr"
+	install -m 0755 "$SRC/shutdown" "$stage/sbin/shutdown" # qemu-ga guest-shutdown
 	echo "PWRF pwr" >"$stage/etc/acpid.conf"
 	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
 	printf 'root:x:0:\n' >"$stage/etc/group"

@@ -35,9 +35,18 @@ twohosts_up() {
 		ip -n "${NS[$i]}" link set lo up
 		ip -n "${NS[$i]}" link set "${NS[$i]}" up
 		mkdir -p "$W/$i"
+		# TWOHOSTS_TLS=1: a lab PKI (host certificates for ADDR[i]); plain
+		# streams stay allowed (--insecure) so a bench can compare both.
+		local listen=()
+		if [ "${TWOHOSTS_TLS:-0}" = 1 ]; then
+			listen=(--listen "tls://${ADDR[$i]}")
+			[ -f "$W/ca/ca-cert.pem" ] || "$Q" --pki-dir "$W/ca" pki init >/dev/null || die "pki init"
+			"$Q" --pki-dir "$W/ca" pki issue "${ADDR[$i]}" --out "$W/$i/pki" >/dev/null || die "pki issue"
+		fi
 		ip netns exec "${NS[$i]}" setsid "$BUILD/qvisord" --state-dir "$W/$i/state" \
 			--run-dir "$W/$i/run" --socket "$W/$i/sock" --no-kvm-probe \
-			--cache-dir "$W/$i" >"$W/$i/log" 2>&1 </dev/null &
+			--cache-dir "$W/$i" --pki-dir "$W/$i/pki" --insecure \
+			"${listen[@]}" >"$W/$i/log" 2>&1 </dev/null &
 		echo $! >"$W/$i/pid"
 		disown
 	done

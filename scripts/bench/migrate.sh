@@ -13,6 +13,12 @@
 #   converged, total time, downtime, bytes sent, total / (RAM / B)
 #
 # usage: scripts/bench/migrate.sh [B_MiBps=50] [CAP_s=60] [WSS_MiB=256] [FACTORS="0.1 0.5 0.9 1.5 2.5"]
+#
+# TLS=1 (one D/B cell, default FACTORS=0.1): the same controller migration
+# with the stream over mutual TLS (lab PKI, tls-creds-x509) vs plain TCP
+# (--insecure), REPS (default 4) of each, order swapped every round so both
+# modes run in both directions; prints the ratio of the mean total times
+# (tls / tcp).
 # env: QV_BUILD_DIR (default ./build), QV_GUEST_DIR (default ./build/guest). Needs root.
 set -u
 B=${1:-50}
@@ -24,7 +30,13 @@ BUILD=${QV_BUILD_DIR:-$PWD/build}
 GUEST=${QV_GUEST_DIR:-$PWD/build/guest}
 Q=$BUILD/qvisor
 die() { echo "migrate.sh: $*" >&2; exit 1; }
-[ -f $GUEST/vmlinuz ] || die "no test guest (make guest)"
+# Build what the bench needs (cached): the binaries and the test guest.
+[ -n "${QV_BUILD_DIR:-}" ] || make -C "$(dirname "$0")/../.." -s -j2 all >&2 || die "build failed"
+"$(dirname "$0")/../mkguest.sh" "$GUEST" >&2 || die "cannot build the test guest"
+if [ "${TLS:-0}" = 1 ]; then
+	export TWOHOSTS_TLS=1
+	[ -n "${4:-}" ] || FACTORS=0.1
+fi
 . "$(dirname "$0")/../twohosts.sh"
 twohosts_up qvb 10.232.0
 VETH=("${NS[@]}")
@@ -60,11 +72,13 @@ remove() { # host
 run() { # from mode -> prints a row; sets WHERE to the VM's host afterwards
 	local from=$1 mode=$2 to=$((1 - $1)) extra=""
 	[ "$mode" = plain ] && extra=--plain
+	[ "$mode" = tcp ] && extra=--insecure
 	local out
 	out=$($Q -s $W/$from/sock --json migrate bench --to unix://$W/$to/sock --quiet \
 		--bandwidth $B --deadline $CAP --max-downtime 300 $extra 2>$W/err)
 	if [ $? -eq 0 ]; then
 		WHERE=$to
+		echo "$mode $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["total_time_ms"])' "$out")" >>$W/totals
 		python3 - "$out" "$B" "$mode" "$D" <<'PY'
 import json, sys
 s = json.loads(sys.argv[1]); b = float(sys.argv[2]) * 1048576
@@ -83,6 +97,34 @@ PY
 echo "# B=$B MiB/s (tc tbf both ways), RAM=$MEM MiB, WSS=$WSS MiB, cap=$CAP s, TCG"
 echo "# total/ideal = total time / (RAM / B)"
 printf "%-6s %-10s %-5s %10s %11s %13s %7s\n" "D/B" "mode" "conv" "total" "downtime" "sent" "t/ideal"
+if [ "${TLS:-0}" = 1 ]; then
+	for f in $FACTORS; do
+		D=$f
+		rate=$(python3 -c "print(round($f * $B * 1.048576, 1))")
+		boot 0 "$rate"
+		WHERE=0
+		# The VM ping-pongs: swap the order every round so that each
+		# mode runs in both directions (REPS even: equally often).
+		for r in $(seq ${REPS:-4}); do
+			if [ $((r % 2)) = 1 ]; then order="tcp tls"; else order="tls tcp"; fi
+			for m in $order; do run $WHERE $m; sleep 2; done
+		done
+		remove $WHERE
+	done
+	python3 - $W/totals <<'PY'
+import sys
+t = {}
+for line in open(sys.argv[1]):
+    m, v = line.split(); t.setdefault(m, []).append(float(v))
+if "tcp" in t and "tls" in t:
+    a, b = sum(t["tls"]) / len(t["tls"]), sum(t["tcp"]) / len(t["tcp"])
+    print("# mean total: tls %.1f s (n=%d), tcp %.1f s (n=%d); tls/tcp = %.3f (goal <= 1.15)"
+          % (a / 1000, len(t["tls"]), b / 1000, len(t["tcp"]), a / b))
+else:
+    print("# not enough completed runs for a ratio")
+PY
+	exit 0
+fi
 for f in $FACTORS; do
 	D=$f
 	rate=$(python3 -c "print(round($f * $B * 1.048576, 1))") # MB/s (10^6)

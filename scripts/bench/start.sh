@@ -9,6 +9,8 @@ cd "$(dirname "$0")/../.."
 N=${1:-10}
 O=${O:-build}
 GUEST=${QV_GUEST_DIR:-build/guest}
+# Build (or reuse the cached) test guest: a bench needs nothing run before it.
+scripts/mkguest.sh "$GUEST" >&2
 KERNEL=$(realpath "$GUEST/vmlinuz")
 INITRD=$(realpath "$GUEST/initrd.img")
 [ -r "$KERNEL" ] && [ -r "$INITRD" ] || { echo "no test guest in $GUEST (make guest)"; exit 1; }

@@ -77,12 +77,23 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		char uids[64];
 		unsigned base = 2000100000u + (unsigned)(getpid() % 100000) * 64u;
 		snprintf(uids, sizeof(uids), "%u-%u", base, base + 63);
-		const char *argv[24] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
+		char nopki[160];
+		const char *argv[32] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
 					 d->run_dir, "--socket", d->socket, "--no-kvm-probe",
-					 "--cache-dir", d->dir, "--vm-uid-range", uids };
-		for (size_t i = 0, n = 12; i < 4 && d->extra_args[i]; i++)
+					 "--cache-dir", d->dir, "--vm-uid-range", uids, "--pki-dir" };
+		size_t n = 13;
+		snprintf(nopki, sizeof(nopki), "%s/nopki", d->dir);
+		argv[n++] = d->pki_dir[0] ? d->pki_dir : nopki;
+		if (!d->pki_dir[0])
+			argv[n++] = "--insecure";
+		if (d->listen[0]) {
+			argv[n++] = "--listen";
+			argv[n++] = d->listen;
+		}
+		for (size_t i = 0; i < 4 && d->extra_args[i]; i++)
 			argv[n++] = d->extra_args[i];
-		execv(qvt_daemon_binary(), (char **)argv);
+		argv[n] = NULL;
+		execv(qvt_daemon_binary(), (char *const *)argv);
 		_exit(127);
 	}
 	d->pid = pid;

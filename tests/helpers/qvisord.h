@@ -21,6 +21,11 @@ struct qvt_daemon {
 	char log[128];
 	/* More qvisord options (NULL-terminated), e.g. "--serial-log-max". */
 	const char *extra_args[5];
+	/* Set before (re)starting: --pki-dir pki_dir (else a missing
+	 * DIR/nopki and --insecure: plain migrations, like before TLS) and
+	 * --listen listen (e.g. "tls://10.231.0.2:16515"). */
+	char pki_dir[128];
+	char listen[64];
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/json.h"
 #include "helpers/guest.h"
@@ -102,9 +103,15 @@ Test(daemon, lifecycle_define_start_pause_resume_stop)
 	cr_assert_str_eq(str_member(r, "how"), "powerdown", "guest did not power off via ACPI");
 	json_object_put(r);
 	cr_assert(!process_alive(pid), "QEMU pid %d still alive after stop", pid);
+	/* A stopped VM keeps its logs; an undefined one (also how a migrated-away
+	 * VM leaves its source host) leaves no run dir behind. */
+	char vm_dir[160];
+	snprintf(vm_dir, sizeof(vm_dir), "%s/vms/life", D.run_dir);
+	cr_assert_eq(access(qvt_serial_log(&D, "life"), F_OK), 0, "serial.log gone after stop");
 	json_object_put(must_call("vm.undefine", "life"));
 	cr_assert_null(qvt_call_name(&D, "vm.info", "life", &err));
 	cr_assert_str_eq(err.reason, "not-found");
+	cr_assert_neq(access(vm_dir, F_OK), 0, "%s left behind after undefine", vm_dir);
 }
 
 /* --- concurrency ---------------------------------------------------------- */

@@ -286,8 +286,10 @@ Test(isolation, two_vms_have_distinct_uids_and_cannot_reach_each_other, .init = 
 	char seen[512];
 	snprintf(seen, sizeof(seen), "/proc/%d/root%s", (int)a, dmn.state_dir);
 	cr_expect_neq(access(seen, F_OK), 0, "QEMU of A sees %s", dmn.state_dir);
-	snprintf(seen, sizeof(seen), "/proc/%d/root%s/vms", (int)a, dmn.run_dir);
-	cr_expect_neq(access(seen, F_OK), 0, "QEMU of A sees the run dir");
+	snprintf(seen, sizeof(seen), "/proc/%d/root%s/vms/b", (int)a, dmn.run_dir);
+	cr_expect_neq(access(seen, F_OK), 0, "QEMU of A sees B's run dir");
+	snprintf(seen, sizeof(seen), "/proc/%d/root%s/vms/a/qmp.sock", (int)a, dmn.run_dir);
+	cr_expect_neq(access(seen, F_OK), 0, "QEMU of A sees its run dir's sockets");
 	snprintf(seen, sizeof(seen), "/proc/%d/root/usr/bin", (int)a);
 	cr_expect_eq(access(seen, F_OK), 0, "QEMU of A has no /usr/bin");
 

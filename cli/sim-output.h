@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sched/sim.h"
+
+struct sim_opts {
+	const char *trace, *policy, *csv, *svg;
+	double param;
+	uint64_t seed;
+	int hosts;
+	bool memory_aware, cost_model;
+};
+
+void sim_print_table(const struct qv_sim_result *r, FILE *f);
+void sim_print_json(const struct qv_sim_result *r, const struct sim_opts *o, FILE *f);
+int sim_write_csv(const struct qv_sim_result *r, const char *path);
+int sim_write_svg(const struct qv_sim_result *r, const char *path);

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/* qvisor sim --trace DIR|CSV --policy NAME [--param X] [--seed N]
+ *            [--memory-aware] [--cost-model] [--hosts N] [--json]
+ *            [--csv FILE] [--svg FILE]
+ * Replays a CPU trace through a consolidation policy (docs/policy.md).
+ * Needs no daemon. Exit 0 on success, 1 if the run failed, 2 for usage. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/sim-output.h"
+#include "cli/verbs.h"
+#include "sched/sim.h"
+
+static int parse_opts(struct cli_ctx *ctx, int argc, char **argv, struct sim_opts *o)
+{
+	static const struct option opts[] = {
+		{ "trace", required_argument, NULL, 't' }, { "policy", required_argument, NULL, 'p' },
+		{ "param", required_argument, NULL, 'x' }, { "seed", required_argument, NULL, 's' },
+		{ "memory-aware", no_argument, NULL, 'm' }, { "cost-model", no_argument, NULL, 'c' },
+		{ "hosts", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
+		{ "csv", required_argument, NULL, 'C' },   { "svg", required_argument, NULL, 'S' },
+		{},
+	};
+	int c;
+	char *end;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': o->trace = optarg; break;
+		case 'p': o->policy = optarg; break;
+		case 'x':
+			o->param = strtod(optarg, &end);
+			if (*end || !(o->param > 0))
+				return cli_usage_error(ctx, "--param: expected a positive number");
+			break;
+		case 's':
+			o->seed = strtoull(optarg, &end, 10);
+			if (*end || !*optarg)
+				return cli_usage_error(ctx, "--seed: expected an integer");
+			break;
+		case 'n':
+			o->hosts = strtol(optarg, &end, 10);
+			if (*end || o->hosts < 1 || o->hosts > 1000000)
+				return cli_usage_error(ctx, "--hosts: expected 1-1000000");
+			break;
+		case 'm': o->memory_aware = true; break;
+		case 'c': o->cost_model = true; break;
+		case 'j': ctx->json = true; break;
+		case 'C': o->csv = optarg; break;
+		case 'S': o->svg = optarg; break;
+		default: return cli_usage_error(ctx, "invalid option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error(ctx, "unexpected argument \"%s\"", argv[optind]);
+	if (!o->trace || !o->policy)
+		return cli_usage_error(ctx, "--trace and --policy are required");
+	return EXIT_OK;
+}
+
+int verb_sim(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct sim_opts o = { .seed = 1, .hosts = 800 };
+	int r = parse_opts(ctx, argc, argv, &o);
+	if (r != EXIT_OK)
+		return r;
+	struct qv_sim_cfg cfg;
+	qv_sim_cfg_defaults(&cfg);
+	if (qv_pol_cfg_parse(o.policy, o.param, &cfg.pol) < 0)
+		return cli_usage_error(ctx, "unknown policy \"%s\" (npa, dvfs, qvisor, "
+					    "{thr,mad,iqr,lr,lrr}-{mmt,rs,mc,mu})", o.policy);
+	cfg.pol.seed = o.seed;
+	cfg.pol.memory_aware = o.memory_aware;
+	cfg.cost_model = o.cost_model;
+	cfg.nhosts = o.hosts;
+	cfg.series = o.csv || o.svg;
+
+	struct qv_error err = {};
+	struct qv_trace tr = {};
+	if (qv_trace_read(o.trace, &tr, &err) < 0) {
+		fprintf(stderr, "qvisor: sim: %s\n", err.message);
+		return EXIT_USAGE;
+	}
+	struct qv_sim_result res;
+	if (qv_sim_run(&tr, &cfg, &res, &err) < 0) {
+		fprintf(stderr, "qvisor: sim: %s\n", err.message);
+		qv_trace_free(&tr);
+		return EXIT_FAILED;
+	}
+	qv_trace_free(&tr);
+	r = EXIT_OK;
+	if (ctx->json)
+		sim_print_json(&res, &o, stdout);
+	else
+		sim_print_table(&res, stdout);
+	if (o.csv && sim_write_csv(&res, o.csv) < 0)
+		r = EXIT_FAILED;
+	if (o.svg && sim_write_svg(&res, o.svg) < 0)
+		r = EXIT_FAILED;
+	qv_sim_result_free(&res);
+	return r;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* TLS for the migration stream and the NBD storage exports: the daemon's
+ * PKI staged for the unprivileged QEMU, tls-creds-x509 and tls-authz
+ * (qemu/tls-creds.c). See docs/security.md. */
+#include <limits.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "daemon/migrate-internal.h"
+#include "daemon/vm-files.h"
+#include "qemu/tls-creds.h"
+
+int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp)
+{
+	if (tls && !d->tls_server)
+		return qv_error_set(errp, ENOENT, QV_REASON_UNAVAILABLE,
+				    "TLS migration needs a PKI on this host (%s: qvisor pki init / "
+				    "qvisor pki issue HOST)", d->cfg.pki_dir);
+	if (!tls && !d->cfg.insecure)
+		return qv_error_set(errp, EPERM, QV_REASON_PERMISSION,
+				    "refusing a plain-TCP migration stream: this host has %s and "
+				    "was not started with --insecure",
+				    d->tls_server ? "a PKI (migrate over TLS)" : "no PKI");
+	return 0;
+}
+
+/* Stage the PKI for QEMU, create the credentials object, unstage: QEMU
+ * reads the files once, at object-add. */
+static int add_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, struct qv_error *errp)
+{
+	char dir[PATH_MAX];
+	uint32_t uid;
+	int r;
+
+	if (!vm->inst || !vm->run_dir)
+		return qv_error_set(errp, ESRCH, QV_REASON_CONFLICT, "VM %s has no QEMU", vm->name);
+	/* Staged in the directory QEMU's mount namespace shows at the same
+	 * path, readable by the VM's own uid only (daemon/vm-files.h). */
+	if (qv_state_vm_uid_get(d->state, vm->name, &uid) < 0)
+		return qv_error_set(errp, ESRCH, QV_REASON_INTERNAL, "VM %s has no uid", vm->name);
+	snprintf(dir, sizeof(dir), "%s/" QV_VM_SHARE_DIR "/tls", vm->run_dir);
+	r = qemu_tls_stage(d->cfg.pki_dir, server, dir, uid, uid, errp);
+	if (r < 0)
+		return r;
+	r = qemu_tls_creds_add(qemu_instance_qmp(vm->inst), dir, server, errp);
+	qemu_tls_unstage(dir);
+	return r;
+}
+
+int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
+		    struct qv_error *errp)
+{
+	qmp_client *c;
+	int r;
+
+	if (!peer_dn || !*peer_dn)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "TLS migration: which certificate will the source present? "
+				    "Pass params.peer_dn (migrate.plan's tls_dn) or call over tls://");
+	if ((r = add_creds(d, vm, true, errp)) < 0)
+		return r;
+	c = qemu_instance_qmp(vm->inst);
+	if ((r = qemu_tls_authz_add(c, peer_dn, errp)) < 0 ||
+	    (r = qemu_tls_migrate_params(c, true, true, NULL, errp)) < 0)
+		return r;
+	log_info("VM %s: incoming stream and NBD over TLS, only for \"%s\"", vm->name, peer_dn);
+	return 0;
+}
+
+int qv_mig_tls_source(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
+		      struct qv_error *errp)
+{
+	int r;
+
+	if (tls && (r = add_creds(d, vm, false, errp)) < 0)
+		return r;
+	/* Plain after a TLS attempt: QEMU keeps tls-creds until cleared. */
+	r = qemu_tls_migrate_params(qemu_instance_qmp(vm->inst), tls, false, hostname, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "migration TLS parameters"), r;
+	if (tls)
+		log_info("VM %s: outgoing stream over TLS to \"%s\"", vm->name, hostname);
+	return 0;
+}

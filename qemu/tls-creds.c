@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/* TLS credentials, authorization and migration parameters in QEMU
+ * (qemu/tls-creds.h). */
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#include "common/json.h"
+#include "common/tls.h"
+#include "qemu/tls-creds.h"
+
+#define QMP_TIMEOUT_MS 5000
+
+static const char *const staged_files[] = {
+	QV_PKI_CA_CERT, QV_PKI_SERVER_CERT, QV_PKI_SERVER_KEY, QV_PKI_CLIENT_CERT,
+	QV_PKI_CLIENT_KEY,
+};
+
+void qemu_tls_unstage(const char *dir)
+{
+	char p[PATH_MAX];
+
+	for (size_t i = 0; i < ARRAY_SIZE(staged_files); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, staged_files[i]);
+		(void)unlink(p);
+	}
+	(void)rmdir(dir);
+}
+
+/* Copy src into dirfd/name (0400, uid:gid), never following links. */
+static int copy_one(const char *src, int dirfd, const char *name, uid_t uid, gid_t gid,
+		    struct qv_error *errp)
+{
+	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_close_ int out = -1;
+	char buf[16384];
+	ssize_t n;
+
+	if (in < 0)
+		return qv_error_set(errp, errno, QV_REASON_NOT_FOUND, "cannot read %s: %s", src,
+				    strerror(errno));
+	out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	if (out < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot create %s: %s", name,
+				    strerror(errno));
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			return qv_error_set(errp, EIO, QV_REASON_IO_ERROR, "cannot write %s", name);
+	if (n < 0 || fchown(out, uid, gid) < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot copy %s: %s", src,
+				    strerror(errno));
+	return 0;
+}
+
+int qemu_tls_stage(const char *pki_dir, bool server, const char *dir, uid_t uid, gid_t gid,
+		   struct qv_error *errp)
+{
+	const char *names[] = { QV_PKI_CA_CERT, server ? QV_PKI_SERVER_CERT : QV_PKI_CLIENT_CERT,
+				server ? QV_PKI_SERVER_KEY : QV_PKI_CLIENT_KEY };
+	_cleanup_close_ int dfd = -1;
+	char src[PATH_MAX];
+	int r;
+
+	qemu_tls_unstage(dir);
+	if (mkdir(dir, 0700) < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot create %s: %s", dir,
+				    strerror(errno));
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || fchown(dfd, uid, gid) < 0) {
+		r = qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot hand %s to QEMU: %s",
+				 dir, strerror(errno));
+		qemu_tls_unstage(dir);
+		return r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		snprintf(src, sizeof(src), "%s/%s", pki_dir, names[i]);
+		r = copy_one(src, dfd, names[i], uid, gid, errp);
+		if (r < 0) {
+			qemu_tls_unstage(dir);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int object_replace(qmp_client *c, json_object *a, const char *id, struct qv_error *errp)
+{
+	_cleanup_json_ json_object *del = json_object_new_object();
+	int r;
+
+	json_object_object_add(del, "id", json_object_new_string(id));
+	(void)qmp_client_execute(c, "object-del", del, QMP_TIMEOUT_MS, NULL, NULL);
+	r = qmp_client_execute(c, "object-add", a, QMP_TIMEOUT_MS, NULL, errp);
+	if (r < 0)
+		qv_error_prefix(errp, "object-add %s", id);
+	return r;
+}
+
+int qemu_tls_creds_add(qmp_client *c, const char *dir, bool server, struct qv_error *errp)
+{
+	_cleanup_json_ json_object *a = json_object_new_object();
+
+	json_object_object_add(a, "qom-type", json_object_new_string("tls-creds-x509"));
+	json_object_object_add(a, "id", json_object_new_string(QEMU_TLS_CREDS_ID));
+	json_object_object_add(a, "dir", json_object_new_string(dir));
+	json_object_object_add(a, "endpoint", json_object_new_string(server ? "server" : "client"));
+	/* server: demand a client certificate; client: check the server's */
+	json_object_object_add(a, "verify-peer", json_object_new_boolean(true));
+	return object_replace(c, a, QEMU_TLS_CREDS_ID, errp);
+}
+
+int qemu_tls_authz_add(qmp_client *c, const char *dn, struct qv_error *errp)
+{
+	_cleanup_json_ json_object *a = json_object_new_object();
+	json_object *rules = json_object_new_array(), *rule = json_object_new_object();
+
+	json_object_object_add(rule, "match", json_object_new_string(dn));
+	json_object_object_add(rule, "policy", json_object_new_string("allow"));
+	json_object_object_add(rule, "format", json_object_new_string("exact"));
+	json_object_array_add(rules, rule);
+	json_object_object_add(a, "qom-type", json_object_new_string("authz-list"));
+	json_object_object_add(a, "id", json_object_new_string(QEMU_TLS_AUTHZ_ID));
+	json_object_object_add(a, "policy", json_object_new_string("deny"));
+	json_object_object_add(a, "rules", rules);
+	return object_replace(c, a, QEMU_TLS_AUTHZ_ID, errp);
+}
+
+int qemu_tls_migrate_params(qmp_client *c, bool tls, bool incoming, const char *hostname,
+			    struct qv_error *errp)
+{
+	_cleanup_json_ json_object *a = json_object_new_object();
+
+	json_object_object_add(a, "tls-creds", json_object_new_string(tls ? QEMU_TLS_CREDS_ID : ""));
+	if (tls && incoming)
+		json_object_object_add(a, "tls-authz", json_object_new_string(QEMU_TLS_AUTHZ_ID));
+	if (tls && !incoming && hostname)
+		json_object_object_add(a, "tls-hostname", json_object_new_string(hostname));
+	return qmp_client_execute(c, "migrate-set-parameters", a, QMP_TIMEOUT_MS, NULL, errp);
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "qemu/qmp.h"
+
+/* TLS objects in a running QEMU for the migration stream and NBD exports
+ * (QEMU 7.2 qapi: qom.json tls-creds-x509, authz.json authz-list,
+ * migration.json tls-creds/tls-hostname/tls-authz, block-export.json
+ * nbd-server-start tls-creds/tls-authz, block-core.json nbd tls-hostname).
+ *
+ * QEMU runs as an unprivileged user and cannot read the daemon's keys:
+ * qemu_tls_stage() copies ca-cert.pem and one certificate/key pair into a
+ * private directory owned by that user; QEMU loads the files when the
+ * tls-creds-x509 object is created, after which qemu_tls_unstage()
+ * removes them again. */
+
+#define QEMU_TLS_CREDS_ID "qv-tls"
+#define QEMU_TLS_AUTHZ_ID "qv-tls-authz"
+
+/* Copy pki_dir/ca-cert.pem and the server (or client) certificate and key
+ * to dir (created 0700; files 0400), all owned by uid:gid. dir is
+ * replaced if it exists. QEMU's file names are kept. */
+int qemu_tls_stage(const char *pki_dir, bool server, const char *dir, uid_t uid, gid_t gid,
+		   struct qv_error *errp);
+/* Remove what qemu_tls_stage() wrote (best effort). */
+void qemu_tls_unstage(const char *dir);
+
+/* object-add tls-creds-x509 QEMU_TLS_CREDS_ID {dir, endpoint, verify-peer}
+ * (an older object of that id is deleted first). */
+int qemu_tls_creds_add(qmp_client *c, const char *dir, bool server, struct qv_error *errp);
+/* object-add authz-list QEMU_TLS_AUTHZ_ID: deny everyone but exactly dn (a
+ * peer certificate's distinguished name as GnuTLS formats it). */
+int qemu_tls_authz_add(qmp_client *c, const char *dn, struct qv_error *errp);
+/* Migration parameters: tls-creds (and tls-authz on the incoming side or
+ * tls-hostname on the outgoing side). tls false clears tls-creds so a
+ * plain migration follows a TLS one. */
+int qemu_tls_migrate_params(qmp_client *c, bool tls, bool incoming, const char *hostname,
+			    struct qv_error *errp);
