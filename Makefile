@@ -71,6 +71,12 @@ CLI_SRCS := $(wildcard cli/*.c)
 $(O)/qvisor: $(call obj,$(CLI_SRCS)) $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(CLI_SRCS)) $(ALL_LIBS) $(LDLIBS)
 
+# The CLI's pieces without its main() and verb table, for tests/cli/.
+$(call libfile,cli): $(call obj,$(filter-out cli/main.c,$(CLI_SRCS)))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
 # --- tests -----------------------------------------------------------------
 # tests/<dir>/test_*.c -> $(O)/tests/<dir>/test_*; helpers in tests/helpers/.
 TEST_HELPER_SRCS := $(wildcard tests/helpers/*.c)
@@ -81,7 +87,7 @@ $(TEST_HELPER_LIB): $(call obj,$(TEST_HELPER_SRCS))
 	rm -f $@
 	$(if $^,ar rcs $@ $^,ar rcs $@)
 
-TEST_DIRS := $(MODULES) integration
+TEST_DIRS := $(MODULES) cli integration
 TEST_LIBS_common      := common
 TEST_LIBS_qemu        := qemu common
 TEST_LIBS_net         := net common
@@ -89,6 +95,7 @@ TEST_LIBS_storage     := storage common
 TEST_LIBS_sched       := sched qemu common
 TEST_LIBS_migrate     := $(LIBORDER)
 TEST_LIBS_daemon      := $(LIBORDER)
+TEST_LIBS_cli         := cli $(LIBORDER)
 TEST_LIBS_integration := $(LIBORDER)
 
 define TEST_RULE
@@ -99,7 +106,7 @@ $(O)/tests/$(1)/%: tests/$(1)/%.c $(TEST_HELPER_LIB) $(foreach l,$(TEST_LIBS_$(1
 endef
 $(foreach d,$(TEST_DIRS),$(eval $(call TEST_RULE,$(d))))
 
-UNIT_TESTS  := $(patsubst %.c,$(O)/%,$(foreach d,$(MODULES),$(wildcard tests/$(d)/test_*.c)))
+UNIT_TESTS  := $(patsubst %.c,$(O)/%,$(foreach d,$(MODULES) cli,$(wildcard tests/$(d)/test_*.c)))
 INTEG_TESTS := $(patsubst %.c,$(O)/%,$(wildcard tests/integration/test_*.c))
 TESTS       := $(UNIT_TESTS) $(INTEG_TESTS)
 

@@ -53,55 +53,116 @@ int cli_vm_names(struct cli_ctx *ctx, bool active, char ***ret_names, size_t *re
 	return EXIT_OK;
 }
 
+int cli_parse_parallel(struct cli_ctx *ctx, const char *arg, int *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || v < 1 || v > 1024)
+		return cli_usage_error(ctx, "invalid --parallel \"%s\" (1..1024)", arg);
+	*ret = (int)v;
+	return EXIT_OK;
+}
+
+/* One request per name; at most `parallel` in flight. */
+struct batch_state {
+	const struct cli_batch *b;
+	char **names;
+	size_t n, next, in_flight;
+	uint64_t *ids;
+	uint64_t *sent_ms;
+	int *codes;
+};
+
+static int batch_send_next(struct cli_ctx *ctx, struct batch_state *st)
+{
+	struct qv_error err = { 0 };
+	size_t i = st->next++;
+	int r;
+
+	r = qv_rpc_send(ctx->conn, st->b->method, st->b->params(st->names[i], st->b->userdata),
+			&st->ids[i], &err);
+	if (r < 0)
+		return st->codes[i] = cli_report(ctx, st->names[i], r, &err);
+	st->sent_ms[i] = qv_now_ms();
+	st->in_flight++;
+	return 0;
+}
+
+/* Time left for the oldest request in flight. */
+static int batch_wait_ms(const struct batch_state *st)
+{
+	uint64_t now = qv_now_ms(), first = UINT64_MAX;
+
+	for (size_t i = 0; i < st->next; i++)
+		if (st->ids[i] && st->sent_ms[i] < first)
+			first = st->sent_ms[i];
+	if (first == UINT64_MAX)
+		return 0;
+	first += (uint64_t)st->b->timeout_ms;
+	return first > now ? (int)(first - now) : 0;
+}
+
+/* Collect one response. Returns 0, or an exit code once the connection is
+ * unusable (the requests in flight then fail). */
+static int batch_collect(struct cli_ctx *ctx, struct batch_state *st)
+{
+	_cleanup_json_ json_object *res = NULL;
+	struct qv_error err = { 0 };
+	uint64_t id = 0;
+	size_t i;
+	int r;
+
+	r = qv_rpc_recv_any(ctx->conn, batch_wait_ms(st), &id, &res, &err);
+	if (r < 0 && r != -EREMOTEIO) { /* timeout or connection lost: the rest fail */
+		int code = EXIT_FAILED;
+		for (size_t j = 0; j < st->n; j++)
+			if (j >= st->next || st->ids[j]) {
+				cli_report(ctx, st->names[j], r, &err);
+				code = st->codes[j] = cli_exit_code(r, &err);
+			}
+		return code;
+	}
+	for (i = 0; i < st->next && st->ids[i] != id; i++)
+		;
+	if (i == st->next)
+		return 0; /* cannot happen: ids are ours */
+	st->ids[i] = 0;
+	st->in_flight--;
+	if (r < 0) {
+		st->codes[i] = cli_report(ctx, st->names[i], r, &err);
+		return 0;
+	}
+	if (ctx->json)
+		out_json(res, stdout);
+	else
+		st->b->print(st->names[i], res, st->b->userdata);
+	fflush(stdout);
+	return 0;
+}
+
 int cli_batch_run(struct cli_ctx *ctx, const struct cli_batch *b, char **names, size_t n)
 {
 	_cleanup_free_ uint64_t *ids = calloc(n ? n : 1, sizeof(*ids));
+	_cleanup_free_ uint64_t *sent = calloc(n ? n : 1, sizeof(*sent));
 	_cleanup_free_ int *codes = calloc(n ? n : 1, sizeof(*codes));
-	struct qv_error err = { 0 };
+	struct batch_state st = { .b = b, .names = names, .n = n, .ids = ids, .sent_ms = sent,
+				  .codes = codes };
+	size_t parallel = b->parallel > 0 ? (size_t)b->parallel : (n ? n : 1);
 	int r;
 
-	if (!ids || !codes)
+	if (!ids || !sent || !codes)
 		return EXIT_FAILED;
 	if ((r = cli_connect(ctx)) != EXIT_OK)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		qv_error_clear(&err);
-		r = qv_rpc_send(ctx->conn, b->method, b->params(names[i], b->userdata), &ids[i],
-				&err);
-		if (r < 0)
-			return cli_report(ctx, names[i], r, &err);
-	}
-	uint64_t deadline = qv_now_ms() + (uint64_t)b->timeout_ms;
-	for (size_t done = 0; done < n; done++) {
-		_cleanup_json_ json_object *res = NULL;
-		uint64_t id = 0, now = qv_now_ms();
-		int left = now < deadline ? (int)(deadline - now) : 0;
-		size_t i;
-
-		qv_error_clear(&err);
-		r = qv_rpc_recv_any(ctx->conn, left, &id, &res, &err);
-		for (i = 0; i < n && ids[i] != id; i++)
-			;
-		if (r < 0 && r != -EREMOTEIO) { /* timeout or connection lost: the rest fail */
-			for (size_t j = 0; j < n; j++)
-				if (ids[j] && !codes[j]) {
-					cli_report(ctx, names[j], r, &err);
-					codes[j] = cli_exit_code(r, &err);
-				}
+	while (st.next < n || st.in_flight > 0) {
+		while (st.next < n && st.in_flight < parallel)
+			if ((r = batch_send_next(ctx, &st)) != 0)
+				return r;
+		if (batch_collect(ctx, &st) != 0)
 			break;
-		}
-		if (i == n)
-			continue; /* cannot happen: ids are ours */
-		ids[i] = 0;
-		if (r < 0) {
-			codes[i] = cli_report(ctx, names[i], r, &err);
-			continue;
-		}
-		if (ctx->json)
-			out_json(res, stdout);
-		else
-			b->print(names[i], res, b->userdata);
-		fflush(stdout);
 	}
 	for (size_t i = 0; i < n; i++)
 		if (codes[i])

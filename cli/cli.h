@@ -63,10 +63,14 @@ int cli_parse_size(const char *s, uint64_t *ret_bytes);
 /* Read a JSON document from a file or "-" (stdin). */
 int cli_read_json_file(struct cli_ctx *ctx, const char *path, json_object **ret);
 
-/* cli/batch.c: the same method on many VMs, pipelined on one connection. */
+/* cli/batch.c: the same method on many VMs, pipelined on one connection,
+ * at most `parallel` requests in flight (0: all at once; qvisord bounds how
+ * many QEMUs start at once, --max-starts, so the CLI need not). */
+#define CLI_BATCH_PARALLEL_DEFAULT 0
 struct cli_batch {
 	const char *method;
-	int timeout_ms;
+	int timeout_ms; /* per request, from the moment it is sent */
+	int parallel;
 	/* params for one name (new reference) */
 	json_object *(*params)(const char *name, void *userdata);
 	/* human line for a success */
@@ -74,6 +78,8 @@ struct cli_batch {
 	void *userdata;
 };
 int cli_batch_run(struct cli_ctx *ctx, const struct cli_batch *b, char **names, size_t n);
+/* --parallel N (1..1024); EXIT_OK or a usage error. */
+int cli_parse_parallel(struct cli_ctx *ctx, const char *arg, int *ret);
 /* Names of VMs from vm.list; active=true selects running/paused/..., false the
  * others. Returns an exit code; *ret_names is a NULL-terminated strv. */
 int cli_vm_names(struct cli_ctx *ctx, bool active, char ***ret_names, size_t *ret_n);

@@ -22,8 +22,9 @@ const struct cli_verb cli_verbs[] = {
 	{ "list", verb_list, "[--all] [-o wide|name|COL,...]",
 	  "List running VMs (--all: every defined VM; -o: columns, e.g. wide)." },
 	{ "info", verb_info, "NAME", "Show a VM's state, spec and runtime details." },
-	{ "start", verb_start, "NAME...|--all", "Start VMs, in parallel." },
-	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S]",
+	{ "start", verb_start, "NAME...|--all [--parallel N]",
+	  "Start VMs concurrently (at most N requests in flight; default all)." },
+	{ "stop", verb_stop, "NAME...|--all [--force] [--timeout S] [--parallel N]",
 	  "Stop VMs: ACPI power-down, then quit/kill after S seconds (default 30)." },
 	{ "reboot", verb_reboot, "NAME...", "Reboot VMs." },
 	{ "pause", verb_pause, "NAME...", "Pause VMs' vCPUs." },
@@ -53,6 +54,11 @@ const struct cli_verb cli_verbs[] = {
 	{ "image import", verb_image_import,
 	  "PATH NAME [--format raw|qcow2] [--bandwidth RATE] [--verify]",
 	  "Import a file into the image pool." },
+	{ "image import-foreign", verb_image_import_foreign,
+	  "PATH NAME --format vmdk|vhdx|vdi|qed [--target raw|qcow2]",
+	  "Convert a foreign disk image into the pool (qemu-img convert, with progress)." },
+	{ "image import-ova", verb_image_import_ova, "PATH.ova NAME",
+	  "Import an OVA: verify its manifest, convert its disks, print a drafted spec." },
 	{ "image resize", verb_image_resize, "NAME SIZE", "Grow an image to SIZE." },
 	{ "migrate", verb_migrate, "VM --to URI [OPTIONS]",
 	  "Live-migrate a running VM to the daemon at URI. Options: --max-downtime MS, "
@@ -63,7 +69,7 @@ const struct cli_verb cli_verbs[] = {
 	  "Run a scripted migration drill (docs/migration.md)." },
 	{ "sim", verb_sim,
 	  "--trace DIR|CSV --policy NAME [--param X] [--seed N] [--memory-aware] [--cost-model] "
-	  "[--hosts N] [--json] [--csv FILE] [--svg FILE]",
+	  "[--hosts N] [--json] [--csv FILE] [--svg FILE] [--explain N]",
 	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
 	{ "pki init", verb_pki_init, "[--cn NAME] [--days N]",
 	  "Create a lab CA (ca-cert.pem, ca-key.pem) in the PKI dir." },
@@ -214,7 +220,9 @@ int main(int argc, char **argv)
 	int r = v->fn(&ctx, argc, argv);
 	qv_rpc_conn_free(ctx.conn);
 	if (fflush(stdout) != 0 && r == EXIT_OK) {
-		fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
+		/* A reader that went away (| head) is no news to the user. */
+		if (errno != EPIPE)
+			fprintf(stderr, "qvisor: %s: write error: %s\n", ctx.verb, strerror(errno));
 		return EXIT_FAILED;
 	}
 	return r;

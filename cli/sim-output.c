@@ -26,6 +26,9 @@ void sim_print_table(const struct qv_sim_result *r, FILE *f)
 		r->decision_ms_max);
 	fprintf(f, "VMs retired at 0%% %ld\n", r->vms_finished);
 	fprintf(f, "wall time         %.3f s\n", r->wall_s);
+	for (int i = 0; i < r->nmoves; i++)
+		fprintf(f, "%s%9.1f s  VM %d: %s\n", i ? "" : "first moves:\n", r->moves[i].t,
+			r->moves[i].m.vm, r->moves[i].m.reason);
 }
 
 void sim_print_json(const struct qv_sim_result *r, const struct sim_opts *o, FILE *f)
@@ -58,6 +61,21 @@ void sim_print_json(const struct qv_sim_result *r, const struct sim_opts *o, FIL
 	D("lower_bound_kwh", r->lower_bound_kwh);
 	I("vms_retired", r->vms_finished);
 	D("wall_s", r->wall_s);
+	json_object *moves = json_object_new_array();
+	for (int i = 0; i < r->nmoves; i++) {
+		json_object *m = json_object_new_object();
+		json_object_object_add(m, "t", json_object_new_double(r->moves[i].t));
+		json_object_object_add(m, "vm", json_object_new_int(r->moves[i].m.vm));
+		json_object_object_add(m, "from", json_object_new_int(r->moves[i].m.from));
+		json_object_object_add(m, "to", json_object_new_int(r->moves[i].m.to));
+		json_object_object_add(m, "why", json_object_new_string(r->moves[i].m.why == QV_WHY_OVERLOAD ? "overload" : "underload"));
+		json_object_object_add(m, "reason", json_object_new_string(r->moves[i].m.reason));
+		json_object_array_add(moves, m);
+	}
+	if (r->nmoves)
+		json_object_object_add(j, "moves", moves);
+	else
+		json_object_put(moves);
 #undef D
 #undef I
 	fprintf(f, "%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));

@@ -9,7 +9,7 @@ struct sim_opts {
 	const char *trace, *policy, *csv, *svg;
 	double param;
 	uint64_t seed;
-	int hosts;
+	int hosts, explain;
 	bool memory_aware, cost_model;
 };
 

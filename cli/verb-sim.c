@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qvisor sim --trace DIR|CSV --policy NAME [--param X] [--seed N]
  *            [--memory-aware] [--cost-model] [--hosts N] [--json]
- *            [--csv FILE] [--svg FILE]
+ *            [--csv FILE] [--svg FILE] [--explain N]
  * Replays a CPU trace through a consolidation policy (docs/policy.md).
  * Needs no daemon. Exit 0 on success, 1 if the run failed, 2 for usage. */
 #include <getopt.h>
@@ -20,6 +20,7 @@ static int parse_opts(struct cli_ctx *ctx, int argc, char **argv, struct sim_opt
 		{ "memory-aware", no_argument, NULL, 'm' }, { "cost-model", no_argument, NULL, 'c' },
 		{ "hosts", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
 		{ "csv", required_argument, NULL, 'C' },   { "svg", required_argument, NULL, 'S' },
+		{ "explain", required_argument, NULL, 'e' },
 		{},
 	};
 	int c;
@@ -42,6 +43,11 @@ static int parse_opts(struct cli_ctx *ctx, int argc, char **argv, struct sim_opt
 			o->hosts = strtol(optarg, &end, 10);
 			if (*end || o->hosts < 1 || o->hosts > 1000000)
 				return cli_usage_error(ctx, "--hosts: expected 1-1000000");
+			break;
+		case 'e':
+			o->explain = strtol(optarg, &end, 10);
+			if (*end || o->explain < 0 || o->explain > 1000000)
+				return cli_usage_error(ctx, "--explain: expected a count of moves");
 			break;
 		case 'm': o->memory_aware = true; break;
 		case 'c': o->cost_model = true; break;
@@ -71,9 +77,10 @@ int verb_sim(struct cli_ctx *ctx, int argc, char **argv)
 					    "{thr,mad,iqr,lr,lrr}-{mmt,rs,mc,mu})", o.policy);
 	cfg.pol.seed = o.seed;
 	cfg.pol.memory_aware = o.memory_aware;
-	cfg.cost_model = o.cost_model;
+	cfg.cost_model = cfg.pol.cost_model = o.cost_model;
 	cfg.nhosts = o.hosts;
 	cfg.series = o.csv || o.svg;
+	cfg.explain = o.explain;
 
 	struct qv_error err = {};
 	struct qv_trace tr = {};

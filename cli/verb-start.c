@@ -23,10 +23,15 @@ static void print_started(const char *name, json_object *res, void *ud)
 
 int verb_start(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = { { "all", no_argument, NULL, 'a' }, {} };
+	static const struct option opts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "parallel", required_argument, NULL, 'j' },
+		{}
+	};
 	struct cli_batch b = {
 		.method = "vm.start",
 		.timeout_ms = CLI_CALL_TIMEOUT_MS,
+		.parallel = CLI_BATCH_PARALLEL_DEFAULT,
 		.params = start_params,
 		.print = print_started,
 	};
@@ -35,10 +40,13 @@ int verb_start(struct cli_ctx *ctx, int argc, char **argv)
 	size_t n;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "a", opts, NULL)) != -1) {
-		if (c != 'a')
+	while ((c = getopt_long(argc, argv, "aj:", opts, NULL)) != -1) {
+		if (c == 'a')
+			all = true;
+		else if (c == 'j' && (r = cli_parse_parallel(ctx, optarg, &b.parallel)) != EXIT_OK)
+			return r;
+		else if (c != 'j')
 			return cli_usage_error(ctx, "invalid option");
-		all = true;
 	}
 	if (all == (optind < argc))
 		return cli_usage_error(ctx, "expected VM names or --all");

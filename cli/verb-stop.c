@@ -49,11 +49,13 @@ int verb_stop(struct cli_ctx *ctx, int argc, char **argv)
 		{ "all", no_argument, NULL, 'a' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "parallel", required_argument, NULL, 'j' },
 		{}
 	};
 	struct stop_opts o = { .timeout_s = DEFAULT_STOP_TIMEOUT_S };
 	struct cli_batch b = {
 		.method = "vm.stop",
+		.parallel = CLI_BATCH_PARALLEL_DEFAULT,
 		.params = stop_params,
 		.print = print_stopped,
 		.userdata = &o,
@@ -64,13 +66,17 @@ int verb_stop(struct cli_ctx *ctx, int argc, char **argv)
 	char *end;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "aft:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "aft:j:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;
 			break;
 		case 'f':
 			o.force = true;
+			break;
+		case 'j':
+			if ((r = cli_parse_parallel(ctx, optarg, &b.parallel)) != EXIT_OK)
+				return r;
 			break;
 		case 't':
 			errno = 0;

@@ -15,6 +15,7 @@ struct qv_source {
 	qv_timer_fn timer_fn;
 	void *userdata;
 	uint64_t deadline_ms;
+	uint64_t born;   /* loop iteration the source was added in */
 	qv_source *next; /* all sources */
 };
 
@@ -24,6 +25,7 @@ struct qv_loop {
 	bool quit;
 	int quit_code;
 	int dispatching;
+	uint64_t iteration;
 };
 
 uint64_t qv_now_ms(void)
@@ -92,6 +94,7 @@ static qv_source *source_new(qv_loop *l, enum source_kind kind)
 	s->loop = l;
 	s->kind = kind;
 	s->fd = -1;
+	s->born = l->iteration;
 	s->next = l->sources;
 	l->sources = s;
 	return s;
@@ -188,7 +191,11 @@ static int dispatch_timers(qv_loop *l)
 	while (again) {
 		again = false;
 		for (qv_source *s = l->sources; s; s = s->next) {
-			if (s->dead || s->kind != SOURCE_TIMER || s->deadline_ms > now)
+			/* A timer added by this iteration's callbacks waits for the
+			 * next one: I/O that arrived meanwhile goes first, so a
+			 * chain of 0 ms timers cannot starve clients. */
+			if (s->dead || s->kind != SOURCE_TIMER || s->deadline_ms > now ||
+			    s->born == l->iteration)
 				continue;
 			s->dead = true;
 			s->timer_fn(s, s->userdata);
@@ -205,6 +212,7 @@ int qv_loop_run_once(qv_loop *l, int timeout_ms)
 	struct epoll_event evs[32];
 	int n, dispatched = 0;
 
+	l->iteration++;
 	n = epoll_wait(l->epfd, evs, (int)ARRAY_SIZE(evs), next_timeout(l, timeout_ms));
 	if (n < 0) {
 		if (errno == EINTR)

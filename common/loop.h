@@ -24,7 +24,8 @@ void qv_loop_freep(qv_loop **loop);
 int qv_loop_add_io(qv_loop *loop, int fd, uint32_t events, qv_io_fn fn, void *userdata,
 		   qv_source **ret_source);
 int qv_source_set_events(qv_source *s, uint32_t events);
-/* Fire once, after_ms from now. */
+/* Fire once, after_ms from now, and never in the loop iteration whose
+ * callbacks added it (pending I/O is dispatched first). */
 int qv_loop_add_timer(qv_loop *loop, uint64_t after_ms, qv_timer_fn fn, void *userdata,
 		      qv_source **ret_source);
 /* Detach and free a source; NULL is fine. Returns NULL. */

@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/macro.h"
 #include "daemon/activate.h"
 
@@ -65,4 +67,34 @@ int qv_activation_listen_fd(const char *socket_path, int *ret_fd, struct qv_erro
 		return qv_error_set(errp, errno, NULL, "cannot set up the passed socket: %m");
 	*ret_fd = LISTEN_FDS_START;
 	return 1;
+}
+
+static struct sockaddr_un notify_addr;
+static socklen_t notify_len;
+
+void qv_notify_init(void)
+{
+	const char *e = getenv("NOTIFY_SOCKET");
+	size_t n = e ? strlen(e) : 0;
+
+	if (n >= 2 && n < sizeof(notify_addr.sun_path) && (e[0] == '/' || e[0] == '@')) {
+		notify_addr.sun_family = AF_UNIX;
+		memcpy(notify_addr.sun_path, e, n);
+		if (e[0] == '@')
+			notify_addr.sun_path[0] = '\0'; /* abstract namespace */
+		notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	}
+	unsetenv("NOTIFY_SOCKET");
+}
+
+void qv_notify(const char *state)
+{
+	_cleanup_close_ int fd = -1;
+
+	if (!notify_len)
+		return;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+			     (const struct sockaddr *)&notify_addr, notify_len) < 0)
+		log_debug_errno(errno, "sd_notify %s failed: %m, ignoring", state);
 }

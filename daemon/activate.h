@@ -14,3 +14,10 @@
  * LISTEN_* variables are removed in every case, so that children (QEMU,
  * dnsmasq) never see them. */
 int qv_activation_listen_fd(const char *socket_path, int *ret_fd, struct qv_error *errp);
+
+/* sd_notify(3) without libsystemd: remember $NOTIFY_SOCKET (and remove it
+ * from the environment, so children do not see it); call first thing. */
+void qv_notify_init(void);
+/* Send state ("READY=1", "STOPPING=1") to the service manager, if any.
+ * Failures are ignored (logged at debug). */
+void qv_notify(const char *state);

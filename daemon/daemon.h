@@ -12,6 +12,7 @@
 /* qvisord's shared context: one per process, owned by main. */
 
 struct qv_vm;
+struct qv_start_queue;
 
 struct qv_daemon_config {
 	const char *state_dir;   /* default /var/lib/qvisor */
@@ -21,6 +22,7 @@ struct qv_daemon_config {
 	const char *qemu_binary; /* default qemu-system-x86_64 */
 	const char *guest_dir;   /* probe guest: vmlinuz + initrd.img */
 	unsigned max_clients;
+	unsigned max_starts;     /* QEMUs spawned and not yet on QMP at once; 0: no bound */
 	bool no_probe;           /* skip the KVM boot probe: auto -> TCG */
 	uint32_t vm_uid_first;   /* --vm-uid-range: one uid per VM (vm-identity.h) */
 	uint32_t vm_uid_count;
@@ -46,6 +48,7 @@ struct qv_daemon {
 	void *net_state;         /* daemon/netreg.c */
 	void *cgroup_state;      /* daemon/vm-cgroup.c */
 	void *image_state;       /* daemon/methods-image.c */
+	struct qv_start_queue *start_queue; /* daemon/vm-queue.c */
 	/* daemon/tls-setup.c: loaded PKI (NULL: none, migrations need --insecure) */
 	struct qv_tls_creds *tls_server;
 	char tls_client_dn[512]; /* DN of our client-cert.pem (what our QEMU presents) */
@@ -55,6 +58,8 @@ struct qv_daemon {
  * start the TCP listener. Logs and returns < 0 on a fatal problem. */
 int qv_daemon_tls_setup(struct qv_daemon *d);
 void qv_daemon_tls_free(struct qv_daemon *d);
+/* host.info's "tls": {pki_dir, enabled, dn, listen, insecure}. */
+json_object *qv_daemon_tls_json(const struct qv_daemon *d);
 
 /* Unix time in ms. */
 int64_t qv_unix_ms(void);

@@ -12,8 +12,10 @@
 #include "common/log.h"
 #include "daemon/activate.h"
 #include "daemon/hooks.h"
+#include "daemon/foreign.h"
 #include "daemon/interop.h"
 #include "daemon/migrate.h"
+#include "daemon/vm-queue.h"
 #include "daemon/vm.h"
 #include "daemon/vm-files.h"
 #include "daemon/vm-identity.h"
@@ -36,6 +38,8 @@ static void usage(FILE *f)
 		"  --max-clients N     concurrent RPC clients (default 64)\n"
 		"  --vm-uid-range A-B  one uid/gid per VM from A..B (default 2000000000-2000065535)\n"
 		"  --serial-log-max N  bytes per serial log file (default 1048576)\n"
+		"  --max-starts N      QEMUs starting at once, the rest queue (default 16 per\n"
+		"                      CPU; 0: no bound)\n"
 		"  --pki-dir DIR       CA, host certificates and keys (default /etc/qvisor/pki)\n"
 		"  --listen URI        also serve RPC on tls://HOST[:PORT] (mutual TLS)\n"
 		"  --insecure          allow plain TCP (--listen tcp://, migration streams)\n"
@@ -189,7 +193,9 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to create event loop: %m");
 	/* Before anything is spawned: the passed socket must not leak into
-	 * children (it is not close-on-exec until we make it so). */
+	 * children (it is not close-on-exec until we make it so), nor the
+	 * LISTEN_* and NOTIFY_SOCKET variables. */
+	qv_notify_init();
 	int afd = -1;
 	r = qv_activation_listen_fd(d->cfg.socket_path, &afd, &err);
 	if (r < 0)
@@ -249,6 +255,8 @@ static int run(struct qv_daemon *d)
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
 	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
+	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
 		r = qv_rpc_server_add_methods(d->rpc_ro, method_tables[i].m, *method_tables[i].n, d);
@@ -260,6 +268,7 @@ static int run(struct qv_daemon *d)
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
 	log_info("qvisord ready on %s (state %s, run %s)", d->cfg.socket_path, d->cfg.state_dir,
 		 d->cfg.run_dir);
+	qv_notify("READY=1"); /* Type=notify: systemctl start returns once we serve */
 	/* Readiness for scripts: a line on stdout when started with --ready-fd? Keep
 	 * it simple: the socket exists once we are serving. */
 	return qv_loop_run(d->loop);
@@ -268,8 +277,8 @@ static int run(struct qv_daemon *d)
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
-	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_UIDS,
-	       OPT_SERIALMAX };
+	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
+	       OPT_UIDS, OPT_SERIALMAX };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -279,6 +288,7 @@ int main(int argc, char **argv)
 		{ "guest-dir", required_argument, NULL, OPT_GUEST },
 		{ "no-kvm-probe", no_argument, NULL, OPT_NOPROBE },
 		{ "max-clients", required_argument, NULL, OPT_MAXCLIENTS },
+		{ "max-starts", required_argument, NULL, OPT_MAXSTARTS },
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "vm-uid-range", required_argument, NULL, OPT_UIDS },
 		{ "serial-log-max", required_argument, NULL, OPT_SERIALMAX },
@@ -300,6 +310,7 @@ int main(int argc, char **argv)
 	};
 	_cleanup_free_ char *sock = NULL, *guest = NULL;
 	const char *guest_opt = NULL;
+	bool max_starts_set = false;
 	int c, r;
 
 	log_set_ident("qvisord");
@@ -325,6 +336,17 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			d.cfg.max_clients = (unsigned)n;
+			break;
+		}
+		case OPT_MAXSTARTS: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || end == optarg || n > 4096) {
+				fprintf(stderr, "qvisord: --max-starts must be 0..4096\n");
+				return 2;
+			}
+			d.cfg.max_starts = (unsigned)n;
+			max_starts_set = true;
 			break;
 		}
 		case OPT_LOG:
@@ -370,6 +392,10 @@ int main(int argc, char **argv)
 		if (asprintf(&sock, "%s/qvisord.sock", d.cfg.run_dir) < 0)
 			return 1;
 		d.cfg.socket_path = sock;
+	}
+	if (!max_starts_set) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		d.cfg.max_starts = QV_MAX_STARTS_PER_CPU * (unsigned)(cpus > 0 ? cpus : 1);
 	}
 	guest = find_guest_dir(guest_opt);
 	d.cfg.guest_dir = guest;

@@ -80,6 +80,7 @@ static int m_host_info(qv_rpc_call *call, json_object *params, void *ud)
 	json_object_object_add(res, "cgroup", cg);
 	json_object_object_add(res, "vms_defined", json_object_new_int(defined));
 	json_object_object_add(res, "vms_running", json_object_new_int(running));
+	json_object_object_add(res, "tls", qv_daemon_tls_json(d));
 	return qv_rpc_call_reply(call, res), 0;
 }
 

@@ -148,6 +148,18 @@ static json_object *state_result(struct qv_vm *vm)
 	return res;
 }
 
+/* Completion of an asynchronous vm.* operation: answer the call. */
+static void op_done(struct qv_vm *vm, int error, const struct qv_error *errp, void *ud)
+{
+	qv_rpc_call *call = ud;
+
+	if (error < 0) {
+		qv_rpc_call_error(call, errp);
+		return;
+	}
+	qv_rpc_call_reply(call, state_result(vm));
+}
+
 static int m_start(qv_rpc_call *call, json_object *params, void *ud)
 {
 	struct qv_vm *vm = lookup_vm(call, params, ud);
@@ -155,11 +167,11 @@ static int m_start(qv_rpc_call *call, json_object *params, void *ud)
 
 	if (!vm)
 		return 0;
-	if (qv_vm_start(vm, &err) < 0) {
+	if (qv_vm_start_async(vm, NULL, op_done, call, &err) < 0) {
 		log_warning("Failed to start VM %s: %s", vm->name, err.message);
 		return qv_rpc_call_error(call, &err), 0;
 	}
-	return qv_rpc_call_reply(call, state_result(vm)), 0;
+	return 0;
 }
 
 static void stop_done(struct qv_vm *vm, int error, enum qemu_stop_step step,
@@ -210,33 +222,34 @@ static int m_stop(qv_rpc_call *call, json_object *params, void *ud)
 	return 0;
 }
 
-typedef int (*vm_action_fn)(struct qv_vm *vm, struct qv_error *errp);
+typedef int (*vm_action_fn)(struct qv_vm *vm, qv_vm_op_fn fn, void *userdata,
+			   struct qv_error *errp);
 
-static int simple_action(qv_rpc_call *call, json_object *params, void *ud, vm_action_fn fn)
+static int async_action(qv_rpc_call *call, json_object *params, void *ud, vm_action_fn fn)
 {
 	struct qv_vm *vm = lookup_vm(call, params, ud);
 	struct qv_error err = {};
 
 	if (!vm)
 		return 0;
-	if (fn(vm, &err) < 0)
+	if (fn(vm, op_done, call, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
-	return qv_rpc_call_reply(call, state_result(vm)), 0;
+	return 0;
 }
 
 static int m_pause(qv_rpc_call *call, json_object *params, void *ud)
 {
-	return simple_action(call, params, ud, qv_vm_pause);
+	return async_action(call, params, ud, qv_vm_pause);
 }
 
 static int m_resume(qv_rpc_call *call, json_object *params, void *ud)
 {
-	return simple_action(call, params, ud, qv_vm_resume);
+	return async_action(call, params, ud, qv_vm_resume);
 }
 
 static int m_reboot(qv_rpc_call *call, json_object *params, void *ud)
 {
-	return simple_action(call, params, ud, qv_vm_reboot);
+	return async_action(call, params, ud, qv_vm_reboot);
 }
 
 static int m_console(qv_rpc_call *call, json_object *params, void *ud)

@@ -56,6 +56,14 @@ int rpc_tls_client_start(qv_rpc_client *c)
 				 on_handshake_timeout, c, &c->tls_timer);
 }
 
+static void on_pending_input(qv_source *src, void *ud)
+{
+	qv_rpc_client *c = ud;
+
+	c->tls_timer = NULL;
+	rpc_client_read_more(c);
+}
+
 void rpc_tls_handshake_step(qv_rpc_client *c)
 {
 	qv_rpc_server *s = c->server;
@@ -81,15 +89,10 @@ void rpc_tls_handshake_step(qv_rpc_client *c)
 	if (s && s->connect_fn)
 		s->connect_fn(c, &c->peer, s->connect_ud);
 	rpc_client_update(c);
-	rpc_tls_schedule_read(c);
-}
-
-static void on_pending_input(qv_source *src, void *ud)
-{
-	qv_rpc_client *c = ud;
-
-	c->tls_timer = NULL;
-	rpc_client_read_more(c);
+	/* A request may have come with the client's last handshake flight. */
+	if (c->connected && !c->tls_timer &&
+	    qv_loop_add_timer(c->server->loop, 0, on_pending_input, c, &c->tls_timer) < 0)
+		c->tls_timer = NULL;
 }
 
 void rpc_tls_schedule_read(qv_rpc_client *c)

@@ -295,8 +295,8 @@ static void client_read(qv_rpc_client *c, bool hup)
 void rpc_client_read_more(qv_rpc_client *c)
 {
 	qv_rpc_client_ref(c);
-	if (c->connected && !(c->events & EPOLLOUT) && !c->read_eof)
-		client_read(c, false);
+	if (c->connected && !c->read_eof)
+		client_read(c, false); /* stops by itself while output is high */
 	rpc_client_update(c);
 	qv_rpc_client_unref(c);
 }

@@ -87,3 +87,18 @@ void qv_daemon_tls_free(struct qv_daemon *d)
 {
 	d->tls_server = qv_tls_creds_free(d->tls_server);
 }
+
+json_object *qv_daemon_tls_json(const struct qv_daemon *d)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "pki_dir", d->cfg.pki_dir ? json_object_new_string(d->cfg.pki_dir)
+							    : NULL);
+	json_object_object_add(o, "enabled", json_object_new_boolean(d->tls_server != NULL));
+	json_object_object_add(o, "dn", d->tls_server ? json_object_new_string(d->tls_client_dn)
+						      : NULL);
+	json_object_object_add(o, "listen", d->cfg.listen ? json_object_new_string(d->cfg.listen)
+							  : NULL);
+	json_object_object_add(o, "insecure", json_object_new_boolean(d->cfg.insecure));
+	return o;
+}

@@ -44,6 +44,26 @@ void qv_cgroup_group_name(const char *vm, char *buf, size_t size)
 	snprintf(buf, size, "vm-%s", vm);
 }
 
+/* A systemd unit with Delegate=yes: VM groups go below our own cgroup
+ * (systemd owns the rest of the tree), in <unit>/vms. */
+static void delegation_opts(struct cg_manager_opts *o)
+{
+	struct cg_host self_host;
+	char deleg[CG_PATH_MAX];
+
+	cg_host_detect(NULL, NULL, &self_host);
+	if (!getenv("INVOCATION_ID") || cg_delegated_root(self_host.self, deleg, sizeof(deleg)) < 0)
+		return;
+	o->delegated = o->move_self = true;
+	if (streq(o->slice, "qvisor.slice"))
+		o->slice = "vms";
+	log_info("cgroup: started by systemd, using the delegated subtree %s", deleg);
+	if (streq(self_host.self, deleg))
+		log_warning("cgroup: systemd started qvisord in %s itself (no DelegateSubgroup=, "
+			    "systemd < 254): VM limits stay off so that the unit can restart "
+			    "while VMs run", deleg);
+}
+
 int qv_cgroup_registry_load(struct qv_daemon *d)
 {
 	struct cg_daemon *st = calloc(1, sizeof(*st));
@@ -56,22 +76,7 @@ int qv_cgroup_registry_load(struct qv_daemon *d)
 	d->cgroup_state = st;
 	slice_name(d->cfg.run_dir, slice, sizeof(slice));
 	struct cg_manager_opts o = { .slice = slice, .move_self = streq(slice, "qvisor.slice") };
-	/* A systemd unit with Delegate=yes: VM groups go below our own cgroup
-	 * (systemd owns the rest of the tree), in <unit>/vms. */
-	struct cg_host self_host;
-	char deleg[CG_PATH_MAX];
-	cg_host_detect(NULL, NULL, &self_host);
-	if (getenv("INVOCATION_ID") &&
-	    cg_delegated_root(self_host.self, deleg, sizeof(deleg)) == 0) {
-		o.delegated = o.move_self = true;
-		if (streq(slice, "qvisor.slice"))
-			o.slice = "vms";
-		log_info("cgroup: started by systemd, using the delegated subtree %s", deleg);
-		if (streq(self_host.self, deleg))
-			log_warning("cgroup: systemd started qvisord in %s itself (no "
-				    "DelegateSubgroup=, systemd < 254): VM limits stay off so "
-				    "that the unit can restart while VMs run", deleg);
-	}
+	delegation_opts(&o);
 	r = cg_manager_new(&o, &st->mgr, &err);
 	if (r < 0) {
 		log_warning("cgroup: %s; VMs that request limits will be refused", err.message);

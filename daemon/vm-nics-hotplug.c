@@ -102,49 +102,7 @@ static int parse_nic(json_object *nic, const char **ret_net, const char **ret_br
 	return 0;
 }
 
-/* getfd + netdev_add + device_add; undoes its own steps on failure. */
-static int plug(qmp_client *q, struct hp_nic *h, int fd, bool q35, struct qv_error *errp)
-{
-	_cleanup_json_ json_object *a1 = json_object_new_object(), *a2 = json_object_new_object(),
-				   *a3 = json_object_new_object();
-	char id[24], dev[32], bus[16];
-	int r;
-
-	snprintf(id, sizeof(id), "net%u", h->idx);
-	snprintf(dev, sizeof(dev), "net%u-dev", h->idx);
-	json_object_object_add(a1, "fdname", json_object_new_string(id));
-	r = qmp_client_execute_fds(q, "getfd", a1, &fd, 1, 0, NULL, errp);
-	if (r < 0)
-		return r;
-	json_object_object_add(a2, "type", json_object_new_string("tap"));
-	json_object_object_add(a2, "id", json_object_new_string(id));
-	json_object_object_add(a2, "fd", json_object_new_string(id));
-	json_object_object_add(a2, "vhost", json_object_new_boolean(false));
-	r = qmp_client_execute(q, "netdev_add", a2, 0, NULL, errp);
-	if (r < 0) {
-		_cleanup_json_ json_object *c = json_object_new_object();
-		json_object_object_add(c, "fdname", json_object_new_string(id));
-		(void)qmp_client_execute(q, "closefd", c, 0, NULL, NULL);
-		return r;
-	}
-	json_object_object_add(a3, "driver", json_object_new_string("virtio-net-pci"));
-	json_object_object_add(a3, "id", json_object_new_string(dev));
-	json_object_object_add(a3, "netdev", json_object_new_string(id));
-	json_object_object_add(a3, "mac", json_object_new_string(h->mac));
-	if (q35) {
-		snprintf(bus, sizeof(bus), "hp%d", h->port);
-		json_object_object_add(a3, "bus", json_object_new_string(bus));
-	}
-	r = qmp_client_execute(q, "device_add", a3, 0, NULL, errp);
-	if (r < 0) {
-		_cleanup_json_ json_object *c = json_object_new_object();
-		json_object_object_add(c, "id", json_object_new_string(id));
-		(void)qmp_client_execute(q, "netdev_del", c, 0, NULL, NULL);
-	}
-	return r;
-}
-
-static json_object *hp_json(const struct hp_nic *h)
+json_object *vm_hp_json(const struct hp_nic *h)
 {
 	json_object *o = json_object_new_object();
 	char id[24];
@@ -212,17 +170,9 @@ int qv_m_vm_nic_add(qv_rpc_call *call, json_object *params, void *ud)
 	r = vm_tap_open(vm, h->idx, br, &fd, h->tap, &err);
 	if (r < 0)
 		return qv_rpc_call_error(call, &err), 0;
-	r = plug(qemu_instance_qmp(vm->inst), h, fd, vm_is_q35(vm), &err);
-	if (r < 0) {
-		qv_error_prefix(&err, "VM %s: NIC hotplug failed", vm->name);
-		return qv_rpc_call_error(call, &err), 0; /* closing fd removes the TAP */
-	}
 	h->network = network ? strdup(network) : NULL;
-	h->used = true;
-	log_info("VM %s: hot-plugged NIC net%u (%s, TAP %s on %s)", vm->name, h->idx, h->mac,
-		 h->tap, h->bridge);
-	qv_daemon_emit(d, vm->name, "nic-added", hp_json(h));
-	return qv_rpc_call_reply(call, hp_json(h)), 0;
+	vm_nic_plug_async(vm, h, TAKE_FD(fd), call); /* answers the call */
+	return 0;
 }
 
 /* --- removal: device_del, then poll until the guest released it ---------- */
@@ -256,7 +206,7 @@ static void unplug_finish(struct unplug *u, const struct qv_error *err)
 			h->removing = false;
 		qv_rpc_call_error(u->call, err);
 	} else {
-		json_object *res = hp_json(h);
+		json_object *res = vm_hp_json(h);
 		json_object_object_add(res, "removed", json_object_new_boolean(true));
 		qv_daemon_emit(u->d, u->vm, "nic-removed", json_object_get(res));
 		qv_rpc_call_reply(u->call, res);
@@ -264,6 +214,13 @@ static void unplug_finish(struct unplug *u, const struct qv_error *err)
 		*h = (struct hp_nic){ .port = -1 };
 	}
 	free(u);
+}
+
+static void log_reply(qmp_client *c, int error, json_object *ret, const struct qv_error *errp,
+		      void *ud)
+{
+	if (error < 0)
+		log_warning("%s, ignoring", errp && errp->set ? errp->message : strerror(-error));
 }
 
 /* The device is gone from the guest (or from QEMU): drop the netdev and the
@@ -277,7 +234,9 @@ static void remove_backend(struct qv_vm *vm, unsigned idx, const char *tap)
 
 	snprintf(id, sizeof(id), "net%u", idx);
 	json_object_object_add(a, "id", json_object_new_string(id));
-	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "netdev_del", a, 0, NULL, &err) < 0)
+	/* Fire and forget: the device is gone, a failure leaves only an unused
+	 * netdev in QEMU. */
+	if (qemu_instance_execute_async(vm->inst, "netdev_del", a, 0, log_reply, NULL, &err) < 0)
 		log_warning("VM %s: netdev_del %s: %s, ignoring", vm->name, id, err.message);
 	qv_error_clear(&err);
 	if (reg && qv_tap_delete(reg->nl, tap, &err) < 0 && err.error != ENODEV)
@@ -349,6 +308,17 @@ static void unplug_tick(qv_source *s, void *ud)
 	}
 }
 
+/* device_del answered: poll until the guest released the device. */
+static void unplug_requested(qmp_client *c, int error, json_object *ret,
+			     const struct qv_error *errp, void *ud)
+{
+	struct unplug *u = ud;
+
+	if (error < 0)
+		return unplug_finish(u, errp);
+	unplug_tick(NULL, u); /* finishes the call later (or now, on error) */
+}
+
 int qv_m_vm_nic_remove(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", "mac", "id", NULL };
@@ -386,22 +356,26 @@ int qv_m_vm_nic_remove(qv_rpc_call *call, json_object *params, void *ud)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND,
 				    "VM %s has no hot-plugged NIC %s", vm->name, mac ? mac : id);
 	}
-	if (h->removing)
+	if (h->removing || h->plugging)
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
-				    "NIC net%u of VM %s is already being removed", h->idx, vm->name);
+				    "NIC net%u of VM %s is being %s", h->idx, vm->name,
+				    h->plugging ? "added" : "removed");
 	_cleanup_json_ json_object *a = json_object_new_object();
-	snprintf(dev, sizeof(dev), "net%u-dev", h->idx);
-	json_object_object_add(a, "id", json_object_new_string(dev));
-	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "device_del", a, 0, NULL, &err) < 0)
-		return qv_rpc_call_error(call, &err), 0;
 	struct unplug *u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	*u = (struct unplug){ .d = d, .inst = vm->inst, .call = call, .idx = h->idx,
 			      .deadline = qv_now_ms() + UNPLUG_TIMEOUT_MS };
 	snprintf(u->vm, sizeof(u->vm), "%s", vm->name);
-	h->removing = true;
-	unplug_tick(NULL, u); /* finishes the call later (or now, on error) */
+	snprintf(dev, sizeof(dev), "net%u-dev", h->idx);
+	json_object_object_add(a, "id", json_object_new_string(dev));
+	h->removing = true; /* before sending: a lost link completes at once */
+	if (qemu_instance_execute_async(vm->inst, "device_del", a, 0, unplug_requested, u,
+					&err) < 0) {
+		h->removing = false;
+		free(u);
+		return qv_rpc_call_error(call, &err), 0;
+	}
 	return 0;
 }
 

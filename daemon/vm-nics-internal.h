@@ -23,6 +23,7 @@ struct hp_nic {
 	char *network;           /* NULL for a direct bridge */
 	char bridge[IFNAMSIZ];
 	bool removing;
+	bool plugging;           /* vm_nic_plug_async in flight: slot and port reserved */
 };
 
 struct vm_nics {
@@ -46,3 +47,10 @@ int vm_tap_open(struct qv_vm *vm, unsigned idx, const char *bridge, int *ret_fd,
  * netlink (bridge, network), or finish a removal the guest had completed. */
 void vm_nics_adopt_hotplugged(struct qv_vm *vm, const struct qv_link_info *tap,
 			      const struct qv_link_info *links, size_t n);
+
+/* daemon/vm-nics-plug.c: plug h (its idx, mac, port, tap and bridge filled)
+ * into vm's QEMU asynchronously and answer call; takes fd. The slot is
+ * reserved until then and released on failure. */
+void vm_nic_plug_async(struct qv_vm *vm, struct hp_nic *h, int fd, qv_rpc_call *call);
+/* daemon/vm-nics-hotplug.c: the NIC as vm.nic-add answers it. */
+json_object *vm_hp_json(const struct hp_nic *h);

@@ -13,6 +13,7 @@
 #include "daemon/vm-files.h"
 #include "daemon/event-limit.h"
 #include "daemon/vm-cidata.h"
+#include "daemon/vm-queue.h"
 #include "daemon/vm.h"
 #include "net/ifname.h"
 #include "qemu/argv.h"
@@ -49,7 +50,9 @@ static struct qv_vm *vm_free(struct qv_vm *vm)
 	qv_source_remove(vm->restart_timer);
 	qv_vm_nics_forget(vm);
 	qv_vm_files_release(vm);
-	qemu_instance_free(vm->inst);
+	qemu_instance_free(vm->inst); /* a start in progress is abandoned, QEMU kept */
+	qv_start_queue_remove(vm->d, vm);
+	qv_vm_starting_free(vm);
 	vm_spec_free(vm->spec);
 	free(vm->run_dir);
 	free(vm->name);
@@ -68,9 +71,18 @@ static void vm_unlink(struct qv_daemon *d, struct qv_vm *vm)
 
 void qv_vm_registry_free(struct qv_daemon *d)
 {
+	qv_start_queue_free(d);
 	while (d->vms) {
 		struct qv_vm *vm = d->vms;
 		d->vms = vm->next;
+		if (vm->starting && !vm->inst) {
+			/* Still queued: it never ran, the next daemon must not
+			 * think it crashed. */
+			vm->state = QV_VM_STOPPED;
+			snprintf(vm->last_exit, sizeof(vm->last_exit),
+				 "start cancelled: the daemon stopped");
+			qv_vm_persist(vm);
+		}
 		vm_free(vm);
 	}
 }
@@ -110,15 +122,6 @@ void qv_vm_set_state(struct qv_vm *vm, enum qv_vm_state s, json_object *extra)
 	log_info("VM %s: %s -> %s", vm->name, qv_vm_state_to_string(old),
 		 qv_vm_state_to_string(s));
 	qv_daemon_emit(vm->d, vm->name, "state-changed", data);
-}
-
-static char *vm_run_dir(struct qv_daemon *d, const char *name)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/vms/%s", d->cfg.run_dir, name) < 0)
-		return NULL;
-	return p;
 }
 
 /* Remove the per-VM run dir's sockets (QEMU is gone). Logs are kept. */
@@ -194,6 +197,24 @@ static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, v
 	vm_schedule_restart(vm);
 }
 
+static void vm_restart_done(struct qv_vm *vm, int error, const struct qv_error *errp, void *ud)
+{
+	json_object *data = json_object_new_object();
+
+	json_object_object_add(data, "attempt", json_object_new_int64(vm->restarts));
+	json_object_object_add(data, "ok", json_object_new_boolean(error >= 0));
+	if (error < 0) {
+		const char *msg = errp && errp->set ? errp->message : strerror(-error);
+		log_error("VM %s: automatic restart failed: %s", vm->name, msg);
+		json_object_object_add(data, "error", json_object_new_string(msg));
+		qv_daemon_emit(vm->d, vm->name, "restarted", data);
+		qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
+		vm_schedule_restart(vm);
+		return;
+	}
+	qv_daemon_emit(vm->d, vm->name, "restarted", data);
+}
+
 static void vm_restart_timer(qv_source *s, void *ud)
 {
 	struct qv_vm *vm = ud;
@@ -204,19 +225,9 @@ static void vm_restart_timer(qv_source *s, void *ud)
 	if (vm->state != QV_VM_CRASHED)
 		return;
 	vm->restarts++;
-	r = qv_vm_start(vm, &err);
-	json_object *data = json_object_new_object();
-	json_object_object_add(data, "attempt", json_object_new_int64(vm->restarts));
-	json_object_object_add(data, "ok", json_object_new_boolean(r >= 0));
-	if (r < 0) {
-		log_error("VM %s: automatic restart failed: %s", vm->name, err.message);
-		json_object_object_add(data, "error", json_object_new_string(err.message));
-		qv_daemon_emit(vm->d, vm->name, "restarted", data);
-		qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
-		vm_schedule_restart(vm);
-		return;
-	}
-	qv_daemon_emit(vm->d, vm->name, "restarted", data);
+	r = qv_vm_start_async(vm, NULL, vm_restart_done, NULL, &err);
+	if (r < 0)
+		vm_restart_done(vm, r, &err, NULL);
 }
 
 static void vm_schedule_restart(struct qv_vm *vm)
@@ -267,103 +278,6 @@ void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *c
 	cfg->on_event = vm_on_event;
 	cfg->on_exit = vm_on_exit;
 	cfg->userdata = vm;
-}
-
-static struct qemu_instance_config vm_instance_config(struct qv_vm *vm)
-{
-	struct qemu_instance_config cfg = {};
-
-	qv_vm_bind_instance_config(vm, &cfg);
-	return cfg;
-}
-
-int qv_vm_start(struct qv_vm *vm, struct qv_error *errp)
-{
-	return qv_vm_start_with(vm, NULL, errp);
-}
-
-int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)
-{
-	struct qv_daemon *d = vm->d;
-	_cleanup_free_ char *vms_dir = NULL;
-	int r;
-
-	if (vm->inst || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
-				    vm->name, qv_vm_state_to_string(vm->state));
-	const char *copy = qv_image_vm_disk_busy(d, vm);
-	if (copy)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot start VM %s: image copy %s is reading its disk; "
-				    "wait for it or cancel it", vm->name, copy);
-	vm->restart_timer = qv_source_remove(vm->restart_timer);
-	if (asprintf(&vms_dir, "%s/vms", d->cfg.run_dir) < 0)
-		return -ENOMEM;
-	(void)mkdir(vms_dir, 0700);
-	if (!vm->run_dir) {
-		vm->run_dir = vm_run_dir(d, vm->name);
-		if (!vm->run_dir)
-			return -ENOMEM;
-	}
-	vm->accel = qemu_accel_resolve(vm->spec->accel, &d->accel);
-	struct qemu_argv_opts opts = {
-		.qemu_binary = d->cfg.qemu_binary,
-		.run_dir = vm->run_dir,
-		.accel = vm->accel,
-		.incoming = so ? so->incoming : NULL,
-		.start_paused = so ? so->paused : false,
-	};
-	struct qemu_instance_config cfg = vm_instance_config(vm);
-	struct qemu_proc_opts proc = { .cgroup_fd = -1 };
-	_cleanup_free_ int *nic_fds = NULL;
-	size_t n_nic_fds = 0;
-
-	_cleanup_free_ char *cidata = NULL;
-	r = qv_vm_sandbox_prepare(vm, &opts, &proc, errp);
-	if (r >= 0)
-		r = qv_vm_cidata_prepare(vm, &proc, &opts, &cidata, errp);
-	if (r < 0) {
-		qv_vm_sandbox_release(vm);
-		return r;
-	}
-	r = qv_vm_files_prepare(vm, &opts, &cfg, errp);
-	if (r >= 0)
-		r = qv_vm_nics_open(vm, &nic_fds, &n_nic_fds, errp);
-	if (r < 0) {
-		qv_vm_files_release(vm);
-		qv_vm_sandbox_release(vm);
-		return r;
-	}
-	opts.nic_fds = nic_fds;
-	opts.n_nic_fds = n_nic_fds;
-	cfg.proc = &proc;
-
-	vm->saw_shutdown = false;
-	vm->state = QV_VM_STARTING;
-	qv_vm_persist(vm);
-	r = qemu_instance_start(d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
-	qv_vm_nics_started(vm);
-	qv_vm_files_started(vm);
-	if (r < 0) {
-		qv_vm_files_release(vm);
-		qv_vm_nics_close(vm);
-		qv_vm_sandbox_release(vm);
-		vm->state = QV_VM_STOPPED;
-		snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
-			 errp ? errp->message : strerror(-r));
-		qv_vm_persist(vm);
-		return r;
-	}
-	vm->started_at = qv_unix_ms();
-	vm->last_exit[0] = '\0';
-	json_object *data = json_object_new_object();
-	json_object_object_add(data, "pid", json_object_new_int(qemu_instance_pid(vm->inst)));
-	json_object_object_add(data, "accel",
-			       json_object_new_string(vm_accel_to_string(vm->accel)));
-	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
-	qv_vm_set_state(vm, so && (so->paused || so->incoming) ? QV_VM_PAUSED : QV_VM_RUNNING,
-			data);
-	return 0;
 }
 
 struct stop_ctx {
@@ -431,6 +345,8 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 			fn(vm, 0, QEMU_STOP_STEP_KILL, vm->last_exit, userdata);
 		return 0;
 	}
+	if (vm->starting)
+		return qv_vm_stop_starting(vm, force, timeout_ms, fn, userdata, errp);
 	if (!vm->inst)
 		return qv_error_set(errp, EALREADY, QV_REASON_CONFLICT, "VM %s is not running (%s)",
 				    vm->name, qv_vm_state_to_string(vm->state));
@@ -469,63 +385,6 @@ int qv_vm_stop_migrated(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop
 			void *userdata, struct qv_error *errp)
 {
 	return vm_stop(vm, force, timeout_ms, true, fn, userdata, errp);
-}
-
-static int vm_require_state(struct qv_vm *vm, enum qv_vm_state want, const char *what,
-			    struct qv_error *errp)
-{
-	if (vm->state != want || !vm->inst)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot %s VM %s: it is %s", what, vm->name,
-				    qv_vm_state_to_string(vm->state));
-	return 0;
-}
-
-int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_RUNNING, "pause", errp);
-
-	if (r < 0)
-		return r;
-	r = qemu_instance_pause(vm->inst, errp);
-	if (r < 0)
-		return r;
-	if (vm->state == QV_VM_RUNNING)
-		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
-	return 0;
-}
-
-int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_PAUSED, "resume", errp);
-	const char *op;
-
-	if (r < 0)
-		return r;
-	op = qv_image_vm_disk_busy(vm->d, vm);
-	if (op)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot resume VM %s: image copy %s is reading its disk; "
-				    "wait for it or cancel it", vm->name, op);
-	r = qemu_instance_resume(vm->inst, errp);
-	if (r < 0)
-		return r;
-	if (vm->state == QV_VM_PAUSED)
-		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
-	return 0;
-}
-
-int qv_vm_reboot(struct qv_vm *vm, struct qv_error *errp)
-{
-	int r = vm_require_state(vm, QV_VM_RUNNING, "reboot", errp);
-
-	if (r < 0)
-		return r;
-	r = qemu_instance_reset(vm->inst, errp);
-	if (r < 0)
-		return r;
-	qv_daemon_emit(vm->d, vm->name, "rebooted", NULL);
-	return 0;
 }
 
 /* --- define / undefine ------------------------------------------------------ */

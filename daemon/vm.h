@@ -40,6 +40,7 @@ struct qv_vm {
 	void *cgroup_state;        /* daemon/vm-cgroup.c */
 	struct qv_vm_files *files; /* daemon/vm-files.c: fds handed to QEMU */
 	struct qv_event_limit event_limit; /* daemon/event-limit.c */
+	struct qv_vm_starting *starting; /* asynchronous start in progress */
 };
 
 const char *qv_vm_state_to_string(enum qv_vm_state s);
@@ -53,13 +54,25 @@ void qv_vm_registry_free(struct qv_daemon *d);
 int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_vm,
 		 struct qv_error *errp); /* takes spec */
 int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp);
-int qv_vm_start(struct qv_vm *vm, struct qv_error *errp);
-/* Start variants for migration: an incoming QEMU ("-incoming defer") or a
- * paused one (-S). The VM is then "paused" until resumed/finished. */
+/* Start options: an incoming QEMU ("-incoming defer") or a paused one (-S)
+ * for migration; the VM is then "paused" until resumed/finished. NULL: a
+ * plain start. */
 struct qv_vm_start_opts {
 	const char *incoming;
 	bool paused;
 };
+/* error 0: the VM is running (or paused); else errp says why and the VM is
+ * stopped again. */
+typedef void (*qv_vm_start_fn)(struct qv_vm *vm, int error, const struct qv_error *errp,
+			       void *userdata);
+/* Asynchronous start on the daemon's loop: the VM is "starting" when this
+ * returns 0, and fn (may be NULL) runs once QEMU's QMP is ready or the start
+ * failed, within the connect deadline. < 0: refused, fn is not called. */
+int qv_vm_start_async(struct qv_vm *vm, const struct qv_vm_start_opts *opts, qv_vm_start_fn fn,
+		      void *userdata, struct qv_error *errp);
+/* SYNCHRONOUS start: blocks the daemon's loop until QMP is ready (up to the
+ * connect deadline). Kept only for the migration steps until they move to
+ * qv_vm_start_async. */
 int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *opts,
 		     struct qv_error *errp);
 /* Write vm's runtime record (state, pid, start time, QMP path) to the store. */
@@ -78,9 +91,16 @@ void qv_vm_apply_restart_policy(struct qv_vm *vm);
  * (source QEMU is postmigrate) and teardown of a failed incoming QEMU. */
 int qv_vm_stop_migrated(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn,
 			void *userdata, struct qv_error *errp);
-int qv_vm_pause(struct qv_vm *vm, struct qv_error *errp);
-int qv_vm_resume(struct qv_vm *vm, struct qv_error *errp);
-int qv_vm_reboot(struct qv_vm *vm, struct qv_error *errp);
+/* daemon/vm-ops.c: pause (QMP stop), resume (cont), reboot (system_reset),
+ * asynchronous, each bounded by QV_VM_QMP_TIMEOUT_MS. 0: fn (may be NULL)
+ * runs once with the outcome; a QEMU that does not answer in time fails only
+ * this operation, with reason "timeout". < 0: refused (wrong state), fn is
+ * not called. */
+#define QV_VM_QMP_TIMEOUT_MS 10000
+typedef qv_vm_start_fn qv_vm_op_fn;
+int qv_vm_pause(struct qv_vm *vm, qv_vm_op_fn fn, void *userdata, struct qv_error *errp);
+int qv_vm_resume(struct qv_vm *vm, qv_vm_op_fn fn, void *userdata, struct qv_error *errp);
+int qv_vm_reboot(struct qv_vm *vm, qv_vm_op_fn fn, void *userdata, struct qv_error *errp);
 
 /* Internal: the instance callbacks for vm (daemon/vm.c). */
 void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *cfg);

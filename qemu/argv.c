@@ -232,6 +232,8 @@ static void add_disk(struct strv_builder *b, const struct vm_spec *spec, size_t 
 		jstr(o, "bus", rp);
 	if (!spec->kernel && spec->boot_disk == (int)i)
 		jint(o, "bootindex", 0);
+	if (d->serial[0])
+		jstr(o, "serial", d->serial);
 	push_json(b, "-device", o);
 }
 

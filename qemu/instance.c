@@ -9,28 +9,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "qemu/instance.h"
-
-struct stop_state {
-	bool active;
-	enum qemu_stop_mode mode;
-	enum qemu_stop_step step;
-	qv_source *timer;
-	int powerdown_timeout_ms;
-	qemu_instance_stop_fn fn;
-	void *userdata;
-};
-
-struct qemu_instance {
-	qv_loop *loop;
-	qemu_proc *proc;
-	qmp_client *qmp;
-	char *run_dir;
-	struct qemu_instance_config cfg;
-	bool exited;
-	bool freeing;
-	struct stop_state stop;
-};
+#include "qemu/instance-internal.h"
 
 const char *qemu_stop_step_to_string(enum qemu_stop_step step)
 {
@@ -266,23 +245,12 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* A readable fd for the log the caller opened write-only: through
- * /proc/self/fd, which reopens that very file (no path lookup by name). */
-static int open_log_fd(int log_fd)
-{
-	char p[64];
-
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", log_fd);
-	return open(p, O_RDONLY | O_CLOEXEC);
-}
-
 /* The last line QEMU wrote to its log since offset that names the binary
  * ("qemu-system-x86_64: -machine foo: unsupported machine type"), else the
  * last non-empty line. */
-static void log_tail(const char *path, int log_fd, off_t offset, const char *binary, char *buf,
-		     size_t size)
+static void log_tail(const char *path, off_t offset, const char *binary, char *buf, size_t size)
 {
-	_cleanup_close_ int fd = log_fd > 0 ? open_log_fd(log_fd) : open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	char data[4096];
 	ssize_t n;
 	off_t end;
@@ -392,13 +360,13 @@ static qemu_instance *instance_new(qv_loop *loop, const struct qemu_instance_con
 }
 
 /* Hook up QMP and pidfd to the loop. */
-static int instance_wire(qemu_instance *vm, struct qv_error *errp)
+int qemu_instance_wire(qemu_instance *vm, bool attach_qmp, struct qv_error *errp)
 {
 	int r;
 
 	qmp_client_set_event_handler(vm->qmp, on_qmp_event, vm);
 	qmp_client_set_closed_handler(vm->qmp, on_qmp_closed, vm);
-	r = qmp_client_attach(vm->qmp, vm->loop);
+	r = attach_qmp ? qmp_client_attach(vm->qmp, vm->loop) : 0;
 	if (r < 0)
 		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "Failed to attach QMP to the loop: %m");
 	r = qemu_proc_watch(vm->proc, vm->loop, on_proc_exit, vm);
@@ -407,19 +375,19 @@ static int instance_wire(qemu_instance *vm, struct qv_error *errp)
 	return 0;
 }
 
-int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_dir,
-			     const int *keep_fds, size_t n_keep_fds,
-			     const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
-			     struct qv_error *errp)
+int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
+			const int *keep_fds, size_t n_keep_fds,
+			const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
+			int *ret_inotify, off_t *ret_log_off, int *ret_report_fd,
+			struct qv_error *errp)
 {
 	_cleanup_free_ char *log_path = NULL, *qmp_path = NULL;
 	_cleanup_close_ int inotify_fd = -1;
 	struct qemu_proc_opts po = { 0 };
-	struct qemu_exit_status st;
 	struct stat sb;
 	qemu_instance *vm;
 	off_t log_off = 0;
-	int timeout, r;
+	int r;
 
 	if (!run_dir || run_dir[0] != '/')
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
@@ -440,9 +408,11 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 		log_off = sb.st_size;
 	if (!prepared)
 		(void)unlink(qmp_path); /* stale socket of a previous run */
-	inotify_fd = prepared ? -1 : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (inotify_fd >= 0 && inotify_add_watch(inotify_fd, run_dir, IN_CREATE) < 0)
-		inotify_fd = safe_close(inotify_fd);
+	if (ret_inotify && !prepared) {
+		inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (inotify_fd >= 0 && inotify_add_watch(inotify_fd, run_dir, IN_CREATE) < 0)
+			inotify_fd = safe_close(inotify_fd);
+	}
 
 	if (cfg && cfg->proc)
 		po = *cfg->proc;
@@ -450,32 +420,68 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 	po.log_fd = prepared ? cfg->log_fd : -1;
 	po.keep_fds = keep_fds;
 	po.n_keep_fds = n_keep_fds;
-	r = qemu_proc_spawn(argv, &po, &vm->proc, errp);
+	if (ret_report_fd)
+		r = qemu_proc_spawn_nowait(argv, &po, &vm->proc, ret_report_fd, errp);
+	else
+		r = qemu_proc_spawn(argv, &po, &vm->proc, errp);
 	if (cfg && cfg->qmp_listen_fdp && *cfg->qmp_listen_fdp > 0)
 		*cfg->qmp_listen_fdp = safe_close(*cfg->qmp_listen_fdp);
 	if (r < 0) {
 		qemu_instance_free(vm);
 		return r;
 	}
+	*ret_vm = vm;
+	if (ret_inotify)
+		*ret_inotify = TAKE_FD(inotify_fd);
+	*ret_log_off = log_off;
+	return 0;
+}
 
+int qemu_instance_startup_exit_error(qemu_instance *vm, const char *binary, off_t log_off,
+				     const struct qemu_exit_status *st, struct qv_error *errp)
+{
+	_cleanup_free_ char *log_path = qemu_run_path(vm->run_dir, QEMU_LOG);
+	char tail[256] = "", what[QEMU_EXIT_STATUS_MAX];
+
+	if (log_path)
+		log_tail(log_path, log_off, binary, tail, sizeof(tail));
+	qv_error_clear(errp);
+	return qv_error_set(errp, ECHILD, QV_REASON_QEMU_ERROR, "QEMU %s during startup%s%s",
+			    qemu_exit_status_format(st, what, sizeof(what)), tail[0] ? ": " : "",
+			    tail);
+}
+
+/* Blocking: the caller waits until QMP is ready (tests, tools). */
+int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_dir,
+			     const int *keep_fds, size_t n_keep_fds,
+			     const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
+			     struct qv_error *errp)
+{
+	_cleanup_free_ char *qmp_path = NULL;
+	_cleanup_close_ int inotify_fd = -1;
+	struct qemu_exit_status st;
+	qemu_instance *vm;
+	off_t log_off = 0;
+	int timeout, r;
+
+	r = qemu_instance_spawn(loop, argv, run_dir, keep_fds, n_keep_fds, cfg, &vm, &inotify_fd,
+				&log_off, NULL, errp);
+	if (r < 0)
+		return r;
+	qmp_path = qemu_run_path(run_dir, QEMU_QMP_SOCK);
 	timeout = cfg && cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
 						     : QEMU_CONNECT_TIMEOUT_MS;
-	r = connect_qmp(vm->proc, qmp_path, inotify_fd, timeout, &vm->qmp, errp);
+	r = qmp_path ? connect_qmp(vm->proc, qmp_path, inotify_fd, timeout, &vm->qmp, errp)
+		     : -ENOMEM;
 	/* A prepared socket closes as QEMU exits, a moment before its pidfd
 	 * fires: give the exit a second to show. */
-	if (r < 0 && qemu_proc_wait(vm->proc, r == -ECHILD || prepared ? 1000 : 0, &st) == 0) {
-		char tail[256], what[QEMU_EXIT_STATUS_MAX];
-
-		log_tail(log_path, prepared ? cfg->log_fd : -1, log_off, argv[0], tail, sizeof(tail));
-		qv_error_clear(errp);
-		r = qv_error_set(errp, ECHILD, QV_REASON_QEMU_ERROR,
-				 "QEMU %s during startup%s%s", qemu_exit_status_format(&st, what, sizeof(what)),
-				 tail[0] ? ": " : "", tail);
-	} else if (r == -ECHILD) {
+	if (r < 0 && qemu_proc_wait(vm->proc, r == -ECHILD || (cfg && cfg->log_fd > 0) ? 1000 : 0,
+				    &st) == 0)
+		r = qemu_instance_startup_exit_error(vm, argv[0], log_off, &st, errp);
+	else if (r == -ECHILD)
 		r = qv_error_set(errp, ECHILD, QV_REASON_QEMU_ERROR, "QEMU exited during startup");
-	}
 	if (r >= 0)
-		r = instance_wire(vm, errp);
+		r = qemu_instance_wire(vm, true, errp);
 	if (r < 0) {
 		qemu_proc_signal(vm->proc, SIGKILL);
 		(void)qemu_proc_wait(vm->proc, 5000, NULL);
@@ -485,6 +491,27 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 	log_debug("QEMU %d up, QMP ready (version %s)", (int)qemu_proc_pid(vm->proc),
 		  qmp_client_version(vm->qmp));
 	*ret_vm = vm;
+	return 0;
+}
+
+int qemu_instance_argv(const struct vm_spec *spec, const struct qemu_argv_opts *argv_opts,
+		       char ***ret_argv, int **ret_keep, size_t *ret_n_keep,
+		       struct qv_error *errp)
+{
+	_cleanup_strv_free_ char **argv = NULL;
+	_cleanup_free_ int *keep = NULL;
+	size_t n_keep = 0;
+	int r;
+
+	r = qemu_argv_build(spec, argv_opts, &argv, errp);
+	if (r < 0)
+		return r;
+	r = qemu_argv_collect_fds(spec, argv_opts, &keep, &n_keep);
+	if (r < 0)
+		return r;
+	*ret_argv = TAKE_PTR(argv);
+	*ret_keep = TAKE_PTR(keep);
+	*ret_n_keep = n_keep;
 	return 0;
 }
 
@@ -498,10 +525,7 @@ int qemu_instance_start(qv_loop *loop, const struct vm_spec *spec,
 	size_t n_keep = 0;
 	int r;
 
-	r = qemu_argv_build(spec, argv_opts, &argv, errp);
-	if (r < 0)
-		return r;
-	r = qemu_argv_collect_fds(spec, argv_opts, &keep, &n_keep);
+	r = qemu_instance_argv(spec, argv_opts, &argv, &keep, &n_keep, errp);
 	if (r < 0)
 		return r;
 	return qemu_instance_start_argv(loop, argv, argv_opts->run_dir, keep, n_keep, cfg, ret_vm,
@@ -527,7 +551,7 @@ int qemu_instance_attach(qv_loop *loop, pid_t pid, uint64_t start_time, const ch
 					 "QEMU %d exited while re-attaching", (int)pid);
 	}
 	if (r >= 0)
-		r = instance_wire(vm, errp);
+		r = qemu_instance_wire(vm, true, errp);
 	if (r < 0) {
 		qemu_instance_free(vm);
 		return r;
@@ -541,6 +565,7 @@ qemu_instance *qemu_instance_free(qemu_instance *vm)
 	if (!vm)
 		return NULL;
 	vm->freeing = true;
+	qemu_instance_start_cancel(vm);
 	vm->stop.timer = qv_source_remove(vm->stop.timer);
 	vm->qmp = qmp_client_free(vm->qmp);
 	vm->proc = qemu_proc_free(vm->proc);
@@ -552,56 +577,6 @@ qemu_instance *qemu_instance_free(qemu_instance *vm)
 void qemu_instance_freep(qemu_instance **vm)
 {
 	*vm = qemu_instance_free(*vm);
-}
-
-/* ---- simple QMP helpers --------------------------------------------------- */
-
-static int simple_command(qemu_instance *vm, const char *cmd, struct qv_error *errp)
-{
-	_cleanup_json_ json_object *ret = NULL;
-
-	if (!qmp_client_is_open(vm->qmp))
-		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE,
-				    "QMP connection of QEMU %d is closed", (int)qemu_proc_pid(vm->proc));
-	return qmp_client_execute(vm->qmp, cmd, NULL, QMP_DEFAULT_TIMEOUT_MS, &ret, errp);
-}
-
-int qemu_instance_pause(qemu_instance *vm, struct qv_error *errp)
-{
-	return simple_command(vm, "stop", errp);
-}
-
-int qemu_instance_resume(qemu_instance *vm, struct qv_error *errp)
-{
-	return simple_command(vm, "cont", errp);
-}
-
-int qemu_instance_reset(qemu_instance *vm, struct qv_error *errp)
-{
-	return simple_command(vm, "system_reset", errp);
-}
-
-int qemu_instance_query_status(qemu_instance *vm, char **ret_status, struct qv_error *errp)
-{
-	_cleanup_json_ json_object *ret = NULL;
-	json_object *status;
-	char *s;
-	int r;
-
-	if (!qmp_client_is_open(vm->qmp))
-		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE, "QMP connection is closed");
-	r = qmp_client_execute(vm->qmp, "query-status", NULL, QMP_DEFAULT_TIMEOUT_MS, &ret, errp);
-	if (r < 0)
-		return r;
-	if (!json_object_object_get_ex(ret, "status", &status) ||
-	    !json_object_is_type(status, json_type_string))
-		return qv_error_set(errp, EPROTO, QV_REASON_QEMU_ERROR,
-				    "query-status reply has no status");
-	s = strdup(json_object_get_string(status));
-	if (!s)
-		return -ENOMEM;
-	*ret_status = s;
-	return 0;
 }
 
 qemu_proc *qemu_instance_proc(qemu_instance *vm)

@@ -50,15 +50,33 @@ struct qemu_instance_config {
 	int *qmp_listen_fdp;
 };
 
-/* Build argv from spec + argv_opts, create argv_opts->run_dir (0700), spawn
+/* SYNCHRONOUS (tests, tools; a daemon uses qemu_instance_start_async):
+ * build argv from spec + argv_opts, create argv_opts->run_dir (0700), spawn
  * QEMU (stdout/stderr appended to run_dir/qemu.log, NIC fds kept), connect
  * QMP within the connect deadline while watching the pidfd (if QEMU dies
  * first, the error carries its exit status and last log line), attach it to
- * the loop. Blocking until QMP is ready. On failure QEMU is killed. */
+ * the loop. Blocks the caller until QMP is ready. On failure QEMU is killed. */
 int qemu_instance_start(qv_loop *loop, const struct vm_spec *spec,
 			const struct qemu_argv_opts *argv_opts,
 			const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
 			struct qv_error *errp);
+/* Asynchronous start, for a daemon's loop: builds argv, creates run_dir and
+ * spawns QEMU before returning (errors there are returned, fn is not
+ * called); connecting QMP and the handshake then run on the loop within the
+ * connect deadline while the pidfd is watched. fn runs exactly once, never
+ * before this returns: error 0 and the instance ready (as after
+ * qemu_instance_start), or error < 0 with errp ("QEMU exited with status 1
+ * during startup: <last log line>", "QEMU did not open its QMP socket ...
+ * within N ms", a QMP handshake error); QEMU is then gone (killed and
+ * reaped, or exited) and the caller frees vm. fn may free vm. Freeing vm
+ * before fn ran abandons the start without calling fn; like any free it
+ * leaves QEMU running. */
+typedef void (*qemu_instance_started_fn)(qemu_instance *vm, int error,
+					 const struct qv_error *errp, void *userdata);
+int qemu_instance_start_async(qv_loop *loop, const struct vm_spec *spec,
+			      const struct qemu_argv_opts *argv_opts,
+			      const struct qemu_instance_config *cfg, qemu_instance_started_fn fn,
+			      void *userdata, qemu_instance **ret_vm, struct qv_error *errp);
 /* Same with a prepared argv whose QMP socket is run_dir/qmp.sock. */
 int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_dir,
 			     const int *keep_fds, size_t n_keep_fds,
@@ -97,7 +115,16 @@ typedef void (*qemu_instance_stop_fn)(qemu_instance *vm, int error, enum qemu_st
 int qemu_instance_stop(qemu_instance *vm, enum qemu_stop_mode mode, int powerdown_timeout_ms,
 		       qemu_instance_stop_fn fn, void *userdata);
 
-/* Blocking QMP helpers (QMP_DEFAULT_TIMEOUT_MS): stop / cont / system_reset. */
+/* Asynchronous QMP command with a deadline (timeout_ms <= 0:
+ * QMP_DEFAULT_TIMEOUT_MS); args borrowed. 0 and fn runs exactly once (see
+ * qmp_reply_fn), or < 0 with errp set ("QMP connection of QEMU N is closed",
+ * or the start is not finished) and fn is never called. */
+int qemu_instance_execute_async(qemu_instance *vm, const char *command, json_object *args,
+				int timeout_ms, qmp_reply_fn fn, void *userdata,
+				struct qv_error *errp);
+
+/* SYNCHRONOUS QMP helpers (QMP_DEFAULT_TIMEOUT_MS): stop / cont / system_reset.
+ * They block the caller up to the deadline: not for a daemon's loop. */
 int qemu_instance_pause(qemu_instance *vm, struct qv_error *errp);
 int qemu_instance_resume(qemu_instance *vm, struct qv_error *errp);
 int qemu_instance_reset(qemu_instance *vm, struct qv_error *errp);
@@ -113,3 +140,5 @@ const char *qemu_instance_run_dir(qemu_instance *vm);
 /* The QEMU process has exited (its exit was seen). */
 bool qemu_instance_exited(qemu_instance *vm);
 bool qemu_instance_stopping(qemu_instance *vm);
+/* An asynchronous start has not completed yet. */
+bool qemu_instance_starting(qemu_instance *vm);

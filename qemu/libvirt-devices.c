@@ -93,6 +93,14 @@ static void import_disk(struct lv_ctx *c, xmlNodePtr d)
 		lv_fatal(c, d, "<target> is required");
 	if ((n = lv_child(d, "readonly")))
 		json_object_object_add(disk, "readonly", json_object_new_boolean(true));
+	if ((n = lv_child(d, "serial"))) {
+		char buf[64];
+		const char *ser = lv_text(n, buf, sizeof(buf));
+		if (ser && spec_disk_serial_valid(ser))
+			set_str(disk, "serial", ser);
+		else
+			lv_refuse(c, n, "disk serial must be 1-%d of [A-Za-z0-9_.-]", VM_DISK_SERIAL_MAX);
+	}
 	if ((n = lv_child(d, "iotune")))
 		import_iotune(c, n, disk);
 	json_object *disks = lv_spec_arr(c, "disks");

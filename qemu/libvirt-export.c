@@ -138,6 +138,8 @@ static void export_disk(const struct vm_spec *s, size_t i, struct ex *x, xmlNode
 	attr(n, "bus", "virtio");
 	if (d->readonly)
 		el(disk, "readonly", NULL);
+	if (d->serial[0])
+		el(disk, "serial", d->serial);
 	export_iotune(d, disk);
 	if (!s->kernel && s->boot_disk == (int)i)
 		attr(el(disk, "boot", NULL), "order", "1");

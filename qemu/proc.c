@@ -328,13 +328,12 @@ static int read_report(int fd, struct child_report *rep)
 	return -1;
 }
 
-int qemu_proc_spawn(char *const *argv, const struct qemu_proc_opts *opts, qemu_proc **ret_proc,
-		    struct qv_error *errp)
+int qemu_proc_spawn_nowait(char *const *argv, const struct qemu_proc_opts *opts,
+			   qemu_proc **ret_proc, int *ret_report_fd, struct qv_error *errp)
 {
 	static const struct qemu_proc_opts no_opts;
 	_cleanup_free_ int *keep = NULL;
 	_cleanup_close_ int nullfd = -1, logfd = -1, err_r = -1, err_w = -1, pidfd = -1;
-	struct child_report rep;
 	struct child_args ca;
 	int pipefd[2], r;
 	pid_t pid;
@@ -387,18 +386,6 @@ int qemu_proc_spawn(char *const *argv, const struct qemu_proc_opts *opts, qemu_p
 		child_main(&ca);
 
 	close(TAKE_FD(err_w));
-	if (read_report(err_r, &rep) < 0) {
-		siginfo_t si;
-		waitid(P_PIDFD, pidfd, &si, WEXITED);
-		if (rep.stage == STAGE_EXEC)
-			return qv_error_set(errp, rep.error, QV_REASON_UNAVAILABLE,
-					    "Failed to execute %s: %s", argv[0], strerror(rep.error));
-		return qv_error_set(errp, rep.error, QV_REASON_INTERNAL,
-				    "Failed to %s for %s: %s",
-				    stage_text[rep.stage < (int)ARRAY_SIZE(stage_text) ? rep.stage : 0],
-				    argv[0], strerror(rep.error));
-	}
-
 	p = proc_new(pid, pidfd);
 	if (!p) {
 		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
@@ -410,7 +397,44 @@ int qemu_proc_spawn(char *const *argv, const struct qemu_proc_opts *opts, qemu_p
 	r = read_stat_fields(pid, NULL, &p->start_time);
 	if (r < 0)
 		log_debug_errno(r, "Failed to read start time of %d: %m, ignoring", (int)pid);
-	log_debug("Spawned %s as pid %d", argv[0], (int)pid);
+	*ret_proc = p;
+	*ret_report_fd = TAKE_FD(err_r);
+	return 0;
+}
+
+int qemu_proc_spawn_finish(qemu_proc *p, int report_fd, const char *argv0, struct qv_error *errp)
+{
+	_cleanup_close_ int fd = report_fd;
+	struct child_report rep;
+
+	if (read_report(fd, &rep) == 0) {
+		log_debug("Spawned %s as pid %d", argv0, (int)p->pid);
+		return 0;
+	}
+	/* The child _exits right after its report: reap it now. */
+	(void)qemu_proc_wait(p, -1, NULL);
+	if (rep.stage == STAGE_EXEC)
+		return qv_error_set(errp, rep.error, QV_REASON_UNAVAILABLE,
+				    "Failed to execute %s: %s", argv0, strerror(rep.error));
+	return qv_error_set(errp, rep.error, QV_REASON_INTERNAL, "Failed to %s for %s: %s",
+			    stage_text[rep.stage < (int)ARRAY_SIZE(stage_text) ? rep.stage : 0],
+			    argv0, strerror(rep.error));
+}
+
+int qemu_proc_spawn(char *const *argv, const struct qemu_proc_opts *opts, qemu_proc **ret_proc,
+		    struct qv_error *errp)
+{
+	qemu_proc *p = NULL;
+	int report_fd = -1, r;
+
+	r = qemu_proc_spawn_nowait(argv, opts, &p, &report_fd, errp);
+	if (r < 0)
+		return r;
+	r = qemu_proc_spawn_finish(p, report_fd, argv[0], errp);
+	if (r < 0) {
+		qemu_proc_free(p);
+		return r;
+	}
 	*ret_proc = p;
 	return 0;
 }

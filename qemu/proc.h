@@ -71,6 +71,17 @@ struct qemu_proc_opts {
 int qemu_proc_spawn(char *const *argv, const struct qemu_proc_opts *opts, qemu_proc **ret_proc,
 		    struct qv_error *errp);
 
+/* The same in two steps, so an event loop need not wait for the child's
+ * exec: spawn returns right after the clone with *ret_report_fd, which turns
+ * readable once the child exec'd (EOF) or failed (a report). finish reads it
+ * (blocking until then if it is not readable yet) and closes it: 0 once
+ * exec'd, else the error qemu_proc_spawn would give, the child reaped; the
+ * caller still frees p. */
+int qemu_proc_spawn_nowait(char *const *argv, const struct qemu_proc_opts *opts,
+			   qemu_proc **ret_proc, int *ret_report_fd, struct qv_error *errp);
+int qemu_proc_spawn_finish(qemu_proc *p, int report_fd, const char *argv0,
+			   struct qv_error *errp);
+
 /* Re-attach to a running process (e.g. after a daemon restart). -ESRCH if it
  * is gone or its start time differs (pid reused). */
 int qemu_proc_attach(pid_t pid, uint64_t start_time, qemu_proc **ret_proc, struct qv_error *errp);

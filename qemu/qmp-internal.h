@@ -67,6 +67,9 @@ struct qmp_client {
 	qmp_closed_fn closed_fn;
 	void *closed_userdata;
 
+	/* qmp_client_handshake_async() in progress (qmp-handshake.c) */
+	struct qmp_handshake *handshake;
+
 	qv_loop *loop;
 	qv_source *io;
 	uint32_t io_events;
@@ -80,6 +83,16 @@ static inline bool qmp_client_gone(qmp_client *c)
 {
 	return c->closed || c->freed;
 }
+
+/* qmp.c */
+int qmp_client_new(int fd, qmp_client **ret);
+
+/* qmp-handshake.c: the greeting arrived (c->greeted is set). */
+void qmp_handshake_greeted(qmp_client *c);
+/* The link failed during the handshake (before the closed handler). */
+void qmp_handshake_failed(qmp_client *c);
+/* The client is being freed: drop the handshake without calling back. */
+void qmp_handshake_cancel(qmp_client *c);
 
 /* qmp-io.c */
 /* Parse buffered input; stop early once *stop turns true (may be NULL).

@@ -39,6 +39,8 @@ static void handle_greeting(qmp_client *c, json_object *msg)
 	}
 	c->greeted = true;
 	log_debug("QMP greeting: QEMU %s", c->version ? c->version : "?");
+	if (c->handshake)
+		qmp_handshake_greeted(c);
 }
 
 static void dispatch_event(qmp_client *c, json_object *msg, const char *name)
@@ -310,8 +312,13 @@ void qmp_fail(qmp_client *c, int error, const char *fmt, ...)
 	c->in_start = c->in_end = 0;
 	qmp_out_free_all(c);
 
+	/* A failed handshake is reported to its callback, not as a close. */
+	bool in_handshake = c->handshake != NULL;
 	qmp_fail_pending(c, error ? error : -ECONNRESET, QV_REASON_UNAVAILABLE, c->close_msg);
-	if (c->closed_fn && !c->freed)
+	if (in_handshake) {
+		if (c->handshake)
+			qmp_handshake_failed(c);
+	} else if (c->closed_fn && !c->freed)
 		c->closed_fn(c, closed_error, c->closed_userdata);
 	qmp_client_unref(c);
 }

@@ -18,6 +18,7 @@ qmp_client *qmp_client_ref(qmp_client *c)
 
 static void client_destroy(qmp_client *c)
 {
+	qmp_handshake_cancel(c);
 	c->io = qv_source_remove(c->io);
 	c->resume = qv_source_remove(c->resume);
 	if (c->fd >= 0)
@@ -41,6 +42,7 @@ qmp_client *qmp_client_free(qmp_client *c)
 	if (!c || c->freed)
 		return NULL;
 	c->freed = true;
+	qmp_handshake_cancel(c);
 	c->io = qv_source_remove(c->io);
 	c->resume = qv_source_remove(c->resume);
 	qmp_fail_pending(c, ECANCELED, QV_REASON_CANCELLED, "QMP client freed");
@@ -347,7 +349,8 @@ int qmp_client_wait_closed(qmp_client *c, int timeout_ms, struct qv_error *errp)
 
 /* ---- connection setup --------------------------------------------------- */
 
-static int client_new(int fd, qmp_client **ret)
+/* On failure fd is left open (the caller closes it). */
+int qmp_client_new(int fd, qmp_client **ret)
 {
 	qmp_client *c = calloc(1, sizeof(*c));
 	int fl;
@@ -362,6 +365,7 @@ static int client_new(int fd, qmp_client **ret)
 	c->tok = json_tokener_new_ex(QMP_MAX_DEPTH);
 	c->inbuf = malloc(QMP_READ_CHUNK);
 	if (!c->tok || !c->inbuf) {
+		c->fd = -1;
 		client_destroy(c);
 		return -ENOMEM;
 	}
@@ -369,6 +373,7 @@ static int client_new(int fd, qmp_client **ret)
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
 		int r = -errno;
+		c->fd = -1;
 		client_destroy(c);
 		return r;
 	}
@@ -385,7 +390,7 @@ int qmp_client_connect_fd(int fd, int timeout_ms, qmp_client **ret_client,
 
 	if (fd < 0)
 		return qv_error_set(errp, EBADF, QV_REASON_INVALID_ARGUMENT, "Invalid QMP fd");
-	r = client_new(fd, &c);
+	r = qmp_client_new(fd, &c);
 	if (r < 0) {
 		close(fd);
 		return qv_error_set(errp, r, QV_REASON_INTERNAL, "Cannot set up QMP client: %s",

@@ -48,6 +48,19 @@ int qmp_client_connect(const char *path, int timeout_ms, qmp_client **ret_client
 /* Same over an already connected fd (takes ownership). */
 int qmp_client_connect_fd(int fd, int timeout_ms, qmp_client **ret_client,
 			  struct qv_error *errp);
+
+/* Asynchronous handshake over an already connected fd (takes ownership, even
+ * on failure): the client is attached to loop at once; the greeting and
+ * qmp_capabilities then run on the loop, and fn runs exactly once, never
+ * before this returns: error 0 and the client ready, or error < 0 with errp
+ * (reasons as for a command; no greeting in time is -ETIMEDOUT "timeout").
+ * The caller owns *ret_client in every case and frees it after a failure;
+ * freeing it before fn ran cancels the handshake without calling fn.
+ * Event and closed handlers set by the caller apply once fn reported 0. */
+typedef void (*qmp_handshake_fn)(qmp_client *c, int error, const struct qv_error *errp,
+				 void *userdata);
+int qmp_client_handshake_async(qv_loop *loop, int fd, int timeout_ms, qmp_handshake_fn fn,
+			       void *userdata, qmp_client **ret_client);
 /* Completes pending commands with -ECANCELED, detaches from the loop, closes
  * the socket. Safe to call from any callback of this client. Free clients
  * before the loop they are attached to. */

@@ -104,3 +104,17 @@ void spec_cloud_init_free(struct vm_cloud_init *ci)
 	free(ci->network_config);
 	free(ci);
 }
+
+/* A disk serial: what virtio-blk shows the guest (at most 20 bytes). */
+bool spec_disk_serial_valid(const char *s)
+{
+	size_t l = strlen(s);
+
+	if (!l || l > VM_DISK_SERIAL_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      strchr("_.-", *s)))
+			return false;
+	return true;
+}

@@ -38,6 +38,7 @@ int spec_check_keys(json_object *o, const char *const *allowed, const char *path
 int spec_parse_size(const char *s, uint64_t unit, uint64_t *ret);
 
 bool spec_ifname_valid(const char *s);
+bool spec_disk_serial_valid(const char *s); /* qemu/spec-cloudinit.c */
 bool spec_machine_valid(const char *s);
 bool spec_cpuset_valid(const char *s);
 bool spec_path_valid(const char *s, const char **ret_why);

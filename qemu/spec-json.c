@@ -22,6 +22,8 @@ static json_object *disk_to_json(const struct vm_disk *d)
 	add_str(o, "path", d->path);
 	add_str(o, "format", vm_disk_format_to_string(d->format));
 	json_object_object_add(o, "readonly", json_object_new_boolean(d->readonly));
+	if (d->serial[0])
+		add_str(o, "serial", d->serial);
 	if (d->io_rbps || d->io_wbps || d->io_riops || d->io_wiops || d->io_weight) {
 		json_object *l = json_object_new_object();
 		if (d->io_rbps)

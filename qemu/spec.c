@@ -143,7 +143,7 @@ static int parse_scalars(json_object *o, struct vm_spec *spec, struct qv_error *
 static int parse_disk(json_object *d, const char *path, struct vm_disk *disk,
 		      struct qv_error *errp)
 {
-	static const char *const keys[] = { "path", "format", "readonly", "limits", NULL };
+	static const char *const keys[] = { "path", "format", "readonly", "limits", "serial", NULL };
 	static const char *const lkeys[] = { "rbps", "wbps", "riops", "wiops", "weight", NULL };
 	const char *s;
 	char sub[96];
@@ -168,6 +168,13 @@ static int parse_disk(json_object *d, const char *path, struct vm_disk *disk,
 		return r;
 	r = spec_get_bool(d, "readonly", path, &disk->readonly, errp);
 	if (r < 0 && r != -ENOENT)
+		return r;
+	r = spec_get_string(d, "serial", path, &s, errp);
+	if (r == 0 && !spec_disk_serial_valid(s))
+		return INVALID(errp, "%s.serial: 1-%d of [A-Za-z0-9_.-]", path, VM_DISK_SERIAL_MAX);
+	if (r == 0)
+		snprintf(disk->serial, sizeof(disk->serial), "%s", s);
+	else if (r != -ENOENT)
 		return r;
 	if (!json_object_object_get_ex(d, "limits", &lim) || json_object_is_type(lim, json_type_null))
 		return 0;

@@ -19,6 +19,7 @@
 #define VM_MEMORY_MAX_MIB (1024ULL * 1024) /* 1 TiB */
 #define VM_DISKS_MAX 16
 #define VM_NICS_MAX 8
+#define VM_DISK_SERIAL_MAX 20 /* virtio-blk's limit */
 
 enum vm_accel { VM_ACCEL_AUTO, VM_ACCEL_KVM, VM_ACCEL_TCG };
 enum vm_restart_policy { VM_RESTART_NO, VM_RESTART_ON_FAILURE };
@@ -31,6 +32,7 @@ struct vm_disk {
 	/* io limits for this disk (0 = unset) */
 	uint64_t io_rbps, io_wbps, io_riops, io_wiops;
 	uint32_t io_weight;    /* 0 = unset, else 1..10000 */
+	char serial[VM_DISK_SERIAL_MAX + 1]; /* "" = none; virtio-blk serial */
 };
 
 struct vm_nic {

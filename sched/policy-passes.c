@@ -48,7 +48,7 @@ static int overload_pass(struct round_ctx *c)
 		r = qv_pol_vm_create(dc, to, v);
 		if (r == 0)
 			r = qv_pol_plan_add(c->plan, v, from, to, QV_WHY_OVERLOAD, c->metric[from],
-					    "host %d overloaded (%s %.3f, requested %.0f%%); to host %d",
+					    "host %d overloaded (%s %.3f, %.1f%% used); to host %d",
 					    from, det_names[c->cfg->det], c->metric[from],
 					    100 * qv_pol_host_util(&dc->hosts[from]), to);
 	}
@@ -88,7 +88,7 @@ static int empty_host(struct round_ctx *c, int u)
 		for (int i = 0; i < n && r == 0; i++) {
 			c->excl_u[to[i]] = true;
 			r = qv_pol_plan_add(c->plan, vms[i], c->owner[vms[i]], to[i], QV_WHY_UNDERLOAD, util,
-					    "host %d underloaded (%.0f%% used, least of the active hosts); "
+					    "host %d underloaded (%.1f%% used, least of the active hosts); "
 					    "emptied to host %d", u, 100 * util, to[i]);
 		}
 		c->plan->underloaded++;

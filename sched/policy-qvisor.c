@@ -8,7 +8,9 @@
  *  - overload: the forecast exceeds the host (a shortfall is what the SLA
  *    counts), or a VM's forecast exceeds one core (it would be capped);
  *  - selection: the cheapest migrations that clear the excess - one VM
- *    that covers it with the least RAM, else the most CPU per MB moved;
+ *    that covers it in the shortest migration, else the most CPU per
+ *    second of migration (RAM over the link; with the cost model, the
+ *    pre-copy rounds its dirty rate adds);
  *  - placement: the host whose power grows least, counting the idle power
  *    of a host that has to be switched on (PABFD counts it as free and so
  *    spreads VMs onto fresh hosts only to empty them again), never past
@@ -34,9 +36,11 @@ struct qv_state {
 	struct qv_pol_plan *plan;
 	double *m, *var;   /* per host: forecast mean (MIPS) and variance */
 	double *ram;       /* per host: RAM in use (memory-aware mode) */
+	double *pw;        /* per host: power at the forecast mean (cached) */
 	double *vm_sd;     /* per VM: forecast standard deviation (MIPS) */
 	bool *locked;      /* hosts not to empty or fill this round */
 	bool *on;          /* hosts on (measured, or switched on this round) */
+	double max_room;   /* upper bound of any open host's room (underload) */
 	int *owner;
 };
 
@@ -75,22 +79,24 @@ static bool fits(const struct qv_state *s, int h, int vm)
 {
 	const struct qv_pol_host *ho = &s->dc->hosts[h];
 	const struct qv_pol_vm *v = &s->dc->vms[vm];
-	double sd = s->vm_sd[vm];
+	double sd = s->vm_sd[vm], cap = s->cfg->q_target * qv_pol_host_total_mips(ho);
+	/* the bound is at least the sum of means: a cheap first test */
+	if (s->cfg->q_z >= 0 && s->m[h] + v->req_mips > cap)
+		return false;
 	if (v->mips > ho->core_mips && v->req_mips + s->cfg->q_z * sd > ho->core_mips)
 		return false;
 	if (s->dc->memory_aware && s->ram[h] + v->ram_mb > ho->ram_mb)
 		return false;
-	return bound(s, s->m[h] + v->req_mips, s->var[h] + sd * sd) <=
-	       s->cfg->q_target * qv_pol_host_total_mips(ho);
+	return bound(s, s->m[h] + v->req_mips, s->var[h] + sd * sd) <= cap;
 }
 
 /* Marginal power of vm on h; a host that is off pays its idle power. */
 static double marginal_w(const struct qv_state *s, int h, int vm)
 {
 	const struct qv_pol_host *ho = &s->dc->hosts[h];
-	double t = qv_pol_host_total_mips(ho), u = s->m[h] / t;
+	double t = qv_pol_host_total_mips(ho);
 	double after = qv_pol_power_at(&ho->power, (s->m[h] + s->dc->vms[vm].req_mips) / t);
-	return s->on[h] ? after - qv_pol_power_at(&ho->power, u) : after;
+	return s->on[h] ? after - s->pw[h] : after;
 }
 
 static int best_host(struct qv_state *s, int vm, int from, bool allow_off)
@@ -117,20 +123,21 @@ static void account(struct qv_state *s, int h, int vm, int sign)
 	s->ram[h] += sign * s->dc->vms[vm].ram_mb;
 	if (s->var[h] < 0)
 		s->var[h] = 0;
+	s->pw[h] = qv_pol_power_at(&s->dc->hosts[h].power, s->m[h] / qv_pol_host_total_mips(&s->dc->hosts[h]));
 }
 
 static int move(struct qv_state *s, int vm, int from, int to, enum qv_pol_why why, const char *what)
 {
+	double tf = qv_pol_host_total_mips(&s->dc->hosts[from]);
+	double tt = qv_pol_host_total_mips(&s->dc->hosts[to]);
+	double before = bound(s, s->m[from], s->var[from]) / tf;
 	account(s, from, vm, -1);
 	account(s, to, vm, +1);
 	s->on[to] = true;
-	struct qv_pol_host *fh = &s->dc->hosts[from];
-	double t = qv_pol_host_total_mips(fh);
-	return qv_pol_plan_add(s->plan, vm, from, to, why, s->m[from] / t,
-			       "host %d %s (forecast %.0f%% at z=%.2g); to host %d (forecast %.0f%%)", from,
-			       what, 100 * bound(s, s->m[from] + s->dc->vms[vm].req_mips, s->var[from]) / t,
-			       s->cfg->q_z, to,
-			       100 * bound(s, s->m[to], s->var[to]) / qv_pol_host_total_mips(&s->dc->hosts[to]));
+	return qv_pol_plan_add(s->plan, vm, from, to, why, before,
+			       "host %d %s (forecast %.1f%% at z=%.2g); to host %d (forecast %.1f%% with it)",
+			       from, what, 100 * before, s->cfg->q_z, to,
+			       100 * bound(s, s->m[to], s->var[to]) / tt);
 }
 
 /* The VM whose move clears host h's excess most cheaply. */
@@ -147,12 +154,15 @@ static int pick(const struct qv_state *s, int h, const bool *taken)
 			continue;
 		if (v->mips > ho->core_mips && v->req_mips + s->cfg->q_z * s->vm_sd[id] > ho->core_mips)
 			return id; /* it cannot get its CPU here at all */
-		if (v->req_mips >= excess && v->ram_mb < cover_ram) {
-			cover_ram = v->ram_mb;
+		/* cost: the migration's duration (RAM, and with the cost
+		 * model the pre-copy rounds its dirty rate adds) */
+		double cost = qv_pol_migration_time(v, ho, s->cfg->cost_model);
+		if (v->req_mips >= excess && cost < cover_ram) {
+			cover_ram = cost;
 			cover = id;
 		}
-		if (v->req_mips / v->ram_mb > best_ratio) {
-			best_ratio = v->req_mips / v->ram_mb;
+		if (v->req_mips / cost > best_ratio) {
+			best_ratio = v->req_mips / cost;
 			ratio = id;
 		}
 	}
@@ -205,6 +215,9 @@ static int try_empty(struct qv_state *s, int h)
 			return 0;
 		vms[i] = ho->vm[i];
 	}
+	for (int i = 0; i < n; i++)
+		if (s->dc->vms[vms[i]].req_mips > s->max_room)
+			return 0; /* fits on no host: skip the scans */
 	s->locked[h] = true;
 	for (k = 0; k < n; k++) {
 		to[k] = best_host(s, vms[k], h, false);
@@ -214,8 +227,10 @@ static int try_empty(struct qv_state *s, int h)
 	}
 	for (int i = 0; i < k; i++)
 		account(s, to[i], vms[i], -1);
-	if (k < n)
+	if (k < n) {
+		s->locked[h] = false; /* stays as it is, and may take VMs */
 		return 0;
+	}
 	for (int i = 0; i < n && r == 0; i++) {
 		r = move(s, vms[i], h, to[i], QV_WHY_UNDERLOAD, "underloaded, emptied");
 		s->locked[to[i]] = true;
@@ -234,6 +249,16 @@ static int underload_pass(struct qv_state *s)
 	for (int h = 0; h < nh; h++)
 		k[h] = (struct key){ h, s->m[h] / qv_pol_host_total_mips(&s->dc->hosts[h]) };
 	qsort(k, nh, sizeof(*k), cmp_key);
+	/* Rooms only shrink for hosts that stay open (targets fill up, emptied
+	 * hosts are locked), so this stays an upper bound: a VM bigger than
+	 * it fits nowhere (adding r raises a bound by at least r). */
+	s->max_room = 0;
+	for (int h = 0; h < nh; h++) {
+		double room = s->cfg->q_target * qv_pol_host_total_mips(&s->dc->hosts[h]) -
+			      bound(s, s->m[h], s->var[h]);
+		if (s->on[h] && !s->locked[h] && room > s->max_room)
+			s->max_room = room;
+	}
 	for (int i = 0; i < nh && r == 0; i++) {
 		int h = k[i].id;
 		if (s->locked[h] || !s->on[h] || s->dc->hosts[h].nvm == 0 || k[i].v > s->cfg->q_consolidate)
@@ -251,11 +276,12 @@ int qv_pol_round_qvisor(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg, stru
 	s.m = calloc(nh, sizeof(double));
 	s.var = calloc(nh, sizeof(double));
 	s.ram = calloc(nh, sizeof(double));
+	s.pw = calloc(nh, sizeof(double));
 	s.locked = calloc(nh, sizeof(bool));
 	s.on = calloc(nh, sizeof(bool));
 	s.vm_sd = calloc(dc->nvms + 1, sizeof(double));
 	bool *taken = calloc(dc->nvms + 1, sizeof(bool));
-	if (!s.m || !s.var || !s.ram || !s.locked || !s.on || !s.vm_sd || !taken)
+	if (!s.m || !s.var || !s.ram || !s.pw || !s.locked || !s.on || !s.vm_sd || !taken)
 		goto out;
 	for (int i = 0; i < dc->nvms; i++)
 		s.vm_sd[i] = vm_sd(&dc->vms[i]);
@@ -263,6 +289,7 @@ int qv_pol_round_qvisor(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg, stru
 		struct qv_pol_host *ho = &dc->hosts[h];
 		qv_pol_host_refresh(dc, ho);
 		s.on[h] = ho->util_mips > 0;
+		s.pw[h] = qv_pol_power_at(&ho->power, 0);
 		for (int i = 0; i < ho->nvm; i++)
 			if (dc->vms[ho->vm[i]].host == h || qv_pol_host_is_in(ho, ho->vm[i]))
 				account(&s, h, ho->vm[i], +1);
@@ -274,6 +301,7 @@ out:
 	free(s.m);
 	free(s.var);
 	free(s.ram);
+	free(s.pw);
 	free(s.locked);
 	free(s.on);
 	free(s.vm_sd);

@@ -90,6 +90,7 @@ struct qv_pol_cfg {
 	double fallback_thr; /* THR used while history is short (0.7) */
 	double interval_s;   /* decision interval (300) */
 	bool memory_aware;   /* RAM constrains every placement */
+	bool cost_model;     /* migration time from the pre-copy model (dirty rate) */
 	uint64_t seed;       /* RS and any tie-breaking randomness */
 	/* qvisor policy knobs (defaults from qv_pol_cfg_defaults) */
 	double q_target;     /* utilisation a placement may forecast up to */

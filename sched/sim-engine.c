@@ -76,7 +76,7 @@ static int start_migration(struct sim *s, const struct qv_pol_move *m, double t)
 		s->mig = nm;
 		s->capmig = nc;
 	}
-	double delay = qv_pol_migration_time(v, to, s->cfg->cost_model);
+	double delay = qv_pol_migration_time(v, to, s->cfg->cost_model || s->cfg->pol.cost_model);
 	s->mig[s->nmig++] = (struct sim_mig){ m->vm, m->to, t + delay, s->seq++ };
 	s->res->migrations++;
 	return 0;
@@ -144,6 +144,16 @@ static int record_point(struct sim *s, double t, int started)
 	return 0;
 }
 
+static int keep_move(struct qv_sim_result *res, const struct qv_pol_move *m, double t)
+{
+	struct qv_sim_move *nm = realloc(res->moves, sizeof(*nm) * (res->nmoves + 1));
+	if (!nm)
+		return -ENOMEM;
+	res->moves = nm;
+	nm[res->nmoves++] = (struct qv_sim_move){ t, *m };
+	return 0;
+}
+
 static int decision(struct sim *s, double t, struct qv_pol_plan *plan, double *ms_sum)
 {
 	sim_update_all(s, t);
@@ -157,8 +167,11 @@ static int decision(struct sim *s, double t, struct qv_pol_plan *plan, double *m
 		s->res->decision_ms_max = ms;
 	s->res->rounds++;
 	s->dc.round++;
-	for (int i = 0; i < plan->n && r == 0; i++)
+	for (int i = 0; i < plan->n && r == 0; i++) {
 		r = start_migration(s, &plan->moves[i], t);
+		if (r == 0 && s->res->nmoves < s->cfg->explain)
+			r = keep_move(s->res, &plan->moves[i], t);
+	}
 	return r < 0 ? r : record_point(s, t, plan->n);
 }
 

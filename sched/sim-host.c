@@ -21,6 +21,10 @@ static void vm_process(struct sim *s, int i, double t)
 	v->req_mips = u * v->mips;
 	v->sched_req = v->req_mips;
 	v->util_now = u;
+	/* Assumed for --cost-model: a VM dirties memory in proportion to its
+	 * CPU, 200 Mbit/s when fully busy (no trace records it). */
+	if (s->cfg->cost_model)
+		v->dirty_mbps = 200 * u;
 	/* PowerVm keeps a sample only at (t - 0.1) % interval == 0. */
 	if (t > sv->hist_time && fmod(t - 0.1, s->cfg->pol.interval_s) == 0) {
 		if (t != 0 || u != 0) {

@@ -13,8 +13,10 @@
 void qv_sim_result_free(struct qv_sim_result *r)
 {
 	free(r->series);
+	free(r->moves);
 	r->series = NULL;
-	r->nseries = 0;
+	r->moves = NULL;
+	r->nseries = r->nmoves = 0;
 }
 
 static void metrics(struct sim *s)

@@ -36,6 +36,7 @@ struct qv_sim_cfg {
 	double duration_s;  /* 86400 */
 	bool cost_model;    /* migration time from qvisor's pre-copy model */
 	bool series;        /* keep the per-round time series */
+	int explain;        /* keep the first N planned moves with their reasons */
 };
 void qv_sim_cfg_defaults(struct qv_sim_cfg *cfg);
 
@@ -63,6 +64,11 @@ struct qv_sim_result {
 	long vms_finished;                   /* VMs CloudSim retires at 0 % */
 	struct qv_sim_point *series;
 	int nseries;
+	struct qv_sim_move {
+		double t;
+		struct qv_pol_move m;
+	} *moves;                            /* the first cfg.explain moves */
+	int nmoves;
 };
 int qv_sim_run(const struct qv_trace *tr, const struct qv_sim_cfg *cfg, struct qv_sim_result *ret,
 	       struct qv_error *errp);

@@ -80,7 +80,7 @@ find "$R" -type f | sort >"$T/before"
 find "$R" -type d ! -path "$R/var/*" | sort >"$T/before-dirs"
 DPKG=(dpkg --root="$R" --log="$T/dpkg.log" --force-script-chrootless --force-depends)
 "${DPKG[@]}" -i "$DEB" >"$T/install.log" 2>&1 || { cat "$T/install.log"; fail "dpkg -i"; }
-dpkg --root="$R" -s qvisor | grep -qx 'Status: install ok installed' || fail "not installed"
+grep -qx 'Status: install ok installed' <<<"$(dpkg --root="$R" -s qvisor)" || fail "not installed"
 grep -q '^qvisor-qemu:' "$R/etc/passwd" || fail "the postinst did not create qvisor-qemu"
 grep -q '^qvisor:' "$R/etc/group" || fail "the postinst did not create the group qvisor"
 grep -qx 'ExecStart=/usr/sbin/qvisord' "$R/lib/systemd/system/qvisord.service" ||
@@ -120,7 +120,7 @@ JSON
 LOG=$T/run/vms/pkgvm/serial.log
 for _ in $(seq 1 1200); do grep -q QVISOR-GUEST-READY "$LOG" 2>/dev/null && break; sleep 0.1; done
 grep -q QVISOR-GUEST-READY "$LOG" 2>/dev/null || { tail -n 20 "$LOG"; fail "the guest did not boot"; }
-"${Q[@]}" --json list | grep -q '"state": "running"' || fail "pkgvm is not listed as running"
+grep -q '"state": "running"' <<<"$("${Q[@]}" --json list)" || fail "pkgvm is not listed as running"
 echo "the guest booted under the installed daemon"
 
 step "bash completion from the package"
@@ -133,12 +133,12 @@ echo "qvisor start <TAB> -> $got"
 step "CLI output of the installed qvisor"
 # Colours only on a terminal (script gives it one), never with NO_COLOR.
 QS="${Q[*]}"
-script -qec "$QS list" /dev/null | grep -q $'\e\[32mrunning' || fail "no colour on a terminal"
-NO_COLOR=1 script -qec "$QS list" /dev/null | grep -q $'\e' && fail "colour despite NO_COLOR"
-"${Q[@]}" list | grep -q $'\e' && fail "colour on a pipe"
-"${Q[@]}" list -o wide | head -n1 | grep -q 'ACCEL  UUID' || fail "list -o wide has no UUID column"
+grep -q $'\e\[32mrunning' <<<"$(script -qec "$QS list" /dev/null)" || fail "no colour on a terminal"
+grep -q $'\e' <<<"$(NO_COLOR=1 script -qec "$QS list" /dev/null)" && fail "colour despite NO_COLOR"
+grep -q $'\e' <<<"$("${Q[@]}" list)" && fail "colour on a pipe"
+grep -q '^NAME .*ACCEL  UUID$' <<<"$("${Q[@]}" list -o wide)" || fail "list -o wide has no UUID column"
 [ "$("${Q[@]}" list -o name)" = pkgvm ] || fail "list -o name"
-"${Q[@]}" --json help | grep -q '"name": "host check"' || fail "--json help"
+grep -q '"name": "host check"' <<<"$("${Q[@]}" --json help)" || fail "--json help"
 echo "colours on a terminal only, NO_COLOR honoured, -o wide/name, --json help"
 
 step "stopping"
@@ -150,7 +150,7 @@ DPID=
 
 step "purging"
 "${DPKG[@]}" --purge qvisor >"$T/purge.log" 2>&1 || { cat "$T/purge.log"; fail "dpkg --purge"; }
-! dpkg --root="$R" -s qvisor 2>/dev/null | grep -q '^Status: install' || fail "still installed"
+! grep -q '^Status: install' <<<"$(dpkg --root="$R" -s qvisor 2>/dev/null)" || fail "still installed"
 grep -q '^qvisor-qemu:' "$R/etc/passwd" && fail "the postrm left qvisor-qemu"
 grep -q '^qvisor:' "$R/etc/group" && fail "the postrm left the group qvisor"
 # Nothing of the package is left: only dpkg's own bookkeeping and the files

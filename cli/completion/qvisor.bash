@@ -109,7 +109,7 @@ _qvisor()
 	esac
 
 	case $verb in
-	undefine | info | start | stop | reboot | pause | resume | top | migrate-cancel)
+	undefine | info | start | stop | reboot | pause | resume | top | migrate-cancel | dump-libvirt)
 		COMPREPLY=($(compgen -W "$(_qvisor_names list --all)" -- "$cur")) ;;
 	limits | console | nic-add | nic-remove | migrate)
 		((argn == 1)) && COMPREPLY=($(compgen -W "$(_qvisor_names list --all)" -- "$cur")) ;;
@@ -117,7 +117,7 @@ _qvisor()
 		COMPREPLY=($(compgen -W "$(_qvisor_names net list)" -- "$cur")) ;;
 	"image delete" | "image resize" | "image clone")
 		((argn == 1)) && COMPREPLY=($(compgen -W "$(_qvisor_names image list)" -- "$cur")) ;;
-	"image import")
+	"image import" | "image import-foreign" | "image import-ova")
 		((argn == 1)) && _qvisor_files ;;
 	define | "net define" | "drill run")
 		((argn == 1)) && _qvisor_files ;;

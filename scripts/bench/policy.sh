@@ -4,12 +4,14 @@
 # synthetic days, simulator speed, and decision-round time at scale.
 #   scripts/bench/policy.sh [DATA_DIR] [--quick]
 # DATA_DIR holds planetlab/<day>/ (default: $QV_POLICY_DATA, else
-# ../shared/policy next to the tree). --quick skips the 10,000-host round.
+# ../shared/policy next to the tree, or ../../shared/policy from a
+# worktree). --quick skips the 10,000-host round.
 # Env: O=build dir (default build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 O=${O:-build}
 DATA=${1:-${QV_POLICY_DATA:-../shared/policy}}
+[ -d "$DATA" ] || [ -n "${1:-}" ] || DATA=../../shared/policy  # from a worktree
 QUICK=${2:-}
 [ -d "$DATA/planetlab" ] || { echo "no $DATA/planetlab (give DATA_DIR)" >&2; exit 2; }
 make -s O="$O" "$O/qvisor" "$O/lib/libqv-sched.a" "$O/lib/libqv-common.a"

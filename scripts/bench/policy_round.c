@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 		printf("%-12s hosts=%d vms=%d round=%.3f s CPU overloaded=%d emptied=%d moves=%d%s\n",
 		       qv_pol_cfg_name(&cfg, name, sizeof(name)), nh, nv, s, plan.overloaded, plan.underloaded,
 		       plan.n, r < 0 ? " (failed)" : "");
+		fflush(stdout);
 		qv_pol_plan_free(&plan);
 		for (int h = 0; h < nh; h++)
 			qv_pol_host_free(&dc.hosts[h]);

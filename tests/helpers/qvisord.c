@@ -90,6 +90,10 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 			argv[n++] = "--listen";
 			argv[n++] = d->listen;
 		}
+		if (d->max_starts[0]) {
+			argv[n++] = "--max-starts";
+			argv[n++] = d->max_starts;
+		}
 		for (size_t i = 0; i < 4 && d->extra_args[i]; i++)
 			argv[n++] = d->extra_args[i];
 		argv[n] = NULL;

@@ -26,6 +26,8 @@ struct qvt_daemon {
 	 * --listen listen (e.g. "tls://10.231.0.2:16515"). */
 	char pki_dir[128];
 	char listen[64];
+	/* Set before (re)starting: --max-starts max_starts (e.g. "2"). */
+	char max_starts[8];
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until

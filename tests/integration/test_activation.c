@@ -56,8 +56,9 @@ static int listen_on(const char *path)
 	return fd;
 }
 
-/* Fork qvisord with lfd as fd 3 and the LISTEN_* variables. */
-static pid_t spawn_activated(int lfd, const char *socket_path)
+/* Fork qvisord with lfd as fd 3 and the LISTEN_* variables (lfd < 0: a
+ * plain start), and $NOTIFY_SOCKET when notify is set. */
+static pid_t spawn_daemon(int lfd, const char *socket_path, const char *notify)
 {
 	const char *bin = qvt_daemon_binary();
 	pid_t pid;
@@ -69,11 +70,15 @@ static pid_t spawn_activated(int lfd, const char *socket_path)
 	if (pid == 0) {
 		char spid[16];
 		int log = open(D.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0 || dup2(lfd, 3) < 0)
+		if (log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0 || (lfd >= 0 && dup2(lfd, 3) < 0))
 			_exit(127);
 		snprintf(spid, sizeof(spid), "%d", (int)getpid());
-		setenv("LISTEN_PID", spid, 1);
-		setenv("LISTEN_FDS", "1", 1);
+		if (lfd >= 0) {
+			setenv("LISTEN_PID", spid, 1);
+			setenv("LISTEN_FDS", "1", 1);
+		}
+		if (notify)
+			setenv("NOTIFY_SOCKET", notify, 1);
 		execl(bin, bin, "--state-dir", D.state_dir, "--run-dir", D.run_dir, "--cache-dir",
 		      D.dir, "--socket", socket_path, "--no-kvm-probe", (char *)NULL);
 		_exit(127);
@@ -104,7 +109,7 @@ Test(activation, serves_on_the_passed_socket_and_leaves_it_in_place)
 	int lfd = listen_on(D.socket);
 
 	cr_assert_eq(stat(D.socket, &before), 0);
-	D.pid = spawn_activated(lfd, D.socket);
+	D.pid = spawn_daemon(lfd, D.socket, NULL);
 	close(lfd);
 	/* The socket was listening before the daemon: this call queues in the
 	 * backlog and is answered once it serves. */
@@ -136,11 +141,37 @@ Test(activation, a_socket_on_another_path_is_refused_clearly)
 
 	snprintf(other, sizeof(other), "%s/other.sock", D.dir);
 	int lfd = listen_on(other);
-	D.pid = spawn_activated(lfd, D.socket);
+	D.pid = spawn_daemon(lfd, D.socket, NULL);
 	close(lfd);
 	cr_assert_eq(waitpid(D.pid, &status, 0), D.pid);
 	D.pid = 0;
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "status %#x", status);
 	cr_assert(log_has("ListenStream= and --socket must agree"), "log lacks the reason");
 	cr_assert_neq(access(D.socket, F_OK), 0, "nothing may listen on %s", D.socket);
+}
+
+/* Type=notify: READY=1 arrives once the daemon serves its socket. */
+Test(activation, ready_notification_once_serving)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 30 };
+	struct qv_error err = {};
+	char buf[128];
+	int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(nfd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", D.dir);
+	cr_assert_eq(bind(nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(nfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	D.pid = spawn_daemon(-1, D.socket, sa.sun_path);
+	ssize_t n = recv(nfd, buf, sizeof(buf) - 1, 0);
+	cr_assert_gt(n, 0, "no notification within 30 s: %m");
+	buf[n] = '\0';
+	cr_assert_str_eq(buf, "READY=1");
+	/* Ready means serving: no retry needed. */
+	cr_assert_eq(access(D.socket, F_OK), 0);
+	json_object *r = qvt_call(&D, "host.info", NULL, &err);
+	cr_assert_not_null(r, "%s", err.message);
+	json_object_put(r);
+	close(nfd);
 }

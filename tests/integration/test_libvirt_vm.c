@@ -55,6 +55,7 @@ static char *guest_xml(const char *name, const char *disk, const char *extra)
 		"      <source file='%s'/>\n"
 		"      <target dev='vda' bus='virtio'/>\n"
 		"      <readonly/>\n"
+		"      <serial>lvdisk01</serial>\n"
 		"    </disk>\n"
 		"    <controller type='pci' index='0' model='pcie-root'/>\n"
 		"    <serial type='pty'><target type='isa-serial' port='0'/></serial>\n"

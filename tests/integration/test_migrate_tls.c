@@ -237,6 +237,8 @@ Test(migrate_tls, rpc_port_admits_only_the_cluster_ca)
 	kill(stalled, SIGKILL);
 	waitpid(stalled, NULL, 0);
 	cr_assert(strstr(out, "\"hostname\""), "%s", out);
+	cr_assert(strstr(out, "CN=10.231.0.2"), "host.info should name the daemon's certificate: %s",
+		  out);
 	free(out);
 	/* a certificate from another CA: refused by the server */
 	const char *rogue[] = { "--pki-dir", rogue_dir, "-c", "tls://10.231.0.2:" PORT, "host",
@@ -313,6 +315,8 @@ static void prepare_tls(struct prep *pr)
 	json_object_object_add(p, "spec", json_object_get(spec));
 	json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
 	json_object_object_add(p, "disk_sizes", sizes);
+	/* multifd: every channel is its own TLS session */
+	json_object_object_add(p, "multifd_channels", json_object_new_int(2));
 	json_object_put(info);
 	r = qvt_call(&H->d[1], "migrate.prepare", p, &err);
 	cr_assert_not_null(r, "prepare: %s", err.message);
@@ -408,7 +412,8 @@ Test(migrate_tls, storage_migration_over_tls_refuses_strangers)
 	/* The real one, still accepted after all that. */
 	cr_assert_eq(qvt_callf(&H->d[0], "migrate.perform", &r, &err,
 			       "{\"name\": \"%s\", \"uri\": \"%s\", \"copy_storage\": true, "
-			       "\"nbd\": \"%s\", \"tls\": true, \"deadline_s\": 180}",
+			       "\"nbd\": \"%s\", \"tls\": true, \"deadline_s\": 180, "
+			       "\"multifd_channels\": 2, \"multifd_reason\": \"test\"}",
 			       VM, pr.uri, pr.nbd), 0, "perform: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "status", &v));
 	cr_assert_str_eq(json_object_get_string(v), "completed");

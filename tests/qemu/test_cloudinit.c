@@ -93,3 +93,24 @@ Test(cloudinit, seed_is_a_read_only_disk_in_argv)
 	cr_assert(has_arg(argv, "\"node-name\":\"cidata\",\"read-only\":true"));
 	cr_assert(has_arg(argv, "\"id\":\"cidata-dev\",\"drive\":\"cidata\",\"bus\":\"rp-cidata\""));
 }
+
+Test(disk_serial, validated_and_passed_to_virtio_blk)
+{
+	_cleanup_(vm_spec_freep) struct vm_spec *s = NULL;
+	_cleanup_strv_free_ char **argv = NULL;
+	struct qv_error err = {};
+	struct qemu_argv_opts opts = { .run_dir = "/run/qv/a", .accel = VM_ACCEL_TCG };
+
+	cr_assert_eq(parse(BASE "\"disks\":[{\"path\":\"/d\",\"serial\":\"ABC-1.x_2\"}]}", &s, &err),
+		     0, "%s", err.message);
+	cr_assert_str_eq(s->disks[0].serial, "ABC-1.x_2");
+	cr_assert_eq(qemu_argv_build(s, &opts, &argv, &err), 0, "%s", err.message);
+	cr_assert(has_arg(argv, "\"serial\":\"ABC-1.x_2\""));
+	static const char *const bad[] = { "\"\"", "\"123456789012345678901\"", "\"a b\"", "\"a,b\"", "5" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+		struct vm_spec *x = NULL;
+		snprintf(text, sizeof(text), BASE "\"disks\":[{\"path\":\"/d\",\"serial\":%s}]}", bad[i]);
+		cr_assert_lt(parse(text, &x, &err), 0, "%s", text);
+	}
+}

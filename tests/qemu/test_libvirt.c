@@ -79,6 +79,7 @@ Test(libvirt, disks_nics_console_balloon)
 		"<devices>"
 		"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
 		"<source file='/img/data.raw'/><target dev='vda' bus='virtio'/><readonly/>"
+		"<serial>WD-123_a.b</serial>"
 		"<iotune><read_bytes_sec>1048576</read_bytes_sec><write_iops_sec>50</write_iops_sec></iotune></disk>"
 		"<disk type='file'><driver name='qemu' type='qcow2'/><source file='/img/root.qcow2'/>"
 		"<target dev='vdb'/><boot order='1'/></disk>"
@@ -102,6 +103,7 @@ Test(libvirt, disks_nics_console_balloon)
 	cr_assert_str_eq(get(imp->spec, "machine"), "pc"); /* libvirt's x86 default */
 	cr_assert_str_eq(get(imp->spec, "boot.disk"), "1");
 	cr_assert_str_eq(get(imp->spec, "disks.0.readonly"), "true");
+	cr_assert_str_eq(get(imp->spec, "disks.0.serial"), "WD-123_a.b");
 	cr_assert_str_eq(get(imp->spec, "disks.0.limits.rbps"), "1048576");
 	cr_assert_str_eq(get(imp->spec, "disks.0.limits.wiops"), "50");
 	cr_assert_str_eq(get(imp->spec, "disks.1.format"), "qcow2");
@@ -260,7 +262,7 @@ Test(libvirt, export_import_round_trip)
 	round_trip("{\"name\":\"web1\",\"uuid\":\"0b6c1a4e-1111-4222-8333-444455556666\","
 		   "\"vcpus\":2,\"memory\":\"1G\",\"machine\":\"pc\",\"accel\":\"tcg\","
 		   "\"kernel\":\"/k\",\"initrd\":\"/i\",\"cmdline\":\"console=ttyS0 a<b&c\","
-		   "\"disks\":[{\"path\":\"/x.qcow2\",\"format\":\"qcow2\",\"readonly\":true,"
+		   "\"disks\":[{\"path\":\"/x.qcow2\",\"format\":\"qcow2\",\"readonly\":true,\"serial\":\"S1\","
 		   "\"limits\":{\"rbps\":\"1M\",\"wiops\":7,\"weight\":3}},{\"path\":\"/y\"}],"
 		   "\"nics\":[{\"network\":\"lan\"},{\"bridge\":\"br0\",\"mac\":\"02:00:00:00:00:01\"}],"
 		   "\"serial\":{\"log\":false},\"limits\":{\"cpu_max\":\"20%\",\"cpu_weight\":50,"

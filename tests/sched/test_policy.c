@@ -145,6 +145,28 @@ Test(policy_detect, iqr_falls_back_then_uses_history)
 	dc_free(&d);
 }
 
+Test(policy_detect, mad_threshold_from_history)
+{
+	struct dc d;
+	dc_init(&d, 1, 1);
+	d.v[0].mips = 3720;
+	put(&d, 0, 0, 0.8 * 3720);
+	/* 12 samples alternating 0.5 / 0.7: median 0.6, MAD 0.1 */
+	double hist[12];
+	for (int i = 0; i < 12; i++)
+		hist[i] = i % 2 ? 0.5 : 0.7;
+	history(&d.v[0], hist, 12);
+	struct qv_pol_cfg cfg;
+	cr_assert_eq(qv_pol_cfg_parse("mad-mmt", 2.5, &cfg), 0);
+	double m;
+	/* threshold 1 - 2.5 x 0.1 = 0.75 < 0.8 requested */
+	cr_assert(qv_pol_overloaded(&d.dc, &d.h[0], &cfg, &m));
+	cr_assert_float_eq(m, 0.75, 1e-9);
+	cfg.param = 1.5; /* 0.85 */
+	cr_assert_not(qv_pol_overloaded(&d.dc, &d.h[0], &cfg, &m));
+	dc_free(&d);
+}
+
 Test(policy_detect, lr_predicts_one_migration_ahead)
 {
 	struct dc d;
