@@ -10,8 +10,10 @@ static void print_state(json_object *res)
 {
 	json_object *v, *stats;
 
-	if (json_object_object_get_ex(res, "target", &v))
+	if (json_object_object_get_ex(res, "target", &v) && v)
 		printf("target: %" PRId64 " MiB\n", json_object_get_int64(v) >> 20);
+	else
+		printf("target: unknown (set it again to know)\n");
 	if (json_object_object_get_ex(res, "actual", &v) && v)
 		printf("actual: %" PRId64 " MiB\n", json_object_get_int64(v) >> 20);
 	else

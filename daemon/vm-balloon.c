@@ -29,11 +29,12 @@ static int balloon_usable(struct qv_vm *vm, struct qv_error *errp)
 	return 0;
 }
 
-static int64_t balloon_current_target(const struct qv_vm *vm)
+/* QEMU reports the size the guest has; only a size within the guest's
+ * memory is believed (the guest driver writes the page count QEMU uses). */
+static bool plausible_actual(const struct qv_vm *vm, json_object *a)
 {
-	if (vm->balloon_target)
-		return (int64_t)vm->balloon_target;
-	return (int64_t)(vm->spec->memory_mib << 20);
+	return a && json_object_is_type(a, json_type_int) && json_object_get_int64(a) > 0 &&
+	       (uint64_t)json_object_get_int64(a) <= vm->spec->memory_mib << 20;
 }
 
 json_object *qv_vm_balloon_json(const struct qv_vm *vm)
@@ -43,7 +44,9 @@ json_object *qv_vm_balloon_json(const struct qv_vm *vm)
 	if (!vm->spec->balloon.enabled || !vm->inst)
 		return NULL;
 	o = json_object_new_object();
-	json_object_object_add(o, "target", json_object_new_int64(balloon_current_target(vm)));
+	/* 0: unknown (QMP cannot read a target back, e.g. after a daemon restart) */
+	json_object_object_add(o, "target", vm->balloon_target ?
+				   json_object_new_int64((int64_t)vm->balloon_target) : NULL);
 	json_object_object_add(o, "actual", vm->balloon_actual ?
 				   json_object_new_int64((int64_t)vm->balloon_actual) : NULL);
 	json_object_object_add(o, "memory",
@@ -56,8 +59,7 @@ void qv_vm_balloon_event(struct qv_vm *vm, json_object *event)
 	json_object *data, *a;
 
 	if (json_object_object_get_ex(event, "data", &data) &&
-	    json_object_object_get_ex(data, "actual", &a) && json_object_is_type(a, json_type_int) &&
-	    json_object_get_int64(a) > 0)
+	    json_object_object_get_ex(data, "actual", &a) && plausible_actual(vm, a))
 		vm->balloon_actual = (uint64_t)json_object_get_int64(a);
 }
 
@@ -137,8 +139,7 @@ static void on_query(qmp_client *c, int error, json_object *ret, const struct qv
 
 	if (op_failed(op, error, errp, "query the balloon of"))
 		return;
-	if (ret && json_object_object_get_ex(ret, "actual", &a) && json_object_is_type(a, json_type_int) &&
-	    json_object_get_int64(a) > 0)
+	if (ret && json_object_object_get_ex(ret, "actual", &a) && plausible_actual(op->vm, a))
 		op->vm->balloon_actual = (uint64_t)json_object_get_int64(a);
 	if (!op->vm->spec->balloon.stats_interval_s || !op->vm->inst)
 		return op_finish(op, NULL);
@@ -218,7 +219,7 @@ void qv_vm_balloon_started(struct qv_vm *vm, bool incoming)
 	const struct vm_balloon *b = &vm->spec->balloon;
 	json_object *args;
 
-	vm->balloon_target = 0;
+	vm->balloon_target = incoming ? 0 : (b->target ? b->target : vm->spec->memory_mib << 20);
 	vm->balloon_actual = 0;
 	if (!b->enabled || !vm->inst)
 		return;
@@ -232,7 +233,6 @@ void qv_vm_balloon_started(struct qv_vm *vm, bool incoming)
 	}
 	/* An incoming QEMU gets the target with the device state. */
 	if (b->target && !incoming) {
-		vm->balloon_target = b->target;
 		args = json_object_new_object();
 		json_object_object_add(args, "value", json_object_new_int64((int64_t)b->target));
 		start_cmd(vm, "balloon", args);

@@ -41,7 +41,7 @@ struct qv_vm {
 	void *nic_state;           /* daemon/vm-nics.c */
 	void *cgroup_state;        /* daemon/vm-cgroup.c */
 	struct qv_vm_starting *starting; /* asynchronous start in progress */
-	uint64_t balloon_target;   /* bytes set through QMP; 0 = full memory */
+	uint64_t balloon_target;   /* bytes set through QMP; 0 = unknown */
 	uint64_t balloon_actual;   /* bytes, last BALLOON_CHANGE; 0 = unknown */
 };
 
@@ -112,7 +112,8 @@ int qv_vm_balloon(struct qv_vm *vm, uint64_t target, qv_rpc_call *call, struct q
 /* After a start: stats polling and the spec's target (not for incoming). */
 void qv_vm_balloon_started(struct qv_vm *vm, bool incoming);
 void qv_vm_balloon_event(struct qv_vm *vm, json_object *event);
-/* {target, actual, memory} in bytes, or NULL (no balloon / not running). */
+/* {target, actual, memory} in bytes (target/actual null when unknown), or
+ * NULL (no balloon / not running). */
 json_object *qv_vm_balloon_json(const struct qv_vm *vm);
 
 /* Internal: the instance callbacks for vm (daemon/vm.c). */
