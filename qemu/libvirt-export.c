@@ -227,7 +227,7 @@ static void export_domain(const struct vm_spec *s, struct ex *x)
 	el(dom, "uuid", s->uuid);
 	attr(el_u64(dom, "memory", s->memory_mib), "unit", "MiB");
 	if (s->balloon.enabled && s->balloon.target) /* the balloon target at start */
-		attr(el_u64(dom, "currentMemory", s->balloon.target >> 10), "unit", "KiB");
+		attr(el_u64(dom, "currentMemory", s->balloon.target >> 20), "unit", "MiB");
 	else
 		attr(el_u64(dom, "currentMemory", s->memory_mib), "unit", "MiB");
 	n = el_u64(dom, "vcpu", s->vcpus);

@@ -85,7 +85,7 @@ static void import_memory(struct lv_ctx *c, xmlNodePtr dom)
 		return lv_refuse(c, cur, "currentMemory above memory");
 	if (cb / MIB + (cb % MIB ? 1 : 0) != mib) {
 		c->cur_mem = cur; /* the balloon target, once <devices> is read */
-		c->cur_bytes = cb;
+		c->cur_bytes = (cb / MIB + (cb % MIB ? 1 : 0)) * MIB; /* whole MiB, as memory */
 	}
 }
 

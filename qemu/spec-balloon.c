@@ -33,6 +33,9 @@ int spec_parse_balloon(json_object *o, const char *path, struct vm_spec *spec,
 	r = spec_get_size(o, "target", path, VM_MEMORY_MIN_MIB << 20, UINT64_MAX, &b.target, errp);
 	if (r < 0 && r != -ENOENT)
 		return r;
+	if (b.target % (1ULL << 20))
+		return INVALID(errp, "%s.target: %" PRIu64 " bytes is not a whole number of MiB "
+			       "(like memory)", path, b.target);
 	if (b.target > mem)
 		return INVALID(errp, "%s.target: %" PRIu64 " bytes is above the guest memory (%" PRIu64
 			       " MiB); a balloon can only take memory away", path, b.target,

@@ -68,6 +68,7 @@ static const struct {
 	{ "\"balloon\":{\"size\":1}}", "spec.balloon.size: unknown field" },
 	{ "\"balloon\":{\"target\":\"512M\"}}", "spec.balloon.target: 536870912 bytes is above" },
 	{ "\"balloon\":{\"target\":\"1M\"}}", "spec.balloon.target" },
+	{ "\"balloon\":{\"target\":100000000}}", "not a whole number of MiB" },
 	{ "\"balloon\":{\"target\":\"lots\"}}", "spec.balloon.target" },
 	{ "\"balloon\":{\"stats_interval\":-1}}", "spec.balloon.stats_interval" },
 	{ "\"balloon\":{\"stats_interval\":99999}}", "spec.balloon.stats_interval" },
