@@ -141,3 +141,40 @@ Test(balloon, a_vm_without_a_balloon_says_so)
 	cr_assert_neq(run_cli("balloon plain 100M", out, sizeof(out)), 0, "%s", out);
 	cr_assert(strstr(out, "no memory balloon"), "%s", out);
 }
+
+/* libvirt: <memballoon model='virtio'> and <currentMemory> below <memory>
+ * import as a balloon whose target the guest reaches after start, and
+ * export back the same way. */
+Test(balloon, libvirt_current_memory_is_the_target, .timeout = 300)
+{
+	QVT_REQUIRE_DAEMON(&D);
+	_cleanup_free_ char *kernel = qvt_guest_file("vmlinuz");
+	_cleanup_free_ char *initrd = qvt_guest_file("initrd.img");
+	struct qv_error err = {};
+	char path[256], cmd[512], out[8192];
+	int64_t actual;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/lvb.xml", D.dir);
+	cr_assert_not_null(f = fopen(path, "we"));
+	fprintf(f, "<domain type='qemu'><name>lvb</name><memory unit='MiB'>192</memory>"
+		"<currentMemory unit='KiB'>131072</currentMemory><vcpu>1</vcpu>"
+		"<os><type arch='x86_64' machine='q35'>hvm</type><kernel>%s</kernel>"
+		"<initrd>%s</initrd><cmdline>console=ttyS0 panic=-1</cmdline></os>"
+		"<devices><serial type='pty'><target port='0'/></serial>"
+		"<memballoon model='virtio'><stats period='2'/></memballoon></devices></domain>",
+		kernel, initrd);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "define --from-libvirt %s", path);
+	cr_assert_eq(run_cli(cmd, out, sizeof(out)), 0, "%s", out);
+	json_object_put(qvt_call_name(&D, "vm.start", "lvb", &err));
+	cr_assert(!err.set, "vm.start: %s", err.message);
+	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, "lvb"), QVT_GUEST_READY,
+					       BOOT_TIMEOUT_MS), 0, "the guest did not boot");
+	actual = wait_actual("lvb", 128 * MIB, NULL);
+	cr_assert(llabs(actual - 128 * MIB) <= SLACK, "actual %lld MiB, want ~128", actual / MIB);
+	cr_assert_eq(run_cli("dump-libvirt lvb", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "<memballoon model=\"virtio\">"), "%s", out);
+	cr_assert(strstr(out, "<stats period=\"2\"/>"), "%s", out);
+	cr_assert(strstr(out, "<currentMemory unit=\"MiB\">128</currentMemory>"), "%s", out);
+}
