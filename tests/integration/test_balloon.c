@@ -3,7 +3,11 @@
  * guest's virtio_balloon driver. The spec's target is applied at start, then
  * vm.balloon shrinks the guest and gives the memory back; QEMU's
  * query-balloon (through vm.balloon without a target) must follow. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/json.h"
 #include "helpers/guest.h"
@@ -14,10 +18,50 @@
 #define SLACK (8 * MIB) /* the driver works in chunks; allow a few */
 
 static struct qvt_daemon D;
+static unsigned mport;
+static char listen_arg[32];
+
+/* A port nothing listens on now (the kernel's choice for port 0). */
+static unsigned free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
 
 static void setup(void)
 {
+	mport = free_port();
+	snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%u", mport);
+	D.extra_args[0] = "--metrics-listen";
+	D.extra_args[1] = listen_arg;
 	qvt_daemon_fixture_start(&D);
+}
+
+/* GET /metrics from the daemon (the whole response; "" on error). */
+static void get_metrics(char *buf, size_t size)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)mport),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	const char *req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	size_t off = 0;
+	ssize_t n;
+
+	buf[0] = '\0';
+	cr_assert_geq(fd, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    write(fd, req, strlen(req)) == (ssize_t)strlen(req))
+		while (off + 1 < size && (n = read(fd, buf + off, size - 1 - off)) > 0)
+			off += (size_t)n;
+	buf[off] = '\0';
+	close(fd);
 }
 
 static void teardown(void)
@@ -112,6 +156,13 @@ Test(balloon, shrinks_and_grows_a_guest, .timeout = 400)
 	cr_assert_eq(member(b, "target"), 96 * MIB);
 	cr_assert(llabs(member(b, "actual") - 96 * MIB) <= SLACK, "%s", json_object_to_json_string(b));
 	json_object_put(r);
+	/* and Prometheus sees it */
+	static char body[1 << 17];
+	char line[128];
+	get_metrics(body, sizeof(body));
+	snprintf(line, sizeof(line), "qvisor_vm_balloon_target_bytes{vm=\"bal\"} %lld\n", 96 * MIB);
+	cr_assert(strstr(body, line), "no \"%s\" in /metrics:\n%.2000s", line, body);
+	cr_assert(strstr(body, "qvisor_vm_balloon_actual_bytes{vm=\"bal\"} "), "%.2000s", body);
 
 	/* grow back through the CLI: the driver deflates */
 	cr_assert_eq(run_cli("balloon bal 192M", out, sizeof(out)), 0, "%s", out);
