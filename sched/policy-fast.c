@@ -247,6 +247,39 @@ static double exact_spread(const struct qv_pol_dc *dc, struct qv_pol_host *h, co
 	return percentile_sel(d, n, 50);
 }
 
+/* MAD's answer: the median deviation lies between the two middle order
+ * statistics, so counting the deviations below and above the value that
+ * decides (1 - util) / s usually settles it without selecting them. */
+static bool mad_over(const struct qv_pol_dc *dc, struct qv_pol_host *h, const struct qv_pol_vm *v, int n,
+		     double s, double util)
+{
+	double pos = 50.0 * (n + 1) / 100;
+	int ipos = (int)floor(pos);
+	if (n < 3 || !(s > 1e-3) || pos >= n)
+		return util > 1 - s * exact_spread(dc, h, v, n, true);
+	int hn;
+	const double *x = qv_pol_host_history(dc, h, &hn);
+	double z[QV_POL_HIST], total = qv_pol_host_total_mips(h);
+	for (int i = 0; i < n; i++)
+		z[i] = x[i];
+	for (int k = 0; k < v->nhist && k < n; k++)
+		z[k] += v->hist[k] * v->mips / total;
+	double med = percentile_sel(z, n, 50), tau = (1 - util) / s, eps = 1e-9 * (1 + fabs(tau) + med);
+	int below = 0, upto = 0; /* deviations < tau - eps, <= tau + eps */
+	double d[QV_POL_HIST];
+	for (int i = 0; i < n; i++) {
+		d[i] = fabs(med - z[i]);
+		below += d[i] < tau - eps;
+		upto += d[i] <= tau + eps;
+	}
+	/* the median interpolates sorted[ipos - 1] and sorted[ipos] */
+	if (upto < ipos)
+		return true;  /* both above tau: MAD > tau, util > 1 - s MAD */
+	if (below > ipos)
+		return false; /* both below */
+	return util > 1 - s * percentile_sel(d, n, 50);
+}
+
 /* 1: overloaded, 0: not, -1: the bounds cannot tell. */
 static int spread_verdict(const struct fast_host *f, const struct fast_vm *fv, const struct qv_pol_vm *v,
 			  double total, double s, double util)
@@ -325,7 +358,9 @@ bool qv_pol_fast_overloaded_after(const struct qv_pol_dc *dc, struct qv_pol_host
 		if (verdict < 0) {
 			fa->by_bounds--;
 			fa->by_exact++;
-			return util > 1 - cfg->param * exact_spread(dc, h, v, n, cfg->det == QV_DET_MAD);
+			if (cfg->det == QV_DET_MAD)
+				return mad_over(dc, h, v, n, cfg->param, util);
+			return util > 1 - cfg->param * exact_spread(dc, h, v, n, false);
 		}
 	} else if (n < LR_LEN) {
 		return util > cfg->fallback_thr;
