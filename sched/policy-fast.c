@@ -280,6 +280,31 @@ static bool mad_over(const struct qv_pol_dc *dc, struct qv_pol_host *h, const st
 	return util > 1 - s * percentile_sel(d, n, 50);
 }
 
+/* LR / LRR exactly as policy-detect.c computes them, from the cached
+ * host history, requested sum and largest RAM (history >= 10 samples). */
+static bool lr_exact(const struct qv_pol_dc *dc, struct qv_pol_host *h, const struct fast_host *f,
+		     const struct qv_pol_vm *v, const struct qv_pol_cfg *cfg, double util)
+{
+	int hn;
+	const double *x = qv_pol_host_history(dc, h, &hn);
+	double z[LR_LEN], y[LR_LEN], total = qv_pol_host_total_mips(h), a, b;
+	for (int t = 0; t < LR_LEN; t++) {
+		z[t] = x[t];
+		if (t < v->nhist)
+			z[t] += v->hist[t] * v->mips / total;
+	}
+	for (int i = 0; i < LR_LEN; i++)
+		y[i] = z[LR_LEN - i - 1];
+	int r = cfg->det == QV_DET_LR ? qv_pol_ols(y, LR_LEN, &a, &b) : qv_pol_lrr(y, LR_LEN, &a, &b);
+	if (r < 0)
+		return util > cfg->fallback_thr;
+	int ram = (int)v->ram_mb > f->ram ? (int)v->ram_mb : f->ram;
+	double intervals = ceil(ram / (h->bw_mbps * 1000 / (2 * 8000)) / cfg->interval_s);
+	double pred = a + b * (LR_LEN + intervals);
+	pred *= cfg->param;
+	return pred >= 1;
+}
+
 /* 1: overloaded, 0: not, -1: the bounds cannot tell. */
 static int spread_verdict(const struct fast_host *f, const struct fast_vm *fv, const struct qv_pol_vm *v,
 			  double total, double s, double util)
@@ -364,8 +389,13 @@ bool qv_pol_fast_overloaded_after(const struct qv_pol_dc *dc, struct qv_pol_host
 		}
 	} else if (n < LR_LEN) {
 		return util > cfg->fallback_thr;
-	} else if (cfg->det == QV_DET_LR) {
-		verdict = lr_verdict(h, f, fv, v, cfg);
+	} else {
+		verdict = cfg->det == QV_DET_LR ? lr_verdict(h, f, fv, v, cfg) : -1;
+		if (verdict < 0) {
+			fa->by_bounds--;
+			fa->by_exact++;
+			return lr_exact(dc, h, f, v, cfg, util);
+		}
 	}
 	if (verdict >= 0)
 		return verdict;
