@@ -50,6 +50,12 @@ struct qv_pol_fast {
 	struct fast_host *h;
 	struct fast_vm *v;
 	bool sane; /* all values finite and >= 0: the bounds hold */
+	int ymax;  /* longest VM history (zero tail trimmed) */
+	/* max-tree over hosts of the most a VM may ask of each and still be
+	 * taken (a necessary condition); -INF once excluded */
+	double *mx;
+	bool *gone;
+	int size;
 	long by_bounds, by_exact; /* answers, for tests */
 };
 
@@ -97,6 +103,85 @@ static void vm_stats(const struct qv_pol_vm *v, struct fast_vm *f)
 		f->a = f->b = NAN;
 }
 
+static void host_stats(const struct qv_pol_dc *dc, struct qv_pol_host *h, struct fast_host *f);
+
+static void tree_set(struct qv_pol_fast *fa, int i, double key)
+{
+	int k = fa->size + i;
+	fa->mx[k] = isnan(key) ? INFINITY : key;
+	for (k /= 2; k >= 1; k /= 2)
+		fa->mx[k] = fa->mx[2 * k] > fa->mx[2 * k + 1] ? fa->mx[2 * k] : fa->mx[2 * k + 1];
+}
+
+/* An upper bound of the request a VM may have and still be taken by h
+ * (suitable and not overloaded after), in MIPS, against need() below:
+ * THR: thr T - requested; MAD/IQR: T (1 - s spread) - requested, the VM
+ * side subtracting s x its MIPS x its history's range; LR/LRR: only the
+ * scheduler's room. Margins far above rounding. */
+static double host_key(const struct qv_pol_dc *dc, const struct qv_pol_host *h, const struct fast_host *f)
+{
+	const struct qv_pol_fast *fa = dc->fast;
+	const struct qv_pol_cfg *cfg = fa->cfg;
+	double key = h->avail < h->core_mips ? h->avail : h->core_mips;
+	if (h->alloc_mips == 0)
+		return key;
+	double t = qv_pol_host_total_mips(h), m = 1e-7 * (t + fabs(f->req_sum)), det = INFINITY;
+	if (cfg->det == QV_DET_THR)
+		det = cfg->param * t - f->req_sum + m;
+	else if (!fa->sane || f->hraw == 0 || f->hraw < fa->ymax)
+		det = INFINITY;
+	else if (f->hraw < (cfg->det == QV_DET_MAD || cfg->det == QV_DET_IQR ? 12 : LR_LEN))
+		det = cfg->fallback_thr * t - f->req_sum + m;
+	else if (cfg->det == QV_DET_MAD || cfg->det == QV_DET_IQR)
+		det = t * (1 - cfg->param * f->spread) - f->req_sum + m;
+	return det < key ? det : key;
+}
+
+static double need(const struct qv_pol_fast *fa, const struct qv_pol_vm *v, const struct fast_vm *fv)
+{
+	double r = vm_req(v);
+	if (fa->sane && (fa->cfg->det == QV_DET_MAD || fa->cfg->det == QV_DET_IQR))
+		r -= fa->cfg->param * v->mips * (fv->hmax - fv->hmin) * (1 + 1e-9) + 1e-9 * v->mips;
+	return r;
+}
+
+static void tree_visit(struct qv_pol_fast *fa, const struct qv_pol_dc *dc, int k, double nd, int vm,
+		       const bool *excluded, double *min, int *best)
+{
+	if (!(fa->mx[k] >= nd))
+		return;
+	if (k >= fa->size) {
+		int i = k - fa->size;
+		if (excluded && excluded[i]) {
+			fa->gone[i] = true;
+			tree_set(fa, i, -INFINITY);
+			return;
+		}
+		qv_pol_pabfd_visit(dc, i, vm, fa->cfg, min, best);
+		return;
+	}
+	tree_visit(fa, dc, 2 * k, nd, vm, excluded, min, best);
+	tree_visit(fa, dc, 2 * k + 1, nd, vm, excluded, min, best);
+}
+
+int qv_pol_fast_find_host(struct qv_pol_dc *dc, int vm, const bool *excluded, const struct qv_pol_cfg *cfg)
+{
+	struct qv_pol_fast *fa = dc->fast;
+	int best = -1;
+	double min = INFINITY;
+	if (fa->cfg != cfg) { /* not this round's policy: the plain scan */
+		for (int i = 0; i < dc->nhosts; i++)
+			if (!excluded || !excluded[i])
+				qv_pol_pabfd_visit(dc, i, vm, cfg, &min, &best);
+		return best;
+	}
+	double nd = need(fa, &dc->vms[vm], &fa->v[vm]);
+	if (isnan(nd))
+		nd = -INFINITY;
+	tree_visit(fa, dc, 1, nd, vm, excluded, &min, &best);
+	return best;
+}
+
 void qv_pol_fast_host_changed(struct qv_pol_dc *dc, int hi)
 {
 	struct qv_pol_fast *fa = dc->fast;
@@ -112,8 +197,14 @@ void qv_pol_fast_host_changed(struct qv_pol_dc *dc, int hi)
 		if ((int)v->ram_mb > f->ram)
 			f->ram = (int)v->ram_mb;
 	}
-	if (!fa->sane || fa->cfg->det == QV_DET_THR)
-		return;
+	if (fa->sane && fa->cfg->det != QV_DET_THR)
+		host_stats(dc, h, f);
+	tree_set(fa, hi, fa->gone[hi] ? -INFINITY : host_key(dc, h, f));
+}
+
+static void host_stats(const struct qv_pol_dc *dc, struct qv_pol_host *h, struct fast_host *f)
+{
+	const struct qv_pol_fast *fa = dc->fast;
 	int n;
 	const double *x = qv_pol_host_history(dc, h, &n);
 	f->hraw = n == 1 && x[0] == 0 ? 0 : n;
@@ -140,14 +231,22 @@ int qv_pol_fast_begin(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg)
 	struct qv_pol_fast *fa = calloc(1, sizeof(*fa));
 	if (!fa)
 		return -ENOMEM;
+	for (fa->size = 1; fa->size < dc->nhosts; fa->size *= 2)
+		;
 	fa->h = calloc(dc->nhosts + 1, sizeof(*fa->h));
 	fa->v = calloc(dc->nvms + 1, sizeof(*fa->v));
-	if (!fa->h || !fa->v) {
+	fa->mx = malloc(sizeof(double) * 2 * fa->size);
+	fa->gone = calloc(dc->nhosts + 1, sizeof(bool));
+	if (!fa->h || !fa->v || !fa->mx || !fa->gone) {
 		free(fa->h);
 		free(fa->v);
+		free(fa->mx);
+		free(fa->gone);
 		free(fa);
 		return -ENOMEM;
 	}
+	for (int k = 0; k < 2 * fa->size; k++)
+		fa->mx[k] = -INFINITY;
 	fa->cfg = cfg;
 	fa->sane = isfinite(cfg->param) && cfg->param >= 0 && cfg->interval_s > 0;
 	for (int i = 0; i < dc->nvms && fa->sane; i++)
@@ -155,8 +254,11 @@ int qv_pol_fast_begin(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg)
 	for (int i = 0; i < dc->nhosts && fa->sane; i++)
 		fa->sane = qv_pol_host_total_mips(&dc->hosts[i]) > 0 && dc->hosts[i].bw_mbps > 0;
 	if (fa->sane && cfg->det != QV_DET_THR)
-		for (int i = 0; i < dc->nvms; i++)
+		for (int i = 0; i < dc->nvms; i++) {
 			vm_stats(&dc->vms[i], &fa->v[i]);
+			if (fa->v[i].ylen > fa->ymax)
+				fa->ymax = fa->v[i].ylen;
+		}
 	dc->fast = fa;
 	for (int i = 0; i < dc->nhosts; i++) {
 		const struct qv_pol_host *h = &dc->hosts[i];
@@ -172,6 +274,8 @@ void qv_pol_fast_end(struct qv_pol_dc *dc)
 		return;
 	free(dc->fast->h);
 	free(dc->fast->v);
+	free(dc->fast->mx);
+	free(dc->fast->gone);
 	free(dc->fast);
 	dc->fast = NULL;
 }
