@@ -16,7 +16,7 @@
 
 O        ?= build
 CC       ?= gcc
-PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0
+PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0 libmicrohttpd
 PKGS     += gnutls
 # Deferred (=, cached on first use): pkg-config runs only when something is
 # compiled, so `make demo` on a fresh machine prints nothing before
@@ -87,7 +87,7 @@ $(TEST_HELPER_LIB): $(call obj,$(TEST_HELPER_SRCS))
 	rm -f $@
 	$(if $^,ar rcs $@ $^,ar rcs $@)
 
-TEST_DIRS := $(MODULES) cli integration
+TEST_DIRS := $(MODULES) cli integration lab
 TEST_LIBS_common      := common
 TEST_LIBS_qemu        := qemu common
 TEST_LIBS_net         := net common
@@ -97,6 +97,7 @@ TEST_LIBS_migrate     := $(LIBORDER)
 TEST_LIBS_daemon      := $(LIBORDER)
 TEST_LIBS_cli         := cli $(LIBORDER)
 TEST_LIBS_integration := $(LIBORDER)
+TEST_LIBS_lab         := $(LIBORDER)
 
 define TEST_RULE
 $(O)/tests/$(1)/%: tests/$(1)/%.c $(TEST_HELPER_LIB) $(foreach l,$(TEST_LIBS_$(1)),$(call libfile,$(l)))
@@ -108,7 +109,10 @@ $(foreach d,$(TEST_DIRS),$(eval $(call TEST_RULE,$(d))))
 
 UNIT_TESTS  := $(patsubst %.c,$(O)/%,$(foreach d,$(MODULES) cli,$(wildcard tests/$(d)/test_*.c)))
 INTEG_TESTS := $(patsubst %.c,$(O)/%,$(wildcard tests/integration/test_*.c))
-TESTS       := $(UNIT_TESTS) $(INTEG_TESTS)
+# tests/lab: suites that run inside the lab VM (scripts/labvm.sh); on the
+# host they are driven by tests/integration/test_labvm.c or make check-lab.
+LAB_TESTS   := $(patsubst %.c,$(O)/%,$(wildcard tests/lab/test_*.c))
+TESTS       := $(UNIT_TESTS) $(INTEG_TESTS) $(LAB_TESTS)
 
 tests: $(TESTS)
 
@@ -122,6 +126,12 @@ export QV_GUEST_DIR := $(abspath build/guest)
 export QV_SRC_DIR   := $(abspath .)
 check: all tests guest
 	scripts/run-tests.sh $(UNIT_TESTS) -- $(INTEG_TESTS)
+
+# The lab VM suites alone (a few minutes under TCG); make check runs them
+# through tests/integration/test_labvm.c.
+check-lab: all tests guest
+	scripts/labvm.sh $(foreach t,$(LAB_TESTS),--add $(t)) --add build/guest/vmlinuz \
+		--add build/guest/initrd.img -- /lab/run-all.sh
 
 check-fast check-unit: all $(UNIT_TESTS)
 	scripts/run-tests.sh $(UNIT_TESTS) --
@@ -192,8 +202,8 @@ deb:
 clean:
 	rm -rf $(O) build-asan build-fuzz
 
-.PHONY: all tests guest check check-fast check-unit check-package check-asan fuzz demo clean \
-	install uninstall deb
+.PHONY: all tests guest check check-fast check-unit check-lab check-package check-asan fuzz \
+	demo clean install uninstall deb
 .SECONDARY:
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

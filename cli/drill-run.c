@@ -197,7 +197,7 @@ static json_object *migrate_once(struct drill_ctx *x, const struct drill_step *s
 		(long long)rep, vm, src, dst, s->fault.kind ? ", fault " : "",
 		s->fault.kind ? drill_fault_name(s->fault.kind) : "");
 	t0 = now_ms();
-	r = cli_migrate_run_observed(x->c[src], x->c[dst], vm, &o, NULL, &obs, &phase, &stats,
+	r = cli_migrate_run_observed(x->c[src], d->hosts[dst].uri, vm, &o, NULL, &obs, &phase, &stats,
 				     &err);
 	int64_t wall = (int64_t)(now_ms() - t0);
 	drill_fault_finish(&mo.fs, now_ms() - t0);

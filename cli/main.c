@@ -13,6 +13,10 @@
 /* cli/verb-limits.c, cli/verb-top.c */
 int verb_limits(struct cli_ctx *ctx, int argc, char **argv);
 int verb_top(struct cli_ctx *ctx, int argc, char **argv);
+/* cli/verb-policy.c */
+int verb_policy_show(struct cli_ctx *ctx, int argc, char **argv);
+int verb_policy_mode(struct cli_ctx *ctx, int argc, char **argv);
+int verb_host_pressure(struct cli_ctx *ctx, int argc, char **argv);
 
 const struct cli_verb cli_verbs[] = {
 	{ "define", verb_define, "FILE|- | --from-libvirt FILE.xml [--lossy] [--dry-run]",
@@ -38,6 +42,12 @@ const struct cli_verb cli_verbs[] = {
 	{ "events", verb_events, "[--vm NAME]", "Print daemon events until interrupted." },
 	{ "host info", verb_host_info, "", "Show host facts (CPU, memory, accelerators)." },
 	{ "host check", verb_host_check, "", "Check that this host can run VMs." },
+	{ "host pressure", verb_host_pressure, "",
+	  "Show the resource loop's overload signal and each VM's demand." },
+	{ "policy show", verb_policy_show, "[VM]",
+	  "Show the resource loop's allocations, demand and recent changes." },
+	{ "policy mode", verb_policy_mode, "off|advise|enforce",
+	  "Set the host's resource loop mode." },
 	{ "net define", verb_net_define, "FILE|-", "Define a network from a JSON spec." },
 	{ "net undefine", verb_net_undefine, "NAME", "Remove a network." },
 	{ "net list", verb_net_list, "", "List networks." },

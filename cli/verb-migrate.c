@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* qvisor migrate VM --to URI: the client-coordinated live migration
- * (docs/migration.md): prepare on the destination, perform on the source
- * with a live progress line, finish on the destination, confirm on the
- * source. Any failure cancels both sides; the source keeps running. */
+/* qvisor migrate VM --to URI: vm.migrate on the source daemon, which runs
+ * the protocol against the destination daemon itself (docs/migration.md);
+ * this renders its progress. Interrupting it does not stop the migration:
+ * `qvisor migrate-cancel VM` does. */
 #include <getopt.h>
 #include <unistd.h>
 
 #include "cli/migrate-run.h"
 #include "cli/verbs.h"
-#include "common/tls.h"
 
 struct mig_line {
 	bool tty;
@@ -29,6 +28,18 @@ static void progress_line(json_object *p, uint64_t t_ms, void *ud)
 	const char *type;
 
 	type = json_object_object_get_ex(p, "type", &v) ? json_object_get_string(v) : "";
+	if (streq(type, "phase") || streq(type, "note")) {
+		end_line(ml);
+		if (streq(type, "phase"))
+			fprintf(stderr, "  phase: %s\n", json_object_object_get_ex(p, "phase", &v)
+							      ? json_object_get_string(v) : "?");
+		else
+			fprintf(stderr, "  %s: %s\n",
+				json_object_object_get_ex(p, "what", &v) ? json_object_get_string(v) : "",
+				json_object_object_get_ex(p, "detail", &v) ? json_object_get_string(v)
+									    : "");
+		return;
+	}
 	if (streq(type, "decision")) {
 		end_line(ml);
 		fprintf(stderr, "  decision: %s %s: %s\n",
@@ -87,8 +98,6 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 	};
 	struct cli_migrate_opts o = { .max_downtime_ms = 300, .deadline_s = 300 };
 	const char *to = NULL;
-	char tls_host[256];
-	_cleanup_rpc_conn_ qv_rpc_conn *dst = NULL;
 	_cleanup_json_ json_object *stats = NULL;
 	struct qv_error err = {};
 	json_object *v;
@@ -128,17 +137,7 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error(ctx, "expected VM and --to URI");
 	if ((r = cli_connect(ctx)) != EXIT_OK)
 		return r;
-	if (strncmp(to, "tls://", 6) == 0) {
-		int port;
-		if (qv_parse_host_port(to + 6, QV_TLS_DEFAULT_PORT, tls_host, sizeof(tls_host), &port,
-				       &err) < 0)
-			return cli_report(ctx, to, -EINVAL, &err);
-		o.dest_tls_host = tls_host;
-	}
-	r = qv_rpc_connect(to, &dst, &err);
-	if (r < 0)
-		return cli_report(ctx, to, r, &err);
-	r = cli_migrate_run_observed(ctx->conn, dst, argv[optind], &o, NULL,
+	r = cli_migrate_run_observed(ctx->conn, to, argv[optind], &o, NULL,
 				     o.quiet ? NULL : &obs, NULL, &stats, &err);
 	end_line(&ml);
 	if (r < 0)
@@ -147,9 +146,10 @@ int verb_migrate(struct cli_ctx *ctx, int argc, char **argv)
 		printf("%s\n", json_object_to_json_string_ext(stats, JSON_C_TO_STRING_PRETTY));
 	} else {
 #define NUM(k) (json_object_object_get_ex(stats, k, &v) ? json_object_get_double(v) : 0.0)
-		printf("Migrated %s: %.2f s total, %.0f ms downtime, %.1f MiB sent, %.0f rounds\n",
+		printf("Migrated %s: %.2f s total, %.0f ms downtime (guest stop to resume; QEMU "
+		       "says %.0f ms), %.1f MiB sent, %.0f rounds\n",
 		       argv[optind], NUM("total_time_ms") / 1000.0, NUM("downtime_ms"),
-		       NUM("ram_transferred") / 1048576.0, NUM("rounds"));
+		       NUM("qemu_downtime_ms"), NUM("ram_transferred") / 1048576.0, NUM("rounds"));
 #undef NUM
 	}
 	return EXIT_OK;

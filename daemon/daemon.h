@@ -24,6 +24,9 @@ struct qv_daemon_config {
 	unsigned max_clients;
 	unsigned max_starts;     /* QEMUs spawned and not yet on QMP at once; 0: no bound */
 	bool no_probe;           /* skip the KVM boot probe: auto -> TCG */
+	const char *loop_mode;   /* resource loop: off|advise|enforce|auto (default auto) */
+	unsigned loop_interval_ms; /* default 1000 */
+	const char *metrics_listen; /* ADDR:PORT for Prometheus, NULL = off */
 	/* daemon/tls-setup.c, docs/security.md */
 	const char *pki_dir;     /* default /etc/qvisor/pki */
 	bool pki_dir_set;        /* given explicitly: a broken PKI is fatal */
@@ -43,6 +46,7 @@ struct qv_daemon {
 	void *net_state;         /* daemon/netreg.c */
 	void *cgroup_state;      /* daemon/vm-cgroup.c */
 	void *image_state;       /* daemon/methods-image.c */
+	struct qv_hostloop *hostloop; /* daemon/hostloop.c */
 	struct qv_start_queue *start_queue; /* daemon/vm-queue.c */
 	/* daemon/tls-setup.c: loaded PKI (NULL: none, migrations need --insecure) */
 	struct qv_tls_creds *tls_server;

@@ -13,6 +13,7 @@
 #include "daemon/activate.h"
 #include "daemon/hooks.h"
 #include "daemon/foreign.h"
+#include "daemon/hostloop.h"
 #include "daemon/interop.h"
 #include "daemon/migrate.h"
 #include "daemon/vm-queue.h"
@@ -39,6 +40,9 @@ static void usage(FILE *f)
 		"  --listen URI        also serve RPC on tls://HOST[:PORT] (mutual TLS)\n"
 		"  --insecure          allow plain TCP (--listen tcp://, migration streams)\n"
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
+		"  --loop-mode MODE    resource loop: off|advise|enforce|auto (default auto)\n"
+		"  --loop-interval MS  resource loop interval (default 1000)\n"
+		"  --metrics-listen ADDR:PORT  serve Prometheus metrics (default off)\n"
 		"  -h, --help          this help\n");
 }
 
@@ -204,6 +208,9 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to load VMs from the state store: %m");
 	qv_migrate_registry_load(d); /* resolves migrations cut by a restart; never fatal */
+	r = qv_hostloop_load(d);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the resource loop: %m");
 	r = qv_net_registry_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up networks: %m");
@@ -233,6 +240,9 @@ static int run(struct qv_daemon *d)
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_migrate_methods, qv_migrate_methods_count, d);
 	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_hostloop_methods, qv_hostloop_methods_count,
+					      d);
+	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_interop_methods, qv_interop_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
@@ -240,6 +250,7 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
+	qv_hostloop_rpc_ready(d);
 	r = qv_daemon_tls_setup(d);
 	if (r < 0)
 		return r;
@@ -255,7 +266,8 @@ static int run(struct qv_daemon *d)
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
-	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS };
+	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
+	       OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -267,6 +279,9 @@ int main(int argc, char **argv)
 		{ "max-clients", required_argument, NULL, OPT_MAXCLIENTS },
 		{ "max-starts", required_argument, NULL, OPT_MAXSTARTS },
 		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "loop-mode", required_argument, NULL, OPT_LOOP_MODE },
+		{ "loop-interval", required_argument, NULL, OPT_LOOP_INTERVAL },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS },
 		{ "pki-dir", required_argument, NULL, OPT_PKI },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
@@ -329,6 +344,18 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case OPT_LOOP_MODE: d.cfg.loop_mode = optarg; break;
+		case OPT_METRICS: d.cfg.metrics_listen = optarg; break;
+		case OPT_LOOP_INTERVAL: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n < 100 || n > 60000) {
+				fprintf(stderr, "qvisord: --loop-interval must be 100..60000 ms\n");
+				return 2;
+			}
+			d.cfg.loop_interval_ms = (unsigned)n;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -360,6 +387,7 @@ int main(int argc, char **argv)
 	qv_vm_registry_free(&d);
 	qv_net_registry_free(&d);
 	qv_image_registry_free(&d);
+	qv_hostloop_free(&d);
 	qv_cgroup_registry_free(&d);
 	qv_state_close(d.state);
 	qv_loop_free(d.loop);

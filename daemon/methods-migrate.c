@@ -2,10 +2,24 @@
 /* migrate.* RPC methods: parameter checking and the migration list. The
  * phases live in migrate-source.c and migrate-dest.c. */
 #include <ctype.h>
+#include <signal.h>
 
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
+
+/* Crash tests only: QVISORD_TEST_CRASH_AT=<point> makes the daemon SIGKILL
+ * itself at that point (after persisting), where no outside trigger can
+ * hit it deterministically (docs/migration.md lists the points). */
+void qv_mig_test_crash_point(const char *point)
+{
+	const char *at = getenv("QVISORD_TEST_CRASH_AT");
+
+	if (at && streq(at, point)) {
+		log_warning("QVISORD_TEST_CRASH_AT=%s: killing the daemon", point);
+		raise(SIGKILL);
+	}
+}
 
 /* One daemon per process: the list of migrations is process-wide. */
 static struct qv_mig *migs;
@@ -48,6 +62,10 @@ void qv_mig_persist(struct qv_mig *m)
 
 	json_object_object_add(o, "created", json_object_new_boolean(m->created));
 	json_object_object_add(o, "saved_policy", json_object_new_int((int)m->saved_policy));
+	if (m->source_uri)
+		json_object_object_add(o, "source", json_object_new_string(m->source_uri));
+	if (m->resume_unix_us)
+		json_object_object_add(o, "resume_unix_us", json_object_new_int64(m->resume_unix_us));
 	if (m->n_images) {
 		json_object *a = json_object_new_array();
 		for (size_t i = 0; i < m->n_images; i++)
@@ -65,12 +83,17 @@ void qv_mig_persist(struct qv_mig *m)
 
 void qv_mig_drop(struct qv_mig *m)
 {
+	(void)qv_state_migration_delete(m->d->state, m->id);
+	qv_mig_retire(m);
+}
+
+void qv_mig_retire(struct qv_mig *m)
+{
 	for (struct qv_mig **p = &migs; *p; p = &(*p)->next)
 		if (*p == m) {
 			*p = m->next;
 			break;
 		}
-	(void)qv_state_migration_delete(m->d->state, m->id);
 	m->engine = mig_engine_free(m->engine);
 	m->watch = qv_source_remove(m->watch);
 	m->mirror_timer = qv_source_remove(m->mirror_timer);
@@ -84,6 +107,7 @@ void qv_mig_drop(struct qv_mig *m)
 		qv_rpc_client_unref(m->client);
 	json_object_put(m->stats);
 	free(m->peer);
+	free(m->source_uri);
 	free(m->vm);
 	free(m);
 }
@@ -175,7 +199,7 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s",
 					    "multifd_channels", "copy_storage", "disk_sizes",
-					    "allow_postcopy", "tls", "peer_dn", NULL };
+					    "allow_postcopy", "tls", "peer_dn", "source", NULL };
 	struct qv_mig_prepare p = { .timeout_s = 600 };
 	qv_rpc_client *client = qv_rpc_call_client(call);
 	char local[64];
@@ -191,6 +215,7 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 				    "params.spec (an object) is required");
 	if (opt_string(call, params, "listen", &p.listen) < 0 ||
 	    opt_string(call, params, "address", &p.address) < 0 ||
+	    opt_string(call, params, "source", &p.source) < 0 ||
 	    opt_int(call, params, "port", 0, 65535, &port) < 0 ||
 	    opt_int(call, params, "timeout_s", 10, 86400, &timeout) < 0 ||
 	    opt_int(call, params, "multifd_channels", 0, 16, &multifd) < 0 ||
@@ -227,7 +252,8 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", "uri", "max_downtime_ms", "bandwidth_mbps",
-					    "deadline_s", "allow_postcopy", "plain", "premeasure",
+					    "deadline_s", "allow_postcopy", "postcopy_after_precopy",
+					    "plain", "premeasure",
 					    "xbzrle", "multifd_channels", "multifd_reason",
 					    "copy_storage", "nbd", "tls", "tls_hostname", NULL };
 	struct mig_engine_opts o = { .premeasure = true };
@@ -249,6 +275,7 @@ static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_int(call, params, "bandwidth_mbps", 0, 100000, &bw) < 0 ||
 	    opt_int(call, params, "deadline_s", 1, 86400, &deadline) < 0 ||
 	    opt_bool(call, params, "allow_postcopy", &o.allow_postcopy) < 0 ||
+	    opt_bool(call, params, "postcopy_after_precopy", &o.postcopy_after_precopy) < 0 ||
 	    opt_bool(call, params, "plain", &o.plain) < 0 ||
 	    opt_bool(call, params, "premeasure", &o.premeasure) < 0 ||
 	    opt_bool(call, params, "xbzrle", &xbzrle) < 0 ||
@@ -322,6 +349,43 @@ static int m_plan(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_rpc_call_reply(call, res), 0;
 }
 
+/* The tombstone a finished incoming migration leaves ("<vm>-in", state
+ * "finished"): finish is idempotent by token, and cancel is refused. */
+static bool finished_here(struct qv_daemon *d, const char *name, const char *token,
+			  json_object **ret_data)
+{
+	struct qv_migration_record rec = {};
+	char id[96];
+	bool yes;
+
+	snprintf(id, sizeof(id), "%s-in", name);
+	if (qv_state_migration_get(d->state, id, &rec) < 0)
+		return false;
+	yes = streq(rec.state, "finished") && (!token || (rec.token && streq(rec.token, token)));
+	if (yes && ret_data)
+		*ret_data = rec.data_json ? json_tokener_parse(rec.data_json) : NULL;
+	qv_migration_record_done(&rec);
+	return yes;
+}
+
+static int finish_again(qv_rpc_call *call, struct qv_daemon *d, const char *name,
+			const char *token)
+{
+	_cleanup_json_ json_object *data = NULL;
+	json_object *res, *v;
+
+	if (!finished_here(d, name, token, &data))
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND,
+				    "no incoming migration of %s", name);
+	res = json_object_new_object();
+	json_object_object_add(res, "name", json_object_new_string(name));
+	json_object_object_add(res, "state", json_object_new_string("running"));
+	json_object_object_add(res, "already_finished", json_object_new_boolean(true));
+	if (data && json_object_object_get_ex(data, "resume_unix_us", &v))
+		json_object_object_add(res, "resume_unix_us", json_object_get(v));
+	return qv_rpc_call_reply(call, res), 0;
+}
+
 static int m_finish(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", "token", NULL };
@@ -333,8 +397,7 @@ static int m_finish(qv_rpc_call *call, json_object *params, void *ud)
 		return 0;
 	m = qv_mig_find(name, false);
 	if (!m)
-		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND,
-				    "no incoming migration of %s", name);
+		return finish_again(call, ud, name, token);
 	if (!streq(m->token, token))
 		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
 				    "wrong migration token for %s", name);
@@ -358,27 +421,60 @@ static int m_confirm(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_mig_confirm(call, m, keep);
 }
 
-static int m_cancel(qv_rpc_call *call, json_object *params, void *ud)
+static int cancel_dest(qv_rpc_call *call, struct qv_daemon *d, const char *name,
+		       const char *token)
 {
-	static const char *const keys[] = { "name", NULL };
-	const char *name;
-	struct qv_mig *m;
+	struct qv_mig *m = qv_mig_find(name, false);
 	json_object *res;
 
-	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0)
-		return 0;
-	m = qv_mig_find(name, true);
-	if (m)
-		return qv_mig_cancel_source(call, m);
-	m = qv_mig_find(name, false);
+	if (!m && finished_here(d, name, token, NULL))
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "the incoming migration of %s finished: the guest runs here",
+				    name);
 	if (!m)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "no migration of %s", name);
+	if (token && !streq(m->token, token))
+		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
+				    "wrong migration token for %s", name);
 	qv_mig_teardown_dest(m, "cancelled by the client");
 	res = json_object_new_object();
 	json_object_object_add(res, "name", json_object_new_string(name));
 	json_object_object_add(res, "role", json_object_new_string("destination"));
 	json_object_object_add(res, "action", json_object_new_string("torn-down"));
 	return qv_rpc_call_reply(call, res), 0;
+}
+
+/* Source: the driver (vm.migrate) decides, or the step migration; the
+ * protocol itself passes destination_never_ran once the destination
+ * confirmed the teardown. Destination: tear down (refused once finished). */
+static int m_cancel(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "token", "destination_never_ran", NULL };
+	const char *name, *token = NULL;
+	bool never_ran = false;
+	struct qv_error err = {};
+	struct qv_p2p *x;
+	struct qv_mig *m;
+	json_object *res;
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0 ||
+	    opt_string(call, params, "token", &token) < 0 ||
+	    opt_bool(call, params, "destination_never_ran", &never_ran) < 0)
+		return 0;
+	x = never_ran ? NULL : qv_mig_p2p_find(name);
+	if (x) {
+		if (qv_mig_p2p_cancel(x, &err) < 0)
+			return qv_rpc_call_error(call, &err), 0;
+		res = json_object_new_object();
+		json_object_object_add(res, "name", json_object_new_string(name));
+		json_object_object_add(res, "role", json_object_new_string("source"));
+		json_object_object_add(res, "action", json_object_new_string("cancelling"));
+		return qv_rpc_call_reply(call, res), 0;
+	}
+	m = qv_mig_find(name, true);
+	if (m)
+		return qv_mig_cancel_source(call, m, never_ran);
+	return cancel_dest(call, ud, name, token);
 }
 
 static int m_recover(qv_rpc_call *call, json_object *params, void *ud)
@@ -424,97 +520,67 @@ static int m_status(qv_rpc_call *call, json_object *params, void *ud)
 	json_object_object_add(o, "active", json_object_new_boolean(m != NULL));
 	if (rec.peer)
 		json_object_object_add(o, "peer", json_object_new_string(rec.peer));
+	if (qv_mig_p2p_find(name))
+		json_object_object_add(o, "driver_phase", json_object_new_string(
+					       qv_mig_p2p_phase(qv_mig_p2p_find(name))));
 	if (rec.data_json)
 		json_object_object_add(o, "data", json_tokener_parse(rec.data_json));
 	qv_migration_record_done(&rec);
 	return qv_rpc_call_reply(call, o), 0;
 }
 
+/* vm.migrate {name, to, options...}: the whole protocol, driven from here. */
+static int m_vm_migrate(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "to", "max_downtime_ms", "bandwidth_mbps",
+					    "deadline_s", "allow_postcopy", "plain",
+					    "keep_definition", "copy_storage", "dest_address",
+					    "listen", "source_uri", "retry_s", "perform", "insecure",
+					    NULL };
+	const char *name, *to, *s = NULL;
+	int64_t n = 0;
+	bool b = false;
+	json_object *v;
+	struct qv_vm *vm;
+
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0 ||
+	    qv_param_string(call, params, "to", &to) < 0 ||
+	    opt_int(call, params, "max_downtime_ms", 1, 60000, &n) < 0 ||
+	    opt_int(call, params, "bandwidth_mbps", 0, 100000, &n) < 0 ||
+	    opt_int(call, params, "deadline_s", 1, 86400, &n) < 0 ||
+	    opt_int(call, params, "retry_s", 1, 3600, &n) < 0 ||
+	    opt_bool(call, params, "allow_postcopy", &b) < 0 ||
+	    opt_bool(call, params, "plain", &b) < 0 ||
+	    opt_bool(call, params, "keep_definition", &b) < 0 ||
+	    opt_bool(call, params, "copy_storage", &b) < 0 ||
+	    opt_bool(call, params, "insecure", &b) < 0 ||
+	    opt_string(call, params, "dest_address", &s) < 0 ||
+	    opt_string(call, params, "listen", &s) < 0 ||
+	    opt_string(call, params, "source_uri", &s) < 0)
+		return 0;
+	if (!*to || strlen(to) > 1024)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.to must be a daemon URI (unix:///path, ssh://host, ...)");
+	if (json_object_object_get_ex(params, "perform", &v) &&
+	    !json_object_is_type(v, json_type_object))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.perform must be an object (extra migrate.perform "
+				    "parameters)");
+	vm = qv_vm_find(ud, name);
+	if (!vm)
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
+	if (vm->state != QV_VM_RUNNING)
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s is %s; only a running VM can be migrated", name,
+				    qv_vm_state_to_string(vm->state));
+	return qv_mig_p2p_start(call, ud, name, to, params);
+}
+
 const struct qv_rpc_method qv_migrate_methods[] = {
+	{ "vm.migrate", m_vm_migrate },
 	{ "migrate.prepare", m_prepare }, { "migrate.perform", m_perform },
 	{ "migrate.finish", m_finish },   { "migrate.confirm", m_confirm },
 	{ "migrate.cancel", m_cancel },   { "migrate.recover", m_recover },
 	{ "migrate.status", m_status },   { "migrate.plan", m_plan },
 };
 const size_t qv_migrate_methods_count = ARRAY_SIZE(qv_migrate_methods);
-
-/* --- daemon start ---------------------------------------------------------- */
-
-struct load_item {
-	char *vm;
-	char *role;
-	char *token;
-	char *data;
-};
-
-static int load_one(const struct qv_migration_record *rec, void *ud)
-{
-	struct load_item **items = ud;
-	size_t n = 0;
-
-	while ((*items)[n].vm)
-		n++;
-	struct load_item *nv = realloc(*items, (n + 2) * sizeof(**items));
-	if (!nv)
-		return -ENOMEM;
-	*items = nv;
-	nv[n] = (struct load_item){ strdup(rec->vm), strdup(rec->role),
-				    rec->token ? strdup(rec->token) : NULL,
-				    rec->data_json ? strdup(rec->data_json) : NULL };
-	nv[n + 1] = (struct load_item){ 0 };
-	return 0;
-}
-
-void qv_migrate_registry_load(struct qv_daemon *d)
-{
-	struct load_item *items = calloc(1, sizeof(*items));
-
-	if (!items || qv_state_migration_list(d->state, load_one, &items) < 0) {
-		log_warning("Cannot list migration records, ignoring");
-		free(items);
-		return;
-	}
-	for (struct load_item *it = items; it->vm; it++) {
-		struct qv_error err = {};
-		json_object *res = NULL;
-
-		if (streq(it->role, "source")) {
-			if (qv_mig_recover(d, it->vm, &res, &err) < 0)
-				log_warning("Migration of %s: recovery failed: %s", it->vm, err.message);
-			else
-				log_info("Migration of %s: recovered as %s", it->vm,
-					 json_object_to_json_string(res));
-			json_object_put(res);
-		} else {
-			struct qv_mig *m = qv_mig_new(d, it->vm, false);
-			_cleanup_json_ json_object *data = it->data ? json_tokener_parse(it->data) : NULL;
-			json_object *v;
-
-			if (!m)
-				continue;
-			snprintf(m->state, sizeof(m->state), "prepared");
-			snprintf(m->token, sizeof(m->token), "%s", it->token ? it->token : "");
-			if (data && json_object_object_get_ex(data, "created", &v))
-				m->created = json_object_get_boolean(v);
-			if (data && json_object_object_get_ex(data, "saved_policy", &v))
-				m->saved_policy = (enum vm_restart_policy)json_object_get_int(v);
-			if (data && json_object_object_get_ex(data, "images", &v) &&
-			    json_object_is_type(v, json_type_array)) {
-				size_t n = json_object_array_length(v);
-				m->images = calloc(n + 1, sizeof(*m->images));
-				for (size_t k = 0; m->images && k < n; k++) {
-					const char *pth = json_object_get_string(
-						json_object_array_get_idx(v, k));
-					if (pth && pth[0] == '/')
-						m->images[m->n_images++] = strdup(pth);
-				}
-			}
-			qv_mig_dest_rearm(m);
-		}
-		free(it->vm);
-		free(it->role);
-		free(it->token);
-		free(it->data);
-	}
-	free(items);
-}

@@ -28,7 +28,7 @@
 #include "storage/pool.h"
 
 #define WATCH_MS 300
-#define FINISH_POLL_MS 100
+#define FINISH_POLL_MS 20 /* blackout: the source is stopped for good */
 #define FINISH_TIMEOUT_MS 60000
 #define POSTCOPY_POLL_MS 20 /* the guest is paused from the switch until our cont */
 
@@ -131,6 +131,8 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	}
 	restore_policy(m, vm);
 	m->n_images = 0; /* they are the VM's disks now */
+	/* RESUME arrives before cont's reply; fall back to now. */
+	m->resume_unix_us = vm->last_resume_us > 0 ? vm->last_resume_us : qv_unix_ms() * 1000;
 	qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	qv_daemon_emit(m->d, m->vm, "migration-finished", NULL);
 	log_info("VM %s: incoming migration finished%s, guest running", m->vm,
@@ -140,7 +142,13 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	json_object_object_add(res, "state", json_object_new_string("running"));
 	if (m->postcopy_running)
 		json_object_object_add(res, "postcopy", json_object_new_boolean(true));
-	qv_mig_drop(m);
+	json_object_object_add(res, "resume_unix_us", json_object_new_int64(m->resume_unix_us));
+	/* Keep the record as a tombstone: a repeated finish (the source lost
+	 * our answer) is answered again, a cancel refused. */
+	snprintf(m->state, sizeof(m->state), "finished");
+	qv_mig_persist(m);
+	qv_mig_test_crash_point("dest-finished");
+	qv_mig_retire(m);
 	if (call)
 		qv_rpc_call_reply(call, res);
 	else
@@ -204,6 +212,8 @@ static void dest_watch(qv_source *s, void *ud)
 			return qv_mig_teardown_dest(m, "not finished before its timeout");
 	} else if (qv_now_ms() > m->expires_ms) {
 		return qv_mig_teardown_dest(m, "not finished before its timeout");
+	} else if (m->source_uri && !m->asking) {
+		qv_mig_dest_check_stuck(m, incoming_status(vm, buf, sizeof(buf)));
 	}
 	qv_mig_dest_rearm(m);
 }
@@ -216,7 +226,11 @@ int qv_mig_finish(qv_rpc_call *call, struct qv_mig *m)
 	m->finish_call = call;
 	m->finish_deadline = qv_now_ms() + FINISH_TIMEOUT_MS;
 	snprintf(m->state, sizeof(m->state), "finishing");
-	qv_mig_dest_rearm(m);
+	/* The guest is paused until our cont: look at once, not after a poll
+	 * interval (every ms here is blackout). */
+	m->watch = qv_source_remove(m->watch);
+	if (qv_loop_add_timer(m->d->loop, 0, dest_watch, m, &m->watch) < 0)
+		qv_mig_dest_rearm(m);
 	return 0;
 }
 
@@ -646,9 +660,11 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	}
 	snprintf(uri, sizeof(uri), "tcp:%s:%d", advert, port);
 	m->peer = strdup(uri);
+	m->source_uri = p->source ? strdup(p->source) : NULL;
 	snprintf(m->state, sizeof(m->state), "prepared");
 	m->expires_ms = qv_now_ms() + (uint64_t)p->timeout_s * 1000;
 	qv_mig_persist(m);
+	qv_mig_test_crash_point("dest-prepared");
 	json_object *extra = json_object_new_object();
 	json_object_object_add(extra, "role", json_object_new_string("destination"));
 	json_object_object_add(extra, "uri", json_object_new_string(uri));

@@ -40,6 +40,10 @@ struct qv_mig {
 	bool postcopy;           /* prepared with postcopy-ram (allow_postcopy) */
 	bool postcopy_running;   /* we sent `cont` at postcopy-active */
 	char **images;           /* images prepare created (deleted on teardown) */
+	char *source_uri;        /* how to reach the source daemon (prepare's "source") */
+	int64_t resume_unix_us;  /* the guest's RESUME here at finish */
+	uint64_t complete_since; /* incoming seen completed, not finished (monotonic ms) */
+	bool asking;             /* migrate-ask.c: a question to the source is out */
 	size_t n_images;
 };
 
@@ -47,6 +51,8 @@ struct qv_mig *qv_mig_find(const char *vm, bool source);
 struct qv_mig *qv_mig_new(struct qv_daemon *d, const char *vm, bool source);
 /* Unlink, delete the record, free. */
 void qv_mig_drop(struct qv_mig *m);
+/* Unlink and free, keeping the record (a tombstone). */
+void qv_mig_retire(struct qv_mig *m);
 /* Persist m (state, peer, token, stats). */
 void qv_mig_persist(struct qv_mig *m);
 
@@ -67,7 +73,7 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 int qv_mig_plan(struct qv_daemon *d, struct qv_vm *vm, bool copy_storage, double bandwidth_bps,
 		json_object **ret, struct qv_error *errp);
 int qv_mig_confirm(qv_rpc_call *call, struct qv_mig *m, bool keep_definition);
-int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m);
+int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m, bool never_ran);
 int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 		   struct qv_error *errp);
 
@@ -76,6 +82,7 @@ struct qv_mig_prepare {
 	json_object *spec;
 	const char *listen;
 	const char *address;
+	const char *source;      /* the source daemon's URI, recorded */
 	int port;
 	unsigned timeout_s;
 	unsigned multifd_channels;
@@ -99,8 +106,34 @@ int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen
 			  const char *advert, char *ret_uri, size_t uri_size, struct qv_error *errp);
 void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm);
 void qv_mig_dest_delete_images(struct qv_mig *m);
+/* migrate-ask.c: ask the source (m->source_uri) whether it still drives
+ * this migration; tears m down when it does not. Never blocks. */
+void qv_mig_dest_ask_source(struct qv_mig *m);
+/* From the watchdog: ask once the incoming side has been "completed" for
+ * 30 s without a finish (and every 30 s after). */
+void qv_mig_dest_check_stuck(struct qv_mig *m, const char *incoming_status);
 /* Pick a free TCP port on addr (migrate-dest.c). */
 int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp);
+
+/* Test hook: SIGKILL ourselves when $QVISORD_TEST_CRASH_AT == point. */
+void qv_mig_test_crash_point(const char *point);
+
+/* migrate-p2p.c: vm.migrate, the daemon-driven protocol (migrate/protocol.h) */
+struct qv_p2p;
+struct qv_p2p *qv_mig_p2p_find(const char *vm);
+/* Runs the protocol for vm to the daemon at `to`; answers call at the end.
+ * opts (borrowed) are vm.migrate's params. */
+int qv_mig_p2p_start(qv_rpc_call *call, struct qv_daemon *d, const char *vm, const char *to,
+		     json_object *opts);
+/* -EBUSY (conflict) once finish may have run on the destination. */
+int qv_mig_p2p_cancel(struct qv_p2p *x, struct qv_error *errp);
+const char *qv_mig_p2p_phase(const struct qv_p2p *x);
+/* Daemon start: continue every persisted driver record. */
+void qv_mig_p2p_resume_all(struct qv_daemon *d);
+/* migrate-source.c: cancel a running engine or storage mirror (perform
+ * then fails). -EBUSY after the postcopy switch, -EALREADY when neither
+ * runs. */
+int qv_mig_stop_outgoing(struct qv_mig *m, struct qv_error *errp);
 
 /* migrate-tls.c: TLS for the stream and NBD (docs/security.md) */
 /* May this daemon migrate with (or without) TLS? Plain needs --insecure,

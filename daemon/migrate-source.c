@@ -140,7 +140,16 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	m->perform_call = NULL;
 	m->engine = mig_engine_free(e);
 	if (error == 0) {
+		struct qv_vm *vm = qv_vm_find(m->d, m->vm);
+		json_object *dt;
 		m->mirror = mig_mirror_free(m->mirror); /* completed at pre-switchover */
+		/* The blackout starts at the guest's last STOP (vm.migrate ends
+		 * it at the destination's RESUME); QEMU's figure stays beside. */
+		if (json_object_object_get_ex(st, "downtime_ms", &dt))
+			json_object_object_add(st, "qemu_downtime_ms", json_object_get(dt));
+		if (vm && vm->last_stop_us > 0)
+			json_object_object_add(st, "stop_unix_us",
+					       json_object_new_int64(vm->last_stop_us));
 		log_info("VM %s: migration completed: %s", m->vm,
 			 json_object_to_json_string_ext(stats, JSON_C_TO_STRING_PLAIN));
 		snprintf(m->state, sizeof(m->state), "completed");
@@ -478,48 +487,64 @@ int qv_mig_confirm(qv_rpc_call *call, struct qv_mig *m, bool keep)
 	return 0;
 }
 
-int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m)
+int qv_mig_stop_outgoing(struct qv_mig *m, struct qv_error *errp)
 {
 	struct qv_error err = {};
-	json_object *res = json_object_new_object();
-	const char *action;
+
+	if (m->engine) {
+		if (mig_engine_cancel(m->engine, "cancelled by the client") == -EBUSY)
+			return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+					    "the migration of %s switched to postcopy: it can only "
+					    "complete (cancelling would lose the guest)", m->vm);
+		return 0;
+	}
+	if (m->mirror_timer) {
+		/* Still mirroring storage: the RAM migration never started. */
+		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED, "cancelled by the client");
+		mirror_fail(m, &err, "cancelled");
+		return 0;
+	}
+	return -EALREADY;
+}
+
+/* never_ran: the caller (the protocol) heard from the destination that it
+ * tore the incoming VM down, so a completed source may take over again.
+ * Without it a completed migration is never resumed here: the destination
+ * may already run the guest (migrate.finish). */
+int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m, bool never_ran)
+{
+	struct qv_error err = {};
+	json_object *res;
+	const char *action = m->engine ? "cancelling" : "cancelled";
 	_cleanup_free_ char *name = strdup(m->vm);
 	struct qv_daemon *d = m->d;
 	json_object *pc;
+	int r;
 
 	if (!m->engine && m->stats && json_object_object_get_ex(m->stats, "postcopy", &pc) &&
-	    json_object_get_boolean(pc)) {
+	    json_object_get_boolean(pc))
 		/* Completed via postcopy: the destination has been running the
 		 * guest since the switch; the source copy is stale. */
-		json_object_put(res);
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				    "the migration of %s completed via postcopy: the guest runs "
 				    "on the destination and the source cannot take over (confirm)",
 				    name);
-	}
-	if (m->engine) {
-		if (mig_engine_cancel(m->engine, "cancelled by the client") == -EBUSY) {
-			json_object_put(res);
+	r = qv_mig_stop_outgoing(m, &err);
+	if (r < 0 && r != -EALREADY)
+		return qv_rpc_call_error(call, &err), 0;
+	if (r == -EALREADY) {
+		if (!never_ran)
 			return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
-					    "the migration of %s switched to postcopy: it can only "
-					    "complete (cancelling would lose the guest)", name);
-		}
-		action = "cancelling";
-	} else if (m->mirror_timer) {
-		/* Still mirroring storage: the RAM migration never started. */
-		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED, "cancelled by the client");
-		mirror_fail(m, &err, "cancelled");
-		action = "cancelled";
-	} else {
-		/* Completed but not confirmed: the destination never ran, so the
-		 * source takes over again. */
+					    "the migration of %s is %s: the destination may already "
+					    "run the guest (migrate.finish), so the source is not "
+					    "resumed; confirm it, or cancel on the destination first",
+					    name, m->state);
 		qv_mig_drop(m);
-		if (qv_mig_resume_source(d, name, &err) < 0) {
-			json_object_put(res);
+		if (qv_mig_resume_source(d, name, &err) < 0)
 			return qv_rpc_call_error(call, &err), 0;
-		}
 		action = "resumed";
 	}
+	res = json_object_new_object();
 	json_object_object_add(res, "name", json_object_new_string(name));
 	json_object_object_add(res, "role", json_object_new_string("source"));
 	json_object_object_add(res, "action", json_object_new_string(action));

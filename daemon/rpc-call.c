@@ -77,13 +77,16 @@ int rpc_send_error(qv_rpc_client *c, json_object *id, int code, const char *mess
 	return send_message(c, m, false, NULL);
 }
 
-/* Finish the call: mark it, release the handler's reference. */
-static bool finish(qv_rpc_call *call)
+/* Finish the call: mark it, tell the observer. */
+static bool finish(qv_rpc_call *call, bool ok)
 {
 	if (call->finished)
 		return false;
 	call->finished = true;
 	call->client->pending_calls--;
+	qv_rpc_server *s = call->client->server;
+	if (s && s->observe_fn && call->req.method)
+		s->observe_fn(call->req.method, qv_now_ms() - call->start_ms, ok, s->observe_ud);
 	return true;
 }
 
@@ -102,7 +105,7 @@ int qv_rpc_call_reply(qv_rpc_call *call, json_object *result)
 	qv_rpc_client *c;
 	int r = 0;
 
-	if (!call || !finish(call)) {
+	if (!call || !finish(call, true)) {
 		json_object_put(result);
 		return -EALREADY;
 	}
@@ -132,7 +135,7 @@ int qv_rpc_call_error_data(qv_rpc_call *call, const struct qv_error *err, json_o
 	const char *message = err && err->set ? err->message : "internal error";
 	int r = 0;
 
-	if (!call || !finish(call)) {
+	if (!call || !finish(call, false)) {
 		json_object_put(data);
 		return -EALREADY;
 	}
@@ -219,6 +222,7 @@ void rpc_dispatch(qv_rpc_client *c, struct qv_rpc_request *req)
 	}
 	call->ref = 2; /* the handler's and ours for the duration of the call */
 	call->client = qv_rpc_client_ref(c);
+	call->start_ms = qv_now_ms();
 	call->req = *req;
 	memset(req, 0, sizeof(*req));
 	c->pending_calls++;

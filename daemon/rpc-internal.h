@@ -27,6 +27,8 @@ struct qv_rpc_server {
 
 	qv_rpc_connect_fn connect_fn;
 	void *connect_ud;
+	qv_rpc_observe_fn observe_fn; /* each finished call's duration (metrics) */
+	void *observe_ud;
 
 	/* TCP listener (rpc-tls.c): TLS unless tcp_creds is NULL (--insecure) */
 	int tcp_fd;
@@ -63,6 +65,7 @@ struct qv_rpc_client {
 struct qv_rpc_call {
 	unsigned ref;
 	bool finished;
+	uint64_t start_ms;     /* dispatch time, for the observer */
 	qv_rpc_client *client; /* holds a ref */
 	struct qv_rpc_request req;
 };

@@ -572,6 +572,12 @@ void qv_rpc_server_set_connect_fn(qv_rpc_server *s, qv_rpc_connect_fn fn, void *
 	s->connect_ud = userdata;
 }
 
+void qv_rpc_server_set_observer(qv_rpc_server *s, qv_rpc_observe_fn fn, void *userdata)
+{
+	s->observe_fn = fn;
+	s->observe_ud = userdata;
+}
+
 int qv_rpc_server_add_methods(qv_rpc_server *s, const struct qv_rpc_method *methods, size_t n,
 			      void *userdata)
 {

@@ -148,6 +148,11 @@ int qv_rpc_server_add_methods(qv_rpc_server *server, const struct qv_rpc_method 
 typedef void (*qv_rpc_connect_fn)(qv_rpc_client *client, const struct qv_rpc_peer *peer,
 				  void *userdata);
 void qv_rpc_server_set_connect_fn(qv_rpc_server *server, qv_rpc_connect_fn fn, void *userdata);
+/* Optional: called when a call finishes (reply or error, also when finished
+ * later, asynchronously) with its duration since dispatch. */
+typedef void (*qv_rpc_observe_fn)(const char *method, uint64_t duration_ms, bool ok,
+				  void *userdata);
+void qv_rpc_server_set_observer(qv_rpc_server *server, qv_rpc_observe_fn fn, void *userdata);
 
 /* Send {"jsonrpc":"2.0","method":method,"params":params} to every subscribed
  * client. params is borrowed (may be NULL). Returns the number of clients it

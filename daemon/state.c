@@ -52,6 +52,23 @@ static const char *const migration_steps[] = {
 	"  created_at INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL);"
 	"CREATE INDEX migrations_by_vm ON migrations(vm);",
+	/* 2 -> 3: role "driver", the source daemon's record of a vm.migrate
+	 * (phase, peer daemon URI, token); SQLite cannot alter a CHECK. */
+	"CREATE TABLE migrations3 ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  vm TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('source', 'destination', 'driver')),"
+	"  state TEXT NOT NULL,"
+	"  peer TEXT,"
+	"  token TEXT,"
+	"  data_json TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"INSERT INTO migrations3 SELECT id, vm, role, state, peer, token, data_json, created_at,"
+	"  updated_at FROM migrations;"
+	"DROP TABLE migrations;"
+	"ALTER TABLE migrations3 RENAME TO migrations;"
+	"CREATE INDEX migrations_by_vm ON migrations(vm);",
 };
 
 _Static_assert(ARRAY_SIZE(migration_steps) == QV_STATE_SCHEMA_VERSION,

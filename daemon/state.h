@@ -28,7 +28,7 @@
 typedef struct qv_state qv_state;
 
 /* Schema version this code writes. */
-#define QV_STATE_SCHEMA_VERSION 2
+#define QV_STATE_SCHEMA_VERSION 3
 
 int qv_state_open(const char *state_dir, qv_state **ret_state, struct qv_error *errp);
 /* For tests and tooling: migrate only up to target_version (<= latest). */
@@ -132,7 +132,7 @@ int qv_state_net_list(qv_state *st, qv_state_net_fn fn, void *userdata);
 struct qv_migration_record {
 	char *id;        /* caller-chosen unique id */
 	char *vm;
-	char *role;      /* "source" | "destination" */
+	char *role;      /* "source" | "destination" | "driver" (schema v3: vm.migrate) */
 	char *state;
 	char *peer;      /* may be NULL */
 	char *token;     /* may be NULL */

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "daemon/hooks.h"
 #include "qemu/sandbox.h"
+#include "daemon/hostloop.h"
 #include "daemon/vm-cgroup-internal.h"
 
 #define DEFAULT_RUN_DIR "/run/qvisor"
@@ -314,6 +315,8 @@ int qv_vm_sandbox_prepare(struct qv_vm *vm, struct qemu_argv_opts *argv_opts,
 
 	if (!st)
 		return qv_error_set(errp, EINVAL, QV_REASON_INTERNAL, "cgroups not initialised");
+	if ((r = qv_hostloop_admit(vm, errp)) < 0)
+		return r; /* the message names the VM */
 	vm->cgroup_state = vm_state_free(vm->cgroup_state);
 	v = calloc(1, sizeof(*v));
 	if (!v)
@@ -328,6 +331,8 @@ int qv_vm_sandbox_prepare(struct qv_vm *vm, struct qemu_argv_opts *argv_opts,
 	if (r < 0)
 		return r;
 	argv_opts->sandbox = true;
+	if (v->g)
+		qv_hostloop_vm_added(vm, cg_group_path(v->g));
 	return 0;
 }
 
@@ -339,6 +344,7 @@ void qv_vm_sandbox_release(struct qv_vm *vm)
 	char name[80];
 	int r;
 
+	qv_hostloop_vm_removed(vm);
 	vm->cgroup_state = vm_state_free(v);
 	if (!st || !cg_manager_slice_path(st->mgr))
 		return;

@@ -172,6 +172,15 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 
 	if (streq(name, "SHUTDOWN"))
 		vm->saw_shutdown = true;
+	if (streq(name, "STOP") || streq(name, "RESUME")) {
+		json_object *ts, *sec, *usec;
+		int64_t us = qv_unix_ms() * 1000;
+		if (json_object_object_get_ex(event, "timestamp", &ts) &&
+		    json_object_object_get_ex(ts, "seconds", &sec) &&
+		    json_object_object_get_ex(ts, "microseconds", &usec))
+			us = json_object_get_int64(sec) * 1000000 + json_object_get_int64(usec);
+		*(streq(name, "STOP") ? &vm->last_stop_us : &vm->last_resume_us) = us;
+	}
 	if (streq(name, "STOP") && vm->state == QV_VM_RUNNING)
 		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
 	else if (streq(name, "RESUME") && vm->state == QV_VM_PAUSED)

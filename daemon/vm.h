@@ -35,6 +35,9 @@ struct qv_vm {
 	bool saw_shutdown;
 	bool lost_at_load;         /* QEMU vanished while the daemon was down */         /* QMP SHUTDOWN seen: exit is intentional */
 	char last_exit[160];
+	/* QEMU's last STOP/RESUME event times (unix µs, from the events'
+	 * timestamps): a migration's real blackout is STOP here to RESUME there. */
+	int64_t last_stop_us, last_resume_us;
 	void *nic_state;           /* daemon/vm-nics.c */
 	void *cgroup_state;        /* daemon/vm-cgroup.c */
 	struct qv_vm_starting *starting; /* asynchronous start in progress */

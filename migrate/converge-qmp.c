@@ -109,6 +109,10 @@ int eng_apply(mig_engine *e, const struct mig_decision *dc, struct qv_error *err
 	case MIG_ACT_POSTCOPY:
 		json_object_put(a);
 		return eng_qmp(e, "migrate-start-postcopy", NULL, NULL, errp);
+	case MIG_ACT_THROTTLE_EFFECT:
+	case MIG_ACT_PREDICT:
+		json_object_put(a);
+		return 0; /* findings: recorded and sent, nothing to tell QEMU */
 	case MIG_ACT_CONTINUE:
 		json_object_object_add(a, "state", json_object_new_string("pre-switchover"));
 		{

@@ -377,6 +377,7 @@ int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_
 	/* QEMU 7.2 refuses postcopy-ram together with multifd. */
 	e->postcopy_on = opts->allow_postcopy && !opts->plain && opts->multifd_channels == 0;
 	e->cfg.allow_postcopy = e->postcopy_on;
+	e->cfg.postcopy_after_precopy = e->postcopy_on && opts->postcopy_after_precopy;
 	if (!e->uri) {
 		mig_engine_free(e);
 		return -ENOMEM;

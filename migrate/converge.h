@@ -50,6 +50,7 @@ struct mig_engine_opts {
 	 * postcopy-active -> completed, or postcopy-paused/failed -> done(-EIO)
 	 * with stats.postcopy true: the guest cannot be resumed on the source. */
 	bool allow_postcopy;
+	bool postcopy_after_precopy; /* with allow_postcopy: switch after the first pass */
 	bool plain;               /* QEMU defaults, no controller */
 	bool premeasure;          /* calc-dirty-rate before start (default on) */
 	uint64_t ram_bytes;       /* guest RAM, sizes the XBZRLE cache */

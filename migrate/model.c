@@ -104,6 +104,8 @@ const char *mig_action_to_string(enum mig_action a)
 	case MIG_ACT_CONTINUE: return "continue";
 	case MIG_ACT_XBZRLE: return "enable-xbzrle";
 	case MIG_ACT_POSTCOPY: return "start-postcopy";
+	case MIG_ACT_THROTTLE_EFFECT: return "throttle-effect";
+	case MIG_ACT_PREDICT: return "predict-no-convergence";
 	}
 	return "unknown";
 }
@@ -215,6 +217,10 @@ static size_t step_postcopy(const struct mig_policy_cfg *cfg, const struct mig_m
 		why = "pre-copy would not converge before the deadline";
 	else if (conv > 2 * post_s + QV_MIG_POSTCOPY_SLACK_S)
 		why = "pre-copy would converge much later than postcopy finishes";
+	else if (st->throttle_ineffective && d > b * (cfg->margin > 0 ? cfg->margin : 0.5))
+		why = "throttling was measured not to lower D";
+	else if (cfg->postcopy_after_precopy)
+		why = "requested: postcopy after the first pre-copy pass";
 	if (!why)
 		return n;
 	*ret_done = true;
@@ -230,6 +236,103 @@ static size_t step_postcopy(const struct mig_policy_cfg *cfg, const struct mig_m
 			 "%s: R %.1f MB, D %.1f MB/s, B %.1f MB/s, pre-copy convergence %s, "
 			 "%.1f s left; postcopy ~R/B = %.1f s", why, mb((double)m->remaining),
 			 mb(d), mb(b), cbuf, left_s, post_s);
+	return n;
+}
+
+/* Measure what the throttle does to D (once, at the judge level). */
+static size_t step_throttle_effect(const struct mig_model *m, struct mig_policy_state *st,
+				   struct mig_decision *out, size_t n, size_t max)
+{
+	double d = mig_model_dirty_bps(m), t = m->throttle_pct / 100.0, drop;
+
+	if (m->throttle_pct == 0) {
+		st->d_unthrottled = d;
+		return n;
+	}
+	if (st->throttle_judged || st->d_unthrottled <= 0 ||
+	    m->throttle_pct < QV_MIG_THROTTLE_JUDGE_PCT)
+		return n;
+	st->throttle_judged = true;
+	drop = 1.0 - d / st->d_unthrottled;
+	st->throttle_ineffective = drop < t / 2;
+	n = push(out, n, max, MIG_ACT_THROTTLE_EFFECT, (int)(drop * 100 + (drop < 0 ? -0.5 : 0.5)), m->throttle_pct);
+	if (n && out[n - 1].action == MIG_ACT_THROTTLE_EFFECT)
+		snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+			 "throttle %d%% lowered D by %.0f%% (%.1f -> %.1f MB/s; a CPU-bound "
+			 "dirtier would drop %d%%): %s", m->throttle_pct, drop * 100,
+			 mb(st->d_unthrottled), mb(d), m->throttle_pct,
+			 st->throttle_ineffective ? "ineffective so far" : "effective");
+	return n;
+}
+
+/* D >= B, the throttle has not lowered D so far, and at its pace (one
+ * increment per round) it cannot reach its ceiling before the deadline:
+ * say so once, with the figures (a warning; the cancel waits for the
+ * ceiling). */
+static size_t step_climb_warning(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+				 uint64_t elapsed_ms, struct mig_policy_state *st,
+				 struct mig_decision *out, size_t n, size_t max)
+{
+	double b = m->bw_bps, d = mig_model_dirty_bps(m);
+	double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
+	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
+	int inc = st->throttle_increment > 0 ? st->throttle_increment : 10;
+	double round_s = (double)elapsed_ms / 1000.0 / (double)(m->dirty_syncs - 1);
+	double climb_s = ceil((double)(maxthr - m->throttle_pct) / inc) * round_s;
+
+	if (st->climb_warned || !st->throttle_ineffective || d < b || climb_s <= left_s)
+		return n;
+	st->climb_warned = true;
+	n = push(out, n, max, MIG_ACT_PREDICT, -1, 0);
+	if (n && out[n - 1].action == MIG_ACT_PREDICT)
+		snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+			 "pre-copy will very likely not converge before the deadline: D %.1f MB/s "
+			 ">= B %.1f MB/s, throttle %d%% has not lowered D, and at +%d%% per round "
+			 "of ~%.1f s it reaches %d%% in ~%.0f s, %.0f s left", mb(d), mb(b),
+			 m->throttle_pct, inc, round_s, maxthr, climb_s, left_s);
+	return n;
+}
+
+/* Say early when pre-copy cannot converge; cancel if it stays so. */
+static size_t step_verdict(const struct mig_policy_cfg *cfg, const struct mig_model *m,
+			   uint64_t elapsed_ms, struct mig_policy_state *st,
+			   struct mig_decision *out, size_t n, size_t max)
+{
+	double b = m->bw_bps, d = mig_model_dirty_bps(m);
+	double conv = mig_model_converge_s(m, cfg->max_downtime_ms);
+	double left_s = (double)(cfg->deadline_ms - elapsed_ms) / 1000.0;
+	int maxthr = cfg->max_throttle_pct > 0 ? cfg->max_throttle_pct : 99;
+	/* Only a throttle at its ceiling proves pre-copy stuck: a dirtier that
+	 * needs a little CPU ignores 40% and starves at 90%. */
+	bool stuck = m->throttle_pct >= maxthr;
+	bool never = d >= b && stuck;
+
+	if (cfg->allow_postcopy || m->dirty_syncs < 3)
+		return n;
+	if (st->hopeless_since) {
+		if (!(d >= b) || m->dirty_syncs < st->hopeless_since + QV_MIG_HOPELESS_ROUNDS)
+			return n;
+		n = push(out, n, max, MIG_ACT_CANCEL, 0, 0);
+		if (n && out[n - 1].action == MIG_ACT_CANCEL)
+			snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+				 "pre-copy cannot converge, cancelled %.0f s before the deadline: "
+				 "D %.1f MB/s >= B %.1f MB/s for %d more rounds (R %.1f MB, throttle "
+				 "%d%%)", left_s, mb(d), mb(b), QV_MIG_HOPELESS_ROUNDS,
+				 mb((double)m->remaining), m->throttle_pct);
+		return n;
+	}
+	if (!never && !(conv > left_s && !isinf(conv) && stuck))
+		return step_climb_warning(cfg, m, elapsed_ms, st, out, n, max);
+	st->hopeless_since = m->dirty_syncs;
+	n = push(out, n, max, MIG_ACT_PREDICT, isinf(conv) ? -1 : (int)ceil(conv), 0);
+	if (n && out[n - 1].action == MIG_ACT_PREDICT)
+		snprintf(out[n - 1].reason, sizeof(out[n - 1].reason),
+			 "pre-copy will not converge before the deadline: D %.1f MB/s vs B %.1f "
+			 "MB/s, R %.1f MB, throttle %d%% %s, %.0f s left, convergence %s",
+			 mb(d), mb(b), mb((double)m->remaining), m->throttle_pct,
+			 st->throttle_ineffective ? "(at its ceiling, measured ineffective)"
+						  : "(at its ceiling)",
+			 left_s, isinf(conv) ? "never" : "after the deadline");
 	return n;
 }
 
@@ -325,6 +428,10 @@ size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model 
 		st->stalled_rounds++;
 	st->last_remaining = m->remaining;
 	st->last_decision_syncs = m->dirty_syncs;
+	n = step_throttle_effect(m, st, out, n, max);
+	n = step_verdict(cfg, m, elapsed_ms, st, out, n, max);
+	if (n && out[n - 1].action == MIG_ACT_CANCEL)
+		return n;
 	n = step_downtime(cfg, m, elapsed_ms, st, out, n, max);
 	return step_throttle(cfg, m, st, out, n, max);
 }

@@ -76,6 +76,9 @@ struct mig_policy_cfg {
 	uint64_t ram_bytes;     /* guest RAM (sizes the XBZRLE cache), 0 = unknown */
 	bool no_xbzrle;         /* never enable XBZRLE */
 	bool allow_postcopy;    /* postcopy-ram is on: MIG_ACT_POSTCOPY may be decided */
+	/* with allow_postcopy: switch after the first full pass even when
+	 * pre-copy could converge (libvirt's --postcopy-after-precopy) */
+	bool postcopy_after_precopy;
 };
 
 /* What the policy has already applied (the engine updates it after each
@@ -90,7 +93,20 @@ struct mig_policy_state {
 	uint64_t stalled_rounds;      /* rounds in which R did not shrink */
 	uint64_t last_remaining;
 	bool postcopy;                /* MIG_ACT_POSTCOPY decided (once) */
+	/* Does throttling lower D? D before any throttle, judged once the
+	 * throttle reaches QV_MIG_THROTTLE_JUDGE_PCT. */
+	double d_unthrottled;
+	bool throttle_judged;
+	bool throttle_ineffective;
+	uint64_t hopeless_since;      /* round of the no-convergence prediction, 0 = none */
+	bool climb_warned;            /* the throttle cannot reach its ceiling in time (said once) */
 };
+
+/* Throttle judged at this level: ineffective when D fell by less than half
+ * of what a CPU-bound dirtier would (D0 x t). */
+#define QV_MIG_THROTTLE_JUDGE_PCT 40
+/* Rounds between the no-convergence prediction and the early cancel. */
+#define QV_MIG_HOPELESS_ROUNDS 2
 
 enum mig_action {
 	MIG_ACT_SET_DOWNTIME,   /* value: downtime-limit ms */
@@ -99,6 +115,8 @@ enum mig_action {
 	MIG_ACT_CONTINUE,       /* at pre-switchover: go */
 	MIG_ACT_XBZRLE,         /* before start: value = cache MiB */
 	MIG_ACT_POSTCOPY,       /* migrate-start-postcopy; value: predicted postcopy s */
+	MIG_ACT_THROTTLE_EFFECT, /* a finding, no command: value = D drop %, value2 = throttle % */
+	MIG_ACT_PREDICT,        /* a finding, no command: pre-copy will not converge in time */
 };
 
 struct mig_decision {
@@ -128,7 +146,18 @@ size_t mig_policy_initial(const struct mig_policy_cfg *cfg, const struct mig_mod
  * the time left before the deadline, or to converge much later than
  * postcopy would finish: conv > 2 x R/B + QV_MIG_POSTCOPY_SLACK_S, R/B being
  * the postcopy time (every remaining page sent once, nothing dirtied on
- * the stopped source). Decided once (st->postcopy). */
+ * the stopped source), or when throttling was measured not to lower D.
+ * Decided once (st->postcopy).
+ *
+ * Throttle effect: D at throttle 0 is remembered; when the throttle
+ * reaches QV_MIG_THROTTLE_JUDGE_PCT the step records MIG_ACT_THROTTLE_EFFECT
+ * (how much D fell against what a CPU-bound dirtier would give); an
+ * ineffective throttle lets postcopy (when allowed) start at once.
+ * Early verdict (no postcopy): once D >= B with the throttle at its
+ * ceiling, or convergence predicted past the deadline at that ceiling, the step
+ * records MIG_ACT_PREDICT with the figures; if D >= B still holds
+ * QV_MIG_HOPELESS_ROUNDS rounds later it decides MIG_ACT_CANCEL instead of
+ * waiting for the deadline. */
 size_t mig_policy_step(const struct mig_policy_cfg *cfg, const struct mig_model *m,
 		       uint64_t elapsed_ms, struct mig_policy_state *st,
 		       struct mig_decision *out, size_t max);

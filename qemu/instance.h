@@ -74,7 +74,9 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 			     const int *keep_fds, size_t n_keep_fds,
 			     const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
 			     struct qv_error *errp);
-/* Re-attach to a running QEMU (pid + recorded start time) and its QMP socket. */
+/* Re-attach to a running QEMU (pid + recorded start time) and its QMP socket.
+ * SYNCHRONOUS (bounded by the connect deadline): qvisord calls it while
+ * loading its registry, before it serves clients. */
 int qemu_instance_attach(qv_loop *loop, pid_t pid, uint64_t start_time, const char *qmp_path,
 			 const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
 			 struct qv_error *errp);

@@ -53,6 +53,9 @@ int spec_parse_limits(json_object *o, const char *path, struct vm_limits *l,
 int spec_parse_restart(json_object *o, const char *path, struct vm_restart *r,
 		       struct qv_error *errp);
 void spec_limits_to_json(const struct vm_limits *l, json_object *out);
+/* spec.resources (qemu/spec-resources.c); call after limits are parsed. */
+int spec_parse_resources(json_object *o, const char *path, struct vm_spec *spec,
+			 struct qv_error *errp);
 
 /* qemu/spec-cloudinit.c */
 int spec_parse_cloud_init(json_object *o, const char *path, struct vm_cloud_init **ret,

@@ -95,6 +95,11 @@ json_object *vm_spec_to_json(const struct vm_spec *spec)
 	add_int(x, "window_s", spec->restart.window_s);
 	add_int(x, "backoff_ms", spec->restart.backoff_ms);
 	json_object_object_add(o, "restart", x);
+	if (spec->has_resources) {
+		x = json_object_new_object();
+		vm_resources_to_json(&spec->resources, x);
+		json_object_object_add(o, "resources", x);
+	}
 	if (spec->cloud_init)
 		json_object_object_add(o, "cloud_init", spec_cloud_init_to_json(spec->cloud_init));
 	if (spec->guest_agent) /* only when set: older canonical forms stay fixed points */

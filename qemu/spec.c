@@ -368,6 +368,10 @@ static int parse_sections(json_object *o, struct vm_spec *spec, struct qv_error 
 				       "guest memory (%" PRIu64 " MiB); QEMU would be OOM-killed",
 				       spec->limits.memory_max, spec->memory_mib);
 	}
+	if (json_object_object_get_ex(o, "resources", &v) &&
+	    !json_object_is_type(v, json_type_null) &&
+	    (r = spec_parse_resources(v, "spec.resources", spec, errp)) < 0)
+		return r;
 	r = spec_get_bool(o, "guest_agent", "spec", &spec->guest_agent, errp);
 	if (r < 0 && r != -ENOENT)
 		return r;
@@ -393,6 +397,7 @@ static struct vm_spec *spec_new(void)
 	spec->limits.memory_swap_max = -1;
 	spec->restart = (struct vm_restart){ .policy = VM_RESTART_NO, .max_restarts = 5,
 					     .window_s = 300, .backoff_ms = 1000 };
+	spec->resources.cpu_shares = VM_SHARES_DEFAULT;
 	spec->machine = strdup("q35");
 	return spec->machine ? spec : vm_spec_free(spec);
 }
@@ -402,7 +407,7 @@ int vm_spec_from_json(json_object *obj, struct vm_spec **ret_spec, struct qv_err
 	static const char *const keys[] = { "name", "uuid", "vcpus", "memory", "machine",
 					    "accel", "kernel", "initrd", "cmdline", "boot",
 					    "disks", "nics", "serial", "limits", "restart",
-					    "cloud_init", "guest_agent", NULL };
+					    "cloud_init", "guest_agent", "resources", NULL };
 	_cleanup_(vm_spec_freep) struct vm_spec *spec = NULL;
 	void *items = NULL;
 	int r;

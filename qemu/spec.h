@@ -55,6 +55,22 @@ struct vm_limits {
 	uint64_t pids_max;
 };
 
+/* Entitlements for the host resource loop (sched/alloc.h, docs/vm-spec.md). */
+enum vm_class { VM_CLASS_THROUGHPUT, VM_CLASS_LATENCY, VM_CLASS_BEST_EFFORT };
+enum vm_loop_mode { VM_LOOP_HOST, VM_LOOP_OFF, VM_LOOP_ADVISE, VM_LOOP_ENFORCE };
+#define VM_SHARES_DEFAULT 1000u
+#define VM_SHARES_MAX 100000u
+
+struct vm_resources {
+	uint32_t cpu_shares;       /* 1..VM_SHARES_MAX, default 1000 */
+	uint32_t cpu_reservation;  /* millicores guaranteed; 0 = none */
+	uint32_t cpu_limit;        /* millicores never exceeded; 0 = none */
+	uint64_t mem_reservation;  /* bytes (memory.low); 0 = none */
+	uint64_t mem_limit;        /* bytes (memory.max); 0 = none */
+	enum vm_class klass;       /* default throughput */
+	enum vm_loop_mode mode;    /* default: the host's mode */
+};
+
 struct vm_restart {
 	enum vm_restart_policy policy;
 	uint32_t max_restarts;   /* within window_s; default 5 */
@@ -88,6 +104,8 @@ struct vm_spec {
 	struct vm_limits limits;
 	bool has_limits;         /* any limit field present */
 	struct vm_restart restart;
+	struct vm_resources resources; /* defaults when absent */
+	bool has_resources;
 	struct vm_cloud_init *cloud_init; /* NULL = no seed */
 	bool guest_agent;        /* virtio-serial channel for qemu-ga; default false */
 };
@@ -111,5 +129,11 @@ const char *vm_accel_to_string(enum vm_accel a);
 int vm_accel_from_string(const char *s);
 const char *vm_disk_format_to_string(enum vm_disk_format f);
 int vm_disk_format_from_string(const char *s);
+/* Adds class, mode, cpu{}, memory{} to out (the spec.resources form). */
+void vm_resources_to_json(const struct vm_resources *res, json_object *out);
+const char *vm_class_to_string(enum vm_class c);
+int vm_class_from_string(const char *s);
+const char *vm_loop_mode_to_string(enum vm_loop_mode m);
+int vm_loop_mode_from_string(const char *s);
 const char *vm_restart_policy_to_string(enum vm_restart_policy p);
 int vm_restart_policy_from_string(const char *s);

@@ -10,6 +10,10 @@ PKGS=(
 	qemu-system-x86 qemu-utils busybox-static cpio iproute2 dnsmasq-base
 	kmod xz-utils zstd ca-certificates procps util-linux e2fsprogs
 	libclang-rt-14-dev
+	# resource loop metrics endpoint (qvisord --metrics-listen)
+	libmicrohttpd-dev
+	# resource loop: the Prometheus scrape test (tests/integration/test_metrics.c)
+	prometheus
 	# Debian package build and its test (make deb, scripts/test-package.sh)
 	dpkg-dev debhelper
 	# libvirt domain XML import/export (qemu/libvirt-*.c)

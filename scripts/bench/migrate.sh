@@ -8,11 +8,16 @@
 #   guest whose dirtier writes D MB/s over a WSS MiB working set;
 #   D = 0.1, 0.5, 0.9, 1.5, 2.5 x B; every migration capped at CAP s.
 #
-# The VM ping-pongs: a completed migration leaves it on the other host, the
-# next run migrates it back. Prints one row per (D, mode):
-#   converged, total time, downtime, bytes sent, total / (RAM / B)
+# Both modes go through `qvisor migrate`, i.e. vm.migrate: the source daemon
+# drives the protocol. The VM ping-pongs: a completed migration leaves it on
+# the other host, the next run migrates it back. Prints one row per (D, mode):
+#   converged, total time, downtime (the guest's real blackout: source STOP
+#   to destination RESUME), QEMU's own downtime figure, bytes sent,
+#   total / (RAM / B)
+# PATTERN "random" makes the dirtier rewrite whole pages with random data
+# (XBZRLE cannot shrink them); "counter" writes 8 bytes per page.
 #
-# usage: scripts/bench/migrate.sh [B_MiBps=50] [CAP_s=60] [WSS_MiB=256] [FACTORS="0.1 0.5 0.9 1.5 2.5"]
+# usage: scripts/bench/migrate.sh [B_MiBps=50] [CAP_s=60] [WSS_MiB=256] [FACTORS="0.1 0.5 0.9 1.5 2.5"] [PATTERN=random]
 #
 # TLS=1 (one D/B cell, default FACTORS=0.1): the same controller migration
 # with the stream over mutual TLS (lab PKI, tls-creds-x509) vs plain TCP
@@ -25,6 +30,8 @@ B=${1:-50}
 CAP=${2:-60}
 WSS=${3:-256}
 FACTORS=${4:-"0.1 0.5 0.9 1.5 2.5"}
+PATTERN=${5:-random}
+case $PATTERN in random) SUFFIX=:random ;; counter) SUFFIX= ;; *) echo "bad PATTERN" >&2; exit 1 ;; esac
 MEM=512
 BUILD=${QV_BUILD_DIR:-$PWD/build}
 GUEST=${QV_GUEST_DIR:-$PWD/build/guest}
@@ -51,7 +58,7 @@ boot() { # host rate -> defines and starts "bench" on host, waits for the dirtie
 	cat >$W/spec.json <<JSON
 {"name":"bench","vcpus":1,"memory":$MEM,"machine":"q35","accel":"tcg",
  "kernel":"$GUEST/vmlinuz","initrd":"$GUEST/initrd.img",
- "cmdline":"console=ttyS0 panic=-1 quiet qv.dirty=$rate:$WSS"}
+ "cmdline":"console=ttyS0 panic=-1 quiet qv.dirty=$rate:$WSS$SUFFIX"}
 JSON
 	rm -f $W/$h/run/vms/bench/serial.log
 	$Q -s $W/$h/sock define $W/spec.json >/dev/null || die "define"
@@ -83,20 +90,21 @@ run() { # from mode -> prints a row; sets WHERE to the VM's host afterwards
 import json, sys
 s = json.loads(sys.argv[1]); b = float(sys.argv[2]) * 1048576
 ideal = s["ram_total"] / b
-print("%-6s %-10s %-5s %8.1f s %8d ms %9.1f MiB %7.2f" % (sys.argv[4], sys.argv[3], "yes",
-      s["total_time_ms"] / 1000, s.get("downtime_ms", -1), s["ram_transferred"] / 1048576,
-      s["total_time_ms"] / 1000 / ideal))
+dt = s.get("downtime_ms"); dt = -1 if dt is None else dt
+print("%-6s %-10s %-5s %8.1f s %8d ms %8d ms %9.1f MiB %7.2f" % (sys.argv[4], sys.argv[3], "yes",
+      s["total_time_ms"] / 1000, dt, s.get("qemu_downtime_ms", -1),
+      s["ram_transferred"] / 1048576, s["total_time_ms"] / 1000 / ideal))
 PY
 	else
 		WHERE=$from
-		printf "%-6s %-10s %-5s %10s %11s %13s %7s   (%s)\n" "$D" "$mode" "no" "-" "-" "-" "-" \
+		printf "%-6s %-10s %-5s %10s %11s %11s %13s %7s   (%s)\n" "$D" "$mode" "no" "-" "-" "-" "-" "-" \
 			"$(tail -1 $W/err | cut -c1-60)"
 	fi
 }
 
-echo "# B=$B MiB/s (tc tbf both ways), RAM=$MEM MiB, WSS=$WSS MiB, cap=$CAP s, TCG"
-echo "# total/ideal = total time / (RAM / B)"
-printf "%-6s %-10s %-5s %10s %11s %13s %7s\n" "D/B" "mode" "conv" "total" "downtime" "sent" "t/ideal"
+echo "# B=$B MiB/s (tc tbf both ways), RAM=$MEM MiB, WSS=$WSS MiB, pattern=$PATTERN, cap=$CAP s, TCG"
+echo "# downtime = source STOP -> destination RESUME; qemu_dt = QEMU's own figure; total/ideal = total time / (RAM / B)"
+printf "%-6s %-10s %-5s %10s %11s %11s %13s %7s\n" "D/B" "mode" "conv" "total" "downtime" "qemu_dt" "sent" "t/ideal"
 if [ "${TLS:-0}" = 1 ]; then
 	for f in $FACTORS; do
 		D=$f

@@ -1,11 +1,15 @@
 /* dirtier — dirty guest memory at a steady rate (test-guest workload).
  *
- * Usage: dirtier RATE_MBPS WSS_MIB [REPORT_SECONDS]
+ * Usage: dirtier RATE_MBPS WSS_MIB[:random] [REPORT_SECONDS]
+ *        (the guest's qv.dirty=RATE:WSS[:random] passes "WSS:random" through)
  *
  * Maps WSS_MIB MiB of anonymous memory, touches every page once, then
  * writes a fresh 64-bit counter into the first bytes of successive 4 KiB
  * pages (wrapping over the working set) at RATE_MBPS megabytes (10^6 bytes)
- * of pages per second, paced in 10 ms slices.  RATE_MBPS 0 means "as fast
+ * of pages per second, paced in 10 ms slices.  With ":random" every dirtied
+ * page is rewritten whole with pseudo-random data (xorshift64), which
+ * neither XBZRLE nor zero-page detection can shrink: the honest load for a
+ * convergence controller.  RATE_MBPS 0 means "as fast
  * as possible".  Prints "QVISOR-DIRTIER-START ..." once, then a status line
  * every REPORT_SECONDS (default 5, 0 = never).
  *
@@ -23,6 +27,8 @@
 #define PAGE 4096UL
 #define SLICE_NS 10000000L /* 10 ms */
 
+static int parse_num(const char *s, double *ret);
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -38,6 +44,35 @@ static void ts_add_ns(struct timespec *ts, long ns)
 		ts->tv_nsec -= 1000000000L;
 		ts->tv_sec++;
 	}
+}
+
+/* Rewrite one whole page with pseudo-random words. */
+static void fill_random(unsigned char *page, unsigned long long *state)
+{
+	unsigned long long x = *state, *w = (unsigned long long *)page;
+
+	for (unsigned long i = 0; i < PAGE / sizeof(*w); i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		w[i] = x;
+	}
+	*state = x;
+}
+
+/* "WSS" or "WSS:random". */
+static int parse_wss(char *s, double *ret, int *ret_random)
+{
+	char *colon = strchr(s, ':');
+
+	*ret_random = 0;
+	if (colon) {
+		if (strcmp(colon + 1, "random") != 0)
+			return -EINVAL;
+		*colon = '\0';
+		*ret_random = 1;
+	}
+	return parse_num(s, ret);
 }
 
 static int parse_num(const char *s, double *ret)
@@ -60,12 +95,14 @@ int main(int argc, char **argv)
 	unsigned long long written = 0, counter = 0, last_written = 0;
 	double budget = 0, pages_per_s, t_start, t_last, t_report;
 	struct timespec next;
+	unsigned long long rnd = 0x9e3779b97f4a7c15ULL;
 	unsigned char *mem;
+	int random_pages = 0;
 
 	if (argc < 3 || argc > 4 || parse_num(argv[1], &rate) < 0 ||
-	    parse_num(argv[2], &wss_mib) < 0 || wss_mib < 1 ||
+	    parse_wss(argv[2], &wss_mib, &random_pages) < 0 || wss_mib < 1 ||
 	    (argc == 4 && parse_num(argv[3], &report) < 0)) {
-		fprintf(stderr, "usage: %s RATE_MBPS WSS_MIB [REPORT_SECONDS]\n", argv[0]);
+		fprintf(stderr, "usage: %s RATE_MBPS WSS_MIB[:random] [REPORT_SECONDS]\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -81,8 +118,8 @@ int main(int argc, char **argv)
 		mem[i * PAGE] = 1; /* fault the whole working set in */
 
 	pages_per_s = rate * 1e6 / (double)PAGE;
-	printf("QVISOR-DIRTIER-START rate=%.1fMB/s wss=%.0fMiB pages=%lu\n",
-	       rate, wss_mib, npages);
+	printf("QVISOR-DIRTIER-START rate=%.1fMB/s wss=%.0fMiB pages=%lu mode=%s\n",
+	       rate, wss_mib, npages, random_pages ? "random" : "counter");
 
 	t_start = t_last = t_report = now_s();
 	clock_gettime(CLOCK_MONOTONIC, &next);
@@ -103,7 +140,10 @@ int main(int argc, char **argv)
 		t_last = t;
 
 		for (unsigned long i = 0; i < n; i++) {
-			*(volatile unsigned long long *)(mem + idx * PAGE) = ++counter;
+			if (random_pages)
+				fill_random(mem + idx * PAGE, &rnd);
+			else
+				*(volatile unsigned long long *)(mem + idx * PAGE) = ++counter;
 			if (++idx == npages)
 				idx = 0;
 		}

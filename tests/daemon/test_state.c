@@ -91,6 +91,8 @@ Test(state, migrations_from_zero_and_upgrade_keeps_data)
 	cr_assert_str_eq(got.role, "source");
 	cr_assert_null(got.peer);
 	qv_migration_record_done(&got);
+	m.role = "driver"; /* schema v3 */
+	cr_assert_eq(qv_state_migration_put(st, &m), 0);
 	m.role = "bogus";
 	cr_assert_lt(qv_state_migration_put(st, &m), 0, "CHECK constraint on role");
 	qv_state_close(st);

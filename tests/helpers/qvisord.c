@@ -90,6 +90,8 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 			argv[n++] = "--max-starts";
 			argv[n++] = d->max_starts;
 		}
+		for (size_t i = 0; i < 8 && d->extra_args[i] && n < 19; i++)
+			argv[n++] = d->extra_args[i];
 		argv[n] = NULL;
 		execv(qvt_daemon_binary(), (char *const *)argv);
 		_exit(127);

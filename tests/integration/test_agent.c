@@ -112,6 +112,23 @@ Test(agent, reports_ips_freezes_and_cuts_off_a_flooding_agent, .timeout = 400)
 			       "{\"name\": \"ga\", \"action\": \"status\"}"), 0, "%s", err.message);
 	cr_assert(strstr(json_object_to_json_string(r), "thawed"), "%s", json_object_to_json_string(r));
 	json_object_put(r);
+	/* freeze and thaw: the test guest's filesystems are all in memory (no
+	 * FIFREEZE), so the agent freezes none and stays "thawed"; the status
+	 * must agree with the count it reports. */
+	json_object *n;
+	cr_assert_eq(qvt_callf(&D, "vm.agent-fsfreeze", &r, &err,
+			       "{\"name\": \"ga\", \"action\": \"freeze\"}"), 0, "%s", err.message);
+	cr_assert(json_object_object_get_ex(r, "filesystems", &n), "%s", json_object_to_json_string(r));
+	bool frozen = json_object_get_int64(n) > 0;
+	json_object_put(r);
+	cr_assert_eq(qvt_callf(&D, "vm.agent-fsfreeze", &r, &err,
+			       "{\"name\": \"ga\", \"action\": \"status\"}"), 0, "%s", err.message);
+	cr_assert(strstr(json_object_to_json_string(r), frozen ? "\"frozen\"" : "\"thawed\""), "%s",
+		  json_object_to_json_string(r));
+	json_object_put(r);
+	cr_assert_eq(qvt_callf(&D, "vm.agent-fsfreeze", &r, &err,
+			       "{\"name\": \"ga\", \"action\": \"thaw\"}"), 0, "%s", err.message);
+	json_object_put(r);
 
 	/* a hostile agent: garbage, endlessly */
 	boot("flood", "qv.agent=flood", "QVISOR-AGENT flood");

@@ -83,6 +83,20 @@ Test(foreign, vmdk_imports_with_the_same_content)
 	cr_assert_str_eq(got, want, "imported content differs");
 	json_object_put(r);
 
+	/* the other foreign formats, into raw this time */
+	static const char *const fmts[] = { "vhdx", "vdi", "qed" };
+	for (size_t i = 0; i < 3; i++) {
+		sh("qemu-img convert -f raw -O %s %s %s/d.%s", fmts[i], orig, D.dir, fmts[i]);
+		qv_error_clear(&err);
+		cr_assert_eq(qvt_callf(&D, "image.import-foreign", &r, &err,
+				       "{\"path\": \"%s/d.%s\", \"name\": \"from%s\", \"format\": \"%s\", "
+				       "\"target\": \"raw\"}", D.dir, fmts[i], fmts[i], fmts[i]),
+			     0, "%s: %s", fmts[i], err.message);
+		content_md5(member(r, "path"), "raw", got);
+		cr_assert_str_eq(got, want, "%s: imported content differs", fmts[i]);
+		json_object_put(r);
+	}
+
 	/* a VMDK whose descriptor names other files is refused */
 	sh("qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse %s/split.vmdk 8M", D.dir);
 	int before = qvt_pool_entries(&D);

@@ -147,6 +147,26 @@ Test(migrate, baseline_completes_with_one_running_copy)
 	json_object_put(r);
 	cr_assert_str_eq(state_of(1, buf, sizeof(buf)), "running");
 
+	/* prepare -> perform -> finish -> cancel: the guest runs on the
+	 * destination, so the source must refuse to take over. */
+	qv_error_clear(&err);
+	r = qvt_call_name(&H->d[0], "migrate.cancel", VM, &err);
+	cr_assert_null(r, "cancel after finish must be refused");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	qv_error_clear(&err);
+	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
+	cr_assert_null(r, "cancel on a finished destination must be refused");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	cr_assert_str_eq(state_of(0, buf, sizeof(buf)), "migrating");
+	cr_assert_str_eq(state_of(1, buf, sizeof(buf)), "running");
+	/* finish is idempotent by token (a source that lost the answer). */
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(VM));
+	json_object_object_add(p, "token", json_object_new_string(token));
+	r = qvt_call(&H->d[1], "migrate.finish", p, &err);
+	cr_assert_not_null(r, "repeated finish: %s", err.message);
+	json_object_put(r);
+
 	qvt_twohosts_confirm_moved(H, VM, src_pid);
 }
 

@@ -338,10 +338,140 @@ Test(policy, postcopy_when_allowed_and_precopy_cannot_converge)
 	/* Allowed, easy workload (D = 0.05 B): pre-copy converges about as fast
 	 * as postcopy would -> no postcopy. */
 	cr_assert_eq(count_postcopy(&cfg, 100 * MB, 5 * MB, 200 << 20, &dc), 0);
+	/* ... unless the operator asked for postcopy after the first pass. */
+	cfg.postcopy_after_precopy = true;
+	cr_assert_eq(count_postcopy(&cfg, 100 * MB, 5 * MB, 200 << 20, &dc), 1);
+	cr_assert(strstr(dc.reason, "requested"), "%s", dc.reason);
+	cfg.postcopy_after_precopy = false;
 
 	/* Allowed, converges before the deadline but much later than postcopy
 	 * (D = 0.7 B: (R - BL) / 0.3 B > 2 R/B + 2 s) -> postcopy. */
 	cfg.deadline_ms = 600000;
 	cr_assert_eq(count_postcopy(&cfg, 50 * MB, 35 * MB, 400 << 20, &dc), 1);
 	cr_assert(strstr(dc.reason, "much later"), "%s", dc.reason);
+}
+
+/* A round at throttle t: D either follows the throttle (CPU-bound) or not
+ * (TCG: a dirtier that needs little CPU). */
+static size_t throttled_round(struct sim *s, const struct mig_policy_cfg *cfg,
+			      struct mig_policy_state *st, int t, double d0, bool cpu_bound,
+			      struct mig_decision *d)
+{
+	double dr = cpu_bound ? d0 * (1 - t / 100.0) : d0 * 0.97;
+	struct mig_sample smp;
+
+	s->t += 1000;
+	s->transferred += (uint64_t)(40 * MB);
+	smp = (struct mig_sample){ .t_ms = s->t, .transferred = s->transferred,
+				   .remaining = 200 << 20, .total = 512 << 20,
+				   .dirty_pages_rate = dr / 4096.0, .page_size = 4096,
+				   .dirty_syncs = ++s->syncs, .throttle_pct = t };
+	mig_model_observe(&s->m, &smp);
+	return mig_policy_step(cfg, &s->m, s->t, st, d, 4);
+}
+
+static const struct mig_decision *find_action(const struct mig_decision *d, size_t n,
+					      enum mig_action a)
+{
+	for (size_t k = 0; k < n; k++)
+		if (d[k].action == a)
+			return &d[k];
+	return NULL;
+}
+
+Test(policy, throttle_that_does_not_lower_d_is_measured_then_verdict_at_ceiling_and_early_cancel)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .deadline_ms = 600000,
+				      .margin = 0.5, .max_throttle_pct = 99 };
+	struct mig_policy_state st = { .downtime_limit_ms = 300, .max_throttle = 99 };
+	struct sim s = {};
+	struct mig_decision d[4];
+	const struct mig_decision *x;
+	int t = 0, round_effect = 0, round_predict = 0, round_cancel = 0;
+
+	mig_model_init(&s.m);
+	s.m.alpha = 1.0; /* no smoothing: one round, one rate */
+	for (int i = 1; i <= 20 && !round_cancel; i++) {
+		size_t n = throttled_round(&s, &cfg, &st, t, 60 * MB, false, d);
+		if ((x = find_action(d, n, MIG_ACT_THROTTLE_EFFECT))) {
+			round_effect = i;
+			cr_assert_lt(x->value, 10, "D drop %d%%", x->value);
+			cr_assert(strstr(x->reason, "ineffective"), "%s", x->reason);
+		}
+		if ((x = find_action(d, n, MIG_ACT_PREDICT))) {
+			round_predict = i;
+			cr_assert(strstr(x->reason, "D 58.2 MB/s vs B 40.0 MB/s"), "%s", x->reason);
+		}
+		if ((x = find_action(d, n, MIG_ACT_CANCEL))) {
+			round_cancel = i;
+			cr_assert(strstr(x->reason, "before the deadline"), "%s", x->reason);
+		}
+		/* no verdict before the throttle reached its ceiling */
+		if (t < 99)
+			cr_assert_null(find_action(d, n, MIG_ACT_PREDICT), "at throttle %d%%", t);
+		if (i >= 2 && t < 99)
+			t = t + 20 > 99 ? 99 : t + 20;
+	}
+	cr_assert_gt(round_effect, 0);
+	cr_assert_gt(round_predict, round_effect);
+	cr_assert_eq(round_cancel, round_predict + QV_MIG_HOPELESS_ROUNDS);
+	cr_assert_lt(s.t, 30000, "decided long before the 600 s deadline");
+}
+
+Test(policy, effective_throttle_is_kept_and_nothing_is_predicted)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .deadline_ms = 600000,
+				      .margin = 0.5, .max_throttle_pct = 99 };
+	struct mig_policy_state st = { .downtime_limit_ms = 300, .max_throttle = 99 };
+	struct sim s = {};
+	struct mig_decision d[4];
+	const struct mig_decision *x;
+	bool judged = false;
+	int t = 0;
+
+	mig_model_init(&s.m);
+	s.m.alpha = 1.0;
+	for (int i = 1; i <= 10; i++) {
+		size_t n = throttled_round(&s, &cfg, &st, t, 60 * MB, true, d);
+		if ((x = find_action(d, n, MIG_ACT_THROTTLE_EFFECT))) {
+			judged = true;
+			cr_assert_geq(x->value, 30, "D drop %d%%", x->value);
+			cr_assert(strstr(x->reason, ": effective"), "%s", x->reason);
+		}
+		cr_assert_null(find_action(d, n, MIG_ACT_PREDICT));
+		cr_assert_null(find_action(d, n, MIG_ACT_CANCEL));
+		if (i >= 2 && t < 60)
+			t += 20;
+	}
+	cr_assert(judged);
+	cr_assert_not(st.throttle_ineffective);
+}
+
+Test(policy, slow_throttle_climb_is_predicted_early_without_a_cancel)
+{
+	struct mig_policy_cfg cfg = { .max_downtime_ms = 300, .deadline_ms = 20000,
+				      .margin = 0.5, .max_throttle_pct = 99 };
+	struct mig_policy_state st = { .downtime_limit_ms = 300, .max_throttle = 99,
+				       .throttle_increment = 10 };
+	struct sim s = {};
+	struct mig_decision d[4];
+	const struct mig_decision *x;
+	int t = 0, warned = 0;
+
+	mig_model_init(&s.m);
+	s.m.alpha = 1.0;
+	/* 3-second rounds, +10% each: at 40% the ceiling is 6 rounds (18 s)
+	 * away with well under 18 s left before the 20 s deadline. */
+	for (int i = 1; i <= 6; i++) {
+		s.t += 2000; /* + throttled_round's 1 s */
+		size_t n = throttled_round(&s, &cfg, &st, t, 60 * MB, false, d);
+		if ((x = find_action(d, n, MIG_ACT_PREDICT))) {
+			warned = i;
+			cr_assert(strstr(x->reason, "very likely not converge"), "%s", x->reason);
+		}
+		cr_assert_null(find_action(d, n, MIG_ACT_CANCEL), "no cancel below the ceiling");
+		if (i >= 2 && t < 40)
+			t += 20;
+	}
+	cr_assert_gt(warned, 0, "the slow climb should have been predicted");
 }

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/* Prometheus text exposition of the collector and the resource loop. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "sched/metrics.h"
+
+const char *qv_metrics_escape(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (; s && *s && o + 3 < size; s++) {
+		if (*s == '\\' || *s == '"')
+			buf[o++] = '\\', buf[o++] = *s;
+		else if (*s == '\n')
+			buf[o++] = '\\', buf[o++] = 'n';
+		else
+			buf[o++] = *s;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+typedef double (*vm_value_fn)(const qv_collector *c, size_t i, const hl_loop *l, bool *ok);
+
+/* One family with one sample per VM that has a value. */
+static void per_vm(FILE *f, const qv_collector *c, const hl_loop *l, const char *name,
+		   const char *type, const char *help, vm_value_fn fn)
+{
+	char esc[256];
+	bool header = false;
+
+	for (size_t i = 0; i < col_vm_count(c); i++) {
+		bool ok = false;
+		double v = fn(c, i, l, &ok);
+		if (!ok)
+			continue;
+		if (!header)
+			family(f, name, type, help), header = true;
+		fprintf(f, "%s{vm=\"%s\"} %.17g\n", name,
+			qv_metrics_escape(col_vm_name(c, i), esc, sizeof(esc)), v);
+	}
+}
+
+#define RAW(field, scale, mask)                                                          \
+	static double raw_##field(const qv_collector *c, size_t i, const hl_loop *l, bool *ok) \
+	{                                                                                \
+		const struct col_vm_raw *r = col_vm_raw(c, i);                           \
+		*ok = r && (r->present & (mask));                                        \
+		return r ? (double)r->field * (scale) : 0;                               \
+	}
+RAW(cpu_usage_usec, 1e-6, CG_CPU)
+RAW(cpu_throttled_usec, 1e-6, CG_CPU)
+RAW(mem_current, 1, CG_MEMORY)
+RAW(mem_anon, 1, CG_MEMORY)
+RAW(mem_ev_high, 1, CG_MEMORY)
+RAW(mem_ev_oom_kill, 1, CG_MEMORY)
+RAW(io_rbytes, 1, CG_IO)
+RAW(io_wbytes, 1, CG_IO)
+RAW(io_rios, 1, CG_IO)
+RAW(io_wios, 1, CG_IO)
+
+#define ALLOC(nm, expr)                                                                  \
+	static double alloc_##nm(const qv_collector *c, size_t i, const hl_loop *l, bool *ok) \
+	{                                                                                \
+		const struct hl_alloc *a = l ? hl_loop_vm_alloc(l, col_vm_name(c, i)) : NULL; \
+		*ok = a != NULL;                                                         \
+		return a ? (double)(expr) : 0;                                           \
+	}
+ALLOC(weight, a->cpu_weight)
+ALLOC(cpu_max, a->cpu_max_quota_us ? (double)a->cpu_max_quota_us / a->cpu_max_period_us : 0)
+ALLOC(mem_low, a->mem_low)
+ALLOC(mem_high, a->mem_high)
+ALLOC(exclusive, a->exclusive)
+
+#define DEMAND(nm, expr)                                                                 \
+	static double demand_##nm(const qv_collector *c, size_t i, const hl_loop *l, bool *ok) \
+	{                                                                                \
+		const struct hl_demand *d = l ? hl_loop_vm_demand(l, col_vm_name(c, i)) : NULL; \
+		*ok = d != NULL;                                                         \
+		return d ? (double)(expr) : 0;                                           \
+	}
+DEMAND(cpu, d->cpu)
+DEMAND(mem, d->mem)
+
+static void psi(FILE *f, const qv_collector *c)
+{
+	static const char *const res[] = { "cpu", "cpu", "memory", "memory", "io", "io" };
+	char esc[256];
+	bool header = false;
+
+	for (size_t i = 0; i < col_vm_count(c); i++) {
+		const struct col_vm_raw *r = col_vm_raw(c, i);
+		const struct col_point *p = col_vm_last(c, i);
+		if (!r || !p || (!r->psi_cpu.present && !r->psi_memory.present))
+			continue;
+		if (!header)
+			family(f, "qvisor_vm_pressure_ratio", "gauge",
+			       "Share of the last 10 s in which some/all tasks of the VM stalled "
+			       "(PSI avg10)."), header = true;
+		for (int k = 0; k < COL_PSI_N; k++)
+			fprintf(f, "qvisor_vm_pressure_ratio{vm=\"%s\",resource=\"%s\",kind=\"%s\"} %g\n",
+				qv_metrics_escape(col_vm_name(c, i), esc, sizeof(esc)), res[k],
+				k % 2 ? "full" : "some", p->psi[k] / 100.0);
+	}
+}
+
+static void host(FILE *f, const qv_collector *c, const hl_loop *l)
+{
+	const struct col_host *h = col_host(c);
+
+	family(f, "qvisor_host_cpus", "gauge", "Online CPUs.");
+	fprintf(f, "qvisor_host_cpus %u\n", h->ncpus);
+	family(f, "qvisor_host_cpu_busy_cores", "gauge", "CPUs busy over the last interval.");
+	fprintf(f, "qvisor_host_cpu_busy_cores %g\n", h->valid ? h->rate.cpu : 0);
+	family(f, "qvisor_host_memory_total_bytes", "gauge", "MemTotal.");
+	fprintf(f, "qvisor_host_memory_total_bytes %" PRIu64 "\n", h->mem_total);
+	family(f, "qvisor_host_memory_available_bytes", "gauge", "MemAvailable.");
+	fprintf(f, "qvisor_host_memory_available_bytes %" PRIu64 "\n", h->mem_available);
+	family(f, "qvisor_host_pressure_ratio", "gauge", "Host PSI avg10 (some).");
+	fprintf(f, "qvisor_host_pressure_ratio{resource=\"cpu\"} %g\n", h->psi_cpu.some_avg10 / 100);
+	fprintf(f, "qvisor_host_pressure_ratio{resource=\"memory\"} %g\n",
+		h->psi_memory.some_avg10 / 100);
+	fprintf(f, "qvisor_host_pressure_ratio{resource=\"io\"} %g\n", h->psi_io.some_avg10 / 100);
+	if (!l)
+		return;
+	family(f, "qvisor_host_overloaded", "gauge",
+	       "1 while the resource loop cannot meet reservations or pressure targets.");
+	fprintf(f, "qvisor_host_overloaded %d\n", hl_loop_overloaded(l, NULL, 0) ? 1 : 0);
+	family(f, "qvisor_resource_loop_changes_total", "counter",
+	       "Allocation changes decided by the resource loop (applied or advised).");
+	fprintf(f, "qvisor_resource_loop_changes_total %lu\n", hl_loop_changes(l));
+}
+
+int qv_metrics_render(const qv_collector *c, const hl_loop *l, FILE *f)
+{
+	per_vm(f, c, l, "qvisor_vm_cpu_seconds_total", "counter", "CPU time used by the VM.",
+	       raw_cpu_usage_usec);
+	per_vm(f, c, l, "qvisor_vm_cpu_throttled_seconds_total", "counter",
+	       "Time the VM was throttled by cpu.max.", raw_cpu_throttled_usec);
+	per_vm(f, c, l, "qvisor_vm_memory_bytes", "gauge",
+	       "Memory charged to the VM (memory.current, or the QEMU RSS).", raw_mem_current);
+	per_vm(f, c, l, "qvisor_vm_memory_anon_bytes", "gauge", "Anonymous memory of the VM.",
+	       raw_mem_anon);
+	per_vm(f, c, l, "qvisor_vm_memory_high_events_total", "counter",
+	       "Times the VM was throttled at memory.high.", raw_mem_ev_high);
+	per_vm(f, c, l, "qvisor_vm_oom_kills_total", "counter", "OOM kills in the VM's cgroup.",
+	       raw_mem_ev_oom_kill);
+	per_vm(f, c, l, "qvisor_vm_io_read_bytes_total", "counter", "Bytes read.", raw_io_rbytes);
+	per_vm(f, c, l, "qvisor_vm_io_written_bytes_total", "counter", "Bytes written.",
+	       raw_io_wbytes);
+	per_vm(f, c, l, "qvisor_vm_io_reads_total", "counter", "Read operations.", raw_io_rios);
+	per_vm(f, c, l, "qvisor_vm_io_writes_total", "counter", "Write operations.", raw_io_wios);
+	psi(f, c);
+	per_vm(f, c, l, "qvisor_vm_cpu_weight", "gauge", "cpu.weight set by the resource loop.",
+	       alloc_weight);
+	per_vm(f, c, l, "qvisor_vm_cpu_limit_cores", "gauge",
+	       "cpu.max set by the resource loop, in cores (0 = none).", alloc_cpu_max);
+	per_vm(f, c, l, "qvisor_vm_memory_low_bytes", "gauge", "memory.low (reservation).",
+	       alloc_mem_low);
+	per_vm(f, c, l, "qvisor_vm_memory_high_bytes", "gauge",
+	       "memory.high set by the resource loop (0 = max).", alloc_mem_high);
+	per_vm(f, c, l, "qvisor_vm_cpu_exclusive", "gauge",
+	       "1 when the VM has cores of its own (latency class).", alloc_exclusive);
+	per_vm(f, c, l, "qvisor_vm_cpu_demand_cores", "gauge",
+	       "Estimated CPU demand (max of EWMA and p95, with headroom).", demand_cpu);
+	per_vm(f, c, l, "qvisor_vm_memory_demand_bytes", "gauge",
+	       "Estimated memory demand, with headroom.", demand_mem);
+	host(f, c, l);
+	return ferror(f) ? -EIO : 0;
+}

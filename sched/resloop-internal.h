@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared between sched/resloop*.c. */
+#include "sched/resloop.h"
+
+struct hl_vm {
+	char name[VM_NAME_MAX + 1];
+	int dirfd;
+	struct vm_resources res;
+	uint32_t vcpus;
+	uint64_t guest_mem;
+	struct hl_estimator est;
+	struct hl_demand demand;
+	struct hl_step_state st;
+	struct hl_alloc cur, want;
+	bool have_cur;
+	unsigned mem_pressure_n; /* consecutive intervals over the memory PSI target */
+	double cpu_psi, mem_psi; /* last some avg10 */
+};
+
+struct hl_loop {
+	struct hl_loop_opts o;
+	qv_collector *col;
+	struct hl_vm **vms;
+	size_t n, cap;
+	struct hl_verdict verdict;
+	unsigned unmet_n;         /* consecutive intervals with targets unmet */
+	char unmet_why[160];
+	unsigned long n_changes;
+};
+
+void hl_knob_format(enum hl_knob k, const struct hl_alloc *a, char *buf, size_t size);
+int hl_knob_write(int dirfd, enum hl_knob k, const struct hl_alloc *a);

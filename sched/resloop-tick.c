@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/* One tick of the host resource loop, and the overload signal. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "sched/resloop-internal.h"
+
+#define MIB (1024 * 1024)
+
+/* The host's off is a master switch; otherwise the VM's own mode wins. */
+static enum vm_loop_mode vm_mode(const hl_loop *l, const struct hl_vm *vm)
+{
+	if (l->o.mode == VM_LOOP_OFF)
+		return VM_LOOP_OFF;
+	return vm->res.mode == VM_LOOP_HOST ? l->o.mode : vm->res.mode;
+}
+
+/* Feed the estimator; memory pressure over the class target for two
+ * intervals raises the memory demand above what is written. */
+static void observe(hl_loop *l, struct hl_vm *vm)
+{
+	int ci = col_vm_index(l->col, vm->name);
+	const struct col_point *pt = ci >= 0 ? col_vm_last(l->col, (size_t)ci) : NULL;
+
+	if (!pt)
+		return;
+	hl_est_push(&vm->est, &l->o.p, pt->cpu, (uint64_t)(pt->mem_mib * MIB));
+	hl_est_demand(&vm->est, &l->o.p, vm->vcpus, &vm->demand);
+	vm->cpu_psi = pt->psi[COL_PSI_CPU_SOME];
+	vm->mem_psi = pt->psi[COL_PSI_MEM_SOME];
+	double target = l->o.mem_psi_target[vm->res.klass];
+	vm->mem_pressure_n = target > 0 && vm->mem_psi > target ? vm->mem_pressure_n + 1 : 0;
+	if (vm->mem_pressure_n >= 2 && vm->have_cur && vm->cur.mem_high) {
+		uint64_t more = vm->cur.mem_high + vm->cur.mem_high / 4;
+		vm->demand.mem = vm->demand.mem > more ? vm->demand.mem : more;
+	}
+}
+
+static void reason_for(const hl_loop *l, const struct hl_vm *vm, enum hl_knob k, bool first,
+		       char *buf, size_t size)
+{
+	const struct vm_resources *r = &vm->res;
+	char cpus[64];
+
+	if (first) {
+		snprintf(buf, size, "initial allocation (class %s)", vm_class_to_string(r->klass));
+		return;
+	}
+	switch (k) {
+	case HL_K_WEIGHT:
+		snprintf(buf, size, "shares %u, reservation %.3g cores, among %zu VMs", r->cpu_shares,
+			 r->cpu_reservation / 1000.0, l->n);
+		break;
+	case HL_K_CPUSET:
+		hl_cpuset_format(vm->want.cpuset, cpus, sizeof(cpus));
+		snprintf(buf, size, vm->want.exclusive ? "latency class: exclusive cores %s"
+			 : "kept off the latency VMs' exclusive cores (runs on %s)",
+			 cpus[0] ? cpus : "all");
+		break;
+	case HL_K_MEM_HIGH:
+		if (vm->mem_pressure_n >= 2)
+			snprintf(buf, size, "memory pressure %.1f%% over the %s target %.0f%%",
+				 vm->mem_psi, vm_class_to_string(r->klass),
+				 l->o.mem_psi_target[r->klass]);
+		else
+			snprintf(buf, size, "memory demand %" PRIu64 " MiB (estimate with headroom)",
+				 vm->demand.mem / MIB);
+		break;
+	default:
+		snprintf(buf, size, "entitlements changed");
+	}
+}
+
+static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_t max)
+{
+	enum vm_loop_mode mode = vm_mode(l, vm);
+	struct hl_alloc next;
+	size_t n = 0;
+
+	if (mode == VM_LOOP_OFF)
+		return 0;
+	bool first = !vm->have_cur;
+	unsigned mask = hl_step(&vm->cur, vm->have_cur, &vm->want, &l->o.sp, &vm->st, &next);
+	for (unsigned bit = 1; bit <= HL_K_MEM_MAX; bit <<= 1) {
+		if (!(mask & bit))
+			continue;
+		struct hl_change c = { .knob = (enum hl_knob)bit };
+		snprintf(c.vm, sizeof(c.vm), "%s", vm->name);
+		if (first)
+			snprintf(c.from, sizeof(c.from), "-");
+		else
+			hl_knob_format(c.knob, &vm->cur, c.from, sizeof(c.from));
+		hl_knob_format(c.knob, &next, c.to, sizeof(c.to));
+		reason_for(l, vm, c.knob, first, c.reason, sizeof(c.reason));
+		if (mode == VM_LOOP_ENFORCE) {
+			c.error = hl_knob_write(vm->dirfd, c.knob, &next);
+			c.applied = c.error == 0;
+		}
+		if (n < max)
+			ret[n++] = c;
+		l->n_changes++;
+	}
+	/* advise: remember what was advised, so the same advice is not repeated */
+	vm->cur = next;
+	vm->have_cur = true;
+	return n;
+}
+
+/* Reservations that do not fit, or a VM above its class's CPU pressure
+ * target while the host's CPUs are nearly all busy. */
+static void check_overload(hl_loop *l)
+{
+	const struct col_host *h = col_host(l->col);
+	const struct hl_verdict *v = &l->verdict;
+	char why[160] = "";
+
+	if (v->cpu_short)
+		snprintf(why, sizeof(why), "cpu reservations %.3g cores > %.3g available%s",
+			 v->cpu_reserved / 1000.0, v->cpu_capacity / 1000.0,
+			 v->latency_unplaced ? " (latency VMs without exclusive cores)" : "");
+	else if (v->mem_short)
+		snprintf(why, sizeof(why), "memory reservations %" PRIu64 " MiB > %" PRIu64 " MiB",
+			 v->mem_reserved / MIB, v->mem_capacity / MIB);
+	for (size_t i = 0; !why[0] && i < l->n; i++) {
+		const struct hl_vm *vm = l->vms[i];
+		double t = l->o.cpu_psi_target[vm->res.klass];
+		if (t > 0 && vm->cpu_psi > t && h->valid && h->rate.cpu >= 0.9 * h->ncpus)
+			snprintf(why, sizeof(why), "VM %s: cpu pressure %.1f%% over the %s target "
+				 "%.0f%% with the host's CPUs busy", vm->name, vm->cpu_psi,
+				 vm_class_to_string(vm->res.klass), t);
+	}
+	l->unmet_n = why[0] ? l->unmet_n + 1 : 0;
+	snprintf(l->unmet_why, sizeof(l->unmet_why), "%s", why);
+}
+
+size_t hl_loop_tick(hl_loop *l, struct hl_change *ret, size_t max)
+{
+	size_t n = 0;
+
+	struct hl_vm_in *in = calloc(l->n ? l->n : 1, sizeof(*in));
+	struct hl_alloc *want = calloc(l->n ? l->n : 1, sizeof(*want));
+	if (!in || !want)
+		goto out;
+	for (size_t i = 0; i < l->n; i++) {
+		observe(l, l->vms[i]);
+		in[i] = (struct hl_vm_in){ .name = l->vms[i]->name, .res = &l->vms[i]->res,
+					   .vcpus = l->vms[i]->vcpus,
+					   .guest_mem = l->vms[i]->guest_mem,
+					   .demand = l->vms[i]->demand };
+	}
+	hl_allocate(&l->o.caps, &l->o.p, in, l->n, want, &l->verdict);
+	for (size_t i = 0; i < l->n; i++) {
+		l->vms[i]->want = want[i];
+		n += step_vm(l, l->vms[i], ret + n, max - n);
+	}
+	check_overload(l);
+out:
+	free(in);
+	free(want);
+	return n;
+}
+
+bool hl_loop_overloaded(const hl_loop *l, char *why, size_t size)
+{
+	bool over = l->unmet_n >= l->o.overload_after;
+
+	if (why && size)
+		snprintf(why, size, "%s", over ? l->unmet_why : "");
+	return over;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/* qvisord --metrics-listen scraped by a real Prometheus server (Debian's
+ * prometheus): its HTTP API returns qvisor_vm_cpu_seconds_total for each
+ * running VM, and the values increase between scrapes. On this host (no
+ * cgroup-v2 cpu controller) the CPU seconds come from the QEMU processes;
+ * in a whole cgroup v2 from each VM's cpu.stat. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "helpers/guest.h"
+#include "helpers/qvisord.h"
+
+static struct qvt_daemon D;
+static pid_t prom;
+static char tmp[64];
+
+/* A port nothing listens on now (the kernel's choice for port 0). */
+static unsigned free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static void teardown(void)
+{
+	if (prom > 0) {
+		kill(prom, SIGTERM);
+		waitpid(prom, NULL, 0);
+	}
+	qvt_daemon_cleanup(&D);
+	if (tmp[0]) {
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+		(void)system(cmd);
+	}
+}
+
+/* The instant vector of query as {vm: value}; NULL on error. */
+static json_object *query(unsigned port, const char *q)
+{
+	char cmd[512], buf[65536];
+	snprintf(cmd, sizeof(cmd), "curl -sf 'http://127.0.0.1:%u/api/v1/query?query=%s'", port, q);
+	FILE *p = popen(cmd, "r");
+	size_t n = p ? fread(buf, 1, sizeof(buf) - 1, p) : 0;
+	if (p)
+		pclose(p);
+	buf[n] = '\0';
+	json_object *j = json_tokener_parse(buf), *data, *result, *out = json_object_new_object();
+	if (!j || !json_object_object_get_ex(j, "data", &data) ||
+	    !json_object_object_get_ex(data, "result", &result)) {
+		json_object_put(j);
+		return out;
+	}
+	for (size_t i = 0; i < json_object_array_length(result); i++) {
+		json_object *r = json_object_array_get_idx(result, i), *m, *vm, *v;
+		if (json_object_object_get_ex(r, "metric", &m) &&
+		    json_object_object_get_ex(m, "vm", &vm) &&
+		    json_object_object_get_ex(r, "value", &v))
+			json_object_object_add(out, json_object_get_string(vm),
+					       json_object_new_double(atof(json_object_get_string(
+						       json_object_array_get_idx(v, 1)))));
+	}
+	json_object_put(j);
+	return out;
+}
+
+static double val(json_object *o, const char *vm)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, vm, &v) ? json_object_get_double(v) : -1;
+}
+
+Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardown,
+     .timeout = 400)
+{
+	QVT_REQUIRE_GUEST();
+	if (access("/usr/bin/prometheus", X_OK) < 0)
+		cr_skip_test("prometheus not installed (scripts/install-deps.sh)");
+	struct qv_error err = { 0 };
+	unsigned mport = free_port(), pport = free_port();
+	char listen[32], path[160];
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", mport);
+	D.extra_args[0] = "--metrics-listen";
+	D.extra_args[1] = listen;
+	int r = qvt_daemon_start(&D);
+	if (r == -ENOENT)
+		cr_skip_test("qvisord not built");
+	cr_assert_eq(r, 0, "qvisord did not start: %s", strerror(-r));
+	const char *vms[] = { "m1", "m2" };
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(qvt_define_guest(&D, vms[i], NULL, &err), 0, "%s", err.message);
+		cr_assert_eq(qvt_callf(&D, "vm.start", NULL, &err, "{\"name\":\"%s\"}", vms[i]), 0,
+			     "%s", err.message);
+	}
+
+	snprintf(tmp, sizeof(tmp), "/tmp/qvt-prom-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmp));
+	snprintf(path, sizeof(path), "%s/prometheus.yml", tmp);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+		   "scrape_configs:\n  - job_name: qvisor\n    static_configs:\n"
+		   "      - targets: ['%s']\n", listen);
+	fclose(f);
+	prom = fork();
+	cr_assert_geq(prom, 0);
+	if (prom == 0) {
+		char cfg[200], data[200], web[64], log[200];
+		snprintf(cfg, sizeof(cfg), "--config.file=%s", path);
+		snprintf(data, sizeof(data), "--storage.tsdb.path=%s/data", tmp);
+		snprintf(web, sizeof(web), "--web.listen-address=127.0.0.1:%u", pport);
+		snprintf(log, sizeof(log), "%s/prometheus.log", tmp);
+		freopen(log, "w", stdout);
+		freopen(log, "a", stderr);
+		execl("/usr/bin/prometheus", "prometheus", cfg, data, web, "--log.level=warn",
+		      (char *)NULL);
+		_exit(127);
+	}
+
+	/* Prometheus answers with both VMs once it has scraped qvisord */
+	json_object *first = NULL;
+	for (int i = 0; i < 120; i++) {
+		json_object *q = query(pport, "qvisor_vm_cpu_seconds_total");
+		if (val(q, "m1") > 0 && val(q, "m2") > 0) {
+			first = q;
+			break;
+		}
+		json_object_put(q);
+		qvt_sleep_ms(500);
+	}
+	cr_assert_not_null(first, "Prometheus never returned qvisor_vm_cpu_seconds_total for "
+				  "both VMs (see %s/prometheus.log)", tmp);
+	printf("prometheus: %s\n", json_object_to_json_string(first));
+	json_object *up = query(pport, "up");
+	(void)up;
+	json_object_put(up);
+	json_object *second = NULL;
+	for (int i = 0; i < 60; i++) {
+		qvt_sleep_ms(500);
+		json_object *q = query(pport, "qvisor_vm_cpu_seconds_total");
+		if (val(q, "m1") > val(first, "m1") && val(q, "m2") > val(first, "m2")) {
+			second = q;
+			break;
+		}
+		json_object_put(q);
+	}
+	cr_assert_not_null(second, "the CPU seconds did not increase between scrapes");
+	printf("prometheus: %s\n", json_object_to_json_string(second));
+	json_object_put(first);
+	json_object_put(second);
+	/* the collector's history of a running VM */
+	json_object *hist = NULL, *pts;
+	cr_assert_eq(qvt_callf(&D, "vm.history", &hist, &err, "{\"name\":\"m1\",\"max\":5}"), 0,
+		     "%s", err.message);
+	cr_assert(json_object_object_get_ex(hist, "points", &pts));
+	cr_assert_gt(json_object_array_length(pts), 0);
+	cr_assert_leq(json_object_array_length(pts), 5);
+	json_object_put(hist);
+	/* a VM that stops leaves the exposition */
+	cr_assert_eq(qvt_callf(&D, "vm.stop", NULL, &err, "{\"name\":\"m2\",\"force\":true}"), 0,
+		     "%s", err.message);
+	char cmd[160], body[65536];
+	bool gone = false;
+	for (int i = 0; i < 50 && !gone; i++) {
+		qvt_sleep_ms(200);
+		snprintf(cmd, sizeof(cmd), "curl -sf http://%s/metrics", listen);
+		FILE *p = popen(cmd, "r");
+		size_t n = p ? fread(body, 1, sizeof(body) - 1, p) : 0;
+		if (p)
+			pclose(p);
+		body[n] = '\0';
+		gone = strstr(body, "qvisor_vm_cpu_seconds_total{vm=\"m1\"}") &&
+		       !strstr(body, "qvisor_vm_cpu_seconds_total{vm=\"m2\"}");
+	}
+	cr_assert(gone, "m2 still exported after it stopped:\n%s", body);
+	/* RPC latencies: the calls this test made */
+	cr_assert_not_null(strstr(body, "qvisor_rpc_duration_seconds_count{method=\"vm.start\"} 2\n"),
+			   "%s", body);
+	cr_assert_not_null(strstr(body, "qvisor_rpc_duration_seconds_bucket{method=\"vm.history\","
+					"le=\"+Inf\"} 1\n"), "%s", body);
+}

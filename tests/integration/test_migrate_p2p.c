@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/* Daemon-driven migration (vm.migrate) and crash convergence: two real
+ * qvisord in two network namespaces, real QEMU (TCG). The source daemon
+ * runs the protocol itself; either daemon is SIGKILLed at a phase and
+ * restarted 1 s later, and the pair must end with exactly one running copy,
+ * no leftover incoming VM or driver record, and a second migration must
+ * work. Phases without an outside trigger are hit with
+ * QVISORD_TEST_CRASH_AT (docs/migration.md); the RAM copy is held open
+ * with a bandwidth cap. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include "common/json.h"
+#include "daemon/state.h"
+#include "helpers/guest.h"
+#include "helpers/netns.h"
+#include "helpers/twohosts.h"
+
+#define BOOT_TIMEOUT_MS 180000
+#define VM "p2p1"
+
+static struct qvt_twohosts *const H = &qvt_hosts;
+
+static json_object *migrate_params(int to, int bw_mibps)
+{
+	char uri[200];
+	json_object *p = json_object_new_object();
+
+	snprintf(uri, sizeof(uri), "unix://%s", H->d[to].socket);
+	json_object_object_add(p, "name", json_object_new_string(VM));
+	json_object_object_add(p, "to", json_object_new_string(uri));
+	json_object_object_add(p, "bandwidth_mbps", json_object_new_int(bw_mibps));
+	json_object_object_add(p, "deadline_s", json_object_new_int(120));
+	json_object_object_add(p, "retry_s", json_object_new_int(60));
+	return p;
+}
+
+/* vm.migrate sent on a connection of its own (returned). */
+static qv_rpc_conn *migrate_async(int from, int to, int bw, uint64_t *ret_id)
+{
+	struct qv_error err = {};
+	qv_rpc_conn *c = qvt_connect(&H->d[from]);
+
+	cr_assert_not_null(c);
+	cr_assert_eq(qv_rpc_send(c, "vm.migrate", migrate_params(to, bw), ret_id, &err), 0, "%s",
+		     err.message);
+	return c;
+}
+
+static json_object *migrate_sync(int from, int to, struct qv_error *err)
+{
+	uint64_t id;
+	json_object *r = NULL;
+	qv_rpc_conn *c = migrate_async(from, to, 0, &id);
+
+	if (qv_rpc_recv_response(c, 300000, id, &r, err) < 0)
+		r = NULL;
+	qv_rpc_conn_free(c);
+	return r;
+}
+
+/* The driver's phase on host i ("" when no driver runs there). */
+static const char *driver_phase(int i, char *buf, size_t size)
+{
+	struct qv_error err = {};
+	json_object *r = qvt_call_name(&H->d[i], "migrate.status", VM, &err), *v;
+
+	snprintf(buf, size, "%s", r && json_object_object_get_ex(r, "driver_phase", &v)
+					  ? json_object_get_string(v) : "");
+	json_object_put(r);
+	return buf;
+}
+
+static void wait_phase(int i, const char *phase)
+{
+	char buf[32];
+
+	for (int t = 0; t < 120000; t += 100) {
+		if (streq(driver_phase(i, buf, sizeof(buf)), phase))
+			return;
+		qvt_sleep_ms(100);
+	}
+	cr_assert_fail("host %d never reached phase %s", i, phase);
+}
+
+struct rec_ctx {
+	const char *role, *state;
+	int n;
+};
+
+static int count_rec(const struct qv_migration_record *rec, void *ud)
+{
+	struct rec_ctx *x = ud;
+
+	if (streq(rec->vm, VM) && (!x->role || streq(rec->role, x->role)) &&
+	    (!x->state || streq(rec->state, x->state)))
+		x->n++;
+	return 0;
+}
+
+/* Records of VM in host i's store with that role (and state, if set). */
+static int records(int i, const char *role, const char *state)
+{
+	struct rec_ctx c = { role, state, 0 };
+	qv_state *st = NULL;
+
+	cr_assert_eq(qv_state_open(H->d[i].state_dir, &st, NULL), 0);
+	cr_assert_eq(qv_state_migration_list(st, count_rec, &c), 0);
+	qv_state_close(st);
+	return c.n;
+}
+
+/* Exactly one running copy, on host `on`; the other host has no definition;
+ * no unresolved migration record on either side (a destination keeps only
+ * its "finished" tombstone). */
+static void assert_one_copy(int on, int timeout_ms)
+{
+	char buf[32];
+	int off = 1 - on, t;
+
+	for (t = 0; t < timeout_ms; t += 200) {
+		bool ok = streq(qvt_vm_state(&H->d[on], VM, buf, sizeof(buf)), "running") &&
+			  qvt_wait_vm_undefined(&H->d[off], VM, 1) &&
+			  records(on, "driver", NULL) == 0 && records(off, "driver", NULL) == 0;
+		if (ok)
+			break;
+		qvt_sleep_ms(200);
+	}
+	cr_assert_str_eq(qvt_vm_state(&H->d[on], VM, buf, sizeof(buf)), "running",
+			 "VM should run on host %d", on);
+	cr_assert(qvt_wait_vm_undefined(&H->d[off], VM, 1), "host %d keeps a copy", off);
+	cr_assert_gt(qvt_vm_pid(&H->d[on], VM), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(records(i, "driver", NULL), 0, "host %d keeps a driver record", i);
+		cr_assert_eq(records(i, "source", NULL), 0, "host %d keeps a source record", i);
+		cr_assert_eq(records(i, "destination", NULL) - records(i, "destination", "finished"),
+			     0, "host %d keeps an unfinished incoming record", i);
+	}
+}
+
+/* Restart host i (already dead or killed here) 1 s later, without a hook. */
+static void restart(int i, bool kill_it)
+{
+	if (kill_it)
+		qvt_daemon_stop(&H->d[i], SIGKILL);
+	else
+		qvt_daemon_stop(&H->d[i], 0); /* reap the self-killed daemon */
+	unsetenv("QVISORD_TEST_CRASH_AT");
+	qvt_sleep_ms(1000);
+	cr_assert_eq(qvt_twohosts_start_daemon(H, i), 0, "restart host %d", i);
+}
+
+/* Restart host i with a crash point armed. */
+static void arm(int i, const char *point)
+{
+	qvt_daemon_stop(&H->d[i], SIGTERM);
+	setenv("QVISORD_TEST_CRASH_AT", point, 1);
+	cr_assert_eq(qvt_twohosts_start_daemon(H, i), 0);
+	unsetenv("QVISORD_TEST_CRASH_AT");
+}
+
+static bool wait_dead(int i, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 100) {
+		if (kill(H->d[i].pid, 0) < 0)
+			return true;
+		int st;
+		if (waitpid(H->d[i].pid, &st, WNOHANG) == H->d[i].pid) {
+			H->d[i].pid = 0;
+			return true;
+		}
+		qvt_sleep_ms(100);
+	}
+	return false;
+}
+
+/* The second migration of the same VM (back) succeeds. */
+static void migrate_back(int from)
+{
+	struct qv_error err = {};
+	json_object *r = migrate_sync(from, 1 - from, &err);
+
+	cr_assert_not_null(r, "second migration: %s (%s)", err.message, err.reason);
+	json_object_put(r);
+	assert_one_copy(1 - from, 30000);
+}
+
+TestSuite(migrate_p2p, .init = qvt_twohosts_setup, .fini = qvt_twohosts_teardown,
+	  .timeout = 600);
+
+Test(migrate_p2p, vm_migrate_reports_the_real_blackout_and_moves_back)
+{
+	struct qv_error err = {};
+	json_object *r, *v;
+	int64_t dt, qdt, stop, resume;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	r = migrate_sync(0, 1, &err);
+	cr_assert_not_null(r, "vm.migrate: %s", err.message);
+	cr_assert(json_object_object_get_ex(r, "downtime_source", &v));
+	cr_assert_str_eq(json_object_get_string(v), "stop-to-resume");
+	cr_assert(json_object_object_get_ex(r, "stop_unix_us", &v));
+	stop = json_object_get_int64(v);
+	cr_assert(json_object_object_get_ex(r, "resume_unix_us", &v));
+	resume = json_object_get_int64(v);
+	cr_assert(json_object_object_get_ex(r, "downtime_ms", &v));
+	dt = json_object_get_int64(v);
+	cr_assert(json_object_object_get_ex(r, "qemu_downtime_ms", &v));
+	qdt = json_object_get_int64(v);
+	/* Both daemons share this host's clock. */
+	cr_assert_gt(resume, stop);
+	cr_assert_eq(dt, (resume - stop + 500) / 1000);
+	/* The blackout contains QEMU's own figure (it also covers the pause
+	 * before switchover and the finish round trip). */
+	cr_assert_geq(dt, qdt, "blackout %lld ms < QEMU's %lld ms", (long long)dt,
+		      (long long)qdt);
+	json_object_put(r);
+	assert_one_copy(1, 10000);
+	migrate_back(1);
+}
+
+Test(migrate_p2p, destination_daemon_killed_during_ram_copy)
+{
+	struct qv_error err = {};
+	json_object *r = NULL;
+	uint64_t id;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	qv_rpc_conn *c = migrate_async(0, 1, 4, &id);
+	wait_phase(0, "performing");
+	qvt_sleep_ms(2500);
+	restart(1, true);
+	cr_assert_eq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0, "vm.migrate: %s",
+		     err.message);
+	json_object_put(r);
+	qv_rpc_conn_free(c);
+	assert_one_copy(1, 10000);
+	migrate_back(1);
+}
+
+Test(migrate_p2p, source_daemon_killed_during_ram_copy)
+{
+	uint64_t id;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	qv_rpc_conn *c = migrate_async(0, 1, 4, &id);
+	wait_phase(0, "performing");
+	qvt_sleep_ms(2500);
+	restart(0, true);
+	qv_rpc_conn_free(c);
+	/* Not switched over: the restarted source cancels, resumes its guest
+	 * and has the destination remove the incoming VM. */
+	assert_one_copy(0, 60000);
+	migrate_back(0);
+}
+
+/* Each crash point: the daemon dies right after persisting that phase. */
+static void crash_at(int host, const char *point, int expect_on)
+{
+	uint64_t id;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	arm(host, point);
+	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
+	cr_assert(wait_dead(host, 120000), "host %d did not crash at %s", host, point);
+	restart(host, false);
+	qv_rpc_conn_free(c); /* its answer is not needed: the pair converges */
+	assert_one_copy(expect_on, 90000);
+	migrate_back(expect_on);
+}
+
+Test(migrate_p2p, destination_killed_in_prepare)
+{
+	crash_at(1, "dest-prepared", 0);
+}
+
+Test(migrate_p2p, source_killed_in_prepare)
+{
+	crash_at(0, "driver-preparing", 0);
+}
+
+Test(migrate_p2p, destination_killed_after_finish_before_confirm)
+{
+	crash_at(1, "dest-finished", 1);
+}
+
+Test(migrate_p2p, source_killed_after_finish_before_confirm)
+{
+	crash_at(0, "driver-confirming", 1);
+}
+
+/* The CLI is only a viewer: killing it does not stop the migration. */
+Test(migrate_p2p, cli_killed_mid_migration_goes_on)
+{
+	char bin[512], to[200];
+	const char *b = getenv("QV_BUILD_DIR");
+	pid_t pid;
+
+	QVT_REQUIRE_HOSTS();
+	snprintf(bin, sizeof(bin), "%s/qvisor", b && *b ? b : "build");
+	if (access(bin, X_OK) < 0)
+		cr_skip_test("qvisor CLI not built");
+	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	snprintf(to, sizeof(to), "unix://%s", H->d[1].socket);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		execl(bin, "qvisor", "--socket", H->d[0].socket, "migrate", VM, "--to", to,
+		      "--bandwidth", "4", "--quiet", (char *)NULL);
+		_exit(127);
+	}
+	wait_phase(0, "performing");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	assert_one_copy(1, 120000);
+	migrate_back(1);
+}
