@@ -51,6 +51,8 @@ struct qv_pol_fast {
 	struct fast_vm *v;
 	bool sane; /* all values finite and >= 0: the bounds hold */
 	int ymax;  /* longest VM history (zero tail trimmed) */
+	double lr_x; /* LR's abscissa 10 + intervals if the same for every
+		      * host and VM, else NAN (no LR headroom index) */
 	/* max-tree over hosts of the most a VM may ask of each and still be
 	 * taken (a necessary condition); -INF once excluded */
 	double *mx;
@@ -123,6 +125,11 @@ static double host_key(const struct qv_pol_dc *dc, const struct qv_pol_host *h, 
 	const struct qv_pol_fast *fa = dc->fast;
 	const struct qv_pol_cfg *cfg = fa->cfg;
 	double key = h->avail < h->core_mips ? h->avail : h->core_mips;
+	/* LR's index is in the prediction's units: every host it cannot
+	 * bound is always visited */
+	bool lr = cfg->det == QV_DET_LR && fa->sane && !isnan(fa->lr_x);
+	if (lr && (h->alloc_mips == 0 || f->hraw < LR_LEN || f->hraw < fa->ymax))
+		return INFINITY;
 	if (h->alloc_mips == 0)
 		return key;
 	double t = qv_pol_host_total_mips(h), m = 1e-7 * (t + fabs(f->req_sum)), det = INFINITY;
@@ -134,12 +141,27 @@ static double host_key(const struct qv_pol_dc *dc, const struct qv_pol_host *h, 
 		det = cfg->fallback_thr * t - f->req_sum + m;
 	else if (cfg->det == QV_DET_MAD || cfg->det == QV_DET_IQR)
 		det = t * (1 - cfg->param * f->spread) - f->req_sum + m;
+	else if (cfg->det == QV_DET_LR) {
+		/* accepted => param (host's + VM's prediction) < 1 + slack: a
+		 * bound in the prediction's units, not the request's, so it
+		 * replaces the scheduler's room */
+		double x = fa->lr_x;
+		if (isnan(x) || !isfinite(f->a) || !isfinite(f->b) || !(cfg->param > 0))
+			return INFINITY;
+		return t / cfg->param - t * (f->a + f->b * x) + 1e-8 * t * (1 + fabs(f->a) + fabs(f->b) * x + f->xmax);
+	}
 	return det < key ? det : key;
 }
 
 static double need(const struct qv_pol_fast *fa, const struct qv_pol_vm *v, const struct fast_vm *fv)
 {
 	double r = vm_req(v);
+	if (fa->sane && fa->cfg->det == QV_DET_LR) {
+		double x = fa->lr_x;
+		if (isnan(x) || !isfinite(fv->a) || !isfinite(fv->b) || !(fa->cfg->param > 0))
+			return -INFINITY;
+		return v->mips * (fv->a + fv->b * x) - 1e-8 * v->mips * (fabs(fv->a) + fabs(fv->b) * x + fv->hmax);
+	}
 	if (fa->sane && (fa->cfg->det == QV_DET_MAD || fa->cfg->det == QV_DET_IQR))
 		r -= fa->cfg->param * v->mips * (fv->hmax - fv->hmin) * (1 + 1e-9) + 1e-9 * v->mips;
 	return r;
@@ -223,6 +245,29 @@ static void host_stats(const struct qv_pol_dc *dc, struct qv_pol_host *h, struct
 	}
 }
 
+/* LR extrapolates to 10 + ceil(largest RAM / half the link / interval);
+ * with every RAM and link the same number in all pairs, one abscissa. */
+static double lr_abscissa(const struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg)
+{
+	int lo = INT_MAX, hi = INT_MIN;
+	for (int i = 0; i < dc->nvms; i++) {
+		int r = (int)dc->vms[i].ram_mb;
+		lo = r < lo ? r : lo;
+		hi = r > hi ? r : hi;
+	}
+	if (dc->nvms == 0)
+		return NAN;
+	double x = NAN;
+	for (int i = 0; i < dc->nhosts; i++) {
+		double half = dc->hosts[i].bw_mbps * 1000 / (2 * 8000);
+		double a = ceil(lo / half / cfg->interval_s), b = ceil(hi / half / cfg->interval_s);
+		if (a != b || (!isnan(x) && a != x))
+			return NAN;
+		x = a;
+	}
+	return LR_LEN + x;
+}
+
 int qv_pol_fast_begin(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg)
 {
 	dc->fast = NULL;
@@ -259,6 +304,7 @@ int qv_pol_fast_begin(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg)
 			if (fa->v[i].ylen > fa->ymax)
 				fa->ymax = fa->v[i].ylen;
 		}
+	fa->lr_x = lr_abscissa(dc, cfg);
 	dc->fast = fa;
 	for (int i = 0; i < dc->nhosts; i++) {
 		const struct qv_pol_host *h = &dc->hosts[i];
