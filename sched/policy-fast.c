@@ -19,7 +19,12 @@
  * each with a margin far above rounding (1e-9 relative). When the answer
  * lies within the bounds' slack, or the data are unusual (negative or
  * non-finite values, a VM history longer than the host's, LRR), the exact
- * detector decides. */
+ * detector decides. The same bounds give each host a headroom (the most
+ * a VM may ask, or for LR add to the prediction, and still be taken),
+ * kept in a max-tree over the hosts: a search descends only into subtrees
+ * holding a host that could take the VM, left to right, so it visits in
+ * host order a subset of the plain scan's hosts that contains every host
+ * the scan could choose. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
