@@ -16,9 +16,13 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Times are from the start of perform (as when the client drove the
+ * steps): a drill's fault at_ms means "into the transfer", whatever
+ * planning and prepare cost; ticks start then too. */
 struct obs_ctx {
 	const struct cli_migrate_observer *obs;
 	uint64_t t0;
+	bool performing;
 	char phase[32];
 };
 
@@ -30,10 +34,15 @@ static void on_notify(qv_rpc_conn *c, const char *method, json_object *p, void *
 	if (!streq(method, "migrate.progress"))
 		return;
 	if (json_object_object_get_ex(p, "type", &v) && streq(json_object_get_string(v), "phase") &&
-	    json_object_object_get_ex(p, "phase", &v))
+	    json_object_object_get_ex(p, "phase", &v)) {
 		snprintf(oc->phase, sizeof(oc->phase), "%s", json_object_get_string(v));
+		if (!oc->performing && streq(oc->phase, "performing")) {
+			oc->performing = true;
+			oc->t0 = now_ms();
+		}
+	}
 	if (oc->obs && oc->obs->on_progress)
-		oc->obs->on_progress(p, now_ms() - oc->t0, oc->obs->userdata);
+		oc->obs->on_progress(p, oc->performing ? now_ms() - oc->t0 : 0, oc->obs->userdata);
 }
 
 static json_object *migrate_params(const char *name, const char *to,
@@ -93,7 +102,7 @@ int cli_migrate_run_observed(qv_rpc_conn *src, const char *to, const char *name,
 						 (unsigned long long)(t / 1000));
 				break;
 			}
-			if (obs && obs->on_tick)
+			if (obs && obs->on_tick && oc.performing)
 				obs->on_tick(t, obs->userdata);
 			qv_error_clear(errp);
 			continue;

@@ -5,6 +5,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "daemon/event-limit.h"
 
 int64_t qv_unix_ms(void)
 {
@@ -20,10 +21,17 @@ void qv_daemon_emit(struct qv_daemon *d, const char *vm, const char *type, json_
 	int64_t id = 0, now = qv_unix_ms();
 	int r;
 
-	r = qv_state_event_append(d->state, vm, type,
-				  data ? json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN)
-				       : NULL,
-				  &id);
+	const char *text = data ? json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN) : NULL;
+	char cut[96];
+
+	/* Stored data is bounded (event-limit.h); subscribers get it all. */
+	if (text && strlen(text) > QV_EVENT_DATA_MAX) {
+		snprintf(cut, sizeof(cut), "{\"truncated\":true,\"bytes\":%zu}", strlen(text));
+		text = cut;
+	}
+	r = qv_state_event_append(d->state, vm, type, text, &id);
+	if (r >= 0)
+		qv_events_note_append(d);
 	if (r < 0)
 		log_warning_errno(r, "Failed to persist event %s of %s, ignoring: %m", type,
 				  vm ? vm : "host");
@@ -34,6 +42,8 @@ void qv_daemon_emit(struct qv_daemon *d, const char *vm, const char *type, json_
 	json_object_object_add(params, "data", data);
 	if (d->rpc)
 		qv_rpc_server_broadcast(d->rpc, "event", params);
+	if (d->rpc_ro)
+		qv_rpc_server_broadcast(d->rpc_ro, "event", params);
 }
 
 int qv_call_fail(qv_rpc_call *call, int error, const char *reason, const char *fmt, ...)

@@ -24,6 +24,9 @@ struct qv_daemon_config {
 	unsigned max_clients;
 	unsigned max_starts;     /* QEMUs spawned and not yet on QMP at once; 0: no bound */
 	bool no_probe;           /* skip the KVM boot probe: auto -> TCG */
+	uint32_t vm_uid_first;   /* --vm-uid-range: one uid per VM (vm-identity.h) */
+	uint32_t vm_uid_count;
+	uint64_t serial_log_max; /* --serial-log-max: bytes per serial log file */
 	const char *loop_mode;   /* resource loop: off|advise|enforce|auto (default auto) */
 	unsigned loop_interval_ms; /* default 1000 */
 	const char *metrics_listen; /* ADDR:PORT for Prometheus, NULL = off */
@@ -39,6 +42,8 @@ struct qv_daemon {
 	qv_loop *loop;
 	qv_state *state;
 	qv_rpc_server *rpc;
+	qv_rpc_server *rpc_ro;   /* read-only socket (daemon/rpc-access.c) */
+	gid_t rpc_gid;           /* group qvisor, 0 if missing */
 	struct qemu_accel_result accel;
 	struct qv_vm *vms;       /* registry, see daemon/vm.h */
 	int64_t started_at;      /* unix ms */

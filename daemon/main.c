@@ -18,6 +18,9 @@
 #include "daemon/migrate.h"
 #include "daemon/vm-queue.h"
 #include "daemon/vm.h"
+#include "daemon/vm-files.h"
+#include "daemon/vm-identity.h"
+#include "daemon/rpc-access.h"
 
 static void usage(FILE *f)
 {
@@ -34,6 +37,8 @@ static void usage(FILE *f)
 		"  --guest-dir DIR     probe guest (vmlinuz, initrd.img) for accel auto\n"
 		"  --no-kvm-probe      never boot the KVM probe; accel auto means TCG\n"
 		"  --max-clients N     concurrent RPC clients (default 64)\n"
+		"  --vm-uid-range A-B  one uid/gid per VM from A..B (default 2000000000-2000065535)\n"
+		"  --serial-log-max N  bytes per serial log file (default 1048576)\n"
 		"  --max-starts N      QEMUs starting at once, the rest queue (default 16 per\n"
 		"                      CPU; 0: no bound)\n"
 		"  --pki-dir DIR       CA, host certificates and keys (default /etc/qvisor/pki)\n"
@@ -142,6 +147,16 @@ static void on_connect(qv_rpc_client *c, const struct qv_rpc_peer *peer, void *u
 		 (int)peer->uid, (int)peer->gid);
 }
 
+/* Served on the read-only socket too (rpc-access.c filters them). */
+static const struct {
+	const struct qv_rpc_method *m;
+	const size_t *n;
+} method_tables[] = {
+	{ qv_vm_methods, &qv_vm_methods_count },       { qv_host_methods, &qv_host_methods_count },
+	{ qv_net_methods, &qv_net_methods_count },     { qv_image_methods, &qv_image_methods_count },
+	{ qv_migrate_methods, &qv_migrate_methods_count },
+};
+
 static int run(struct qv_daemon *d)
 {
 	struct qv_error err = {};
@@ -155,6 +170,9 @@ static int run(struct qv_daemon *d)
 	r = mkdir_p(d->cfg.run_dir, 0755);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create run dir %s: %m", d->cfg.run_dir);
+	/* Our own run root: searchable, so group members reach the sockets
+	 * (umask 077 made it 0700); everything below it stays private. */
+	(void)chmod(d->cfg.run_dir, 0755);
 	if (d->cfg.cache_dir && mkdir_p(d->cfg.cache_dir, 0755) < 0) {
 		log_warning("Cannot create cache dir %s, probing without cache", d->cfg.cache_dir);
 		d->cfg.cache_dir = NULL;
@@ -248,6 +266,10 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_access_setup(d, &err);
+	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
+		r = qv_rpc_server_add_methods(d->rpc_ro, method_tables[i].m, *method_tables[i].n, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	qv_hostloop_rpc_ready(d);
@@ -267,7 +289,7 @@ int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
 	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
-	       OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS };
+	       OPT_UIDS, OPT_SERIALMAX, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -279,6 +301,8 @@ int main(int argc, char **argv)
 		{ "max-clients", required_argument, NULL, OPT_MAXCLIENTS },
 		{ "max-starts", required_argument, NULL, OPT_MAXSTARTS },
 		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "vm-uid-range", required_argument, NULL, OPT_UIDS },
+		{ "serial-log-max", required_argument, NULL, OPT_SERIALMAX },
 		{ "loop-mode", required_argument, NULL, OPT_LOOP_MODE },
 		{ "loop-interval", required_argument, NULL, OPT_LOOP_INTERVAL },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS },
@@ -293,6 +317,9 @@ int main(int argc, char **argv)
 			.state_dir = "/var/lib/qvisor",
 			.run_dir = "/run/qvisor",
 			.cache_dir = "/var/cache/qvisor",
+			.vm_uid_first = QV_VM_UID_FIRST_DEFAULT,
+			.vm_uid_count = QV_VM_UID_COUNT_DEFAULT,
+			.serial_log_max = QV_SERIAL_LOG_MAX_DEFAULT,
 		},
 	};
 	_cleanup_free_ char *sock = NULL, *guest = NULL;
@@ -301,6 +328,8 @@ int main(int argc, char **argv)
 	int c, r;
 
 	log_set_ident("qvisord");
+	/* Private by default: DB, logs, sockets and images are ours alone. */
+	umask(077);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_STATE: d.cfg.state_dir = optarg; break;
@@ -344,6 +373,23 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case OPT_UIDS:
+			if (qv_vm_uid_range_parse(optarg, &d.cfg.vm_uid_first, &d.cfg.vm_uid_count) < 0) {
+				fprintf(stderr, "qvisord: --vm-uid-range must be FIRST-LAST, 0 < FIRST "
+					"<= LAST, at most 1048576 ids\n");
+				return 2;
+			}
+			break;
+		case OPT_SERIALMAX: {
+			char *end;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			if (*end || n < 4096 || n > (1ull << 34)) {
+				fprintf(stderr, "qvisord: --serial-log-max must be 4096..17179869184\n");
+				return 2;
+			}
+			d.cfg.serial_log_max = n;
+			break;
+		}
 		case OPT_LOOP_MODE: d.cfg.loop_mode = optarg; break;
 		case OPT_METRICS: d.cfg.metrics_listen = optarg; break;
 		case OPT_LOOP_INTERVAL: {
@@ -383,6 +429,7 @@ int main(int argc, char **argv)
 
 	r = run(&d);
 	qv_rpc_server_free(d.rpc);
+	qv_rpc_server_free(d.rpc_ro);
 	qv_daemon_tls_free(&d);
 	qv_vm_registry_free(&d);
 	qv_net_registry_free(&d);

@@ -3,6 +3,8 @@
  * (docs/storage.md "API"). Quick operations run on the loop thread; import
  * and full clone run on worker threads (daemon/image-job.c). */
 #include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
 
@@ -509,27 +511,24 @@ static int m_resize(qv_rpc_call *call, json_object *params, void *ud)
 
 /* --- registry ------------------------------------------------------------------------ */
 
-/* QEMU runs as user qvisor-qemu and opens pool images by path: the pool
- * directory and every ancestor we own get search permission (o+x, not
- * listing), as vm-cgroup.c does for the run dir. */
-static void make_pool_reachable(const char *dir)
+/* Pool images are private (0600, root): QEMU gets them as fds
+ * (daemon/vm-disks.c), so neither they nor the directories above them are
+ * opened up. Fixes the modes an older version left. */
+static void make_pool_private(const char *dir)
 {
-	char buf[PATH_MAX];
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct stat sb;
 
-	snprintf(buf, sizeof(buf), "%s/", dir);
-	for (char *p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
-		*p = '\0';
-		if (stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == geteuid() &&
-		    !(sb.st_mode & 01)) {
-			if (chmod(buf, (sb.st_mode & 07777) | 0111) == 0)
-				log_info("Made %s searchable (o+x) so that QEMU can open pool images",
-					 buf);
-			else
-				log_warning_errno(errno, "Cannot make %s searchable, ignoring: %m", buf);
-		}
-		*p = '/';
-	}
+	if (!d)
+		return;
+	fd = -1;
+	(void)fchmod(dirfd(d), 0700);
+	for (struct dirent *de; (de = readdir(d));)
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(sb.st_mode) && (sb.st_mode & 077))
+			(void)fchmodat(dirfd(d), de->d_name, sb.st_mode & 0700, 0);
+	closedir(d);
 }
 
 int qv_image_registry_load(struct qv_daemon *d)
@@ -547,7 +546,7 @@ int qv_image_registry_load(struct qv_daemon *d)
 		return r;
 	}
 	st->d = d;
-	make_pool_reachable(qv_pool_dir(st->pool));
+	make_pool_private(qv_pool_dir(st->pool));
 	qv_pool_set_in_use_hook(st->pool, pool_in_use, st);
 	d->image_state = TAKE_PTR(st);
 	log_debug("image pool at %s", dir);

@@ -3,6 +3,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/vm.h"
+#include "daemon/rpc-access.h"
 
 #define STOP_DEFAULT_TIMEOUT_S 60
 #define STOP_MAX_TIMEOUT_S 3600
@@ -123,9 +124,16 @@ static int m_info(qv_rpc_call *call, json_object *params, void *ud)
 {
 	struct qv_vm *vm = lookup_vm(call, params, ud);
 
+	json_object *info, *spec;
+
 	if (!vm)
 		return 0;
-	return qv_rpc_call_reply(call, qv_vm_info_json(vm)), 0;
+	info = qv_vm_info_json(vm);
+	/* Anyone can use the read-only socket: a command line may hold secrets. */
+	if (qv_rpc_call_is_read_only(vm->d, call) && json_object_object_get_ex(info, "spec", &spec) &&
+	    json_object_object_get_ex(spec, "cmdline", NULL))
+		json_object_object_add(spec, "cmdline", json_object_new_string("(hidden)"));
+	return qv_rpc_call_reply(call, info), 0;
 }
 
 static json_object *state_result(struct qv_vm *vm)

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
+#include "daemon/vm-files.h"
 #include "qemu/tls-creds.h"
 
 int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp)
@@ -28,17 +29,17 @@ int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp)
 static int add_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, struct qv_error *errp)
 {
 	char dir[PATH_MAX];
-	struct stat sb;
+	uint32_t uid;
 	int r;
 
 	if (!vm->inst || !vm->run_dir)
 		return qv_error_set(errp, ESRCH, QV_REASON_CONFLICT, "VM %s has no QEMU", vm->name);
-	/* QEMU's user owns its run dir (daemon/vm-cgroup.c). */
-	if (stat(vm->run_dir, &sb) < 0)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot stat %s: %s",
-				    vm->run_dir, strerror(errno));
-	snprintf(dir, sizeof(dir), "%s/tls", vm->run_dir);
-	r = qemu_tls_stage(d->cfg.pki_dir, server, dir, sb.st_uid, sb.st_gid, errp);
+	/* Staged in the directory QEMU's mount namespace shows at the same
+	 * path, readable by the VM's own uid only (daemon/vm-files.h). */
+	if (qv_state_vm_uid_get(d->state, vm->name, &uid) < 0)
+		return qv_error_set(errp, ESRCH, QV_REASON_INTERNAL, "VM %s has no uid", vm->name);
+	snprintf(dir, sizeof(dir), "%s/" QV_VM_SHARE_DIR "/tls", vm->run_dir);
+	r = qemu_tls_stage(d->cfg.pki_dir, server, dir, uid, uid, errp);
 	if (r < 0)
 		return r;
 	r = qemu_tls_creds_add(qemu_instance_qmp(vm->inst), dir, server, errp);

@@ -187,6 +187,17 @@ bool qv_rpc_call_client_gone(qv_rpc_call *call)
 	return !call->client->connected;
 }
 
+qv_rpc_server *qv_rpc_client_server(qv_rpc_client *client)
+{
+	return client ? client->server : NULL;
+}
+
+void qv_rpc_server_set_access_fn(qv_rpc_server *server, qv_rpc_access_fn fn, void *userdata)
+{
+	server->access_fn = fn;
+	server->access_ud = userdata;
+}
+
 static const struct rpc_method_entry *find_method(qv_rpc_server *s, const char *name)
 {
 	for (size_t i = 0; s && i < s->n_methods; i++)
@@ -208,6 +219,18 @@ void rpc_dispatch(qv_rpc_client *c, struct qv_rpc_request *req)
 			snprintf(msg, sizeof(msg), "unknown method '%.64s'", req->method);
 			rpc_send_error(c, req->id, QV_RPC_METHOD_NOT_FOUND, msg,
 				       QV_REASON_NOT_FOUND, NULL);
+		}
+		qv_rpc_request_done(req);
+		return;
+	}
+	if (c->server->access_fn &&
+	    !c->server->access_fn(&c->peer, req->method, c->server->access_ud)) {
+		char msg[160];
+		if (!req->is_notification) {
+			snprintf(msg, sizeof(msg), "method '%.64s' is not allowed for uid %u on this "
+				 "socket (docs/security.md)", req->method, (unsigned)c->peer.uid);
+			rpc_send_error(c, req->id, qv_rpc_code_for_reason(QV_REASON_PERMISSION),
+				       msg, QV_REASON_PERMISSION, NULL);
 		}
 		qv_rpc_request_done(req);
 		return;

@@ -27,6 +27,8 @@ struct qv_rpc_server {
 
 	qv_rpc_connect_fn connect_fn;
 	void *connect_ud;
+	qv_rpc_access_fn access_fn;
+	void *access_ud;
 	qv_rpc_observe_fn observe_fn; /* each finished call's duration (metrics) */
 	void *observe_ud;
 

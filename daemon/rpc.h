@@ -154,6 +154,13 @@ typedef void (*qv_rpc_observe_fn)(const char *method, uint64_t duration_ms, bool
 				  void *userdata);
 void qv_rpc_server_set_observer(qv_rpc_server *server, qv_rpc_observe_fn fn, void *userdata);
 
+/* Optional: asked before each call is dispatched. false -> the caller gets
+ * an error with data.reason "permission-denied" and the handler never runs
+ * (the hook logs what it denies). */
+typedef bool (*qv_rpc_access_fn)(const struct qv_rpc_peer *peer, const char *method,
+				 void *userdata);
+void qv_rpc_server_set_access_fn(qv_rpc_server *server, qv_rpc_access_fn fn, void *userdata);
+
 /* Send {"jsonrpc":"2.0","method":method,"params":params} to every subscribed
  * client. params is borrowed (may be NULL). Returns the number of clients it
  * was queued for. */
@@ -187,6 +194,8 @@ bool qv_rpc_call_client_gone(qv_rpc_call *call);
 qv_rpc_client *qv_rpc_client_ref(qv_rpc_client *client);
 qv_rpc_client *qv_rpc_client_unref(qv_rpc_client *client);
 const struct qv_rpc_peer *qv_rpc_client_peer(qv_rpc_client *client);
+/* The server it connected to; NULL once disconnected. */
+qv_rpc_server *qv_rpc_client_server(qv_rpc_client *client);
 /* Unique per server, increasing; for log lines. */
 unsigned qv_rpc_client_id(qv_rpc_client *client);
 bool qv_rpc_client_is_connected(qv_rpc_client *client);

@@ -10,6 +10,7 @@ struct qv_state {
 	char *path;
 	unsigned txn_depth;
 	unsigned savepoint_seq;
+	bool sync_full; /* synchronous=FULL until the outermost commit */
 };
 
 static inline void sqlite3_finalizep(sqlite3_stmt **s)
@@ -29,3 +30,6 @@ int st_step_done(qv_state *st, sqlite3_stmt *s);
 /* Caller-owned copy of a text column (NULL stays NULL). -ENOMEM on failure. */
 int st_column_strdup(sqlite3_stmt *s, int col, char **ret);
 int64_t st_now_ms(void);
+/* Make the next commit durable (FULL), back to NORMAL after it. */
+void st_sync_full(qv_state *st);
+void st_sync_end(qv_state *st);

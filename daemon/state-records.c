@@ -450,7 +450,10 @@ int qv_state_migration_put(qv_state *st, const struct qv_migration_record *rec)
 	st_bind_text(s, 6, rec->token);
 	st_bind_text(s, 7, rec->data_json);
 	sqlite3_bind_int64(s, 8, st_now_ms());
-	return write_stmt(st, s, false);
+	st_sync_full(st);
+	r = write_stmt(st, s, false);
+	st_sync_end(st);
+	return r;
 }
 
 #define MIGRATION_COLS "id, vm, role, state, peer, token, data_json"
@@ -484,7 +487,12 @@ int qv_state_migration_get(qv_state *st, const char *id, struct qv_migration_rec
 
 int qv_state_migration_delete(qv_state *st, const char *id)
 {
-	return delete_by_key(st, "DELETE FROM migrations WHERE id = ?1", id);
+	int r;
+
+	st_sync_full(st);
+	r = delete_by_key(st, "DELETE FROM migrations WHERE id = ?1", id);
+	st_sync_end(st);
+	return r;
 }
 
 static int migration_row(sqlite3_stmt *s, void *fn, void *userdata)

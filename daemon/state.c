@@ -69,6 +69,10 @@ static const char *const migration_steps[] = {
 	"DROP TABLE migrations;"
 	"ALTER TABLE migrations3 RENAME TO migrations;"
 	"CREATE INDEX migrations_by_vm ON migrations(vm);",
+	/* 3 -> 4: one uid per VM (daemon/vm-identity.c), freed with the VM */
+	"CREATE TABLE vm_ids ("
+	"  vm TEXT PRIMARY KEY NOT NULL REFERENCES vms(name) ON DELETE CASCADE ON UPDATE CASCADE,"
+	"  uid INTEGER NOT NULL UNIQUE);",
 };
 
 _Static_assert(ARRAY_SIZE(migration_steps) == QV_STATE_SCHEMA_VERSION,
@@ -250,6 +254,18 @@ static int migrate(qv_state *st, int target, struct qv_error *errp)
 	return 0;
 }
 
+/* The database, its WAL and shm: 0600, whatever an older version left. */
+static void make_private(const char *db)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char p[4096];
+
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		snprintf(p, sizeof(p), "%s%s", db, suffixes[i]);
+		(void)chmod(p, 0600); /* absent files: nothing to do */
+	}
+}
+
 int qv_state_open_version(const char *state_dir, int target_version, qv_state **ret_state,
 			  struct qv_error *errp)
 {
@@ -298,6 +314,7 @@ int qv_state_open_version(const char *state_dir, int target_version, qv_state **
 				    sqlite3_errmsg(st->db));
 	}
 	free(mode);
+	make_private(st->path);
 	r = exec_sql(st, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
 	if (r < 0)
 		return qv_error_set(errp, r, NULL, "cannot configure %s: %s", st->path,
@@ -383,5 +400,26 @@ int qv_state_transaction(qv_state *st, qv_state_txn_fn fn, void *userdata)
 		/* A failed COMMIT may already have rolled back; ignore a second error. */
 		(void)exec_sql(st, rollback);
 	st->txn_depth--;
+	if (st->txn_depth == 0)
+		st_sync_end(st);
 	return r < 0 ? r : 0;
+}
+
+/* Migration records back the "one running copy" invariant: their commits
+ * are fsynced (synchronous=FULL) even though the rest runs NORMAL. */
+void st_sync_full(qv_state *st)
+{
+	/* SQLite refuses the change inside a transaction: there the
+	 * connection's level applies (migration records are written outside). */
+	if (!st->sync_full && st->txn_depth == 0 &&
+	    exec_sql(st, "PRAGMA synchronous=FULL") >= 0)
+		st->sync_full = true;
+}
+
+void st_sync_end(qv_state *st)
+{
+	if (st->sync_full && st->txn_depth == 0) {
+		(void)exec_sql(st, "PRAGMA synchronous=NORMAL");
+		st->sync_full = false;
+	}
 }

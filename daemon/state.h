@@ -7,9 +7,11 @@
 
 /* The host state store: one SQLite database, <state_dir>/qvisor.db.
  *
- * Durability: WAL journal, synchronous=NORMAL (a killed process never loses a
- * committed transaction; a power cut may lose the last few), foreign keys
- * on, busy_timeout.
+ * Durability: WAL journal, synchronous=NORMAL (a killed process never loses
+ * a committed transaction; a power cut may lose the last few), except that
+ * a commit that writes a migration record runs synchronous=FULL (on disk
+ * when it returns: the "exactly one running copy" invariant must survive a
+ * power cut). Foreign keys on, busy_timeout. Files are 0600.
  * Every public mutator is one statement (atomic by itself); several changes
  * that must land together go through qv_state_transaction(). A SIGKILL at any
  * instant leaves either the old or the new state, never a half-written one.
@@ -28,7 +30,7 @@
 typedef struct qv_state qv_state;
 
 /* Schema version this code writes. */
-#define QV_STATE_SCHEMA_VERSION 3
+#define QV_STATE_SCHEMA_VERSION 4
 
 int qv_state_open(const char *state_dir, qv_state **ret_state, struct qv_error *errp);
 /* For tests and tooling: migrate only up to target_version (<= latest). */
@@ -117,6 +119,21 @@ int qv_state_events_since(qv_state *st, int64_t after_id, unsigned limit, qv_sta
 			  void *userdata);
 /* Keep only the newest `keep` events. ret_deleted may be NULL. */
 int qv_state_events_prune(qv_state *st, unsigned keep, unsigned *ret_deleted);
+
+/* Delete events older than min_time (unix ms), then all but the newest
+ * `keep`. ret_deleted (may be NULL) counts both. */
+int qv_state_events_trim(qv_state *st, int64_t min_time, unsigned keep, unsigned *ret_deleted);
+
+/* --- per-VM ids (schema v3) ---------------------------------------------- */
+
+/* The uid recorded for vm: 0 and *ret_uid, or -ENOENT. */
+int qv_state_vm_uid_get(qv_state *st, const char *vm, uint32_t *ret_uid);
+/* Record uid for vm (replacing its old one). -EEXIST if another VM has it,
+ * -ENOENT if vm is not defined. */
+int qv_state_vm_uid_set(qv_state *st, const char *vm, uint32_t uid);
+/* Every recorded uid, for the allocator. */
+typedef int (*qv_state_uid_fn)(const char *vm, uint32_t uid, void *userdata);
+int qv_state_vm_uid_list(qv_state *st, qv_state_uid_fn fn, void *userdata);
 
 /* --- networks ------------------------------------------------------------ */
 

@@ -4,6 +4,7 @@
 /* Shared by daemon/vm-cgroup.c (hooks) and daemon/methods-cgroup.c (RPC). */
 
 #include "daemon/vm.h"
+#include "qemu/mountns.h"
 #include "qemu/sandbox.h"
 #include "sched/cgroup.h"
 
@@ -18,6 +19,7 @@ struct cg_daemon {
 
 struct cg_vm {
 	cg_group *g;
+	qemu_mountns *mountns;  /* QEMU's mount namespace plan, until spawned */
 	struct cg_io_limit *io; /* resolved per-disk io limits */
 	size_t n_io;
 };

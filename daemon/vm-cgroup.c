@@ -13,6 +13,8 @@
 #include "qemu/sandbox.h"
 #include "daemon/hostloop.h"
 #include "daemon/vm-cgroup-internal.h"
+#include "daemon/vm-files.h"
+#include "daemon/vm-identity.h"
 
 #define DEFAULT_RUN_DIR "/run/qvisor"
 #define GROUP_REMOVE_TIMEOUT_MS 2000
@@ -99,16 +101,13 @@ int qv_cgroup_registry_load(struct qv_daemon *d)
 		log_error("Cannot build the QEMU seccomp filter: %s", err.message);
 		return r;
 	}
-	r = qemu_sandbox_lookup_user(QEMU_SANDBOX_USER, &st->uid, &st->gid, &st->user_err);
-	st->have_user = r >= 0;
-	if (!st->have_user)
-		log_warning("%s; VMs cannot start", st->user_err.message);
 	return 0;
 }
 
 static struct cg_vm *vm_state_free(struct cg_vm *v)
 {
 	if (v) {
+		qemu_mountns_free(v->mountns);
 		cg_group_free(v->g);
 		free(v->io);
 		free(v);
@@ -189,120 +188,44 @@ static int cgroup_prepare(struct qv_vm *vm, struct cg_daemon *st, struct cg_vm *
 	return 0;
 }
 
-/* May we add o+x to dir? Only to our own run dir tree, or to a directory
- * made directly in a sticky world-writable one (a test's mkdtemp dir in
- * /tmp holding --run-dir); never to an arbitrary host directory such as
- * /root. */
-static bool may_open_up(const char *dir, const char *run_root)
-{
-	size_t n = strlen(run_root);
-	char parent[PATH_MAX];
-	struct stat sb;
-
-	if (strncmp(dir, run_root, n) == 0 && (dir[n] == '\0' || dir[n] == '/'))
-		return true;
-	snprintf(parent, sizeof(parent), "%s", dir);
-	char *slash = strrchr(parent, '/');
-	if (!slash)
-		return false;
-	if (slash == parent)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	return stat(parent, &sb) == 0 && (sb.st_mode & S_ISVTX) && (sb.st_mode & S_IWOTH);
-}
-
-/* Give o+x (search, not listing) to the ancestors of path that we own, that
- * lack it and that may_open_up() allows, so the QEMU user can reach its run
- * dir. Anything else is left for qemu_sandbox_check_access() to report. */
-static void make_reachable(const char *path, const char *run_root)
-{
-	char buf[PATH_MAX];
-	struct stat sb;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
-		*p = '\0';
-		if (stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == geteuid() &&
-		    !(sb.st_mode & 01) && may_open_up(buf, run_root)) {
-			if (chmod(buf, (sb.st_mode & 07777) | 0111) == 0)
-				log_info("Made %s searchable (o+x) for user " QEMU_SANDBOX_USER, buf);
-		}
-		*p = '/';
-	}
-}
-
-/* The run dir belongs to the QEMU user (0700); the directories above it get
- * search permission. */
-static int prepare_run_dir(struct qv_vm *vm, struct cg_daemon *st, struct qv_error *errp)
-{
-	_cleanup_free_ char *parent = strdup(vm->run_dir);
-	char *slash;
-
-	if (!parent)
-		return -ENOMEM;
-	slash = strrchr(parent, '/');
-	if (slash && slash != parent) {
-		*slash = '\0';
-		(void)mkdir(parent, 0711);
-	}
-	make_reachable(vm->run_dir, vm->d->cfg.run_dir);
-	if (mkdir(vm->run_dir, 0700) < 0 && errno != EEXIST)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot create %s: %m",
-				    vm->run_dir);
-	if (chown(vm->run_dir, st->uid, st->gid) < 0 || chmod(vm->run_dir, 0700) < 0)
-		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
-				    "Cannot hand %s to user " QEMU_SANDBOX_USER ": %m", vm->run_dir);
-	/* Files a previous run left (serial.log) must stay writable by QEMU. */
-	_cleanup_close_ int dfd = open(vm->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (dir) {
-		dfd = -1;
-		for (struct dirent *de; (de = readdir(dir));)
-			if (de->d_type == DT_REG || de->d_type == DT_SOCK)
-				(void)fchownat(dirfd(dir), de->d_name, st->uid, st->gid,
-					       AT_SYMLINK_NOFOLLOW);
-		closedir(dir);
-	}
-	return qemu_sandbox_check_access(vm->run_dir, st->uid, st->gid, R_OK | W_OK | X_OK, errp);
-}
-
-static int sandbox_prepare(struct qv_vm *vm, struct cg_daemon *st, struct qemu_proc_opts *opts,
-			   struct qv_error *errp)
+/* QEMU runs as the VM's own uid/gid (daemon/vm-identity.c) and gets every
+ * file as an fd (daemon/vm-files.c): nothing is chown'ed or chmod'ed. Only
+ * the kernel and initrd are opened by QEMU by path, so they must be
+ * readable by any uid. */
+static int sandbox_prepare(struct qv_vm *vm, struct cg_daemon *st, bool incoming,
+			   struct qemu_proc_opts *opts, struct qv_error *errp)
 {
 	const struct vm_spec *s = vm->spec;
+	const char *qemu = vm->d->cfg.qemu_binary;
+	const char *boot[] = { s->kernel, s->initrd, qemu && qemu[0] == '/' ? qemu : NULL };
+	struct cg_vm *v = vm->cgroup_state;
+	uid_t uid;
 	int r;
 
-	if (!st->have_user)
-		return qv_error_set(errp, st->user_err.error, st->user_err.reason, "%s",
-				    st->user_err.message);
-	r = prepare_run_dir(vm, st, errp);
+	r = qv_vm_identity_acquire(vm, &uid, errp);
 	if (r < 0)
 		return r;
-	const char *boot[] = { s->kernel, s->initrd };
-	for (size_t i = 0; i < ARRAY_SIZE(boot); i++)
-		if (boot[i] && (r = qemu_sandbox_check_access(boot[i], st->uid, st->gid, R_OK,
-							      errp)) < 0)
+	for (size_t i = 0; i < 2; i++)
+		if (boot[i] && (r = qemu_sandbox_check_access(boot[i], uid, uid, R_OK, errp)) < 0)
 			return r;
-	/* Writable images are handed to the QEMU user (chown, mode kept);
-	 * read-only ones must already be readable by it. */
-	for (size_t i = 0; i < s->n_disks; i++) {
-		const struct vm_disk *dk = &s->disks[i];
-		if (!dk->readonly && chown(dk->path, st->uid, st->gid) < 0)
-			return qv_error_set(errp, errno, QV_REASON_PERMISSION,
-					    "Cannot hand disk image %s to user " QEMU_SANDBOX_USER
-					    ": %m", dk->path);
-		r = qemu_sandbox_check_access(dk->path, st->uid, st->gid,
-					      dk->readonly ? R_OK : R_OK | W_OK, errp);
-		if (r < 0)
-			return r;
-	}
+	/* Its own mount namespace, rooted on a tmpfs mounted on <run dir>/root
+	 * (only the namespace sees it), with <run dir>/share bound in
+	 * (daemon/vm-files.c creates both). */
+	char root[PATH_MAX], share[PATH_MAX];
+	snprintf(root, sizeof(root), "%s/" QV_VM_ROOT_DIR, vm->run_dir);
+	snprintf(share, sizeof(share), "%s/" QV_VM_SHARE_DIR, vm->run_dir);
+	r = qemu_mountns_new(root, boot, ARRAY_SIZE(boot), share, &v->mountns, errp);
+	if (r < 0)
+		return r;
+	opts->child_setup_privileged = qemu_mountns_child_apply;
+	opts->child_setup_privileged_userdata = v->mountns;
 	opts->drop_ids = true;
-	opts->uid = st->uid;
-	opts->gid = st->gid;
+	opts->uid = uid;
+	opts->gid = uid;
 	opts->no_new_privs = true;
 	opts->child_setup = qemu_sandbox_child_setup;
-	opts->child_setup_userdata = st->sb;
+	/* userfaultfd only for an incoming migration, which may go postcopy. */
+	opts->child_setup_userdata = (void *)qemu_sandbox_variant(st->sb, incoming);
 	return 0;
 }
 
@@ -327,7 +250,7 @@ int qv_vm_sandbox_prepare(struct qv_vm *vm, struct qemu_argv_opts *argv_opts,
 		qv_error_prefix(errp, "VM %s", vm->name);
 		return r;
 	}
-	r = sandbox_prepare(vm, st, opts, errp);
+	r = sandbox_prepare(vm, st, argv_opts->incoming != NULL, opts, errp);
 	if (r < 0)
 		return r;
 	argv_opts->sandbox = true;

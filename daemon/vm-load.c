@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/vm.h"
+#include "daemon/vm-files.h"
 #include "qemu/argv.h"
 
 /* A QEMU started just before a daemon crash may not be recorded with its pid
@@ -108,6 +109,7 @@ static void reattach(struct qv_vm *vm, const struct qv_runtime_record *rec)
 	log_info("VM %s: re-attached to QEMU pid %d (%s)", vm->name, (int)pid,
 		 status ? status : "status unknown");
 	qv_daemon_emit(d, vm->name, "reattached", NULL);
+	qv_vm_files_attached(vm);
 	return;
 gone:
 	vm->inst = NULL;

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "daemon/hooks.h"
 #include "daemon/vm-cidata.h"
+#include "daemon/vm-files.h"
 #include "daemon/netreg.h"
 #include "daemon/vm-queue.h"
 #include "daemon/vm.h"
@@ -36,6 +37,11 @@ static int vm_check_startable(struct qv_vm *vm, struct qv_error *errp)
 	    (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already %s",
 				    vm->name, qv_vm_state_to_string(vm->state));
+	const char *copy = qv_image_vm_disk_busy(vm->d, vm);
+	if (copy)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "Cannot start VM %s: image copy %s is reading its disk; "
+				    "wait for it or cancel it", vm->name, copy);
 	vm->restart_timer = qv_source_remove(vm->restart_timer);
 	return 0;
 }
@@ -44,7 +50,8 @@ static int vm_check_startable(struct qv_vm *vm, struct qv_error *errp)
  * caller spawns with *opts and *proc (which point into nic_fds). */
 static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 			    struct qemu_argv_opts *opts, struct qemu_proc_opts *proc,
-			    int **ret_nic_fds, char **ret_cidata, struct qv_error *errp)
+			    struct qemu_instance_config *cfg, int **ret_nic_fds, char **ret_cidata,
+			    struct qv_error *errp)
 {
 	struct qv_daemon *d = vm->d;
 	_cleanup_free_ char *vms_dir = NULL;
@@ -71,9 +78,13 @@ static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 	r = qv_vm_sandbox_prepare(vm, opts, proc, errp);
 	if (r >= 0)
 		r = qv_vm_cidata_prepare(vm, proc, opts, ret_cidata, errp);
+	/* Run files, logs and disks as fds (daemon/vm-files.h). */
+	if (r >= 0)
+		r = qv_vm_files_prepare(vm, opts, cfg, errp);
 	if (r >= 0)
 		r = qv_vm_nics_open(vm, ret_nic_fds, &n_nic_fds, errp);
 	if (r < 0) {
+		qv_vm_files_release(vm);
 		qv_vm_sandbox_release(vm);
 		return r;
 	}
@@ -86,6 +97,7 @@ static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 /* QEMU never came up (and is gone): release, back to stopped. */
 static void vm_start_failed(struct qv_vm *vm, int r, const struct qv_error *errp, bool emit)
 {
+	qv_vm_files_release(vm);
 	qv_vm_nics_close(vm);
 	qv_vm_sandbox_release(vm);
 	snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
@@ -123,7 +135,7 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 
 	r = vm_check_startable(vm, errp);
 	if (r >= 0)
-		r = vm_start_prepare(vm, so, &opts, &proc, &nic_fds, &cidata, errp);
+		r = vm_start_prepare(vm, so, &opts, &proc, &cfg, &nic_fds, &cidata, errp);
 	if (r < 0)
 		return r;
 	cfg.proc = &proc;
@@ -131,6 +143,7 @@ int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct
 	qv_vm_persist(vm);
 	r = qemu_instance_start(vm->d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
 	qv_vm_nics_started(vm);
+	qv_vm_files_started(vm);
 	if (r < 0) {
 		vm_start_failed(vm, r, errp, false);
 		return r;
@@ -224,7 +237,7 @@ void qv_vm_start_queued(struct qv_vm *vm)
 	int r;
 
 	vm->starting->spawned = true;
-	r = vm_start_prepare(vm, &so, &opts, &proc, &nic_fds, &cidata, &err);
+	r = vm_start_prepare(vm, &so, &opts, &proc, &cfg, &nic_fds, &cidata, &err);
 	if (r < 0) {
 		vm_start_complete(vm, r, &err);
 		return;
@@ -233,6 +246,7 @@ void qv_vm_start_queued(struct qv_vm *vm)
 	r = qemu_instance_start_async(vm->d->loop, vm->spec, &opts, &cfg, vm_started, vm,
 				      &vm->inst, &err);
 	qv_vm_nics_started(vm);
+	qv_vm_files_started(vm); /* QEMU holds its copies from the spawn on */
 	if (r < 0)
 		vm_start_complete(vm, r, &err); /* releases TAPs and sandbox */
 }

@@ -10,9 +10,12 @@
 #include "daemon/hooks.h"
 #include "daemon/interop.h"
 #include "daemon/netreg.h"
+#include "daemon/vm-files.h"
+#include "daemon/event-limit.h"
 #include "daemon/vm-cidata.h"
 #include "daemon/vm-queue.h"
 #include "daemon/vm.h"
+#include "net/ifname.h"
 #include "qemu/argv.h"
 
 static const char *const state_names[] = {
@@ -46,6 +49,7 @@ static struct qv_vm *vm_free(struct qv_vm *vm)
 		return NULL;
 	qv_source_remove(vm->restart_timer);
 	qv_vm_nics_forget(vm);
+	qv_vm_files_release(vm);
 	qemu_instance_free(vm->inst); /* a start in progress is abandoned, QEMU kept */
 	qv_start_queue_remove(vm->d, vm);
 	qv_vm_starting_free(vm);
@@ -134,29 +138,11 @@ static void vm_cleanup_run_dir(struct qv_vm *vm)
 	}
 }
 
-/* The VM is undefined (or migrated away and undefined): nothing in its run
- * dir is wanted any more. Flat files only (logs, sockets); failures are
- * ignored, a later define starts afresh anyway. */
-static void vm_remove_run_dir(struct qv_vm *vm)
-{
-	DIR *dir = vm->run_dir ? opendir(vm->run_dir) : NULL;
-	struct dirent *e;
-
-	if (!dir)
-		return;
-	while ((e = readdir(dir)))
-		if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
-			(void)unlinkat(dirfd(dir), e->d_name, 0);
-	closedir(dir);
-	if (rmdir(vm->run_dir) < 0 && errno != ENOENT)
-		log_debug_errno(errno, "VM %s: cannot remove %s: %m, ignoring", vm->name,
-				vm->run_dir);
-}
-
 /* QEMU is gone: sockets, TAPs, cgroup. */
 static void vm_release_resources(struct qv_vm *vm)
 {
 	vm_cleanup_run_dir(vm);
+	qv_vm_files_release(vm);
 	qv_vm_nics_close(vm);
 	qv_vm_sandbox_release(vm);
 }
@@ -168,7 +154,7 @@ static void vm_schedule_restart(struct qv_vm *vm);
 static void vm_on_event(qemu_instance *inst, const char *name, json_object *event, void *ud)
 {
 	struct qv_vm *vm = ud;
-	json_object *data = NULL, *payload = json_object_new_object();
+	json_object *data = NULL, *payload;
 
 	if (streq(name, "SHUTDOWN"))
 		vm->saw_shutdown = true;
@@ -185,6 +171,9 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
 	else if (streq(name, "RESUME") && vm->state == QV_VM_PAUSED)
 		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
+	if (!qv_event_limit_admit(vm, name))
+		return; /* over the VM's event rate: counted, not stored */
+	payload = json_object_new_object();
 	json_object_object_add(payload, "event", json_object_new_string(name));
 	if (json_object_object_get_ex(event, "data", &data))
 		json_object_object_add(payload, "data", json_object_get(data));
@@ -195,7 +184,10 @@ static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, v
 {
 	struct qv_vm *vm = ud;
 	char buf[QEMU_EXIT_STATUS_MAX];
-	bool clean = vm->saw_shutdown && st->kind == QEMU_EXIT_EXITED && st->code == 0;
+	/* QEMU exits 0 only on a shutdown request (guest power-off, quit, a
+	 * handled SIGTERM). Its SHUTDOWN event can be lost: QEMU drops queued
+	 * QMP output at exit, e.g. behind a guest's event storm. */
+	bool clean = st->kind == QEMU_EXIT_EXITED && st->code == 0;
 	json_object *data = json_object_new_object();
 
 	qemu_exit_status_format(st, buf, sizeof(buf));
@@ -435,11 +427,19 @@ int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_v
 	if (qv_vm_find(d, spec->name))
 		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "VM %s is already defined",
 				    spec->name);
-	for (vm = d->vms; vm; vm = vm->next)
+	char tap[IFNAMSIZ], other[IFNAMSIZ];
+	(void)qv_ifname_tap(spec->uuid, 0, tap);
+	for (vm = d->vms; vm; vm = vm->next) {
 		if (streq(vm->spec->uuid, spec->uuid))
 			return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT,
 					    "uuid %s is already used by VM %s", spec->uuid,
 					    vm->name);
+		/* TAP names hash the uuid: two VMs must never share one. */
+		if (qv_ifname_tap(vm->spec->uuid, 0, other) == 0 && strncmp(tap, other, 11) == 0)
+			return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT,
+					    "uuid %s gives the same TAP names (%.10s...) as VM %s; "
+					    "choose another uuid", spec->uuid, tap, vm->name);
+	}
 	r = qv_net_check_spec(d, spec, NULL, errp);
 	if (r < 0)
 		return r;
@@ -477,7 +477,7 @@ int qv_vm_undefine(struct qv_vm *vm, struct qv_error *errp)
 				    strerror(-r));
 	qv_daemon_emit(d, vm->name, "undefined", NULL);
 	qv_vm_cidata_remove(vm);
-	vm_remove_run_dir(vm);
+	qv_vm_files_remove(vm);
 	vm_unlink(d, vm);
 	vm_free(vm);
 	return 0;
@@ -520,6 +520,8 @@ json_object *qv_vm_info_json(const struct qv_vm *vm)
 		json_object_object_add(rt, "qmp_path", json_object_new_string(q));
 		json_object_object_add(rt, "serial_path", json_object_new_string(s));
 	}
+	json_object_object_add(rt, "events_dropped",
+			       json_object_new_int64((int64_t)vm->event_limit.dropped));
 	json_object_object_add(rt, "restart_pending", json_object_new_boolean(vm->restart_timer != NULL));
 	json_object_object_add(o, "runtime", rt);
 	return o;

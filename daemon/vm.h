@@ -2,6 +2,7 @@
 #pragma once
 
 #include "daemon/daemon.h"
+#include "daemon/event-limit-state.h"
 #include "qemu/instance.h"
 #include "qemu/spec.h"
 
@@ -40,6 +41,8 @@ struct qv_vm {
 	int64_t last_stop_us, last_resume_us;
 	void *nic_state;           /* daemon/vm-nics.c */
 	void *cgroup_state;        /* daemon/vm-cgroup.c */
+	struct qv_vm_files *files; /* daemon/vm-files.c: fds handed to QEMU */
+	struct qv_event_limit event_limit; /* daemon/event-limit.c */
 	struct qv_vm_starting *starting; /* asynchronous start in progress */
 };
 

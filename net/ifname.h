@@ -5,8 +5,9 @@
 
 #include "common/error.h"
 
-/* Interface-name grammar (the kernel's dev_valid_name()): 1..15 bytes, no '/',
- * no ':', no whitespace, not "." or "..". */
+/* Interface-name grammar: 1..15 bytes of [A-Za-z0-9_.-], not "." or ".."
+ * (a subset of the kernel's dev_valid_name(): names reach dnsmasq's argv,
+ * where a ',' would be parsed as a second interface). */
 #define QV_IFNAME_MAX (IFNAMSIZ - 1)
 
 bool qv_ifname_valid(const char *name);

@@ -132,32 +132,74 @@ static void root_port(struct strv_builder *b, const char *id, unsigned *chassis)
 	push_json(b, "-device", o);
 }
 
+/* fdset ids: 1 serial log; disk i: 10 + 16 i (+1 + k for backing k). */
+#define FDSET_SERIAL_LOG 1
+static int disk_fdset(size_t i, int backing)
+{
+	return 10 + 16 * (int)i + (backing < 0 ? 0 : 1 + backing);
+}
+
+static void add_fd(struct strv_builder *b, int fd, int set)
+{
+	push(b, "-add-fd");
+	pushf(b, "fd=%d,set=%d", fd, set);
+}
+
+/* One file node + format node; k < 0 is the disk itself, else backing k. */
+static void add_image_nodes(struct strv_builder *b, const struct vm_disk *d, size_t i, int k,
+			    const struct qemu_disk_fds *fds)
+{
+	char file[48], fmt[48], next[48];
+	enum vm_disk_format format = k < 0 ? d->format : fds->backing[k].format;
+	bool ro = k >= 0 || d->readonly;
+	json_object *o;
+
+	snprintf(file, sizeof(file), k < 0 ? "disk%zu-file" : "disk%zu-b%d-file", i, k);
+	snprintf(fmt, sizeof(fmt), k < 0 ? "disk%zu" : "disk%zu-b%d", i, k);
+	snprintf(next, sizeof(next), "disk%zu-b%d", i, k + 1);
+	o = jobj("driver", json_object_new_string("file"));
+	if (fds) {
+		char path[32];
+
+		add_fd(b, k < 0 ? fds->fd : fds->backing[k].fd, disk_fdset(i, k));
+		snprintf(path, sizeof(path), "/dev/fdset/%d", disk_fdset(i, k));
+		jstr(o, "filename", path);
+	} else {
+		jstr(o, "filename", d->path);
+	}
+	jstr(o, "node-name", file);
+	json_object_object_add(o, "read-only", json_object_new_boolean(ro));
+	push_json(b, "-blockdev", o);
+
+	o = jobj("driver", json_object_new_string(vm_disk_format_to_string(format)));
+	jstr(o, "file", file);
+	jstr(o, "node-name", fmt);
+	json_object_object_add(o, "read-only", json_object_new_boolean(ro));
+	/* Never let QEMU open a backing file named inside the image. */
+	if (format == VM_DISK_QCOW2 && fds)
+		json_object_object_add(o, "backing", k + 1 < (int)fds->n_backing
+							     ? json_object_new_string(next) : NULL);
+	push_json(b, "-blockdev", o);
+}
+
 static void add_disk(struct strv_builder *b, const struct vm_spec *spec, size_t i, bool q35,
-		     unsigned *chassis)
+		     unsigned *chassis, const struct qemu_disk_fds *fds)
 {
 	const struct vm_disk *d = &spec->disks[i];
-	char file[48], fmt[48], thr[48], tg[48], dev[48], rp[48];
+	char fmt[48], thr[48], tg[48], dev[48], rp[48];
 	bool throttle = d->io_rbps || d->io_wbps || d->io_riops || d->io_wiops;
 	json_object *o;
 
-	snprintf(file, sizeof(file), "disk%zu-file", i);
 	snprintf(fmt, sizeof(fmt), "disk%zu", i);
 	snprintf(thr, sizeof(thr), "disk%zu-throttle", i);
 	snprintf(tg, sizeof(tg), "tg-disk%zu", i);
 	snprintf(dev, sizeof(dev), "disk%zu-dev", i);
 	snprintf(rp, sizeof(rp), "rp-disk%zu", i);
 
-	o = jobj("driver", json_object_new_string("file"));
-	jstr(o, "filename", d->path);
-	jstr(o, "node-name", file);
-	json_object_object_add(o, "read-only", json_object_new_boolean(d->readonly));
-	push_json(b, "-blockdev", o);
-
-	o = jobj("driver", json_object_new_string(vm_disk_format_to_string(d->format)));
-	jstr(o, "file", file);
-	jstr(o, "node-name", fmt);
-	json_object_object_add(o, "read-only", json_object_new_boolean(d->readonly));
-	push_json(b, "-blockdev", o);
+	/* Backing nodes first: a format node names its backing by node-name. */
+	for (int k = fds ? (int)fds->n_backing - 1 : -1; k >= 0; k--)
+		add_image_nodes(b, d, i, k, fds);
+	add_image_nodes(b, d, i, -1, fds);
 
 	if (throttle) {
 		json_object *l = json_object_new_object();
@@ -196,11 +238,18 @@ static void add_disk(struct strv_builder *b, const struct vm_spec *spec, size_t 
 }
 
 /* The cloud-init NoCloud seed: a read-only raw virtio disk. */
-static void add_seed(struct strv_builder *b, const char *path, bool q35, unsigned *chassis)
+#define FDSET_CIDATA 2
+static void add_seed(struct strv_builder *b, const char *path, int fd, bool q35,
+		     unsigned *chassis)
 {
 	json_object *o = jobj("driver", json_object_new_string("file"));
 
-	jstr(o, "filename", path);
+	if (fd > 0) {
+		add_fd(b, fd, FDSET_CIDATA);
+		jstr(o, "filename", "/dev/fdset/2");
+	} else {
+		jstr(o, "filename", path);
+	}
 	jstr(o, "node-name", "cidata-file");
 	json_object_object_add(o, "read-only", json_object_new_boolean(true));
 	push_json(b, "-blockdev", o);
@@ -220,7 +269,8 @@ static void add_seed(struct strv_builder *b, const char *path, bool q35, unsigne
 }
 
 /* The guest agent channel: a virtio-serial port on a unix socket. */
-static void add_agent(struct strv_builder *b, const char *esc_rundir, bool q35, unsigned *chassis)
+static void add_agent(struct strv_builder *b, const char *esc_rundir, int fd, bool q35,
+		      unsigned *chassis)
 {
 	json_object *o;
 
@@ -232,7 +282,10 @@ static void add_agent(struct strv_builder *b, const char *esc_rundir, bool q35, 
 		jstr(o, "bus", "rp-vser0");
 	push_json(b, "-device", o);
 	push(b, "-chardev");
-	pushf(b, "socket,id=qga0,path=%s/" QEMU_QGA_SOCK ",server=on,wait=off", esc_rundir);
+	if (fd > 0)
+		pushf(b, "socket,id=qga0,fd=%d,server=on,wait=off", fd);
+	else
+		pushf(b, "socket,id=qga0,path=%s/" QEMU_QGA_SOCK ",server=on,wait=off", esc_rundir);
 	o = jobj("driver", json_object_new_string("virtserialport"));
 	jstr(o, "bus", "vser0.0");
 	jstr(o, "chardev", "qga0");
@@ -265,24 +318,37 @@ static void add_nic(struct strv_builder *b, const struct vm_spec *spec, size_t i
 	push_json(b, "-device", o);
 }
 
-static void add_chardevs(struct strv_builder *b, const struct vm_spec *spec, const char *rundir)
+static void add_chardevs(struct strv_builder *b, const struct vm_spec *spec,
+			 const struct qemu_argv_opts *opts)
 {
-	_cleanup_free_ char *esc = opts_escape(rundir);
+	_cleanup_free_ char *esc = opts_escape(opts->run_dir);
+	char serial[64] = "";
 
 	if (!esc) {
 		b->oom = true;
 		return;
 	}
 	push(b, "-chardev");
-	pushf(b, "socket,id=qmp,path=%s/" QEMU_QMP_SOCK ",server=on,wait=off", esc);
+	if (opts->qmp_fd > 0)
+		pushf(b, "socket,id=qmp,fd=%d,server=on,wait=off", opts->qmp_fd);
+	else
+		pushf(b, "socket,id=qmp,path=%s/" QEMU_QMP_SOCK ",server=on,wait=off", esc);
 	push(b, "-mon");
 	push(b, "chardev=qmp,mode=control");
+	if (spec->serial_log && opts->serial_log_fd > 0) {
+		add_fd(b, opts->serial_log_fd, FDSET_SERIAL_LOG);
+		snprintf(serial, sizeof(serial), ",logfile=/dev/fdset/%d,logappend=on",
+			 FDSET_SERIAL_LOG);
+	}
 	push(b, "-chardev");
-	if (spec->serial_log)
+	if (opts->serial_fd > 0)
+		pushf(b, "socket,id=serial0,fd=%d,server=on,wait=off%s", opts->serial_fd, serial);
+	else if (spec->serial_log && !serial[0])
 		pushf(b, "socket,id=serial0,path=%s/" QEMU_SERIAL_SOCK ",server=on,wait=off,"
 		      "logfile=%s/" QEMU_SERIAL_LOG ",logappend=on", esc, esc);
 	else
-		pushf(b, "socket,id=serial0,path=%s/" QEMU_SERIAL_SOCK ",server=on,wait=off", esc);
+		pushf(b, "socket,id=serial0,path=%s/" QEMU_SERIAL_SOCK ",server=on,wait=off%s",
+		      esc, serial);
 	push(b, "-serial");
 	push(b, "chardev:serial0");
 }
@@ -322,6 +388,16 @@ static int check_opts(const struct vm_spec *spec, const struct qemu_argv_opts *o
 		int fd = opts->nic_fds && i < opts->n_nic_fds ? opts->nic_fds[i] : -1;
 		if (fd < 0 && !opts->nic_user_fallback)
 			return INVALID(errp, "spec.nics[%zu]: no TAP fd was provided", i);
+	}
+	for (size_t i = 0; opts->disk_fds && i < spec->n_disks; i++) {
+		const struct qemu_disk_fds *f = &opts->disk_fds[i];
+		if (f->fd <= 2 || f->n_backing > QEMU_MAX_BACKING ||
+		    (f->n_backing && spec->disks[i].format != VM_DISK_QCOW2))
+			return INVALID(errp, "spec.disks[%zu]: bad image fds", i);
+		for (size_t k = 0; k < f->n_backing; k++)
+			if (f->backing[k].fd <= 2 ||
+			    (k + 1 < f->n_backing && f->backing[k].format != VM_DISK_QCOW2))
+				return INVALID(errp, "spec.disks[%zu]: bad backing fds", i);
 	}
 	if (!spec->name || !spec->machine || spec->vcpus < 1 || spec->memory_mib < 1)
 		return INVALID(errp, "spec is incomplete (not from vm_spec_from_json?)");
@@ -382,17 +458,17 @@ int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opt
 		push(&b, spec->cmdline);
 	}
 	for (size_t i = 0; i < spec->n_disks; i++)
-		add_disk(&b, spec, i, q35, &chassis);
+		add_disk(&b, spec, i, q35, &chassis, opts->disk_fds ? &opts->disk_fds[i] : NULL);
 	for (size_t i = 0; i < spec->n_nics; i++) {
 		int fd = opts->nic_fds && i < opts->n_nic_fds ? opts->nic_fds[i] : -1;
 		add_nic(&b, spec, i, fd, q35, &chassis);
 	}
 	if (spec->cloud_init)
-		add_seed(&b, opts->cidata_path, q35, &chassis);
+		add_seed(&b, opts->cidata_path, opts->cidata_fd, q35, &chassis);
 	if (spec->guest_agent) {
 		_cleanup_free_ char *esc = opts_escape(opts->run_dir);
 		if (esc)
-			add_agent(&b, esc, q35, &chassis);
+			add_agent(&b, esc, opts->agent_fd, q35, &chassis);
 		else
 			b.oom = true;
 	}
@@ -401,7 +477,7 @@ int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opt
 		snprintf(id, sizeof(id), "hp%u", i);
 		root_port(&b, id, &chassis);
 	}
-	add_chardevs(&b, spec, opts->run_dir);
+	add_chardevs(&b, spec, opts);
 	if (opts->start_paused)
 		push(&b, "-S");
 	if (opts->incoming) {
@@ -413,6 +489,47 @@ int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opt
 		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	}
 	*ret_argv = b.v;
+	return 0;
+}
+
+static void fds_add(int *v, size_t *n, int fd)
+{
+	if (fd > 2)
+		v[(*n)++] = fd;
+}
+
+int qemu_argv_collect_fds(const struct vm_spec *spec, const struct qemu_argv_opts *opts,
+			  int **ret_fds, size_t *ret_n)
+{
+	size_t cap = opts->n_nic_fds + 5, n = 0;
+	int *v;
+
+	for (size_t i = 0; opts->disk_fds && i < spec->n_disks; i++)
+		cap += 1 + opts->disk_fds[i].n_backing;
+	v = calloc(cap, sizeof(int));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < opts->n_nic_fds; i++)
+		fds_add(v, &n, opts->nic_fds[i]);
+	fds_add(v, &n, opts->qmp_fd);
+	fds_add(v, &n, opts->serial_fd);
+	if (spec->guest_agent)
+		fds_add(v, &n, opts->agent_fd);
+	if (spec->cloud_init)
+		fds_add(v, &n, opts->cidata_fd);
+	if (spec->serial_log)
+		fds_add(v, &n, opts->serial_log_fd);
+	for (size_t i = 0; opts->disk_fds && i < spec->n_disks; i++) {
+		fds_add(v, &n, opts->disk_fds[i].fd);
+		for (size_t k = 0; k < opts->disk_fds[i].n_backing; k++)
+			fds_add(v, &n, opts->disk_fds[i].backing[k].fd);
+	}
+	if (n == 0) {
+		free(v);
+		v = NULL;
+	}
+	*ret_fds = v;
+	*ret_n = n;
 	return 0;
 }
 

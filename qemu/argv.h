@@ -54,12 +54,40 @@ struct qemu_argv_opts {
 	const char *cidata_path;
 	bool sandbox;             /* -sandbox on,obsolete=deny,elevateprivileges=deny,
 				   *          spawn=deny,resourcecontrol=deny */
+	/* Daemon-made fds (> 0), so QEMU needs no path access (qemu/runfiles.h).
+	 * Unset (0): the path forms under run_dir are used. */
+	int qmp_fd;               /* listening socket: -chardev socket,fd=N,server=on */
+	int serial_fd;            /* listening socket for the serial console */
+	int serial_log_fd;        /* serial copy: -add-fd + logfile=/dev/fdset/N */
+	int agent_fd;             /* listening socket for the guest agent channel */
+	int cidata_fd;            /* the cloud-init seed (O_RDONLY), instead of cidata_path */
+	/* One entry per spec disk, or NULL for filename=path. */
+	const struct qemu_disk_fds *disk_fds;
+};
+
+/* A disk opened by the daemon: -add-fd fd=N,set=S and filename=/dev/fdset/S.
+ * Format nodes always get "backing": the daemon-opened chain, else null, so
+ * QEMU never opens a file named inside an image. */
+#define QEMU_MAX_BACKING 8
+struct qemu_backing_fd {
+	int fd;                   /* O_RDONLY */
+	enum vm_disk_format format;
+};
+struct qemu_disk_fds {
+	int fd;                   /* O_RDWR, or O_RDONLY for a read-only disk */
+	const struct qemu_backing_fd *backing; /* nearest first */
+	size_t n_backing;         /* <= QEMU_MAX_BACKING */
 };
 
 /* Build a NULL-terminated argv (argv[0] is the binary). Free with strv_free()
  * (common/macro.h). Validates opts (run_dir length, accel, NIC fds). */
 int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opts,
 		    char ***ret_argv, struct qv_error *errp);
+
+/* Every fd opts hands to QEMU (NIC, socket, log and disk fds), for
+ * qemu_proc_opts.keep_fds. *ret_fds is malloc'ed (NULL when none). */
+int qemu_argv_collect_fds(const struct vm_spec *spec, const struct qemu_argv_opts *opts,
+			  int **ret_fds, size_t *ret_n);
 
 /* "<run_dir>/<file>", or NULL on ENOMEM. */
 char *qemu_run_path(const char *run_dir, const char *file);

@@ -43,6 +43,11 @@ static void on_proc_exit(qemu_proc *p, const struct qemu_exit_status *st, void *
 {
 	qemu_instance *vm = userdata;
 
+	/* Events QEMU wrote before exiting (its SHUTDOWN) can still be queued on
+	 * the socket when the pidfd fires: read them (up to EOF, bounded) before
+	 * the exit is classified. */
+	for (int i = 0; i < 64 && vm->qmp && qmp_client_process(vm->qmp) >= 0; i++)
+		;
 	vm->exited = true;
 	if (vm->stop.active)
 		stop_finish(vm, 0, st);
@@ -350,6 +355,7 @@ static qemu_instance *instance_new(qv_loop *loop, const struct qemu_instance_con
 	if (cfg)
 		vm->cfg = *cfg;
 	vm->cfg.proc = NULL;
+	vm->cfg.qmp_listen_fdp = NULL;
 	return vm;
 }
 
@@ -386,7 +392,9 @@ int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 	if (!run_dir || run_dir[0] != '/')
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "run_dir must be an absolute path");
-	r = mkdir_p(run_dir, 0700);
+	bool prepared = cfg && cfg->log_fd > 0;
+
+	r = prepared ? 0 : mkdir_p(run_dir, 0700);
 	if (r < 0)
 		return qv_error_set(errp, -r, QV_REASON_IO_ERROR, "Failed to create %s: %m", run_dir);
 	log_path = qemu_run_path(run_dir, QEMU_LOG);
@@ -396,10 +404,11 @@ int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 		qemu_instance_free(vm);
 		return -ENOMEM;
 	}
-	if (stat(log_path, &sb) == 0)
+	if (prepared ? fstat(cfg->log_fd, &sb) == 0 : stat(log_path, &sb) == 0)
 		log_off = sb.st_size;
-	(void)unlink(qmp_path); /* stale socket of a previous run */
-	if (ret_inotify) {
+	if (!prepared)
+		(void)unlink(qmp_path); /* stale socket of a previous run */
+	if (ret_inotify && !prepared) {
 		inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (inotify_fd >= 0 && inotify_add_watch(inotify_fd, run_dir, IN_CREATE) < 0)
 			inotify_fd = safe_close(inotify_fd);
@@ -407,14 +416,16 @@ int qemu_instance_spawn(qv_loop *loop, char *const *argv, const char *run_dir,
 
 	if (cfg && cfg->proc)
 		po = *cfg->proc;
-	po.log_path = log_path;
-	po.log_fd = -1;
+	po.log_path = prepared ? NULL : log_path;
+	po.log_fd = prepared ? cfg->log_fd : -1;
 	po.keep_fds = keep_fds;
 	po.n_keep_fds = n_keep_fds;
 	if (ret_report_fd)
 		r = qemu_proc_spawn_nowait(argv, &po, &vm->proc, ret_report_fd, errp);
 	else
 		r = qemu_proc_spawn(argv, &po, &vm->proc, errp);
+	if (cfg && cfg->qmp_listen_fdp && *cfg->qmp_listen_fdp > 0)
+		*cfg->qmp_listen_fdp = safe_close(*cfg->qmp_listen_fdp);
 	if (r < 0) {
 		qemu_instance_free(vm);
 		return r;
@@ -462,7 +473,10 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 						     : QEMU_CONNECT_TIMEOUT_MS;
 	r = qmp_path ? connect_qmp(vm->proc, qmp_path, inotify_fd, timeout, &vm->qmp, errp)
 		     : -ENOMEM;
-	if (r < 0 && qemu_proc_wait(vm->proc, r == -ECHILD ? 1000 : 0, &st) == 0)
+	/* A prepared socket closes as QEMU exits, a moment before its pidfd
+	 * fires: give the exit a second to show. */
+	if (r < 0 && qemu_proc_wait(vm->proc, r == -ECHILD || (cfg && cfg->log_fd > 0) ? 1000 : 0,
+				    &st) == 0)
 		r = qemu_instance_startup_exit_error(vm, argv[0], log_off, &st, errp);
 	else if (r == -ECHILD)
 		r = qv_error_set(errp, ECHILD, QV_REASON_QEMU_ERROR, "QEMU exited during startup");
@@ -492,14 +506,9 @@ int qemu_instance_argv(const struct vm_spec *spec, const struct qemu_argv_opts *
 	r = qemu_argv_build(spec, argv_opts, &argv, errp);
 	if (r < 0)
 		return r;
-	if (argv_opts->n_nic_fds > 0) {
-		keep = calloc(argv_opts->n_nic_fds, sizeof(int));
-		if (!keep)
-			return -ENOMEM;
-		for (size_t i = 0; i < argv_opts->n_nic_fds; i++)
-			if (argv_opts->nic_fds[i] >= 0)
-				keep[n_keep++] = argv_opts->nic_fds[i];
-	}
+	r = qemu_argv_collect_fds(spec, argv_opts, &keep, &n_keep);
+	if (r < 0)
+		return r;
 	*ret_argv = TAKE_PTR(argv);
 	*ret_keep = TAKE_PTR(keep);
 	*ret_n_keep = n_keep;

@@ -40,6 +40,14 @@ struct qemu_instance_config {
 	/* Spawn extras (cgroup fd, uid/gid, no_new_privs, child_setup). Its
 	 * log/keep_fds fields are ignored: start fills them in. May be NULL. */
 	const struct qemu_proc_opts *proc;
+	/* > 0: the caller prepared run_dir (qemu/runfiles.h): this is QEMU's
+	 * stderr, and qmp.sock is already listening (its fd is in the argv);
+	 * run_dir is then neither created nor cleaned here. */
+	int log_fd;
+	/* *qmp_listen_fdp > 0: the QMP listening socket in the argv. Start
+	 * closes it (and sets -1) once QEMU holds a copy, so that an early exit
+	 * of QEMU resets the pending connection at once. */
+	int *qmp_listen_fdp;
 };
 
 /* SYNCHRONOUS (tests, tools; a daemon uses qemu_instance_start_async):

@@ -27,7 +27,7 @@ struct qemu_proc {
 /* What the child reports through the error pipe before _exit(). */
 enum child_stage {
 	STAGE_SIGNALS, STAGE_SETSID, STAGE_CGROUP, STAGE_STDIO, STAGE_FDS,
-	STAGE_IDS, STAGE_NNP, STAGE_SETUP, STAGE_EXEC,
+	STAGE_IDS, STAGE_NNP, STAGE_SETUP, STAGE_EXEC, STAGE_PRIV_SETUP,
 };
 struct child_report {
 	int stage;
@@ -44,6 +44,7 @@ static const char *const stage_text[] = {
 	[STAGE_NNP] = "set no_new_privs",
 	[STAGE_SETUP] = "run the child setup hook",
 	[STAGE_EXEC] = "execute",
+	[STAGE_PRIV_SETUP] = "set up the mount namespace",
 };
 
 const char *qemu_exit_status_format(const struct qemu_exit_status *st, char *buf, size_t size)
@@ -199,6 +200,11 @@ _Noreturn static void child_main(const struct child_args *a)
 	if (r < 0)
 		child_fail(a->errfd, STAGE_FDS, -r);
 
+	if (o->child_setup_privileged) {
+		r = o->child_setup_privileged(o->child_setup_privileged_userdata);
+		if (r < 0)
+			child_fail(a->errfd, STAGE_PRIV_SETUP, -r);
+	}
 	if (o->drop_ids) {
 		if (setgroups(0, NULL) < 0 && errno != EPERM)
 			child_fail(a->errfd, STAGE_IDS, errno);

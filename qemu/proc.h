@@ -52,6 +52,10 @@ struct qemu_proc_opts {
 	uid_t uid;
 	gid_t gid;
 	bool no_new_privs;
+	/* Run in the child while still root, right before the ids are dropped
+	 * (e.g. to enter a mount namespace). Same rules as child_setup. */
+	int (*child_setup_privileged)(void *userdata);
+	void *child_setup_privileged_userdata;
 	/* Run in the child right before exec, after the ids were dropped (e.g. to
 	 * load a prepared seccomp filter). Must be async-signal-safe: no malloc.
 	 * Return 0 or -errno; an error aborts the spawn and is reported. */

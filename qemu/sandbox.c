@@ -30,16 +30,32 @@ const char *const qemu_sandbox_denied[] = {
 	/* other processes, keys, execution domain, namespaces */
 	"ptrace", "process_vm_writev", "keyctl", "add_key", "request_key", "personality",
 	"unshare", "setns",
+	/* reaching into other processes: memory, fds, identity, signals */
+	"process_vm_readv", "pidfd_open", "pidfd_getfd", "pidfd_send_signal", "kcmp",
+	"tkill", "perf_event_open",
 	NULL,
 };
+
+/* Signals only to QEMU itself: the first argument must be its own pid.
+ * The filter is built once with a placeholder that the child replaces by
+ * getpid() in its copy of the program right before loading it. */
+static const char *const self_only[] = { "kill", "tgkill", "rt_sigqueueinfo",
+					 "rt_tgsigqueueinfo" };
+#define SELF_PID_PLACEHOLDER 0x7ffe5eedu
 
 #define NS_FLAGS                                                                   \
 	(CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | \
 	 CLONE_NEWIPC | CLONE_NEWCGROUP)
 
-struct qemu_sandbox {
+struct variant {
 	struct sock_fprog prog;
 	struct sock_filter *insns;
+};
+
+/* v[0] (first, so a qemu_sandbox * is its userdata): userfaultfd denied;
+ * v[1]: allowed, for an incoming migration that may switch to postcopy. */
+struct qemu_sandbox {
+	struct variant v[2];
 };
 
 static void seccomp_releasep(scmp_filter_ctx *ctx)
@@ -48,7 +64,29 @@ static void seccomp_releasep(scmp_filter_ctx *ctx)
 		seccomp_release(*ctx);
 }
 
-static int build(scmp_filter_ctx ctx, struct qv_error *errp)
+static int build_self_only(scmp_filter_ctx ctx, bool allow_uffd, struct qv_error *errp)
+{
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(self_only); i++) {
+		int nr = seccomp_syscall_resolve_name(self_only[i]);
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+				     SCMP_A0(SCMP_CMP_NE, SELF_PID_PLACEHOLDER));
+		if (r < 0)
+			return qv_error_set(errp, -r, QV_REASON_INTERNAL,
+					    "seccomp: cannot restrict %s: %s", self_only[i],
+					    strerror(-r));
+	}
+	if (allow_uffd)
+		return 0;
+	r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(userfaultfd), 0);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL,
+				    "seccomp: cannot deny userfaultfd: %s", strerror(-r));
+	return 0;
+}
+
+static int build(scmp_filter_ctx ctx, bool allow_uffd, struct qv_error *errp)
 {
 	static const unsigned long ns_flags[] = { CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID,
 						  CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC,
@@ -83,14 +121,13 @@ static int build(scmp_filter_ctx ctx, struct qv_error *errp)
 	if (r < 0)
 		return qv_error_set(errp, -r, QV_REASON_INTERNAL,
 				    "seccomp: cannot add the clone3 rule: %s", strerror(-r));
-	return 0;
+	return build_self_only(ctx, allow_uffd, errp);
 }
 
-int qemu_sandbox_new(qemu_sandbox **ret, struct qv_error *errp)
+static int build_variant(struct variant *v, bool allow_uffd, struct qv_error *errp)
 {
 	_cleanup_(seccomp_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	_cleanup_close_ int mfd = -1;
-	qemu_sandbox *sb;
 	struct stat st;
 	int r;
 
@@ -100,7 +137,7 @@ int qemu_sandbox_new(qemu_sandbox **ret, struct qv_error *errp)
 	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
 	if (r < 0)
 		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "seccomp: %s", strerror(-r));
-	r = build(ctx, errp);
+	r = build(ctx, allow_uffd, errp);
 	if (r < 0)
 		return r;
 	mfd = memfd_create("qvisor-seccomp", MFD_CLOEXEC);
@@ -117,25 +154,44 @@ int qemu_sandbox_new(qemu_sandbox **ret, struct qv_error *errp)
 		return qv_error_set(errp, EINVAL, QV_REASON_INTERNAL,
 				    "seccomp: exported filter has an odd size (%lld bytes)",
 				    (long long)st.st_size);
-	sb = calloc(1, sizeof(*sb));
-	if (!sb || !(sb->insns = malloc((size_t)st.st_size))) {
-		free(sb);
+	v->insns = malloc((size_t)st.st_size);
+	if (!v->insns)
 		return -ENOMEM;
-	}
-	if (pread(mfd, sb->insns, (size_t)st.st_size, 0) != st.st_size) {
-		qemu_sandbox_free(sb);
+	if (pread(mfd, v->insns, (size_t)st.st_size, 0) != st.st_size)
 		return qv_error_set(errp, EIO, QV_REASON_INTERNAL, "seccomp: short read");
+	v->prog.len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+	v->prog.filter = v->insns;
+	return 0;
+}
+
+int qemu_sandbox_new(qemu_sandbox **ret, struct qv_error *errp)
+{
+	qemu_sandbox *sb = calloc(1, sizeof(*sb));
+	int r;
+
+	if (!sb)
+		return -ENOMEM;
+	for (int i = 0; i < 2; i++) {
+		r = build_variant(&sb->v[i], i == 1, errp);
+		if (r < 0) {
+			qemu_sandbox_free(sb);
+			return r;
+		}
 	}
-	sb->prog.len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
-	sb->prog.filter = sb->insns;
 	*ret = sb;
 	return 0;
+}
+
+const void *qemu_sandbox_variant(const qemu_sandbox *sb, bool allow_userfaultfd)
+{
+	return &sb->v[allow_userfaultfd ? 1 : 0];
 }
 
 qemu_sandbox *qemu_sandbox_free(qemu_sandbox *sb)
 {
 	if (sb) {
-		free(sb->insns);
+		free(sb->v[0].insns);
+		free(sb->v[1].insns);
 		free(sb);
 	}
 	return NULL;
@@ -148,14 +204,21 @@ void qemu_sandbox_freep(qemu_sandbox **sb)
 
 unsigned qemu_sandbox_filter_len(const qemu_sandbox *sb)
 {
-	return sb->prog.len;
+	return sb->v[0].prog.len;
 }
 
 int qemu_sandbox_child_setup(void *userdata)
 {
-	const qemu_sandbox *sb = userdata;
+	struct variant *v = userdata;
+	uint32_t self = (uint32_t)getpid();
 
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sb->prog, 0, 0) < 0)
+	/* This process's own copy of the program (after fork): patch in our pid. */
+	for (unsigned i = 0; i < v->prog.len; i++)
+		if (v->insns[i].k == SELF_PID_PLACEHOLDER)
+			v->insns[i].k = self;
+	/* Not dumpable until exec (which resets it): see docs/security.md. */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &v->prog, 0, 0) < 0)
 		return -errno;
 	return 0;
 }
@@ -164,7 +227,7 @@ int qemu_sandbox_install(const qemu_sandbox *sb)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
-	return qemu_sandbox_child_setup((void *)sb);
+	return qemu_sandbox_child_setup((void *)&sb->v[0]);
 }
 
 int qemu_sandbox_lookup_user(const char *name, uid_t *ret_uid, gid_t *ret_gid,

@@ -16,7 +16,9 @@
  * be set first (qemu_proc does it before child_setup). QEMU's own
  * "-sandbox on,..." filter is layered on top of ours by QEMU itself.
  *
- * Denied with EPERM: every syscall in qemu_sandbox_denied[], and clone()
+ * Denied with EPERM: every syscall in qemu_sandbox_denied[], userfaultfd
+ * (unless the postcopy variant), kill/tgkill/rt_sigqueueinfo/
+ * rt_tgsigqueueinfo to any pid but QEMU's own, and clone()
  * with any namespace flag (CLONE_NEWNS|NEWUSER|NEWPID|NEWNET|NEWUTS|NEWIPC|
  * NEWCGROUP). clone3() fails with ENOSYS so glibc falls back to clone(),
  * whose flags a filter can inspect. Syscalls of foreign architectures
@@ -35,8 +37,15 @@ void qemu_sandbox_freep(qemu_sandbox **sb);
 /* Number of BPF instructions of the exported filter. */
 unsigned qemu_sandbox_filter_len(const qemu_sandbox *sb);
 
-/* For qemu_proc_opts.child_setup (userdata = the qemu_sandbox). Only a
- * prctl: async-signal-safe. Returns 0 or -errno. */
+/* The child_setup userdata of a filter variant: the default one denies
+ * userfaultfd; allow_userfaultfd for a QEMU that may run postcopy (an
+ * incoming migration). The qemu_sandbox pointer itself is the default. */
+const void *qemu_sandbox_variant(const qemu_sandbox *sb, bool allow_userfaultfd);
+
+/* For qemu_proc_opts.child_setup (userdata = a variant, or the
+ * qemu_sandbox). Patches the child's own pid into its copy of the program
+ * (kill/tgkill/rt_(tg)sigqueueinfo only to itself), then prctls:
+ * async-signal-safe, no allocation. Returns 0 or -errno. */
 int qemu_sandbox_child_setup(void *userdata);
 /* Set no_new_privs and load the filter into the calling thread (tests). */
 int qemu_sandbox_install(const qemu_sandbox *sb);

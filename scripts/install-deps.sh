@@ -42,4 +42,6 @@ if ! id qvisor-qemu >/dev/null 2>&1; then
 	${SUDO:-} useradd --system --no-create-home --home-dir /nonexistent \
 		--shell /usr/sbin/nologin qvisor-qemu 2>/dev/null || true
 fi
+# Socket access: members of group qvisor may use qvisord.sock (0660; isolation).
+getent group qvisor >/dev/null 2>&1 || ${SUDO:-} groupadd --system qvisor 2>/dev/null || true
 echo "install-deps: ok"

@@ -71,7 +71,7 @@ int qv_image_create(const char *path, enum qv_image_format fmt, uint64_t size,
 	if (size > INT64_MAX)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, "size too large");
 	if (fmt == QV_IMAGE_RAW) {
-		_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return qv_error_set(errp, errno, errno == EEXIST ? QV_REASON_CONFLICT : NULL,
 					    "create %s: %m", path);

@@ -7,6 +7,7 @@
 
 #include "common/macro.h"
 #include "storage/pool.h"
+#include "storage/qcow2-refs.h"
 #include "storage/tmpfile.h"
 
 struct qv_pool {
@@ -259,7 +260,27 @@ static int copy_in(qv_pool *p, const char *src, const char *dst,
 	else
 		qv_copy_opts_init(&o);
 	o.no_replace = true;
-	return qv_copy_file(src, dst, &o, ret_stats, errp);
+	int r = qv_copy_file(src, dst, &o, ret_stats, errp);
+	/* The copy kept the source's mode: pool images are private. */
+	if (r >= 0 && chmod(dst, 0600) < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "chmod %s: %m", dst);
+	return r;
+}
+
+/* The published copy is checked again: only we can write it, so what a
+ * VM will read is what was checked, whatever the source did meanwhile. */
+static int recheck_published(qv_pool *p, const char *path, const char *src,
+			     struct qv_error *errp)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int r;
+
+	if (fd < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", path);
+	r = qv_qcow2_check_self_contained(fd, src, errp);
+	if (r < 0)
+		(void)unlink(path);
+	return r;
 }
 
 int qv_pool_import(qv_pool *p, const char *src_path, const char *name,
@@ -267,30 +288,31 @@ int qv_pool_import(qv_pool *p, const char *src_path, const char *name,
 		   struct qv_copy_stats *ret_stats, struct qv_error *errp)
 {
 	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = open(src_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char via_fd[64];
 	int r;
 
+	if (fd < 0)
+		return qv_error_set(errp, errno, QV_REASON_NOT_FOUND, "cannot open %s: %m",
+				    src_path);
+	/* Every later step reads this open file, never the name again. */
+	snprintf(via_fd, sizeof(via_fd), "/proc/self/fd/%d", fd);
+	r = qv_qcow2_check_self_contained(fd, src_path, errp);
+	if (r < 0)
+		return r;
 	if (fmt == QV_IMAGE_AUTO) {
-		r = qv_image_sniff_format(src_path, &fmt, errp);
+		r = qv_image_sniff_format(via_fd, &fmt, errp);
 		if (r < 0)
 			return r;
-	}
-	if (fmt == QV_IMAGE_QCOW2) {
-		struct qv_image_info info = { 0 };
-		r = qv_image_info(src_path, fmt, &info, errp);
-		if (r < 0)
-			return r;
-		bool has_backing = info.backing != NULL;
-		qv_image_info_clear(&info);
-		if (has_backing)
-			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-					    "%s has a backing file; flatten it first "
-					    "(qemu-img convert -O qcow2)", src_path);
 	}
 	POOL_LOCK(p);
 	r = new_image_path(p, name, fmt, &path, errp);
 	if (r < 0)
 		return r;
-	return copy_in(p, src_path, path, copy_opts, ret_stats, errp);
+	r = copy_in(p, via_fd, path, copy_opts, ret_stats, errp);
+	if (r < 0)
+		return r;
+	return fmt == QV_IMAGE_QCOW2 ? recheck_published(p, path, src_path, errp) : 0;
 }
 
 int qv_pool_clone(qv_pool *p, const char *src_name, const char *dst_name,

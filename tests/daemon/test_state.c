@@ -8,6 +8,7 @@
 #include "common/macro.h"
 #include "common/json.h"
 #include "daemon/state.h"
+#include "daemon/state-internal.h"
 
 static char tmpdir[64];
 
@@ -422,4 +423,22 @@ Test(state, crash_safety_sigkill, .timeout = 120)
 	}
 	cr_assert_gt(total_vms, 0, "the children managed to define something");
 	cr_log_info("crash test: %d VMs defined across 8 SIGKILLs", total_vms);
+}
+
+/* Migration records commit with synchronous=FULL; the rest stays NORMAL. */
+Test(state, migration_records_commit_durably)
+{
+	_cleanup_state_ qv_state *st = open_ok();
+	struct qv_migration_record rec = { .id = "m1", .vm = "vm", .role = "source",
+					   .state = "prepared" };
+
+	cr_assert_eq(qv_state_migration_put(st, &rec), 0);
+	cr_assert_eq(qv_state_migration_delete(st, "m1"), 0);
+	/* Back to NORMAL (1) afterwards, so VM records keep the cheap path. */
+	sqlite3_stmt *s = NULL;
+	cr_assert_eq(sqlite3_prepare_v2(((struct qv_state *)st)->db, "PRAGMA synchronous", -1, &s,
+					NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(s, 0), 1);
+	sqlite3_finalize(s);
 }

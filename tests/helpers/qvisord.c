@@ -73,11 +73,15 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		if (netns_pid > 0 && join_netns(netns_pid) < 0)
 			_exit(126);
 		setsid();
+		/* Daemons of concurrent tests get disjoint VM uid ranges. */
+		char uids[64];
+		unsigned base = 2000100000u + (unsigned)(getpid() % 100000) * 64u;
+		snprintf(uids, sizeof(uids), "%u-%u", base, base + 63);
 		char nopki[160];
-		const char *argv[20] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
+		const char *argv[32] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
 					 d->run_dir, "--socket", d->socket, "--no-kvm-probe",
-					 "--cache-dir", d->dir, "--pki-dir" };
-		size_t n = 11;
+					 "--cache-dir", d->dir, "--vm-uid-range", uids, "--pki-dir" };
+		size_t n = 13;
 		snprintf(nopki, sizeof(nopki), "%s/nopki", d->dir);
 		argv[n++] = d->pki_dir[0] ? d->pki_dir : nopki;
 		if (!d->pki_dir[0])
@@ -90,7 +94,7 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 			argv[n++] = "--max-starts";
 			argv[n++] = d->max_starts;
 		}
-		for (size_t i = 0; i < 8 && d->extra_args[i] && n < 19; i++)
+		for (size_t i = 0; i < 8 && d->extra_args[i] && n < 30; i++)
 			argv[n++] = d->extra_args[i];
 		argv[n] = NULL;
 		execv(qvt_daemon_binary(), (char *const *)argv);

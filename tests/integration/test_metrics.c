@@ -51,16 +51,39 @@ static void teardown(void)
 	}
 }
 
+/* HTTP/1.0 GET of path from 127.0.0.1:port; the body in buf ("" on error). */
+static void http_get(unsigned port, const char *path, char *buf, size_t size)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char req[512];
+	size_t off = 0;
+	ssize_t n;
+
+	buf[0] = '\0';
+	if (fd < 0)
+		return;
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    write(fd, req, strlen(req)) == (ssize_t)strlen(req))
+		while (off + 1 < size && (n = read(fd, buf + off, size - 1 - off)) > 0)
+			off += (size_t)n;
+	buf[off] = '\0';
+	close(fd);
+	char *body = strstr(buf, "\r\n\r\n");
+	if (!body || strncmp(buf, "HTTP/1.", 7) || strncmp(buf + 9, "200", 3))
+		buf[0] = '\0';
+	else
+		memmove(buf, body + 4, strlen(body + 4) + 1);
+}
+
 /* The instant vector of query as {vm: value}; NULL on error. */
 static json_object *query(unsigned port, const char *q)
 {
-	char cmd[512], buf[65536];
-	snprintf(cmd, sizeof(cmd), "curl -sf 'http://127.0.0.1:%u/api/v1/query?query=%s'", port, q);
-	FILE *p = popen(cmd, "r");
-	size_t n = p ? fread(buf, 1, sizeof(buf) - 1, p) : 0;
-	if (p)
-		pclose(p);
-	buf[n] = '\0';
+	char path[256], buf[65536];
+	snprintf(path, sizeof(path), "/api/v1/query?query=%s", q);
+	http_get(port, path, buf, sizeof(buf));
 	json_object *j = json_tokener_parse(buf), *data, *result, *out = json_object_new_object();
 	if (!j || !json_object_object_get_ex(j, "data", &data) ||
 	    !json_object_object_get_ex(data, "result", &result)) {
@@ -176,16 +199,11 @@ Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardow
 	/* a VM that stops leaves the exposition */
 	cr_assert_eq(qvt_callf(&D, "vm.stop", NULL, &err, "{\"name\":\"m2\",\"force\":true}"), 0,
 		     "%s", err.message);
-	char cmd[160], body[65536];
+	static char body[262144];
 	bool gone = false;
 	for (int i = 0; i < 50 && !gone; i++) {
 		qvt_sleep_ms(200);
-		snprintf(cmd, sizeof(cmd), "curl -sf http://%s/metrics", listen);
-		FILE *p = popen(cmd, "r");
-		size_t n = p ? fread(body, 1, sizeof(body) - 1, p) : 0;
-		if (p)
-			pclose(p);
-		body[n] = '\0';
+		http_get(mport, "/metrics", body, sizeof(body));
 		gone = strstr(body, "qvisor_vm_cpu_seconds_total{vm=\"m1\"}") &&
 		       !strstr(body, "qvisor_vm_cpu_seconds_total{vm=\"m2\"}");
 	}

@@ -312,12 +312,13 @@ Test(migrate_p2p, cli_killed_mid_migration_goes_on)
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		execl(bin, "qvisor", "--socket", H->d[0].socket, "migrate", VM, "--to", to,
-		      "--bandwidth", "4", "--quiet", (char *)NULL);
+		      "--bandwidth", "8", "--quiet", (char *)NULL);
 		_exit(127);
 	}
 	wait_phase(0, "performing");
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	assert_one_copy(1, 120000);
+	/* generous: on a loaded 2-core host this copy took over 2 minutes */
+	assert_one_copy(1, 240000);
 	migrate_back(1);
 }

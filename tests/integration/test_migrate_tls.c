@@ -465,4 +465,8 @@ Test(migrate_tls, cli_migrates_to_a_tls_destination)
 	cr_assert_neq(kill(src_pid, 0), 0, "source QEMU still alive");
 	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&H->d[1], VM), "dirtier:", 60000), 0,
 		     "no dirtier output on the destination");
+	/* The source daemon drove it over tls:// with its own certificate. */
+	cr_assert_eq(qvt_wait_for_line_in_file(H->d[1].log, "connected over TLS: O=qvisor,CN=10.231.0.1",
+					       1000), 0, "no TLS client with host 0's certificate in %s",
+		     H->d[1].log);
 }

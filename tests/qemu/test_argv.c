@@ -170,6 +170,78 @@ Test(argv, disks_as_blockdev_json)
 	cr_assert_null(json_arg(argv, "-object", "id", "tg-disk0"));
 }
 
+/* The daemon's form: sockets, logs and disks as fds, backing set explicitly. */
+Test(argv, daemon_fds_replace_paths)
+{
+	_cleanup_(vm_spec_freep) struct vm_spec *spec = spec_parse(FULL_SPEC);
+	static const struct qemu_backing_fd chain[] = { { 14, VM_DISK_QCOW2 }, { 15, VM_DISK_RAW } };
+	const struct qemu_disk_fds disks[] = { { .fd = 13, .backing = chain, .n_backing = 2 },
+					       { .fd = 16 } };
+	struct qemu_argv_opts opts = { .run_dir = "/r", .accel = VM_ACCEL_TCG,
+				       .nic_fds = two_fds, .n_nic_fds = 2, .qmp_fd = 10,
+				       .serial_fd = 11, .serial_log_fd = 12, .disk_fds = disks };
+	_cleanup_strv_free_ char **argv = build_ok(spec, &opts);
+	_cleanup_free_ int *keep = NULL;
+	size_t n_keep = 0;
+	json_object *o, *v;
+	bool add13 = false, add12 = false;
+
+	for (char **a = argv; *a; a++) {
+		add13 |= streq(*a, "-add-fd") && streq(a[1], "fd=13,set=10");
+		add12 |= streq(*a, "-add-fd") && streq(a[1], "fd=12,set=1");
+		cr_assert_null(strstr(*a, "/img/a,b.qcow2"), "a disk path reached argv: %s", *a);
+		cr_assert_null(strstr(*a, "path=/r/"), "a run dir path reached argv: %s", *a);
+	}
+	cr_assert(add13 && add12);
+	cr_assert_str_eq(opt_value(argv, "-chardev", 0), "socket,id=qmp,fd=10,server=on,wait=off");
+	cr_assert_str_eq(opt_value(argv, "-chardev", 1),
+			 "socket,id=serial0,fd=11,server=on,wait=off,logfile=/dev/fdset/1,"
+			 "logappend=on");
+	o = json_arg(argv, "-blockdev", "node-name", "disk0-file");
+	cr_assert_str_eq(jget(o, "filename"), "/dev/fdset/10");
+	json_object_put(o);
+	o = json_arg(argv, "-blockdev", "node-name", "disk0");
+	cr_assert_str_eq(jget(o, "backing"), "disk0-b0");
+	json_object_put(o);
+	o = json_arg(argv, "-blockdev", "node-name", "disk0-b0");
+	cr_assert_str_eq(jget(o, "backing"), "disk0-b1");
+	cr_assert_str_eq(jget(o, "read-only"), "true");
+	json_object_put(o);
+	o = json_arg(argv, "-blockdev", "node-name", "disk0-b1");
+	cr_assert_str_eq(jget(o, "driver"), "raw");
+	cr_assert_not(json_object_object_get_ex(o, "backing", &v), "raw has no backing option");
+	json_object_put(o);
+	o = json_arg(argv, "-blockdev", "node-name", "disk0-b1-file");
+	cr_assert_str_eq(jget(o, "filename"), "/dev/fdset/12");
+	json_object_put(o);
+
+	cr_assert_eq(qemu_argv_collect_fds(spec, &opts, &keep, &n_keep), 0);
+	cr_assert_eq(n_keep, 9, "kept %zu fds", n_keep);
+}
+
+Test(argv, qcow2_without_chain_gets_backing_null)
+{
+	_cleanup_(vm_spec_freep) struct vm_spec *spec = spec_parse(FULL_SPEC);
+	const struct qemu_disk_fds disks[] = { { .fd = 13 }, { .fd = 16 } };
+	struct qemu_argv_opts opts = { .run_dir = "/r", .accel = VM_ACCEL_TCG,
+				       .nic_fds = two_fds, .n_nic_fds = 2, .disk_fds = disks };
+	_cleanup_strv_free_ char **argv = build_ok(spec, &opts);
+	json_object *o = json_arg(argv, "-blockdev", "node-name", "disk0"), *v = (void *)1;
+
+	cr_assert(json_object_object_get_ex(o, "backing", &v));
+	cr_assert_null(v, "backing must be JSON null");
+	json_object_put(o);
+
+	/* A backing chain on a raw disk is refused. */
+	static const struct qemu_backing_fd chain[] = { { 14, VM_DISK_RAW } };
+	const struct qemu_disk_fds bad[] = { { .fd = 13 }, { .fd = 16, .backing = chain, .n_backing = 1 } };
+	struct qv_error err = {};
+	char **av = NULL;
+	opts.disk_fds = bad;
+	cr_assert_lt(qemu_argv_build(spec, &opts, &av, &err), 0);
+	cr_assert(strstr(err.message, "spec.disks[1]"), "%s", err.message);
+}
+
 Test(argv, nics_get_tap_fds)
 {
 	_cleanup_(vm_spec_freep) struct vm_spec *spec = spec_parse(FULL_SPEC);

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+
+#include "common/error.h"
+
+/* What a qcow2 header makes QEMU open besides the image itself: a backing
+ * file and an external data file (incompatible feature bit 2, name in the
+ * header extension 0x44415441). Read from an fd, so the check applies to
+ * the very file that is copied or handed to QEMU. */
+
+struct qv_qcow2_refs {
+	bool is_qcow2;        /* magic "QFI\xfb"; false: no references at all */
+	char *backing;        /* backing file name, or NULL */
+	bool external_data;   /* the image keeps its data in another file */
+	char *data_file;      /* that file's name from the header, or NULL */
+};
+
+/* 0 and *ret filled (free with qv_qcow2_refs_clear), or -errno with errp
+ * (a truncated or inconsistent header is -EINVAL, reason invalid-argument). */
+int qv_qcow2_read_refs(int fd, struct qv_qcow2_refs *ret, struct qv_error *errp);
+void qv_qcow2_refs_clear(struct qv_qcow2_refs *refs);
+
+/* Refuse an image that names another file: 0, or -EINVAL with a message
+ * naming `what` and the reference ("... has an external data file
+ * \"/dev/sda\"; qvisor does not import images that read other files"). */
+int qv_qcow2_check_self_contained(int fd, const char *what, struct qv_error *errp);
