@@ -33,6 +33,8 @@ const struct cli_verb cli_verbs[] = {
 	{ "reboot", verb_reboot, "NAME...", "Reboot VMs." },
 	{ "pause", verb_pause, "NAME...", "Pause VMs' vCPUs." },
 	{ "resume", verb_resume, "NAME...", "Resume paused VMs." },
+	{ "balloon", verb_balloon, "NAME [SIZE]",
+	  "Set the memory a VM's guest keeps (balloon target), or show the balloon." },
 	{ "limits", verb_limits,
 	  "NAME [--cpu PCT] [--memory-max S] [OPTION...]",
 	  "Show or change a VM's resource limits (live when running; \"none\" removes one)." },

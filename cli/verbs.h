@@ -13,6 +13,7 @@ VERB(start);
 VERB(stop);
 VERB(reboot);
 VERB(pause);
+VERB(balloon);
 VERB(resume);
 VERB(console);
 VERB(events);

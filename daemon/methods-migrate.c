@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
+#include "migrate/protocol.h"
 
 /* Crash tests only: QVISORD_TEST_CRASH_AT=<point> makes the daemon SIGKILL
  * itself at that point (after persisting), where no outside trigger can
@@ -436,6 +437,13 @@ static int cancel_dest(qv_rpc_call *call, struct qv_daemon *d, const char *name,
 	if (token && !streq(m->token, token))
 		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
 				    "wrong migration token for %s", name);
+	/* In postcopy the guest runs here and the source cannot take over:
+	 * tearing down would destroy the only live copy. */
+	if (m->postcopy_running)
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "the incoming migration of %s is in postcopy: the guest runs "
+				    "here and the source cannot take over",
+				    name);
 	qv_mig_teardown_dest(m, "cancelled by the client");
 	res = json_object_new_object();
 	json_object_object_add(res, "name", json_object_new_string(name));
@@ -461,8 +469,17 @@ static int m_cancel(qv_rpc_call *call, json_object *params, void *ud)
 	    opt_string(call, params, "token", &token) < 0 ||
 	    opt_bool(call, params, "destination_never_ran", &never_ran) < 0)
 		return 0;
-	x = never_ran ? NULL : qv_mig_p2p_find(name);
-	if (x) {
+	x = qv_mig_p2p_find(name);
+	/* destination_never_ran resumes the source without asking: only the
+	 * driver's own abort path may say it (it does once the destination
+	 * confirmed its teardown), never a client while the driver may be
+	 * finishing or confirming (the guest would run on both hosts). */
+	if (x && never_ran && !streq(qv_mig_p2p_phase(x), mig_phase_to_string(MIG_PHASE_ABORTING)))
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "the migration of %s is driven by this daemon (phase %s): "
+				    "destination_never_ran is refused; use migrate.cancel without it",
+				    name, qv_mig_p2p_phase(x));
+	if (x && !never_ran) {
 		if (qv_mig_p2p_cancel(x, &err) < 0)
 			return qv_rpc_call_error(call, &err), 0;
 		res = json_object_new_object();

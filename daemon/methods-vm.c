@@ -130,9 +130,13 @@ static int m_info(qv_rpc_call *call, json_object *params, void *ud)
 		return 0;
 	info = qv_vm_info_json(vm);
 	/* Anyone can use the read-only socket: a command line may hold secrets. */
-	if (qv_rpc_call_is_read_only(vm->d, call) && json_object_object_get_ex(info, "spec", &spec) &&
-	    json_object_object_get_ex(spec, "cmdline", NULL))
-		json_object_object_add(spec, "cmdline", json_object_new_string("(hidden)"));
+	if (qv_rpc_call_is_read_only(vm->d, call) && json_object_object_get_ex(info, "spec", &spec)) {
+		/* A command line or cloud-init user-data may hold secrets. */
+		if (json_object_object_get_ex(spec, "cmdline", NULL))
+			json_object_object_add(spec, "cmdline", json_object_new_string("(hidden)"));
+		if (json_object_object_get_ex(spec, "cloud_init", NULL))
+			json_object_object_add(spec, "cloud_init", json_object_new_string("(hidden)"));
+	}
 	return qv_rpc_call_reply(call, info), 0;
 }
 
@@ -269,10 +273,37 @@ static int m_console(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_rpc_call_reply(call, res), 0;
 }
 
+/* vm.balloon {name, target?}: target in bytes sets it; without, a query. */
+static int m_balloon(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "target", NULL };
+	struct qv_daemon *d = ud;
+	struct qv_error err = {};
+	const char *name;
+	int64_t target = 0;
+	struct qv_vm *vm;
+	int r;
+
+	if (check_keys(call, params, keys) < 0 || qv_param_string(call, params, "name", &name) < 0)
+		return 0;
+	r = json_get_int64(params, "target", "params.target", &target, &err);
+	if (r < 0 && r != -ENOENT)
+		return qv_rpc_call_error(call, &err), 0;
+	if (r == 0 && target <= 0)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.target must be a positive number of bytes");
+	if (!vm_name_valid(name) || !(vm = qv_vm_find(d, name)))
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %.80s is not defined",
+				    name);
+	if (qv_vm_balloon(vm, (uint64_t)target, call, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
+	return 0;
+}
+
 const struct qv_rpc_method qv_vm_methods[] = {
 	{ "vm.define", m_define },   { "vm.undefine", m_undefine }, { "vm.list", m_list },
 	{ "vm.info", m_info },       { "vm.start", m_start },       { "vm.stop", m_stop },
 	{ "vm.pause", m_pause },     { "vm.resume", m_resume },     { "vm.reboot", m_reboot },
-	{ "vm.console", m_console },
+	{ "vm.console", m_console }, { "vm.balloon", m_balloon },
 };
 const size_t qv_vm_methods_count = ARRAY_SIZE(qv_vm_methods);

@@ -5,6 +5,7 @@
  * collector is read single-threaded. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -37,6 +38,24 @@ void qv_metrics_http_observe_rpc(struct qv_metrics_http *m)
 		qv_rpc_server_set_observer(m->d->rpc, on_rpc_done, m);
 }
 
+/* The balloon of each running VM that has one (daemon/vm-balloon.c): known
+ * values only (a target is unknown after a daemon restart). */
+static void balloon_metrics(struct qv_metrics_http *m, FILE *f)
+{
+	fprintf(f, "# HELP qvisor_vm_balloon_target_bytes Memory the VM's balloon leaves the guest.\n"
+		   "# TYPE qvisor_vm_balloon_target_bytes gauge\n");
+	for (struct qv_vm *vm = m->d->vms; vm; vm = vm->next)
+		if (vm->spec->balloon.enabled && vm->inst && vm->balloon_target)
+			fprintf(f, "qvisor_vm_balloon_target_bytes{vm=\"%s\"} %" PRIu64 "\n", vm->name,
+				vm->balloon_target);
+	fprintf(f, "# HELP qvisor_vm_balloon_actual_bytes Memory the guest has, as its balloon "
+		   "driver reports.\n# TYPE qvisor_vm_balloon_actual_bytes gauge\n");
+	for (struct qv_vm *vm = m->d->vms; vm; vm = vm->next)
+		if (vm->spec->balloon.enabled && vm->inst && vm->balloon_actual)
+			fprintf(f, "qvisor_vm_balloon_actual_bytes{vm=\"%s\"} %" PRIu64 "\n", vm->name,
+				vm->balloon_actual);
+}
+
 static void daemon_metrics(struct qv_metrics_http *m, FILE *f)
 {
 	static const enum qv_vm_state states[] = { QV_VM_STOPPED, QV_VM_STARTING, QV_VM_RUNNING,
@@ -49,6 +68,7 @@ static void daemon_metrics(struct qv_metrics_http *m, FILE *f)
 			n += vm->state == states[s];
 		fprintf(f, "qvisor_vms{state=\"%s\"} %u\n", qv_vm_state_to_string(states[s]), n);
 	}
+	balloon_metrics(m, f);
 	fprintf(f, "# HELP qvisor_daemon_start_time_seconds Unix time qvisord started.\n"
 		   "# TYPE qvisor_daemon_start_time_seconds gauge\n"
 		   "qvisor_daemon_start_time_seconds %.3f\n", m->d->started_at / 1000.0);

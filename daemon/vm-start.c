@@ -122,6 +122,7 @@ static void vm_start_succeeded(struct qv_vm *vm, bool paused)
 			       json_object_new_string(vm_accel_to_string(vm->accel)));
 	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
 	qv_vm_set_state(vm, paused ? QV_VM_PAUSED : QV_VM_RUNNING, data);
+	qv_vm_balloon_started(vm, paused);
 }
 
 int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)

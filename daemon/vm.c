@@ -167,6 +167,8 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 			us = json_object_get_int64(sec) * 1000000 + json_object_get_int64(usec);
 		*(streq(name, "STOP") ? &vm->last_stop_us : &vm->last_resume_us) = us;
 	}
+	if (streq(name, "BALLOON_CHANGE"))
+		qv_vm_balloon_event(vm, event);
 	if (streq(name, "STOP") && vm->state == QV_VM_RUNNING)
 		qv_vm_set_state(vm, QV_VM_PAUSED, NULL);
 	else if (streq(name, "RESUME") && vm->state == QV_VM_PAUSED)
@@ -523,6 +525,8 @@ json_object *qv_vm_info_json(const struct qv_vm *vm)
 	json_object_object_add(rt, "events_dropped",
 			       json_object_new_int64((int64_t)vm->event_limit.dropped));
 	json_object_object_add(rt, "restart_pending", json_object_new_boolean(vm->restart_timer != NULL));
+	if (vm->spec->balloon.enabled)
+		json_object_object_add(rt, "balloon", qv_vm_balloon_json(vm));
 	json_object_object_add(o, "runtime", rt);
 	return o;
 }

@@ -44,6 +44,8 @@ struct qv_vm {
 	struct qv_vm_files *files; /* daemon/vm-files.c: fds handed to QEMU */
 	struct qv_event_limit event_limit; /* daemon/event-limit.c */
 	struct qv_vm_starting *starting; /* asynchronous start in progress */
+	uint64_t balloon_target;   /* bytes set through QMP; 0 = unknown */
+	uint64_t balloon_actual;   /* bytes, last BALLOON_CHANGE; 0 = unknown */
 };
 
 const char *qv_vm_state_to_string(enum qv_vm_state s);
@@ -104,6 +106,18 @@ typedef qv_vm_start_fn qv_vm_op_fn;
 int qv_vm_pause(struct qv_vm *vm, qv_vm_op_fn fn, void *userdata, struct qv_error *errp);
 int qv_vm_resume(struct qv_vm *vm, qv_vm_op_fn fn, void *userdata, struct qv_error *errp);
 int qv_vm_reboot(struct qv_vm *vm, qv_vm_op_fn fn, void *userdata, struct qv_error *errp);
+
+/* daemon/vm-balloon.c: vm.balloon. target 0 queries (actual size and the
+ * guest's statistics), else sets the target in bytes; the call is answered
+ * on the loop within QV_VM_QMP_TIMEOUT_MS. < 0: refused (no balloon, not
+ * running, target out of range), errp says why, the call is not answered. */
+int qv_vm_balloon(struct qv_vm *vm, uint64_t target, qv_rpc_call *call, struct qv_error *errp);
+/* After a start: stats polling and the spec's target (not for incoming). */
+void qv_vm_balloon_started(struct qv_vm *vm, bool incoming);
+void qv_vm_balloon_event(struct qv_vm *vm, json_object *event);
+/* {target, actual, memory} in bytes (target/actual null when unknown), or
+ * NULL (no balloon / not running). */
+json_object *qv_vm_balloon_json(const struct qv_vm *vm);
 
 /* Internal: the instance callbacks for vm (daemon/vm.c). */
 void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *cfg);

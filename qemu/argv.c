@@ -293,6 +293,22 @@ static void add_agent(struct strv_builder *b, const char *esc_rundir, int fd, bo
 	push_json(b, "-device", o);
 }
 
+/* The memory balloon: id balloon0, so QMP can reach it at
+ * /machine/peripheral/balloon0 (guest-stats-polling-interval is a QOM
+ * property, set after start, not a -device option). */
+static void add_balloon(struct strv_builder *b, bool q35, unsigned *chassis)
+{
+	json_object *o;
+
+	if (q35)
+		root_port(b, "rp-balloon0", chassis);
+	o = jobj("driver", json_object_new_string("virtio-balloon-pci"));
+	jstr(o, "id", QEMU_BALLOON_ID);
+	if (q35)
+		jstr(o, "bus", "rp-balloon0");
+	push_json(b, "-device", o);
+}
+
 static void add_nic(struct strv_builder *b, const struct vm_spec *spec, size_t i, int fd,
 		    bool q35, unsigned *chassis)
 {
@@ -472,6 +488,8 @@ int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opt
 		else
 			b.oom = true;
 	}
+	if (spec->balloon.enabled)
+		add_balloon(&b, q35, &chassis);
 	for (unsigned i = 0; q35 && i < QEMU_HOTPLUG_PORTS; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "hp%u", i);

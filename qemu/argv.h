@@ -33,6 +33,8 @@
 #define QEMU_LOG "qemu.log"
 #define QEMU_QGA_SOCK "qga.sock" /* guest agent channel (spec->guest_agent) */
 #define QEMU_HOTPLUG_PORTS 4
+#define QEMU_BALLOON_ID "balloon0"   /* -device id of spec->balloon */
+#define QEMU_BALLOON_QOM "/machine/peripheral/" QEMU_BALLOON_ID
 #define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
 
 struct qemu_argv_opts {

@@ -250,13 +250,31 @@ static void import_input(struct lv_ctx *c, xmlNodePtr in)
 		  "keyboard", type ? type : "?", bus ? bus : "?");
 }
 
+/* model virtio -> spec.balloon; <stats period> is its stats_interval
+ * (libvirt polls nothing without one). Other attributes (autodeflate,
+ * freePageReporting) stay unmarked and are refused. */
 static void import_balloon(struct lv_ctx *c, xmlNodePtr k)
 {
 	const char *model = lv_attr(k, "model");
+	json_object *b;
+	xmlNodePtr st;
+	uint64_t period = 0;
 
-	if (!model || !streq(model, "none"))
-		return lv_refuse(c, k, "memballoon model '%s': qvisor VMs have no memory balloon "
-				 "device", model ? model : "?");
+	if (model && streq(model, "none")) {
+		c->balloon = 0;
+		return device_common(c, k);
+	}
+	if (!model || !streq(model, "virtio"))
+		return lv_refuse(c, k, "memballoon model '%s': qvisor's balloon is virtio",
+				 model ? model : "?");
+	if ((st = lv_child(k, "stats")) && lv_attr_u64(c, st, "period", &period) < 0)
+		return;
+	if (period > VM_BALLOON_STATS_MAX_S)
+		return lv_refuse(c, st, "stats period %llu s is above qvisor's %u s",
+				 (unsigned long long)period, VM_BALLOON_STATS_MAX_S);
+	c->balloon = 1;
+	b = lv_spec_obj(c, "balloon");
+	json_object_object_add(b, "stats_interval", json_object_new_int64((int64_t)period));
 	device_common(c, k);
 }
 

@@ -184,7 +184,10 @@ static void export_devices(const struct vm_spec *s, struct ex *x)
 		attr(n, "type", "virtio");
 		attr(n, "name", "org.qemu.guest_agent.0");
 	}
-	attr(el(devs, "memballoon", NULL), "model", "none");
+	n = el(devs, "memballoon", NULL);
+	attr(n, "model", s->balloon.enabled ? "virtio" : "none");
+	if (s->balloon.enabled && s->balloon.stats_interval_s)
+		attr_u64(el(n, "stats", NULL), "period", s->balloon.stats_interval_s);
 }
 
 /* spec.cloud_init has no libvirt form: qvisor elements, text content. */
@@ -223,7 +226,10 @@ static void export_domain(const struct vm_spec *s, struct ex *x)
 	el(dom, "name", s->name);
 	el(dom, "uuid", s->uuid);
 	attr(el_u64(dom, "memory", s->memory_mib), "unit", "MiB");
-	attr(el_u64(dom, "currentMemory", s->memory_mib), "unit", "MiB");
+	if (s->balloon.enabled && s->balloon.target) /* the balloon target at start */
+		attr(el_u64(dom, "currentMemory", s->balloon.target >> 20), "unit", "MiB");
+	else
+		attr(el_u64(dom, "currentMemory", s->memory_mib), "unit", "MiB");
 	n = el_u64(dom, "vcpu", s->vcpus);
 	attr(n, "placement", "static");
 	if (s->limits.cpuset_cpus)

@@ -81,9 +81,30 @@ static void import_memory(struct lv_ctx *c, xmlNodePtr dom)
 	set_int(c->spec, "memory", (int64_t)mib);
 	if (!cur || lv_size(c, cur, 1024, &cb) < 0)
 		return;
-	if (cb / MIB + (cb % MIB ? 1 : 0) != mib)
-		lv_refuse(c, cur, "currentMemory below memory needs a balloon target; "
-			  "qvisor gives the guest all of <memory>");
+	if (cb / MIB + (cb % MIB ? 1 : 0) > mib)
+		return lv_refuse(c, cur, "currentMemory above memory");
+	if (cb / MIB + (cb % MIB ? 1 : 0) != mib) {
+		c->cur_mem = cur; /* the balloon target, once <devices> is read */
+		c->cur_bytes = (cb / MIB + (cb % MIB ? 1 : 0)) * MIB; /* whole MiB, as memory */
+	}
+}
+
+/* <currentMemory> below <memory> is a balloon target: with
+ * <memballoon model='virtio'>, or libvirt's implicit balloon when
+ * <memballoon> is absent. */
+static void import_balloon_target(struct lv_ctx *c)
+{
+	json_object *b;
+
+	if (!c->cur_mem)
+		return;
+	if (c->balloon == 0)
+		return lv_refuse(c, c->cur_mem, "currentMemory below memory needs a balloon, and "
+				 "memballoon model is 'none'");
+	if (c->cur_bytes < VM_MEMORY_MIN_MIB * MIB)
+		return lv_refuse(c, c->cur_mem, "currentMemory below qvisor's minimum of 16 MiB");
+	b = lv_spec_obj(c, "balloon");
+	json_object_object_add(b, "target", json_object_new_int64((int64_t)c->cur_bytes));
 }
 
 static void import_vcpu(struct lv_ctx *c, xmlNodePtr dom)
@@ -203,6 +224,7 @@ static void import_domain(struct lv_ctx *c, xmlNodePtr dom)
 	import_seclabels(c, dom);
 	if ((c->devices = lv_child(dom, "devices")))
 		lv_import_devices(c, c->devices);
+	import_balloon_target(c);
 	lv_import_tunes(c, dom);
 	if ((n = lv_child(dom, "metadata")))
 		lv_import_metadata(c, n);
@@ -272,7 +294,7 @@ int lv_import_xml(const char *xml, size_t len, bool lossy, struct lv_import **re
 				    "domain XML is %zu bytes, at most %d", len, LV_XML_MAX_BYTES);
 	if ((r = parse_doc(xml, len, &doc, errp)) < 0)
 		return r;
-	struct lv_ctx c = { .lossy = lossy, .boot_disk = -1, .problems = json_object_new_array(),
+	struct lv_ctx c = { .lossy = lossy, .boot_disk = -1, .balloon = -1, .problems = json_object_new_array(),
 			    .spec = json_object_new_object() };
 	xmlNodePtr root = xmlDocGetRootElement(doc);
 	if (!lv_is(root, "domain")) {

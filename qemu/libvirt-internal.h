@@ -22,6 +22,9 @@ struct lv_ctx {
 	bool has_serial;
 	uint32_t blkio_weight; /* <blkiotune><weight>, 0 = none */
 	xmlNodePtr vserial_ctl; /* <controller type='virtio-serial'>: only with an agent */
+	int balloon;         /* <memballoon>: -1 absent, 0 model none, 1 virtio */
+	xmlNodePtr cur_mem;  /* <currentMemory> below <memory>, or NULL */
+	uint64_t cur_bytes;  /* its size: the balloon target */
 };
 
 /* --- accounting (libvirt-walk.c) ----------------------------------------- */

@@ -195,6 +195,24 @@ static int apply_op(const struct op *o)
 	return -EINVAL;
 }
 
+/* Make ns->root the process's root. pivot_root detaches the host's tree
+ * completely; it refuses (EINVAL) when the current root is the initramfs
+ * (rootfs), as in a lab VM booted from one. There, move the new root over it
+ * and chroot, as switch_root does: the host's tree stays in the namespace
+ * but out of reach, since QEMU holds no capability to chroot out. */
+static int enter_root(const qemu_mountns *ns)
+{
+	if (chdir(ns->root) < 0)
+		return -errno;
+	if (syscall(SYS_pivot_root, ".", ".old") == 0)
+		return chdir("/") < 0 || umount2("/.old", MNT_DETACH) < 0 ? -errno : 0;
+	if (errno != EINVAL)
+		return -errno;
+	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		return -errno;
+	return 0;
+}
+
 int qemu_mountns_child_apply(void *userdata)
 {
 	const qemu_mountns *ns = userdata;
@@ -209,9 +227,11 @@ int qemu_mountns_child_apply(void *userdata)
 	for (size_t i = 0; i < ns->n; i++)
 		if ((r = apply_op(&ns->ops[i])) < 0)
 			return r;
-	if (mkdir(ns->old, 0700) < 0 || chdir(ns->root) < 0 ||
-	    syscall(SYS_pivot_root, ".", ".old") < 0 || chdir("/") < 0 ||
-	    umount2("/.old", MNT_DETACH) < 0 || rmdir("/.old") < 0)
+	if (mkdir(ns->old, 0700) < 0)
+		return -errno;
+	if ((r = enter_root(ns)) < 0)
+		return r;
+	if (rmdir("/.old") < 0)
 		return -errno;
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
 		return -errno;

@@ -38,7 +38,11 @@ int spec_check_keys(json_object *o, const char *const *allowed, const char *path
 int spec_parse_size(const char *s, uint64_t unit, uint64_t *ret);
 
 bool spec_ifname_valid(const char *s);
-bool spec_disk_serial_valid(const char *s); /* qemu/spec-cloudinit.c */
+bool spec_disk_serial_valid(const char *s); /* spec.balloon (qemu/spec-balloon.c); call after memory is parsed. */
+int spec_parse_balloon(json_object *o, const char *path, struct vm_spec *spec,
+		       struct qv_error *errp);
+
+/* qemu/spec-cloudinit.c */
 bool spec_machine_valid(const char *s);
 bool spec_cpuset_valid(const char *s);
 bool spec_path_valid(const char *s, const char **ret_why);
@@ -56,6 +60,10 @@ void spec_limits_to_json(const struct vm_limits *l, json_object *out);
 /* spec.resources (qemu/spec-resources.c); call after limits are parsed. */
 int spec_parse_resources(json_object *o, const char *path, struct vm_spec *spec,
 			 struct qv_error *errp);
+
+/* spec.balloon (qemu/spec-balloon.c); call after memory is parsed. */
+int spec_parse_balloon(json_object *o, const char *path, struct vm_spec *spec,
+		       struct qv_error *errp);
 
 /* qemu/spec-cloudinit.c */
 int spec_parse_cloud_init(json_object *o, const char *path, struct vm_cloud_init **ret,

@@ -104,5 +104,7 @@ json_object *vm_spec_to_json(const struct vm_spec *spec)
 		json_object_object_add(o, "cloud_init", spec_cloud_init_to_json(spec->cloud_init));
 	if (spec->guest_agent) /* only when set: older canonical forms stay fixed points */
 		json_object_object_add(o, "guest_agent", json_object_new_boolean(true));
+	if (spec->balloon.enabled)
+		json_object_object_add(o, "balloon", vm_balloon_to_json(&spec->balloon));
 	return o;
 }

@@ -375,6 +375,9 @@ static int parse_sections(json_object *o, struct vm_spec *spec, struct qv_error 
 	r = spec_get_bool(o, "guest_agent", "spec", &spec->guest_agent, errp);
 	if (r < 0 && r != -ENOENT)
 		return r;
+	if (json_object_object_get_ex(o, "balloon", &v) && !json_object_is_type(v, json_type_null) &&
+	    (r = spec_parse_balloon(v, "spec.balloon", spec, errp)) < 0)
+		return r;
 	if (json_object_object_get_ex(o, "cloud_init", &v) && !json_object_is_type(v, json_type_null) &&
 	    (r = spec_parse_cloud_init(v, "spec.cloud_init", &spec->cloud_init, errp)) < 0)
 		return r;
@@ -407,7 +410,8 @@ int vm_spec_from_json(json_object *obj, struct vm_spec **ret_spec, struct qv_err
 	static const char *const keys[] = { "name", "uuid", "vcpus", "memory", "machine",
 					    "accel", "kernel", "initrd", "cmdline", "boot",
 					    "disks", "nics", "serial", "limits", "restart",
-					    "cloud_init", "guest_agent", "resources", NULL };
+					    "cloud_init", "guest_agent", "resources", "balloon",
+					    NULL };
 	_cleanup_(vm_spec_freep) struct vm_spec *spec = NULL;
 	void *items = NULL;
 	int r;

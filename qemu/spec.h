@@ -87,6 +87,16 @@ struct vm_cloud_init {
 	char *network_config;  /* network-config, NULL = no such file */
 };
 
+/* spec.balloon (qemu/spec-balloon.c): a virtio-balloon device. The target
+ * is set at start (libvirt's <currentMemory>); vm.balloon changes it live. */
+#define VM_BALLOON_STATS_DEFAULT_S 5u
+#define VM_BALLOON_STATS_MAX_S 3600u
+struct vm_balloon {
+	bool enabled;
+	uint64_t target;           /* bytes at start; 0 = the full memory */
+	uint32_t stats_interval_s; /* guest statistics polling; 0 = off */
+};
+
 struct vm_spec {
 	char *name;              /* [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62} */
 	char uuid[37];           /* generated if absent */
@@ -108,6 +118,7 @@ struct vm_spec {
 	bool has_resources;
 	struct vm_cloud_init *cloud_init; /* NULL = no seed */
 	bool guest_agent;        /* virtio-serial channel for qemu-ga; default false */
+	struct vm_balloon balloon; /* default: no balloon */
 };
 
 bool vm_name_valid(const char *name);
@@ -135,5 +146,7 @@ const char *vm_class_to_string(enum vm_class c);
 int vm_class_from_string(const char *s);
 const char *vm_loop_mode_to_string(enum vm_loop_mode m);
 int vm_loop_mode_from_string(const char *s);
+/* The "balloon" member of the canonical form; NULL when disabled. */
+json_object *vm_balloon_to_json(const struct vm_balloon *b);
 const char *vm_restart_policy_to_string(enum vm_restart_policy p);
 int vm_restart_policy_from_string(const char *s);

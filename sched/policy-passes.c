@@ -170,9 +170,12 @@ int qv_pol_round(struct qv_pol_dc *dc, const struct qv_pol_cfg *cfg, struct qv_p
 	}
 	if ((r = qv_pol_save(dc, &saved)) < 0)
 		goto out;
-	r = overload_pass(&c);
-	if (r == 0)
-		r = underload_pass(&c);
+	if ((r = qv_pol_fast_begin(dc, cfg)) == 0) {
+		r = overload_pass(&c);
+		if (r == 0)
+			r = underload_pass(&c);
+	}
+	qv_pol_fast_end(dc);
 	qv_pol_restore(dc, &saved);
 out:
 	free(c.over);

@@ -40,6 +40,7 @@ int qv_pol_vm_create(struct qv_pol_dc *dc, int host, int vm)
 	v->ram_alloc = v->instantiating || dc->memory_aware ? v->ram_mb : 0;
 	int r = qv_pol_host_add(h, vm);
 	qv_pol_host_refresh(dc, h);
+	qv_pol_fast_host_changed(dc, host);
 	return r;
 }
 
@@ -47,6 +48,7 @@ void qv_pol_vm_destroy(struct qv_pol_dc *dc, int host, int vm)
 {
 	qv_pol_host_remove(&dc->hosts[host], vm);
 	qv_pol_host_refresh(dc, &dc->hosts[host]);
+	qv_pol_fast_host_changed(dc, host);
 }
 
 int qv_pol_plan_add(struct qv_pol_plan *plan, int vm, int from, int to, enum qv_pol_why why,
@@ -79,35 +81,49 @@ static bool suitable(const struct qv_pol_dc *dc, const struct qv_pol_host *h, co
 	return true;
 }
 
-/* Java's loop keeps the first host with the least power increase among
- * those the detector accepts. The detector is the costly part, so the
- * candidates are visited by increasing increase (ties by index) and the
- * first accepted one wins: the same host, far fewer detector calls. */
+/* One host of PABFD's scan: a better candidate replaces *best. */
+void qv_pol_pabfd_visit(const struct qv_pol_dc *dc, int i, int vm, const struct qv_pol_cfg *cfg,
+			double *min, int *best)
+{
+	struct qv_pol_host *h = &dc->hosts[i];
+	const struct qv_pol_vm *v = &dc->vms[vm];
+	if (!suitable(dc, h, v))
+		return;
+	/* CloudSim 3.0.3: "after" counts the VMs now on the host's list
+	 * (planned ones included), "before" is the last measurement. */
+	double after = (h->alloc_mips + vm_req(v)) / qv_pol_host_total_mips(h);
+	double diff = qv_pol_power_at(&h->power, after) - qv_pol_fast_power_now(dc, h);
+	if (!(diff < *min))
+		return;
+	if (h->alloc_mips != 0 && qv_pol_fast_overloaded_after(dc, h, vm, cfg))
+		return;
+	*min = diff;
+	*best = i;
+}
+
 /* Java's loop: the first host with the least power increase among those
  * the detector accepts. The detector (the costly part) only runs for a
- * host that would improve on the best so far: the same choice. */
+ * host that would improve on the best so far: the same choice. During a
+ * round the hosts that cannot take the VM are skipped through an index
+ * and the detector's answer mostly comes from bounds (sched/policy-fast.c):
+ * the same choice again. */
 int qv_pol_find_host(struct qv_pol_dc *dc, int vm, const bool *excluded, const struct qv_pol_cfg *cfg)
 {
 	const struct qv_pol_vm *v = &dc->vms[vm];
 	bool first_fit = cfg->kind == QV_POL_DVFS || cfg->kind == QV_POL_NPA;
+	if (!first_fit && dc->fast)
+		return qv_pol_fast_find_host(dc, vm, excluded, cfg);
 	int best = -1;
 	double min = INFINITY;
 	for (int i = 0; i < dc->nhosts; i++) {
-		struct qv_pol_host *h = &dc->hosts[i];
-		if ((excluded && excluded[i]) || !suitable(dc, h, v))
+		if (excluded && excluded[i])
 			continue;
-		if (first_fit)
-			return i;
-		/* CloudSim 3.0.3: "after" counts the VMs now on the host's list
-		 * (planned ones included), "before" is the last measurement. */
-		double after = (h->alloc_mips + vm_req(v)) / qv_pol_host_total_mips(h);
-		double diff = qv_pol_power_at(&h->power, after) - qv_pol_power_at(&h->power, qv_pol_host_util(h));
-		if (!(diff < min))
+		if (first_fit) {
+			if (suitable(dc, &dc->hosts[i], v))
+				return i;
 			continue;
-		if (h->alloc_mips != 0 && qv_pol_overloaded_after(dc, h, vm, cfg))
-			continue;
-		min = diff;
-		best = i;
+		}
+		qv_pol_pabfd_visit(dc, i, vm, cfg, &min, &best);
 	}
 	return best;
 }

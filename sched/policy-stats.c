@@ -151,9 +151,17 @@ int qv_pol_lrr(const double *y, int n, double *ret_intercept, double *ret_slope)
 {
 	if (n < 3)
 		return -EINVAL;
+	/* the weights of the common n = 10, computed once (same values) */
+	static double w10[10];
+	static bool w10_set;
 	double w[n], r[n], a, b;
+	if (n == 10 && !w10_set) {
+		for (int i = 0; i < n; i++)
+			w10[i] = tricube(i, n);
+		w10_set = true;
+	}
 	for (int i = 0; i < n; i++)
-		w[i] = tricube(i, n);
+		w[i] = n == 10 ? w10[i] : tricube(i, n);
 	if (wls(y, w, n, &a, &b) < 0)
 		return -EINVAL;
 	/* Bisquare robustness iterations (Cleveland 1979): residuals beyond

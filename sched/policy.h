@@ -105,6 +105,7 @@ int qv_pol_cfg_parse(const char *name, double param, struct qv_pol_cfg *ret_cfg)
 /* Canonical name, e.g. "IQR-MMT-1.5" (buf of at least 32 bytes). */
 const char *qv_pol_cfg_name(const struct qv_pol_cfg *cfg, char *buf, int len);
 
+struct qv_pol_fast; /* per-round caches (sched/policy-fast.c) */
 struct qv_pol_dc {
 	struct qv_pol_host *hosts;
 	int nhosts;
@@ -113,6 +114,10 @@ struct qv_pol_dc {
 	int round;
 	uint64_t rng;
 	bool memory_aware; /* RAM always counts (else only while instantiating) */
+	/* Plain scans, no per-round caches: the reference the cached paths
+	 * must match decision for decision (tests/sched/test_policy_fast.c). */
+	bool reference;
+	struct qv_pol_fast *fast; /* set by qv_pol_round while it runs */
 };
 
 enum qv_pol_why { QV_WHY_OVERLOAD, QV_WHY_UNDERLOAD, QV_WHY_INITIAL };

@@ -21,6 +21,7 @@ WANT_MODULES=(virtio virtio_ring virtio_pci virtio_pci_modern_dev
 	button evdev)
 WANT_MODULES+=(isofs) # cloud-init seed: the guest mounts the cidata ISO
 WANT_MODULES+=(virtio_console) # guest agent channel (virtio-serial)
+WANT_MODULES+=(virtio_balloon) # memory balloon (spec.balloon)
 
 die() { echo "mkguest: $*" >&2; exit 1; }
 msg() { echo "mkguest: $*" >&2; }

@@ -139,5 +139,5 @@ echo
 echo "== Decision round (CPU time of qv_pol_round on a synthetic datacenter)"
 cc -O2 -std=gnu11 -D_GNU_SOURCE -I. -o "$tmp/policy_round" scripts/bench/policy_round.c \
 	"$O/lib/libqv-sched.a" "$O/lib/libqv-common.a" $(pkg-config --libs json-c) -lm
-"$tmp/policy_round" 1000 20000 thr-mmt iqr-mmt lr-mmt qvisor
-[ "$QUICK" = --quick ] || "$tmp/policy_round" 10000 200000 qvisor thr-mmt
+"$tmp/policy_round" 1000 20000 thr-mmt iqr-mmt mad-mmt lr-mmt lrr-mmt qvisor
+[ "$QUICK" = --quick ] || "$tmp/policy_round" 10000 200000 qvisor thr-mmt lr-mmt iqr-mmt mad-mmt lrr-mmt

@@ -2,7 +2,9 @@
 /* One decision round on a synthetic datacenter: H hosts (alternating
  * G4/G5), V VMs of the four CloudSim types dealt round-robin, each with a
  * 30-sample history around a random level (mean 15 %). Prints the round's
- * CPU time for each policy named on the command line.
+ * CPU time for each policy named on the command line, and a digest of the
+ * plan (every move and its reason) so that two builds can be shown to
+ * decide exactly the same.
  *   policy_round H V POLICY...   e.g. policy_round 1000 20000 iqr-mmt qvisor */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,20 @@ static void build(struct qv_pol_dc *dc, int nh, int nv)
 		qv_pol_host_refresh(dc, &dc->hosts[h]);
 }
 
+/* FNV-1a over every move: VM, hosts, why and the reason text. */
+static uint64_t plan_digest(const struct qv_pol_plan *plan)
+{
+	uint64_t d = 1469598103934665603ULL;
+	for (int i = 0; i < plan->n; i++) {
+		const struct qv_pol_move *m = &plan->moves[i];
+		char buf[200];
+		int n = snprintf(buf, sizeof(buf), "%d %d %d %d %s\n", m->vm, m->from, m->to, (int)m->why, m->reason);
+		for (int k = 0; k < n && k < (int)sizeof(buf); k++)
+			d = (d ^ (unsigned char)buf[k]) * 1099511628211ULL;
+	}
+	return d;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
@@ -73,9 +89,9 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
 		double s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
 		char name[32];
-		printf("%-12s hosts=%d vms=%d round=%.3f s CPU overloaded=%d emptied=%d moves=%d%s\n",
+		printf("%-12s hosts=%d vms=%d round=%.3f s CPU overloaded=%d emptied=%d moves=%d digest=%016llx%s\n",
 		       qv_pol_cfg_name(&cfg, name, sizeof(name)), nh, nv, s, plan.overloaded, plan.underloaded,
-		       plan.n, r < 0 ? " (failed)" : "");
+		       plan.n, (unsigned long long)plan_digest(&plan), r < 0 ? " (failed)" : "");
 		fflush(stdout);
 		qv_pol_plan_free(&plan);
 		for (int h = 0; h < nh; h++)

@@ -145,7 +145,7 @@ Test(libvirt, refusals_name_their_xpath)
 {
 	const char *xml = DOM_HEAD "<devices>"
 		"<disk type='block' device='disk'><source dev='/dev/sda'/><target dev='vda'/></disk>"
-		"<graphics type='vnc'/><memballoon model='virtio'/>"
+		"<graphics type='vnc'/><memballoon model='xen'/>"
 		"<interface type='bridge'><source bridge='br0'/><model type='e1000'/>"
 		"<address type='pci' domain='0' bus='0' slot='3' function='0'/></interface>"
 		"</devices><clock offset='utc' adjustment='reset'/>" DOM_TAIL;
@@ -272,6 +272,57 @@ Test(libvirt, export_import_round_trip)
 		   "\"cloud_init\":{\"user_data\":\"#cloud-config\\n  x: <&>\\n\","
 		   "\"network_config\":\"version: 2\\n\"}}");
 	round_trip("{\"name\":\"c\",\"kernel\":\"/k\",\"guest_agent\":true}");
+	round_trip("{\"name\":\"d\",\"kernel\":\"/k\",\"memory\":192,"
+		   "\"balloon\":{\"target\":\"96M\",\"stats_interval\":7}}");
+	round_trip("{\"name\":\"e\",\"kernel\":\"/k\",\"balloon\":{\"stats_interval\":0}}");
 	round_trip("{\"name\":\"b\",\"accel\":\"kvm\",\"disks\":[{\"path\":\"/a\"},{\"path\":\"/b\"}],"
 		   "\"boot\":{\"disk\":1},\"limits\":{\"memory_swap_max\":\"64M\"}}");
+}
+
+/* <memballoon model='virtio'> is spec.balloon, <currentMemory> below
+ * <memory> its target; model none has no balloon to set a target with. */
+Test(libvirt, memballoon_and_current_memory)
+{
+#define MEM(cur) "<domain type='qemu'><name>b</name><memory unit='MiB'>192</memory>" \
+	"<currentMemory unit='MiB'>" cur "</currentMemory>" \
+	"<os><type arch='x86_64' machine='q35'>hvm</type><kernel>/k</kernel></os>"
+	struct lv_import *imp;
+
+	imp = import(MEM("128") "<devices><memballoon model='virtio'><stats period='10'/>"
+		     "</memballoon></devices>" DOM_TAIL, false);
+	cr_assert_not_null(imp->spec, "%s", json_object_to_json_string(imp->problems));
+	cr_assert_str_eq(get(imp->spec, "balloon.target"), "134217728");
+	cr_assert_str_eq(get(imp->spec, "balloon.stats_interval"), "10");
+	lv_import_free(imp);
+
+	/* absent <memballoon>: libvirt's implicit virtio balloon carries the target */
+	imp = import(MEM("128") DOM_TAIL, false);
+	cr_assert_not_null(imp->spec, "%s", json_object_to_json_string(imp->problems));
+	cr_assert_str_eq(get(imp->spec, "balloon.target"), "134217728");
+	lv_import_free(imp);
+
+	imp = import(MEM("192") "<devices><memballoon model='virtio'/></devices>" DOM_TAIL, false);
+	cr_assert_not_null(imp->spec);
+	cr_assert_null(get(imp->spec, "balloon.target"));
+	cr_assert_str_eq(get(imp->spec, "balloon.stats_interval"), "0");
+	lv_import_free(imp);
+
+	imp = import(MEM("192") "<devices><memballoon model='none'/></devices>" DOM_TAIL, false);
+	cr_assert_not_null(imp->spec);
+	cr_assert_null(get(imp->spec, "balloon"));
+	lv_import_free(imp);
+
+	imp = import(MEM("128") "<devices><memballoon model='none'/></devices>" DOM_TAIL, false);
+	cr_assert_null(imp->spec);
+	cr_assert(has_problem(imp, "/domain/currentMemory", "model is 'none'"),
+		  "%s", json_object_to_json_string(imp->problems));
+	lv_import_free(imp);
+
+	imp = import(MEM("128") "<devices><memballoon model='virtio' autodeflate='on'/></devices>"
+		     DOM_TAIL, false);
+	cr_assert_null(imp->spec);
+	cr_assert(has_problem(imp, "/domain/devices/memballoon/@autodeflate", ""),
+		  "%s", json_object_to_json_string(imp->problems));
+	lv_import_free(imp);
+#undef MEM
 }

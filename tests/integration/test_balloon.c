@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/* The memory balloon end to end: real qvisord, QEMU (TCG) and the test
+ * guest's virtio_balloon driver. The spec's target is applied at start, then
+ * vm.balloon shrinks the guest and gives the memory back; QEMU's
+ * query-balloon (through vm.balloon without a target) must follow. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "helpers/guest.h"
+#include "helpers/qvisord.h"
+
+#define BOOT_TIMEOUT_MS 120000
+#define MIB (1024LL * 1024)
+#define SLACK (8 * MIB) /* the driver works in chunks; allow a few */
+
+static struct qvt_daemon D;
+static unsigned mport;
+static char listen_arg[32];
+
+/* A port nothing listens on now (the kernel's choice for port 0). */
+static unsigned free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static void setup(void)
+{
+	mport = free_port();
+	snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%u", mport);
+	D.extra_args[0] = "--metrics-listen";
+	D.extra_args[1] = listen_arg;
+	qvt_daemon_fixture_start(&D);
+}
+
+/* GET /metrics from the daemon (the whole response; "" on error). */
+static void get_metrics(char *buf, size_t size)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)mport),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	const char *req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	size_t off = 0;
+	ssize_t n;
+
+	buf[0] = '\0';
+	cr_assert_geq(fd, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    write(fd, req, strlen(req)) == (ssize_t)strlen(req))
+		while (off + 1 < size && (n = read(fd, buf + off, size - 1 - off)) > 0)
+			off += (size_t)n;
+	buf[off] = '\0';
+	close(fd);
+}
+
+static void teardown(void)
+{
+	qvt_daemon_cleanup(&D);
+}
+
+TestSuite(balloon, .init = setup, .fini = teardown);
+
+static int64_t member(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_int64(v) : -1;
+}
+
+/* Poll vm.balloon (QMP query-balloon) until actual is within SLACK of want. */
+static int64_t wait_actual(const char *name, int64_t want, json_object **ret_last)
+{
+	struct qv_error err = {};
+	int64_t actual = -1;
+	json_object *r = NULL;
+
+	for (int i = 0; i < 240; i++) {
+		json_object_put(r);
+		cr_assert_eq(qvt_callf(&D, "vm.balloon", &r, &err, "{\"name\": \"%s\"}", name), 0,
+			     "vm.balloon query: %s", err.message);
+		actual = member(r, "actual");
+		if (actual > 0 && llabs(actual - want) <= SLACK)
+			break;
+		qvt_sleep_ms(500);
+	}
+	if (ret_last)
+		*ret_last = r;
+	else
+		json_object_put(r);
+	return actual;
+}
+
+static int run_cli(const char *args, char *out, size_t size)
+{
+	const char *b = getenv("QV_BUILD_DIR");
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "%s/qvisor --socket %s %s 2>&1", b && *b ? b : "build", D.socket,
+		 args);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, size - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(balloon, shrinks_and_grows_a_guest, .timeout = 400)
+{
+	QVT_REQUIRE_DAEMON(&D);
+	struct qv_error err = {};
+	json_object *r, *rt, *b, *stats;
+	char out[4096];
+	int64_t actual;
+
+	cr_assert_eq(qvt_define_guest(&D, "bal", "{\"memory\": 192, \"balloon\": "
+				      "{\"target\": \"160M\", \"stats_interval\": 1}}", &err), 0,
+		     "%s", err.message);
+	json_object_put(qvt_call_name(&D, "vm.start", "bal", &err));
+	cr_assert(!err.set, "vm.start: %s", err.message);
+	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, "bal"), QVT_GUEST_READY,
+					       BOOT_TIMEOUT_MS), 0, "the guest did not boot");
+
+	/* the spec's target (libvirt's currentMemory) was set at start */
+	actual = wait_actual("bal", 160 * MIB, NULL);
+	cr_assert(llabs(actual - 160 * MIB) <= SLACK, "actual %lld MiB, want ~160", actual / MIB);
+
+	/* shrink: the guest driver inflates the balloon */
+	cr_assert_eq(qvt_callf(&D, "vm.balloon", &r, &err, "{\"name\": \"bal\", \"target\": %lld}",
+			       96 * MIB), 0, "%s", err.message);
+	cr_assert_eq(member(r, "target"), 96 * MIB, "%s", json_object_to_json_string(r));
+	json_object_put(r);
+	actual = wait_actual("bal", 96 * MIB, &r);
+	cr_assert(llabs(actual - 96 * MIB) <= SLACK, "actual %lld MiB, want ~96", actual / MIB);
+	/* the guest reports statistics (polling every second) */
+	cr_assert(json_object_object_get_ex(r, "guest_stats", &stats) &&
+		  member(stats, "total_memory") > 0, "no guest statistics: %s",
+		  json_object_to_json_string(r));
+	json_object_put(r);
+	/* vm.info shows the balloon from QEMU's BALLOON_CHANGE events */
+	r = qvt_call_name(&D, "vm.info", "bal", &err);
+	cr_assert_not_null(r, "%s", err.message);
+	cr_assert(json_object_object_get_ex(r, "runtime", &rt) &&
+		  json_object_object_get_ex(rt, "balloon", &b), "%s", json_object_to_json_string(r));
+	cr_assert_eq(member(b, "target"), 96 * MIB);
+	cr_assert(llabs(member(b, "actual") - 96 * MIB) <= SLACK, "%s", json_object_to_json_string(b));
+	json_object_put(r);
+	/* and Prometheus sees it */
+	static char body[1 << 17];
+	char line[128];
+	get_metrics(body, sizeof(body));
+	snprintf(line, sizeof(line), "qvisor_vm_balloon_target_bytes{vm=\"bal\"} %lld\n", 96 * MIB);
+	cr_assert(strstr(body, line), "no \"%s\" in /metrics:\n%.2000s", line, body);
+	cr_assert(strstr(body, "qvisor_vm_balloon_actual_bytes{vm=\"bal\"} "), "%.2000s", body);
+
+	/* grow back through the CLI: the driver deflates */
+	cr_assert_eq(run_cli("balloon bal 192M", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "target: 192 MiB"), "%s", out);
+	actual = wait_actual("bal", 192 * MIB, NULL);
+	cr_assert(llabs(actual - 192 * MIB) <= SLACK, "actual %lld MiB, want ~192", actual / MIB);
+
+	/* bad targets lose nothing */
+	cr_assert_neq(qvt_callf(&D, "vm.balloon", NULL, &err, "{\"name\": \"bal\", \"target\": %lld}",
+				512 * MIB), 0);
+	cr_assert_str_eq(err.reason, "invalid-argument", "%s", err.message);
+	qv_error_clear(&err);
+	cr_assert_eq(run_cli("balloon bal lots", out, sizeof(out)), 2, "%s", out);
+}
+
+Test(balloon, a_vm_without_a_balloon_says_so)
+{
+	QVT_REQUIRE_DAEMON(&D);
+	struct qv_error err = {};
+	char out[4096];
+
+	cr_assert_eq(qvt_define_guest(&D, "plain", NULL, &err), 0, "%s", err.message);
+	cr_assert_neq(qvt_callf(&D, "vm.balloon", NULL, &err,
+				"{\"name\": \"plain\", \"target\": 100000000}"), 0);
+	cr_assert_str_eq(err.reason, "unsupported", "%s", err.message);
+	cr_assert(strstr(err.message, "no memory balloon"), "%s", err.message);
+	cr_assert_neq(run_cli("balloon plain 100M", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "no memory balloon"), "%s", out);
+}
+
+/* libvirt: <memballoon model='virtio'> and <currentMemory> below <memory>
+ * import as a balloon whose target the guest reaches after start, and
+ * export back the same way. */
+Test(balloon, libvirt_current_memory_is_the_target, .timeout = 300)
+{
+	QVT_REQUIRE_DAEMON(&D);
+	_cleanup_free_ char *kernel = qvt_guest_file("vmlinuz");
+	_cleanup_free_ char *initrd = qvt_guest_file("initrd.img");
+	struct qv_error err = {};
+	char path[256], cmd[512], out[8192];
+	int64_t actual;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/lvb.xml", D.dir);
+	cr_assert_not_null(f = fopen(path, "we"));
+	fprintf(f, "<domain type='qemu'><name>lvb</name><memory unit='MiB'>192</memory>"
+		"<currentMemory unit='KiB'>131072</currentMemory><vcpu>1</vcpu>"
+		"<os><type arch='x86_64' machine='q35'>hvm</type><kernel>%s</kernel>"
+		"<initrd>%s</initrd><cmdline>console=ttyS0 panic=-1</cmdline></os>"
+		"<devices><serial type='pty'><target port='0'/></serial>"
+		"<memballoon model='virtio'><stats period='2'/></memballoon></devices></domain>",
+		kernel, initrd);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "define --from-libvirt %s", path);
+	cr_assert_eq(run_cli(cmd, out, sizeof(out)), 0, "%s", out);
+	json_object_put(qvt_call_name(&D, "vm.start", "lvb", &err));
+	cr_assert(!err.set, "vm.start: %s", err.message);
+	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, "lvb"), QVT_GUEST_READY,
+					       BOOT_TIMEOUT_MS), 0, "the guest did not boot");
+	actual = wait_actual("lvb", 128 * MIB, NULL);
+	cr_assert(llabs(actual - 128 * MIB) <= SLACK, "actual %lld MiB, want ~128", actual / MIB);
+	cr_assert_eq(run_cli("dump-libvirt lvb", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "<memballoon model=\"virtio\">"), "%s", out);
+	cr_assert(strstr(out, "<stats period=\"2\"/>"), "%s", out);
+	cr_assert(strstr(out, "<currentMemory unit=\"MiB\">128</currentMemory>"), "%s", out);
+}
