@@ -250,6 +250,14 @@ Test(migrate_p2p, source_daemon_killed_during_ram_copy)
 	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
 	qv_rpc_conn *c = migrate_async(0, 1, 4, &id);
 	wait_phase(0, "performing");
+	/* Only the driver's own abort path may resume the source without
+	 * asking the destination: a client saying destination_never_ran
+	 * while the driver performs is refused. */
+	struct qv_error err = {};
+	int r = qvt_callf(&H->d[0], "migrate.cancel", NULL, &err,
+			  "{\"name\": \"%s\", \"destination_never_ran\": true}", VM);
+	cr_assert_lt(r, 0, "destination_never_ran from a client was accepted");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
 	qvt_sleep_ms(2500);
 	restart(0, true);
 	qv_rpc_conn_free(c);
