@@ -9,7 +9,7 @@
 #include "qemu/runfiles.h"
 #include "storage/cidata.h"
 
-#define CAP_INTERVAL_MS 250
+#define CAP_INTERVAL_MS 100 /* one fstat per VM: cheap; a fast console gains < max/2 per tick */
 #define SERIAL_LOG_OLD "serial.log.1"
 
 static int close_fd(int fd)
@@ -149,15 +149,17 @@ int qv_vm_files_prepare(struct qv_vm *vm, struct qemu_argv_opts *o,
 	return 0;
 }
 
-/* Keep serial.log under the cap: past half of it, its content moves to
- * serial.log.1 and it is truncated (QEMU appends: O_APPEND). */
-static void rotate(struct qv_vm *vm, struct qv_vm_files *f, off_t size)
+/* Keep serial.log under the cap: past half of it, its content (at most the
+ * newest max bytes, so serial.log.1 never exceeds the cap however fast the
+ * guest wrote since the last tick) moves to serial.log.1 and it is truncated
+ * (QEMU appends: O_APPEND). */
+static void rotate(struct qv_vm *vm, struct qv_vm_files *f, off_t size, off_t max)
 {
 	_cleanup_close_ int old = openat(f->log_dir_fd, SERIAL_LOG_OLD,
 					 O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	_cleanup_close_ int in = -1;
 	char p[64];
-	off_t off = 0;
+	off_t off = size > max ? size - max : 0;
 
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", f->serial_log_fd);
 	in = open(p, O_RDONLY | O_CLOEXEC);
@@ -179,7 +181,7 @@ static void on_cap_timer(qv_source *s, void *userdata)
 	qv_source_remove(s);
 	f->cap_timer = NULL;
 	if (fstat(f->serial_log_fd, &st) == 0 && (uint64_t)st.st_size > max / 2)
-		rotate(vm, f, st.st_size);
+		rotate(vm, f, st.st_size, (off_t)max);
 	if (qv_loop_add_timer(vm->d->loop, CAP_INTERVAL_MS, on_cap_timer, vm, &f->cap_timer) < 0)
 		f->cap_timer = NULL;
 }
