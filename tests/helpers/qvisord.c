@@ -402,3 +402,18 @@ int qvt_pool_entries(const struct qvt_daemon *d)
 	closedir(dp);
 	return n;
 }
+
+int qvt_cli(const struct qvt_daemon *d, const char *args, char *out, size_t size)
+{
+	const char *b = getenv("QV_BUILD_DIR");
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "%s/qvisor --socket %s %s 2>&1", b && *b ? b : "build",
+		 d->socket, args);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, size - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

@@ -72,6 +72,10 @@ int qvt_invoke(const struct qvt_daemon *d, const char *method, json_object *para
 /* qvt_invoke with params given as JSON text (printf format). */
 int qvt_callf(const struct qvt_daemon *d, const char *method, json_object **ret_result,
 	      struct qv_error *errp, const char *fmt, ...) _printf_(5, 6);
+/* Run `qvisor --socket SOCKET ARGS 2>&1` (ARGS go through the shell) with
+ * its output in out (NUL-terminated, truncated to size - 1); returns its exit
+ * status, -1 if it did not exit normally. */
+int qvt_cli(const struct qvt_daemon *d, const char *args, char *out, size_t size);
 /* qvt_call with {"name": name}. */
 json_object *qvt_call_name(const struct qvt_daemon *d, const char *method, const char *name,
 			   struct qv_error *errp);

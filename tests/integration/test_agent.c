@@ -80,17 +80,7 @@ static bool has_ip(json_object *info, const char *ifname, const char *ip)
 
 static int run_cli(const char *args, char *out, size_t size)
 {
-	const char *b = getenv("QV_BUILD_DIR");
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "%s/qvisor --socket %s %s 2>&1", b && *b ? b : "build", D.socket,
-		 args);
-	FILE *p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	size_t n = fread(out, 1, size - 1, p);
-	out[n] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return qvt_cli(&D, args, out, size);
 }
 
 Test(agent, reports_ips_freezes_and_cuts_off_a_flooding_agent, .timeout = 400)

@@ -103,17 +103,7 @@ static int64_t wait_actual(const char *name, int64_t want, json_object **ret_las
 
 static int run_cli(const char *args, char *out, size_t size)
 {
-	const char *b = getenv("QV_BUILD_DIR");
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "%s/qvisor --socket %s %s 2>&1", b && *b ? b : "build", D.socket,
-		 args);
-	FILE *p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	size_t n = fread(out, 1, size - 1, p);
-	out[n] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return qvt_cli(&D, args, out, size);
 }
 
 Test(balloon, shrinks_and_grows_a_guest, .timeout = 400)

@@ -87,17 +87,7 @@ static void make_disk(char *path, size_t size)
 
 static int run_cli(const char *args, char *out, size_t size)
 {
-	const char *b = getenv("QV_BUILD_DIR");
-	char cmd[1024];
-
-	snprintf(cmd, sizeof(cmd), "%s/qvisor --socket %s %s 2>&1", b && *b ? b : "build", D.socket,
-		 args);
-	FILE *p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	size_t n = fread(out, 1, size - 1, p);
-	out[n] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return qvt_cli(&D, args, out, size);
 }
 
 Test(libvirt_vm, imports_boots_and_round_trips, .timeout = 300)
