@@ -1,10 +1,10 @@
 /* blkpat — deterministic pseudo-random data for block-device checks.
  *
- * Usage: blkpat SEED MIB [FILE]
+ * Usage: blkpat SEED MIB [FILE [OFFSET_MIB]]
  *
  * Emits MIB MiB of data from xorshift64* seeded by the FNV-1a hash of the
  * SEED string, to stdout or into FILE (opened without truncation, fsync'd
- * at the end; works on block devices).  The same binary runs on the host, so
+ * at the end; works on block devices; OFFSET_MIB seeks there first).  The same binary runs on the host, so
  * a test can compute the expected md5 with `blkpat SEED MIB | md5sum`.
  */
 #define _GNU_SOURCE
@@ -53,8 +53,8 @@ int main(int argc, char **argv)
 	long mib;
 	int fd = 1;
 
-	if (argc < 3 || argc > 4) {
-		fprintf(stderr, "usage: %s SEED MIB [FILE]\n", argv[0]);
+	if (argc < 3 || argc > 5) {
+		fprintf(stderr, "usage: %s SEED MIB [FILE [OFFSET_MIB]]\n", argv[0]);
 		return 2;
 	}
 	mib = strtol(argv[2], &end, 10);
@@ -62,11 +62,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "blkpat: bad MIB '%s'\n", argv[2]);
 		return 2;
 	}
-	if (argc == 4) {
+	if (argc >= 4) {
 		fd = open(argv[3], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0) {
 			fprintf(stderr, "blkpat: open %s: %s\n", argv[3], strerror(errno));
 			return 1;
+		}
+		if (argc == 5) {
+			long off = strtol(argv[4], &end, 10);
+
+			if (*end || end == argv[4] || off < 0) {
+				fprintf(stderr, "blkpat: bad OFFSET_MIB '%s'\n", argv[4]);
+				return 2;
+			}
+			if (lseek(fd, (off_t)off * 1048576, SEEK_SET) < 0) {
+				fprintf(stderr, "blkpat: seek %s: %s\n", argv[3], strerror(errno));
+				return 1;
+			}
 		}
 	}
 	x = seed_hash(argv[1]);

@@ -8,6 +8,7 @@
 
 #include "common/loop.h"
 #include "common/macro.h"
+#include "helpers/guest-ctl.h"
 #include "helpers/guest.h"
 #include "qemu/accel.h"
 #include "qemu/instance.h"
@@ -66,13 +67,11 @@ struct booted {
 	struct rec rec;
 };
 
-static void boot(struct booted *b, const char *tag, bool wait_ready)
+/* Start b->spec (already set) in a fresh run dir. */
+static void boot_spec(struct booted *b, const char *tag)
 {
 	struct qv_error err = { 0 };
 
-	QVT_REQUIRE_GUEST();
-	b->spec = qvt_guest_spec(tag);
-	cr_assert_not_null(b->spec);
 	b->run_dir = qvt_make_run_dir(tag);
 	cr_assert_not_null(b->run_dir);
 	cr_assert_eq(qv_loop_new(&b->loop), 0);
@@ -85,6 +84,16 @@ static void boot(struct booted *b, const char *tag, bool wait_ready)
 	struct stat sb;
 	cr_assert_eq(stat(b->run_dir, &sb), 0);
 	cr_assert_eq(sb.st_mode & 0777, 0700);
+}
+
+static void boot(struct booted *b, const char *tag, bool wait_ready)
+{
+	int r;
+
+	QVT_REQUIRE_GUEST();
+	b->spec = qvt_guest_spec(tag);
+	cr_assert_not_null(b->spec);
+	boot_spec(b, tag);
 	if (wait_ready) {
 		_cleanup_free_ char *serial = NULL;
 		cr_assert(asprintf(&serial, "%s/serial.log", b->run_dir) > 0);
@@ -276,4 +285,35 @@ Test(boot, accel_probe_on_this_machine, .timeout = 120)
 	cr_assert_eq(res2.chosen, res.chosen);
 	cr_assert_str_eq(res2.reason, res.reason);
 	qvt_rm_rf(cache);
+}
+
+/* The test guest's control channel (qv.ctl=1, tests/helpers/guest-ctl.h):
+ * other suites drive writes inside a running guest through it, so its
+ * answers, failures and id matching are checked here once. */
+Test(boot, guest_control_channel_answers, .timeout = 180)
+{
+	struct booted b = { 0 };
+	char v[128];
+
+	QVT_REQUIRE_GUEST();
+	b.spec = qvt_guest_spec("ctl");
+	cr_assert_not_null(b.spec);
+	free(b.spec->cmdline);
+	b.spec->cmdline = strdup("console=ttyS0 panic=-1 qv.ctl=1");
+	boot_spec(&b, "ctl");
+	_cleanup_free_ char *sock = NULL;
+	cr_assert(asprintf(&sock, "%s/serial.sock", b.run_dir) > 0);
+	qvt_ctl *c = qvt_ctl_open(sock, BOOT_TIMEOUT_MS);
+	cr_assert_not_null(c, "guest control channel did not answer");
+	cr_assert_eq(qvt_ctl_cmd(c, "ping", 20000, v, sizeof(v)), 0);
+	cr_assert_str_eq(v, "pong");
+	cr_assert_eq(qvt_ctl_cmd(c, "no-such-verb", 20000, v, sizeof(v)), -EIO);
+	cr_assert_str_eq(v, "unknown-verb");
+	cr_assert_eq(qvt_ctl_cmd(c, "blkwrite /dev/nonexistent 0 1 x", 20000, v, sizeof(v)), -EIO);
+	cr_assert_str_eq(v, "usage");
+	cr_assert_eq(qvt_ctl_cmd(c, "dirty 1 4", 20000, v, sizeof(v)), 0);
+	cr_assert_gt(atoi(v), 1, "dirtier pid: %s", v);
+	cr_assert_eq(qvt_ctl_cmd(c, "undirty", 20000, v, sizeof(v)), 0);
+	qvt_ctl_close(c);
+	teardown(&b);
 }
