@@ -35,13 +35,8 @@ static void maybe_report(struct qv_vm *vm, struct qv_event_limit *l, int64_t now
 	qv_daemon_emit(vm->d, vm->name, "qemu-events-dropped", data);
 }
 
-bool qv_event_limit_admit(struct qv_vm *vm, const char *qmp_event)
+static void refill(struct qv_event_limit *l, int64_t now)
 {
-	struct qv_event_limit *l = &vm->event_limit;
-	int64_t now = qv_unix_ms();
-
-	if (qv_event_is_lifecycle(qmp_event))
-		return true;
 	if (l->refilled_ms == 0 || now < l->refilled_ms) {
 		l->tokens = QV_EVENT_BURST;
 		l->refilled_ms = now;
@@ -50,15 +45,41 @@ bool qv_event_limit_admit(struct qv_vm *vm, const char *qmp_event)
 	if (l->tokens > QV_EVENT_BURST)
 		l->tokens = QV_EVENT_BURST;
 	l->refilled_ms = now;
+}
+
+static bool drop(struct qv_vm *vm, struct qv_event_limit *l, int64_t now)
+{
+	l->dropped++;
+	l->unreported++;
+	maybe_report(vm, l, now);
+	return false;
+}
+
+bool qv_event_limit_admit(struct qv_vm *vm, const char *qmp_event)
+{
+	struct qv_event_limit *l = &vm->event_limit;
+	int64_t now = qv_unix_ms();
+
+	if (qv_event_is_lifecycle(qmp_event))
+		return true;
+	refill(l, now);
 	if (l->tokens >= 1.0) {
 		l->tokens -= 1.0;
 		maybe_report(vm, l, now);
 		return true;
 	}
-	l->dropped++;
-	l->unreported++;
-	maybe_report(vm, l, now);
-	return false;
+	return drop(vm, l, now);
+}
+
+bool qv_event_limit_peek(struct qv_vm *vm, const char *qmp_event)
+{
+	struct qv_event_limit *l = &vm->event_limit;
+	int64_t now = qv_unix_ms();
+
+	if (qv_event_is_lifecycle(qmp_event) || streq(qmp_event, "BALLOON_CHANGE"))
+		return true;
+	refill(l, now);
+	return l->tokens >= 1.0 ? true : drop(vm, l, now);
 }
 
 void qv_events_note_append(struct qv_daemon *d)

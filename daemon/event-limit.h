@@ -30,6 +30,12 @@ bool qv_event_is_lifecycle(const char *qmp_event);
  * summary event when due. */
 bool qv_event_limit_admit(struct qv_vm *vm, const char *qmp_event);
 
+/* The same decision without taking a token, for events not yet parsed
+ * (qmp_client_set_event_filter): false means the event would be dropped,
+ * and it is counted as dropped. Events the daemon acts on (lifecycle,
+ * BALLOON_CHANGE) always pass. */
+bool qv_event_limit_peek(struct qv_vm *vm, const char *qmp_event);
+
 /* Called for every stored event: trims the table every
  * QV_EVENTS_TRIM_EVERY appends (and on the first). */
 void qv_events_note_append(struct qv_daemon *d);

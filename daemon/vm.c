@@ -182,6 +182,11 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 	qv_daemon_emit(vm->d, vm->name, "qemu-event", payload);
 }
 
+static bool vm_event_filter(qemu_instance *inst, const char *name, void *ud)
+{
+	return qv_event_limit_peek(ud, name);
+}
+
 static void vm_on_exit(qemu_instance *inst, const struct qemu_exit_status *st, void *ud)
 {
 	struct qv_vm *vm = ud;
@@ -287,6 +292,7 @@ void qv_vm_apply_restart_policy(struct qv_vm *vm)
 void qv_vm_bind_instance_config(struct qv_vm *vm, struct qemu_instance_config *cfg)
 {
 	cfg->on_event = vm_on_event;
+	cfg->event_filter = vm_event_filter;
 	cfg->on_exit = vm_on_exit;
 	cfg->userdata = vm;
 }

@@ -75,6 +75,15 @@ static void on_qmp_event(qmp_client *c, const char *name, json_object *event, vo
 		vm->cfg.on_event(vm, name, event, vm->cfg.userdata);
 }
 
+static bool on_qmp_event_filter(qmp_client *c, const char *name, void *userdata)
+{
+	qemu_instance *vm = userdata;
+
+	if (!vm->cfg.event_filter || streq(name, "SHUTDOWN"))
+		return true;
+	return vm->cfg.event_filter(vm, name, vm->cfg.userdata);
+}
+
 static void on_qmp_closed(qmp_client *c, int error, void *userdata)
 {
 	qemu_instance *vm = userdata;
@@ -365,6 +374,7 @@ int qemu_instance_wire(qemu_instance *vm, bool attach_qmp, struct qv_error *errp
 	int r;
 
 	qmp_client_set_event_handler(vm->qmp, on_qmp_event, vm);
+	qmp_client_set_event_filter(vm->qmp, on_qmp_event_filter, vm);
 	qmp_client_set_closed_handler(vm->qmp, on_qmp_closed, vm);
 	r = attach_qmp ? qmp_client_attach(vm->qmp, vm->loop) : 0;
 	if (r < 0)

@@ -27,6 +27,10 @@ typedef struct qemu_instance qemu_instance;
 /* Every QMP event, forwarded (event is borrowed). */
 typedef void (*qemu_instance_event_fn)(qemu_instance *vm, const char *name, json_object *event,
 				       void *userdata);
+/* Optional cheap pre-filter (qmp_client_set_event_filter): false drops
+ * the event before it is parsed. SHUTDOWN always passes (stop needs it). */
+typedef bool (*qemu_instance_event_filter_fn)(qemu_instance *vm, const char *name,
+					      void *userdata);
 /* QEMU exited while no stop was in progress (crash, guest poweroff, outside
  * kill). Detected through the pidfd. */
 typedef void (*qemu_instance_exit_fn)(qemu_instance *vm, const struct qemu_exit_status *st,
@@ -34,6 +38,7 @@ typedef void (*qemu_instance_exit_fn)(qemu_instance *vm, const struct qemu_exit_
 
 struct qemu_instance_config {
 	qemu_instance_event_fn on_event;
+	qemu_instance_event_filter_fn event_filter;
 	qemu_instance_exit_fn on_exit;
 	void *userdata;
 	int connect_timeout_ms; /* 0 -> QEMU_CONNECT_TIMEOUT_MS */

@@ -64,6 +64,8 @@ struct qmp_client {
 
 	qmp_event_fn event_fn;
 	void *event_userdata;
+	qmp_event_filter_fn event_filter;
+	void *event_filter_userdata;
 	qmp_closed_fn closed_fn;
 	void *closed_userdata;
 

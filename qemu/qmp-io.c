@@ -92,6 +92,62 @@ static bool is_space(char ch)
 	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
+/* An event line as QEMU writes it: {"timestamp": {...}, "event": "NAME", ...}
+ * followed by a newline. Copies NAME; false when the line does not have
+ * that shape (then it is parsed normally). */
+static bool scan_event_name(const char *line, size_t len, char *name, size_t name_size)
+{
+	static const char head[] = "{\"timestamp\": {";
+	static const char key[] = "\"event\": \"";
+	const char *k, *end;
+
+	if (len < sizeof(head) || memcmp(line, head, sizeof(head) - 1) != 0)
+		return false;
+	/* The timestamp holds only numbers, so the first key match is the
+	 * real one; guest-influenced strings come later, in "data". */
+	k = memmem(line, len, key, sizeof(key) - 1);
+	if (!k)
+		return false;
+	k += sizeof(key) - 1;
+	end = memchr(k, '"', len - (size_t)(k - line));
+	if (!end || end == k || (size_t)(end - k) >= name_size)
+		return false;
+	for (const char *p = k; p < end; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	memcpy(name, k, (size_t)(end - k));
+	name[end - k] = '\0';
+	return true;
+}
+
+static bool has_waiter(qmp_client *c, const char *name)
+{
+	for (struct qmp_event_waiter *w = c->waiters; w; w = w->next)
+		if (!w->done && streq(w->name, name))
+			return true;
+	return false;
+}
+
+/* At a message boundary: if the next complete line is an event the filter
+ * refuses, skip it unparsed. true when a line was skipped. */
+static bool filter_next_line(qmp_client *c)
+{
+	const char *line = c->inbuf + c->in_start;
+	size_t avail = c->in_end - c->in_start;
+	const char *nl;
+	char name[64];
+
+	if (!c->event_filter || !c->greeted)
+		return false;
+	nl = memchr(line, '\n', avail);
+	if (!nl || !scan_event_name(line, (size_t)(nl - line), name, sizeof(name)))
+		return false;
+	if (has_waiter(c, name) || c->event_filter(c, name, c->event_filter_userdata))
+		return false;
+	c->in_start += (size_t)(nl - line) + 1;
+	return true;
+}
+
 int qmp_parse_buffered(qmp_client *c, const bool *stop)
 {
 	int r = 0;
@@ -106,6 +162,8 @@ int qmp_parse_buffered(qmp_client *c, const bool *stop)
 			c->in_start++;
 			continue;
 		}
+		if (c->msg_bytes == 0 && filter_next_line(c))
+			continue;
 		room = QMP_MAX_MESSAGE - c->msg_bytes;
 		feed = c->in_end - c->in_start;
 		if (feed > room)

@@ -70,6 +70,12 @@ bool qmp_client_is_open(qmp_client *c)
 	return c && !qmp_client_gone(c);
 }
 
+void qmp_client_set_event_filter(qmp_client *c, qmp_event_filter_fn fn, void *userdata)
+{
+	c->event_filter = fn;
+	c->event_filter_userdata = userdata;
+}
+
 void qmp_client_set_event_handler(qmp_client *c, qmp_event_fn fn, void *userdata)
 {
 	c->event_fn = fn;

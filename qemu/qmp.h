@@ -72,6 +72,14 @@ int qmp_client_fd(qmp_client *c);
 /* QEMU version from the greeting, e.g. "7.2.22". */
 const char *qmp_client_version(qmp_client *c);
 void qmp_client_set_event_handler(qmp_client *c, qmp_event_fn fn, void *userdata);
+/* Asked with an event's name BEFORE its message is parsed, when the raw
+ * bytes allow it (QEMU writes one message per line, the event key before
+ * the guest-influenced "data"): false drops the event unparsed, so a guest
+ * that makes QEMU emit events in a loop costs a line scan per event, not a
+ * JSON parse. Events a waiter waits for are never offered to the filter.
+ * Events the scan cannot name are parsed and delivered as usual. */
+typedef bool (*qmp_event_filter_fn)(qmp_client *c, const char *name, void *userdata);
+void qmp_client_set_event_filter(qmp_client *c, qmp_event_filter_fn fn, void *userdata);
 void qmp_client_set_closed_handler(qmp_client *c, qmp_closed_fn fn, void *userdata);
 
 /* Attach to a loop: the client then reads on readiness, writes queued output

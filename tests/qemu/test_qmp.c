@@ -509,3 +509,57 @@ Test(qmp, fd_passing_scm_rights)
 	close(q[0]), close(q[1]), close(s[0]);
 	finish(f, c);
 }
+
+/* ---- event pre-filter ------------------------------------------------------ */
+
+static void script_filtered(fake_qmp *f, void *ud)
+{
+	fake_qmp_handshake(f);
+	json_object *cmd = fake_qmp_expect(f, "go");
+	if (!cmd)
+		return;
+	fake_qmp_reply(f, cmd, "{}");
+	json_object_put(cmd);
+	for (int i = 0; i < 50; i++)
+		fake_qmp_event(f, "FLOOD", "{\"n\": 1}");
+	/* A guest-influenced string in data must not rename the event. */
+	fake_qmp_event(f, "FLOOD", "{\"s\": \"\\\"event\\\": \\\"KEEP\\\"\"}");
+	fake_qmp_event(f, "KEEP", "{}");
+	/* Not QEMU's line shape: parsed and delivered as usual. */
+	const char odd[] = "{\"event\": \"FLOOD\", \"timestamp\": {\"seconds\": 1, "
+			   "\"microseconds\": 2}}\r\n";
+	fake_qmp_send(f, odd, sizeof(odd) - 1);
+	fake_qmp_event(f, "WAITED", "{}");
+	fake_qmp_event(f, "LAST", "{}");
+	fake_qmp_wait_eof(f);
+}
+
+static int filter_calls;
+
+static bool drop_flood(qmp_client *c, const char *name, void *ud)
+{
+	filter_calls++;
+	return strcmp(name, "FLOOD") != 0 && strcmp(name, "WAITED") != 0;
+}
+
+Test(qmp, event_filter_drops_unparsed_but_not_waited_or_odd_events)
+{
+	struct rec rec = {};
+	fake_qmp *f;
+	qmp_client *c = start(script_filtered, NULL, &f);
+	json_object *ret = NULL, *ev = NULL;
+
+	qmp_client_set_event_handler(c, rec_event, &rec);
+	qmp_client_set_event_filter(c, drop_flood, NULL);
+	cr_assert_eq(qmp_client_execute(c, "go", NULL, 5000, &ret, NULL), 0);
+	json_object_put(ret);
+	/* WAITED is refused by the filter but a waiter wants it. */
+	cr_assert_eq(qmp_client_wait_event(c, "WAITED", 5000, &ev, NULL), 0);
+	json_object_put(ev);
+	cr_assert_eq(qmp_client_wait_event(c, "LAST", 5000, &ev, NULL), 0);
+	json_object_put(ev);
+	const char *want[] = { "KEEP", "FLOOD", "WAITED", "LAST" };
+	assert_log(&rec, want, ARRAY_SIZE(want));
+	cr_assert_geq(filter_calls, 52, "filter asked %d times", filter_calls);
+	finish(f, c);
+}
