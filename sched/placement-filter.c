@@ -99,6 +99,8 @@ bool qv_pl_fits(qv_pl *pl, const struct qv_pl_vm *vm, int host, int exclude_host
 		return refuse(buf, len, "unschedulable");
 	if (host == exclude_host)
 		return refuse(buf, len, "excluded");
+	if (pl->blocked[host][0])
+		return refuse(buf, len, "%s", pl->blocked[host]);
 	for (int i = 0; i < vm->nrequires; i++)
 		if (vm->requires[i] && !has_label(h, vm->requires[i]))
 			return refuse(buf, len, "lacks label %s", vm->requires[i]);

@@ -31,6 +31,7 @@ struct qv_pl {
 	const struct qv_pl_snapshot *snap;
 	struct qv_pl_cfg cfg;
 	struct qv_pl_load *load;  /* per host */
+	char (*blocked)[64];      /* per host: why it is kept out, "" = not */
 	int *where;               /* per snapshot VM: the host it counts on, -1 none */
 	int *by_name;             /* host indexes sorted by name */
 	int *rank;                /* host index -> position in by_name */

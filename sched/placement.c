@@ -227,7 +227,8 @@ int qv_pl_new(const struct qv_pl_snapshot *snap, const struct qv_pl_cfg *cfg, qv
 	pl->by_name = calloc(nh ? nh : 1, sizeof(int));
 	pl->rank = calloc(nh ? nh : 1, sizeof(int));
 	pl->where = calloc(snap->nvms ? snap->nvms : 1, sizeof(int));
-	if (!pl->load || !pl->by_name || !pl->rank || !pl->where) {
+	pl->blocked = calloc(nh ? nh : 1, sizeof(*pl->blocked));
+	if (!pl->blocked || !pl->load || !pl->by_name || !pl->rank || !pl->where) {
 		qv_pl_free(pl);
 		return -ENOMEM;
 	}
@@ -273,6 +274,7 @@ qv_pl *qv_pl_free(qv_pl *pl)
 	free(pl->slots);
 	free(pl->extra);
 	free(pl->where);
+	free(pl->blocked);
 	free(pl->rank);
 	free(pl->by_name);
 	free(pl->load);
@@ -330,6 +332,14 @@ int qv_pl_assign(qv_pl *pl, const struct qv_pl_vm *vm, int host)
 		e->host = host;
 	else
 		pl->where[vm - pl->snap->vms] = host;
+	return 0;
+}
+
+int qv_pl_block(qv_pl *pl, int host, const char *why)
+{
+	if (host < 0 || host >= pl->snap->nhosts)
+		return -EINVAL;
+	snprintf(pl->blocked[host], sizeof(pl->blocked[host]), "%s", why ? why : "");
 	return 0;
 }
 

@@ -152,6 +152,9 @@ bool qv_pl_fits(qv_pl *pl, const struct qv_pl_vm *vm, int host, int exclude_host
  * now counts on host (and no longer on its snapshot host). The snapshot
  * itself is not modified. -EINVAL for a bad host index. */
 int qv_pl_assign(qv_pl *pl, const struct qv_pl_vm *vm, int host);
+/* Keep host out of later choices (why: a phrase for the refusal, e.g.
+ * "2 migrations in flight (limit 2)", copied); why NULL lifts it. */
+int qv_pl_block(qv_pl *pl, int host, const char *why);
 /* Where pl counts vm now (its assignment, else its snapshot host). */
 int qv_pl_host_of(const qv_pl *pl, const struct qv_pl_vm *vm);
 /* The load pl counts on host now. */

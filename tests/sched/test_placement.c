@@ -234,6 +234,15 @@ Test(placement, assign_is_seen_by_later_choices)
 	cr_assert_eq(qv_pl_load_of(pl, 0)->mem_alloc_mib, 0);
 	cr_assert_eq(qv_pl_load_of(pl, 2)->nvms, 1);
 	cr_assert_eq(qv_pl_assign(pl, &a, 7), -EINVAL);
+	cr_assert_eq(qv_pl_block(pl, 0, "2 migrations in flight (limit 2)"), 0);
+	cr_assert_eq(qv_pl_block(pl, 1, "full"), 0);
+	cr_assert_eq(qv_pl_block(pl, 2, "drained"), 0);
+	struct qv_error e = { 0 };
+	cr_assert_eq(qv_pl_choose(pl, &b, -1, &c, &e), -ENOSPC);
+	cr_assert_str_eq(e.message, "no host can take b: h1: 2 migrations in flight (limit 2); h2: full; h3: drained");
+	cr_assert_eq(qv_pl_block(pl, 1, NULL), 0);
+	cr_assert_eq(qv_pl_choose(pl, &b, -1, &c, NULL), 0);
+	cr_assert_eq(c.host, 1);
 	qv_pl_free(pl);
 }
 
