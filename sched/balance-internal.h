@@ -31,6 +31,9 @@ struct bal_ctx {
 	int budget;         /* new migrations left this round */
 	int *first, *next;  /* VMs per host: first[h], next[vm], -1 ends */
 	bool record;
+	const struct qv_pl_vm *fail[64]; /* overload pass: VMs that fit nowhere */
+	char fail_why[64][200];          /* ": h1: ...; h2: ..." (their refusals) */
+	int nfail;
 };
 
 int bal_ctx_init(struct bal_ctx *c, qv_bal *b, const struct qv_pl_snapshot *snap, double now,

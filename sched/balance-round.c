@@ -132,6 +132,38 @@ static bool movable(const struct bal_ctx *c, const struct qv_pl_vm *v, double *c
 	return true;
 }
 
+/* A VM without labels or groups that fit nowhere: during the overload
+ * pass destinations only gain load and hosts only get blocked, so a VM at
+ * least as large in every respect fits nowhere either (no search). */
+static bool plain(const struct qv_pl_vm *v)
+{
+	return !v->nrequires && !v->nanti_affinity && !v->naffinity;
+}
+
+static int dominated(const struct bal_ctx *c, const struct qv_pl_vm *v)
+{
+	if (!plain(v))
+		return -1;
+	for (int i = 0; i < c->nfail; i++) {
+		const struct qv_pl_vm *f = c->fail[i];
+		if (v->cpu_used_milli >= f->cpu_used_milli && v->cpu_res_milli >= f->cpu_res_milli &&
+		    v->mem_res_mib >= f->mem_res_mib && v->mem_mib >= f->mem_mib &&
+		    v->mem_used_mib >= f->mem_used_mib)
+			return i;
+	}
+	return -1;
+}
+
+static void remember_failure(struct bal_ctx *c, const struct qv_pl_vm *v, const char *why)
+{
+	if (!plain(v) || c->nfail >= (int)(sizeof(c->fail) / sizeof(c->fail[0])))
+		return;
+	/* keep the phrase after "no host can take NAME" */
+	const char *p = strstr(why, ": ");
+	snprintf(c->fail_why[c->nfail], sizeof(c->fail_why[0]), "%s", p ? p : why);
+	c->fail[c->nfail++] = v;
+}
+
 struct cand {
 	int vm;
 	double cost, relief;
@@ -206,7 +238,7 @@ static int relieve(struct bal_ctx *c, int h, const struct hstate *s, bool *recei
 	const struct qv_bal_cfg *cfg = &c->b->cfg;
 	const struct qv_pl_host *ho = &c->snap->hosts[h];
 	char prefix[160], notes[240] = "", lim[120];
-	int nn = 0, n = 0, moved = 0;
+	int nn = 0, n = 0, moved = 0, stays = 0;
 	snprintf(prefix, sizeof(prefix), "%s overloaded (%s)", ho->name, s->what);
 	if (limit_reason(c, h, lim, sizeof(lim)))
 		return bal_add(c->plan, QV_BAL_DEFER, QV_BAL_OVERLOAD, -1, h, -1, "%s; nothing moves now: %s",
@@ -240,9 +272,17 @@ static int relieve(struct bal_ctx *c, int h, const struct hstate *s, bool *recei
 		cs[i] = cs[--n];
 		struct qv_pl_choice ch;
 		const struct qv_pl_vm *vm = &c->snap->vms[cd.vm];
-		if (qv_pl_choose(c->pl, vm, h, &ch, NULL) < 0) {
-			if (!bal_add(c->plan, QV_BAL_SKIP, QV_BAL_OVERLOAD, cd.vm, h, -1, "%s; %s stays: %s", prefix,
-				     vm->name, ch.reason))
+		int f = dominated(c, vm);
+		if (f >= 0 || qv_pl_choose(c->pl, vm, h, &ch, NULL) < 0) {
+			if (f < 0)
+				remember_failure(c, vm, ch.reason);
+			if (stays++)
+				continue;
+			if (f >= 0 ? !bal_add(c->plan, QV_BAL_SKIP, QV_BAL_OVERLOAD, cd.vm, h, -1,
+					      "%s; %s stays: no host can take it (like %s)%s", prefix, vm->name,
+					      c->fail[f]->name, c->fail_why[f])
+				   : !bal_add(c->plan, QV_BAL_SKIP, QV_BAL_OVERLOAD, cd.vm, h, -1, "%s; %s stays: %s",
+					      prefix, vm->name, ch.reason))
 				r = -ENOMEM;
 			continue;
 		}
@@ -255,6 +295,9 @@ static int relieve(struct bal_ctx *c, int h, const struct hstate *s, bool *recei
 		mexcess -= (double)vm->mem_used_mib;
 	}
 	free(cs);
+	if (r >= 0 && stays > 1)
+		r = bal_add(c->plan, QV_BAL_SKIP, QV_BAL_OVERLOAD, -1, h, -1,
+			    "%s; %d more VMs stay: no host can take them either", prefix, stays - 1) ? 0 : -ENOMEM;
 	if (r >= 0 && !moved && (nn || !cnt))
 		r = bal_add(c->plan, QV_BAL_SKIP, QV_BAL_OVERLOAD, -1, h, -1, "%s; no VM may move: %s", prefix,
 			    cnt ? notes : "no VMs run there") ? 0 : -ENOMEM;

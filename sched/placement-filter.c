@@ -162,6 +162,11 @@ static double score_host(const qv_pl *pl, int host, const struct qv_pl_load *l,
 	const struct qv_pl_host *h = &pl->snap->hosts[host];
 	double cpu, mem;
 	shares_after(pl, h, l, vm, &cpu, &mem);
+	char dummy[4];
+	if (!why) {
+		why = dummy;
+		len = 0;
+	}
 	switch (pl->cfg.score) {
 	case QV_PL_SPREAD:
 		snprintf(why, len, "least loaded after placement (cpu %.0f%%, memory %.0f%%)", 100 * cpu,
@@ -181,7 +186,9 @@ static double score_host(const qv_pl *pl, int host, const struct qv_pl_load *l,
 		return -dw + 1e-6 * fmax(cpu, mem);
 	}
 	case QV_PL_CUSTOM: {
-		double s = pl->cfg.score_fn ? pl->cfg.score_fn(h, l, vm, pl->cfg.score_opaque) : 0;
+		/* the text is asked for the winner only: its score is known */
+		double s = len ? pl->last_score
+			       : pl->cfg.score_fn ? pl->cfg.score_fn(h, l, vm, pl->cfg.score_opaque) : 0;
 		snprintf(why, len, "best score %.4g (cpu %.0f%%, memory %.0f%% after)", s, 100 * cpu,
 			 100 * mem);
 		return s;
@@ -205,28 +212,35 @@ int qv_pl_choose(qv_pl *pl, const struct qv_pl_vm *vm, int exclude_host, struct 
 		 struct qv_error *errp)
 {
 	const struct qv_pl_snapshot *s = pl->snap;
-	char why[160], best_why[160] = "", refusals[480] = "";
+	char why[160], refusals[480] = "";
 	int best = -1, nfit = 0, left = 0;
 	double best_score = -INFINITY;
 
-	/* name order: deterministic ties and refusal lists */
+	/* name order: deterministic ties and refusal lists; phrases are
+	 * written only for the answer (most searches visit every host) */
 	for (int k = 0; k < s->nhosts; k++) {
 		int h = pl->by_name[k];
-		if (!qv_pl_fits(pl, vm, h, exclude_host, why, sizeof(why))) {
-			add_refusal(refusals, sizeof(refusals), s->hosts[h].name, why, &left);
+		if (!qv_pl_fits(pl, vm, h, exclude_host, NULL, 0))
 			continue;
-		}
 		nfit++;
 		struct qv_pl_load l = load_without(pl, vm, h);
-		double sc = score_host(pl, h, &l, vm, why, sizeof(why));
+		double sc = score_host(pl, h, &l, vm, NULL, 0);
 		if (sc > best_score || best < 0) {
 			best = h;
 			best_score = sc;
-			memcpy(best_why, why, sizeof(why));
 		}
 	}
 	struct qv_pl_choice c = { .host = best, .score = best_score, .nfit = nfit };
 	if (best < 0) {
+		for (int k = 0; k < s->nhosts; k++) {
+			int h = pl->by_name[k];
+			if (left) {
+				left++;
+				continue;
+			}
+			qv_pl_fits(pl, vm, h, exclude_host, why, sizeof(why));
+			add_refusal(refusals, sizeof(refusals), s->hosts[h].name, why, &left);
+		}
 		char more[32] = "";
 		if (left)
 			snprintf(more, sizeof(more), " (+%d more)", left);
@@ -237,8 +251,11 @@ int qv_pl_choose(qv_pl *pl, const struct qv_pl_vm *vm, int exclude_host, struct 
 		return qv_error_set(errp, ENOSPC, QV_REASON_NO_SPACE, "no host can take %s: %s%s",
 				    vm->name ? vm->name : "the VM", s->nhosts ? refusals : "no hosts", more);
 	}
-	snprintf(c.reason, sizeof(c.reason), "%s: %s; %d of %d hosts fit", s->hosts[best].name, best_why,
-		 nfit, s->nhosts);
+	struct qv_pl_load l = load_without(pl, vm, best);
+	pl->last_score = best_score;
+	score_host(pl, best, &l, vm, why, sizeof(why));
+	snprintf(c.reason, sizeof(c.reason), "%s: %s; %d of %d hosts fit", s->hosts[best].name, why, nfit,
+		 s->nhosts);
 	if (ret)
 		*ret = c;
 	return 0;

@@ -39,6 +39,7 @@ struct qv_pl {
 	int nextra, capextra;
 	struct pl_group *groups;
 	int ngroups, capgroups;
+	double last_score;        /* the winner's, for its reason text */
 	int *slots;               /* open addressing: group index + 1, 0 = empty */
 	int nslots;
 };

@@ -208,11 +208,13 @@ Test(balance, limits_per_host_and_cluster)
 	C.max_cluster = 0;
 	p = round_at(0);
 	cr_assert_eq(p.moves, 1, "only h4 fits and it takes one: %s", p.summary);
-	cr_assert_eq(count(&p, QV_BAL_SKIP), 4, "each VM of h2 and h3 says why it stays");
-	bool found = false;
-	for (int i = 0; i < p.n; i++)
-		found |= strstr(p.d[i].reason, "h4: 1 migrations in flight (limit 1)") != NULL;
-	cr_assert(found, "a refusal names the limit");
+	cr_assert_eq(count(&p, QV_BAL_SKIP), 4, "h2 and h3: the first VM's refusal, then a count");
+	cr_assert(strstr(p.d[1].reason, "h2 overloaded (THR 0.800, cpu 100% now); b1 stays: no host can take b1: "
+					"h1: 1 migrations in flight (limit 1)"), "%s", p.d[1].reason);
+	cr_assert(strstr(p.d[1].reason, "h4: 1 migrations in flight (limit 1)"), "%s", p.d[1].reason);
+	cr_assert_str_eq(p.d[2].reason, "h2 overloaded (THR 0.800, cpu 100% now); 1 more VMs stay: no host can take them either");
+	cr_assert(strstr(p.d[3].reason, "h3 overloaded (THR 0.800, cpu 100% now); c1 stays: no host can take it "
+					"(like b1): h1: 1 migrations"), "%s", p.d[3].reason);
 	qv_bal_plan_free(&p);
 	/* the source limit: a host that needs two moves gets one per round */
 	qv_bal_free(B);
