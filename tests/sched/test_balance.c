@@ -403,3 +403,73 @@ Test(balance, deterministic)
 	qv_bal_plan_free(&p1);
 	qv_bal_plan_free(&p2);
 }
+
+Test(balance, inflight_ends_by_snapshot_report_or_timeout)
+{
+	vm(0, "a", 0, 2000, 1024);
+	vm(1, "b", 0, 1600, 2048);
+	C.max_per_host = 1;
+	struct qv_bal_plan p = round_at(0);
+	cr_assert_eq(p.moves, 1);
+	qv_bal_plan_free(&p);
+	cr_assert_eq(qv_bal_inflight(B), 1);
+	/* never started: still on its source, not migrating; after the grace
+	 * (60 s + twice the predicted time) it stops counting */
+	p = round_at(30);
+	cr_assert_eq(qv_bal_inflight(B), 1);
+	qv_bal_plan_free(&p);
+	p = round_at(200);
+	cr_assert_eq(p.moves, 1, "a's order lapsed; a is in cooldown, so b goes: %s", p.summary);
+	cr_assert_str_eq(V[p.d[0].vm].name, "b");
+	cr_assert_eq(qv_bal_inflight(B), 1, "only b's");
+	qv_bal_plan_free(&p);
+	/* the caller reports the end */
+	qv_bal_finished(B, "b", false, 210);
+	cr_assert_eq(qv_bal_inflight(B), 0);
+	/* timeout: a migrating VM never seen to end */
+	qv_bal_free(B);
+	B = NULL;
+	C.inflight_timeout_s = 100;
+	p = round_at(0);
+	qv_bal_plan_free(&p);
+	V[0].migrating = true; /* a was ordered; b migrates by someone else's order */
+	V[1].migrating = true;
+	p = round_at(50);
+	cr_assert_eq(qv_bal_inflight(B), 1);
+	qv_bal_plan_free(&p);
+	p = round_at(101);
+	cr_assert_eq(qv_bal_inflight(B), 0, "timed out");
+	qv_bal_plan_free(&p);
+}
+
+Test(balance, qvisor_forecast_and_groups)
+{
+	static const char *const g[] = { "db" };
+	static double calm[12], wild[12];
+	for (int i = 0; i < 12; i++) {
+		calm[i] = 0.5;
+		wild[i] = i % 2 ? 0.1 : 0.9;
+	}
+	/* 70 % busy: THR 0.8 is quiet; qvisor's forecast adds the noisy VM's spread */
+	vm(0, "noisy", 0, 1800, 1024)->cpu_hist = wild;
+	V[0].ncpu_hist = 12;
+	vm(1, "calm", 0, 1000, 512)->cpu_hist = calm;
+	V[1].ncpu_hist = 12;
+	cr_assert_eq(qv_pol_cfg_parse("qvisor", 0, &C.pol), 0);
+	struct qv_bal_plan p = round_at(0);
+	cr_assert_eq(p.overloaded, 1, "%s", p.summary);
+	cr_assert(strstr(p.d[0].reason, "h1 overloaded (forecast 1"), "%s", p.d[0].reason);
+	qv_bal_plan_free(&p);
+	/* an anti-affinity partner on h3 keeps the mover on h2 */
+	qv_bal_free(B);
+	B = NULL;
+	vm(2, "db2", 2, 10, 64)->anti_affinity = g;
+	V[2].nanti_affinity = 1;
+	V[0].anti_affinity = V[1].anti_affinity = g;
+	V[0].nanti_affinity = V[1].nanti_affinity = 1;
+	H[1].cpu_used_milli = 1500; /* h3 is emptier, but holds db2 */
+	p = round_at(0);
+	cr_assert_eq(p.moves, 1);
+	cr_assert_eq(p.d[0].to, 1, "%s", p.d[0].reason);
+	qv_bal_plan_free(&p);
+}
