@@ -125,9 +125,14 @@ int sim_balance_round(struct sim *s, double t, struct qv_pol_plan *plan)
 	plan->overloaded = bp.overloaded;
 	plan->underloaded = bp.underloaded;
 	for (int i = 0; i < bp.n && r >= 0; i++) {
-		const struct qv_bal_decision *d = &bp.d[i];
+		struct qv_bal_decision *d = &bp.d[i];
 		if (d->kind != QV_BAL_MOVE)
 			continue;
+		/* a move's reason is kept in 112 bytes: drop the migration's
+		 * figures (the simulator reports its own) */
+		char *a = strstr(d->reason, " moves (predicted "), *b = a ? strstr(a, ") to ") : NULL;
+		if (a && b)
+			memmove(a + 6, b + 1, strlen(b + 1) + 1);
 		r = qv_pol_plan_add(plan, d->vm, d->from, d->to,
 				    d->why == QV_BAL_UNDERLOAD ? QV_WHY_UNDERLOAD : QV_WHY_OVERLOAD, d->metric, "%s",
 				    d->reason);
