@@ -162,26 +162,26 @@ static double score_host(const qv_pl *pl, int host, const struct qv_pl_load *l,
 	const struct qv_pl_host *h = &pl->snap->hosts[host];
 	double cpu, mem;
 	shares_after(pl, h, l, vm, &cpu, &mem);
-	char dummy[4];
-	if (!why) {
-		why = dummy;
-		len = 0;
-	}
+	if (!why)
+		len = 0; /* no phrase: snprintf would still format */
 	switch (pl->cfg.score) {
 	case QV_PL_SPREAD:
-		snprintf(why, len, "least loaded after placement (cpu %.0f%%, memory %.0f%%)", 100 * cpu,
-			 100 * mem);
+		if (len)
+			snprintf(why, len, "least loaded after placement (cpu %.0f%%, memory %.0f%%)",
+				 100 * cpu, 100 * mem);
 		return 1 - fmax(cpu, mem);
 	case QV_PL_PACK:
-		snprintf(why, len, "fullest host that fits (cpu %.0f%%, memory %.0f%% after)", 100 * cpu,
-			 100 * mem);
+		if (len)
+			snprintf(why, len, "fullest host that fits (cpu %.0f%%, memory %.0f%% after)",
+				 100 * cpu, 100 * mem);
 		return fmax(cpu, mem);
 	case QV_PL_POWER: {
 		double cap = (double)h->cpu_milli - h->cpu_reserved_milli;
 		double before = l->nvms ? generic_power(h, share(l->cpu_used_milli, cap)) : 0;
 		double dw = generic_power(h, cpu) - before;
-		snprintf(why, len, "least added power: +%.1f W%s (cpu %.0f%% after)", dw,
-			 l->nvms ? "" : ", switches the host on", 100 * cpu);
+		if (len)
+			snprintf(why, len, "least added power: +%.1f W%s (cpu %.0f%% after)", dw,
+				 l->nvms ? "" : ", switches the host on", 100 * cpu);
 		/* best fit among equal watts: the fuller host */
 		return -dw + 1e-6 * fmax(cpu, mem);
 	}
@@ -189,12 +189,29 @@ static double score_host(const qv_pl *pl, int host, const struct qv_pl_load *l,
 		/* the text is asked for the winner only: its score is known */
 		double s = len ? pl->last_score
 			       : pl->cfg.score_fn ? pl->cfg.score_fn(h, l, vm, pl->cfg.score_opaque) : 0;
-		snprintf(why, len, "best score %.4g (cpu %.0f%%, memory %.0f%% after)", s, 100 * cpu,
-			 100 * mem);
+		if (len)
+			snprintf(why, len, "best score %.4g (cpu %.0f%%, memory %.0f%% after)", s,
+				 100 * cpu, 100 * mem);
 		return s;
 	}
 	}
 	return 0;
+}
+
+/* The cheap part of qv_pl_fits for a host vm does not count on: most
+ * searches refuse most hosts on these (same answers, no phrase). */
+static bool quick_refuse(const qv_pl *pl, int host, double add, double fp)
+{
+	const struct qv_pl_host *h = &pl->snap->hosts[host];
+	const struct qv_pl_load *l = &pl->load[host];
+	if (!h->schedulable || pl->blocked[host][0])
+		return true;
+	double cpu_cap = (double)h->cpu_milli - h->cpu_reserved_milli;
+	double mem_cap = (double)h->mem_mib - (double)h->mem_reserved_mib;
+	if (pl->cfg.mem_overcommit > 0 && (double)l->mem_alloc_mib + fp > mem_cap * pl->cfg.mem_overcommit)
+		return true;
+	return pl->cfg.cpu_max_util > 0 && cpu_cap > 0 &&
+	       l->cpu_used_milli + add > cpu_cap * pl->cfg.cpu_max_util + 1e-9;
 }
 
 /* Append "name: phrase; " to out, or count it as left off when full. */
@@ -218,8 +235,12 @@ int qv_pl_choose(qv_pl *pl, const struct qv_pl_vm *vm, int exclude_host, struct 
 
 	/* name order: deterministic ties and refusal lists; phrases are
 	 * written only for the answer (most searches visit every host) */
+	int cur = qv_pl_host_of(pl, vm);
+	double add = pl_vm_cpu(pl, vm), fp = (double)pl_vm_footprint(vm);
 	for (int k = 0; k < s->nhosts; k++) {
 		int h = pl->by_name[k];
+		if (h != cur && quick_refuse(pl, h, add, fp))
+			continue;
 		if (!qv_pl_fits(pl, vm, h, exclude_host, NULL, 0))
 			continue;
 		nfit++;

@@ -5,7 +5,7 @@
  * the four CloudSim types, 30-sample histories around a random level
  * (mean 15 %), so hosts are 70-95 % busy. The datacenter becomes a
  * cluster snapshot: a host's capacity is its MIPS (1 MIPS = 1 millicore),
- * 32 GiB of RAM (the simulator does not count RAM; 4 GiB could not hold
+ * 64 GiB of RAM (the simulator does not count RAM; 4 GiB could not hold
  * 20 VMs), its history the MIPS-weighted sum of its VMs'.
  *   balance_round H V POLICY...   e.g. balance_round 1000 20000 thr-mmt lr-mmt qvisor
  * Prints, per policy, the CPU time of qv_pol_round and of the balancer
@@ -17,47 +17,7 @@
 #include <time.h>
 
 #include "sched/balance.h"
-#include "sched/policy.h"
-#include "sched/sim.h"
-
-static uint64_t seed;
-static double rnd(void)
-{
-	seed ^= seed << 13;
-	seed ^= seed >> 7;
-	seed ^= seed << 17;
-	return (double)(seed >> 11) / (1ULL << 53);
-}
-
-static void build(struct qv_pol_dc *dc, int nh, int nv)
-{
-	seed = 88172645463325252ULL;
-	dc->nhosts = nh;
-	dc->nvms = nv;
-	dc->hosts = calloc(nh, sizeof(*dc->hosts));
-	dc->vms = calloc(nv, sizeof(*dc->vms));
-	dc->rng = 1;
-	for (int h = 0; h < nh; h++)
-		qv_sim_host_init(&dc->hosts[h], h);
-	for (int i = 0; i < nv; i++) {
-		struct qv_pol_vm *v = &dc->vms[i];
-		qv_sim_vm_init(v, i % 4 * (nv / 4), nv);
-		double level = 0.3 * rnd();
-		for (int k = 0; k < QV_POL_HIST; k++)
-			v->hist[k] = level * (0.7 + 0.6 * rnd());
-		v->nhist = QV_POL_HIST;
-		v->util_now = v->hist[0];
-		v->req_mips = v->sched_req = v->util_now * v->mips;
-		int h = i % nh;
-		if (v->mips > dc->hosts[h].core_mips)
-			h = (h + 1) % nh;
-		v->host = h;
-		qv_pol_host_add(&dc->hosts[h], i);
-		dc->hosts[h].util_mips += v->req_mips;
-	}
-	for (int h = 0; h < nh; h++)
-		qv_pol_host_refresh(dc, &dc->hosts[h]);
-}
+#include "scripts/bench/synth-dc.h"
 
 struct cluster {
 	struct qv_pl_snapshot snap;
@@ -85,7 +45,7 @@ static void to_snapshot(struct qv_pol_dc *dc, struct cluster *c)
 		snprintf(c->hname[h], sizeof(c->hname[h]), "host%05d", h);
 		c->hosts[h] = (struct qv_pl_host){
 			.name = c->hname[h], .cpu_milli = (uint32_t)qv_pol_host_total_mips(ph),
-			.mem_mib = 32768, .cpu_used_milli = ph->util_mips, .schedulable = true,
+			.mem_mib = 65536, .cpu_used_milli = ph->util_mips, .schedulable = true,
 			.power = &ph->power, .bw_mbps = ph->bw_mbps,
 			.cpu_hist = &c->hhist[(size_t)h * QV_POL_HIST], .ncpu_hist = n,
 		};
