@@ -19,6 +19,7 @@
  * bench) gives a snapshot (sched/placement.h) and a clock, and starts the
  * migrations itself. Deterministic: same snapshot, state and clock, same
  * plan. */
+#include <json-c/json.h>
 #include <stdbool.h>
 
 #include "common/error.h"
@@ -116,6 +117,17 @@ int qv_bal_round(qv_bal *b, const struct qv_pl_snapshot *snap, double now_s, str
  * enforce mode (every wave: the caller starts wave k+1 when wave k ends). */
 int qv_bal_evacuate(qv_bal *b, const struct qv_pl_snapshot *snap, int host, double now_s,
 		    struct qv_bal_plan *ret, struct qv_error *errp);
+
+/* --- JSON views (sched/balance-json.c) ---------------------------------- */
+const char *qv_bal_kind_name(enum qv_bal_kind k); /* "move", "defer", "skip" */
+const char *qv_bal_why_name(enum qv_bal_why w);   /* "overload", "underload", "evacuate" */
+/* {"decisions": [{"kind", "why", "vm", "from", "to", "wave" (evacuation
+ * moves), "predicted_s" (moves), "reason"}], "moves", "deferred",
+ * "skipped", "overloaded", "underloaded", "waves" (evacuation), "advise",
+ * "summary"}; names from snap (null where there is none). */
+json_object *qv_bal_plan_json(const struct qv_pl_snapshot *snap, const struct qv_bal_plan *p);
+/* {"host": name or null, "fit": hosts that passed, "reason"}. */
+json_object *qv_pl_choice_json(const struct qv_pl_snapshot *snap, const struct qv_pl_choice *c);
 
 /* The migration of the VM named name ended (ok or not); it stops counting
  * against the limits. Its cooldown holds either way. */

@@ -473,3 +473,33 @@ Test(balance, qvisor_forecast_and_groups)
 	cr_assert_eq(p.d[0].to, 1, "%s", p.d[0].reason);
 	qv_bal_plan_free(&p);
 }
+
+Test(balance, json_views_name_hosts_and_vms)
+{
+	vm(0, "a", 0, 2800, 1024);
+	vm(1, "b", 0, 600, 512);
+	struct qv_bal_plan p = round_at(0);
+	json_object *j = qv_bal_plan_json(&S, &p);
+	json_object *back = json_tokener_parse(json_object_get_string(j));
+	cr_assert_not_null(back, "valid JSON");
+	json_object_put(back);
+	json_object *d = json_object_array_get_idx(json_object_object_get(j, "decisions"), 0);
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(d, "kind")), "move");
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(d, "why")), "overload");
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(d, "vm")), "b");
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(d, "from")), "h1");
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(d, "to")), "h2");
+	cr_assert_null(json_object_object_get(d, "wave"));
+	cr_assert_float_eq(json_object_get_double(json_object_object_get(d, "predicted_s")), 4.29, 0.01);
+	cr_assert_eq(json_object_get_int(json_object_object_get(j, "moves")), 1);
+	cr_assert_not(json_object_get_boolean(json_object_object_get(j, "advise")));
+	json_object_put(j);
+	qv_bal_plan_free(&p);
+
+	struct qv_pl_choice c = { .host = -1, .reason = "no host can take x: h1: unschedulable" };
+	j = qv_pl_choice_json(&S, &c);
+	cr_assert(json_object_object_get_ex(j, "host", NULL));
+	cr_assert_null(json_object_object_get(j, "host"));
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(j, "reason")), c.reason);
+	json_object_put(j);
+}
