@@ -81,7 +81,8 @@ const struct cli_verb cli_verbs[] = {
 	  "Run a scripted migration drill (docs/migration.md)." },
 	{ "sim", verb_sim,
 	  "--trace DIR|CSV --policy NAME [--param X] [--seed N] [--memory-aware] [--cost-model] "
-	  "[--hosts N] [--json] [--csv FILE] [--svg FILE] [--explain N]",
+	  "[--hosts N] [--json] [--csv FILE] [--svg FILE] [--explain N] [--balancer [--max-migrations N] "
+	  "[--cooldown S] [--power-saving] [--empty-per-round N] [--underload X]]",
 	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
 	{ "pki init", verb_pki_init, "[--cn NAME] [--days N]",
 	  "Create a lab CA (ca-cert.pem, ca-key.pem) in the PKI dir." },

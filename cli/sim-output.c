@@ -40,6 +40,7 @@ void sim_print_json(const struct qv_sim_result *r, const struct sim_opts *o, FIL
 	json_object_object_add(j, "trace", json_object_new_string(o->trace));
 	I("seed", (int64_t)o->seed);
 	json_object_object_add(j, "memory_aware", json_object_new_boolean(o->memory_aware));
+	json_object_object_add(j, "balancer", json_object_new_boolean(o->balancer));
 	I("hosts", r->nhosts);
 	I("vms", r->nvms);
 	I("rounds", r->rounds);

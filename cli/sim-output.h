@@ -11,6 +11,12 @@ struct sim_opts {
 	uint64_t seed;
 	int hosts, explain;
 	bool memory_aware, cost_model;
+	/* --balancer: the cluster balancer decides (sched/balance.h) */
+	bool balancer, power_saving;
+	int max_migrations;   /* -1 = the balancer's default */
+	double cooldown_s;    /* < 0 = the balancer's default */
+	int empty_per_round;  /* 0 = the balancer's default */
+	double underload;     /* 0 = the balancer's default */
 };
 
 void sim_print_table(const struct qv_sim_result *r, FILE *f);

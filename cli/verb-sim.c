@@ -2,6 +2,8 @@
 /* qvisor sim --trace DIR|CSV --policy NAME [--param X] [--seed N]
  *            [--memory-aware] [--cost-model] [--hosts N] [--json]
  *            [--csv FILE] [--svg FILE] [--explain N]
+ *            [--balancer [--max-migrations N] [--cooldown S] [--power-saving]
+ *             [--empty-per-round N] [--underload X]]
  * Replays a CPU trace through a consolidation policy (docs/policy.md).
  * Needs no daemon. Exit 0 on success, 1 if the run failed, 2 for usage. */
 #include <getopt.h>
@@ -21,6 +23,9 @@ static int parse_opts(struct cli_ctx *ctx, int argc, char **argv, struct sim_opt
 		{ "hosts", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
 		{ "csv", required_argument, NULL, 'C' },   { "svg", required_argument, NULL, 'S' },
 		{ "explain", required_argument, NULL, 'e' },
+		{ "balancer", no_argument, NULL, 'B' },    { "max-migrations", required_argument, NULL, 'M' },
+		{ "cooldown", required_argument, NULL, 'K' }, { "power-saving", no_argument, NULL, 'P' },
+		{ "empty-per-round", required_argument, NULL, 'E' }, { "underload", required_argument, NULL, 'U' },
 		{},
 	};
 	int c;
@@ -49,6 +54,28 @@ static int parse_opts(struct cli_ctx *ctx, int argc, char **argv, struct sim_opt
 			if (*end || o->explain < 0 || o->explain > 1000000)
 				return cli_usage_error(ctx, "--explain: expected a count of moves");
 			break;
+		case 'M':
+			o->max_migrations = strtol(optarg, &end, 10);
+			if (*end || !*optarg || o->max_migrations < 0 || o->max_migrations > 1000000)
+				return cli_usage_error(ctx, "--max-migrations: expected 0 (no limit) or a count");
+			break;
+		case 'K':
+			o->cooldown_s = strtod(optarg, &end);
+			if (*end || !*optarg || !(o->cooldown_s >= 0))
+				return cli_usage_error(ctx, "--cooldown: expected seconds");
+			break;
+		case 'E':
+			o->empty_per_round = strtol(optarg, &end, 10);
+			if (*end || !*optarg || o->empty_per_round < 1 || o->empty_per_round > 1000000)
+				return cli_usage_error(ctx, "--empty-per-round: expected a count of hosts");
+			break;
+		case 'U':
+			o->underload = strtod(optarg, &end);
+			if (*end || !*optarg || !(o->underload > 0 && o->underload <= 1))
+				return cli_usage_error(ctx, "--underload: expected a share in (0, 1]");
+			break;
+		case 'B': o->balancer = true; break;
+		case 'P': o->power_saving = true; break;
 		case 'm': o->memory_aware = true; break;
 		case 'c': o->cost_model = true; break;
 		case 'j': ctx->json = true; break;
@@ -61,12 +88,16 @@ static int parse_opts(struct cli_ctx *ctx, int argc, char **argv, struct sim_opt
 		return cli_usage_error(ctx, "unexpected argument \"%s\"", argv[optind]);
 	if (!o->trace || !o->policy)
 		return cli_usage_error(ctx, "--trace and --policy are required");
+	if (!o->balancer && (o->power_saving || o->max_migrations >= 0 || o->cooldown_s >= 0 || o->empty_per_round ||
+				 o->underload > 0))
+		return cli_usage_error(ctx, "--max-migrations, --cooldown, --power-saving, --empty-per-round "
+					    "and --underload need --balancer");
 	return EXIT_OK;
 }
 
 int verb_sim(struct cli_ctx *ctx, int argc, char **argv)
 {
-	struct sim_opts o = { .seed = 1, .hosts = 800 };
+	struct sim_opts o = { .seed = 1, .hosts = 800, .max_migrations = -1, .cooldown_s = -1 };
 	int r = parse_opts(ctx, argc, argv, &o);
 	if (r != EXIT_OK)
 		return r;
@@ -81,6 +112,16 @@ int verb_sim(struct cli_ctx *ctx, int argc, char **argv)
 	cfg.nhosts = o.hosts;
 	cfg.series = o.csv || o.svg;
 	cfg.explain = o.explain;
+	cfg.balance = o.balancer;
+	cfg.bal.power_saving = o.power_saving;
+	if (o.underload > 0)
+		cfg.bal.underload_util = o.underload;
+	if (o.empty_per_round)
+		cfg.bal.max_empty_per_round = o.empty_per_round;
+	if (o.max_migrations >= 0)
+		cfg.bal.max_cluster = o.max_migrations;
+	if (o.cooldown_s >= 0)
+		cfg.bal.cooldown_s = o.cooldown_s;
 
 	struct qv_error err = {};
 	struct qv_trace tr = {};

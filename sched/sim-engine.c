@@ -24,6 +24,7 @@ void qv_sim_cfg_defaults(struct qv_sim_cfg *cfg)
 	qv_pol_cfg_defaults(&cfg->pol);
 	cfg->nhosts = 800;
 	cfg->duration_s = 86400;
+	qv_bal_cfg_defaults(&cfg->bal);
 }
 
 void qv_sim_host_init(struct qv_pol_host *h, int i)
@@ -158,7 +159,7 @@ static int decision(struct sim *s, double t, struct qv_pol_plan *plan, double *m
 {
 	sim_update_all(s, t);
 	double t0 = now_s();
-	int r = qv_pol_round(&s->dc, &s->cfg->pol, plan);
+	int r = s->cfg->balance ? sim_balance_round(s, t, plan) : qv_pol_round(&s->dc, &s->cfg->pol, plan);
 	double ms = (now_s() - t0) * 1000;
 	if (r < 0)
 		return r;

@@ -33,6 +33,8 @@ struct sim_mig {
 	long seq;
 };
 
+struct sim_bal; /* sched/sim-balance.c */
+
 struct sim {
 	const struct qv_trace *tr;
 	const struct qv_sim_cfg *cfg;
@@ -46,6 +48,7 @@ struct sim {
 	long shutdowns;
 	double shutdown_sum;
 	struct qv_sim_result *res;
+	struct sim_bal *bal;         /* cfg->balance: the cluster balancer's state */
 };
 
 /* sched/sim-host.c */
@@ -53,5 +56,8 @@ void sim_host_update(struct sim *s, int h, double t);
 /* updateCloudetProcessingWithoutSchedulingFutureEventsForce at t. */
 void sim_update_all(struct sim *s, double t);
 void sim_finish(struct sim *s);
+/* sched/sim-balance.c: a decision round by the cluster balancer. */
+int sim_balance_round(struct sim *s, double t, struct qv_pol_plan *plan);
+void sim_balance_free(struct sim *s);
 /* sched/sim-engine.c: the event loop up to the time limit. */
 int sim_run_loop(struct sim *s);

@@ -88,6 +88,7 @@ static void teardown(struct sim *s)
 	free(s->h);
 	free(s->v);
 	free(s->mig);
+	sim_balance_free(s);
 }
 
 int qv_sim_run(const struct qv_trace *tr, const struct qv_sim_cfg *cfg, struct qv_sim_result *ret,
@@ -98,6 +99,8 @@ int qv_sim_run(const struct qv_trace *tr, const struct qv_sim_cfg *cfg, struct q
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	qv_pol_cfg_name(&cfg->pol, res.policy, sizeof(res.policy));
+	if (cfg->balance)
+		strncat(res.policy, "+balancer", sizeof(res.policy) - strlen(res.policy) - 1);
 	res.nhosts = cfg->nhosts;
 	res.nvms = tr->nvms;
 	int r = setup(&s, tr, cfg);

@@ -7,6 +7,7 @@
  * forms. Deterministic: the same trace, policy and seed give the same
  * result. */
 #include "common/error.h"
+#include "sched/balance.h"
 #include "sched/policy.h"
 
 /* CPU utilisation traces: one row per VM, fractions in [0, 1]. */
@@ -37,6 +38,11 @@ struct qv_sim_cfg {
 	bool cost_model;    /* migration time from qvisor's pre-copy model */
 	bool series;        /* keep the per-round time series */
 	int explain;        /* keep the first N planned moves with their reasons */
+	/* The cluster balancer (sched/balance.h, enforce mode, pol as its
+	 * detector) decides instead of the policy's round: its limits,
+	 * cooldown and power saving from bal (qv_bal_cfg_defaults). */
+	bool balance;
+	struct qv_bal_cfg bal;
 };
 void qv_sim_cfg_defaults(struct qv_sim_cfg *cfg);
 

@@ -22,6 +22,9 @@ PKGS=(
 	libgnutls28-dev
 	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
 	qemu-guest-agent
+	# cluster store: etcd control-plane scale bench (scripts/bench/etcd-scale.sh, issue 15)
+	etcd-server
+	etcd-client
 )
 
 missing=()

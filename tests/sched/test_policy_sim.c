@@ -235,3 +235,49 @@ Test(sim, planetlab_day_reproduces_cloudsim, .timeout = 60)
 	qv_sim_result_free(&lr);
 	qv_trace_free(&t);
 }
+
+/* The cluster balancer in place of the policy's round: power saving
+ * consolidates, every move has a reason, no VM moves twice within its
+ * cooldown, and the run is deterministic. */
+Test(sim, balancer_consolidates_within_its_cooldown)
+{
+	struct qv_trace t;
+	synthetic(&t, 300, 5);
+	struct qv_sim_cfg cfg;
+	qv_sim_cfg_defaults(&cfg);
+	cr_assert_eq(qv_pol_cfg_parse("thr-mmt", 0, &cfg.pol), 0);
+	cfg.nhosts = 150;
+	cfg.balance = true;
+	cfg.explain = 100000;
+	struct qv_sim_result plain, saving, again;
+	struct qv_error err = {};
+	cr_assert_eq(qv_sim_run(&t, &cfg, &plain, &err), 0, "%s", err.message);
+	cr_assert_str_eq(plain.policy, "THR-MMT-0.8+balancer");
+	cfg.bal.power_saving = true;
+	cfg.bal.max_cluster = 0;
+	cfg.bal.max_empty_per_round = 100;
+	cfg.bal.underload_util = 1;
+	cr_assert_eq(qv_sim_run(&t, &cfg, &saving, &err), 0, "%s", err.message);
+	cr_assert_eq(qv_sim_run(&t, &cfg, &again, &err), 0, "%s", err.message);
+	cr_assert_gt(saving.migrations, 0);
+	cr_assert_lt(saving.energy_kwh, plain.energy_kwh, "power saving: %.2f vs %.2f kWh", saving.energy_kwh,
+		     plain.energy_kwh);
+	cr_assert_eq(saving.migrations, again.migrations);
+	cr_assert_eq(saving.energy_kwh, again.energy_kwh);
+	cr_assert_eq(saving.nmoves, saving.migrations);
+	bool emptied = false;
+	for (int i = 0; i < saving.nmoves; i++) {
+		const struct qv_sim_move *m = &saving.moves[i];
+		cr_assert(strstr(m->m.reason, "overloaded") || strstr(m->m.reason, "underloaded"), "%s", m->m.reason);
+		emptied |= strstr(m->m.reason, "emptied to save power") != NULL;
+		for (int k = i + 1; k < saving.nmoves; k++)
+			if (saving.moves[k].m.vm == m->m.vm)
+				cr_assert_geq(saving.moves[k].t - m->t, cfg.bal.cooldown_s - 1e-6, "VM %d moved at %.1f and %.1f",
+					      m->m.vm, m->t, saving.moves[k].t);
+	}
+	cr_assert(emptied);
+	qv_sim_result_free(&plain);
+	qv_sim_result_free(&saving);
+	qv_sim_result_free(&again);
+	qv_trace_free(&t);
+}
