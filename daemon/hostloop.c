@@ -96,8 +96,10 @@ static void on_tick(qv_source *s, void *ud)
 	h->timer = NULL;
 	sync_pid_vms(h);
 	uint64_t t0 = qv_now_ms();
+	qv_hostloop_balloon_sync(h);
 	col_poll(h->col, t0 * 1000);
 	size_t n = hl_loop_tick(h->loop, ch, HOSTLOOP_MAX_CHANGES);
+	qv_hostloop_balloon_apply(h, ch, n);
 	publish(h, ch, n);
 	check_overload(h);
 	h->ticks++;

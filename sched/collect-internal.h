@@ -18,6 +18,7 @@ struct col_vm {
 	bool by_pid;
 	struct col_point last;
 	struct col_ring ring;
+	struct col_guest guest;
 };
 
 struct qv_collector {

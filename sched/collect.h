@@ -94,6 +94,32 @@ size_t col_vm_history(const qv_collector *c, size_t i, bool coarse, struct col_p
 		      size_t max);
 const struct col_host *col_host(const qv_collector *c);
 
+/* --- the guest's own view (sched/collect-guest.c) ----------------------------- */
+
+/* A guest with a virtio balloon reports statistics that only QMP reaches
+ * (qom-get guest-stats): the caller fetches them asynchronously and stores
+ * them here; the collector keeps the last report and turns its counters
+ * into rates. The guest is hostile: values are only what the caller
+ * validated (non-negative) and rates never go negative. */
+struct col_guest {
+	bool valid;
+	uint64_t t_us;          /* the caller's clock when stored */
+	int64_t last_update;    /* the guest's report time (s); 0 = unknown */
+	uint64_t available;     /* bytes (stat-available-memory, else free) */
+	uint64_t free, total;   /* bytes */
+	uint64_t swap_in, swap_out; /* bytes, cumulative */
+	uint64_t major_faults, minor_faults; /* cumulative */
+	/* over the last two distinct reports (0 before the second) */
+	double major_faults_ps, swap_in_bps, swap_out_bps;
+};
+
+/* Store a report for VM name (rates computed here); g->valid false forgets
+ * the last one (statistics unknown now). -ENOENT. */
+int col_vm_set_guest(qv_collector *c, const char *name, const struct col_guest *g,
+		     uint64_t now_us);
+/* The last report; NULL if none. */
+const struct col_guest *col_vm_guest(const qv_collector *c, size_t i);
+
 /* --- the bounded history (sched/collect-ring.c) --------------------------- */
 
 struct col_ring {
