@@ -20,12 +20,12 @@ static const char *field(json_object *o, const char *path1, const char *path2, c
 
 static void print_vms(json_object *vms)
 {
-	out_table *t = out_table_new(8, (const char *[]){ "VM", "MODE", "CLASS", "DEMAND",
+	out_table *t = out_table_new(9, (const char *[]){ "VM", "MODE", "CLASS", "DEMAND",
 							   "WEIGHT", "CPU.MAX", "CPUSET",
-							   "MEM.HIGH" });
+							   "MEM.HIGH", "BALLOON" });
 	for (size_t i = 0; i < json_object_array_length(vms); i++) {
 		json_object *o = json_object_array_get_idx(vms, i), *a = NULL;
-		char b[8][64];
+		char b[9][64];
 		json_object_object_get_ex(o, "allocation", &a);
 		out_table_add(t, (const char *[]){
 			field(o, "name", NULL, b[0]), field(o, "mode", NULL, b[1]),
@@ -33,7 +33,8 @@ static void print_vms(json_object *vms)
 			a ? field(a, "cpu.weight", NULL, b[4]) : "-",
 			a ? field(a, "cpu.max", NULL, b[5]) : "-",
 			a ? field(a, "cpuset.cpus", NULL, b[6]) : "-",
-			a ? field(a, "memory.high", NULL, b[7]) : "-" });
+			a ? field(a, "memory.high", NULL, b[7]) : "-",
+			field(o, "balloon", "target", b[8]) });
 	}
 	out_table_print(t, stdout);
 	out_table_free(t);

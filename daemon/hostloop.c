@@ -174,7 +174,7 @@ int qv_hostloop_load(struct qv_daemon *d)
 		log_warning("resource loop: cannot arm its timer, ignoring");
 	log_info("resource loop: mode %s, interval %u ms, %u CPUs%s", vm_loop_mode_to_string(h->mode),
 		 h->interval_ms, h->caps.ncpus,
-		 h->can_enforce ? "" : " (cpu/memory controllers missing: advise at most)");
+		 h->can_enforce ? "" : " (cpu/memory controllers missing: only balloons are enforced)");
 	return 0;
 }
 

@@ -89,6 +89,18 @@ ALLOC(exclusive, a->exclusive)
 DEMAND(cpu, d->cpu)
 DEMAND(mem, d->mem)
 
+#define GUEST(nm, expr)                                                                  \
+	static double guest_##nm(const qv_collector *c, size_t i, const hl_loop *l, bool *ok) \
+	{                                                                                \
+		const struct col_guest *g = col_vm_guest(c, i);                          \
+		*ok = g != NULL;                                                         \
+		return g ? (double)(expr) : 0;                                           \
+	}
+GUEST(available, g->available)
+GUEST(major_faults, g->major_faults)
+GUEST(swap_in, g->swap_in)
+GUEST(swap_out, g->swap_out)
+
 static void psi(FILE *f, const qv_collector *c)
 {
 	static const char *const res[] = { "cpu", "cpu", "memory", "memory", "io", "io" };
@@ -172,6 +184,14 @@ int qv_metrics_render(const qv_collector *c, const hl_loop *l, FILE *f)
 	       "Estimated CPU demand (max of EWMA and p95, with headroom).", demand_cpu);
 	per_vm(f, c, l, "qvisor_vm_memory_demand_bytes", "gauge",
 	       "Estimated memory demand, with headroom.", demand_mem);
+	per_vm(f, c, l, "qvisor_vm_guest_available_bytes", "gauge",
+	       "Memory available inside the guest (its balloon statistics).", guest_available);
+	per_vm(f, c, l, "qvisor_vm_guest_major_faults_total", "counter",
+	       "Major page faults inside the guest (its balloon statistics).", guest_major_faults);
+	per_vm(f, c, l, "qvisor_vm_guest_swap_in_bytes_total", "counter",
+	       "Bytes the guest swapped in (its balloon statistics).", guest_swap_in);
+	per_vm(f, c, l, "qvisor_vm_guest_swap_out_bytes_total", "counter",
+	       "Bytes the guest swapped out (its balloon statistics).", guest_swap_out);
 	host(f, c, l);
 	return ferror(f) ? -EIO : 0;
 }
