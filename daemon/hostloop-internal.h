@@ -39,3 +39,8 @@ struct qv_hostloop *qv_hostloop_state(struct qv_daemon *d);
  * changes that were sent. */
 void qv_hostloop_balloon_sync(struct qv_hostloop *h);
 void qv_hostloop_balloon_apply(struct qv_hostloop *h, struct hl_change *ch, size_t n);
+
+/* daemon/hostloop-io.c, before each collector pass: every watched VM's TAP
+ * counters from one netlink dump, and a query-blockstats per running VM
+ * (asynchronous; its reply is stored when it comes). */
+void qv_hostloop_io_sync(struct qv_hostloop *h);

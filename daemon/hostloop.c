@@ -97,6 +97,7 @@ static void on_tick(qv_source *s, void *ud)
 	sync_pid_vms(h);
 	uint64_t t0 = qv_now_ms();
 	qv_hostloop_balloon_sync(h);
+	qv_hostloop_io_sync(h);
 	col_poll(h->col, t0 * 1000);
 	size_t n = hl_loop_tick(h->loop, ch, HOSTLOOP_MAX_CHANGES);
 	qv_hostloop_balloon_apply(h, ch, n);

@@ -48,6 +48,10 @@ struct col_point {
 	float mem_mib;         /* memory.current (host: used = total - available) */
 	float io_rbps, io_wbps; /* bytes per second */
 	float psi[COL_PSI_N];  /* avg10, percent */
+	/* fed by the caller (col_vm_set_nics/_disks), 0 when unknown: the
+	 * guest's NICs (its view: rx = received by the guest) and QEMU's
+	 * block layer (query-blockstats), bytes per second, all NICs/disks */
+	float net_rx_bps, net_tx_bps, disk_rd_bps, disk_wr_bps;
 };
 
 struct col_host {
@@ -119,6 +123,34 @@ int col_vm_set_guest(qv_collector *c, const char *name, const struct col_guest *
 		     uint64_t now_us);
 /* The last report; NULL if none. */
 const struct col_guest *col_vm_guest(const qv_collector *c, size_t i);
+
+/* --- NICs and disks (sched/collect-io.c) ------------------------------------ */
+
+/* Counters that need the caller's sockets: the TAPs' counters (netlink) and
+ * QEMU's per-disk statistics (QMP query-blockstats). The caller stores the
+ * whole set of a VM at once; rates are summed over the NICs (disks) present
+ * in both of the last two sets, so a hot-plugged or removed NIC or a
+ * counter reset never gives a spike. */
+#define COL_NICS_MAX 16
+#define COL_DISKS_MAX 16
+struct col_nic {
+	char name[32]; /* the TAP */
+	/* the guest's view: rx = what the guest received (the TAP's tx) */
+	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, rx_drops, tx_drops;
+};
+struct col_disk {
+	char name[64]; /* QEMU's device or node name */
+	uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops, flush_ops;
+	uint64_t rd_time_ns, wr_time_ns;
+};
+/* At most COL_NICS_MAX / COL_DISKS_MAX are kept. -ENOENT. */
+int col_vm_set_nics(qv_collector *c, const char *name, const struct col_nic *v, size_t n,
+		    uint64_t now_us);
+int col_vm_set_disks(qv_collector *c, const char *name, const struct col_disk *v, size_t n,
+		     uint64_t now_us);
+/* The last set stored; returns its length. */
+size_t col_vm_nics(const qv_collector *c, size_t i, const struct col_nic **ret);
+size_t col_vm_disks(const qv_collector *c, size_t i, const struct col_disk **ret);
 
 /* --- the bounded history (sched/collect-ring.c) --------------------------- */
 
