@@ -90,7 +90,7 @@ static size_t parse_blockstats(json_object *ret, struct col_disk *out)
 	for (size_t i = 0; i < json_object_array_length(ret) && n < COL_DISKS_MAX; i++) {
 		json_object *e = json_object_array_get_idx(ret, i), *st, *v;
 		const char *name = NULL;
-		static const char *const keys[] = { "device", "qdev", "node-name" };
+		static const char *const keys[] = { "node-name", "device", "qdev" };
 		if (!json_object_object_get_ex(e, "stats", &st))
 			continue;
 		for (size_t k = 0; k < ARRAY_SIZE(keys) && (!name || !name[0]); k++)
