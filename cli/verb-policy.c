@@ -26,7 +26,12 @@ static void print_vms(json_object *vms)
 	for (size_t i = 0; i < json_object_array_length(vms); i++) {
 		json_object *o = json_object_array_get_idx(vms, i), *a = NULL;
 		char b[9][64];
+		json_object *bal, *bt;
 		json_object_object_get_ex(o, "allocation", &a);
+		snprintf(b[8], sizeof(b[8]), "-");
+		if (json_object_object_get_ex(o, "balloon", &bal) &&
+		    json_object_object_get_ex(bal, "target", &bt) && json_object_get_int64(bt) > 0)
+			out_size((uint64_t)json_object_get_int64(bt), b[8], sizeof(b[8]));
 		out_table_add(t, (const char *[]){
 			field(o, "name", NULL, b[0]), field(o, "mode", NULL, b[1]),
 			field(o, "resources", "class", b[2]), field(o, "demand", "cpu_cores", b[3]),
@@ -34,7 +39,7 @@ static void print_vms(json_object *vms)
 			a ? field(a, "cpu.max", NULL, b[5]) : "-",
 			a ? field(a, "cpuset.cpus", NULL, b[6]) : "-",
 			a ? field(a, "memory.high", NULL, b[7]) : "-",
-			field(o, "balloon", "target", b[8]) });
+			b[8] });
 	}
 	out_table_print(t, stdout);
 	out_table_free(t);

@@ -152,7 +152,9 @@ int hl_loop_vm_set_balloon(hl_loop *l, const char *name, bool active, uint64_t t
 	if (i < 0)
 		return i;
 	l->vms[i]->balloon = active;
-	l->vms[i]->balloon_target = target ? target : l->vms[i]->guest_mem;
+	/* unknown (after a daemon restart or an incoming migration): what
+	 * the guest has is the best guess, else the full memory */
+	l->vms[i]->balloon_target = target ? target : actual ? actual : l->vms[i]->guest_mem;
 	l->vms[i]->balloon_actual = actual;
 	return 0;
 }

@@ -300,6 +300,11 @@ Test(balloon, loop_reclaims_from_an_idle_guest_and_gives_back, .timeout = 420)
 	cr_assert(llabs(wait_actual("idle", target, NULL) - target) <= SLACK,
 		  "the guest did not give the memory");
 	settled = target;
+	/* the CLI shows the target and the reason */
+	static char out[16384];
+	cr_assert_eq(run_cli("policy show idle", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "BALLOON") && strstr(out, "balloon:") && strstr(out, "guest idle"),
+		  "%s", out);
 	/* the guest's own view is on the metrics endpoint */
 	static char body[1 << 17];
 	get_metrics(body, sizeof(body));
