@@ -20,20 +20,26 @@ static const char *field(json_object *o, const char *path1, const char *path2, c
 
 static void print_vms(json_object *vms)
 {
-	out_table *t = out_table_new(8, (const char *[]){ "VM", "MODE", "CLASS", "DEMAND",
+	out_table *t = out_table_new(9, (const char *[]){ "VM", "MODE", "CLASS", "DEMAND",
 							   "WEIGHT", "CPU.MAX", "CPUSET",
-							   "MEM.HIGH" });
+							   "MEM.HIGH", "BALLOON" });
 	for (size_t i = 0; i < json_object_array_length(vms); i++) {
 		json_object *o = json_object_array_get_idx(vms, i), *a = NULL;
-		char b[8][64];
+		char b[9][64];
+		json_object *bal, *bt;
 		json_object_object_get_ex(o, "allocation", &a);
+		snprintf(b[8], sizeof(b[8]), "-");
+		if (json_object_object_get_ex(o, "balloon", &bal) &&
+		    json_object_object_get_ex(bal, "target", &bt) && json_object_get_int64(bt) > 0)
+			out_size((uint64_t)json_object_get_int64(bt), b[8], sizeof(b[8]));
 		out_table_add(t, (const char *[]){
 			field(o, "name", NULL, b[0]), field(o, "mode", NULL, b[1]),
 			field(o, "resources", "class", b[2]), field(o, "demand", "cpu_cores", b[3]),
 			a ? field(a, "cpu.weight", NULL, b[4]) : "-",
 			a ? field(a, "cpu.max", NULL, b[5]) : "-",
 			a ? field(a, "cpuset.cpus", NULL, b[6]) : "-",
-			a ? field(a, "memory.high", NULL, b[7]) : "-" });
+			a ? field(a, "memory.high", NULL, b[7]) : "-",
+			b[8] });
 	}
 	out_table_print(t, stdout);
 	out_table_free(t);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* qvisor top [--interval S] [--count N] [NAME...]: per-VM cgroup usage
  * (vm.stats) refreshed every interval: CPU% of one CPU from cpu.stat
- * usage_usec deltas, memory.current, pids, throttling and PSI some avg10. */
+ * usage_usec deltas, memory.current, pids, throttling and PSI some avg10;
+ * network and disk rates from the resource loop's collector (vm.history). */
 #include <getopt.h>
 #include <time.h>
 
@@ -39,10 +40,39 @@ struct prev {
 	int64_t usage, time_ms;
 };
 
+/* The resource loop's last point of name (vm.history, max 1): network and
+ * disk rates of the last interval, or "-" when the loop does not watch it.
+ * The point goes into res (for --json) as "io". */
+static void io_cells(struct cli_ctx *ctx, const char *name, json_object *res, char cells[4][16])
+{
+	static const char *const keys[4] = { "net_rx_bps", "net_tx_bps", "disk_read_bps",
+					     "disk_write_bps" };
+	json_object *params = cli_params_name(name), *hist = NULL, *pts, *v;
+	struct qv_error err = {};
+
+	for (int k = 0; k < 4; k++)
+		snprintf(cells[k], 16, "-");
+	json_object_object_add(params, "max", json_object_new_int(1));
+	if (qv_rpc_invoke(ctx->conn, "vm.history", params, CLI_CALL_TIMEOUT_MS, &hist, &err) < 0)
+		return;
+	if (json_object_object_get_ex(hist, "points", &pts) && json_object_array_length(pts) == 1) {
+		json_object *p = json_object_array_get_idx(pts, 0);
+		for (int k = 0; k < 4; k++)
+			if (json_object_object_get_ex(p, keys[k], &v)) {
+				out_size((uint64_t)json_object_get_double(v), cells[k], 12);
+				strcat(cells[k], "/s");
+			}
+		if (res)
+			json_object_object_add(res, "io", json_object_get(p));
+	}
+	json_object_put(hist);
+}
+
 static int one_round(struct cli_ctx *ctx, char **names, size_t n, struct prev *prev)
 {
 	static const char *const hdr[] = { "NAME", "CPU%", "MEMORY", "PIDS", "THROTTLED",
-					   "PSI-CPU", "PSI-MEM", "PSI-IO" };
+					   "PSI-CPU", "PSI-MEM", "PSI-IO", "NET-RX", "NET-TX",
+					   "DISK-RD", "DISK-WR" };
 	out_table *t = out_table_new(ARRAY_SIZE(hdr), hdr);
 	json_object *all = json_object_new_array();
 	char errors[2048] = "";
@@ -52,10 +82,13 @@ static int one_round(struct cli_ctx *ctx, char **names, size_t n, struct prev *p
 		struct qv_error err = {};
 		char cpu[16] = "-", mem[32] = "-", pids[16] = "-", thr[16] = "-", pc[16], pm[16],
 		     pi[16];
+		char io[4][16];
 		int r = qv_rpc_invoke(ctx->conn, "vm.stats", cli_params_name(names[i]),
 				      CLI_CALL_TIMEOUT_MS, &res, &err);
+		io_cells(ctx, names[i], r < 0 ? NULL : res, io);
 		if (r < 0) {
-			const char *const cells[] = { names[i], "-", "-", "-", "-", "-", "-", "-" };
+			const char *const cells[] = { names[i], "-", "-", "-", "-", "-", "-", "-",
+						      io[0], io[1], io[2], io[3] };
 			size_t l = strlen(errors);
 			snprintf(errors + l, sizeof(errors) - l, "%s: %s\n", names[i], err.message);
 			out_table_add(t, cells);
@@ -82,7 +115,8 @@ static int one_round(struct cli_ctx *ctx, char **names, size_t n, struct prev *p
 		fmt_psi(psi10(res, "cpu"), pc, sizeof(pc));
 		fmt_psi(psi10(res, "memory"), pm, sizeof(pm));
 		fmt_psi(psi10(res, "io"), pi, sizeof(pi));
-		const char *const cells[] = { names[i], cpu, mem, pids, thr, pc, pm, pi };
+		const char *const cells[] = { names[i], cpu, mem, pids, thr, pc, pm, pi,
+					      io[0], io[1], io[2], io[3] };
 		out_table_add(t, cells);
 		json_object_array_add(all, res);
 	}

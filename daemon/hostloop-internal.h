@@ -31,3 +31,16 @@ struct qv_hostloop {
 };
 
 struct qv_hostloop *qv_hostloop_state(struct qv_daemon *d);
+
+/* daemon/hostloop-balloon.c. Before a tick: the loop learns each running
+ * balloon VM's target and size and a guest-stats query goes out (its reply
+ * feeds the collector for the next tick). After a tick: the loop's balloon
+ * targets go to QEMU (asynchronous QMP `balloon`); applied is set on the
+ * changes that were sent. */
+void qv_hostloop_balloon_sync(struct qv_hostloop *h);
+void qv_hostloop_balloon_apply(struct qv_hostloop *h, struct hl_change *ch, size_t n);
+
+/* daemon/hostloop-io.c, before each collector pass: every watched VM's TAP
+ * counters from one netlink dump, and a query-blockstats per running VM
+ * (asynchronous; its reply is stored when it comes). */
+void qv_hostloop_io_sync(struct qv_hostloop *h);

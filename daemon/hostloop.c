@@ -96,8 +96,11 @@ static void on_tick(qv_source *s, void *ud)
 	h->timer = NULL;
 	sync_pid_vms(h);
 	uint64_t t0 = qv_now_ms();
+	qv_hostloop_balloon_sync(h);
+	qv_hostloop_io_sync(h);
 	col_poll(h->col, t0 * 1000);
 	size_t n = hl_loop_tick(h->loop, ch, HOSTLOOP_MAX_CHANGES);
+	qv_hostloop_balloon_apply(h, ch, n);
 	publish(h, ch, n);
 	check_overload(h);
 	h->ticks++;
@@ -172,7 +175,7 @@ int qv_hostloop_load(struct qv_daemon *d)
 		log_warning("resource loop: cannot arm its timer, ignoring");
 	log_info("resource loop: mode %s, interval %u ms, %u CPUs%s", vm_loop_mode_to_string(h->mode),
 		 h->interval_ms, h->caps.ncpus,
-		 h->can_enforce ? "" : " (cpu/memory controllers missing: advise at most)");
+		 h->can_enforce ? "" : " (cpu/memory controllers missing: only balloons are enforced)");
 	return 0;
 }
 

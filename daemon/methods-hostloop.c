@@ -123,10 +123,50 @@ static json_object *point_json(const struct col_point *p)
 	json_object_object_add(o, "memory_mib", json_object_new_double(p->mem_mib));
 	json_object_object_add(o, "io_read_bps", json_object_new_double(p->io_rbps));
 	json_object_object_add(o, "io_write_bps", json_object_new_double(p->io_wbps));
+	json_object_object_add(o, "net_rx_bps", json_object_new_double(p->net_rx_bps));
+	json_object_object_add(o, "net_tx_bps", json_object_new_double(p->net_tx_bps));
+	json_object_object_add(o, "disk_read_bps", json_object_new_double(p->disk_rd_bps));
+	json_object_object_add(o, "disk_write_bps", json_object_new_double(p->disk_wr_bps));
 	for (int i = 0; i < COL_PSI_N; i++)
 		json_object_object_add(x, psi[i], json_object_new_double(p->psi[i]));
 	json_object_object_add(o, "pressure", x);
 	return o;
+}
+
+/* The NICs' and disks' cumulative counters the collector holds for VM i. */
+static void io_counters(const qv_collector *c, size_t i, json_object *res)
+{
+	json_object *nics = json_object_new_array(), *disks = json_object_new_array();
+	const struct col_nic *nv;
+	const struct col_disk *dv;
+	size_t nn = col_vm_nics(c, i, &nv), nd = col_vm_disks(c, i, &dv);
+
+	for (size_t k = 0; k < nn; k++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(nv[k].name));
+		json_object_object_add(o, "rx_bytes", json_object_new_int64((int64_t)nv[k].rx_bytes));
+		json_object_object_add(o, "tx_bytes", json_object_new_int64((int64_t)nv[k].tx_bytes));
+		json_object_object_add(o, "rx_packets",
+				       json_object_new_int64((int64_t)nv[k].rx_packets));
+		json_object_object_add(o, "tx_packets",
+				       json_object_new_int64((int64_t)nv[k].tx_packets));
+		json_object_object_add(o, "rx_drops", json_object_new_int64((int64_t)nv[k].rx_drops));
+		json_object_object_add(o, "tx_drops", json_object_new_int64((int64_t)nv[k].tx_drops));
+		json_object_array_add(nics, o);
+	}
+	for (size_t k = 0; k < nd; k++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(dv[k].name));
+		json_object_object_add(o, "read_bytes", json_object_new_int64((int64_t)dv[k].rd_bytes));
+		json_object_object_add(o, "written_bytes",
+				       json_object_new_int64((int64_t)dv[k].wr_bytes));
+		json_object_object_add(o, "reads", json_object_new_int64((int64_t)dv[k].rd_ops));
+		json_object_object_add(o, "writes", json_object_new_int64((int64_t)dv[k].wr_ops));
+		json_object_object_add(o, "flushes", json_object_new_int64((int64_t)dv[k].flush_ops));
+		json_object_array_add(disks, o);
+	}
+	json_object_object_add(res, "nics", nics);
+	json_object_object_add(res, "disks", disks);
 }
 
 /* vm.history {name, coarse?, max?}: the collector's ring, oldest first. */
@@ -161,6 +201,7 @@ static int m_history(qv_rpc_call *call, json_object *params, void *ud)
 	json_object_object_add(res, "interval_ms",
 			       json_object_new_int(coarse ? 60 * h->interval_ms : h->interval_ms));
 	json_object_object_add(res, "points", a);
+	io_counters(h->col, (size_t)i, res);
 	return qv_rpc_call_reply(call, res), 0;
 }
 

@@ -25,6 +25,11 @@ void qv_mig_test_crash_point(const char *point)
 /* One daemon per process: the list of migrations is process-wide. */
 static struct qv_mig *migs;
 
+struct qv_mig *qv_mig_first(void)
+{
+	return migs;
+}
+
 struct qv_mig *qv_mig_find(const char *vm, bool source)
 {
 	for (struct qv_mig *m = migs; m; m = m->next)

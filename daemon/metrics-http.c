@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "daemon/hostloop.h"
+#include "daemon/migrate.h"
 #include "daemon/metrics-http.h"
 #include "daemon/vm.h"
 #include "sched/metrics.h"
@@ -69,6 +70,7 @@ static void daemon_metrics(struct qv_metrics_http *m, FILE *f)
 		fprintf(f, "qvisor_vms{state=\"%s\"} %u\n", qv_vm_state_to_string(states[s]), n);
 	}
 	balloon_metrics(m, f);
+	qv_migrate_metrics(f);
 	fprintf(f, "# HELP qvisor_daemon_start_time_seconds Unix time qvisord started.\n"
 		   "# TYPE qvisor_daemon_start_time_seconds gauge\n"
 		   "qvisor_daemon_start_time_seconds %.3f\n", m->d->started_at / 1000.0);

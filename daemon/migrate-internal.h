@@ -48,6 +48,11 @@ struct qv_mig {
 };
 
 struct qv_mig *qv_mig_find(const char *vm, bool source);
+/* The process-wide list (for the metrics). */
+struct qv_mig *qv_mig_first(void);
+/* daemon/migrate-metrics.c: an outgoing migration ended (stats: the
+ * engine's, NULL on failure). */
+void qv_mig_metrics_done(const char *vm, bool ok, json_object *stats);
 struct qv_mig *qv_mig_new(struct qv_daemon *d, const char *vm, bool source);
 /* Unlink, delete the record, free. */
 void qv_mig_drop(struct qv_mig *m);

@@ -156,6 +156,7 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 		json_object_put(m->stats);
 		m->stats = json_object_get(st);
 		qv_mig_persist(m);
+		qv_mig_metrics_done(m->vm, true, st);
 		qv_daemon_emit(m->d, m->vm, "migration-completed", json_object_get(st));
 		if (call)
 			qv_rpc_call_reply(call, st);
@@ -168,6 +169,7 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	else
 		qv_error_set(&err, -error, NULL, "migration failed: %s", strerror(-error));
 	log_warning("VM %s: migration failed: %s", m->vm, err.message);
+	qv_mig_metrics_done(m->vm, false, NULL);
 	qv_mig_mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
 	if (json_object_object_get_ex(st, "postcopy", &pc) && json_object_get_boolean(pc)) {
 		/* After the postcopy switch the source's RAM is stale and the

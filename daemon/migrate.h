@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdio.h>
+
 #include "daemon/daemon.h"
 
 /* migrate.* RPC methods (daemon/methods-migrate.c, daemon/migrate-*.c):
@@ -29,3 +31,8 @@ extern const size_t qv_migrate_methods_count;
  * resume the guest, leave a completed one for the coordinator; destination:
  * tear down an incoming QEMU that never finished). Never fatal. */
 void qv_migrate_registry_load(struct qv_daemon *d);
+
+/* Prometheus families of the migrations (daemon/migrate-metrics.c):
+ * in flight by role, completed/failed outgoing totals, and each VM's last
+ * outgoing migration (QEMU's downtime, RAM bytes, total time). */
+void qv_migrate_metrics(FILE *f);

@@ -46,6 +46,8 @@ struct qv_vm {
 	struct qv_vm_starting *starting; /* asynchronous start in progress */
 	uint64_t balloon_target;   /* bytes set through QMP; 0 = unknown */
 	uint64_t balloon_actual;   /* bytes, last BALLOON_CHANGE; 0 = unknown */
+	bool balloon_stats_busy;   /* the resource loop's guest-stats query is out */
+	bool blockstats_busy;      /* the collector's query-blockstats is out */
 };
 
 const char *qv_vm_state_to_string(enum qv_vm_state s);

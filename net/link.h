@@ -45,3 +45,15 @@ int qv_link_set_up(qv_netlink *nl, const char *name, bool up, struct qv_error *e
 /* master NULL detaches ("nomaster"). */
 int qv_link_set_master(qv_netlink *nl, const char *name, const char *master,
 		       struct qv_error *errp);
+
+/* Traffic counters of one link, as the kernel counts them on the host side
+ * (for a TAP, rx is what the guest sent). */
+struct qv_link_stats {
+	char name[IFNAMSIZ];
+	int ifindex;
+	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, rx_dropped, tx_dropped;
+};
+/* Counters of every link of the current netns in one RTM_GETLINK dump
+ * (net/link-stats.c); *ret is malloc'd (free()), NULL when *ret_n is 0. */
+int qv_link_stats_dump(qv_netlink *nl, struct qv_link_stats **ret, size_t *ret_n,
+		       struct qv_error *errp);

@@ -13,6 +13,7 @@ const char *hl_knob_name(enum hl_knob k)
 	case HL_K_MEM_LOW: return "memory.low";
 	case HL_K_MEM_HIGH: return "memory.high";
 	case HL_K_MEM_MAX: return "memory.max";
+	case HL_K_BALLOON: return "balloon";
 	}
 	return "?";
 }
@@ -70,12 +71,19 @@ unsigned hl_step(const struct hl_alloc *cur, bool have_cur, const struct hl_allo
 {
 	unsigned mask = 0;
 
+	/* the balloon's hysteresis is in hl_balloon_step: its target moves as
+	 * computed; cur->balloon is what the caller last set (also before the
+	 * first write) */
+	unsigned balloon = want->balloon && want->balloon != cur->balloon ? HL_K_BALLOON : 0;
+
 	st->since++;
 	if (!have_cur) {
 		*ret_next = *want;
+		if (!balloon)
+			ret_next->balloon = cur->balloon;
 		st->last_dir = 0, st->since = 0;
 		return HL_K_WEIGHT | HL_K_CPU_MAX | HL_K_CPUSET | HL_K_MEM_LOW | HL_K_MEM_HIGH |
-		       HL_K_MEM_MAX;
+		       HL_K_MEM_MAX | balloon;
 	}
 	struct hl_alloc next = *cur;
 	if (weight_moves(cur->cpu_weight, want->cpu_weight, sp->weight_tolerance))
@@ -98,6 +106,8 @@ unsigned hl_step(const struct hl_alloc *cur, bool have_cur, const struct hl_allo
 		st->since = 0;
 		next.mem_high = h, mask |= HL_K_MEM_HIGH;
 	}
+	if (balloon)
+		next.balloon = want->balloon, mask |= balloon;
 	*ret_next = next;
 	return mask;
 }

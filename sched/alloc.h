@@ -86,6 +86,7 @@ struct hl_alloc {
 	uint64_t mem_low;          /* 0 = none */
 	uint64_t mem_high;         /* 0 = "max" */
 	uint64_t mem_max;          /* 0 = "max" */
+	uint64_t balloon;          /* balloon target, bytes; 0 = no balloon */
 };
 
 struct hl_verdict {
@@ -124,6 +125,8 @@ enum hl_knob {
 	HL_K_MEM_LOW = 1u << 3,
 	HL_K_MEM_HIGH = 1u << 4,
 	HL_K_MEM_MAX = 1u << 5,
+	HL_K_BALLOON = 1u << 6, /* applied by the caller (QMP), not a cgroup file */
+	HL_K_LAST = HL_K_BALLOON,
 };
 const char *hl_knob_name(enum hl_knob k); /* "cpu.weight", ... */
 
@@ -151,3 +154,66 @@ struct hl_step_state {
 unsigned hl_step(const struct hl_alloc *cur, bool have_cur, const struct hl_alloc *want,
 		 const struct hl_step_params *sp, struct hl_step_state *st,
 		 struct hl_alloc *ret_next);
+
+/* --- the balloon target (sched/alloc-balloon.c) --------------------------------- */
+
+/* Memory taken back from a guest through its virtio balloon, judged from the
+ * guest's own statistics (QEMU's RSS does not shrink until the balloon
+ * inflates). The target lies in [floor, ceil]: ceil = the guest memory (or
+ * resources.memory.limit if lower), floor = max(reservation, floor_min).
+ *
+ * used = size - available (size: what the guest has now, from the balloon
+ * driver). An idle guest (no trigger below for `hold` intervals) is shrunk
+ * toward used + headroom, by at most down_step of its size every `every`
+ * intervals, once the guest has reached the previous target. It gets its
+ * full memory (ceil) back at once when its available memory falls under
+ * half the headroom, or its major faults or swap-ins exceed their limits.
+ * The gap between the two thresholds (available > headroom + tolerance to
+ * shrink, < headroom / 2 to grow) is the hysteresis: a steady guest settles. */
+
+struct hl_balloon_params {
+	double headroom;           /* fraction of used kept free; default 0.25 */
+	uint64_t headroom_min;     /* bytes; default 64 MiB */
+	uint64_t floor_min;        /* bytes; default 64 MiB */
+	double down_step;          /* at most this fraction smaller per shrink; default 0.25 */
+	uint64_t tolerance_min;    /* smaller moves are skipped; default 16 MiB */
+	double tolerance;          /* ... or this fraction of the target; default 0.05 */
+	unsigned hold;             /* calm intervals before a shrink; default 10 */
+	unsigned every;            /* intervals between two shrinks; default 3 */
+	double major_faults_ps;    /* grow above this many major faults/s; default 50 */
+	double swap_in_bps;        /* grow above this many bytes/s swapped in; default 1 MiB */
+};
+void hl_balloon_params_defaults(struct hl_balloon_params *bp);
+
+struct hl_balloon_in {
+	uint64_t memory;        /* the guest memory (spec), bytes */
+	uint64_t reservation;   /* resources.memory.reservation; 0 = none */
+	uint64_t limit;         /* resources.memory.limit; 0 = none */
+	uint64_t target;        /* the current target; 0 = unknown (the full memory) */
+	uint64_t actual;        /* what the guest has now; 0 = unknown */
+	bool stats;             /* the statistics below are known */
+	uint64_t available;     /* the guest's available memory, bytes */
+	double major_faults_ps; /* rates over the last statistics period */
+	double swap_in_bps;
+};
+
+enum hl_balloon_why {
+	HL_BW_NONE,      /* unchanged */
+	HL_BW_BOUNDS,    /* outside [floor, ceil]: clamped */
+	HL_BW_IDLE,      /* shrunk toward used + headroom */
+	HL_BW_LOW,       /* available under half the headroom: back to ceil */
+	HL_BW_FAULTS,    /* major faults: back to ceil */
+	HL_BW_SWAP,      /* swap-ins: back to ceil */
+};
+
+struct hl_balloon_state {
+	unsigned calm;     /* consecutive intervals without a grow trigger */
+	unsigned since;    /* intervals since the last change */
+	uint64_t want;     /* last computed used + headroom (for reasons) */
+	uint64_t floor, ceil;
+};
+
+/* The next target (== the current one when nothing moves); *ret_why says
+ * why it moved. Never below the floor, never above ceil. */
+uint64_t hl_balloon_step(const struct hl_balloon_in *in, const struct hl_balloon_params *bp,
+			 struct hl_balloon_state *st, enum hl_balloon_why *ret_why);

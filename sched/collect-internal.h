@@ -18,6 +18,12 @@ struct col_vm {
 	bool by_pid;
 	struct col_point last;
 	struct col_ring ring;
+	struct col_guest guest;
+	struct col_nic nics[COL_NICS_MAX];
+	struct col_disk disks[COL_DISKS_MAX];
+	size_t n_nics, n_disks;
+	uint64_t nics_t_us, disks_t_us; /* when stored; 0 = never */
+	float net_rx_bps, net_tx_bps, disk_rd_bps, disk_wr_bps; /* last rates */
 };
 
 struct qv_collector {

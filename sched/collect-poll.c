@@ -99,6 +99,8 @@ static void poll_vm(qv_collector *c, struct col_vm *v, uint64_t now_us, uint32_t
 	v->have_raw = true;
 	if (v->have_prev) {
 		vm_rates(&v->prev, &v->raw, t_s, &v->last);
+		v->last.net_rx_bps = v->net_rx_bps, v->last.net_tx_bps = v->net_tx_bps;
+		v->last.disk_rd_bps = v->disk_rd_bps, v->last.disk_wr_bps = v->disk_wr_bps;
 		col_ring_push(&v->ring, &v->last);
 	}
 }

@@ -33,6 +33,8 @@ static void acc_add(struct col_point *acc, const struct col_point *p)
 {
 	acc->cpu += p->cpu, acc->throttled += p->throttled, acc->mem_mib += p->mem_mib;
 	acc->io_rbps += p->io_rbps, acc->io_wbps += p->io_wbps;
+	acc->net_rx_bps += p->net_rx_bps, acc->net_tx_bps += p->net_tx_bps;
+	acc->disk_rd_bps += p->disk_rd_bps, acc->disk_wr_bps += p->disk_wr_bps;
 	for (int i = 0; i < COL_PSI_N; i++)
 		acc->psi[i] += p->psi[i];
 }
@@ -45,6 +47,7 @@ static void acc_fold(struct col_ring *r, uint32_t t_s)
 	avg.t_s = t_s;
 	avg.cpu /= n, avg.throttled /= n, avg.mem_mib /= n;
 	avg.io_rbps /= n, avg.io_wbps /= n;
+	avg.net_rx_bps /= n, avg.net_tx_bps /= n, avg.disk_rd_bps /= n, avg.disk_wr_bps /= n;
 	for (int i = 0; i < COL_PSI_N; i++)
 		avg.psi[i] /= n;
 	r->coarse[r->coarse_head] = avg;

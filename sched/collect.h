@@ -48,6 +48,10 @@ struct col_point {
 	float mem_mib;         /* memory.current (host: used = total - available) */
 	float io_rbps, io_wbps; /* bytes per second */
 	float psi[COL_PSI_N];  /* avg10, percent */
+	/* fed by the caller (col_vm_set_nics/_disks), 0 when unknown: the
+	 * guest's NICs (its view: rx = received by the guest) and QEMU's
+	 * block layer (query-blockstats), bytes per second, all NICs/disks */
+	float net_rx_bps, net_tx_bps, disk_rd_bps, disk_wr_bps;
 };
 
 struct col_host {
@@ -93,6 +97,60 @@ const struct col_point *col_vm_last(const qv_collector *c, size_t i);
 size_t col_vm_history(const qv_collector *c, size_t i, bool coarse, struct col_point *ret,
 		      size_t max);
 const struct col_host *col_host(const qv_collector *c);
+
+/* --- the guest's own view (sched/collect-guest.c) ----------------------------- */
+
+/* A guest with a virtio balloon reports statistics that only QMP reaches
+ * (qom-get guest-stats): the caller fetches them asynchronously and stores
+ * them here; the collector keeps the last report and turns its counters
+ * into rates. The guest is hostile: values are only what the caller
+ * validated (non-negative) and rates never go negative. */
+struct col_guest {
+	bool valid;
+	uint64_t t_us;          /* the caller's clock when stored */
+	int64_t last_update;    /* the guest's report time (s); 0 = unknown */
+	uint64_t available;     /* bytes (stat-available-memory, else free) */
+	uint64_t free, total;   /* bytes */
+	uint64_t swap_in, swap_out; /* bytes, cumulative */
+	uint64_t major_faults, minor_faults; /* cumulative */
+	/* over the last two distinct reports (0 before the second) */
+	double major_faults_ps, swap_in_bps, swap_out_bps;
+};
+
+/* Store a report for VM name (rates computed here); g->valid false forgets
+ * the last one (statistics unknown now). -ENOENT. */
+int col_vm_set_guest(qv_collector *c, const char *name, const struct col_guest *g,
+		     uint64_t now_us);
+/* The last report; NULL if none. */
+const struct col_guest *col_vm_guest(const qv_collector *c, size_t i);
+
+/* --- NICs and disks (sched/collect-io.c) ------------------------------------ */
+
+/* Counters that need the caller's sockets: the TAPs' counters (netlink) and
+ * QEMU's per-disk statistics (QMP query-blockstats). The caller stores the
+ * whole set of a VM at once; rates are summed over the NICs (disks) present
+ * in both of the last two sets, so a hot-plugged or removed NIC or a
+ * counter reset never gives a spike. */
+#define COL_NICS_MAX 16
+#define COL_DISKS_MAX 16
+struct col_nic {
+	char name[32]; /* the TAP */
+	/* the guest's view: rx = what the guest received (the TAP's tx) */
+	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, rx_drops, tx_drops;
+};
+struct col_disk {
+	char name[64]; /* QEMU's device or node name */
+	uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops, flush_ops;
+	uint64_t rd_time_ns, wr_time_ns;
+};
+/* At most COL_NICS_MAX / COL_DISKS_MAX are kept. -ENOENT. */
+int col_vm_set_nics(qv_collector *c, const char *name, const struct col_nic *v, size_t n,
+		    uint64_t now_us);
+int col_vm_set_disks(qv_collector *c, const char *name, const struct col_disk *v, size_t n,
+		     uint64_t now_us);
+/* The last set stored; returns its length. */
+size_t col_vm_nics(const qv_collector *c, size_t i, const struct col_nic **ret);
+size_t col_vm_disks(const qv_collector *c, size_t i, const struct col_disk **ret);
 
 /* --- the bounded history (sched/collect-ring.c) --------------------------- */
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Prometheus text exposition of the collector and the resource loop. */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -89,6 +90,18 @@ ALLOC(exclusive, a->exclusive)
 DEMAND(cpu, d->cpu)
 DEMAND(mem, d->mem)
 
+#define GUEST(nm, expr)                                                                  \
+	static double guest_##nm(const qv_collector *c, size_t i, const hl_loop *l, bool *ok) \
+	{                                                                                \
+		const struct col_guest *g = col_vm_guest(c, i);                          \
+		*ok = g != NULL;                                                         \
+		return g ? (double)(expr) : 0;                                           \
+	}
+GUEST(available, g->available)
+GUEST(major_faults, g->major_faults)
+GUEST(swap_in, g->swap_in)
+GUEST(swap_out, g->swap_out)
+
 static void psi(FILE *f, const qv_collector *c)
 {
 	static const char *const res[] = { "cpu", "cpu", "memory", "memory", "io", "io" };
@@ -110,6 +123,81 @@ static void psi(FILE *f, const qv_collector *c)
 				k % 2 ? "full" : "some", p->psi[k] / 100.0);
 	}
 }
+
+/* Per NIC and per disk: one sample per (vm, nic|disk) with a counter. */
+struct io_family {
+	const char *name, *help;
+	size_t off; /* of the uint64_t in struct col_nic / col_disk */
+};
+
+/* The NICs or disks of VM i: their array (each starts with its name), the
+ * element size, their number. */
+typedef size_t (*io_items_fn)(const qv_collector *c, size_t i, const char **ret, size_t *stride);
+
+static size_t nic_items(const qv_collector *c, size_t i, const char **ret, size_t *stride)
+{
+	const struct col_nic *v;
+	size_t n = col_vm_nics(c, i, &v);
+	*ret = (const char *)v, *stride = sizeof(*v);
+	return n;
+}
+
+static size_t disk_items(const qv_collector *c, size_t i, const char **ret, size_t *stride)
+{
+	const struct col_disk *v;
+	size_t n = col_vm_disks(c, i, &v);
+	*ret = (const char *)v, *stride = sizeof(*v);
+	return n;
+}
+
+static void io_families(FILE *f, const qv_collector *c, const struct io_family *fam, size_t nfam,
+			const char *label, io_items_fn items)
+{
+	char esc[256], iesc[160];
+
+	for (size_t k = 0; k < nfam; k++) {
+		bool header = false;
+		for (size_t i = 0; i < col_vm_count(c); i++) {
+			const char *v;
+			size_t stride, n = items(c, i, &v, &stride);
+			for (size_t j = 0; j < n; j++) {
+				const char *e = v + j * stride;
+				uint64_t x;
+				memcpy(&x, e + fam[k].off, sizeof(x));
+				if (!header)
+					family(f, fam[k].name, "counter", fam[k].help), header = true;
+				fprintf(f, "%s{vm=\"%s\",%s=\"%s\"} %" PRIu64 "\n", fam[k].name,
+					qv_metrics_escape(col_vm_name(c, i), esc, sizeof(esc)), label,
+					qv_metrics_escape(e, iesc, sizeof(iesc)), x);
+			}
+		}
+	}
+}
+
+static const struct io_family nic_fam[] = {
+	{ "qvisor_vm_net_receive_bytes_total", "Bytes the VM received (its TAP sent).",
+	  offsetof(struct col_nic, rx_bytes) },
+	{ "qvisor_vm_net_transmit_bytes_total", "Bytes the VM sent.",
+	  offsetof(struct col_nic, tx_bytes) },
+	{ "qvisor_vm_net_receive_packets_total", "Packets the VM received.",
+	  offsetof(struct col_nic, rx_packets) },
+	{ "qvisor_vm_net_transmit_packets_total", "Packets the VM sent.",
+	  offsetof(struct col_nic, tx_packets) },
+	{ "qvisor_vm_net_receive_drops_total", "Packets to the VM its TAP dropped.",
+	  offsetof(struct col_nic, rx_drops) },
+	{ "qvisor_vm_net_transmit_drops_total", "Packets from the VM its TAP dropped.",
+	  offsetof(struct col_nic, tx_drops) },
+};
+
+static const struct io_family disk_fam[] = {
+	{ "qvisor_vm_disk_read_bytes_total", "Bytes read by the guest (QEMU block layer).",
+	  offsetof(struct col_disk, rd_bytes) },
+	{ "qvisor_vm_disk_written_bytes_total", "Bytes written by the guest.",
+	  offsetof(struct col_disk, wr_bytes) },
+	{ "qvisor_vm_disk_reads_total", "Read requests.", offsetof(struct col_disk, rd_ops) },
+	{ "qvisor_vm_disk_writes_total", "Write requests.", offsetof(struct col_disk, wr_ops) },
+	{ "qvisor_vm_disk_flushes_total", "Flush requests.", offsetof(struct col_disk, flush_ops) },
+};
 
 static void host(FILE *f, const qv_collector *c, const hl_loop *l)
 {
@@ -172,6 +260,16 @@ int qv_metrics_render(const qv_collector *c, const hl_loop *l, FILE *f)
 	       "Estimated CPU demand (max of EWMA and p95, with headroom).", demand_cpu);
 	per_vm(f, c, l, "qvisor_vm_memory_demand_bytes", "gauge",
 	       "Estimated memory demand, with headroom.", demand_mem);
+	io_families(f, c, nic_fam, sizeof(nic_fam) / sizeof(nic_fam[0]), "nic", nic_items);
+	io_families(f, c, disk_fam, sizeof(disk_fam) / sizeof(disk_fam[0]), "disk", disk_items);
+	per_vm(f, c, l, "qvisor_vm_guest_available_bytes", "gauge",
+	       "Memory available inside the guest (its balloon statistics).", guest_available);
+	per_vm(f, c, l, "qvisor_vm_guest_major_faults_total", "counter",
+	       "Major page faults inside the guest (its balloon statistics).", guest_major_faults);
+	per_vm(f, c, l, "qvisor_vm_guest_swap_in_bytes_total", "counter",
+	       "Bytes the guest swapped in (its balloon statistics).", guest_swap_in);
+	per_vm(f, c, l, "qvisor_vm_guest_swap_out_bytes_total", "counter",
+	       "Bytes the guest swapped out (its balloon statistics).", guest_swap_out);
 	host(f, c, l);
 	return ferror(f) ? -EIO : 0;
 }

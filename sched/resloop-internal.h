@@ -17,6 +17,13 @@ struct hl_vm {
 	bool have_cur;
 	unsigned mem_pressure_n; /* consecutive intervals over the memory PSI target */
 	double cpu_psi, mem_psi; /* last some avg10 */
+	/* the balloon (hl_loop_vm_set_balloon): what the caller last set, the
+	 * inputs and the outcome of the last hl_balloon_step */
+	bool balloon;
+	uint64_t balloon_target, balloon_actual;
+	struct hl_balloon_in bin;
+	struct hl_balloon_state bst;
+	enum hl_balloon_why bwhy;
 };
 
 struct hl_loop {

@@ -34,17 +34,39 @@ static json_object *demand_json(const struct hl_vm *vm)
 	return d;
 }
 
-static json_object *alloc_json(const struct hl_alloc *a)
+static json_object *alloc_json(const struct hl_vm *vm, const struct hl_alloc *a)
 {
 	json_object *o = json_object_new_object();
 	char buf[64];
 
+	if (vm->balloon)
+		add_u64(o, "balloon", a->balloon);
+	if (vm->dirfd < 0) /* no cgroup: only the balloon */
+		return o;
 	for (unsigned bit = 1; bit <= HL_K_MEM_MAX; bit <<= 1) {
 		hl_knob_format((enum hl_knob)bit, a, buf, sizeof(buf));
 		add_str(o, hl_knob_name((enum hl_knob)bit), buf);
 	}
 	json_object_object_add(o, "exclusive", json_object_new_boolean(a->exclusive));
 	return o;
+}
+
+/* What the balloon rule saw and concluded at the last tick. */
+static json_object *balloon_json(const struct hl_vm *vm)
+{
+	json_object *b = json_object_new_object();
+
+	add_u64(b, "target", vm->cur.balloon);
+	add_u64(b, "actual", vm->balloon_actual);
+	add_u64(b, "floor", vm->bst.floor);
+	add_u64(b, "ceiling", vm->bst.ceil);
+	json_object_object_add(b, "guest_available", vm->bin.stats ?
+			       json_object_new_int64((int64_t)vm->bin.available) : NULL);
+	add_dbl(b, "guest_major_faults_per_s", vm->bin.major_faults_ps);
+	add_dbl(b, "guest_swap_in_bytes_per_s", vm->bin.swap_in_bps);
+	add_u64(b, "demand", vm->bst.want);
+	add_u64(b, "calm_intervals", vm->bst.calm);
+	return b;
 }
 
 json_object *hl_loop_vm_json(const hl_loop *l, const char *name)
@@ -61,8 +83,11 @@ json_object *hl_loop_vm_json(const hl_loop *l, const char *name)
 		vm_resources_to_json(&vm->res, res);
 		json_object_object_add(o, "resources", res);
 		json_object_object_add(o, "demand", demand_json(vm));
-		json_object_object_add(o, "allocation", vm->have_cur ? alloc_json(&vm->cur) : NULL);
-		json_object_object_add(o, "target", alloc_json(&vm->want));
+		json_object_object_add(o, "allocation",
+				       vm->have_cur ? alloc_json(vm, &vm->cur) : NULL);
+		json_object_object_add(o, "target", alloc_json(vm, &vm->want));
+		if (vm->balloon)
+			json_object_object_add(o, "balloon", balloon_json(vm));
 		return o;
 	}
 	return NULL;

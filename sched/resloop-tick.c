@@ -39,12 +39,65 @@ static void observe(hl_loop *l, struct hl_vm *vm)
 	}
 }
 
+/* The balloon target from the guest's statistics (sched/alloc-balloon.c). */
+static void balloon_want(hl_loop *l, struct hl_vm *vm, enum vm_loop_mode mode)
+{
+	int ci = col_vm_index(l->col, vm->name);
+	const struct col_guest *g = ci >= 0 ? col_vm_guest(l->col, (size_t)ci) : NULL;
+
+	/* enforce: steer from what the caller set; advise: from the last advice */
+	if (mode == VM_LOOP_ENFORCE || !vm->cur.balloon)
+		vm->cur.balloon = vm->balloon_target;
+	vm->bin = (struct hl_balloon_in){
+		.memory = vm->guest_mem, .reservation = vm->res.mem_reservation,
+		.limit = vm->res.mem_limit, .target = vm->cur.balloon,
+		.actual = vm->balloon_actual, .stats = g != NULL,
+		.available = g ? g->available : 0,
+		.major_faults_ps = g ? g->major_faults_ps : 0,
+		.swap_in_bps = g ? g->swap_in_bps : 0,
+	};
+	vm->want.balloon = hl_balloon_step(&vm->bin, &l->o.bp, &vm->bst, &vm->bwhy);
+}
+
+static void balloon_reason(const hl_loop *l, const struct hl_vm *vm, char *buf, size_t size)
+{
+	const struct hl_balloon_in *in = &vm->bin;
+	const struct hl_balloon_state *st = &vm->bst;
+	uint64_t size_now = in->actual ? in->actual : in->target;
+	uint64_t used = in->available < size_now ? size_now - in->available : 0;
+
+	switch (vm->bwhy) {
+	case HL_BW_IDLE:
+		snprintf(buf, size, "guest idle: uses %" PRIu64 " MiB, %" PRIu64 " MiB available; "
+			 "toward %" PRIu64 " MiB (use + headroom, floor %" PRIu64 " MiB)",
+			 used / MIB, in->available / MIB, st->want / MIB, st->floor / MIB);
+		break;
+	case HL_BW_LOW:
+		snprintf(buf, size, "guest memory low: %" PRIu64 " MiB available, under half the "
+			 "headroom; all %" PRIu64 " MiB back", in->available / MIB, st->ceil / MIB);
+		break;
+	case HL_BW_FAULTS:
+		snprintf(buf, size, "guest major faults %.0f/s over %.0f/s; all %" PRIu64
+			 " MiB back", in->major_faults_ps, l->o.bp.major_faults_ps, st->ceil / MIB);
+		break;
+	case HL_BW_SWAP:
+		snprintf(buf, size, "guest swapping in %.1f MiB/s; all %" PRIu64 " MiB back",
+			 in->swap_in_bps / MIB, st->ceil / MIB);
+		break;
+	default:
+		snprintf(buf, size, "balloon kept within %" PRIu64 "..%" PRIu64 " MiB (memory "
+			 "reservation, limit and guest memory)", st->floor / MIB, st->ceil / MIB);
+	}
+}
+
 static void reason_for(const hl_loop *l, const struct hl_vm *vm, enum hl_knob k, bool first,
 		       char *buf, size_t size)
 {
 	const struct vm_resources *r = &vm->res;
 	char cpus[64];
 
+	if (k == HL_K_BALLOON)
+		return balloon_reason(l, vm, buf, size);
 	if (first) {
 		snprintf(buf, size, "initial allocation (class %s)", vm_class_to_string(r->klass));
 		return;
@@ -83,8 +136,12 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
 	if (mode == VM_LOOP_OFF)
 		return 0;
 	bool first = !vm->have_cur;
+	if (vm->balloon)
+		balloon_want(l, vm, mode);
 	unsigned mask = hl_step(&vm->cur, vm->have_cur, &vm->want, &l->o.sp, &vm->st, &next);
-	for (unsigned bit = 1; bit <= HL_K_MEM_MAX; bit <<= 1) {
+	if (vm->dirfd < 0) /* no cgroup: only the balloon */
+		mask &= HL_K_BALLOON;
+	for (unsigned bit = 1; bit <= HL_K_LAST; bit <<= 1) {
 		if (!(mask & bit))
 			continue;
 		struct hl_change c = { .knob = (enum hl_knob)bit };
@@ -95,7 +152,10 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
 			hl_knob_format(c.knob, &vm->cur, c.from, sizeof(c.from));
 		hl_knob_format(c.knob, &next, c.to, sizeof(c.to));
 		reason_for(l, vm, c.knob, first, c.reason, sizeof(c.reason));
-		if (mode == VM_LOOP_ENFORCE) {
+		if (c.knob == HL_K_BALLOON) {
+			c.value = next.balloon;
+			c.caller_applies = mode == VM_LOOP_ENFORCE;
+		} else if (mode == VM_LOOP_ENFORCE) {
 			c.error = hl_knob_write(vm->dirfd, c.knob, &next);
 			c.applied = c.error == 0;
 		}

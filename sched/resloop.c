@@ -21,6 +21,7 @@ int hl_loop_new(const struct hl_loop_opts *o, qv_collector *col, hl_loop **ret)
 	l->o = *o;
 	hl_params_defaults(&l->o.p);
 	hl_step_params_defaults(&l->o.sp);
+	hl_balloon_params_defaults(&l->o.bp);
 	if (!l->o.overload_after)
 		l->o.overload_after = 5;
 	if (l->o.mode == VM_LOOP_HOST)
@@ -42,7 +43,8 @@ hl_loop *hl_loop_free(hl_loop *l)
 	if (!l)
 		return NULL;
 	for (size_t i = 0; i < l->n; i++) {
-		close(l->vms[i]->dirfd);
+		if (l->vms[i]->dirfd >= 0)
+			close(l->vms[i]->dirfd);
 		free(l->vms[i]);
 	}
 	free(l->vms);
@@ -96,8 +98,8 @@ int hl_loop_add_vm(hl_loop *l, const char *name, const char *dir, const struct v
 	struct hl_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
-	vm->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = vm->dirfd < 0 ? -errno : col_add_vm(l->col, name, dir);
+	vm->dirfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	int r = !dir ? 0 : vm->dirfd < 0 ? -errno : col_add_vm(l->col, name, dir);
 	if (r < 0 && r != -EEXIST) {
 		if (vm->dirfd >= 0)
 			close(vm->dirfd);
@@ -118,7 +120,8 @@ int hl_loop_remove_vm(hl_loop *l, const char *name)
 	if (i < 0)
 		return i;
 	(void)col_remove_vm(l->col, name);
-	close(l->vms[i]->dirfd);
+	if (l->vms[i]->dirfd >= 0)
+		close(l->vms[i]->dirfd);
 	free(l->vms[i]);
 	memmove(&l->vms[i], &l->vms[i + 1], (l->n - (size_t)i - 1) * sizeof(*l->vms));
 	l->n--;
@@ -141,6 +144,21 @@ int hl_loop_vms_in(const hl_loop *l, struct hl_vm_in **ret, size_t *ret_n)
 	return 0;
 }
 
+int hl_loop_vm_set_balloon(hl_loop *l, const char *name, bool active, uint64_t target,
+			   uint64_t actual)
+{
+	int i = find(l, name);
+
+	if (i < 0)
+		return i;
+	l->vms[i]->balloon = active;
+	/* unknown (after a daemon restart or an incoming migration): what
+	 * the guest has is the best guess, else the full memory */
+	l->vms[i]->balloon_target = target ? target : actual ? actual : l->vms[i]->guest_mem;
+	l->vms[i]->balloon_actual = actual;
+	return 0;
+}
+
 unsigned long hl_loop_changes(const hl_loop *l)
 {
 	return l->n_changes;
@@ -155,7 +173,8 @@ const struct hl_demand *hl_loop_vm_demand(const hl_loop *l, const char *name)
 const struct hl_alloc *hl_loop_vm_alloc(const hl_loop *l, const char *name)
 {
 	int i = find(l, name);
-	return i >= 0 && l->vms[i]->have_cur ? &l->vms[i]->cur : NULL;
+	/* a VM without a cgroup has no cgroup knobs to show */
+	return i >= 0 && l->vms[i]->have_cur && l->vms[i]->dirfd >= 0 ? &l->vms[i]->cur : NULL;
 }
 
 /* --- knobs -------------------------------------------------------------------------- */
@@ -179,6 +198,9 @@ void hl_knob_format(enum hl_knob k, const struct hl_alloc *a, char *buf, size_t 
 	case HL_K_MEM_LOW:
 		snprintf(buf, size, "%" PRIu64, a->mem_low);
 		break;
+	case HL_K_BALLOON:
+		snprintf(buf, size, "%" PRIu64, a->balloon);
+		break;
 	case HL_K_MEM_HIGH:
 	case HL_K_MEM_MAX: {
 		uint64_t v = k == HL_K_MEM_HIGH ? a->mem_high : a->mem_max;
@@ -195,6 +217,8 @@ int hl_knob_write(int dirfd, enum hl_knob k, const struct hl_alloc *a)
 {
 	char v[64];
 
+	if (k == HL_K_BALLOON || dirfd < 0)
+		return -EOPNOTSUPP; /* QMP: the caller's job */
 	hl_knob_format(k, a, v, sizeof(v));
 	/* An empty cpuset.cpus means "inherit"; a bare write(0 bytes) is a no-op. */
 	if (k == HL_K_CPUSET && !v[0])

@@ -28,6 +28,7 @@ struct hl_loop_opts {
 	unsigned overload_after;    /* intervals of unmet targets; default 5 */
 	/* PSI some avg10 targets (percent) per class: cpu and memory. 0 = none. */
 	double cpu_psi_target[3], mem_psi_target[3];
+	struct hl_balloon_params bp; /* zero fields: defaults */
 };
 
 struct hl_change {
@@ -36,6 +37,9 @@ struct hl_change {
 	char from[40], to[40];
 	char reason[160];
 	bool applied;   /* written (enforce) rather than only advised */
+	bool caller_applies; /* enforce, HL_K_BALLOON: the caller must set it (QMP)
+			      * and then sets applied */
+	uint64_t value; /* HL_K_BALLOON: the new target in bytes */
 	int error;      /* -errno of a failed write */
 };
 
@@ -46,10 +50,19 @@ void hl_loop_set_mode(hl_loop *l, enum vm_loop_mode host_mode);
 enum vm_loop_mode hl_loop_mode(const hl_loop *l);
 
 /* Manage VM `name` whose cgroup directory is `dir` (also registered with
- * the collector). vcpus and guest_mem (bytes) come from the spec. */
+ * the collector). vcpus and guest_mem (bytes) come from the spec. dir NULL:
+ * a VM without a cgroup (the caller registers it with the collector by
+ * pid): only its balloon is managed. */
 int hl_loop_add_vm(hl_loop *l, const char *name, const char *dir, const struct vm_resources *res,
 		   uint32_t vcpus, uint64_t guest_mem);
 int hl_loop_remove_vm(hl_loop *l, const char *name);
+/* VM name has a balloon (active: the loop may steer it now, e.g. the VM
+ * runs): target is what the caller last set (0: unknown, i.e. the full
+ * memory), actual what the guest has (0: unknown). Call it before each tick; the guest's statistics come from the collector
+ * (col_vm_set_guest). In enforce mode the loop steers from target; in
+ * advise mode from its own last advice. -ENOENT. */
+int hl_loop_vm_set_balloon(hl_loop *l, const char *name, bool active, uint64_t target,
+			   uint64_t actual);
 bool hl_loop_has_vm(const hl_loop *l, const char *name);
 /* The entitlements of every managed VM, for admission control. ret is
  * allocated (free it); its res pointers stay valid until the next

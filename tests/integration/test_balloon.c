@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "helpers/guest-ctl.h"
 #include "helpers/guest.h"
 #include "helpers/qvisord.h"
 
@@ -41,6 +42,10 @@ static void setup(void)
 	snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%u", mport);
 	D.extra_args[0] = "--metrics-listen";
 	D.extra_args[1] = listen_arg;
+	/* only VMs with a resources section are steered (loop_reclaims_...);
+	 * without cgroups here the loop enforces balloons only */
+	D.extra_args[2] = "--loop-mode";
+	D.extra_args[3] = "enforce";
 	qvt_daemon_fixture_start(&D);
 }
 
@@ -218,4 +223,117 @@ Test(balloon, libvirt_current_memory_is_the_target, .timeout = 300)
 	cr_assert(strstr(out, "<memballoon model=\"virtio\">"), "%s", out);
 	cr_assert(strstr(out, "<stats period=\"2\"/>"), "%s", out);
 	cr_assert(strstr(out, "<currentMemory unit=\"MiB\">128</currentMemory>"), "%s", out);
+}
+
+/* policy.show's balloon view of VM name: "target", "actual", "floor", ... */
+static int64_t loop_balloon(const char *name, const char *key)
+{
+	struct qv_error err = {};
+	json_object *r = NULL, *vms, *b;
+	int64_t v = -1;
+
+	if (qvt_callf(&D, "policy.show", &r, &err, "{\"name\": \"%s\"}", name) == 0 &&
+	    json_object_object_get_ex(r, "vms", &vms) && json_object_array_length(vms) == 1 &&
+	    json_object_object_get_ex(json_object_array_get_idx(vms, 0), "balloon", &b))
+		v = member(b, key);
+	json_object_put(r);
+	return v;
+}
+
+/* The last balloon change of name in policy.show's recent list: its
+ * reason (into why) and new target; -1 if none. */
+static int64_t last_balloon_change(const char *name, char *why, size_t size)
+{
+	struct qv_error err = {};
+	json_object *r = NULL, *recent, *v;
+	int64_t to = -1;
+
+	why[0] = '\0';
+	if (qvt_callf(&D, "policy.show", &r, &err, "{\"name\": \"%s\"}", name) == 0 &&
+	    json_object_object_get_ex(r, "recent", &recent))
+		for (size_t i = 0; i < json_object_array_length(recent); i++) {
+			json_object *c = json_object_array_get_idx(recent, i);
+			if (!json_object_object_get_ex(c, "knob", &v) ||
+			    strcmp(json_object_get_string(v), "balloon"))
+				continue;
+			json_object_object_get_ex(c, "to", &v);
+			to = atoll(json_object_get_string(v));
+			json_object_object_get_ex(c, "reason", &v);
+			snprintf(why, size, "%s", json_object_get_string(v));
+		}
+	json_object_put(r);
+	return to;
+}
+
+/* The resource loop reclaims memory from an idle guest through its balloon
+ * (never below the reservation) and gives it back as soon as the guest
+ * allocates: the guest is never OOM-killed. */
+Test(balloon, loop_reclaims_from_an_idle_guest_and_gives_back, .timeout = 420)
+{
+	QVT_REQUIRE_DAEMON(&D);
+	struct qv_error err = {};
+	char why[256], v[64], cmd[64], sock[300];
+	int64_t target = -1, avail = -1, settled = -1;
+
+	cr_assert_eq(qvt_define_guest(&D, "idle", "{\"memory\": 256, \"balloon\": "
+				      "{\"stats_interval\": 1}, \"cmdline\": \"console=ttyS0 "
+				      "panic=-1 qv.ctl=1\", \"resources\": {\"memory\": "
+				      "{\"reservation\": \"80M\"}}}", &err), 0, "%s", err.message);
+	json_object_put(qvt_call_name(&D, "vm.start", "idle", &err));
+	cr_assert(!err.set, "vm.start: %s", err.message);
+	snprintf(sock, sizeof(sock), "%s/vms/idle/serial.sock", D.run_dir);
+	qvt_ctl *c = qvt_ctl_open(sock, BOOT_TIMEOUT_MS);
+	cr_assert_not_null(c, "the guest's control channel did not answer");
+
+	/* idle: shrunk step by step until the target stops moving */
+	for (int i = 0, same = 0; i < 240 && same < 12; i++) {
+		qvt_sleep_ms(1000);
+		int64_t t = loop_balloon("idle", "target");
+		same = t == target && t < 200 * MIB ? same + 1 : 0;
+		target = t;
+	}
+	cr_assert(target > 0 && target < 200 * MIB, "not reclaimed: target %lld MiB",
+		  target / MIB);
+	cr_assert_geq(target, 80 * MIB, "below the reservation: %lld MiB", target / MIB);
+	cr_assert(last_balloon_change("idle", why, sizeof(why)) == target &&
+		  strstr(why, "guest idle"), "reason: %s", why);
+	cr_assert(llabs(wait_actual("idle", target, NULL) - target) <= SLACK,
+		  "the guest did not give the memory");
+	settled = target;
+	/* the CLI shows the target and the reason */
+	static char out[16384];
+	cr_assert_eq(run_cli("policy show idle", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "BALLOON") && strstr(out, "balloon:") && strstr(out, "guest idle"),
+		  "%s", out);
+	/* the guest's own view is on the metrics endpoint */
+	static char body[1 << 17];
+	get_metrics(body, sizeof(body));
+	cr_assert(strstr(body, "qvisor_vm_guest_available_bytes{vm=\"idle\"} "), "%.3000s", body);
+	/* allocate all but ~20 MiB of what the guest has left: it must get memory back */
+	for (int i = 0; i < 20 && (avail = loop_balloon("idle", "guest_available")) <= 0; i++)
+		qvt_sleep_ms(1000);
+	cr_assert_gt(avail, 40 * MIB, "guest available %lld MiB", avail / MIB);
+	snprintf(cmd, sizeof(cmd), "dirty 2 %lld", (avail - 20 * MIB) / MIB);
+	cr_assert_eq(qvt_ctl_cmd(c, cmd, 60000, v, sizeof(v)), 0, "%s: %s", cmd, v);
+	for (int i = 0; i < 60 && target <= settled; i++) {
+		qvt_sleep_ms(1000);
+		target = loop_balloon("idle", "target");
+	}
+	cr_log_info("balloon: reclaimed to %lld MiB (guest %lld MiB available), back to %lld MiB "
+		    "after the guest allocated %lld MiB", settled / MIB, avail / MIB, target / MIB,
+		    (avail - 20 * MIB) / MIB);
+	cr_assert_eq(target, 256 * MIB, "not given back: %lld MiB (settled %lld MiB)",
+		     target / MIB, settled / MIB);
+	cr_assert(last_balloon_change("idle", why, sizeof(why)) == 256 * MIB &&
+		  strstr(why, "guest memory low"), "reason: %s", why);
+	cr_assert(llabs(wait_actual("idle", 256 * MIB, NULL) - 256 * MIB) <= SLACK);
+	/* alive, and nothing was OOM-killed */
+	cr_assert_eq(qvt_ctl_cmd(c, "ping", 30000, v, sizeof(v)), 0, "the guest stopped answering");
+	cr_assert_eq(qvt_ctl_cmd(c, "undirty", 30000, v, sizeof(v)), 0);
+	qvt_ctl_close(c);
+	/* the console log records the guest while the test talks to it (the
+	 * answer to the last ping is there), and the kernel's messages with it */
+	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, "idle"), "OK pong", 10000), 0);
+	cr_assert_neq(qvt_wait_for_line_in_file(qvt_serial_log(&D, "idle"), "Out of memory", 1),
+		      0, "the guest's console shows an OOM kill");
 }

@@ -127,8 +127,20 @@ Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardow
 		cr_skip_test("qvisord not built");
 	cr_assert_eq(r, 0, "qvisord did not start: %s", strerror(-r));
 	const char *vms[] = { "m1", "m2" };
+	/* m1 writes 2 MiB to a disk at boot: QEMU's query-blockstats counts them */
+	json_object *img = NULL, *ip;
+	char m1_extra[600];
+	cr_assert_eq(qvt_callf(&D, "image.create", &img, &err,
+			       "{\"name\": \"mdata\", \"size\": 4194304, \"format\": \"raw\"}"),
+		     0, "image.create: %s", err.message);
+	cr_assert(json_object_object_get_ex(img, "path", &ip));
+	snprintf(m1_extra, sizeof(m1_extra), "{\"cmdline\": \"console=ttyS0 panic=-1 "
+		 "qv.blkwrite=/dev/vda:2:metrics\", \"disks\": [{\"path\": \"%s\", "
+		 "\"format\": \"raw\"}]}", json_object_get_string(ip));
+	json_object_put(img);
 	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(qvt_define_guest(&D, vms[i], NULL, &err), 0, "%s", err.message);
+		cr_assert_eq(qvt_define_guest(&D, vms[i], i ? NULL : m1_extra, &err), 0, "%s",
+			     err.message);
 		cr_assert_eq(qvt_callf(&D, "vm.start", NULL, &err, "{\"name\":\"%s\"}", vms[i]), 0,
 			     "%s", err.message);
 	}
@@ -188,12 +200,28 @@ Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardow
 	printf("prometheus: %s\n", json_object_to_json_string(second));
 	json_object_put(first);
 	json_object_put(second);
+	/* m1's disk writes, from QEMU's block layer, through Prometheus */
+	double written = -1;
+	for (int i = 0; i < 120 && written < 2 << 20; i++) {
+		json_object *q = query(pport, "qvisor_vm_disk_written_bytes_total");
+		written = val(q, "m1");
+		json_object_put(q);
+		if (written < 2 << 20)
+			qvt_sleep_ms(500);
+	}
+	cr_assert_geq(written, 2 << 20, "qvisor_vm_disk_written_bytes_total of m1: %g", written);
 	/* the collector's history of a running VM */
 	json_object *hist = NULL, *pts;
 	cr_assert_eq(qvt_callf(&D, "vm.history", &hist, &err, "{\"name\":\"m1\",\"max\":5}"), 0,
 		     "%s", err.message);
 	cr_assert(json_object_object_get_ex(hist, "points", &pts));
 	cr_assert_gt(json_object_array_length(pts), 0);
+	json_object *dl, *d0, *wb;
+	cr_assert(json_object_object_get_ex(hist, "disks", &dl) && json_object_array_length(dl) == 1,
+		  "%s", json_object_to_json_string(hist));
+	d0 = json_object_array_get_idx(dl, 0);
+	cr_assert(json_object_object_get_ex(d0, "written_bytes", &wb) &&
+		  json_object_get_int64(wb) >= 2 << 20, "%s", json_object_to_json_string(d0));
 	cr_assert_leq(json_object_array_length(pts), 5);
 	json_object_put(hist);
 	/* a VM that stops leaves the exposition */

@@ -44,6 +44,13 @@ static json_object *nic_of(const char *vm, size_t i)
 	return n;
 }
 
+static int64_t jint_at(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
+}
+
 Test(net_guests, two_guests_ping_and_links_match, .fini = fini, .timeout = 240)
 {
 	QVT_REQUIRE_GUEST();
@@ -96,6 +103,26 @@ Test(net_guests, two_guests_ping_and_links_match, .fini = fini, .timeout = 240)
 	}
 	cr_assert_eq(net_count_links("qv"), 3, "exactly the bridge and two TAPs");
 	json_object_put(info);
+
+	/* The collector reads each TAP's counters through netlink (vm.history
+	 * "nics", the guest's view): g1's pings went out and came back. */
+	json_object *nic = nic_of("g1", 0);
+	int64_t tx = -1, rx = -1;
+	for (int i = 0; i < 20 && (tx < 2 || rx < 2); i++) {
+		json_object *h = net_call_ok(&qd, "vm.history", "{\"name\": \"g1\", \"max\": 1}");
+		json_object *nics, *n0;
+		if (json_object_object_get_ex(h, "nics", &nics) && json_object_array_length(nics) == 1) {
+			n0 = json_object_array_get_idx(nics, 0);
+			cr_assert_str_eq(jstr_at(n0, "name"), jstr_at(nic, "tap"));
+			tx = jint_at(n0, "tx_packets"), rx = jint_at(n0, "rx_packets");
+		}
+		json_object_put(h);
+		if (tx < 2 || rx < 2)
+			qvt_sleep_ms(500);
+	}
+	cr_assert(tx >= 2 && rx >= 2, "g1's TAP counters: tx %lld rx %lld packets", (long long)tx,
+		  (long long)rx);
+	json_object_put(nic);
 
 	/* Teardown leaves nothing. */
 	net_stop_vm(&qd, "g1");
