@@ -22,6 +22,10 @@ PKGS=(
 	libgnutls28-dev
 	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
 	qemu-guest-agent
+	# per-VM firewall: nftables through libnftables (net/fw-nft.c), nft for tests
+	libnftables-dev nftables
+	# firewall benchmark peers (scripts/bench/firewall.sh)
+	iptables ebtables
 )
 
 missing=()
