@@ -197,12 +197,9 @@ static int emit_rule(qv_fw_batch *b, const struct qv_fw_opts *o, const char *cha
 /* "add chain; flush chain" + body + the end rule carrying the body's hash.
  * end_verdict is the policy ("" for group chains, which fall through). */
 static int emit_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const char *chain,
-		      const qv_fw_batch *body, const qv_fw_batch *salt, const char *end_verdict)
+		      const qv_fw_batch *body, const char *end_verdict)
 {
 	uint32_t h = fnv(qv_fw_batch_text(body), qv_fw_batch_len(body));
-
-	if (salt) /* e.g. the NIC's sets: part of the out chain's identity */
-		h ^= fnv(qv_fw_batch_text(salt), qv_fw_batch_len(salt)) * 31u;
 
 	return qv_fw_batch_addf(b, "add chain bridge %s %s\nflush chain bridge %s %s\n%s"
 				"add rule bridge %s %s counter %s comment \"" QV_FW_TAG_END
@@ -227,7 +224,7 @@ int qv_fw_emit_group(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv
 			if ((g->rules[i].dir == VM_FW_IN) == (bool)in)
 				r = emit_rule(body, o, chain, &g->rules[i], i);
 		if (r >= 0)
-			r = emit_chain(b, o, chain, body, NULL, "");
+			r = emit_chain(b, o, chain, body, "");
 	}
 	return r;
 }
@@ -256,75 +253,77 @@ static void link_local(const struct qv_mac *m, char ret[INET6_ADDRSTRLEN])
 	inet_ntop(AF_INET6, a, ret, INET6_ADDRSTRLEN);
 }
 
-/* The NIC's allowed-source sets; *ret_v4 says whether IPv4 is checked. */
-static int emit_sets(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
-		     const struct vm_fw *fw, const struct qv_mac *mac, bool *ret_v4)
+/* The NIC's allowed sources as anonymous sets ("{ a, b }", "" when none):
+ * part of the rules, so a refill of the chain replaces them in the same
+ * transaction and no named set (with its cache cost) is needed.
+ * *ret_v4 says whether IPv4 sources are checked. */
+struct addr_lists {
+	char v4[(VM_FW_ADDRS_MAX + 1) * 24 + 8];
+	char v6[(VM_FW_ADDRS_MAX + 1) * (VM_FW_CIDR_MAX + 2) + 8];
+};
+
+static int addr_lists(const struct qv_fw_nic *n, const struct vm_fw *fw, const struct qv_mac *mac,
+		      struct addr_lists *ret, bool *ret_v4)
 {
-	const char *t = tbl(o);
+	size_t o4 = 0, o6;
 	char ll[INET6_ADDRSTRLEN];
-	size_t n4 = 0;
-	int r;
 
 	link_local(mac, ll);
-	r = qv_fw_batch_addf(b, "add set bridge %s n_%s_v4 { type ipv4_addr; flags interval; }\n"
-			     "flush set bridge %s n_%s_v4\n"
-			     "add set bridge %s n_%s_v6 { type ipv6_addr; flags interval; }\n"
-			     "flush set bridge %s n_%s_v6\n"
-			     "add element bridge %s n_%s_v6 { %s",
-			     t, n->tap, t, n->tap, t, n->tap, t, n->tap, t, n->tap, ll);
-	for (size_t i = 0; r >= 0 && i < fw->n_addrs; i++)
-		if (strchr(fw->addrs[i], ':'))
-			r = qv_fw_batch_addf(b, ", %s", fw->addrs[i]);
-	if (r >= 0)
-		r = qv_fw_batch_addf(b, " }\n");
-	for (size_t i = 0; r >= 0 && i < fw->n_addrs + n->n_learned; i++) {
+	o6 = (size_t)snprintf(ret->v6, sizeof(ret->v6), "{ %s", ll);
+	ret->v4[0] = 0;
+	for (size_t i = 0; i < fw->n_addrs + n->n_learned; i++) {
 		const char *a = i < fw->n_addrs ? fw->addrs[i] : n->learned[i - fw->n_addrs];
 		unsigned char buf[4];
 		if (i >= fw->n_addrs && inet_pton(AF_INET, a, buf) != 1)
 			return -EINVAL;
 		if (strchr(a, ':'))
-			continue;
-		if (n4++ == 0)
-			r = qv_fw_batch_addf(b, "add element bridge %s n_%s_v4 { %s", t, n->tap, a);
+			o6 += (size_t)snprintf(ret->v6 + o6, sizeof(ret->v6) - o6, ", %s", a);
 		else
-			r = qv_fw_batch_addf(b, ", %s", a);
+			o4 += (size_t)snprintf(ret->v4 + o4, sizeof(ret->v4) - o4, "%s%s",
+					       o4 ? ", " : "{ ", a);
+		if (o4 >= sizeof(ret->v4) - 3 || o6 >= sizeof(ret->v6) - 3)
+			return -E2BIG;
 	}
-	if (r >= 0 && n4)
-		r = qv_fw_batch_addf(b, " }\n");
-	*ret_v4 = fw->anti_spoof && (n4 > 0 || n->dhcp);
-	return r;
+	snprintf(ret->v6 + o6, sizeof(ret->v6) - o6, " }");
+	if (o4)
+		snprintf(ret->v4 + o4, sizeof(ret->v4) - o4, " }");
+	*ret_v4 = fw->anti_spoof && (o4 > 0 || n->dhcp);
+	return 0;
 }
 
 static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char *chain,
-		      const struct qv_fw_nic *n, bool v4)
+		      const struct qv_fw_nic *n, const struct addr_lists *al, bool v4)
 {
-	const char *t = tbl(o), *p = n->tap;
+	const char *t = tbl(o);
 	int r = qv_fw_batch_addf(body,
 				 "add rule bridge %s %s ether saddr != %s counter drop comment \""
 				 QV_FW_TAG_SPOOF "mac\"\n"
 				 "add rule bridge %s %s arp saddr ether != %s counter drop comment \""
 				 QV_FW_TAG_SPOOF "arp-mac\"\n",
 				 t, chain, n->mac, t, chain, n->mac);
+	/* No address yet (DHCP before the lease): no IPv4 source is allowed. */
+	const char *ne4 = al->v4[0] ? " != " : "", *l4 = al->v4;
 	if (r >= 0 && v4)
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s arp saddr ip != 0.0.0.0 arp saddr ip "
-				     "!= @n_%s_v4 counter drop comment \"" QV_FW_TAG_SPOOF
-				     "arp-ip\"\n", t, chain, p);
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s arp saddr ip != 0.0.0.0 %s%s%s%s"
+				     "counter drop comment \"" QV_FW_TAG_SPOOF "arp-ip\"\n", t,
+				     chain, l4[0] ? "arp saddr ip" : "", ne4, l4, l4[0] ? " " : "");
 	if (r >= 0 && n->dhcp)
 		r = qv_fw_batch_addf(body, "add rule bridge %s %s ip saddr 0.0.0.0 ip daddr "
 				     "255.255.255.255 udp sport 68 udp dport 67 counter accept "
 				     "comment \"qv:dhcp-client\"\n", t, chain);
 	if (r >= 0 && v4)
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s ip saddr != @n_%s_v4 counter drop "
-				     "comment \"" QV_FW_TAG_SPOOF "ip\"\n", t, chain, p);
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s %s%s%s counter drop "
+				     "comment \"" QV_FW_TAG_SPOOF "ip\"\n", t, chain,
+				     l4[0] ? "ip saddr" : "ether type ip", ne4, l4);
 	if (r >= 0)
 		r = qv_fw_batch_addf(body,
-				     "add rule bridge %s %s ip6 saddr != :: ip6 saddr != @n_%s_v6 "
+				     "add rule bridge %s %s ip6 saddr != :: ip6 saddr != %s "
 				     "counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n"
 				     "add rule bridge %s %s udp sport { 67, 547 } counter drop "
 				     "comment \"" QV_FW_TAG_SPOOF "dhcp-server\"\n"
 				     "add rule bridge %s %s icmpv6 type { nd-router-advert, "
 				     "nd-redirect } counter drop comment \"" QV_FW_TAG_SPOOF "ra\"\n",
-				     t, chain, p, t, chain, t, chain);
+				     t, chain, al->v6, t, chain, t, chain);
 	return r;
 }
 
@@ -345,7 +344,7 @@ static int emit_link_basics(qv_fw_batch *body, const struct qv_fw_opts *o, const
 }
 
 static int emit_nic_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
-			  const struct vm_fw *fw, const qv_fw_batch *sets, bool in, bool v4)
+			  const struct vm_fw *fw, const struct addr_lists *al, bool in, bool v4)
 {
 	_cleanup_(qv_fw_batch_freep) qv_fw_batch *body = qv_fw_batch_new();
 	char chain[64], g[64];
@@ -355,7 +354,7 @@ static int emit_nic_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const stru
 		return -ENOMEM;
 	qv_fw_nic_chain(n->tap, in, chain);
 	if (!in && fw->anti_spoof)
-		r = emit_spoof(body, o, chain, n, v4);
+		r = emit_spoof(body, o, chain, n, al, v4);
 	if (r >= 0)
 		r = emit_link_basics(body, o, chain, in, n->dhcp);
 	for (size_t i = 0; r >= 0 && i < fw->n_groups; i++) {
@@ -367,22 +366,20 @@ static int emit_nic_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const stru
 			r = emit_rule(body, o, chain, &fw->rules[i], i);
 	if (r < 0)
 		return r;
-	return emit_chain(b, o, chain, body, in ? NULL : sets,
+	return emit_chain(b, o, chain, body,
 			  vm_fw_action_to_string(in ? fw->policy_in : fw->policy_out));
 }
 
 int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
 		   struct qv_error *errp)
 {
-	_cleanup_(qv_fw_batch_freep) qv_fw_batch *sets = qv_fw_batch_new();
+	struct addr_lists al;
 	struct vm_fw defaults;
 	const struct vm_fw *fw = n->fw;
 	struct qv_mac mac;
 	bool v4 = false;
 	int r;
 
-	if (!sets)
-		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	if (!ident_ok(n->tap))
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "firewall: TAP name \"%.20s\" is not usable in nft", n->tap);
@@ -397,16 +394,13 @@ int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_f
 		vm_fw_defaults(&defaults);
 		fw = &defaults;
 	}
-	r = emit_sets(sets, o, n, fw, &mac, &v4);
-	if (r == -EINVAL)
+	r = addr_lists(n, fw, &mac, &al, &v4);
+	if (r < 0)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "firewall: NIC %s: a learned address is not IPv4", n->tap);
+	r = emit_nic_chain(b, o, n, fw, &al, true, v4);
 	if (r >= 0)
-		r = qv_fw_batch_addf(b, "%s", qv_fw_batch_text(sets));
-	if (r >= 0)
-		r = emit_nic_chain(b, o, n, fw, NULL, true, v4);
-	if (r >= 0)
-		r = emit_nic_chain(b, o, n, fw, sets, false, v4);
+		r = emit_nic_chain(b, o, n, fw, &al, false, v4);
 	if (r >= 0)
 		r = qv_fw_batch_addf(b, "add element bridge %s from_vm { \"%s\" : jump n_%s_out }\n"
 				     "add element bridge %s to_vm { \"%s\" : jump n_%s_in }\n",
@@ -425,9 +419,8 @@ int qv_fw_emit_nic_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const char
 		return -EINVAL;
 	return qv_fw_batch_addf(b, "delete element bridge %s from_vm { \"%s\" }\n"
 				"delete element bridge %s to_vm { \"%s\" }\n"
-				"delete chain bridge %s n_%s_out\ndelete chain bridge %s n_%s_in\n"
-				"delete set bridge %s n_%s_v4\ndelete set bridge %s n_%s_v6\n",
-				t, tap, t, tap, t, tap, t, tap, t, tap, t, tap);
+				"delete chain bridge %s n_%s_out\ndelete chain bridge %s n_%s_in\n",
+				t, tap, t, tap, t, tap, t, tap);
 }
 
 int qv_fw_emit_table_delete(qv_fw_batch *b, const struct qv_fw_opts *o)

@@ -14,8 +14,8 @@
  *   chain vm_pre  hook prerouting   iifname vmap @from_vm   (everything a VM sends)
  *   chain vm_fwd  hook forward      oifname vmap @to_vm     (VM/uplink -> VM)
  *   chain vm_out  hook output       oifname vmap @to_vm     (host -> VM)
- *   chain n_<tap>_out / n_<tap>_in  anti-spoofing, jumps to groups, rules, policy
- *   set   n_<tap>_v4 / n_<tap>_v6   the NIC's allowed source addresses
+ *   chain n_<tap>_out / n_<tap>_in  anti-spoofing (the NIC's allowed sources as
+ *                                   anonymous sets), jumps to groups, rules, policy
  *   chain g_<group>_in / _out       a security group's rules, shared by its NICs
  * The per-packet cost is one map lookup plus the NIC's own rules, whatever
  * the number of VMs. Every chain ends with a rule whose comment carries a hash

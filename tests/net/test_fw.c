@@ -216,3 +216,19 @@ Test(fw_nft, bad_model_and_refused_batch)
 	json_object *j = NULL;
 	cr_assert_eq(qv_nft_list_json(nft, "list table bridge qvisor", &j, NULL), -ENOENT);
 }
+
+Test(fw_nft, dhcp_nic_before_its_lease_is_accepted_by_the_kernel)
+{
+	QVT_REQUIRE_NETNS();
+	_cleanup_(qv_nft_freep) qv_nft *nft = NULL;
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
+	struct qv_error err = {};
+	struct qv_fw_nic nic = { .tap = "qv0000ccccn1", .mac = "52:54:00:00:00:03", .dhcp = true };
+
+	cr_assert_eq(qv_nft_new(&nft, &err), 0, "%s", err.message);
+	cr_assert_eq(qv_fw_plan(b, NULL, NULL, &nic, 1, NULL, 0, &err), 0, "%s", err.message);
+	/* no address yet: every IPv4 source but the DHCP client's exchange drops */
+	cr_assert(strstr(qv_fw_batch_text(b), "ether type ip counter drop comment \"qv:spoof:ip\""),
+		  "%s", qv_fw_batch_text(b));
+	apply(nft, b);
+}
