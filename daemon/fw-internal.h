@@ -20,7 +20,10 @@ struct fw_group {
 struct fw_nic {
 	char vm[VM_NAME_MAX + 1];
 	char tap[IFNAMSIZ];
-	unsigned idx;         /* spec NIC index */
+	unsigned idx;         /* spec NIC index (boot NICs) */
+	bool hot;             /* hot-plugged: default filtering, mac/network below */
+	char mac[18];
+	char network[VM_NAME_MAX + 1];
 	char learned[16];     /* DHCP-leased IPv4, "" if none */
 };
 

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "daemon/fw-internal.h"
 #include "daemon/netreg.h"
+#include "daemon/vm-nics-internal.h"
 #include "net/mac.h"
 
 #define LEASE_POLL_MS 2000
@@ -150,18 +151,41 @@ static bool net_has_dhcp(struct qv_daemon *d, const char *network)
 	return net && net->dhcp_start;
 }
 
-/* The model of installed NIC i (f->nics[i]); learned points into it. */
-static int nic_model(struct qv_fwd *f, struct fw_nic *in, struct qv_fw_nic *ret,
-		     const char **learned)
+/* Where an installed NIC's MAC, network and rules come from: the spec for
+ * a boot NIC, the record itself for a hot-plugged one (defaults). */
+static int nic_source(struct qv_fwd *f, const struct fw_nic *in, const char **ret_mac,
+		      const char **ret_network, const struct vm_fw **ret_fw)
 {
 	struct qv_vm *vm = qv_vm_find(f->d, in->vm);
 
-	if (!vm || in->idx >= vm->spec->n_nics)
+	if (!vm)
 		return -ENOENT;
-	const struct vm_nic *nic = &vm->spec->nics[in->idx];
+	if (in->hot) {
+		*ret_mac = in->mac;
+		*ret_network = in->network[0] ? in->network : NULL;
+		*ret_fw = NULL;
+		return 0;
+	}
+	if (in->idx >= vm->spec->n_nics)
+		return -ENOENT;
+	*ret_mac = vm->spec->nics[in->idx].mac;
+	*ret_network = vm->spec->nics[in->idx].network;
+	*ret_fw = vm->spec->nics[in->idx].fw;
+	return 0;
+}
+
+/* The model of installed NIC in; learned points into it. */
+static int nic_model(struct qv_fwd *f, struct fw_nic *in, struct qv_fw_nic *ret,
+		     const char **learned)
+{
+	const char *mac, *network;
+	const struct vm_fw *fw;
+
+	if (nic_source(f, in, &mac, &network, &fw) < 0)
+		return -ENOENT;
 	*learned = in->learned;
-	*ret = (struct qv_fw_nic){ .tap = in->tap, .mac = nic->mac, .fw = nic->fw,
-				   .dhcp = net_has_dhcp(f->d, nic->network),
+	*ret = (struct qv_fw_nic){ .tap = in->tap, .mac = mac, .fw = fw,
+				   .dhcp = net_has_dhcp(f->d, network),
 				   .learned = learned, .n_learned = in->learned[0] ? 1 : 0 };
 	return 0;
 }
@@ -273,6 +297,30 @@ static int add_vm(struct qv_fwd *f, struct qv_vm *vm)
 	return 0;
 }
 
+/* After a daemon restart: the hot-plugged NICs the network code re-adopted. */
+static int add_hotplugged(struct qv_fwd *f, struct qv_vm *vm)
+{
+	struct vm_nics *s = vm->nic_state;
+
+	for (size_t i = 0; s && i < HP_SLOTS; i++) {
+		const struct hp_nic *h = &s->hp[i];
+		if (!h->used || h->removing)
+			continue;
+		struct fw_nic *v = realloc(f->nics, (f->n_nics + 1) * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		f->nics = v;
+		struct fw_nic *x = &f->nics[f->n_nics++];
+		*x = (struct fw_nic){ .hot = true };
+		snprintf(x->vm, sizeof(x->vm), "%s", vm->name);
+		snprintf(x->tap, sizeof(x->tap), "%s", h->tap);
+		snprintf(x->mac, sizeof(x->mac), "%s", h->mac);
+		snprintf(x->network, sizeof(x->network), "%s", h->network ? h->network : "");
+		lease_of(f->d, h->network, h->mac, x->learned);
+	}
+	return 0;
+}
+
 int qv_fw_vm_start(struct qv_vm *vm, struct qv_error *errp)
 {
 	struct qv_fwd *f;
@@ -349,6 +397,75 @@ void qv_fw_vm_stop(struct qv_vm *vm)
 		f->table_up = false;
 }
 
+int qv_fw_nic_add(struct qv_vm *vm, const char *tap, const char *mac, const char *network,
+		  struct qv_error *errp)
+{
+	struct qv_fwd *f = qv_fwd_get(vm->d, errp);
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
+	struct fw_nic *v, *x;
+	struct qv_fw_nic m;
+	const char *learned;
+	int r = 0;
+
+	if (!f)
+		return -ENOMEM;
+	if (!b || !(v = realloc(f->nics, (f->n_nics + 1) * sizeof(*v))))
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+	f->nics = v;
+	x = &f->nics[f->n_nics++];
+	*x = (struct fw_nic){ .hot = true };
+	snprintf(x->vm, sizeof(x->vm), "%s", vm->name);
+	snprintf(x->tap, sizeof(x->tap), "%s", tap);
+	snprintf(x->mac, sizeof(x->mac), "%s", mac);
+	snprintf(x->network, sizeof(x->network), "%s", network ? network : "");
+	lease_of(f->d, network, mac, x->learned);
+	if (!f->table_up) {
+		r = qv_fw_emit_base(b, &f->opts);
+		for (struct fw_group *g = f->groups; r >= 0 && g; g = g->next) {
+			struct qv_fw_group gm = { g->name, g->rules, g->n_rules };
+			r = qv_fw_emit_group(b, &f->opts, &gm);
+		}
+	}
+	if (r >= 0 && nic_model(f, x, &m, &learned) == 0)
+		r = qv_fw_emit_nic(b, &f->opts, &m, errp);
+	if (r >= 0)
+		r = qv_fwd_apply(f, b, errp);
+	if (r < 0) {
+		f->n_nics--;
+		qv_error_prefix(errp, "VM %s: firewall", vm->name);
+		return r;
+	}
+	f->table_up = true;
+	qv_fwd_lease_watch(f);
+	return 0;
+}
+
+void qv_fw_nic_remove(struct qv_vm *vm, const char *tap)
+{
+	struct qv_fwd *f = vm->d->fw_state;
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
+	struct qv_error err = {};
+	size_t k = 0;
+	int r;
+
+	if (!f || !b)
+		return;
+	for (size_t i = 0; i < f->n_nics; i++)
+		if (!(streq(f->nics[i].vm, vm->name) && streq(f->nics[i].tap, tap)))
+			f->nics[k++] = f->nics[i];
+	if (k == f->n_nics)
+		return;
+	f->n_nics = k;
+	r = k ? qv_fw_emit_nic_delete(b, &f->opts, tap) : qv_fw_emit_table_delete(b, &f->opts);
+	if (r >= 0)
+		r = qv_fwd_apply(f, b, &err);
+	if (r < 0)
+		log_warning("VM %s: cannot remove the firewall rules of %s: %s, ignoring", vm->name,
+			    tap, err.message);
+	else if (!k)
+		f->table_up = false;
+}
+
 /* DHCP lease learning: a NIC on a DHCP network may use the address
  * dnsmasq leased to its MAC; the set follows the leases file. */
 static void lease_tick(qv_source *s, void *ud)
@@ -361,17 +478,17 @@ static void lease_tick(qv_source *s, void *ud)
 
 	f->lease_timer = NULL;
 	for (size_t i = 0; b && i < f->n_nics && r >= 0; i++) {
-		struct qv_vm *vm = qv_vm_find(f->d, f->nics[i].vm);
+		const char *mac, *network;
+		const struct vm_fw *fw;
 		char now[16];
-		if (!vm || f->nics[i].idx >= vm->spec->n_nics ||
-		    !net_has_dhcp(f->d, vm->spec->nics[f->nics[i].idx].network))
+		if (nic_source(f, &f->nics[i], &mac, &network, &fw) < 0 ||
+		    !net_has_dhcp(f->d, network))
 			continue;
 		any = true;
-		lease_of(f->d, vm->spec->nics[f->nics[i].idx].network,
-			 vm->spec->nics[f->nics[i].idx].mac, now);
+		lease_of(f->d, network, mac, now);
 		if (streq(now, f->nics[i].learned))
 			continue;
-		log_info("VM %s: NIC %s leased %s, allowing it as a source", vm->name,
+		log_info("VM %s: NIC %s leased %s, allowing it as a source", f->nics[i].vm,
 			 f->nics[i].tap, now[0] ? now : "(none)");
 		snprintf(f->nics[i].learned, sizeof(f->nics[i].learned), "%s", now);
 		struct qv_fw_nic m;
@@ -406,7 +523,7 @@ int qv_fw_load(struct qv_daemon *d)
 	if (qv_state_fw_group_list(d->state, load_group, f) < 0)
 		log_warning("Cannot read firewall groups from the state store, ignoring");
 	for (struct qv_vm *vm = d->vms; vm; vm = vm->next)
-		if (qv_vm_is_active(vm) && vm->spec->n_nics && add_vm(f, vm) < 0)
+		if (qv_vm_is_active(vm) && (add_vm(f, vm) < 0 || add_hotplugged(f, vm) < 0))
 			return log_error_errno(-ENOMEM, "Firewall: %m");
 	if (qv_fwd_resync(f, &err) < 0)
 		log_warning("Firewall: cannot reconcile table %s: %s", QV_FW_TABLE, err.message);

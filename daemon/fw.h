@@ -24,6 +24,11 @@ int qv_fw_check_spec(struct qv_daemon *d, const struct vm_spec *spec, struct qv_
 int qv_fw_vm_start(struct qv_vm *vm, struct qv_error *errp);
 /* Remove them (QEMU gone); the table goes with the last NIC. Idempotent. */
 void qv_fw_vm_stop(struct qv_vm *vm);
+/* A hot-plugged NIC: default filtering (anti-spoofing of its MAC, and of
+ * its lease on a DHCP network), installed before QEMU gets the TAP. */
+int qv_fw_nic_add(struct qv_vm *vm, const char *tap, const char *mac, const char *network,
+		  struct qv_error *errp);
+void qv_fw_nic_remove(struct qv_vm *vm, const char *tap);
 
 extern const struct qv_rpc_method qv_fw_methods[];
 extern const size_t qv_fw_methods_count;
