@@ -156,6 +156,7 @@ static const struct {
 	{ qv_vm_methods, &qv_vm_methods_count },       { qv_host_methods, &qv_host_methods_count },
 	{ qv_net_methods, &qv_net_methods_count },     { qv_image_methods, &qv_image_methods_count },
 	{ qv_migrate_methods, &qv_migrate_methods_count },
+	{ qv_fw_methods, &qv_fw_methods_count },
 };
 
 static int run(struct qv_daemon *d)
