@@ -266,3 +266,50 @@ Test(firewall, security_group_changed_live, .fini = fini, .timeout = 420)
 	cr_assert_eq(qvt_cli(&qd, "fw group list", out, sizeof(out)), 0, "%s", out);
 	cr_assert(strstr(out, "web") && strstr(out, "srv"), "%s", out);
 }
+
+/* On a DHCP network the NIC may use the address dnsmasq leased to it (and
+ * nothing else): the daemon learns the lease from the leases file. */
+Test(firewall, dhcp_lease_is_learned, .fini = fini, .timeout = 300)
+{
+	char line[256], ip[64] = "", other[64];
+
+	QVT_REQUIRE_GUEST();
+	net_setup(&qd);
+	if (qvt_run((char *[]){ "nft", "--version", NULL }, NULL) != 0)
+		cr_skip_test("nft (package nftables) is not installed");
+	json_object_put(net_call_ok(&qd, "net.define",
+				    "{\"spec\": {\"name\": \"dh\", \"bridge\": \"qvfw1\", "
+				    "\"address\": \"10.32.0.1/24\", \"dhcp\": {\"start\": "
+				    "\"10.32.0.100\", \"end\": \"10.32.0.150\"}}}"));
+	net_define_vm(&qd, "d", "qv.dhcp=eth0 qv.ctl=1", "[{\"network\": \"dh\"}]");
+	ctl_a = start_ctl("d");
+	const char *log = qvt_serial_log(&qd, "d");
+	cr_assert_eq(qvt_wait_for_line_in_file(log, "QVISOR-DHCP eth0 ", NET_DEADLINE_MS), 0,
+		     "no DHCP lease through the firewall");
+	cr_assert_eq(net_grep(log, "QVISOR-DHCP eth0 ", line, sizeof(line)), 0);
+	sscanf(line, "QVISOR-DHCP eth0 %63s", ip);
+	char *slash = strchr(ip, '/');
+	if (slash)
+		*slash = 0;
+	/* the daemon polls the leases file every 2 s */
+	bool learned = false;
+	for (int i = 0; i < 50 && !learned; i++) {
+		json_object *n = fw_nic0("d");
+		const char *l = jstr_at(n, "learned");
+		learned = l && streq(l, ip);
+		json_object_put(n);
+		if (!learned)
+			qvt_sleep_ms(200);
+	}
+	cr_assert(learned, "lease %s not learned by the firewall", ip);
+	ctl_ok(ctl_a, "pingto 10.32.0.1");
+
+	/* another address of the same subnet is not the lease: dropped */
+	snprintf(other, sizeof(other), "10.32.0.%d/24", strcmp(ip, "10.32.0.149") ? 149 : 148);
+	int64_t d0 = spoof_drops("d", "ip") + spoof_drops("d", "arp-ip");
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "ipset eth0 %s", other);
+	ctl_ok(ctl_a, cmd);
+	cr_assert_neq(ctl(ctl_a, "pingto 10.32.0.1"), 0, "a non-leased address got through");
+	cr_assert_gt(spoof_drops("d", "ip") + spoof_drops("d", "arp-ip"), d0);
+}
