@@ -219,6 +219,15 @@ Test(firewall, security_group_changed_live, .fini = fini, .timeout = 420)
 	net_define_vm(&qd, "cli", "qv.ip=eth0:10.31.0.2/24 qv.ctl=1",
 		      "[{\"network\": \"lan\", \"firewall\": {\"addresses\": [\"10.31.0.2\"]}}]");
 	net_call_fails(&qd, "fw.group.undefine", "{\"name\": \"web\"}", "conflict", "srv");
+	/* an incoming migration whose spec names a group this host lacks is
+	 * refused before anything is created */
+	_cleanup_free_ char *kernel = qvt_guest_file("vmlinuz");
+	char mp[1024];
+	snprintf(mp, sizeof(mp), "{\"spec\": {\"name\": \"mig\", \"kernel\": \"%s\", \"nics\": "
+		 "[{\"network\": \"lan\", \"firewall\": {\"groups\": [\"nope\"]}}]}, "
+		 "\"tls\": false}", kernel);
+	net_call_fails(&qd, "migrate.prepare", mp, "not-found", "firewall group nope is not defined");
+	net_call_fails(&qd, "vm.info", "{\"name\": \"mig\"}", "not-found", "mig");
 	ctl_b = start_ctl("srv");
 	ctl_a = start_ctl("cli");
 	ctl_ok(ctl_b, "nclisten 8080");
