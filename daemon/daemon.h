@@ -87,3 +87,6 @@ int qv_call_fail(qv_rpc_call *call, int error, const char *reason, const char *f
 /* Fetch a required string param "key"; on failure answers the call and
  * returns < 0. */
 int qv_param_string(qv_rpc_call *call, json_object *params, const char *key, const char **ret);
+/* Refuse params keys outside `keys` (NULL-terminated); on failure answers
+ * the call and returns < 0. NULL params pass. */
+int qv_param_check_keys(qv_rpc_call *call, json_object *params, const char *const *keys);

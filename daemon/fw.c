@@ -297,6 +297,21 @@ static int add_vm(struct qv_fwd *f, struct qv_vm *vm)
 	return 0;
 }
 
+/* The first NIC brings the table, its base chains and every group. */
+static int emit_table_if_down(struct qv_fwd *f, qv_fw_batch *b)
+{
+	int r = 0;
+
+	if (f->table_up)
+		return 0;
+	r = qv_fw_emit_base(b, &f->opts);
+	for (struct fw_group *g = f->groups; r >= 0 && g; g = g->next) {
+		struct qv_fw_group m = { g->name, g->rules, g->n_rules };
+		r = qv_fw_emit_group(b, &f->opts, &m);
+	}
+	return r;
+}
+
 /* After a daemon restart: the hot-plugged NICs the network code re-adopted. */
 static int add_hotplugged(struct qv_fwd *f, struct qv_vm *vm)
 {
@@ -338,13 +353,7 @@ int qv_fw_vm_start(struct qv_vm *vm, struct qv_error *errp)
 	first = f->n_nics;
 	if (add_vm(f, vm) < 0)
 		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
-	if (!f->table_up) {
-		r = qv_fw_emit_base(b, &f->opts);
-		for (struct fw_group *g = f->groups; r >= 0 && g; g = g->next) {
-			struct qv_fw_group m = { g->name, g->rules, g->n_rules };
-			r = qv_fw_emit_group(b, &f->opts, &m);
-		}
-	}
+	r = emit_table_if_down(f, b);
 	for (size_t i = first; r >= 0 && i < f->n_nics; i++) {
 		struct qv_fw_nic m;
 		const char *learned;
@@ -419,13 +428,7 @@ int qv_fw_nic_add(struct qv_vm *vm, const char *tap, const char *mac, const char
 	snprintf(x->mac, sizeof(x->mac), "%s", mac);
 	snprintf(x->network, sizeof(x->network), "%s", network ? network : "");
 	lease_of(f->d, network, mac, x->learned);
-	if (!f->table_up) {
-		r = qv_fw_emit_base(b, &f->opts);
-		for (struct fw_group *g = f->groups; r >= 0 && g; g = g->next) {
-			struct qv_fw_group gm = { g->name, g->rules, g->n_rules };
-			r = qv_fw_emit_group(b, &f->opts, &gm);
-		}
-	}
+	r = emit_table_if_down(f, b);
 	if (r >= 0 && nic_model(f, x, &m, &learned) == 0)
 		r = qv_fw_emit_nic(b, &f->opts, &m, errp);
 	if (r >= 0)

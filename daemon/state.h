@@ -164,7 +164,7 @@ int qv_state_migration_delete(qv_state *st, const char *id); /* -ENOENT */
 typedef int (*qv_state_migration_fn)(const struct qv_migration_record *rec, void *userdata);
 int qv_state_migration_list(qv_state *st, qv_state_migration_fn fn, void *userdata);
 
-/* --- firewall security groups (daemon/state-fw.c) --- */
+/* --- firewall security groups (daemon/state-records.c) --- */
 /* Insert or replace the group's canonical JSON. */
 int qv_state_fw_group_put(qv_state *st, const char *name, const char *spec_json);
 int qv_state_fw_group_delete(qv_state *st, const char *name); /* -ENOENT */

@@ -250,6 +250,36 @@ static int plan_stale(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_li
 	return r;
 }
 
+/* Emit one group (nic NULL) or NIC into a scratch batch and append it to b
+ * unless the kernel already has exactly that. */
+static int plan_one(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *live,
+		    const struct qv_fw_group *g, const struct qv_fw_nic *nic,
+		    struct qv_error *errp)
+{
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *s = qv_fw_batch_new();
+	char in[64], out[64];
+	const char *names[] = { in, out };
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	if (nic) {
+		qv_fw_nic_chain(nic->tap, true, in);
+		qv_fw_nic_chain(nic->tap, false, out);
+		r = qv_fw_emit_nic(s, o, nic, errp);
+	} else {
+		qv_fw_group_chain(g->name, true, in);
+		qv_fw_group_chain(g->name, false, out);
+		r = qv_fw_emit_group(s, o, g);
+	}
+	if (r < 0)
+		return r;
+	bool same = live && snippet_live(live, qv_fw_batch_text(s), names, 2) &&
+		    (!nic || (has_key(live->from, live->n_from, nic->tap) &&
+			      has_key(live->to, live->n_to, nic->tap)));
+	return same ? 0 : qv_fw_batch_addf(b, "%s", qv_fw_batch_text(s));
+}
+
 int qv_fw_plan(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *live,
 	       const struct qv_fw_nic *nics, size_t n_nics, const struct qv_fw_group *groups,
 	       size_t n_groups, struct qv_error *errp)
@@ -260,35 +290,10 @@ int qv_fw_plan(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *liv
 		return live && live->table ? qv_fw_emit_table_delete(b, o) : 0;
 	if (!live || !live->table || !base_live(live))
 		r = qv_fw_emit_base(b, o);
-	for (size_t i = 0; r >= 0 && i < n_groups; i++) {
-		_cleanup_(qv_fw_batch_freep) qv_fw_batch *s = qv_fw_batch_new();
-		char in[64], out[64];
-		const char *names[] = { in, out };
-		if (!s)
-			return -ENOMEM;
-		qv_fw_group_chain(groups[i].name, true, in);
-		qv_fw_group_chain(groups[i].name, false, out);
-		r = qv_fw_emit_group(s, o, &groups[i]);
-		if (r >= 0 && !(live && snippet_live(live, qv_fw_batch_text(s), names, 2)))
-			r = qv_fw_batch_addf(b, "%s", qv_fw_batch_text(s));
-	}
-	for (size_t i = 0; r >= 0 && i < n_nics; i++) {
-		_cleanup_(qv_fw_batch_freep) qv_fw_batch *s = qv_fw_batch_new();
-		char in[64], out[64];
-		const char *names[] = { in, out };
-		if (!s)
-			return -ENOMEM;
-		qv_fw_nic_chain(nics[i].tap, true, in);
-		qv_fw_nic_chain(nics[i].tap, false, out);
-		r = qv_fw_emit_nic(s, o, &nics[i], errp);
-		if (r < 0)
-			return r;
-		bool same = live && snippet_live(live, qv_fw_batch_text(s), names, 2) &&
-			    has_key(live->from, live->n_from, nics[i].tap) &&
-			    has_key(live->to, live->n_to, nics[i].tap);
-		if (!same)
-			r = qv_fw_batch_addf(b, "%s", qv_fw_batch_text(s));
-	}
+	for (size_t i = 0; r >= 0 && i < n_groups; i++)
+		r = plan_one(b, o, live, &groups[i], NULL, errp);
+	for (size_t i = 0; r >= 0 && i < n_nics; i++)
+		r = plan_one(b, o, live, NULL, &nics[i], errp);
 	if (r >= 0 && live && live->table)
 		r = plan_stale(b, o, live, nics, n_nics, groups, n_groups);
 	if (r < 0 && errp && !errp->set)
