@@ -18,6 +18,7 @@ O        ?= build
 CC       ?= gcc
 PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0 libmicrohttpd
 PKGS     += gnutls
+PKGS     += libnftables
 # Deferred (=, cached on first use): pkg-config runs only when something is
 # compiled, so `make demo` on a fresh machine prints nothing before
 # install-deps has installed the -dev packages.
@@ -90,7 +91,7 @@ $(TEST_HELPER_LIB): $(call obj,$(TEST_HELPER_SRCS))
 TEST_DIRS := $(MODULES) cli integration lab
 TEST_LIBS_common      := common
 TEST_LIBS_qemu        := qemu common
-TEST_LIBS_net         := net common
+TEST_LIBS_net         := net qemu common
 TEST_LIBS_storage     := storage common
 TEST_LIBS_sched       := sched qemu common
 TEST_LIBS_migrate     := $(LIBORDER)

@@ -93,6 +93,10 @@ const struct cli_verb cli_verbs[] = {
 	{ "rpc-stdio", verb_rpc_stdio, "",
 	  "Bridge stdin/stdout to the local daemon socket (used by ssh:// URIs)." },
 	{ "help", verb_help, "[VERB]", "Show help for all verbs or one verb." },
+	{ "fw show", verb_fw_show, "VM",
+	  "Show a VM's firewall per NIC: anti-spoofing, groups, rules, with packet/byte counters." },
+	{ "fw group", verb_fw_group, "define FILE|undefine NAME|list|show NAME",
+	  "Define (or change live), remove, list or show firewall security groups." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

@@ -81,3 +81,14 @@ int qv_param_string(qv_rpc_call *call, json_object *params, const char *key, con
 	}
 	return 0;
 }
+
+int qv_param_check_keys(qv_rpc_call *call, json_object *params, const char *const *keys)
+{
+	struct qv_error err = {};
+
+	if (params && json_check_keys(params, keys, "params", &err) < 0) {
+		qv_rpc_call_error(call, &err);
+		return -EINVAL;
+	}
+	return 0;
+}

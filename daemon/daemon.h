@@ -13,6 +13,7 @@
 
 struct qv_vm;
 struct qv_start_queue;
+struct qv_fwd;
 
 struct qv_daemon_config {
 	const char *state_dir;   /* default /var/lib/qvisor */
@@ -56,6 +57,7 @@ struct qv_daemon {
 	/* daemon/tls-setup.c: loaded PKI (NULL: none, migrations need --insecure) */
 	struct qv_tls_creds *tls_server;
 	char tls_client_dn[512]; /* DN of our client-cert.pem (what our QEMU presents) */
+	struct qv_fwd *fw_state; /* daemon/fw.c: the nftables firewall */
 };
 
 /* --pki-dir / --listen / --insecure (daemon/tls-setup.c): load the PKI and
@@ -85,3 +87,6 @@ int qv_call_fail(qv_rpc_call *call, int error, const char *reason, const char *f
 /* Fetch a required string param "key"; on failure answers the call and
  * returns < 0. */
 int qv_param_string(qv_rpc_call *call, json_object *params, const char *key, const char **ret);
+/* Refuse params keys outside `keys` (NULL-terminated); on failure answers
+ * the call and returns < 0. NULL params pass. */
+int qv_param_check_keys(qv_rpc_call *call, json_object *params, const char *const *keys);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "daemon/fw.h"
 #include "daemon/activate.h"
 #include "daemon/hooks.h"
 #include "daemon/foreign.h"
@@ -155,6 +156,7 @@ static const struct {
 	{ qv_vm_methods, &qv_vm_methods_count },       { qv_host_methods, &qv_host_methods_count },
 	{ qv_net_methods, &qv_net_methods_count },     { qv_image_methods, &qv_image_methods_count },
 	{ qv_migrate_methods, &qv_migrate_methods_count },
+	{ qv_fw_methods, &qv_fw_methods_count },
 };
 
 static int run(struct qv_daemon *d)
@@ -232,6 +234,9 @@ static int run(struct qv_daemon *d)
 	r = qv_net_registry_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up networks: %m");
+	r = qv_fw_load(d); /* after networks: DHCP leases */
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the firewall: %m");
 	r = qv_image_registry_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the image pool: %m");
@@ -266,6 +271,8 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_fw_methods, qv_fw_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
@@ -433,6 +440,7 @@ int main(int argc, char **argv)
 	qv_daemon_tls_free(&d);
 	qv_vm_registry_free(&d);
 	qv_net_registry_free(&d);
+	qv_fw_free(&d);
 	qv_image_registry_free(&d);
 	qv_hostloop_free(&d);
 	qv_cgroup_registry_free(&d);

@@ -7,13 +7,7 @@
 
 static int check_keys(qv_rpc_call *call, json_object *params, const char *const *keys)
 {
-	struct qv_error err = {};
-
-	if (params && json_check_keys(params, keys, "params", &err) < 0) {
-		qv_rpc_call_error(call, &err);
-		return -EINVAL;
-	}
-	return 0;
+	return qv_param_check_keys(call, params, keys);
 }
 
 static bool net_available(qv_rpc_call *call, struct qv_daemon *d)

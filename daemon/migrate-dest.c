@@ -22,6 +22,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/fw.h"
 #include "daemon/image-internal.h"
 #include "daemon/migrate-internal.h"
 #include "qemu/tls-creds.h"
@@ -509,7 +510,8 @@ static int prepare_check(struct qv_daemon *d, const struct qv_mig_prepare *p,
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is defined on the destination; copy_storage needs an "
 				    "undefined VM (its disks are created here)", spec->name);
-	return 0;
+	/* The rules travel with the spec; their groups must exist here. */
+	return qv_fw_check_spec(d, spec, errp);
 }
 
 /* The address the source should connect to (advert), and the one the

@@ -519,3 +519,41 @@ int qv_state_migration_list(qv_state *st, qv_state_migration_fn fn, void *userda
 		return r;
 	return for_each_row(st, s, migration_row, (void *)fn, userdata);
 }
+
+/* --- firewall security groups (schema 5) --------------------------------- */
+
+int qv_state_fw_group_put(qv_state *st, const char *name, const char *spec_json)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	if (check_args(name, spec_json) < 0)
+		return -EINVAL;
+	r = st_prepare(st, "INSERT INTO fw_groups (name, spec_json, created_at, updated_at) "
+			   "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET "
+			   "spec_json = excluded.spec_json, updated_at = excluded.updated_at", &s);
+	if (r < 0)
+		return r;
+	st_bind_text(s, 1, name);
+	st_bind_text(s, 2, spec_json);
+	sqlite3_bind_int64(s, 3, st_now_ms());
+	return write_stmt(st, s, false);
+}
+
+int qv_state_fw_group_delete(qv_state *st, const char *name)
+{
+	return delete_by_key(st, "DELETE FROM fw_groups WHERE name = ?1", name);
+}
+
+int qv_state_fw_group_list(qv_state *st, qv_state_fw_group_fn fn, void *userdata)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	if (!fn)
+		return -EINVAL;
+	r = st_prepare(st, "SELECT name, spec_json FROM fw_groups ORDER BY name", &s);
+	if (r < 0)
+		return r;
+	return for_each_row(st, s, net_row, (void *)fn, userdata); /* same row shape */
+}

@@ -73,6 +73,12 @@ static const char *const migration_steps[] = {
 	"CREATE TABLE vm_ids ("
 	"  vm TEXT PRIMARY KEY NOT NULL REFERENCES vms(name) ON DELETE CASCADE ON UPDATE CASCADE,"
 	"  uid INTEGER NOT NULL UNIQUE);",
+	/* 4 -> 5: firewall security groups (daemon/fw.c, docs/firewall.md) */
+	"CREATE TABLE fw_groups ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  spec_json TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);",
 };
 
 _Static_assert(ARRAY_SIZE(migration_steps) == QV_STATE_SCHEMA_VERSION,

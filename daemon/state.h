@@ -30,7 +30,7 @@
 typedef struct qv_state qv_state;
 
 /* Schema version this code writes. */
-#define QV_STATE_SCHEMA_VERSION 4
+#define QV_STATE_SCHEMA_VERSION 5
 
 int qv_state_open(const char *state_dir, qv_state **ret_state, struct qv_error *errp);
 /* For tests and tooling: migrate only up to target_version (<= latest). */
@@ -163,3 +163,10 @@ int qv_state_migration_get(qv_state *st, const char *id, struct qv_migration_rec
 int qv_state_migration_delete(qv_state *st, const char *id); /* -ENOENT */
 typedef int (*qv_state_migration_fn)(const struct qv_migration_record *rec, void *userdata);
 int qv_state_migration_list(qv_state *st, qv_state_migration_fn fn, void *userdata);
+
+/* --- firewall security groups (daemon/state-records.c) --- */
+/* Insert or replace the group's canonical JSON. */
+int qv_state_fw_group_put(qv_state *st, const char *name, const char *spec_json);
+int qv_state_fw_group_delete(qv_state *st, const char *name); /* -ENOENT */
+typedef int (*qv_state_fw_group_fn)(const char *name, const char *spec_json, void *userdata);
+int qv_state_fw_group_list(qv_state *st, qv_state_fw_group_fn fn, void *userdata);

@@ -5,6 +5,7 @@
  * QEMU and netlink (vm_nics_adopt_hotplugged). */
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/fw.h"
 #include "daemon/vm-nics-internal.h"
 #include "net/ifname.h"
 #include "net/mac.h"
@@ -15,13 +16,7 @@
 
 static int check_keys(qv_rpc_call *call, json_object *params, const char *const *keys)
 {
-	struct qv_error err = {};
-
-	if (params && json_check_keys(params, keys, "params", &err) < 0) {
-		qv_rpc_call_error(call, &err);
-		return -EINVAL;
-	}
-	return 0;
+	return qv_param_check_keys(call, params, keys);
 }
 
 /* params.name -> a VM with a live QEMU; answers the call on failure. */
@@ -170,6 +165,9 @@ int qv_m_vm_nic_add(qv_rpc_call *call, json_object *params, void *ud)
 	r = vm_tap_open(vm, h->idx, br, &fd, h->tap, &err);
 	if (r < 0)
 		return qv_rpc_call_error(call, &err), 0;
+	/* filtered before QEMU (and the guest) can use it; closing fd removes the TAP */
+	if (qv_fw_nic_add(vm, h->tap, h->mac, network, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
 	h->network = network ? strdup(network) : NULL;
 	vm_nic_plug_async(vm, h, TAKE_FD(fd), call); /* answers the call */
 	return 0;
@@ -239,6 +237,7 @@ static void remove_backend(struct qv_vm *vm, unsigned idx, const char *tap)
 	if (qemu_instance_execute_async(vm->inst, "netdev_del", a, 0, log_reply, NULL, &err) < 0)
 		log_warning("VM %s: netdev_del %s: %s, ignoring", vm->name, id, err.message);
 	qv_error_clear(&err);
+	qv_fw_nic_remove(vm, tap);
 	if (reg && qv_tap_delete(reg->nl, tap, &err) < 0 && err.error != ENODEV)
 		log_warning("VM %s: cannot delete TAP %s: %s, ignoring", vm->name, tap,
 			    err.message);

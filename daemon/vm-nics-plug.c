@@ -3,6 +3,7 @@
  * deadline; a failed step undoes the earlier ones and answers the call. */
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/fw.h"
 #include "daemon/vm-nics-internal.h"
 
 enum plug_step { STEP_GETFD, STEP_NETDEV, STEP_DEVICE };
@@ -70,6 +71,7 @@ static void plug_finish(struct plug *p, const struct qv_error *errp)
 			err = *errp;
 		if (h) {
 			plug_rollback(p, vm);
+			qv_fw_nic_remove(vm, h->tap);
 			free(h->network);
 			*h = (struct hp_nic){ .port = -1 };
 		}

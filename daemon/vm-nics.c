@@ -5,6 +5,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/fw.h"
 #include "daemon/hooks.h"
 #include "daemon/vm-nics-internal.h"
 #include "net/ifname.h"
@@ -263,6 +264,7 @@ void qv_vm_nics_close(struct qv_vm *vm)
 	struct qv_error err = {};
 	size_t n = 0;
 
+	qv_fw_vm_stop(vm);
 	if (s)
 		close_fds(s);
 	if (reg) {

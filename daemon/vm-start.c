@@ -6,6 +6,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/fw.h"
 #include "daemon/hooks.h"
 #include "daemon/vm-cidata.h"
 #include "daemon/vm-files.h"
@@ -83,6 +84,10 @@ static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 		r = qv_vm_files_prepare(vm, opts, cfg, errp);
 	if (r >= 0)
 		r = qv_vm_nics_open(vm, ret_nic_fds, &n_nic_fds, errp);
+	if (r >= 0) /* rules in place before the guest can send */
+		r = qv_fw_vm_start(vm, errp);
+	if (r < 0 && *ret_nic_fds)
+		qv_vm_nics_close(vm);
 	if (r < 0) {
 		qv_vm_files_release(vm);
 		qv_vm_sandbox_release(vm);

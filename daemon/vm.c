@@ -7,6 +7,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/fw.h"
 #include "daemon/hooks.h"
 #include "daemon/interop.h"
 #include "daemon/netreg.h"
@@ -449,6 +450,8 @@ int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_v
 					    "choose another uuid", spec->uuid, tap, vm->name);
 	}
 	r = qv_net_check_spec(d, spec, NULL, errp);
+	if (r >= 0)
+		r = qv_fw_check_spec(d, spec, errp);
 	if (r < 0)
 		return r;
 	j = vm_spec_to_json(spec);

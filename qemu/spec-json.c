@@ -49,6 +49,8 @@ static json_object *nic_to_json(const struct vm_nic *n)
 	add_str(o, "bridge", n->bridge);
 	add_str(o, "mac", n->mac);
 	add_str(o, "model", n->model ? n->model : "virtio");
+	if (n->fw) /* only when given: older canonical forms stay fixed points */
+		json_object_object_add(o, "firewall", vm_fw_to_json(n->fw));
 	return o;
 }
 

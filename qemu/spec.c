@@ -201,8 +201,10 @@ static int parse_disk(json_object *d, const char *path, struct vm_disk *disk,
 
 static int parse_nic(json_object *n, const char *path, struct vm_nic *nic, struct qv_error *errp)
 {
-	static const char *const keys[] = { "network", "bridge", "mac", "model", NULL };
+	static const char *const keys[] = { "network", "bridge", "mac", "model", "firewall",
+					    NULL };
 	static const char *const kinds[] = { "network", "bridge" };
+	json_object *fw;
 	const char *s;
 	int r, have = 0;
 
@@ -235,6 +237,12 @@ static int parse_nic(json_object *n, const char *path, struct vm_nic *nic, struc
 		return INVALID(errp, "%s.model: must be \"virtio\"", path);
 	if (r < 0 && r != -ENOENT)
 		return r;
+	if (json_object_object_get_ex(n, "firewall", &fw) && !json_object_is_type(fw, json_type_null)) {
+		char sub[64];
+		snprintf(sub, sizeof(sub), "%s.firewall", path);
+		if ((r = vm_fw_parse(fw, sub, &nic->fw, errp)) < 0)
+			return r;
+	}
 	return dup_into(&nic->model, "virtio");
 }
 
@@ -491,6 +499,7 @@ struct vm_spec *vm_spec_free(struct vm_spec *spec)
 		free(spec->nics[i].network);
 		free(spec->nics[i].bridge);
 		free(spec->nics[i].model);
+		free(spec->nics[i].fw);
 	}
 	free(spec->nics);
 	free(spec->limits.cpuset_cpus);
@@ -543,7 +552,11 @@ struct vm_spec *vm_spec_dup(const struct vm_spec *src)
 			struct vm_nic *n = &d->nics[i];
 			*n = src->nics[i];
 			n->network = n->bridge = n->model = NULL;
-			ok = sdup(&n->network, src->nics[i].network) &&
+			n->fw = NULL;
+			if (src->nics[i].fw && (n->fw = malloc(sizeof(*n->fw))))
+				*n->fw = *src->nics[i].fw;
+			ok = (!src->nics[i].fw || n->fw) &&
+			     sdup(&n->network, src->nics[i].network) &&
 			     sdup(&n->bridge, src->nics[i].bridge) &&
 			     sdup(&n->model, src->nics[i].model);
 		}

@@ -35,11 +35,52 @@ struct vm_disk {
 	char serial[VM_DISK_SERIAL_MAX + 1]; /* "" = none; virtio-blk serial */
 };
 
+/* spec.nics[].firewall (qemu/spec-firewall.c, docs/firewall.md): rules the
+ * daemon turns into nftables (net/fw.h). Also the rule grammar of security
+ * groups (fw.group.define). */
+#define VM_FW_RULES_MAX 64     /* per NIC */
+#define VM_FW_GROUP_RULES_MAX 256
+#define VM_FW_GROUPS_MAX 8     /* groups per NIC */
+#define VM_FW_ADDRS_MAX 8
+#define VM_FW_PORTS_MAX 8
+#define VM_FW_GROUP_NAME_MAX 32
+#define VM_FW_CIDR_MAX 44      /* "ffff:...:ffff/128" */
+
+enum vm_fw_dir { VM_FW_IN, VM_FW_OUT };
+enum vm_fw_action { VM_FW_ACCEPT, VM_FW_DROP, VM_FW_REJECT };
+enum vm_fw_proto { VM_FW_ANY, VM_FW_TCP, VM_FW_UDP, VM_FW_ICMP, VM_FW_ICMPV6 };
+enum vm_fw_rate_unit { VM_FW_PER_SECOND, VM_FW_PER_MINUTE, VM_FW_PER_HOUR };
+
+struct vm_fw_rule {
+	enum vm_fw_dir dir;
+	enum vm_fw_proto proto;
+	uint16_t ports[VM_FW_PORTS_MAX][2]; /* destination port ranges lo..hi */
+	unsigned n_ports;
+	char cidr[VM_FW_CIDR_MAX + 1]; /* remote address, canonical; "" = any */
+	int family;            /* 4, 6, or 0 when neither cidr nor proto fixes it */
+	char icmp_type[32];    /* nft name or decimal; "" = any */
+	enum vm_fw_action action;
+	uint32_t rate;         /* 0 = no limit */
+	enum vm_fw_rate_unit rate_unit;
+};
+
+struct vm_fw {
+	bool anti_spoof;       /* default true */
+	enum vm_fw_action policy_in, policy_out; /* default accept */
+	char addrs[VM_FW_ADDRS_MAX][VM_FW_CIDR_MAX + 1]; /* allowed sources, canonical */
+	size_t n_addrs;
+	char groups[VM_FW_GROUPS_MAX][VM_FW_GROUP_NAME_MAX + 1];
+	size_t n_groups;
+	struct vm_fw_rule rules[VM_FW_RULES_MAX];
+	size_t n_rules;
+};
+
 struct vm_nic {
 	char *network;         /* exactly one of network / bridge is set */
 	char *bridge;
 	char mac[18];          /* "52:54:00:xx:xx:xx"; generated from uuid if absent */
 	char *model;           /* "virtio" (only model today) */
+	struct vm_fw *fw;      /* NULL: defaults (anti-spoofing, accept both ways) */
 };
 
 struct vm_limits {
@@ -149,4 +190,16 @@ int vm_loop_mode_from_string(const char *s);
 /* The "balloon" member of the canonical form; NULL when disabled. */
 json_object *vm_balloon_to_json(const struct vm_balloon *b);
 const char *vm_restart_policy_to_string(enum vm_restart_policy p);
+
+/* qemu/spec-firewall.c. The defaults of a NIC without "firewall". */
+void vm_fw_defaults(struct vm_fw *fw);
+int vm_fw_parse(json_object *o, const char *path, struct vm_fw **ret, struct qv_error *errp);
+json_object *vm_fw_to_json(const struct vm_fw *fw);
+/* One rule of the grammar shared by NICs and security groups. */
+int vm_fw_rule_parse(json_object *o, const char *path, struct vm_fw_rule *ret,
+		     struct qv_error *errp);
+json_object *vm_fw_rule_to_json(const struct vm_fw_rule *r);
+/* Group names: 1-32 of [a-zA-Z0-9_], starting with a letter. */
+bool vm_fw_group_name_valid(const char *s);
+const char *vm_fw_action_to_string(enum vm_fw_action a);
 int vm_restart_policy_from_string(const char *s);

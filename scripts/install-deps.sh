@@ -25,6 +25,12 @@ PKGS=(
 	# cluster store: etcd control-plane scale bench (scripts/bench/etcd-scale.sh, issue 15)
 	etcd-server
 	etcd-client
+	# per-VM firewall: nftables through libnftables (net/fw-nft.c), nft for tests
+	libnftables-dev
+	nftables
+	# firewall benchmark peers (scripts/bench/firewall.sh)
+	iptables
+	ebtables
 )
 
 missing=()

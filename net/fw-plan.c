@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: MIT */
+/* Reconcile: what the kernel has (a `list table` JSON listing) against the
+ * model, emitting only what differs, so a daemon restart leaves a correct
+ * table untouched (same handles, same counters). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/macro.h"
+#include "net/fw.h"
+
+struct live_chain {
+	char name[64];
+	char hash[16]; /* "" when no end rule */
+	bool is_set;
+};
+
+struct qv_fw_live {
+	bool table;
+	struct live_chain *chains;
+	size_t n_chains;
+	char (*from)[16]; /* from_vm keys */
+	size_t n_from;
+	char (*to)[16];
+	size_t n_to;
+};
+
+qv_fw_live *qv_fw_live_free(qv_fw_live *l)
+{
+	if (l) {
+		free(l->chains);
+		free(l->from);
+		free(l->to);
+		free(l);
+	}
+	return NULL;
+}
+
+void qv_fw_live_freep(qv_fw_live **l)
+{
+	*l = qv_fw_live_free(*l);
+}
+
+bool qv_fw_live_has_table(const qv_fw_live *l)
+{
+	return l && l->table;
+}
+
+static struct live_chain *live_chain(qv_fw_live *l, const char *name)
+{
+	for (size_t i = 0; i < l->n_chains; i++)
+		if (!l->chains[i].is_set && streq(l->chains[i].name, name))
+			return &l->chains[i];
+	return NULL;
+}
+
+static const char *obj_str(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
+}
+
+static int add_keys(json_object *map, char (**ret)[16], size_t *ret_n)
+{
+	json_object *elem;
+
+	if (!json_object_object_get_ex(map, "elem", &elem) ||
+	    !json_object_is_type(elem, json_type_array))
+		return 0;
+	size_t n = json_object_array_length(elem);
+	*ret = calloc(n ? n : 1, 16);
+	if (!*ret)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *pair = json_object_array_get_idx(elem, i);
+		json_object *k = json_object_is_type(pair, json_type_array)
+					 ? json_object_array_get_idx(pair, 0)
+					 : NULL;
+		if (k && json_object_is_type(k, json_type_string))
+			snprintf((*ret)[(*ret_n)++], 16, "%s", json_object_get_string(k));
+	}
+	return 0;
+}
+
+int qv_fw_live_parse(json_object *json, qv_fw_live **ret)
+{
+	_cleanup_(qv_fw_live_freep) qv_fw_live *l = calloc(1, sizeof(*l));
+	json_object *arr;
+
+	if (!l)
+		return -ENOMEM;
+	if (json && json_object_object_get_ex(json, "nftables", &arr) &&
+	    json_object_is_type(arr, json_type_array)) {
+		size_t n = json_object_array_length(arr);
+		l->chains = calloc(n ? n : 1, sizeof(*l->chains));
+		if (!l->chains)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			json_object *it = json_object_array_get_idx(arr, i), *o;
+			const char *name, *c;
+			if (json_object_object_get_ex(it, "table", &o))
+				l->table = true;
+			else if (json_object_object_get_ex(it, "chain", &o) &&
+				 (name = obj_str(o, "name")))
+				snprintf(l->chains[l->n_chains++].name, 64, "%s", name);
+			else if (json_object_object_get_ex(it, "map", &o) &&
+				 (name = obj_str(o, "name"))) {
+				int r = streq(name, "from_vm") ? add_keys(o, &l->from, &l->n_from)
+					: streq(name, "to_vm") ? add_keys(o, &l->to, &l->n_to) : 0;
+				if (r < 0)
+					return r;
+			} else if (json_object_object_get_ex(it, "set", &o) &&
+				   (name = obj_str(o, "name"))) {
+				snprintf(l->chains[l->n_chains].name, 64, "%s", name);
+				l->chains[l->n_chains++].is_set = true;
+			} else if (json_object_object_get_ex(it, "rule", &o) &&
+				   (name = obj_str(o, "chain")) && (c = obj_str(o, "comment")) &&
+				   strncmp(c, QV_FW_TAG_END, strlen(QV_FW_TAG_END)) == 0) {
+				struct live_chain *lc = live_chain(l, name);
+				if (lc)
+					snprintf(lc->hash, sizeof(lc->hash), "%s",
+						 c + strlen(QV_FW_TAG_END));
+			}
+		}
+	}
+	*ret = TAKE_PTR(l);
+	return 0;
+}
+
+/* The end hash inside a freshly emitted chain text ("" when absent). */
+static void emitted_hash(const char *text, const char *chain, char ret[16])
+{
+	char needle[96];
+	const char *p;
+
+	ret[0] = 0;
+	snprintf(needle, sizeof(needle), " %s counter", chain);
+	for (p = text; (p = strstr(p, needle)); p++) {
+		const char *c = strstr(p, QV_FW_TAG_END);
+		const char *eol = strchr(p, '\n');
+		if (c && (!eol || c < eol)) {
+			snprintf(ret, 16, "%.*s", (int)strcspn(c + strlen(QV_FW_TAG_END), "\""),
+				 c + strlen(QV_FW_TAG_END));
+			return;
+		}
+	}
+}
+
+static bool has_key(char (*keys)[16], size_t n, const char *k)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq(keys[i], k))
+			return true;
+	return false;
+}
+
+/* Whether every chain the snippet defines is already live with its hash. */
+static bool snippet_live(const qv_fw_live *live, const char *text, const char *const *chains,
+			 size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char h[16];
+		struct live_chain *lc = live_chain((qv_fw_live *)live, chains[i]);
+		emitted_hash(text, chains[i], h);
+		if (!lc || !h[0] || !streq(lc->hash, h))
+			return false;
+	}
+	return true;
+}
+
+static bool base_live(const qv_fw_live *live)
+{
+	static const char *const base[] = { "vm_pre", "vm_fwd", "vm_out" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(base); i++) {
+		struct live_chain *lc = live_chain((qv_fw_live *)live, base[i]);
+		if (!lc || !streq(lc->hash, "base1"))
+			return false;
+	}
+	return true;
+}
+
+static bool desired_group(const struct qv_fw_group *g, size_t n, const char *chain)
+{
+	char c[64];
+
+	for (size_t i = 0; i < n; i++)
+		for (int in = 0; in < 2; in++) {
+			qv_fw_group_chain(g[i].name, in, c);
+			if (streq(c, chain))
+				return true;
+		}
+	return false;
+}
+
+/* The TAP of a NIC object name "n_<tap>_<suffix>", or false. */
+static bool nic_of(const char *name, const char *suffix, char ret[16])
+{
+	size_t len = strlen(name), sl = strlen(suffix);
+
+	if (strncmp(name, "n_", 2) != 0 || len <= 2 + sl || len - 2 - sl >= 16 ||
+	    !streq(name + len - sl, suffix))
+		return false;
+	snprintf(ret, 16, "%.*s", (int)(len - 2 - sl), name + 2);
+	return true;
+}
+
+static bool tap_desired(const struct qv_fw_nic *nics, size_t n, const char *tap)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq(nics[i].tap, tap))
+			return true;
+	return false;
+}
+
+/* Stale objects, in an order the kernel accepts within one transaction:
+ * map elements, NIC chains, their sets (the rules used them), group chains. */
+static int plan_stale(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *live,
+		      const struct qv_fw_nic *nics, size_t n_nics, const struct qv_fw_group *groups,
+		      size_t n_groups)
+{
+	const char *t = o && o->table ? o->table : QV_FW_TABLE;
+	int r = 0;
+
+	for (size_t i = 0; i < live->n_from && r >= 0; i++)
+		if (!tap_desired(nics, n_nics, live->from[i]))
+			r = qv_fw_batch_addf(b, "delete element bridge %s from_vm { \"%s\" }\n", t,
+					     live->from[i]);
+	for (size_t i = 0; i < live->n_to && r >= 0; i++)
+		if (!tap_desired(nics, n_nics, live->to[i]))
+			r = qv_fw_batch_addf(b, "delete element bridge %s to_vm { \"%s\" }\n", t,
+					     live->to[i]);
+	for (int pass = 0; pass < 3 && r >= 0; pass++)
+		for (size_t i = 0; i < live->n_chains && r >= 0; i++) {
+			const struct live_chain *c = &live->chains[i];
+			char tap[16];
+			bool stale_nic = (nic_of(c->name, "_in", tap) || nic_of(c->name, "_out", tap) ||
+					  nic_of(c->name, "_v4", tap) || nic_of(c->name, "_v6", tap)) &&
+					 !tap_desired(nics, n_nics, tap);
+			if (stale_nic && (pass == 0) == !c->is_set && pass < 2)
+				r = qv_fw_batch_addf(b, "delete %s bridge %s %s\n",
+						     c->is_set ? "set" : "chain", t, c->name);
+			else if (pass == 2 && !c->is_set && strncmp(c->name, "g_", 2) == 0 &&
+				 !desired_group(groups, n_groups, c->name))
+				r = qv_fw_batch_addf(b, "delete chain bridge %s %s\n", t, c->name);
+		}
+	return r;
+}
+
+/* Emit one group (nic NULL) or NIC into a scratch batch and append it to b
+ * unless the kernel already has exactly that. */
+static int plan_one(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *live,
+		    const struct qv_fw_group *g, const struct qv_fw_nic *nic,
+		    struct qv_error *errp)
+{
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *s = qv_fw_batch_new();
+	char in[64], out[64];
+	const char *names[] = { in, out };
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	if (nic) {
+		qv_fw_nic_chain(nic->tap, true, in);
+		qv_fw_nic_chain(nic->tap, false, out);
+		r = qv_fw_emit_nic(s, o, nic, errp);
+	} else {
+		qv_fw_group_chain(g->name, true, in);
+		qv_fw_group_chain(g->name, false, out);
+		r = qv_fw_emit_group(s, o, g);
+	}
+	if (r < 0)
+		return r;
+	bool same = live && snippet_live(live, qv_fw_batch_text(s), names, 2) &&
+		    (!nic || (has_key(live->from, live->n_from, nic->tap) &&
+			      has_key(live->to, live->n_to, nic->tap)));
+	return same ? 0 : qv_fw_batch_addf(b, "%s", qv_fw_batch_text(s));
+}
+
+int qv_fw_plan(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *live,
+	       const struct qv_fw_nic *nics, size_t n_nics, const struct qv_fw_group *groups,
+	       size_t n_groups, struct qv_error *errp)
+{
+	int r = 0;
+
+	if (n_nics == 0)
+		return live && live->table ? qv_fw_emit_table_delete(b, o) : 0;
+	if (!live || !live->table || !base_live(live))
+		r = qv_fw_emit_base(b, o);
+	for (size_t i = 0; r >= 0 && i < n_groups; i++)
+		r = plan_one(b, o, live, &groups[i], NULL, errp);
+	for (size_t i = 0; r >= 0 && i < n_nics; i++)
+		r = plan_one(b, o, live, NULL, &nics[i], errp);
+	if (r >= 0 && live && live->table)
+		r = plan_stale(b, o, live, nics, n_nics, groups, n_groups);
+	if (r < 0 && errp && !errp->set)
+		qv_error_set(errp, -r, QV_REASON_INTERNAL, "firewall plan: %s", strerror(-r));
+	return r;
+}
+
+json_object *qv_fw_chain_counters(json_object *listing, const char *chain)
+{
+	json_object *out = json_object_new_array(), *arr;
+
+	if (!listing || !json_object_object_get_ex(listing, "nftables", &arr))
+		return out;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *it = json_object_array_get_idx(arr, i), *rule, *expr;
+		const char *c, *ch;
+		if (!json_object_object_get_ex(it, "rule", &rule) || !(ch = obj_str(rule, "chain")) ||
+		    !streq(ch, chain) || !(c = obj_str(rule, "comment")) ||
+		    !json_object_object_get_ex(rule, "expr", &expr))
+			continue;
+		for (size_t k = 0; k < json_object_array_length(expr); k++) {
+			json_object *e = json_object_array_get_idx(expr, k), *cnt, *v;
+			if (!json_object_object_get_ex(e, "counter", &cnt))
+				continue;
+			json_object *row = json_object_new_object();
+			json_object_object_add(row, "comment", json_object_new_string(c));
+			json_object_object_add(row, "packets",
+					       json_object_new_int64(json_object_object_get_ex(
+						       cnt, "packets", &v) ? json_object_get_int64(v) : 0));
+			json_object_object_add(row, "bytes",
+					       json_object_new_int64(json_object_object_get_ex(
+						       cnt, "bytes", &v) ? json_object_get_int64(v) : 0));
+			json_object_array_add(out, row);
+			break;
+		}
+	}
+	return out;
+}

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/* The firewall model -> nft command text (net/fw.h, docs/firewall.md).
+ * Everything that reaches the text was validated by qemu/spec-firewall.c;
+ * the TAP name and MAC are checked again here because they come from the
+ * daemon, not from the rule grammar. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "net/fw.h"
+#include "net/ifname.h"
+#include "net/mac.h"
+
+struct qv_fw_batch {
+	char *buf;
+	size_t len, cap;
+};
+
+qv_fw_batch *qv_fw_batch_new(void)
+{
+	return calloc(1, sizeof(qv_fw_batch));
+}
+
+qv_fw_batch *qv_fw_batch_free(qv_fw_batch *b)
+{
+	if (b) {
+		free(b->buf);
+		free(b);
+	}
+	return NULL;
+}
+
+void qv_fw_batch_freep(qv_fw_batch **b)
+{
+	*b = qv_fw_batch_free(*b);
+}
+
+const char *qv_fw_batch_text(const qv_fw_batch *b)
+{
+	return b->buf ? b->buf : "";
+}
+
+size_t qv_fw_batch_len(const qv_fw_batch *b)
+{
+	return b->len;
+}
+
+static int vaddf(qv_fw_batch *b, const char *fmt, va_list ap)
+{
+	va_list aq;
+	va_copy(aq, ap);
+	int n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (n < 0)
+		return -EINVAL;
+	if (b->len + (size_t)n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + (size_t)n + 1)
+			cap *= 2;
+		char *p = realloc(b->buf, cap);
+		if (!p)
+			return -ENOMEM;
+		b->buf = p;
+		b->cap = cap;
+	}
+	vsnprintf(b->buf + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int qv_fw_batch_addf(qv_fw_batch *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vaddf(b, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static const char *tbl(const struct qv_fw_opts *o)
+{
+	return o && o->table ? o->table : QV_FW_TABLE;
+}
+
+void qv_fw_nic_chain(const char *tap, bool in, char ret[64])
+{
+	snprintf(ret, 64, "n_%s_%s", tap, in ? "in" : "out");
+}
+
+void qv_fw_group_chain(const char *group, bool in, char ret[64])
+{
+	snprintf(ret, 64, "g_%s_%s", group, in ? "in" : "out");
+}
+
+/* FNV-1a over the generated text of a chain: its identity for reconcile. */
+static uint32_t fnv(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* Chain/element names only ever hold [A-Za-z0-9_.-]; nft's parser wants
+ * identifiers without '-' or '.', so the TAP is checked to the stricter
+ * grammar the TAP scheme produces. */
+static bool ident_ok(const char *s)
+{
+	if (!s || !*s || strlen(s) > 15)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	return true;
+}
+
+int qv_fw_emit_base(qv_fw_batch *b, const struct qv_fw_opts *o)
+{
+	const char *t = tbl(o);
+	static const struct { const char *name, *hook, *key, *map; } base[] = {
+		{ "vm_pre", "prerouting", "iifname", "from_vm" },
+		{ "vm_fwd", "forward", "oifname", "to_vm" },
+		{ "vm_out", "output", "oifname", "to_vm" },
+	};
+	int r = qv_fw_batch_addf(b, "add table bridge %s\n"
+				 "add map bridge %s from_vm { type ifname : verdict; }\n"
+				 "add map bridge %s to_vm { type ifname : verdict; }\n",
+				 t, t, t);
+
+	for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(base); i++)
+		r = qv_fw_batch_addf(b, "add chain bridge %s %s { type filter hook %s priority 0; "
+				     "policy accept; }\n"
+				     "flush chain bridge %s %s\n"
+				     "add rule bridge %s %s %s vmap @%s comment \"" QV_FW_TAG_END
+				     "base1\"\n",
+				     t, base[i].name, base[i].hook, t, base[i].name, t,
+				     base[i].name, base[i].key, base[i].map);
+	return r;
+}
+
+static const char *action_text(enum vm_fw_action a, enum vm_fw_proto p,
+			       const struct qv_fw_opts *o)
+{
+	switch (a) {
+	case VM_FW_ACCEPT:
+		return "accept";
+	case VM_FW_REJECT:
+		if (o && o->reject_ok)
+			return p == VM_FW_TCP ? "reject with tcp reset" : "reject";
+		return "drop";
+	default:
+		return "drop";
+	}
+}
+
+static int emit_rule(qv_fw_batch *b, const struct qv_fw_opts *o, const char *chain,
+		     const struct vm_fw_rule *r, size_t idx)
+{
+	static const char *const units[] = { "second", "minute", "hour" };
+	static const char *const l4[] = { "", "tcp", "udp", "icmp", "ipv6-icmp" };
+	int x = qv_fw_batch_addf(b, "add rule bridge %s %s ", tbl(o), chain);
+
+	if (x >= 0 && r->cidr[0])
+		x = qv_fw_batch_addf(b, "%s %s %s ", r->family == 6 ? "ip6" : "ip",
+				     r->dir == VM_FW_IN ? "saddr" : "daddr", r->cidr);
+	if (x >= 0 && r->n_ports) {
+		x = qv_fw_batch_addf(b, "%s dport { ", l4[r->proto]);
+		for (unsigned i = 0; x >= 0 && i < r->n_ports; i++) {
+			if (r->ports[i][0] == r->ports[i][1])
+				x = qv_fw_batch_addf(b, "%s%u", i ? ", " : "", r->ports[i][0]);
+			else
+				x = qv_fw_batch_addf(b, "%s%u-%u", i ? ", " : "", r->ports[i][0],
+						     r->ports[i][1]);
+		}
+		if (x >= 0)
+			x = qv_fw_batch_addf(b, " } ");
+	} else if (x >= 0 && r->icmp_type[0])
+		x = qv_fw_batch_addf(b, "%s type %s ", r->proto == VM_FW_ICMP ? "icmp" : "icmpv6",
+				     r->icmp_type);
+	else if (x >= 0 && r->proto != VM_FW_ANY)
+		x = qv_fw_batch_addf(b, "meta l4proto %s ", l4[r->proto]);
+	if (x >= 0 && r->rate)
+		x = qv_fw_batch_addf(b, "limit rate %u/%s ", r->rate, units[r->rate_unit]);
+	if (x >= 0)
+		x = qv_fw_batch_addf(b, "counter %s comment \"" QV_FW_TAG_RULE "%zu\"\n",
+				     action_text(r->action, r->proto, o), idx);
+	return x;
+}
+
+/* "add chain; flush chain" + body + the end rule carrying the body's hash.
+ * end_verdict is the policy ("" for group chains, which fall through). */
+static int emit_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const char *chain,
+		      const qv_fw_batch *body, const char *end_verdict)
+{
+	uint32_t h = fnv(qv_fw_batch_text(body), qv_fw_batch_len(body));
+
+	return qv_fw_batch_addf(b, "add chain bridge %s %s\nflush chain bridge %s %s\n%s"
+				"add rule bridge %s %s counter %s comment \"" QV_FW_TAG_END
+				"%08x\"\n",
+				tbl(o), chain, tbl(o), chain, qv_fw_batch_text(body), tbl(o), chain,
+				end_verdict, h);
+}
+
+int qv_fw_emit_group(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_group *g)
+{
+	char chain[64];
+	int r = 0;
+
+	if (!vm_fw_group_name_valid(g->name))
+		return -EINVAL;
+	for (int in = 1; in >= 0 && r >= 0; in--) {
+		_cleanup_(qv_fw_batch_freep) qv_fw_batch *body = qv_fw_batch_new();
+		if (!body)
+			return -ENOMEM;
+		qv_fw_group_chain(g->name, in, chain);
+		for (size_t i = 0; r >= 0 && i < g->n_rules; i++)
+			if ((g->rules[i].dir == VM_FW_IN) == (bool)in)
+				r = emit_rule(body, o, chain, &g->rules[i], i);
+		if (r >= 0)
+			r = emit_chain(b, o, chain, body, "");
+	}
+	return r;
+}
+
+int qv_fw_emit_group_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const char *name)
+{
+	if (!vm_fw_group_name_valid(name))
+		return -EINVAL;
+	return qv_fw_batch_addf(b, "delete chain bridge %s g_%s_in\ndelete chain bridge %s g_%s_out\n",
+				tbl(o), name, tbl(o), name);
+}
+
+/* fe80::/64 EUI-64 address of mac (the kernel's default link-local). */
+static void link_local(const struct qv_mac *m, char ret[INET6_ADDRSTRLEN])
+{
+	unsigned char a[16] = { 0xfe, 0x80 };
+
+	a[8] = m->b[0] ^ 0x02;
+	a[9] = m->b[1];
+	a[10] = m->b[2];
+	a[11] = 0xff;
+	a[12] = 0xfe;
+	a[13] = m->b[3];
+	a[14] = m->b[4];
+	a[15] = m->b[5];
+	inet_ntop(AF_INET6, a, ret, INET6_ADDRSTRLEN);
+}
+
+/* The NIC's allowed sources as anonymous sets ("{ a, b }", "" when none):
+ * part of the rules, so a refill of the chain replaces them in the same
+ * transaction and no named set (with its cache cost) is needed.
+ * *ret_v4 says whether IPv4 sources are checked. */
+struct addr_lists {
+	char v4[(VM_FW_ADDRS_MAX + 1) * 24 + 8];
+	char v6[(VM_FW_ADDRS_MAX + 1) * (VM_FW_CIDR_MAX + 2) + 8];
+};
+
+static int addr_lists(const struct qv_fw_nic *n, const struct vm_fw *fw, const struct qv_mac *mac,
+		      struct addr_lists *ret, bool *ret_v4)
+{
+	size_t o4 = 0, o6;
+	char ll[INET6_ADDRSTRLEN];
+
+	link_local(mac, ll);
+	o6 = (size_t)snprintf(ret->v6, sizeof(ret->v6), "{ %s", ll);
+	ret->v4[0] = 0;
+	for (size_t i = 0; i < fw->n_addrs + n->n_learned; i++) {
+		const char *a = i < fw->n_addrs ? fw->addrs[i] : n->learned[i - fw->n_addrs];
+		unsigned char buf[4];
+		if (i >= fw->n_addrs && inet_pton(AF_INET, a, buf) != 1)
+			return -EINVAL;
+		if (strchr(a, ':'))
+			o6 += (size_t)snprintf(ret->v6 + o6, sizeof(ret->v6) - o6, ", %s", a);
+		else
+			o4 += (size_t)snprintf(ret->v4 + o4, sizeof(ret->v4) - o4, "%s%s",
+					       o4 ? ", " : "{ ", a);
+		if (o4 >= sizeof(ret->v4) - 3 || o6 >= sizeof(ret->v6) - 3)
+			return -E2BIG;
+	}
+	snprintf(ret->v6 + o6, sizeof(ret->v6) - o6, " }");
+	if (o4)
+		snprintf(ret->v4 + o4, sizeof(ret->v4) - o4, " }");
+	*ret_v4 = fw->anti_spoof && (o4 > 0 || n->dhcp);
+	return 0;
+}
+
+static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char *chain,
+		      const struct qv_fw_nic *n, const struct addr_lists *al, bool v4)
+{
+	const char *t = tbl(o);
+	int r = qv_fw_batch_addf(body,
+				 "add rule bridge %s %s ether saddr != %s counter drop comment \""
+				 QV_FW_TAG_SPOOF "mac\"\n"
+				 "add rule bridge %s %s arp saddr ether != %s counter drop comment \""
+				 QV_FW_TAG_SPOOF "arp-mac\"\n",
+				 t, chain, n->mac, t, chain, n->mac);
+	/* No address yet (DHCP before the lease): no IPv4 source is allowed. */
+	const char *ne4 = al->v4[0] ? " != " : "", *l4 = al->v4;
+	if (r >= 0 && v4)
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s arp saddr ip != 0.0.0.0 %s%s%s%s"
+				     "counter drop comment \"" QV_FW_TAG_SPOOF "arp-ip\"\n", t,
+				     chain, l4[0] ? "arp saddr ip" : "", ne4, l4, l4[0] ? " " : "");
+	if (r >= 0 && n->dhcp)
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s ip saddr 0.0.0.0 ip daddr "
+				     "255.255.255.255 udp sport 68 udp dport 67 counter accept "
+				     "comment \"qv:dhcp-client\"\n", t, chain);
+	if (r >= 0 && v4)
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s %s%s%s counter drop "
+				     "comment \"" QV_FW_TAG_SPOOF "ip\"\n", t, chain,
+				     l4[0] ? "ip saddr" : "ether type ip", ne4, l4);
+	if (r >= 0)
+		r = qv_fw_batch_addf(body,
+				     "add rule bridge %s %s ip6 saddr != :: ip6 saddr != %s "
+				     "counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n"
+				     "add rule bridge %s %s udp sport { 67, 547 } counter drop "
+				     "comment \"" QV_FW_TAG_SPOOF "dhcp-server\"\n"
+				     "add rule bridge %s %s icmpv6 type { nd-router-advert, "
+				     "nd-redirect } counter drop comment \"" QV_FW_TAG_SPOOF "ra\"\n",
+				     t, chain, al->v6, t, chain, t, chain);
+	return r;
+}
+
+/* ARP, ND and (with DHCP) the client's exchange pass whatever the policy:
+ * a drop policy must not cut a VM off its own link. */
+static int emit_link_basics(qv_fw_batch *body, const struct qv_fw_opts *o, const char *chain,
+			    bool in, bool dhcp)
+{
+	const char *t = tbl(o);
+	int r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type arp accept\n"
+				 "add rule bridge %s %s icmpv6 type { nd-neighbor-solicit, "
+				 "nd-neighbor-advert, nd-router-solicit%s } accept\n",
+				 t, chain, t, chain, in ? ", nd-router-advert" : "");
+	if (r >= 0 && dhcp && in)
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s udp sport 67 udp dport 68 accept\n",
+				     t, chain);
+	return r;
+}
+
+static int emit_nic_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
+			  const struct vm_fw *fw, const struct addr_lists *al, bool in, bool v4)
+{
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *body = qv_fw_batch_new();
+	char chain[64], g[64];
+	int r = 0;
+
+	if (!body)
+		return -ENOMEM;
+	qv_fw_nic_chain(n->tap, in, chain);
+	if (!in && fw->anti_spoof)
+		r = emit_spoof(body, o, chain, n, al, v4);
+	if (r >= 0)
+		r = emit_link_basics(body, o, chain, in, n->dhcp);
+	for (size_t i = 0; r >= 0 && i < fw->n_groups; i++) {
+		qv_fw_group_chain(fw->groups[i], in, g);
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s jump %s\n", tbl(o), chain, g);
+	}
+	for (size_t i = 0; r >= 0 && i < fw->n_rules; i++)
+		if ((fw->rules[i].dir == VM_FW_IN) == in)
+			r = emit_rule(body, o, chain, &fw->rules[i], i);
+	if (r < 0)
+		return r;
+	return emit_chain(b, o, chain, body,
+			  vm_fw_action_to_string(in ? fw->policy_in : fw->policy_out));
+}
+
+int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
+		   struct qv_error *errp)
+{
+	struct addr_lists al;
+	struct vm_fw defaults;
+	const struct vm_fw *fw = n->fw;
+	struct qv_mac mac;
+	bool v4 = false;
+	int r;
+
+	if (!ident_ok(n->tap))
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "firewall: TAP name \"%.20s\" is not usable in nft", n->tap);
+	if (!n->mac || qv_mac_parse(n->mac, &mac) < 0)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "firewall: NIC %s has no valid MAC", n->tap);
+	struct qv_fw_nic norm = *n;
+	char macs[QV_MAC_STRLEN];
+	norm.mac = qv_mac_format(&mac, macs);
+	n = &norm;
+	if (!fw) {
+		vm_fw_defaults(&defaults);
+		fw = &defaults;
+	}
+	r = addr_lists(n, fw, &mac, &al, &v4);
+	if (r < 0)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "firewall: NIC %s: a learned address is not IPv4", n->tap);
+	r = emit_nic_chain(b, o, n, fw, &al, true, v4);
+	if (r >= 0)
+		r = emit_nic_chain(b, o, n, fw, &al, false, v4);
+	if (r >= 0)
+		r = qv_fw_batch_addf(b, "add element bridge %s from_vm { \"%s\" : jump n_%s_out }\n"
+				     "add element bridge %s to_vm { \"%s\" : jump n_%s_in }\n",
+				     tbl(o), n->tap, n->tap, tbl(o), n->tap, n->tap);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "firewall: cannot build rules: %s",
+				    strerror(-r));
+	return 0;
+}
+
+int qv_fw_emit_nic_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const char *tap)
+{
+	const char *t = tbl(o);
+
+	if (!ident_ok(tap))
+		return -EINVAL;
+	return qv_fw_batch_addf(b, "delete element bridge %s from_vm { \"%s\" }\n"
+				"delete element bridge %s to_vm { \"%s\" }\n"
+				"delete chain bridge %s n_%s_out\ndelete chain bridge %s n_%s_in\n",
+				t, tap, t, tap, t, tap, t, tap);
+}
+
+int qv_fw_emit_table_delete(qv_fw_batch *b, const struct qv_fw_opts *o)
+{
+	return qv_fw_batch_addf(b, "delete table bridge %s\n", tbl(o));
+}
