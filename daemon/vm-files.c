@@ -25,7 +25,7 @@ static struct qv_vm_files *files_new(void)
 
 	if (f)
 		f->run_fd = f->log_dir_fd = f->log_fd = f->qmp_fd = f->serial_fd =
-			f->serial_log_fd = f->agent_fd = f->cidata_fd = -1;
+			f->serial_log_fd = f->agent_fd = f->cidata_fd = f->master.fd = -1;
 	return f;
 }
 
@@ -144,6 +144,7 @@ int qv_vm_files_prepare(struct qv_vm *vm, struct qemu_argv_opts *o,
 	o->agent_fd = f->agent_fd;
 	o->cidata_fd = f->cidata_fd;
 	o->disk_fds = f->disks;
+	o->secret_master_fd = f->master.fd;
 	cfg->log_fd = f->log_fd;
 	cfg->qmp_listen_fdp = &f->qmp_fd;
 	return 0;
