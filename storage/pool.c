@@ -566,9 +566,9 @@ int qv_pool_rekey(qv_pool *p, const char *name, const struct qv_secret *old_key,
 	if (fmt != QV_IMAGE_QCOW2)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "image %s is not an encrypted qcow2", name);
-	r = check_busy(p, name, path, errp);
-	if (r >= 0)
-		r = qv_image_rekey_add(path, old_key, new_key, iter_time_ms, errp);
+	/* No in-use hook: a defined VM that is not running may keep the image;
+	 * whether a running one has it open is the caller's check. */
+	r = qv_image_rekey_add(path, old_key, new_key, iter_time_ms, errp);
 	if (r >= 0 && commit)
 		r = commit(userdata, errp);
 	if (r >= 0)
