@@ -319,6 +319,20 @@ Test(encrypt, guest_writes_through_luks_and_the_passphrase_never_leaks)
 	cr_assert(memmem(cl, cl_len, "\"keyid\":\"qv-master\"", 19), "no encrypted secret on argv");
 	cr_assert_not(memmem(cl, cl_len, passphrase, strlen(passphrase)),
 		      "the passphrase is on QEMU's command line");
+	/* Migration: the key goes only over tls:// (or the local socket) and
+	 * only with copy_storage; refused before anything starts. */
+	const char *m = must_fail("permission-denied", "vm.migrate",
+				  "{\"name\":\"enc1\",\"to\":\"ssh://otherhost\","
+				  "\"copy_storage\":true}");
+	cr_assert(strstr(m, "TLS"), "%s", m);
+	m = must_fail("unsupported", "vm.migrate",
+		      "{\"name\":\"enc1\",\"to\":\"tls://otherhost\"}");
+	cr_assert(strstr(m, "copy_storage"), "%s", m);
+	_cleanup_json_ json_object *ms = must("migrate.status", "{\"name\":\"enc1\"}");
+	cr_assert_null(strstr(json_object_to_json_string(ms), "driver_phase"),
+		       "a refused migration started: %s", json_object_to_json_string(ms));
+	char vst[32];
+	cr_assert_str_eq(qvt_vm_state(&D, "enc1", vst, sizeof(vst)), "running");
 	json_object_put(must("vm.stop", "{\"name\":\"enc1\",\"force\":true}"));
 
 	/* Plaintext: in the plain image (the search works), not in the LUKS one. */
@@ -351,8 +365,8 @@ Test(encrypt, guest_writes_through_luks_and_the_passphrase_never_leaks)
 	json_object_put(must("vm.info", "{\"name\":\"enc1\"}"));
 	json_object_put(must("image.list", "{}"));
 	/* Drain queued events, then the transcript of answers and events. */
-	for (char *m = NULL; qv_rpc_wait_notification(C, 200, &m, NULL, NULL) == 0; free(m))
-		record(m);
+	for (char *ev = NULL; qv_rpc_wait_notification(C, 200, &ev, NULL, NULL) == 0; free(ev))
+		record(ev);
 	cr_assert_gt(transcript_len, 0);
 	cr_assert(strstr(transcript, "enc1"), "no events or answers recorded");
 	cr_assert_null(strstr(transcript, passphrase), "the passphrase is in an RPC answer or "
@@ -514,4 +528,63 @@ Test(encrypt, import_clone_resize_rekey_and_wrong_keys)
 	snprintf(kp, sizeof(kp), "%s/keys/imp.key", D.state_dir);
 	cr_assert_neq(access(kp, F_OK), 0, "%s stays after image.delete", kp);
 	cr_assert_null(strstr(transcript, passphrase), "the passphrase is in an RPC answer");
+}
+
+/* Storage migration of an encrypted disk to a second daemon over its unix
+ * socket (the key never leaves the host; tls:// is the network case): the
+ * destination creates its own LUKS image with the passphrase it received,
+ * stores it in its keystore, and the guest reads its data there. */
+Test(encrypt, storage_migration_carries_the_key)
+{
+	QVT_REQUIRE_DAEMON(&D);
+	struct qvt_daemon D2 = { 0 };
+	char out[128], cmd[256], sum[64], want[64], disks[512];
+
+	D2.extra_args[0] = "--master-key-file";
+	D2.extra_args[1] = master2;
+	cr_assert_eq(qvt_daemon_start(&D2), 0);
+	snprintf(cmd, sizeof(cmd), "image create mig 32M --encrypt --passphrase-file %s",
+		 pass_file);
+	cr_assert_eq(qvt_cli(&D, cmd, out, sizeof(out)), 0, "%s", out);
+	_cleanup_free_ char *path = image_path("mig");
+	snprintf(disks, sizeof(disks), "[{\"path\":\"%s\",\"format\":\"qcow2\"}]", path);
+	define_vm("encm", disks, "qv.ctl=1");
+	json_object_put(must("vm.start", "{\"name\":\"encm\"}"));
+	_cleanup_json_ json_object *con = must("vm.console", "{\"name\":\"encm\"}");
+	qvt_ctl *ctl = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	cr_assert_not_null(ctl);
+	snprintf(cmd, sizeof(cmd), "blkwrite /dev/vda 0 4 %s", SEED);
+	cr_assert_eq(qvt_ctl_cmd(ctl, cmd, 300000, want, sizeof(want)), 0, "%s", want);
+	qvt_ctl_close(ctl);
+
+	_cleanup_json_ json_object *res = must("vm.migrate",
+		"{\"name\":\"encm\",\"to\":\"unix://%s\",\"copy_storage\":true,"
+		"\"dest_address\":\"127.0.0.1\",\"deadline_s\":240}", D2.socket);
+	char st[32];
+	cr_assert_str_eq(qvt_vm_state(&D2, "encm", st, sizeof(st)), "running");
+	struct qv_error err = {};
+	_cleanup_json_ json_object *di = qvt_call_name(&D2, "image.info", "mig", &err);
+	cr_assert_not_null(di, "no image mig on the destination: %s", err.message);
+	cr_assert(json_object_get_boolean(json_object_object_get(di, "encrypted")));
+	cr_assert_str_eq(str_of(di, "key"), "stored");
+	cr_assert_null(strstr(json_object_to_json_string(di), passphrase));
+	/* The guest reads its data on the destination, through LUKS there. */
+	_cleanup_json_ json_object *con2 = qvt_call_name(&D2, "vm.console", "encm", &err);
+	cr_assert_not_null(con2, "%s", err.message);
+	ctl = qvt_ctl_open(str_of(con2, "path"), 120000);
+	cr_assert_not_null(ctl);
+	cr_assert_eq(qvt_ctl_cmd(ctl, "blkread /dev/vda 0 4", 300000, sum, sizeof(sum)), 0);
+	cr_assert_str_eq(sum, want, "data read on the destination differs");
+	qvt_ctl_close(ctl);
+	char chunk[4096], p[200];
+	pattern_chunk(1 << 20, chunk);
+	cr_assert_not(file_has(str_of(di, "path"), chunk, sizeof(chunk)),
+		      "plaintext in the destination's image");
+	snprintf(p, sizeof(p), "%s/qvisor.db", D2.state_dir);
+	assert_no_passphrase("the destination's state database", p);
+	snprintf(p, sizeof(p), "%s/qvisor.db", D.state_dir);
+	assert_no_passphrase("the source's state database", p);
+	assert_no_passphrase("the destination's log", D2.log);
+	assert_no_passphrase("the source's log", D.log);
+	qvt_daemon_cleanup(&D2);
 }
