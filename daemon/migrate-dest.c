@@ -424,6 +424,7 @@ int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *sp
 			(void)qv_keystore_remove(ist->keys, name, NULL);
 		if (r >= 0 && !key)
 			r = qv_pool_create(ist->pool, name, fmt, (uint64_t)size, errp);
+		m->luks |= key != NULL;
 		if (r < 0)
 			return r;
 		r = qv_pool_lookup(ist->pool, name, &path, NULL, errp);
@@ -508,7 +509,9 @@ int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen
 		json_object_object_add(a, "node-name", json_object_new_string(node));
 		json_object_object_add(a, "name", json_object_new_string(node));
 		json_object_object_add(a, "writable", json_object_new_boolean(true));
-		r = qmp_client_execute(c, "block-export-add", a, 5000, NULL, errp);
+		/* A writable export activates the node: for LUKS QEMU reopens the
+		 * image and runs the keyslot's PBKDF again (seconds). */
+		r = qmp_client_execute(c, "block-export-add", a, m->luks ? 60000 : 5000, NULL, errp);
 		json_object_put(a);
 		if (r < 0)
 			return qv_error_prefix(errp, "block-export-add %s", node), r;

@@ -36,6 +36,7 @@ struct qv_mig {
 	qv_rpc_call *finish_call;
 	uint64_t finish_deadline;
 	bool nbd;                /* NBD server running in the incoming QEMU */
+	bool luks;               /* a created image is encrypted (slow to activate) */
 	bool tls;                /* stream and NBD over TLS (migrate-tls.c) */
 	bool postcopy;           /* prepared with postcopy-ram (allow_postcopy) */
 	bool postcopy_running;   /* we sent `cont` at postcopy-active */
