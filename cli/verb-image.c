@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* image create|list|delete|clone|import|resize */
+/* image create|list|delete|clone|import|resize|rekey */
+#include <fcntl.h>
 #include <getopt.h>
 
 #include "cli/output.h"
@@ -33,20 +34,67 @@ static int call_and_print(struct cli_ctx *ctx, const char *method, json_object *
 	return EXIT_OK;
 }
 
+/* params.passphrase from FILE ("-": stdin), never from argv. One trailing
+ * newline is dropped, so `echo pass > f` works. EXIT_OK or a usage error. */
+static int read_passphrase(struct cli_ctx *ctx, const char *file, json_object *p)
+{
+	char buf[1025];
+	size_t len = 0;
+	int fd = streq(file, "-") ? 0 : open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return cli_usage_error(ctx, "cannot open %s: %m", file);
+	for (ssize_t n; len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0;) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			if (fd > 0)
+				close(fd);
+			return cli_usage_error(ctx, "cannot read %s: %m", file);
+		}
+		len += (size_t)n;
+	}
+	if (fd > 0)
+		close(fd);
+	if (len && buf[len - 1] == '\n')
+		len--;
+	if (len == 0 || len > 1024 || memchr(buf, '\0', len)) {
+		explicit_bzero(buf, sizeof(buf));
+		return cli_usage_error(ctx, "the passphrase in %s must be 1 to 1024 bytes, without "
+				       "NUL bytes", file);
+	}
+	json_object_object_add(p, "passphrase", json_object_new_string_len(buf, (int)len));
+	explicit_bzero(buf, sizeof(buf));
+	return EXIT_OK;
+}
+
 int verb_image_create(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = { { "format", required_argument, NULL, 'f' }, {} };
-	const char *format = NULL;
+	static const struct option opts[] = { { "format", required_argument, NULL, 'f' },
+					      { "encrypt", no_argument, NULL, 'e' },
+					      { "passphrase-file", required_argument, NULL, 'P' },
+					      {} };
+	const char *format = NULL, *pass_file = NULL;
+	bool encrypt = false;
 	uint64_t size;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
-		if (c != 'f')
+	while ((c = getopt_long(argc, argv, "f:eP:", opts, NULL)) != -1) {
+		if (c == 'f')
+			format = optarg;
+		else if (c == 'e')
+			encrypt = true;
+		else if (c == 'P')
+			pass_file = optarg;
+		else
 			return cli_usage_error(ctx, "invalid option");
-		format = optarg;
 	}
 	if (format && !streq(format, "raw") && !streq(format, "qcow2"))
 		return cli_usage_error(ctx, "--format must be raw or qcow2");
+	if (pass_file && !encrypt)
+		return cli_usage_error(ctx, "--passphrase-file needs --encrypt");
+	if (encrypt && format && !streq(format, "qcow2"))
+		return cli_usage_error(ctx, "encrypted images are qcow2");
 	if (argc - optind != 2)
 		return cli_usage_error(ctx, "expected NAME and SIZE");
 	if (cli_parse_size(argv[optind + 1], &size) < 0 || size == 0 || size > INT64_MAX)
@@ -55,6 +103,12 @@ int verb_image_create(struct cli_ctx *ctx, int argc, char **argv)
 	json_object_object_add(p, "size", json_object_new_int64((int64_t)size));
 	if (format)
 		json_object_object_add(p, "format", json_object_new_string(format));
+	if (encrypt)
+		json_object_object_add(p, "encrypt", json_object_new_boolean(true));
+	if (pass_file && read_passphrase(ctx, pass_file, p) != EXIT_OK) {
+		json_object_put(p);
+		return EXIT_USAGE;
+	}
 	return call_and_print(ctx, "image.create", p, IMAGE_COPY_TIMEOUT_MS, false, "%s: created\n",
 			      argv[optind]);
 }
@@ -208,15 +262,18 @@ int verb_image_import(struct cli_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = { { "format", required_argument, NULL, 'f' },
 					      { "bandwidth", required_argument, NULL, 'b' },
 					      { "verify", no_argument, NULL, 'V' },
+					      { "passphrase-file", required_argument, NULL, 'P' },
 					      {} };
 	_cleanup_json_ json_object *p = json_object_new_object();
 	_cleanup_free_ char *abs = NULL;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "f:b:V", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:b:VP:", opts, NULL)) != -1) {
 		if ((r = copy_option(ctx, c, p)) < 0)
 			return EXIT_USAGE;
-		if (r == 0 && c != 'f')
+		if (c == 'P' && read_passphrase(ctx, optarg, p) != EXIT_OK)
+			return EXIT_USAGE;
+		if (r == 0 && c != 'f' && c != 'P')
 			return cli_usage_error(ctx, "invalid option");
 		if (c == 'f' && !streq(optarg, "raw") && !streq(optarg, "qcow2"))
 			return cli_usage_error(ctx, "--format must be raw or qcow2");
@@ -245,4 +302,25 @@ int verb_image_resize(struct cli_ctx *ctx, int argc, char **argv)
 	json_object_object_add(p, "size", json_object_new_int64((int64_t)size));
 	return call_and_print(ctx, "image.resize", p, CLI_CALL_TIMEOUT_MS, false, "%s: resized\n",
 			      argv[1]);
+}
+
+int verb_image_rekey(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = { { "passphrase-file", required_argument, NULL, 'P' },
+					      {} };
+	_cleanup_json_ json_object *p = json_object_new_object();
+	int c;
+
+	while ((c = getopt_long(argc, argv, "P:", opts, NULL)) != -1) {
+		if (c != 'P')
+			return cli_usage_error(ctx, "invalid option");
+		if (read_passphrase(ctx, optarg, p) != EXIT_OK)
+			return EXIT_USAGE;
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(ctx, "expected one image name");
+	json_object_object_add(p, "name", json_object_new_string(argv[optind]));
+	return call_and_print(ctx, "image.rekey", TAKE_PTR(p), CLI_CALL_TIMEOUT_MS, false,
+			      "%s: rekeyed (the old passphrase no longer opens it)\n",
+			      argv[optind]);
 }

@@ -29,6 +29,7 @@ VERB(image_delete);
 VERB(image_clone);
 VERB(image_import);
 VERB(image_resize);
+VERB(image_rekey);
 VERB(rpc);
 VERB(rpc_stdio);
 VERB(help);

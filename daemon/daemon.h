@@ -34,6 +34,7 @@ struct qv_daemon_config {
 	/* daemon/tls-setup.c, docs/security.md */
 	const char *pki_dir;     /* default /etc/qvisor/pki */
 	bool pki_dir_set;        /* given explicitly: a broken PKI is fatal */
+	const char *master_key_file; /* wraps the image keystore (storage/keystore.h) */
 	const char *listen;      /* tls://HOST[:PORT] (tcp:// with insecure) */
 	bool insecure;           /* allow plain TCP RPC and migration streams */
 };

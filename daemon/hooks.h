@@ -45,5 +45,11 @@ int qv_image_registry_load(struct qv_daemon *d);
 void qv_image_registry_free(struct qv_daemon *d);
 /* The op id of a copy in flight that reads one of vm's disks, or NULL. */
 const char *qv_image_vm_disk_busy(struct qv_daemon *d, const struct qv_vm *vm);
+/* The LUKS passphrase of a disk (opened as fd) from the keystore: *ret NULL
+ * when the disk is not encrypted; an error naming the disk when it is and
+ * no key is known, or its encryption is not supported. */
+struct qv_secret;
+int qv_image_disk_key(struct qv_daemon *d, const char *path, int fd,
+		      struct qv_secret **ret, struct qv_error *errp);
 extern const struct qv_rpc_method qv_image_methods[];
 extern const size_t qv_image_methods_count;

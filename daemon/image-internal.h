@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "daemon/daemon.h"
+#include "common/secret.h"
+#include "storage/keystore.h"
 #include "storage/pool.h"
 
 struct image_job;
@@ -17,6 +19,7 @@ struct image_job;
 struct image_state {
 	struct qv_daemon *d;
 	qv_pool *pool;
+	qv_keystore *keys;      /* <state-dir>/keys: LUKS passphrases (image-keys.c) */
 	struct image_job *jobs; /* in flight, newest first */
 	unsigned next_op;
 };
@@ -33,6 +36,9 @@ struct image_job_params {
 	enum qv_image_format fmt; /* import only; QV_IMAGE_AUTO sniffs */
 	uint64_t bandwidth;       /* bytes/s, 0 = unlimited */
 	bool verify;              /* re-read the copy and compare checksums */
+	/* import: the passphrase of an encrypted image; clone: the source's
+	 * key, stored for the clone. The job keeps a copy. */
+	const struct qv_secret *key;
 };
 
 /* Start a copy on a worker thread; the job owns `call` from here on and
@@ -55,3 +61,29 @@ json_object *image_jobs_json(struct image_state *st);
 
 /* One pool image as a JSON object (methods-image.c), NULL + errp on error. */
 json_object *image_info_json(struct image_state *st, const char *name, struct qv_error *errp);
+
+/* --- encrypted images (daemon/image-keys.c) --- */
+/* LUKS PBKDF time for keys qvisor generates (256 random bits: a slow PBKDF
+ * adds nothing); operator passphrases get QEMU's default (2000 ms). */
+#define IMAGE_GENERATED_KEY_ITER_MS 100
+int image_keys_open(struct image_state *st, struct qv_error *errp);
+/* Is the image file encrypted (qcow2 LUKS)? -errno with errp for a legacy
+ * AES qcow2 or a raw LUKS file (not supported). */
+int image_file_encrypted(const char *path, bool *ret, struct qv_error *errp);
+/* Worker thread, after an import or a full clone published `name`: check
+ * that the copy's encryption matches key (and that key opens it), store
+ * key. On failure the copy is removed. */
+int image_keys_after_copy(struct image_state *st, const char *name,
+			  const struct qv_secret *key, struct qv_error *errp);
+/* params.passphrase as a secret; *ret NULL when absent. Answers the call
+ * on failure. */
+int image_param_passphrase(qv_rpc_call *call, json_object *params, struct qv_secret **ret);
+/* image.create with encrypt: true (methods-image.c validated the rest). */
+int image_create_encrypted(struct image_state *st, qv_rpc_call *call, const char *name,
+			   uint64_t size, json_object *params);
+/* Extra image.info members: encrypted, and for encrypted images key_slots
+ * and key ("stored" | "missing"). Never key material. */
+void image_keys_info_json(struct image_state *st, const char *name,
+			  const struct qv_image_info *info, json_object *o);
+/* image.rekey {name, passphrase?} */
+int image_m_rekey(qv_rpc_call *call, json_object *params, void *ud);

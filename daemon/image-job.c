@@ -17,6 +17,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/image-internal.h"
+#include "storage/image-crypt.h"
 
 #define PROGRESS_PERIOD_MS 250
 
@@ -31,6 +32,7 @@ struct image_job {
 	enum qv_image_format fmt;
 	uint64_t bandwidth;
 	bool verify;
+	struct qv_secret *key; /* the copy's LUKS passphrase, or NULL */
 	atomic_bool cancel;
 	bool thread_started;
 	pthread_t thread;
@@ -125,11 +127,17 @@ static void *worker(void *userdata)
 	o.userdata = job;
 	o.cancel = &job->cancel;
 	o.verify = job->verify;
-	if (job->kind == IMAGE_JOB_IMPORT)
+	/* A wrong passphrase fails before the copy (and again after it). */
+	if (job->kind == IMAGE_JOB_IMPORT && job->key &&
+	    (r = qv_image_check_key(job->src, job->key, &err)) < 0)
+		qv_error_prefix(&err, "the passphrase does not open %s", job->src);
+	else if (job->kind == IMAGE_JOB_IMPORT)
 		r = qv_pool_import(job->st->pool, job->src, job->name, job->fmt, &o, &stats, &err);
 	else
 		r = qv_pool_clone(job->st->pool, job->src, job->name, QV_CLONE_FULL, &o, &stats,
 				  &err);
+	if (r >= 0)
+		r = image_keys_after_copy(job->st, job->name, job->key, &err);
 	if (r < 0 && !err.set)
 		qv_error_set(&err, -r, NULL, "%s %s: %s",
 			     job->kind == IMAGE_JOB_IMPORT ? "import" : "clone", job->src,
@@ -208,6 +216,7 @@ static void job_free(struct image_job *job)
 	pthread_mutex_destroy(&job->lock);
 	free(job->src);
 	free(job->name);
+	qv_secret_free(job->key);
 	free(job);
 }
 
@@ -293,6 +302,10 @@ int image_job_start(struct image_state *st, qv_rpc_call *call,
 	job->verify = p->verify;
 	job->src = strdup(p->src);
 	job->name = strdup(p->name);
+	if (p->key && qv_secret_new(p->key->data, p->key->len, &job->key, NULL) < 0) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	snprintf(job->op_id, sizeof(job->op_id), "image-%u", ++st->next_op);
 	if (!job->src || !job->name) {
 		r = -ENOMEM;

@@ -43,6 +43,8 @@ static void usage(FILE *f)
 		"  --max-starts N      QEMUs starting at once, the rest queue (default 16 per\n"
 		"                      CPU; 0: no bound)\n"
 		"  --pki-dir DIR       CA, host certificates and keys (default /etc/qvisor/pki)\n"
+		"  --master-key-file F wrap the disk keys of encrypted images with this key\n"
+		"                      (32 random bytes or 64 hex digits, mode 0600)\n"
 		"  --listen URI        also serve RPC on tls://HOST[:PORT] (mutual TLS)\n"
 		"  --insecure          allow plain TCP (--listen tcp://, migration streams)\n"
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
@@ -296,7 +298,8 @@ int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
 	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
-	       OPT_UIDS, OPT_SERIALMAX, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS };
+	       OPT_UIDS, OPT_SERIALMAX, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS,
+	       OPT_MASTER_KEY };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -316,6 +319,7 @@ int main(int argc, char **argv)
 		{ "pki-dir", required_argument, NULL, OPT_PKI },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
+		{ "master-key-file", required_argument, NULL, OPT_MASTER_KEY },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -349,6 +353,7 @@ int main(int argc, char **argv)
 		case OPT_PKI: d.cfg.pki_dir = optarg; d.cfg.pki_dir_set = true; break;
 		case OPT_LISTEN: d.cfg.listen = optarg; break;
 		case OPT_INSECURE: d.cfg.insecure = true; break;
+		case OPT_MASTER_KEY: d.cfg.master_key_file = optarg; break;
 		case OPT_MAXCLIENTS: {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);

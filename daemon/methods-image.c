@@ -75,6 +75,7 @@ json_object *image_info_json(struct image_state *st, const char *name, struct qv
 		if (bf)
 			json_object_object_add(o, "backing_format", json_object_new_string(bf));
 	}
+	image_keys_info_json(st, name, &info, o);
 	for (struct qv_vm *vm = next_user(st->d, NULL, path, NULL); vm;
 	     vm = next_user(st->d, vm, path, NULL))
 		json_object_array_add(users, json_object_new_string(vm->name));
@@ -336,20 +337,32 @@ static int reply_info(qv_rpc_call *call, struct image_state *st, const char *nam
 
 static int m_create(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "name", "size", "format", NULL };
+	static const char *const keys[] = { "name", "size", "format", "encrypt", "passphrase",
+					    NULL };
 	struct image_state *st = state_of(ud);
 	enum qv_image_format fmt = QV_IMAGE_RAW;
 	struct qv_error err = {};
 	const char *name;
 	uint64_t size;
+	bool encrypt = false;
 
 	if (check_params(call, params, keys) < 0 || param_name(call, params, "name", &name) < 0 ||
 	    param_size(call, params, "size", true, &size) < 0 ||
+	    param_bool(call, params, "encrypt", &encrypt) < 0 ||
+	    (encrypt && (fmt = QV_IMAGE_QCOW2, false)) ||
 	    param_format(call, params, &fmt) < 0 || check_no_job(call, st, name) < 0)
 		return 0;
 	if (size % 512)
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "params.size must be a multiple of 512 bytes");
+	if (encrypt && fmt != QV_IMAGE_QCOW2)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "encrypted images are qcow2 (LUKS inside qcow2), not raw");
+	if (!encrypt && params && json_object_object_get_ex(params, "passphrase", NULL))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.passphrase needs params.encrypt");
+	if (encrypt)
+		return image_create_encrypted(st, call, name, size, params);
 	if (qv_pool_create(st->pool, name, fmt, size, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
 	log_info("image %s: created (%s, %" PRIu64 " bytes)", name, qv_image_format_to_string(fmt),
@@ -360,12 +373,15 @@ static int m_create(qv_rpc_call *call, json_object *params, void *ud)
 static int m_import(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "path", "name", "format", "bandwidth", "verify",
-					    NULL };
+					    "passphrase", NULL };
 	struct image_state *st = state_of(ud);
 	struct image_job_params p = { .kind = IMAGE_JOB_IMPORT, .fmt = QV_IMAGE_AUTO };
+	_cleanup_secret_ struct qv_secret *key = NULL;
+	struct qv_error err = {};
 	struct stat sb;
+	bool enc = false;
 
-	if (check_params(call, params, keys) < 0 ||
+	if (check_params(call, params, keys) < 0 || image_param_passphrase(call, params, &key) < 0 ||
 	    qv_param_string(call, params, "path", &p.src) < 0 ||
 	    param_name(call, params, "name", &p.name) < 0 ||
 	    param_format(call, params, &p.fmt) < 0 || param_bandwidth(call, params, &p.bandwidth) < 0 ||
@@ -386,6 +402,17 @@ static int m_import(qv_rpc_call *call, json_object *params, void *ud)
 	if (qv_pool_lookup(st->pool, p.name, NULL, NULL, NULL) == 0)
 		return qv_call_fail(call, EEXIST, QV_REASON_CONFLICT, "image %s already exists",
 				    p.name);
+	/* Checked again on the published copy (image_keys_after_copy). */
+	if (image_file_encrypted(p.src, &enc, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
+	if (enc && !key)
+		return qv_call_fail(call, ENOKEY, QV_REASON_INVALID_ARGUMENT,
+				    "%s is encrypted (LUKS): give its passphrase "
+				    "(qvisor image import --passphrase-file F)", p.src);
+	if (!enc && key)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "%s is not encrypted, but a passphrase was given", p.src);
+	p.key = key;
 	return image_job_start(st, call, &p), 0;
 }
 
@@ -422,6 +449,18 @@ static int m_clone(qv_rpc_call *call, json_object *params, void *ud)
 	if (qv_pool_lookup(st->pool, p.name, NULL, NULL, NULL) == 0)
 		return qv_call_fail(call, EEXIST, QV_REASON_CONFLICT, "image %s already exists",
 				    p.name);
+	/* A full clone is a byte copy: it keeps the source's LUKS volume key
+	 * and gets a copy of its passphrase (docs/storage.md). */
+	_cleanup_secret_ struct qv_secret *key = NULL;
+	if (qv_keystore_has(st->keys, p.src)) {
+		if (linked)
+			return qv_call_fail(call, EINVAL, QV_REASON_UNSUPPORTED,
+					    "image %s is encrypted: linked clones of encrypted "
+					    "images are not supported; make a full clone", p.src);
+		if (qv_keystore_get(st->keys, p.src, &key, &err) < 0)
+			return qv_rpc_call_error(call, &err), 0;
+		p.key = key;
+	}
 	if (!linked)
 		return image_job_start(st, call, &p), 0;
 	if (qv_pool_clone(st->pool, p.src, p.name, QV_CLONE_LINKED, NULL, NULL, &err) < 0)
@@ -479,6 +518,8 @@ static int m_delete(qv_rpc_call *call, json_object *params, void *ud)
 		return 0;
 	if (qv_pool_delete(st->pool, name, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
+	if (qv_keystore_remove(st->keys, name, &err) < 0)
+		log_warning("image %s: deleted, but its key stays: %s", name, err.message);
 	log_info("image %s: deleted", name);
 	json_object *res = json_object_new_object();
 	json_object_object_add(res, "name", json_object_new_string(name));
@@ -503,7 +544,10 @@ static int m_resize(qv_rpc_call *call, json_object *params, void *ud)
 	if (size % 512)
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "params.size must be a multiple of 512 bytes");
-	if (qv_pool_resize(st->pool, name, size, shrink, &err) < 0)
+	_cleanup_secret_ struct qv_secret *key = NULL;
+	if (qv_keystore_has(st->keys, name) && qv_keystore_get(st->keys, name, &key, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
+	if (qv_pool_resize_luks(st->pool, name, size, shrink, key, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
 	log_info("image %s: resized to %" PRIu64 " bytes", name, size);
 	return reply_info(call, st, name);
@@ -546,6 +590,12 @@ int qv_image_registry_load(struct qv_daemon *d)
 		return r;
 	}
 	st->d = d;
+	r = image_keys_open(st, &err);
+	if (r < 0) {
+		log_error("Failed to open the image keystore: %s", err.message);
+		qv_pool_free(st->pool);
+		return r;
+	}
 	make_pool_private(qv_pool_dir(st->pool));
 	qv_pool_set_in_use_hook(st->pool, pool_in_use, st);
 	d->image_state = TAKE_PTR(st);
@@ -561,6 +611,7 @@ void qv_image_registry_free(struct qv_daemon *d)
 		return;
 	image_jobs_free(st);
 	qv_pool_free(st->pool);
+	qv_keystore_free(st->keys);
 	free(st);
 	d->image_state = NULL;
 }
@@ -569,6 +620,7 @@ const struct qv_rpc_method qv_image_methods[] = {
 	{ "image.create", m_create }, { "image.import", m_import }, { "image.clone", m_clone },
 	{ "image.list", m_list },     { "image.info", m_info },     { "image.delete", m_delete },
 	{ "image.resize", m_resize },
+	{ "image.rekey", image_m_rekey },
 };
 const size_t qv_image_methods_count = ARRAY_SIZE(qv_image_methods);
 

@@ -205,7 +205,8 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s",
 					    "multifd_channels", "copy_storage", "disk_sizes",
-					    "allow_postcopy", "tls", "peer_dn", "source", NULL };
+					    "allow_postcopy", "tls", "peer_dn", "source", "disk_keys",
+					    NULL };
 	struct qv_mig_prepare p = { .timeout_s = 600 };
 	qv_rpc_client *client = qv_rpc_call_client(call);
 	char local[64];
@@ -247,6 +248,17 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "params.disk_sizes is required with copy_storage "
 				    "(migrate.plan on the source gives them)");
+	/* Disk keys only over TLS or the local socket (migrate-keys.c). */
+	if (json_object_object_get_ex(params, "disk_keys", &p.disk_keys) &&
+	    !qv_rpc_client_tls_dn(client) &&
+	    qv_rpc_client_local_addr(client, local, sizeof(local)) != -ENOTCONN)
+		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
+				    "params.disk_keys: disk keys are accepted only over a TLS "
+				    "connection (tls://) or the local socket");
+	if (p.disk_keys && (!p.copy_storage || !json_object_is_type(p.disk_keys, json_type_array)))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.disk_keys must be an array (one passphrase or null "
+				    "per spec disk) and needs copy_storage");
 	p.multifd_channels = (unsigned)multifd;
 	p.port = (int)port;
 	p.timeout_s = (unsigned)timeout;
@@ -595,6 +607,11 @@ static int m_vm_migrate(qv_rpc_call *call, json_object *params, void *ud)
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is %s; only a running VM can be migrated", name,
 				    qv_vm_state_to_string(vm->state));
+	bool copy_storage = false;
+	struct qv_error err = {};
+	(void)opt_bool(call, params, "copy_storage", &copy_storage);
+	if (qv_mig_check_encrypted(ud, vm, to, copy_storage, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
 	return qv_mig_p2p_start(call, ud, name, to, params);
 }
 

@@ -359,8 +359,24 @@ static int dest_image_name(const char *vm, size_t i, const struct vm_disk *dk, c
 	return qv_image_name_valid(buf) ? 0 : -EINVAL;
 }
 
+/* disk_keys[i] as a secret, *ret NULL for null/absent. */
+static int dest_disk_key(json_object *keys, size_t i, struct qv_secret **ret,
+			 struct qv_error *errp)
+{
+	json_object *v = keys ? json_object_array_get_idx(keys, i) : NULL;
+
+	*ret = NULL;
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.disk_keys[%zu] must be a string or null", i);
+	return qv_secret_new(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+			     ret, errp);
+}
+
 int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *spec,
-		       json_object *sizes, struct qv_error *errp)
+		       json_object *sizes, json_object *keys, struct qv_error *errp)
 {
 	struct image_state *ist = d->image_state;
 	int r;
@@ -396,7 +412,20 @@ int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *sp
 			return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT,
 					    "image %s already exists in the destination pool %s",
 					    name, qv_pool_dir(ist->pool));
-		r = qv_pool_create(ist->pool, name, fmt, (uint64_t)size, errp);
+		_cleanup_secret_ struct qv_secret *key = NULL;
+		r = dest_disk_key(keys, i, &key, errp);
+		if (r >= 0 && key && fmt != QV_IMAGE_QCOW2)
+			r = qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+					 "params.disk_keys[%zu]: disk %zu is not qcow2", i, i);
+		/* The destination's copy: a new LUKS header (its own volume key)
+		 * opened by the same passphrase; the mirror writes plaintext
+		 * through it. */
+		if (r >= 0 && key && (r = qv_keystore_put(ist->keys, name, key, errp)) >= 0 &&
+		    (r = qv_pool_create_luks(ist->pool, name, (uint64_t)size, key, 0, errp)) < 0)
+			(void)qv_keystore_remove(ist->keys, name, NULL);
+		if (r >= 0 && !key)
+			r = qv_pool_create(ist->pool, name, fmt, (uint64_t)size, errp);
+		m->luks |= key != NULL;
 		if (r < 0)
 			return r;
 		r = qv_pool_lookup(ist->pool, name, &path, NULL, errp);
@@ -407,15 +436,25 @@ int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *sp
 		dk->path = strdup(path);
 		if (!dk->path)
 			return -ENOMEM;
-		log_info("VM %s: disk %zu created as %s (%" PRId64 " bytes) for storage migration",
-			 spec->name, i, path, size);
+		log_info("VM %s: disk %zu created as %s (%" PRId64 " bytes%s) for storage migration",
+			 spec->name, i, path, size, key ? ", LUKS" : "");
 	}
 	return 0;
 }
 
 void qv_mig_dest_delete_images(struct qv_mig *m)
 {
+	struct image_state *ist = m->d ? m->d->image_state : NULL;
+
 	for (size_t i = 0; i < m->n_images; i++) {
+		const char *base = strrchr(m->images[i], '/');
+		char name[QV_IMAGE_NAME_MAX + 1];
+		snprintf(name, sizeof(name), "%s", base ? base + 1 : m->images[i]);
+		char *dot = strrchr(name, '.');
+		if (dot)
+			*dot = '\0';
+		if (ist && qv_keystore_has(ist->keys, name))
+			(void)qv_keystore_remove(ist->keys, name, NULL);
 		if (unlink(m->images[i]) < 0 && errno != ENOENT)
 			log_warning_errno(errno, "Cannot remove %s, ignoring: %m", m->images[i]);
 		else
@@ -471,7 +510,9 @@ int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen
 		json_object_object_add(a, "node-name", json_object_new_string(node));
 		json_object_object_add(a, "name", json_object_new_string(node));
 		json_object_object_add(a, "writable", json_object_new_boolean(true));
-		r = qmp_client_execute(c, "block-export-add", a, 5000, NULL, errp);
+		/* A writable export activates the node: for LUKS QEMU reopens the
+		 * image and runs the keyslot's PBKDF again (seconds). */
+		r = qmp_client_execute(c, "block-export-add", a, m->luks ? 60000 : 5000, NULL, errp);
 		json_object_put(a);
 		if (r < 0)
 			return qv_error_prefix(errp, "block-export-add %s", node), r;
@@ -632,7 +673,7 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 		vm_spec_free(spec);
 		return -ENOMEM;
 	}
-	if (p->copy_storage && (r = qv_mig_dest_images(d, m, spec, p->disk_sizes, errp)) < 0) {
+	if (p->copy_storage && (r = qv_mig_dest_images(d, m, spec, p->disk_sizes, p->disk_keys, errp)) < 0) {
 		vm_spec_free(spec);
 		qv_mig_dest_delete_images(m);
 		qv_mig_drop(m);

@@ -36,6 +36,7 @@ struct qv_mig {
 	qv_rpc_call *finish_call;
 	uint64_t finish_deadline;
 	bool nbd;                /* NBD server running in the incoming QEMU */
+	bool luks;               /* a created image is encrypted (slow to activate) */
 	bool tls;                /* stream and NBD over TLS (migrate-tls.c) */
 	bool postcopy;           /* prepared with postcopy-ram (allow_postcopy) */
 	bool postcopy_running;   /* we sent `cont` at postcopy-active */
@@ -94,6 +95,8 @@ struct qv_mig_prepare {
 	bool copy_storage;
 	bool allow_postcopy;     /* postcopy-ram before migrate-incoming */
 	json_object *disk_sizes; /* array of virtual sizes, one per spec disk */
+	json_object *disk_keys;  /* encrypted disks: passphrase or null per disk
+				  * (migrate-keys.c); only over TLS/unix */
 	bool tls;                /* stream and NBD over TLS (migrate-tls.c) */
 	const char *peer_dn;     /* the source QEMU's certificate DN (tls-authz) */
 	const char *rpc_local;   /* our address on the caller's TCP connection */
@@ -106,7 +109,7 @@ void qv_mig_teardown_dest(struct qv_mig *m, const char *why);
 void qv_mig_dest_rearm(struct qv_mig *m);
 /* migrate-dest.c: destination images and the NBD server (copy_storage) */
 int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *spec,
-		       json_object *sizes, struct qv_error *errp);
+		       json_object *sizes, json_object *keys, struct qv_error *errp);
 int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen,
 			  const char *advert, char *ret_uri, size_t uri_size, struct qv_error *errp);
 void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm);
@@ -160,3 +163,13 @@ int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error 
 void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm);
 /* A leftover mirror of VM name is still being reaped. */
 bool qv_mig_mirror_cleanup_pending(const char *name);
+
+/* migrate-keys.c: encrypted disks. vm.migrate refuses before anything
+ * starts unless every encrypted disk is copied (copy_storage) to a
+ * destination reached over tls:// (or the local unix socket). */
+int qv_mig_check_encrypted(struct qv_daemon *d, struct qv_vm *vm, const char *to,
+			   bool copy_storage, struct qv_error *errp);
+/* migrate.prepare params with copy_storage: add disk_keys when a disk is
+ * encrypted (sent by the p2p driver, never recorded). */
+int qv_mig_add_disk_keys(struct qv_daemon *d, const char *name, const char *to,
+			 json_object *params, struct qv_error *errp);

@@ -257,6 +257,12 @@ static int op_call(void *ud, enum mig_side side, const char *method, json_object
 
 	if (e->id || e->connecting)
 		end_close(e); /* one call at a time per end: drop a stale one */
+	if (side == MIG_SIDE_DEST && streq(method, "migrate.prepare") &&
+	    (r = qv_mig_add_disk_keys(x->d, x->vm, e->uri, params, &err)) < 0) {
+		log_warning("VM %s: %s", x->vm, err.message);
+		json_object_put(params);
+		return r;
+	}
 	if (e->conn)
 		return end_send(e, method, params, timeout_ms, tag);
 	/* Dial off the loop: a tls:// peer may take its handshake deadline. */

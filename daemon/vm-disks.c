@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "common/secret.h"
+#include "daemon/hooks.h"
 #include "daemon/vm-files-internal.h"
 #include "storage/qcow2-refs.h"
 
@@ -79,6 +81,9 @@ static int open_chain(struct qv_vm *vm, const char *path, int fd, struct qemu_di
 			return qv_error_prefix(errp, "%s", cur), r;
 		if (refs.external_data || refs.data_file)
 			r = BAD(errp, "%s has an external data file: refused", cur);
+		else if (out->n_backing && refs.crypt_method)
+			r = BAD(errp, "%s is encrypted: encrypted backing images are not "
+				"supported", cur);
 		else if (refs.backing && out->n_backing == QEMU_MAX_BACKING)
 			r = BAD(errp, "%s: backing chain longer than %d", path, QEMU_MAX_BACKING);
 		else if (refs.backing)
@@ -101,6 +106,33 @@ static int open_chain(struct qv_vm *vm, const char *path, int fd, struct qemu_di
 	}
 }
 
+/* An encrypted disk: its key, encrypted with this start's master key. */
+static int open_disk_key(struct qv_vm *vm, struct qv_vm_files *f, size_t i,
+			 struct qv_error *errp)
+{
+	struct qemu_disk_fds *out = &f->disks[i];
+	_cleanup_secret_ struct qv_secret *key = NULL;
+	char *ct = NULL, *iv = NULL;
+	int r;
+
+	r = qv_image_disk_key(vm->d, vm->spec->disks[i].path, out->fd, &key, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "VM %s", vm->name), r;
+	if (!key)
+		return 0;
+	if (f->master.fd < 0 && (r = qemu_master_key_new(&f->master)) < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "VM %s: no master key: %s",
+				    vm->name, strerror(-r));
+	r = qemu_secret_encrypt(&f->master, key->data, key->len, &ct, &iv);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL,
+				    "VM %s: cannot encrypt the key of disk %zu: %s", vm->name, i,
+				    strerror(-r));
+	out->key_data = ct;
+	out->key_iv = iv;
+	return 0;
+}
+
 static int open_disk(struct qv_vm *vm, struct qv_vm_files *f, size_t i, struct qv_error *errp)
 {
 	const struct vm_disk *dk = &vm->spec->disks[i];
@@ -119,6 +151,9 @@ static int open_disk(struct qv_vm *vm, struct qv_vm_files *f, size_t i, struct q
 				    vm->name, dk->path);
 	if (dk->format != VM_DISK_QCOW2)
 		return 0;
+	int r = open_disk_key(vm, f, i, errp);
+	if (r < 0)
+		return r;
 	return open_chain(vm, dk->path, out->fd, out, (struct qemu_backing_fd *)out->backing,
 			  errp);
 }
@@ -152,7 +187,10 @@ void qv_vm_disks_close(struct qv_vm_files *f)
 			close(f->disks[i].fd);
 		for (size_t k = 0; k < f->disks[i].n_backing; k++)
 			close(f->disks[i].backing[k].fd);
+		free((char *)f->disks[i].key_data);
+		free((char *)f->disks[i].key_iv);
 	}
+	qemu_master_key_clear(&f->master);
 	free(f->disks);
 	free(f->backing);
 	f->disks = NULL;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "daemon/vm-files.h"
+#include "qemu/secret.h"
 
 struct qv_vm_files {
 	int run_fd;           /* <run>/vms/<name> */
@@ -13,6 +14,7 @@ struct qv_vm_files {
 	struct qemu_disk_fds *disks;
 	struct qemu_backing_fd *backing; /* n_disks * QEMU_MAX_BACKING */
 	size_t n_disks;
+	struct qemu_master_key master; /* for encrypted disks (qemu/secret.h) */
 	qv_source *cap_timer;
 };
 

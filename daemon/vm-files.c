@@ -11,6 +11,7 @@
 
 #define CAP_INTERVAL_MS 100 /* one fstat per VM: cheap; a fast console gains < max/2 per tick */
 #define SERIAL_LOG_OLD "serial.log.1"
+#define QV_LUKS_OPEN_TIMEOUT_MS 30000 /* extra QMP greeting time per encrypted disk */
 
 static int close_fd(int fd)
 {
@@ -25,7 +26,7 @@ static struct qv_vm_files *files_new(void)
 
 	if (f)
 		f->run_fd = f->log_dir_fd = f->log_fd = f->qmp_fd = f->serial_fd =
-			f->serial_log_fd = f->agent_fd = f->cidata_fd = -1;
+			f->serial_log_fd = f->agent_fd = f->cidata_fd = f->master.fd = -1;
 	return f;
 }
 
@@ -144,6 +145,15 @@ int qv_vm_files_prepare(struct qv_vm *vm, struct qemu_argv_opts *o,
 	o->agent_fd = f->agent_fd;
 	o->cidata_fd = f->cidata_fd;
 	o->disk_fds = f->disks;
+	o->secret_master_fd = f->master.fd;
+	/* QEMU runs each LUKS keyslot's PBKDF (2 s nominal for an operator's
+	 * passphrase, longer on a busy host) before it greets on QMP. */
+	for (size_t i = 0; i < f->n_disks; i++)
+		if (f->disks[i].key_data)
+			cfg->connect_timeout_ms = (cfg->connect_timeout_ms > 0
+							   ? cfg->connect_timeout_ms
+							   : QEMU_CONNECT_TIMEOUT_MS) +
+						  QV_LUKS_OPEN_TIMEOUT_MS;
 	cfg->log_fd = f->log_fd;
 	cfg->qmp_listen_fdp = &f->qmp_fd;
 	return 0;

@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "common/macro.h"
 #include "qemu/argv.h"
+#include "qemu/secret.h"
 
 #define INVALID(errp, ...) qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, __VA_ARGS__)
 
@@ -174,6 +175,21 @@ static void add_image_nodes(struct strv_builder *b, const struct vm_disk *d, siz
 	o = jobj("driver", json_object_new_string(vm_disk_format_to_string(format)));
 	jstr(o, "file", file);
 	jstr(o, "node-name", fmt);
+	if (k < 0 && fds && fds->key_data) {
+		/* Only ciphertext on argv; QEMU decrypts with the master key. */
+		char sec[48];
+		json_object *so = jobj("qom-type", json_object_new_string("secret"));
+		snprintf(sec, sizeof(sec), "disk%zu-secret", i);
+		jstr(so, "id", sec);
+		jstr(so, "data", fds->key_data);
+		jstr(so, "keyid", QEMU_SECRET_MASTER_ID);
+		jstr(so, "iv", fds->key_iv);
+		jstr(so, "format", "base64");
+		push_json(b, "-object", so);
+		json_object *enc = jobj("format", json_object_new_string("luks"));
+		jstr(enc, "key-secret", sec);
+		json_object_object_add(o, "encrypt", enc);
+	}
 	json_object_object_add(o, "read-only", json_object_new_boolean(ro));
 	/* Never let QEMU open a backing file named inside the image. */
 	if (format == VM_DISK_QCOW2 && fds)
@@ -410,6 +426,11 @@ static int check_opts(const struct vm_spec *spec, const struct qemu_argv_opts *o
 		if (f->fd <= 2 || f->n_backing > QEMU_MAX_BACKING ||
 		    (f->n_backing && spec->disks[i].format != VM_DISK_QCOW2))
 			return INVALID(errp, "spec.disks[%zu]: bad image fds", i);
+		if ((f->key_data || f->key_iv) &&
+		    (!f->key_data || !f->key_iv || opts->secret_master_fd <= 2 ||
+		     spec->disks[i].format != VM_DISK_QCOW2))
+			return INVALID(errp, "spec.disks[%zu]: an encrypted disk needs a qcow2 "
+				       "format, its secret and the master key fd", i);
 		for (size_t k = 0; k < f->n_backing; k++)
 			if (f->backing[k].fd <= 2 ||
 			    (k + 1 < f->n_backing && f->backing[k].format != VM_DISK_QCOW2))
@@ -473,6 +494,15 @@ int qemu_argv_build(const struct vm_spec *spec, const struct qemu_argv_opts *opt
 		push(&b, "-append");
 		push(&b, spec->cmdline);
 	}
+	if (opts->secret_master_fd > 2) {
+		json_object *o = jobj("qom-type", json_object_new_string("secret"));
+		char file[48];
+		snprintf(file, sizeof(file), "/proc/self/fd/%d", opts->secret_master_fd);
+		jstr(o, "id", QEMU_SECRET_MASTER_ID);
+		jstr(o, "format", "raw");
+		jstr(o, "file", file);
+		push_json(&b, "-object", o);
+	}
 	for (size_t i = 0; i < spec->n_disks; i++)
 		add_disk(&b, spec, i, q35, &chassis, opts->disk_fds ? &opts->disk_fds[i] : NULL);
 	for (size_t i = 0; i < spec->n_nics; i++) {
@@ -519,7 +549,7 @@ static void fds_add(int *v, size_t *n, int fd)
 int qemu_argv_collect_fds(const struct vm_spec *spec, const struct qemu_argv_opts *opts,
 			  int **ret_fds, size_t *ret_n)
 {
-	size_t cap = opts->n_nic_fds + 5, n = 0;
+	size_t cap = opts->n_nic_fds + 6, n = 0;
 	int *v;
 
 	for (size_t i = 0; opts->disk_fds && i < spec->n_disks; i++)
@@ -531,6 +561,7 @@ int qemu_argv_collect_fds(const struct vm_spec *spec, const struct qemu_argv_opt
 		fds_add(v, &n, opts->nic_fds[i]);
 	fds_add(v, &n, opts->qmp_fd);
 	fds_add(v, &n, opts->serial_fd);
+	fds_add(v, &n, opts->secret_master_fd);
 	if (spec->guest_agent)
 		fds_add(v, &n, opts->agent_fd);
 	if (spec->cloud_init)

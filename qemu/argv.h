@@ -65,6 +65,10 @@ struct qemu_argv_opts {
 	int cidata_fd;            /* the cloud-init seed (O_RDONLY), instead of cidata_path */
 	/* One entry per spec disk, or NULL for filename=path. */
 	const struct qemu_disk_fds *disk_fds;
+	/* Sealed memfd with the per-start master key (qemu/secret.h); required
+	 * (> 2) when a disk has key_data: -object secret,id=qv-master,
+	 * format=raw,file=/proc/self/fd/N. */
+	int secret_master_fd;
 };
 
 /* A disk opened by the daemon: -add-fd fd=N,set=S and filename=/dev/fdset/S.
@@ -79,6 +83,10 @@ struct qemu_disk_fds {
 	int fd;                   /* O_RDWR, or O_RDONLY for a read-only disk */
 	const struct qemu_backing_fd *backing; /* nearest first */
 	size_t n_backing;         /* <= QEMU_MAX_BACKING */
+	/* LUKS qcow2 (encrypt.format=luks): the passphrase encrypted with the
+	 * master key (qemu_secret_encrypt), base64; NULL when not encrypted.
+	 * Object "disk<i>-secret", keyid qv-master. */
+	const char *key_data, *key_iv;
 };
 
 /* Build a NULL-terminated argv (argv[0] is the binary). Free with strv_free()

@@ -124,6 +124,18 @@ static int info_qcow2(const char *path, struct qv_image_info *info, struct qv_er
 	info->virtual_size = (uint64_t)json_object_get_int64(v);
 	if (json_object_object_get_ex(j, "actual-size", &v))
 		info->allocated_size = (uint64_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(j, "encrypted", &v))
+		info->encrypted = json_object_get_boolean(v);
+	json_object *fs, *data, *enc, *slots;
+	if (json_object_object_get_ex(j, "format-specific", &fs) &&
+	    json_object_object_get_ex(fs, "data", &data) &&
+	    json_object_object_get_ex(data, "encrypt", &enc) &&
+	    json_object_object_get_ex(enc, "slots", &slots) &&
+	    json_object_is_type(slots, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(slots); i++)
+			if (json_object_object_get_ex(json_object_array_get_idx(slots, i), "active",
+						      &v) && json_object_get_boolean(v))
+				info->key_slots++;
 	if (json_object_object_get_ex(j, "backing-filename", &v)) {
 		info->backing = strdup(json_object_get_string(v));
 		if (!info->backing)

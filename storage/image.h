@@ -26,6 +26,8 @@ struct qv_image_info {
 	uint64_t allocated_size;          /* bytes on disk */
 	char *backing;                    /* qcow2 backing file, or NULL */
 	enum qv_image_format backing_format;
+	bool encrypted;                   /* qcow2 with LUKS encryption */
+	unsigned key_slots;               /* active LUKS keyslots */
 };
 
 /* [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}: the VM name grammar. */

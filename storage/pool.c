@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
 #include "common/macro.h"
+#include "storage/image-crypt.h"
 #include "storage/pool.h"
 #include "storage/qcow2-refs.h"
 #include "storage/tmpfile.h"
@@ -222,6 +224,8 @@ struct create_arg {
 	uint64_t size;
 	const char *backing;
 	enum qv_image_format backing_fmt;
+	const struct qv_secret *key; /* LUKS qcow2 */
+	unsigned iter_time_ms;
 };
 
 static int make_image(const char *tmp_path, const void *arg, struct qv_error *errp)
@@ -233,6 +237,8 @@ static int make_image(const char *tmp_path, const void *arg, struct qv_error *er
 		return qv_error_set(errp, errno, NULL, "unlink %s: %m", tmp_path);
 	if (a->backing)
 		return qv_image_create_linked(tmp_path, a->backing, a->backing_fmt, errp);
+	if (a->key)
+		return qv_image_create_luks(tmp_path, a->size, a->key, a->iter_time_ms, errp);
 	return qv_image_create(tmp_path, a->fmt, a->size, errp);
 }
 
@@ -246,6 +252,22 @@ int qv_pool_create(qv_pool *p, const char *name, enum qv_image_format fmt, uint6
 
 	if (r < 0)
 		return r;
+	return publish_via_tmp(p, path, make_image, &a, errp);
+}
+
+int qv_pool_create_luks(qv_pool *p, const char *name, uint64_t size,
+			const struct qv_secret *key, unsigned iter_time_ms, struct qv_error *errp)
+{
+	_cleanup_free_ char *path = NULL;
+	struct create_arg a = { .fmt = QV_IMAGE_QCOW2, .size = size, .key = key,
+				.iter_time_ms = iter_time_ms };
+	POOL_LOCK(p);
+	int r = new_image_path(p, name, QV_IMAGE_QCOW2, &path, errp);
+
+	if (r < 0)
+		return r;
+	if (!key)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, "no key");
 	return publish_via_tmp(p, path, make_image, &a, errp);
 }
 
@@ -494,6 +516,12 @@ int qv_pool_delete(qv_pool *p, const char *name, struct qv_error *errp)
 int qv_pool_resize(qv_pool *p, const char *name, uint64_t size, bool shrink,
 		   struct qv_error *errp)
 {
+	return qv_pool_resize_luks(p, name, size, shrink, NULL, errp);
+}
+
+int qv_pool_resize_luks(qv_pool *p, const char *name, uint64_t size, bool shrink,
+			const struct qv_secret *key, struct qv_error *errp)
+{
 	_cleanup_free_ char *path = NULL;
 	enum qv_image_format fmt;
 	POOL_LOCK(p);
@@ -504,5 +532,46 @@ int qv_pool_resize(qv_pool *p, const char *name, uint64_t size, bool shrink,
 	r = check_busy(p, name, path, errp);
 	if (r < 0)
 		return r;
+	if (key && fmt != QV_IMAGE_QCOW2)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "image %s is not an encrypted qcow2", name);
+	if (key) {
+		struct qv_image_info info;
+		r = qv_image_info(path, fmt, &info, errp);
+		if (r < 0)
+			return r;
+		qv_image_info_clear(&info);
+		if (size < info.virtual_size && !shrink)
+			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+					    "refusing to shrink %s from %" PRIu64 " to %" PRIu64
+					    " bytes (data past the end would be lost)",
+					    path, info.virtual_size, size);
+		return qv_image_resize_luks(path, size, size < info.virtual_size, key, errp);
+	}
 	return qv_image_resize(path, fmt, size, shrink, errp);
+}
+
+int qv_pool_rekey(qv_pool *p, const char *name, const struct qv_secret *old_key,
+		  const struct qv_secret *new_key, unsigned iter_time_ms,
+		  int (*commit)(void *userdata, struct qv_error *errp), void *userdata,
+		  struct qv_error *errp)
+{
+	_cleanup_free_ char *path = NULL;
+	enum qv_image_format fmt;
+	POOL_LOCK(p);
+	int r = qv_pool_lookup(p, name, &path, &fmt, errp);
+
+	if (r < 0)
+		return r;
+	if (fmt != QV_IMAGE_QCOW2)
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "image %s is not an encrypted qcow2", name);
+	/* No in-use hook: a defined VM that is not running may keep the image;
+	 * whether a running one has it open is the caller's check. */
+	r = qv_image_rekey_add(path, old_key, new_key, iter_time_ms, errp);
+	if (r >= 0 && commit)
+		r = commit(userdata, errp);
+	if (r >= 0)
+		r = qv_image_rekey_drop(path, old_key, new_key, errp);
+	return r;
 }

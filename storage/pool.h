@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/secret.h"
 #include "storage/copy.h"
 #include "storage/image.h"
 
@@ -61,3 +62,18 @@ void qv_image_info_array_free(struct qv_image_info *a, size_t n);
 int qv_pool_delete(qv_pool *p, const char *name, struct qv_error *errp);
 int qv_pool_resize(qv_pool *p, const char *name, uint64_t size, bool shrink,
 		   struct qv_error *errp);
+
+/* Encrypted images: qcow2 with encrypt.format=luks (storage/image-crypt.h).
+ * The pool never stores keys (storage/keystore.h does); callers pass them. */
+int qv_pool_create_luks(qv_pool *p, const char *name, uint64_t size,
+			const struct qv_secret *key, unsigned iter_time_ms, struct qv_error *errp);
+/* qv_pool_resize for an encrypted image (key NULL: not encrypted). */
+int qv_pool_resize_luks(qv_pool *p, const char *name, uint64_t size, bool shrink,
+			const struct qv_secret *key, struct qv_error *errp);
+/* Key rotation without copying data, under the pool lock: add a keyslot for
+ * new_key, run commit (store new_key; a failure stops here, both keys then
+ * open the image), then erase the keyslots old_key opens. */
+int qv_pool_rekey(qv_pool *p, const char *name, const struct qv_secret *old_key,
+		  const struct qv_secret *new_key, unsigned iter_time_ms,
+		  int (*commit)(void *userdata, struct qv_error *errp), void *userdata,
+		  struct qv_error *errp);

@@ -82,6 +82,7 @@ int qv_qcow2_read_refs(int fd, struct qv_qcow2_refs *ret, struct qv_error *errp)
 	if (n < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot read the image: %m");
 	if (n < 4 || be32_at(buf) != QCOW2_MAGIC) {
+		r.raw_luks = n >= 6 && memcmp(buf, "LUKS\xba\xbe", 6) == 0;
 		*ret = r;
 		return 0;
 	}
@@ -93,6 +94,7 @@ int qv_qcow2_read_refs(int fd, struct qv_qcow2_refs *ret, struct qv_error *errp)
 		return BAD(errp, "qcow2 version %u is not supported", version);
 	boff = be64_at(buf + 8);
 	blen = be32_at(buf + 16);
+	r.crypt_method = be32_at(buf + 32);
 	if (version == 3) {
 		if (n < 104)
 			return BAD(errp, "qcow2 v3 header truncated");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/error.h"
 
@@ -15,7 +16,12 @@ struct qv_qcow2_refs {
 	char *backing;        /* backing file name, or NULL */
 	bool external_data;   /* the image keeps its data in another file */
 	char *data_file;      /* that file's name from the header, or NULL */
+	uint32_t crypt_method; /* qcow2: QV_QCOW2_CRYPT_* (header offset 32) */
+	bool raw_luks;        /* not qcow2: a LUKS header ("LUKS\xba\xbe") */
 };
+#define QV_QCOW2_CRYPT_NONE 0
+#define QV_QCOW2_CRYPT_AES 1  /* legacy, broken: refused */
+#define QV_QCOW2_CRYPT_LUKS 2
 
 /* 0 and *ret filled (free with qv_qcow2_refs_clear), or -errno with errp
  * (a truncated or inconsistent header is -EINVAL, reason invalid-argument). */

@@ -35,11 +35,15 @@ static int sink_read(int fd, struct sink *s, bool *eof)
 	return 0;
 }
 
-static void child(char *const argv[], int out, int err)
+static void child(char *const argv[], int out, int err, const int *keep, size_t n_keep)
 {
 	const char *bin = getenv("QV_QEMU_IMG");
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 
+	/* Secrets reach qemu-img as /proc/self/fd/N, never on its argv. */
+	for (size_t i = 0; i < n_keep; i++)
+		if (fcntl(keep[i], F_SETFD, 0) < 0)
+			_exit(127);
 	if (!bin || !*bin)
 		bin = "qemu-img";
 	if (nul < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
@@ -61,6 +65,12 @@ static const char *last_line(char *s)
 
 int qv_qemu_img_run(char *const argv[], char **ret_out, struct qv_error *errp)
 {
+	return qv_qemu_img_run_fds(argv, NULL, 0, ret_out, errp);
+}
+
+int qv_qemu_img_run_fds(char *const argv[], const int *keep_fds, size_t n_keep, char **ret_out,
+			struct qv_error *errp)
+{
 	_cleanup_free_ char *obuf = calloc(1, OUT_MAX + 1), *ebuf = calloc(1, ERR_MAX + 1);
 	struct sink so = { obuf, 0, OUT_MAX }, se = { ebuf, 0, ERR_MAX };
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, status, r = 0;
@@ -79,7 +89,7 @@ int qv_qemu_img_run(char *const argv[], char **ret_out, struct qv_error *errp)
 		goto out;
 	}
 	if (pid == 0)
-		child(argv, po[1], pe[1]);
+		child(argv, po[1], pe[1], keep_fds, n_keep);
 	po[1] = (close(po[1]), -1);
 	pe[1] = (close(pe[1]), -1);
 	while (!oeof || !eeof) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stddef.h>
+
 #include "common/error.h"
 
 /* Run qemu-img (or $QV_QEMU_IMG) with argv (argv[0] is ignored and replaced)
@@ -8,3 +10,7 @@
  * (NUL-terminated, at most 1 MiB). A non-zero exit fills errp with reason
  * qemu-error and qemu-img's last stderr line. */
 int qv_qemu_img_run(char *const argv[], char **ret_out, struct qv_error *errp);
+/* The same, with keep_fds left open in qemu-img (O_CLOEXEC cleared in the
+ * child only): secrets are passed as --object secret,file=/proc/self/fd/N. */
+int qv_qemu_img_run_fds(char *const argv[], const int *keep_fds, size_t n_keep, char **ret_out,
+			struct qv_error *errp);

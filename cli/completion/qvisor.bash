@@ -115,7 +115,7 @@ _qvisor()
 		((argn == 1)) && COMPREPLY=($(compgen -W "$(_qvisor_names list --all)" -- "$cur")) ;;
 	"net undefine" | "net info")
 		COMPREPLY=($(compgen -W "$(_qvisor_names net list)" -- "$cur")) ;;
-	"image delete" | "image resize" | "image clone")
+	"image delete" | "image resize" | "image clone" | "image rekey")
 		((argn == 1)) && COMPREPLY=($(compgen -W "$(_qvisor_names image list)" -- "$cur")) ;;
 	"image import" | "image import-foreign" | "image import-ova")
 		((argn == 1)) && _qvisor_files ;;

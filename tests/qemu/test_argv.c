@@ -662,3 +662,63 @@ Test(argv_qemu, guest_kernel_boots_to_serial_log, .timeout = 180)
 	stop_qemu(qmp, pid);
 	rm_run_dir(dir);
 }
+
+/* An encrypted disk: only ciphertext on argv, the master key as an fd. */
+Test(argv, encrypted_disk_gets_an_encrypted_secret)
+{
+	_cleanup_(vm_spec_freep) struct vm_spec *spec = spec_parse(FULL_SPEC);
+	const struct qemu_disk_fds disks[] = { { .fd = 13, .key_data = "Q1RDVA==", .key_iv = "SVY=" },
+					       { .fd = 16 } };
+	struct qemu_argv_opts opts = { .run_dir = "/r", .accel = VM_ACCEL_TCG,
+				       .nic_fds = two_fds, .n_nic_fds = 2, .disk_fds = disks,
+				       .secret_master_fd = 20 };
+	_cleanup_strv_free_ char **argv = build_ok(spec, &opts);
+	json_object *m = json_arg(argv, "-object", "id", "qv-master");
+	json_object *s = json_arg(argv, "-object", "id", "disk0-secret");
+	json_object *d = json_arg(argv, "-blockdev", "node-name", "disk0"), *enc;
+
+	cr_assert_not_null(m);
+	cr_assert_str_eq(jget(m, "file"), "/proc/self/fd/20");
+	cr_assert_str_eq(jget(m, "format"), "raw");
+	cr_assert_not_null(s);
+	cr_assert_str_eq(jget(s, "data"), "Q1RDVA==");
+	cr_assert_str_eq(jget(s, "keyid"), "qv-master");
+	cr_assert_str_eq(jget(s, "iv"), "SVY=");
+	cr_assert_str_eq(jget(s, "format"), "base64");
+	cr_assert(json_object_object_get_ex(d, "encrypt", &enc));
+	cr_assert_str_eq(jget(enc, "format"), "luks");
+	cr_assert_str_eq(jget(enc, "key-secret"), "disk0-secret");
+	/* The master object comes before the secret that names it. */
+	ssize_t im = -1, is = -1;
+	for (size_t i = 0; argv[i]; i++) {
+		if (strstr(argv[i], "\"id\":\"qv-master\""))
+			im = (ssize_t)i;
+		if (strstr(argv[i], "\"id\":\"disk0-secret\""))
+			is = (ssize_t)i;
+	}
+	cr_assert(im > 0 && is > im, "qv-master at %zd, disk0-secret at %zd", im, is);
+	json_object_put(m);
+	json_object_put(s);
+	json_object_put(d);
+	_cleanup_free_ int *fds = NULL;
+	size_t n = 0;
+	cr_assert_eq(qemu_argv_collect_fds(spec, &opts, &fds, &n), 0);
+	bool kept = false;
+	for (size_t i = 0; i < n; i++)
+		kept |= fds[i] == 20;
+	cr_assert(kept, "the master key fd is not kept for QEMU");
+
+	/* No master key fd, or a key on a raw disk: refused. */
+	struct qv_error err = {};
+	char **av = NULL;
+	opts.secret_master_fd = 0;
+	cr_assert_lt(qemu_argv_build(spec, &opts, &av, &err), 0);
+	cr_assert(strstr(err.message, "encrypted"), "%s", err.message);
+	const struct qemu_disk_fds raw_enc[] = { { .fd = 13 },
+						 { .fd = 16, .key_data = "x", .key_iv = "y" } };
+	opts.secret_master_fd = 20;
+	opts.disk_fds = raw_enc;
+	qv_error_clear(&err);
+	cr_assert_lt(qemu_argv_build(spec, &opts, &av, &err), 0);
+	cr_assert(strstr(err.message, "spec.disks[1]"), "%s", err.message);
+}
