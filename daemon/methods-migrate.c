@@ -230,8 +230,8 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 		return 0;
 	if (qv_mig_tls_allowed(ud, p.tls, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
-	if (!p.peer_dn)
-		p.peer_dn = qv_rpc_client_tls_dn(client);
+	/* No fallback to the caller's RPC DN: the source QEMU presents its
+	 * host's migration-only certificate, never the daemon's. */
 	if (qv_rpc_client_local_addr(client, local, sizeof(local)) == 0)
 		p.rpc_local = local;
 	if (p.allow_postcopy && multifd > 0)
@@ -343,10 +343,11 @@ static int m_plan(qv_rpc_call *call, json_object *params, void *ud)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
 	if (qv_mig_plan(ud, vm, copy, (double)bw * 1024 * 1024, &res, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
-	/* What our QEMU will present: the destination's tls-authz admits it. */
-	if (((struct qv_daemon *)ud)->tls_server)
+	/* What our QEMU will present (the migration-only certificate): the
+	 * destination's tls-authz admits it and nothing else. */
+	if (((struct qv_daemon *)ud)->tls_server && ((struct qv_daemon *)ud)->tls_migrate_dn[0])
 		json_object_object_add(res, "tls_dn", json_object_new_string(
-					       ((struct qv_daemon *)ud)->tls_client_dn));
+					       ((struct qv_daemon *)ud)->tls_migrate_dn));
 	return qv_rpc_call_reply(call, res), 0;
 }
 
