@@ -429,15 +429,22 @@ static int cancel_dest(qv_rpc_call *call, struct qv_daemon *d, const char *name,
 	struct qv_mig *m = qv_mig_find(name, false);
 	json_object *res;
 
+	/* The token names one incoming migration: a caller that lost track
+	 * of it (a stale abort, another source) never tears down another. */
+	if (!token)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.token (migrate.prepare's answer) is required to cancel "
+				    "the incoming migration of %s", name);
 	if (!m && finished_here(d, name, token, NULL))
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				    "the incoming migration of %s finished: the guest runs here",
 				    name);
 	if (!m)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "no migration of %s", name);
-	if (token && !streq(m->token, token))
-		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
-				    "wrong migration token for %s", name);
+	if (!streq(m->token, token))
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "stale or foreign migration token for %s: the incoming "
+				    "migration here is another one", name);
 	/* In postcopy the guest runs here and the source cannot take over:
 	 * tearing down would destroy the only live copy. */
 	if (m->postcopy_running)
@@ -511,15 +518,25 @@ static int m_recover(qv_rpc_call *call, json_object *params, void *ud)
 
 static int m_status(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "name", NULL };
+	static const char *const keys[] = { "name", "token", NULL };
 	struct qv_migration_record rec = {};
-	const char *name;
+	const char *name, *token = NULL;
+	struct qv_p2p *x;
 	struct qv_mig *m;
 	json_object *o;
 	char id[96];
 
-	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0)
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0 ||
+	    opt_string(call, params, "token", &token) < 0)
 		return 0;
+	/* A destination asking about its incoming migration (migrate-ask.c)
+	 * names it by token: a driver here holding another one is not
+	 * driving that one. */
+	x = qv_mig_p2p_find(name);
+	if (token && x && !streq(qv_mig_p2p_token(x), token))
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "stale or foreign migration token for %s: this daemon drives "
+				    "another migration of it", name);
 	m = qv_mig_find(name, true);
 	if (!m)
 		m = qv_mig_find(name, false);

@@ -128,6 +128,8 @@ int qv_mig_p2p_start(qv_rpc_call *call, struct qv_daemon *d, const char *vm, con
 /* -EBUSY (conflict) once finish may have run on the destination. */
 int qv_mig_p2p_cancel(struct qv_p2p *x, struct qv_error *errp);
 const char *qv_mig_p2p_phase(const struct qv_p2p *x);
+/* The destination's token the driver holds ("" before prepare answered). */
+const char *qv_mig_p2p_token(const struct qv_p2p *x);
 /* Daemon start: continue every persisted driver record. */
 void qv_mig_p2p_resume_all(struct qv_daemon *d);
 /* migrate-source.c: cancel a running engine or storage mirror (perform

@@ -258,6 +258,26 @@ Test(migrate_p2p, source_daemon_killed_during_ram_copy)
 			  "{\"name\": \"%s\", \"destination_never_ran\": true}", VM);
 	cr_assert_lt(r, 0, "destination_never_ran from a client was accepted");
 	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	/* Tokens name one migration: a stale one gets `conflict` from the
+	 * source's status (what an orphaned destination asks) and from the
+	 * destination's cancel, and a cancel without one is refused. */
+	qv_error_clear(&err);
+	r = qvt_callf(&H->d[0], "migrate.status", NULL, &err,
+		      "{\"name\": \"%s\", \"token\": \"0123456789abcdef\"}", VM);
+	cr_assert_lt(r, 0, "status for a stale token was answered");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	qv_error_clear(&err);
+	r = qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+		      "{\"name\": \"%s\", \"token\": \"0123456789abcdef\"}", VM);
+	cr_assert_lt(r, 0, "a stale token tore the incoming migration down");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	qv_error_clear(&err);
+	r = qvt_callf(&H->d[1], "migrate.cancel", NULL, &err, "{\"name\": \"%s\"}", VM);
+	cr_assert_lt(r, 0, "a destination cancel without a token was accepted");
+	cr_assert_str_eq(err.reason, "invalid-argument", "%s", err.message);
+	/* ...while the right one is still answered. */
+	r = qvt_callf(&H->d[0], "migrate.status", NULL, &err, "{\"name\": \"%s\"}", VM);
+	cr_assert_eq(r, 0, "status: %s", err.message);
 	qvt_sleep_ms(2500);
 	restart(0, true);
 	qv_rpc_conn_free(c);

@@ -351,9 +351,9 @@ Test(migrate_storage, cancel_mid_mirror_keeps_the_source)
 		(unsigned long long)w.len);
 
 	/* The coordinator tears the destination down (what the CLI does). */
-	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
-	cr_assert_not_null(r, "destination cancel: %s", err.message);
-	json_object_put(r);
+	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, pr.token),
+		     0, "destination cancel: %s", err.message);
 	cr_assert(wait_undefined(1, 30000), "destination still defines %s", VM);
 	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image %s left behind",
 		      pr.dest_path);
@@ -403,9 +403,9 @@ Test(migrate_storage, source_daemon_killed_mid_mirror_then_migrates)
 	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
 	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
 	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid);
-	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
-	cr_assert_not_null(r, "destination cancel: %s", err.message);
-	json_object_put(r);
+	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, pr.token),
+		     0, "destination cancel: %s", err.message);
 	cr_assert(wait_undefined(1, 30000));
 	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image left behind");
 
