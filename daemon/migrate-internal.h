@@ -44,6 +44,7 @@ struct qv_mig {
 	int64_t resume_unix_us;  /* the guest's RESUME here at finish */
 	uint64_t complete_since; /* incoming seen completed, not finished (monotonic ms) */
 	bool asking;             /* migrate-ask.c: a question to the source is out */
+	bool querying;           /* dest_watch's query-migrate is out (asynchronous) */
 	size_t n_images;
 };
 

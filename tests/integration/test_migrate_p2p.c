@@ -350,3 +350,41 @@ Test(migrate_p2p, cli_killed_mid_migration_goes_on)
 	assert_one_copy(1, 240000);
 	migrate_back(1);
 }
+
+/* A migration step's QMP stalls: the source QEMU is SIGSTOPped during the
+ * RAM copy, long enough for the engine's poll (every QV_MIG_POLL_MS) to be
+ * waiting on it. vm.list is still answered before SIGCONT, and the
+ * migration then completes: nothing waited for QEMU, so the stall never
+ * reached the QMP deadline. (A loop blocked in a synchronous query-migrate
+ * answers vm.list only once that query timed out, which fails the
+ * migration.) No wall-clock bound is asserted. */
+Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped)
+{
+	struct qv_error err = {};
+	json_object *r = NULL;
+	uint64_t id;
+	int qpid;
+	bool answered;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	qpid = qvt_vm_pid(&H->d[0], VM);
+	cr_assert_gt(qpid, 0);
+	qv_rpc_conn *c = migrate_async(0, 1, 4, &id);
+	wait_phase(0, "performing");
+	qvt_sleep_ms(1500); /* the engine polls */
+	cr_assert_eq(kill(qpid, SIGSTOP), 0);
+	qvt_sleep_ms(1000); /* a poll is now in flight, unanswered */
+	r = qvt_call(&H->d[0], "vm.list", NULL, &err);
+	answered = r != NULL;
+	cr_assert_eq(kill(qpid, SIGCONT), 0);
+	cr_assert(answered, "vm.list was not answered while the source QEMU was stopped: %s",
+		  err.message);
+	json_object_put(r);
+	r = NULL;
+	cr_assert_eq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0,
+		     "vm.migrate after the stall: %s", err.message);
+	json_object_put(r);
+	qv_rpc_conn_free(c);
+	assert_one_copy(1, 10000);
+}
