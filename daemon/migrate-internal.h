@@ -24,6 +24,7 @@ struct qv_mig {
 	 * every job is READY (opts kept until then) */
 	mig_mirror *mirror;
 	qv_source *mirror_timer;
+	uint64_t mirror_query;   /* id of the query-block-jobs in flight, 0 none */
 	struct mig_engine_opts opts;
 	char *opts_uri, *opts_multifd_reason;
 	uint64_t mirror_deadline;
