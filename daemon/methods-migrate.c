@@ -196,11 +196,24 @@ static bool uri_valid_host(const char *h)
 	return true;
 }
 
+static bool token_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n != 32)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+			return false;
+	return true;
+}
+
 static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s",
 					    "multifd_channels", "copy_storage", "disk_sizes",
-					    "allow_postcopy", "tls", "peer_dn", "source", NULL };
+					    "allow_postcopy", "tls", "peer_dn", "source", "token",
+					    NULL };
 	struct qv_mig_prepare p = { .timeout_s = 600 };
 	qv_rpc_client *client = qv_rpc_call_client(call);
 	char local[64];
@@ -226,8 +239,12 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	/* TLS unless asked otherwise when this host has a PKI. */
 	p.tls = ((struct qv_daemon *)ud)->tls_server != NULL;
 	if (opt_bool(call, params, "tls", &p.tls) < 0 ||
-	    opt_string(call, params, "peer_dn", &p.peer_dn) < 0)
+	    opt_string(call, params, "peer_dn", &p.peer_dn) < 0 ||
+	    opt_string(call, params, "token", &p.token) < 0)
 		return 0;
+	if (p.token && !token_ok(p.token))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.token must be 32 lowercase hex digits");
 	if (qv_mig_tls_allowed(ud, p.tls, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
 	/* No fallback to the caller's RPC DN: the source QEMU presents its

@@ -586,10 +586,14 @@ static int prepare_advert(const struct qv_mig_prepare *p, char *buf, size_t size
 	return 0;
 }
 
-static int new_token(struct qv_mig *m, struct qv_error *errp)
+static int new_token(struct qv_mig *m, const char *given, struct qv_error *errp)
 {
 	unsigned char rnd[16];
 
+	if (given) {
+		snprintf(m->token, sizeof(m->token), "%s", given);
+		return 0;
+	}
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return qv_error_set(errp, EIO, QV_REASON_INTERNAL, "no randomness for the token");
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -695,7 +699,7 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	vm->spec->restart.policy = VM_RESTART_NO;
 	m->postcopy = p->allow_postcopy;
 	m->tls = p->tls;
-	if ((r = new_token(m, errp)) < 0 || (r = prepare_incoming(vm, p, port, errp)) < 0 ||
+	if ((r = new_token(m, p->token, errp)) < 0 || (r = prepare_incoming(vm, p, port, errp)) < 0 ||
 	    (p->copy_storage && (r = qv_mig_dest_nbd_start(m, vm, p->listen, advert, nbd_uri,
 							     sizeof(nbd_uri), errp)) < 0)) {
 		qv_mig_teardown_dest(m, errp && errp->set ? errp->message : "prepare failed");

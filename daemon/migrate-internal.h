@@ -94,6 +94,7 @@ struct qv_mig_prepare {
 	bool tls;                /* stream and NBD over TLS (migrate-tls.c) */
 	const char *peer_dn;     /* the source QEMU's certificate DN (tls-authz) */
 	const char *rpc_local;   /* our address on the caller's TCP connection */
+	const char *token;       /* chosen by the source (32 hex digits), else ours */
 };
 int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,
 		   struct qv_error *errp);
