@@ -298,8 +298,10 @@ static int check_names(const char *host, const char *const *names, size_t n_name
 	return 0;
 }
 
-int qv_pki_issue(const char *ca_dir, const char *out_dir, const char *host,
-		 const char *const *names, size_t n_names, unsigned days, struct qv_error *errp)
+/* Leaves first..last for host, signed by the CA in ca_dir. */
+static int issue_range(const char *ca_dir, const char *out_dir, enum leaf_kind first,
+		       enum leaf_kind last, const char *host, const char *const *names,
+		       size_t n_names, unsigned days, struct qv_error *errp)
 {
 	_cleanup_key_ gnutls_x509_privkey_t ca_key = NULL;
 	_cleanup_crt_ gnutls_x509_crt_t ca = NULL;
@@ -308,22 +310,25 @@ int qv_pki_issue(const char *ca_dir, const char *out_dir, const char *host,
 	if ((r = check_names(host, names, n_names, errp)) < 0 ||
 	    (r = load_ca(ca_dir, &ca, &ca_key, errp)) < 0 || (r = mkdir_one(out_dir, errp)) < 0)
 		return r;
-	for (enum leaf_kind k = LEAF_SERVER; k <= LEAF_MIGRATION; k++)
+	for (enum leaf_kind k = first; k <= last; k++)
 		if ((r = issue_one(ca, ca_key, out_dir, k, host, names, n_names, days, errp)) < 0)
 			return r;
-	return copy_ca(ca_dir, out_dir, errp);
+	return 0;
+}
+
+int qv_pki_issue(const char *ca_dir, const char *out_dir, const char *host,
+		 const char *const *names, size_t n_names, unsigned days, struct qv_error *errp)
+{
+	int r = issue_range(ca_dir, out_dir, LEAF_SERVER, LEAF_MIGRATION, host, names, n_names,
+			    days, errp);
+
+	return r < 0 ? r : copy_ca(ca_dir, out_dir, errp);
 }
 
 int qv_pki_issue_migration(const char *ca_dir, const char *out_dir, const char *host,
 			   const char *const *names, size_t n_names, unsigned days,
 			   struct qv_error *errp)
 {
-	_cleanup_key_ gnutls_x509_privkey_t ca_key = NULL;
-	_cleanup_crt_ gnutls_x509_crt_t ca = NULL;
-	int r;
-
-	if ((r = check_names(host, names, n_names, errp)) < 0 ||
-	    (r = load_ca(ca_dir, &ca, &ca_key, errp)) < 0 || (r = mkdir_one(out_dir, errp)) < 0)
-		return r;
-	return issue_one(ca, ca_key, out_dir, LEAF_MIGRATION, host, names, n_names, days, errp);
+	return issue_range(ca_dir, out_dir, LEAF_MIGRATION, LEAF_MIGRATION, host, names, n_names,
+			   days, errp);
 }

@@ -64,10 +64,14 @@ static bool crt_is_migration(gnutls_x509_crt_t crt)
 	return false;
 }
 
-int qv_tls_cert_file_is_migration(const char *path, bool *ret, struct qv_error *errp)
+/* The PEM certificate in path: its DN into ret_dn (when set) and whether
+ * it is a migration-only one (when ret_mig is set). */
+static int cert_file_info(const char *path, char *ret_dn, size_t size, bool *ret_mig,
+			  struct qv_error *errp)
 {
 	gnutls_datum_t data = {};
 	gnutls_x509_crt_t crt = NULL;
+	size_t n = size;
 	int gr;
 
 	if (gnutls_load_file(path, &data) < 0)
@@ -75,8 +79,11 @@ int qv_tls_cert_file_is_migration(const char *path, bool *ret, struct qv_error *
 	gr = gnutls_x509_crt_init(&crt);
 	if (gr >= 0)
 		gr = gnutls_x509_crt_import(crt, &data, GNUTLS_X509_FMT_PEM);
-	if (gr >= 0)
-		*ret = crt_is_migration(crt);
+	/* The same call QEMU uses for a peer's name in tls-authz. */
+	if (gr >= 0 && ret_dn)
+		gr = gnutls_x509_crt_get_dn(crt, ret_dn, &n);
+	if (gr >= 0 && ret_mig)
+		*ret_mig = crt_is_migration(crt);
 	gnutls_x509_crt_deinit(crt);
 	gnutls_free(data.data);
 	if (gr < 0)
@@ -86,29 +93,14 @@ int qv_tls_cert_file_is_migration(const char *path, bool *ret, struct qv_error *
 	return 0;
 }
 
+int qv_tls_cert_file_is_migration(const char *path, bool *ret, struct qv_error *errp)
+{
+	return cert_file_info(path, NULL, 0, ret, errp);
+}
+
 int qv_tls_cert_file_dn(const char *path, char *ret_dn, size_t size, struct qv_error *errp)
 {
-	gnutls_datum_t data = {};
-	gnutls_x509_crt_t crt = NULL;
-	size_t n = size;
-	int gr;
-
-	gr = gnutls_load_file(path, &data);
-	if (gr < 0)
-		return qv_error_set(errp, ENOENT, QV_REASON_NOT_FOUND, "cannot read %s", path);
-	gr = gnutls_x509_crt_init(&crt);
-	if (gr >= 0)
-		gr = gnutls_x509_crt_import(crt, &data, GNUTLS_X509_FMT_PEM);
-	/* The same call QEMU uses for a peer's name in tls-authz. */
-	if (gr >= 0)
-		gr = gnutls_x509_crt_get_dn(crt, ret_dn, &n);
-	gnutls_x509_crt_deinit(crt);
-	gnutls_free(data.data);
-	if (gr < 0)
-		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "%s is not a usable PEM certificate: %s", path,
-				    gnutls_strerror(gr));
-	return 0;
+	return cert_file_info(path, ret_dn, size, NULL, errp);
 }
 
 /* dir/name into buf; the key must not be readable by group or others. */
