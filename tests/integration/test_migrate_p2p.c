@@ -370,7 +370,8 @@ Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped)
 	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
 	qpid = qvt_vm_pid(&H->d[0], VM);
 	cr_assert_gt(qpid, 0);
-	qv_rpc_conn *c = migrate_async(0, 1, 4, &id);
+	/* 16 MiB/s: a RAM copy of several seconds that still converges */
+	qv_rpc_conn *c = migrate_async(0, 1, 16, &id);
 	wait_phase(0, "performing");
 	qvt_sleep_ms(1500); /* the engine polls */
 	cr_assert_eq(kill(qpid, SIGSTOP), 0);
