@@ -192,7 +192,7 @@ static int rogue_tls_probe(void *ud)
 }
 
 /* A client that starts a TLS record and then says nothing for 9 s (the
- * daemon cuts handshakes after 10 s). */
+ * daemon cuts handshakes after 5 s, QV_RPC_HANDSHAKE_TIMEOUT_MS). */
 static pid_t start_stalled_client(int i, int port)
 {
 	pid_t pid = fork();
