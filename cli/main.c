@@ -89,8 +89,9 @@ const struct cli_verb cli_verbs[] = {
 	  "Replay a CPU trace through a consolidation policy, no daemon needed (docs/policy.md)." },
 	{ "pki init", verb_pki_init, "[--cn NAME] [--days N]",
 	  "Create a lab CA (ca-cert.pem, ca-key.pem) in the PKI dir." },
-	{ "pki issue", verb_pki_issue, "HOST [NAME...] [--out DIR] [--days N]",
-	  "Sign server and client certificates for HOST (extra NAMEs/IPs in the server's SAN)." },
+	{ "pki issue", verb_pki_issue, "HOST [NAME...] [--out DIR] [--days N] [--migration-only]",
+	  "Sign server, client and migration-only certificates for HOST (extra NAMEs/IPs in the "
+	  "SAN)." },
 	{ "rpc", verb_rpc, "METHOD [JSON-PARAMS] [--timeout S]",
 	  "Call any RPC method and print the result as JSON." },
 	{ "rpc-stdio", verb_rpc_stdio, "",

@@ -95,8 +95,9 @@ static int export_pair(const char *dir, const char *cert_name, gnutls_x509_crt_t
 
 /* A fresh key and a v3 certificate for it with CN=cn,O=qvisor, a random
  * serial and the validity window; extensions are up to the caller. */
-static int new_cert(const char *cn, unsigned days, gnutls_x509_privkey_t *ret_key,
-		    gnutls_x509_crt_t *ret_crt, struct qv_error *errp)
+static int new_cert(const char *cn, const char *ou, unsigned days,
+		    gnutls_x509_privkey_t *ret_key, gnutls_x509_crt_t *ret_crt,
+		    struct qv_error *errp)
 {
 	unsigned char serial[16];
 	time_t now = time(NULL);
@@ -115,6 +116,9 @@ static int new_cert(const char *cn, unsigned days, gnutls_x509_privkey_t *ret_ke
 	    (gr = gnutls_x509_crt_set_expiration_time(*ret_crt, now + (time_t)days * 86400)) < 0 ||
 	    (gr = gnutls_x509_crt_set_dn_by_oid(*ret_crt, GNUTLS_OID_X520_ORGANIZATION_NAME, 0,
 						"qvisor", 6)) < 0 ||
+	    (ou && (gr = gnutls_x509_crt_set_dn_by_oid(*ret_crt,
+						       GNUTLS_OID_X520_ORGANIZATIONAL_UNIT_NAME, 0,
+						       ou, strlen(ou))) < 0) ||
 	    (gr = gnutls_x509_crt_set_dn_by_oid(*ret_crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
 						strlen(cn))) < 0 ||
 	    (gr = gnutls_x509_crt_set_key(*ret_crt, *ret_key)) < 0)
@@ -139,7 +143,7 @@ int qv_pki_init(const char *dir, const char *cn, unsigned days, struct qv_error 
 	_cleanup_crt_ gnutls_x509_crt_t crt = NULL;
 	int gr, r;
 
-	if ((r = mkdir_one(dir, errp)) < 0 || (r = new_cert(cn, days, &key, &crt, errp)) < 0)
+	if ((r = mkdir_one(dir, errp)) < 0 || (r = new_cert(cn, NULL, days, &key, &crt, errp)) < 0)
 		return r;
 	if ((gr = gnutls_x509_crt_set_basic_constraints(crt, 1, -1)) < 0 ||
 	    (gr = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN |
@@ -195,10 +199,46 @@ static int add_san(gnutls_x509_crt_t crt, const char *name)
 						    GNUTLS_FSAN_APPEND);
 }
 
-/* One leaf certificate (server or client) signed by the CA. */
+enum leaf_kind { LEAF_SERVER, LEAF_CLIENT, LEAF_MIGRATION };
+
+static const struct {
+	const char *cert, *key, *ou;
+	bool server, client; /* TLS WWW purposes */
+} leaves[] = {
+	[LEAF_SERVER] = { QV_PKI_SERVER_CERT, QV_PKI_SERVER_KEY, NULL, true, false },
+	[LEAF_CLIENT] = { QV_PKI_CLIENT_CERT, QV_PKI_CLIENT_KEY, NULL, false, true },
+	/* QEMU accepts and presents it as either end of a stream. */
+	[LEAF_MIGRATION] = { QV_PKI_MIGRATE_CERT, QV_PKI_MIGRATE_KEY, QV_PKI_MIGRATION_OU, true,
+			     true },
+};
+
+static int leaf_extensions(gnutls_x509_crt_t crt, enum leaf_kind kind, const char *host,
+			   const char *const *names, size_t n_names, struct qv_error *errp)
+{
+	int gr;
+
+	if ((gr = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
+	    (gr = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
+							     GNUTLS_KEY_KEY_ENCIPHERMENT)) < 0 ||
+	    (leaves[kind].server &&
+	     (gr = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0) ||
+	    (leaves[kind].client &&
+	     (gr = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT, 0)) < 0))
+		return gerr(errp, gr, "certificate extensions");
+	if (!leaves[kind].server)
+		return 0;
+	if ((gr = add_san(crt, host)) < 0)
+		return gerr(errp, gr, host);
+	for (size_t i = 0; i < n_names; i++)
+		if ((gr = add_san(crt, names[i])) < 0)
+			return gerr(errp, gr, names[i]);
+	return 0;
+}
+
+/* One leaf certificate signed by the CA. */
 static int issue_one(gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, const char *out_dir,
-		     bool server, const char *host, const char *const *names, size_t n_names,
-		     unsigned days, struct qv_error *errp)
+		     enum leaf_kind kind, const char *host, const char *const *names,
+		     size_t n_names, unsigned days, struct qv_error *errp)
 {
 	_cleanup_key_ gnutls_x509_privkey_t key = NULL;
 	_cleanup_crt_ gnutls_x509_crt_t crt = NULL;
@@ -206,31 +246,16 @@ static int issue_one(gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, const c
 	size_t akid_len = sizeof(akid);
 	int gr, r;
 
-	if ((r = new_cert(host, days, &key, &crt, errp)) < 0)
-		return r;
-	if ((gr = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
-	    (gr = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
-							     GNUTLS_KEY_KEY_ENCIPHERMENT)) < 0 ||
-	    (gr = gnutls_x509_crt_set_key_purpose_oid(crt, server ? GNUTLS_KP_TLS_WWW_SERVER
-								    : GNUTLS_KP_TLS_WWW_CLIENT,
-						      0)) < 0)
-		return gerr(errp, gr, "certificate extensions");
-	if (server) {
-		if ((gr = add_san(crt, host)) < 0)
-			return gerr(errp, gr, host);
-		for (size_t i = 0; i < n_names; i++)
-			if ((gr = add_san(crt, names[i])) < 0)
-				return gerr(errp, gr, names[i]);
-	}
-	if ((r = set_key_id(crt, errp)) < 0)
+	if ((r = new_cert(host, leaves[kind].ou, days, &key, &crt, errp)) < 0 ||
+	    (r = leaf_extensions(crt, kind, host, names, n_names, errp)) < 0 ||
+	    (r = set_key_id(crt, errp)) < 0)
 		return r;
 	if (gnutls_x509_crt_get_subject_key_id(ca, akid, &akid_len, NULL) >= 0)
 		(void)gnutls_x509_crt_set_authority_key_id(crt, akid, akid_len);
 	gr = gnutls_x509_crt_sign2(crt, ca, ca_key, GNUTLS_DIG_SHA256, 0);
 	if (gr < 0)
 		return gerr(errp, gr, "signing");
-	return export_pair(out_dir, server ? QV_PKI_SERVER_CERT : QV_PKI_CLIENT_CERT, crt,
-			   server ? QV_PKI_SERVER_KEY : QV_PKI_CLIENT_KEY, key, errp);
+	return export_pair(out_dir, leaves[kind].cert, crt, leaves[kind].key, key, errp);
 }
 
 static bool name_ok(const char *s)
@@ -260,13 +285,9 @@ static int copy_ca(const char *ca_dir, const char *out_dir, struct qv_error *err
 	return r;
 }
 
-int qv_pki_issue(const char *ca_dir, const char *out_dir, const char *host,
-		 const char *const *names, size_t n_names, unsigned days, struct qv_error *errp)
+static int check_names(const char *host, const char *const *names, size_t n_names,
+		       struct qv_error *errp)
 {
-	_cleanup_key_ gnutls_x509_privkey_t ca_key = NULL;
-	_cleanup_crt_ gnutls_x509_crt_t ca = NULL;
-	int r;
-
 	if (!name_ok(host))
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "invalid host name \"%.80s\"", host);
@@ -274,9 +295,40 @@ int qv_pki_issue(const char *ca_dir, const char *out_dir, const char *host,
 		if (!name_ok(names[i]))
 			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 					    "invalid name \"%.80s\"", names[i]);
-	if ((r = load_ca(ca_dir, &ca, &ca_key, errp)) < 0 || (r = mkdir_one(out_dir, errp)) < 0 ||
-	    (r = issue_one(ca, ca_key, out_dir, true, host, names, n_names, days, errp)) < 0 ||
-	    (r = issue_one(ca, ca_key, out_dir, false, host, names, n_names, days, errp)) < 0)
+	return 0;
+}
+
+/* Leaves first..last for host, signed by the CA in ca_dir. */
+static int issue_range(const char *ca_dir, const char *out_dir, enum leaf_kind first,
+		       enum leaf_kind last, const char *host, const char *const *names,
+		       size_t n_names, unsigned days, struct qv_error *errp)
+{
+	_cleanup_key_ gnutls_x509_privkey_t ca_key = NULL;
+	_cleanup_crt_ gnutls_x509_crt_t ca = NULL;
+	int r;
+
+	if ((r = check_names(host, names, n_names, errp)) < 0 ||
+	    (r = load_ca(ca_dir, &ca, &ca_key, errp)) < 0 || (r = mkdir_one(out_dir, errp)) < 0)
 		return r;
-	return copy_ca(ca_dir, out_dir, errp);
+	for (enum leaf_kind k = first; k <= last; k++)
+		if ((r = issue_one(ca, ca_key, out_dir, k, host, names, n_names, days, errp)) < 0)
+			return r;
+	return 0;
+}
+
+int qv_pki_issue(const char *ca_dir, const char *out_dir, const char *host,
+		 const char *const *names, size_t n_names, unsigned days, struct qv_error *errp)
+{
+	int r = issue_range(ca_dir, out_dir, LEAF_SERVER, LEAF_MIGRATION, host, names, n_names,
+			    days, errp);
+
+	return r < 0 ? r : copy_ca(ca_dir, out_dir, errp);
+}
+
+int qv_pki_issue_migration(const char *ca_dir, const char *out_dir, const char *host,
+			   const char *const *names, size_t n_names, unsigned days,
+			   struct qv_error *errp)
+{
+	return issue_range(ca_dir, out_dir, LEAF_MIGRATION, LEAF_MIGRATION, host, names, n_names,
+			   days, errp);
 }

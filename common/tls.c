@@ -46,22 +46,44 @@ static int tls_errno(int gr)
 	}
 }
 
-int qv_tls_cert_file_dn(const char *path, char *ret_dn, size_t size, struct qv_error *errp)
+/* OU=QV_PKI_MIGRATION_OU anywhere in the subject (common/tls.h). */
+static bool crt_is_migration(gnutls_x509_crt_t crt)
+{
+	for (unsigned i = 0; i < 8; i++) {
+		char ou[128];
+		size_t n = sizeof(ou);
+		int gr = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_ORGANIZATIONAL_UNIT_NAME,
+						       i, 0, ou, &n);
+		if (gr == GNUTLS_E_SHORT_MEMORY_BUFFER)
+			continue; /* longer than ours: not the marker */
+		if (gr < 0)
+			return false;
+		if (streq(ou, QV_PKI_MIGRATION_OU))
+			return true;
+	}
+	return false;
+}
+
+/* The PEM certificate in path: its DN into ret_dn (when set) and whether
+ * it is a migration-only one (when ret_mig is set). */
+static int cert_file_info(const char *path, char *ret_dn, size_t size, bool *ret_mig,
+			  struct qv_error *errp)
 {
 	gnutls_datum_t data = {};
 	gnutls_x509_crt_t crt = NULL;
 	size_t n = size;
 	int gr;
 
-	gr = gnutls_load_file(path, &data);
-	if (gr < 0)
+	if (gnutls_load_file(path, &data) < 0)
 		return qv_error_set(errp, ENOENT, QV_REASON_NOT_FOUND, "cannot read %s", path);
 	gr = gnutls_x509_crt_init(&crt);
 	if (gr >= 0)
 		gr = gnutls_x509_crt_import(crt, &data, GNUTLS_X509_FMT_PEM);
 	/* The same call QEMU uses for a peer's name in tls-authz. */
-	if (gr >= 0)
+	if (gr >= 0 && ret_dn)
 		gr = gnutls_x509_crt_get_dn(crt, ret_dn, &n);
+	if (gr >= 0 && ret_mig)
+		*ret_mig = crt_is_migration(crt);
 	gnutls_x509_crt_deinit(crt);
 	gnutls_free(data.data);
 	if (gr < 0)
@@ -69,6 +91,16 @@ int qv_tls_cert_file_dn(const char *path, char *ret_dn, size_t size, struct qv_e
 				    "%s is not a usable PEM certificate: %s", path,
 				    gnutls_strerror(gr));
 	return 0;
+}
+
+int qv_tls_cert_file_is_migration(const char *path, bool *ret, struct qv_error *errp)
+{
+	return cert_file_info(path, NULL, 0, ret, errp);
+}
+
+int qv_tls_cert_file_dn(const char *path, char *ret_dn, size_t size, struct qv_error *errp)
+{
+	return cert_file_info(path, ret_dn, size, NULL, errp);
 }
 
 /* dir/name into buf; the key must not be readable by group or others. */
@@ -210,20 +242,28 @@ void qv_tls_freep(qv_tls **t)
 	*t = qv_tls_free(*t);
 }
 
-static void record_peer_dn(qv_tls *t)
+/* The verified peer's DN into t->peer_dn; false when the peer presented
+ * a migration-only certificate (or none that parses). */
+static bool record_peer_dn(qv_tls *t)
 {
 	unsigned n = 0;
 	const gnutls_datum_t *certs = gnutls_certificate_get_peers(t->s, &n);
 	gnutls_x509_crt_t crt;
 	size_t len = sizeof(t->peer_dn);
+	bool ok = true;
 
 	t->peer_dn[0] = '\0';
 	if (!certs || n == 0 || gnutls_x509_crt_init(&crt) < 0)
-		return;
+		return false;
 	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) < 0 ||
-	    gnutls_x509_crt_get_dn(crt, t->peer_dn, &len) < 0)
+	    gnutls_x509_crt_get_dn(crt, t->peer_dn, &len) < 0) {
 		t->peer_dn[0] = '\0';
+		ok = false;
+	} else if (crt_is_migration(crt)) {
+		ok = false;
+	}
 	gnutls_x509_crt_deinit(crt);
+	return ok;
 }
 
 int qv_tls_handshake(qv_tls *t, struct qv_error *errp)
@@ -231,9 +271,21 @@ int qv_tls_handshake(qv_tls *t, struct qv_error *errp)
 	int gr = gnutls_handshake(t->s);
 
 	if (gr == GNUTLS_E_SUCCESS) {
-		record_peer_dn(t);
-		return 0;
+		if (record_peer_dn(t))
+			return 0;
+		/* A QEMU's identity never speaks for a daemon (or a CLI). The
+		 * alert is best effort: the caller closes the socket anyway. */
+		(void)gnutls_alert_send(t->s, GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
+		return qv_error_set(errp, EACCES, QV_REASON_PERMISSION,
+				    "TLS: the %s presented a migration-only certificate (%s, OU=%s), "
+				    "which is refused for RPC",
+				    t->server ? "client" : "server",
+				    t->peer_dn[0] ? t->peer_dn : "no usable subject",
+				    QV_PKI_MIGRATION_OU);
 	}
+	if (gr == GNUTLS_E_REHANDSHAKE || gr == GNUTLS_E_GOT_APPLICATION_DATA)
+		return qv_error_set(errp, EPROTO, QV_REASON_UNAVAILABLE,
+				    "TLS: renegotiation is not supported");
 	if (gr == GNUTLS_E_AGAIN || gr == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal(gr))
 		return -EAGAIN;
 	if (gr == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
@@ -292,6 +344,12 @@ ssize_t qv_tls_read(qv_tls *t, void *buf, size_t len)
 		/* A peer that just closes the socket ends the stream too. */
 		if (n == GNUTLS_E_PREMATURE_TERMINATION)
 			return 0;
+		/* TLS 1.2 renegotiation (either side asking): refused, the
+		 * session ends. TLS 1.3 key updates are handled by GnuTLS. */
+		if (n == GNUTLS_E_REHANDSHAKE) {
+			(void)gnutls_alert_send(t->s, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+			return -EPROTO;
+		}
 		if (n == GNUTLS_E_AGAIN || !gnutls_error_is_fatal((int)n))
 			return -EAGAIN;
 		return tls_errno((int)n);

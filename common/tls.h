@@ -30,6 +30,14 @@
 #define QV_PKI_SERVER_KEY "server-key.pem"
 #define QV_PKI_CLIENT_CERT "client-cert.pem"
 #define QV_PKI_CLIENT_KEY "client-key.pem"
+/* The migration-only pair (docs/security.md): the only certificate and key
+ * a QEMU ever receives, for its migration stream and NBD exports. Its
+ * subject carries OU=QV_PKI_MIGRATION_OU; qv_tls sessions (the RPC
+ * transport, both directions) refuse a peer presenting such a certificate,
+ * so a QEMU taken over by its guest cannot act as the daemon. */
+#define QV_PKI_MIGRATE_CERT "migrate-cert.pem"
+#define QV_PKI_MIGRATE_KEY "migrate-key.pem"
+#define QV_PKI_MIGRATION_OU "qvisor-migration"
 
 #define QV_TLS_DEFAULT_PORT 16515
 #define QV_TLS_HANDSHAKE_TIMEOUT_MS 10000
@@ -52,6 +60,10 @@ const char *qv_tls_creds_dn(const qv_tls_creds *c);
 /* The DN of the certificate in file path (PEM). */
 int qv_tls_cert_file_dn(const char *path, char *ret_dn, size_t size, struct qv_error *errp);
 
+/* Whether the PEM certificate in path is a migration-only one (its
+ * subject has OU=QV_PKI_MIGRATION_OU). */
+int qv_tls_cert_file_is_migration(const char *path, bool *ret, struct qv_error *errp);
+
 /* A session on connected socket fd. hostname (client only) is the name the
  * server's certificate must carry; NULL for a server. */
 int qv_tls_new(const qv_tls_creds *creds, int fd, const char *hostname, qv_tls **ret_tls,
@@ -62,7 +74,10 @@ void qv_tls_freep(qv_tls **t);
 
 /* Drive the handshake: 0 done (peer verified), -EAGAIN call again when
  * the fd is ready (qv_tls_want_write()), other -errno: failed (errp says
- * why, e.g. the peer's certificate is not signed by the CA). */
+ * why, e.g. the peer's certificate is not signed by the CA, or it is a
+ * migration-only certificate: -EACCES). A peer asking to renegotiate
+ * (GNUTLS_E_REHANDSHAKE, TLS 1.2) is refused: qv_tls_read() returns
+ * -EPROTO. */
 int qv_tls_handshake(qv_tls *t, struct qv_error *errp);
 /* Blocking handshake with a deadline (clients): polls the fd itself. */
 int qv_tls_handshake_wait(qv_tls *t, int timeout_ms, struct qv_error *errp);

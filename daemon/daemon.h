@@ -57,7 +57,8 @@ struct qv_daemon {
 	struct qv_start_queue *start_queue; /* daemon/vm-queue.c */
 	/* daemon/tls-setup.c: loaded PKI (NULL: none, migrations need --insecure) */
 	struct qv_tls_creds *tls_server;
-	char tls_client_dn[512]; /* DN of our client-cert.pem (what our QEMU presents) */
+	char tls_client_dn[512]; /* DN of our client-cert.pem (our RPC identity) */
+	char tls_migrate_dn[512]; /* DN of migrate-cert.pem (what our QEMU presents); "" none */
 	struct qv_fwd *fw_state; /* daemon/fw.c: the nftables firewall */
 };
 

@@ -201,11 +201,24 @@ static bool uri_valid_host(const char *h)
 	return true;
 }
 
+static bool token_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n != 32)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+			return false;
+	return true;
+}
+
 static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "spec", "listen", "address", "port", "timeout_s",
 					    "multifd_channels", "copy_storage", "disk_sizes",
-					    "allow_postcopy", "tls", "peer_dn", "source", "disk_keys",
+					    "allow_postcopy", "tls", "peer_dn", "source", "token",
+					    "disk_keys",
 					    NULL };
 	struct qv_mig_prepare p = { .timeout_s = 600 };
 	qv_rpc_client *client = qv_rpc_call_client(call);
@@ -232,12 +245,16 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	/* TLS unless asked otherwise when this host has a PKI. */
 	p.tls = ((struct qv_daemon *)ud)->tls_server != NULL;
 	if (opt_bool(call, params, "tls", &p.tls) < 0 ||
-	    opt_string(call, params, "peer_dn", &p.peer_dn) < 0)
+	    opt_string(call, params, "peer_dn", &p.peer_dn) < 0 ||
+	    opt_string(call, params, "token", &p.token) < 0)
 		return 0;
+	if (p.token && !token_ok(p.token))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.token must be 32 lowercase hex digits");
 	if (qv_mig_tls_allowed(ud, p.tls, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
-	if (!p.peer_dn)
-		p.peer_dn = qv_rpc_client_tls_dn(client);
+	/* No fallback to the caller's RPC DN: the source QEMU presents its
+	 * host's migration-only certificate, never the daemon's. */
 	if (qv_rpc_client_local_addr(client, local, sizeof(local)) == 0)
 		p.rpc_local = local;
 	if (p.allow_postcopy && multifd > 0)
@@ -360,10 +377,11 @@ static int m_plan(qv_rpc_call *call, json_object *params, void *ud)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
 	if (qv_mig_plan(ud, vm, copy, (double)bw * 1024 * 1024, &res, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
-	/* What our QEMU will present: the destination's tls-authz admits it. */
-	if (((struct qv_daemon *)ud)->tls_server)
+	/* What our QEMU will present (the migration-only certificate): the
+	 * destination's tls-authz admits it and nothing else. */
+	if (((struct qv_daemon *)ud)->tls_server && ((struct qv_daemon *)ud)->tls_migrate_dn[0])
 		json_object_object_add(res, "tls_dn", json_object_new_string(
-					       ((struct qv_daemon *)ud)->tls_client_dn));
+					       ((struct qv_daemon *)ud)->tls_migrate_dn));
 	return qv_rpc_call_reply(call, res), 0;
 }
 
@@ -445,15 +463,22 @@ static int cancel_dest(qv_rpc_call *call, struct qv_daemon *d, const char *name,
 	struct qv_mig *m = qv_mig_find(name, false);
 	json_object *res;
 
+	/* The token names one incoming migration: a caller that lost track
+	 * of it (a stale abort, another source) never tears down another. */
+	if (!token)
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.token (migrate.prepare's answer) is required to cancel "
+				    "the incoming migration of %s", name);
 	if (!m && finished_here(d, name, token, NULL))
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				    "the incoming migration of %s finished: the guest runs here",
 				    name);
 	if (!m)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "no migration of %s", name);
-	if (token && !streq(m->token, token))
-		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
-				    "wrong migration token for %s", name);
+	if (!streq(m->token, token))
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "stale or foreign migration token for %s: the incoming "
+				    "migration here is another one", name);
 	/* In postcopy the guest runs here and the source cannot take over:
 	 * tearing down would destroy the only live copy. */
 	if (m->postcopy_running)
@@ -527,15 +552,25 @@ static int m_recover(qv_rpc_call *call, json_object *params, void *ud)
 
 static int m_status(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "name", NULL };
+	static const char *const keys[] = { "name", "token", NULL };
 	struct qv_migration_record rec = {};
-	const char *name;
+	const char *name, *token = NULL;
+	struct qv_p2p *x;
 	struct qv_mig *m;
 	json_object *o;
 	char id[96];
 
-	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0)
+	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0 ||
+	    opt_string(call, params, "token", &token) < 0)
 		return 0;
+	/* A destination asking about its incoming migration (migrate-ask.c)
+	 * names it by token: a driver here holding another one is not
+	 * driving that one. */
+	x = qv_mig_p2p_find(name);
+	if (token && x && !streq(qv_mig_p2p_token(x), token))
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "stale or foreign migration token for %s: this daemon drives "
+				    "another migration of it", name);
 	m = qv_mig_find(name, true);
 	if (!m)
 		m = qv_mig_find(name, false);

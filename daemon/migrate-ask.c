@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Destination side: an incoming migration whose RAM has all arrived but
  * that nobody finishes asks the source daemon (the URI prepare recorded)
- * whether it still drives it. migrate.status there answers; when the
- * source has no outgoing migration of the VM any more, the incoming VM,
- * which never ran, is torn down. An unreachable source changes nothing:
+ * whether it still drives it, by VM name and this migration's token.
+ * migrate.status there answers; when the source has no outgoing migration
+ * of the VM any more, or its driver holds another token (`conflict`), the
+ * incoming VM, which never ran, is torn down. An unreachable source changes nothing:
  * the incoming timeout (prepare's timeout_s) still applies. The question
  * is asked from the loop without blocking: connect (off the loop, see
  * common/rpc-connect-async.h), send, and read the answer when it comes. */
@@ -58,7 +59,10 @@ static void ask_answered(struct ask *a, int r, const struct qv_error *err, json_
 	m->asking = false;
 	if (r == 0 && source_still_migrating(res))
 		return;
-	if (r < 0 && !(r == -EREMOTEIO && streq(err->reason, QV_REASON_NOT_FOUND))) {
+	/* not-found: the source has no migration of the VM; conflict: its
+	 * driver holds another token (this incoming VM is not its). */
+	if (r < 0 && !(r == -EREMOTEIO && (streq(err->reason, QV_REASON_NOT_FOUND) ||
+					    streq(err->reason, QV_REASON_CONFLICT)))) {
 		log_info("VM %s: cannot ask the source about the unfinished migration: %s", a->vm,
 			 err->message);
 		return;
@@ -106,6 +110,7 @@ static void on_ask_connected(int error, qv_rpc_conn *conn, const struct qv_error
 	a->connecting = NULL;
 	a->conn = conn;
 	json_object_object_add(p, "name", json_object_new_string(a->vm));
+	json_object_object_add(p, "token", json_object_new_string(a->token));
 	if (error < 0) {
 		json_object_put(p);
 		err = *cerr;

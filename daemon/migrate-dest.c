@@ -98,21 +98,6 @@ void qv_mig_teardown_dest(struct qv_mig *m, const char *why)
 	teardown_stopped(vm, 0, QEMU_STOP_STEP_KILL, NULL, (void *)(uintptr_t)created);
 }
 
-static const char *incoming_status(struct qv_vm *vm, char *buf, size_t size)
-{
-	_cleanup_json_ json_object *q = NULL;
-	json_object *v;
-
-	if (!vm || !vm->inst || qemu_instance_exited(vm->inst))
-		return NULL;
-	if (qmp_client_execute(qemu_instance_qmp(vm->inst), "query-migrate", NULL, 3000, &q,
-			       NULL) < 0)
-		return NULL;
-	snprintf(buf, size, "%s",
-		 json_object_object_get_ex(q, "status", &v) ? json_object_get_string(v) : "none");
-	return buf;
-}
-
 static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 {
 	qv_rpc_call *call = m->finish_call;
@@ -176,18 +161,11 @@ static void postcopy_cont(struct qv_mig *m, struct qv_vm *vm)
 	qv_daemon_emit(m->d, m->vm, "migration-postcopy", NULL);
 }
 
-static void dest_watch(qv_source *s, void *ud)
+/* What the watch does with the incoming side's status (st: QEMU's
+ * query-migrate status, NULL when QEMU did not answer). */
+static void dest_decide(struct qv_mig *m, struct qv_vm *vm, const char *st)
 {
-	struct qv_mig *m = ud;
-	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
-	char buf[32];
-	const char *st;
-
-	m->watch = NULL;
-	if (!vm || !vm->inst || qemu_instance_exited(vm->inst))
-		return qv_mig_teardown_dest(m, "the incoming QEMU exited");
 	if (m->finish_call) {
-		st = incoming_status(vm, buf, sizeof(buf));
 		if (st && streq(st, "completed"))
 			return finish_now(m, vm);
 		if (!st || streq(st, "failed"))
@@ -200,7 +178,6 @@ static void dest_watch(qv_source *s, void *ud)
 			m->finish_call = NULL;
 		}
 	} else if (m->postcopy) {
-		st = incoming_status(vm, buf, sizeof(buf));
 		if (st && streq(st, "postcopy-active") && !m->postcopy_running)
 			postcopy_cont(m, vm);
 		else if (st && streq(st, "completed") && m->postcopy_running &&
@@ -214,9 +191,75 @@ static void dest_watch(qv_source *s, void *ud)
 	} else if (qv_now_ms() > m->expires_ms) {
 		return qv_mig_teardown_dest(m, "not finished before its timeout");
 	} else if (m->source_uri && !m->asking) {
-		qv_mig_dest_check_stuck(m, incoming_status(vm, buf, sizeof(buf)));
+		qv_mig_dest_check_stuck(m, st);
 	}
 	qv_mig_dest_rearm(m);
+}
+
+/* The query's answer finds its migration again by VM and token: it may
+ * have been finished, torn down or replaced meanwhile. */
+struct dest_query {
+	struct qv_daemon *d;
+	char vm[VM_NAME_MAX + 1];
+	char token[33];
+};
+
+static void on_incoming_status(qmp_client *c, int error, json_object *ret,
+			       const struct qv_error *errp, void *userdata)
+{
+	struct dest_query *q = userdata;
+	struct qv_mig *m = qv_mig_find(q->vm, false);
+	struct qv_vm *vm = qv_vm_find(q->d, q->vm);
+	char buf[32];
+	const char *st = NULL;
+	json_object *v;
+
+	if (!m || !streq(m->token, q->token)) {
+		free(q);
+		return;
+	}
+	free(q);
+	m->querying = false;
+	if (!vm || !vm->inst || qemu_instance_exited(vm->inst))
+		return qv_mig_teardown_dest(m, "the incoming QEMU exited");
+	if (error >= 0) {
+		snprintf(buf, sizeof(buf), "%s", json_object_object_get_ex(ret, "status", &v)
+							 ? json_object_get_string(v) : "none");
+		st = buf;
+	}
+	dest_decide(m, vm, st);
+}
+
+/* Looks at the incoming QEMU without waiting for it: the status comes
+ * back to on_incoming_status() (within 3 s, else as "no answer"), and the
+ * loop serves everything else meanwhile. */
+static void dest_watch(qv_source *s, void *ud)
+{
+	struct qv_mig *m = ud;
+	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
+	struct dest_query *q;
+
+	m->watch = NULL;
+	if (!vm || !vm->inst || qemu_instance_exited(vm->inst))
+		return qv_mig_teardown_dest(m, "the incoming QEMU exited");
+	if (m->querying)
+		return; /* the answer decides and re-arms */
+	if (!m->finish_call && !m->postcopy && (qv_now_ms() > m->expires_ms ||
+						 !m->source_uri || m->asking))
+		return dest_decide(m, vm, NULL); /* no status needed */
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return qv_mig_dest_rearm(m);
+	q->d = m->d;
+	snprintf(q->vm, sizeof(q->vm), "%s", m->vm);
+	snprintf(q->token, sizeof(q->token), "%s", m->token);
+	m->querying = true;
+	if (qmp_client_execute_async(qemu_instance_qmp(vm->inst), "query-migrate", NULL, NULL, 0,
+				     3000, on_incoming_status, q) < 0) {
+		m->querying = false;
+		free(q);
+		dest_decide(m, vm, NULL);
+	}
 }
 
 int qv_mig_finish(qv_rpc_call *call, struct qv_mig *m)
@@ -586,10 +629,14 @@ static int prepare_advert(const struct qv_mig_prepare *p, char *buf, size_t size
 	return 0;
 }
 
-static int new_token(struct qv_mig *m, struct qv_error *errp)
+static int new_token(struct qv_mig *m, const char *given, struct qv_error *errp)
 {
 	unsigned char rnd[16];
 
+	if (given) {
+		snprintf(m->token, sizeof(m->token), "%s", given);
+		return 0;
+	}
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return qv_error_set(errp, EIO, QV_REASON_INTERNAL, "no randomness for the token");
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -695,7 +742,7 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	vm->spec->restart.policy = VM_RESTART_NO;
 	m->postcopy = p->allow_postcopy;
 	m->tls = p->tls;
-	if ((r = new_token(m, errp)) < 0 || (r = prepare_incoming(vm, p, port, errp)) < 0 ||
+	if ((r = new_token(m, p->token, errp)) < 0 || (r = prepare_incoming(vm, p, port, errp)) < 0 ||
 	    (p->copy_storage && (r = qv_mig_dest_nbd_start(m, vm, p->listen, advert, nbd_uri,
 							     sizeof(nbd_uri), errp)) < 0)) {
 		qv_mig_teardown_dest(m, errp && errp->set ? errp->message : "prepare failed");

@@ -24,6 +24,7 @@ struct qv_mig {
 	 * every job is READY (opts kept until then) */
 	mig_mirror *mirror;
 	qv_source *mirror_timer;
+	uint64_t mirror_query;   /* id of the query-block-jobs in flight, 0 none */
 	struct mig_engine_opts opts;
 	char *opts_uri, *opts_multifd_reason;
 	uint64_t mirror_deadline;
@@ -45,6 +46,7 @@ struct qv_mig {
 	int64_t resume_unix_us;  /* the guest's RESUME here at finish */
 	uint64_t complete_since; /* incoming seen completed, not finished (monotonic ms) */
 	bool asking;             /* migrate-ask.c: a question to the source is out */
+	bool querying;           /* dest_watch's query-migrate is out (asynchronous) */
 	size_t n_images;
 };
 
@@ -100,6 +102,7 @@ struct qv_mig_prepare {
 	bool tls;                /* stream and NBD over TLS (migrate-tls.c) */
 	const char *peer_dn;     /* the source QEMU's certificate DN (tls-authz) */
 	const char *rpc_local;   /* our address on the caller's TCP connection */
+	const char *token;       /* chosen by the source (32 hex digits), else ours */
 };
 int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,
 		   struct qv_error *errp);
@@ -136,6 +139,8 @@ int qv_mig_p2p_start(qv_rpc_call *call, struct qv_daemon *d, const char *vm, con
 /* -EBUSY (conflict) once finish may have run on the destination. */
 int qv_mig_p2p_cancel(struct qv_p2p *x, struct qv_error *errp);
 const char *qv_mig_p2p_phase(const struct qv_p2p *x);
+/* The destination's token the driver holds ("" before prepare answered). */
+const char *qv_mig_p2p_token(const struct qv_p2p *x);
 /* Daemon start: continue every persisted driver record. */
 void qv_mig_p2p_resume_all(struct qv_daemon *d);
 /* migrate-source.c: cancel a running engine or storage mirror (perform

@@ -479,6 +479,11 @@ const char *qv_mig_p2p_phase(const struct qv_p2p *x)
 	return mig_phase_to_string(mig_proto_phase(x->proto));
 }
 
+const char *qv_mig_p2p_token(const struct qv_p2p *x)
+{
+	return mig_proto_token(x->proto);
+}
+
 struct rec_copy {
 	char *vm, *state, *peer, *token, *data;
 };

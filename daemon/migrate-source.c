@@ -241,12 +241,46 @@ static int start_engine(struct qv_mig *m, struct qv_error *errp)
 				m, &m->engine, errp);
 }
 
+static void mirror_tick(qv_source *s, void *ud);
+
+/* The mirror's poll is asynchronous: its answer finds the migration again
+ * by VM and query id (it may have failed or been cancelled meanwhile). */
+struct mirror_query {
+	struct qv_daemon *d;
+	char vm[VM_NAME_MAX + 1];
+	uint64_t id;
+};
+
+static void mirror_polled(struct qv_mig *m, int r, json_object *jobs, struct qv_error *qerr);
+
+static void on_mirror_jobs(qmp_client *c, int error, json_object *ret, const struct qv_error *errp,
+			   void *userdata)
+{
+	struct mirror_query *q = userdata;
+	struct qv_mig *m = qv_mig_find(q->vm, true);
+	struct qv_error err = {};
+
+	if (!m || !m->mirror || m->mirror_query != q->id) {
+		free(q);
+		return;
+	}
+	free(q);
+	m->mirror_query = 0;
+	if (error < 0) {
+		if (errp)
+			err = *errp;
+		qv_error_prefix(&err, "query-block-jobs");
+	}
+	mirror_polled(m, error, ret, &err);
+}
+
 static void mirror_tick(qv_source *s, void *ud)
 {
+	static uint64_t next_id;
 	struct qv_mig *m = ud;
 	struct qv_error err = {};
-	json_object *n, *prog;
-	bool ready = false;
+	struct mirror_query *q;
+	qmp_client *c = source_qmp(m);
 
 	m->mirror_timer = NULL;
 	if (m->perform_call && qv_rpc_call_client_gone(m->perform_call)) {
@@ -254,7 +288,33 @@ static void mirror_tick(qv_source *s, void *ud)
 			     "the migration client disconnected");
 		return mirror_fail(m, &err, "cancelled");
 	}
-	if (mig_mirror_poll(m->mirror, &ready, &err) < 0)
+	if (m->mirror_query)
+		return; /* the answer goes on */
+	if (!c || !(q = calloc(1, sizeof(*q)))) {
+		qv_error_set(&err, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
+		return mirror_fail(m, &err, "failed");
+	}
+	*q = (struct mirror_query){ .d = m->d, .id = ++next_id };
+	snprintf(q->vm, sizeof(q->vm), "%s", m->vm);
+	m->mirror_query = q->id;
+	if (qmp_client_execute_async(c, "query-block-jobs", NULL, NULL, 0, 5000, on_mirror_jobs,
+				     q) < 0) {
+		m->mirror_query = 0;
+		free(q);
+		qv_error_set(&err, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
+		return mirror_fail(m, &err, "failed");
+	}
+}
+
+static void mirror_polled(struct qv_mig *m, int r, json_object *jobs, struct qv_error *qerr)
+{
+	struct qv_error err = {};
+	json_object *n, *prog;
+	bool ready = false;
+
+	if (r < 0)
+		return mirror_fail(m, qerr, "failed");
+	if (mig_mirror_poll_reply(m->mirror, jobs, &ready, &err) < 0)
 		return mirror_fail(m, &err, "failed");
 	if (!ready && qv_now_ms() > m->mirror_deadline) {
 		qv_error_set(&err, ETIMEDOUT, QV_REASON_TIMEOUT,

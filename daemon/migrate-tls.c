@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS for the migration stream and the NBD storage exports: the daemon's
- * PKI staged for the unprivileged QEMU, tls-creds-x509 and tls-authz
- * (qemu/tls-creds.c). See docs/security.md. */
+/* TLS for the migration stream and the NBD storage exports: the host's
+ * migration-only certificate staged for the unprivileged QEMU (never the
+ * daemon's RPC key), tls-creds-x509 and tls-authz (qemu/tls-creds.c). See
+ * docs/security.md. */
 #include <limits.h>
 #include <sys/stat.h>
 
@@ -16,6 +17,11 @@ int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp)
 		return qv_error_set(errp, ENOENT, QV_REASON_UNAVAILABLE,
 				    "TLS migration needs a PKI on this host (%s: qvisor pki init / "
 				    "qvisor pki issue HOST)", d->cfg.pki_dir);
+	if (tls && !d->tls_migrate_dn[0])
+		return qv_error_set(errp, ENOENT, QV_REASON_UNAVAILABLE,
+				    "TLS migration needs a migration-only certificate in %s (QEMU "
+				    "never gets the daemon's own key): qvisor pki issue "
+				    "--migration-only HOST", d->cfg.pki_dir);
 	if (!tls && !d->cfg.insecure)
 		return qv_error_set(errp, EPERM, QV_REASON_PERMISSION,
 				    "refusing a plain-TCP migration stream: this host has %s and "
@@ -24,7 +30,7 @@ int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp)
 	return 0;
 }
 
-/* Stage the PKI for QEMU, create the credentials object, unstage: QEMU
+/* Stage the migration-only pair for QEMU, create the credentials object, unstage: QEMU
  * reads the files once, at object-add. */
 static int add_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, struct qv_error *errp)
 {
@@ -56,7 +62,7 @@ int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
 	if (!peer_dn || !*peer_dn)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "TLS migration: which certificate will the source present? "
-				    "Pass params.peer_dn (migrate.plan's tls_dn) or call over tls://");
+				    "Pass params.peer_dn (migrate.plan's tls_dn)");
 	if ((r = add_creds(d, vm, true, errp)) < 0)
 		return r;
 	c = qemu_instance_qmp(vm->inst);

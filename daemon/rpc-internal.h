@@ -21,8 +21,9 @@ struct qv_rpc_server {
 	size_t n_methods;
 
 	qv_rpc_client *clients; /* connected clients */
-	unsigned n_clients;
+	unsigned n_clients;     /* connected, past any TLS handshake */
 	unsigned max_clients;
+	unsigned n_handshaking; /* TLS handshakes in progress (their own cap) */
 	unsigned next_client_id;
 
 	qv_rpc_connect_fn connect_fn;
@@ -89,6 +90,8 @@ ssize_t rpc_client_recv(qv_rpc_client *c, void *buf, size_t len);
 ssize_t rpc_client_send(qv_rpc_client *c, const void *buf, size_t len);
 /* Drive the handshake from a loop event; connects the client once done. */
 void rpc_tls_handshake_step(qv_rpc_client *c);
+/* Room for one more handshake: drops the oldest one when the cap is full. */
+void rpc_tls_make_room(qv_rpc_server *s);
 /* Arm the handshake deadline for a new TLS client. */
 int rpc_tls_client_start(qv_rpc_client *c);
 /* Input decrypted but not yet consumed: read again from a 0 ms timer. */

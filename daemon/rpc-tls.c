@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The RPC server's TCP listener: mutual TLS (common/tls.c) driven by the
  * loop. A handshake never blocks: it advances on the client's fd events
- * and is cut after QV_TLS_HANDSHAKE_TIMEOUT_MS. Until it succeeds the
+ * and is cut after QV_RPC_HANDSHAKE_TIMEOUT_MS; handshakes have their own
+ * cap (QV_RPC_MAX_HANDSHAKES, oldest dropped first). Until it succeeds the
  * client sends no request and gets no event. */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -46,14 +47,31 @@ static void on_handshake_timeout(qv_source *src, void *ud)
 
 	c->tls_timer = NULL;
 	log_info("RPC client %u: TLS handshake not done within %d ms, disconnecting", c->id,
-		 QV_TLS_HANDSHAKE_TIMEOUT_MS);
+		 QV_RPC_HANDSHAKE_TIMEOUT_MS);
 	rpc_client_close(c);
 }
 
 int rpc_tls_client_start(qv_rpc_client *c)
 {
-	return qv_loop_add_timer(c->server->loop, QV_TLS_HANDSHAKE_TIMEOUT_MS,
+	return qv_loop_add_timer(c->server->loop, QV_RPC_HANDSHAKE_TIMEOUT_MS,
 				 on_handshake_timeout, c, &c->tls_timer);
+}
+
+void rpc_tls_make_room(qv_rpc_server *s)
+{
+	qv_rpc_client *oldest = NULL;
+
+	if (s->n_handshaking < QV_RPC_MAX_HANDSHAKES)
+		return;
+	/* New clients go to the list's head: the oldest handshake is last. */
+	for (qv_rpc_client *c = s->clients; c; c = c->next)
+		if (c->handshaking)
+			oldest = c;
+	if (!oldest)
+		return;
+	log_info("RPC client %u: %u TLS handshakes in progress, dropping the oldest for a new "
+		 "connection", oldest->id, s->n_handshaking);
+	rpc_client_close(oldest);
 }
 
 static void on_pending_input(qv_source *src, void *ud)
@@ -83,8 +101,19 @@ void rpc_tls_handshake_step(qv_rpc_client *c)
 		log_info("RPC client %u refused: %s", c->id, err.message);
 		return rpc_client_close(c);
 	}
-	c->handshaking = false;
 	c->tls_timer = qv_source_remove(c->tls_timer);
+	if (s && s->n_clients >= s->max_clients) {
+		/* Verified but no room: close (an error line would need a
+		 * request id; the client sees its connection end). */
+		log_info("RPC client %u (%s): client limit (%u) reached, disconnecting", c->id,
+			 qv_tls_peer_dn(c->tls), s->max_clients);
+		return rpc_client_close(c);
+	}
+	c->handshaking = false;
+	if (s) {
+		s->n_handshaking--;
+		s->n_clients++;
+	}
 	log_debug("rpc: client %u verified: %s", c->id, qv_tls_peer_dn(c->tls));
 	if (s && s->connect_fn)
 		s->connect_fn(c, &c->peer, s->connect_ud);

@@ -60,6 +60,8 @@ void rpc_client_close(qv_rpc_client *c)
 {
 	qv_rpc_server *s = c->server;
 
+	bool handshaking = c->handshaking;
+
 	if (!c->connected)
 		return;
 	log_debug("rpc: client %u (pid %d) disconnected", c->id, (int)c->peer.pid);
@@ -77,7 +79,10 @@ void rpc_client_close(qv_rpc_client *c)
 			s->clients = c->next;
 		if (c->next)
 			c->next->prev = c->prev;
-		s->n_clients--;
+		if (handshaking)
+			s->n_handshaking--;
+		else
+			s->n_clients--;
 	}
 	c->prev = c->next = NULL;
 	c->server = NULL;
@@ -341,15 +346,15 @@ void rpc_add_client(qv_rpc_server *s, int fd, bool tcp, qv_tls *tls)
 	socklen_t sl = sizeof(cred);
 	qv_rpc_client *c;
 
-	if (s->n_clients >= s->max_clients) {
+	/* A TLS client counts against the client cap once verified
+	 * (rpc_tls_handshake_step); until then against the handshake cap. */
+	if (!tls && s->n_clients >= s->max_clients) {
 		log_debug("rpc: client limit (%u) reached, rejecting a connection", s->max_clients);
-		if (tls) /* cannot answer in the clear */
-			close(fd);
-		else
-			reject_client(fd);
-		qv_tls_free(tls);
+		reject_client(fd);
 		return;
 	}
+	if (tls)
+		rpc_tls_make_room(s);
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		qv_tls_free(tls);
@@ -378,7 +383,10 @@ void rpc_add_client(qv_rpc_server *s, int fd, bool tcp, qv_tls *tls)
 	if (s->clients)
 		s->clients->prev = c;
 	s->clients = c;
-	s->n_clients++;
+	if (c->handshaking)
+		s->n_handshaking++;
+	else
+		s->n_clients++;
 	log_debug("rpc: client %u connected: pid=%d uid=%u gid=%u", c->id, (int)cred.pid,
 		  (unsigned)cred.uid, (unsigned)cred.gid);
 	if (c->handshaking) {

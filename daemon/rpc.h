@@ -33,6 +33,13 @@
 
 #define QV_RPC_MAX_MESSAGE (1024 * 1024)
 #define QV_RPC_DEFAULT_MAX_CLIENTS 64
+/* TCP/TLS clients still in their handshake do not count against the
+ * client cap: they have their own, small one. When it is full the oldest
+ * handshake is dropped for the newest, and a handshake must end within
+ * QV_RPC_HANDSHAKE_TIMEOUT_MS, so idle connects (a slowloris) can neither
+ * fill the client cap nor hold a real client's handshake out for long. */
+#define QV_RPC_MAX_HANDSHAKES 16
+#define QV_RPC_HANDSHAKE_TIMEOUT_MS 5000
 #define QV_RPC_OUTPUT_HIGH (4 * 1024 * 1024)
 #define QV_RPC_OUTPUT_MAX (16 * 1024 * 1024)
 
@@ -115,7 +122,8 @@ int qv_rpc_server_new_fd(qv_loop *loop, int fd, const char *socket_path,
 /* Also listen on TCP host:port (daemon/rpc-tls.c). With creds (borrowed,
  * must outlive the server) every client must complete a mutual-TLS
  * handshake with a certificate signed by the CA within
- * QV_TLS_HANDSHAKE_TIMEOUT_MS before anything is read; the handshake is
+ * QV_RPC_HANDSHAKE_TIMEOUT_MS before anything is read (at most
+ * QV_RPC_MAX_HANDSHAKES at once, outside the client cap); the handshake is
  * driven by the loop and never blocks it. creds NULL: plain TCP (only with
  * qvisord --insecure). TCP clients have no peer credentials (pid 0,
  * uid/gid -1). */

@@ -8,6 +8,30 @@
 #include "common/tls.h"
 #include "daemon/daemon.h"
 
+/* The migration-only certificate QEMU presents (common/tls.h). Without
+ * it TLS migrations are refused (qv_mig_tls_allowed), never done with the
+ * daemon's own key. */
+static void load_migration_dn(struct qv_daemon *d, const char *dir)
+{
+	char path[PATH_MAX];
+	struct qv_error err = {};
+	bool mig = false;
+
+	d->tls_migrate_dn[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", dir, QV_PKI_MIGRATE_CERT);
+	if (qv_tls_cert_file_is_migration(path, &mig, &err) < 0 || !mig ||
+	    qv_tls_cert_file_dn(path, d->tls_migrate_dn, sizeof(d->tls_migrate_dn), &err) < 0) {
+		d->tls_migrate_dn[0] = '\0';
+		log_warning("PKI %s: this host is \"%s\", but %s %s; TLS migrations are refused "
+			    "until `qvisor pki issue --migration-only HOST` creates it", dir,
+			    d->tls_client_dn, path,
+			    err.message[0] ? err.message : "is not a migration-only certificate");
+		return;
+	}
+	log_info("PKI %s: this host is \"%s\"; its QEMUs present \"%s\" for migration streams "
+		 "and NBD (TLS)", dir, d->tls_client_dn, d->tls_migrate_dn);
+}
+
 static int load_pki(struct qv_daemon *d, const char *dir, bool required)
 {
 	_cleanup_(qv_tls_creds_freep) qv_tls_creds *client = NULL;
@@ -20,8 +44,7 @@ static int load_pki(struct qv_daemon *d, const char *dir, bool required)
 	if (r >= 0) {
 		snprintf(d->tls_client_dn, sizeof(d->tls_client_dn), "%s",
 			 qv_tls_creds_dn(client));
-		log_info("PKI %s: this host is \"%s\"; migration streams and NBD use TLS", dir,
-			 d->tls_client_dn);
+		load_migration_dn(d, dir);
 		return 0;
 	}
 	d->tls_server = qv_tls_creds_free(d->tls_server);
@@ -97,6 +120,9 @@ json_object *qv_daemon_tls_json(const struct qv_daemon *d)
 	json_object_object_add(o, "enabled", json_object_new_boolean(d->tls_server != NULL));
 	json_object_object_add(o, "dn", d->tls_server ? json_object_new_string(d->tls_client_dn)
 						      : NULL);
+	json_object_object_add(o, "migration_dn", d->tls_server && d->tls_migrate_dn[0]
+							  ? json_object_new_string(d->tls_migrate_dn)
+							  : NULL);
 	json_object_object_add(o, "listen", d->cfg.listen ? json_object_new_string(d->cfg.listen)
 							  : NULL);
 	json_object_object_add(o, "insecure", json_object_new_boolean(d->cfg.insecure));

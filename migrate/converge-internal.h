@@ -37,6 +37,7 @@ struct mig_engine {
 	char cancel_why[200];
 	json_object *decisions;
 	json_object *last_query;
+	struct eng_call *inflight; /* the asynchronous poll waiting for QEMU */
 	mig_engine_event_fn on_event;
 	mig_engine_done_fn on_done;
 	void *userdata;
@@ -50,6 +51,15 @@ void eng_record(mig_engine *e, const struct mig_decision *dc, bool applied,
 		const struct qv_error *err);
 int eng_qmp(mig_engine *e, const char *cmd, json_object *args, json_object **ret,
 	    struct qv_error *errp);
+/* The engine's periodic queries (query-migrate, query-dirty-rate) go out
+ * asynchronously: the loop serves everything else while QEMU answers (or
+ * stalls, up to QMP_TIMEOUT_MS). fn runs once with the reply (ret
+ * borrowed), unless the engine was freed meanwhile; it may run before
+ * this returns (link failure), so the caller touches e no more after it. */
+typedef void (*eng_reply_fn)(mig_engine *e, int r, json_object *ret, const struct qv_error *err);
+int eng_qmp_async(mig_engine *e, const char *cmd, eng_reply_fn fn, struct qv_error *errp);
+/* The engine is going away: a reply still to come is dropped. */
+void eng_forget_inflight(mig_engine *e);
 /* migrate-set-parameters with args (taken). */
 int eng_set_params(mig_engine *e, json_object *args, struct qv_error *errp);
 int eng_set_caps(mig_engine *e, struct qv_error *errp);

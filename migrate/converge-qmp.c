@@ -53,6 +53,58 @@ int eng_qmp(mig_engine *e, const char *cmd, json_object *args, json_object **ret
 	return qmp_client_execute(c, cmd, args, QMP_TIMEOUT_MS, ret, errp);
 }
 
+struct eng_call {
+	mig_engine *e; /* NULL once the engine was freed */
+	eng_reply_fn fn;
+};
+
+static void on_eng_reply(qmp_client *c, int error, json_object *ret, const struct qv_error *errp,
+			 void *userdata)
+{
+	struct eng_call *k = userdata;
+	mig_engine *e = k->e;
+	eng_reply_fn fn = k->fn;
+
+	free(k);
+	if (!e)
+		return;
+	e->inflight = NULL;
+	if (e->phase == PH_DONE)
+		return; /* finished meanwhile (cancelled before `migrate`) */
+	fn(e, error, ret, errp);
+}
+
+int eng_qmp_async(mig_engine *e, const char *cmd, eng_reply_fn fn, struct qv_error *errp)
+{
+	qmp_client *c = e->get_qmp(e->userdata);
+	struct eng_call *k;
+	int r;
+
+	if (!c || !qmp_client_is_open(c))
+		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE,
+				    "the source QEMU is gone (%s)", cmd);
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+	*k = (struct eng_call){ .e = e, .fn = fn };
+	e->inflight = k;
+	r = qmp_client_execute_async(c, cmd, NULL, NULL, 0, QMP_TIMEOUT_MS, on_eng_reply, k);
+	if (r < 0) {
+		e->inflight = NULL;
+		free(k);
+		return qv_error_set(errp, -r, QV_REASON_UNAVAILABLE, "cannot send %s to the source "
+				    "QEMU: %s", cmd, strerror(-r));
+	}
+	return 0;
+}
+
+void eng_forget_inflight(mig_engine *e)
+{
+	if (e->inflight)
+		e->inflight->e = NULL;
+	e->inflight = NULL;
+}
+
 int eng_set_params(mig_engine *e, json_object *args, struct qv_error *errp)
 {
 	int r = eng_qmp(e, "migrate-set-parameters", args, NULL, errp);
@@ -221,9 +273,17 @@ void eng_progress(mig_engine *e, const char *status, json_object *q)
 	json_object_put(o);
 }
 
+static void on_cancel_sent(qmp_client *c, int error, json_object *ret, const struct qv_error *errp,
+			   void *userdata)
+{
+	if (error < 0)
+		log_debug("migrate: migrate_cancel failed: %s", errp ? errp->message : "?");
+}
+
 void eng_cancel_now(mig_engine *e, int error, const char *why)
 {
-	struct qv_error err = {};
+	qmp_client *c = e->get_qmp(e->userdata);
+	int r;
 
 	if (e->phase == PH_CANCELLING || e->phase == PH_DONE)
 		return;
@@ -236,6 +296,12 @@ void eng_cancel_now(mig_engine *e, int error, const char *why)
 	e->cancel_error = error;
 	snprintf(e->cancel_why, sizeof(e->cancel_why), "%s", why);
 	e->phase = PH_CANCELLING;
-	if (eng_qmp(e, "migrate_cancel", NULL, NULL, &err) < 0)
-		log_debug("migrate: migrate_cancel failed: %s", err.message);
+	/* Not waited for: the next query-migrate sees "cancelled" (and a
+	 * poll in flight is not answered inside this call). */
+	r = c && qmp_client_is_open(c)
+		    ? qmp_client_execute_async(c, "migrate_cancel", NULL, NULL, 0, QMP_TIMEOUT_MS,
+					       on_cancel_sent, NULL)
+		    : -ENOTCONN;
+	if (r < 0)
+		log_debug("migrate: migrate_cancel not sent: %s", strerror(-r));
 }

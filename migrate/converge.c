@@ -136,22 +136,25 @@ static void steer(mig_engine *e)
 	}
 }
 
-/* Returns true once eng_finish() ran (e may be freed). */
-static bool poll_once(mig_engine *e)
+/* One query-migrate answer (q borrowed). Returns true once eng_finish()
+ * ran (e may be freed). */
+static bool poll_once(mig_engine *e, int r, json_object *q, const struct qv_error *qerr)
 {
 	struct qv_error err = {};
-	json_object *q = NULL, *v;
+	json_object *v;
 	struct mig_sample s;
 	const char *status = "unknown";
-	int r;
 
-	r = eng_qmp(e, "query-migrate", NULL, &q, &err);
 	if (r < 0) {
+		if (qerr)
+			err = *qerr;
+		else
+			qv_error_set(&err, -r, QV_REASON_UNAVAILABLE, "query-migrate failed");
 		qv_error_prefix(&err, "source QEMU lost during migration");
 		return eng_finish(e, r, &err, "failed"), true;
 	}
 	json_object_put(e->last_query);
-	e->last_query = q;
+	e->last_query = json_object_get(q);
 	if (json_object_object_get_ex(q, "status", &v))
 		status = json_object_get_string(v);
 	mig_sample_from_query(q, qv_now_ms(), &s);
@@ -278,25 +281,19 @@ static int begin(mig_engine *e, struct qv_error *errp)
 	return 0;
 }
 
-/* calc-dirty-rate result: MiB/s -> bytes/s; -EAGAIN while measuring. */
-static int read_dirty_rate(mig_engine *e, double *ret_bps)
+/* calc-dirty-rate result (q borrowed): MiB/s -> bytes/s; -EAGAIN while
+ * measuring. */
+static int read_dirty_rate(json_object *q, double *ret_bps)
 {
-	struct qv_error err = {};
-	json_object *q = NULL, *v;
-	int r = eng_qmp(e, "query-dirty-rate", NULL, &q, &err);
+	json_object *v;
 
-	if (r < 0)
-		return r;
 	if (!json_object_object_get_ex(q, "status", &v) ||
-	    !streq(json_object_get_string(v), "measured")) {
-		json_object_put(q);
+	    !streq(json_object_get_string(v), "measured"))
 		return -EAGAIN;
-	}
-	r = json_object_object_get_ex(q, "dirty-rate", &v) ? 0 : -ENODATA;
-	if (r == 0)
-		*ret_bps = (double)json_object_get_int64(v) * 1024.0 * 1024.0;
-	json_object_put(q);
-	return r;
+	if (!json_object_object_get_ex(q, "dirty-rate", &v))
+		return -ENODATA;
+	*ret_bps = (double)json_object_get_int64(v) * 1024.0 * 1024.0;
+	return 0;
 }
 
 /* QEMU stops the guest before it enters pre-switchover, so every poll
@@ -314,29 +311,52 @@ static uint64_t next_poll_ms(const mig_engine *e)
 	return QV_MIG_POLL_MS;
 }
 
+static void on_dirty_rate(mig_engine *e, int r, json_object *q, const struct qv_error *qerr)
+{
+	struct qv_error err = {};
+	double d = 0;
+
+	if (r >= 0)
+		r = read_dirty_rate(q, &d);
+	if (r == -EAGAIN && qv_now_ms() < e->premeasure_deadline)
+		return arm(e, 200);
+	if (r == 0)
+		mig_model_set_pre_dirty_rate(&e->model, d);
+	else
+		log_debug("migrate: no pre-measured dirty rate (%d), going on", r);
+	r = begin(e, &err);
+	if (r < 0)
+		return eng_finish(e, r, &err, "failed");
+	arm(e, next_poll_ms(e));
+}
+
+static void on_query_migrate(mig_engine *e, int r, json_object *q, const struct qv_error *qerr)
+{
+	if (poll_once(e, r, q, qerr))
+		return; /* e may be gone */
+	arm(e, next_poll_ms(e));
+}
+
+/* Each tick sends one query and returns; the answer's handler does the
+ * work and arms the next tick. Nothing here waits for QEMU. */
 static void engine_tick(qv_source *s, void *ud)
 {
 	mig_engine *e = ud;
 	struct qv_error err = {};
+	bool pre = e->phase == PH_PREMEASURE;
+	int r;
 
 	e->timer = NULL;
-	if (e->phase == PH_PREMEASURE) {
-		double d = 0;
-		int r = read_dirty_rate(e, &d);
-		if (r == -EAGAIN && qv_now_ms() < e->premeasure_deadline)
-			return arm(e, 200);
-		if (r == 0)
-			mig_model_set_pre_dirty_rate(&e->model, d);
-		else
-			log_debug("migrate: no pre-measured dirty rate (%d), going on", r);
-		r = begin(e, &err);
-		if (r < 0)
-			return eng_finish(e, r, &err, "failed");
-	} else {
-		if (poll_once(e))
-			return; /* e may be gone */
+	if (e->inflight)
+		return; /* the answer re-arms */
+	r = eng_qmp_async(e, pre ? "query-dirty-rate" : "query-migrate",
+			  pre ? on_dirty_rate : on_query_migrate, &err);
+	if (r < 0) {
+		if (pre)
+			return on_dirty_rate(e, r, NULL, &err);
+		on_query_migrate(e, r, NULL, &err);
 	}
-	arm(e, next_poll_ms(e));
+	/* e may be gone: the handler may have run already */
 }
 
 int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_engine_opts *opts,
@@ -435,6 +455,7 @@ mig_engine *mig_engine_free(mig_engine *e)
 	if (!e)
 		return NULL;
 	qv_source_remove(e->timer);
+	eng_forget_inflight(e);
 	json_object_put(e->decisions);
 	json_object_put(e->last_query);
 	free(e->uri);

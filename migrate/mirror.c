@@ -159,14 +159,12 @@ static struct mirror_disk *find_job(mig_mirror *m, const char *job)
 }
 
 /* One query-block-jobs; marks every job of ours it lists in *seen. */
-static int query(mig_mirror *m, bool *ret_all_ready, struct qv_error *errp)
+/* query-block-jobs' answer q (borrowed) into the disks' state. */
+static int parse_jobs(mig_mirror *m, json_object *q, bool *ret_all_ready, struct qv_error *errp)
 {
-	_cleanup_json_ json_object *q = NULL;
 	bool all = true;
-	int r = qmp(m, "query-block-jobs", NULL, &q, errp);
+	int r = 0;
 
-	if (r < 0)
-		return r;
 	for (size_t i = 0; i < m->n; i++)
 		if (m->disks[i].job_started)
 			snprintf(m->disks[i].status, sizeof(m->disks[i].status), "gone");
@@ -199,13 +197,16 @@ static int query(mig_mirror *m, bool *ret_all_ready, struct qv_error *errp)
 	return r;
 }
 
-int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp)
+static int query(mig_mirror *m, bool *ret_all_ready, struct qv_error *errp)
 {
-	bool ready = false;
-	int r = query(m, &ready, errp);
+	_cleanup_json_ json_object *q = NULL;
+	int r = qmp(m, "query-block-jobs", NULL, &q, errp);
 
-	if (r < 0)
-		return r;
+	return r < 0 ? r : parse_jobs(m, q, ret_all_ready, errp);
+}
+
+static int check_jobs(mig_mirror *m, bool ready, bool *ret_ready, struct qv_error *errp)
+{
 	for (size_t i = 0; i < m->n; i++) {
 		struct mirror_disk *d = &m->disks[i];
 		if (!d->job_started)
@@ -218,6 +219,23 @@ int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp)
 	}
 	*ret_ready = ready;
 	return 0;
+}
+
+int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp)
+{
+	bool ready = false;
+	int r = query(m, &ready, errp);
+
+	return r < 0 ? r : check_jobs(m, ready, ret_ready, errp);
+}
+
+int mig_mirror_poll_reply(mig_mirror *m, json_object *jobs, bool *ret_ready,
+			  struct qv_error *errp)
+{
+	bool ready = false;
+	int r = parse_jobs(m, jobs, &ready, errp);
+
+	return r < 0 ? r : check_jobs(m, ready, ret_ready, errp);
 }
 
 json_object *mig_mirror_progress_json(const mig_mirror *m)

@@ -56,6 +56,10 @@ int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
 /* query-block-jobs: refresh the offsets. *ret_ready = every job READY.
  * A job that failed, concluded or vanished is an error (-EIO). */
 int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp);
+/* The same from an answer to query-block-jobs the caller sent itself
+ * (asynchronously, so nothing waits for QEMU); jobs borrowed. */
+int mig_mirror_poll_reply(mig_mirror *m, json_object *jobs, bool *ret_ready,
+			  struct qv_error *errp);
 /* {ready, offset, len, disks: [{index, job, offset, len, ready, status}]}
  * from the last poll (new reference). */
 json_object *mig_mirror_progress_json(const mig_mirror *m);

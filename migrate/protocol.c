@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/json.h"
 #include "common/loop.h"
@@ -256,6 +257,17 @@ void mp_send_prepare(mig_proto *p)
 		json_object_object_add(o, "copy_storage", json_object_new_boolean(true));
 		json_object_object_add(o, "disk_sizes", sizes);
 	}
+	/* The token is ours, chosen before prepare and persisted with the
+	 * phase: an abort after a lost prepare answer still names exactly
+	 * the incoming migration it may have created. */
+	if (!p->token[0]) {
+		unsigned char rnd[16];
+		if (getrandom(rnd, sizeof(rnd), 0) == sizeof(rnd))
+			for (size_t i = 0; i < sizeof(rnd); i++)
+				snprintf(p->token + 2 * i, 3, "%02x", rnd[i]);
+	}
+	if (p->token[0])
+		json_object_object_add(o, "token", json_object_new_string(p->token));
 	mp_set_phase(p, MIG_PHASE_PREPARING);
 	mp_send_step(p, ST_PREPARE, MIG_SIDE_DEST, "migrate.prepare", o, CALL_TIMEOUT_MS);
 }

@@ -52,15 +52,72 @@ static int copy_one(const char *src, int dirfd, const char *name, uid_t uid, gid
 	return 0;
 }
 
+/* Whether files a and b hold the same bytes (both readable). */
+static bool same_bytes(const char *a, const char *b)
+{
+	_cleanup_close_ int fa = open(a, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_close_ int fb = open(b, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char ba[4096], bb[4096];
+	ssize_t na, nb;
+
+	if (fa < 0 || fb < 0)
+		return false;
+	do {
+		na = read(fa, ba, sizeof(ba));
+		nb = read(fb, bb, sizeof(bb));
+		if (na != nb || na < 0 || memcmp(ba, bb, (size_t)na) != 0)
+			return false;
+	} while (na > 0);
+	return true;
+}
+
+/* The migration-only pair, never the daemon's own identity: the
+ * certificate carries the migration marker and the key is neither of the
+ * RPC keys (an operator copying server-key.pem over it is caught here). */
+static int check_migration_pair(const char *pki_dir, struct qv_error *errp)
+{
+	char cert[PATH_MAX], key[PATH_MAX], rpc[PATH_MAX];
+	bool mig = false;
+	int r;
+
+	snprintf(cert, sizeof(cert), "%s/%s", pki_dir, QV_PKI_MIGRATE_CERT);
+	snprintf(key, sizeof(key), "%s/%s", pki_dir, QV_PKI_MIGRATE_KEY);
+	if (access(cert, F_OK) < 0 || access(key, F_OK) < 0)
+		return qv_error_set(errp, ENOENT, QV_REASON_UNAVAILABLE,
+				    "%s has no migration-only certificate (%s, %s): create it with "
+				    "`qvisor pki issue --migration-only HOST`", pki_dir,
+				    QV_PKI_MIGRATE_CERT, QV_PKI_MIGRATE_KEY);
+	r = qv_tls_cert_file_is_migration(cert, &mig, errp);
+	if (r < 0)
+		return r;
+	if (!mig)
+		return qv_error_set(errp, EPERM, QV_REASON_PERMISSION,
+				    "%s is not a migration-only certificate (no OU=%s): QEMU gets "
+				    "nothing else", cert, QV_PKI_MIGRATION_OU);
+	for (int i = 0; i < 2; i++) {
+		snprintf(rpc, sizeof(rpc), "%s/%s", pki_dir,
+			 i ? QV_PKI_CLIENT_KEY : QV_PKI_SERVER_KEY);
+		if (same_bytes(key, rpc))
+			return qv_error_set(errp, EPERM, QV_REASON_PERMISSION,
+					    "%s is the daemon's own key %s: QEMU never gets it", key,
+					    rpc);
+	}
+	return 0;
+}
+
 int qemu_tls_stage(const char *pki_dir, bool server, const char *dir, uid_t uid, gid_t gid,
 		   struct qv_error *errp)
 {
+	/* source in pki_dir -> QEMU's name in dir */
+	const char *from[] = { QV_PKI_CA_CERT, QV_PKI_MIGRATE_CERT, QV_PKI_MIGRATE_KEY };
 	const char *names[] = { QV_PKI_CA_CERT, server ? QV_PKI_SERVER_CERT : QV_PKI_CLIENT_CERT,
 				server ? QV_PKI_SERVER_KEY : QV_PKI_CLIENT_KEY };
 	_cleanup_close_ int dfd = -1;
 	char src[PATH_MAX];
 	int r;
 
+	if ((r = check_migration_pair(pki_dir, errp)) < 0)
+		return r;
 	qemu_tls_unstage(dir);
 	if (mkdir(dir, 0700) < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot create %s: %s", dir,
@@ -73,7 +130,7 @@ int qemu_tls_stage(const char *pki_dir, bool server, const char *dir, uid_t uid,
 		return r;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		snprintf(src, sizeof(src), "%s/%s", pki_dir, names[i]);
+		snprintf(src, sizeof(src), "%s/%s", pki_dir, from[i]);
 		r = copy_one(src, dfd, names[i], uid, gid, errp);
 		if (r < 0) {
 			qemu_tls_unstage(dir);

@@ -12,18 +12,21 @@
  * migration.json tls-creds/tls-hostname/tls-authz, block-export.json
  * nbd-server-start tls-creds/tls-authz, block-core.json nbd tls-hostname).
  *
- * QEMU runs as an unprivileged user and cannot read the daemon's keys:
- * qemu_tls_stage() copies ca-cert.pem and one certificate/key pair into a
- * private directory owned by that user; QEMU loads the files when the
- * tls-creds-x509 object is created, after which qemu_tls_unstage()
- * removes them again. */
+ * QEMU runs as an unprivileged user and never gets the daemon's keys:
+ * qemu_tls_stage() copies ca-cert.pem and the host's migration-only pair
+ * (migrate-cert.pem, migrate-key.pem; common/tls.h) into a private
+ * directory owned by that user, under QEMU's file names; QEMU loads the
+ * files when the tls-creds-x509 object is created, after which
+ * qemu_tls_unstage() removes them again. */
 
 #define QEMU_TLS_CREDS_ID "qv-tls"
 #define QEMU_TLS_AUTHZ_ID "qv-tls-authz"
 
-/* Copy pki_dir/ca-cert.pem and the server (or client) certificate and key
- * to dir (created 0700; files 0400), all owned by uid:gid. dir is
- * replaced if it exists. QEMU's file names are kept. */
+/* Copy pki_dir/ca-cert.pem and the migration-only certificate and key to
+ * dir (created 0700; files 0400) as server-cert.pem/server-key.pem (or
+ * client-*), all owned by uid:gid. dir is replaced if it exists. Refused
+ * when the pair is missing, its certificate lacks the migration marker, or
+ * its key is byte for byte one of the daemon's RPC keys. */
 int qemu_tls_stage(const char *pki_dir, bool server, const char *dir, uid_t uid, gid_t gid,
 		   struct qv_error *errp);
 /* Remove what qemu_tls_stage() wrote (best effort). */

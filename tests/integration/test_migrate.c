@@ -154,8 +154,9 @@ Test(migrate, baseline_completes_with_one_running_copy)
 	cr_assert_null(r, "cancel after finish must be refused");
 	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
 	qv_error_clear(&err);
-	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
-	cr_assert_null(r, "cancel on a finished destination must be refused");
+	cr_assert_lt(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, token),
+		     0, "cancel on a finished destination must be refused");
 	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
 	cr_assert_str_eq(state_of(0, buf, sizeof(buf)), "migrating");
 	cr_assert_str_eq(state_of(1, buf, sizeof(buf)), "running");
@@ -235,9 +236,19 @@ Test(migrate, link_down_deadline_source_keeps_running)
 	cr_assert_lt(qv_rpc_recv_response(c, 120000, id, &r, &err), 0, "perform should fail");
 	cr_assert_str_eq(err.reason, "timeout", "%s", err.message);
 	assert_source_running();
-	/* The coordinator tears the destination down. */
-	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
-	json_object_put(r);
+	/* The coordinator tears the destination down: by token only (a
+	 * stale or missing one is refused and tears nothing down). */
+	cr_assert_lt(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err, "{\"name\": \"%s\"}", VM),
+		     0, "a destination cancel without a token was accepted");
+	cr_assert_str_eq(err.reason, "invalid-argument", "%s", err.message);
+	qv_error_clear(&err);
+	cr_assert_lt(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"0123456789abcdef\"}", VM),
+		     0, "a destination cancel with a foreign token was accepted");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	qv_error_clear(&err);
+	qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+		  "{\"name\": \"%s\", \"token\": \"%s\"}", VM, token);
 	cr_assert(wait_undefined(1, 30000), "the destination should be torn down");
 }
 

@@ -258,6 +258,26 @@ Test(migrate_p2p, source_daemon_killed_during_ram_copy)
 			  "{\"name\": \"%s\", \"destination_never_ran\": true}", VM);
 	cr_assert_lt(r, 0, "destination_never_ran from a client was accepted");
 	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	/* Tokens name one migration: a stale one gets `conflict` from the
+	 * source's status (what an orphaned destination asks) and from the
+	 * destination's cancel, and a cancel without one is refused. */
+	qv_error_clear(&err);
+	r = qvt_callf(&H->d[0], "migrate.status", NULL, &err,
+		      "{\"name\": \"%s\", \"token\": \"0123456789abcdef\"}", VM);
+	cr_assert_lt(r, 0, "status for a stale token was answered");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	qv_error_clear(&err);
+	r = qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+		      "{\"name\": \"%s\", \"token\": \"0123456789abcdef\"}", VM);
+	cr_assert_lt(r, 0, "a stale token tore the incoming migration down");
+	cr_assert_str_eq(err.reason, "conflict", "%s", err.message);
+	qv_error_clear(&err);
+	r = qvt_callf(&H->d[1], "migrate.cancel", NULL, &err, "{\"name\": \"%s\"}", VM);
+	cr_assert_lt(r, 0, "a destination cancel without a token was accepted");
+	cr_assert_str_eq(err.reason, "invalid-argument", "%s", err.message);
+	/* ...while the right one is still answered. */
+	r = qvt_callf(&H->d[0], "migrate.status", NULL, &err, "{\"name\": \"%s\"}", VM);
+	cr_assert_eq(r, 0, "status: %s", err.message);
 	qvt_sleep_ms(2500);
 	restart(0, true);
 	qv_rpc_conn_free(c);
@@ -329,4 +349,43 @@ Test(migrate_p2p, cli_killed_mid_migration_goes_on)
 	/* generous: on a loaded 2-core host this copy took over 2 minutes */
 	assert_one_copy(1, 240000);
 	migrate_back(1);
+}
+
+/* A migration step's QMP stalls: the source QEMU is SIGSTOPped during the
+ * RAM copy, long enough for the engine's poll (every QV_MIG_POLL_MS) to be
+ * waiting on it. vm.list is still answered before SIGCONT, and the
+ * migration then completes: nothing waited for QEMU, so the stall never
+ * reached the QMP deadline. (A loop blocked in a synchronous query-migrate
+ * answers vm.list only once that query timed out, which fails the
+ * migration.) No wall-clock bound is asserted. */
+Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped)
+{
+	struct qv_error err = {};
+	json_object *r = NULL;
+	uint64_t id;
+	int qpid;
+	bool answered;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	qpid = qvt_vm_pid(&H->d[0], VM);
+	cr_assert_gt(qpid, 0);
+	/* 16 MiB/s: a RAM copy of several seconds that still converges */
+	qv_rpc_conn *c = migrate_async(0, 1, 16, &id);
+	wait_phase(0, "performing");
+	qvt_sleep_ms(1500); /* the engine polls */
+	cr_assert_eq(kill(qpid, SIGSTOP), 0);
+	qvt_sleep_ms(1000); /* a poll is now in flight, unanswered */
+	r = qvt_call(&H->d[0], "vm.list", NULL, &err);
+	answered = r != NULL;
+	cr_assert_eq(kill(qpid, SIGCONT), 0);
+	cr_assert(answered, "vm.list was not answered while the source QEMU was stopped: %s",
+		  err.message);
+	json_object_put(r);
+	r = NULL;
+	cr_assert_eq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0,
+		     "vm.migrate after the stall: %s", err.message);
+	json_object_put(r);
+	qv_rpc_conn_free(c);
+	assert_one_copy(1, 10000);
 }

@@ -351,9 +351,9 @@ Test(migrate_storage, cancel_mid_mirror_keeps_the_source)
 		(unsigned long long)w.len);
 
 	/* The coordinator tears the destination down (what the CLI does). */
-	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
-	cr_assert_not_null(r, "destination cancel: %s", err.message);
-	json_object_put(r);
+	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, pr.token),
+		     0, "destination cancel: %s", err.message);
 	cr_assert(wait_undefined(1, 30000), "destination still defines %s", VM);
 	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image %s left behind",
 		      pr.dest_path);
@@ -403,12 +403,72 @@ Test(migrate_storage, source_daemon_killed_mid_mirror_then_migrates)
 	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
 	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
 	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid);
-	r = qvt_call_name(&H->d[1], "migrate.cancel", VM, &err);
-	cr_assert_not_null(r, "destination cancel: %s", err.message);
-	json_object_put(r);
+	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, pr.token),
+		     0, "destination cancel: %s", err.message);
 	cr_assert(wait_undefined(1, 30000));
 	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image left behind");
 
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 1000), 0);
+	cr_assert(wait_mirror_clean(60000), "the leftover mirror was never cleaned up");
+	migrate_fully(expect, 32, 0);
+}
+
+/* Daemon-driven (vm.migrate copy_storage) and the source daemon SIGKILLed
+ * while the mirror copies the disk, restarted 1 s later: without an
+ * operator the pair converges to exactly one running copy (the source's
+ * own QEMU, its data intact), the destination removes its incoming VM and
+ * its image (the restarted driver aborts by token), the leftover mirror is
+ * cleaned up, and the next vm.migrate of the same VM goes through. */
+Test(migrate_storage, vm_migrate_source_daemon_killed_mid_mirror_converges)
+{
+	char src_path[512], expect[33], got[33], buf[32], to[200];
+	struct qv_error err = {};
+	struct watch w = { .kill_mid_mirror = true };
+	json_object *r = NULL, *p;
+	uint64_t id;
+	int spid;
+
+	QVT_REQUIRE_HOSTS();
+	blkpat_md5("mirror-d", 32, expect);
+	start_guest(64, "mirror-d", 32, src_path, sizeof(src_path));
+	guest_blk_sum(0, got);
+	cr_assert_str_eq(got, expect);
+	spid = qvt_vm_pid(&H->d[0], VM);
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 4), 0);
+	snprintf(to, sizeof(to), "unix://%s", H->d[1].socket);
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(VM));
+	json_object_object_add(p, "to", json_object_new_string(to));
+	json_object_object_add(p, "copy_storage", json_object_new_boolean(true));
+	json_object_object_add(p, "deadline_s", json_object_new_int(180));
+	json_object_object_add(p, "retry_s", json_object_new_int(60));
+	{
+		_cleanup_rpc_conn_ qv_rpc_conn *c = qvt_connect(&H->d[0]);
+		cr_assert_not_null(c);
+		qv_rpc_set_notify_handler(c, on_notify, &w);
+		cr_assert_eq(qv_rpc_send(c, "vm.migrate", p, &id, &err), 0, "%s", err.message);
+		/* on_notify kills host 0 mid-mirror: the answer never comes */
+		cr_assert_neq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0);
+	}
+	cr_assert(w.killed, "never saw the mirror in progress");
+	qvt_sleep_ms(1000);
+	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
+	/* Converges: the destination's incoming VM goes away by itself. */
+	cr_assert(wait_undefined(1, 90000), "the destination keeps the incoming %s", VM);
+	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
+	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid, "the source guest was restarted");
+	md5_of_file(src_path, 32, got);
+	cr_assert_str_eq(got, expect, "source image changed");
+	for (int t = 0; t < 300; t++) { /* the driver record goes with the abort */
+		json_object *s = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
+		bool driving = s && json_object_object_get_ex(s, "driver_phase", NULL);
+		json_object_put(s);
+		qv_error_clear(&err);
+		if (!driving)
+			break;
+		qvt_sleep_ms(200);
+	}
 	cr_assert_eq(qvt_twohosts_shape(H, 0, 1000), 0);
 	cr_assert(wait_mirror_clean(60000), "the leftover mirror was never cleaned up");
 	migrate_fully(expect, 32, 0);

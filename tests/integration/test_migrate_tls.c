@@ -192,7 +192,7 @@ static int rogue_tls_probe(void *ud)
 }
 
 /* A client that starts a TLS record and then says nothing for 9 s (the
- * daemon cuts handshakes after 10 s). */
+ * daemon cuts handshakes after 5 s, QV_RPC_HANDSHAKE_TIMEOUT_MS). */
 static pid_t start_stalled_client(int i, int port)
 {
 	pid_t pid = fork();
@@ -250,6 +250,22 @@ Test(migrate_tls, rpc_port_admits_only_the_cluster_ca)
 	cr_assert_eq(in_netns(0, rogue_tls_probe, &t), 0, "foreign TLS client served");
 	/* no TLS at all: never answered */
 	cr_assert_eq(in_netns(0, plain_probe, &t), 0, "plain client served on the TLS port");
+	/* Host 0's migration-only certificate (what its QEMUs hold): our CA,
+	 * the right host, and still refused on the RPC port. */
+	char migc[200], cmd[900];
+	snprintf(migc, sizeof(migc), "%s/mig-as-client", H->d[0].dir);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s && cp %s/ca-cert.pem %s/ && cp %s/migrate-cert.pem %s/client-cert.pem "
+		 "&& install -m 0600 %s/migrate-key.pem %s/client-key.pem",
+		 migc, pki0, migc, pki0, migc, pki0, migc);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	const char *mig[] = { "--pki-dir", migc, "-c", "tls://10.231.0.2:" PORT, "host", "info",
+			      NULL };
+	cr_assert_neq(cli_in(0, &out, mig), 0, "a migration-only certificate was served: %s", out);
+	cr_assert_null(strstr(out, "\"hostname\""), "%s", out);
+	free(out);
+	cr_assert_eq(qvt_wait_for_line_in_file(H->d[1].log, "migration-only certificate", 5000), 0,
+		     "the daemon did not say why it refused (log %s)", H->d[1].log);
 	/* Plain migration streams are refused on a host with a PKI and no
 	 * --insecure. */
 	cr_assert_lt(qvt_callf(&H->d[1], "migrate.prepare", &r, &err,
@@ -308,6 +324,9 @@ static void prepare_tls(struct prep *pr)
 			       "{\"name\": \"%s\", \"copy_storage\": true}", VM), 0, "%s", err.message);
 	cr_assert(json_object_object_get_ex(plan, "tls_dn", &v), "plan without tls_dn");
 	cr_assert(strstr(json_object_get_string(v), H->addr[0]), "%s", json_object_get_string(v));
+	/* what the source QEMU presents: the migration-only certificate */
+	cr_assert(strstr(json_object_get_string(v), "OU=" QV_PKI_MIGRATION_OU), "%s",
+		  json_object_get_string(v));
 	p = json_object_new_object();
 	json_object_object_add(p, "peer_dn", json_object_get(v));
 	cr_assert(json_object_object_get_ex(plan, "disks", &disks));
@@ -386,6 +405,35 @@ static void nbd_attacks(const struct prep *pr)
 	cr_assert_null(strstr(out, "wrote 4096"), "%s", out);
 	fprintf(stderr, "other-host qemu-io on the NBD port: rc %d: %s", rc, out);
 	free(out);
+	/* The source daemon's own RPC certificate: the NBD server admits the
+	 * source QEMU's migration-only identity, nothing else. */
+	char pki0[160];
+	snprintf(pki0, sizeof(pki0), "%s/pki", H->d[0].dir);
+	snprintf(obj, sizeof(obj), "tls-creds-x509,id=tls0,dir=%s,endpoint=client", pki0);
+	rc = qvt_run_netns(H->ns_pid[0], rogue, &out);
+	cr_assert(rc != 0 || strstr(out, "rror") || strstr(out, "failed"),
+		  "an NBD write with the source daemon's RPC certificate went through: %s", out);
+	cr_assert_null(strstr(out, "wrote 4096"), "%s", out);
+	free(out);
+}
+
+/* No file under either daemon's run dir (where QEMU's staged TLS files
+ * live) holds one of the daemons' RPC keys. */
+static void assert_qemu_holds_no_rpc_key(void)
+{
+	char cmd[1200], *out = NULL;
+
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < 2; k++) {
+			snprintf(cmd, sizeof(cmd),
+				 "find %s -type f -size -64k -exec cmp -s {} %s/pki/%s \\; -print",
+				 H->d[i].run_dir, H->d[i].dir, k ? "client-key.pem" : "server-key.pem");
+			char *argv[] = { "sh", "-c", cmd, NULL };
+			cr_assert_eq(qvt_run(argv, &out), 0, "%s", cmd);
+			cr_assert_eq(out ? strlen(out) : 0, 0, "an RPC key in QEMU's reach: %s", out);
+			free(out);
+			out = NULL;
+		}
 }
 
 Test(migrate_tls, storage_migration_over_tls_refuses_strangers)
@@ -400,6 +448,7 @@ Test(migrate_tls, storage_migration_over_tls_refuses_strangers)
 	start_disk_guest(src_path, sizeof(src_path));
 	prepare_tls(&pr);
 	assert_bound_to_peer_address(&pr);
+	assert_qemu_holds_no_rpc_key();
 	nbd_attacks(&pr);
 	struct target t = { .port = pr.port, .payload = "QEVM garbage garbage garbage garbage "
 							"garbage garbage garbage garbage!" };
