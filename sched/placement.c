@@ -233,6 +233,10 @@ int qv_pl_new(const struct qv_pl_snapshot *snap, const struct qv_pl_cfg *cfg, qv
 		return -ENOMEM;
 	}
 	for (int h = 0; h < nh; h++) {
+		if (!snap->hosts[h].name) {
+			qv_pl_free(pl);
+			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, "host %d has no name", h);
+		}
 		pl->load[h].cpu_used_milli = snap->hosts[h].cpu_used_milli;
 		pl->load[h].mem_used_mib = snap->hosts[h].mem_used_mib;
 		pl->by_name[h] = h;
@@ -242,6 +246,10 @@ int qv_pl_new(const struct qv_pl_snapshot *snap, const struct qv_pl_cfg *cfg, qv
 		pl->rank[pl->by_name[i]] = i;
 	for (int i = 0; i < snap->nvms; i++) {
 		const struct qv_pl_vm *v = &snap->vms[i];
+		if (!v->name) {
+			qv_pl_free(pl);
+			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, "VM %d has no name", i);
+		}
 		if (v->host < -1 || v->host >= nh) {
 			int r = qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 					     "VM %s: host index %d out of range (%d hosts)",

@@ -118,9 +118,10 @@ const char *qv_pl_score_name(enum qv_pl_score s);
 
 typedef struct qv_pl qv_pl;
 
-/* Index the snapshot (per-host loads, group members). snap and cfg are
- * copied by reference: keep them alive and unchanged while pl lives.
- * -EINVAL with errp for a VM whose host index is out of range. */
+/* Index the snapshot (per-host loads, group members). snap is used by
+ * reference (keep it alive and unchanged while pl lives), cfg is copied.
+ * -EINVAL with errp for a host or VM without a name or a VM whose host
+ * index is out of range. */
 int qv_pl_new(const struct qv_pl_snapshot *snap, const struct qv_pl_cfg *cfg, qv_pl **ret,
 	      struct qv_error *errp);
 qv_pl *qv_pl_free(qv_pl *pl);

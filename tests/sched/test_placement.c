@@ -303,6 +303,11 @@ Test(placement, bad_snapshot_and_long_refusals)
 	struct qv_error e = { 0 };
 	cr_assert_eq(qv_pl_new(&S, &C, &pl, &e), -EINVAL);
 	cr_assert(strstr(e.message, "VM lost: host index 9 out of range (3 hosts)"));
+	V[0].host = 0;
+	V[0].name = NULL;
+	qv_error_clear(&e);
+	cr_assert_eq(qv_pl_new(&S, &C, &pl, &e), -EINVAL);
+	cr_assert_str_eq(e.message, "VM 0 has no name");
 
 	/* 200 cordoned hosts: the message is cut with a count */
 	static struct qv_pl_host many[200];
