@@ -213,7 +213,12 @@ static int issue_one(gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, const c
 							     GNUTLS_KEY_KEY_ENCIPHERMENT)) < 0 ||
 	    (gr = gnutls_x509_crt_set_key_purpose_oid(crt, server ? GNUTLS_KP_TLS_WWW_SERVER
 								    : GNUTLS_KP_TLS_WWW_CLIENT,
-						      0)) < 0)
+						      0)) < 0 ||
+	    /* etcd 3.4's JSON gateway dials its own gRPC port presenting the
+	     * member's server certificate: with --client-cert-auth that needs
+	     * clientAuth too (docs/cluster.md "TLS"). */
+	    (server && (gr = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT,
+								  0)) < 0))
 		return gerr(errp, gr, "certificate extensions");
 	if (server) {
 		if ((gr = add_san(crt, host)) < 0)

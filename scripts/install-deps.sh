@@ -22,6 +22,11 @@ PKGS=(
 	libgnutls28-dev
 	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
 	qemu-guest-agent
+	# cluster store (issue 15): etcd 3.4 members for tests and operators
+	etcd-server
+	etcd-client
+	# cluster store client: etcd v3 JSON gateway over HTTPS (cluster/etcd.c)
+	libcurl4-gnutls-dev
 )
 
 missing=()
