@@ -59,15 +59,13 @@ static double max_migration_s(const struct qv_pol_dc *dc, const struct qv_pol_ho
 	return ram / (h->bw_mbps * 1000 / (2 * 8000));
 }
 
-static bool overloaded_with(const struct qv_pol_dc *dc, struct qv_pol_host *h, int extra,
-			    const struct qv_pol_cfg *cfg, double *ret_metric)
+bool qv_pol_detect(const double *hist, int n, double util, double ahead, const struct qv_pol_cfg *cfg,
+		   double *ret_metric)
 {
-	double hist[QV_POL_HIST], util = requested_share(dc, h, extra);
 	double thr = cfg->det == QV_DET_THR ? cfg->param : cfg->fallback_thr;
 	*ret_metric = thr;
 	if (cfg->det == QV_DET_THR)
 		return util > thr;
-	int n = history_with(dc, h, extra, hist);
 	if (cfg->det == QV_DET_MAD || cfg->det == QV_DET_IQR) {
 		if (n < 12)
 			return util > thr;
@@ -85,11 +83,23 @@ static bool overloaded_with(const struct qv_pol_dc *dc, struct qv_pol_host *h, i
 	int r = cfg->det == QV_DET_LR ? qv_pol_ols(y, len, &a, &b) : qv_pol_lrr(y, len, &a, &b);
 	if (r < 0)
 		return util > thr;
-	double intervals = ceil(max_migration_s(dc, h, extra) / cfg->interval_s);
-	double pred = a + b * (len + intervals);
+	double pred = a + b * (len + ahead);
 	pred *= cfg->param;
 	*ret_metric = pred;
 	return pred >= 1;
+}
+
+static bool overloaded_with(const struct qv_pol_dc *dc, struct qv_pol_host *h, int extra,
+			    const struct qv_pol_cfg *cfg, double *ret_metric)
+{
+	double hist[QV_POL_HIST], util = requested_share(dc, h, extra);
+	if (cfg->det == QV_DET_THR)
+		return qv_pol_detect(NULL, 0, util, 0, cfg, ret_metric);
+	int n = history_with(dc, h, extra, hist);
+	double ahead = 0;
+	if ((cfg->det == QV_DET_LR || cfg->det == QV_DET_LRR) && n >= 10)
+		ahead = ceil(max_migration_s(dc, h, extra) / cfg->interval_s);
+	return qv_pol_detect(hist, n, util, ahead, cfg, ret_metric);
 }
 
 bool qv_pol_overloaded(const struct qv_pol_dc *dc, struct qv_pol_host *h,

@@ -155,6 +155,12 @@ const double *qv_pol_host_history(const struct qv_pol_dc *dc, struct qv_pol_host
  * compared (threshold or prediction). */
 bool qv_pol_overloaded(const struct qv_pol_dc *dc, struct qv_pol_host *h,
 		       const struct qv_pol_cfg *cfg, double *ret_metric);
+/* The detector on a raw history (newest first, shares of capacity), as
+ * qv_pol_overloaded runs it: util is the share requested now (THR and
+ * the short-history fallback), ahead the intervals LR/LRR predict ahead.
+ * The cluster balancer calls it with measured host histories. */
+bool qv_pol_detect(const double *hist, int n, double util, double ahead, const struct qv_pol_cfg *cfg,
+		   double *ret_metric);
 /* Next VM to take off an overloaded host, -1 when none may move. */
 int qv_pol_select(struct qv_pol_dc *dc, const struct qv_pol_host *h, const struct qv_pol_cfg *cfg);
 /* PABFD's choice of host for vm, skipping excluded[] hosts (may be NULL);
