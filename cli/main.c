@@ -92,6 +92,10 @@ const struct cli_verb cli_verbs[] = {
 	{ "rpc-stdio", verb_rpc_stdio, "",
 	  "Bridge stdin/stdout to the local daemon socket (used by ssh:// URIs)." },
 	{ "help", verb_help, "[VERB]", "Show help for all verbs or one verb." },
+	{ "cluster hosts", verb_cluster_hosts, "",
+	  "List the cluster's live hosts: address, labels, capacity, usage." },
+	{ "cluster vms", verb_cluster_vms, "",
+	  "List the cluster inventory: every VM, its owner host and state." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

@@ -38,6 +38,8 @@ VERB(drill_run);
 VERB(sim);
 VERB(pki_init);
 VERB(pki_issue);
+VERB(cluster_hosts);
+VERB(cluster_vms);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -35,6 +35,13 @@ struct qv_daemon_config {
 	bool pki_dir_set;        /* given explicitly: a broken PKI is fatal */
 	const char *listen;      /* tls://HOST[:PORT] (tcp:// with insecure) */
 	bool insecure;           /* allow plain TCP RPC and migration streams */
+	/* daemon/cluster*.c, docs/cluster.md: NULL endpoints = no cluster */
+	const char *cluster_endpoints;
+	const char *cluster_host;
+	const char *cluster_address; /* HOST:PORT of our tls:// listener */
+	const char *cluster_labels;  /* "k=v,k2=v2" */
+	const char *cluster_pki_dir; /* default: pki_dir */
+	unsigned cluster_ttl_s;      /* membership lease TTL (default 6) */
 };
 
 struct qv_daemon {
@@ -56,6 +63,7 @@ struct qv_daemon {
 	/* daemon/tls-setup.c: loaded PKI (NULL: none, migrations need --insecure) */
 	struct qv_tls_creds *tls_server;
 	char tls_client_dn[512]; /* DN of our client-cert.pem (what our QEMU presents) */
+	struct qv_cluster *cluster; /* daemon/cluster*.c; NULL without --cluster-endpoints */
 };
 
 /* --pki-dir / --listen / --insecure (daemon/tls-setup.c): load the PKI and
