@@ -115,7 +115,7 @@ int qvt_etcd_start(struct qvt_etcd *e, const struct qvt_etcd_opts *o)
 	argv[n++] = "--initial-advertise-peer-urls"; argv[n++] = e->peer_url;
 	argv[n++] = "--initial-cluster"; argv[n++] = ic;
 	argv[n++] = "--initial-cluster-state"; argv[n++] = "new";
-	argv[n++] = "--initial-cluster-token"; argv[n++] = e->dir + 5;
+	argv[n++] = "--initial-cluster-token"; argv[n++] = (char *)(o->token ? o->token : e->dir + 5);
 	argv[n++] = "--logger"; argv[n++] = "zap";
 	argv[n++] = "--log-outputs"; argv[n++] = "stderr";
 	if (o->pki_dir) {

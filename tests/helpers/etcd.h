@@ -25,6 +25,8 @@ struct qvt_etcd_opts {
 	const char *pki_dir;         /* NULL: plain http */
 	const char *initial_cluster; /* "n=http://h:p,..."; NULL: just this one */
 	pid_t netns_pid;             /* 0: ours */
+	const char *token;           /* --initial-cluster-token: the same for
+				      * every member; NULL: the data dir's name */
 };
 
 /* /usr/bin/etcd present? else NULL-terminated reason for cr_skip_test. */

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/* Three hosts on etcd (docs/cluster.md): membership, the inventory's one
+ * owner per VM, placement with host auto, anti-affinity, a reservation
+ * that fits nowhere, an etcd member lost, a daemon SIGKILLed and back.
+ * Real etcd (3 members, mutual TLS), real qvisord, real QEMU/TCG. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/loop.h"
+#include "common/macro.h"
+#include "helpers/guest.h"
+#include "helpers/netns.h"
+#include "helpers/threehosts.h"
+
+static struct qvt_threehosts hosts;
+static bool up;
+
+static void setup(void)
+{
+	const char *why;
+
+	if (!qvt_guest_dir())
+		return;
+	why = qvt_threehosts_up(&hosts);
+	if (why) {
+		fprintf(stderr, "cluster: %s\n", why);
+		return;
+	}
+	up = true;
+}
+
+static void teardown(void)
+{
+	if (up)
+		qvt_threehosts_down(&hosts);
+	up = false;
+}
+
+TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 300);
+
+#define REQUIRE_CLUSTER()                                                                \
+	do {                                                                             \
+		QVT_REQUIRE_GUEST();                                                     \
+		if (!up)                                                                 \
+			cr_skip_test("three hosts (root, netns, etcd, qvisord) unavailable"); \
+	} while (0)
+
+static int host_index(const char *owner)
+{
+	for (int i = 0; i < QVT_NHOSTS; i++)
+		if (streq(owner, hosts.name[i]))
+			return i;
+	return -1;
+}
+
+/* The VM is defined on exactly one daemon, and it is the inventory's owner. */
+static int one_owner(const char *name)
+{
+	char owner[16];
+	int where = -1, n = 0;
+
+	cr_assert_eq(qvt_cluster_owner(&hosts, 0, name, owner, sizeof(owner)), 0,
+		     "%s is not in the inventory", name);
+	for (int i = 0; i < QVT_NHOSTS; i++) {
+		char st[32];
+		/* vm.list, not vm.info: info would be forwarded to the owner. */
+		json_object *res = NULL, *arr, *v;
+		struct qv_error err = {};
+		cr_assert_eq(qvt_callf(&hosts.d[i], "vm.list", &res, &err, "{}"), 0);
+		json_object_object_get_ex(res, "vms", &arr);
+		for (size_t k = 0; k < json_object_array_length(arr); k++)
+			if (json_object_object_get_ex(json_object_array_get_idx(arr, k), "name", &v) &&
+			    streq(json_object_get_string(v), name)) {
+				n++;
+				where = i;
+			}
+		json_object_put(res);
+		(void)st;
+	}
+	cr_assert_eq(n, 1, "%s is defined on %d hosts", name, n);
+	cr_assert_eq(where, host_index(owner), "%s runs on h%d but the inventory says %s", name,
+		     where, owner);
+	return where;
+}
+
+static void define_auto(const char *name, const char *placement_extra)
+{
+	struct qv_error err = {};
+	char extra[256];
+
+	snprintf(extra, sizeof(extra), "{\"memory\": 128, \"placement\": {\"host\": \"auto\"%s}}",
+		 placement_extra ? placement_extra : "");
+	cr_assert_eq(qvt_define_guest(&hosts.d[0], name, extra, &err), 0, "define %s: %s", name,
+		     err.message);
+}
+
+static void start_via(int via, const char *name)
+{
+	struct qv_error err = {};
+	json_object *r = qvt_call_name(&hosts.d[via], "vm.start", name, &err);
+	cr_assert_not_null(r, "start %s through h%d: %s", name, via, err.message);
+	json_object_put(r);
+}
+
+Test(cluster, membership_placement_and_faults)
+{
+	struct qv_error err = {};
+	char out[4096], owner[16];
+	int count[QVT_NHOSTS] = {};
+
+	REQUIRE_CLUSTER();
+
+	/* cluster hosts lists the three, from any daemon. */
+	cr_assert_eq(qvt_cli(&hosts.d[1], "cluster hosts", out, sizeof(out)), 0, "%s", out);
+	cr_log_info("qvisor cluster hosts:\n%s", out);
+	for (int i = 0; i < QVT_NHOSTS; i++) {
+		cr_assert(strstr(out, hosts.name[i]) && strstr(out, hosts.listen_addr[i]),
+			  "h%d missing from:\n%s", i, out);
+		cr_assert(strstr(out, hosts.zone[i]), "label %s missing", hosts.zone[i]);
+	}
+	cr_assert_eq(qvt_cluster_nhosts(&hosts, 2), 3);
+
+	/* Six VMs defined through h0 with host auto, started through h0 (the
+	 * call goes to the owner): spread two per host. */
+	for (int i = 0; i < 6; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "s%d", i);
+		define_auto(name, NULL);
+		start_via(0, name);
+		count[one_owner(name)]++;
+	}
+	cr_log_info("spread: h0=%d h1=%d h2=%d", count[0], count[1], count[2]);
+	for (int i = 0; i < QVT_NHOSTS; i++)
+		cr_assert_eq(count[i], 2, "h%d got %d of 6 VMs (want 2 each)", i, count[i]);
+	/* The owner's guest really runs: its serial log, on its host. */
+	int h_s0 = one_owner("s0");
+	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&hosts.d[h_s0], "s0"),
+					       QVT_GUEST_READY, 120000), 0,
+		     "s0 did not boot on h%d", h_s0);
+	/* The placement and its reason are an event (h0 decided). */
+	{
+		char db[160], *q, *ev = NULL;
+		snprintf(db, sizeof(db), "%s/qvisor.db", hosts.d[0].state_dir);
+		char *argv[] = { "sqlite3", db, "SELECT data_json FROM events WHERE type='vm-placed' "
+						"AND vm='s0'", NULL };
+		cr_assert_eq(qvt_run(argv, &ev), 0);
+		cr_assert(ev && (q = strstr(ev, "\"reason\"")) && strstr(q, "least loaded"),
+			  "no vm-placed event with a reason for s0: %s", ev ? ev : "");
+		cr_log_info("vm-placed s0: %s", ev);
+		free(ev);
+	}
+
+	/* Anti-affinity: three members of group web on three hosts; a fourth
+	 * fits nowhere. */
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "web%d", i);
+		define_auto(name, ", \"anti_affinity\": [\"web\"]");
+		count[i] = 0;
+	}
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "web%d", i);
+		count[one_owner(name)]++;
+	}
+	for (int i = 0; i < QVT_NHOSTS; i++)
+		cr_assert_eq(count[i], 1, "anti-affinity group web: h%d has %d members", i, count[i]);
+	err = (struct qv_error){};
+	cr_assert_neq(qvt_define_guest(&hosts.d[0], "web3",
+				       "{\"memory\": 128, \"placement\": {\"anti_affinity\": [\"web\"]}}",
+				       &err), 0, "a fourth web member was placed");
+	cr_assert_str_eq(err.reason, "no-space");
+	cr_log_info("web3: %s", err.message);
+
+	/* A reservation that fits nowhere: refused, naming each host. */
+	err = (struct qv_error){};
+	cr_assert_neq(qvt_define_guest(&hosts.d[1], "huge",
+				       "{\"memory\": 128, \"resources\": {\"memory\": "
+				       "{\"reservation\": 68719476736}}, \"placement\": {}}",
+				       &err), 0, "a 64 GiB reservation was placed");
+	cr_assert_str_eq(err.reason, "no-space");
+	cr_assert(strstr(err.message, "h0") && strstr(err.message, "h1") &&
+			  strstr(err.message, "h2"), "%s", err.message);
+	cr_log_info("huge: %s", err.message);
+	cr_assert_eq(qvt_cluster_owner(&hosts, 0, "huge", owner, sizeof(owner)), -ENOENT);
+
+	/* A name another host owns cannot be defined here: conflict. */
+	int other = (one_owner("s1") + 1) % QVT_NHOSTS;
+	err = (struct qv_error){};
+	cr_assert_neq(qvt_define_guest(&hosts.d[other], "s1", "{\"memory\": 128}", &err), 0);
+	cr_assert_str_eq(err.reason, "conflict");
+	cr_assert(strstr(err.message, "already defined on host"), "%s", err.message);
+	one_owner("s1");
+
+	/* Kill one etcd member: membership and a define still work. */
+	qvt_etcd_kill(&hosts.etcd[2]);
+	qvt_sleep_ms(4000); /* more than a TTL: every lease was renewed without it */
+	cr_assert_eq(qvt_cluster_nhosts(&hosts, 2), 3, "membership lost with one etcd member down");
+	define_auto("after-etcd", NULL);
+	one_owner("after-etcd");
+
+	/* SIGKILL h1's daemon: it leaves cluster hosts after its lease TTL;
+	 * its VMs keep their records (and keep running). */
+	int victim = 1;
+	cr_assert_eq(qvt_daemon_stop(&hosts.d[victim], SIGKILL), 0);
+	uint64_t t0 = qv_now_ms();
+	while (qv_now_ms() - t0 < 30000 && qvt_cluster_nhosts(&hosts, 0) != 2)
+		qvt_sleep_ms(100);
+	cr_assert_eq(qvt_cluster_nhosts(&hosts, 0), 2, "h1 still listed 30 s after SIGKILL");
+	cr_log_info("h1 left cluster hosts %.1f s after SIGKILL (TTL %s s)",
+		    (qv_now_ms() - t0) / 1000.0, QVT_CLUSTER_TTL);
+	/* Its VMs cannot be started elsewhere by name: the owner is gone. */
+	err = (struct qv_error){};
+	char victim_vm[16] = "";
+	for (int i = 0; i < 6 && !victim_vm[0]; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "s%d", i);
+		if (qvt_cluster_owner(&hosts, 0, name, owner, sizeof(owner)) == 0 &&
+		    streq(owner, hosts.name[victim]))
+			snprintf(victim_vm, sizeof(victim_vm), "%s", name);
+	}
+	cr_assert(victim_vm[0], "no VM owned by h1 left in the inventory");
+	json_object *r = qvt_call_name(&hosts.d[0], "vm.info", victim_vm, &err);
+	cr_assert_null(r);
+	cr_assert_str_eq(err.reason, "unavailable");
+	cr_assert_eq(qvt_define_guest(&hosts.d[0], victim_vm, "{\"memory\": 128}", &err), -EIO);
+
+	/* Back: it rejoins and reconciles; still exactly one owner each. */
+	cr_assert_eq(qvt_threehosts_start_daemon(&hosts, victim), 0);
+	t0 = qv_now_ms();
+	while (qv_now_ms() - t0 < 30000 && qvt_cluster_nhosts(&hosts, 0) != 3)
+		qvt_sleep_ms(100);
+	cr_assert_eq(qvt_cluster_nhosts(&hosts, 0), 3, "h1 did not rejoin");
+	const char *all[] = { "s0", "s1", "s2", "s3", "s4", "s5", "web0", "web1", "web2",
+			      "after-etcd" };
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+		one_owner(all[i]);
+	/* Its VM kept running through the daemon's crash, and says so. */
+	char st[32];
+	qvt_sleep_ms(2000); /* one state sync */
+	cr_assert_str_eq(qvt_vm_state(&hosts.d[0], victim_vm, st, sizeof(st)), "running");
+}
