@@ -241,4 +241,22 @@ Test(cluster, membership_placement_and_faults)
 	char st[32];
 	qvt_sleep_ms(2000); /* one state sync */
 	cr_assert_str_eq(qvt_vm_state(&hosts.d[0], victim_vm, st, sizeof(st)), "running");
+
+	/* etcd loses its quorum (two of three members down): cluster
+	 * operations fail clearly, local ones go on, the VMs keep running. */
+	qvt_etcd_kill(&hosts.etcd[1]);
+	err = (struct qv_error){};
+	t0 = qv_now_ms();
+	cr_assert_neq(qvt_define_guest(&hosts.d[0], "no-quorum", "{\"memory\": 128}", &err), 0,
+		      "defined without an etcd quorum");
+	cr_assert_str_eq(err.reason, "unavailable", "%s", err.message);
+	cr_assert(strstr(err.message, "cluster store unavailable"), "%s", err.message);
+	cr_log_info("without quorum (%.1f s): %s", (qv_now_ms() - t0) / 1000.0, err.message);
+	json_object *list = NULL;
+	cr_assert_eq(qvt_callf(&hosts.d[h_s0], "vm.list", &list, &err, "{}"), 0);
+	json_object_put(list);
+	cr_assert_str_eq(qvt_vm_state(&hosts.d[h_s0], "s0", st, sizeof(st)), "running");
+	cr_assert_eq(qvt_cli(&hosts.d[h_s0], "cluster hosts", out, sizeof(out)), 1, "%s", out);
+	cr_assert(strstr(out, "cluster store unavailable"), "%s", out);
+	cr_log_info("cluster hosts without quorum: %s", out);
 }
