@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "daemon/cluster-internal.h"
+#include "daemon/hostloop.h"
 #include "daemon/vm.h"
 
 static void on_job_done(void *ud, bool cancelled)
@@ -152,6 +153,19 @@ json_object *cl_host_record(struct qv_cluster *c)
 	json_object_object_add(use, "cpu_pressure", json_object_new_double(pressure_avg10("cpu")));
 	json_object_object_add(use, "memory_pressure",
 			       json_object_new_double(pressure_avg10("memory")));
+	/* The resource loop's overload verdict when it runs (it reads the
+	 * VMs' cgroups); /proc alone otherwise. */
+	struct qv_hostloop_view view = {};
+	char why[256] = "";
+	qv_hostloop_view(d, &view);
+	if (view.loop) {
+		bool over = hl_loop_overloaded(view.loop, why, sizeof(why));
+		json_object_object_add(use, "overloaded", json_object_new_boolean(over));
+		if (over)
+			json_object_object_add(use, "overload_reason", json_object_new_string(why));
+	}
+	json_object_object_add(use, "source",
+			       json_object_new_string(view.loop ? "resource-loop,proc" : "proc"));
 	json_object_object_add(o, "usage", use);
 	json_object_object_add(o, "schedulable", json_object_new_boolean(true));
 	json_object_object_add(o, "started_at", json_object_new_int64(d->started_at));

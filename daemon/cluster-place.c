@@ -179,8 +179,10 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 			json_object_object_foreach(lab, k, val) {
 				if (h->nlabels == PL_MAX_STRS)
 					break;
-				snprintf(s->labels[nl], sizeof(s->labels[0]), "%s=%s", k,
-					 json_object_get_string(val));
+				const char *lv = json_object_get_string(val);
+				/* "gpu" (no value) is a label that is just present */
+				snprintf(s->labels[nl], sizeof(s->labels[0]), "%s%s%s", k,
+					 *lv ? "=" : "", lv);
 				ls[h->nlabels++] = s->labels[nl++];
 			}
 			/* kept in strs' tail? no: own array, freed with the vms */

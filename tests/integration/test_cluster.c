@@ -260,3 +260,39 @@ Test(cluster, membership_placement_and_faults)
 	cr_assert(strstr(out, "cluster store unavailable"), "%s", out);
 	cr_log_info("cluster hosts without quorum: %s", out);
 }
+
+/* Without --cluster-endpoints: exactly as before, and the cluster parts
+ * say why they are not there. */
+static struct qvt_daemon solo;
+static void solo_init(void)
+{
+	qvt_daemon_fixture_start(&solo);
+}
+static void solo_fini(void)
+{
+	if (solo.dir[0])
+		qvt_daemon_cleanup(&solo);
+}
+TestSuite(cluster_off, .init = solo_init, .fini = solo_fini, .timeout = 60);
+
+Test(cluster_off, placement_and_cluster_calls_are_refused)
+{
+	struct qv_error err = {};
+	char out[1024];
+	json_object *r = NULL;
+
+	QVT_REQUIRE_DAEMON(&solo);
+	cr_assert_neq(qvt_callf(&solo, "cluster.hosts", &r, &err, "{}"), 0);
+	cr_assert_str_eq(err.reason, "unsupported");
+	cr_assert(strstr(err.message, "--cluster-endpoints"), "%s", err.message);
+	err = (struct qv_error){};
+	cr_assert_neq(qvt_define_guest(&solo, "p", "{\"placement\": {\"host\": \"auto\"}}", &err), 0);
+	cr_assert_str_eq(err.reason, "unsupported");
+	cr_assert(strstr(err.message, "placement needs a cluster"), "%s", err.message);
+	/* A plain define still works, and answers as before (no host). */
+	err = (struct qv_error){};
+	cr_assert_eq(qvt_define_guest(&solo, "plain", NULL, &err), 0, "%s", err.message);
+	cr_assert_eq(qvt_cli(&solo, "cluster hosts", out, sizeof(out)), 1, "%s", out);
+	cr_assert_eq(qvt_callf(&solo, "vm.info", &r, &err, "{\"name\": \"nope\"}"), -EREMOTEIO);
+	cr_assert_str_eq(err.reason, "not-found");
+}
