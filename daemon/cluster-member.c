@@ -334,6 +334,17 @@ void qv_cluster_free(struct qv_daemon *d)
 	 * cancelled; their calls get no answer but the clients are closing. */
 	qv_workq_free(c->pq);
 	qv_workq_free(c->eq);
+	/* A clean exit leaves the cluster at once rather than after the TTL
+	 * (the workers are gone: the handle is ours now). Bounded by the
+	 * etcd timeout per endpoint; a crash leaves it to the lease. */
+	if (c->lease) {
+		struct qv_error err = {};
+		if (qv_etcd_lease_revoke(c->etcd, c->lease, &err) < 0)
+			log_warning("Cluster: cannot revoke our lease, ignoring (it expires in "
+				    "%u s): %s", c->ttl_s, err.message);
+		else
+			log_info("Cluster: left (lease revoked)");
+	}
 	qv_etcd_free(c->etcd);
 	while (c->written) {
 		struct cl_vmstate *w = c->written;
