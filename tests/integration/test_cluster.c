@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "cluster/etcd.h"
 #include "common/json.h"
 #include "common/loop.h"
 #include "common/macro.h"
@@ -309,4 +310,88 @@ Test(cluster_off, placement_and_cluster_calls_are_refused)
 	cr_assert_eq(qvt_cli(&solo, "cluster hosts", out, sizeof(out)), 1, "%s", out);
 	cr_assert_eq(qvt_callf(&solo, "vm.info", &r, &err, "{\"name\": \"nope\"}"), -EREMOTEIO);
 	cr_assert_str_eq(err.reason, "not-found");
+}
+
+/* Start-up reconciliation against a real etcd (one member, plain http on
+ * 127.0.0.1): a local VM missing from the inventory is recorded, a record
+ * of ours without a VM is removed, a record another host owns is left
+ * alone and reported. No guest boots. */
+static struct qvt_etcd rec_etcd;
+static struct qvt_daemon rec_d;
+static void rec_fini(void)
+{
+	if (rec_d.dir[0])
+		qvt_daemon_cleanup(&rec_d);
+	qvt_etcd_cleanup(&rec_etcd);
+}
+TestSuite(cluster_reconcile, .fini = rec_fini, .timeout = 120);
+
+static bool inventory_has(const char *name, const char *owner)
+{
+	struct qv_error err = {};
+	json_object *res = NULL, *arr, *v;
+	bool found = false;
+
+	if (qvt_callf(&rec_d, "cluster.vms", &res, &err, "{}") < 0)
+		return false;
+	json_object_object_get_ex(res, "vms", &arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *o = json_object_array_get_idx(arr, i);
+		if (json_object_object_get_ex(o, "name", &v) && streq(json_object_get_string(v), name) &&
+		    json_object_object_get_ex(o, "owner", &v) && streq(json_object_get_string(v), owner))
+			found = true;
+	}
+	json_object_put(res);
+	return found;
+}
+
+Test(cluster_reconcile, at_start)
+{
+	struct qvt_etcd_opts eo = {};
+	struct qv_error err = {};
+	_cleanup_etcd_ qv_etcd *c = NULL;
+
+	QVT_REQUIRE_GUEST();
+	if (qvt_etcd_missing())
+		cr_skip_test("%s", qvt_etcd_missing());
+	if (access(qvt_daemon_binary(), X_OK) < 0)
+		cr_skip_test("qvisord not built");
+	cr_assert_eq(qvt_etcd_start(&rec_etcd, &eo), 0);
+	cr_assert_eq(qvt_etcd_wait(&rec_etcd, NULL, 20000), 0);
+	const char *args[] = { "--cluster-endpoints", rec_etcd.client_url, "--cluster-host", "solo",
+			       "--cluster-address", "127.0.0.1:16515", "--cluster-ttl", "3", NULL };
+	for (size_t i = 0; i < ARRAY_SIZE(args); i++)
+		rec_d.extra_args[i] = args[i];
+	cr_assert_eq(qvt_daemon_start(&rec_d), 0);
+	cr_assert_eq(qvt_define_guest(&rec_d, "a", NULL, &err), 0, "%s", err.message);
+	cr_assert_eq(qvt_define_guest(&rec_d, "b", NULL, &err), 0, "%s", err.message);
+	cr_assert(inventory_has("a", "solo") && inventory_has("b", "solo"));
+	cr_assert_eq(qvt_daemon_stop(&rec_d, SIGKILL), 0);
+
+	/* While it is down, the inventory drifts. */
+	struct qv_etcd_opts co = { .endpoints = rec_etcd.client_url };
+	cr_assert_eq(qv_etcd_new(&co, &c, &err), 0);
+	cr_assert_eq(qv_etcd_delete(c, "/qvisor/vms/a", &err), 0, "%s", err.message);
+	cr_assert_eq(qv_etcd_put(c, "/qvisor/vms/ghost", "{\"name\":\"ghost\",\"owner\":\"solo\"}", 0,
+				 NULL, &err), 0);
+	cr_assert_eq(qv_etcd_put(c, "/qvisor/vms/b", "{\"name\":\"b\",\"owner\":\"other\"}", 0, NULL,
+				 &err), 0);
+
+	cr_assert_eq(qvt_daemon_start(&rec_d), 0);
+	uint64_t t0 = qv_now_ms();
+	while (qv_now_ms() - t0 < 20000 && (!inventory_has("a", "solo") || inventory_has("ghost", "solo")))
+		qvt_sleep_ms(200);
+	cr_assert(inventory_has("a", "solo"), "the missing record of a was not recreated");
+	cr_assert(!inventory_has("ghost", "solo"), "the stale record ghost was not removed");
+	cr_assert(inventory_has("b", "other"), "another host's record was overwritten");
+	/* The conflict is reported, as an event. */
+	char db[160], *ev = NULL;
+	snprintf(db, sizeof(db), "%s/qvisor.db", rec_d.state_dir);
+	char *argv[] = { "sqlite3", db, "SELECT data_json FROM events WHERE type='cluster-reconciled' "
+					"ORDER BY id DESC LIMIT 1", NULL };
+	cr_assert_eq(qvt_run(argv, &ev), 0);
+	cr_assert(ev && strstr(ev, "\"created\":1") && strstr(ev, "\"removed\":1") &&
+			  strstr(ev, "b (owner other)"), "cluster-reconciled: %s", ev ? ev : "");
+	cr_log_info("cluster-reconciled: %s", ev);
+	free(ev);
 }
