@@ -120,6 +120,8 @@ static void snap_free(struct snap *s)
 		json_object_put(s->vrec[i]);
 	qv_etcd_kvs_free(s->hkv, s->nh);
 	qv_etcd_kvs_free(s->vkv, s->nv);
+	for (size_t i = 0; s->hosts && i < s->nh; i++)
+		free((void *)s->hosts[i].labels);
 	free(s->hrec);
 	free(s->vrec);
 	free(s->hosts);
@@ -170,7 +172,7 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 		h->mem_used_mib = (uint64_t)jint(rec, "usage", "host_memory_used_mib");
 		h->schedulable = !json_object_object_get_ex(rec, "schedulable", &v) ||
 				 json_object_get_boolean(v);
-		h->labels = (const char *const *)&s->strs[0]; /* replaced below */
+		h->labels = NULL;
 		h->nlabels = 0;
 		if (rec && json_object_object_get_ex(rec, "labels", &lab)) {
 			const char **ls = calloc(PL_MAX_STRS, sizeof(*ls));
@@ -185,8 +187,7 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 					 *lv ? "=" : "", lv);
 				ls[h->nlabels++] = s->labels[nl++];
 			}
-			/* kept in strs' tail? no: own array, freed with the vms */
-			h->labels = ls;
+			h->labels = ls; /* freed by snap_free() */
 		}
 	}
 	for (size_t i = 0; i < s->nv; i++) {
@@ -208,13 +209,6 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 		vm->affinity = group_list(s, rec, "affinity", &vm->naffinity);
 	}
 	return 0;
-}
-
-static void snap_free_labels(struct snap *s)
-{
-	for (size_t i = 0; s->hosts && i < s->nh; i++)
-		if ((const void *)s->hosts[i].labels != (const void *)s->strs)
-			free((void *)s->hosts[i].labels);
 }
 
 static void place_run(struct cl_job *j)
@@ -267,7 +261,6 @@ static void place_run(struct cl_job *j)
 	if (s.hrec[hi] && json_object_object_get_ex(s.hrec[hi], "address", &a))
 		snprintf(p->address, sizeof(p->address), "%s", json_object_get_string(a));
 out:
-	snap_free_labels(&s);
 	snap_free(&s);
 }
 
