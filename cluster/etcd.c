@@ -233,7 +233,8 @@ int qv_etcd_post(qv_etcd *e, const char *path, json_object *body, json_object **
 		 struct qv_error *errp)
 {
 	const char *text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-	char last[CURL_ERROR_SIZE + 64] = "";
+	char last[1024] = ""; /* every endpoint's failure, "; "-separated */
+	size_t used = 0;
 	bool any_tls = false;
 
 	for (size_t k = 0; k < e->n_endpoints; k++) {
@@ -242,8 +243,10 @@ int qv_etcd_post(qv_etcd *e, const char *path, json_object *body, json_object **
 		long status = 0;
 		CURLcode c = post_once(e, i, path, text, &a, &status);
 		if (c != CURLE_OK) {
-			snprintf(last, sizeof(last), "%s: %s", e->endpoints[i],
-				 e->errbuf[0] ? e->errbuf : curl_easy_strerror(c));
+			int w = snprintf(last + used, sizeof(last) - used, "%s%s: %s", used ? "; " : "",
+					 e->endpoints[i], e->errbuf[0] ? e->errbuf : curl_easy_strerror(c));
+			if (w > 0 && (size_t)w < sizeof(last) - used)
+				used += (size_t)w;
 			any_tls |= tls_error(c);
 			free(a.buf);
 			continue;

@@ -65,7 +65,6 @@ static int one_owner(const char *name)
 	cr_assert_eq(qvt_cluster_owner(&hosts, 0, name, owner, sizeof(owner)), 0,
 		     "%s is not in the inventory", name);
 	for (int i = 0; i < QVT_NHOSTS; i++) {
-		char st[32];
 		/* vm.list, not vm.info: info would be forwarded to the owner. */
 		json_object *res = NULL, *arr, *v;
 		struct qv_error err = {};
@@ -78,7 +77,6 @@ static int one_owner(const char *name)
 				where = i;
 			}
 		json_object_put(res);
-		(void)st;
 	}
 	cr_assert_eq(n, 1, "%s is defined on %d hosts", name, n);
 	cr_assert_eq(where, host_index(owner), "%s runs on h%d but the inventory says %s", name,
