@@ -19,6 +19,8 @@ CC       ?= gcc
 PKGS     := json-c liburing libnl-3.0 libnl-route-3.0 libseccomp sqlite3 libxml-2.0 libmicrohttpd
 PKGS     += gnutls
 PKGS     += libnftables
+# cluster/ (etcd v3 JSON gateway client)
+PKGS     += libcurl
 # Deferred (=, cached on first use): pkg-config runs only when something is
 # compiled, so `make demo` on a fresh machine prints nothing before
 # install-deps has installed the -dev packages.
@@ -40,6 +42,9 @@ endif
 MODULES  := common qemu net storage sched migrate daemon
 # Link order: later modules depend on earlier ones.
 LIBORDER := daemon migrate sched storage net qemu common
+# cluster/: the etcd client and cluster store (issue 15); used by daemon/.
+MODULES  += cluster
+LIBORDER := daemon cluster $(filter-out daemon,$(LIBORDER))
 
 # Files with a main() are not part of the libraries.
 MAINS    := daemon/main.c
@@ -99,6 +104,7 @@ TEST_LIBS_daemon      := $(LIBORDER)
 TEST_LIBS_cli         := cli $(LIBORDER)
 TEST_LIBS_integration := $(LIBORDER)
 TEST_LIBS_lab         := $(LIBORDER)
+TEST_LIBS_cluster     := cluster common
 
 define TEST_RULE
 $(O)/tests/$(1)/%: tests/$(1)/%.c $(TEST_HELPER_LIB) $(foreach l,$(TEST_LIBS_$(1)),$(call libfile,$(l)))

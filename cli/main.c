@@ -101,6 +101,10 @@ const struct cli_verb cli_verbs[] = {
 	  "Show a VM's firewall per NIC: anti-spoofing, groups, rules, with packet/byte counters." },
 	{ "fw group", verb_fw_group, "define FILE|undefine NAME|list|show NAME",
 	  "Define (or change live), remove, list or show firewall security groups." },
+	{ "cluster hosts", verb_cluster_hosts, "",
+	  "List the cluster's live hosts: address, labels, capacity, usage." },
+	{ "cluster vms", verb_cluster_vms, "",
+	  "List the cluster inventory: every VM, its owner host and state." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

@@ -10,10 +10,12 @@ int verb_define(struct cli_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = { { "from-libvirt", no_argument, NULL, 'L' },
 					      { "lossy", no_argument, NULL, 'l' },
 					      { "dry-run", no_argument, NULL, 'n' },
+					      { "host", required_argument, NULL, 'H' },
 					      {} };
 	_cleanup_json_ json_object *res = NULL;
 	json_object *spec = NULL, *v;
 	bool libvirt = false, lossy = false, dry = false;
+	const char *host = NULL;
 	char buf[64];
 	int c, r;
 
@@ -24,6 +26,8 @@ int verb_define(struct cli_ctx *ctx, int argc, char **argv)
 			lossy = true;
 		else if (c == 'n')
 			dry = true;
+		else if (c == 'H')
+			host = optarg;
 		else
 			return cli_usage_error(ctx, "invalid option");
 	}
@@ -37,6 +41,14 @@ int verb_define(struct cli_ctx *ctx, int argc, char **argv)
 		return r;
 	json_object *params = json_object_new_object();
 	json_object_object_add(params, "spec", spec);
+	if (host) { /* cluster placement: "auto" or a host name */
+		json_object *pl = NULL;
+		if (!json_object_object_get_ex(spec, "placement", &pl)) {
+			pl = json_object_new_object();
+			json_object_object_add(spec, "placement", pl);
+		}
+		json_object_object_add(pl, "host", json_object_new_string(host));
+	}
 	if ((r = cli_call(ctx, "vm.define", params, CLI_CALL_TIMEOUT_MS, &res)) != EXIT_OK)
 		return r;
 	if (ctx->json) {
@@ -47,6 +59,10 @@ int verb_define(struct cli_ctx *ctx, int argc, char **argv)
 	printf("Defined %s", name);
 	if (json_object_object_get_ex(res, "uuid", &v))
 		printf(" (%s)", json_object_get_string(v));
+	if (json_object_object_get_ex(res, "host", &v))
+		printf(" on host %s", json_object_get_string(v));
 	printf("\n");
+	if (json_object_object_get_ex(res, "reason", &v))
+		printf("  placement: %s\n", json_object_get_string(v));
 	return EXIT_OK;
 }

@@ -41,6 +41,8 @@ VERB(pki_init);
 VERB(pki_issue);
 VERB(fw_show);
 VERB(fw_group);
+VERB(cluster_hosts);
+VERB(cluster_vms);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -205,7 +205,10 @@ static const struct {
 	const char *cert, *key, *ou;
 	bool server, client; /* TLS WWW purposes */
 } leaves[] = {
-	[LEAF_SERVER] = { QV_PKI_SERVER_CERT, QV_PKI_SERVER_KEY, NULL, true, false },
+	/* clientAuth too: etcd 3.4's JSON gateway dials its own gRPC port
+	 * presenting the member's server certificate, which --client-cert-auth
+	 * then checks as a client (docs/cluster.md "TLS"). */
+	[LEAF_SERVER] = { QV_PKI_SERVER_CERT, QV_PKI_SERVER_KEY, NULL, true, true },
 	[LEAF_CLIENT] = { QV_PKI_CLIENT_CERT, QV_PKI_CLIENT_KEY, NULL, false, true },
 	/* QEMU accepts and presents it as either end of a stream. */
 	[LEAF_MIGRATION] = { QV_PKI_MIGRATE_CERT, QV_PKI_MIGRATE_KEY, QV_PKI_MIGRATION_OU, true,

@@ -37,6 +37,13 @@ struct qv_daemon_config {
 	const char *master_key_file; /* wraps the image keystore (storage/keystore.h) */
 	const char *listen;      /* tls://HOST[:PORT] (tcp:// with insecure) */
 	bool insecure;           /* allow plain TCP RPC and migration streams */
+	/* daemon/cluster*.c, docs/cluster.md: NULL endpoints = no cluster */
+	const char *cluster_endpoints;
+	const char *cluster_host;
+	const char *cluster_address; /* HOST:PORT of our tls:// listener */
+	const char *cluster_labels;  /* "k=v,k2=v2" */
+	const char *cluster_pki_dir; /* default: pki_dir */
+	unsigned cluster_ttl_s;      /* membership lease TTL (default 6) */
 };
 
 struct qv_daemon {
@@ -60,6 +67,7 @@ struct qv_daemon {
 	char tls_client_dn[512]; /* DN of our client-cert.pem (our RPC identity) */
 	char tls_migrate_dn[512]; /* DN of migrate-cert.pem (what our QEMU presents); "" none */
 	struct qv_fwd *fw_state; /* daemon/fw.c: the nftables firewall */
+	struct qv_cluster *cluster; /* daemon/cluster*.c; NULL without --cluster-endpoints */
 };
 
 /* --pki-dir / --listen / --insecure (daemon/tls-setup.c): load the PKI and

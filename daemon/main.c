@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "daemon/fw.h"
 #include "daemon/activate.h"
+#include "daemon/cluster.h"
 #include "daemon/hooks.h"
 #include "daemon/foreign.h"
 #include "daemon/hostloop.h"
@@ -51,6 +52,13 @@ static void usage(FILE *f)
 		"  --loop-mode MODE    resource loop: off|advise|enforce|auto (default auto)\n"
 		"  --loop-interval MS  resource loop interval (default 1000)\n"
 		"  --metrics-listen ADDR:PORT  serve Prometheus metrics (default off)\n"
+		"  --cluster-endpoints URL[,URL..]  join the cluster whose etcd answers there\n"
+		"                      (https:// uses mutual TLS with --cluster-pki-dir)\n"
+		"  --cluster-host NAME this host's name in the cluster\n"
+		"  --cluster-address HOST[:PORT]  where peers reach our tls:// listener\n"
+		"  --cluster-labels k=v[,k=v..]  labels placement can require\n"
+		"  --cluster-pki-dir DIR  CA and client certificate for etcd (default --pki-dir)\n"
+		"  --cluster-ttl S     membership lease TTL in seconds (default 6)\n"
 		"  -h, --help          this help\n");
 }
 
@@ -159,6 +167,7 @@ static const struct {
 	{ qv_net_methods, &qv_net_methods_count },     { qv_image_methods, &qv_image_methods_count },
 	{ qv_migrate_methods, &qv_migrate_methods_count },
 	{ qv_fw_methods, &qv_fw_methods_count },
+	{ qv_cluster_methods, &qv_cluster_methods_count },
 };
 
 static int run(struct qv_daemon *d)
@@ -275,6 +284,7 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_fw_methods, qv_fw_methods_count, d);
+		r = qv_rpc_server_add_methods(d->rpc, qv_cluster_methods, qv_cluster_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
@@ -283,6 +293,9 @@ static int run(struct qv_daemon *d)
 		return log_error_errno(r, "Failed to register methods: %m");
 	qv_hostloop_rpc_ready(d);
 	r = qv_daemon_tls_setup(d);
+	if (r < 0)
+		return r;
+	r = qv_cluster_load(d);
 	if (r < 0)
 		return r;
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
@@ -299,7 +312,8 @@ int main(int argc, char **argv)
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
 	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
 	       OPT_UIDS, OPT_SERIALMAX, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS,
-	       OPT_MASTER_KEY };
+	       OPT_MASTER_KEY, OPT_CL_ENDPOINTS, OPT_CL_HOST, OPT_CL_ADDRESS, OPT_CL_LABELS,
+	       OPT_CL_PKI, OPT_CL_TTL };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -320,6 +334,12 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "master-key-file", required_argument, NULL, OPT_MASTER_KEY },
+		{ "cluster-endpoints", required_argument, NULL, OPT_CL_ENDPOINTS },
+		{ "cluster-host", required_argument, NULL, OPT_CL_HOST },
+		{ "cluster-address", required_argument, NULL, OPT_CL_ADDRESS },
+		{ "cluster-labels", required_argument, NULL, OPT_CL_LABELS },
+		{ "cluster-pki-dir", required_argument, NULL, OPT_CL_PKI },
+		{ "cluster-ttl", required_argument, NULL, OPT_CL_TTL },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -414,6 +434,28 @@ int main(int argc, char **argv)
 			d.cfg.loop_interval_ms = (unsigned)n;
 			break;
 		}
+		case OPT_CL_ENDPOINTS: d.cfg.cluster_endpoints = optarg; break;
+		case OPT_CL_HOST: d.cfg.cluster_host = optarg; break;
+		case OPT_CL_ADDRESS: d.cfg.cluster_address = optarg; break;
+		case OPT_CL_PKI: d.cfg.cluster_pki_dir = optarg; break;
+		case OPT_CL_LABELS:
+			if (qv_cluster_labels_check(optarg) < 0) {
+				fprintf(stderr, "qvisord: --cluster-labels must be k=v[,k=v..] of "
+					"[a-zA-Z0-9_.-/]\n");
+				return 2;
+			}
+			d.cfg.cluster_labels = optarg;
+			break;
+		case OPT_CL_TTL: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n < 2 || n > 300) {
+				fprintf(stderr, "qvisord: --cluster-ttl must be 2..300 seconds\n");
+				return 2;
+			}
+			d.cfg.cluster_ttl_s = (unsigned)n;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -439,7 +481,14 @@ int main(int argc, char **argv)
 	d.cfg.guest_dir = guest;
 	d.started_at = qv_unix_ms();
 
+	if ((d.cfg.cluster_host || d.cfg.cluster_address || d.cfg.cluster_labels) &&
+	    !d.cfg.cluster_endpoints) {
+		fprintf(stderr, "qvisord: --cluster-* options need --cluster-endpoints\n");
+		return 2;
+	}
 	r = run(&d);
+	/* Before the RPC server: cancelled cluster jobs still answer calls. */
+	qv_cluster_free(&d);
 	qv_rpc_server_free(d.rpc);
 	qv_rpc_server_free(d.rpc_ro);
 	qv_daemon_tls_free(&d);

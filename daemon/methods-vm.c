@@ -2,6 +2,7 @@
 /* vm.* RPC methods. */
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/cluster.h"
 #include "daemon/vm.h"
 #include "daemon/rpc-access.h"
 
@@ -38,7 +39,8 @@ static struct qv_vm *lookup_vm(qv_rpc_call *call, json_object *params, void *ud)
 		return NULL;
 	}
 	vm = qv_vm_find(d, name);
-	if (!vm)
+	/* In a cluster, a VM another host owns: the call goes there. */
+	if (!vm && !qv_cluster_forward_vm_call(d, call, qv_rpc_call_method(call), params, name))
 		qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", name);
 	return vm;
 }
@@ -52,6 +54,15 @@ static int m_define(qv_rpc_call *call, json_object *params, void *ud)
 	struct qv_vm *vm;
 	json_object *j;
 
+	/* A cluster member, or a spec with a placement section. */
+	if (params && (qv_cluster_enabled(d) || json_object_object_get_ex(params, "placement", &j) ||
+		       (json_object_object_get_ex(params, "spec", &j) &&
+			json_object_is_type(j, json_type_object) &&
+			json_object_object_get_ex(j, "placement", NULL)))) {
+		int r = qv_cluster_define(d, call, params);
+		if (r <= 0)
+			return r;
+	}
 	if (check_keys(call, params, keys) < 0)
 		return 0;
 	if (!params || !json_object_object_get_ex(params, "spec", &j))
@@ -80,6 +91,7 @@ static int m_undefine(qv_rpc_call *call, json_object *params, void *ud)
 	if (qv_vm_undefine(vm, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
 	log_info("Undefined VM %s", name);
+	qv_cluster_vm_undefined(ud, name);
 	return qv_rpc_call_reply(call, json_object_new_object()), 0;
 }
 
@@ -218,6 +230,8 @@ static int m_stop(qv_rpc_call *call, json_object *params, void *ud)
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "params.timeout must be 1..%d seconds", STOP_MAX_TIMEOUT_S);
 	vm = qv_vm_find(d, name);
+	if (!vm && qv_cluster_forward_vm_call(d, call, "vm.stop", params, name))
+		return 0;
 	if (!vm)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %.80s is not defined",
 				    name);

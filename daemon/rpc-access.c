@@ -11,6 +11,7 @@ static const char *const read_only[] = {
 	"events.unsubscribe", "host.info", "net.list", "net.info", "image.list", "image.info",
 	"migrate.status",
 	"fw.show", "fw.group.list", "fw.group.show",
+	"cluster.hosts", "cluster.vms",
 };
 
 bool qv_rpc_method_is_read_only(const char *method)

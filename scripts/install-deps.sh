@@ -31,6 +31,9 @@ PKGS=(
 	# firewall benchmark peers (scripts/bench/firewall.sh)
 	iptables
 	ebtables
+	# cluster store (issue 15): etcd 3.4 members for tests and operators
+	# cluster store client: etcd v3 JSON gateway over HTTPS (cluster/etcd.c)
+	libcurl4-gnutls-dev
 )
 
 missing=()

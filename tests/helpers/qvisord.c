@@ -94,7 +94,7 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 			argv[n++] = "--max-starts";
 			argv[n++] = d->max_starts;
 		}
-		for (size_t i = 0; i < 8 && d->extra_args[i] && n < 30; i++)
+		for (size_t i = 0; i < ARRAY_SIZE(d->extra_args) && d->extra_args[i] && n < 30; i++)
 			argv[n++] = d->extra_args[i];
 		argv[n] = NULL;
 		execv(qvt_daemon_binary(), (char *const *)argv);

@@ -88,8 +88,7 @@ int qvt_twohosts_shape(struct qvt_twohosts *h, int i, unsigned rate_mibps)
 	return qvt_run_netns(h->ns_pid[i], argv, NULL) == 0 ? 0 : -1;
 }
 
-/* SIGKILL every process (QEMU left by a killed daemon) in nspid's netns. */
-static void kill_netns_processes(pid_t nspid)
+void qvt_kill_netns_processes(pid_t nspid)
 {
 	char p[64];
 	struct stat ns, st;
@@ -117,7 +116,7 @@ void qvt_twohosts_down(struct qvt_twohosts *h)
 			qvt_daemon_cleanup(&h->d[i]);
 	for (int i = 0; i < 2; i++)
 		if (h->ns_pid[i] > 0)
-			kill_netns_processes(h->ns_pid[i]);
+			qvt_kill_netns_processes(h->ns_pid[i]);
 	/* Each namespace child inherited the other's release pipe (fork, no
 	 * exec): close both ends first, then kill and reap. */
 	for (int i = 0; i < 2; i++)

@@ -34,6 +34,10 @@ int qvt_twohosts_shape(struct qvt_twohosts *h, int i, unsigned rate_mibps);
  * and its QEMU (src_pid) are gone and the guest runs and prints on d[1]. */
 void qvt_twohosts_confirm_moved(struct qvt_twohosts *h, const char *name, int src_pid);
 
+/* SIGKILL every process (QEMU left by a killed daemon, etcd) in nspid's
+ * network namespace. */
+void qvt_kill_netns_processes(pid_t nspid);
+
 /* The suite fixture, one pair per test process (Criterion forks each test):
  * TestSuite(x, .init = qvt_twohosts_setup, .fini = qvt_twohosts_teardown).
  * setup brings qvt_hosts up when the test guest exists and sets
