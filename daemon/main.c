@@ -284,6 +284,7 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_fw_methods, qv_fw_methods_count, d);
+	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_cluster_methods, qv_cluster_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
