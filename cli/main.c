@@ -96,6 +96,8 @@ const struct cli_verb cli_verbs[] = {
 	  "Show a VM's firewall per NIC: anti-spoofing, groups, rules, with packet/byte counters." },
 	{ "fw group", verb_fw_group, "define FILE|undefine NAME|list|show NAME",
 	  "Define (or change live), remove, list or show firewall security groups." },
+	{ "fw set", verb_fw_set, "VM [--nic N] FILE|-",
+	  "Replace a NIC's firewall (its spec \"firewall\" object; null: defaults), live." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

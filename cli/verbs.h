@@ -40,6 +40,7 @@ VERB(pki_init);
 VERB(pki_issue);
 VERB(fw_show);
 VERB(fw_group);
+VERB(fw_set);
 #undef VERB
 
 void cli_print_main_help(FILE *f);
