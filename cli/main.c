@@ -105,6 +105,8 @@ const struct cli_verb cli_verbs[] = {
 	  "List the cluster's live hosts: address, labels, capacity, usage." },
 	{ "cluster vms", verb_cluster_vms, "",
 	  "List the cluster inventory: every VM, its owner host and state." },
+	{ "fw set", verb_fw_set, "VM [--nic N] FILE|-",
+	  "Replace a NIC's firewall (its spec \"firewall\" object; null: defaults), live." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

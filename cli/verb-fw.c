@@ -160,3 +160,41 @@ int verb_fw_group(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	return cli_usage_error(ctx, "expected define FILE, undefine NAME, list or show NAME");
 }
+
+/* fw set VM [--nic N] FILE|-: FILE holds the NIC's "firewall" object, or
+ * null for the defaults. */
+int verb_fw_set(struct cli_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_json_ json_object *res = NULL;
+	const char *vm = NULL, *file = NULL;
+	json_object *fw = NULL;
+	long nic = 0;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "--nic") && i + 1 < argc) {
+			char *end;
+			nic = strtol(argv[++i], &end, 10);
+			if (*end || nic < 0 || nic > 7)
+				return cli_usage_error(ctx, "--nic: a NIC index 0..7");
+		} else if (!vm && argv[i][0] != '-')
+			vm = argv[i];
+		else if (!file)
+			file = argv[i];
+		else
+			return cli_usage_error(ctx, "unexpected argument %s", argv[i]);
+	}
+	if (!vm || !file)
+		return cli_usage_error(ctx, "expected a VM and a firewall file (or -)");
+	if ((r = cli_read_json_file(ctx, file, &fw)) != EXIT_OK)
+		return r;
+	json_object *p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(vm));
+	json_object_object_add(p, "nic", json_object_new_int64(nic));
+	json_object_object_add(p, "firewall", fw);
+	r = cli_call(ctx, "fw.vm.set", p, CLI_CALL_TIMEOUT_MS, &res);
+	if (r == EXIT_OK)
+		ctx->json ? out_json(res, stdout)
+			  : (void)printf("%s NIC %ld: firewall changed\n", vm, nic);
+	return r;
+}

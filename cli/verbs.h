@@ -43,6 +43,7 @@ VERB(fw_show);
 VERB(fw_group);
 VERB(cluster_hosts);
 VERB(cluster_vms);
+VERB(fw_set);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

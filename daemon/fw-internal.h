@@ -48,3 +48,6 @@ void qv_fwd_group_free(struct fw_group *g);
 int qv_fwd_resync(struct qv_fwd *f, struct qv_error *errp);
 int qv_fwd_apply(struct qv_fwd *f, const qv_fw_batch *b, struct qv_error *errp);
 void qv_fwd_lease_watch(struct qv_fwd *f);
+/* Refill the chains of vm's spec NIC idx if it is installed (one
+ * transaction); 0 when it is not running. */
+int qv_fwd_nic_refresh(struct qv_fwd *f, struct qv_vm *vm, size_t idx, struct qv_error *errp);

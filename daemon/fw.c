@@ -469,6 +469,25 @@ void qv_fw_nic_remove(struct qv_vm *vm, const char *tap)
 		f->table_up = false;
 }
 
+int qv_fwd_nic_refresh(struct qv_fwd *f, struct qv_vm *vm, size_t idx, struct qv_error *errp)
+{
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
+
+	if (!b)
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+	for (size_t i = 0; i < f->n_nics; i++) {
+		struct qv_fw_nic m;
+		const char *learned;
+		if (f->nics[i].hot || f->nics[i].idx != idx || !streq(f->nics[i].vm, vm->name))
+			continue;
+		int r = nic_model(f, &f->nics[i], &m, &learned);
+		if (r >= 0)
+			r = qv_fw_emit_nic(b, &f->opts, &m, errp);
+		return r < 0 ? r : qv_fwd_apply(f, b, errp);
+	}
+	return 0;
+}
+
 /* DHCP lease learning: a NIC on a DHCP network may use the address
  * dnsmasq leased to its MAC; the set follows the leases file. */
 static void lease_tick(qv_source *s, void *ud)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fw.* RPC methods (docs/rpc.md, docs/firewall.md). */
+#include <inttypes.h>
 #include <string.h>
 
 #include "common/json.h"
@@ -329,11 +330,69 @@ static int m_group_show(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_rpc_call_reply(call, o), 0;
 }
 
+/* fw.vm.set {name, nic?, firewall}: replace one NIC's firewall (null: the
+ * defaults), live when the VM runs, and store it in the spec. */
+static int m_vm_set(qv_rpc_call *call, json_object *params, void *ud)
+{
+	static const char *const keys[] = { "name", "nic", "firewall", NULL };
+	struct qv_daemon *d = ud;
+	struct qv_error err = {};
+	struct vm_fw *fw = NULL;
+	struct qv_fwd *f;
+	struct qv_vm *vm;
+	const char *name;
+	json_object *v;
+	int64_t idx = 0;
+
+	if (check_keys(call, params, keys) < 0 || !(f = fwd(call, d)) ||
+	    qv_param_string(call, params, "name", &name) < 0)
+		return 0;
+	if (!(vm = qv_vm_find(d, name)))
+		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %.64s is not defined",
+				    name), 0;
+	if (json_object_object_get_ex(params, "nic", &v) &&
+	    (!json_object_is_type(v, json_type_int) || (idx = json_object_get_int64(v)) < 0 ||
+	     (size_t)idx >= vm->spec->n_nics))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.nic: VM %s has %zu NIC(s); give an index 0..%zu", name,
+				    vm->spec->n_nics, vm->spec->n_nics ? vm->spec->n_nics - 1 : 0), 0;
+	if (!json_object_object_get_ex(params, "firewall", &v))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.firewall: required (an object, or null for the defaults)"), 0;
+	if (v && vm_fw_parse(v, "params.firewall", &fw, &err) < 0)
+		return qv_rpc_call_error(call, &err), 0;
+	struct vm_nic *nic = &vm->spec->nics[idx];
+	struct vm_fw *old = nic->fw;
+	nic->fw = fw;
+	int r = qv_fw_check_spec(d, vm->spec, &err);
+	if (r >= 0)
+		r = qv_fwd_nic_refresh(f, vm, (size_t)idx, &err);
+	if (r < 0) {
+		nic->fw = old;
+		free(fw);
+		return qv_rpc_call_error(call, &err), 0;
+	}
+	free(old);
+	_cleanup_json_ json_object *sj = vm_spec_to_json(vm->spec);
+	if (!sj || qv_state_vm_update_spec(d->state, vm->name, json_object_to_json_string_ext(
+							  sj, JSON_C_TO_STRING_PLAIN)) < 0)
+		log_warning("VM %s: cannot store the new firewall of NIC %" PRId64 "; it is live "
+			    "but the stored spec keeps the old one", vm->name, idx);
+	log_info("VM %s: firewall of NIC %" PRId64 " changed", vm->name, idx);
+	json_object *res = json_object_new_object();
+	json_object_object_add(res, "name", json_object_new_string(vm->name));
+	json_object_object_add(res, "nic", json_object_new_int64(idx));
+	if (fw)
+		json_object_object_add(res, "firewall", vm_fw_to_json(fw));
+	return qv_rpc_call_reply(call, res), 0;
+}
+
 const struct qv_rpc_method qv_fw_methods[] = {
 	{ "fw.show", m_fw_show },
 	{ "fw.group.define", m_group_define },
 	{ "fw.group.undefine", m_group_undefine },
 	{ "fw.group.list", m_group_list },
 	{ "fw.group.show", m_group_show },
+	{ "fw.vm.set", m_vm_set },
 };
 const size_t qv_fw_methods_count = ARRAY_SIZE(qv_fw_methods);

@@ -121,6 +121,10 @@ _qvisor()
 		((argn == 1)) && _qvisor_files ;;
 	define | "net define" | "drill run")
 		((argn == 1)) && _qvisor_files ;;
+	"fw show" | "fw set")
+		((argn == 1)) && COMPREPLY=($(compgen -W "$(_qvisor_names list --all)" -- "$cur")) ;;
+	"fw group")
+		((argn == 1)) && COMPREPLY=($(compgen -W "define undefine list show" -- "$cur")) ;;
 	help)
 		COMPREPLY=($(compgen -W "$(_qvisor_verbs | cut -d' ' -f1 | sort -u)" -- "$cur")) ;;
 	esac

@@ -274,6 +274,24 @@ Test(firewall, security_group_changed_live, .fini = fini, .timeout = 420)
 	cr_assert_eq(qvt_vm_pid(&qd, "srv"), pid, "the VM was restarted");
 	cr_assert_eq(qvt_cli(&qd, "fw group list", out, sizeof(out)), 0, "%s", out);
 	cr_assert(strstr(out, "web") && strstr(out, "srv"), "%s", out);
+
+	/* fw.vm.set: a NIC's own firewall changed live; a bad one changes nothing */
+	net_call_fails(&qd, "fw.vm.set", "{\"name\": \"srv\", \"firewall\": {\"groups\": "
+		       "[\"nope\"]}}", "not-found", "firewall group nope");
+	net_call_fails(&qd, "fw.vm.set", "{\"name\": \"srv\", \"nic\": 3, \"firewall\": null}",
+		       "invalid-argument", "params.nic");
+	cr_assert_neq(ctl(ctl_a, "pingto 10.31.0.3"), 0, "ping got through before fw.vm.set");
+	json_object_put(net_call_ok(&qd, "fw.vm.set", "{\"name\": \"srv\", \"firewall\": "
+				    "{\"addresses\": [\"10.31.0.3\"], \"rules\": [{\"direction\": "
+				    "\"in\", \"protocol\": \"icmp\", \"action\": \"accept\"}], "
+				    "\"policy_in\": \"drop\"}}"));
+	ctl_ok(ctl_a, "pingto 10.31.0.3");
+	cr_assert_neq(ctl(ctl_a, "ncsend 10.31.0.3 9090 nogroup"), 0, "9090 open without the group");
+	cr_assert_eq(qvt_vm_pid(&qd, "srv"), pid, "the VM was restarted");
+	/* and it is in the stored spec */
+	json_object *info = net_call_ok(&qd, "vm.info", "{\"name\": \"srv\"}");
+	cr_assert(strstr(json_object_to_json_string(info), "\"icmp\""), "spec not updated");
+	json_object_put(info);
 }
 
 /* On a DHCP network the NIC may use the address dnsmasq leased to it (and
