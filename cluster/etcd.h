@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include "common/base64.h"
+
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -90,7 +92,3 @@ int qv_etcd_lease_grant(qv_etcd *e, unsigned ttl_s, int64_t *ret_id, struct qv_e
 int qv_etcd_lease_keepalive(qv_etcd *e, int64_t id, int64_t *ret_ttl, struct qv_error *errp);
 int qv_etcd_lease_revoke(qv_etcd *e, int64_t id, struct qv_error *errp);
 
-/* base64 (the gateway's encoding of keys and values). malloc'd, NULL on
- * ENOMEM / invalid input. */
-char *qv_base64_encode(const void *data, size_t len);
-char *qv_base64_decode(const char *s, size_t *ret_len);

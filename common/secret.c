@@ -69,30 +69,6 @@ bool qv_secret_equal(const struct qv_secret *a, const struct qv_secret *b)
 	return diff == 0;
 }
 
-char *qv_base64_encode(const void *data, size_t len)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = data;
-	char *out = malloc((len + 2) / 3 * 4 + 1), *q = out;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		*q++ = tab[(v >> 18) & 63];
-		*q++ = tab[(v >> 12) & 63];
-		*q++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-		*q++ = i + 2 < len ? tab[v & 63] : '=';
-	}
-	*q = '\0';
-	return out;
-}
-
 int qv_memfd_secret(const char *name, const void *data, size_t len, int *ret_fd)
 {
 	_cleanup_close_ int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);

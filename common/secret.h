@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include "common/base64.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -31,8 +33,6 @@ static inline void qv_secret_freep(struct qv_secret **s)
 }
 #define _cleanup_secret_ __attribute__((cleanup(qv_secret_freep)))
 
-/* Standard base64 with padding, NUL-terminated; NULL on ENOMEM. */
-char *qv_base64_encode(const void *data, size_t len);
 
 /* A sealed memfd (O_CLOEXEC) holding data, for a child that reads it as
  * /proc/self/fd/N: the bytes never appear on a command line or in a file

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* base64 for the etcd JSON gateway (keys and values travel encoded). */
+/* base64 (common/base64.h). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/etcd.h"
+#include "common/base64.h"
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
