@@ -38,6 +38,10 @@ VERB(drill_run);
 VERB(sim);
 VERB(pki_init);
 VERB(pki_issue);
+VERB(snapshot_create);
+VERB(snapshot_list);
+VERB(snapshot_revert);
+VERB(snapshot_delete);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -10,6 +10,7 @@ static const char *const read_only[] = {
 	"vm.list", "vm.info", "vm.stats", "vm.nic-list", "events.subscribe",
 	"events.unsubscribe", "host.info", "net.list", "net.info", "image.list", "image.info",
 	"migrate.status",
+	"snapshot.list",
 };
 
 bool qv_rpc_method_is_read_only(const char *method)

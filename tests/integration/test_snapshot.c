@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: MIT */
+/* Snapshots end to end: real qvisord, QEMU (TCG) and the test guest acting
+ * through its control channel (qv.ctl=1). The guest writes known patterns
+ * (blkwrite returns the md5 of the range it wrote, blkread the md5 it
+ * reads), so every check compares what the guest itself sees.
+ *  - revert: A, snapshot, B over A, revert -> the range reads A again;
+ *  - a snapshot taken while the guest writes, then merged away (live
+ *    block-commit) while it runs: every range keeps its content, also after
+ *    a cold boot from the merged image (the VM's original disk);
+ *  - a memory snapshot: revert resumes the guest where it was, no boot;
+ *  - offline create/delete on a stopped VM (qemu-img merges) and bad input. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "common/macro.h"
+#include "helpers/guest-ctl.h"
+#include "helpers/guest.h"
+#include "helpers/qvisord.h"
+
+#define BOOT_TIMEOUT_MS 180000
+#define CMD_TIMEOUT_MS 120000
+#define VM "snapvm"
+
+static struct qvt_daemon D;
+static char disk[256];
+
+static void setup(void)
+{
+	qvt_daemon_fixture_start(&D);
+}
+
+static void teardown(void)
+{
+	qvt_daemon_cleanup(&D);
+}
+
+TestSuite(snapshot, .init = setup, .fini = teardown, .timeout = 600);
+
+/* A raw 64 MiB disk outside the pool (the VM's original disk). */
+static void make_disk(void)
+{
+	int fd;
+
+	snprintf(disk, sizeof(disk), "%s/data.raw", D.dir);
+	fd = open(disk, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 64 << 20), 0);
+	close(fd);
+}
+
+static void define_vm(bool start)
+{
+	struct qv_error err = {};
+	char extra[512];
+	json_object *r;
+
+	make_disk();
+	snprintf(extra, sizeof(extra),
+		 "{\"memory\": 192, \"cmdline\": \"console=ttyS0 panic=-1 qv.ctl=1\", "
+		 "\"disks\": [{\"path\": \"%s\", \"format\": \"raw\"}]}", disk);
+	cr_assert_eq(qvt_define_guest(&D, VM, extra, &err), 0, "define: %s", err.message);
+	if (!start)
+		return;
+	r = qvt_call_name(&D, "vm.start", VM, &err);
+	cr_assert_not_null(r, "start: %s", err.message);
+	json_object_put(r);
+}
+
+static qvt_ctl *ctl_open(void)
+{
+	struct qv_error err = {};
+	json_object *r = qvt_call_name(&D, "vm.console", VM, &err), *p;
+	qvt_ctl *c;
+
+	cr_assert_not_null(r, "vm.console: %s", err.message);
+	cr_assert(json_object_object_get_ex(r, "path", &p));
+	c = qvt_ctl_open(json_object_get_string(p), BOOT_TIMEOUT_MS);
+	json_object_put(r);
+	cr_assert_not_null(c, "guest control channel did not answer");
+	return c;
+}
+
+/* Run a guest command, return its value (md5 etc.) in v. */
+static void ctl(qvt_ctl *c, const char *cmd, char *v, size_t size)
+{
+	int r = qvt_ctl_cmd(c, cmd, CMD_TIMEOUT_MS, v, size);
+
+	cr_assert_eq(r, 0, "guest: %s: %d %s", cmd, r, v);
+}
+
+static int snap_call(const char *method, const char *snap, const char *extra,
+		     json_object **ret, struct qv_error *err)
+{
+	*err = (struct qv_error){};
+	return qvt_callf(&D, method, ret, err, "{\"name\": \"%s\", \"snapshot\": \"%s\"%s}", VM,
+			 snap, extra ? extra : "");
+}
+
+static void snap_ok(const char *method, const char *snap, const char *extra)
+{
+	struct qv_error err = {};
+
+	cr_assert_eq(snap_call(method, snap, extra, NULL, &err), 0, "%s %s: %s (%s)", method, snap,
+		     err.message, err.reason);
+}
+
+static json_object *list(void)
+{
+	struct qv_error err = {};
+	json_object *r;
+
+	cr_assert_eq(qvt_callf(&D, "snapshot.list", &r, &err, "{\"name\": \"%s\"}", VM), 0,
+		     "snapshot.list: %s", err.message);
+	return r;
+}
+
+static size_t n_snapshots(const char **ret_current)
+{
+	static char cur[64];
+	json_object *r = list(), *a, *c;
+	size_t n;
+
+	cr_assert(json_object_object_get_ex(r, "snapshots", &a));
+	n = json_object_array_length(a);
+	json_object_object_get_ex(r, "current", &c);
+	snprintf(cur, sizeof(cur), "%s", c ? json_object_get_string(c) : "");
+	if (ret_current)
+		*ret_current = cur;
+	json_object_put(r);
+	return n;
+}
+
+static const char *spec_disk_path(char *buf, size_t size)
+{
+	struct qv_error err = {};
+	json_object *r = qvt_call_name(&D, "vm.info", VM, &err), *s, *d, *p;
+
+	cr_assert_not_null(r);
+	cr_assert(json_object_object_get_ex(r, "spec", &s) &&
+		  json_object_object_get_ex(s, "disks", &d));
+	cr_assert(json_object_object_get_ex(json_object_array_get_idx(d, 0), "path", &p));
+	snprintf(buf, size, "%s", json_object_get_string(p));
+	json_object_put(r);
+	return buf;
+}
+
+static int count_ready(void)
+{
+	char path[512], line[4096];
+	int n = 0;
+
+	for (int k = 0; k < 2; k++) {
+		snprintf(path, sizeof(path), "%s%s", qvt_serial_log(&D, VM), k ? ".1" : "");
+		FILE *f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f))
+			n += strstr(line, QVT_GUEST_READY) != NULL;
+		if (f)
+			fclose(f);
+	}
+	return n;
+}
+
+static void stop_vm(void)
+{
+	struct qv_error err = {};
+
+	cr_assert_eq(qvt_callf(&D, "vm.stop", NULL, &err, "{\"name\": \"%s\", \"force\": true}",
+			       VM), 0, "stop: %s", err.message);
+	for (int i = 0; i < 300; i++) {
+		char st[32];
+		if (streq(qvt_vm_state(&D, VM, st, sizeof(st)), "stopped"))
+			return;
+		qvt_sleep_ms(100);
+	}
+	cr_assert_fail("VM did not stop");
+}
+
+Test(snapshot, revert_restores_and_live_delete_keeps_data)
+{
+	char a[64], b[64], c[64], d[64], v[64], path[512];
+	const char *cur;
+	qvt_ctl *g;
+	pid_t pid;
+	int status;
+
+	QVT_REQUIRE_DAEMON(&D);
+	define_vm(true);
+	g = ctl_open();
+	ctl(g, "blkwrite /dev/vda 0 4 seedA", a, sizeof(a));
+	snap_ok("snapshot.create", "s1", NULL);
+	cr_assert_eq(n_snapshots(&cur), 1);
+	cr_assert_str_eq(cur, "s1");
+	ctl(g, "blkwrite /dev/vda 0 4 seedB", b, sizeof(b));
+	cr_assert_str_neq(a, b);
+	ctl(g, "blkread /dev/vda 0 4", v, sizeof(v));
+	cr_assert_str_eq(v, b);
+
+	/* Revert: the VM restarts on a new overlay of s1's image. */
+	qvt_ctl_close(g);
+	snap_ok("snapshot.revert", "s1", NULL);
+	g = ctl_open();
+	ctl(g, "blkread /dev/vda 0 4", v, sizeof(v));
+	cr_assert_str_eq(v, a, "revert did not restore pattern A");
+
+	/* A snapshot taken while the guest writes 16 MiB at 8 MiB. */
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct qv_error err = {};
+		qvt_sleep_ms(300);
+		_exit(snap_call("snapshot.create", "s2", NULL, NULL, &err) == 0 ? 0 : 1);
+	}
+	ctl(g, "blkwrite /dev/vda 8 16 seedC", c, sizeof(c));
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "snapshot.create during writes");
+	cr_assert_eq(n_snapshots(&cur), 2);
+	cr_assert_str_eq(cur, "s2");
+	ctl(g, "blkwrite /dev/vda 32 4 seedD", d, sizeof(d));
+
+	/* Merge s2 (the active image into s2's), then s1 (into the original
+	 * disk), both while the guest runs. */
+	snap_ok("snapshot.delete", "s2", NULL);
+	ctl(g, "ping", v, sizeof(v));
+	cr_assert_eq(n_snapshots(&cur), 1);
+	cr_assert_str_eq(cur, "s1");
+	ctl(g, "blkwrite /dev/vda 40 2 seedE", v, sizeof(v));
+	snap_ok("snapshot.delete", "s1", NULL);
+	cr_assert_eq(n_snapshots(&cur), 0);
+	cr_assert_str_eq(spec_disk_path(path, sizeof(path)), disk,
+			 "after merging everything the VM runs on its original disk");
+	ctl(g, "blkread /dev/vda 0 4", v, sizeof(v));
+	cr_assert_str_eq(v, a);
+	ctl(g, "blkread /dev/vda 8 16", v, sizeof(v));
+	cr_assert_str_eq(v, c);
+	ctl(g, "blkread /dev/vda 32 4", v, sizeof(v));
+	cr_assert_str_eq(v, d);
+
+	/* A cold boot from the merged original disk reads the same. */
+	qvt_ctl_close(g);
+	stop_vm();
+	json_object_put(qvt_call_name(&D, "vm.start", VM, NULL));
+	g = ctl_open();
+	ctl(g, "blkread /dev/vda 0 4", v, sizeof(v));
+	cr_assert_str_eq(v, a);
+	ctl(g, "blkread /dev/vda 8 16", v, sizeof(v));
+	cr_assert_str_eq(v, c);
+	ctl(g, "blkread /dev/vda 32 4", v, sizeof(v));
+	cr_assert_str_eq(v, d);
+	qvt_ctl_close(g);
+}
+
+Test(snapshot, memory_revert_resumes_without_boot)
+{
+	char a[64], b[64], v[64], pid1[32], pid2[32];
+	struct qv_error err = {};
+	json_object *r, *m;
+	qvt_ctl *g;
+	int ready;
+
+	QVT_REQUIRE_DAEMON(&D);
+	define_vm(true);
+	g = ctl_open();
+	ctl(g, "blkwrite /dev/vda 0 2 seedA", a, sizeof(a));
+	ctl(g, "dirty 1 4", pid1, sizeof(pid1)); /* a process that exists only in RAM */
+	cr_assert_eq(snap_call("snapshot.create", "m1", ", \"memory\": true", &r, &err), 0,
+		     "create --memory: %s", err.message);
+	cr_assert(json_object_object_get_ex(r, "memory", &m) && json_object_get_boolean(m));
+	json_object_put(r);
+	ctl(g, "undirty", v, sizeof(v));
+	ctl(g, "blkwrite /dev/vda 0 2 seedB", b, sizeof(b));
+	cr_assert_str_neq(a, b);
+	ready = count_ready();
+	cr_assert_geq(ready, 1);
+
+	qvt_ctl_close(g);
+	cr_assert_eq(snap_call("snapshot.revert", "m1", NULL, &r, &err), 0, "revert: %s",
+		     err.message);
+	cr_assert(json_object_object_get_ex(r, "memory_restored", &m) && json_object_get_boolean(m));
+	json_object_put(r);
+	g = ctl_open();
+	ctl(g, "ping", v, sizeof(v));
+	cr_assert_str_eq(v, "pong");
+	ctl(g, "blkread /dev/vda 0 2", v, sizeof(v));
+	cr_assert_str_eq(v, a);
+	cr_assert_eq(count_ready(), ready, "the guest booted again instead of resuming");
+	/* The dirtier started before the snapshot runs again: undirty finds
+	 * it, and a new one gets a later pid than the restored one. */
+	ctl(g, "dirty 1 4", pid2, sizeof(pid2));
+	cr_assert_gt(atoi(pid2), atoi(pid1));
+	qvt_ctl_close(g);
+}
+
+Test(snapshot, offline_and_bad_input)
+{
+	struct qv_error err = {};
+	char out[8192], cmd[256];
+	json_object *r;
+
+	QVT_REQUIRE_DAEMON(&D);
+	define_vm(false);
+	/* Unknown VM, unknown snapshot, bad names, duplicates, --memory offline. */
+	cr_assert_lt(qvt_callf(&D, "snapshot.create", NULL, &err,
+			       "{\"name\": \"nosuchvm\", \"snapshot\": \"x\"}"), 0);
+	cr_assert_str_eq(err.reason, "not-found");
+	cr_assert_lt(snap_call("snapshot.revert", "nosuch", NULL, NULL, &err), 0);
+	cr_assert_str_eq(err.reason, "not-found");
+	cr_assert(strstr(err.message, "no snapshot named nosuch"), "%s", err.message);
+	cr_assert_lt(snap_call("snapshot.delete", "nosuch", NULL, NULL, &err), 0);
+	cr_assert_str_eq(err.reason, "not-found");
+	cr_assert_lt(snap_call("snapshot.create", "../x", NULL, NULL, &err), 0);
+	cr_assert_str_eq(err.reason, "invalid-argument");
+	cr_assert_lt(snap_call("snapshot.create", "", NULL, NULL, &err), 0);
+	cr_assert_str_eq(err.reason, "invalid-argument");
+	cr_assert_lt(snap_call("snapshot.create", "m", ", \"memory\": true", NULL, &err), 0);
+	cr_assert_str_eq(err.reason, "invalid-argument");
+	cr_assert_lt(snap_call("snapshot.create", "x", ", \"bogus\": 1", NULL, &err), 0);
+	cr_assert_str_eq(err.reason, "invalid-argument");
+
+	/* Offline: o1, write through the chain, o2, then merge o1 (qemu-img). */
+	snap_ok("snapshot.create", "o1", NULL);
+	cr_assert_lt(snap_call("snapshot.create", "o1", NULL, NULL, &err), 0);
+	cr_assert_str_eq(err.reason, "conflict");
+	cr_assert(strstr(err.message, "already has a snapshot named o1"), "%s", err.message);
+	snap_ok("snapshot.create", "o2", NULL);
+	cr_assert_eq(n_snapshots(NULL), 2);
+
+	/* CLI: the tree, --json, errors with exit codes. */
+	snprintf(cmd, sizeof(cmd), "snapshot list %s", VM);
+	cr_assert_eq(qvt_cli(&D, cmd, out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "o1") && strstr(out, "  o2 *") && strstr(out, "current: o2"), "%s",
+		  out);
+	snprintf(cmd, sizeof(cmd), "--json snapshot list %s", VM);
+	cr_assert_eq(qvt_cli(&D, cmd, out, sizeof(out)), 0, "%s", out);
+	r = json_tokener_parse(out);
+	cr_assert_not_null(r, "%s", out);
+	json_object_put(r);
+	snprintf(cmd, sizeof(cmd), "snapshot revert %s nosuch", VM);
+	cr_assert_eq(qvt_cli(&D, cmd, out, sizeof(out)), 4, "%s", out);
+	cr_assert(strstr(out, "no snapshot named nosuch"), "%s", out);
+
+	snap_ok("snapshot.delete", "o1", NULL);
+	cr_assert_eq(n_snapshots(NULL), 1);
+	snap_ok("snapshot.revert", "o2", NULL);
+	snap_ok("snapshot.delete", "o2", NULL);
+	cr_assert_eq(n_snapshots(NULL), 0);
+	char path[512];
+	cr_assert_str_eq(spec_disk_path(path, sizeof(path)), disk);
+}
