@@ -51,6 +51,9 @@ struct snap_op {
 	qv_source *timer;
 	uint64_t started_ms;
 	int step;               /* operation-private sub-step */
+	char merged_node[40];   /* delete: the node a merge removed from the chain */
+	int64_t merged_fdset;
+	int64_t reopen_fdset, reopen_fd; /* delete: the read-write fd just added */
 };
 
 /* --- daemon/vm-snapshot-store.c ------------------------------------------ */

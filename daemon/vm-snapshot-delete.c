@@ -126,8 +126,30 @@ int snap_delete_record(struct snap_op *op, struct qv_vm *vm, struct snap_disk *d
 
 static void poll_job(struct snap_op *op, json_object *ret);
 
+static void fire(struct qv_vm *vm, const char *cmd, const char *key, json_object *val)
+{
+	json_object *a = json_object_new_object();
+
+	json_object_object_add(a, key, val);
+	(void)qemu_instance_execute_async(vm->inst, cmd, a, SNAP_QMP_TIMEOUT_MS, NULL, NULL, NULL);
+	json_object_put(a);
+}
+
+/* The merged node still has the monitor's reference (-blockdev and
+ * blockdev-add nodes do): drop it, its file node and its fds, or the next
+ * merge finds its base with two parents. Best effort. */
 static void dismissed(struct snap_op *op, json_object *ret)
 {
+	struct qv_vm *vm = qv_vm_find(op->d, op->vm);
+	char file[48];
+
+	if (vm && vm->inst && op->merged_node[0]) {
+		snprintf(file, sizeof(file), "%s-file", op->merged_node);
+		fire(vm, "blockdev-del", "node-name", json_object_new_string(op->merged_node));
+		fire(vm, "blockdev-del", "node-name", json_object_new_string(file));
+		fire(vm, "remove-fd", "fdset-id", json_object_new_int64(op->merged_fdset));
+	}
+	op->merged_node[0] = '\0';
 	op->cur++;
 	next_disk(op);
 }
@@ -216,13 +238,15 @@ static void commit(struct snap_op *op, json_object *ret)
 	const struct vm_disk *vd = &vm->spec->disks[dk->index];
 
 	if (snap_live_node(vm, op->tree, dk->index, 0, root, sizeof(root), &fs) < 0 ||
-	    snap_live_node(vm, op->tree, dk->index, d - 1, top, sizeof(top), &fs) < 0 ||
+	    snap_live_node(vm, op->tree, dk->index, d - 1, top, sizeof(top),
+			   &op->merged_fdset) < 0 ||
 	    snap_live_node(vm, op->tree, dk->index, d, base, sizeof(base), &fs) < 0) {
 		json_object_put(a);
 		return snap_op_failf(op, ESTALE, QV_REASON_CONFLICT,
 				     "VM %s: the daemon lost track of QEMU's disk nodes; stop and "
 				     "start the VM, then delete again", op->vm);
 	}
+	snprintf(op->merged_node, sizeof(op->merged_node), "%s", top);
 	/* The device's root: the throttle filter when there is one (qemu/argv.c). */
 	if (vd->io_rbps || vd->io_wbps || vd->io_riops || vd->io_wiops)
 		snprintf(root, sizeof(root), "disk%zu-throttle", dk->index);
@@ -246,10 +270,38 @@ static void commit(struct snap_op *op, json_object *ret)
  * the image above C (its header gets F's name). */
 static void make_writable(struct snap_op *op, json_object *ret);
 
-static void reopened(struct snap_op *op, json_object *ret)
+/* The read-only fds of the reopened image must go: QEMU's image locks live
+ * on their open file description, which the fdset keeps open, and would
+ * refuse the commit its "write" lock. */
+static void on_fdsets(struct snap_op *op, json_object *ret)
 {
+	struct qv_vm *vm = qv_vm_find(op->d, op->vm);
+
+	for (size_t k = 0; ret && k < json_object_array_length(ret); k++) {
+		json_object *set = json_object_array_get_idx(ret, k), *fds;
+		if (qv_snap_int(set, "fdset-id") != op->reopen_fdset ||
+		    !json_object_object_get_ex(set, "fds", &fds))
+			continue;
+		for (size_t j = 0; j < json_object_array_length(fds); j++) {
+			int64_t fd = qv_snap_int(json_object_array_get_idx(fds, j), "fd");
+			json_object *a;
+			if (fd == op->reopen_fd)
+				continue;
+			a = json_object_new_object();
+			json_object_object_add(a, "fdset-id", json_object_new_int64(op->reopen_fdset));
+			json_object_object_add(a, "fd", json_object_new_int64(fd));
+			(void)qemu_instance_execute_async(vm->inst, "remove-fd", a, SNAP_QMP_TIMEOUT_MS,
+							  NULL, NULL, NULL);
+			json_object_put(a);
+		}
+	}
 	op->step++;
 	make_writable(op, NULL);
+}
+
+static void reopened(struct snap_op *op, json_object *ret)
+{
+	snap_qmp(op, "query-fdsets", NULL, NULL, 0, on_fdsets);
 }
 
 static void fd_added(struct snap_op *op, json_object *ret)
@@ -262,6 +314,8 @@ static void fd_added(struct snap_op *op, json_object *ret)
 	json_object *o = json_object_new_object(), *a = json_object_new_object(), *l;
 
 	(void)snap_live_node(vm, op->tree, dk->index, k, node, sizeof(node), &fs);
+	op->reopen_fdset = fs;
+	op->reopen_fd = qv_snap_int(ret, "fd");
 	snprintf(file, sizeof(file), "%s-file", node);
 	snprintf(path, sizeof(path), "/dev/fdset/%" PRId64, fs);
 	json_object_object_add(o, "driver", json_object_new_string("file"));
