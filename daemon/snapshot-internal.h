@@ -54,6 +54,7 @@ struct snap_op {
 	char merged_node[40];   /* delete: the node a merge removed from the chain */
 	int64_t merged_fdset;
 	int64_t reopen_fdset, reopen_fd; /* delete: the read-write fd just added */
+	uint64_t paused_at, paused_ms;   /* when we paused the guest, for how long */
 };
 
 /* --- daemon/vm-snapshot-store.c ------------------------------------------ */

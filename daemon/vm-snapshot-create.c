@@ -108,7 +108,16 @@ static void finish(struct snap_op *op, json_object *ret)
 		 op->n_disks, op->mem_path[0] ? ", memory" : "", qv_now_ms() - op->started_ms);
 	qv_daemon_emit(op->d, op->vm, "snapshot-created",
 		       json_object_new_string(op->name));
-	snap_op_reply(op, snap_entry_json(op->tree, s));
+	json_object *res = snap_entry_json(op->tree, s);
+	/* How long the guest was paused (memory snapshots only). */
+	json_object_object_add(res, "paused_ms", json_object_new_int64((int64_t)op->paused_ms));
+	snap_op_reply(op, res);
+}
+
+static void resumed(struct snap_op *op, json_object *ret)
+{
+	op->paused_ms = qv_now_ms() - op->paused_at;
+	finish(op, NULL);
 }
 
 static void resume(struct snap_op *op, json_object *ret)
@@ -116,7 +125,7 @@ static void resume(struct snap_op *op, json_object *ret)
 	if (!op->paused_by_us || !op->was_running)
 		return finish(op, NULL);
 	op->paused_by_us = false;
-	snap_qmp(op, "cont", NULL, NULL, 0, finish);
+	snap_qmp(op, "cont", NULL, NULL, 0, resumed);
 }
 
 static void poll_migrate(struct snap_op *op, json_object *ret);
@@ -174,8 +183,10 @@ static void transaction(struct snap_op *op, json_object *ret)
 	struct qv_vm *vm = qv_vm_find(op->d, op->vm);
 	json_object *actions = json_object_new_array(), *a;
 
-	if (op->memory)
+	if (op->memory) {
 		op->paused_by_us = true;
+		op->paused_at = qv_now_ms();
+	}
 	for (size_t k = 0; k < op->n_disks; k++) {
 		char top[40];
 		int64_t fdset;

@@ -70,6 +70,8 @@ void snap_delete_finish(struct snap_op *op)
 	json_object_object_add(res, "name", json_object_new_string(op->name));
 	json_object_object_add(res, "vm", json_object_new_string(op->vm));
 	json_object_object_add(res, "merged", json_object_new_boolean(op->n_disks > 0));
+	/* The guest pauses only around each active commit's switch. */
+	json_object_object_add(res, "paused_ms", json_object_new_int64((int64_t)op->paused_ms));
 	snap_op_reply(op, res);
 }
 
@@ -176,6 +178,7 @@ static void concluded(struct snap_op *op, json_object *job)
 		return;
 	if (op->paused_by_us) {
 		op->paused_by_us = false;
+		op->paused_ms += qv_now_ms() - op->paused_at;
 		return op->was_running ? snap_qmp(op, "cont", NULL, NULL, 0, resumed)
 				       : resumed(op, NULL);
 	}
@@ -210,9 +213,10 @@ static void on_jobs(struct snap_op *op, json_object *ret)
 				     op->name);
 	status = qv_snap_str(job, "status");
 	snap_progress(op, qv_snap_int(job, "current-progress"), qv_snap_int(job, "total-progress"));
-	if (streq_ptr(status, "ready")) {
+	if (streq_ptr(status, "ready") && !op->paused_by_us) {
 		/* Active commit caught up: pause, switch, record, resume. */
 		op->paused_by_us = true;
+		op->paused_at = qv_now_ms();
 		return snap_qmp(op, "stop", NULL, NULL, 0, paused);
 	}
 	if (streq_ptr(status, "pending"))
