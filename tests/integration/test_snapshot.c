@@ -8,9 +8,12 @@
  *    block-commit) while it runs: every range keeps its content, also after
  *    a cold boot from the merged image (the VM's original disk);
  *  - a memory snapshot: revert resumes the guest where it was, no boot;
- *  - offline create/delete on a stopped VM (qemu-img merges) and bad input. */
+ *  - offline create/delete on a stopped VM (qemu-img merges) and bad input;
+ *  - a restarted daemon finishes what a killed one left. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -348,4 +351,66 @@ Test(snapshot, offline_and_bad_input)
 	cr_assert_eq(n_snapshots(NULL), 0);
 	char path[512];
 	cr_assert_str_eq(spec_disk_path(path, sizeof(path)), disk);
+}
+
+/* Crash recovery (docs/snapshots.md): a daemon killed while creating a
+ * snapshot leaves a "creating" entry; a finished operation may leave files
+ * to remove. A restarted daemon drops the entry (the chain stays), removes
+ * those files (only inside the VM's snapshot directory) and keeps the rest. */
+Test(snapshot, restart_recovers_cut_operations)
+{
+	char dir[512], stray[600], mem[600], outside[600], db[256];
+	_cleanup_free_ char *text = NULL;
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	json_object *tree, *list, *e, *un;
+	const char *cur;
+
+	QVT_REQUIRE_DAEMON(&D);
+	define_vm(false);
+	snap_ok("snapshot.create", "keep", NULL);
+	cr_assert_eq(qvt_daemon_stop(&D, SIGKILL), 0);
+
+	snprintf(dir, sizeof(dir), "%s/images/.snapshots/%s", D.state_dir, VM);
+	snprintf(stray, sizeof(stray), "%s/ov99-d0.qcow2", dir);
+	snprintf(mem, sizeof(mem), "%s/mem98.state", dir);
+	snprintf(outside, sizeof(outside), "%s/outside.img", D.dir);
+	const char *files[] = { stray, mem, outside };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		close(open(files[i], O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	snprintf(db, sizeof(db), "%s/qvisor.db", D.state_dir);
+	cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(h, "SELECT tree_json FROM snapshot_trees WHERE vm = ?1", -1,
+					&st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, VM, -1, SQLITE_STATIC);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	tree = json_tokener_parse((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	cr_assert_not_null(tree);
+	cr_assert(json_object_object_get_ex(tree, "snapshots", &list));
+	e = json_tokener_parse("{\"name\": \"cut\", \"parent\": \"keep\", \"state\": \"creating\", "
+			       "\"created_at\": 1, \"disks\": []}");
+	json_object_object_add(e, "memory", json_object_new_string(mem));
+	json_object_array_add(list, e);
+	un = json_object_new_array();
+	json_object_array_add(un, json_object_new_string(stray));
+	json_object_array_add(un, json_object_new_string(outside)); /* never removed */
+	json_object_object_add(tree, "unlink", un);
+	cr_assert_eq(sqlite3_prepare_v2(h, "UPDATE snapshot_trees SET tree_json = ?1 WHERE vm = ?2",
+					-1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, json_object_to_json_string(tree), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, VM, -1, SQLITE_STATIC);
+	cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	json_object_put(tree);
+
+	cr_assert_eq(qvt_daemon_start(&D), 0);
+	cr_assert_eq(n_snapshots(&cur), 1, "the cut snapshot must be dropped");
+	cr_assert_str_eq(cur, "keep");
+	cr_assert_neq(access(stray, F_OK), 0, "a file of the unlink list survived");
+	cr_assert_neq(access(mem, F_OK), 0, "the cut snapshot's memory file survived");
+	cr_assert_eq(access(outside, F_OK), 0, "a file outside the snapshot dir was removed");
+	snap_ok("snapshot.delete", "keep", NULL);
+	cr_assert_eq(n_snapshots(NULL), 0);
 }
