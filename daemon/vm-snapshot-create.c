@@ -104,8 +104,9 @@ static void finish(struct snap_op *op, json_object *ret)
 	qv_snap_set_str(op->tree, "current", op->name);
 	if (snap_tree_save(vm, op->tree, false, &err) < 0)
 		return snap_op_fail(op, &err);
-	log_info("VM %s: snapshot %s created (%zu disk(s)%s) in %" PRIu64 " ms", op->vm, op->name,
-		 op->n_disks, op->mem_path[0] ? ", memory" : "", qv_now_ms() - op->started_ms);
+	log_info("VM %s: snapshot %s created (%zu disk(s)%s) in %" PRIu64 " ms, guest paused %"
+		 PRIu64 " ms", op->vm, op->name, op->n_disks, op->mem_path[0] ? ", memory" : "",
+		 qv_now_ms() - op->started_ms, op->paused_ms);
 	qv_daemon_emit(op->d, op->vm, "snapshot-created",
 		       json_object_new_string(op->name));
 	json_object *res = snap_entry_json(op->tree, s);

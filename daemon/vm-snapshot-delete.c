@@ -63,8 +63,8 @@ void snap_delete_finish(struct snap_op *op)
 		return snap_op_fail(op, &err);
 	snap_unlink_pending(vm, op->tree);
 	(void)snap_tree_save(vm, op->tree, false, NULL);
-	log_info("VM %s: snapshot %s deleted in %" PRIu64 " ms", op->vm, op->name,
-		 qv_now_ms() - op->started_ms);
+	log_info("VM %s: snapshot %s deleted in %" PRIu64 " ms, guest paused %" PRIu64 " ms",
+		 op->vm, op->name, qv_now_ms() - op->started_ms, op->paused_ms);
 	qv_daemon_emit(op->d, op->vm, "snapshot-deleted", json_object_new_string(op->name));
 	json_object *res = json_object_new_object();
 	json_object_object_add(res, "name", json_object_new_string(op->name));
