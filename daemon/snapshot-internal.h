@@ -55,6 +55,8 @@ struct snap_op {
 	int64_t merged_fdset;
 	int64_t reopen_fdset, reopen_fd; /* delete: the read-write fd just added */
 	uint64_t paused_at, paused_ms;   /* when we paused the guest, for how long */
+	snap_step_fn mig_done;           /* snap_migrate_fd() */
+	const char *mig_what;
 };
 
 /* --- daemon/vm-snapshot-store.c ------------------------------------------ */
@@ -94,6 +96,13 @@ void snap_qmp(struct snap_op *op, const char *command, json_object *args, const 
 /* Call next after ms on the loop. */
 void snap_later(struct snap_op *op, uint64_t ms, snap_step_fn next);
 void snap_progress(struct snap_op *op, int64_t done, int64_t total);
+/* QEMU's name for the memory state file's fd (getfd). */
+#define SNAP_MEM_FDNAME "qvsnapmem"
+/* "migrate" or "migrate-incoming" with the fd named SNAP_MEM_FDNAME, then
+ * poll query-migrate (progress notifications) until it completes: done(op),
+ * or the op fails with "<what> failed: <QEMU's reason>". */
+void snap_migrate_fd(struct snap_op *op, const char *command, const char *what,
+		     snap_step_fn done);
 /* Answer and free. fail: undo is the kind's cleanup (may be NULL). */
 void snap_op_reply(struct snap_op *op, json_object *result);
 void snap_op_fail(struct snap_op *op, const struct qv_error *err);

@@ -129,37 +129,9 @@ static void resume(struct snap_op *op, json_object *ret)
 	snap_qmp(op, "cont", NULL, NULL, 0, resumed);
 }
 
-static void poll_migrate(struct snap_op *op, json_object *ret);
-
-static void on_query_migrate(struct snap_op *op, json_object *ret)
-{
-	const char *status = qv_snap_str(ret, "status");
-	json_object *ram;
-
-	if (json_object_object_get_ex(ret, "ram", &ram))
-		snap_progress(op, qv_snap_int(ram, "transferred"), qv_snap_int(ram, "total"));
-	if (streq_ptr(status, "completed"))
-		return resume(op, NULL);
-	if (streq_ptr(status, "failed") || streq_ptr(status, "cancelled"))
-		return snap_op_failf(op, EIO, QV_REASON_QEMU_ERROR,
-				     "VM %s: saving the memory state failed: %s", op->vm,
-				     qv_snap_str(ret, "error-desc") ? qv_snap_str(ret, "error-desc")
-								    : status);
-	snap_later(op, SNAP_POLL_MS, poll_migrate);
-}
-
-static void poll_migrate(struct snap_op *op, json_object *ret)
-{
-	snap_qmp(op, "query-migrate", NULL, NULL, 0, on_query_migrate);
-}
-
 static void save_memory(struct snap_op *op, json_object *ret)
 {
-	json_object *a = json_object_new_object();
-
-	json_object_object_add(a, "uri", json_object_new_string("fd:qvsnapmem"));
-	snap_qmp(op, "migrate", a, NULL, 0, poll_migrate);
-	json_object_put(a);
+	snap_migrate_fd(op, "migrate", "saving the memory state", resume);
 }
 
 static void switched(struct snap_op *op, json_object *ret)
@@ -174,7 +146,7 @@ static void switched(struct snap_op *op, json_object *ret)
 	if (!op->memory)
 		return finish(op, NULL);
 	json_object *a = json_object_new_object();
-	json_object_object_add(a, "fdname", json_object_new_string("qvsnapmem"));
+	json_object_object_add(a, "fdname", json_object_new_string(SNAP_MEM_FDNAME));
 	snap_qmp(op, "getfd", a, &op->mem_fd, 1, save_memory);
 	json_object_put(a);
 }

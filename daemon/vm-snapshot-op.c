@@ -258,3 +258,39 @@ json_object *snap_entry_json(json_object *tree, json_object *s)
 	json_object_object_add(o, "size", json_object_new_int64(total));
 	return o;
 }
+
+/* --- a migration to or from the memory state file ------------------------ */
+
+static void poll_migration(struct snap_op *op, json_object *ret);
+
+static void on_query_migrate(struct snap_op *op, json_object *ret)
+{
+	const char *status = qv_snap_str(ret, "status"), *desc = qv_snap_str(ret, "error-desc");
+	json_object *ram;
+
+	if (json_object_object_get_ex(ret, "ram", &ram))
+		snap_progress(op, qv_snap_int(ram, "transferred"), qv_snap_int(ram, "total"));
+	if (streq_ptr(status, "completed"))
+		return op->mig_done(op, NULL);
+	if (streq_ptr(status, "failed") || streq_ptr(status, "cancelled"))
+		return snap_op_failf(op, EIO, QV_REASON_QEMU_ERROR, "VM %s: %s failed: %s", op->vm,
+				     op->mig_what, desc ? desc : status);
+	snap_later(op, SNAP_POLL_MS, poll_migration);
+}
+
+static void poll_migration(struct snap_op *op, json_object *ret)
+{
+	snap_qmp(op, "query-migrate", NULL, NULL, 0, on_query_migrate);
+}
+
+void snap_migrate_fd(struct snap_op *op, const char *command, const char *what,
+		     snap_step_fn done)
+{
+	json_object *a = json_object_new_object();
+
+	op->mig_done = done;
+	op->mig_what = what;
+	json_object_object_add(a, "uri", json_object_new_string("fd:" SNAP_MEM_FDNAME));
+	snap_qmp(op, command, a, NULL, 0, poll_migration);
+	json_object_put(a);
+}

@@ -46,36 +46,17 @@ static void done(struct snap_op *op, json_object *ret)
 	snap_op_reply(op, res);
 }
 
-static void poll_incoming(struct snap_op *op, json_object *ret);
-
-static void on_query_migrate(struct snap_op *op, json_object *ret)
+static void loaded(struct snap_op *op, json_object *ret)
 {
-	const char *status = qv_snap_str(ret, "status");
-
-	if (streq_ptr(status, "completed"))
-		return streq_ptr(qv_snap_str(target(op), "vm_state"), "running")
-			       ? snap_qmp(op, "cont", NULL, NULL, 0, done) : done(op, NULL);
-	if (streq_ptr(status, "failed") || streq_ptr(status, "cancelled"))
-		return snap_op_failf(op, EIO, QV_REASON_QEMU_ERROR,
-				     "VM %s: loading the memory state of snapshot %s failed: %s "
-				     "(the disks are reverted; stop and start the VM to boot them)",
-				     op->vm, op->name, qv_snap_str(ret, "error-desc") ?
-				     qv_snap_str(ret, "error-desc") : status);
-	snap_later(op, SNAP_POLL_MS, poll_incoming);
-}
-
-static void poll_incoming(struct snap_op *op, json_object *ret)
-{
-	snap_qmp(op, "query-migrate", NULL, NULL, 0, on_query_migrate);
+	if (streq_ptr(qv_snap_str(target(op), "vm_state"), "running"))
+		return snap_qmp(op, "cont", NULL, NULL, 0, done);
+	done(op, NULL);
 }
 
 static void load_memory(struct snap_op *op, json_object *ret)
 {
-	json_object *a = json_object_new_object();
-
-	json_object_object_add(a, "uri", json_object_new_string("fd:qvsnapmem"));
-	snap_qmp(op, "migrate-incoming", a, NULL, 0, poll_incoming);
-	json_object_put(a);
+	snap_migrate_fd(op, "migrate-incoming", "loading the memory state (the disks are "
+			"reverted; stop and start the VM to boot them)", loaded);
 }
 
 static void on_started(struct qv_vm *vm, int error, const struct qv_error *errp, void *ud)
@@ -90,7 +71,7 @@ static void on_started(struct qv_vm *vm, int error, const struct qv_error *errp,
 	if (!op->memory)
 		return done(op, NULL);
 	json_object *a = json_object_new_object();
-	json_object_object_add(a, "fdname", json_object_new_string("qvsnapmem"));
+	json_object_object_add(a, "fdname", json_object_new_string(SNAP_MEM_FDNAME));
 	snap_qmp(op, "getfd", a, &op->mem_fd, 1, load_memory);
 	json_object_put(a);
 }
