@@ -67,6 +67,8 @@ json_object *snap_tree_load(struct qv_vm *vm, struct qv_error *errp);
 int snap_tree_save(struct qv_vm *vm, json_object *tree, bool with_spec, struct qv_error *errp);
 /* "<state_dir>/images/.snapshots/<vm>" (created on demand with mkdir_p). */
 int snap_dir(struct qv_vm *vm, char *buf, size_t size, bool create);
+/* The next sequence number no file in dir uses (ov<N>-d<i>, mem<N>). */
+int64_t snap_fresh_seq(json_object *tree, const char *dir);
 /* Is path inside the VM's snapshot directory? */
 bool snap_is_ours(struct qv_vm *vm, const char *path);
 /* Remove the files of tree's "unlink" list that are ours, then clear it. */

@@ -299,7 +299,7 @@ static int check_create(struct qv_vm *vm, json_object *tree, const char *name, b
 static int prepare(struct qv_vm *vm, struct snap_op *op, struct qv_error *errp)
 {
 	char dir[PATH_MAX];
-	int64_t seq = qv_snap_next_seq(op->tree);
+	int64_t seq;
 	json_object *s = json_object_new_object(), *disks = json_object_new_array();
 	int r;
 
@@ -314,6 +314,7 @@ static int prepare(struct qv_vm *vm, struct snap_op *op, struct qv_error *errp)
 	if ((r = snap_dir(vm, dir, sizeof(dir), true)) < 0)
 		return qv_error_set(errp, r, QV_REASON_IO_ERROR, "cannot create %s: %s", dir,
 				    strerror(-r));
+	seq = snap_fresh_seq(op->tree, dir);
 	for (size_t i = 0; i < vm->spec->n_disks; i++)
 		if (!vm->spec->disks[i].readonly && (r = make_overlay(vm, op, i, dir, seq, disks,
 								      errp)) < 0)

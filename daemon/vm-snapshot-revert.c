@@ -81,11 +81,12 @@ static int new_overlays(struct qv_vm *vm, struct snap_op *op, json_object *s,
 {
 	json_object *disks;
 	char dir[PATH_MAX];
-	int64_t seq = qv_snap_next_seq(op->tree);
+	int64_t seq;
 	int r;
 
 	if ((r = snap_dir(vm, dir, sizeof(dir), true)) < 0)
 		return qv_error_set(errp, r, QV_REASON_IO_ERROR, "cannot create %s", dir);
+	seq = snap_fresh_seq(op->tree, dir);
 	json_object_object_get_ex(s, "disks", &disks);
 	for (size_t k = 0; k < json_object_array_length(disks) && k < SNAP_MAX_DISKS; k++) {
 		json_object *e = json_object_array_get_idx(disks, k);

@@ -2,6 +2,7 @@
 /* Snapshot trees: load/save through the state store, the snapshot
  * directory, the live QEMU node names, and crash recovery at start. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 
 #include "common/json.h"
@@ -89,6 +90,24 @@ int snap_dir(struct qv_vm *vm, char *buf, size_t size, bool create)
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+int64_t snap_fresh_seq(json_object *tree, const char *dir)
+{
+	char p[PATH_MAX];
+
+	for (;;) {
+		int64_t seq = qv_snap_next_seq(tree);
+		bool used = false;
+		/* Files of an earlier VM of the same name (undefine leaves them). */
+		for (size_t i = 0; i < SNAP_MAX_DISKS && !used; i++) {
+			snprintf(p, sizeof(p), "%s/ov%" PRId64 "-d%zu.qcow2", dir, seq, i);
+			used = access(p, F_OK) == 0;
+		}
+		snprintf(p, sizeof(p), "%s/mem%" PRId64 ".state", dir, seq);
+		if (!used && access(p, F_OK) != 0)
+			return seq;
+	}
 }
 
 bool snap_is_ours(struct qv_vm *vm, const char *path)
