@@ -181,12 +181,14 @@ static void stop_vm(void)
 	cr_assert_fail("VM did not stop");
 }
 
-/* The three ranges the first test writes read back as written. */
-static void check_ranges(qvt_ctl *g, const char *a, const char *c, const char *d)
+/* The ranges the first test writes read back as written. */
+static void check_ranges(qvt_ctl *g, const char *a, const char *c, const char *d,
+			 const char *e, const char *f)
 {
 	static const char *const cmds[] = { "blkread /dev/vda 0 4", "blkread /dev/vda 8 16",
-					    "blkread /dev/vda 32 4" };
-	const char *want[] = { a, c, d };
+					    "blkread /dev/vda 32 4", "blkread /dev/vda 40 2",
+					    "blkread /dev/vda 48 2" };
+	const char *want[] = { a, c, d, e, f };
 	char v[64];
 
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
@@ -197,7 +199,7 @@ static void check_ranges(qvt_ctl *g, const char *a, const char *c, const char *d
 
 Test(snapshot, revert_restores_and_live_delete_keeps_data)
 {
-	char a[64], b[64], c[64], d[64], v[64], path[512];
+	char a[64], b[64], c[64], d[64], e[64], f[64], v[64], path[512];
 	const char *cur;
 	qvt_ctl *g;
 	pid_t pid;
@@ -237,25 +239,34 @@ Test(snapshot, revert_restores_and_live_delete_keeps_data)
 	cr_assert_str_eq(cur, "s2");
 	ctl(g, "blkwrite /dev/vda 32 4 seedD", d, sizeof(d));
 
-	/* Merge s2 (the active image into s2's), then s1 (into the original
-	 * disk), both while the guest runs. */
+	/* Two more points, then merge them all away while the guest runs:
+	 * s2 is an inner image (block-commit of s3's image into s2's, the
+	 * header of s4's image rewritten), s3 the next inner one, s4 and s1
+	 * active commits (the last one into the original disk). */
+	snap_ok("snapshot.create", "s3", NULL);
+	ctl(g, "blkwrite /dev/vda 40 2 seedE", e, sizeof(e));
+	snap_ok("snapshot.create", "s4", NULL);
+	ctl(g, "blkwrite /dev/vda 48 2 seedF", f, sizeof(f));
 	snap_ok("snapshot.delete", "s2", NULL);
+	cr_assert_eq(n_snapshots(&cur), 3);
+	cr_assert_str_eq(cur, "s4");
+	snap_ok("snapshot.delete", "s3", NULL);
 	ctl(g, "ping", v, sizeof(v));
+	snap_ok("snapshot.delete", "s4", NULL);
 	cr_assert_eq(n_snapshots(&cur), 1);
 	cr_assert_str_eq(cur, "s1");
-	ctl(g, "blkwrite /dev/vda 40 2 seedE", v, sizeof(v));
 	snap_ok("snapshot.delete", "s1", NULL);
 	cr_assert_eq(n_snapshots(&cur), 0);
 	cr_assert_str_eq(spec_disk_path(path, sizeof(path)), disk,
 			 "after merging everything the VM runs on its original disk");
-	check_ranges(g, a, c, d);
+	check_ranges(g, a, c, d, e, f);
 
 	/* A cold boot from the merged original disk reads the same. */
 	qvt_ctl_close(g);
 	stop_vm();
 	json_object_put(qvt_call_name(&D, "vm.start", VM, NULL));
 	g = ctl_open();
-	check_ranges(g, a, c, d);
+	check_ranges(g, a, c, d, e, f);
 	qvt_ctl_close(g);
 }
 
