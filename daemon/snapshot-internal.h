@@ -84,6 +84,9 @@ int snap_live_drop(struct qv_vm *vm, json_object *tree, size_t i, size_t k);
 int snap_live_push(struct qv_vm *vm, json_object *tree, size_t i, const char *node,
 		   int64_t fdset);
 void snap_live_invalidate(json_object *tree);
+/* daemon/vm-snapshot-recover.c: resolve snapshot snap's "merge" marker
+ * (asynchronously when vm's QEMU runs). */
+void snap_recover_merge(struct qv_vm *vm, const char *snap);
 
 /* --- daemon/vm-snapshot-op.c --------------------------------------------- */
 /* A new operation on vm (refused with conflict when one runs). */

@@ -98,6 +98,7 @@ int snap_delete_record(struct snap_op *op, struct qv_vm *vm, struct snap_disk *d
 	const char *c = snap_delete_child_path(op, vm, dk->index);
 	struct qv_error err = {};
 
+	json_object_object_del(target(op), "merge");
 	snap_add_unlink(op->tree, c);
 	if (x && json_object_object_get_ex(x, "disks", &disks)) {
 		for (size_t k = 0; k < json_object_array_length(disks); k++) {
@@ -214,7 +215,20 @@ static void on_jobs(struct snap_op *op, json_object *ret)
 	status = qv_snap_str(job, "status");
 	snap_progress(op, qv_snap_int(job, "current-progress"), qv_snap_int(job, "total-progress"));
 	if (streq_ptr(status, "ready") && !op->paused_by_us) {
-		/* Active commit caught up: pause, switch, record, resume. */
+		/* Active commit caught up: pause, switch, record, resume. The
+		 * marker tells a restarted daemon which node the switch
+		 * removes (daemon/vm-snapshot-recover.c). */
+		struct qv_vm *vm = qv_vm_find(op->d, op->vm);
+		json_object *m = json_object_new_object();
+		struct qv_error err = {};
+		json_object_object_add(m, "disk", json_object_new_int64((int64_t)op->disks[op->cur].index));
+		json_object_object_add(m, "node", json_object_new_string(op->merged_node));
+		json_object_object_add(m, "path", json_object_new_string(op->disks[op->cur].path));
+		json_object_object_add(m, "format", json_object_new_string(op->disks[op->cur].node));
+		json_object_object_add(m, "paused", json_object_new_boolean(op->was_running));
+		json_object_object_add(target(op), "merge", m);
+		if (snap_tree_save(vm, op->tree, false, &err) < 0)
+			return snap_op_fail(op, &err);
 		op->paused_by_us = true;
 		op->paused_at = qv_now_ms();
 		return snap_qmp(op, "stop", NULL, NULL, 0, paused);

@@ -296,6 +296,8 @@ bool qv_snapshot_owns_file(struct qv_vm *vm, const char *real)
  *    commit only copies the upper image's data into the lower one), the
  *    snapshot's own point is gone; it stays listed as "deleting" and
  *    `snapshot delete` runs the merge again.
+ *    A "merge" marker (an active commit cut around its switch) is resolved
+ *    with QEMU's help: daemon/vm-snapshot-recover.c.
  *  - an "unlink" list: files a finished operation had still to remove. */
 static void recover_vm(struct qv_vm *vm)
 {
@@ -312,6 +314,11 @@ static void recover_vm(struct qv_vm *vm)
 	for (size_t i = json_object_array_length(list); i-- > 0;) {
 		json_object *s = json_object_array_get_idx(list, i);
 		const char *name = qv_snap_str(s, "name");
+		if (streq(qv_snap_str(s, "state"), "deleting") && vm->inst) {
+			/* An inner merge may have switched QEMU's chain. */
+			snap_live_invalidate(t);
+			changed = true;
+		}
 		if (!streq(qv_snap_str(s, "state"), "creating"))
 			continue;
 		log_warning("VM %s: snapshot %s was cut by a daemon restart while being created; "
@@ -329,6 +336,13 @@ static void recover_vm(struct qv_vm *vm)
 	}
 	if (changed && snap_tree_save(vm, t, false, &err) < 0)
 		log_warning("%s, ignoring", err.message);
+	/* After the save above: the merge recovery writes the tree itself. */
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *s = json_object_array_get_idx(list, i), *m;
+		if (streq(qv_snap_str(s, "state"), "deleting") &&
+		    json_object_object_get_ex(s, "merge", &m) && m)
+			snap_recover_merge(vm, qv_snap_str(s, "name"));
+	}
 }
 
 void qv_snapshot_recover(struct qv_daemon *d)

@@ -110,7 +110,7 @@ static void snap_ok(const char *method, const char *snap, const char *extra)
 		     err.message, err.reason);
 }
 
-static json_object *list(void)
+static json_object *snap_list(void)
 {
 	struct qv_error err = {};
 	json_object *r;
@@ -123,7 +123,7 @@ static json_object *list(void)
 static size_t n_snapshots(const char **ret_current)
 {
 	static char cur[64];
-	json_object *r = list(), *a, *c;
+	json_object *r = snap_list(), *a, *c;
 	size_t n;
 
 	cr_assert(json_object_object_get_ex(r, "snapshots", &a));
@@ -371,14 +371,16 @@ Test(snapshot, offline_and_bad_input)
 /* Crash recovery (docs/snapshots.md): a daemon killed while creating a
  * snapshot leaves a "creating" entry; a finished operation may leave files
  * to remove. A restarted daemon drops the entry (the chain stays), removes
- * those files (only inside the VM's snapshot directory) and keeps the rest. */
+ * those files (only inside the VM's snapshot directory), resolves a merge
+ * cut around its switch, and keeps the rest. */
 Test(snapshot, restart_recovers_cut_operations)
 {
 	char dir[512], stray[600], mem[600], outside[600], db[256];
 	_cleanup_free_ char *text = NULL;
 	sqlite3 *h;
 	sqlite3_stmt *st;
-	json_object *tree, *list, *e, *un;
+	json_object *tree, *list, *e, *un, *r;
+	struct qv_error err = {};
 	const char *cur;
 
 	QVT_REQUIRE_DAEMON(&D);
@@ -407,6 +409,12 @@ Test(snapshot, restart_recovers_cut_operations)
 			       "\"created_at\": 1, \"disks\": []}");
 	json_object_object_add(e, "memory", json_object_new_string(mem));
 	json_object_array_add(list, e);
+	/* "keep" was being merged away, cut around the switch. */
+	e = json_object_array_get_idx(list, 0);
+	json_object_object_add(e, "state", json_object_new_string("deleting"));
+	json_object_object_add(e, "merge", json_tokener_parse(
+				       "{\"disk\": 0, \"node\": \"disk0\", \"path\": \"/nonexistent\", "
+				       "\"format\": \"raw\", \"paused\": false}"));
 	un = json_object_new_array();
 	json_object_array_add(un, json_object_new_string(stray));
 	json_object_array_add(un, json_object_new_string(outside)); /* never removed */
@@ -426,6 +434,16 @@ Test(snapshot, restart_recovers_cut_operations)
 	cr_assert_neq(access(stray, F_OK), 0, "a file of the unlink list survived");
 	cr_assert_neq(access(mem, F_OK), 0, "the cut snapshot's memory file survived");
 	cr_assert_eq(access(outside, F_OK), 0, "a file outside the snapshot dir was removed");
+	/* Without QEMU nothing switched: the disk stays, "keep" stays
+	 * "deleting" (not revertable) and a second delete finishes it. */
+	char path[512];
+	cr_assert_str_neq(spec_disk_path(path, sizeof(path)), "/nonexistent");
+	r = snap_list();
+	cr_assert(strstr(json_object_to_json_string(r), "\"state\": \"deleting\""), "%s",
+		  json_object_to_json_string(r));
+	json_object_put(r);
+	cr_assert_lt(snap_call("snapshot.revert", "keep", NULL, NULL, &err), 0);
+	cr_assert_str_eq(err.reason, "conflict");
 	snap_ok("snapshot.delete", "keep", NULL);
 	cr_assert_eq(n_snapshots(NULL), 0);
 }
