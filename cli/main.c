@@ -107,6 +107,13 @@ const struct cli_verb cli_verbs[] = {
 	  "List the cluster inventory: every VM, its owner host and state." },
 	{ "fw set", verb_fw_set, "VM [--nic N] FILE|-",
 	  "Replace a NIC's firewall (its spec \"firewall\" object; null: defaults), live." },
+	{ "snapshot create", verb_snapshot_create, "VM NAME [--memory]",
+	  "Snapshot a VM's disks (and with --memory its RAM and device state), live." },
+	{ "snapshot list", verb_snapshot_list, "VM", "Show a VM's snapshot tree." },
+	{ "snapshot revert", verb_snapshot_revert, "VM NAME",
+	  "Put a VM back to a snapshot (restarts it; resumes it when memory was saved)." },
+	{ "snapshot delete", verb_snapshot_delete, "VM NAME",
+	  "Delete a snapshot, merging its image into the chain while the VM runs." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

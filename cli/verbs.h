@@ -44,6 +44,10 @@ VERB(fw_group);
 VERB(cluster_hosts);
 VERB(cluster_vms);
 VERB(fw_set);
+VERB(snapshot_create);
+VERB(snapshot_list);
+VERB(snapshot_revert);
+VERB(snapshot_delete);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -23,6 +23,7 @@
 #include "daemon/vm-files.h"
 #include "daemon/vm-identity.h"
 #include "daemon/rpc-access.h"
+#include "daemon/snapshot.h"
 
 static void usage(FILE *f)
 {
@@ -168,6 +169,7 @@ static const struct {
 	{ qv_migrate_methods, &qv_migrate_methods_count },
 	{ qv_fw_methods, &qv_fw_methods_count },
 	{ qv_cluster_methods, &qv_cluster_methods_count },
+	{ qv_snapshot_methods, &qv_snapshot_methods_count },
 };
 
 static int run(struct qv_daemon *d)
@@ -239,6 +241,7 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to load VMs from the state store: %m");
 	qv_migrate_registry_load(d); /* resolves migrations cut by a restart; never fatal */
+	qv_snapshot_recover(d); /* finishes snapshot operations cut by a restart; never fatal */
 	r = qv_hostloop_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the resource loop: %m");
@@ -286,6 +289,9 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_fw_methods, qv_fw_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_cluster_methods, qv_cluster_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_snapshot_methods, qv_snapshot_methods_count,
+					      d);
 	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)

@@ -12,6 +12,7 @@ static const char *const read_only[] = {
 	"migrate.status",
 	"fw.show", "fw.group.list", "fw.group.show",
 	"cluster.hosts", "cluster.vms",
+	"snapshot.list",
 };
 
 bool qv_rpc_method_is_read_only(const char *method)

@@ -79,6 +79,11 @@ static const char *const migration_steps[] = {
 	"  spec_json TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL);",
+	/* 5 -> 6: a VM's snapshot tree, one JSON document (storage/snapshot.h) */
+	"CREATE TABLE snapshot_trees ("
+	"  vm TEXT PRIMARY KEY NOT NULL REFERENCES vms(name) ON DELETE CASCADE ON UPDATE CASCADE,"
+	"  tree_json TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL);",
 };
 
 _Static_assert(ARRAY_SIZE(migration_steps) == QV_STATE_SCHEMA_VERSION,

@@ -30,7 +30,7 @@
 typedef struct qv_state qv_state;
 
 /* Schema version this code writes. */
-#define QV_STATE_SCHEMA_VERSION 5
+#define QV_STATE_SCHEMA_VERSION 6
 
 int qv_state_open(const char *state_dir, qv_state **ret_state, struct qv_error *errp);
 /* For tests and tooling: migrate only up to target_version (<= latest). */

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "daemon/hooks.h"
+#include "daemon/snapshot.h"
 #include "daemon/vm-files-internal.h"
 #include "storage/qcow2-refs.h"
 
@@ -52,7 +53,10 @@ static int open_backing(struct qv_vm *vm, const char *image, const char *name, i
 	else
 		snprintf(joined, sizeof(joined), "%s/%s", dirname(dir), name);
 	n = strlen(pool);
-	if (!realpath(joined, real) || strncmp(real, pool, n) != 0 || real[n] != '/')
+	/* Outside the pool: only an image of the VM's own snapshot tree
+	 * (daemon/vm-snapshot-store.c), e.g. its original disk. */
+	if (!realpath(joined, real) ||
+	    ((strncmp(real, pool, n) != 0 || real[n] != '/') && !qv_snapshot_owns_file(vm, real)))
 		return BAD(errp, "%s names backing \"%.200s\", which is not an image of the pool %s",
 			   image, name, pool);
 	if (written_by_a_vm(vm->d, real))

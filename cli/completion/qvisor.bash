@@ -127,6 +127,8 @@ _qvisor()
 		((argn == 1)) && COMPREPLY=($(compgen -W "define undefine list show" -- "$cur")) ;;
 	help)
 		COMPREPLY=($(compgen -W "$(_qvisor_verbs | cut -d' ' -f1 | sort -u)" -- "$cur")) ;;
+	"snapshot create" | "snapshot list" | "snapshot revert" | "snapshot delete")
+		((argn == 1)) && COMPREPLY=($(compgen -W "$(_qvisor_names list --all)" -- "$cur")) ;;
 	esac
 }
 complete -F _qvisor qvisor
