@@ -238,6 +238,7 @@ Test(migrate, link_down_deadline_source_keeps_running)
 	assert_source_running();
 	/* The coordinator tears the destination down: by token only (a
 	 * stale or missing one is refused and tears nothing down). */
+	qv_error_clear(&err);
 	cr_assert_lt(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err, "{\"name\": \"%s\"}", VM),
 		     0, "a destination cancel without a token was accepted");
 	cr_assert_str_eq(err.reason, "invalid-argument", "%s", err.message);
