@@ -250,10 +250,14 @@ int qv_image_disk_key(struct qv_daemon *d, const char *path, int fd,
 		return r;
 	const char *pool = st ? qv_pool_dir(st->pool) : NULL;
 	size_t n = pool ? strlen(pool) : 0;
-	const char *base = realpath(path, real) ? real + n + 1 : NULL;
-	const char *dot = base ? strrchr(base, '.') : NULL;
-	if (!pool || !base || strncmp(real, pool, n) != 0 || real[n] != '/' || !dot ||
-	    !streq(dot, ".qcow2") || (size_t)(dot - base) > QV_IMAGE_NAME_MAX)
+	const char *base = NULL, *dot = NULL;
+	/* <pool>/<name>.qcow2, after resolving links */
+	if (pool && realpath(path, real) && strncmp(real, pool, n) == 0 && real[n] == '/') {
+		base = real + n + 1;
+		dot = strrchr(base, '.');
+	}
+	if (!base || !dot || strchr(base, '/') || !streq(dot, ".qcow2") ||
+	    (size_t)(dot - base) > QV_IMAGE_NAME_MAX)
 		return qv_error_set(errp, ENOKEY, QV_REASON_INVALID_ARGUMENT,
 				    "disk %s is encrypted (LUKS) but is not an image of the pool: "
 				    "import it with its passphrase (qvisor image import "

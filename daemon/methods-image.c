@@ -348,9 +348,11 @@ static int m_create(qv_rpc_call *call, json_object *params, void *ud)
 
 	if (check_params(call, params, keys) < 0 || param_name(call, params, "name", &name) < 0 ||
 	    param_size(call, params, "size", true, &size) < 0 ||
-	    param_bool(call, params, "encrypt", &encrypt) < 0 ||
-	    (encrypt && (fmt = QV_IMAGE_QCOW2, false)) ||
-	    param_format(call, params, &fmt) < 0 || check_no_job(call, st, name) < 0)
+	    param_bool(call, params, "encrypt", &encrypt) < 0)
+		return 0;
+	if (encrypt)
+		fmt = QV_IMAGE_QCOW2; /* the default (and only) format of an encrypted image */
+	if (param_format(call, params, &fmt) < 0 || check_no_job(call, st, name) < 0)
 		return 0;
 	if (size % 512)
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,

@@ -56,6 +56,28 @@ static int keyargs_open(struct keyargs *k, const char *path, const char *secret_
 	return 0;
 }
 
+/* QEMU 7.2 sizes a new keyslot's PBKDF by timing it (qcrypto_pbkdf2_count_iters);
+ * on a heavily loaded host that measurement sometimes fails with "Unable to
+ * get accurate CPU usage". It is transient: try again (at most 3 times).
+ * unlink_on_retry: a partial file qemu-img create left. */
+static int run_pbkdf_retry(char *const argv[], struct keyargs *k, const char *unlink_on_retry,
+			   struct qv_error *errp)
+{
+	int r = 0;
+
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (attempt) {
+			qv_error_clear(errp);
+			if (unlink_on_retry)
+				(void)unlink(unlink_on_retry);
+		}
+		r = qv_qemu_img_run_fds(argv, k->fd, k->n, NULL, errp);
+		if (r >= 0 || !errp || !errp->set || !strstr(errp->message, "accurate CPU usage"))
+			break;
+	}
+	return r;
+}
+
 int qv_image_create_luks(const char *path, uint64_t size, const struct qv_secret *key,
 			 unsigned iter_time_ms, struct qv_error *errp)
 {
@@ -78,7 +100,7 @@ int qv_image_create_luks(const char *path, uint64_t size, const struct qv_secret
 		snprintf(o, sizeof(o), "encrypt.format=luks,encrypt.key-secret=sec0");
 	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "--object", k.obj[0],
 			 "-o", o, (char *)path, sz, NULL };
-	r = qv_qemu_img_run_fds(argv, k.fd, k.n, NULL, errp);
+	r = run_pbkdf_retry(argv, &k, path, errp);
 	keyargs_clear(&k);
 	return r;
 }
@@ -108,7 +130,7 @@ static int amend(const char *path, const struct qv_secret *open_key,
 	if (r >= 0 && (r = keyargs_open(&k, path, "sec0")) >= 0) {
 		char *argv[] = { "qemu-img", "amend", "-q", "--object", k.obj[0], "--object",
 				 k.obj[1], "-o", (char *)opts, "--image-opts", k.image_opts, NULL };
-		r = qv_qemu_img_run_fds(argv, k.fd, k.n, NULL, errp);
+		r = run_pbkdf_retry(argv, &k, NULL, errp);
 	}
 	keyargs_clear(&k);
 	return r;
