@@ -21,6 +21,7 @@
 #include "daemon/vm-files.h"
 #include "daemon/vm-identity.h"
 #include "daemon/rpc-access.h"
+#include "daemon/backup-internal.h"
 
 static void usage(FILE *f)
 {
@@ -266,6 +267,8 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_agent_methods, qv_agent_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_foreign_methods, qv_foreign_methods_count, d);
+	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_backup_methods, qv_backup_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
