@@ -92,6 +92,11 @@ const struct cli_verb cli_verbs[] = {
 	{ "rpc-stdio", verb_rpc_stdio, "",
 	  "Bridge stdin/stdout to the local daemon socket (used by ssh:// URIs)." },
 	{ "help", verb_help, "[VERB]", "Show help for all verbs or one verb." },
+	{ "backup", verb_backup,
+	  "create VM [--full] | status | cancel VM | list [VM] | info ID | verify ID | delete ID | "
+	  "prune [VM] --keep-last N --keep-daily N [--dry-run] | restore ID --to IMAGE [--define NAME] "
+	  "[--store DIR]",
+	  "Back up running VMs (full/incremental), list, verify, prune and restore backups." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

@@ -38,6 +38,7 @@ VERB(drill_run);
 VERB(sim);
 VERB(pki_init);
 VERB(pki_issue);
+VERB(backup);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -137,7 +137,7 @@ static void progress_notify(struct bk_run *r, uint64_t done, uint64_t total)
 	qv_rpc_client *c = qv_rpc_call_client(r->call);
 	json_object *p;
 
-	if (!c || qv_rpc_call_client_gone(r->call))
+	if (!c || !total || qv_rpc_call_client_gone(r->call))
 		return;
 	p = obj2("op_id", jstr(r->id), "phase", jstr(r->phase));
 	json_object_object_add(p, "done", json_object_new_int64((int64_t)done));
