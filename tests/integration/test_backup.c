@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/* backup.* end to end (docs/backup.md): a real qvisord, QEMU (TCG) and the
+ * test guest writing patterns through its control channel (qv.ctl=1) while
+ * it runs; backups, restores into the pool, and guests booted from the
+ * restored images reading the same checksums. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "helpers/guest-ctl.h"
+#include "helpers/guest.h"
+#include "helpers/qvisord.h"
+
+#define BOOT_TIMEOUT_MS 180000
+#define CTL_MS 60000
+#define MIB 4
+
+static struct qvt_daemon D;
+
+static void setup(void)
+{
+	qvt_daemon_fixture_start(&D);
+}
+
+static void teardown(void)
+{
+	qvt_daemon_cleanup(&D);
+}
+
+TestSuite(backup, .init = setup, .fini = teardown, .timeout = 600);
+
+static json_object *callv(struct qv_error *err, const char *method, const char *fmt, va_list ap)
+{
+	char buf[2048];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	json_object *p = json_tokener_parse(buf);
+	cr_assert_not_null(p, "bad test JSON %s", buf);
+	qv_error_clear(err);
+	return qvt_call(&D, method, p, err);
+}
+
+static json_object *must(const char *method, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_object *must(const char *method, const char *fmt, ...)
+{
+	struct qv_error e = {};
+	va_list ap;
+
+	va_start(ap, fmt);
+	json_object *r = callv(&e, method, fmt, ap);
+	va_end(ap);
+	cr_assert_not_null(r, "%s failed: %s (%s)", method, e.message, e.reason);
+	return r;
+}
+
+static const char *str_of(json_object *o, const char *key)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
+}
+
+static void md5_of_cmd(const char *cmd, char out[33])
+{
+	char line[128] = "";
+	FILE *f = popen(cmd, "r");
+
+	cr_assert_not_null(f, "popen %s", cmd);
+	cr_assert_not_null(fgets(line, sizeof(line), f), "no output from %s", cmd);
+	pclose(f);
+	cr_assert_geq(strlen(line), 32, "bad md5sum output %s", line);
+	memcpy(out, line, 32);
+	out[32] = '\0';
+}
+
+static void md5_pattern(const char *seed, char out[33])
+{
+	_cleanup_free_ char *blkpat = qvt_guest_file("bin/blkpat");
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "'%s' '%s' %d | md5sum", blkpat, seed, MIB);
+	md5_of_cmd(cmd, out);
+}
+
+static void md5_range(const char *path, int off_mib, char out[33])
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "dd if='%s' bs=1M skip=%d count=%d status=none | md5sum", path,
+		 off_mib, MIB);
+	md5_of_cmd(cmd, out);
+}
+
+static void md5_zeroes(char out[33])
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "head -c %dM /dev/zero | md5sum", MIB);
+	md5_of_cmd(cmd, out);
+}
+
+/* A qcow2 pool image, a VM "name" using it, started, its control channel. */
+static qvt_ctl *boot_vm(const char *name, const char *image, bool create)
+{
+	char extra[1024];
+	struct qv_error e = {};
+	_cleanup_json_ json_object *info = NULL, *con = NULL;
+
+	if (create)
+		json_object_put(must("image.create", "{\"name\":\"%s\",\"size\":%d,\"format\":\"qcow2\"}",
+				     image, 64 << 20));
+	info = must("image.info", "{\"name\":\"%s\"}", image);
+	snprintf(extra, sizeof(extra),
+		 "{\"cmdline\":\"console=ttyS0 panic=-1 qv.ctl=1\","
+		 "\"disks\":[{\"path\":\"%s\",\"format\":\"%s\"}]}",
+		 str_of(info, "path"), str_of(info, "format"));
+	cr_assert_eq(qvt_define_guest(&D, name, extra, &e), 0, "define %s: %s", name, e.message);
+	json_object_put(must("vm.start", "{\"name\":\"%s\"}", name));
+	con = must("vm.console", "{\"name\":\"%s\"}", name);
+	qvt_ctl *c = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	cr_assert_not_null(c, "VM %s: control channel did not answer", name);
+	return c;
+}
+
+static void ctl(qvt_ctl *c, const char *cmd, char out[33])
+{
+	char v[128];
+
+	cr_assert_eq(qvt_ctl_cmd(c, cmd, CTL_MS, v, sizeof(v)), 0, "guest: %s: %s", cmd, v);
+	if (out)
+		snprintf(out, 33, "%s", v);
+}
+
+static void guest_write(qvt_ctl *c, int off_mib, const char *seed)
+{
+	char cmd[128], got[33], want[33];
+
+	snprintf(cmd, sizeof(cmd), "blkwrite /dev/vda %d %d %s", off_mib, MIB, seed);
+	ctl(c, cmd, got);
+	md5_pattern(seed, want);
+	cr_assert_str_eq(got, want, "guest wrote %s at %d MiB", seed, off_mib);
+}
+
+static json_object *backup(const char *vm, const char *want_kind)
+{
+	json_object *r = must("backup.create", "{\"name\":\"%s\"}", vm);
+
+	cr_assert_str_eq(str_of(r, "kind"), want_kind, "backup %s: kind %s (forced_full: %s)",
+			 str_of(r, "id"), str_of(r, "kind"), str_of(r, "forced_full"));
+	cr_assert_eq(json_object_get_boolean(json_object_object_get(r, "quiesced")), false);
+	cr_assert(strstr(str_of(r, "quiesce_note"), "guest agent"), "quiesce note: %s",
+		  str_of(r, "quiesce_note"));
+	return r;
+}
+
+/* Restore id into pool image `to` and return its path (malloc'd). */
+static char *restore(const char *id, const char *to, const char *define)
+{
+	_cleanup_json_ json_object *r = NULL;
+	char def[128] = "";
+
+	if (define)
+		snprintf(def, sizeof(def), ",\"define\":\"%s\"", define);
+	r = must("backup.restore", "{\"id\":\"%s\",\"to\":\"%s\"%s}", id, to, def);
+	json_object *imgs = json_object_object_get(r, "images");
+	cr_assert_eq(json_object_array_length(imgs), 1);
+	return strdup(json_object_get_string(json_object_array_get_idx(imgs, 0)));
+}
+
+static void expect_range(const char *path, int off, const char *seed_or_zero, bool equal)
+{
+	char got[33], want[33];
+
+	md5_range(path, off, got);
+	if (seed_or_zero)
+		md5_pattern(seed_or_zero, want);
+	else
+		md5_zeroes(want);
+	if (equal)
+		cr_assert_str_eq(got, want, "%s at %d MiB: want %s", path, off,
+				 seed_or_zero ? seed_or_zero : "zeroes");
+	else
+		cr_assert_str_neq(got, want, "%s at %d MiB must not hold %s", path, off, seed_or_zero);
+}
+
+static void stop_vm(const char *name)
+{
+	json_object_put(must("vm.stop", "{\"name\":\"%s\",\"force\":true}", name));
+}
+
+/* A (0), full, B (8), incremental, C (16): the restored chain has A and B,
+ * not C; a VM booted from it (defined by the restore) reads the same. */
+Test(backup, full_incremental_restore_and_boot)
+{
+	char v[33], want[33];
+
+	QVT_REQUIRE_DAEMON(&D);
+	qvt_ctl *c = boot_vm("b", "src", true);
+	guest_write(c, 0, "patA");
+	_cleanup_json_ json_object *full = backup("b", "full");
+	cr_assert(strstr(str_of(full, "forced_full"), "first backup"), "%s",
+		  str_of(full, "forced_full"));
+	guest_write(c, 8, "patB");
+	_cleanup_json_ json_object *inc = backup("b", "incremental");
+	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));
+	guest_write(c, 16, "patC");
+	qvt_ctl_close(c);
+
+	json_object_put(must("backup.verify", "{\"id\":\"%s\"}", str_of(inc, "id")));
+	_cleanup_free_ char *p = restore(str_of(inc, "id"), "rest", "r");
+	expect_range(p, 0, "patA", true);
+	expect_range(p, 8, "patB", true);
+	expect_range(p, 16, "patC", false);
+	expect_range(p, 16, NULL, true);
+	/* the full alone: A, and B not yet */
+	_cleanup_free_ char *pf = restore(str_of(full, "id"), "restfull", NULL);
+	expect_range(pf, 0, "patA", true);
+	expect_range(pf, 8, NULL, true);
+
+	/* Nothing under a final name can be half-written: no partial left. */
+	stop_vm("b");
+	json_object_put(must("vm.start", "{\"name\":\"r\"}"));
+	_cleanup_json_ json_object *con = must("vm.console", "{\"name\":\"r\"}");
+	c = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	cr_assert_not_null(c, "restored VM did not answer");
+	ctl(c, "blkread /dev/vda 0 4", v);
+	md5_pattern("patA", want);
+	cr_assert_str_eq(v, want, "restored VM reads A");
+	ctl(c, "blkread /dev/vda 8 4", v);
+	md5_pattern("patB", want);
+	cr_assert_str_eq(v, want, "restored VM reads B");
+	ctl(c, "blkread /dev/vda 16 4", v);
+	md5_zeroes(want);
+	cr_assert_str_eq(v, want, "restored VM has no C");
+	qvt_ctl_close(c);
+	stop_vm("r");
+}
