@@ -637,8 +637,9 @@ static void decide(struct bk_run *r)
 			return;
 		}
 		if (!dk->has_old) {
-			snprintf(why, sz, "disk %u has no dirty bitmap %s (the image was replaced or "
-				 "the bitmap removed)", dk->idx, r->chain.bitmap);
+			snprintf(why, sz, "disk %u has no dirty bitmap %s: QEMU was killed or crashed "
+				 "before it stored the bitmap in the image (it does at a clean shutdown), "
+				 "or the image was replaced", dk->idx, r->chain.bitmap);
 			return;
 		}
 		if (dk->old_inconsistent) {

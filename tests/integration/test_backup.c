@@ -239,3 +239,72 @@ Test(backup, full_incremental_restore_and_boot)
 	qvt_ctl_close(c);
 	stop_vm("r");
 }
+
+static void wait_state(const char *name, const char *a, const char *b)
+{
+	char st[32];
+
+	for (int i = 0; i < 300; i++) {
+		qvt_vm_state(&D, name, st, sizeof(st));
+		if (streq(st, a) || (b && streq(st, b)))
+			return;
+		qvt_sleep_ms(100);
+	}
+	cr_assert_fail("VM %s never became %s (is %s)", name, a, st);
+}
+
+static qvt_ctl *restart_ctl(const char *name)
+{
+	json_object_put(must("vm.start", "{\"name\":\"%s\"}", name));
+	_cleanup_json_ json_object *con = must("vm.console", "{\"name\":\"%s\"}", name);
+	qvt_ctl *c = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	cr_assert_not_null(c, "VM %s: control channel did not answer", name);
+	return c;
+}
+
+/* The daemon is SIGKILLed between two backups and a write lands while it
+ * is down: the incremental after the restart still has it. QEMU SIGKILLed:
+ * the next backup is full and says why. */
+Test(backup, daemon_kill_keeps_the_chain_qemu_kill_forces_full)
+{
+	QVT_REQUIRE_DAEMON(&D);
+	qvt_ctl *c = boot_vm("k", "ksrc", true);
+	guest_write(c, 0, "kA");
+	_cleanup_json_ json_object *full = backup("k", "full");
+	guest_write(c, 8, "kB");
+	cr_assert_eq(qvt_daemon_stop(&D, SIGKILL), 0);
+	guest_write(c, 16, "kC"); /* nobody watching but QEMU's bitmap */
+	cr_assert_eq(qvt_daemon_start(&D), 0);
+	_cleanup_json_ json_object *inc = backup("k", "incremental");
+	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));
+	_cleanup_free_ char *p = restore(str_of(inc, "id"), "krest", NULL);
+	expect_range(p, 0, "kA", true);
+	expect_range(p, 8, "kB", true);
+	expect_range(p, 16, "kC", true);
+	qvt_ctl_close(c);
+
+	/* A clean QEMU shutdown stores the bitmap in the image; the next QEMU
+	 * loads it and marks it in use there. Killed, it leaves it so. */
+	json_object_put(must("vm.stop", "{\"name\":\"k\"}"));
+	wait_state("k", "stopped", NULL);
+	c = restart_ctl("k");
+	qvt_ctl_close(c);
+	int pid = qvt_vm_pid(&D, "k");
+	cr_assert_gt(pid, 1);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	wait_state("k", "crashed", "stopped");
+	c = restart_ctl("k");
+	guest_write(c, 24, "kD");
+	_cleanup_json_ json_object *after = backup("k", "full");
+	cr_assert(strstr(str_of(after, "forced_full"), "inconsistent"), "forced_full: %s",
+		  str_of(after, "forced_full"));
+	/* and the chain goes on from there */
+	guest_write(c, 32, "kE");
+	_cleanup_json_ json_object *inc2 = backup("k", "incremental");
+	cr_assert_str_eq(str_of(inc2, "parent"), str_of(after, "id"));
+	_cleanup_free_ char *p2 = restore(str_of(inc2, "id"), "krest2", NULL);
+	expect_range(p2, 24, "kD", true);
+	expect_range(p2, 32, "kE", true);
+	qvt_ctl_close(c);
+	stop_vm("k");
+}
