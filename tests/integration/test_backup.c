@@ -58,6 +58,18 @@ static json_object *must(const char *method, const char *fmt, ...)
 	return r;
 }
 
+static json_object *callv_wrap(struct qv_error *err, const char *method, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static json_object *callv_wrap(struct qv_error *err, const char *method, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	json_object *r = callv(err, method, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
 static const char *str_of(json_object *o, const char *key)
 {
 	json_object *v;
@@ -307,4 +319,118 @@ Test(backup, daemon_kill_keeps_the_chain_qemu_kill_forces_full)
 	expect_range(p2, 32, "kE", true);
 	qvt_ctl_close(c);
 	stop_vm("k");
+}
+
+static int dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	cr_assert_not_null(d, "%s", dir);
+	for (struct dirent *de; (de = readdir(d));)
+		if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A store on a 1 MiB tmpfs: the backup fails with no-space, nothing is left
+ * there (not even the partial directory), and the chain in the default
+ * store goes on with an incremental. */
+Test(backup, full_store_fails_cleanly_and_the_chain_stays_usable)
+{
+	char store[128];
+	struct qv_error e = {};
+
+	QVT_REQUIRE_DAEMON(&D);
+	snprintf(store, sizeof(store), "%s/tiny", D.dir);
+	cr_assert_eq(mkdir(store, 0700), 0);
+	if (mount("tmpfs", store, "tmpfs", 0, "size=1m") < 0)
+		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+	qvt_ctl *c = boot_vm("f", "fsrc", true);
+	guest_write(c, 0, "fA");
+	_cleanup_json_ json_object *full = backup("f", "full");
+	guest_write(c, 8, "fB");
+
+	json_object *r = callv_wrap(&e, "backup.create", "{\"name\":\"f\",\"store\":\"%s\"}", store);
+	cr_assert_null(r, "backup into a full store succeeded");
+	cr_assert_str_eq(e.reason, "no-space", "reason %s: %s", e.reason, e.message);
+	cr_assert_eq(dir_entries(store), 0, "the failed backup left files in %s", store);
+	umount2(store, MNT_DETACH);
+
+	_cleanup_json_ json_object *inc = backup("f", "incremental");
+	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));
+	_cleanup_free_ char *p = restore(str_of(inc, "id"), "frest", NULL);
+	expect_range(p, 0, "fA", true);
+	expect_range(p, 8, "fB", true);
+	qvt_ctl_close(c);
+	stop_vm("f");
+}
+
+static bool has_id(json_object *arr, const char *id)
+{
+	for (size_t i = 0; i < json_object_array_length(arr); i++)
+		if (streq(json_object_get_string(json_object_array_get_idx(arr, i)), id))
+			return true;
+	return false;
+}
+
+/* F1 I1 I2 F2 I3: keep-last 2 keeps F2 and I3; keep-last 1 keeps I3 and
+ * the full it needs; the kept backups verify and restore; a corrupted one
+ * fails verification; a backup another needs cannot be deleted. */
+Test(backup, prune_keeps_the_policy_and_what_it_needs)
+{
+	struct qv_error e = {};
+	char ids[5][160];
+
+	QVT_REQUIRE_DAEMON(&D);
+	qvt_ctl *c = boot_vm("p", "psrc", true);
+	for (int i = 0; i < 5; i++) {
+		char seed[16];
+		snprintf(seed, sizeof(seed), "p%d", i);
+		guest_write(c, 4 * i, seed);
+		json_object *b = i == 3 ? must("backup.create", "{\"name\":\"p\",\"full\":true}")
+					: backup("p", i == 0 ? "full" : "incremental");
+		snprintf(ids[i], sizeof(ids[i]), "%s", str_of(b, "id"));
+		json_object_put(b);
+	}
+	qvt_ctl_close(c);
+	stop_vm("p");
+
+	_cleanup_json_ json_object *r1 = must("backup.prune", "{\"vm\":\"p\",\"keep_last\":2}");
+	json_object *kept = json_object_object_get(r1, "kept"), *gone = json_object_object_get(r1, "deleted");
+	cr_assert_eq(json_object_array_length(kept), 2, "%s", json_object_to_json_string(r1));
+	cr_assert(has_id(kept, ids[3]) && has_id(kept, ids[4]));
+	cr_assert_eq(json_object_array_length(gone), 3);
+	_cleanup_json_ json_object *r2 = must("backup.prune", "{\"vm\":\"p\",\"keep_last\":1}");
+	kept = json_object_object_get(r2, "kept");
+	cr_assert_eq(json_object_array_length(kept), 2, "the chain of the kept one stays: %s",
+		     json_object_to_json_string(r2));
+	cr_assert_eq(json_object_array_length(json_object_object_get(r2, "deleted")), 0);
+	_cleanup_json_ json_object *l = must("backup.list", "{\"vm\":\"p\"}");
+	cr_assert_eq(json_object_array_length(json_object_object_get(l, "backups")), 2);
+
+	json_object_put(must("backup.verify", "{\"id\":\"%s\"}", ids[4]));
+	_cleanup_free_ char *p = restore(ids[4], "prest", NULL);
+	expect_range(p, 12, "p3", true);
+	expect_range(p, 16, "p4", true);
+
+	json_object *r = callv_wrap(&e, "backup.delete", "{\"id\":\"%s\"}", ids[3]);
+	cr_assert_null(r);
+	cr_assert_str_eq(e.reason, "conflict", "%s", e.message);
+
+	/* flip one byte of the incremental's file: verify must notice */
+	char path[512];
+	snprintf(path, sizeof(path), "%s/backups/%s/disk0.qcow2", D.state_dir, ids[4]);
+	FILE *f = fopen(path, "r+");
+	cr_assert_not_null(f, "%s", path);
+	fseek(f, 70000, SEEK_SET);
+	int ch = fgetc(f);
+	fseek(f, 70000, SEEK_SET);
+	fputc(ch ^ 0x5a, f);
+	fclose(f);
+	r = callv_wrap(&e, "backup.verify", "{\"id\":\"%s\"}", ids[4]);
+	cr_assert_null(r, "verify missed a corrupted backup");
+	cr_assert_str_eq(e.reason, "io-error", "%s", e.message);
+	cr_assert(strstr(e.message, "checksum"), "%s", e.message);
 }
