@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* One backup of a running VM, as a state machine on the loop
- * (docs/backup.md "How a backup runs"):
+ * (docs/backup.md "How a backup bk_runs"):
  *
  *   query-named-block-nodes   sizes, formats, dirty bitmaps of disk<N>
  *   decide                    incremental, or full and why
@@ -28,63 +28,18 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "daemon/backup-internal.h"
+#include "daemon/backup-run.h"
 #include "qemu/argv.h"
 #include "qemu/qga.h"
 #include "storage/copy.h"
 #include "storage/qemu-img.h"
 
-#define BK_POLL_MS 250
-#define BK_FDSET_BASE 3000
-#define BK_FREEZE_TIMEOUT_MS 10000
 
-struct bk_disk {
-	unsigned idx;
-	char node[16];
-	bool found, qcow2;
-	uint64_t vsize;
-	bool has_old, old_inconsistent;
-	char *stale[8]; /* qvisor-* bitmaps that belong to no chain */
-	size_t n_stale;
-	int fd;         /* target, ours */
-	char file[32];
-	char *error;    /* the job's error */
-	bool concluded;
-	uint64_t cur, total;
-};
+struct bk_run *bk_runs;
 
-struct bk_run {
-	struct bk_run *next;
-	struct qv_daemon *d;
-	char vm[VM_NAME_MAX + 1];
-	qemu_instance *inst;
-	qv_rpc_call *call;
-	char store[PATH_MAX];
-	char id[QV_BACKUP_ID_MAX + 1];
-	char bitmap[QV_BACKUP_ID_MAX + 16];
-	bool want_full, incremental, cancelled, txn_done, agent;
-	const char *phase;
-	struct bk_chain_state chain;
-	bool have_chain;
-	char forced[512];
-	bool quiesced, frozen;
-	char quiesce_note[256];
-	int partial_fd;
-	size_t n;
-	struct bk_disk disks[QV_BACKUP_MAX_DISKS];
-	json_object *spec;
-	int64_t created_ms;
-	struct qv_error err;
-	qv_source *poll;
-	struct qv_backup_meta *meta;
-	char run_dir[PATH_MAX];
-};
-
-static struct bk_run *runs;
-
-static struct bk_run *find_run(const char *vm)
+struct bk_run *bk_find_run(const char *vm)
 {
-	for (struct bk_run *r = runs; r; r = r->next)
+	for (struct bk_run *r = bk_runs; r; r = r->next)
 		if (streq(r->vm, vm))
 			return r;
 	return NULL;
@@ -92,12 +47,12 @@ static struct bk_run *find_run(const char *vm)
 
 bool bk_run_busy(struct qv_daemon *d, const char *vm)
 {
-	return find_run(vm) != NULL;
+	return bk_find_run(vm) != NULL;
 }
 
-static void run_free(struct bk_run *r)
+void bk_run_free(struct bk_run *r)
 {
-	for (struct bk_run **p = &runs; *p; p = &(*p)->next)
+	for (struct bk_run **p = &bk_runs; *p; p = &(*p)->next)
 		if (*p == r) {
 			*p = r->next;
 			break;
@@ -117,7 +72,7 @@ static void run_free(struct bk_run *r)
 	free(r);
 }
 
-static json_object *obj2(const char *k1, json_object *v1, const char *k2, json_object *v2)
+json_object *bk_obj2(const char *k1, json_object *v1, const char *k2, json_object *v2)
 {
 	json_object *o = json_object_new_object();
 
@@ -127,11 +82,6 @@ static json_object *obj2(const char *k1, json_object *v1, const char *k2, json_o
 	return o;
 }
 
-static json_object *jstr(const char *s)
-{
-	return json_object_new_string(s);
-}
-
 static void progress_notify(struct bk_run *r, uint64_t done, uint64_t total)
 {
 	qv_rpc_client *c = qv_rpc_call_client(r->call);
@@ -139,7 +89,7 @@ static void progress_notify(struct bk_run *r, uint64_t done, uint64_t total)
 
 	if (!c || !total || qv_rpc_call_client_gone(r->call))
 		return;
-	p = obj2("op_id", jstr(r->id), "phase", jstr(r->phase));
+	p = bk_obj2("op_id", jstr(r->id), "phase", jstr(r->phase));
 	json_object_object_add(p, "done", json_object_new_int64((int64_t)done));
 	json_object_object_add(p, "total", json_object_new_int64((int64_t)total));
 	(void)qv_rpc_client_notify(c, "progress", p);
@@ -155,10 +105,10 @@ static void fail_done(int error, const struct qv_error *err, void *ud)
 
 	qv_backup_partial_discard(r->store, r->id);
 	log_warning("VM %s: backup %s failed: %s", r->vm, r->id, r->err.message);
-	data = obj2("id", jstr(r->id), "error", jstr(r->err.message));
+	data = bk_obj2("id", jstr(r->id), "error", jstr(r->err.message));
 	qv_daemon_emit(r->d, r->vm, "backup-failed", data);
 	qv_rpc_call_error(r->call, &r->err);
-	run_free(r);
+	bk_run_free(r);
 }
 
 /* Undo what QEMU holds (targets, fdsets, the new bitmap), drop the partial
@@ -175,23 +125,23 @@ static void run_fail(struct bk_run *r)
 	for (size_t i = 0; i < r->n; i++) {
 		snprintf(name, sizeof(name), "qvbk-%zu", i);
 		if (r->txn_done)
-			bk_seq_add(s, "job-dismiss", obj2("id", jstr(name), NULL, NULL), -1, true, NULL,
+			bk_seq_add(s, "job-dismiss", bk_obj2("id", jstr(name), NULL, NULL), -1, true, NULL,
 				   NULL);
 		snprintf(name, sizeof(name), "qvbk-t%zu", i);
-		bk_seq_add(s, "blockdev-del", obj2("node-name", jstr(name), NULL, NULL), -1, true,
+		bk_seq_add(s, "blockdev-del", bk_obj2("node-name", jstr(name), NULL, NULL), -1, true,
 			   NULL, NULL);
 		bk_seq_add(s, "remove-fd",
-			   obj2("fdset-id", json_object_new_int(BK_FDSET_BASE + (int)i), NULL, NULL),
+			   bk_obj2("fdset-id", json_object_new_int(BK_FDSET_BASE + (int)i), NULL, NULL),
 			   -1, true, NULL, NULL);
 		if (r->txn_done && r->disks[i].qcow2)
 			bk_seq_add(s, "block-dirty-bitmap-remove",
-				   obj2("node", jstr(r->disks[i].node), "name", jstr(r->bitmap)), -1,
+				   bk_obj2("node", jstr(r->disks[i].node), "name", jstr(r->bitmap)), -1,
 				   true, NULL, NULL);
 	}
 	bk_seq_run(s, fail_done, r);
 }
 
-static void fail_with(struct bk_run *r, int error, const struct qv_error *err, const char *what)
+void bk_fail_with(struct bk_run *r, int error, const struct qv_error *err, const char *what)
 {
 	if (!r->err.set)
 		qv_error_set(&r->err, error, err && err->set ? err->reason : NULL,
@@ -217,11 +167,11 @@ static void old_removed(int error, const struct qv_error *err, void *ud)
 
 	json_object_object_add(res, "store", jstr(r->store));
 	qv_daemon_emit(r->d, r->vm, "backup-completed",
-		       obj2("id", jstr(r->id), "kind", jstr(r->incremental ? "incremental" : "full")));
+		       bk_obj2("id", jstr(r->id), "kind", jstr(r->incremental ? "incremental" : "full")));
 	log_info("VM %s: backup %s (%s) complete, %" PRIu64 " bytes", r->vm, r->id,
 		 r->incremental ? "incremental" : "full", r->meta->size);
 	qv_rpc_call_reply(r->call, res);
-	run_free(r);
+	bk_run_free(r);
 }
 
 static void finalized(int error, const struct qv_error *err, void *ud)
@@ -232,7 +182,7 @@ static void finalized(int error, const struct qv_error *err, void *ud)
 	int e;
 
 	if (error < 0)
-		return fail_with(r, error, err, "writing the backup store");
+		return bk_fail_with(r, error, err, "writing the backup store");
 	snprintf(st.store, sizeof(st.store), "%s", r->store);
 	snprintf(st.chain, sizeof(st.chain), "%s", r->meta->chain);
 	snprintf(st.last, sizeof(st.last), "%s", r->id);
@@ -247,7 +197,7 @@ static void finalized(int error, const struct qv_error *err, void *ud)
 	for (size_t i = 0; r->have_chain && i < r->n; i++)
 		if (r->disks[i].has_old && r->chain.bitmap[0] && !streq(r->chain.bitmap, r->bitmap))
 			bk_seq_add(s, "block-dirty-bitmap-remove",
-				   obj2("node", jstr(r->disks[i].node), "name", jstr(r->chain.bitmap)),
+				   bk_obj2("node", jstr(r->disks[i].node), "name", jstr(r->chain.bitmap)),
 				   -1, true, NULL, NULL);
 	bk_seq_run(s, old_removed, r);
 }
@@ -320,7 +270,7 @@ static void detached(int error, const struct qv_error *err, void *ud)
 
 	if (error < 0) {
 		r->txn_done = true;
-		return fail_with(r, error, err, "detaching the backup targets");
+		return bk_fail_with(r, error, err, "detaching the backup targets");
 	}
 	r->txn_done = false; /* jobs dismissed, targets gone: only the bitmap is left */
 	for (size_t i = 0; i < r->n; i++)
@@ -341,7 +291,7 @@ static void detached(int error, const struct qv_error *err, void *ud)
 	r->phase = "finalizing";
 	if ((e = build_meta(r)) < 0 || (e = bk_work_start(r->d, finalize_work, finalized, r)) < 0) {
 		r->txn_done = true;
-		return fail_with(r, e, NULL, "finalizing");
+		return bk_fail_with(r, e, NULL, "finalizing");
 	}
 }
 
@@ -351,15 +301,15 @@ static void detach(struct bk_run *r)
 	char name[32];
 
 	if (!s)
-		return fail_with(r, -ENOMEM, NULL, "detaching");
+		return bk_fail_with(r, -ENOMEM, NULL, "detaching");
 	for (size_t i = 0; i < r->n; i++) {
 		snprintf(name, sizeof(name), "qvbk-%zu", i);
-		bk_seq_add(s, "job-dismiss", obj2("id", jstr(name), NULL, NULL), -1, true, NULL, NULL);
+		bk_seq_add(s, "job-dismiss", bk_obj2("id", jstr(name), NULL, NULL), -1, true, NULL, NULL);
 		snprintf(name, sizeof(name), "qvbk-t%zu", i);
-		bk_seq_add(s, "blockdev-del", obj2("node-name", jstr(name), NULL, NULL), -1, false,
+		bk_seq_add(s, "blockdev-del", bk_obj2("node-name", jstr(name), NULL, NULL), -1, false,
 			   NULL, NULL);
 		bk_seq_add(s, "remove-fd",
-			   obj2("fdset-id", json_object_new_int(BK_FDSET_BASE + (int)i), NULL, NULL),
+			   bk_obj2("fdset-id", json_object_new_int(BK_FDSET_BASE + (int)i), NULL, NULL),
 			   -1, true, NULL, NULL);
 	}
 	r->phase = "detaching";
@@ -404,7 +354,7 @@ static void polled(int error, const struct qv_error *err, void *ud)
 	bool all = true;
 
 	if (error < 0)
-		return fail_with(r, error, err, "query-jobs");
+		return bk_fail_with(r, error, err, "query-jobs");
 	for (size_t i = 0; i < r->n; i++) {
 		done += r->disks[i].cur;
 		total += r->disks[i].total;
@@ -414,7 +364,7 @@ static void polled(int error, const struct qv_error *err, void *ud)
 	if (all)
 		return detach(r);
 	if (qv_loop_add_timer(r->d->loop, BK_POLL_MS, poll_jobs, r, &r->poll) < 0)
-		fail_with(r, -ENOMEM, NULL, "polling");
+		bk_fail_with(r, -ENOMEM, NULL, "polling");
 }
 
 static void poll_jobs(qv_source *src, void *ud)
@@ -424,7 +374,7 @@ static void poll_jobs(qv_source *src, void *ud)
 
 	r->poll = NULL;
 	if (!s)
-		return fail_with(r, -ENOMEM, NULL, "polling");
+		return bk_fail_with(r, -ENOMEM, NULL, "polling");
 	bk_seq_add(s, "query-jobs", NULL, -1, false, on_jobs, r);
 	bk_seq_run(s, polled, r);
 }
@@ -463,7 +413,7 @@ static void txn_done(int error, const struct qv_error *err, void *ud)
 
 	thaw(r);
 	if (error < 0)
-		return fail_with(r, error, err, "transaction");
+		return bk_fail_with(r, error, err, "transaction");
 	r->txn_done = true;
 	r->phase = "copying";
 	if (r->cancelled)
@@ -473,7 +423,7 @@ static void txn_done(int error, const struct qv_error *err, void *ud)
 
 static json_object *action(const char *type, json_object *data)
 {
-	return obj2("type", jstr(type), "data", data);
+	return bk_obj2("type", jstr(type), "data", data);
 }
 
 static void run_transaction(struct bk_run *r)
@@ -493,11 +443,11 @@ static void run_transaction(struct bk_run *r)
 		snprintf(job, sizeof(job), "qvbk-%zu", i);
 		snprintf(tgt, sizeof(tgt), "qvbk-t%zu", i);
 		if (dk->qcow2) {
-			json_object *a = obj2("node", jstr(dk->node), "name", jstr(r->bitmap));
+			json_object *a = bk_obj2("node", jstr(dk->node), "name", jstr(r->bitmap));
 			json_object_object_add(a, "persistent", json_object_new_boolean(true));
 			json_object_array_add(acts, action("block-dirty-bitmap-add", a));
 		}
-		json_object *b = obj2("job-id", jstr(job), "device", jstr(dk->node));
+		json_object *b = bk_obj2("job-id", jstr(job), "device", jstr(dk->node));
 		json_object_object_add(b, "target", jstr(tgt));
 		json_object_object_add(b, "auto-dismiss", json_object_new_boolean(false));
 		if (r->incremental) {
@@ -512,11 +462,11 @@ static void run_transaction(struct bk_run *r)
 	if (!s) {
 		json_object_put(acts);
 		thaw(r);
-		return fail_with(r, -ENOMEM, NULL, "transaction");
+		return bk_fail_with(r, -ENOMEM, NULL, "transaction");
 	}
 	r->created_ms = qv_unix_ms();
 	r->phase = "starting";
-	bk_seq_add(s, "transaction", obj2("actions", acts, NULL, NULL), -1, false, NULL,
+	bk_seq_add(s, "transaction", bk_obj2("actions", acts, NULL, NULL), -1, false, NULL,
 		   NULL);
 	bk_seq_run(s, txn_done, r);
 }
@@ -535,14 +485,14 @@ static void on_frozen(json_object *result, const struct qv_error *err, bool misb
 	run_transaction(r);
 }
 
-static void attached(int error, const struct qv_error *err, void *ud)
+void bk_attached(int error, const struct qv_error *err, void *ud)
 {
 	struct bk_run *r = ud;
 	char sock[PATH_MAX];
 	qga_call *qc;
 
 	if (error < 0)
-		return fail_with(r, error, err, "attaching the backup targets");
+		return bk_fail_with(r, error, err, "attaching the backup targets");
 	if (check_cancel(r))
 		return;
 	if (!r->agent) {
@@ -559,283 +509,3 @@ static void attached(int error, const struct qv_error *err, void *ud)
 	}
 }
 
-/* --- decide full or incremental, create and attach the targets ---------- */
-
-static void on_nodes(json_object *ret, void *ud)
-{
-	struct bk_run *r = ud;
-
-	for (size_t k = 0; ret && k < json_object_array_length(ret); k++) {
-		json_object *n = json_object_array_get_idx(ret, k), *v, *bms, *img;
-		if (!json_object_object_get_ex(n, "node-name", &v))
-			continue;
-		for (size_t i = 0; i < r->n; i++) {
-			struct bk_disk *dk = &r->disks[i];
-			if (!streq(json_object_get_string(v), dk->node))
-				continue;
-			dk->found = true;
-			if (json_object_object_get_ex(n, "drv", &v))
-				dk->qcow2 = streq(json_object_get_string(v), "qcow2");
-			if (json_object_object_get_ex(n, "image", &img) &&
-			    json_object_object_get_ex(img, "virtual-size", &v))
-				dk->vsize = (uint64_t)json_object_get_int64(v);
-			if (!json_object_object_get_ex(n, "dirty-bitmaps", &bms))
-				continue;
-			for (size_t b = 0; b < json_object_array_length(bms); b++) {
-				json_object *bm = json_object_array_get_idx(bms, b), *nm, *inc;
-				if (!json_object_object_get_ex(bm, "name", &nm))
-					continue;
-				const char *name = json_object_get_string(nm);
-				if (r->have_chain && streq(name, r->chain.bitmap)) {
-					dk->has_old = true;
-					dk->old_inconsistent =
-						json_object_object_get_ex(bm, "inconsistent", &inc) &&
-						json_object_get_boolean(inc);
-				} else if (strncmp(name, "qvisor-", 7) == 0 && dk->n_stale < 8) {
-					dk->stale[dk->n_stale++] = strdup(name);
-				}
-			}
-		}
-	}
-}
-
-/* Incremental when the chain allows it; else full and r->forced says why. */
-static void decide(struct bk_run *r)
-{
-	struct qv_backup_meta *last = NULL;
-	char *why = r->forced;
-	size_t sz = sizeof(r->forced);
-
-	r->incremental = false;
-	if (r->want_full)
-		return;
-	if (!r->have_chain) {
-		snprintf(why, sz, "first backup of VM %s (no backup chain yet)", r->vm);
-		return;
-	}
-	if (!streq(r->chain.store, r->store)) {
-		snprintf(why, sz, "the backup chain is in another store (%s)", r->chain.store);
-		return;
-	}
-	if (qv_backup_meta_load(r->store, r->chain.last, &last, NULL) < 0) {
-		snprintf(why, sz, "the previous backup %s is no longer in the store", r->chain.last);
-		return;
-	}
-	bool same = last->n_disks == r->n;
-	for (size_t i = 0; same && i < r->n; i++)
-		same = last->disks[i].virtual_size == r->disks[i].vsize;
-	qv_backup_meta_free(last);
-	if (!same) {
-		snprintf(why, sz, "the VM's disks changed since backup %s", r->chain.last);
-		return;
-	}
-	for (size_t i = 0; i < r->n; i++) {
-		struct bk_disk *dk = &r->disks[i];
-		if (!dk->qcow2) {
-			snprintf(why, sz, "disk %u is raw: raw images keep no persistent dirty bitmap",
-				 dk->idx);
-			return;
-		}
-		if (!dk->has_old) {
-			snprintf(why, sz, "disk %u has no dirty bitmap %s: QEMU was killed or crashed "
-				 "before it stored the bitmap in the image (it does at a clean shutdown), "
-				 "or the image was replaced", dk->idx, r->chain.bitmap);
-			return;
-		}
-		if (dk->old_inconsistent) {
-			snprintf(why, sz, "the dirty bitmap of disk %u is inconsistent: QEMU did not "
-				 "close the image cleanly (it crashed or was killed), so writes since "
-				 "backup %s may be missing from it", dk->idx, r->chain.last);
-			return;
-		}
-	}
-	r->incremental = true;
-}
-
-static int create_target(struct bk_run *r, struct bk_disk *dk, struct qv_error *errp)
-{
-	char path[PATH_MAX], size[32];
-	int e;
-
-	snprintf(dk->file, sizeof(dk->file), "disk%u.%s", dk->idx, r->incremental ? "qcow2" : "raw");
-	snprintf(path, sizeof(path), "%s/.%s.partial/%s", r->store, r->id, dk->file);
-	if (r->incremental) {
-		/* Only the changed clusters get allocated: the file's allocation
-		 * is the incremental's content (docs/backup.md). */
-		snprintf(size, sizeof(size), "%" PRIu64, dk->vsize);
-		char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-o",
-				 "cluster_size=65536", path, size, NULL };
-		if ((e = qv_qemu_img_run(argv, NULL, errp)) < 0)
-			return e;
-		dk->fd = openat(r->partial_fd, dk->file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	} else {
-		dk->fd = openat(r->partial_fd, dk->file,
-				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (dk->fd >= 0 && ftruncate(dk->fd, (off_t)dk->vsize) < 0)
-			return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", path);
-	}
-	if (dk->fd < 0)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", path);
-	return 0;
-}
-
-static void queried(int error, const struct qv_error *err, void *ud)
-{
-	struct bk_run *r = ud;
-	struct qv_error e = {};
-	struct bk_seq *s;
-	char fdset[32], tgt[32];
-	int x;
-
-	if (error < 0)
-		return fail_with(r, error, err, "query-named-block-nodes");
-	for (size_t i = 0; i < r->n; i++)
-		if (!r->disks[i].found || !r->disks[i].vsize) {
-			qv_error_set(&e, ENODEV, QV_REASON_QEMU_ERROR, "QEMU has no block node %s",
-				     r->disks[i].node);
-			return fail_with(r, -ENODEV, &e, "finding the disks");
-		}
-	decide(r);
-	snprintf(r->bitmap, sizeof(r->bitmap), "qvisor-%s", r->id);
-	if (!(s = bk_seq_new(r->d, r->vm, r->inst)))
-		return fail_with(r, -ENOMEM, NULL, "attaching");
-	for (size_t i = 0; i < r->n; i++) {
-		struct bk_disk *dk = &r->disks[i];
-		if ((x = create_target(r, dk, &e)) < 0 || (x = fcntl(dk->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
-			bk_seq_free(s);
-			return fail_with(r, x, &e, "creating the backup file");
-		}
-		bk_seq_add(s, "add-fd", obj2("fdset-id", json_object_new_int(BK_FDSET_BASE + (int)i),
-					     NULL, NULL), x, false, NULL, NULL);
-		snprintf(fdset, sizeof(fdset), "/dev/fdset/%d", BK_FDSET_BASE + (int)i);
-		snprintf(tgt, sizeof(tgt), "qvbk-t%zu", i);
-		json_object *file = obj2("driver", jstr("file"), "filename", jstr(fdset));
-		json_object_object_add(file, "discard", jstr("unmap"));
-		json_object *a = obj2("driver", jstr(r->incremental ? "qcow2" : "raw"), "node-name",
-				      jstr(tgt));
-		json_object_object_add(a, "file", file);
-		/* zeros become holes (raw) or zero clusters (qcow2): a sparse backup */
-		json_object_object_add(a, "discard", jstr("unmap"));
-		json_object_object_add(a, "detect-zeroes", jstr("unmap"));
-		bk_seq_add(s, "blockdev-add", a, -1, false, NULL, NULL);
-		for (size_t k = 0; k < dk->n_stale; k++)
-			bk_seq_add(s, "block-dirty-bitmap-remove",
-				   obj2("node", jstr(dk->node), "name", jstr(dk->stale[k])), -1, true,
-				   NULL, NULL);
-	}
-	r->phase = "attaching";
-	bk_seq_run(s, attached, r);
-}
-
-int bk_default_store(struct qv_daemon *d, char *buf, size_t size)
-{
-	snprintf(buf, size, "%s/backups", d->cfg.state_dir);
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params *p)
-{
-	struct qv_vm *vm = qv_vm_find(d, p->vm);
-	struct qv_error err = {};
-	struct bk_run *r;
-	struct bk_seq *s;
-	int e;
-
-	if (!vm)
-		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", p->vm);
-	if (!vm->inst || (vm->state != QV_VM_RUNNING && vm->state != QV_VM_PAUSED))
-		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot back up VM %s: it is %s (backups are of running or paused "
-				    "VMs; copy a stopped VM's images with image clone)",
-				    p->vm, qv_vm_state_to_string(vm->state));
-	if (vm->spec->n_disks == 0 || vm->spec->n_disks > QV_BACKUP_MAX_DISKS)
-		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "VM %s has %zu disks: a backup needs 1..%d", p->vm,
-				    vm->spec->n_disks, QV_BACKUP_MAX_DISKS);
-	if (find_run(p->vm))
-		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
-				    "A backup of VM %s is already running", p->vm);
-	if (!(r = calloc(1, sizeof(*r))))
-		return -ENOMEM;
-	r->d = d;
-	r->call = call;
-	r->inst = vm->inst;
-	r->partial_fd = -1;
-	r->want_full = p->full;
-	r->agent = vm->spec->guest_agent && vm->state == QV_VM_RUNNING && vm->run_dir;
-	r->phase = "preparing";
-	snprintf(r->vm, sizeof(r->vm), "%s", p->vm);
-	snprintf(r->store, sizeof(r->store), "%s", p->store);
-	snprintf(r->run_dir, sizeof(r->run_dir), "%s", vm->run_dir ? vm->run_dir : "");
-	r->n = vm->spec->n_disks;
-	for (size_t i = 0; i < r->n; i++) {
-		r->disks[i].idx = (unsigned)i;
-		r->disks[i].fd = -1;
-		snprintf(r->disks[i].node, sizeof(r->disks[i].node), "disk%zu", i);
-	}
-	r->spec = vm_spec_to_json(vm->spec);
-	r->have_chain = bk_chain_load(d, p->vm, &r->chain) == 0;
-	_cleanup_free_ char *id = NULL;
-	if ((e = qv_backup_new_id(r->store, r->vm, qv_unix_ms(), &id)) < 0 ||
-	    strlen(id) > QV_BACKUP_ID_MAX ||
-	    (e = qv_backup_partial_create(r->store, id, &r->partial_fd, &err)) < 0) {
-		run_free(r);
-		if (!err.set)
-			qv_error_set(&err, e, QV_REASON_IO_ERROR, "backup store %s: %s", p->store,
-				     strerror(-e));
-		return qv_rpc_call_error(call, &err), 0;
-	}
-	snprintf(r->id, sizeof(r->id), "%s", id);
-	r->next = runs;
-	runs = r;
-	log_info("VM %s: backup %s to %s started", r->vm, r->id, r->store);
-	if (!(s = bk_seq_new(d, r->vm, r->inst)))
-		return fail_with(r, -ENOMEM, NULL, "starting"), 0;
-	bk_seq_add(s, "query-named-block-nodes", obj2("flat", json_object_new_boolean(true), NULL,
-						      NULL), -1, false, on_nodes, r);
-	bk_seq_run(s, queried, r);
-	return 0;
-}
-
-json_object *bk_run_status(struct qv_daemon *d, const char *vm)
-{
-	struct bk_run *r = find_run(vm);
-	uint64_t done = 0, total = 0;
-	json_object *o;
-
-	if (!r)
-		return NULL;
-	for (size_t i = 0; i < r->n; i++) {
-		done += r->disks[i].cur;
-		total += r->disks[i].total;
-	}
-	o = obj2("vm", jstr(r->vm), "id", jstr(r->id));
-	json_object_object_add(o, "phase", jstr(r->phase));
-	json_object_object_add(o, "kind", r->txn_done ? jstr(r->incremental ? "incremental" : "full")
-						      : NULL);
-	json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
-	json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
-	json_object_object_add(o, "store", jstr(r->store));
-	return o;
-}
-
-int bk_run_cancel(struct qv_daemon *d, const char *vm)
-{
-	struct bk_run *r = find_run(vm);
-	struct bk_seq *s;
-	char name[32];
-
-	if (!r)
-		return -ENOENT;
-	r->cancelled = true;
-	if (!r->txn_done || !(s = bk_seq_new(d, r->vm, r->inst)))
-		return 0; /* checked before the transaction */
-	for (size_t i = 0; i < r->n; i++) {
-		snprintf(name, sizeof(name), "qvbk-%zu", i);
-		bk_seq_add(s, "job-cancel", obj2("id", jstr(name), NULL, NULL), -1, true, NULL, NULL);
-	}
-	bk_seq_run(s, NULL, NULL);
-	return 0;
-}

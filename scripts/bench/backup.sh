@@ -53,7 +53,7 @@ sock=$($Q --json rpc vm.console '{"name":"bench"}' | python3 -c 'import json,sys
 ctl() {
 	python3 - "$sock" "$@" <<'PY'
 import socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(300)
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 buf = b""
 def ask(i, cmd):
     global buf
@@ -67,11 +67,13 @@ def ask(i, cmd):
                 return
         buf += s.recv(65536)
 deadline = time.time() + 300
-while True:  # wait for the guest
+s.settimeout(2)
+for k in range(1000):  # wait for the guest (a ping sent while it boots is lost)
     try:
-        ask(9000 + int(time.time()) % 999, "ping"); break
+        ask(9000 + k, "ping"); break
     except socket.timeout:
         if time.time() > deadline: raise
+s.settimeout(300)
 for n, cmd in enumerate(sys.argv[2:]):
     ask(n + 1, cmd)
 PY
