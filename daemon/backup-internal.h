@@ -66,19 +66,26 @@ void bk_chain_forget(struct qv_daemon *d, const char *vm);
 
 /* --- one backup in flight (daemon/backup-run.c) -------------------------- */
 
+typedef void (*bk_done_fn)(struct qv_daemon *d, const char *vm, int error, void *ud);
 struct bk_params {
+	bk_done_fn done;    /* may be NULL; runs once the backup ended */
+	void *done_ud;
 	const char *vm;
 	const char *store;  /* absolute, existing directory */
 	bool full;          /* asked for a full backup */
 };
 /* Start a backup; the call is answered when it completes (the backup's
- * metadata) or fails. Answers the call itself on refusal. */
+ * metadata) or fails. Answers the call itself on refusal. call NULL (the
+ * scheduler): a refusal returns -errno, p->done reports the end. */
 int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params *p);
 /* {vm, id, kind, phase, done, total} of the backup of vm in flight, NULL. */
 json_object *bk_run_status(struct qv_daemon *d, const char *vm);
 /* Cancel the backup of vm in flight: -ENOENT when there is none. */
 int bk_run_cancel(struct qv_daemon *d, const char *vm);
 bool bk_run_busy(struct qv_daemon *d, const char *vm);
+/* daemon/backup-schedule.c: spec.backup schedules, checked every minute. */
+void bk_schedule_start(struct qv_daemon *d);
+
 /* The daemon's default store: <state-dir>/backups (created 0700). */
 int bk_default_store(struct qv_daemon *d, char *buf, size_t size);
 

@@ -84,7 +84,8 @@ json_object *bk_obj2(const char *k1, json_object *v1, const char *k2, json_objec
 
 static void progress_notify(struct bk_run *r, uint64_t done, uint64_t total)
 {
-	qv_rpc_client *c = qv_rpc_call_client(r->call);
+	qv_rpc_client *c = r->call ? qv_rpc_call_client(r->call) : NULL;
+	uint64_t ms = qv_now_ms() - r->started_ms;
 	json_object *p;
 
 	if (!c || !total || qv_rpc_call_client_gone(r->call))
@@ -92,6 +93,7 @@ static void progress_notify(struct bk_run *r, uint64_t done, uint64_t total)
 	p = bk_obj2("op_id", jstr(r->id), "phase", jstr(r->phase));
 	json_object_object_add(p, "done", json_object_new_int64((int64_t)done));
 	json_object_object_add(p, "total", json_object_new_int64((int64_t)total));
+	json_object_object_add(p, "rate", json_object_new_int64(ms ? (int64_t)(done * 1000 / ms) : 0));
 	(void)qv_rpc_client_notify(c, "progress", p);
 	json_object_put(p);
 }
@@ -107,7 +109,10 @@ static void fail_done(int error, const struct qv_error *err, void *ud)
 	log_warning("VM %s: backup %s failed: %s", r->vm, r->id, r->err.message);
 	data = bk_obj2("id", jstr(r->id), "error", jstr(r->err.message));
 	qv_daemon_emit(r->d, r->vm, "backup-failed", data);
-	qv_rpc_call_error(r->call, &r->err);
+	if (r->call)
+		qv_rpc_call_error(r->call, &r->err);
+	if (r->done)
+		r->done(r->d, r->vm, r->err.error ? -abs(r->err.error) : -EIO, r->done_ud);
 	bk_run_free(r);
 }
 
@@ -170,7 +175,12 @@ static void old_removed(int error, const struct qv_error *err, void *ud)
 		       bk_obj2("id", jstr(r->id), "kind", jstr(r->incremental ? "incremental" : "full")));
 	log_info("VM %s: backup %s (%s) complete, %" PRIu64 " bytes", r->vm, r->id,
 		 r->incremental ? "incremental" : "full", r->meta->size);
-	qv_rpc_call_reply(r->call, res);
+	if (r->call)
+		qv_rpc_call_reply(r->call, res);
+	else
+		json_object_put(res);
+	if (r->done)
+		r->done(r->d, r->vm, 0, r->done_ud);
 	bk_run_free(r);
 }
 

@@ -50,6 +50,9 @@ struct bk_run {
 	qv_source *poll;
 	struct qv_backup_meta *meta;
 	char run_dir[PATH_MAX];
+	uint64_t started_ms;
+	bk_done_fn done;
+	void *done_ud;
 };
 
 extern struct bk_run *bk_runs;

@@ -197,6 +197,7 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 	struct bk_seq *s;
 	int e;
 
+#define qv_call_fail(call, e, ...) ((call) ? qv_call_fail(call, e, __VA_ARGS__) : -(e))
 	if (!vm)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", p->vm);
 	if (!vm->inst || (vm->state != QV_VM_RUNNING && vm->state != QV_VM_PAUSED))
@@ -215,6 +216,9 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 		return -ENOMEM;
 	r->d = d;
 	r->call = call;
+	r->done = p->done;
+	r->done_ud = p->done_ud;
+	r->started_ms = qv_now_ms();
 	r->inst = vm->inst;
 	r->partial_fd = -1;
 	r->want_full = p->full;
@@ -239,6 +243,8 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 		if (!err.set)
 			qv_error_set(&err, e, QV_REASON_IO_ERROR, "backup store %s: %s", p->store,
 				     strerror(-e));
+		if (!call)
+			return e < 0 ? e : -EIO;
 		return qv_rpc_call_error(call, &err), 0;
 	}
 	snprintf(r->id, sizeof(r->id), "%s", id);
@@ -252,6 +258,8 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 	bk_seq_run(s, queried, r);
 	return 0;
 }
+
+#undef qv_call_fail
 
 json_object *bk_run_status(struct qv_daemon *d, const char *vm)
 {

@@ -276,6 +276,7 @@ static int run(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	qv_hostloop_rpc_ready(d);
+	bk_schedule_start(d);
 	r = qv_daemon_tls_setup(d);
 	if (r < 0)
 		return r;

@@ -16,8 +16,9 @@ O=$(realpath -m "${1:-$src_dir/build}")
 B=$(realpath -m "${2:-/var/tmp/qv-bench-backup}")
 guest=${QV_GUEST_DIR:-$O/guest}
 size_mib=1024
-rm -rf "$B" && mkdir -p "$B"
-Q="$O/qvisor --socket $B/q.sock"
+rm -rf "$B" && mkdir -p "$B/bin"
+cp "$O/qvisord" "$O/qvisor" "$B/bin/" # a rebuild during the run does not disturb it
+Q="$B/bin/qvisor --socket $B/q.sock"
 dpid=
 cleanup() {
 	$Q stop bench --force >/dev/null 2>&1 || true
@@ -31,7 +32,7 @@ now() { date +%s.%N; }
 # seconds of "$@"
 timeit() { local t0 t1; drop; t0=$(now); "$@" >/dev/null; sync; t1=$(now); echo "$t1 - $t0" | bc -l; }
 
-"$O/qvisord" --state-dir "$B/st" --run-dir "$B/run" --socket "$B/q.sock" --no-kvm-probe \
+"$B/bin/qvisord" --state-dir "$B/st" --run-dir "$B/run" --socket "$B/q.sock" --no-kvm-probe \
 	--guest-dir "$guest" >"$B/qvisord.log" 2>&1 &
 dpid=$!
 for _ in $(seq 100); do [ -S "$B/q.sock" ] && $Q host info >/dev/null 2>&1 && break; sleep 0.1; done

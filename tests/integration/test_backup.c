@@ -434,3 +434,37 @@ Test(backup, prune_keeps_the_policy_and_what_it_needs)
 	cr_assert_str_eq(e.reason, "io-error", "%s", e.message);
 	cr_assert(strstr(e.message, "checksum"), "%s", e.message);
 }
+
+/* spec.backup: the daemon backs a running VM up on its own (the first
+ * check comes a few seconds after the daemon starts, then every minute). */
+Test(backup, schedule_backs_a_running_vm_up)
+{
+	char extra[1024], path[512];
+	struct qv_error e = {};
+
+	QVT_REQUIRE_DAEMON(&D);
+	snprintf(path, sizeof(path), "%s/sched-store", D.dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	json_object_put(must("image.create", "{\"name\":\"ssrc\",\"size\":%d,\"format\":\"qcow2\"}",
+			     64 << 20));
+	_cleanup_json_ json_object *info = must("image.info", "{\"name\":\"ssrc\"}");
+	snprintf(extra, sizeof(extra),
+		 "{\"disks\":[{\"path\":\"%s\",\"format\":\"qcow2\"}],"
+		 "\"backup\":{\"schedule\":\"daily\",\"keep_last\":1,\"store\":\"%s\"}}",
+		 str_of(info, "path"), path);
+	cr_assert_eq(qvt_define_guest(&D, "s", extra, &e), 0, "define: %s", e.message);
+	json_object_put(must("vm.start", "{\"name\":\"s\"}"));
+	size_t n = 0;
+	for (int i = 0; i < 1200 && n == 0; i++) {
+		_cleanup_json_ json_object *l = must("backup.list", "{\"store\":\"%s\"}", path);
+		n = json_object_array_length(json_object_object_get(l, "backups"));
+		if (!n)
+			qvt_sleep_ms(100);
+	}
+	cr_assert_eq(n, 1, "no scheduled backup within 2 minutes");
+	_cleanup_json_ json_object *l = must("backup.list", "{\"store\":\"%s\"}", path);
+	json_object *b = json_object_array_get_idx(json_object_object_get(l, "backups"), 0);
+	cr_assert_str_eq(str_of(b, "vm"), "s");
+	cr_assert_str_eq(str_of(b, "kind"), "full");
+	stop_vm("s");
+}
