@@ -64,6 +64,18 @@ static int get_store(qv_rpc_call *call, struct qv_daemon *d, json_object *params
 	return 0;
 }
 
+/* params {id, store?} (keys checked): answers the call on failure. */
+static int id_and_store(qv_rpc_call *call, json_object *params, void *ud, const char **ret_id,
+			char *store)
+{
+	static const char *const keys[] = { "id", "store", NULL };
+
+	if (check_keys(call, params, keys) < 0 || qv_param_string(call, params, "id", ret_id) < 0 ||
+	    get_store(call, ud, params, store) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 static int m_create(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", "store", "full", NULL };
@@ -181,21 +193,25 @@ static int load_chain(qv_rpc_call *call, const char *store, const char *id, stru
 	return c->metas ? 0 : -ENOMEM;
 }
 
+static json_object *chain_ids(const struct chain *c)
+{
+	json_object *ids = json_object_new_array();
+
+	for (size_t i = 0; i < c->n_idx; i++)
+		json_object_array_add(ids, json_object_new_string(c->metas[i]->id));
+	return ids;
+}
+
 static int m_info(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "id", "store", NULL };
 	struct chain c = {};
 	char store[PATH_MAX];
 	const char *id;
 
-	if (check_keys(call, params, keys) < 0 || qv_param_string(call, params, "id", &id) < 0 ||
-	    get_store(call, ud, params, store) < 0 || load_chain(call, store, id, &c) < 0)
+	if (id_and_store(call, params, ud, &id, store) < 0 || load_chain(call, store, id, &c) < 0)
 		return 0;
 	json_object *res = qv_backup_meta_to_json(c.metas[c.n_idx - 1]);
-	json_object *ids = json_object_new_array();
-	for (size_t i = 0; i < c.n_idx; i++)
-		json_object_array_add(ids, json_object_new_string(c.metas[i]->id));
-	json_object_object_add(res, "restore_chain", ids);
+	json_object_object_add(res, "restore_chain", chain_ids(&c));
 	json_object_object_add(res, "store", json_object_new_string(store));
 	chain_free(&c);
 	return qv_rpc_call_reply(call, res), 0;
@@ -203,13 +219,11 @@ static int m_info(qv_rpc_call *call, json_object *params, void *ud)
 
 static int m_delete(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "id", "store", NULL };
 	struct qv_error err = {};
 	char store[PATH_MAX];
 	const char *id;
 
-	if (check_keys(call, params, keys) < 0 || qv_param_string(call, params, "id", &id) < 0 ||
-	    get_store(call, ud, params, store) < 0)
+	if (id_and_store(call, params, ud, &id, store) < 0)
 		return 0;
 	if (qv_backup_delete(store, id, &err) < 0)
 		return qv_rpc_call_error(call, &err), 0;
@@ -258,24 +272,18 @@ static int verify_work(void *ud, struct qv_error *err)
 static void job_done(int r, const struct qv_error *err, void *ud)
 {
 	struct job *j = ud;
-	json_object *res, *ids;
 
 	if (r < 0) {
 		qv_rpc_call_error(j->call, err);
 		return job_free(j);
 	}
-	res = json_object_new_object();
-	ids = json_object_new_array();
-	for (size_t i = 0; i < j->c.n_idx; i++)
-		json_object_array_add(ids, json_object_new_string(j->c.metas[i]->id));
-	json_object_object_add(res, "verified", ids);
+	json_object *res = json_object_new_object_with("verified", chain_ids(&j->c));
 	qv_rpc_call_reply(j->call, res);
 	job_free(j);
 }
 
 static int m_verify(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "id", "store", NULL };
 	struct job *j = calloc(1, sizeof(*j));
 	const char *id;
 	int r;
@@ -284,8 +292,8 @@ static int m_verify(qv_rpc_call *call, json_object *params, void *ud)
 		return -ENOMEM;
 	j->d = ud;
 	j->call = call;
-	if (check_keys(call, params, keys) < 0 || qv_param_string(call, params, "id", &id) < 0 ||
-	    get_store(call, ud, params, j->store) < 0 || load_chain(call, j->store, id, &j->c) < 0) {
+	if (id_and_store(call, params, ud, &id, j->store) < 0 ||
+	    load_chain(call, j->store, id, &j->c) < 0) {
 		job_free(j);
 		return 0;
 	}
@@ -389,10 +397,7 @@ static void restore_done(int r, const struct qv_error *err, void *ud)
 		json_object_array_add(imgs, json_object_new_string(j->dst[i]));
 	json_object_object_add(res, "images", imgs);
 	json_object_object_add(res, "id", json_object_new_string(last->id));
-	json_object *ids = json_object_new_array();
-	for (size_t i = 0; i < j->c.n_idx; i++)
-		json_object_array_add(ids, json_object_new_string(j->c.metas[i]->id));
-	json_object_object_add(res, "applied", ids);
+	json_object_object_add(res, "applied", chain_ids(&j->c));
 	if (j->define[0])
 		json_object_object_add(res, "defined", json_object_new_string(j->define));
 	log_info("Restored backup %s into %zu image(s) %s%s", last->id, last->n_disks, j->to,

@@ -11,6 +11,7 @@
 
 #include "common/macro.h"
 #include "storage/backup-restore.h"
+#include "storage/qcow2-refs.h"
 #include "storage/tmpfile.h"
 
 #define L2_OFFSET_MASK 0x00fffffffffffe00ULL
@@ -20,19 +21,6 @@
 #define INCOMPAT_DATA_FILE (1ULL << 2)
 #define INCOMPAT_EXTL2 (1ULL << 4)
 
-static uint64_t be64_at(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
-
-static uint32_t be32_at(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
 
 #define BAD(errp, ...) qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, __VA_ARGS__)
 
@@ -47,12 +35,12 @@ int qv_qcow2_walk_clusters(int fd, uint64_t *ret_virtual_size, qv_qcow2_extent_f
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "qcow2: %m");
 	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4) != 0)
 		return BAD(errp, "not a qcow2 file");
-	uint32_t version = be32_at(h + 4), cbits = be32_at(h + 20), l1_size = be32_at(h + 36);
-	uint64_t size = be64_at(h + 24), l1_off = be64_at(h + 40);
-	uint64_t incompat = version >= 3 ? be64_at(h + 72) : 0;
-	if (version < 2 || version > 3 || cbits < 9 || cbits > 21 || be32_at(h + 32) != 0 ||
+	uint32_t version = qv_be32_at(h + 4), cbits = qv_be32_at(h + 20), l1_size = qv_be32_at(h + 36);
+	uint64_t size = qv_be64_at(h + 24), l1_off = qv_be64_at(h + 40);
+	uint64_t incompat = version >= 3 ? qv_be64_at(h + 72) : 0;
+	if (version < 2 || version > 3 || cbits < 9 || cbits > 21 || qv_be32_at(h + 32) != 0 ||
 	    (incompat & (INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_EXTL2)) ||
-	    be64_at(h + 8) != 0)
+	    qv_be64_at(h + 8) != 0)
 		return BAD(errp, "qcow2: unsupported header (version %u, cluster bits %u, features "
 			   "%#" PRIx64 ", backing file, encryption or corrupt flag)", version, cbits,
 			   incompat);
