@@ -373,7 +373,9 @@ static void polled(int error, const struct qv_error *err, void *ud)
 	progress_notify(r, done, total);
 	if (all)
 		return detach(r);
-	if (qv_loop_add_timer(r->d->loop, BK_POLL_MS, poll_jobs, r, &r->poll) < 0)
+	/* 25, 50, 100, 200, 250 ms...: small incrementals end within the first polls */
+	r->poll_ms = r->poll_ms ? (r->poll_ms * 2 > BK_POLL_MS ? BK_POLL_MS : r->poll_ms * 2) : 25;
+	if (qv_loop_add_timer(r->d->loop, r->poll_ms, poll_jobs, r, &r->poll) < 0)
 		bk_fail_with(r, -ENOMEM, NULL, "polling");
 }
 

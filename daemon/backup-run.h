@@ -51,6 +51,7 @@ struct bk_run {
 	struct qv_backup_meta *meta;
 	char run_dir[PATH_MAX];
 	uint64_t started_ms;
+	unsigned poll_ms;
 	bk_done_fn done;
 	void *done_ud;
 };
