@@ -93,7 +93,7 @@ const struct cli_verb cli_verbs[] = {
 	  "Bridge stdin/stdout to the local daemon socket (used by ssh:// URIs)." },
 	{ "help", verb_help, "[VERB]", "Show help for all verbs or one verb." },
 	{ "backup", verb_backup,
-	  "create VM [--full] | status | cancel VM | list [VM] | info ID | verify ID | delete ID | "
+	  "create VM [--full] [--bandwidth RATE] | status | cancel VM | list [VM] | info ID | verify ID | delete ID | "
 	  "prune [VM] --keep-last N --keep-daily N [--dry-run] | restore ID --to IMAGE [--define NAME] "
 	  "[--store DIR]",
 	  "Back up running VMs (full/incremental), list, verify, prune and restore backups." },

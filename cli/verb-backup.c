@@ -14,10 +14,11 @@
 struct bopts {
 	const char *store, *to, *define;
 	bool full, dry_run;
+	uint64_t bandwidth;
 	int64_t keep_last, keep_daily;
 };
 
-enum { O_STORE = 1, O_FULL = 2, O_TO = 4, O_DEFINE = 8, O_KEEP = 16, O_DRY = 32 };
+enum { O_STORE = 1, O_FULL = 2, O_TO = 4, O_DEFINE = 8, O_KEEP = 16, O_DRY = 32, O_BW = 64 };
 
 static int parse(struct cli_ctx *ctx, int argc, char **argv, unsigned allowed, int n_pos,
 		 struct bopts *o)
@@ -27,11 +28,12 @@ static int parse(struct cli_ctx *ctx, int argc, char **argv, unsigned allowed, i
 		{ "to", required_argument, NULL, 't' },      { "define", required_argument, NULL, 'd' },
 		{ "keep-last", required_argument, NULL, 'l' },
 		{ "keep-daily", required_argument, NULL, 'y' },
-		{ "dry-run", no_argument, NULL, 'n' },       {}
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "bandwidth", required_argument, NULL, 'b' }, {}
 	};
 	static const struct { int c; unsigned bit; } bits[] = {
 		{ 's', O_STORE }, { 'f', O_FULL }, { 't', O_TO }, { 'd', O_DEFINE },
-		{ 'l', O_KEEP },  { 'y', O_KEEP }, { 'n', O_DRY },
+		{ 'l', O_KEEP },  { 'y', O_KEEP }, { 'n', O_DRY }, { 'b', O_BW },
 	};
 	int c;
 
@@ -51,6 +53,10 @@ static int parse(struct cli_ctx *ctx, int argc, char **argv, unsigned allowed, i
 		case 't': o->to = optarg; break;
 		case 'd': o->define = optarg; break;
 		case 'n': o->dry_run = true; break;
+		case 'b':
+			if (cli_parse_size(optarg, &o->bandwidth) < 0 || o->bandwidth < 65536)
+				return cli_usage_error(ctx, "--bandwidth: bytes/s like 50M, at least 64K");
+			break;
 		case 'l':
 		case 'y': {
 			long long v = strtoll(optarg, &end, 10);
@@ -112,11 +118,13 @@ static int create(struct cli_ctx *ctx, int argc, char **argv)
 	struct bopts o;
 	int r;
 
-	if ((r = parse(ctx, argc, argv, O_STORE | O_FULL, 1, &o)) != EXIT_OK)
+	if ((r = parse(ctx, argc, argv, O_STORE | O_FULL | O_BW, 1, &o)) != EXIT_OK)
 		return r;
 	json_object *p = params(&o, "name", argv[optind]);
 	if (o.full)
 		json_object_object_add(p, "full", json_object_new_boolean(true));
+	if (o.bandwidth)
+		json_object_object_add(p, "bandwidth", json_object_new_int64((int64_t)o.bandwidth));
 	if ((r = call(ctx, "backup.create", p, true, &res)) != EXIT_OK || ctx->json)
 		return r;
 	json_object *disks;

@@ -73,6 +73,7 @@ struct bk_params {
 	const char *vm;
 	const char *store;  /* absolute, existing directory */
 	bool full;          /* asked for a full backup */
+	uint64_t bandwidth; /* bytes/s for QEMU's copy (blockdev-backup speed), 0 = unlimited */
 };
 /* Start a backup; the call is answered when it completes (the backup's
  * metadata) or fails. Answers the call itself on refusal. call NULL (the

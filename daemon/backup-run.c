@@ -462,6 +462,8 @@ static void run_transaction(struct bk_run *r)
 		json_object *b = bk_obj2("job-id", jstr(job), "device", jstr(dk->node));
 		json_object_object_add(b, "target", jstr(tgt));
 		json_object_object_add(b, "auto-dismiss", json_object_new_boolean(false));
+		if (r->bandwidth)
+			json_object_object_add(b, "speed", json_object_new_int64((int64_t)r->bandwidth));
 		if (r->incremental) {
 			json_object_object_add(b, "sync", jstr("bitmap"));
 			json_object_object_add(b, "bitmap", jstr(r->chain.bitmap));

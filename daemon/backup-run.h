@@ -52,6 +52,7 @@ struct bk_run {
 	char run_dir[PATH_MAX];
 	uint64_t started_ms;
 	unsigned poll_ms;
+	uint64_t bandwidth;
 	bk_done_fn done;
 	void *done_ud;
 };

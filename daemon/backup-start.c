@@ -222,6 +222,7 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 	r->inst = vm->inst;
 	r->partial_fd = -1;
 	r->want_full = p->full;
+	r->bandwidth = p->bandwidth;
 	r->agent = vm->spec->guest_agent && vm->state == QV_VM_RUNNING && vm->run_dir;
 	r->phase = "preparing";
 	snprintf(r->vm, sizeof(r->vm), "%s", p->vm);

@@ -78,7 +78,7 @@ static int id_and_store(qv_rpc_call *call, json_object *params, void *ud, const 
 
 static int m_create(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "name", "store", "full", NULL };
+	static const char *const keys[] = { "name", "store", "full", "bandwidth", NULL };
 	struct qv_daemon *d = ud;
 	char store[PATH_MAX];
 	const char *name;
@@ -87,11 +87,16 @@ static int m_create(qv_rpc_call *call, json_object *params, void *ud)
 
 	if (check_keys(call, params, keys) < 0 || qv_param_string(call, params, "name", &name) < 0)
 		return 0;
-	if (json_get_bool(params, "full", "params.full", &full, &err) == -EINVAL)
+	int64_t bw = 0;
+	if (json_get_bool(params, "full", "params.full", &full, &err) == -EINVAL ||
+	    json_get_int64(params, "bandwidth", "params.bandwidth", &bw, &err) == -EINVAL)
 		return qv_rpc_call_error(call, &err), 0;
+	if (bw < 0 || (bw && bw < 65536))
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.bandwidth: bytes/s, at least 65536 (0: unlimited)");
 	if (get_store(call, d, params, store) < 0)
 		return 0;
-	struct bk_params p = { .vm = name, .store = store, .full = full };
+	struct bk_params p = { .vm = name, .store = store, .full = full, .bandwidth = (uint64_t)bw };
 	return bk_run_start(d, call, &p);
 }
 

@@ -468,3 +468,50 @@ Test(backup, schedule_backs_a_running_vm_up)
 	cr_assert_str_eq(str_of(b, "kind"), "full");
 	stop_vm("s");
 }
+
+/* A full backup slowed to 1 MiB/s is cancelled while QEMU copies: the call
+ * fails with "cancelled", the store holds nothing of it, and the chain goes
+ * on as before (the next backup is an incremental on the old one). */
+Test(backup, cancel_midway_leaves_nothing)
+{
+	char cmd[1024], out[4096], path[600];
+
+	QVT_REQUIRE_DAEMON(&D);
+	qvt_ctl *c = boot_vm("c", "csrc", true);
+	guest_write(c, 0, "cA");
+	_cleanup_json_ json_object *full = backup("c", "full");
+	guest_write(c, 8, "cB");
+	/* the second full, throttled, in the background through the CLI */
+	snprintf(path, sizeof(path), "%s/cancel.out", D.dir);
+	snprintf(cmd, sizeof(cmd), "'%s/qvisor' --socket '%s' backup create c --full "
+		 "--bandwidth 1M >'%s' 2>&1; echo rc=$? >>'%s'", getenv("QV_BUILD_DIR") ?
+		 getenv("QV_BUILD_DIR") : "build", D.socket, path, path);
+	FILE *bg = popen(cmd, "r");
+	cr_assert_not_null(bg);
+	char phase[32] = "";
+	for (int i = 0; i < 600 && !streq(phase, "copying"); i++) {
+		_cleanup_json_ json_object *st = must("backup.status", "{}");
+		json_object *b = json_object_array_get_idx(json_object_object_get(st, "backups"), 0);
+		snprintf(phase, sizeof(phase), "%s", str_of(b, "phase"));
+		if (!streq(phase, "copying"))
+			qvt_sleep_ms(100);
+	}
+	cr_assert_str_eq(phase, "copying");
+	json_object_put(must("backup.cancel", "{\"name\":\"c\"}"));
+	pclose(bg);
+	FILE *f = fopen(path, "re");
+	cr_assert_not_null(f);
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	cr_assert(strstr(out, "cancelled") && strstr(out, "rc=1"), "CLI said: %s", out);
+	/* nothing of it in the store: two entries are the full and ... nothing else */
+	snprintf(path, sizeof(path), "%s/backups", D.state_dir);
+	cr_assert_eq(dir_entries(path), 1, "the cancelled backup left something in %s", path);
+	_cleanup_json_ json_object *inc = backup("c", "incremental");
+	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));
+	_cleanup_free_ char *p = restore(str_of(inc, "id"), "crest", NULL);
+	expect_range(p, 8, "cB", true);
+	qvt_ctl_close(c);
+	stop_vm("c");
+}
