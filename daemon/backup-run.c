@@ -31,6 +31,7 @@
 #include "daemon/backup-run.h"
 #include "qemu/argv.h"
 #include "qemu/qga.h"
+#include "storage/backup-restore.h"
 #include "storage/copy.h"
 #include "storage/qemu-img.h"
 
@@ -223,6 +224,9 @@ static int finalize_work(void *ud, struct qv_error *err)
 
 	for (size_t i = 0; i < r->n; i++) {
 		struct qv_backup_disk *d = &m->disks[i];
+		/* a full: zero blocks become holes, checksummed in the same pass */
+		if (!r->incremental && (e = qv_backup_sparsify(r->disks[i].fd, &d->checksum, err)) < 0)
+			return e;
 		if (fsync(r->disks[i].fd) < 0 || fstat(r->disks[i].fd, &st) < 0)
 			return qv_error_set(err, errno, errno == ENOSPC ? QV_REASON_NO_SPACE
 									: QV_REASON_IO_ERROR,
@@ -230,7 +234,7 @@ static int finalize_work(void *ud, struct qv_error *err)
 		d->bytes = (uint64_t)st.st_blocks * 512;
 		m->size += d->bytes;
 		snprintf(path, sizeof(path), "%s/.%s.partial/%s", r->store, r->id, d->file);
-		if ((e = qv_copy_checksum_file(path, &d->checksum, err)) < 0)
+		if (r->incremental && (e = qv_copy_checksum_file(path, &d->checksum, err)) < 0)
 			return e;
 	}
 	m->completed_ms = qv_unix_ms();

@@ -11,6 +11,7 @@
 
 #include "common/macro.h"
 #include "storage/backup-restore.h"
+#include "storage/csum.h"
 #include "storage/qcow2-refs.h"
 #include "storage/tmpfile.h"
 
@@ -230,5 +231,60 @@ int qv_backup_verify(const char *store, const struct qv_backup_meta *m, struct q
 					    " differs from the recorded %016" PRIx64,
 					    m->id, d->index, d->file, sum, d->checksum);
 	}
+	return 0;
+}
+
+#define SPARSE_BLOCK ((size_t)64 << 10)
+#define SPARSE_CHUNK ((size_t)1 << 20)
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+int qv_backup_sparsify(int fd, uint64_t *ret_checksum, struct qv_error *errp)
+{
+	_cleanup_free_ uint8_t *buf = malloc(SPARSE_CHUNK);
+	uint64_t sum = 0, off = 0, size;
+	struct stat st;
+
+	if (!buf)
+		return -ENOMEM;
+	if (fstat(fd, &st) < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "backup file: %m");
+	size = (uint64_t)st.st_size;
+	while (off < size) {
+		off_t data = lseek(fd, (off_t)off, SEEK_DATA), hole;
+		if (data < 0 && errno == ENXIO)
+			data = (off_t)size;
+		else if (data < 0)
+			return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "backup file: %m");
+		if ((uint64_t)data > off)
+			sum += qv_csum_zeroes(off, (uint64_t)data - off);
+		off = (uint64_t)data;
+		if (off >= size)
+			break;
+		hole = lseek(fd, (off_t)off, SEEK_HOLE);
+		uint64_t end = hole < 0 ? size : (uint64_t)hole;
+		/* extents start and end on 4 KiB units here (a file's block size) */
+		while (off < end) {
+			size_t n = end - off < SPARSE_CHUNK ? (size_t)(end - off) : SPARSE_CHUNK;
+			ssize_t got = pread(fd, buf, n, (off_t)off);
+			if (got != (ssize_t)n)
+				return qv_error_set(errp, got < 0 ? errno : EIO, QV_REASON_IO_ERROR,
+						    "reading the backup file: %s",
+						    got < 0 ? strerror(errno) : "short read");
+			sum += qv_csum_data(off, buf, n);
+			for (size_t b = 0; b < n; b += SPARSE_BLOCK) {
+				size_t len = n - b < SPARSE_BLOCK ? n - b : SPARSE_BLOCK;
+				if ((off + b) % SPARSE_BLOCK == 0 && len == SPARSE_BLOCK &&
+				    all_zero(buf + b, len))
+					(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+							(off_t)(off + b), (off_t)len);
+			}
+			off += n;
+		}
+	}
+	*ret_checksum = sum;
 	return 0;
 }

@@ -41,3 +41,9 @@ int qv_backup_restore_disk(const char *store, struct qv_backup_meta *const *meta
 /* Re-read every file of backup m and compare with its recorded checksum
  * (and size). 0, or -EILSEQ (io-error) naming the disk and both sums. */
 int qv_backup_verify(const char *store, const struct qv_backup_meta *m, struct qv_error *errp);
+
+/* A full backup's raw file, written by QEMU with zero areas as zeros:
+ * punch holes where 64 KiB blocks are all zero and return the file's
+ * content checksum (the same as qv_copy_checksum_file(): holes are zero
+ * units), in one read of its data. */
+int qv_backup_sparsify(int fd, uint64_t *ret_checksum, struct qv_error *errp);

@@ -27,8 +27,13 @@ static void setup(void)
 	qvt_daemon_fixture_start(&D);
 }
 
+static char tiny_mount[128]; /* a tmpfs a test mounted, unmounted even when it fails */
+
 static void teardown(void)
 {
+	if (tiny_mount[0])
+		umount2(tiny_mount, MNT_DETACH);
+	tiny_mount[0] = '\0';
 	qvt_daemon_cleanup(&D);
 }
 
@@ -347,6 +352,7 @@ Test(backup, full_store_fails_cleanly_and_the_chain_stays_usable)
 	cr_assert_eq(mkdir(store, 0700), 0);
 	if (mount("tmpfs", store, "tmpfs", 0, "size=1m") < 0)
 		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+	snprintf(tiny_mount, sizeof(tiny_mount), "%s", store);
 	qvt_ctl *c = boot_vm("f", "fsrc", true);
 	guest_write(c, 0, "fA");
 	_cleanup_json_ json_object *full = backup("f", "full");
@@ -356,7 +362,6 @@ Test(backup, full_store_fails_cleanly_and_the_chain_stays_usable)
 	cr_assert_null(r, "backup into a full store succeeded");
 	cr_assert_str_eq(e.reason, "no-space", "reason %s: %s", e.reason, e.message);
 	cr_assert_eq(dir_entries(store), 0, "the failed backup left files in %s", store);
-	umount2(store, MNT_DETACH);
 
 	_cleanup_json_ json_object *inc = backup("f", "incremental");
 	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));

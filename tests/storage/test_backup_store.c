@@ -5,6 +5,7 @@
  * incremental). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -164,5 +165,32 @@ Test(backup_store, restore_applies_incremental_clusters)
 	cr_assert_eq(qv_backup_verify(store, l[1], &e), -EILSEQ);
 	qv_backup_meta_free(l[0]);
 	qv_backup_meta_free(l[1]);
+	sh("rm -rf %s", dir);
+}
+
+/* A full backup file with zero blocks: holes punched, same checksum. */
+Test(backup_store, sparsify_keeps_the_checksum)
+{
+	char dir[] = "/var/tmp/qv-bksparse-XXXXXX", path[128];
+	uint64_t before = 0, after = 0, again = 0;
+	struct stat st0, st1;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/disk0.raw", dir);
+	sh("head -c 4194304 /dev/zero > %s && head -c 65536 /dev/urandom | "
+	   "dd of=%s bs=64k seek=17 conv=notrunc status=none && truncate -s 8M %s", path, path, path);
+	cr_assert_eq(qv_copy_checksum_file(path, &before, NULL), 0);
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	fstat(fd, &st0);
+	cr_assert_eq(qv_backup_sparsify(fd, &after, NULL), 0);
+	fsync(fd);
+	fstat(fd, &st1);
+	close(fd);
+	cr_assert_eq(after, before, "checksum changed");
+	cr_assert_eq(qv_copy_checksum_file(path, &again, NULL), 0);
+	cr_assert_eq(again, before);
+	cr_assert_lt(st1.st_blocks, st0.st_blocks / 4, "no holes punched (%ld -> %ld blocks)",
+		     (long)st0.st_blocks, (long)st1.st_blocks);
 	sh("rm -rf %s", dir);
 }
