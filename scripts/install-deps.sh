@@ -22,6 +22,8 @@ PKGS=(
 	libgnutls28-dev
 	# guest agent tests: qemu-ga bundled into the test guest (mkguest.sh --extra)
 	qemu-guest-agent
+	# backup benchmark (scripts/bench/backup.sh): timing arithmetic
+	bc
 )
 
 missing=()
