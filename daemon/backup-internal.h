@@ -56,7 +56,7 @@ struct bk_chain_state {
 	char store[PATH_MAX];
 	char chain[QV_BACKUP_ID_MAX + 1]; /* the chain's full backup */
 	char last[QV_BACKUP_ID_MAX + 1];  /* the newest backup of the chain */
-	char bitmap[QV_BACKUP_ID_MAX + 16]; /* dirty bitmap since `last` ("" for raw) */
+	char bitmap[QV_BACKUP_ID_MAX + 32]; /* dirty bitmap since `last` ("" for raw) */
 	unsigned n_disks;
 };
 /* -ENOENT when the VM has no chain. */

@@ -7,7 +7,7 @@
  *   targets                   <store>/.<id>.partial/disk<N>.{raw,qcow2}, opened
  *                             by the daemon, passed with add-fd, blockdev-add
  *   [guest-fsfreeze-freeze]   when the VM has a guest agent
- *   transaction               block-dirty-bitmap-add qvisor-<id> (persistent)
+ *   transaction               block-dirty-bitmap-add qvisor-<id>-<rnd> (persistent)
  *                             + blockdev-backup sync=full, or sync=bitmap on
  *                             the chain's bitmap with bitmap-mode=never
  *   [guest-fsfreeze-thaw]

@@ -33,7 +33,7 @@ struct bk_run {
 	qv_rpc_call *call;
 	char store[PATH_MAX];
 	char id[QV_BACKUP_ID_MAX + 1];
-	char bitmap[QV_BACKUP_ID_MAX + 16];
+	char bitmap[QV_BACKUP_ID_MAX + 32];
 	bool want_full, incremental, cancelled, txn_done, agent;
 	const char *phase;
 	struct bk_chain_state chain;

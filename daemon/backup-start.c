@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,7 +151,12 @@ static void queried(int error, const struct qv_error *err, void *ud)
 			return bk_fail_with(r, -ENODEV, &e, "finding the disks");
 		}
 	decide(r);
-	snprintf(r->bitmap, sizeof(r->bitmap), "qvisor-%s", r->id);
+	/* ids are unique per store only: the random part keeps two stores'
+	 * backups of the same second from naming the same bitmap */
+	uint32_t rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint32_t)qv_now_ms();
+	snprintf(r->bitmap, sizeof(r->bitmap), "qvisor-%s-%08x", r->id, rnd);
 	if (!(s = bk_seq_new(r->d, r->vm, r->inst)))
 		return bk_fail_with(r, -ENOMEM, NULL, "attaching");
 	for (size_t i = 0; i < r->n; i++) {
