@@ -114,6 +114,11 @@ const struct cli_verb cli_verbs[] = {
 	  "Put a VM back to a snapshot (restarts it; resumes it when memory was saved)." },
 	{ "snapshot delete", verb_snapshot_delete, "VM NAME",
 	  "Delete a snapshot, merging its image into the chain while the VM runs." },
+	{ "backup", verb_backup,
+	  "create VM [--full] [--bandwidth RATE] | status | cancel VM | list [VM] | info ID | verify ID | delete ID | "
+	  "prune [VM] --keep-last N --keep-daily N [--dry-run] | restore ID --to IMAGE [--define NAME] "
+	  "[--store DIR]",
+	  "Back up running VMs (full/incremental), list, verify, prune and restore backups." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

@@ -48,6 +48,7 @@ VERB(snapshot_create);
 VERB(snapshot_list);
 VERB(snapshot_revert);
 VERB(snapshot_delete);
+VERB(backup);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

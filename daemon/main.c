@@ -24,6 +24,7 @@
 #include "daemon/vm-identity.h"
 #include "daemon/rpc-access.h"
 #include "daemon/snapshot.h"
+#include "daemon/backup-internal.h"
 
 static void usage(FILE *f)
 {
@@ -293,12 +294,15 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_snapshot_methods, qv_snapshot_methods_count,
 					      d);
 	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_backup_methods, qv_backup_methods_count, d);
+	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
 		r = qv_rpc_server_add_methods(d->rpc_ro, method_tables[i].m, *method_tables[i].n, d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to register methods: %m");
 	qv_hostloop_rpc_ready(d);
+	bk_schedule_start(d);
 	r = qv_daemon_tls_setup(d);
 	if (r < 0)
 		return r;

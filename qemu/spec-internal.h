@@ -65,6 +65,10 @@ int spec_parse_resources(json_object *o, const char *path, struct vm_spec *spec,
 int spec_parse_balloon(json_object *o, const char *path, struct vm_spec *spec,
 		       struct qv_error *errp);
 
+/* spec.backup (qemu/spec-backup.c). */
+int spec_parse_backup(json_object *o, const char *path, struct vm_backup *b,
+		      struct qv_error *errp);
+
 /* qemu/spec-cloudinit.c */
 int spec_parse_cloud_init(json_object *o, const char *path, struct vm_cloud_init **ret,
 			  struct qv_error *errp);

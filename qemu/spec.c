@@ -389,6 +389,9 @@ static int parse_sections(json_object *o, struct vm_spec *spec, struct qv_error 
 	if (json_object_object_get_ex(o, "cloud_init", &v) && !json_object_is_type(v, json_type_null) &&
 	    (r = spec_parse_cloud_init(v, "spec.cloud_init", &spec->cloud_init, errp)) < 0)
 		return r;
+	if (json_object_object_get_ex(o, "backup", &v) && !json_object_is_type(v, json_type_null) &&
+	    (r = spec_parse_backup(v, "spec.backup", &spec->backup, errp)) < 0)
+		return r;
 	if (json_object_object_get_ex(o, "restart", &v) && !json_object_is_type(v, json_type_null))
 		return spec_parse_restart(v, "spec.restart", &spec->restart, errp);
 	return 0;
@@ -419,7 +422,7 @@ int vm_spec_from_json(json_object *obj, struct vm_spec **ret_spec, struct qv_err
 					    "accel", "kernel", "initrd", "cmdline", "boot",
 					    "disks", "nics", "serial", "limits", "restart",
 					    "cloud_init", "guest_agent", "resources", "balloon",
-					    NULL };
+					    "backup", NULL };
 	_cleanup_(vm_spec_freep) struct vm_spec *spec = NULL;
 	void *items = NULL;
 	int r;

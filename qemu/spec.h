@@ -138,6 +138,14 @@ struct vm_balloon {
 	uint32_t stats_interval_s; /* guest statistics polling; 0 = off */
 };
 
+/* spec.backup (qemu/spec-backup.c): scheduled backups run by the daemon
+ * (docs/backup.md "Scheduled backups"). interval_s 0: none. */
+struct vm_backup {
+	uint32_t interval_s;     /* "hourly" 3600, "daily" 86400, "weekly" 604800 */
+	uint32_t keep_last, keep_daily; /* prune after each backup; 0 = keep all */
+	char store[256];         /* absolute; "" = the daemon's default store */
+};
+
 struct vm_spec {
 	char *name;              /* [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62} */
 	char uuid[37];           /* generated if absent */
@@ -160,6 +168,7 @@ struct vm_spec {
 	struct vm_cloud_init *cloud_init; /* NULL = no seed */
 	bool guest_agent;        /* virtio-serial channel for qemu-ga; default false */
 	struct vm_balloon balloon; /* default: no balloon */
+	struct vm_backup backup;   /* default: no schedule */
 };
 
 bool vm_name_valid(const char *name);
@@ -189,6 +198,8 @@ const char *vm_loop_mode_to_string(enum vm_loop_mode m);
 int vm_loop_mode_from_string(const char *s);
 /* The "balloon" member of the canonical form; NULL when disabled. */
 json_object *vm_balloon_to_json(const struct vm_balloon *b);
+/* The "backup" member of the canonical form; NULL when unscheduled. */
+json_object *vm_backup_to_json(const struct vm_backup *b);
 const char *vm_restart_policy_to_string(enum vm_restart_policy p);
 
 /* qemu/spec-firewall.c. The defaults of a NIC without "firewall". */

@@ -34,6 +34,8 @@ PKGS=(
 	# cluster store (issue 15): etcd 3.4 members for tests and operators
 	# cluster store client: etcd v3 JSON gateway over HTTPS (cluster/etcd.c)
 	libcurl4-gnutls-dev
+	# backup benchmark (scripts/bench/backup.sh): timing arithmetic
+	bc
 )
 
 missing=()

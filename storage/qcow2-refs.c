@@ -15,19 +15,6 @@
 
 #define BAD(errp, ...) qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, __VA_ARGS__)
 
-static uint32_t be32_at(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
-static uint64_t be64_at(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
 
 static int read_name(int fd, uint64_t off, uint32_t len, char **ret, struct qv_error *errp)
 {
@@ -51,7 +38,7 @@ static int scan_extensions(const uint8_t *buf, size_t n, size_t start, struct qv
 			   struct qv_error *errp)
 {
 	for (size_t off = start; off + 8 <= n;) {
-		uint32_t type = be32_at(buf + off), len = be32_at(buf + off + 4);
+		uint32_t type = qv_be32_at(buf + off), len = qv_be32_at(buf + off + 4);
 
 		if (type == QCOW2_EXT_END)
 			return 0;
@@ -81,7 +68,7 @@ int qv_qcow2_read_refs(int fd, struct qv_qcow2_refs *ret, struct qv_error *errp)
 	n = pread(fd, buf, HEADER_MAX, 0);
 	if (n < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "cannot read the image: %m");
-	if (n < 4 || be32_at(buf) != QCOW2_MAGIC) {
+	if (n < 4 || qv_be32_at(buf) != QCOW2_MAGIC) {
 		r.raw_luks = n >= 6 && memcmp(buf, "LUKS\xba\xbe", 6) == 0;
 		*ret = r;
 		return 0;
@@ -89,17 +76,17 @@ int qv_qcow2_read_refs(int fd, struct qv_qcow2_refs *ret, struct qv_error *errp)
 	r.is_qcow2 = true;
 	if (n < 72)
 		return BAD(errp, "qcow2 header truncated (%zd bytes)", n);
-	version = be32_at(buf + 4);
+	version = qv_be32_at(buf + 4);
 	if (version != 2 && version != 3)
 		return BAD(errp, "qcow2 version %u is not supported", version);
-	boff = be64_at(buf + 8);
-	blen = be32_at(buf + 16);
-	r.crypt_method = be32_at(buf + 32);
+	boff = qv_be64_at(buf + 8);
+	blen = qv_be32_at(buf + 16);
+	r.crypt_method = qv_be32_at(buf + 32);
 	if (version == 3) {
 		if (n < 104)
 			return BAD(errp, "qcow2 v3 header truncated");
-		incompat = be64_at(buf + 72);
-		header_len = be32_at(buf + 100);
+		incompat = qv_be64_at(buf + 72);
+		header_len = qv_be32_at(buf + 100);
 		if (header_len < 104 || header_len > (uint32_t)n)
 			return BAD(errp, "qcow2 header length %u out of range", header_len);
 	}

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/error.h"
 
@@ -32,3 +34,18 @@ void qv_qcow2_refs_clear(struct qv_qcow2_refs *refs);
  * naming `what` and the reference ("... has an external data file
  * \"/dev/sda\"; qvisor does not import images that read other files"). */
 int qv_qcow2_check_self_contained(int fd, const char *what, struct qv_error *errp);
+
+/* Big-endian fields of a qcow2 header or table, read from a byte buffer. */
+static inline uint32_t qv_be32_at(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return be32toh(v);
+}
+
+static inline uint64_t qv_be64_at(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
