@@ -11,6 +11,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/hooks.h"
 #include "daemon/backup-run.h"
 #include "storage/qemu-img.h"
 
@@ -199,6 +200,7 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 {
 	struct qv_vm *vm = qv_vm_find(d, p->vm);
 	struct qv_error err = {};
+	const char *enc;
 	struct bk_run *r;
 	struct bk_seq *s;
 	int e;
@@ -215,6 +217,10 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "VM %s has %zu disks: a backup needs 1..%d", p->vm,
 				    vm->spec->n_disks, QV_BACKUP_MAX_DISKS);
+	if ((enc = qv_image_vm_encrypted_disk(vm)))
+		return qv_call_fail(call, EOPNOTSUPP, QV_REASON_UNSUPPORTED,
+				    "Cannot back up VM %s: disk %s is encrypted (LUKS) and a backup "
+				    "would store its data unencrypted", p->vm, enc);
 	if (bk_find_run(p->vm))
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 				    "A backup of VM %s is already running", p->vm);

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/rpc-client.h"
 #include "daemon/cluster-internal.h"
+#include "daemon/rpc-access.h"
 
 struct fwd {
 	char host[64];
@@ -44,6 +45,10 @@ static void fwd_finish(struct cl_job *j, bool cancelled)
 		json_object *res = TAKE_PTR(f->result);
 		if (!res)
 			res = json_object_new_object();
+		/* The owner answered our mutual-TLS call in full; our caller may
+		 * be on the read-only socket. */
+		if (qv_rpc_call_is_read_only(j->c->d, j->call))
+			qv_vm_info_redact(res);
 		if (f->extra && json_object_is_type(res, json_type_object)) {
 			json_object_object_foreach(f->extra, k, v)
 				json_object_object_add(res, k, json_object_get(v));

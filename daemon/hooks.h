@@ -51,5 +51,9 @@ const char *qv_image_vm_disk_busy(struct qv_daemon *d, const struct qv_vm *vm);
 struct qv_secret;
 int qv_image_disk_key(struct qv_daemon *d, const char *path, int fd,
 		      struct qv_secret **ret, struct qv_error *errp);
+/* The first of vm's qcow2 disks that is encrypted (LUKS), or NULL.
+ * Snapshots and backups refuse such VMs: their overlays, RAM state and
+ * backup files would hold the guest's data in clear (docs/security.md). */
+const char *qv_image_vm_encrypted_disk(const struct qv_vm *vm);
 extern const struct qv_rpc_method qv_image_methods[];
 extern const size_t qv_image_methods_count;

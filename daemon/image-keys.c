@@ -47,6 +47,24 @@ static int encryption_of_fd(int fd, const char *what, bool *ret, struct qv_error
 	return r;
 }
 
+const char *qv_image_vm_encrypted_disk(const struct qv_vm *vm)
+{
+	for (size_t i = 0; i < vm->spec->n_disks; i++) {
+		const char *path = vm->spec->disks[i].path;
+		_cleanup_close_ int fd = -1;
+		struct qv_error err = {};
+		bool enc = false;
+
+		if (vm->spec->disks[i].format != VM_DISK_QCOW2)
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+		/* Unreadable or not understood: treat as encrypted (refuse). */
+		if (fd < 0 || encryption_of_fd(fd, path, &enc, &err) < 0 || enc)
+			return path;
+	}
+	return NULL;
+}
+
 int image_file_encrypted(const char *path, bool *ret, struct qv_error *errp)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);

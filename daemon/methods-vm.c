@@ -136,20 +136,28 @@ static int m_info(qv_rpc_call *call, json_object *params, void *ud)
 {
 	struct qv_vm *vm = lookup_vm(call, params, ud);
 
-	json_object *info, *spec;
+	json_object *info;
 
 	if (!vm)
 		return 0;
 	info = qv_vm_info_json(vm);
 	/* Anyone can use the read-only socket: a command line may hold secrets. */
-	if (qv_rpc_call_is_read_only(vm->d, call) && json_object_object_get_ex(info, "spec", &spec)) {
-		/* A command line or cloud-init user-data may hold secrets. */
-		if (json_object_object_get_ex(spec, "cmdline", NULL))
-			json_object_object_add(spec, "cmdline", json_object_new_string("(hidden)"));
-		if (json_object_object_get_ex(spec, "cloud_init", NULL))
-			json_object_object_add(spec, "cloud_init", json_object_new_string("(hidden)"));
-	}
+	if (qv_rpc_call_is_read_only(vm->d, call))
+		qv_vm_info_redact(info);
 	return qv_rpc_call_reply(call, info), 0;
+}
+
+void qv_vm_info_redact(json_object *info)
+{
+	json_object *spec;
+
+	if (!info || !json_object_object_get_ex(info, "spec", &spec))
+		return;
+	/* A command line or cloud-init user-data may hold secrets. */
+	if (json_object_object_get_ex(spec, "cmdline", NULL))
+		json_object_object_add(spec, "cmdline", json_object_new_string("(hidden)"));
+	if (json_object_object_get_ex(spec, "cloud_init", NULL))
+		json_object_object_add(spec, "cloud_init", json_object_new_string("(hidden)"));
 }
 
 static json_object *state_result(struct qv_vm *vm)

@@ -21,3 +21,7 @@ char *qv_rpc_ro_socket_path(const char *socket_path);
 int qv_rpc_access_setup(struct qv_daemon *d, struct qv_error *errp);
 /* The call came in on the read-only socket. */
 bool qv_rpc_call_is_read_only(struct qv_daemon *d, qv_rpc_call *call);
+
+/* What a vm.info answer hides from a read-only caller (cmdline,
+ * cloud_init), also when another host answered it (daemon/methods-vm.c). */
+void qv_vm_info_redact(json_object *info);

@@ -16,6 +16,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/hooks.h"
 #include "daemon/snapshot-internal.h"
 
 enum { STEP_NONE, STEP_PERSISTED, STEP_SWITCHED };
@@ -269,6 +270,7 @@ static int make_overlay(struct qv_vm *vm, struct snap_op *op, size_t i, const ch
 static int check_create(struct qv_vm *vm, json_object *tree, const char *name, bool memory,
 			struct qv_error *errp)
 {
+	const char *enc;
 	size_t n = 0;
 
 	if (qv_snap_find(tree, name))
@@ -282,6 +284,10 @@ static int check_create(struct qv_vm *vm, json_object *tree, const char *name, b
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "VM %s is not running: a memory snapshot needs a running VM",
 				    vm->name);
+	if ((enc = qv_image_vm_encrypted_disk(vm)))
+		return qv_error_set(errp, EOPNOTSUPP, QV_REASON_UNSUPPORTED,
+				    "Cannot snapshot VM %s: disk %s is encrypted (LUKS) and its "
+				    "snapshot overlay would hold new writes unencrypted", vm->name, enc);
 	for (size_t i = 0; i < vm->spec->n_disks; i++)
 		n += !vm->spec->disks[i].readonly;
 	if (n == 0 || n > SNAP_MAX_DISKS)

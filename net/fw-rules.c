@@ -301,12 +301,33 @@ static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char 
 				 "add rule bridge %s %s arp saddr ether != %s counter drop comment \""
 				 QV_FW_TAG_SPOOF "arp-mac\"\n",
 				 t, chain, n->mac, t, chain, n->mac);
+	/* Only IPv4, ARP and IPv6 leave a VM: an 802.1Q/QinQ, MPLS or PPPoE
+	 * frame would carry an inner source the ip/ip6 rules never see. */
+	if (r >= 0)
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type != { ip, arp, ip6 } "
+				     "counter drop comment \"" QV_FW_TAG_SPOOF "ethertype\"\n",
+				     t, chain);
 	/* No address yet (DHCP before the lease): no IPv4 source is allowed. */
 	const char *ne4 = al->v4[0] ? " != " : "", *l4 = al->v4;
 	if (r >= 0 && v4)
 		r = qv_fw_batch_addf(body, "add rule bridge %s %s arp saddr ip != 0.0.0.0 %s%s%s%s"
 				     "counter drop comment \"" QV_FW_TAG_SPOOF "arp-ip\"\n", t,
 				     chain, l4[0] ? "arp saddr ip" : "", ne4, l4, l4[0] ? " " : "");
+	/* dnsmasq trusts the client hardware address inside a DHCP message
+	 * (BOOTP chaddr, byte 28): a guest naming another VM's MAC there could
+	 * release that VM's lease and take its address. */
+	if (r >= 0 && n->dhcp) {
+		char hex[13];
+		size_t k = 0;
+
+		for (const char *p = n->mac; *p && k < sizeof(hex) - 1; p++)
+			if (*p != ':')
+				hex[k++] = *p;
+		hex[k] = '\0';
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s udp dport 67 @ih,224,48 != 0x%s "
+				     "counter drop comment \"" QV_FW_TAG_SPOOF "dhcp-chaddr\"\n",
+				     t, chain, hex);
+	}
 	if (r >= 0 && n->dhcp)
 		r = qv_fw_batch_addf(body, "add rule bridge %s %s ip saddr 0.0.0.0 ip daddr "
 				     "255.255.255.255 udp sport 68 udp dport 67 counter accept "

@@ -328,6 +328,16 @@ Test(encrypt, guest_writes_through_luks_and_the_passphrase_never_leaks)
 	m = must_fail("unsupported", "vm.migrate",
 		      "{\"name\":\"enc1\",\"to\":\"tls://otherhost\"}");
 	cr_assert(strstr(m, "copy_storage"), "%s", m);
+	/* A snapshot overlay, a RAM state file or a backup would hold the
+	 * guest's data in clear: refused (docs/security.md). */
+	m = must_fail("unsupported", "snapshot.create", "{\"name\":\"enc1\",\"snapshot\":\"s1\"}");
+	cr_assert(strstr(m, "encrypted"), "%s", m);
+	char store[] = "/tmp/qvt-encbk-XXXXXX";
+	cr_assert_not_null(mkdtemp(store));
+	snprintf(cmd, sizeof(cmd), "{\"name\":\"enc1\",\"store\":\"%s\"}", store);
+	m = must_fail("unsupported", "backup.create", cmd);
+	cr_assert(strstr(m, "encrypted"), "%s", m);
+	rmdir(store);
 	/* Nothing started: no migration record, the VM runs on. */
 	must_fail("not-found", "migrate.status", "{\"name\":\"enc1\"}");
 	char vst[32];
