@@ -3,6 +3,9 @@
  * JSON, probe for bridge reject. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/netlink.h>
 #include <string.h>
 
 #include <nftables/libnftables.h>
@@ -14,10 +17,27 @@ struct qv_nft {
 	struct nft_ctx *ctx;
 };
 
+/* libnftables calls exit() when it cannot open its netlink socket (a
+ * kernel without nfnetlink, e.g. the lab VM's): ask the kernel first. */
+static int nfnetlink_probe(struct qv_error *errp)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+
+	if (fd < 0)
+		return qv_error_set(errp, errno, QV_REASON_UNAVAILABLE,
+				    "this kernel has no nfnetlink (nf_tables): %m");
+	close(fd);
+	return 0;
+}
+
 int qv_nft_new(qv_nft **ret, struct qv_error *errp)
 {
-	qv_nft *n = calloc(1, sizeof(*n));
+	qv_nft *n;
+	int r = nfnetlink_probe(errp);
 
+	if (r < 0)
+		return r;
+	n = calloc(1, sizeof(*n));
 	if (!n)
 		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	n->ctx = nft_ctx_new(NFT_CTX_DEFAULT);
