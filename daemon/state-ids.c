@@ -27,17 +27,10 @@ int qv_state_events_trim(qv_state *st, int64_t min_time, unsigned keep, unsigned
 int qv_state_vm_uid_get(qv_state *st, const char *vm, uint32_t *ret_uid)
 {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	int r, rc;
+	int r = st_select_by_key(st, "SELECT uid FROM vm_ids WHERE vm = ?1", vm, &s);
 
-	r = st_prepare(st, "SELECT uid FROM vm_ids WHERE vm = ?1", &s);
 	if (r < 0)
 		return r;
-	st_bind_text(s, 1, vm);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return st_errno(rc);
 	*ret_uid = (uint32_t)sqlite3_column_int64(s, 0);
 	return 0;
 }

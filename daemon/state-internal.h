@@ -29,6 +29,9 @@ int st_bind_text(sqlite3_stmt *s, int idx, const char *text);
 int st_step_done(qv_state *st, sqlite3_stmt *s);
 /* Caller-owned copy of a text column (NULL stays NULL). -ENOMEM on failure. */
 int st_column_strdup(sqlite3_stmt *s, int col, char **ret);
+/* Prepare sql (one ?1 = key), run it and leave *ret_stmt on the first row:
+ * 0, -ENOENT when there is none, or -errno. */
+int st_select_by_key(qv_state *st, const char *sql, const char *key, sqlite3_stmt **ret_stmt);
 int64_t st_now_ms(void);
 /* Make the next commit durable (FULL), back to NORMAL after it. */
 void st_sync_full(qv_state *st);

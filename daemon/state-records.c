@@ -71,27 +71,6 @@ static int delete_by_key(qv_state *st, const char *sql, const char *key)
 	return write_stmt(st, s, true);
 }
 
-/* Prepare sql (one ?1 = key), run it and leave *ret_stmt on the first row:
- * 0, -ENOENT when there is none, or -errno. */
-static int select_by_key(qv_state *st, const char *sql, const char *key,
-			 sqlite3_stmt **ret_stmt)
-{
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	int r;
-
-	r = st_prepare(st, sql, &s);
-	if (r < 0)
-		return r;
-	st_bind_text(s, 1, key);
-	r = sqlite3_step(s);
-	if (r == SQLITE_DONE)
-		return -ENOENT;
-	if (r != SQLITE_ROW)
-		return st_errno(sqlite3_extended_errcode(st->db));
-	*ret_stmt = TAKE_PTR(s);
-	return 0;
-}
-
 int qv_state_vm_delete(qv_state *st, const char *name)
 {
 	return delete_by_key(st, "DELETE FROM vms WHERE name = ?1", name);
@@ -105,7 +84,7 @@ int qv_state_vm_get(qv_state *st, const char *name, char **ret_uuid, char **ret_
 
 	if (!name)
 		return -EINVAL;
-	r = select_by_key(st, "SELECT uuid, spec_json FROM vms WHERE name = ?1", name, &s);
+	r = st_select_by_key(st, "SELECT uuid, spec_json FROM vms WHERE name = ?1", name, &s);
 	if (r < 0)
 		return r;
 	if ((ret_uuid && st_column_strdup(s, 0, &uuid) < 0) ||
@@ -232,7 +211,7 @@ int qv_state_runtime_get(qv_state *st, const char *name, struct qv_runtime_recor
 
 	if (!name || !ret)
 		return -EINVAL;
-	r = select_by_key(st, "SELECT " RUNTIME_COLS " FROM runtime WHERE vm = ?1", name, &s);
+	r = st_select_by_key(st, "SELECT " RUNTIME_COLS " FROM runtime WHERE vm = ?1", name, &s);
 	if (r < 0)
 		return r;
 	return runtime_from_row(s, 0, ret);
@@ -384,7 +363,7 @@ int qv_state_net_get(qv_state *st, const char *name, char **ret_spec_json)
 
 	if (!name || !ret_spec_json)
 		return -EINVAL;
-	r = select_by_key(st, "SELECT spec_json FROM networks WHERE name = ?1", name, &s);
+	r = st_select_by_key(st, "SELECT spec_json FROM networks WHERE name = ?1", name, &s);
 	if (r < 0)
 		return r;
 	return st_column_strdup(s, 0, ret_spec_json);
@@ -479,7 +458,7 @@ int qv_state_migration_get(qv_state *st, const char *id, struct qv_migration_rec
 
 	if (!id || !ret)
 		return -EINVAL;
-	r = select_by_key(st, "SELECT " MIGRATION_COLS " FROM migrations WHERE id = ?1", id, &s);
+	r = st_select_by_key(st, "SELECT " MIGRATION_COLS " FROM migrations WHERE id = ?1", id, &s);
 	if (r < 0)
 		return r;
 	return migration_from_row(s, ret);

@@ -6,19 +6,13 @@
 int qv_state_snap_tree_get(qv_state *st, const char *vm, char **ret_json)
 {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	int r, rc;
+	int r;
 
 	if (!vm)
 		return -EINVAL;
-	r = st_prepare(st, "SELECT tree_json FROM snapshot_trees WHERE vm = ?1", &s);
+	r = st_select_by_key(st, "SELECT tree_json FROM snapshot_trees WHERE vm = ?1", vm, &s);
 	if (r < 0)
 		return r;
-	st_bind_text(s, 1, vm);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return st_errno(sqlite3_extended_errcode(st->db));
 	r = st_column_strdup(s, 0, ret_json);
 	return r < 0 ? r : (*ret_json ? 0 : -ENOENT);
 }

@@ -166,6 +166,26 @@ int st_step_done(qv_state *st, sqlite3_stmt *s)
 	return st_errno(sqlite3_extended_errcode(st->db));
 }
 
+/* Prepare sql (one ?1 = key), run it and leave *ret_stmt on the first row:
+ * 0, -ENOENT when there is none, or -errno. */
+int st_select_by_key(qv_state *st, const char *sql, const char *key, sqlite3_stmt **ret_stmt)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	r = st_prepare(st, sql, &s);
+	if (r < 0)
+		return r;
+	st_bind_text(s, 1, key);
+	r = sqlite3_step(s);
+	if (r == SQLITE_DONE)
+		return -ENOENT;
+	if (r != SQLITE_ROW)
+		return st_errno(sqlite3_extended_errcode(st->db));
+	*ret_stmt = TAKE_PTR(s);
+	return 0;
+}
+
 int st_column_strdup(sqlite3_stmt *s, int col, char **ret)
 {
 	const unsigned char *t = sqlite3_column_text(s, col);
