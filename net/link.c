@@ -57,11 +57,11 @@ int qv_link_lookup(qv_netlink *nl, const char *name, struct qv_link_info *ret,
 	return 0;
 }
 
-int qv_link_dump(qv_netlink *nl, struct qv_link_info **ret, size_t *ret_n,
-		 struct qv_error *errp)
+int qv_nl_dump_links(qv_netlink *nl, size_t elem, qv_nl_link_fill_fn fill, void **ret,
+		     size_t *ret_n, struct qv_error *errp)
 {
 	_cleanup_nl_cache_ struct nl_cache *cache = NULL;
-	_cleanup_free_ struct qv_link_info *v = NULL;
+	_cleanup_free_ char *v = NULL;
 	size_t n = 0, cap;
 	int r;
 
@@ -70,17 +70,25 @@ int qv_link_dump(qv_netlink *nl, struct qv_link_info **ret, size_t *ret_n,
 	if (r < 0)
 		return qv_nl_error(nl, r, errp, NULL, "cannot dump links");
 	cap = (size_t)nl_cache_nitems(cache);
-	if (cap) {
-		v = calloc(cap, sizeof(*v));
-		if (!v)
-			return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
-	}
+	if (cap && !(v = calloc(cap, elem)))
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	for (struct nl_object *o = nl_cache_get_first(cache); o && n < cap;
 	     o = nl_cache_get_next(o))
-		fill_info((struct rtnl_link *)o, &v[n++]);
+		fill((struct rtnl_link *)o, v + elem * n++);
 	*ret = TAKE_PTR(v);
 	*ret_n = n;
 	return 0;
+}
+
+static void fill_info_slot(struct rtnl_link *l, void *slot)
+{
+	fill_info(l, slot);
+}
+
+int qv_link_dump(qv_netlink *nl, struct qv_link_info **ret, size_t *ret_n,
+		 struct qv_error *errp)
+{
+	return qv_nl_dump_links(nl, sizeof(**ret), fill_info_slot, (void **)ret, ret_n, errp);
 }
 
 static int change_error(qv_netlink *nl, int nlerr, const char *name, struct qv_error *errp,

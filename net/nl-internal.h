@@ -23,6 +23,12 @@ int qv_nl_errno(qv_netlink *nl, int nlerr);
 int qv_nl_error(qv_netlink *nl, int nlerr, struct qv_error *errp, const char *reason,
 		const char *fmt, ...) _printf_(5, 6);
 
+/* One RTM_GETLINK dump: a calloc'd array of elem-sized slots, fill()ed
+ * from each link (qv_link_dump, qv_link_stats_dump). */
+typedef void (*qv_nl_link_fill_fn)(struct rtnl_link *l, void *slot);
+int qv_nl_dump_links(qv_netlink *nl, size_t elem, qv_nl_link_fill_fn fill, void **ret,
+		     size_t *ret_n, struct qv_error *errp);
+
 /* RTM_GETLINK by name. 0, -ENODEV (errp: not-found "link NAME does not
  * exist"), or another -errno. */
 int qv_nl_get_link(qv_netlink *nl, const char *name, struct rtnl_link **ret,
