@@ -417,3 +417,28 @@ int qvt_cli(const struct qvt_daemon *d, const char *args, char *out, size_t size
 	int st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+const char *qvt_json_str(json_object *o, const char *key)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
+}
+
+int64_t qvt_json_int(json_object *o, const char *key)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
+}
+
+void qvt_md5_of_cmd(const char *cmd, char out[33])
+{
+	char line[128] = "";
+	FILE *f = popen(cmd, "r");
+
+	cr_assert_not_null(f, "popen %s", cmd);
+	cr_assert_not_null(fgets(line, sizeof(line), f), "no output from %s", cmd);
+	pclose(f);
+	cr_assert_geq(strlen(line), 32, "bad md5sum output %s", line);
+	memcpy(out, line, 32);
+	out[32] = '\0';
+}

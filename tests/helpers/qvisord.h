@@ -99,3 +99,11 @@ bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int tim
  * on its serial log. Criterion-asserts each step. */
 void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const char *dirty,
 			     int boot_timeout_ms);
+
+/* o[key] as a string, "" when absent or null (o may be NULL). */
+const char *qvt_json_str(json_object *o, const char *key);
+/* o[key] as an integer, -1 when absent (o may be NULL). */
+int64_t qvt_json_int(json_object *o, const char *key);
+/* md5 (hex) of a shell pipeline's output, e.g. "blkpat S 4 | md5sum".
+ * Criterion-asserts that the pipeline printed one. */
+void qvt_md5_of_cmd(const char *cmd, char out[33]);

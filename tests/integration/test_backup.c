@@ -75,32 +75,13 @@ static json_object *callv_wrap(struct qv_error *err, const char *method, const c
 	return r;
 }
 
-static const char *str_of(json_object *o, const char *key)
-{
-	json_object *v;
-	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
-}
-
-static void md5_of_cmd(const char *cmd, char out[33])
-{
-	char line[128] = "";
-	FILE *f = popen(cmd, "r");
-
-	cr_assert_not_null(f, "popen %s", cmd);
-	cr_assert_not_null(fgets(line, sizeof(line), f), "no output from %s", cmd);
-	pclose(f);
-	cr_assert_geq(strlen(line), 32, "bad md5sum output %s", line);
-	memcpy(out, line, 32);
-	out[32] = '\0';
-}
-
 static void md5_pattern(const char *seed, char out[33])
 {
 	_cleanup_free_ char *blkpat = qvt_guest_file("bin/blkpat");
 	char cmd[512];
 
 	snprintf(cmd, sizeof(cmd), "'%s' '%s' %d | md5sum", blkpat, seed, MIB);
-	md5_of_cmd(cmd, out);
+	qvt_md5_of_cmd(cmd, out);
 }
 
 static void md5_range(const char *path, int off_mib, char out[33])
@@ -109,7 +90,7 @@ static void md5_range(const char *path, int off_mib, char out[33])
 
 	snprintf(cmd, sizeof(cmd), "dd if='%s' bs=1M skip=%d count=%d status=none | md5sum", path,
 		 off_mib, MIB);
-	md5_of_cmd(cmd, out);
+	qvt_md5_of_cmd(cmd, out);
 }
 
 static void md5_zeroes(char out[33])
@@ -117,7 +98,7 @@ static void md5_zeroes(char out[33])
 	char cmd[128];
 
 	snprintf(cmd, sizeof(cmd), "head -c %dM /dev/zero | md5sum", MIB);
-	md5_of_cmd(cmd, out);
+	qvt_md5_of_cmd(cmd, out);
 }
 
 /* A qcow2 pool image, a VM "name" using it, started, its control channel. */
@@ -134,11 +115,11 @@ static qvt_ctl *boot_vm(const char *name, const char *image, bool create)
 	snprintf(extra, sizeof(extra),
 		 "{\"cmdline\":\"console=ttyS0 panic=-1 qv.ctl=1\","
 		 "\"disks\":[{\"path\":\"%s\",\"format\":\"%s\"}]}",
-		 str_of(info, "path"), str_of(info, "format"));
+		 qvt_json_str(info, "path"), qvt_json_str(info, "format"));
 	cr_assert_eq(qvt_define_guest(&D, name, extra, &e), 0, "define %s: %s", name, e.message);
 	json_object_put(must("vm.start", "{\"name\":\"%s\"}", name));
 	con = must("vm.console", "{\"name\":\"%s\"}", name);
-	qvt_ctl *c = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	qvt_ctl *c = qvt_ctl_open(qvt_json_str(con, "path"), BOOT_TIMEOUT_MS);
 	cr_assert_not_null(c, "VM %s: control channel did not answer", name);
 	return c;
 }
@@ -166,11 +147,11 @@ static json_object *backup(const char *vm, const char *want_kind)
 {
 	json_object *r = must("backup.create", "{\"name\":\"%s\"}", vm);
 
-	cr_assert_str_eq(str_of(r, "kind"), want_kind, "backup %s: kind %s (forced_full: %s)",
-			 str_of(r, "id"), str_of(r, "kind"), str_of(r, "forced_full"));
+	cr_assert_str_eq(qvt_json_str(r, "kind"), want_kind, "backup %s: kind %s (forced_full: %s)",
+			 qvt_json_str(r, "id"), qvt_json_str(r, "kind"), qvt_json_str(r, "forced_full"));
 	cr_assert_eq(json_object_get_boolean(json_object_object_get(r, "quiesced")), false);
-	cr_assert(strstr(str_of(r, "quiesce_note"), "guest agent"), "quiesce note: %s",
-		  str_of(r, "quiesce_note"));
+	cr_assert(strstr(qvt_json_str(r, "quiesce_note"), "guest agent"), "quiesce note: %s",
+		  qvt_json_str(r, "quiesce_note"));
 	return r;
 }
 
@@ -219,22 +200,22 @@ Test(backup, full_incremental_restore_and_boot)
 	qvt_ctl *c = boot_vm("b", "src", true);
 	guest_write(c, 0, "patA");
 	_cleanup_json_ json_object *full = backup("b", "full");
-	cr_assert(strstr(str_of(full, "forced_full"), "first backup"), "%s",
-		  str_of(full, "forced_full"));
+	cr_assert(strstr(qvt_json_str(full, "forced_full"), "first backup"), "%s",
+		  qvt_json_str(full, "forced_full"));
 	guest_write(c, 8, "patB");
 	_cleanup_json_ json_object *inc = backup("b", "incremental");
-	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));
+	cr_assert_str_eq(qvt_json_str(inc, "parent"), qvt_json_str(full, "id"));
 	guest_write(c, 16, "patC");
 	qvt_ctl_close(c);
 
-	json_object_put(must("backup.verify", "{\"id\":\"%s\"}", str_of(inc, "id")));
-	_cleanup_free_ char *p = restore(str_of(inc, "id"), "rest", "r");
+	json_object_put(must("backup.verify", "{\"id\":\"%s\"}", qvt_json_str(inc, "id")));
+	_cleanup_free_ char *p = restore(qvt_json_str(inc, "id"), "rest", "r");
 	expect_range(p, 0, "patA", true);
 	expect_range(p, 8, "patB", true);
 	expect_range(p, 16, "patC", false);
 	expect_range(p, 16, NULL, true);
 	/* the full alone: A, and B not yet */
-	_cleanup_free_ char *pf = restore(str_of(full, "id"), "restfull", NULL);
+	_cleanup_free_ char *pf = restore(qvt_json_str(full, "id"), "restfull", NULL);
 	expect_range(pf, 0, "patA", true);
 	expect_range(pf, 8, NULL, true);
 
@@ -242,7 +223,7 @@ Test(backup, full_incremental_restore_and_boot)
 	stop_vm("b");
 	json_object_put(must("vm.start", "{\"name\":\"r\"}"));
 	_cleanup_json_ json_object *con = must("vm.console", "{\"name\":\"r\"}");
-	c = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	c = qvt_ctl_open(qvt_json_str(con, "path"), BOOT_TIMEOUT_MS);
 	cr_assert_not_null(c, "restored VM did not answer");
 	ctl(c, "blkread /dev/vda 0 4", v);
 	md5_pattern("patA", want);
@@ -274,7 +255,7 @@ static qvt_ctl *restart_ctl(const char *name)
 {
 	json_object_put(must("vm.start", "{\"name\":\"%s\"}", name));
 	_cleanup_json_ json_object *con = must("vm.console", "{\"name\":\"%s\"}", name);
-	qvt_ctl *c = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	qvt_ctl *c = qvt_ctl_open(qvt_json_str(con, "path"), BOOT_TIMEOUT_MS);
 	cr_assert_not_null(c, "VM %s: control channel did not answer", name);
 	return c;
 }
@@ -293,8 +274,8 @@ Test(backup, daemon_kill_keeps_the_chain_qemu_kill_forces_full)
 	guest_write(c, 16, "kC"); /* nobody watching but QEMU's bitmap */
 	cr_assert_eq(qvt_daemon_start(&D), 0);
 	_cleanup_json_ json_object *inc = backup("k", "incremental");
-	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));
-	_cleanup_free_ char *p = restore(str_of(inc, "id"), "krest", NULL);
+	cr_assert_str_eq(qvt_json_str(inc, "parent"), qvt_json_str(full, "id"));
+	_cleanup_free_ char *p = restore(qvt_json_str(inc, "id"), "krest", NULL);
 	expect_range(p, 0, "kA", true);
 	expect_range(p, 8, "kB", true);
 	expect_range(p, 16, "kC", true);
@@ -313,13 +294,13 @@ Test(backup, daemon_kill_keeps_the_chain_qemu_kill_forces_full)
 	c = restart_ctl("k");
 	guest_write(c, 24, "kD");
 	_cleanup_json_ json_object *after = backup("k", "full");
-	cr_assert(strstr(str_of(after, "forced_full"), "inconsistent"), "forced_full: %s",
-		  str_of(after, "forced_full"));
+	cr_assert(strstr(qvt_json_str(after, "forced_full"), "inconsistent"), "forced_full: %s",
+		  qvt_json_str(after, "forced_full"));
 	/* and the chain goes on from there */
 	guest_write(c, 32, "kE");
 	_cleanup_json_ json_object *inc2 = backup("k", "incremental");
-	cr_assert_str_eq(str_of(inc2, "parent"), str_of(after, "id"));
-	_cleanup_free_ char *p2 = restore(str_of(inc2, "id"), "krest2", NULL);
+	cr_assert_str_eq(qvt_json_str(inc2, "parent"), qvt_json_str(after, "id"));
+	_cleanup_free_ char *p2 = restore(qvt_json_str(inc2, "id"), "krest2", NULL);
 	expect_range(p2, 24, "kD", true);
 	expect_range(p2, 32, "kE", true);
 	qvt_ctl_close(c);
@@ -364,8 +345,8 @@ Test(backup, full_store_fails_cleanly_and_the_chain_stays_usable)
 	cr_assert_eq(dir_entries(store), 0, "the failed backup left files in %s", store);
 
 	_cleanup_json_ json_object *inc = backup("f", "incremental");
-	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));
-	_cleanup_free_ char *p = restore(str_of(inc, "id"), "frest", NULL);
+	cr_assert_str_eq(qvt_json_str(inc, "parent"), qvt_json_str(full, "id"));
+	_cleanup_free_ char *p = restore(qvt_json_str(inc, "id"), "frest", NULL);
 	expect_range(p, 0, "fA", true);
 	expect_range(p, 8, "fB", true);
 	qvt_ctl_close(c);
@@ -396,7 +377,7 @@ Test(backup, prune_keeps_the_policy_and_what_it_needs)
 		guest_write(c, 4 * i, seed);
 		json_object *b = i == 3 ? must("backup.create", "{\"name\":\"p\",\"full\":true}")
 					: backup("p", i == 0 ? "full" : "incremental");
-		snprintf(ids[i], sizeof(ids[i]), "%s", str_of(b, "id"));
+		snprintf(ids[i], sizeof(ids[i]), "%s", qvt_json_str(b, "id"));
 		json_object_put(b);
 	}
 	qvt_ctl_close(c);
@@ -456,7 +437,7 @@ Test(backup, schedule_backs_a_running_vm_up)
 	snprintf(extra, sizeof(extra),
 		 "{\"disks\":[{\"path\":\"%s\",\"format\":\"qcow2\"}],"
 		 "\"backup\":{\"schedule\":\"daily\",\"keep_last\":1,\"store\":\"%s\"}}",
-		 str_of(info, "path"), path);
+		 qvt_json_str(info, "path"), path);
 	cr_assert_eq(qvt_define_guest(&D, "s", extra, &e), 0, "define: %s", e.message);
 	json_object_put(must("vm.start", "{\"name\":\"s\"}"));
 	size_t n = 0;
@@ -469,8 +450,8 @@ Test(backup, schedule_backs_a_running_vm_up)
 	cr_assert_eq(n, 1, "no scheduled backup within 2 minutes");
 	_cleanup_json_ json_object *l = must("backup.list", "{\"store\":\"%s\"}", path);
 	json_object *b = json_object_array_get_idx(json_object_object_get(l, "backups"), 0);
-	cr_assert_str_eq(str_of(b, "vm"), "s");
-	cr_assert_str_eq(str_of(b, "kind"), "full");
+	cr_assert_str_eq(qvt_json_str(b, "vm"), "s");
+	cr_assert_str_eq(qvt_json_str(b, "kind"), "full");
 	stop_vm("s");
 }
 
@@ -497,7 +478,7 @@ Test(backup, cancel_midway_leaves_nothing)
 	for (int i = 0; i < 600 && !streq(phase, "copying"); i++) {
 		_cleanup_json_ json_object *st = must("backup.status", "{}");
 		json_object *b = json_object_array_get_idx(json_object_object_get(st, "backups"), 0);
-		snprintf(phase, sizeof(phase), "%s", str_of(b, "phase"));
+		snprintf(phase, sizeof(phase), "%s", qvt_json_str(b, "phase"));
 		if (!streq(phase, "copying"))
 			qvt_sleep_ms(100);
 	}
@@ -514,8 +495,8 @@ Test(backup, cancel_midway_leaves_nothing)
 	snprintf(path, sizeof(path), "%s/backups", D.state_dir);
 	cr_assert_eq(dir_entries(path), 1, "the cancelled backup left something in %s", path);
 	_cleanup_json_ json_object *inc = backup("c", "incremental");
-	cr_assert_str_eq(str_of(inc, "parent"), str_of(full, "id"));
-	_cleanup_free_ char *p = restore(str_of(inc, "id"), "crest", NULL);
+	cr_assert_str_eq(qvt_json_str(inc, "parent"), qvt_json_str(full, "id"));
+	_cleanup_free_ char *p = restore(qvt_json_str(inc, "id"), "crest", NULL);
 	expect_range(p, 8, "cB", true);
 	qvt_ctl_close(c);
 	stop_vm("c");

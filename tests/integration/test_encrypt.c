@@ -153,22 +153,10 @@ static const char *must_fail(const char *reason, const char *method, const char 
 	return err.message;
 }
 
-static const char *str_of(json_object *o, const char *key)
-{
-	json_object *v;
-	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
-}
-
-static int64_t int_of(json_object *o, const char *key)
-{
-	json_object *v;
-	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
-}
-
 static char *image_path(const char *name)
 {
 	_cleanup_json_ json_object *r = must("image.info", "{\"name\":\"%s\"}", name);
-	return strdup(str_of(r, "path"));
+	return strdup(qvt_json_str(r, "path"));
 }
 
 /* The whole file (at most 256 MiB; /proc files too), *ret_len bytes. */
@@ -276,10 +264,10 @@ Test(encrypt, guest_writes_through_luks_and_the_passphrase_never_leaks)
 					     "\"format\":\"qcow2\"}"));
 
 	_cleanup_json_ json_object *info = must("image.info", "{\"name\":\"sec\"}");
-	cr_assert_str_eq(str_of(info, "format"), "qcow2");
+	cr_assert_str_eq(qvt_json_str(info, "format"), "qcow2");
 	cr_assert(json_object_get_boolean(json_object_object_get(info, "encrypted")));
-	cr_assert_str_eq(str_of(info, "key"), "stored");
-	cr_assert_eq(int_of(info, "key_slots"), 1);
+	cr_assert_str_eq(qvt_json_str(info, "key"), "stored");
+	cr_assert_eq(qvt_json_int(info, "key_slots"), 1);
 	_cleanup_free_ char *sec = image_path("sec"), *plain = image_path("plain");
 
 	char disks[1024];
@@ -289,7 +277,7 @@ Test(encrypt, guest_writes_through_luks_and_the_passphrase_never_leaks)
 	define_vm("enc1", disks, "qv.ctl=1");
 	json_object_put(must("vm.start", "{\"name\":\"enc1\"}"));
 	_cleanup_json_ json_object *con = must("vm.console", "{\"name\":\"enc1\"}");
-	qvt_ctl *ctl = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	qvt_ctl *ctl = qvt_ctl_open(qvt_json_str(con, "path"), BOOT_TIMEOUT_MS);
 	cr_assert_not_null(ctl, "the guest never answered on its console");
 	char sum[64], want[64];
 	snprintf(cmd, sizeof(cmd), "'%s/bin/blkpat' %s %d | md5sum", qvt_guest_dir(), SEED, MIB);
@@ -454,12 +442,12 @@ Test(encrypt, import_clone_resize_rekey_and_wrong_keys)
 	cr_assert_eq(qvt_cli(&D, cmd, out, sizeof(out)), 0, "%s: %s", cmd, out);
 	record(out);
 	_cleanup_json_ json_object *imp = must("image.info", "{\"name\":\"imp\"}");
-	cr_assert_str_eq(str_of(imp, "key"), "stored");
+	cr_assert_str_eq(qvt_json_str(imp, "key"), "stored");
 
 	/* Full clone: same key (a byte copy); linked: refused. */
 	_cleanup_json_ json_object *cl = must("image.clone", "{\"source\":\"imp\",\"name\":\"cl\"}");
 	cr_assert(json_object_get_boolean(json_object_object_get(cl, "encrypted")));
-	cr_assert_str_eq(str_of(cl, "key"), "stored");
+	cr_assert_str_eq(qvt_json_str(cl, "key"), "stored");
 	msg = must_fail("unsupported", "image.clone",
 			"{\"source\":\"imp\",\"name\":\"ln\",\"linked\":true}");
 	cr_assert(strstr(msg, "full clone"), "%s", msg);
@@ -468,7 +456,7 @@ Test(encrypt, import_clone_resize_rekey_and_wrong_keys)
 
 	/* Resize needs the key: done by the daemon with it. */
 	_cleanup_json_ json_object *rs = must("image.resize", "{\"name\":\"cl\",\"size\":\"64M\"}");
-	cr_assert_eq(int_of(rs, "virtual_size"), 64 << 20);
+	cr_assert_eq(qvt_json_int(rs, "virtual_size"), 64 << 20);
 
 	/* A guest reads the clone's data (qemu-io wrote 4 MiB of 0x5a). */
 	char disks[512], want[64], line[512];
@@ -505,7 +493,7 @@ Test(encrypt, import_clone_resize_rekey_and_wrong_keys)
 	record(out);
 	cr_assert(strstr(out, "rekeyed"), "%s", out);
 	_cleanup_json_ json_object *rk = must("image.info", "{\"name\":\"cl\"}");
-	cr_assert_eq(int_of(rk, "key_slots"), 1);
+	cr_assert_eq(qvt_json_int(rk, "key_slots"), 1);
 	qemu_img_check(clp, passphrase, false);
 	qemu_img_check(clp, pass2, true);
 	/* and a generated key: neither given passphrase opens it any more */
@@ -560,7 +548,7 @@ Test(encrypt, storage_migration_carries_the_key)
 	define_vm("encm", disks, "qv.ctl=1");
 	json_object_put(must("vm.start", "{\"name\":\"encm\"}"));
 	_cleanup_json_ json_object *con = must("vm.console", "{\"name\":\"encm\"}");
-	qvt_ctl *ctl = qvt_ctl_open(str_of(con, "path"), BOOT_TIMEOUT_MS);
+	qvt_ctl *ctl = qvt_ctl_open(qvt_json_str(con, "path"), BOOT_TIMEOUT_MS);
 	cr_assert_not_null(ctl);
 	snprintf(cmd, sizeof(cmd), "blkwrite /dev/vda 0 4 %s", SEED);
 	cr_assert_eq(qvt_ctl_cmd(ctl, cmd, 300000, want, sizeof(want)), 0, "%s", want);
@@ -575,19 +563,19 @@ Test(encrypt, storage_migration_carries_the_key)
 	_cleanup_json_ json_object *di = qvt_call_name(&D2, "image.info", "mig", &err);
 	cr_assert_not_null(di, "no image mig on the destination: %s", err.message);
 	cr_assert(json_object_get_boolean(json_object_object_get(di, "encrypted")));
-	cr_assert_str_eq(str_of(di, "key"), "stored");
+	cr_assert_str_eq(qvt_json_str(di, "key"), "stored");
 	cr_assert_null(strstr(json_object_to_json_string(di), passphrase));
 	/* The guest reads its data on the destination, through LUKS there. */
 	_cleanup_json_ json_object *con2 = qvt_call_name(&D2, "vm.console", "encm", &err);
 	cr_assert_not_null(con2, "%s", err.message);
-	ctl = qvt_ctl_open(str_of(con2, "path"), 120000);
+	ctl = qvt_ctl_open(qvt_json_str(con2, "path"), 120000);
 	cr_assert_not_null(ctl);
 	cr_assert_eq(qvt_ctl_cmd(ctl, "blkread /dev/vda 0 4", 300000, sum, sizeof(sum)), 0);
 	cr_assert_str_eq(sum, want, "data read on the destination differs");
 	qvt_ctl_close(ctl);
 	char chunk[4096], p[200];
 	pattern_chunk(1 << 20, chunk);
-	cr_assert_not(file_has(str_of(di, "path"), chunk, sizeof(chunk)),
+	cr_assert_not(file_has(qvt_json_str(di, "path"), chunk, sizeof(chunk)),
 		      "plaintext in the destination's image");
 	snprintf(p, sizeof(p), "%s/qvisor.db", D2.state_dir);
 	assert_no_passphrase("the destination's state database", p);

@@ -75,37 +75,11 @@ static const char *must_fail(const char *reason, const char *method, const char 
 	return e.message;
 }
 
-static const char *str_of(json_object *o, const char *key)
-{
-	json_object *v;
-	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
-}
-
-static int64_t int_of(json_object *o, const char *key)
-{
-	json_object *v;
-	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
-}
-
 /* Absolute path of a pool image (static buffer per call site is enough). */
 static char *image_path(const char *name)
 {
 	_cleanup_json_ json_object *r = must("image.info", "{\"name\":\"%s\"}", name);
-	return strdup(str_of(r, "path"));
-}
-
-/* md5 (hex) of a shell pipeline's output. */
-static void md5_of_cmd(const char *cmd, char out[33])
-{
-	char line[128] = "";
-	FILE *f = popen(cmd, "r");
-
-	cr_assert_not_null(f, "popen %s", cmd);
-	cr_assert_not_null(fgets(line, sizeof(line), f), "no output from %s", cmd);
-	pclose(f);
-	cr_assert_geq(strlen(line), 32, "bad md5sum output %s", line);
-	memcpy(out, line, 32);
-	out[32] = '\0';
+	return strdup(qvt_json_str(r, "path"));
 }
 
 static void md5_pattern(const char *seed, int mib, char out[33])
@@ -115,7 +89,7 @@ static void md5_pattern(const char *seed, int mib, char out[33])
 
 	cr_assert(blkpat && access(blkpat, X_OK) == 0, "blkpat not built");
 	snprintf(cmd, sizeof(cmd), "'%s' '%s' %d | md5sum", blkpat, seed, mib);
-	md5_of_cmd(cmd, out);
+	qvt_md5_of_cmd(cmd, out);
 }
 
 static void md5_file_head(const char *path, int mib, char out[33])
@@ -123,7 +97,7 @@ static void md5_file_head(const char *path, int mib, char out[33])
 	char cmd[512];
 
 	snprintf(cmd, sizeof(cmd), "head -c %dM '%s' | md5sum", mib, path);
-	md5_of_cmd(cmd, out);
+	qvt_md5_of_cmd(cmd, out);
 }
 
 static void write_pattern(const char *path, const char *seed, int mib)
@@ -190,7 +164,7 @@ static bool list_has(json_object *list, const char *name, json_object **ret)
 	cr_assert(json_object_object_get_ex(list, "images", &imgs));
 	for (size_t i = 0; i < json_object_array_length(imgs); i++) {
 		json_object *o = json_object_array_get_idx(imgs, i);
-		if (streq(str_of(o, "name"), name)) {
+		if (streq(qvt_json_str(o, "name"), name)) {
 			if (ret)
 				*ret = o;
 			return true;
@@ -206,19 +180,19 @@ Test(image, create_list_info_delete_and_validation)
 	REQUIRE_DAEMON();
 	_cleanup_json_ json_object *a = must("image.create",
 					     "{\"name\":\"disk1\",\"size\":\"64M\",\"format\":\"raw\"}");
-	cr_assert_str_eq(str_of(a, "format"), "raw");
-	cr_assert_eq(int_of(a, "virtual_size"), 64 << 20);
+	cr_assert_str_eq(qvt_json_str(a, "format"), "raw");
+	cr_assert_eq(qvt_json_int(a, "virtual_size"), 64 << 20);
 	_cleanup_json_ json_object *b = must("image.create",
 					     "{\"name\":\"disk2\",\"size\":1073741824,\"format\":\"qcow2\"}");
-	cr_assert_str_eq(str_of(b, "format"), "qcow2");
-	cr_assert_eq(int_of(b, "virtual_size"), 1 << 30);
+	cr_assert_str_eq(qvt_json_str(b, "format"), "qcow2");
+	cr_assert_eq(qvt_json_int(b, "virtual_size"), 1 << 30);
 	struct stat st;
-	cr_assert_eq(stat(str_of(b, "path"), &st), 0, "%s missing", str_of(b, "path"));
+	cr_assert_eq(stat(qvt_json_str(b, "path"), &st), 0, "%s missing", qvt_json_str(b, "path"));
 
 	_cleanup_json_ json_object *l = must("image.list", "{}");
 	json_object *e = NULL;
 	cr_assert(list_has(l, "disk1", &e));
-	cr_assert_eq(int_of(e, "virtual_size"), 64 << 20);
+	cr_assert_eq(qvt_json_int(e, "virtual_size"), 64 << 20);
 	cr_assert(list_has(l, "disk2", NULL));
 
 	/* Strict params. */
@@ -244,7 +218,7 @@ Test(image, create_list_info_delete_and_validation)
 	must_fail("not-found", "image.delete", "{\"name\":\"nope\"}");
 
 	_cleanup_json_ json_object *rs = must("image.resize", "{\"name\":\"disk1\",\"size\":\"128M\"}");
-	cr_assert_eq(int_of(rs, "virtual_size"), 128 << 20);
+	cr_assert_eq(qvt_json_int(rs, "virtual_size"), 128 << 20);
 
 	json_object_put(must("image.delete", "{\"name\":\"disk1\"}"));
 	json_object_put(must("image.delete", "{\"name\":\"disk2\"}"));
@@ -272,18 +246,18 @@ Test(image, guests_boot_from_clones, .timeout = 600)
 	_cleanup_json_ json_object *full = must("image.clone",
 						"{\"source\":\"tpl\",\"name\":\"c-full\","
 						"\"verify\":true}");
-	cr_assert_str_eq(str_of(full, "format"), "raw");
-	cr_assert_str_neq(str_of(full, "op_id"), "");
+	cr_assert_str_eq(qvt_json_str(full, "format"), "raw");
+	cr_assert_str_neq(qvt_json_str(full, "op_id"), "");
 	/* The copy was read back and its checksum matched the template's. */
 	json_object *fst = NULL, *fv = NULL;
 	cr_assert(json_object_object_get_ex(full, "stats", &fst));
 	cr_assert(json_object_object_get_ex(fst, "verified", &fv) && json_object_get_boolean(fv),
 		  "full clone with verify not verified: %s", json_object_to_json_string(fst));
-	cr_assert_eq(strlen(str_of(fst, "checksum")), 16);
+	cr_assert_eq(strlen(qvt_json_str(fst, "checksum")), 16);
 	_cleanup_json_ json_object *lr = must("image.clone",
 					      "{\"source\":\"tpl\",\"name\":\"c-read\",\"linked\":true}");
-	cr_assert_str_eq(str_of(lr, "format"), "qcow2");
-	cr_assert_str_eq(str_of(lr, "backing"), tpl);
+	cr_assert_str_eq(qvt_json_str(lr, "format"), "qcow2");
+	cr_assert_str_eq(qvt_json_str(lr, "backing"), tpl);
 	json_object_put(must("image.clone", "{\"source\":\"tpl\",\"name\":\"c-write\",\"linked\":true}"));
 
 	char rd[64];
@@ -315,7 +289,7 @@ Test(image, guests_boot_from_clones, .timeout = 600)
 	md5_file_head(fullp, DATA_MIB, full_after);
 	cr_assert_str_eq(full_after, want_tpl);
 	_cleanup_json_ json_object *wi = must("image.info", "{\"name\":\"c-write\"}");
-	cr_assert_gt(int_of(wi, "allocated_size"), DATA_MIB << 20, "overlay holds no data");
+	cr_assert_gt(qvt_json_int(wi, "allocated_size"), DATA_MIB << 20, "overlay holds no data");
 
 	/* The template backs two overlays: not deletable. */
 	must_fail("conflict", "image.delete", "{\"name\":\"tpl\"}");
@@ -356,11 +330,11 @@ Test(image, in_use_images_are_protected, .timeout = 600)
 	_cleanup_json_ json_object *l = must("image.list", "{}");
 	json_object *e = NULL;
 	cr_assert(list_has(l, "web.qcow2", &e));
-	cr_assert_eq(int_of(e, "virtual_size"), 32 << 20);
+	cr_assert_eq(qvt_json_int(e, "virtual_size"), 32 << 20);
 	json_object_put(must("vm.pause", "{\"name\":\"web1\"}"));
 	_cleanup_json_ json_object *c = must("image.clone", "{\"source\":\"web.qcow2\",\"name\":\"snap\"}");
-	cr_assert_str_eq(str_of(c, "format"), "qcow2");
-	cr_assert_eq(int_of(c, "virtual_size"), 32 << 20);
+	cr_assert_str_eq(qvt_json_str(c, "format"), "qcow2");
+	cr_assert_eq(qvt_json_int(c, "virtual_size"), 32 << 20);
 	stop_vm("web1");
 
 	/* Once undefined, the image is free again. */
@@ -381,12 +355,12 @@ static void on_notify(qv_rpc_conn *c, const char *method, json_object *params, v
 
 	if (!streq(method, "progress"))
 		return;
-	int64_t done = int_of(params, "done");
+	int64_t done = qvt_json_int(params, "done");
 	if (done < p->last_done)
 		p->monotonic = false;
 	p->last_done = done;
-	p->total = int_of(params, "total");
-	snprintf(p->op_id, sizeof(p->op_id), "%s", str_of(params, "op_id"));
+	p->total = qvt_json_int(params, "total");
+	snprintf(p->op_id, sizeof(p->op_id), "%s", qvt_json_str(params, "op_id"));
 	p->n++;
 }
 
@@ -426,7 +400,7 @@ Test(image, import_sends_progress_and_keeps_the_daemon_responsive, .timeout = 30
 	cr_assert_str_eq(method, "progress");
 	free(method);
 	on_notify(c, "progress", first, &rec);
-	cr_assert_lt(int_of(first, "done"), 512 << 20, "first progress came at the end");
+	cr_assert_lt(qvt_json_int(first, "done"), 512 << 20, "first progress came at the end");
 	json_object_put(first);
 
 	/* The loop keeps serving other clients while the copy runs. */
@@ -437,7 +411,7 @@ Test(image, import_sends_progress_and_keeps_the_daemon_responsive, .timeout = 30
 	cr_assert(json_object_object_get_ex(l, "operations", &ops));
 	cr_assert_eq(json_object_array_length(ops), 1, "operation not listed: %s",
 		     json_object_to_json_string(l));
-	cr_assert_str_eq(str_of(json_object_array_get_idx(ops, 0), "op_id"), rec.op_id);
+	cr_assert_str_eq(qvt_json_str(json_object_array_get_idx(ops, 0), "op_id"), rec.op_id);
 	cr_assert_not(list_has(l, "big", NULL), "image visible before the copy is complete");
 	must_fail("conflict", "image.create", "{\"name\":\"big\",\"size\":\"1M\"}");
 
@@ -449,11 +423,11 @@ Test(image, import_sends_progress_and_keeps_the_daemon_responsive, .timeout = 30
 	cr_assert_eq(rec.total, 512 << 20);
 	cr_assert_eq(rec.last_done, rec.total, "last progress %ld of %ld", (long)rec.last_done,
 		     (long)rec.total);
-	cr_assert_str_eq(rec.op_id, str_of(res, "op_id"));
-	cr_assert_eq(int_of(res, "virtual_size"), 512 << 20);
-	cr_assert_str_eq(str_of(res, "format"), "raw");
+	cr_assert_str_eq(rec.op_id, qvt_json_str(res, "op_id"));
+	cr_assert_eq(qvt_json_int(res, "virtual_size"), 512 << 20);
+	cr_assert_str_eq(qvt_json_str(res, "format"), "raw");
 	md5_file_head(src, 512, want);
-	md5_file_head(str_of(res, "path"), 512, got);
+	md5_file_head(qvt_json_str(res, "path"), 512, got);
 	cr_assert_str_eq(got, want);
 	json_object_put(res);
 }
@@ -480,7 +454,7 @@ Test(image, disconnect_cancels_import_without_leftovers, .timeout = 300)
 	cr_assert_eq(qv_rpc_wait_notification(c, 30000, &method, &params, &err), 0, "%s",
 		     err.message);
 	cr_assert_str_eq(method, "progress");
-	cr_assert_lt(int_of(params, "done"), 512 << 20);
+	cr_assert_lt(qvt_json_int(params, "done"), 512 << 20);
 	free(method);
 	json_object_put(params);
 	qv_rpc_conn_free(c);
