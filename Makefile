@@ -127,7 +127,8 @@ guest:
 	scripts/mkguest.sh build/guest
 
 # Criterion: unit suites in parallel, integration suites one test at a time
-# (each boots TCG guests on a 2-core machine).
+# (each boots TCG guests on a 2-core machine); integration suites that do not
+# depend on an idle host run two at once (scripts/run-tests.sh, QV_TEST_LANES).
 export QV_BUILD_DIR := $(abspath $(O))
 export QV_GUEST_DIR := $(abspath build/guest)
 export QV_SRC_DIR   := $(abspath .)
