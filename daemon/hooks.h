@@ -36,6 +36,9 @@ int qv_vm_sandbox_prepare(struct qv_vm *vm, struct qemu_argv_opts *argv_opts,
 			  struct qemu_proc_opts *opts, struct qv_error *errp);
 /* The QEMU process is gone: remove its cgroup. */
 void qv_vm_sandbox_release(struct qv_vm *vm);
+/* The VM's record goes away while its QEMU may still run (daemon exit):
+ * drop the per-VM state, leave the cgroup in place. */
+void qv_vm_sandbox_forget(struct qv_vm *vm);
 extern const struct qv_rpc_method qv_cgroup_methods[];
 extern const size_t qv_cgroup_methods_count;
 

@@ -259,6 +259,11 @@ int qv_vm_sandbox_prepare(struct qv_vm *vm, struct qemu_argv_opts *argv_opts,
 	return 0;
 }
 
+void qv_vm_sandbox_forget(struct qv_vm *vm)
+{
+	vm->cgroup_state = vm_state_free(vm->cgroup_state);
+}
+
 void qv_vm_sandbox_release(struct qv_vm *vm)
 {
 	struct cg_daemon *st = qv_cgroup_state(vm->d);

@@ -50,6 +50,7 @@ static struct qv_vm *vm_free(struct qv_vm *vm)
 		return NULL;
 	qv_source_remove(vm->restart_timer);
 	qv_vm_nics_forget(vm);
+	qv_vm_sandbox_forget(vm);
 	qv_vm_files_release(vm);
 	qemu_instance_free(vm->inst); /* a start in progress is abandoned, QEMU kept */
 	qv_start_queue_remove(vm->d, vm);
