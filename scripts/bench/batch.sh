@@ -32,62 +32,11 @@ cleanup() {
 		kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
 	fi
 	for f in "$WORK"/bare-pids; do [ -r "$f" ] && xargs -r kill -9 <"$f" 2>/dev/null; done
-	rm -rf "$WORK"
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 # --- helpers -----------------------------------------------------------------
-cat > "$WORK/bare.py" <<'PY'
-# Start every argv at once, then wait until each QEMU's QMP says running.
-import json, os, socket, subprocess, sys, threading, time
-work, n = sys.argv[1], int(sys.argv[2])
-t0 = time.monotonic()
-procs, dirs = [], []
-for i in range(n):
-    d = os.path.join(work, 'bare', 'vm%d' % i)
-    argv = open(os.path.join(d, 'argv'), 'rb').read().split(b'\0')[:-1]
-    log = open(os.path.join(d, 'qemu.log'), 'ab')
-    procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                  start_new_session=True))
-    dirs.append(d)
-with open(os.path.join(work, 'bare-pids'), 'w') as f:
-    f.write('\n'.join(str(p.pid) for p in procs) + '\n')
-errors = []
-def wait_running(d, p):
-    path = os.path.join(d, 'qmp.sock')
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(path)
-            break
-        except (FileNotFoundError, ConnectionRefusedError):
-            s.close()
-            if p.poll() is not None:
-                errors.append('qemu died: ' + d)
-                return
-            time.sleep(0.001)
-    f = s.makefile('rwb')
-    def recv():
-        while True:
-            m = json.loads(f.readline())
-            if 'event' not in m:
-                return m
-    recv()
-    f.write(b'{"execute":"qmp_capabilities"}\n'); f.flush(); recv()
-    f.write(b'{"execute":"query-status"}\n'); f.flush()
-    st = recv()['return']['status']
-    if st != 'running':
-        errors.append(d + ': ' + st)
-    s.close()
-ts = [threading.Thread(target=wait_running, args=(d, p)) for d, p in zip(dirs, procs)]
-for t in ts: t.start()
-for t in ts: t.join()
-t1 = time.monotonic()
-for p in procs: p.kill()
-for p in procs: p.wait()
-if errors: sys.exit('; '.join(errors))
-print('%.0f' % ((t1 - t0) * 1000))
-PY
 cat > "$WORK/lister.py" <<'PY'
 # vm.list every 20 ms until SIGTERM; prints count p50 p99 max (ms).
 import json, os, signal, socket, sys, time
@@ -110,8 +59,7 @@ if not lat: lat = [float('nan')]
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 print('%d %.1f %.1f %.1f' % (len(lat), q(0.5), q(0.99), lat[-1]))
 PY
-now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+. scripts/bench/lib.sh
 
 # --- daemon and VMs ----------------------------------------------------------
 SOCK=$WORK/run/qvisord.sock
@@ -163,12 +111,13 @@ for pid in $($QV --json list | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$'); do
 done
 [ "$i" = "$N" ] || { echo "captured $i argvs, want $N"; exit 1; }
 $QV stop --all --force >/dev/null
-python3 "$WORK/bare.py" "$WORK" "$N" >/dev/null   # warm-up, discarded
+BARE_RUN=(python3 scripts/bench/bare_qemu.py --pids "$WORK/bare-pids" "$WORK"/bare/vm*)
+"${BARE_RUN[@]}" >/dev/null   # warm-up, discarded
 
 BARE=() QVS=() QVSTOP=() LAT=()
 for r in $(seq 1 "$R"); do
 	rm -f "$WORK"/bare/vm*/qmp.sock
-	BARE+=("$(python3 "$WORK/bare.py" "$WORK" "$N")")
+	BARE+=("$("${BARE_RUN[@]}")")
 	read -r ts tstop < <(qv_round)
 	QVS+=("$ts") QVSTOP+=("$tstop")
 	LAT+=("start: $(cat "$WORK/lat-start") stop: $(cat "$WORK/lat-stop")")
@@ -187,5 +136,5 @@ echo "  qvisor stop --all --force (ms):         ${QVSTOP[*]}"
 echo "  qvisor stop --all --timeout 1 (graceful, guests still booting): $tg ms"
 echo "  concurrent vm.list every 20 ms (count p50 p99 max, ms):"
 printf '    %s\n' "${LAT[@]}"
-printf "  median bare %d ms, qvisor %d ms, ratio qvisor/bare %.3f (goal <= 1.3); stop --all --force median %d ms\n" \
+printf "  median bare %.0f ms, qvisor %.0f ms, ratio qvisor/bare %.3f (goal <= 1.3); stop --all --force median %.0f ms\n" \
 	"$mb" "$mq" "$(awk -v a="$mq" -v b="$mb" 'BEGIN {print a / b}')" "$ms"

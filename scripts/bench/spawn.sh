@@ -24,54 +24,21 @@ gcc -O2 -std=gnu11 -D_GNU_SOURCE -I. $(pkg-config --cflags json-c) -o "$DRIVER" 
 	scripts/bench/spawn_driver.c "$O/lib/libqv-qemu.a" "$O/lib/libqv-common.a" \
 	$(pkg-config --libs json-c)
 
-cat > "$WORK/bare.py" <<'PY'
-import json, os, socket, subprocess, sys, time
-run_dir, argv_file = sys.argv[1], sys.argv[2]
-argv = open(argv_file, 'rb').read().split(b'\0')[:-1]
-sock_path = os.path.join(run_dir, 'qmp.sock')
-log = open(os.path.join(run_dir, 'qemu.log'), 'ab')
-t0 = time.monotonic()
-p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-while True:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(sock_path)
-        break
-    except (FileNotFoundError, ConnectionRefusedError):
-        s.close()
-        if p.poll() is not None:
-            sys.exit('qemu died')
-        time.sleep(0.001)
-f = s.makefile('rwb')
-def recv():
-    while True:
-        m = json.loads(f.readline())
-        if 'event' not in m:
-            return m
-recv()  # greeting
-f.write(b'{"execute":"qmp_capabilities"}\n'); f.flush(); recv()
-f.write(b'{"execute":"query-status"}\n'); f.flush()
-st = recv()['return']['status']
-t1 = time.monotonic()
-assert st == 'running', st
-print('%.2f' % ((t1 - t0) * 1000))
-p.kill(); p.wait()
-PY
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+. scripts/bench/lib.sh
 
 QV=() BARE=()
 # One discarded warm-up run of each (page cache, first-exec costs).
 mkdir -m 0700 "$WORK/wq" "$WORK/wb"
 "$DRIVER" run "$WORK/wq" "$KERNEL" "$INITRD" >/dev/null
-"$DRIVER" argv "$WORK/wb" "$KERNEL" "$INITRD" > "$WORK/argv0"
-python3 "$WORK/bare.py" "$WORK/wb" "$WORK/argv0" >/dev/null
+"$DRIVER" argv "$WORK/wb" "$KERNEL" "$INITRD" > "$WORK/wb/argv"
+python3 scripts/bench/bare_qemu.py "$WORK/wb" >/dev/null
 for i in $(seq 1 "$N"); do
 	d=$WORK/q$i; mkdir -m 0700 "$d"
 	QV+=("$("$DRIVER" run "$d" "$KERNEL" "$INITRD")")
 	d=$WORK/b$i; mkdir -m 0700 "$d"
-	"$DRIVER" argv "$d" "$KERNEL" "$INITRD" > "$WORK/argv$i"
-	BARE+=("$(python3 "$WORK/bare.py" "$d" "$WORK/argv$i")")
+	"$DRIVER" argv "$d" "$KERNEL" "$INITRD" > "$d/argv"
+	BARE+=("$(python3 scripts/bench/bare_qemu.py "$d")")
 done
 mq=$(printf '%s\n' "${QV[@]}" | median)
 mb=$(printf '%s\n' "${BARE[@]}" | median)

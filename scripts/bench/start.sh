@@ -30,8 +30,6 @@ DRIVER=$WORK/spawn_driver
 gcc -O2 -std=gnu11 -D_GNU_SOURCE -I. $(pkg-config --cflags json-c) -o "$DRIVER" \
 	scripts/bench/spawn_driver.c "$O/lib/libqv-qemu.a" "$O/lib/libqv-common.a" \
 	$(pkg-config --libs json-c)
-# The bare side: reuse spawn.sh's QMP poke (spawn, connect, negotiate, running).
-sed -n "/^cat > \"\$WORK\/bare.py\" <<'PY'$/,/^PY$/p" scripts/bench/spawn.sh | sed '1d;$d' > "$WORK/bare.py"
 
 SOCK=$WORK/run/qvisord.sock
 "$O/qvisord" --state-dir "$WORK/state" --run-dir "$WORK/run" --socket "$SOCK" \
@@ -47,21 +45,20 @@ cat > "$WORK/spec.json" <<JSON
  "cmdline":"console=ttyS0 panic=-1"}
 JSON
 $QV define "$WORK/spec.json" >/dev/null
-now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+. scripts/bench/lib.sh
 
 QVT=() BARE=()
 # warm-up, discarded
 $QV start bench >/dev/null; $QV stop --force bench >/dev/null
-mkdir -m 0700 "$WORK/w"; "$DRIVER" argv "$WORK/w" "$KERNEL" "$INITRD" >"$WORK/argv0"
-python3 "$WORK/bare.py" "$WORK/w" "$WORK/argv0" >/dev/null
+mkdir -m 0700 "$WORK/w"; "$DRIVER" argv "$WORK/w" "$KERNEL" "$INITRD" >"$WORK/w/argv"
+python3 scripts/bench/bare_qemu.py "$WORK/w" >/dev/null
 for i in $(seq 1 "$N"); do
 	t0=$(now_ms); $QV start bench >/dev/null; t1=$(now_ms)
 	QVT+=($((t1 - t0)))
 	$QV stop --force bench >/dev/null
 	d=$WORK/b$i; mkdir -m 0700 "$d"
-	"$DRIVER" argv "$d" "$KERNEL" "$INITRD" >"$WORK/argv$i"
-	BARE+=("$(python3 "$WORK/bare.py" "$d" "$WORK/argv$i")")
+	"$DRIVER" argv "$d" "$KERNEL" "$INITRD" >"$d/argv"
+	BARE+=("$(python3 scripts/bench/bare_qemu.py "$d")")
 done
 mq=$(printf '%s\n' "${QVT[@]}" | median)
 mb=$(printf '%s\n' "${BARE[@]}" | median)
