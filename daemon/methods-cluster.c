@@ -10,6 +10,7 @@ struct listing {
 	const char *member;  /* "hosts" or "vms" */
 	json_object *items;  /* built on the worker, handed over in finish */
 	char leader[64];     /* hosts: who leads ("" none) */
+	enum qv_bal_mode mode; /* hosts: the balancer's */
 };
 
 static void list_run(struct cl_job *j)
@@ -25,6 +26,9 @@ static void list_run(struct cl_job *j)
 		struct qv_error err = {};
 		if (cl_leader_read(j->c->etcd, l->leader, sizeof(l->leader), NULL, &err) < 0)
 			l->leader[0] = '\0';
+		qv_error_clear(&err);
+		if (cl_bal_mode_read(j->c->etcd, &l->mode, &err) < 0)
+			l->mode = QV_BAL_ADVISE;
 	}
 	l->items = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
@@ -59,6 +63,9 @@ static void list_finish(struct cl_job *j, bool cancelled)
 		if (streq(l->member, "hosts"))
 			json_object_object_add(res, "leader", *l->leader
 					       ? json_object_new_string(l->leader) : NULL);
+		if (streq(l->member, "hosts"))
+			json_object_object_add(res, "balancer",
+					       json_object_new_string(qv_bal_mode_name(l->mode)));
 		qv_rpc_call_reply(j->call, res);
 	}
 	json_object_put(l->items);
@@ -103,5 +110,7 @@ static int m_vms(qv_rpc_call *call, json_object *params, void *ud)
 const struct qv_rpc_method qv_cluster_methods[] = {
 	{ "cluster.hosts", m_hosts },
 	{ "cluster.vms", m_vms },
+	{ "cluster.plan", cl_m_plan },
+	{ "cluster.mode", cl_m_mode },
 };
 const size_t qv_cluster_methods_count = ARRAY_SIZE(qv_cluster_methods);
