@@ -227,6 +227,16 @@ static void place_run(struct cl_job *j)
 	j->r = cl_snap_load(j->c->etcd, &s, &j->err);
 	if (j->r < 0)
 		goto out;
+	/* CPU is placed by reservation: measured host CPU on a shared
+	 * machine (or a test's three "hosts" on one) says nothing about the
+	 * room a new VM gets, and must not tilt the spread either. The
+	 * balancer works on measured CPU. */
+	for (size_t i = 0; i < s.nh; i++)
+		s.hosts[i].cpu_used_milli = 0;
+	for (size_t i = 0; i < s.nv; i++) {
+		s.vms[i].cpu_used_milli = 0;
+		s.vms[i].mem_used_mib = 0;
+	}
 	struct qv_pl_snapshot snap = { .hosts = s.hosts, .nhosts = (int)s.nh, .vms = s.vms,
 				       .nvms = (int)s.nv };
 	if (!streq(p->want, "auto")) {
@@ -246,10 +256,7 @@ static void place_run(struct cl_job *j)
 			.naffinity = p->naff,
 		};
 		qv_pl_cfg_defaults(&cfg);
-		/* CPU is placed by reservation: measured host CPU on a shared
-		 * machine (or a test's three "hosts" on one) says nothing about
-		 * the room a new VM gets. The balancer works on measured CPU. */
-		cfg.cpu_max_util = 0;
+		cfg.cpu_max_util = 0; /* by reservation (above) */
 		j->r = qv_pl_place(&snap, &cfg, &vm, -1, &ch, &j->err);
 		if (j->r < 0) {
 			if (j->r == -ENOSPC) {
