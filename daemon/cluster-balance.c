@@ -275,6 +275,7 @@ static void round_finish(struct cl_job *j, bool cancelled)
 	struct cl_bal *b = c->bal;
 	struct qv_bal_plan plan = {};
 	struct qv_error err = {};
+	char *sig = NULL;
 
 	if (!cancelled)
 		b->busy = false;
@@ -298,7 +299,7 @@ static void round_finish(struct cl_job *j, bool cancelled)
 		log_warning("Cluster: %s", err.message);
 		goto out;
 	}
-	_cleanup_free_ char *sig = signature(&rd->s, &plan);
+	sig = signature(&rd->s, &plan);
 	if (b->new_term || (plan.n && (!sig || !b->last_sig || !streq(sig, b->last_sig)))) {
 		json_object *ev = json_object_new_object();
 		json_object_object_add(ev, "mode", json_object_new_string(qv_bal_mode_name(rd->mode)));
@@ -316,6 +317,7 @@ static void round_finish(struct cl_job *j, bool cancelled)
 		if (plan.d[i].kind == QV_BAL_MOVE)
 			start_move(c, &rd->s, &plan.d[i]);
 out:
+	free(sig);
 	qv_bal_plan_free(&plan);
 	cl_snap_free(&rd->s);
 	free(rd);
