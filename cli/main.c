@@ -119,6 +119,10 @@ const struct cli_verb cli_verbs[] = {
 	  "prune [VM] --keep-last N --keep-daily N [--dry-run] | restore ID --to IMAGE [--define NAME] "
 	  "[--store DIR]",
 	  "Back up running VMs (full/incremental), list, verify, prune and restore backups." },
+	{ "cluster plan", verb_cluster_plan, "[--threshold F]",
+	  "Dry run of the balancer on live data: what would move and why." },
+	{ "cluster mode", verb_cluster_mode, "[off|advise|enforce]",
+	  "Show or set the balancer's mode (stored in etcd for every leader)." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

@@ -77,6 +77,11 @@ static int list(struct cli_ctx *ctx, int argc, const char *method, const char *m
 	}
 	out_table_print(t, stdout);
 	out_table_free(t);
+	if (hosts) {
+		char b[256], m[64];
+		printf("leader: %s  balancer: %s\n", field(res, NULL, "leader", b, sizeof(b)),
+		       field(res, NULL, "balancer", m, sizeof(m)));
+	}
 	return EXIT_OK;
 }
 

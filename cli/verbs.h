@@ -49,6 +49,8 @@ VERB(snapshot_list);
 VERB(snapshot_revert);
 VERB(snapshot_delete);
 VERB(backup);
+VERB(cluster_plan);
+VERB(cluster_mode);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

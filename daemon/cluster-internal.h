@@ -5,6 +5,8 @@
 #include "cluster/work.h"
 #include "daemon/cluster.h"
 #include "qemu/spec.h"
+#include "sched/balance.h"
+#include "sched/placement.h"
 
 /* Keys (docs/cluster.md "Data model"). */
 #define CL_PREFIX "/qvisor/"
@@ -35,6 +37,9 @@ struct qv_cluster {
 	bool reconciled;     /* the start-up reconciliation succeeded */
 	bool reconcile_busy;
 	struct cl_vmstate *written;
+	struct cl_leader *leader; /* cluster-leader.c */
+	struct cl_bal *bal;       /* cluster-balance.c */
+	struct cl_cpu *cpu;       /* cluster-usage.c */
 };
 
 /* A job on the etcd queue: run() on the worker (may use c->etcd),
@@ -63,6 +68,25 @@ void cl_inventory_reconcile(struct qv_cluster *c);
 /* States that changed since written: a job updating their records. */
 void cl_inventory_sync_states(struct qv_cluster *c);
 /* cluster-place.c */
+#define PL_MAX_STRS 16
+/* The cluster as sched/placement.h sees it, read from etcd (on the
+ * worker): live hosts and every VM record; the strings point into the
+ * records, alive until cl_snap_free(). Besides what placement filters
+ * on, it carries the balancer's inputs: each host's and VM's measured
+ * CPU (the owner's host record), VMs migrating, and the last live
+ * migration of each VM (record field "moved": {from, at_ms}). */
+struct cl_snap {
+	struct qv_etcd_kv *hkv, *vkv;
+	size_t nh, nv;
+	json_object **hrec, **vrec;
+	struct qv_pl_host *hosts;
+	struct qv_pl_vm *vms;
+	const char **strs;   /* labels and groups, pointing into the records */
+	size_t nstrs;
+	char (*labels)[128];
+};
+int cl_snap_load(qv_etcd *e, struct cl_snap *s, struct qv_error *errp);
+void cl_snap_free(struct cl_snap *s);
 int cl_place_and_define(struct qv_cluster *c, qv_rpc_call *call, json_object *spec,
 			json_object *placement);
 /* Define locally with the inventory claim first (placement may be NULL). */
@@ -72,3 +96,54 @@ int cl_claim_and_define(struct qv_cluster *c, qv_rpc_call *call, json_object *sp
  * with its answer; extra (stolen, may be NULL) is merged into a result. */
 int cl_forward(struct qv_cluster *c, qv_rpc_call *call, const char *host, const char *address,
 	       const char *method, json_object *params, json_object *extra);
+/* cluster-leader.c: one leader elected on etcd (docs/cluster.md "Leader"):
+ * the key CL_LEADER on the leader's membership lease, created only when
+ * absent. Checked after each successful refresh of our membership. */
+#define CL_LEADER CL_PREFIX "leader"
+#define CL_LEADER_HOOKS 8
+int cl_leader_init(struct qv_cluster *c);
+void cl_leader_free(struct qv_cluster *c);
+/* After a refresh renewed our lease: look at (or take) the leader key. */
+void cl_leader_refresh(struct qv_cluster *c);
+/* A refresh failed: we may have lost our lease, stop leading now. */
+void cl_leader_lost_contact(struct qv_cluster *c);
+/* We lead: the key is on our lease, confirmed less than a TTL ago. */
+bool cl_is_leader(struct qv_cluster *c);
+/* The leader's host as last seen ("" when none or unknown). */
+const char *cl_leader_name(struct qv_cluster *c);
+/* Leader-only work: fn runs on the loop after every refresh that finds
+ * us leading (gained: the first since we became leader). -ENOSPC past
+ * CL_LEADER_HOOKS. */
+typedef void (*cl_leader_hook)(struct qv_cluster *c, bool gained);
+int cl_leader_hook_add(struct qv_cluster *c, cl_leader_hook fn);
+/* On the etcd worker: the leader's host into buf (and the key's lease);
+ * -ENOENT when nobody leads. */
+int cl_leader_read(qv_etcd *e, char *buf, size_t size, int64_t *ret_lease, struct qv_error *errp);
+
+/* cluster-inventory.c: we wrote this state for one of our VMs. */
+void cl_inventory_note_written(struct qv_cluster *c, const char *name, const char *state);
+
+/* cluster-usage.c: our VMs' CPU since the last refresh into the host
+ * record's usage ("cpu_used_milli", "cpu_util", "vm_cpu_milli"). */
+unsigned cl_capacity_vcpus(struct qv_cluster *c);
+void cl_usage_cpu(struct qv_cluster *c, json_object *use);
+void cl_usage_free(struct qv_cluster *c);
+
+/* cluster-balance.c, cluster-plan.c: the leader's balancer
+ * (docs/cluster.md "Balancer"). The mode lives in CL_BALANCER. */
+#define CL_BALANCER CL_PREFIX "balancer"
+#define CL_BAL_DEFAULT_INTERVAL_S 10
+#define CL_BAL_MIGRATION_S 300   /* vm.migrate deadline_s of an ordered move */
+int cl_balance_init(struct qv_cluster *c);
+void cl_balance_free(struct qv_cluster *c);
+unsigned cl_bal_interval_s(struct qv_cluster *c);
+/* The daemon's balancer settings (threshold > 0 overrides its own). */
+void cl_bal_cfg(struct qv_cluster *c, struct qv_bal_cfg *cfg, double threshold);
+/* Turn a loaded snapshot into the balancer's view (hosts measured by
+ * their VMs, non-running VMs stay); on the leader its CPU history is
+ * attached, and record adds this snapshot to it. */
+void cl_bal_view(struct qv_cluster *c, struct cl_snap *s, bool record);
+/* On the worker: the mode stored in etcd (advise when none). */
+int cl_bal_mode_read(qv_etcd *e, enum qv_bal_mode *ret, struct qv_error *errp);
+int cl_m_plan(qv_rpc_call *call, json_object *params, void *ud);
+int cl_m_mode(qv_rpc_call *call, json_object *params, void *ud);

@@ -42,7 +42,7 @@ json_object *cl_vm_record(struct qv_cluster *c, const struct vm_spec *spec, cons
 	return o;
 }
 
-static void note_written(struct qv_cluster *c, const char *name, const char *state)
+void cl_inventory_note_written(struct qv_cluster *c, const char *name, const char *state)
 {
 	struct cl_vmstate *w;
 
@@ -169,7 +169,7 @@ static void claim_finish(struct cl_job *j, bool cancelled)
 	} else {
 		log_info("Defined VM %s (%s) in the cluster inventory%s", vm->name, vm->spec->uuid,
 			 cl->replaced_stale ? " (replaced a stale record of ours)" : "");
-		note_written(c, vm->name, "stopped");
+		cl_inventory_note_written(c, vm->name, "stopped");
 		json_object *res = json_object_new_object();
 		json_object_object_add(res, "name", json_object_new_string(vm->name));
 		json_object_object_add(res, "uuid", json_object_new_string(vm->spec->uuid));
@@ -366,7 +366,7 @@ static void reconcile_finish(struct cl_job *j, bool cancelled)
 	if (!cancelled && j->r >= 0) {
 		for (size_t i = 0; i < rc->n; i++)
 			if (rc->vms[i].r == 0)
-				note_written(c, rc->vms[i].name, rc->vms[i].state);
+				cl_inventory_note_written(c, rc->vms[i].name, rc->vms[i].state);
 		if (rc->full) {
 			c->reconciled = true;
 			size_t nc = json_object_array_length(rc->conflicts);

@@ -124,7 +124,6 @@ json_object *cl_host_record(struct qv_cluster *c)
 	struct qv_daemon *d = c->d;
 	json_object *o = json_object_new_object(), *cap = json_object_new_object();
 	json_object *use = json_object_new_object();
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	uint64_t vcpus = 0, mem = 0;
 	unsigned n = 0, running = 0;
 
@@ -139,7 +138,7 @@ json_object *cl_host_record(struct qv_cluster *c)
 	json_object_object_add(o, "name", json_object_new_string(d->cfg.cluster_host));
 	json_object_object_add(o, "address", json_object_new_string(d->cfg.cluster_address));
 	json_object_object_add(o, "labels", labels_json(d->cfg.cluster_labels));
-	json_object_object_add(cap, "vcpus", json_object_new_int64(cpus > 0 ? cpus : 1));
+	json_object_object_add(cap, "vcpus", json_object_new_int64(cl_capacity_vcpus(c)));
 	json_object_object_add(cap, "memory_mib", json_object_new_int64((int64_t)meminfo_mib("MemTotal")));
 	json_object_object_add(o, "capacity", cap);
 	json_object_object_add(use, "vms", json_object_new_int64(n));
@@ -150,6 +149,7 @@ json_object *cl_host_record(struct qv_cluster *c)
 			       json_object_new_int64((int64_t)(meminfo_mib("MemTotal") -
 							       meminfo_mib("MemAvailable"))));
 	json_object_object_add(use, "load1", json_object_new_double(load1()));
+	cl_usage_cpu(c, use);
 	json_object_object_add(use, "cpu_pressure", json_object_new_double(pressure_avg10("cpu")));
 	json_object_object_add(use, "memory_pressure",
 			       json_object_new_double(pressure_avg10("memory")));
@@ -216,6 +216,7 @@ static void heartbeat_finish(struct cl_job *j, bool cancelled)
 				log_warning("Cluster: cannot renew our membership: %s (VMs keep "
 					    "running; retrying)", j->err.message);
 			c->reachable = false;
+			cl_leader_lost_contact(c);
 		} else {
 			if (!c->reachable)
 				log_info("Cluster: %s host %s at %s (lease %llx, TTL %u s)",
@@ -228,6 +229,8 @@ static void heartbeat_finish(struct cl_job *j, bool cancelled)
 			c->ever_registered = true;
 		}
 		c->lease = h->lease;
+		if (j->r >= 0)
+			cl_leader_refresh(c);
 	}
 	free(h->key);
 	free(h->value);
@@ -308,6 +311,12 @@ int qv_cluster_load(struct qv_daemon *d)
 	r = qv_etcd_new(&o, &c->etcd, &err);
 	if (r < 0)
 		return log_error_errno(r, "Cluster: %s", err.message);
+	r = cl_leader_init(c);
+	if (r < 0)
+		return log_error_errno(r, "Out of memory");
+	r = cl_balance_init(c);
+	if (r < 0)
+		return log_error_errno(r, "Cluster: cannot set up the balancer: %m");
 	r = qv_workq_new(d->loop, 1, &c->eq);
 	if (r >= 0)
 		r = qv_workq_new(d->loop, CL_PEER_THREADS, &c->pq);
@@ -346,6 +355,9 @@ void qv_cluster_free(struct qv_daemon *d)
 			log_info("Cluster: left (lease revoked)");
 	}
 	qv_etcd_free(c->etcd);
+	cl_balance_free(c);
+	cl_leader_free(c);
+	cl_usage_free(c);
 	while (c->written) {
 		struct cl_vmstate *w = c->written;
 		c->written = w->next;

@@ -11,7 +11,6 @@
 #include "daemon/vm.h"
 #include "sched/placement.h"
 
-#define PL_MAX_STRS 16
 
 struct place {
 	char name[64];
@@ -100,19 +99,7 @@ static int64_t jint(json_object *o, const char *a, const char *b)
 	return json_object_object_get_ex(x, b, &v) ? json_object_get_int64(v) : 0;
 }
 
-/* Everything one placement needs, alive while the qv_pl is. */
-struct snap {
-	struct qv_etcd_kv *hkv, *vkv;
-	size_t nh, nv;
-	json_object **hrec, **vrec;
-	struct qv_pl_host *hosts;
-	struct qv_pl_vm *vms;
-	const char **strs;   /* labels and groups, pointing into the records */
-	size_t nstrs;
-	char (*labels)[128];
-};
-
-static void snap_free(struct snap *s)
+void cl_snap_free(struct cl_snap *s)
 {
 	for (size_t i = 0; s->hrec && i < s->nh; i++)
 		json_object_put(s->hrec[i]);
@@ -131,7 +118,7 @@ static void snap_free(struct snap *s)
 }
 
 /* Strings of rec.placement[key] appended to s->strs. */
-static const char *const *group_list(struct snap *s, json_object *rec, const char *key, int *n)
+static const char *const *group_list(struct cl_snap *s, json_object *rec, const char *key, int *n)
 {
 	json_object *pl, *a;
 	const char **start = s->strs + s->nstrs;
@@ -147,7 +134,7 @@ static const char *const *group_list(struct snap *s, json_object *rec, const cha
 	return start;
 }
 
-static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
+int cl_snap_load(qv_etcd *e, struct cl_snap *s, struct qv_error *errp)
 {
 	size_t nl = 0;
 	int r;
@@ -170,6 +157,7 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 		h->cpu_milli = (uint32_t)jint(rec, "capacity", "vcpus") * 1000;
 		h->mem_mib = (uint64_t)jint(rec, "capacity", "memory_mib");
 		h->mem_used_mib = (uint64_t)jint(rec, "usage", "host_memory_used_mib");
+		h->cpu_used_milli = (double)jint(rec, "usage", "cpu_used_milli");
 		h->schedulable = !json_object_object_get_ex(rec, "schedulable", &v) ||
 				 json_object_get_boolean(v);
 		h->labels = NULL;
@@ -191,7 +179,7 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 		}
 	}
 	for (size_t i = 0; i < s->nv; i++) {
-		json_object *rec = s->vrec[i] = json_tokener_parse(s->vkv[i].value), *o;
+		json_object *rec = s->vrec[i] = json_tokener_parse(s->vkv[i].value), *o, *v;
 		struct qv_pl_vm *vm = &s->vms[i];
 		vm->name = s->vkv[i].key + strlen(CL_VMS);
 		vm->host = -1;
@@ -205,6 +193,23 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 		vm->mem_mib = (uint64_t)jint(rec, NULL, "memory_mib");
 		vm->cpu_res_milli = (uint32_t)jint(rec, NULL, "cpu_reservation_milli");
 		vm->mem_res_mib = (uint64_t)jint(rec, NULL, "memory_reservation_mib");
+		/* measured by the owner (its host record), for the balancer */
+		json_object *st, *hu, *per, *mv;
+		if (vm->host >= 0 && json_object_object_get_ex(s->hrec[vm->host], "usage", &hu) &&
+		    json_object_object_get_ex(hu, "vm_cpu_milli", &per) &&
+		    json_object_object_get_ex(per, vm->name, &v))
+			vm->cpu_used_milli = (double)json_object_get_int64(v);
+		if (rec && json_object_object_get_ex(rec, "state", &st)) {
+			vm->migrating = streq(json_object_get_string(st), "migrating");
+			if (streq(json_object_get_string(st), "running") || vm->migrating)
+				vm->mem_used_mib = vm->mem_mib;
+		}
+		if (rec && json_object_object_get_ex(rec, "moved", &mv)) {
+			struct qv_pl_snapshot tmp = { .hosts = s->hosts, .nhosts = (int)s->nh };
+			vm->last_move_s = (double)jint(mv, NULL, "at_ms") / 1000.0;
+			vm->prev_host = qv_pl_host_index(&tmp, json_object_get_string(
+							       json_object_object_get(mv, "from")));
+		}
 		vm->anti_affinity = group_list(s, rec, "anti_affinity", &vm->nanti_affinity);
 		vm->affinity = group_list(s, rec, "affinity", &vm->naffinity);
 	}
@@ -214,14 +219,24 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 static void place_run(struct cl_job *j)
 {
 	struct place *p = j->data;
-	struct snap s = {};
+	struct cl_snap s = {};
 	struct qv_pl_cfg cfg;
 	struct qv_pl_choice ch = {};
 	int hi;
 
-	j->r = snap_load(j->c->etcd, &s, &j->err);
+	j->r = cl_snap_load(j->c->etcd, &s, &j->err);
 	if (j->r < 0)
 		goto out;
+	/* CPU is placed by reservation: measured host CPU on a shared
+	 * machine (or a test's three "hosts" on one) says nothing about the
+	 * room a new VM gets, and must not tilt the spread either. The
+	 * balancer works on measured CPU. */
+	for (size_t i = 0; i < s.nh; i++)
+		s.hosts[i].cpu_used_milli = 0;
+	for (size_t i = 0; i < s.nv; i++) {
+		s.vms[i].cpu_used_milli = 0;
+		s.vms[i].mem_used_mib = 0;
+	}
 	struct qv_pl_snapshot snap = { .hosts = s.hosts, .nhosts = (int)s.nh, .vms = s.vms,
 				       .nvms = (int)s.nv };
 	if (!streq(p->want, "auto")) {
@@ -241,10 +256,7 @@ static void place_run(struct cl_job *j)
 			.naffinity = p->naff,
 		};
 		qv_pl_cfg_defaults(&cfg);
-		/* CPU is placed by reservation: measured host CPU on a shared
-		 * machine (or a test's three "hosts" on one) says nothing about
-		 * the room a new VM gets. The balancer works on measured CPU. */
-		cfg.cpu_max_util = 0;
+		cfg.cpu_max_util = 0; /* by reservation (above) */
 		j->r = qv_pl_place(&snap, &cfg, &vm, -1, &ch, &j->err);
 		if (j->r < 0) {
 			if (j->r == -ENOSPC) {
@@ -261,7 +273,7 @@ static void place_run(struct cl_job *j)
 	if (s.hrec[hi] && json_object_object_get_ex(s.hrec[hi], "address", &a))
 		snprintf(p->address, sizeof(p->address), "%s", json_object_get_string(a));
 out:
-	snap_free(&s);
+	cl_snap_free(&s);
 }
 
 static void place_free(struct place *p)

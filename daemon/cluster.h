@@ -37,5 +37,12 @@ void qv_cluster_vm_undefined(struct qv_daemon *d, const char *name);
 bool qv_cluster_forward_vm_call(struct qv_daemon *d, qv_rpc_call *call, const char *method,
 				json_object *params, const char *name);
 
+/* The VM arrived here by live migration and runs: its inventory record
+ * follows it (owner: us, "moved" from the previous owner). */
+void qv_cluster_vm_arrived(struct qv_daemon *d, const char *name);
+/* --cluster-capacity-vcpus, --cluster-balance-{interval,threshold,cooldown}
+ * (name without "--"): 0 or -EINVAL (printed). */
+int qv_cluster_option(struct qv_daemon_config *cfg, const char *name, const char *value);
+
 extern const struct qv_rpc_method qv_cluster_methods[];
 extern const size_t qv_cluster_methods_count;

@@ -44,6 +44,10 @@ struct qv_daemon_config {
 	const char *cluster_labels;  /* "k=v,k2=v2" */
 	const char *cluster_pki_dir; /* default: pki_dir */
 	unsigned cluster_ttl_s;      /* membership lease TTL (default 6) */
+	unsigned cluster_capacity_vcpus; /* 0: online CPUs (daemon/cluster-usage.c) */
+	unsigned cluster_balance_interval_s; /* 0: default (daemon/cluster-balance.c) */
+	double cluster_balance_threshold;    /* 0: default */
+	double cluster_balance_cooldown_s;   /* < 0: default */
 };
 
 struct qv_daemon {

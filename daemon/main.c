@@ -61,6 +61,12 @@ static void usage(FILE *f)
 		"  --cluster-labels k=v[,k=v..]  labels placement can require\n"
 		"  --cluster-pki-dir DIR  CA and client certificate for etcd (default --pki-dir)\n"
 		"  --cluster-ttl S     membership lease TTL in seconds (default 6)\n"
+		"  --cluster-capacity-vcpus N  this host's CPU capacity for placement and\n"
+		"                      the balancer (default: online CPUs)\n"
+		"  --cluster-balance-interval S  leader's balancer round (default 10)\n"
+		"  --cluster-balance-threshold F  CPU share above which a host is\n"
+		"                      overloaded (default 0.8)\n"
+		"  --cluster-balance-cooldown S  a VM moved stays that long (default 1800)\n"
 		"  -h, --help          this help\n");
 }
 
@@ -324,7 +330,7 @@ int main(int argc, char **argv)
 	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
 	       OPT_UIDS, OPT_SERIALMAX, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS,
 	       OPT_MASTER_KEY, OPT_CL_ENDPOINTS, OPT_CL_HOST, OPT_CL_ADDRESS, OPT_CL_LABELS,
-	       OPT_CL_PKI, OPT_CL_TTL };
+	       OPT_CL_PKI, OPT_CL_TTL, OPT_CL_MORE };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -351,6 +357,10 @@ int main(int argc, char **argv)
 		{ "cluster-labels", required_argument, NULL, OPT_CL_LABELS },
 		{ "cluster-pki-dir", required_argument, NULL, OPT_CL_PKI },
 		{ "cluster-ttl", required_argument, NULL, OPT_CL_TTL },
+		{ "cluster-capacity-vcpus", required_argument, NULL, OPT_CL_MORE },
+		{ "cluster-balance-interval", required_argument, NULL, OPT_CL_MORE },
+		{ "cluster-balance-threshold", required_argument, NULL, OPT_CL_MORE },
+		{ "cluster-balance-cooldown", required_argument, NULL, OPT_CL_MORE },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -362,6 +372,7 @@ int main(int argc, char **argv)
 			.vm_uid_first = QV_VM_UID_FIRST_DEFAULT,
 			.vm_uid_count = QV_VM_UID_COUNT_DEFAULT,
 			.serial_log_max = QV_SERIAL_LOG_MAX_DEFAULT,
+			.cluster_balance_cooldown_s = -1,
 		},
 	};
 	_cleanup_free_ char *sock = NULL, *guest = NULL;
@@ -372,7 +383,8 @@ int main(int argc, char **argv)
 	log_set_ident("qvisord");
 	/* Private by default: DB, logs, sockets and images are ours alone. */
 	umask(077);
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	int longindex = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, &longindex)) != -1) {
 		switch (c) {
 		case OPT_STATE: d.cfg.state_dir = optarg; break;
 		case OPT_RUN: d.cfg.run_dir = optarg; break;
@@ -467,6 +479,10 @@ int main(int argc, char **argv)
 			d.cfg.cluster_ttl_s = (unsigned)n;
 			break;
 		}
+		case OPT_CL_MORE:
+			if (qv_cluster_option(&d.cfg, opts[longindex].name, optarg) < 0)
+				return 2;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -492,7 +508,8 @@ int main(int argc, char **argv)
 	d.cfg.guest_dir = guest;
 	d.started_at = qv_unix_ms();
 
-	if ((d.cfg.cluster_host || d.cfg.cluster_address || d.cfg.cluster_labels) &&
+	if ((d.cfg.cluster_host || d.cfg.cluster_address || d.cfg.cluster_labels ||
+	     d.cfg.cluster_capacity_vcpus || d.cfg.cluster_balance_interval_s) &&
 	    !d.cfg.cluster_endpoints) {
 		fprintf(stderr, "qvisord: --cluster-* options need --cluster-endpoints\n");
 		return 2;

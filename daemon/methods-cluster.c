@@ -9,6 +9,8 @@ struct listing {
 	const char *prefix;
 	const char *member;  /* "hosts" or "vms" */
 	json_object *items;  /* built on the worker, handed over in finish */
+	char leader[64];     /* hosts: who leads ("" none) */
+	enum qv_bal_mode mode; /* hosts: the balancer's */
 };
 
 static void list_run(struct cl_job *j)
@@ -20,6 +22,14 @@ static void list_run(struct cl_job *j)
 	j->r = qv_etcd_list(j->c->etcd, l->prefix, &kvs, &n, &j->err);
 	if (j->r < 0)
 		return;
+	if (streq(l->member, "hosts")) {
+		struct qv_error err = {};
+		if (cl_leader_read(j->c->etcd, l->leader, sizeof(l->leader), NULL, &err) < 0)
+			l->leader[0] = '\0';
+		qv_error_clear(&err);
+		if (cl_bal_mode_read(j->c->etcd, &l->mode, &err) < 0)
+			l->mode = QV_BAL_ADVISE;
+	}
 	l->items = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		json_object *rec = json_tokener_parse(kvs[i].value);
@@ -30,6 +40,8 @@ static void list_run(struct cl_job *j)
 		json_object_object_add(rec, "revision", json_object_new_int64(kvs[i].mod_revision));
 		if (kvs[i].lease)
 			json_object_object_add(rec, "alive", json_object_new_boolean(true));
+		if (*l->leader && streq(kvs[i].key + strlen(l->prefix), l->leader))
+			json_object_object_add(rec, "leader", json_object_new_boolean(true));
 		json_object_array_add(l->items, rec);
 	}
 	qv_etcd_kvs_free(kvs, n);
@@ -48,6 +60,12 @@ static void list_finish(struct cl_job *j, bool cancelled)
 		json_object *res = json_object_new_object();
 		json_object_object_add(res, "host", json_object_new_string(j->c->d->cfg.cluster_host));
 		json_object_object_add(res, l->member, TAKE_PTR(l->items));
+		if (streq(l->member, "hosts"))
+			json_object_object_add(res, "leader", *l->leader
+					       ? json_object_new_string(l->leader) : NULL);
+		if (streq(l->member, "hosts"))
+			json_object_object_add(res, "balancer",
+					       json_object_new_string(qv_bal_mode_name(l->mode)));
 		qv_rpc_call_reply(j->call, res);
 	}
 	json_object_put(l->items);
@@ -92,5 +110,7 @@ static int m_vms(qv_rpc_call *call, json_object *params, void *ud)
 const struct qv_rpc_method qv_cluster_methods[] = {
 	{ "cluster.hosts", m_hosts },
 	{ "cluster.vms", m_vms },
+	{ "cluster.plan", cl_m_plan },
+	{ "cluster.mode", cl_m_mode },
 };
 const size_t qv_cluster_methods_count = ARRAY_SIZE(qv_cluster_methods);

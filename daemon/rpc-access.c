@@ -13,6 +13,7 @@ static const char *const read_only[] = {
 	"fw.show", "fw.group.list", "fw.group.show",
 	"cluster.hosts", "cluster.vms",
 	"snapshot.list",
+	"cluster.plan",
 };
 
 bool qv_rpc_method_is_read_only(const char *method)

@@ -30,11 +30,15 @@ struct qvt_threehosts {
 	char listen_addr[QVT_NHOSTS][32];
 	struct qvt_etcd etcd[QVT_NHOSTS];
 	struct qvt_daemon d[QVT_NHOSTS];
+	const char *more_args[12];   /* every daemon's further options (NULL-terminated) */
 };
 
 /* NULL on success, else the reason to skip. Waits until d[0] lists all
  * three hosts. On failure after partial setup everything is undone. */
 const char *qvt_threehosts_up(struct qvt_threehosts *h);
+/* The same with more qvisord options for every daemon (NULL-terminated,
+ * at most 11; the strings must outlive h). */
+const char *qvt_threehosts_up_args(struct qvt_threehosts *h, const char *const *more);
 /* (Re)start daemon i in its namespace (reuses its dirs). 0 or -errno. */
 int qvt_threehosts_start_daemon(struct qvt_threehosts *h, int i);
 void qvt_threehosts_down(struct qvt_threehosts *h);
