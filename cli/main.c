@@ -119,6 +119,11 @@ const struct cli_verb cli_verbs[] = {
 	  "prune [VM] --keep-last N --keep-daily N [--dry-run] | restore ID --to IMAGE [--define NAME] "
 	  "[--store DIR]",
 	  "Back up running VMs (full/incremental), list, verify, prune and restore backups." },
+	{ "host cordon", verb_host_cordon, "HOST [--reason TEXT]",
+	  "Make a cluster host unschedulable: placement never picks it (kept until host resume)." },
+	{ "host resume", verb_host_resume, "HOST", "Make a cordoned or evacuated host schedulable again." },
+	{ "host evacuate", verb_host_evacuate, "HOST [--wait]",
+	  "Cordon a cluster host and live-migrate its running VMs to hosts placement picks, in waves." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

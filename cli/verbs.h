@@ -49,6 +49,9 @@ VERB(snapshot_list);
 VERB(snapshot_revert);
 VERB(snapshot_delete);
 VERB(backup);
+VERB(host_cordon);
+VERB(host_resume);
+VERB(host_evacuate);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

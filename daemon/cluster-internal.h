@@ -5,11 +5,14 @@
 #include "cluster/work.h"
 #include "daemon/cluster.h"
 #include "qemu/spec.h"
+#include "sched/placement.h"
 
 /* Keys (docs/cluster.md "Data model"). */
 #define CL_PREFIX "/qvisor/"
 #define CL_HOSTS CL_PREFIX "hosts/"
 #define CL_VMS CL_PREFIX "vms/"
+#define CL_HOSTCFG CL_PREFIX "hostcfg/"   /* operator settings: no lease */
+#define CL_EVACS CL_PREFIX "evacuations/" /* under the driver's lease */
 #define CL_DEFAULT_TTL_S 6
 #define CL_PEER_TIMEOUT_MS 120000
 #define CL_PEER_THREADS 4
@@ -72,3 +75,47 @@ int cl_claim_and_define(struct qv_cluster *c, qv_rpc_call *call, json_object *sp
  * with its answer; extra (stolen, may be NULL) is merged into a result. */
 int cl_forward(struct qv_cluster *c, qv_rpc_call *call, const char *host, const char *address,
 	       const char *method, json_object *params, json_object *extra);
+
+/* cluster-place.c: a placement snapshot of live data: hosts with a lease
+ * (an operator's cordon in hostcfg/ makes one unschedulable), every VM
+ * record (state "migrating": never chosen). Alive until cl_snap_free(). */
+struct cl_snap {
+	struct qv_etcd_kv *hkv, *vkv;
+	size_t nh, nv;
+	json_object **hrec, **vrec;
+	struct qv_pl_host *hosts;
+	struct qv_pl_vm *vms;
+	const char **strs;   /* labels and groups, pointing into the records */
+	size_t nstrs;
+	char (*labels)[128];
+};
+int cl_snap_load(qv_etcd *e, struct cl_snap *s, struct qv_error *errp);
+void cl_snap_free(struct cl_snap *s);
+/* Apply hostcfg/ (cordons) to the hosts of s. */
+int cl_snap_apply_hostcfg(qv_etcd *e, struct cl_snap *s, struct qv_error *errp);
+/* cluster.hosts: records of cordoned hosts get schedulable false and
+ * "cordon" {reason, by, since} (methods-host-maint.c; best effort). */
+void cl_hosts_apply_hostcfg(qv_etcd *e, json_object *hosts);
+/* cl_vm_record's state-only update was written (cluster-inventory.c). */
+void cl_inventory_note_written(struct qv_cluster *c, const char *name, const char *state);
+
+/* cluster-peer-call.c: one RPC to a peer daemon (tls://address) from the
+ * loop, never blocking it. done runs on the loop once (not after
+ * cl_peer_call_cancel): r 0 with result (borrowed), or < 0 with err. */
+struct cl_peer_call;
+typedef void (*cl_peer_done_fn)(int r, json_object *result, const struct qv_error *err, void *ud);
+int cl_peer_call(struct qv_cluster *c, const char *address, const char *method,
+		 json_object *params, unsigned timeout_ms, cl_peer_done_fn done, void *ud,
+		 struct cl_peer_call **ret);
+struct cl_peer_call *cl_peer_call_cancel(struct cl_peer_call *p);
+
+/* cluster-evacuate.c (docs/cluster.md "Maintenance") */
+int cl_evacuate_start(struct qv_cluster *c, qv_rpc_call *call, const char *host, bool wait);
+bool cl_evacuating(const char *host);
+/* qvisord stops: running evacuations are abandoned (their lock goes with
+ * our lease, the cordon stays; a rerun resumes). */
+void cl_evacuate_shutdown(struct qv_cluster *c);
+/* methods-host-maint.c */
+int cl_m_host_cordon(qv_rpc_call *call, json_object *params, void *ud);
+int cl_m_host_resume(qv_rpc_call *call, json_object *params, void *ud);
+int cl_m_host_evacuate(qv_rpc_call *call, json_object *params, void *ud);

@@ -60,6 +60,11 @@ static void note_written(struct qv_cluster *c, const char *name, const char *sta
 	snprintf(w->state, sizeof(w->state), "%s", state);
 }
 
+void cl_inventory_note_written(struct qv_cluster *c, const char *name, const char *state)
+{
+	note_written(c, name, state);
+}
+
 static void forget_written(struct qv_cluster *c, const char *name)
 {
 	for (struct cl_vmstate **p = &c->written; *p; p = &(*p)->next)

@@ -100,19 +100,7 @@ static int64_t jint(json_object *o, const char *a, const char *b)
 	return json_object_object_get_ex(x, b, &v) ? json_object_get_int64(v) : 0;
 }
 
-/* Everything one placement needs, alive while the qv_pl is. */
-struct snap {
-	struct qv_etcd_kv *hkv, *vkv;
-	size_t nh, nv;
-	json_object **hrec, **vrec;
-	struct qv_pl_host *hosts;
-	struct qv_pl_vm *vms;
-	const char **strs;   /* labels and groups, pointing into the records */
-	size_t nstrs;
-	char (*labels)[128];
-};
-
-static void snap_free(struct snap *s)
+void cl_snap_free(struct cl_snap *s)
 {
 	for (size_t i = 0; s->hrec && i < s->nh; i++)
 		json_object_put(s->hrec[i]);
@@ -131,7 +119,7 @@ static void snap_free(struct snap *s)
 }
 
 /* Strings of rec.placement[key] appended to s->strs. */
-static const char *const *group_list(struct snap *s, json_object *rec, const char *key, int *n)
+static const char *const *group_list(struct cl_snap *s, json_object *rec, const char *key, int *n)
 {
 	json_object *pl, *a;
 	const char **start = s->strs + s->nstrs;
@@ -147,7 +135,7 @@ static const char *const *group_list(struct snap *s, json_object *rec, const cha
 	return start;
 }
 
-static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
+int cl_snap_load(qv_etcd *e, struct cl_snap *s, struct qv_error *errp)
 {
 	size_t nl = 0;
 	int r;
@@ -187,7 +175,7 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 					 *lv ? "=" : "", lv);
 				ls[h->nlabels++] = s->labels[nl++];
 			}
-			h->labels = ls; /* freed by snap_free() */
+			h->labels = ls; /* freed by cl_snap_free() */
 		}
 	}
 	for (size_t i = 0; i < s->nv; i++) {
@@ -205,21 +193,23 @@ static int snap_load(qv_etcd *e, struct snap *s, struct qv_error *errp)
 		vm->mem_mib = (uint64_t)jint(rec, NULL, "memory_mib");
 		vm->cpu_res_milli = (uint32_t)jint(rec, NULL, "cpu_reservation_milli");
 		vm->mem_res_mib = (uint64_t)jint(rec, NULL, "memory_reservation_mib");
+		vm->migrating = rec && json_object_object_get_ex(rec, "state", &o) &&
+				streq(json_object_get_string(o), "migrating");
 		vm->anti_affinity = group_list(s, rec, "anti_affinity", &vm->nanti_affinity);
 		vm->affinity = group_list(s, rec, "affinity", &vm->naffinity);
 	}
-	return 0;
+	return cl_snap_apply_hostcfg(e, s, errp);
 }
 
 static void place_run(struct cl_job *j)
 {
 	struct place *p = j->data;
-	struct snap s = {};
+	struct cl_snap s = {};
 	struct qv_pl_cfg cfg;
 	struct qv_pl_choice ch = {};
 	int hi;
 
-	j->r = snap_load(j->c->etcd, &s, &j->err);
+	j->r = cl_snap_load(j->c->etcd, &s, &j->err);
 	if (j->r < 0)
 		goto out;
 	struct qv_pl_snapshot snap = { .hosts = s.hosts, .nhosts = (int)s.nh, .vms = s.vms,
@@ -229,6 +219,12 @@ static void place_run(struct cl_job *j)
 		if (hi < 0) {
 			j->r = qv_error_set(&j->err, ENOENT, QV_REASON_NOT_FOUND,
 					    "host %s is not in the cluster (no live lease)", p->want);
+			goto out;
+		}
+		if (!s.hosts[hi].schedulable) {
+			j->r = qv_error_set(&j->err, EBUSY, QV_REASON_CONFLICT,
+					    "host %s is unschedulable (cordoned or evacuated; "
+					    "`qvisor host resume %s`)", p->want, p->want);
 			goto out;
 		}
 		snprintf(p->reason, sizeof(p->reason), "%s: named in placement.host", p->want);
@@ -261,7 +257,7 @@ static void place_run(struct cl_job *j)
 	if (s.hrec[hi] && json_object_object_get_ex(s.hrec[hi], "address", &a))
 		snprintf(p->address, sizeof(p->address), "%s", json_object_get_string(a));
 out:
-	snap_free(&s);
+	cl_snap_free(&s);
 }
 
 static void place_free(struct place *p)
@@ -282,7 +278,7 @@ static void place_finish(struct cl_job *j, bool cancelled)
 		return place_free(p);
 	}
 	if (j->r < 0) {
-		if (j->r != -ENOSPC && j->r != -ENOENT)
+		if (j->r != -ENOSPC && j->r != -ENOENT && j->r != -EBUSY)
 			qv_error_prefix(&j->err, "cluster store unavailable, VM %s not placed",
 					p->name);
 		log_info("Cluster: VM %s not placed: %s", p->name, j->err.message);

@@ -37,5 +37,9 @@ void qv_cluster_vm_undefined(struct qv_daemon *d, const char *name);
 bool qv_cluster_forward_vm_call(struct qv_daemon *d, qv_rpc_call *call, const char *method,
 				json_object *params, const char *name);
 
+/* A VM arrived here by live migration (migrate.finish ran): the
+ * inventory record names us as its owner from now on. */
+void qv_cluster_vm_arrived(struct qv_daemon *d, const char *name);
+
 extern const struct qv_rpc_method qv_cluster_methods[];
 extern const size_t qv_cluster_methods_count;

@@ -22,6 +22,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/cluster.h"
 #include "daemon/fw.h"
 #include "daemon/image-internal.h"
 #include "daemon/migrate-internal.h"
@@ -121,6 +122,7 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	m->resume_unix_us = vm->last_resume_us > 0 ? vm->last_resume_us : qv_unix_ms() * 1000;
 	qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
 	qv_daemon_emit(m->d, m->vm, "migration-finished", NULL);
+	qv_cluster_vm_arrived(m->d, m->vm);
 	log_info("VM %s: incoming migration finished%s, guest running", m->vm,
 		 m->postcopy_running ? " (postcopy)" : "");
 	res = json_object_new_object();
