@@ -40,6 +40,7 @@ ip netns exec "${NS[0]}" etcd --name e0 --data-dir "$W/etcd" \
 	--cert-file "$W/0/pki/server-cert.pem" --key-file "$W/0/pki/server-key.pem" \
 	--trusted-ca-file "$W/0/pki/ca-cert.pem" --client-cert-auth >"$W/etcd.log" 2>&1 </dev/null &
 ETCD=$!
+disown
 trap 'kill $ETCD 2>/dev/null; twohosts_cleanup' EXIT
 for t in $(seq 300); do
 	[ "$($Q -s $S1 --json cluster hosts 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["hosts"]))' 2>/dev/null)" = 2 ] && break

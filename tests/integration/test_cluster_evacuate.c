@@ -146,6 +146,7 @@ Test(cluster_evacuate, evacuate_cordon_resume)
 	QVT_REQUIRE_GUEST();
 	if (!up)
 		cr_skip_test("three hosts (root, netns, etcd, qvisord) unavailable");
+	uint64_t t_start = qv_now_ms();
 
 	/* Four running guests and one stopped VM on h0 (defined there: no
 	 * placement section). */
@@ -159,11 +160,23 @@ Test(cluster_evacuate, evacuate_cordon_resume)
 	}
 	cr_assert_eq(qvt_define_guest(&hosts.d[0], "idle", "{\"memory\": 128}", &err), 0, "%s",
 		     err.message);
+	/* A fifth running VM whose anti-affinity group has a member on each
+	 * other host: it fits nowhere else and stays, the others still move. */
+	for (int i = 0; i < QVT_NHOSTS; i++) {
+		char extra[160];
+		snprintf(name, sizeof(name), "aa%d", i);
+		snprintf(extra, sizeof(extra), "{\"memory\": 128, \"placement\": {\"host\": \"%s\", "
+			 "\"anti_affinity\": [\"grp\"]}}", hosts.name[i]);
+		cr_assert_eq(qvt_define_guest(&hosts.d[0], name, extra, &err), 0, "define %s: %s", name,
+			     err.message);
+	}
+	json_object_put(qvt_call_name(&hosts.d[0], "vm.start", "aa0", &err));
 	for (int i = 0; i < NVMS; i++) {
 		snprintf(name, sizeof(name), "ev%d", i);
 		ctl_ping(0, name);
 	}
 
+	cr_log_info("phase: guests up at %.1f s", (qv_now_ms() - t_start) / 1000.0);
 	/* Bad input: clear errors, nothing changes. */
 	expect_error(2, "host.evacuate", "{\"host\": \"nohost\"}", "not-found", "nohost");
 	expect_error(2, "host.evacuate", "{\"host\": \"../x\"}", "invalid-argument", NULL);
@@ -198,7 +211,14 @@ Test(cluster_evacuate, evacuate_cordon_resume)
 		    json_object_to_json_string(res));
 	cr_assert_eq(qvt_json_int(res, "moved"), NVMS, "%s", json_object_to_json_string(res));
 	cr_assert_eq(qvt_json_int(res, "failed"), 0);
-	json_object *left, *moves, *v;
+	json_object *left, *moves, *skipped, *v;
+	cr_assert(json_object_object_get_ex(res, "skipped", &skipped) &&
+		  json_object_array_length(skipped) == 1, "aa0 is not reported as fitting nowhere");
+	json_object *sk = json_object_array_get_idx(skipped, 0);
+	cr_assert_str_eq(qvt_json_str(sk, "vm"), "aa0");
+	cr_assert(strstr(qvt_json_str(sk, "reason"), "anti-affinity") ||
+		  strstr(qvt_json_str(sk, "reason"), "grp"), "refusal without its cause: %s",
+		  qvt_json_str(sk, "reason"));
 	cr_assert(json_object_object_get_ex(res, "left", &left) &&
 		  json_object_array_length(left) == 1 &&
 		  streq(qvt_json_str(json_object_array_get_idx(left, 0), "vm"), "idle"),
@@ -230,6 +250,10 @@ Test(cluster_evacuate, evacuate_cordon_resume)
 		ctl_ping(where, name);
 	}
 	cr_assert_eq(defined_on("idle"), 0, "the stopped VM moved");
+	char st[32];
+	cr_assert_eq(defined_on("aa0"), 0, "aa0 moved in spite of its anti-affinity group");
+	cr_assert_str_eq(qvt_vm_state(&hosts.d[0], "aa0", st, sizeof(st)), "running");
+	cr_log_info("phase: evacuation checked at %.1f s", (qv_now_ms() - t_start) / 1000.0);
 
 	/* h0 stays unschedulable, across a restart of its daemon. */
 	cr_assert(!schedulable(1, hosts.name[0]));
@@ -269,4 +293,5 @@ Test(cluster_evacuate, evacuate_cordon_resume)
 		     "%s", err.message);
 	json_object_put(res);
 	cr_assert(schedulable(0, hosts.name[2]));
+	cr_log_info("phase: done at %.1f s", (qv_now_ms() - t_start) / 1000.0);
 }
