@@ -49,7 +49,7 @@ struct evac {
 	struct qv_cluster *c;
 	qv_rpc_call *call;       /* NULL once answered */
 	qv_rpc_client *client;   /* wait: progress goes here (a reference) */
-	bool wait, busy;         /* busy: a job of ours is on the etcd queue */
+	bool wait;
 	char host[64], address[128], me[64];
 	int64_t lease, lock_rev;
 	struct cl_peer_call *pc; /* vm.list */
@@ -169,7 +169,6 @@ static void unlock_finish(struct cl_job *j, bool cancelled)
 {
 	struct evac *e = j->data;
 
-	e->busy = false;
 	if (cancelled)
 		return; /* cl_evacuate_shutdown() frees it */
 	if (j->r < 0 && j->r != -ENOENT && j->r != -ESTALE)
@@ -180,7 +179,6 @@ static void unlock_finish(struct cl_job *j, bool cancelled)
 
 static void ev_unlock(struct evac *e)
 {
-	e->busy = true;
 	if (cl_job_push(e->c, e->c->eq, unlock_run, unlock_finish, NULL, e) < 0)
 		ev_free(e);
 }
@@ -404,7 +402,6 @@ static void plan_finish(struct cl_job *j, bool cancelled)
 {
 	struct evac *e = j->data;
 
-	e->busy = false;
 	if (cancelled)
 		return;
 	if (j->r < 0) {
@@ -452,9 +449,7 @@ static void list_done(int r, json_object *res, const struct qv_error *err, void 
 			 json_object_object_get_ex(o, "state", &v) ? json_object_get_string(v) : "?");
 		e->nlive++;
 	}
-	e->busy = true;
 	if (!e->live || cl_job_push(e->c, e->c->eq, plan_run, plan_finish, NULL, e) < 0) {
-		e->busy = false;
 		struct qv_error e2 = {};
 		qv_error_set(&e2, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 		ev_fail(e, &e2);
@@ -510,22 +505,13 @@ static void lock_run(struct cl_job *j)
 	}
 	if (j->r < 0)
 		return;
-	_cleanup_json_ json_object *cfg = json_object_new_object();
-	json_object_object_add(cfg, "host", json_object_new_string(e->host));
-	json_object_object_add(cfg, "schedulable", json_object_new_boolean(false));
-	json_object_object_add(cfg, "reason", json_object_new_string("evacuation"));
-	json_object_object_add(cfg, "by", json_object_new_string(e->me));
-	json_object_object_add(cfg, "since", json_object_new_int64(qv_unix_ms()));
-	snprintf(key, sizeof(key), CL_HOSTCFG "%s", e->host);
-	j->r = qv_etcd_put(etcd, key, json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN), 0,
-			   NULL, &j->err);
+	j->r = cl_hostcfg_cordon(etcd, e->host, "evacuation", e->me, &j->err);
 }
 
 static void lock_finish(struct cl_job *j, bool cancelled)
 {
 	struct evac *e = j->data;
 
-	e->busy = false;
 	if (cancelled)
 		return;
 	if (j->r < 0) {
@@ -571,7 +557,6 @@ int cl_evacuate_start(struct qv_cluster *c, qv_rpc_call *call, const char *host,
 	snprintf(e->summary, sizeof(e->summary), "evacuating %s", host);
 	e->next = evacs;
 	evacs = e;
-	e->busy = true;
 	if (cl_job_push(c, c->eq, lock_run, lock_finish, NULL, e) < 0) {
 		e->call = NULL;
 		ev_free(e);

@@ -93,6 +93,9 @@ int cl_snap_load(qv_etcd *e, struct cl_snap *s, struct qv_error *errp);
 void cl_snap_free(struct cl_snap *s);
 /* Apply hostcfg/ (cordons) to the hosts of s. */
 int cl_snap_apply_hostcfg(qv_etcd *e, struct cl_snap *s, struct qv_error *errp);
+/* Write hostcfg/host {schedulable: false, reason, by, since}. */
+int cl_hostcfg_cordon(qv_etcd *e, const char *host, const char *reason, const char *by,
+		      struct qv_error *errp);
 /* cluster.hosts: records of cordoned hosts get schedulable false and
  * "cordon" {reason, by, since} (methods-host-maint.c; best effort). */
 void cl_hosts_apply_hostcfg(qv_etcd *e, json_object *hosts);

@@ -33,6 +33,22 @@ int cl_snap_apply_hostcfg(qv_etcd *e, struct cl_snap *s, struct qv_error *errp)
 	return 0;
 }
 
+int cl_hostcfg_cordon(qv_etcd *e, const char *host, const char *reason, const char *by,
+		      struct qv_error *errp)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	char key[128];
+
+	json_object_object_add(o, "host", json_object_new_string(host));
+	json_object_object_add(o, "schedulable", json_object_new_boolean(false));
+	json_object_object_add(o, "reason", json_object_new_string(reason));
+	json_object_object_add(o, "by", json_object_new_string(by));
+	json_object_object_add(o, "since", json_object_new_int64(qv_unix_ms()));
+	snprintf(key, sizeof(key), CL_HOSTCFG "%s", host);
+	return qv_etcd_put(e, key, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), 0, NULL,
+			   errp);
+}
+
 struct maint {
 	char host[64];
 	char me[64];
@@ -84,14 +100,7 @@ static void maint_run(struct cl_job *j)
 	}
 	snprintf(key, sizeof(key), CL_HOSTCFG "%s", m->host);
 	if (m->cordon) {
-		_cleanup_json_ json_object *o = json_object_new_object();
-		json_object_object_add(o, "host", json_object_new_string(m->host));
-		json_object_object_add(o, "schedulable", json_object_new_boolean(false));
-		json_object_object_add(o, "reason", json_object_new_string(m->reason));
-		json_object_object_add(o, "by", json_object_new_string(m->me));
-		json_object_object_add(o, "since", json_object_new_int64(qv_unix_ms()));
-		j->r = qv_etcd_put(e, key, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-				   0, NULL, &j->err);
+		j->r = cl_hostcfg_cordon(e, m->host, m->reason, m->me, &j->err);
 		return;
 	}
 	if (key_exists(e, CL_EVACS, m->host, &evac, &j->err, &j->r)) {
