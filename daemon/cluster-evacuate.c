@@ -24,15 +24,20 @@
 #define EV_LIST_TIMEOUT_MS 30000
 #define EV_MIGRATE_TIMEOUT_MS (30 * 60 * 1000)
 
-enum ev_state { EV_PENDING, EV_RUNNING, EV_MOVED, EV_FAILED };
-static const char *const ev_state_names[] = { "pending", "running", "moved", "failed" };
+/* A failed migration is tried once more, in an extra wave after the
+ * others (a destination QEMU slow to start on a loaded host); a refusal
+ * (not-found, conflict, invalid-argument) is not. */
+#define EV_ATTEMPTS 2
+
+enum ev_state { EV_PENDING, EV_RUNNING, EV_MOVED, EV_FAILED, EV_RETRYING };
+static const char *const ev_state_names[] = { "pending", "running", "moved", "failed", "retrying" };
 
 struct ev_move {
 	struct evac *e;
 	char vm[64], to[64], to_addr[128];
 	char reason[384];
 	char error[256];
-	int wave;
+	int wave, attempts;
 	double predicted_s;
 	enum ev_state st;
 	uint64_t t0, ms;
@@ -57,6 +62,7 @@ struct evac {
 	size_t nlive;
 	struct ev_move *m;
 	int nm, waves, wave, inflight, moved, failed;
+	int retry_wave;          /* the extra wave retries go to, -1: none yet */
 	json_object *skipped;    /* [{vm, reason}] */
 	json_object *left;       /* [{vm, state, reason}] */
 	json_object *plan;       /* qv_bal_plan_json */
@@ -117,6 +123,8 @@ static json_object *moves_json(struct evac *e)
 			json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)m->ms));
 		if (m->error[0])
 			json_object_object_add(o, "error", json_object_new_string(m->error));
+		if (m->attempts > 1)
+			json_object_object_add(o, "attempts", json_object_new_int(m->attempts));
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -221,7 +229,14 @@ static void mig_done(int r, json_object *res, const struct qv_error *err, void *
 		snprintf(m->error, sizeof(m->error), "%s", err && err->message[0] ? err->message
 										   : strerror(-r));
 	e->inflight--;
-	if (r < 0)
+	if (r < 0 && m->attempts < EV_ATTEMPTS && !(err && (streq(err->reason, QV_REASON_NOT_FOUND) ||
+							    streq(err->reason, QV_REASON_CONFLICT) ||
+							    streq(err->reason, QV_REASON_INVALID_ARGUMENT)))) {
+		if (e->retry_wave <= e->wave)
+			e->retry_wave = e->waves++;
+		m->wave = e->retry_wave;
+		m->st = EV_RETRYING;
+	} else if (r < 0)
 		e->failed++;
 	else
 		e->moved++;
@@ -234,8 +249,8 @@ static void mig_done(int r, json_object *res, const struct qv_error *err, void *
 	if (r < 0)
 		json_object_object_add(ev, "error", json_object_new_string(m->error));
 	if (r < 0)
-		log_warning("Cluster: evacuating %s: VM %s to %s failed: %s", e->host, m->vm, m->to,
-			    m->error);
+		log_warning("Cluster: evacuating %s: VM %s to %s failed%s: %s", e->host, m->vm, m->to,
+			    m->st == EV_RETRYING ? " (retried in a later wave)" : "", m->error);
 	else
 		log_info("Cluster: evacuating %s: VM %s now runs on %s (%llu ms)", e->host, m->vm,
 			 m->to, (unsigned long long)m->ms);
@@ -262,6 +277,8 @@ static void start_wave(struct evac *e)
 			json_object_object_add(params, "name", json_object_new_string(m->vm));
 			json_object_object_add(params, "to", json_object_new_string(to));
 			m->st = EV_RUNNING;
+			m->attempts++;
+			m->error[0] = '\0';
 			m->t0 = qv_now_ms();
 			log_info("Cluster: evacuating %s (wave %d of %d): VM %s to %s", e->host,
 				 e->wave + 1, e->waves, m->vm, m->to);
@@ -548,6 +565,7 @@ int cl_evacuate_start(struct qv_cluster *c, qv_rpc_call *call, const char *host,
 	e->wait = wait;
 	e->lease = c->lease;
 	e->t0 = qv_now_ms();
+	e->retry_wave = -1;
 	e->skipped = json_object_new_array();
 	e->left = json_object_new_array();
 	if (wait)
