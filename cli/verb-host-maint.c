@@ -69,10 +69,10 @@ static void on_progress(qv_rpc_conn *c, const char *method, json_object *p, void
 	if (!streq(method, "host.evacuate.progress"))
 		return;
 	if (json_object_object_get_ex(p, "vm", &v)) {
-		fprintf(stderr, "  %-20s -> %-10s %s (%s ms)%s%s\n", json_object_get_string(v),
-			jstr(p, "to"), jstr(p, "result"), jstr(p, "duration_ms"),
-			json_object_object_get_ex(p, "error", &v) ? ": " : "",
-			v && json_object_object_get_ex(p, "error", &v) ? json_object_get_string(v) : "");
+		bool failed = json_object_object_get_ex(p, "error", NULL);
+		fprintf(stderr, "  %-20s -> %-10s %s (%s ms)%s%s\n", jstr(p, "vm"), jstr(p, "to"),
+			jstr(p, "result"), jstr(p, "duration_ms"), failed ? ": " : "",
+			failed ? jstr(p, "error") : "");
 		return;
 	}
 	if (json_object_object_get_ex(p, "done", &v) && json_object_get_boolean(v))

@@ -66,6 +66,8 @@ struct evac {
 	json_object *skipped;    /* [{vm, reason}] */
 	json_object *left;       /* [{vm, state, reason}] */
 	json_object *plan;       /* qv_bal_plan_json */
+	json_object *final;      /* the answer, sent once the lock is gone */
+	struct qv_error final_err;
 	char summary[256];
 	uint64_t t0;
 };
@@ -94,6 +96,7 @@ static void ev_free(struct evac *e)
 	json_object_put(e->skipped);
 	json_object_put(e->left);
 	json_object_put(e->plan);
+	json_object_put(e->final);
 	free(e->live);
 	free(e->m);
 	free(e);
@@ -152,16 +155,19 @@ static json_object *ev_result(struct evac *e, bool done)
 	return o;
 }
 
-/* The call fails and the evacuation ends (the cordon stays). */
-static void ev_fail(struct evac *e, const struct qv_error *err)
-{
-	log_warning("Cluster: evacuation of %s failed: %s", e->host, err->message);
-	if (e->call)
-		qv_rpc_call_error(e->call, err);
-	e->call = NULL;
-}
+/* --- 5. unlock, then answer ------------------------------------------------ */
 
-/* --- 5. unlock -------------------------------------------------------------- */
+/* The caller learns the end once the lock is gone: a `host resume` right
+ * after it is not refused. */
+static void ev_finish(struct evac *e)
+{
+	if (e->call && e->final)
+		qv_rpc_call_reply(e->call, TAKE_PTR(e->final));
+	else if (e->call)
+		qv_rpc_call_error(e->call, &e->final_err);
+	e->call = NULL;
+	ev_free(e);
+}
 
 static void unlock_run(struct cl_job *j)
 {
@@ -169,8 +175,7 @@ static void unlock_run(struct cl_job *j)
 	char key[128];
 
 	snprintf(key, sizeof(key), CL_EVACS "%s", e->host);
-	if (e->lock_rev)
-		j->r = qv_etcd_delete_if(j->c->etcd, key, e->lock_rev, &j->err);
+	j->r = qv_etcd_delete_if(j->c->etcd, key, e->lock_rev, &j->err);
 }
 
 static void unlock_finish(struct cl_job *j, bool cancelled)
@@ -178,37 +183,38 @@ static void unlock_finish(struct cl_job *j, bool cancelled)
 	struct evac *e = j->data;
 
 	if (cancelled)
-		return; /* cl_evacuate_shutdown() frees it */
+		return; /* cl_evacuate_shutdown() answers and frees it */
 	if (j->r < 0 && j->r != -ENOENT && j->r != -ESTALE)
 		log_warning("Cluster: cannot remove the evacuation lock of %s, ignoring (it goes "
 			    "with our lease): %s", e->host, j->err.message);
-	ev_free(e);
+	ev_finish(e);
 }
 
 static void ev_unlock(struct evac *e)
 {
-	if (cl_job_push(e->c, e->c->eq, unlock_run, unlock_finish, NULL, e) < 0)
-		ev_free(e);
+	if (!e->lock_rev || cl_job_push(e->c, e->c->eq, unlock_run, unlock_finish, NULL, e) < 0)
+		ev_finish(e);
+}
+
+/* The evacuation ends with an error for the caller (the cordon stays). */
+static void ev_fail(struct evac *e, const struct qv_error *err)
+{
+	log_warning("Cluster: evacuation of %s failed: %s", e->host, err->message);
+	e->final_err = *err;
+	ev_unlock(e);
 }
 
 static void ev_done(struct evac *e)
 {
-	json_object *ev;
-
 	snprintf(e->summary, sizeof(e->summary),
 		 "evacuated %s: %d moved, %d failed, %zu fit nowhere, %zu left (not running)",
 		 e->host, e->moved, e->failed, json_object_array_length(e->skipped),
 		 json_object_array_length(e->left));
 	log_info("Cluster: %s in %llu ms; %s stays unschedulable", e->summary,
 		 (unsigned long long)(qv_now_ms() - e->t0), e->host);
-	ev = ev_result(e, true);
-	qv_daemon_emit(e->c->d, NULL, "host-evacuated", json_object_get(ev));
-	ev_progress(e, json_object_get(ev));
-	if (e->call)
-		qv_rpc_call_reply(e->call, ev);
-	else
-		json_object_put(ev);
-	e->call = NULL;
+	e->final = ev_result(e, true);
+	qv_daemon_emit(e->c->d, NULL, "host-evacuated", json_object_get(e->final));
+	ev_progress(e, json_object_get(e->final));
 	ev_unlock(e);
 }
 
@@ -422,8 +428,7 @@ static void plan_finish(struct cl_job *j, bool cancelled)
 	if (cancelled)
 		return;
 	if (j->r < 0) {
-		ev_fail(e, &j->err);
-		return ev_unlock(e);
+		return ev_fail(e, &j->err);
 	}
 	log_info("Cluster: %s (%zu not running, left)", e->summary, json_object_array_length(e->left));
 	json_object *ev = ev_result(e, false);
@@ -451,8 +456,7 @@ static void list_done(int r, json_object *res, const struct qv_error *err, void 
 		qv_error_set(&e2, EHOSTUNREACH, QV_REASON_UNAVAILABLE,
 			     "cannot list the VMs of host %s: %s", e->host,
 			     r < 0 && err ? err->message : "malformed vm.list answer");
-		ev_fail(e, &e2);
-		return ev_unlock(e);
+		return ev_fail(e, &e2);
 	}
 	size_t n = json_object_array_length(arr);
 	e->live = calloc(n ? n : 1, sizeof(*e->live));
@@ -470,7 +474,6 @@ static void list_done(int r, json_object *res, const struct qv_error *err, void 
 		struct qv_error e2 = {};
 		qv_error_set(&e2, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 		ev_fail(e, &e2);
-		ev_unlock(e);
 	}
 }
 
@@ -535,8 +538,7 @@ static void lock_finish(struct cl_job *j, bool cancelled)
 		if (j->r != -ENOENT && j->r != -EBUSY)
 			qv_error_prefix(&j->err, "cluster store unavailable, host %s not evacuated",
 					e->host);
-		ev_fail(e, &j->err);
-		return ev_unlock(e);
+		return ev_fail(e, &j->err);
 	}
 	log_info("Cluster: evacuating host %s (cordoned; asking %s for its VMs)", e->host,
 		 e->address);
@@ -546,7 +548,6 @@ static void lock_finish(struct cl_job *j, bool cancelled)
 		qv_error_set(&e2, EHOSTUNREACH, QV_REASON_UNAVAILABLE, "cannot reach host %s at %s",
 			     e->host, e->address);
 		ev_fail(e, &e2);
-		ev_unlock(e);
 	}
 }
 

@@ -6,8 +6,9 @@
  * each runs on exactly one other host, the inventory names that host, the
  * guests answer on their control channel, the stopped VM is reported as
  * left; h0 stays unschedulable across a daemon restart (host auto never
- * lands there) until `host.resume`. Real etcd (3 members, mutual TLS),
- * real qvisord, real QEMU/TCG. */
+ * lands there) until `host.resume`; then the CLI evacuates h2, which runs
+ * VMs that came from h0. Real etcd (3 members, mutual TLS), real qvisord,
+ * real QEMU/TCG. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <string.h>
@@ -275,14 +276,30 @@ Test(cluster_evacuate, evacuate_cordon_resume)
 	cr_assert(schedulable(1, hosts.name[0]));
 	define_auto(1, "back0", host, sizeof(host));
 	cr_assert_str_eq(host, hosts.name[0], "the resumed, emptiest host was not chosen");
-	/* cordon by hand, as an operator would, then resume again */
-	cr_assert_eq(qvt_callf(&hosts.d[1], "host.cordon", &res, &err,
-			       "{\"host\": \"h2\", \"reason\": \"disk swap\"}"), 0, "%s", err.message);
-	json_object_put(res);
+	/* The CLI, as an operator would: cordon by hand, resume, an unknown
+	 * host (exit 4), and an evacuation with nothing running to move. */
+	char out[4096];
+	cr_assert_eq(qvt_cli(&hosts.d[1], "host cordon h2 --reason 'disk swap'", out, sizeof(out)), 0,
+		     "%s", out);
+	cr_assert(strstr(out, "unschedulable (disk swap)"), "%s", out);
 	cr_assert(!schedulable(0, hosts.name[2]));
-	cr_assert_eq(qvt_callf(&hosts.d[1], "host.resume", &res, &err, "{\"host\": \"h2\"}"), 0,
-		     "%s", err.message);
-	json_object_put(res);
+	cr_assert_eq(qvt_cli(&hosts.d[1], "host resume h2", out, sizeof(out)), 0, "%s", out);
 	cr_assert(schedulable(0, hosts.name[2]));
+	cr_assert_eq(qvt_cli(&hosts.d[0], "host evacuate nohost --wait", out, sizeof(out)), 4, "%s",
+		     out);
+	cr_assert(strstr(out, "not a live member"), "%s", out);
+	cr_assert_eq(qvt_cli(&hosts.d[0], "host evacuate h2 --wait", out, sizeof(out)), 0, "%s", out);
+	cr_log_info("qvisor host evacuate h2 --wait:\n%s", out);
+	cr_assert(strstr(out, " 0 failed, 0 fit nowhere"), "%s", out);
+	/* nothing runs on h2 now; what ran there (arrived from h0) runs elsewhere */
+	for (int i = 0; i < NVMS; i++) {
+		snprintf(name, sizeof(name), "ev%d", i);
+		int where = defined_on(name);
+		cr_assert(where == 0 || where == 1, "%s is on h%d after evacuating h2", name, where);
+		cr_assert_str_eq(qvt_vm_state(&hosts.d[where], name, st, sizeof(st)), "running");
+	}
+	cr_assert(!schedulable(1, hosts.name[2]));
+	cr_assert_eq(qvt_cli(&hosts.d[2], "host resume h2", out, sizeof(out)), 0, "%s", out);
+	cr_assert(schedulable(1, hosts.name[2]));
 	cr_log_info("phase: done at %.1f s", (qv_now_ms() - t_start) / 1000.0);
 }
