@@ -299,6 +299,8 @@ Test(cluster_evacuate, evacuate_cordon_resume)
 		cr_assert_str_eq(qvt_vm_state(&hosts.d[where], name, st, sizeof(st)), "running");
 	}
 	cr_assert(!schedulable(1, hosts.name[2]));
+	cr_assert_eq(qvt_cli(&hosts.d[0], "cluster hosts", out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "h2 (cordoned)") && !strstr(out, "h0 (cordoned)"), "%s", out);
 	cr_assert_eq(qvt_cli(&hosts.d[2], "host resume h2", out, sizeof(out)), 0, "%s", out);
 	cr_assert(schedulable(1, hosts.name[2]));
 	cr_log_info("phase: done at %.1f s", (qv_now_ms() - t_start) / 1000.0);
