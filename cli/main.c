@@ -123,6 +123,11 @@ const struct cli_verb cli_verbs[] = {
 	  "Dry run of the balancer on live data: what would move and why." },
 	{ "cluster mode", verb_cluster_mode, "[off|advise|enforce]",
 	  "Show or set the balancer's mode (stored in etcd for every leader)." },
+	{ "host cordon", verb_host_cordon, "HOST [--reason TEXT]",
+	  "Make a cluster host unschedulable: placement never picks it (kept until host resume)." },
+	{ "host resume", verb_host_resume, "HOST", "Make a cordoned or evacuated host schedulable again." },
+	{ "host evacuate", verb_host_evacuate, "HOST [--wait]",
+	  "Cordon a cluster host and live-migrate its running VMs to hosts placement picks, in waves." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

@@ -57,10 +57,15 @@ static int list(struct cli_ctx *ctx, int argc, const char *method, const char *m
 							       "GROUPS" });
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *o = json_object_array_get_idx(arr, i), *pl, *g;
-		char b[7][256];
+		char b[7][256], host[300];
+		json_object *sv;
+		/* an operator's cordon (host cordon / evacuate) shows next to the name */
+		snprintf(host, sizeof(host), "%s%s", field(o, NULL, "name", b[0], 256),
+			 json_object_object_get_ex(o, "schedulable", &sv) && !json_object_get_boolean(sv)
+				 ? " (cordoned)" : "");
 		if (hosts)
 			out_table_add(t, (const char *[]){
-				field(o, NULL, "name", b[0], 256), field(o, NULL, "address", b[1], 256),
+				host, field(o, NULL, "address", b[1], 256),
 				field(o, "usage", "vms", b[2], 256), field(o, "usage", "running", b[3], 256),
 				field(o, "capacity", "vcpus", b[4], 256),
 				field(o, "capacity", "memory_mib", b[5], 256), labels_text(o, b[6], 256) });

@@ -51,6 +51,9 @@ VERB(snapshot_delete);
 VERB(backup);
 VERB(cluster_plan);
 VERB(cluster_mode);
+VERB(host_cordon);
+VERB(host_resume);
+VERB(host_evacuate);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

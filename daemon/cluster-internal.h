@@ -12,6 +12,8 @@
 #define CL_PREFIX "/qvisor/"
 #define CL_HOSTS CL_PREFIX "hosts/"
 #define CL_VMS CL_PREFIX "vms/"
+#define CL_HOSTCFG CL_PREFIX "hostcfg/"   /* operator settings: no lease */
+#define CL_EVACS CL_PREFIX "evacuations/" /* under the driver's lease */
 #define CL_DEFAULT_TTL_S 6
 #define CL_PEER_TIMEOUT_MS 120000
 #define CL_PEER_THREADS 4
@@ -147,3 +149,33 @@ void cl_bal_view(struct qv_cluster *c, struct cl_snap *s, bool record);
 int cl_bal_mode_read(qv_etcd *e, enum qv_bal_mode *ret, struct qv_error *errp);
 int cl_m_plan(qv_rpc_call *call, json_object *params, void *ud);
 int cl_m_mode(qv_rpc_call *call, json_object *params, void *ud);
+
+/* Apply hostcfg/ (cordons) to the hosts of s. */
+int cl_snap_apply_hostcfg(qv_etcd *e, struct cl_snap *s, struct qv_error *errp);
+/* Write hostcfg/host {schedulable: false, reason, by, since}. */
+int cl_hostcfg_cordon(qv_etcd *e, const char *host, const char *reason, const char *by,
+		      struct qv_error *errp);
+/* cluster.hosts: records of cordoned hosts get schedulable false and
+ * "cordon" {reason, by, since} (methods-host-maint.c; best effort). */
+void cl_hosts_apply_hostcfg(qv_etcd *e, json_object *hosts);
+
+/* cluster-peer-call.c: one RPC to a peer daemon (tls://address) from the
+ * loop, never blocking it. done runs on the loop once (not after
+ * cl_peer_call_cancel): r 0 with result (borrowed), or < 0 with err. */
+struct cl_peer_call;
+typedef void (*cl_peer_done_fn)(int r, json_object *result, const struct qv_error *err, void *ud);
+int cl_peer_call(struct qv_cluster *c, const char *address, const char *method,
+		 json_object *params, unsigned timeout_ms, cl_peer_done_fn done, void *ud,
+		 struct cl_peer_call **ret);
+struct cl_peer_call *cl_peer_call_cancel(struct cl_peer_call *p);
+
+/* cluster-evacuate.c (docs/cluster.md "Maintenance") */
+int cl_evacuate_start(struct qv_cluster *c, qv_rpc_call *call, const char *host, bool wait);
+bool cl_evacuating(const char *host);
+/* qvisord stops: running evacuations are abandoned (their lock goes with
+ * our lease, the cordon stays; a rerun resumes). */
+void cl_evacuate_shutdown(struct qv_cluster *c);
+/* methods-host-maint.c */
+int cl_m_host_cordon(qv_rpc_call *call, json_object *params, void *ud);
+int cl_m_host_resume(qv_rpc_call *call, json_object *params, void *ud);
+int cl_m_host_evacuate(qv_rpc_call *call, json_object *params, void *ud);

@@ -343,6 +343,7 @@ void qv_cluster_free(struct qv_daemon *d)
 	 * cancelled; their calls get no answer but the clients are closing. */
 	qv_workq_free(c->pq);
 	qv_workq_free(c->eq);
+	cl_evacuate_shutdown(c);
 	/* A clean exit leaves the cluster at once rather than after the TTL
 	 * (the workers are gone: the handle is ours now). Bounded by the
 	 * etcd timeout per endpoint; a crash leaves it to the lease. */

@@ -175,7 +175,7 @@ int cl_snap_load(qv_etcd *e, struct cl_snap *s, struct qv_error *errp)
 					 *lv ? "=" : "", lv);
 				ls[h->nlabels++] = s->labels[nl++];
 			}
-			h->labels = ls; /* freed by snap_free() */
+			h->labels = ls; /* freed by cl_snap_free() */
 		}
 	}
 	for (size_t i = 0; i < s->nv; i++) {
@@ -213,7 +213,7 @@ int cl_snap_load(qv_etcd *e, struct cl_snap *s, struct qv_error *errp)
 		vm->anti_affinity = group_list(s, rec, "anti_affinity", &vm->nanti_affinity);
 		vm->affinity = group_list(s, rec, "affinity", &vm->naffinity);
 	}
-	return 0;
+	return cl_snap_apply_hostcfg(e, s, errp);
 }
 
 static void place_run(struct cl_job *j)
@@ -244,6 +244,12 @@ static void place_run(struct cl_job *j)
 		if (hi < 0) {
 			j->r = qv_error_set(&j->err, ENOENT, QV_REASON_NOT_FOUND,
 					    "host %s is not in the cluster (no live lease)", p->want);
+			goto out;
+		}
+		if (!s.hosts[hi].schedulable) {
+			j->r = qv_error_set(&j->err, EBUSY, QV_REASON_CONFLICT,
+					    "host %s is unschedulable (cordoned or evacuated; "
+					    "`qvisor host resume %s`)", p->want, p->want);
 			goto out;
 		}
 		snprintf(p->reason, sizeof(p->reason), "%s: named in placement.host", p->want);
@@ -294,7 +300,7 @@ static void place_finish(struct cl_job *j, bool cancelled)
 		return place_free(p);
 	}
 	if (j->r < 0) {
-		if (j->r != -ENOSPC && j->r != -ENOENT)
+		if (j->r != -ENOSPC && j->r != -ENOENT && j->r != -EBUSY)
 			qv_error_prefix(&j->err, "cluster store unavailable, VM %s not placed",
 					p->name);
 		log_info("Cluster: VM %s not placed: %s", p->name, j->err.message);

@@ -45,6 +45,8 @@ static void list_run(struct cl_job *j)
 		json_object_array_add(l->items, rec);
 	}
 	qv_etcd_kvs_free(kvs, n);
+	if (streq(l->member, "hosts"))
+		cl_hosts_apply_hostcfg(j->c->etcd, l->items);
 }
 
 static void list_finish(struct cl_job *j, bool cancelled)
@@ -112,5 +114,8 @@ const struct qv_rpc_method qv_cluster_methods[] = {
 	{ "cluster.vms", m_vms },
 	{ "cluster.plan", cl_m_plan },
 	{ "cluster.mode", cl_m_mode },
+	{ "host.cordon", cl_m_host_cordon },
+	{ "host.resume", cl_m_host_resume },
+	{ "host.evacuate", cl_m_host_evacuate },
 };
 const size_t qv_cluster_methods_count = ARRAY_SIZE(qv_cluster_methods);

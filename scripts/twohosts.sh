@@ -4,6 +4,8 @@
 # qvisord in each with its dirs under $W/<i>/ and its socket at $W/<i>/sock.
 #   twohosts_up TAG SUBNET    e.g. twohosts_up qvb 10.232.0
 # Needs $BUILD (build dir with qvisord), $Q (qvisor binary) and die().
+# Optional: TWOHOSTS_EXTRA=("args of host 0" "args of host 1") more
+# qvisord options (word-split), e.g. --cluster-endpoints.
 # Sets W, NS (netns names = veth end names) and ADDR; tears everything down
 # on exit.
 
@@ -46,7 +48,7 @@ twohosts_up() {
 		ip netns exec "${NS[$i]}" setsid "$BUILD/qvisord" --state-dir "$W/$i/state" \
 			--run-dir "$W/$i/run" --socket "$W/$i/sock" --no-kvm-probe \
 			--cache-dir "$W/$i" --pki-dir "$W/$i/pki" --insecure \
-			"${listen[@]}" >"$W/$i/log" 2>&1 </dev/null &
+			"${listen[@]}" ${TWOHOSTS_EXTRA[$i]:-} >"$W/$i/log" 2>&1 </dev/null &
 		echo $! >"$W/$i/pid"
 		disown
 	done

@@ -10,6 +10,7 @@
 #include "common/json.h"
 #include "common/macro.h"
 #include "common/pki.h"
+#include "helpers/guest.h"
 #include "helpers/netns.h"
 #include "helpers/threehosts.h"
 #include "helpers/twohosts.h"
@@ -239,4 +240,16 @@ void qvt_threehosts_down(struct qvt_threehosts *h)
 		char *rm[] = { "rm", "-rf", h->pki_root, NULL };
 		qvt_run(rm, NULL);
 	}
+}
+
+bool qvt_threehosts_fixture_up(struct qvt_threehosts *h, const char *tag)
+{
+	const char *why;
+
+	if (!qvt_guest_dir())
+		return false;
+	why = qvt_threehosts_up(h);
+	if (why)
+		fprintf(stderr, "%s: %s\n", tag, why);
+	return !why;
 }

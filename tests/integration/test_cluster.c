@@ -20,16 +20,7 @@ static bool up;
 
 static void setup(void)
 {
-	const char *why;
-
-	if (!qvt_guest_dir())
-		return;
-	why = qvt_threehosts_up(&hosts);
-	if (why) {
-		fprintf(stderr, "cluster: %s\n", why);
-		return;
-	}
-	up = true;
+	up = qvt_threehosts_fixture_up(&hosts, "cluster");
 }
 
 static void teardown(void)
