@@ -84,6 +84,9 @@ json_object *bk_run_status(struct qv_daemon *d, const char *vm);
 /* Cancel the backup of vm in flight: -ENOENT when there is none. */
 int bk_run_cancel(struct qv_daemon *d, const char *vm);
 bool bk_run_busy(struct qv_daemon *d, const char *vm);
+/* A JOB_STATUS_CHANGE event of vm's QEMU (daemon/vm.c): a backup job that
+ * concluded is seen at once instead of at the next poll. */
+void bk_job_event(struct qv_daemon *d, const char *vm, json_object *event);
 /* daemon/backup-schedule.c: spec.backup schedules, checked every minute. */
 void bk_schedule_start(struct qv_daemon *d);
 

@@ -174,8 +174,14 @@ static void old_removed(int error, const struct qv_error *err, void *ud)
 	json_object_object_add(res, "store", jstr(r->store));
 	qv_daemon_emit(r->d, r->vm, "backup-completed",
 		       bk_obj2("id", jstr(r->id), "kind", jstr(r->incremental ? "incremental" : "full")));
-	log_info("VM %s: backup %s (%s) complete, %" PRIu64 " bytes", r->vm, r->id,
-		 r->incremental ? "incremental" : "full", r->meta->size);
+	uint64_t *t = r->t_ms;
+	log_info("VM %s: backup %s (%s) complete, %" PRIu64 " bytes, %" PRIu64 " ms (query %" PRIu64
+		 ", attach %" PRIu64 ", transaction %" PRIu64 ", copy %" PRIu64 ", detach %" PRIu64
+		 ", publish %" PRIu64 ")", r->vm, r->id, r->incremental ? "incremental" : "full",
+		 r->meta->size, qv_now_ms() - r->started_ms, t[BK_T_NODES] - r->started_ms,
+		 t[BK_T_ATTACHED] - t[BK_T_NODES], t[BK_T_TXN] - t[BK_T_ATTACHED],
+		 t[BK_T_COPIED] - t[BK_T_TXN], t[BK_T_DETACHED] - t[BK_T_COPIED],
+		 t[BK_T_PUBLISHED] - t[BK_T_DETACHED]);
 	if (r->call)
 		qv_rpc_call_reply(r->call, res);
 	else
@@ -194,6 +200,7 @@ static void finalized(int error, const struct qv_error *err, void *ud)
 
 	if (error < 0)
 		return bk_fail_with(r, error, err, "writing the backup store");
+	bk_mark(r, BK_T_PUBLISHED);
 	snprintf(st.store, sizeof(st.store), "%s", r->store);
 	snprintf(st.chain, sizeof(st.chain), "%s", r->meta->chain);
 	snprintf(st.last, sizeof(st.last), "%s", r->id);
@@ -202,15 +209,20 @@ static void finalized(int error, const struct qv_error *err, void *ud)
 	if ((e = bk_chain_save(r->d, r->vm, &st)) < 0)
 		log_error_errno(e, "VM %s: cannot save the backup chain state (next backup is full): %m",
 				r->vm);
-	/* The previous bitmap has served: everything it saw is in this backup. */
-	if (!(s = bk_seq_new(r->d, r->vm, r->inst)))
-		return old_removed(0, NULL, r);
-	for (size_t i = 0; r->have_chain && i < r->n; i++)
-		if (r->disks[i].has_old && r->chain.bitmap[0] && !streq(r->chain.bitmap, r->bitmap))
-			bk_seq_add(s, "block-dirty-bitmap-remove",
-				   bk_obj2("node", jstr(r->disks[i].node), "name", jstr(r->chain.bitmap)),
-				   -1, true, NULL, NULL);
-	bk_seq_run(s, old_removed, r);
+	/* The previous bitmap has served: everything it saw is in this backup.
+	 * Its removal needs no answer, so the call is answered meanwhile (a
+	 * next backup's QMP commands queue behind it; one that still saw it
+	 * would remove it as stale). */
+	if ((s = bk_seq_new(r->d, r->vm, r->inst))) {
+		for (size_t i = 0; r->have_chain && i < r->n; i++)
+			if (r->disks[i].has_old && r->chain.bitmap[0] &&
+			    !streq(r->chain.bitmap, r->bitmap))
+				bk_seq_add(s, "block-dirty-bitmap-remove",
+					   bk_obj2("node", jstr(r->disks[i].node), "name",
+						   jstr(r->chain.bitmap)), -1, true, NULL, NULL);
+		bk_seq_run(s, NULL, NULL);
+	}
+	old_removed(0, NULL, r);
 }
 
 /* Worker thread: nothing here touches daemon state. */
@@ -286,6 +298,7 @@ static void detached(int error, const struct qv_error *err, void *ud)
 		r->txn_done = true;
 		return bk_fail_with(r, error, err, "detaching the backup targets");
 	}
+	bk_mark(r, BK_T_DETACHED);
 	r->txn_done = false; /* jobs dismissed, targets gone: only the bitmap is left */
 	for (size_t i = 0; i < r->n; i++)
 		if (r->disks[i].error) {
@@ -375,11 +388,15 @@ static void polled(int error, const struct qv_error *err, void *ud)
 		all = all && r->disks[i].concluded;
 	}
 	progress_notify(r, done, total);
-	if (all)
+	if (all) {
+		bk_mark(r, BK_T_COPIED);
 		return detach(r);
-	/* 25, 50, 100, 200, 250 ms...: small incrementals end within the first polls */
+	}
+	/* 25, 50, 100, 200, 250 ms... for the progress; a job's end is seen
+	 * at once through its JOB_STATUS_CHANGE event (bk_job_event), also
+	 * when it came while this query was in flight */
 	r->poll_ms = r->poll_ms ? (r->poll_ms * 2 > BK_POLL_MS ? BK_POLL_MS : r->poll_ms * 2) : 25;
-	if (qv_loop_add_timer(r->d->loop, r->poll_ms, poll_jobs, r, &r->poll) < 0)
+	if (qv_loop_add_timer(r->d->loop, r->job_event ? 0 : r->poll_ms, poll_jobs, r, &r->poll) < 0)
 		bk_fail_with(r, -ENOMEM, NULL, "polling");
 }
 
@@ -389,10 +406,29 @@ static void poll_jobs(qv_source *src, void *ud)
 	struct bk_seq *s = bk_seq_new(r->d, r->vm, r->inst);
 
 	r->poll = NULL;
+	r->job_event = false;
 	if (!s)
 		return bk_fail_with(r, -ENOMEM, NULL, "polling");
 	bk_seq_add(s, "query-jobs", NULL, -1, false, on_jobs, r);
 	bk_seq_run(s, polled, r);
+}
+
+void bk_job_event(struct qv_daemon *d, const char *vm, json_object *event)
+{
+	struct bk_run *r = bk_find_run(vm);
+	json_object *data, *v;
+
+	if (!r || !r->txn_done || !json_object_object_get_ex(event, "data", &data) ||
+	    !json_object_object_get_ex(data, "id", &v) ||
+	    strncmp(json_object_get_string(v), "qvbk-", 5) != 0 ||
+	    !json_object_object_get_ex(data, "status", &v) ||
+	    !streq(json_object_get_string(v), "concluded"))
+		return;
+	r->job_event = true;
+	if (r->poll) { /* waiting for the next poll: poll now */
+		qv_source_remove(r->poll);
+		poll_jobs(NULL, r);
+	}
 }
 
 /* --- transaction, with the guest frozen around it when it can be -------- */
@@ -431,6 +467,7 @@ static void txn_done(int error, const struct qv_error *err, void *ud)
 	if (error < 0)
 		return bk_fail_with(r, error, err, "transaction");
 	r->txn_done = true;
+	bk_mark(r, BK_T_TXN);
 	r->phase = "copying";
 	if (r->cancelled)
 		bk_run_cancel(r->d, r->vm);
@@ -511,6 +548,7 @@ void bk_attached(int error, const struct qv_error *err, void *ud)
 
 	if (error < 0)
 		return bk_fail_with(r, error, err, "attaching the backup targets");
+	bk_mark(r, BK_T_ATTACHED);
 	if (check_cancel(r))
 		return;
 	if (!r->agent) {

@@ -52,6 +52,11 @@ struct bk_run {
 	char run_dir[PATH_MAX];
 	uint64_t started_ms;
 	unsigned poll_ms;
+	/* qv_now_ms() at each step's end, for the completion log line:
+	 * nodes queried, targets attached, transaction, jobs concluded,
+	 * detached, published */
+	uint64_t t_ms[6];
+	bool job_event; /* a job concluded since the last query-jobs was sent */
 	uint64_t bandwidth;
 	bk_done_fn done;
 	void *done_ud;
@@ -70,3 +75,8 @@ static inline json_object *jstr(const char *s)
 void bk_fail_with(struct bk_run *r, int error, const struct qv_error *err, const char *what);
 /* The targets are attached: quiesce, then the transaction. */
 void bk_attached(int error, const struct qv_error *err, void *ud);
+enum { BK_T_NODES, BK_T_ATTACHED, BK_T_TXN, BK_T_COPIED, BK_T_DETACHED, BK_T_PUBLISHED };
+static inline void bk_mark(struct bk_run *r, int step)
+{
+	r->t_ms[step] = qv_now_ms();
+}
