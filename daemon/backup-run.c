@@ -60,6 +60,7 @@ void bk_run_free(struct bk_run *r)
 		}
 	qv_source_remove(r->poll);
 	for (size_t i = 0; i < r->n; i++) {
+		free(r->disks[i].src);
 		if (r->disks[i].fd >= 0)
 			close(r->disks[i].fd);
 		for (size_t k = 0; k < r->disks[i].n_stale; k++)
@@ -166,16 +167,19 @@ static bool check_cancel(struct bk_run *r)
 	return true;
 }
 
-static void old_removed(int error, const struct qv_error *err, void *ud)
+void bk_run_complete(struct bk_run *r)
 {
-	struct bk_run *r = ud;
 	json_object *res = qv_backup_meta_to_json(r->meta);
 
 	json_object_object_add(res, "store", jstr(r->store));
 	qv_daemon_emit(r->d, r->vm, "backup-completed",
 		       bk_obj2("id", jstr(r->id), "kind", jstr(r->incremental ? "incremental" : "full")));
 	uint64_t *t = r->t_ms;
-	log_info("VM %s: backup %s (%s) complete, %" PRIu64 " bytes, %" PRIu64 " ms (query %" PRIu64
+	if (r->offline)
+		log_info("VM %s: backup %s (full, VM stopped) complete, %" PRIu64 " bytes, %" PRIu64
+			 " ms", r->vm, r->id, r->meta->size, qv_now_ms() - r->started_ms);
+	else
+		log_info("VM %s: backup %s (%s) complete, %" PRIu64 " bytes, %" PRIu64 " ms (query %" PRIu64
 		 ", attach %" PRIu64 ", transaction %" PRIu64 ", copy %" PRIu64 ", detach %" PRIu64
 		 ", publish %" PRIu64 ")", r->vm, r->id, r->incremental ? "incremental" : "full",
 		 r->meta->size, qv_now_ms() - r->started_ms, t[BK_T_NODES] - r->started_ms,
@@ -222,7 +226,7 @@ static void finalized(int error, const struct qv_error *err, void *ud)
 						   jstr(r->chain.bitmap)), -1, true, NULL, NULL);
 		bk_seq_run(s, NULL, NULL);
 	}
-	old_removed(0, NULL, r);
+	bk_run_complete(r);
 }
 
 /* Worker thread: nothing here touches daemon state. */
@@ -255,7 +259,7 @@ static int finalize_work(void *ud, struct qv_error *err)
 	return qv_backup_partial_publish(r->store, r->id, err);
 }
 
-static int build_meta(struct bk_run *r)
+int bk_build_meta(struct bk_run *r)
 {
 	struct qv_backup_meta *m = calloc(1, sizeof(*m));
 	struct qv_vm *vm = qv_vm_find(r->d, r->vm);
@@ -316,7 +320,7 @@ static void detached(int error, const struct qv_error *err, void *ud)
 			return run_fail(r);
 		}
 	r->phase = "finalizing";
-	if ((e = build_meta(r)) < 0 || (e = bk_work_start(r->d, finalize_work, finalized, r)) < 0) {
+	if ((e = bk_build_meta(r)) < 0 || (e = bk_work_start(r->d, finalize_work, finalized, r)) < 0) {
 		r->txn_done = true;
 		return bk_fail_with(r, e, NULL, "finalizing");
 	}
@@ -340,7 +344,7 @@ static void detach(struct bk_run *r)
 			   -1, true, NULL, NULL);
 	}
 	r->phase = "detaching";
-	bk_seq_run(s, detached, r);
+	bk_seq_run_pipelined(s, detached, r);
 }
 
 /* --- job polling ------------------------------------------------------- */
@@ -440,6 +444,10 @@ static void on_thawed(json_object *result, const struct qv_error *err, bool misb
 	if (err)
 		log_warning("VM %s: guest-fsfreeze-thaw after the backup failed: %s", vm,
 			    err->message);
+	else
+		log_info("VM %s: guest thawed after the backup's transaction (%d filesystem(s))", vm,
+			 result && json_object_is_type(result, json_type_int)
+				 ? json_object_get_int(result) : -1);
 	free(vm);
 }
 
@@ -535,7 +543,12 @@ static void on_frozen(json_object *result, const struct qv_error *err, bool misb
 			 "guest-fsfreeze-freeze failed: %.200s", err->message);
 		log_warning("VM %s: backup %s not quiesced: %s", r->vm, r->id, err->message);
 	} else {
+		/* the agent answers with the number of filesystems it froze */
 		r->quiesced = r->frozen = true;
+		snprintf(r->quiesce_note, sizeof(r->quiesce_note),
+			 "guest agent froze %d filesystem(s) for the transaction",
+			 result && json_object_is_type(result, json_type_int)
+				 ? json_object_get_int(result) : -1);
 	}
 	run_transaction(r);
 }

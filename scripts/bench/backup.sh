@@ -113,6 +113,8 @@ printf '%-44s %8.2f s  (runs: %s)\n' "incremental, 1 % changed (median of 5)" "$
 printf '%-44s %8d bytes\n' "size of one incremental" "$inc_bytes"
 printf '%-44s %8.2f s\n' "restore full + 5 incrementals" "$t_restore"
 printf '%-44s %8.2f s\n' "peer: cp of the full backup image" "$t_cp"
+echo "qvisord's timing of each backup (ms: query, attach, transaction, copy, detach, publish):"
+grep -o 'backup [^ ]* ([a-z]*) complete.*' "$B/qvisord.log" | sed 's/^/  /' || true
 printf 'ratio incremental / full:     %.3f (goal <= 0.05)\n' "$(echo "$inc_med / $t_full" | bc -l)"
 printf 'ratio incremental / convert:  %.3f\n' "$(echo "$inc_med / $t_conv" | bc -l)"
 printf 'ratio full / convert:         %.2f\n' "$(echo "$t_full / $t_conv" | bc -l)"
