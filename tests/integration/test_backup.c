@@ -557,7 +557,8 @@ Test(backup, cancel_midway_leaves_nothing)
 }
 
 /* The test guest plus Debian's qemu-ga and the ext4 modules of the guest's
- * kernel package (the base guest has no disk filesystem to freeze). */
+ * kernel package (the base guest has no disk filesystem to freeze); ext4
+ * also needs the crc32c hash, which the kernel loads by name. */
 static void build_agent_initrd(char *img, size_t size)
 {
 	const char *src = getenv("QV_SRC_DIR");
@@ -572,8 +573,9 @@ static void build_agent_initrd(char *img, size_t size)
 		 "cp /usr/sbin/qemu-ga $x/usr/sbin/; deb=$(ls %s/cache/linux-image-*.deb | head -n1); "
 		 "dpkg-deb --fsys-tarfile \"$deb\" | tar -x -C $k --wildcards "
 		 "'./lib/modules/*/kernel/fs/ext4/ext4.ko' './lib/modules/*/kernel/fs/jbd2/jbd2.ko' "
-		 "'./lib/modules/*/kernel/fs/mbcache.ko' './lib/modules/*/kernel/lib/crc16.ko'; "
-		 "for m in crc16 mbcache jbd2 ext4; do cp $(find $k -name $m.ko) $x/lib/modules/extra/; "
+		 "'./lib/modules/*/kernel/fs/mbcache.ko' './lib/modules/*/kernel/lib/crc16.ko' "
+		 "'./lib/modules/*/kernel/crypto/crc32c_generic.ko'; "
+		 "for m in crc32c_generic crc16 mbcache jbd2 ext4; do cp $(find $k -name $m.ko) $x/lib/modules/extra/; "
 		 "echo $m.ko >>$x/lib/modules/extra/order; done; "
 		 "for dep in $(modinfo -F depends $x/lib/modules/extra/ext4.ko | tr , ' '); do "
 		 "grep -qx $dep.ko $x/lib/modules/extra/order; done; "
