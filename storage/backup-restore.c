@@ -158,6 +158,43 @@ static void file_path(char *buf, size_t size, const char *store, const struct qv
 	snprintf(buf, size, "%s/%s/%s", store, m->id, m->disks[disk].file);
 }
 
+/* Split dst, open its directory; -EEXIST (conflict) when dst exists. */
+static int open_dst_dir(const char *dst, char **dir, char **base, struct qv_error *errp)
+{
+	int r, fd;
+
+	if ((r = qv_path_split(dst, dir, base)) < 0)
+		return qv_error_set(errp, r, QV_REASON_INVALID_ARGUMENT, "bad destination %s", dst);
+	if ((fd = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", *dir);
+	if (faccessat(fd, *base, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(fd);
+		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "%s already exists", dst);
+	}
+	return fd;
+}
+
+/* fsync the temporary file tn (fd, when open) and link it to base (never
+ * replacing), then fsync the directory; tn is removed on failure. */
+static int link_dst(int dirfd, const char *tn, int fd, const char *base, const char *dst,
+		    struct qv_error *errp)
+{
+	int r = 0;
+
+	if (fd >= 0 && fsync(fd) < 0)
+		r = qv_error_set(errp, errno, errno == ENOSPC ? QV_REASON_NO_SPACE : QV_REASON_IO_ERROR,
+				 "%s: fsync: %m", dst);
+	if (r >= 0 && renameat2(dirfd, tn, dirfd, base, RENAME_NOREPLACE) < 0)
+		r = qv_error_set(errp, errno, errno == EEXIST ? QV_REASON_CONFLICT : QV_REASON_IO_ERROR,
+				 "%s: %m", dst);
+	if (r < 0) {
+		unlinkat(dirfd, tn, 0);
+		return r;
+	}
+	(void)fsync(dirfd);
+	return 0;
+}
+
 int qv_backup_restore_disk(const char *store, struct qv_backup_meta *const *metas, size_t n,
 			   size_t disk, const char *dst, const struct qv_backup_restore_opts *opts,
 			   struct qv_error *errp)
@@ -174,12 +211,8 @@ int qv_backup_restore_disk(const char *store, struct qv_backup_meta *const *meta
 		if (disk >= metas[i]->n_disks ||
 		    metas[i]->disks[disk].virtual_size != metas[0]->disks[disk].virtual_size)
 			return BAD(errp, "backup %s has no disk %zu of the same size", metas[i]->id, disk);
-	if ((r = qv_path_split(dst, &dir, &base)) < 0)
-		return qv_error_set(errp, r, QV_REASON_INVALID_ARGUMENT, "bad destination %s", dst);
-	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", dir);
-	if (faccessat(dirfd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "%s already exists", dst);
+	if ((dirfd = open_dst_dir(dst, &dir, &base, errp)) < 0)
+		return dirfd;
 	if ((r = qv_tmpname_create(dirfd, base, &tn)) < 0)
 		return qv_error_set(errp, r, QV_REASON_IO_ERROR, "%s: temporary file: %s", dir,
 				    strerror(-r));
@@ -202,18 +235,7 @@ int qv_backup_restore_disk(const char *store, struct qv_backup_meta *const *meta
 		r = apply_incremental(src, fd, metas[0]->disks[disk].virtual_size,
 				      opts ? opts->cancel : NULL, errp);
 	}
-	if (r >= 0 && fd >= 0 && fsync(fd) < 0)
-		r = qv_error_set(errp, errno, errno == ENOSPC ? QV_REASON_NO_SPACE : QV_REASON_IO_ERROR,
-				 "%s: fsync: %m", tmp);
-	if (r >= 0 && renameat2(dirfd, tn, dirfd, base, RENAME_NOREPLACE) < 0)
-		r = qv_error_set(errp, errno, errno == EEXIST ? QV_REASON_CONFLICT : QV_REASON_IO_ERROR,
-				 "%s: %m", dst);
-	if (r < 0) {
-		unlinkat(dirfd, tn, 0);
-		return r;
-	}
-	(void)fsync(dirfd);
-	return 0;
+	return r < 0 ? (unlinkat(dirfd, tn, 0), r) : link_dst(dirfd, tn, fd, base, dst, errp);
 }
 
 int qv_backup_restore_disk_qcow2(const char *store, struct qv_backup_meta *const *metas, size_t n,
@@ -225,12 +247,8 @@ int qv_backup_restore_disk_qcow2(const char *store, struct qv_backup_meta *const
 	char raw[PATH_MAX], tmp[PATH_MAX], rawname[NAME_MAX + 1], tmpname[NAME_MAX + 1];
 	int r;
 
-	if ((r = qv_path_split(dst, &dir, &base)) < 0)
-		return qv_error_set(errp, r, QV_REASON_INVALID_ARGUMENT, "bad destination %s", dst);
-	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", dir);
-	if (faccessat(dirfd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "%s already exists", dst);
+	if ((dirfd = open_dst_dir(dst, &dir, &base, errp)) < 0)
+		return dirfd;
 	/* the chain restored raw beside dst (hidden), converted, renamed */
 	snprintf(rawname, sizeof(rawname), ".%.200s.%d.restore.raw", base, (int)getpid());
 	snprintf(tmpname, sizeof(tmpname), ".%.200s.%d.restore.qcow2", base, (int)getpid());
@@ -245,19 +263,9 @@ int qv_backup_restore_disk_qcow2(const char *store, struct qv_backup_meta *const
 			 "cluster_size=65536", raw, tmp, NULL };
 	r = qv_qemu_img_run(argv, NULL, errp);
 	(void)unlinkat(dirfd, rawname, 0);
-	if (r >= 0 && ((fd = openat(dirfd, tmpname, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
-		       fsync(fd) < 0))
-		r = qv_error_set(errp, errno, errno == ENOSPC ? QV_REASON_NO_SPACE : QV_REASON_IO_ERROR,
-				 "%s: %m", tmp);
-	if (r >= 0 && renameat2(dirfd, tmpname, dirfd, base, RENAME_NOREPLACE) < 0)
-		r = qv_error_set(errp, errno, errno == EEXIST ? QV_REASON_CONFLICT : QV_REASON_IO_ERROR,
-				 "%s: %m", dst);
-	if (r < 0) {
-		(void)unlinkat(dirfd, tmpname, 0);
-		return r;
-	}
-	(void)fsync(dirfd);
-	return 0;
+	if (r >= 0 && (fd = openat(dirfd, tmpname, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		r = qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", tmp);
+	return r < 0 ? (unlinkat(dirfd, tmpname, 0), r) : link_dst(dirfd, tmpname, fd, base, dst, errp);
 }
 
 int qv_backup_verify(const char *store, const struct qv_backup_meta *m, struct qv_error *errp)
