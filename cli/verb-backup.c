@@ -12,13 +12,14 @@
 #define BACKUP_TIMEOUT_MS (-1)
 
 struct bopts {
-	const char *store, *to, *define;
+	const char *store, *to, *define, *format;
 	bool full, dry_run;
 	uint64_t bandwidth;
 	int64_t keep_last, keep_daily;
 };
 
-enum { O_STORE = 1, O_FULL = 2, O_TO = 4, O_DEFINE = 8, O_KEEP = 16, O_DRY = 32, O_BW = 64 };
+enum { O_STORE = 1, O_FULL = 2, O_TO = 4, O_DEFINE = 8, O_KEEP = 16, O_DRY = 32, O_BW = 64,
+       O_FORMAT = 128 };
 
 static int parse(struct cli_ctx *ctx, int argc, char **argv, unsigned allowed, int n_pos,
 		 struct bopts *o)
@@ -29,11 +30,13 @@ static int parse(struct cli_ctx *ctx, int argc, char **argv, unsigned allowed, i
 		{ "keep-last", required_argument, NULL, 'l' },
 		{ "keep-daily", required_argument, NULL, 'y' },
 		{ "dry-run", no_argument, NULL, 'n' },
-		{ "bandwidth", required_argument, NULL, 'b' }, {}
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "format", required_argument, NULL, 'F' }, {}
 	};
 	static const struct { int c; unsigned bit; } bits[] = {
 		{ 's', O_STORE }, { 'f', O_FULL }, { 't', O_TO }, { 'd', O_DEFINE },
 		{ 'l', O_KEEP },  { 'y', O_KEEP }, { 'n', O_DRY }, { 'b', O_BW },
+		{ 'F', O_FORMAT },
 	};
 	int c;
 
@@ -52,6 +55,11 @@ static int parse(struct cli_ctx *ctx, int argc, char **argv, unsigned allowed, i
 		case 'f': o->full = true; break;
 		case 't': o->to = optarg; break;
 		case 'd': o->define = optarg; break;
+		case 'F':
+			if (!streq(optarg, "raw") && !streq(optarg, "qcow2"))
+				return cli_usage_error(ctx, "--format: raw or qcow2");
+			o->format = optarg;
+			break;
 		case 'n': o->dry_run = true; break;
 		case 'b':
 			if (cli_parse_size(optarg, &o->bandwidth) < 0 || o->bandwidth < 65536)
@@ -232,7 +240,7 @@ static int restore(struct cli_ctx *ctx, int argc, char **argv)
 	struct bopts o;
 	int r;
 
-	if ((r = parse(ctx, argc, argv, O_STORE | O_TO | O_DEFINE, 1, &o)) != EXIT_OK)
+	if ((r = parse(ctx, argc, argv, O_STORE | O_TO | O_DEFINE | O_FORMAT, 1, &o)) != EXIT_OK)
 		return r;
 	if (!o.to)
 		return cli_usage_error(ctx, "--to IMAGE is required");
@@ -240,6 +248,8 @@ static int restore(struct cli_ctx *ctx, int argc, char **argv)
 	json_object_object_add(p, "to", json_object_new_string(o.to));
 	if (o.define)
 		json_object_object_add(p, "define", json_object_new_string(o.define));
+	if (o.format)
+		json_object_object_add(p, "format", json_object_new_string(o.format));
 	if ((r = call(ctx, "backup.restore", p, true, &res)) != EXIT_OK || ctx->json)
 		return r;
 	json_object *imgs = json_object_object_get(res, "images");

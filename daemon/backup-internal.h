@@ -25,6 +25,7 @@ struct bk_cmd {
 	bool ignore_error; /* cleanup: go on whatever QEMU says */
 	void (*on_ret)(json_object *ret, void *ud);
 	void *ud;
+	struct bk_seq *seq; /* pipelined: the sequence it belongs to */
 };
 
 struct bk_seq;
@@ -39,6 +40,11 @@ void bk_seq_add(struct bk_seq *s, const char *command, json_object *args, int fd
  * A command that fails (and may not) ends the sequence: the remaining
  * commands are skipped. QEMU gone (the VM's instance changed) fails it. */
 void bk_seq_run(struct bk_seq *s, bk_seq_done_fn fn, void *ud);
+/* The same with every command sent at once (QEMU still runs them in
+ * order): for commands that do not depend on an earlier one's success.
+ * fn gets the first error of a command that may not fail, after every
+ * reply came. */
+void bk_seq_run_pipelined(struct bk_seq *s, bk_seq_done_fn fn, void *ud);
 /* The VM's instance if it is still the same QEMU, else NULL. */
 qemu_instance *bk_vm_inst(struct qv_daemon *d, const char *vm, qemu_instance *inst);
 
@@ -84,6 +90,12 @@ json_object *bk_run_status(struct qv_daemon *d, const char *vm);
 /* Cancel the backup of vm in flight: -ENOENT when there is none. */
 int bk_run_cancel(struct qv_daemon *d, const char *vm);
 bool bk_run_busy(struct qv_daemon *d, const char *vm);
+/* The id of a backup of the stopped VM vm in flight (its disks are being
+ * read: the VM must not start), NULL. */
+const char *bk_run_offline(struct qv_daemon *d, const char *vm);
+/* A JOB_STATUS_CHANGE event of vm's QEMU (daemon/vm.c): a backup job that
+ * concluded is seen at once instead of at the next poll. */
+void bk_job_event(struct qv_daemon *d, const char *vm, json_object *event);
 /* daemon/backup-schedule.c: spec.backup schedules, checked every minute. */
 void bk_schedule_start(struct qv_daemon *d);
 

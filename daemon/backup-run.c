@@ -60,6 +60,7 @@ void bk_run_free(struct bk_run *r)
 		}
 	qv_source_remove(r->poll);
 	for (size_t i = 0; i < r->n; i++) {
+		free(r->disks[i].src);
 		if (r->disks[i].fd >= 0)
 			close(r->disks[i].fd);
 		for (size_t k = 0; k < r->disks[i].n_stale; k++)
@@ -166,16 +167,25 @@ static bool check_cancel(struct bk_run *r)
 	return true;
 }
 
-static void old_removed(int error, const struct qv_error *err, void *ud)
+void bk_run_complete(struct bk_run *r)
 {
-	struct bk_run *r = ud;
 	json_object *res = qv_backup_meta_to_json(r->meta);
 
 	json_object_object_add(res, "store", jstr(r->store));
 	qv_daemon_emit(r->d, r->vm, "backup-completed",
 		       bk_obj2("id", jstr(r->id), "kind", jstr(r->incremental ? "incremental" : "full")));
-	log_info("VM %s: backup %s (%s) complete, %" PRIu64 " bytes", r->vm, r->id,
-		 r->incremental ? "incremental" : "full", r->meta->size);
+	uint64_t *t = r->t_ms;
+	if (r->offline)
+		log_info("VM %s: backup %s (full, VM stopped) complete, %" PRIu64 " bytes, %" PRIu64
+			 " ms", r->vm, r->id, r->meta->size, qv_now_ms() - r->started_ms);
+	else
+		log_info("VM %s: backup %s (%s) complete, %" PRIu64 " bytes, %" PRIu64 " ms (query %" PRIu64
+		 ", attach %" PRIu64 ", transaction %" PRIu64 ", copy %" PRIu64 ", detach %" PRIu64
+		 ", publish %" PRIu64 ")", r->vm, r->id, r->incremental ? "incremental" : "full",
+		 r->meta->size, qv_now_ms() - r->started_ms, t[BK_T_NODES] - r->started_ms,
+		 t[BK_T_ATTACHED] - t[BK_T_NODES], t[BK_T_TXN] - t[BK_T_ATTACHED],
+		 t[BK_T_COPIED] - t[BK_T_TXN], t[BK_T_DETACHED] - t[BK_T_COPIED],
+		 t[BK_T_PUBLISHED] - t[BK_T_DETACHED]);
 	if (r->call)
 		qv_rpc_call_reply(r->call, res);
 	else
@@ -194,6 +204,7 @@ static void finalized(int error, const struct qv_error *err, void *ud)
 
 	if (error < 0)
 		return bk_fail_with(r, error, err, "writing the backup store");
+	bk_mark(r, BK_T_PUBLISHED);
 	snprintf(st.store, sizeof(st.store), "%s", r->store);
 	snprintf(st.chain, sizeof(st.chain), "%s", r->meta->chain);
 	snprintf(st.last, sizeof(st.last), "%s", r->id);
@@ -202,15 +213,20 @@ static void finalized(int error, const struct qv_error *err, void *ud)
 	if ((e = bk_chain_save(r->d, r->vm, &st)) < 0)
 		log_error_errno(e, "VM %s: cannot save the backup chain state (next backup is full): %m",
 				r->vm);
-	/* The previous bitmap has served: everything it saw is in this backup. */
-	if (!(s = bk_seq_new(r->d, r->vm, r->inst)))
-		return old_removed(0, NULL, r);
-	for (size_t i = 0; r->have_chain && i < r->n; i++)
-		if (r->disks[i].has_old && r->chain.bitmap[0] && !streq(r->chain.bitmap, r->bitmap))
-			bk_seq_add(s, "block-dirty-bitmap-remove",
-				   bk_obj2("node", jstr(r->disks[i].node), "name", jstr(r->chain.bitmap)),
-				   -1, true, NULL, NULL);
-	bk_seq_run(s, old_removed, r);
+	/* The previous bitmap has served: everything it saw is in this backup.
+	 * Its removal needs no answer, so the call is answered meanwhile (a
+	 * next backup's QMP commands queue behind it; one that still saw it
+	 * would remove it as stale). */
+	if ((s = bk_seq_new(r->d, r->vm, r->inst))) {
+		for (size_t i = 0; r->have_chain && i < r->n; i++)
+			if (r->disks[i].has_old && r->chain.bitmap[0] &&
+			    !streq(r->chain.bitmap, r->bitmap))
+				bk_seq_add(s, "block-dirty-bitmap-remove",
+					   bk_obj2("node", jstr(r->disks[i].node), "name",
+						   jstr(r->chain.bitmap)), -1, true, NULL, NULL);
+		bk_seq_run(s, NULL, NULL);
+	}
+	bk_run_complete(r);
 }
 
 /* Worker thread: nothing here touches daemon state. */
@@ -243,7 +259,7 @@ static int finalize_work(void *ud, struct qv_error *err)
 	return qv_backup_partial_publish(r->store, r->id, err);
 }
 
-static int build_meta(struct bk_run *r)
+int bk_build_meta(struct bk_run *r)
 {
 	struct qv_backup_meta *m = calloc(1, sizeof(*m));
 	struct qv_vm *vm = qv_vm_find(r->d, r->vm);
@@ -286,6 +302,7 @@ static void detached(int error, const struct qv_error *err, void *ud)
 		r->txn_done = true;
 		return bk_fail_with(r, error, err, "detaching the backup targets");
 	}
+	bk_mark(r, BK_T_DETACHED);
 	r->txn_done = false; /* jobs dismissed, targets gone: only the bitmap is left */
 	for (size_t i = 0; i < r->n; i++)
 		if (r->disks[i].error) {
@@ -303,7 +320,7 @@ static void detached(int error, const struct qv_error *err, void *ud)
 			return run_fail(r);
 		}
 	r->phase = "finalizing";
-	if ((e = build_meta(r)) < 0 || (e = bk_work_start(r->d, finalize_work, finalized, r)) < 0) {
+	if ((e = bk_build_meta(r)) < 0 || (e = bk_work_start(r->d, finalize_work, finalized, r)) < 0) {
 		r->txn_done = true;
 		return bk_fail_with(r, e, NULL, "finalizing");
 	}
@@ -327,7 +344,7 @@ static void detach(struct bk_run *r)
 			   -1, true, NULL, NULL);
 	}
 	r->phase = "detaching";
-	bk_seq_run(s, detached, r);
+	bk_seq_run_pipelined(s, detached, r);
 }
 
 /* --- job polling ------------------------------------------------------- */
@@ -375,11 +392,15 @@ static void polled(int error, const struct qv_error *err, void *ud)
 		all = all && r->disks[i].concluded;
 	}
 	progress_notify(r, done, total);
-	if (all)
+	if (all) {
+		bk_mark(r, BK_T_COPIED);
 		return detach(r);
-	/* 25, 50, 100, 200, 250 ms...: small incrementals end within the first polls */
+	}
+	/* 25, 50, 100, 200, 250 ms... for the progress; a job's end is seen
+	 * at once through its JOB_STATUS_CHANGE event (bk_job_event), also
+	 * when it came while this query was in flight */
 	r->poll_ms = r->poll_ms ? (r->poll_ms * 2 > BK_POLL_MS ? BK_POLL_MS : r->poll_ms * 2) : 25;
-	if (qv_loop_add_timer(r->d->loop, r->poll_ms, poll_jobs, r, &r->poll) < 0)
+	if (qv_loop_add_timer(r->d->loop, r->job_event ? 0 : r->poll_ms, poll_jobs, r, &r->poll) < 0)
 		bk_fail_with(r, -ENOMEM, NULL, "polling");
 }
 
@@ -389,10 +410,29 @@ static void poll_jobs(qv_source *src, void *ud)
 	struct bk_seq *s = bk_seq_new(r->d, r->vm, r->inst);
 
 	r->poll = NULL;
+	r->job_event = false;
 	if (!s)
 		return bk_fail_with(r, -ENOMEM, NULL, "polling");
 	bk_seq_add(s, "query-jobs", NULL, -1, false, on_jobs, r);
 	bk_seq_run(s, polled, r);
+}
+
+void bk_job_event(struct qv_daemon *d, const char *vm, json_object *event)
+{
+	struct bk_run *r = bk_find_run(vm);
+	json_object *data, *v;
+
+	if (!r || !r->txn_done || !json_object_object_get_ex(event, "data", &data) ||
+	    !json_object_object_get_ex(data, "id", &v) ||
+	    strncmp(json_object_get_string(v), "qvbk-", 5) != 0 ||
+	    !json_object_object_get_ex(data, "status", &v) ||
+	    !streq(json_object_get_string(v), "concluded"))
+		return;
+	r->job_event = true;
+	if (r->poll) { /* waiting for the next poll: poll now */
+		qv_source_remove(r->poll);
+		poll_jobs(NULL, r);
+	}
 }
 
 /* --- transaction, with the guest frozen around it when it can be -------- */
@@ -404,6 +444,10 @@ static void on_thawed(json_object *result, const struct qv_error *err, bool misb
 	if (err)
 		log_warning("VM %s: guest-fsfreeze-thaw after the backup failed: %s", vm,
 			    err->message);
+	else
+		log_info("VM %s: guest thawed after the backup's transaction (%d filesystem(s))", vm,
+			 result && json_object_is_type(result, json_type_int)
+				 ? json_object_get_int(result) : -1);
 	free(vm);
 }
 
@@ -431,6 +475,7 @@ static void txn_done(int error, const struct qv_error *err, void *ud)
 	if (error < 0)
 		return bk_fail_with(r, error, err, "transaction");
 	r->txn_done = true;
+	bk_mark(r, BK_T_TXN);
 	r->phase = "copying";
 	if (r->cancelled)
 		bk_run_cancel(r->d, r->vm);
@@ -498,7 +543,12 @@ static void on_frozen(json_object *result, const struct qv_error *err, bool misb
 			 "guest-fsfreeze-freeze failed: %.200s", err->message);
 		log_warning("VM %s: backup %s not quiesced: %s", r->vm, r->id, err->message);
 	} else {
+		/* the agent answers with the number of filesystems it froze */
 		r->quiesced = r->frozen = true;
+		snprintf(r->quiesce_note, sizeof(r->quiesce_note),
+			 "guest agent froze %d filesystem(s) for the transaction",
+			 result && json_object_is_type(result, json_type_int)
+				 ? json_object_get_int(result) : -1);
 	}
 	run_transaction(r);
 }
@@ -511,6 +561,7 @@ void bk_attached(int error, const struct qv_error *err, void *ud)
 
 	if (error < 0)
 		return bk_fail_with(r, error, err, "attaching the backup targets");
+	bk_mark(r, BK_T_ATTACHED);
 	if (check_cancel(r))
 		return;
 	if (!r->agent) {

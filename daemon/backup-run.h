@@ -4,6 +4,8 @@
 /* One backup in flight, shared by daemon/backup-run.c (attach, transaction,
  * jobs, finish) and daemon/backup-start.c (start, decide, targets). */
 
+#include <stdatomic.h>
+
 #include "daemon/backup-internal.h"
 
 #define BK_POLL_MS 250
@@ -23,6 +25,7 @@ struct bk_disk {
 	char *error;    /* the job's error */
 	bool concluded;
 	uint64_t cur, total;
+	char *src;      /* offline: the image read (a copy of the spec's path) */
 };
 
 struct bk_run {
@@ -52,6 +55,13 @@ struct bk_run {
 	char run_dir[PATH_MAX];
 	uint64_t started_ms;
 	unsigned poll_ms;
+	/* qv_now_ms() at each step's end, for the completion log line:
+	 * nodes queried, targets attached, transaction, jobs concluded,
+	 * detached, published */
+	uint64_t t_ms[6];
+	bool job_event;
+	bool offline;           /* the VM is stopped: daemon/backup-offline.c */
+	atomic_bool cancel_now; /* offline: stops the copy on its worker thread */ /* a job concluded since the last query-jobs was sent */
 	uint64_t bandwidth;
 	bk_done_fn done;
 	void *done_ud;
@@ -70,3 +80,15 @@ static inline json_object *jstr(const char *s)
 void bk_fail_with(struct bk_run *r, int error, const struct qv_error *err, const char *what);
 /* The targets are attached: quiesce, then the transaction. */
 void bk_attached(int error, const struct qv_error *err, void *ud);
+/* r->meta from the run and the VM's spec (on the loop). */
+int bk_build_meta(struct bk_run *r);
+/* Published: answer with the metadata, report, free r. */
+void bk_run_complete(struct bk_run *r);
+/* daemon/backup-offline.c: back up the stopped VM of r (registered, its
+ * partial directory made); ends with bk_run_complete or bk_fail_with. */
+void bk_offline_run(struct bk_run *r);
+enum { BK_T_NODES, BK_T_ATTACHED, BK_T_TXN, BK_T_COPIED, BK_T_DETACHED, BK_T_PUBLISHED };
+static inline void bk_mark(struct bk_run *r, int step)
+{
+	r->t_ms[step] = qv_now_ms();
+}

@@ -18,6 +18,11 @@ struct bk_seq {
 	size_t n, cap, next;
 	bk_seq_done_fn fn;
 	void *ud;
+	/* pipelined: every command sent at once, replies counted */
+	bool pipelined;
+	size_t replied;
+	int error;
+	struct qv_error err;
 };
 
 qemu_instance *bk_vm_inst(struct qv_daemon *d, const char *vm, qemu_instance *inst)
@@ -127,6 +132,62 @@ static void seq_next(struct bk_seq *s)
 		if (cmd->ignore_error)
 			return seq_next(s);
 		seq_finish(s, r, &err);
+	}
+}
+
+/* --- pipelined: QEMU runs a monitor's commands in order, one after the
+ * other, so independent commands need not wait for each other's reply
+ * (each round trip costs milliseconds while TCG holds QEMU's lock) --- */
+
+static void pipe_account(struct bk_seq *s, struct bk_cmd *cmd, int error, json_object *ret,
+			 const struct qv_error *errp)
+{
+	if (error < 0 && !cmd->ignore_error && !s->error) {
+		s->error = error;
+		if (errp && errp->set)
+			s->err = *errp;
+	} else if (error >= 0 && cmd->on_ret) {
+		cmd->on_ret(ret, cmd->ud);
+	}
+	if (++s->replied == s->n) {
+		struct qv_error e = s->err; /* s is freed before fn runs */
+		seq_finish(s, s->error, s->error ? &e : NULL);
+	}
+}
+
+static void on_pipe_reply(qmp_client *c, int error, json_object *ret, const struct qv_error *errp,
+			  void *ud)
+{
+	struct bk_cmd *cmd = ud;
+
+	pipe_account(cmd->seq, cmd, error, ret, errp);
+}
+
+void bk_seq_run_pipelined(struct bk_seq *s, bk_seq_done_fn fn, void *ud)
+{
+	struct qv_error err = {};
+
+	s->fn = fn;
+	s->ud = ud;
+	s->pipelined = true;
+	if (s->n == 0)
+		return seq_finish(s, 0, NULL);
+	for (size_t i = 0, n = s->n; i < n; i++) {
+		struct bk_cmd *cmd = &s->cmds[i];
+		qemu_instance *inst = bk_vm_inst(s->d, s->vm, s->inst);
+		int r = -ESRCH;
+		cmd->seq = s;
+		if (inst)
+			r = qmp_client_execute_async(qemu_instance_qmp(inst), cmd->command, cmd->args,
+						     cmd->fd >= 0 ? &cmd->fd : NULL, cmd->fd >= 0 ? 1 : 0,
+						     QV_VM_QMP_TIMEOUT_MS, on_pipe_reply, cmd);
+		if (r < 0) {
+			qv_error_set(&err, ESRCH, QV_REASON_UNAVAILABLE,
+				     "QEMU of VM %s exited or closed QMP during the backup (%s)",
+				     s->vm, cmd->command);
+			/* the last one accounted may free s */
+			pipe_account(s, cmd, r, NULL, &err);
+		}
 	}
 }
 

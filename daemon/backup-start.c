@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "daemon/hooks.h"
 #include "daemon/backup-run.h"
-#include "storage/qemu-img.h"
+#include "storage/qcow2-create.h"
 
 /* --- decide full or incremental, create and attach the targets ---------- */
 
@@ -110,27 +110,20 @@ static void decide(struct bk_run *r)
 
 static int create_target(struct bk_run *r, struct bk_disk *dk, struct qv_error *errp)
 {
-	char path[PATH_MAX], size[32];
-	int e;
+	char path[PATH_MAX];
 
 	snprintf(dk->file, sizeof(dk->file), "disk%u.%s", dk->idx, r->incremental ? "qcow2" : "raw");
 	snprintf(path, sizeof(path), "%s/.%s.partial/%s", r->store, r->id, dk->file);
-	if (r->incremental) {
-		/* Only the changed clusters get allocated: the file's allocation
-		 * is the incremental's content (docs/backup.md). */
-		snprintf(size, sizeof(size), "%" PRIu64, dk->vsize);
-		char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-o",
-				 "cluster_size=65536", path, size, NULL };
-		if ((e = qv_qemu_img_run(argv, NULL, errp)) < 0)
-			return e;
-		dk->fd = openat(r->partial_fd, dk->file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	} else {
-		dk->fd = openat(r->partial_fd, dk->file,
-				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (dk->fd >= 0 && ftruncate(dk->fd, (off_t)dk->vsize) < 0)
-			return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", path);
-	}
+	dk->fd = openat(r->partial_fd, dk->file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			0600);
 	if (dk->fd < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", path);
+	if (r->incremental)
+		/* Only the changed clusters get allocated: the file's allocation
+		 * is the incremental's content (docs/backup.md). Written here,
+		 * not by a qemu-img fork: part of every incremental's fixed cost. */
+		return qv_qcow2_create_empty(dk->fd, dk->vsize, errp);
+	if (ftruncate(dk->fd, (off_t)dk->vsize) < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", path);
 	return 0;
 }
@@ -145,6 +138,7 @@ static void queried(int error, const struct qv_error *err, void *ud)
 
 	if (error < 0)
 		return bk_fail_with(r, error, err, "query-named-block-nodes");
+	bk_mark(r, BK_T_NODES);
 	for (size_t i = 0; i < r->n; i++)
 		if (!r->disks[i].found || !r->disks[i].vsize) {
 			qv_error_set(&e, ENODEV, QV_REASON_QEMU_ERROR, "QEMU has no block node %s",
@@ -152,12 +146,6 @@ static void queried(int error, const struct qv_error *err, void *ud)
 			return bk_fail_with(r, -ENODEV, &e, "finding the disks");
 		}
 	decide(r);
-	/* ids are unique per store only: the random part keeps two stores'
-	 * backups of the same second from naming the same bitmap */
-	uint32_t rnd = 0;
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = (uint32_t)qv_now_ms();
-	snprintf(r->bitmap, sizeof(r->bitmap), "qvisor-%s-%08x", r->id, rnd);
 	if (!(s = bk_seq_new(r->d, r->vm, r->inst)))
 		return bk_fail_with(r, -ENOMEM, NULL, "attaching");
 	for (size_t i = 0; i < r->n; i++) {
@@ -185,7 +173,8 @@ static void queried(int error, const struct qv_error *err, void *ud)
 				   NULL, NULL);
 	}
 	r->phase = "attaching";
-	bk_seq_run(s, bk_attached, r);
+	/* a failed add-fd makes its blockdev-add fail: no order is lost */
+	bk_seq_run_pipelined(s, bk_attached, r);
 }
 
 int bk_default_store(struct qv_daemon *d, char *buf, size_t size)
@@ -208,11 +197,12 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 #define qv_call_fail(call, e, ...) ((call) ? qv_call_fail(call, e, __VA_ARGS__) : -(e))
 	if (!vm)
 		return qv_call_fail(call, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not defined", p->vm);
-	if (!vm->inst || (vm->state != QV_VM_RUNNING && vm->state != QV_VM_PAUSED))
+	bool offline = !vm->inst && !vm->starting &&
+		       (vm->state == QV_VM_STOPPED || vm->state == QV_VM_CRASHED);
+	if (!offline && (!vm->inst || (vm->state != QV_VM_RUNNING && vm->state != QV_VM_PAUSED)))
 		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
-				    "Cannot back up VM %s: it is %s (backups are of running or paused "
-				    "VMs; copy a stopped VM's images with image clone)",
-				    p->vm, qv_vm_state_to_string(vm->state));
+				    "Cannot back up VM %s: it is %s (backups are of running, paused "
+				    "or stopped VMs)", p->vm, qv_vm_state_to_string(vm->state));
 	if (vm->spec->n_disks == 0 || vm->spec->n_disks > QV_BACKUP_MAX_DISKS)
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "VM %s has %zu disks: a backup needs 1..%d", p->vm,
@@ -261,9 +251,18 @@ int bk_run_start(struct qv_daemon *d, qv_rpc_call *call, const struct bk_params 
 		return qv_rpc_call_error(call, &err), 0;
 	}
 	snprintf(r->id, sizeof(r->id), "%s", id);
+	/* ids are unique per store only: the random part keeps two stores'
+	 * backups of the same second from naming the same bitmap */
+	uint32_t rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint32_t)qv_now_ms();
+	snprintf(r->bitmap, sizeof(r->bitmap), "qvisor-%s-%08x", r->id, rnd);
 	r->next = bk_runs;
 	bk_runs = r;
-	log_info("VM %s: backup %s to %s started", r->vm, r->id, r->store);
+	log_info("VM %s: backup %s to %s started%s", r->vm, r->id, r->store,
+		 offline ? " (VM stopped)" : "");
+	if (offline)
+		return bk_offline_run(r), 0;
 	if (!(s = bk_seq_new(d, r->vm, r->inst)))
 		return bk_fail_with(r, -ENOMEM, NULL, "starting"), 0;
 	bk_seq_add(s, "query-named-block-nodes", bk_obj2("flat", json_object_new_boolean(true), NULL,
@@ -305,6 +304,7 @@ int bk_run_cancel(struct qv_daemon *d, const char *vm)
 	if (!r)
 		return -ENOENT;
 	r->cancelled = true;
+	atomic_store(&r->cancel_now, true);
 	if (!r->txn_done || !(s = bk_seq_new(d, r->vm, r->inst)))
 		return 0; /* checked before the transaction */
 	for (size_t i = 0; i < r->n; i++) {

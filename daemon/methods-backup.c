@@ -247,6 +247,7 @@ struct job {
 	/* restore */
 	char to[VM_NAME_MAX + 1], define[VM_NAME_MAX + 1];
 	char (*dst)[PATH_MAX];
+	bool qcow2; /* restore into qcow2 images (else raw) */
 	/* prune */
 	unsigned keep_last, keep_daily;
 	bool dry_run;
@@ -336,8 +337,8 @@ static int restore_work(void *ud, struct qv_error *err)
 	int r = 0;
 
 	for (; ok < last->n_disks; ok++)
-		if ((r = qv_backup_restore_disk(j->store, j->c.metas, j->c.n_idx, ok, j->dst[ok], NULL,
-						err)) < 0)
+		if ((r = (j->qcow2 ? qv_backup_restore_disk_qcow2 : qv_backup_restore_disk)(
+			     j->store, j->c.metas, j->c.n_idx, ok, j->dst[ok], NULL, err)) < 0)
 			break;
 	if (r < 0) /* all disks or none */
 		for (size_t i = 0; i < ok; i++)
@@ -370,7 +371,7 @@ static int define_restored(struct job *j, struct qv_error *err)
 	for (size_t i = 0; i < last->n_disks; i++) {
 		json_object *dk = json_object_array_get_idx(disks, i);
 		json_object_object_add(dk, "path", json_object_new_string(j->dst[i]));
-		json_object_object_add(dk, "format", json_object_new_string("raw"));
+		json_object_object_add(dk, "format", json_object_new_string(j->qcow2 ? "qcow2" : "raw"));
 	}
 	if (vm_spec_from_json(spec, &vs, err) < 0)
 		return -EINVAL;
@@ -436,7 +437,7 @@ static int plan_restore(qv_rpc_call *call, struct job *j)
 				return qv_call_fail(call, EEXIST, QV_REASON_CONFLICT,
 						    "image %s already exists in the pool", name);
 		}
-		snprintf(j->dst[i], PATH_MAX, "%s/%s.raw", pool, name);
+		snprintf(j->dst[i], PATH_MAX, "%s/%s.%s", pool, name, j->qcow2 ? "qcow2" : "raw");
 	}
 	if (j->define[0] && qv_vm_find(j->d, j->define))
 		return qv_call_fail(call, EEXIST, QV_REASON_CONFLICT, "VM %s is already defined",
@@ -450,7 +451,7 @@ static int plan_restore(qv_rpc_call *call, struct job *j)
 
 static int m_restore(qv_rpc_call *call, json_object *params, void *ud)
 {
-	static const char *const keys[] = { "id", "to", "store", "define", NULL };
+	static const char *const keys[] = { "id", "to", "store", "define", "format", NULL };
 	struct job *j = calloc(1, sizeof(*j));
 	const char *id, *to, *def;
 	int r;
@@ -463,6 +464,13 @@ static int m_restore(qv_rpc_call *call, json_object *params, void *ud)
 	    qv_param_string(call, params, "to", &to) < 0)
 		return job_free(j), 0;
 	def = opt_string(params, "define");
+	const char *fmt = opt_string(params, "format");
+	if (fmt && !streq(fmt, "raw") && !streq(fmt, "qcow2")) {
+		job_free(j);
+		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "params.format must be raw or qcow2, not %.40s", fmt);
+	}
+	j->qcow2 = fmt && streq(fmt, "qcow2");
 	if (!vm_name_valid(to) || (def && !vm_name_valid(def))) {
 		job_free(j);
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,

@@ -6,6 +6,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/backup-internal.h"
 #include "daemon/fw.h"
 #include "daemon/hooks.h"
 #include "daemon/vm-cidata.h"
@@ -43,6 +44,10 @@ static int vm_check_startable(struct qv_vm *vm, struct qv_error *errp)
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "Cannot start VM %s: image copy %s is reading its disk; "
 				    "wait for it or cancel it", vm->name, copy);
+	if ((copy = bk_run_offline(vm->d, vm->name)))
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "Cannot start VM %s: backup %s is reading its disks; "
+				    "wait for it or cancel it (backup cancel)", vm->name, copy);
 	vm->restart_timer = qv_source_remove(vm->restart_timer);
 	return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/backup-internal.h"
 #include "daemon/fw.h"
 #include "daemon/hooks.h"
 #include "daemon/interop.h"
@@ -160,6 +161,8 @@ static void vm_on_event(qemu_instance *inst, const char *name, json_object *even
 
 	if (streq(name, "SHUTDOWN"))
 		vm->saw_shutdown = true;
+	if (streq(name, "JOB_STATUS_CHANGE"))
+		bk_job_event(vm->d, vm->name, event);
 	if (streq(name, "STOP") || streq(name, "RESUME")) {
 		json_object *ts, *sec, *usec;
 		int64_t us = qv_unix_ms() * 1000;

@@ -13,6 +13,7 @@
 #include "storage/backup-restore.h"
 #include "storage/csum.h"
 #include "storage/qcow2-refs.h"
+#include "storage/qemu-img.h"
 #include "storage/tmpfile.h"
 
 #define L2_OFFSET_MASK 0x00fffffffffffe00ULL
@@ -117,27 +118,34 @@ static int apply_cluster(uint64_t guest, uint64_t host, uint64_t len, bool zero,
 	return 0;
 }
 
+int qv_qcow2_apply(int src, int dst, uint64_t *ret_vsize, atomic_bool *cancel,
+		   struct qv_error *errp)
+{
+	struct apply a = { .src = src, .dst = dst, .cap = (size_t)2 << 20, .cancel = cancel };
+	int r;
+
+	if (!(a.buf = malloc(a.cap)))
+		return -ENOMEM;
+	r = qv_qcow2_walk_clusters(src, ret_vsize, apply_cluster, &a, errp);
+	free(a.buf);
+	if (r < 0 && !(errp && errp->set))
+		return qv_error_set(errp, r, r == -ECANCELED ? QV_REASON_CANCELLED :
+					     r == -ENOSPC ? QV_REASON_NO_SPACE : QV_REASON_IO_ERROR,
+				    "%s", strerror(-r));
+	return r;
+}
+
 static int apply_incremental(const char *path, int dst, uint64_t vsize, atomic_bool *cancel,
 			     struct qv_error *errp)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	struct apply a = { .dst = dst, .cap = (size_t)2 << 20, .cancel = cancel };
 	uint64_t size = 0;
 	int r;
 
 	if (fd < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", path);
-	a.src = fd;
-	if (!(a.buf = malloc(a.cap)))
-		return -ENOMEM;
-	r = qv_qcow2_walk_clusters(fd, &size, apply_cluster, &a, errp);
-	free(a.buf);
-	if (r < 0 && !(errp && errp->set))
-		return qv_error_set(errp, r, r == -ECANCELED ? QV_REASON_CANCELLED :
-					     r == -ENOSPC ? QV_REASON_NO_SPACE : QV_REASON_IO_ERROR,
-				    "applying %s: %s", path, strerror(-r));
-	if (r < 0)
-		return qv_error_prefix(errp, "%s", path), r;
+	if ((r = qv_qcow2_apply(fd, dst, &size, cancel, errp)) < 0)
+		return qv_error_prefix(errp, "applying %s", path), r;
 	if (size != vsize)
 		return BAD(errp, "%s: virtual size %" PRIu64 " differs from the full backup's %" PRIu64,
 			   path, size, vsize);
@@ -148,6 +156,43 @@ static void file_path(char *buf, size_t size, const char *store, const struct qv
 		      size_t disk)
 {
 	snprintf(buf, size, "%s/%s/%s", store, m->id, m->disks[disk].file);
+}
+
+/* Split dst, open its directory; -EEXIST (conflict) when dst exists. */
+static int open_dst_dir(const char *dst, char **dir, char **base, struct qv_error *errp)
+{
+	int r, fd;
+
+	if ((r = qv_path_split(dst, dir, base)) < 0)
+		return qv_error_set(errp, r, QV_REASON_INVALID_ARGUMENT, "bad destination %s", dst);
+	if ((fd = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", *dir);
+	if (faccessat(fd, *base, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(fd);
+		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "%s already exists", dst);
+	}
+	return fd;
+}
+
+/* fsync the temporary file tn (fd, when open) and link it to base (never
+ * replacing), then fsync the directory; tn is removed on failure. */
+static int link_dst(int dirfd, const char *tn, int fd, const char *base, const char *dst,
+		    struct qv_error *errp)
+{
+	int r = 0;
+
+	if (fd >= 0 && fsync(fd) < 0)
+		r = qv_error_set(errp, errno, errno == ENOSPC ? QV_REASON_NO_SPACE : QV_REASON_IO_ERROR,
+				 "%s: fsync: %m", dst);
+	if (r >= 0 && renameat2(dirfd, tn, dirfd, base, RENAME_NOREPLACE) < 0)
+		r = qv_error_set(errp, errno, errno == EEXIST ? QV_REASON_CONFLICT : QV_REASON_IO_ERROR,
+				 "%s: %m", dst);
+	if (r < 0) {
+		unlinkat(dirfd, tn, 0);
+		return r;
+	}
+	(void)fsync(dirfd);
+	return 0;
 }
 
 int qv_backup_restore_disk(const char *store, struct qv_backup_meta *const *metas, size_t n,
@@ -166,12 +211,8 @@ int qv_backup_restore_disk(const char *store, struct qv_backup_meta *const *meta
 		if (disk >= metas[i]->n_disks ||
 		    metas[i]->disks[disk].virtual_size != metas[0]->disks[disk].virtual_size)
 			return BAD(errp, "backup %s has no disk %zu of the same size", metas[i]->id, disk);
-	if ((r = qv_path_split(dst, &dir, &base)) < 0)
-		return qv_error_set(errp, r, QV_REASON_INVALID_ARGUMENT, "bad destination %s", dst);
-	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", dir);
-	if (faccessat(dirfd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "%s already exists", dst);
+	if ((dirfd = open_dst_dir(dst, &dir, &base, errp)) < 0)
+		return dirfd;
 	if ((r = qv_tmpname_create(dirfd, base, &tn)) < 0)
 		return qv_error_set(errp, r, QV_REASON_IO_ERROR, "%s: temporary file: %s", dir,
 				    strerror(-r));
@@ -194,18 +235,37 @@ int qv_backup_restore_disk(const char *store, struct qv_backup_meta *const *meta
 		r = apply_incremental(src, fd, metas[0]->disks[disk].virtual_size,
 				      opts ? opts->cancel : NULL, errp);
 	}
-	if (r >= 0 && fd >= 0 && fsync(fd) < 0)
-		r = qv_error_set(errp, errno, errno == ENOSPC ? QV_REASON_NO_SPACE : QV_REASON_IO_ERROR,
-				 "%s: fsync: %m", tmp);
-	if (r >= 0 && renameat2(dirfd, tn, dirfd, base, RENAME_NOREPLACE) < 0)
-		r = qv_error_set(errp, errno, errno == EEXIST ? QV_REASON_CONFLICT : QV_REASON_IO_ERROR,
-				 "%s: %m", dst);
-	if (r < 0) {
-		unlinkat(dirfd, tn, 0);
+	return r < 0 ? (unlinkat(dirfd, tn, 0), r) : link_dst(dirfd, tn, fd, base, dst, errp);
+}
+
+int qv_backup_restore_disk_qcow2(const char *store, struct qv_backup_meta *const *metas, size_t n,
+				 size_t disk, const char *dst,
+				 const struct qv_backup_restore_opts *opts, struct qv_error *errp)
+{
+	_cleanup_free_ char *dir = NULL, *base = NULL;
+	_cleanup_close_ int dirfd = -1, fd = -1;
+	char raw[PATH_MAX], tmp[PATH_MAX], rawname[NAME_MAX + 1], tmpname[NAME_MAX + 1];
+	int r;
+
+	if ((dirfd = open_dst_dir(dst, &dir, &base, errp)) < 0)
+		return dirfd;
+	/* the chain restored raw beside dst (hidden), converted, renamed */
+	snprintf(rawname, sizeof(rawname), ".%.200s.%d.restore.raw", base, (int)getpid());
+	snprintf(tmpname, sizeof(tmpname), ".%.200s.%d.restore.qcow2", base, (int)getpid());
+	snprintf(raw, sizeof(raw), "%s/%s", dir, rawname);
+	snprintf(tmp, sizeof(tmp), "%s/%s", dir, tmpname);
+	(void)unlinkat(dirfd, rawname, 0); /* leftovers of a killed restore */
+	(void)unlinkat(dirfd, tmpname, 0);
+	if ((r = qv_backup_restore_disk(store, metas, n, disk, raw, opts, errp)) < 0)
 		return r;
-	}
-	(void)fsync(dirfd);
-	return 0;
+	/* zero areas (holes) stay unallocated: a sparse qcow2 */
+	char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", "-o",
+			 "cluster_size=65536", raw, tmp, NULL };
+	r = qv_qemu_img_run(argv, NULL, errp);
+	(void)unlinkat(dirfd, rawname, 0);
+	if (r >= 0 && (fd = openat(dirfd, tmpname, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		r = qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", tmp);
+	return r < 0 ? (unlinkat(dirfd, tmpname, 0), r) : link_dst(dirfd, tmpname, fd, base, dst, errp);
 }
 
 int qv_backup_verify(const char *store, const struct qv_backup_meta *m, struct qv_error *errp)

@@ -22,6 +22,13 @@ typedef int (*qv_qcow2_extent_fn)(uint64_t guest_off, uint64_t host_off, uint64_
 int qv_qcow2_walk_clusters(int fd, uint64_t *ret_virtual_size, qv_qcow2_extent_fn fn,
 			   void *userdata, struct qv_error *errp);
 
+/* Write every cluster the self-contained qcow2 src holds onto the raw file
+ * dst at its guest offset (zero clusters become holes): applies an
+ * incremental backup, or turns a qcow2 disk without backing file into its
+ * raw content (dst then an empty file of the virtual size). */
+int qv_qcow2_apply(int src, int dst, uint64_t *ret_vsize, atomic_bool *cancel,
+		   struct qv_error *errp);
+
 struct qv_backup_restore_opts {
 	qv_copy_progress_fn progress; /* done/total over the whole chain */
 	void *userdata;
@@ -37,6 +44,14 @@ struct qv_backup_restore_opts {
 int qv_backup_restore_disk(const char *store, struct qv_backup_meta *const *metas, size_t n,
 			   size_t disk, const char *dst, const struct qv_backup_restore_opts *opts,
 			   struct qv_error *errp);
+
+/* The same into a qcow2 image dst (64 KiB clusters, zero areas left
+ * unallocated): the chain is restored into a hidden raw file beside dst,
+ * converted by qemu-img into a hidden qcow2, fsync'd and linked to dst
+ * (never replacing); the raw file is removed either way. */
+int qv_backup_restore_disk_qcow2(const char *store, struct qv_backup_meta *const *metas, size_t n,
+				 size_t disk, const char *dst,
+				 const struct qv_backup_restore_opts *opts, struct qv_error *errp);
 
 /* Re-read every file of backup m and compare with its recorded checksum
  * (and size). 0, or -EILSEQ (io-error) naming the disk and both sums. */

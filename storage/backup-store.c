@@ -602,14 +602,13 @@ int qv_backup_partial_create(const char *store, const char *id, int *ret_dirfd,
 int qv_backup_partial_publish(const char *store, const char *id, struct qv_error *errp)
 {
 	char name[QV_BACKUP_ID_MAX + 16];
-	_cleanup_close_ int sfd = open_store(store, errp), pfd = -1;
+	_cleanup_close_ int sfd = open_store(store, errp);
 
 	if (sfd < 0)
 		return sfd;
 	snprintf(name, sizeof(name), ".%s.partial", id);
-	pfd = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (pfd < 0 || fsync(pfd) < 0)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "backup %s: %m", id);
+	/* the directory's entries are on disk already: qv_backup_meta_write(),
+	 * the last thing written into it, fsyncs it */
 	if (renameat2(sfd, name, sfd, id, RENAME_NOREPLACE) < 0)
 		return qv_error_set(errp, errno, errno == EEXIST ? QV_REASON_CONFLICT : QV_REASON_IO_ERROR,
 				    "backup %s: cannot publish: %m", id);

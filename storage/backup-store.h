@@ -104,8 +104,10 @@ int qv_backup_new_id(const char *store, const char *vm, int64_t ms, char **ret);
 /* Make <store>/.<id>.partial (0700) and return its fd. */
 int qv_backup_partial_create(const char *store, const char *id, int *ret_dirfd,
 			     struct qv_error *errp);
-/* fsync the partial directory, rename it to <id> (never replacing), fsync
- * the store. */
+/* Rename the partial directory to <id> (never replacing), fsync the store.
+ * The directory's content must be on disk already (its files fsync'd; the
+ * metadata written last by qv_backup_meta_write, which fsyncs the
+ * directory). */
 int qv_backup_partial_publish(const char *store, const char *id, struct qv_error *errp);
 /* Remove <store>/.<id>.partial and what is in it; errors are ignored. */
 void qv_backup_partial_discard(const char *store, const char *id);

@@ -190,6 +190,55 @@ static void stop_vm(const char *name)
 	json_object_put(must("vm.stop", "{\"name\":\"%s\",\"force\":true}", name));
 }
 
+static qvt_ctl *restart_ctl(const char *name);
+
+/* b (stopped, as full_incremental_restore_and_boot left it) backed up:
+ * a full read by the daemon, said so; restored as qcow2 it holds A, B and
+ * C; b started again gets an incremental on it (the bitmap qemu-img added
+ * to the stopped image) holding D. */
+static void stopped_vm_backup_and_qcow2_restore(qvt_ctl **cp)
+{
+	char cmd[1024], raw[600];
+	struct qv_error e = {};
+
+	_cleanup_json_ json_object *off = must("backup.create", "{\"name\":\"b\"}");
+	cr_assert_str_eq(qvt_json_str(off, "kind"), "full");
+	cr_assert(strstr(qvt_json_str(off, "forced_full"), "is stopped"), "%s",
+		  qvt_json_str(off, "forced_full"));
+	cr_assert_eq(json_object_get_boolean(json_object_object_get(off, "quiesced")), false);
+	json_object_put(must("backup.verify", "{\"id\":\"%s\"}", qvt_json_str(off, "id")));
+	json_object *r = callv_wrap(&e, "backup.restore", "{\"id\":\"%s\",\"to\":\"bq\","
+				    "\"format\":\"vmdk\"}", qvt_json_str(off, "id"));
+	cr_assert_null(r, "restore into vmdk accepted");
+	cr_assert_str_eq(e.reason, "invalid-argument", "%s", e.message);
+	_cleanup_json_ json_object *rq = must("backup.restore", "{\"id\":\"%s\",\"to\":\"bq\","
+					      "\"format\":\"qcow2\"}", qvt_json_str(off, "id"));
+	const char *q = json_object_get_string(json_object_array_get_idx(
+		json_object_object_get(rq, "images"), 0));
+	cr_assert(strstr(q, "/bq.qcow2"), "%s", q);
+	snprintf(raw, sizeof(raw), "%s/bq-check.raw", D.dir);
+	snprintf(cmd, sizeof(cmd), "qemu-img check -q '%s' && qemu-img info '%s' | grep -q "
+		 "'file format: qcow2' && qemu-img convert -f qcow2 -O raw '%s' '%s'", q, q, q, raw);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	expect_range(raw, 0, "patA", true);
+	expect_range(raw, 8, "patB", true);
+	expect_range(raw, 16, "patC", true);
+	/* sparse: the 64 MiB disk holds 12 MiB of data */
+	struct stat st;
+	cr_assert_eq(stat(q, &st), 0);
+	cr_assert_lt(st.st_blocks * 512, 32 << 20, "qcow2 restore not sparse: %lld bytes",
+		     (long long)st.st_blocks * 512);
+	json_object_put(must("image.info", "{\"name\":\"bq\"}"));
+
+	*cp = restart_ctl("b");
+	guest_write(*cp, 24, "patD");
+	_cleanup_json_ json_object *inc = backup("b", "incremental");
+	cr_assert_str_eq(qvt_json_str(inc, "parent"), qvt_json_str(off, "id"));
+	_cleanup_free_ char *p = restore(qvt_json_str(inc, "id"), "bi", NULL);
+	expect_range(p, 16, "patC", true);
+	expect_range(p, 24, "patD", true);
+}
+
 /* A (0), full, B (8), incremental, C (16): the restored chain has A and B,
  * not C; a VM booted from it (defined by the restore) reads the same. */
 Test(backup, full_incremental_restore_and_boot)
@@ -222,6 +271,9 @@ Test(backup, full_incremental_restore_and_boot)
 	/* Nothing under a final name can be half-written: no partial left. */
 	stop_vm("b");
 	json_object_put(must("vm.start", "{\"name\":\"r\"}"));
+	qvt_ctl *cb = NULL; /* b boots again while r boots */
+	stopped_vm_backup_and_qcow2_restore(&cb);
+	qvt_ctl_close(cb);
 	_cleanup_json_ json_object *con = must("vm.console", "{\"name\":\"r\"}");
 	c = qvt_ctl_open(qvt_json_str(con, "path"), BOOT_TIMEOUT_MS);
 	cr_assert_not_null(c, "restored VM did not answer");
@@ -236,7 +288,9 @@ Test(backup, full_incremental_restore_and_boot)
 	cr_assert_str_eq(v, want, "restored VM has no C");
 	qvt_ctl_close(c);
 	stop_vm("r");
+	stop_vm("b");
 }
+
 
 static void wait_state(const char *name, const char *a, const char *b)
 {
@@ -500,4 +554,89 @@ Test(backup, cancel_midway_leaves_nothing)
 	expect_range(p, 8, "cB", true);
 	qvt_ctl_close(c);
 	stop_vm("c");
+}
+
+/* The test guest plus Debian's qemu-ga and the ext4 modules of the guest's
+ * kernel package (the base guest has no disk filesystem to freeze); ext4
+ * also needs the crc32c hash, which the kernel loads by name. */
+static void build_agent_initrd(char *img, size_t size)
+{
+	const char *src = getenv("QV_SRC_DIR");
+	char cmd[3072];
+	struct stat st;
+
+	if (stat("/usr/sbin/qemu-ga", &st) != 0)
+		cr_skip_test("qemu-guest-agent is not installed (scripts/install-deps.sh)");
+	snprintf(img, size, "%s/qga.img", D.dir);
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; x=%s/qga-extra; k=%s/kmod; mkdir -p $x/usr/sbin $x/lib/modules/extra $k; "
+		 "cp /usr/sbin/qemu-ga $x/usr/sbin/; deb=$(ls %s/cache/linux-image-*.deb | head -n1); "
+		 "dpkg-deb --fsys-tarfile \"$deb\" | tar -x -C $k --wildcards "
+		 "'./lib/modules/*/kernel/fs/ext4/ext4.ko' './lib/modules/*/kernel/fs/jbd2/jbd2.ko' "
+		 "'./lib/modules/*/kernel/fs/mbcache.ko' './lib/modules/*/kernel/lib/crc16.ko' "
+		 "'./lib/modules/*/kernel/crypto/crc32c_generic.ko'; "
+		 "for m in crc32c_generic crc16 mbcache jbd2 ext4; do cp $(find $k -name $m.ko) $x/lib/modules/extra/; "
+		 "echo $m.ko >>$x/lib/modules/extra/order; done; "
+		 "for dep in $(modinfo -F depends $x/lib/modules/extra/ext4.ko | tr , ' '); do "
+		 "grep -qx $dep.ko $x/lib/modules/extra/order; done; "
+		 "%s/scripts/mkguest.sh --extra $x --out %s --base %s >%s/mkguest.log 2>&1",
+		 D.dir, D.dir, qvt_guest_dir(), src && *src ? src : ".", img, qvt_guest_dir(), D.dir);
+	if (system(cmd) != 0)
+		cr_skip_test("cannot build a guest with qemu-ga and ext4 (%s/mkguest.log; needs the "
+			     "kernel package in the guest's cache)", D.dir);
+}
+
+/* A VM with the real guest agent and a mounted ext4: the backup freezes
+ * it (the agent answers with the filesystems it froze: quiesced, and the
+ * metadata says so), the guest goes on writing to it after the thaw, and
+ * the restored disk holds the file written before the backup (debugfs). */
+Test(backup, quiesced_with_the_guest_agent)
+{
+	char img[512], extra[1536], v[128];
+	struct qv_error e = {};
+
+	QVT_REQUIRE_DAEMON(&D);
+	build_agent_initrd(img, sizeof(img));
+	json_object_put(must("image.create", "{\"name\":\"qsrc\",\"size\":%d,\"format\":\"qcow2\"}",
+			     64 << 20));
+	_cleanup_json_ json_object *info = must("image.info", "{\"name\":\"qsrc\"}");
+	snprintf(extra, sizeof(extra),
+		 "{\"memory\":192,\"guest_agent\":true,\"initrd\":\"%s\","
+		 "\"cmdline\":\"console=ttyS0 panic=-1 qv.ctl=1\","
+		 "\"disks\":[{\"path\":\"%s\",\"format\":\"qcow2\"}]}", img,
+		 qvt_json_str(info, "path"));
+	cr_assert_eq(qvt_define_guest(&D, "q", extra, &e), 0, "define: %s", e.message);
+	qvt_ctl *c = restart_ctl("q");
+	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, "q"), "QVISOR-AGENT started", 30000),
+		     0, "the guest did not start qemu-ga");
+	ctl(c, "fsmount /dev/vda /mnt", v);
+	cr_assert_str_eq(v, "1", "ext4 not mounted in the guest");
+	ctl(c, "fswrite /mnt/before quiet", v);
+
+	_cleanup_json_ json_object *b = must("backup.create", "{\"name\":\"q\"}");
+	cr_assert_eq(json_object_get_boolean(json_object_object_get(b, "quiesced")), true,
+		     "not quiesced: %s", qvt_json_str(b, "quiesce_note"));
+	cr_assert(strstr(qvt_json_str(b, "quiesce_note"), "froze 1 filesystem"), "%s",
+		  qvt_json_str(b, "quiesce_note"));
+	/* thawed: a write and sync on the filesystem complete, the VM runs */
+	ctl(c, "fswrite /mnt/after thawed", v);
+	cr_assert_str_eq(v, "thawed");
+	_cleanup_json_ json_object *st = must("vm.info", "{\"name\":\"q\"}");
+	cr_assert_str_eq(qvt_json_str(st, "state"), "running");
+	_cleanup_json_ json_object *i = must("backup.info", "{\"id\":\"%s\"}", qvt_json_str(b, "id"));
+	cr_assert_eq(json_object_get_boolean(json_object_object_get(i, "quiesced")), true,
+		     "the stored metadata says not quiesced");
+
+	_cleanup_free_ char *p = restore(qvt_json_str(b, "id"), "qrest", NULL);
+	char cmd[1024], out[64] = "";
+	snprintf(cmd, sizeof(cmd), "debugfs -R 'cat /before' '%s' 2>/dev/null", p);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	if (!fgets(out, sizeof(out), f))
+		out[0] = '\0';
+	int rc = pclose(f);
+	if (rc == 0 || out[0]) /* debugfs (e2fsprogs) present */
+		cr_assert_str_eq(out, "quiet\n", "the restored filesystem lacks the file");
+	qvt_ctl_close(c);
+	stop_vm("q");
 }

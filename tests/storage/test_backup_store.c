@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "storage/backup-restore.h"
 #include "storage/backup-store.h"
+#include "storage/qcow2-create.h"
 
 #define DAY 86400000LL
 
@@ -133,7 +134,12 @@ Test(backup_store, restore_applies_incremental_clusters)
 	sh("mkdir -p %s/F %s/I %s/pool", store, store, dir);
 	/* full: 1 MiB of 0x11 */
 	sh("head -c 1048576 /dev/zero | tr '\\0' '\\021' > %s/F/disk0.raw", store);
-	sh("qemu-img create -q -f qcow2 -o cluster_size=65536 %s/I/disk0.qcow2 1M", store);
+	/* the target an incremental backup starts from, written by qvisor */
+	snprintf(path, sizeof(path), "%s/I/disk0.qcow2", store);
+	int tfd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_eq(qv_qcow2_create_empty(tfd, 1 << 20, &e), 0, "%s", e.message);
+	close(tfd);
+	sh("qemu-img check -q %s", path);
 	sh("qemu-io -f qcow2 -c 'write -P 0x22 65536 65536' -c 'write -P 0x33 524288 65536' "
 	   "-c 'write -z 131072 65536' %s/I/disk0.qcow2 >/dev/null", store);
 	/* expected: the same writes on a copy of the full */
@@ -192,5 +198,39 @@ Test(backup_store, sparsify_keeps_the_checksum)
 	cr_assert_eq(again, before);
 	cr_assert_lt(st1.st_blocks, st0.st_blocks / 4, "no holes punched (%ld -> %ld blocks)",
 		     (long)st0.st_blocks, (long)st1.st_blocks);
+	sh("rm -rf %s", dir);
+}
+
+/* An empty qcow2 written by qvisor is one QEMU accepts: qemu-img check is
+ * clean and reports the size, also when the L1 table spans clusters. */
+Test(backup_store, empty_qcow2_is_valid)
+{
+	char dir[] = "/var/tmp/qv-bkq2-XXXXXX", path[256];
+	static const uint64_t sizes[] = { 512, 1ULL << 30, 5ULL << 40 };
+	struct qv_error e = {};
+	uint64_t seen[2] = { 0, 0 }, size = 0;
+
+	if (system("command -v qemu-img >/dev/null") != 0)
+		cr_skip_test("qemu-img not installed");
+	cr_assert_not_null(mkdtemp(dir));
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		snprintf(path, sizeof(path), "%s/e%zu.qcow2", dir, i);
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+		cr_assert_eq(qv_qcow2_create_empty(fd, sizes[i], &e), 0, "%s", e.message);
+		cr_assert_eq(qv_qcow2_walk_clusters(fd, &size, count_cluster, seen, &e), 0, "%s",
+			     e.message);
+		cr_assert_eq(size, sizes[i]);
+		cr_assert_eq(seen[0] + seen[1], 0);
+		close(fd);
+		sh("qemu-img check -q %s", path);
+		sh("qemu-img info --output=json %s | grep -q '\"virtual-size\": %llu'", path,
+		   (unsigned long long)sizes[i]);
+		sh("qemu-io -f qcow2 -c 'write -P 0x5a 0 512' -c 'read -P 0x5a 0 512' %s >/dev/null",
+		   path);
+		sh("qemu-img check -q %s", path);
+	}
+	int fd = open(path, O_RDWR);
+	cr_assert_eq(qv_qcow2_create_empty(fd, 1000, &e), -EINVAL);
+	close(fd);
 	sh("rm -rf %s", dir);
 }
