@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -49,7 +51,8 @@ static void usage(FILE *f)
 		"  --master-key-file F wrap the disk keys of encrypted images with this key\n"
 		"                      (32 random bytes or 64 hex digits, mode 0600)\n"
 		"  --listen URI        also serve RPC on tls://HOST[:PORT] (mutual TLS)\n"
-		"  --insecure          allow plain TCP (--listen tcp://, migration streams)\n"
+		"  --insecure          allow plain TCP (--listen tcp://, migration streams,\n"
+		"                      http:// etcd endpoints)\n"
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
 		"  --loop-mode MODE    resource loop: off|advise|enforce|auto (default auto)\n"
 		"  --loop-interval MS  resource loop interval (default 1000)\n"
@@ -324,6 +327,20 @@ static int run(struct qv_daemon *d)
 	return qv_loop_run(d->loop);
 }
 
+/* The daemon holds image keys, the master key and TLS keys in memory: no
+ * core file, and not dumpable (no ptrace or /proc/PID/mem by another
+ * process of the same uid). Children reset it on exec; QEMU sets its own. */
+static int no_core_dumps(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		fprintf(stderr, "qvisord: cannot disable core dumps: %m\n");
+		return -errno;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
@@ -514,6 +531,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qvisord: --cluster-* options need --cluster-endpoints\n");
 		return 2;
 	}
+	/* Plain HTTP to etcd: whoever is on the path reads and rewrites the
+	 * cluster's state (ownership, placement). Only on purpose. */
+	if (d.cfg.cluster_endpoints && strstr(d.cfg.cluster_endpoints, "http://") &&
+	    !d.cfg.insecure) {
+		fprintf(stderr, "qvisord: --cluster-endpoints names a plain http:// etcd endpoint: "
+			"use https:// (mutual TLS) or pass --insecure to allow it\n");
+		return 2;
+	}
+	r = no_core_dumps();
+	if (r < 0)
+		return 1;
 	r = run(&d);
 	/* Before the RPC server: cancelled cluster jobs still answer calls. */
 	qv_cluster_free(&d);

@@ -167,15 +167,26 @@ static int m_group_list(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_rpc_call_reply(call, res), 0;
 }
 
-/* Counters of chain, {comment -> {packets, bytes}}. */
+/* Counters of chain, {comment -> {packets, bytes}}; rules sharing a tag
+ * (the three IPv6 source checks) add up. */
 static json_object *counters_by_tag(json_object *listing, const char *chain)
 {
 	json_object *rows = qv_fw_chain_counters(listing, chain), *out = json_object_new_object();
 
 	for (size_t i = 0; i < json_object_array_length(rows); i++) {
-		json_object *row = json_object_array_get_idx(rows, i), *c;
+		json_object *row = json_object_array_get_idx(rows, i), *c, *prev, *a, *b;
 		json_object_object_get_ex(row, "comment", &c);
-		json_object_object_add(out, json_object_get_string(c), json_object_get(row));
+		const char *tag = json_object_get_string(c);
+		if (json_object_object_get_ex(out, tag, &prev)) {
+			static const char *const keys[] = { "packets", "bytes" };
+			for (size_t k = 0; k < 2; k++)
+				if (json_object_object_get_ex(prev, keys[k], &a) &&
+				    json_object_object_get_ex(row, keys[k], &b))
+					json_object_set_int64(a, json_object_get_int64(a) +
+								 json_object_get_int64(b));
+			continue;
+		}
+		json_object_object_add(out, tag, json_object_get(row));
 	}
 	json_object_put(rows);
 	return out;

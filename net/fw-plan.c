@@ -177,7 +177,7 @@ static bool base_live(const qv_fw_live *live)
 
 	for (size_t i = 0; i < ARRAY_SIZE(base); i++) {
 		struct live_chain *lc = live_chain((qv_fw_live *)live, base[i]);
-		if (!lc || !streq(lc->hash, "base1"))
+		if (!lc || !streq(lc->hash, QV_FW_BASE_TAG))
 			return false;
 	}
 	return true;

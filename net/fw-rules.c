@@ -121,6 +121,21 @@ static bool ident_ok(const char *s)
 	return true;
 }
 
+/* Constant sets shared by every NIC chain: an anonymous set per rule would
+ * put thousands of sets in the table, and libnftables dumps every set of
+ * the table into its cache before each transaction. */
+static const char base_sets[] =
+	"add set bridge %1$s eth_ok { type ether_type; elements = { ip, arp, ip6 }; }\n"
+	"add set bridge %1$s dhcp_srv { type inet_service; elements = { 67, 547 }; }\n"
+	"add set bridge %1$s ra_types { type icmpv6_type; elements = { nd-router-advert, "
+	"nd-redirect }; }\n"
+	"add set bridge %1$s nd_out { type icmpv6_type; elements = { nd-neighbor-solicit, "
+	"nd-neighbor-advert, nd-router-solicit }; }\n"
+	"add set bridge %1$s nd_in { type icmpv6_type; elements = { nd-neighbor-solicit, "
+	"nd-neighbor-advert, nd-router-solicit, nd-router-advert }; }\n"
+	"add set bridge %1$s dad_types { type icmpv6_type; elements = { nd-neighbor-solicit, "
+	"mld2-listener-report }; }\n";
+
 int qv_fw_emit_base(qv_fw_batch *b, const struct qv_fw_opts *o)
 {
 	const char *t = tbl(o);
@@ -134,12 +149,14 @@ int qv_fw_emit_base(qv_fw_batch *b, const struct qv_fw_opts *o)
 				 "add map bridge %s to_vm { type ifname : verdict; }\n",
 				 t, t, t);
 
+	if (r >= 0)
+		r = qv_fw_batch_addf(b, base_sets, t);
 	for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(base); i++)
 		r = qv_fw_batch_addf(b, "add chain bridge %s %s { type filter hook %s priority 0; "
 				     "policy accept; }\n"
 				     "flush chain bridge %s %s\n"
 				     "add rule bridge %s %s %s vmap @%s comment \"" QV_FW_TAG_END
-				     "base1\"\n",
+				     QV_FW_BASE_TAG "\"\n",
 				     t, base[i].name, base[i].hook, t, base[i].name, t,
 				     base[i].name, base[i].key, base[i].map);
 	return r;
@@ -171,7 +188,9 @@ static int emit_rule(qv_fw_batch *b, const struct qv_fw_opts *o, const char *cha
 		x = qv_fw_batch_addf(b, "%s %s %s ", r->family == 6 ? "ip6" : "ip",
 				     r->dir == VM_FW_IN ? "saddr" : "daddr", r->cidr);
 	if (x >= 0 && r->n_ports) {
-		x = qv_fw_batch_addf(b, "%s dport { ", l4[r->proto]);
+		/* one port or range: a plain comparison, not an anonymous set */
+		bool many = r->n_ports > 1;
+		x = qv_fw_batch_addf(b, "%s dport %s", l4[r->proto], many ? "{ " : "");
 		for (unsigned i = 0; x >= 0 && i < r->n_ports; i++) {
 			if (r->ports[i][0] == r->ports[i][1])
 				x = qv_fw_batch_addf(b, "%s%u", i ? ", " : "", r->ports[i][0]);
@@ -180,7 +199,7 @@ static int emit_rule(qv_fw_batch *b, const struct qv_fw_opts *o, const char *cha
 						     r->ports[i][1]);
 		}
 		if (x >= 0)
-			x = qv_fw_batch_addf(b, " } ");
+			x = qv_fw_batch_addf(b, many ? " } " : " ");
 	} else if (x >= 0 && r->icmp_type[0])
 		x = qv_fw_batch_addf(b, "%s type %s ", r->proto == VM_FW_ICMP ? "icmp" : "icmpv6",
 				     r->icmp_type);
@@ -253,42 +272,109 @@ static void link_local(const struct qv_mac *m, char ret[INET6_ADDRSTRLEN])
 	inet_ntop(AF_INET6, a, ret, INET6_ADDRSTRLEN);
 }
 
-/* The NIC's allowed sources as anonymous sets ("{ a, b }", "" when none):
- * part of the rules, so a refill of the chain replaces them in the same
- * transaction and no named set (with its cache cost) is needed.
+/* The NIC's allowed sources. They are written as a conjunction of
+ * comparisons (`ip saddr != a ip saddr != b`), not as anonymous sets: at
+ * most VM_FW_ADDRS_MAX + leases per family, and no per-NIC set in the
+ * table, so the sets libnftables fetches before every transaction stay a
+ * handful however many VMs run. all4/all6: a /0 allows that whole family.
  * *ret_v4 says whether IPv4 sources are checked. */
+#define QV_FW_SRC_MAX (2 * VM_FW_ADDRS_MAX)
+
 struct addr_lists {
-	char v4[(VM_FW_ADDRS_MAX + 1) * 24 + 8];
-	char v6[(VM_FW_ADDRS_MAX + 1) * (VM_FW_CIDR_MAX + 2) + 8];
+	const char *v4[QV_FW_SRC_MAX], *v6[QV_FW_SRC_MAX + 1];
+	size_t n4, n6;
+	bool all4, all6;
+	char ll[INET6_ADDRSTRLEN];
 };
 
 static int addr_lists(const struct qv_fw_nic *n, const struct vm_fw *fw, const struct qv_mac *mac,
 		      struct addr_lists *ret, bool *ret_v4)
 {
-	size_t o4 = 0, o6;
-	char ll[INET6_ADDRSTRLEN];
-
-	link_local(mac, ll);
-	o6 = (size_t)snprintf(ret->v6, sizeof(ret->v6), "{ %s", ll);
-	ret->v4[0] = 0;
+	memset(ret, 0, sizeof(*ret));
+	link_local(mac, ret->ll);
+	ret->v6[ret->n6++] = ret->ll;
 	for (size_t i = 0; i < fw->n_addrs + n->n_learned; i++) {
 		const char *a = i < fw->n_addrs ? fw->addrs[i] : n->learned[i - fw->n_addrs];
 		unsigned char buf[4];
+		const char *slash = strchr(a, '/');
+		bool all = slash && streq(slash, "/0");
 		if (i >= fw->n_addrs && inet_pton(AF_INET, a, buf) != 1)
 			return -EINVAL;
-		if (strchr(a, ':'))
-			o6 += (size_t)snprintf(ret->v6 + o6, sizeof(ret->v6) - o6, ", %s", a);
-		else
-			o4 += (size_t)snprintf(ret->v4 + o4, sizeof(ret->v4) - o4, "%s%s",
-					       o4 ? ", " : "{ ", a);
-		if (o4 >= sizeof(ret->v4) - 3 || o6 >= sizeof(ret->v6) - 3)
-			return -E2BIG;
+		if (strchr(a, ':')) {
+			if (ret->n6 >= ARRAY_SIZE(ret->v6))
+				return -E2BIG;
+			ret->v6[ret->n6++] = a;
+			ret->all6 |= all;
+		} else {
+			if (ret->n4 >= ARRAY_SIZE(ret->v4))
+				return -E2BIG;
+			ret->v4[ret->n4++] = a;
+			ret->all4 |= all;
+		}
 	}
-	snprintf(ret->v6 + o6, sizeof(ret->v6) - o6, " }");
-	if (o4)
-		snprintf(ret->v4 + o4, sizeof(ret->v4) - o4, " }");
-	*ret_v4 = fw->anti_spoof && (o4 > 0 || n->dhcp);
+	*ret_v4 = fw->anti_spoof && !ret->all4 && (ret->n4 > 0 || n->dhcp);
 	return 0;
+}
+
+/* " FIELD != a FIELD != b ..." for every address of the list. */
+static int add_ne(qv_fw_batch *b, const char *field, const char *const *addrs, size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = qv_fw_batch_addf(b, " %s != %s", field, addrs[i]);
+	return r;
+}
+
+/* The top plen bits of an IPv6 prefix as a hex integer, for a raw payload
+ * match (nft 1.0.6 has no `icmpv6 taddr`). */
+static int prefix_hex(const char *cidr, char ret[40], unsigned *ret_plen)
+{
+	char addr[INET6_ADDRSTRLEN];
+	unsigned char a[16];
+	unsigned plen = 128, bit = 0;
+	const char *slash = strchr(cidr, '/');
+	char *p = ret;
+
+	snprintf(addr, sizeof(addr), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr), cidr);
+	if (inet_pton(AF_INET6, addr, a) != 1)
+		return -EINVAL;
+	if (slash)
+		plen = (unsigned)atoi(slash + 1);
+	if (plen == 0 || plen > 128)
+		return -EINVAL;
+	*p++ = '0';
+	*p++ = 'x';
+	for (unsigned d = 0, nd = (plen + 3) / 4; d < nd; d++) {
+		unsigned w = d == 0 && plen % 4 ? plen % 4 : 4, v = 0;
+		for (unsigned k = 0; k < w; k++, bit++)
+			v = v << 1 | ((a[bit / 8] >> (7 - bit % 8)) & 1);
+		*p++ = "0123456789abcdef"[v];
+	}
+	*p = 0;
+	*ret_plen = plen;
+	return 0;
+}
+
+/* A neighbour advertisement may only claim the NIC's own IPv6 addresses
+ * (the ND target, ICMPv6 bytes 8..23): else a guest could take over
+ * another VM's address in the host's and the other guests' caches. */
+static int emit_nd_target(qv_fw_batch *body, const char *t, const char *chain,
+			  const struct addr_lists *al)
+{
+	int r = qv_fw_batch_addf(body, "add rule bridge %s %s icmpv6 type nd-neighbor-advert", t,
+				 chain);
+
+	for (size_t i = 0; r >= 0 && i < al->n6; i++) {
+		char hex[40];
+		unsigned plen;
+		if (prefix_hex(al->v6[i], hex, &plen) < 0)
+			return -EINVAL;
+		r = qv_fw_batch_addf(body, " @th,64,%u != %s", plen, hex);
+	}
+	if (r >= 0)
+		r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF "nd-target\"\n");
+	return r;
 }
 
 static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char *chain,
@@ -304,15 +390,18 @@ static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char 
 	/* Only IPv4, ARP and IPv6 leave a VM: an 802.1Q/QinQ, MPLS or PPPoE
 	 * frame would carry an inner source the ip/ip6 rules never see. */
 	if (r >= 0)
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type != { ip, arp, ip6 } "
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type != @eth_ok "
 				     "counter drop comment \"" QV_FW_TAG_SPOOF "ethertype\"\n",
 				     t, chain);
 	/* No address yet (DHCP before the lease): no IPv4 source is allowed. */
-	const char *ne4 = al->v4[0] ? " != " : "", *l4 = al->v4;
-	if (r >= 0 && v4)
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s arp saddr ip != 0.0.0.0 %s%s%s%s"
-				     "counter drop comment \"" QV_FW_TAG_SPOOF "arp-ip\"\n", t,
-				     chain, l4[0] ? "arp saddr ip" : "", ne4, l4, l4[0] ? " " : "");
+	if (r >= 0 && v4) {
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s arp saddr ip != 0.0.0.0", t, chain);
+		if (r >= 0)
+			r = add_ne(body, "arp saddr ip", al->v4, al->n4);
+		if (r >= 0)
+			r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF
+					     "arp-ip\"\n");
+	}
 	/* dnsmasq trusts the client hardware address inside a DHCP message
 	 * (BOOTP chaddr, byte 28): a guest naming another VM's MAC there could
 	 * release that VM's lease and take its address. */
@@ -332,19 +421,36 @@ static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char 
 		r = qv_fw_batch_addf(body, "add rule bridge %s %s ip saddr 0.0.0.0 ip daddr "
 				     "255.255.255.255 udp sport 68 udp dport 67 counter accept "
 				     "comment \"qv:dhcp-client\"\n", t, chain);
-	if (r >= 0 && v4)
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s %s%s%s counter drop "
-				     "comment \"" QV_FW_TAG_SPOOF "ip\"\n", t, chain,
-				     l4[0] ? "ip saddr" : "ether type ip", ne4, l4);
+	if (r >= 0 && v4) {
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type ip", t, chain);
+		if (r >= 0)
+			r = add_ne(body, "ip saddr", al->v4, al->n4);
+		if (r >= 0)
+			r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF "ip\"\n");
+	}
+	/* `::` is a source only for duplicate address detection: a neighbour
+	 * solicitation or an MLD report. */
+	if (r >= 0 && !al->all6)
+		r = qv_fw_batch_addf(body,
+				     "add rule bridge %s %s ip6 saddr :: meta l4proto != ipv6-icmp "
+				     "counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n"
+				     "add rule bridge %s %s ip6 saddr :: icmpv6 type != @dad_types "
+				     "counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n"
+				     "add rule bridge %s %s ip6 saddr != ::",
+				     t, chain, t, chain, t, chain);
+	if (r >= 0 && !al->all6)
+		r = add_ne(body, "ip6 saddr", al->v6, al->n6);
+	if (r >= 0 && !al->all6)
+		r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n");
+	if (r >= 0 && !al->all6)
+		r = emit_nd_target(body, t, chain, al);
 	if (r >= 0)
 		r = qv_fw_batch_addf(body,
-				     "add rule bridge %s %s ip6 saddr != :: ip6 saddr != %s "
-				     "counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n"
-				     "add rule bridge %s %s udp sport { 67, 547 } counter drop "
+				     "add rule bridge %s %s udp sport @dhcp_srv counter drop "
 				     "comment \"" QV_FW_TAG_SPOOF "dhcp-server\"\n"
-				     "add rule bridge %s %s icmpv6 type { nd-router-advert, "
-				     "nd-redirect } counter drop comment \"" QV_FW_TAG_SPOOF "ra\"\n",
-				     t, chain, al->v6, t, chain, t, chain);
+				     "add rule bridge %s %s icmpv6 type @ra_types counter drop "
+				     "comment \"" QV_FW_TAG_SPOOF "ra\"\n",
+				     t, chain, t, chain);
 	return r;
 }
 
@@ -355,9 +461,8 @@ static int emit_link_basics(qv_fw_batch *body, const struct qv_fw_opts *o, const
 {
 	const char *t = tbl(o);
 	int r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type arp accept\n"
-				 "add rule bridge %s %s icmpv6 type { nd-neighbor-solicit, "
-				 "nd-neighbor-advert, nd-router-solicit%s } accept\n",
-				 t, chain, t, chain, in ? ", nd-router-advert" : "");
+				 "add rule bridge %s %s icmpv6 type @nd_%s accept\n",
+				 t, chain, t, chain, in ? "in" : "out");
 	if (r >= 0 && dhcp && in)
 		r = qv_fw_batch_addf(body, "add rule bridge %s %s udp sport 67 udp dport 68 accept\n",
 				     t, chain);
@@ -418,7 +523,8 @@ int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_f
 	r = addr_lists(n, fw, &mac, &al, &v4);
 	if (r < 0)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "firewall: NIC %s: a learned address is not IPv4", n->tap);
+				    "firewall: NIC %s: %s", n->tap, r == -E2BIG ? "too many addresses"
+				    : "a learned address is not IPv4");
 	r = emit_nic_chain(b, o, n, fw, &al, true, v4);
 	if (r >= 0)
 		r = emit_nic_chain(b, o, n, fw, &al, false, v4);

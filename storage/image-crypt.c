@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 
+#include <fcntl.h>
+
 #include "common/macro.h"
 #include "storage/image-crypt.h"
+#include "storage/qcow2-refs.h"
 #include "storage/qemu-img.h"
 
 /* Secrets as memfds, and the --object / --image-opts strings naming them. */
 struct keyargs {
 	int fd[2];
 	char obj[2][96];
-	char *image_opts; /* driver=qcow2,file.filename=PATH,encrypt.key-secret=ID */
+	char *image_opts; /* json:{"driver":"qcow2",...,"backing":null} */
 	size_t n;
 };
 
@@ -34,26 +37,23 @@ static int keyargs_add(struct keyargs *k, const struct qv_secret *s, struct qv_e
 	return 0;
 }
 
-/* --image-opts value; commas in the path are doubled (QemuOpts). */
-static int keyargs_open(struct keyargs *k, const char *path, const char *secret_id)
+/* The image as a json: filename with "backing": null, after checking that
+ * its header names no other file: root's qemu-img then opens exactly this
+ * file, whatever a compromised QEMU wrote into the header (an encrypted
+ * image is always self-contained). */
+static int keyargs_open(struct keyargs *k, const char *path, const char *secret_id,
+			struct qv_error *errp)
 {
-	size_t n = strlen(path), extra = 0;
-	const char *pre = "driver=qcow2,file.filename=";
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int r;
 
-	for (const char *p = path; *p; p++)
-		extra += *p == ',';
-	char *s = malloc(strlen(pre) + n + extra + 64), *q;
-	if (!s)
-		return -ENOMEM;
-	q = stpcpy(s, pre);
-	for (const char *p = path; *p; p++) {
-		*q++ = *p;
-		if (*p == ',')
-			*q++ = ',';
-	}
-	sprintf(q, ",encrypt.key-secret=%s", secret_id);
-	k->image_opts = s;
-	return 0;
+	if (fd < 0)
+		return qv_error_set(errp, errno, NULL, "open %s: %m", path);
+	r = qv_qcow2_check_self_contained(fd, path, errp);
+	if (r < 0)
+		return r;
+	k->image_opts = qv_qemu_img_json_name(path, secret_id);
+	return k->image_opts ? 0 : qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 }
 
 /* QEMU 7.2 sizes a new keyslot's PBKDF by timing it (qcrypto_pbkdf2_count_iters);
@@ -110,9 +110,9 @@ int qv_image_check_key(const char *path, const struct qv_secret *key, struct qv_
 	struct keyargs k = { 0 };
 	int r = keyargs_add(&k, key, errp);
 
-	if (r >= 0 && (r = keyargs_open(&k, path, "sec0")) >= 0) {
-		char *argv[] = { "qemu-img", "check", "-q", "--object", k.obj[0], "--image-opts",
-				 k.image_opts, NULL };
+	if (r >= 0 && (r = keyargs_open(&k, path, "sec0", errp)) >= 0) {
+		char *argv[] = { "qemu-img", "check", "-q", "--object", k.obj[0], k.image_opts,
+				 NULL };
 		r = qv_qemu_img_run_fds(argv, k.fd, k.n, NULL, errp);
 	}
 	keyargs_clear(&k);
@@ -127,9 +127,9 @@ static int amend(const char *path, const struct qv_secret *open_key,
 
 	if (r >= 0)
 		r = keyargs_add(&k, other, errp);
-	if (r >= 0 && (r = keyargs_open(&k, path, "sec0")) >= 0) {
+	if (r >= 0 && (r = keyargs_open(&k, path, "sec0", errp)) >= 0) {
 		char *argv[] = { "qemu-img", "amend", "-q", "--object", k.obj[0], "--object",
-				 k.obj[1], "-o", (char *)opts, "--image-opts", k.image_opts, NULL };
+				 k.obj[1], "-o", (char *)opts, k.image_opts, NULL };
 		r = run_pbkdf_retry(argv, &k, NULL, errp);
 	}
 	keyargs_clear(&k);
@@ -170,11 +170,11 @@ int qv_image_resize_luks(const char *path, uint64_t size, bool shrink,
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT, "size too large");
 	snprintf(sz, sizeof(sz), "%" PRIu64, size);
 	r = keyargs_add(&k, key, errp);
-	if (r >= 0 && (r = keyargs_open(&k, path, "sec0")) >= 0) {
-		char *argv[] = { "qemu-img", "resize", "-q", "--object", k.obj[0], "--image-opts",
-				 k.image_opts, sz, NULL };
+	if (r >= 0 && (r = keyargs_open(&k, path, "sec0", errp)) >= 0) {
+		char *argv[] = { "qemu-img", "resize", "-q", "--object", k.obj[0], k.image_opts, sz,
+				 NULL };
 		char *argv_shrink[] = { "qemu-img", "resize", "-q", "--shrink", "--object", k.obj[0],
-					"--image-opts", k.image_opts, sz, NULL };
+					k.image_opts, sz, NULL };
 		r = qv_qemu_img_run_fds(shrink ? argv_shrink : argv, k.fd, k.n, NULL, errp);
 	}
 	keyargs_clear(&k);

@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "common/macro.h"
 #include "storage/image.h"
+#include "storage/qcow2-refs.h"
 #include "storage/qemu-img.h"
 
 static const char *const format_names[_QV_IMAGE_FORMAT_MAX] = {
@@ -106,15 +107,37 @@ int qv_image_create_linked(const char *path, const char *backing,
 	return qv_qemu_img_run(argv, NULL, errp);
 }
 
+/* An external data file is opened by every qemu-img call, backing null or
+ * not: refuse an image whose header names one (qvisor never makes them). */
+static int refuse_external_data(const char *path, struct qv_error *errp)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct qv_qcow2_refs refs;
+	int r;
+
+	if (fd < 0)
+		return qv_error_set(errp, errno, NULL, "open %s: %m", path);
+	r = qv_qcow2_read_refs(fd, &refs, errp);
+	if (r < 0)
+		return r;
+	if (refs.external_data || refs.data_file)
+		r = qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				 "%s names an external data file \"%.200s\": refusing to open it",
+				 path, refs.data_file ? refs.data_file : "?");
+	qv_qcow2_refs_clear(&refs);
+	return r;
+}
+
 static int info_qcow2(const char *path, struct qv_image_info *info, struct qv_error *errp)
 {
 	_cleanup_free_ char *out = NULL;
 	_cleanup_json_ json_object *j = NULL;
 	json_object *v;
 	char *argv[] = { "qemu-img", "info", "-U", "-f", "qcow2", "--output=json", (char *)path, NULL };
-	int r;
+	int r = refuse_external_data(path, errp);
 
-	r = qv_qemu_img_run(argv, &out, errp);
+	if (r >= 0)
+		r = qv_qemu_img_run(argv, &out, errp);
 	if (r < 0)
 		return r;
 	j = json_tokener_parse(out);
@@ -206,8 +229,12 @@ int qv_image_resize(const char *path, enum qv_image_format fmt, uint64_t size, b
 		return 0;
 	}
 	snprintf(sz, sizeof(sz), "%" PRIu64, size);
-	char *argv[] = { "qemu-img", "resize", "-q", "-f", "qcow2", (char *)path, sz, NULL };
-	char *argv_shrink[] = { "qemu-img", "resize", "-q", "-f", "qcow2", "--shrink",
-				(char *)path, sz, NULL };
+	/* Resizing needs no backing file: root's qemu-img must not open the
+	 * one the header names (a guest's QEMU could have rewritten it). */
+	_cleanup_free_ char *name = qv_qemu_img_json_name(path, NULL);
+	if (!name)
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+	char *argv[] = { "qemu-img", "resize", "-q", name, sz, NULL };
+	char *argv_shrink[] = { "qemu-img", "resize", "-q", "--shrink", name, sz, NULL };
 	return qv_qemu_img_run(size < info.virtual_size ? argv_shrink : argv, NULL, errp);
 }

@@ -8,6 +8,8 @@
 #include "common/macro.h"
 #include "storage/qemu-img.h"
 
+#include <json-c/json.h>
+
 #define OUT_MAX (1u << 20)
 #define ERR_MAX 4096u
 
@@ -131,4 +133,28 @@ out:
 			close(pe[i]);
 	}
 	return r;
+}
+
+char *qv_qemu_img_json_name(const char *path, const char *secret_id)
+{
+	json_object *o = json_object_new_object(), *file = json_object_new_object();
+	char *s = NULL;
+
+	if (!o || !file) {
+		json_object_put(o);
+		json_object_put(file);
+		return NULL;
+	}
+	json_object_object_add(file, "driver", json_object_new_string("file"));
+	json_object_object_add(file, "filename", json_object_new_string(path));
+	json_object_object_add(o, "driver", json_object_new_string("qcow2"));
+	json_object_object_add(o, "file", file);
+	json_object_object_add(o, "backing", NULL);
+	if (secret_id)
+		json_object_object_add(o, "encrypt.key-secret", json_object_new_string(secret_id));
+	if (asprintf(&s, "json:%s", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+		s = NULL;
+	json_object_put(o);
+	return s;
 }

@@ -14,3 +14,8 @@ int qv_qemu_img_run(char *const argv[], char **ret_out, struct qv_error *errp);
  * child only): secrets are passed as --object secret,file=/proc/self/fd/N. */
 int qv_qemu_img_run_fds(char *const argv[], const int *keep_fds, size_t n_keep, char **ret_out,
 			struct qv_error *errp);
+/* `json:{"driver":"qcow2","file":{"driver":"file","filename":PATH},
+ * "backing":null[,"encrypt.key-secret":SECRET_ID]}` (malloc'd, NULL on
+ * ENOMEM): qemu-img opens the image without following the backing file its
+ * header names. */
+char *qv_qemu_img_json_name(const char *path, const char *secret_id);

@@ -234,7 +234,7 @@ Test(fw_nft, dhcp_nic_before_its_lease_is_accepted_by_the_kernel)
 	 * than IPv4/ARP/IPv6 (802.1Q, QinQ, MPLS, PPPoE) never leave the VM. */
 	cr_assert(strstr(qv_fw_batch_text(b), "udp dport 67 @ih,224,48 != 0x525400000003 counter "
 			 "drop comment \"qv:spoof:dhcp-chaddr\""), "%s", qv_fw_batch_text(b));
-	cr_assert(strstr(qv_fw_batch_text(b), "ether type != { ip, arp, ip6 } counter drop "
+	cr_assert(strstr(qv_fw_batch_text(b), "ether type != @eth_ok counter drop "
 			 "comment \"qv:spoof:ethertype\""), "%s", qv_fw_batch_text(b));
 	apply(nft, b);
 }

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/* net/fw-rules.c, IPv6 anti-spoofing with real frames in a private netns:
+ * a veth pair on a bridge stands for a VM's TAP; frames sent on the peer
+ * enter the bridge as if the guest sent them. A neighbour advertisement
+ * may only claim the NIC's own addresses, and `::` is a source only for
+ * duplicate address detection. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "helpers/netns.h"
+#include "net/fw.h"
+
+#define TAP "qvtnd0"
+#define PEER "qvtnd0p"
+#define MAC "52:54:00:00:00:07"
+#define LL "fe80::5054:ff:fe00:7"
+
+static void sh(const char *a0, const char *a1, const char *a2, const char *a3, const char *a4,
+	       const char *a5, const char *a6, const char *a7)
+{
+	char *const argv[] = { (char *)a0, (char *)a1, (char *)a2, (char *)a3, (char *)a4,
+			       (char *)a5, (char *)a6, (char *)a7, NULL };
+	cr_assert_eq(qvt_run(argv, NULL), 0, "%s %s %s %s failed", a0, a1, a2, a3);
+}
+
+/* An Ethernet + IPv6 frame from MAC, src -> ff02::1, next header nh with
+ * the 24-byte body (an ICMPv6 NA: type 136, target). */
+static void send_frame(int fd, int ifindex, const char *src, uint8_t nh, const uint8_t *body)
+{
+	uint8_t f[14 + 40 + 24] = { 0x33, 0x33, 0, 0, 0, 1, 0x52, 0x54, 0, 0, 0, 7, 0x86, 0xdd };
+	uint8_t *ip = f + 14;
+	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_ifindex = ifindex, .sll_halen = 6 };
+
+	ip[0] = 0x60;
+	ip[5] = 24;
+	ip[6] = nh;
+	ip[7] = 255;
+	cr_assert_eq(inet_pton(AF_INET6, src, ip + 8), 1);
+	cr_assert_eq(inet_pton(AF_INET6, "ff02::1", ip + 24), 1);
+	memcpy(ip + 40, body, 24);
+	memcpy(to.sll_addr, f, 6);
+	cr_assert_eq(sendto(fd, f, sizeof(f), 0, (struct sockaddr *)&to, sizeof(to)),
+		     (ssize_t)sizeof(f));
+}
+
+static void send_na(int fd, int ifindex, const char *src, const char *target)
+{
+	uint8_t na[24] = { 136, 0, 0, 0, 0x20 };
+	cr_assert_eq(inet_pton(AF_INET6, target, na + 8), 1);
+	send_frame(fd, ifindex, src, 58, na);
+}
+
+static int64_t drops(qv_nft *nft, const char *tag)
+{
+	json_object *listing = NULL;
+	struct qv_error err = {};
+	char chain[64];
+	int64_t n = 0;
+
+	cr_assert_eq(qv_nft_list_json(nft, "list table bridge qvisor", &listing, &err), 0, "%s",
+		     err.message);
+	qv_fw_nic_chain(TAP, false, chain);
+	json_object *rows = qv_fw_chain_counters(listing, chain);
+	for (size_t i = 0; i < json_object_array_length(rows); i++) {
+		json_object *row = json_object_array_get_idx(rows, i), *c, *p;
+		if (json_object_object_get_ex(row, "comment", &c) &&
+		    streq(json_object_get_string(c), tag) &&
+		    json_object_object_get_ex(row, "packets", &p))
+			n += json_object_get_int64(p);
+	}
+	json_object_put(rows);
+	json_object_put(listing);
+	return n;
+}
+
+Test(fw_nd, advertisements_and_dad_sources_are_checked_with_real_frames)
+{
+	QVT_REQUIRE_NETNS();
+	_cleanup_(qv_nft_freep) qv_nft *nft = NULL;
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
+	struct qv_error err = {};
+	struct vm_fw fw;
+
+	sh("ip", "link", "add", "qvtbr", "type", "bridge", NULL, NULL);
+	sh("ip", "link", "add", TAP, "type", "veth", "peer", PEER);
+	sh("ip", "link", "set", TAP, "master", "qvtbr", NULL, NULL);
+	sh("ip", "link", "set", "qvtbr", "up", NULL, NULL, NULL);
+	sh("ip", "link", "set", TAP, "up", NULL, NULL, NULL);
+	sh("ip", "link", "set", PEER, "up", NULL, NULL, NULL);
+
+	vm_fw_defaults(&fw);
+	snprintf(fw.addrs[0], sizeof(fw.addrs[0]), "fd00::10");
+	snprintf(fw.addrs[1], sizeof(fw.addrs[1]), "fd01::/64");
+	fw.n_addrs = 2;
+	struct qv_fw_nic nic = { .tap = TAP, .mac = MAC, .fw = &fw };
+	cr_assert_eq(qv_nft_new(&nft, &err), 0, "%s", err.message);
+	cr_assert_eq(qv_fw_plan(b, NULL, NULL, &nic, 1, NULL, 0, &err), 0, "%s", err.message);
+	cr_assert_eq(qv_nft_run(nft, qv_fw_batch_text(b), &err), 0, "%s", err.message);
+
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	int ifindex = (int)if_nametoindex(PEER);
+	cr_assert_geq(fd, 0);
+	cr_assert_gt(ifindex, 0);
+
+	/* its own addresses: link-local, the static one, inside its prefix */
+	send_na(fd, ifindex, LL, LL);
+	send_na(fd, ifindex, LL, "fd00::10");
+	send_na(fd, ifindex, LL, "fd01::5");
+	cr_assert_eq(drops(nft, "qv:spoof:nd-target"), 0);
+	/* another VM's address, from an honest source */
+	send_na(fd, ifindex, LL, "fd00::11");
+	send_na(fd, ifindex, "fd00::10", "fe80::5054:ff:fe00:8");
+	cr_assert_eq(drops(nft, "qv:spoof:nd-target"), 2);
+
+	/* `::` only for DAD: a neighbour solicitation passes, an NA or UDP does not */
+	uint8_t ns[24] = { 135 }, udp[24] = { 0x30, 0x39, 0x30, 0x39, 0, 24 };
+	inet_pton(AF_INET6, "fd00::10", ns + 8);
+	int64_t before = drops(nft, "qv:spoof:ip6");
+	send_frame(fd, ifindex, "::", 58, ns);
+	cr_assert_eq(drops(nft, "qv:spoof:ip6"), before);
+	send_na(fd, ifindex, "::", "fd00::10");
+	send_frame(fd, ifindex, "::", 17, udp);
+	cr_assert_eq(drops(nft, "qv:spoof:ip6"), before + 2);
+	close(fd);
+}
