@@ -119,6 +119,9 @@ const struct cli_verb cli_verbs[] = {
 	  "prune [VM] --keep-last N --keep-daily N [--dry-run] | restore ID --to IMAGE [--define NAME] "
 	  "[--store DIR]",
 	  "Back up running VMs (full/incremental), list, verify, prune and restore backups." },
+	{ "move", verb_move, "VM --to HOST|tls://ADDR[:PORT] [--bandwidth MiB/s]",
+	  "Cold-migrate a stopped VM: its definition and disks move to another host, verified "
+	  "(docs/cluster.md)." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

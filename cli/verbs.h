@@ -49,6 +49,7 @@ VERB(snapshot_list);
 VERB(snapshot_revert);
 VERB(snapshot_delete);
 VERB(backup);
+VERB(move);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

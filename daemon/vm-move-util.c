@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by both roles of a cold migration (daemon/vm-move*.c). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "daemon/vm-move-internal.h"
+#include "storage/image.h"
+
+static qv_workq *workq;
+static bool shut_down;
+
+int mv_workq(struct qv_daemon *d, qv_workq **ret)
+{
+	int r;
+
+	if (shut_down)
+		return -ESHUTDOWN;
+	if (!workq && (r = qv_workq_new(d->loop, 2, &workq)) < 0)
+		return r;
+	*ret = workq;
+	return 0;
+}
+
+void mv_workq_free(void)
+{
+	shut_down = true;
+	workq = qv_workq_free(workq);
+}
+
+int mv_write_json(const char *path, json_object *obj)
+{
+	char tmp[PATH_MAX];
+	const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(s);
+	int fd, r = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, n) != (ssize_t)n || fsync(fd) < 0)
+		r = -EIO;
+	close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlink(tmp);
+	return r;
+}
+
+json_object *mv_read_json(const char *path)
+{
+	return json_object_from_file(path);
+}
+
+void mv_rm_dir(const char *dir)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *e;
+
+	if (!dh)
+		return;
+	while ((e = readdir(dh)))
+		if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+			(void)unlinkat(dirfd(dh), e->d_name, 0);
+	closedir(dh);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		log_warning_errno(errno, "Cannot remove %s, ignoring: %m", dir);
+}
+
+bool mv_token_valid(const char *t)
+{
+	if (!t || strlen(t) != 32)
+		return false;
+	for (const char *p = t; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+/* The source file's base name without its format suffix, else "<vm>-disk<i>". */
+int mv_image_name(const char *vm, size_t i, const char *path, bool qcow2, char *buf,
+		  size_t size)
+{
+	const char *base = strrchr(path, '/');
+	const char *ext = qcow2 ? ".qcow2" : ".raw";
+	size_t n;
+
+	base = base ? base + 1 : path;
+	n = strlen(base);
+	if (n > strlen(ext) && streq(base + n - strlen(ext), ext))
+		n -= strlen(ext);
+	snprintf(buf, size, "%.*s", (int)n, base);
+	if (!qv_image_name_valid(buf))
+		snprintf(buf, size, "%s-disk%zu", vm, i);
+	return qv_image_name_valid(buf) ? 0 : -EINVAL;
+}
+
+void mv_hex64(uint64_t v, char buf[17])
+{
+	snprintf(buf, 17, "%016llx", (unsigned long long)v);
+}
