@@ -22,7 +22,7 @@ void mv_workq_free(void);
 /* Write obj to path atomically (tmp + rename), 0600. */
 int mv_write_json(const char *path, json_object *obj);
 json_object *mv_read_json(const char *path);
-/* Remove dir's files and dir itself (one level). */
+/* Remove dir and everything below it (symlinks are not followed). */
 void mv_rm_dir(const char *dir);
 bool mv_token_valid(const char *t);
 /* "<vm>" style image name for disk i in the destination pool. */

@@ -193,10 +193,13 @@ static void complete(struct mv_out *o)
 	json_object *res = json_object_new_object(), *disks = json_object_new_array();
 
 	if (vm) {
+		_cleanup_free_ char *run_dir = vm->run_dir ? strdup(vm->run_dir) : NULL;
 		vm->state = QV_VM_STOPPED;
 		if (qv_vm_undefine(vm, &err) < 0)
 			log_error("VM %s moved to %s but cannot be undefined here: %s", o->vm,
 				  o->to, err.message);
+		else if (run_dir)
+			mv_rm_dir(run_dir); /* its logs went with it: nothing left here */
 		qv_cluster_vm_undefined(o->d, o->vm);
 	}
 	for (size_t i = 0; i < o->n; i++) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers shared by both roles of a cold migration (daemon/vm-move*.c). */
-#include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,19 +59,20 @@ json_object *mv_read_json(const char *path)
 	return json_object_from_file(path);
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		log_warning_errno(errno, "Cannot remove %s, ignoring: %m", path);
+	return 0;
+}
+
 void mv_rm_dir(const char *dir)
 {
-	DIR *dh = opendir(dir);
-	struct dirent *e;
-
-	if (!dh)
-		return;
-	while ((e = readdir(dh)))
-		if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
-			(void)unlinkat(dirfd(dh), e->d_name, 0);
-	closedir(dh);
-	if (rmdir(dir) < 0 && errno != ENOENT)
-		log_warning_errno(errno, "Cannot remove %s, ignoring: %m", dir);
+	/* Depth first, never following a symlink (a VM's run dir holds files
+	 * its QEMU wrote). */
+	(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 bool mv_token_valid(const char *t)
