@@ -27,6 +27,13 @@
 
 static struct qvt_threehosts hosts;
 static bool up;
+static uint64_t t_test;
+
+/* Where the suite's time goes (a figure, not an assertion). */
+static void phase(const char *what)
+{
+	cr_log_info("[%6llu ms] %s", (unsigned long long)(qv_now_ms() - t_test), what);
+}
 
 static void setup(void)
 {
@@ -182,6 +189,7 @@ Test(cluster_move, stopped_vm_moves_with_its_disk)
 	QVT_REQUIRE_GUEST();
 	if (!up)
 		cr_skip_test("three hosts (root, netns, etcd, qvisord) unavailable");
+	t_test = qv_now_ms();
 
 	/* A 64 MiB raw pool image on h0, a guest writing a pattern to it. */
 	_cleanup_json_ json_object *img =
@@ -194,6 +202,7 @@ Test(cluster_move, stopped_vm_moves_with_its_disk)
 	cr_assert_eq(qvt_define_guest(&hosts.d[0], VM, extra, &err), 0, "define: %s", err.message);
 	json_object_put(must(0, "vm.start", "{\"name\":\"%s\"}", VM));
 	qvt_ctl *c = open_ctl(0);
+	phase("guest booted on h0");
 	snprintf(cmd, sizeof(cmd), "blkwrite /dev/vda 0 %d seedmove", WRITE_MIB);
 	cr_assert_eq(qvt_ctl_cmd(c, cmd, CTL_MS, guest_w, sizeof(guest_w)), 0, "%s", guest_w);
 	cr_assert_eq(qvt_ctl_cmd(c, "sync", CTL_MS, NULL, 0), 0);
@@ -202,6 +211,7 @@ Test(cluster_move, stopped_vm_moves_with_its_disk)
 	expect_refused(hosts.name[1], "conflict", "use migrate");
 	qvt_ctl_close(c);
 	stop_vm(0);
+	phase("guest wrote its pattern and stopped");
 	snprintf(src_run, sizeof(src_run), "%s/vms/%s", hosts.d[0].run_dir, VM);
 	cr_assert_eq(access(src_run, F_OK), 0, "%s should exist after a boot", src_run);
 
@@ -211,6 +221,7 @@ Test(cluster_move, stopped_vm_moves_with_its_disk)
 	md5_file(disk, md5_before);
 
 	move_killed_midway(disk, md5_before);
+	phase("move with the destination killed: source intact, h2 restarted clean");
 
 	/* The move, asked through h1 (not the owner): forwarded to h0. */
 	snprintf(cmd, sizeof(cmd), "--json move %s --to %s", VM, hosts.name[1]);
@@ -247,9 +258,11 @@ Test(cluster_move, stopped_vm_moves_with_its_disk)
 	/* It boots on h1 (started through h0: forwarded) and reads the same data. */
 	json_object_put(must(0, "vm.start", "{\"name\":\"%s\"}", VM));
 	c = open_ctl(1);
+	phase("guest booted on h1");
 	snprintf(cmd, sizeof(cmd), "blkread /dev/vda 0 %d", WRITE_MIB);
 	cr_assert_eq(qvt_ctl_cmd(c, cmd, CTL_MS, guest_r, sizeof(guest_r)), 0, "%s", guest_r);
 	cr_assert_str_eq(guest_r, guest_w, "the guest reads other data on the new host");
 	qvt_ctl_close(c);
 	stop_vm(1);
+	phase("done");
 }
