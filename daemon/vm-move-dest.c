@@ -270,6 +270,12 @@ int mv_m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	if (qv_vm_find(d, spec->name))
 		return qv_call_fail(call, EEXIST, QV_REASON_CONFLICT,
 				    "VM %s is already defined on this host", spec->name);
+	/* What qv_vm_define would refuse at move.finish, refused now. */
+	for (struct qv_vm *vm = d->vms; vm; vm = vm->next)
+		if (streq(vm->spec->uuid, spec->uuid))
+			return qv_call_fail(call, EEXIST, QV_REASON_CONFLICT,
+					    "VM %s on this host has the same UUID %s", vm->name,
+					    spec->uuid);
 	for (m = incoming; m; m = m->next)
 		if (streq(m->vm, spec->name) || streq(m->token, token))
 			return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,

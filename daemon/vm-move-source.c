@@ -293,6 +293,19 @@ static void switched(struct qv_daemon *d, int r, const struct qv_error *err, con
 		     void *ud);
 
 static void owner_checked(struct qv_daemon *d, int r, const struct qv_error *err,
+			  const char *owner, void *ud);
+
+static void owner_retry(qv_source *s, void *ud)
+{
+	struct mv_out *o = ud;
+
+	(void)s;
+	o->tick = NULL;
+	if (mv_cluster_owner(o->d, o->vm, owner_checked, o) < 0)
+		(void)qv_loop_add_timer(o->d->loop, 5000, owner_retry, o, &o->tick);
+}
+
+static void owner_checked(struct qv_daemon *d, int r, const struct qv_error *err,
 			  const char *owner, void *ud)
 {
 	struct mv_out *o = ud;
@@ -305,8 +318,8 @@ static void owner_checked(struct qv_daemon *d, int r, const struct qv_error *err
 	}
 	if (r < 0 && o->call == NULL) { /* recovery, etcd unreachable: ask again later */
 		log_warning("VM %s: cannot read the inventory to resolve an interrupted move, "
-			    "retrying: %s", o->vm, err->message);
-		(void)mv_cluster_owner(d, o->vm, owner_checked, o);
+			    "retrying in 5 s: %s", o->vm, err->message);
+		(void)qv_loop_add_timer(d->loop, 5000, owner_retry, o, &o->tick);
 		return;
 	}
 	if (o->fail.message[0])
