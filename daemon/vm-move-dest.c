@@ -20,47 +20,19 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "daemon/image-internal.h"
-#include "daemon/vm-move-internal.h"
+#include "daemon/migrate-internal.h"
+#include "daemon/vm-move-dest.h"
 #include "daemon/vm.h"
 #include "storage/copy.h"
 #include "storage/keystore.h"
 #include "storage/pool.h"
 
-enum mv_phase { MV_RECEIVING, MV_VERIFYING, MV_VERIFIED };
-
-struct mv_disk {
-	bool copy;
-	uint64_t size;
-	int fd;
-	char image[QV_IMAGE_NAME_MAX + 1];
-	char final[PATH_MAX];
-	uint64_t want, got; /* checksums: the source's, ours */
-};
-
-struct mv_in {
-	struct mv_in *next;
-	struct qv_daemon *d;
-	char token[33];
-	char vm[64];
-	char dir[PATH_MAX];
-	json_object *spec;
-	size_t n;
-	struct mv_disk disks[MV_MAX_DISKS];
-	struct qv_secret *keys[MV_MAX_DISKS];
-	bool keys_stored;
-	enum mv_phase phase;
-	uint64_t last_ms;
-	qv_rpc_call *call; /* move.commit in flight */
-	int r;
-	struct qv_error err;
-};
-
-static struct mv_in *incoming;
+struct mv_in *mv_incoming;
 static qv_source *idle_timer;
 
 static struct mv_in *find_token(const char *token)
 {
-	for (struct mv_in *m = incoming; m; m = m->next)
+	for (struct mv_in *m = mv_incoming; m; m = m->next)
 		if (streq(m->token, token))
 			return m;
 	return NULL;
@@ -71,37 +43,12 @@ static struct image_state *images(struct qv_daemon *d)
 	return d->image_state;
 }
 
-static int save_meta(struct mv_in *m)
-{
-	_cleanup_json_ json_object *o = json_object_new_object();
-	json_object *disks = json_object_new_array();
-	char path[PATH_MAX + 16];
-
-	json_object_object_add(o, "vm", json_object_new_string(m->vm));
-	json_object_object_add(o, "token", json_object_new_string(m->token));
-	json_object_object_add(o, "phase", json_object_new_string(
-				       m->phase == MV_VERIFIED ? "verified" : "receiving"));
-	json_object_object_add(o, "spec", json_object_get(m->spec));
-	for (size_t i = 0; i < m->n; i++) {
-		json_object *dk = json_object_new_object();
-		json_object_object_add(dk, "copy", json_object_new_boolean(m->disks[i].copy));
-		json_object_object_add(dk, "image", json_object_new_string(m->disks[i].image));
-		json_object_object_add(dk, "final", json_object_new_string(m->disks[i].final));
-		json_object_object_add(dk, "key", json_object_new_boolean(m->keys[i] != NULL ||
-									   m->keys_stored));
-		json_object_array_add(disks, dk);
-	}
-	json_object_object_add(o, "disks", disks);
-	snprintf(path, sizeof(path), "%s/meta.json", m->dir);
-	return mv_write_json(path, o);
-}
-
 /* Drop an incoming move and everything it created. */
 static void drop(struct mv_in *m, const char *why)
 {
 	struct image_state *ist = images(m->d);
 
-	for (struct mv_in **p = &incoming; *p; p = &(*p)->next)
+	for (struct mv_in **p = &mv_incoming; *p; p = &(*p)->next)
 		if (*p == m) {
 			*p = m->next;
 			break;
@@ -127,12 +74,12 @@ static void idle_check(qv_source *s, void *ud)
 
 	(void)s;
 	idle_timer = NULL;
-	for (struct mv_in *m = incoming, *next; m; m = next) {
+	for (struct mv_in *m = mv_incoming, *next; m; m = next) {
 		next = m->next;
 		if (m->phase == MV_RECEIVING && now - m->last_ms > MV_IDLE_MS)
 			drop(m, "the source stopped sending");
 	}
-	if (incoming)
+	if (mv_incoming)
 		(void)qv_loop_add_timer(d->loop, 10000, idle_check, d, &idle_timer);
 }
 
@@ -193,9 +140,8 @@ static int prepare_disks(struct mv_in *m, struct vm_spec *spec, json_object *dis
 					    "disks[%zu]: bad size", i);
 		dk->size = (uint64_t)size;
 		need += (uint64_t)alloc;
-		if (mv_image_name(m->vm, i, spec->disks[i].path,
-				  spec->disks[i].format == VM_DISK_QCOW2, dk->image,
-				  sizeof(dk->image)) < 0)
+		if (qv_mig_dest_image_name(m->vm, i, &spec->disks[i], dk->image,
+					   sizeof(dk->image)) < 0)
 			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 					    "no valid image name for disk %zu", i);
 		for (size_t k = 0; k < i; k++)
@@ -237,7 +183,7 @@ static int create_files(struct mv_in *m, struct qv_error *errp)
 		if (m->disks[i].fd < 0 || ftruncate(m->disks[i].fd, (off_t)m->disks[i].size) < 0)
 			return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "%s: %m", path);
 	}
-	return save_meta(m) < 0 ? qv_error_set(errp, EIO, QV_REASON_IO_ERROR,
+	return mv_in_save_meta(m) < 0 ? qv_error_set(errp, EIO, QV_REASON_IO_ERROR,
 					       "cannot write %s/meta.json", m->dir) : 0;
 }
 
@@ -276,7 +222,7 @@ int mv_m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 			return qv_call_fail(call, EEXIST, QV_REASON_CONFLICT,
 					    "VM %s on this host has the same UUID %s", vm->name,
 					    spec->uuid);
-	for (m = incoming; m; m = m->next)
+	for (m = mv_incoming; m; m = m->next)
 		if (streq(m->vm, spec->name) || streq(m->token, token))
 			return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
 					    "VM %s is already moving to this host", spec->name);
@@ -291,8 +237,8 @@ int mv_m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	m->last_ms = qv_now_ms();
 	for (size_t i = 0; i < MV_MAX_DISKS; i++)
 		m->disks[i].fd = -1;
-	m->next = incoming;
-	incoming = m;
+	m->next = mv_incoming;
+	mv_incoming = m;
 	{
 		char top[PATH_MAX];
 		snprintf(top, sizeof(top), "%s/" MV_IN_DIR, d->cfg.state_dir);
@@ -413,7 +359,7 @@ static void verify_done(void *ud, bool cancelled)
 		m->r = store_keys(m, &m->err);
 	if (m->r >= 0) {
 		m->phase = MV_VERIFIED;
-		if (save_meta(m) < 0)
+		if (mv_in_save_meta(m) < 0)
 			m->r = qv_error_set(&m->err, EIO, QV_REASON_IO_ERROR,
 					    "cannot write %s/meta.json", m->dir);
 	}
@@ -572,71 +518,3 @@ int mv_m_abort(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_rpc_call_reply(call, json_object_new_object()), 0;
 }
 
-/* --- restart --------------------------------------------------------------- */
-
-/* A verified move survives a restart (the source decides: finish or
- * abort); anything still receiving is removed. */
-static void load_one(struct qv_daemon *d, const char *dir, const char *token)
-{
-	char path[PATH_MAX + 16];
-	_cleanup_json_ json_object *o = NULL;
-	json_object *v, *disks;
-	struct mv_in *m;
-
-	snprintf(path, sizeof(path), "%s/meta.json", dir);
-	o = mv_read_json(path);
-	if (!o || !json_object_object_get_ex(o, "phase", &v) ||
-	    !streq(json_object_get_string(v), "verified") || !mv_token_valid(token) ||
-	    !json_object_object_get_ex(o, "disks", &disks) ||
-	    json_object_array_length(disks) > MV_MAX_DISKS || !(m = calloc(1, sizeof(*m)))) {
-		log_info("Removing %s: a move cut before it was verified", dir);
-		mv_rm_dir(dir);
-		return;
-	}
-	m->d = d;
-	m->phase = MV_VERIFIED;
-	snprintf(m->token, sizeof(m->token), "%s", token);
-	snprintf(m->dir, sizeof(m->dir), "%s", dir);
-	if (json_object_object_get_ex(o, "vm", &v))
-		snprintf(m->vm, sizeof(m->vm), "%s", json_object_get_string(v));
-	if (json_object_object_get_ex(o, "spec", &v))
-		m->spec = json_object_get(v);
-	m->n = json_object_array_length(disks);
-	for (size_t i = 0; i < m->n; i++) {
-		json_object *dk = json_object_array_get_idx(disks, i);
-		m->disks[i].fd = -1;
-		if (json_object_object_get_ex(dk, "copy", &v))
-			m->disks[i].copy = json_object_get_boolean(v);
-		if (json_object_object_get_ex(dk, "image", &v))
-			snprintf(m->disks[i].image, sizeof(m->disks[i].image), "%s",
-				 json_object_get_string(v));
-		if (json_object_object_get_ex(dk, "final", &v))
-			snprintf(m->disks[i].final, sizeof(m->disks[i].final), "%s",
-				 json_object_get_string(v));
-		if (json_object_object_get_ex(dk, "key", &v) && json_object_get_boolean(v))
-			m->keys_stored = true;
-	}
-	m->next = incoming;
-	incoming = m;
-	log_info("VM %s: verified incoming move %s kept; waiting for the source to finish or "
-		 "abort it", m->vm, m->token);
-}
-
-void mv_dest_load(struct qv_daemon *d)
-{
-	char top[PATH_MAX];
-	DIR *dh;
-	struct dirent *e;
-
-	snprintf(top, sizeof(top), "%s/" MV_IN_DIR, d->cfg.state_dir);
-	if (!(dh = opendir(top)))
-		return;
-	while ((e = readdir(dh))) {
-		char dir[PATH_MAX * 2];
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(dir, sizeof(dir), "%s/%s", top, e->d_name);
-		load_one(d, dir, e->d_name);
-	}
-	closedir(dh);
-}

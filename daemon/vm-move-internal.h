@@ -25,9 +25,10 @@ json_object *mv_read_json(const char *path);
 /* Remove dir and everything below it (symlinks are not followed). */
 void mv_rm_dir(const char *dir);
 bool mv_token_valid(const char *t);
-/* "<vm>" style image name for disk i in the destination pool. */
-int mv_image_name(const char *vm, size_t i, const char *path, bool qcow2, char *buf,
-		  size_t size);
+/* fn for each entry of <state_dir>/sub (not hidden ones); path is the
+ * entry's full path, name its name. */
+typedef void (*mv_scan_fn)(struct qv_daemon *d, const char *path, const char *name);
+void mv_scan_dir(struct qv_daemon *d, const char *sub, mv_scan_fn fn);
 void mv_hex64(uint64_t v, char buf[17]);
 
 /* vm-move-cluster.c: inventory steps, answered on the loop. value: the

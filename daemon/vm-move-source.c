@@ -503,28 +503,23 @@ static void resume_one(struct qv_daemon *d, json_object *j, const char *path)
 		fail(o, &o->fail);
 }
 
+static void load_journal(struct qv_daemon *d, const char *path, const char *name)
+{
+	size_t n = strlen(name);
+	_cleanup_json_ json_object *j = NULL;
+
+	if (n < 6 || !streq(name + n - 5, ".json"))
+		return;
+	j = mv_read_json(path);
+	if (j)
+		resume_one(d, j, path);
+	else
+		(void)unlink(path);
+}
+
 void mv_source_load(struct qv_daemon *d)
 {
-	char top[PATH_MAX];
-	DIR *dh;
-	struct dirent *e;
-
-	snprintf(top, sizeof(top), "%s/" MV_OUT_DIR, d->cfg.state_dir);
-	if (!(dh = opendir(top)))
-		return;
-	while ((e = readdir(dh))) {
-		char path[PATH_MAX * 2];
-		size_t n = strlen(e->d_name);
-		if (e->d_name[0] == '.' || n < 6 || !streq(e->d_name + n - 5, ".json"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", top, e->d_name);
-		_cleanup_json_ json_object *j = mv_read_json(path);
-		if (j)
-			resume_one(d, j, path);
-		else
-			(void)unlink(path);
-	}
-	closedir(dh);
+	mv_scan_dir(d, MV_OUT_DIR, load_journal);
 }
 
 void mv_source_cancel_all(void)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers shared by both roles of a cold migration (daemon/vm-move*.c). */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -10,7 +11,6 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/vm-move-internal.h"
-#include "storage/image.h"
 
 static qv_workq *workq;
 static bool shut_down;
@@ -85,22 +85,23 @@ bool mv_token_valid(const char *t)
 	return true;
 }
 
-/* The source file's base name without its format suffix, else "<vm>-disk<i>". */
-int mv_image_name(const char *vm, size_t i, const char *path, bool qcow2, char *buf,
-		  size_t size)
+void mv_scan_dir(struct qv_daemon *d, const char *sub, mv_scan_fn fn)
 {
-	const char *base = strrchr(path, '/');
-	const char *ext = qcow2 ? ".qcow2" : ".raw";
-	size_t n;
+	char top[PATH_MAX];
+	DIR *dh;
+	struct dirent *e;
 
-	base = base ? base + 1 : path;
-	n = strlen(base);
-	if (n > strlen(ext) && streq(base + n - strlen(ext), ext))
-		n -= strlen(ext);
-	snprintf(buf, size, "%.*s", (int)n, base);
-	if (!qv_image_name_valid(buf))
-		snprintf(buf, size, "%s-disk%zu", vm, i);
-	return qv_image_name_valid(buf) ? 0 : -EINVAL;
+	snprintf(top, sizeof(top), "%s/%s", d->cfg.state_dir, sub);
+	if (!(dh = opendir(top)))
+		return;
+	while ((e = readdir(dh))) {
+		char path[PATH_MAX * 2];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", top, e->d_name);
+		fn(d, path, e->d_name);
+	}
+	closedir(dh);
 }
 
 void mv_hex64(uint64_t v, char buf[17])
