@@ -348,6 +348,7 @@ static void switched(struct qv_daemon *d, int r, const struct qv_error *err, con
 	/* The point of no return: the destination owns the VM now. */
 	if (journal(o, "switched") < 0)
 		log_warning("VM %s: cannot update the move journal, ignoring", o->vm);
+	qv_mig_test_crash_point("move-switched"); /* tests: the restart must finish it */
 	log_info("VM %s: owner is now %s", o->vm, o->dest_host[0] ? o->dest_host : o->to);
 	finish_push(o);
 }
@@ -491,6 +492,12 @@ static void resume_one(struct qv_daemon *d, json_object *j, const char *path)
 	o->next = outgoing;
 	outgoing = o;
 	o->prepared = true;
+	/* The disks to remove once finished: the VM's own (still defined here). */
+	o->n = vm->spec->n_disks < MV_MAX_DISKS ? vm->spec->n_disks : MV_MAX_DISKS;
+	for (size_t i = 0; i < o->n; i++) {
+		snprintf(o->disks[i].path, sizeof(o->disks[i].path), "%s", vm->spec->disks[i].path);
+		o->disks[i].copy = !vm->spec->disks[i].readonly;
+	}
 	qv_error_set(&o->fail, EINTR, QV_REASON_CANCELLED, "interrupted by a restart");
 	log_info("VM %s: resuming the move %s to %s cut in phase %s", o->vm, o->token, o->to,
 		 phase);

@@ -213,6 +213,49 @@ static void encrypted_disk_moves(void)
 	cr_assert(defined_on(2, "mv2") && !defined_on(0, "mv2"));
 }
 
+/* The source daemon SIGKILLed right after the owner switch (test crash
+ * point): its restart finds the journal "switched", finishes the move on
+ * the destination and removes its own copy. */
+static void source_killed_after_switch(void)
+{
+	char path[512], extra[1024], owner[16], md5_before[33], md5_after[33], journal[200];
+	struct qv_error err = {};
+	_cleanup_json_ json_object *img = must(0, "image.create",
+		"{\"name\":\"%s\",\"size\":8388608,\"format\":\"raw\"}", "mvcrash");
+
+	snprintf(path, sizeof(path), "%s", qvt_json_str(img, "path"));
+	snprintf(extra, sizeof(extra), "{\"memory\":128,\"disks\":[{\"path\":\"%s\","
+		 "\"format\":\"raw\"}]}", path);
+	cr_assert_eq(qvt_define_guest(&hosts.d[0], "mv3", extra, &err), 0, "%s", err.message);
+	snprintf(extra, sizeof(extra), "seq 1 200000 | dd of='%s' conv=notrunc status=none", path);
+	cr_assert_eq(system(extra), 0);
+	md5_file(path, md5_before);
+	cr_assert_eq(qvt_daemon_stop(&hosts.d[0], SIGTERM), 0);
+	setenv("QVISORD_TEST_CRASH_AT", "move-switched", 1);
+	int r = qvt_threehosts_start_daemon(&hosts, 0);
+	unsetenv("QVISORD_TEST_CRASH_AT");
+	cr_assert_eq(r, 0);
+	cr_assert_neq(qvt_callf(&hosts.d[0], "vm.move", NULL, &err,
+				"{\"name\":\"mv3\",\"to\":\"%s\"}", hosts.name[1]), 0,
+		      "the move answered although its daemon was to die");
+	cr_log_info("source killed after the switch: %s", err.message);
+	snprintf(journal, sizeof(journal), "%s/move-out", hosts.d[0].state_dir);
+	cr_assert_eq(entries(journal), 1, "no move journal left by the killed source");
+	cr_assert_eq(qvt_cluster_owner(&hosts, 1, "mv3", owner, sizeof(owner)), 0);
+	cr_assert_str_eq(owner, hosts.name[1], "the switch did not happen before the crash");
+	qvt_daemon_stop(&hosts.d[0], SIGKILL); /* reap it */
+	cr_assert_eq(qvt_threehosts_start_daemon(&hosts, 0), 0);
+	for (int t = 0; t < 300 && (defined_on(0, "mv3") || !defined_on(1, "mv3")); t++)
+		qvt_sleep_ms(100);
+	cr_assert(!defined_on(0, "mv3"), "the restarted source kept mv3");
+	cr_assert(defined_on(1, "mv3"), "the destination did not get mv3");
+	cr_assert_eq(entries(journal), 0);
+	cr_assert_neq(access(path, F_OK), 0, "the source disk is still there");
+	_cleanup_json_ json_object *info = must(1, "image.info", "{\"name\":\"%s\"}", "mvcrash");
+	md5_file(qvt_json_str(info, "path"), md5_after);
+	cr_assert_str_eq(md5_after, md5_before);
+}
+
 Test(cluster_move, stopped_vm_moves_with_its_disk)
 {
 	char disk[512], src_run[256], md5_before[33], md5_after[33], guest_w[33], guest_r[33];
@@ -300,4 +343,6 @@ Test(cluster_move, stopped_vm_moves_with_its_disk)
 	phase("guest read the same data on h1");
 	encrypted_disk_moves();
 	phase("encrypted disk moved, its key opens it on h2");
+	source_killed_after_switch();
+	phase("source killed after the owner switch: its restart finished the move");
 }
