@@ -128,6 +128,9 @@ const struct cli_verb cli_verbs[] = {
 	{ "host resume", verb_host_resume, "HOST", "Make a cordoned or evacuated host schedulable again." },
 	{ "host evacuate", verb_host_evacuate, "HOST [--wait]",
 	  "Cordon a cluster host and live-migrate its running VMs to hosts placement picks, in waves." },
+	{ "move", verb_move, "VM --to HOST|tls://ADDR[:PORT] [--bandwidth MiB/s]",
+	  "Cold-migrate a stopped VM: its definition and disks move to another host, verified "
+	  "(docs/cluster.md)." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

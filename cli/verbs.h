@@ -54,6 +54,7 @@ VERB(cluster_mode);
 VERB(host_cordon);
 VERB(host_resume);
 VERB(host_evacuate);
+VERB(move);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -159,7 +159,8 @@ static void lookup_finish(struct cl_job *j, bool cancelled)
 static bool forwardable(const char *method)
 {
 	static const char *const ok[] = { "vm.info", "vm.start", "vm.stop", "vm.pause",
-					  "vm.resume", "vm.reboot", "vm.undefine", NULL };
+					  "vm.resume", "vm.reboot", "vm.undefine",
+					  "vm.move", NULL };
 	for (size_t i = 0; ok[i]; i++)
 		if (streq(ok[i], method))
 			return true;

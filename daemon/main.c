@@ -27,6 +27,7 @@
 #include "daemon/rpc-access.h"
 #include "daemon/snapshot.h"
 #include "daemon/backup-internal.h"
+#include "daemon/vm-move.h"
 
 static void usage(FILE *f)
 {
@@ -305,6 +306,8 @@ static int run(struct qv_daemon *d)
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_backup_methods, qv_backup_methods_count, d);
 	if (r >= 0)
+		r = qv_rpc_server_add_methods(d->rpc, qv_move_methods, qv_move_methods_count, d);
+	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
 		r = qv_rpc_server_add_methods(d->rpc_ro, method_tables[i].m, *method_tables[i].n, d);
@@ -318,6 +321,7 @@ static int run(struct qv_daemon *d)
 	r = qv_cluster_load(d);
 	if (r < 0)
 		return r;
+	qv_move_load(d); /* cold migrations cut by a restart; never fatal */
 	qv_daemon_emit(d, NULL, "daemon-started", NULL);
 	log_info("qvisord ready on %s (state %s, run %s)", d->cfg.socket_path, d->cfg.state_dir,
 		 d->cfg.run_dir);
@@ -544,6 +548,7 @@ int main(int argc, char **argv)
 		return 1;
 	r = run(&d);
 	/* Before the RPC server: cancelled cluster jobs still answer calls. */
+	qv_move_free(&d);
 	qv_cluster_free(&d);
 	qv_rpc_server_free(d.rpc);
 	qv_rpc_server_free(d.rpc_ro);

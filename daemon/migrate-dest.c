@@ -387,8 +387,8 @@ static int set_multifd(struct qv_vm *vm, unsigned channels, struct qv_error *err
 /* Destination images go into this daemon's pool: <pool>/<name>.<fmt>, the
  * name being the source file's base name without its format suffix (else
  * "<vm>-disk<i>"). An existing image is never reused or overwritten. */
-static int dest_image_name(const char *vm, size_t i, const struct vm_disk *dk, char *buf,
-			   size_t size)
+int qv_mig_dest_image_name(const char *vm, size_t i, const struct vm_disk *dk, char *buf,
+			    size_t size)
 {
 	const char *base = strrchr(dk->path, '/');
 	const char *ext = dk->format == VM_DISK_QCOW2 ? ".qcow2" : ".raw";
@@ -450,7 +450,7 @@ int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *sp
 			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 					    "params.disk_sizes[%zu] must be a positive multiple of 512",
 					    i);
-		if (dest_image_name(spec->name, i, dk, name, sizeof(name)) < 0)
+		if (qv_mig_dest_image_name(spec->name, i, dk, name, sizeof(name)) < 0)
 			return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 					    "no valid image name for disk %zu", i);
 		if (qv_pool_lookup(ist->pool, name, NULL, NULL, NULL) == 0)

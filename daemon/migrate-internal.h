@@ -111,6 +111,11 @@ int qv_mig_finish(qv_rpc_call *call, struct qv_mig *m);
 void qv_mig_teardown_dest(struct qv_mig *m, const char *why);
 void qv_mig_dest_rearm(struct qv_mig *m);
 /* migrate-dest.c: destination images and the NBD server (copy_storage) */
+/* The pool image name for disk i of VM vm on a destination (storage
+ * migration, cold migration): the source file's base name without its
+ * format suffix, else "<vm>-disk<i>". */
+int qv_mig_dest_image_name(const char *vm, size_t i, const struct vm_disk *dk, char *buf,
+			   size_t size);
 int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *spec,
 		       json_object *sizes, json_object *keys, struct qv_error *errp);
 int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen,
