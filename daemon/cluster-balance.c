@@ -39,18 +39,44 @@ void cl_bal_cfg(struct qv_cluster *c, struct qv_bal_cfg *cfg, double threshold)
 {
 	const struct qv_daemon_config *o = &c->d->cfg;
 
+	double thr = threshold > 0 ? threshold
+				   : o->cluster_balance_threshold > 0 ? o->cluster_balance_threshold : 0.8;
+
 	qv_bal_cfg_defaults(cfg);
 	cfg->pol.det = QV_DET_THR;
-	cfg->pol.param = threshold > 0 ? threshold
-				       : o->cluster_balance_threshold > 0 ? o->cluster_balance_threshold
-									  : 0.8;
+	cfg->pol.param = thr;
+	/* Another detector, or qvisor's forecast: THR stays the threshold of
+	 * THR and of the placement's target; the others keep the paper's
+	 * parameter (checked at option parsing). */
+	if (o->cluster_balance_policy[0])
+		(void)cl_bal_policy_cfg(o->cluster_balance_policy, thr, &cfg->pol, NULL, 0);
 	cfg->pol.interval_s = cl_bal_interval_s(c);
+	cfg->power_saving = o->cluster_balance_power_saving;
 	if (o->cluster_balance_cooldown_s >= 0)
 		cfg->cooldown_s = o->cluster_balance_cooldown_s;
 	/* Each migration holds a peer thread until it ends: leave room for
 	 * forwarded calls. */
 	cfg->max_cluster = CL_PEER_THREADS / 2;
 	cfg->max_per_host = 1;
+}
+
+int cl_bal_policy_cfg(const char *name, double thr, struct qv_pol_cfg *ret, char *full, size_t size)
+{
+	char buf[32];
+
+	if (!name || !*name || strlen(name) > 16)
+		return -EINVAL;
+	/* the detector alone means its MMT variant (the selection is the
+	 * balancer's own: cheapest relief) */
+	snprintf(buf, sizeof(buf), "%s%s", name, streq(name, "qvisor") || strchr(name, '-') ? "" : "-mmt");
+	int r = qv_pol_cfg_parse(buf, -1, ret);
+	if (r < 0 || (ret->kind != QV_POL_DYNAMIC && ret->kind != QV_POL_QVISOR))
+		return -EINVAL;
+	if (ret->kind == QV_POL_DYNAMIC && ret->det == QV_DET_THR && thr > 0)
+		ret->param = thr;
+	if (full)
+		snprintf(full, size, "%s", buf);
+	return 0;
 }
 
 unsigned cl_bal_interval_s(struct qv_cluster *c)

@@ -139,6 +139,10 @@ void cl_usage_free(struct qv_cluster *c);
 int cl_balance_init(struct qv_cluster *c);
 void cl_balance_free(struct qv_cluster *c);
 unsigned cl_bal_interval_s(struct qv_cluster *c);
+/* --cluster-balance-policy NAME (thr, mad, iqr, lr, lrr, qvisor or a full
+ * "iqr-mmt") into the detector's configuration; thr > 0 is THR's
+ * threshold. -EINVAL when unknown or not a detector policy. */
+int cl_bal_policy_cfg(const char *name, double thr, struct qv_pol_cfg *ret, char *full, size_t size);
 /* The daemon's balancer settings (threshold > 0 overrides its own). */
 void cl_bal_cfg(struct qv_cluster *c, struct qv_bal_cfg *cfg, double threshold);
 /* Turn a loaded snapshot into the balancer's view (hosts measured by

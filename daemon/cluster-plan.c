@@ -113,6 +113,10 @@ static void plan_finish(struct cl_job *j, bool cancelled)
 	json_object_object_add(res, "leader", *p->leader ? json_object_new_string(p->leader) : NULL);
 	json_object_object_add(res, "mode", json_object_new_string(qv_bal_mode_name(p->mode)));
 	json_object_object_add(res, "threshold", json_object_new_double(cfg.pol.param));
+	char pname[32];
+	json_object_object_add(res, "policy",
+			       json_object_new_string(qv_pol_cfg_name(&cfg.pol, pname, sizeof(pname))));
+	json_object_object_add(res, "power_saving", json_object_new_boolean(cfg.power_saving));
 	json_object_object_add(res, "cooldown_s", json_object_new_double(cfg.cooldown_s));
 	json_object_object_add(res, "hosts", hosts_json(&p->s));
 	qv_rpc_call_reply(j->call, res);
@@ -258,8 +262,23 @@ int cl_m_mode(qv_rpc_call *call, json_object *params, void *ud)
 int qv_cluster_option(struct qv_daemon_config *cfg, const char *name, const char *value)
 {
 	char *end;
-	double x = strtod(value, &end);
+	double x = value ? strtod(value, &end) : -1;
 
+	if (streq(name, "cluster-balance-power-saving")) {
+		cfg->cluster_balance_power_saving = true;
+		return 0;
+	}
+	if (streq(name, "cluster-balance-policy")) {
+		struct qv_pol_cfg pol;
+		char full[32];
+		if (cl_bal_policy_cfg(value, 0, &pol, full, sizeof(full)) < 0) {
+			fprintf(stderr, "qvisord: --cluster-balance-policy: unknown policy %s (thr, mad, "
+				"iqr, lr, lrr or qvisor)\n", value);
+			return -EINVAL;
+		}
+		snprintf(cfg->cluster_balance_policy, sizeof(cfg->cluster_balance_policy), "%s", value);
+		return 0;
+	}
 	if (*end || end == value)
 		x = -1;
 	if (streq(name, "cluster-capacity-vcpus") && x >= 1 && x <= 4096 && x == (unsigned)x)

@@ -48,6 +48,8 @@ struct qv_daemon_config {
 	unsigned cluster_balance_interval_s; /* 0: default (daemon/cluster-balance.c) */
 	double cluster_balance_threshold;    /* 0: default */
 	double cluster_balance_cooldown_s;   /* < 0: default */
+	char cluster_balance_policy[32];     /* "": THR at the threshold */
+	bool cluster_balance_power_saving;   /* empty underloaded hosts */
 };
 
 struct qv_daemon {

@@ -71,6 +71,9 @@ static void usage(FILE *f)
 		"  --cluster-balance-threshold F  CPU share above which a host is\n"
 		"                      overloaded (default 0.8)\n"
 		"  --cluster-balance-cooldown S  a VM moved stays that long (default 1800)\n"
+		"  --cluster-balance-policy P  overload detector: thr (default), mad, iqr,\n"
+		"                      lr, lrr, or qvisor (its forecast; docs/policy.md)\n"
+		"  --cluster-balance-power-saving  empty underloaded hosts onto others\n"
 		"  -h, --help          this help\n");
 }
 
@@ -382,6 +385,8 @@ int main(int argc, char **argv)
 		{ "cluster-balance-interval", required_argument, NULL, OPT_CL_MORE },
 		{ "cluster-balance-threshold", required_argument, NULL, OPT_CL_MORE },
 		{ "cluster-balance-cooldown", required_argument, NULL, OPT_CL_MORE },
+		{ "cluster-balance-policy", required_argument, NULL, OPT_CL_MORE },
+		{ "cluster-balance-power-saving", no_argument, NULL, OPT_CL_MORE },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};

@@ -42,3 +42,23 @@ Test(cluster_opts, balancer_options)
 	cr_assert_eq(cfg.cluster_balance_interval_s, 10);
 	cr_assert_float_eq(cfg.cluster_balance_threshold, 0.7, 1e-9);
 }
+
+Test(cluster_opts, balancer_policy_and_power_saving)
+{
+	struct qv_daemon_config cfg = { .cluster_balance_cooldown_s = -1 };
+
+	cr_assert_eq(qv_cluster_option(&cfg, "cluster-balance-policy", "qvisor"), 0);
+	cr_assert_str_eq(cfg.cluster_balance_policy, "qvisor");
+	cr_assert_eq(qv_cluster_option(&cfg, "cluster-balance-policy", "iqr"), 0);
+	cr_assert_eq(qv_cluster_option(&cfg, "cluster-balance-policy", "lr-mmt"), 0);
+	cr_assert_str_eq(cfg.cluster_balance_policy, "lr-mmt");
+	/* not a detector policy, unknown, or empty: refused, the value kept */
+	cr_assert_eq(qv_cluster_option(&cfg, "cluster-balance-policy", "npa"), -EINVAL);
+	cr_assert_eq(qv_cluster_option(&cfg, "cluster-balance-policy", "dvfs"), -EINVAL);
+	cr_assert_eq(qv_cluster_option(&cfg, "cluster-balance-policy", "best"), -EINVAL);
+	cr_assert_eq(qv_cluster_option(&cfg, "cluster-balance-policy", ""), -EINVAL);
+	cr_assert_str_eq(cfg.cluster_balance_policy, "lr-mmt");
+	cr_assert_not(cfg.cluster_balance_power_saving);
+	cr_assert_eq(qv_cluster_option(&cfg, "cluster-balance-power-saving", NULL), 0);
+	cr_assert(cfg.cluster_balance_power_saving);
+}
