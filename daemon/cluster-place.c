@@ -389,3 +389,68 @@ int qv_cluster_define(struct qv_daemon *d, qv_rpc_call *call, json_object *param
 	}
 	return cl_claim_and_define(d->cluster, call, spec, pl);
 }
+
+int cl_place_record(qv_etcd *e, json_object *vm_rec, const char *exclude_host,
+		    cl_host_ok_fn host_ok, char *ret_host, size_t host_size, char *ret_address,
+		    size_t address_size, char *ret_reason, size_t reason_size,
+		    struct qv_error *errp)
+{
+	const char *req[PL_MAX_STRS];
+	char req_buf[PL_MAX_STRS][128];
+	struct qv_pl_choice ch = {};
+	struct qv_pl_cfg cfg;
+	struct snap s = {};
+	json_object *pl, *lab, *a, *n;
+	int nreq = 0, r;
+
+	r = snap_load(e, &s, errp);
+	if (r < 0)
+		goto out;
+	struct qv_pl_snapshot snap = { .hosts = s.hosts, .nhosts = (int)s.nh, .vms = s.vms,
+				       .nvms = (int)s.nv };
+	for (size_t i = 0; host_ok && i < s.nh; i++)
+		if (!s.hrec[i] || !host_ok(s.hrec[i], vm_rec))
+			s.hosts[i].schedulable = false;
+	json_object_object_get_ex(vm_rec, "name", &n);
+	struct qv_pl_vm *vm = NULL;
+	for (size_t i = 0; i < s.nv && !vm; i++)
+		if (streq(s.vms[i].name, json_object_get_string(n)))
+			vm = &s.vms[i];
+	if (!vm) {
+		r = qv_error_set(errp, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not in the inventory",
+				 json_object_get_string(n));
+		goto out;
+	}
+	if (json_object_object_get_ex(vm_rec, "placement", &pl) &&
+	    json_object_object_get_ex(pl, "labels", &lab) && json_object_is_type(lab, json_type_object)) {
+		json_object_object_foreach(lab, k, val) {
+			if (nreq == PL_MAX_STRS)
+				break;
+			snprintf(req_buf[nreq], sizeof(req_buf[0]), "%s=%s", k, json_object_get_string(val));
+			req[nreq] = req_buf[nreq];
+			nreq++;
+		}
+	}
+	vm->requires = req;
+	vm->nrequires = nreq;
+	vm->host = -1; /* its owner is the host it leaves */
+	qv_pl_cfg_defaults(&cfg);
+	cfg.cpu_max_util = 0; /* as in place_run() */
+	r = qv_pl_place(&snap, &cfg, vm, exclude_host ? qv_pl_host_index(&snap, exclude_host) : -1,
+			&ch, errp);
+	if (r < 0) {
+		if (r == -ENOSPC) {
+			qv_error_clear(errp);
+			qv_error_set(errp, ENOSPC, QV_REASON_NO_SPACE, "%s", ch.reason);
+		}
+		goto out;
+	}
+	snprintf(ret_host, host_size, "%s", s.hosts[ch.host].name);
+	snprintf(ret_reason, reason_size, "%s", ch.reason);
+	ret_address[0] = '\0';
+	if (s.hrec[ch.host] && json_object_object_get_ex(s.hrec[ch.host], "address", &a))
+		snprintf(ret_address, address_size, "%s", json_object_get_string(a));
+out:
+	snap_free(&s);
+	return r;
+}

@@ -44,6 +44,8 @@ struct qv_daemon_config {
 	const char *cluster_labels;  /* "k=v,k2=v2" */
 	const char *cluster_pki_dir; /* default: pki_dir */
 	unsigned cluster_ttl_s;      /* membership lease TTL (default 6) */
+	const char *cluster_shared_dirs; /* "DIR[,DIR..]": storage every host sees (HA VMs) */
+	int cluster_fence_timeout_s; /* self-fence after S s without renewal; 0 off, -1 default (TTL) */
 };
 
 struct qv_daemon {

@@ -61,6 +61,9 @@ static void usage(FILE *f)
 		"  --cluster-labels k=v[,k=v..]  labels placement can require\n"
 		"  --cluster-pki-dir DIR  CA and client certificate for etcd (default --pki-dir)\n"
 		"  --cluster-ttl S     membership lease TTL in seconds (default 6)\n"
+		"  --cluster-shared-dir DIR[,DIR..]  storage every host sees (disks of ha VMs)\n"
+		"  --cluster-fence-timeout S  stop our ha VMs after S s without a lease\n"
+		"                      renewal (default: the TTL; 0 never)\n"
 		"  -h, --help          this help\n");
 }
 
@@ -324,7 +327,7 @@ int main(int argc, char **argv)
 	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
 	       OPT_UIDS, OPT_SERIALMAX, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS,
 	       OPT_MASTER_KEY, OPT_CL_ENDPOINTS, OPT_CL_HOST, OPT_CL_ADDRESS, OPT_CL_LABELS,
-	       OPT_CL_PKI, OPT_CL_TTL };
+	       OPT_CL_PKI, OPT_CL_TTL, OPT_CL_SHARED, OPT_CL_FENCE };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -351,6 +354,8 @@ int main(int argc, char **argv)
 		{ "cluster-labels", required_argument, NULL, OPT_CL_LABELS },
 		{ "cluster-pki-dir", required_argument, NULL, OPT_CL_PKI },
 		{ "cluster-ttl", required_argument, NULL, OPT_CL_TTL },
+		{ "cluster-shared-dir", required_argument, NULL, OPT_CL_SHARED },
+		{ "cluster-fence-timeout", required_argument, NULL, OPT_CL_FENCE },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -362,6 +367,7 @@ int main(int argc, char **argv)
 			.vm_uid_first = QV_VM_UID_FIRST_DEFAULT,
 			.vm_uid_count = QV_VM_UID_COUNT_DEFAULT,
 			.serial_log_max = QV_SERIAL_LOG_MAX_DEFAULT,
+			.cluster_fence_timeout_s = -1,
 		},
 	};
 	_cleanup_free_ char *sock = NULL, *guest = NULL;
@@ -467,6 +473,18 @@ int main(int argc, char **argv)
 			d.cfg.cluster_ttl_s = (unsigned)n;
 			break;
 		}
+		case OPT_CL_SHARED: d.cfg.cluster_shared_dirs = optarg; break;
+		case OPT_CL_FENCE: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || n > 3600) {
+				fprintf(stderr, "qvisord: --cluster-fence-timeout must be 0..3600 "
+						"seconds (0: never self-fence)\n");
+				return 2;
+			}
+			d.cfg.cluster_fence_timeout_s = (int)n;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -492,7 +510,8 @@ int main(int argc, char **argv)
 	d.cfg.guest_dir = guest;
 	d.started_at = qv_unix_ms();
 
-	if ((d.cfg.cluster_host || d.cfg.cluster_address || d.cfg.cluster_labels) &&
+	if ((d.cfg.cluster_host || d.cfg.cluster_address || d.cfg.cluster_labels ||
+	     d.cfg.cluster_shared_dirs || d.cfg.cluster_fence_timeout_s >= 0) &&
 	    !d.cfg.cluster_endpoints) {
 		fprintf(stderr, "qvisord: --cluster-* options need --cluster-endpoints\n");
 		return 2;

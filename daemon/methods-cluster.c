@@ -27,6 +27,9 @@ static void list_run(struct cl_job *j)
 			json_object_put(rec);
 			continue;
 		}
+		/* An ha VM's record carries its spec (cloud-init data included):
+		 * not for listings. */
+		json_object_object_del(rec, "spec");
 		json_object_object_add(rec, "revision", json_object_new_int64(kvs[i].mod_revision));
 		if (kvs[i].lease)
 			json_object_object_add(rec, "alive", json_object_new_boolean(true));
@@ -92,5 +95,6 @@ static int m_vms(qv_rpc_call *call, json_object *params, void *ud)
 const struct qv_rpc_method qv_cluster_methods[] = {
 	{ "cluster.hosts", m_hosts },
 	{ "cluster.vms", m_vms },
+	{ "cluster.adopt", cl_ha_m_adopt },
 };
 const size_t qv_cluster_methods_count = ARRAY_SIZE(qv_cluster_methods);

@@ -78,7 +78,7 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		unsigned base = 2000100000u + (unsigned)(getpid() % 100000) * 64u;
 		snprintf(uids, sizeof(uids), "%u-%u", base, base + 63);
 		char nopki[160];
-		const char *argv[32] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
+		const char *argv[40] = { "qvisord", "--state-dir", d->state_dir, "--run-dir",
 					 d->run_dir, "--socket", d->socket, "--no-kvm-probe",
 					 "--cache-dir", d->dir, "--vm-uid-range", uids, "--pki-dir" };
 		size_t n = 13;
@@ -94,7 +94,7 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 			argv[n++] = "--max-starts";
 			argv[n++] = d->max_starts;
 		}
-		for (size_t i = 0; i < ARRAY_SIZE(d->extra_args) && d->extra_args[i] && n < 30; i++)
+		for (size_t i = 0; i < ARRAY_SIZE(d->extra_args) && d->extra_args[i] && n < 38; i++)
 			argv[n++] = d->extra_args[i];
 		argv[n] = NULL;
 		execv(qvt_daemon_binary(), (char *const *)argv);

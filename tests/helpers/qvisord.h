@@ -19,7 +19,7 @@ struct qvt_daemon {
 	char run_dir[96];
 	char socket[128];
 	char log[128];
-	const char *extra_args[12]; /* more qvisord options (NULL-terminated), e.g.
+	const char *extra_args[20]; /* more qvisord options (NULL-terminated), e.g.
 				    * "--metrics-listen", "127.0.0.1:PORT" */
 	/* Set before (re)starting: --pki-dir pki_dir (else a missing
 	 * DIR/nopki and --insecure: plain migrations, like before TLS) and

@@ -105,8 +105,14 @@ int qvt_threehosts_start_daemon(struct qvt_threehosts *h, int i)
 			       "--cluster-address", h->listen_addr[i], "--cluster-labels",
 			       h->zone[i], "--cluster-ttl", QVT_CLUSTER_TTL, NULL };
 
-	for (size_t k = 0; k < ARRAY_SIZE(args); k++)
-		d->extra_args[k] = args[k];
+	size_t n = 0;
+
+	for (size_t k = 0; k < ARRAY_SIZE(args) - 1; k++)
+		d->extra_args[n++] = args[k];
+	for (size_t k = 0; k < ARRAY_SIZE(h->more_args) && h->more_args[k] &&
+			   n < ARRAY_SIZE(d->extra_args) - 1; k++)
+		d->extra_args[n++] = h->more_args[k];
+	d->extra_args[n] = NULL;
 	strcpy(d->listen, "tls://");
 	strcat(d->listen, h->listen_addr[i]);
 	return qvt_daemon_start_netns(d, h->ns_pid[i], "/tmp/qvm-XXXXXX");
@@ -151,9 +157,11 @@ int qvt_cluster_owner(struct qvt_threehosts *h, int via, const char *name, char 
 
 const char *qvt_threehosts_up(struct qvt_threehosts *h)
 {
-	const char *why = NULL;
+	const char *why = NULL, *more[ARRAY_SIZE(h->more_args)];
 
+	memcpy(more, h->more_args, sizeof(more));
 	memset(h, 0, sizeof(*h));
+	memcpy(h->more_args, more, sizeof(more));
 	h->br_release = -1;
 	for (int i = 0; i < QVT_NHOSTS; i++) {
 		h->ns_release[i] = -1;

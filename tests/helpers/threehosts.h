@@ -30,6 +30,9 @@ struct qvt_threehosts {
 	char listen_addr[QVT_NHOSTS][32];
 	struct qvt_etcd etcd[QVT_NHOSTS];
 	struct qvt_daemon d[QVT_NHOSTS];
+	/* Set before qvt_threehosts_up(): more qvisord options for every
+	 * host (NULL-terminated), e.g. "--cluster-fence-timeout", "2". */
+	const char *more_args[8];
 };
 
 /* NULL on success, else the reason to skip. Waits until d[0] lists all
