@@ -77,6 +77,10 @@ static int list(struct cli_ctx *ctx, int argc, const char *method, const char *m
 	}
 	out_table_print(t, stdout);
 	out_table_free(t);
+	if (hosts) {
+		char b[256];
+		printf("leader: %s\n", field(res, NULL, "leader", b, sizeof(b)));
+	}
 	return EXIT_OK;
 }
 

@@ -35,6 +35,7 @@ struct qv_cluster {
 	bool reconciled;     /* the start-up reconciliation succeeded */
 	bool reconcile_busy;
 	struct cl_vmstate *written;
+	struct cl_leader *leader; /* cluster-leader.c */
 	struct cl_fence *fence; /* cluster-fence.c */
 	struct cl_ha *ha;       /* cluster-ha.c: shared storage */
 	struct cl_ha_leader *ha_leader; /* cluster-ha-leader.c */
@@ -75,6 +76,29 @@ int cl_claim_and_define(struct qv_cluster *c, qv_rpc_call *call, json_object *sp
  * with its answer; extra (stolen, may be NULL) is merged into a result. */
 int cl_forward(struct qv_cluster *c, qv_rpc_call *call, const char *host, const char *address,
 	       const char *method, json_object *params, json_object *extra);
+/* cluster-leader.c: one leader elected on etcd (docs/cluster.md "Leader"):
+ * the key CL_LEADER on the leader's membership lease, created only when
+ * absent. Checked after each successful refresh of our membership. */
+#define CL_LEADER CL_PREFIX "leader"
+#define CL_LEADER_HOOKS 8
+int cl_leader_init(struct qv_cluster *c);
+void cl_leader_free(struct qv_cluster *c);
+/* After a refresh renewed our lease: look at (or take) the leader key. */
+void cl_leader_refresh(struct qv_cluster *c);
+/* A refresh failed: we may have lost our lease, stop leading now. */
+void cl_leader_lost_contact(struct qv_cluster *c);
+/* We lead: the key is on our lease, confirmed less than a TTL ago. */
+bool cl_is_leader(struct qv_cluster *c);
+/* The leader's host as last seen ("" when none or unknown). */
+const char *cl_leader_name(struct qv_cluster *c);
+/* Leader-only work: fn runs on the loop after every refresh that finds
+ * us leading (gained: the first since we became leader). -ENOSPC past
+ * CL_LEADER_HOOKS. */
+typedef void (*cl_leader_hook)(struct qv_cluster *c, bool gained);
+int cl_leader_hook_add(struct qv_cluster *c, cl_leader_hook fn);
+/* On the etcd worker: the leader's host into buf (and the key's lease);
+ * -ENOENT when nobody leads. */
+int cl_leader_read(qv_etcd *e, char *buf, size_t size, int64_t *ret_lease, struct qv_error *errp);
 
 /* --- HA restart and self-fencing (docs/cluster.md "HA restart") --------- */
 #define CL_FENCED_STATE "fenced"

@@ -219,6 +219,7 @@ static void heartbeat_finish(struct cl_job *j, bool cancelled)
 				log_warning("Cluster: cannot renew our membership: %s (VMs keep "
 					    "running; retrying)", j->err.message);
 			c->reachable = false;
+			cl_leader_lost_contact(c);
 		} else {
 			if (!c->reachable)
 				log_info("Cluster: %s host %s at %s (lease %llx, TTL %u s)",
@@ -232,6 +233,8 @@ static void heartbeat_finish(struct cl_job *j, bool cancelled)
 			cl_fence_renewed(c, h->sent_ms);
 		}
 		c->lease = h->lease;
+		if (j->r >= 0)
+			cl_leader_refresh(c);
 	}
 	free(h->key);
 	free(h->value);
@@ -312,6 +315,9 @@ int qv_cluster_load(struct qv_daemon *d)
 	r = qv_etcd_new(&o, &c->etcd, &err);
 	if (r < 0)
 		return log_error_errno(r, "Cluster: %s", err.message);
+	r = cl_leader_init(c);
+	if (r < 0)
+		return log_error_errno(r, "Out of memory");
 	r = qv_workq_new(d->loop, 1, &c->eq);
 	if (r >= 0)
 		r = qv_workq_new(d->loop, CL_PEER_THREADS, &c->pq);
@@ -355,6 +361,7 @@ void qv_cluster_free(struct qv_daemon *d)
 			log_info("Cluster: left (lease revoked)");
 	}
 	qv_etcd_free(c->etcd);
+	cl_leader_free(c);
 	cl_ha_leader_free(c);
 	cl_ha_free(c);
 	cl_fence_free(c);

@@ -9,6 +9,7 @@ struct listing {
 	const char *prefix;
 	const char *member;  /* "hosts" or "vms" */
 	json_object *items;  /* built on the worker, handed over in finish */
+	char leader[64];     /* hosts: who leads ("" none) */
 };
 
 static void list_run(struct cl_job *j)
@@ -20,6 +21,11 @@ static void list_run(struct cl_job *j)
 	j->r = qv_etcd_list(j->c->etcd, l->prefix, &kvs, &n, &j->err);
 	if (j->r < 0)
 		return;
+	if (streq(l->member, "hosts")) {
+		struct qv_error err = {};
+		if (cl_leader_read(j->c->etcd, l->leader, sizeof(l->leader), NULL, &err) < 0)
+			l->leader[0] = '\0';
+	}
 	l->items = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		json_object *rec = json_tokener_parse(kvs[i].value);
@@ -33,6 +39,8 @@ static void list_run(struct cl_job *j)
 		json_object_object_add(rec, "revision", json_object_new_int64(kvs[i].mod_revision));
 		if (kvs[i].lease)
 			json_object_object_add(rec, "alive", json_object_new_boolean(true));
+		if (*l->leader && streq(kvs[i].key + strlen(l->prefix), l->leader))
+			json_object_object_add(rec, "leader", json_object_new_boolean(true));
 		json_object_array_add(l->items, rec);
 	}
 	qv_etcd_kvs_free(kvs, n);
@@ -51,6 +59,9 @@ static void list_finish(struct cl_job *j, bool cancelled)
 		json_object *res = json_object_new_object();
 		json_object_object_add(res, "host", json_object_new_string(j->c->d->cfg.cluster_host));
 		json_object_object_add(res, l->member, TAKE_PTR(l->items));
+		if (streq(l->member, "hosts"))
+			json_object_object_add(res, "leader", *l->leader
+					       ? json_object_new_string(l->leader) : NULL);
 		qv_rpc_call_reply(j->call, res);
 	}
 	json_object_put(l->items);
