@@ -299,6 +299,14 @@ static char *merged_record(const char *theirs, const char *ours)
 	return strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 }
 
+static bool ha_pending(const char *record)
+{
+	_cleanup_json_ json_object *o = json_tokener_parse(record);
+	json_object *v;
+
+	return o && json_object_object_get_ex(o, "ha_pending", &v) && json_object_get_boolean(v);
+}
+
 static struct local_vm *find_local(struct reconcile *rc, const char *name)
 {
 	for (size_t i = 0; i < rc->n; i++)
@@ -347,7 +355,7 @@ static void reconcile_run(struct cl_job *j)
 		struct qv_error err = {};
 		/* An ha VM the leader gave us (ha_pending) is adopted, not dropped. */
 		if (streq(owner_of(kvs[k].value, owner, sizeof(owner)), rc->me) &&
-		    !find_local(rc, name) && !strstr(kvs[k].value, "\"ha_pending\":true") &&
+		    !find_local(rc, name) && !ha_pending(kvs[k].value) &&
 		    qv_etcd_delete_if(e, kvs[k].key, kvs[k].mod_revision,
 							       &err) == 0)
 			rc->removed++;
