@@ -166,9 +166,14 @@ static void remove_vm(struct qv_vm *vm, int error, enum qemu_stop_step step, con
 	(void)step;
 	(void)exit_text;
 	(void)ud;
+	struct qv_daemon *d = vm->d;
+	_cleanup_free_ char *name = strdup(vm->name);
+
 	if (error < 0 || qv_vm_undefine(vm, &err) < 0)
 		log_error("VM %s: owned by another host now, but cannot remove it here: %s",
 			  vm->name, error < 0 ? strerror(-error) : err.message);
+	else if (name) /* forgets what we wrote; the record is not ours, it stays */
+		qv_cluster_vm_undefined(d, name);
 }
 
 static void give_up_vm(struct qv_cluster *c, struct qv_vm *vm, const char *owner)
@@ -268,7 +273,11 @@ int cl_fence_start(struct qv_cluster *c)
 	if (!fe)
 		return -ENOMEM;
 	c->fence = fe;
-	fe->timeout_s = t < 0 ? c->ttl_s : (unsigned)t;
+	/* Two TTLs by default: the lease is long gone by then, and a failover
+	 * to another etcd member (one request timeout) or an etcd election
+	 * (the member that led is the one cut off) never fences a healthy
+	 * host. */
+	fe->timeout_s = t < 0 ? 2 * c->ttl_s : (unsigned)t;
 	fe->renewed_ms = qv_now_ms(); /* a start without etcd gets one timeout */
 	fe->need_check = true;
 	if (!fe->timeout_s) {

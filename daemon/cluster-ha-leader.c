@@ -79,6 +79,23 @@ static const char *jstr(json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
 }
 
+/* Meant to run when its owner was last heard of: running (or about to),
+ * fenced, or given to a host that did not start it yet. A VM its operator
+ * stopped stays stopped. */
+static bool should_run(json_object *rec)
+{
+	static const char *const on[] = { "running", "paused", "starting", "migrating",
+					  CL_FENCED_STATE, NULL };
+	json_object *v;
+
+	if (json_object_object_get_ex(rec, "ha_pending", &v) && json_object_get_boolean(v))
+		return true;
+	for (size_t i = 0; on[i]; i++)
+		if (streq(on[i], jstr(rec, "state")))
+			return true;
+	return false;
+}
+
 static json_object *host_of(struct qv_etcd_kv *hosts, size_t nh, const char *name)
 {
 	for (size_t i = 0; i < nh; i++)
@@ -108,6 +125,8 @@ static void scan_run(struct cl_job *j)
 			continue;
 		_cleanup_json_ json_object *h = host_of(hosts, nh, jstr(rec, "owner"));
 		struct cand *cd = &s->c[s->n];
+		if (!should_run(rec))
+			continue;
 		if (!h)
 			cd->kind = HA_GONE;
 		else if (streq(jstr(rec, "state"), CL_FENCED_STATE))
@@ -157,6 +176,12 @@ static void restart_run(struct cl_job *j)
 	snprintf(key, sizeof(key), CL_HOSTS "%s", rs->cd.owner);
 	if (!rec || !streq(jstr(rec, "owner"), rs->cd.owner)) {
 		j->r = qv_error_set(&j->err, ESTALE, QV_REASON_CONFLICT, "its owner changed");
+		return;
+	}
+	const char *state = jstr(rec, "state");
+	if (rs->cd.kind == HA_GONE ? !should_run(rec) : !streq(state, CL_FENCED_STATE)) {
+		j->r = qv_error_set(&j->err, ESTALE, QV_REASON_CONFLICT, "its state is %s now",
+				    state);
 		return;
 	}
 	if (rs->cd.kind == HA_GONE && qv_etcd_get(j->c->etcd, key, &hkv, &j->err) == 0) {

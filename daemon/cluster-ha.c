@@ -195,8 +195,51 @@ static void adopt_run(struct cl_job *j)
 	j->r = a->spec ? 0 : -ENOMEM;
 }
 
+/* A failed start: mark the record ha_pending again (our state writes drop
+ * the flag), so that the leader asks again later. */
+struct repend {
+	char key[96];
+	char me[64];
+};
+
+static void repend_run(struct cl_job *j)
+{
+	struct repend *p = j->data;
+	struct qv_etcd_kv kv = {};
+	json_object *v;
+
+	j->r = qv_etcd_get(j->c->etcd, p->key, &kv, &j->err);
+	if (j->r < 0)
+		return;
+	_cleanup_json_ json_object *rec = json_tokener_parse(kv.value);
+	int64_t rev = kv.mod_revision;
+	qv_etcd_kv_done(&kv);
+	if (!rec || !json_object_object_get_ex(rec, "owner", &v) ||
+	    !streq(json_object_get_string(v), p->me))
+		return;
+	json_object_object_add(rec, "state", json_object_new_string("stopped"));
+	json_object_object_add(rec, "ha_pending", json_object_new_boolean(true));
+	j->r = qv_etcd_put_if(j->c->etcd, p->key,
+			      json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN), 0, rev,
+			      NULL, &j->err);
+}
+
+static void repend_finish(struct cl_job *j, bool cancelled)
+{
+	if (!cancelled && j->r < 0)
+		log_warning("Cluster: cannot mark %s for another HA start, ignoring: %s",
+			    ((struct repend *)j->data)->key, j->err.message);
+	else if (!cancelled)
+		cl_inventory_note_written(j->c, ((struct repend *)j->data)->key + strlen(CL_VMS),
+					  "stopped");
+	free(j->data);
+}
+
 static void adopt_started(struct qv_vm *vm, int error, const struct qv_error *errp, void *ud)
 {
+	struct qv_cluster *c = vm->d->cluster;
+	struct repend *p;
+
 	(void)ud;
 	if (error == 0) {
 		log_info("VM %s: running here after the HA restart", vm->name);
@@ -207,6 +250,12 @@ static void adopt_started(struct qv_vm *vm, int error, const struct qv_error *er
 	json_object *ev = json_object_new_object();
 	json_object_object_add(ev, "error", json_object_new_string(errp ? errp->message : ""));
 	qv_daemon_emit(vm->d, vm->name, "vm-ha-start-failed", ev);
+	if (!c || !(p = calloc(1, sizeof(*p))))
+		return;
+	snprintf(p->key, sizeof(p->key), CL_VMS "%s", vm->name);
+	snprintf(p->me, sizeof(p->me), "%s", vm->d->cfg.cluster_host);
+	if (cl_job_push(c, c->eq, repend_run, repend_finish, NULL, p) < 0)
+		free(p);
 }
 
 /* On the loop: define (unless already here) and start. */

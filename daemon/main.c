@@ -63,7 +63,7 @@ static void usage(FILE *f)
 		"  --cluster-ttl S     membership lease TTL in seconds (default 6)\n"
 		"  --cluster-shared-dir DIR[,DIR..]  storage every host sees (disks of ha VMs)\n"
 		"  --cluster-fence-timeout S  stop our ha VMs after S s without a lease\n"
-		"                      renewal (default: the TTL; 0 never)\n"
+		"                      renewal (default: twice the TTL; 0 never)\n"
 		"  -h, --help          this help\n");
 }
 
