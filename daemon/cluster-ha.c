@@ -112,7 +112,7 @@ void cl_ha_host_fields(struct qv_cluster *c, json_object *host_rec)
 			       json_object_new_int64(cl_fence_timeout_s(c)));
 }
 
-void cl_ha_vm_fields(struct qv_cluster *c, const struct vm_spec *spec, json_object *vm_rec)
+static json_object *vm_dirs(struct qv_cluster *c, const struct vm_spec *spec)
 {
 	json_object *a = json_object_new_array();
 
@@ -124,8 +124,24 @@ void cl_ha_vm_fields(struct qv_cluster *c, const struct vm_spec *spec, json_obje
 		if (dir && !seen)
 			json_object_array_add(a, json_object_new_string(dir));
 	}
+	return a;
+}
+
+json_object *cl_ha_place_filter(struct qv_cluster *c, const struct vm_spec *spec)
+{
+	json_object *o;
+
+	if (!spec->ha)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "shared_dirs", vm_dirs(c, spec));
+	return o;
+}
+
+void cl_ha_vm_fields(struct qv_cluster *c, const struct vm_spec *spec, json_object *vm_rec)
+{
 	json_object_object_add(vm_rec, "ha", json_object_new_boolean(true));
-	json_object_object_add(vm_rec, "shared_dirs", a);
+	json_object_object_add(vm_rec, "shared_dirs", vm_dirs(c, spec));
 	json_object_object_add(vm_rec, "fence_timeout_s",
 			       json_object_new_int64(cl_fence_timeout_s(c)));
 	json_object_object_add(vm_rec, "spec", vm_spec_to_json(spec));

@@ -138,6 +138,9 @@ void cl_ha_free(struct qv_cluster *c);
 int cl_ha_m_adopt(qv_rpc_call *call, json_object *params, void *ud);
 /* Adopt name here (the leader's own host is the target). */
 void cl_ha_adopt_local(struct qv_cluster *c, const char *name);
+/* For placing a new ha VM: {shared_dirs} to test hosts with
+ * cl_ha_host_sees(); NULL for a VM that is not ha. */
+json_object *cl_ha_place_filter(struct qv_cluster *c, const struct vm_spec *spec);
 /* The host record host_rec sees every shared dir vm_rec's disks are on. */
 bool cl_ha_host_sees(json_object *host_rec, json_object *vm_rec);
 /* cluster-ha-leader.c: the leader's scan for ha VMs to restart. */

@@ -18,6 +18,7 @@ struct place {
 	char want[64];          /* "auto" or a host name */
 	json_object *spec;      /* without placement */
 	json_object *placement;
+	json_object *ha_filter; /* an ha VM: only hosts that see its shared dirs */
 	/* the VM as placement sees it (from the spec, on the loop) */
 	uint32_t vcpus, cpu_res_milli;
 	uint64_t mem_mib, mem_res_mib;
@@ -224,6 +225,9 @@ static void place_run(struct cl_job *j)
 		goto out;
 	struct qv_pl_snapshot snap = { .hosts = s.hosts, .nhosts = (int)s.nh, .vms = s.vms,
 				       .nvms = (int)s.nv };
+	for (size_t i = 0; p->ha_filter && i < s.nh; i++)
+		if (!s.hrec[i] || !cl_ha_host_sees(s.hrec[i], p->ha_filter))
+			s.hosts[i].schedulable = false;
 	if (!streq(p->want, "auto")) {
 		hi = qv_pl_host_index(&snap, p->want);
 		if (hi < 0) {
@@ -268,6 +272,7 @@ static void place_free(struct place *p)
 {
 	json_object_put(p->spec);
 	json_object_put(p->placement);
+	json_object_put(p->ha_filter);
 	free(p);
 }
 
@@ -328,6 +333,7 @@ int cl_place_and_define(struct qv_cluster *c, qv_rpc_call *call, json_object *sp
 		return qv_rpc_call_error(call, &err), 0;
 	}
 	snprintf(p->name, sizeof(p->name), "%s", vs->name);
+	p->ha_filter = cl_ha_place_filter(c, vs);
 	p->vcpus = vs->vcpus;
 	p->mem_mib = vs->memory_mib;
 	p->cpu_res_milli = vs->resources.cpu_reservation;
