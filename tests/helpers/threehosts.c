@@ -131,6 +131,14 @@ int qvt_cluster_nhosts(struct qvt_threehosts *h, int via)
 	return n;
 }
 
+int qvt_threehosts_index(const struct qvt_threehosts *h, const char *name)
+{
+	for (int i = 0; i < QVT_NHOSTS; i++)
+		if (streq(name, h->name[i]))
+			return i;
+	return -1;
+}
+
 int qvt_cluster_owner(struct qvt_threehosts *h, int via, const char *name, char *owner,
 		      size_t size)
 {

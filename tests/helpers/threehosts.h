@@ -43,6 +43,8 @@ int qvt_threehosts_start_daemon(struct qvt_threehosts *h, int i);
 void qvt_threehosts_down(struct qvt_threehosts *h);
 /* cluster.hosts on d[via]: the number of live hosts, -1 on error. */
 int qvt_cluster_nhosts(struct qvt_threehosts *h, int via);
+/* Index of the host named name (h->name[i]), -1 if none. */
+int qvt_threehosts_index(const struct qvt_threehosts *h, const char *name);
 /* cluster.vms on d[via]: the owner of VM name into owner ("" if none). */
 int qvt_cluster_owner(struct qvt_threehosts *h, int via, const char *name, char *owner,
 		      size_t size);

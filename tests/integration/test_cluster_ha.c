@@ -140,10 +140,7 @@ static unsigned defined_on(const char *name)
 
 static int host_index(const char *owner)
 {
-	for (int i = 0; i < QVT_NHOSTS; i++)
-		if (streq(owner, hosts.name[i]))
-			return i;
-	return -1;
+	return qvt_threehosts_index(&hosts, owner);
 }
 
 static const char *vm_uuid(int h, const char *name, char *buf, size_t size)
