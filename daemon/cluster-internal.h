@@ -42,6 +42,9 @@ struct qv_cluster {
 	struct cl_leader *leader; /* cluster-leader.c */
 	struct cl_bal *bal;       /* cluster-balance.c */
 	struct cl_cpu *cpu;       /* cluster-usage.c */
+	struct cl_fence *fence; /* cluster-fence.c */
+	struct cl_ha *ha;       /* cluster-ha.c: shared storage */
+	struct cl_ha_leader *ha_leader; /* cluster-ha-leader.c */
 };
 
 /* A job on the etcd queue: run() on the worker (may use c->etcd),
@@ -183,3 +186,47 @@ void cl_evacuate_shutdown(struct qv_cluster *c);
 int cl_m_host_cordon(qv_rpc_call *call, json_object *params, void *ud);
 int cl_m_host_resume(qv_rpc_call *call, json_object *params, void *ud);
 int cl_m_host_evacuate(qv_rpc_call *call, json_object *params, void *ud);
+/* --- HA restart and self-fencing (docs/cluster.md "HA restart") --------- */
+#define CL_FENCED_STATE "fenced"
+/* cluster-place.c, on the etcd worker: a live host for the VM record
+ * vm_rec (its name, size, placement labels and groups), never
+ * exclude_host, only among hosts host_ok() accepts (NULL: all). */
+typedef bool (*cl_host_ok_fn)(json_object *host_rec, json_object *vm_rec);
+int cl_place_record(qv_etcd *e, json_object *vm_rec, const char *exclude_host,
+		    cl_host_ok_fn host_ok, char *ret_host, size_t host_size, char *ret_address,
+		    size_t address_size, char *ret_reason, size_t reason_size,
+		    struct qv_error *errp);
+/* cluster-fence.c */
+int cl_fence_start(struct qv_cluster *c);
+void cl_fence_free(struct qv_cluster *c);
+/* The self-fence timeout in s (0: this host never fences). */
+unsigned cl_fence_timeout_s(const struct qv_cluster *c);
+/* A heartbeat that began at sent_ms (qv_now_ms) renewed our lease. */
+void cl_fence_renewed(struct qv_cluster *c, uint64_t sent_ms);
+/* name was stopped by a fence and not restarted since: its records say
+ * "fenced". */
+bool cl_fence_is_fenced(const struct qv_cluster *c, const char *name);
+/* name runs again under our ownership (the leader gave it back to us). */
+void cl_fence_clear(struct qv_cluster *c, const char *name);
+/* cluster-ha.c. init: --cluster-shared-dir checked (fatal when wrong). */
+int cl_ha_init(struct qv_cluster *c);
+/* vm.define of an ha spec here: its disks on shared storage, fencing on. */
+int cl_ha_check_spec(struct qv_cluster *c, const struct vm_spec *spec, struct qv_error *errp);
+/* Fields of our host record: shared_dirs[], fence_timeout_s. */
+void cl_ha_host_fields(struct qv_cluster *c, json_object *host_rec);
+/* Fields of an ha VM's record: ha, spec, fence_timeout_s. */
+void cl_ha_vm_fields(struct qv_cluster *c, const struct vm_spec *spec, json_object *vm_rec);
+void cl_ha_free(struct qv_cluster *c);
+/* cluster.adopt {name}: the leader gave us an ha VM; define it from its
+ * record's spec and start it. */
+int cl_ha_m_adopt(qv_rpc_call *call, json_object *params, void *ud);
+/* Adopt name here (the leader's own host is the target). */
+void cl_ha_adopt_local(struct qv_cluster *c, const char *name);
+/* For placing a new ha VM: {shared_dirs} to test hosts with
+ * cl_ha_host_sees(); NULL for a VM that is not ha. */
+json_object *cl_ha_place_filter(struct qv_cluster *c, const struct vm_spec *spec);
+/* The host record host_rec sees every shared dir vm_rec's disks are on. */
+bool cl_ha_host_sees(json_object *host_rec, json_object *vm_rec);
+/* cluster-ha-leader.c: the leader's scan for ha VMs to restart. */
+int cl_ha_leader_init(struct qv_cluster *c);
+void cl_ha_leader_free(struct qv_cluster *c);

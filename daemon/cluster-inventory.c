@@ -38,6 +38,8 @@ json_object *cl_vm_record(struct qv_cluster *c, const struct vm_spec *spec, cons
 			       json_object_new_int64((int64_t)(spec->resources.mem_reservation >> 20)));
 	if (placement)
 		json_object_object_add(o, "placement", json_object_get(placement));
+	if (spec->ha)
+		cl_ha_vm_fields(c, spec, o);
 	json_object_object_add(o, "updated", json_object_new_int64(qv_unix_ms()));
 	return o;
 }
@@ -59,6 +61,7 @@ void cl_inventory_note_written(struct qv_cluster *c, const char *name, const cha
 	}
 	snprintf(w->state, sizeof(w->state), "%s", state);
 }
+
 
 static void forget_written(struct qv_cluster *c, const char *name)
 {
@@ -190,7 +193,9 @@ int cl_claim_and_define(struct qv_cluster *c, qv_rpc_call *call, json_object *sp
 
 	if (!cl)
 		return -ENOMEM;
-	if (vm_spec_from_json(spec_json, &cl->spec, &err) < 0) {
+	if (vm_spec_from_json(spec_json, &cl->spec, &err) < 0 ||
+	    cl_ha_check_spec(c, cl->spec, &err) < 0) {
+		vm_spec_free(cl->spec);
 		free(cl);
 		return qv_rpc_call_error(call, &err), 0;
 	}
@@ -290,6 +295,14 @@ static char *merged_record(const char *theirs, const char *ours)
 	return strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 }
 
+static bool ha_pending(const char *record)
+{
+	_cleanup_json_ json_object *o = json_tokener_parse(record);
+	json_object *v;
+
+	return o && json_object_object_get_ex(o, "ha_pending", &v) && json_object_get_boolean(v);
+}
+
 static struct local_vm *find_local(struct reconcile *rc, const char *name)
 {
 	for (size_t i = 0; i < rc->n; i++)
@@ -336,8 +349,10 @@ static void reconcile_run(struct cl_job *j)
 		char owner[64];
 		const char *name = kvs[k].key + strlen(CL_VMS);
 		struct qv_error err = {};
+		/* An ha VM the leader gave us (ha_pending) is adopted, not dropped. */
 		if (streq(owner_of(kvs[k].value, owner, sizeof(owner)), rc->me) &&
-		    !find_local(rc, name) && qv_etcd_delete_if(e, kvs[k].key, kvs[k].mod_revision,
+		    !find_local(rc, name) && !ha_pending(kvs[k].value) &&
+		    qv_etcd_delete_if(e, kvs[k].key, kvs[k].mod_revision,
 							       &err) == 0)
 			rc->removed++;
 	}
@@ -404,7 +419,8 @@ static void push_reconcile(struct qv_cluster *c, bool full)
 	rc->full = full;
 	snprintf(rc->me, sizeof(rc->me), "%s", c->d->cfg.cluster_host);
 	for (struct qv_vm *vm = c->d->vms; rc->vms && vm; vm = vm->next) {
-		const char *state = qv_vm_state_to_string(vm->state);
+		const char *state = cl_fence_is_fenced(c, vm->name) ? CL_FENCED_STATE
+								    : qv_vm_state_to_string(vm->state);
 		struct cl_vmstate *w;
 		for (w = c->written; w && !streq(w->name, vm->name); w = w->next)
 			;

@@ -168,6 +168,7 @@ json_object *cl_host_record(struct qv_cluster *c)
 			       json_object_new_string(view.loop ? "resource-loop,proc" : "proc"));
 	json_object_object_add(o, "usage", use);
 	json_object_object_add(o, "schedulable", json_object_new_boolean(true));
+	cl_ha_host_fields(c, o);
 	json_object_object_add(o, "started_at", json_object_new_int64(d->started_at));
 	json_object_object_add(o, "updated", json_object_new_int64(qv_unix_ms()));
 	return o;
@@ -178,6 +179,7 @@ json_object *cl_host_record(struct qv_cluster *c)
 struct heartbeat {
 	int64_t lease;      /* in: current (0: grant); out: the one in use */
 	bool new_lease;
+	uint64_t sent_ms;   /* when the renewal went out (the fence counts from it) */
 	char *key, *value;
 };
 
@@ -187,6 +189,7 @@ static void heartbeat_run(struct cl_job *j)
 	struct qv_cluster *c = j->c;
 	int64_t ttl;
 
+	h->sent_ms = qv_now_ms();
 	if (h->lease) {
 		j->r = qv_etcd_lease_keepalive(c->etcd, h->lease, &ttl, &j->err);
 		if (j->r == -ENOENT) { /* expired while we were cut off: start over */
@@ -227,6 +230,7 @@ static void heartbeat_finish(struct cl_job *j, bool cancelled)
 				qv_daemon_emit(c->d, NULL, "cluster-rejoined", NULL);
 			c->reachable = true;
 			c->ever_registered = true;
+			cl_fence_renewed(c, h->sent_ms);
 		}
 		c->lease = h->lease;
 		if (j->r >= 0)
@@ -322,6 +326,11 @@ int qv_cluster_load(struct qv_daemon *d)
 		r = qv_workq_new(d->loop, CL_PEER_THREADS, &c->pq);
 	if (r < 0)
 		return log_error_errno(r, "Cluster: cannot start worker threads: %m");
+	r = cl_fence_start(c);
+	if (r < 0)
+		return log_error_errno(r, "Cluster: cannot arm the self-fence: %m");
+	if ((r = cl_ha_init(c)) < 0 || (r = cl_ha_leader_init(c)) < 0)
+		return r;
 	cl_inventory_reconcile(c);
 	heartbeat(c);
 	r = qv_loop_add_timer(d->loop, c->ttl_s * 1000 / 3, on_tick, c, &c->tick);
@@ -359,6 +368,9 @@ void qv_cluster_free(struct qv_daemon *d)
 	cl_balance_free(c);
 	cl_leader_free(c);
 	cl_usage_free(c);
+	cl_ha_leader_free(c);
+	cl_ha_free(c);
+	cl_fence_free(c);
 	while (c->written) {
 		struct cl_vmstate *w = c->written;
 		c->written = w->next;

@@ -17,6 +17,7 @@ struct place {
 	char want[64];          /* "auto" or a host name */
 	json_object *spec;      /* without placement */
 	json_object *placement;
+	json_object *ha_filter; /* an ha VM: only hosts that see its shared dirs */
 	/* the VM as placement sees it (from the spec, on the loop) */
 	uint32_t vcpus, cpu_res_milli;
 	uint64_t mem_mib, mem_res_mib;
@@ -239,6 +240,9 @@ static void place_run(struct cl_job *j)
 	}
 	struct qv_pl_snapshot snap = { .hosts = s.hosts, .nhosts = (int)s.nh, .vms = s.vms,
 				       .nvms = (int)s.nv };
+	for (size_t i = 0; p->ha_filter && i < s.nh; i++)
+		if (!s.hrec[i] || !cl_ha_host_sees(s.hrec[i], p->ha_filter))
+			s.hosts[i].schedulable = false;
 	if (!streq(p->want, "auto")) {
 		hi = qv_pl_host_index(&snap, p->want);
 		if (hi < 0) {
@@ -286,6 +290,7 @@ static void place_free(struct place *p)
 {
 	json_object_put(p->spec);
 	json_object_put(p->placement);
+	json_object_put(p->ha_filter);
 	free(p);
 }
 
@@ -346,6 +351,7 @@ int cl_place_and_define(struct qv_cluster *c, qv_rpc_call *call, json_object *sp
 		return qv_rpc_call_error(call, &err), 0;
 	}
 	snprintf(p->name, sizeof(p->name), "%s", vs->name);
+	p->ha_filter = cl_ha_place_filter(c, vs);
 	p->vcpus = vs->vcpus;
 	p->mem_mib = vs->memory_mib;
 	p->cpu_res_milli = vs->resources.cpu_reservation;
@@ -406,4 +412,69 @@ int qv_cluster_define(struct qv_daemon *d, qv_rpc_call *call, json_object *param
 		return cl_place_and_define(d->cluster, call, spec, pl);
 	}
 	return cl_claim_and_define(d->cluster, call, spec, pl);
+}
+
+int cl_place_record(qv_etcd *e, json_object *vm_rec, const char *exclude_host,
+		    cl_host_ok_fn host_ok, char *ret_host, size_t host_size, char *ret_address,
+		    size_t address_size, char *ret_reason, size_t reason_size,
+		    struct qv_error *errp)
+{
+	const char *req[PL_MAX_STRS];
+	char req_buf[PL_MAX_STRS][128];
+	struct qv_pl_choice ch = {};
+	struct qv_pl_cfg cfg;
+	struct cl_snap s = {};
+	json_object *pl, *lab, *a, *n;
+	int nreq = 0, r;
+
+	r = cl_snap_load(e, &s, errp);
+	if (r < 0)
+		goto out;
+	struct qv_pl_snapshot snap = { .hosts = s.hosts, .nhosts = (int)s.nh, .vms = s.vms,
+				       .nvms = (int)s.nv };
+	for (size_t i = 0; host_ok && i < s.nh; i++)
+		if (!s.hrec[i] || !host_ok(s.hrec[i], vm_rec))
+			s.hosts[i].schedulable = false;
+	json_object_object_get_ex(vm_rec, "name", &n);
+	struct qv_pl_vm *vm = NULL;
+	for (size_t i = 0; i < s.nv && !vm; i++)
+		if (streq(s.vms[i].name, json_object_get_string(n)))
+			vm = &s.vms[i];
+	if (!vm) {
+		r = qv_error_set(errp, ENOENT, QV_REASON_NOT_FOUND, "VM %s is not in the inventory",
+				 json_object_get_string(n));
+		goto out;
+	}
+	if (json_object_object_get_ex(vm_rec, "placement", &pl) &&
+	    json_object_object_get_ex(pl, "labels", &lab) && json_object_is_type(lab, json_type_object)) {
+		json_object_object_foreach(lab, k, val) {
+			if (nreq == PL_MAX_STRS)
+				break;
+			snprintf(req_buf[nreq], sizeof(req_buf[0]), "%s=%s", k, json_object_get_string(val));
+			req[nreq] = req_buf[nreq];
+			nreq++;
+		}
+	}
+	vm->requires = req;
+	vm->nrequires = nreq;
+	vm->host = -1; /* its owner is the host it leaves */
+	qv_pl_cfg_defaults(&cfg);
+	cfg.cpu_max_util = 0; /* as in place_run() */
+	r = qv_pl_place(&snap, &cfg, vm, exclude_host ? qv_pl_host_index(&snap, exclude_host) : -1,
+			&ch, errp);
+	if (r < 0) {
+		if (r == -ENOSPC) {
+			qv_error_clear(errp);
+			qv_error_set(errp, ENOSPC, QV_REASON_NO_SPACE, "%s", ch.reason);
+		}
+		goto out;
+	}
+	snprintf(ret_host, host_size, "%s", s.hosts[ch.host].name);
+	snprintf(ret_reason, reason_size, "%s", ch.reason);
+	ret_address[0] = '\0';
+	if (s.hrec[ch.host] && json_object_object_get_ex(s.hrec[ch.host], "address", &a))
+		snprintf(ret_address, address_size, "%s", json_object_get_string(a));
+out:
+	cl_snap_free(&s);
+	return r;
 }

@@ -50,6 +50,8 @@ struct qv_daemon_config {
 	double cluster_balance_cooldown_s;   /* < 0: default */
 	char cluster_balance_policy[32];     /* "": THR at the threshold */
 	bool cluster_balance_power_saving;   /* empty underloaded hosts */
+	const char *cluster_shared_dirs; /* "DIR[,DIR..]": storage every host sees (HA VMs) */
+	int cluster_fence_timeout_s; /* self-fence after S s without renewal; 0 off, -1 default (TTL) */
 };
 
 struct qv_daemon {

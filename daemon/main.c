@@ -74,6 +74,9 @@ static void usage(FILE *f)
 		"  --cluster-balance-policy P  overload detector: thr (default), mad, iqr,\n"
 		"                      lr, lrr, or qvisor (its forecast; docs/policy.md)\n"
 		"  --cluster-balance-power-saving  empty underloaded hosts onto others\n"
+		"  --cluster-shared-dir DIR[,DIR..]  storage every host sees (disks of ha VMs)\n"
+		"  --cluster-fence-timeout S  stop our ha VMs after S s without a lease\n"
+		"                      renewal (default: twice the TTL; 0 never)\n"
 		"  -h, --help          this help\n");
 }
 
@@ -354,7 +357,7 @@ int main(int argc, char **argv)
 	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
 	       OPT_UIDS, OPT_SERIALMAX, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS,
 	       OPT_MASTER_KEY, OPT_CL_ENDPOINTS, OPT_CL_HOST, OPT_CL_ADDRESS, OPT_CL_LABELS,
-	       OPT_CL_PKI, OPT_CL_TTL, OPT_CL_MORE };
+	       OPT_CL_PKI, OPT_CL_TTL, OPT_CL_MORE, OPT_CL_SHARED, OPT_CL_FENCE };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -387,6 +390,8 @@ int main(int argc, char **argv)
 		{ "cluster-balance-cooldown", required_argument, NULL, OPT_CL_MORE },
 		{ "cluster-balance-policy", required_argument, NULL, OPT_CL_MORE },
 		{ "cluster-balance-power-saving", no_argument, NULL, OPT_CL_MORE },
+		{ "cluster-shared-dir", required_argument, NULL, OPT_CL_SHARED },
+		{ "cluster-fence-timeout", required_argument, NULL, OPT_CL_FENCE },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -399,6 +404,7 @@ int main(int argc, char **argv)
 			.vm_uid_count = QV_VM_UID_COUNT_DEFAULT,
 			.serial_log_max = QV_SERIAL_LOG_MAX_DEFAULT,
 			.cluster_balance_cooldown_s = -1,
+			.cluster_fence_timeout_s = -1,
 		},
 	};
 	_cleanup_free_ char *sock = NULL, *guest = NULL;
@@ -509,6 +515,18 @@ int main(int argc, char **argv)
 			if (qv_cluster_option(&d.cfg, opts[longindex].name, optarg) < 0)
 				return 2;
 			break;
+		case OPT_CL_SHARED: d.cfg.cluster_shared_dirs = optarg; break;
+		case OPT_CL_FENCE: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || n > 3600) {
+				fprintf(stderr, "qvisord: --cluster-fence-timeout must be 0..3600 "
+						"seconds (0: never self-fence)\n");
+				return 2;
+			}
+			d.cfg.cluster_fence_timeout_s = (int)n;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -535,7 +553,8 @@ int main(int argc, char **argv)
 	d.started_at = qv_unix_ms();
 
 	if ((d.cfg.cluster_host || d.cfg.cluster_address || d.cfg.cluster_labels ||
-	     d.cfg.cluster_capacity_vcpus || d.cfg.cluster_balance_interval_s) &&
+	     d.cfg.cluster_capacity_vcpus || d.cfg.cluster_balance_interval_s ||
+	     d.cfg.cluster_shared_dirs || d.cfg.cluster_fence_timeout_s >= 0) &&
 	    !d.cfg.cluster_endpoints) {
 		fprintf(stderr, "qvisord: --cluster-* options need --cluster-endpoints\n");
 		return 2;

@@ -37,6 +37,9 @@ static void list_run(struct cl_job *j)
 			json_object_put(rec);
 			continue;
 		}
+		/* An ha VM's record carries its spec (cloud-init data included):
+		 * not for listings. */
+		json_object_object_del(rec, "spec");
 		json_object_object_add(rec, "revision", json_object_new_int64(kvs[i].mod_revision));
 		if (kvs[i].lease)
 			json_object_object_add(rec, "alive", json_object_new_boolean(true));
@@ -117,5 +120,6 @@ const struct qv_rpc_method qv_cluster_methods[] = {
 	{ "host.cordon", cl_m_host_cordon },
 	{ "host.resume", cl_m_host_resume },
 	{ "host.evacuate", cl_m_host_evacuate },
+	{ "cluster.adopt", cl_ha_m_adopt },
 };
 const size_t qv_cluster_methods_count = ARRAY_SIZE(qv_cluster_methods);

@@ -440,6 +440,10 @@ int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_v
 	if (qv_vm_find(d, spec->name))
 		return qv_error_set(errp, EEXIST, QV_REASON_CONFLICT, "VM %s is already defined",
 				    spec->name);
+	if (spec->ha && !d->cluster)
+		return qv_error_set(errp, EOPNOTSUPP, QV_REASON_UNSUPPORTED,
+				    "spec.ha needs a cluster: this qvisord runs without "
+				    "--cluster-endpoints (docs/cluster.md \"HA restart\")");
 	char tap[IFNAMSIZ], other[IFNAMSIZ];
 	(void)qv_ifname_tap(spec->uuid, 0, tap);
 	for (vm = d->vms; vm; vm = vm->next) {

@@ -110,5 +110,7 @@ json_object *vm_spec_to_json(const struct vm_spec *spec)
 		json_object_object_add(o, "balloon", vm_balloon_to_json(&spec->balloon));
 	if (spec->backup.interval_s)
 		json_object_object_add(o, "backup", vm_backup_to_json(&spec->backup));
+	if (spec->ha) /* only when set, like guest_agent */
+		json_object_object_add(o, "ha", json_object_new_boolean(true));
 	return o;
 }

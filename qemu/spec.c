@@ -383,6 +383,9 @@ static int parse_sections(json_object *o, struct vm_spec *spec, struct qv_error 
 	r = spec_get_bool(o, "guest_agent", "spec", &spec->guest_agent, errp);
 	if (r < 0 && r != -ENOENT)
 		return r;
+	r = spec_get_bool(o, "ha", "spec", &spec->ha, errp);
+	if (r < 0 && r != -ENOENT)
+		return r;
 	if (json_object_object_get_ex(o, "balloon", &v) && !json_object_is_type(v, json_type_null) &&
 	    (r = spec_parse_balloon(v, "spec.balloon", spec, errp)) < 0)
 		return r;
@@ -422,7 +425,7 @@ int vm_spec_from_json(json_object *obj, struct vm_spec **ret_spec, struct qv_err
 					    "accel", "kernel", "initrd", "cmdline", "boot",
 					    "disks", "nics", "serial", "limits", "restart",
 					    "cloud_init", "guest_agent", "resources", "balloon",
-					    "backup", NULL };
+					    "backup", "ha", NULL };
 	_cleanup_(vm_spec_freep) struct vm_spec *spec = NULL;
 	void *items = NULL;
 	int r;

@@ -169,6 +169,7 @@ struct vm_spec {
 	bool guest_agent;        /* virtio-serial channel for qemu-ga; default false */
 	struct vm_balloon balloon; /* default: no balloon */
 	struct vm_backup backup;   /* default: no schedule */
+	bool ha;                 /* cluster HA restart (docs/cluster.md "HA restart"); default false */
 };
 
 bool vm_name_valid(const char *name);

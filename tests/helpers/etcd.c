@@ -118,6 +118,10 @@ int qvt_etcd_start(struct qvt_etcd *e, const struct qvt_etcd_opts *o)
 	argv[n++] = "--initial-cluster-token"; argv[n++] = (char *)(o->token ? o->token : e->dir + 5);
 	argv[n++] = "--logger"; argv[n++] = "zap";
 	argv[n++] = "--log-outputs"; argv[n++] = "stderr";
+	/* A member back from a partition must not depose the leader (etcd
+	 * 3.4 has pre-vote off): the election pause would stall every
+	 * lease renewal (docs/cluster.md "etcd: 3 or 5 members"). */
+	argv[n++] = "--pre-vote";
 	if (o->pki_dir) {
 		snprintf(cp[0], sizeof(cp[0]), "%s/server-cert.pem", o->pki_dir);
 		snprintf(cp[1], sizeof(cp[1]), "%s/server-key.pem", o->pki_dir);

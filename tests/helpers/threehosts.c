@@ -130,6 +130,14 @@ int qvt_cluster_nhosts(struct qvt_threehosts *h, int via)
 	return n;
 }
 
+int qvt_threehosts_index(const struct qvt_threehosts *h, const char *name)
+{
+	for (int i = 0; i < QVT_NHOSTS; i++)
+		if (streq(name, h->name[i]))
+			return i;
+	return -1;
+}
+
 int qvt_cluster_owner(struct qvt_threehosts *h, int via, const char *name, char *owner,
 		      size_t size)
 {
@@ -156,16 +164,21 @@ int qvt_cluster_owner(struct qvt_threehosts *h, int via, const char *name, char 
 
 const char *qvt_threehosts_up(struct qvt_threehosts *h)
 {
-	return qvt_threehosts_up_args(h, NULL);
+	const char *more[ARRAY_SIZE(h->more_args)];
+
+	/* more_args set by the caller before this call are kept */
+	memcpy(more, h->more_args, sizeof(more));
+	return qvt_threehosts_up_args(h, more);
 }
 
-const char *qvt_threehosts_up_args(struct qvt_threehosts *h, const char *const *more)
+const char *qvt_threehosts_up_args(struct qvt_threehosts *h, const char *const *more_in)
 {
-	const char *why = NULL;
+	const char *why = NULL, *more[ARRAY_SIZE(h->more_args)] = { 0 };
 
+	for (size_t k = 0; more_in && more_in[k] && k + 1 < ARRAY_SIZE(more); k++)
+		more[k] = more_in[k];
 	memset(h, 0, sizeof(*h));
-	for (size_t k = 0; more && more[k] && k + 1 < ARRAY_SIZE(h->more_args); k++)
-		h->more_args[k] = more[k];
+	memcpy(h->more_args, more, sizeof(more));
 	h->br_release = -1;
 	for (int i = 0; i < QVT_NHOSTS; i++) {
 		h->ns_release[i] = -1;

@@ -30,7 +30,10 @@ struct qvt_threehosts {
 	char listen_addr[QVT_NHOSTS][32];
 	struct qvt_etcd etcd[QVT_NHOSTS];
 	struct qvt_daemon d[QVT_NHOSTS];
-	const char *more_args[12];   /* every daemon's further options (NULL-terminated) */
+	/* Set before qvt_threehosts_up() (or given to qvt_threehosts_up_args()):
+	 * more qvisord options for every host (NULL-terminated), e.g.
+	 * "--cluster-fence-timeout", "2". */
+	const char *more_args[12];
 };
 
 /* NULL on success, else the reason to skip. Waits until d[0] lists all
@@ -44,6 +47,8 @@ int qvt_threehosts_start_daemon(struct qvt_threehosts *h, int i);
 void qvt_threehosts_down(struct qvt_threehosts *h);
 /* cluster.hosts on d[via]: the number of live hosts, -1 on error. */
 int qvt_cluster_nhosts(struct qvt_threehosts *h, int via);
+/* Index of the host named name (h->name[i]), -1 if none. */
+int qvt_threehosts_index(const struct qvt_threehosts *h, const char *name);
 /* cluster.vms on d[via]: the owner of VM name into owner ("" if none). */
 int qvt_cluster_owner(struct qvt_threehosts *h, int via, const char *name, char *owner,
 		      size_t size);

@@ -504,3 +504,22 @@ Test(spec, trailing_whitespace_accepted)
 	cr_assert_str_eq(s->name, "a");
 	vm_spec_free(s);
 }
+
+/* spec.ha (docs/cluster.md "HA restart"): a bool, listed only when true. */
+Test(spec, ha_flag)
+{
+	struct qv_error err = {};
+	struct vm_spec *bad = NULL;
+	_cleanup_(vm_spec_freep) struct vm_spec *off = parse_ok("{\"name\":\"vm1\"," K "}");
+	_cleanup_(vm_spec_freep) struct vm_spec *on = parse_ok("{\"name\":\"vm1\"," K ",\"ha\":true}");
+	_cleanup_json_ json_object *j_off = vm_spec_to_json(off), *j_on = vm_spec_to_json(on);
+	json_object *v;
+
+	cr_assert(!off->ha);
+	cr_assert(on->ha);
+	cr_assert(!json_object_object_get_ex(j_off, "ha", NULL));
+	cr_assert(json_object_object_get_ex(j_on, "ha", &v) && json_object_get_boolean(v));
+	assert_round_trip("{\"name\":\"vm1\"," K ",\"ha\":true}");
+	cr_assert_lt(vm_spec_from_string("{\"name\":\"vm1\"," K ",\"ha\":\"yes\"}", &bad, &err), 0);
+	cr_assert(strstr(err.message, "ha"), "%s", err.message);
+}
