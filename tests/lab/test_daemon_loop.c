@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "helpers/http.h"
 #include "helpers/qvisord.h"
 #include "lab/lab-util.h"
 
@@ -65,24 +66,6 @@ static uint64_t usage(const char *vm)
 	uint64_t v = (uint64_t)json_object_get_int64(u);
 	json_object_put(s);
 	return v;
-}
-
-/* GET /metrics from 127.0.0.1:port (busybox has no curl). */
-static void http_get(unsigned port, char *buf, size_t size)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	size_t off = 0;
-	ssize_t n;
-
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	const char *req = "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n";
-	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	while (off + 1 < size && (n = read(fd, buf + off, size - 1 - off)) > 0)
-		off += (size_t)n;
-	buf[off] = '\0';
-	close(fd);
 }
 
 Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .timeout = 600)
@@ -155,7 +138,7 @@ Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .time
 	json_object_put(p);
 
 	static char body[262144];
-	http_get(9464, body, sizeof(body));
+	cr_assert_eq(qvt_http_get(9464, "/metrics", body, sizeof(body)), 200);
 	cr_assert_not_null(strstr(body, "200 OK"), "%.200s", body);
 	cr_assert_not_null(strstr(body, "qvisor_vm_cpu_weight{vm=\"t1\"} 1000\n"), "%s", body);
 	cr_assert_not_null(strstr(body, "qvisor_vm_cpu_exclusive{vm=\"lat\"} 1\n"), "%s", body);
