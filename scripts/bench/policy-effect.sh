@@ -11,7 +11,7 @@ O=${O:-build}
 make -s O="$O" all "$O/tests/lab/bench_policy" >/dev/null
 tmp=$(mktemp -d /tmp/qv-bench-pol.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-scripts/labvm.sh --quiet --keep "$tmp/lab" --build "$O" --add "$O/tests/lab/bench_policy" -- \
+scripts/labvm.sh --quiet --timeout 1800 --keep "$tmp/lab" --build "$O" --add "$O/tests/lab/bench_policy" -- \
 	bench_policy --jobs 1 || true
 grep -E '^BENCH|QVISOR-RUN-EXIT' "$tmp/lab/serial.log" | tr -d '\r'
 grep -q 'QVISOR-RUN-EXIT 0' "$tmp/lab/serial.log"
