@@ -155,7 +155,7 @@ static inline struct lab_vm *lab_vm_start_in(struct lab *l, cg_manager *m, const
 		_exit(127);
 	}
 	v->pid = pid;
-	cr_assert_eq(qmp_client_connect(v->qmp, 60000, &v->c, &err), 0, "%s: %s", name,
+	cr_assert_eq(qmp_client_connect(v->qmp, 120000, &v->c, &err), 0, "%s: %s", name,
 		     err.message);
 	return v;
 }
