@@ -43,6 +43,21 @@ static void print_vms(json_object *vms)
 	}
 	out_table_print(t, stdout);
 	out_table_free(t);
+	/* how each latency VM's exclusive cores are kept */
+	for (size_t i = 0; i < json_object_array_length(vms); i++) {
+		json_object *o = json_object_array_get_idx(vms, i), *a, *by, *why;
+		char b[2][64];
+		if (!json_object_object_get_ex(o, "allocation", &a) ||
+		    !json_object_object_get_ex(a, "exclusive_by", &by))
+			continue;
+		printf("%s: exclusive cores %s kept by %s", field(o, "name", NULL, b[0]),
+		       field(a, "cpuset.cpus", NULL, b[1]),
+		       streq(json_object_get_string(by), "partition") ? "a cpuset partition root"
+								       : "cpuset.cpus only");
+		if (json_object_object_get_ex(a, "partition_refused", &why))
+			printf(" (%s)", json_object_get_string(why));
+		printf("\n");
+	}
 }
 
 static void print_recent(json_object *recent)

@@ -7,17 +7,16 @@
 
 #include "common/macro.h"
 #include "daemon/metrics-http.h"
+#include "sched/metrics.h"
 
 static const double bounds[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 				  1, 2.5, 5, 10, 30, 60 };
-#define NB ARRAY_SIZE(bounds)
 #define METHODS_MAX 160 /* registered methods only reach the observer */
 
 struct rpc_hist {
 	char method[48];
-	uint64_t bucket[NB]; /* non-cumulative; rendered cumulatively */
-	uint64_t count, errors;
-	double sum;
+	struct qv_hist h;
+	uint64_t errors;
 };
 
 struct qv_rpc_hists {
@@ -47,40 +46,26 @@ void qv_rpc_hists_observe(struct qv_rpc_hists *r, const char *method, uint64_t m
 			return;
 		h = &r->h[r->n++];
 		snprintf(h->method, sizeof(h->method), "%s", method);
+		qv_hist_init(&h->h, bounds, ARRAY_SIZE(bounds));
 	}
-	double s = (double)ms / 1000;
-	for (size_t b = 0; b < NB; b++)
-		if (s <= bounds[b]) {
-			h->bucket[b]++;
-			break;
-		}
-	h->count++;
-	h->sum += s;
+	qv_hist_observe(&h->h, (double)ms / 1000);
 	h->errors += !ok;
 }
 
 void qv_rpc_hists_render(const struct qv_rpc_hists *r, FILE *f)
 {
+	char labels[64];
+
 	if (!r->n)
 		return;
-	fprintf(f, "# HELP qvisor_rpc_duration_seconds Time from dispatch to reply of RPC calls.\n"
-		   "# TYPE qvisor_rpc_duration_seconds histogram\n");
+	qv_metrics_family(f, "qvisor_rpc_duration_seconds", "histogram",
+			  "Time from dispatch to reply of RPC calls.");
 	for (size_t i = 0; i < r->n; i++) {
-		const struct rpc_hist *h = &r->h[i];
-		uint64_t cum = 0;
-		for (size_t b = 0; b < NB; b++) {
-			cum += h->bucket[b];
-			fprintf(f, "qvisor_rpc_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %llu\n",
-				h->method, bounds[b], (unsigned long long)cum);
-		}
-		fprintf(f, "qvisor_rpc_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n"
-			   "qvisor_rpc_duration_seconds_sum{method=\"%s\"} %.3f\n"
-			   "qvisor_rpc_duration_seconds_count{method=\"%s\"} %llu\n",
-			h->method, (unsigned long long)h->count, h->method, h->sum, h->method,
-			(unsigned long long)h->count);
+		snprintf(labels, sizeof(labels), "method=\"%s\"", r->h[i].method);
+		qv_hist_render(f, "qvisor_rpc_duration_seconds", labels, &r->h[i].h);
 	}
-	fprintf(f, "# HELP qvisor_rpc_errors_total RPC calls answered with an error.\n"
-		   "# TYPE qvisor_rpc_errors_total counter\n");
+	qv_metrics_family(f, "qvisor_rpc_errors_total", "counter",
+			  "RPC calls answered with an error.");
 	for (size_t i = 0; i < r->n; i++)
 		fprintf(f, "qvisor_rpc_errors_total{method=\"%s\"} %llu\n", r->h[i].method,
 			(unsigned long long)r->h[i].errors);

@@ -56,6 +56,11 @@ struct qv_mig *qv_mig_first(void);
 /* daemon/migrate-metrics.c: an outgoing migration ended (stats: the
  * engine's, NULL on failure). */
 void qv_mig_metrics_done(const char *vm, bool ok, json_object *stats);
+/* A migration this daemon drove (vm.migrate) ended: its duration
+ * (duration_ms < 0: unknown, e.g. resumed after a restart) and, when
+ * completed, the guest's blackout from stats (downtime_ms with
+ * downtime_source "stop-to-resume"). */
+void qv_mig_metrics_driven(bool ok, int64_t duration_ms, json_object *stats);
 struct qv_mig *qv_mig_new(struct qv_daemon *d, const char *vm, bool source);
 /* Unlink, delete the record, free. */
 void qv_mig_drop(struct qv_mig *m);

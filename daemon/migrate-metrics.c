@@ -30,6 +30,35 @@ static int64_t stat_i64(json_object *st, const char *key)
 		       ? json_object_get_int64(v) : -1;
 }
 
+/* Migrations this daemon drove: wall time from vm.migrate to the end, by
+ * result, and the guest's blackout (source STOP to destination RESUME). */
+static const double dur_bounds[] = { 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600 };
+static const double down_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3,
+				      0.5, 1, 2, 5, 10 };
+static struct qv_hist dur_ok, dur_failed, downtime;
+
+static void hists_init(void)
+{
+	if (!downtime.bounds) {
+		qv_hist_init(&dur_ok, dur_bounds, ARRAY_SIZE(dur_bounds));
+		qv_hist_init(&dur_failed, dur_bounds, ARRAY_SIZE(dur_bounds));
+		qv_hist_init(&downtime, down_bounds, ARRAY_SIZE(down_bounds));
+	}
+}
+
+void qv_mig_metrics_driven(bool ok, int64_t duration_ms, json_object *stats)
+{
+	json_object *v;
+
+	hists_init();
+	if (duration_ms >= 0)
+		qv_hist_observe(ok ? &dur_ok : &dur_failed, (double)duration_ms / 1000);
+	if (ok && json_object_object_get_ex(stats, "downtime_source", &v) &&
+	    streq(json_object_get_string(v), "stop-to-resume") && stat_i64(stats, "downtime_ms") >= 0)
+		qv_hist_observe(&downtime, (double)stat_i64(stats, "downtime_ms") / 1000);
+}
+
+
 void qv_mig_metrics_done(const char *vm, bool ok, json_object *stats)
 {
 	struct mig_last *l = NULL;
@@ -92,6 +121,15 @@ void qv_migrate_metrics(FILE *f)
 		   "# TYPE qvisor_migrations_total counter\n"
 		   "qvisor_migrations_total{result=\"completed\"} %" PRIu64 "\n"
 		   "qvisor_migrations_total{result=\"failed\"} %" PRIu64 "\n", completed, failed);
+	hists_init();
+	qv_metrics_family(f, "qvisor_migration_duration_seconds", "histogram",
+			  "Migrations this daemon drove (vm.migrate), from the call to the end.");
+	qv_hist_render(f, "qvisor_migration_duration_seconds", "result=\"completed\"", &dur_ok);
+	qv_hist_render(f, "qvisor_migration_duration_seconds", "result=\"failed\"", &dur_failed);
+	qv_metrics_family(f, "qvisor_migration_downtime_seconds", "histogram",
+			  "Blackout of completed migrations this daemon drove: the source "
+			  "QEMU's STOP to the destination QEMU's RESUME.");
+	qv_hist_render(f, "qvisor_migration_downtime_seconds", "", &downtime);
 	last_family(f, "qvisor_vm_last_migration_downtime_seconds",
 		    "Downtime of the VM's last outgoing migration (QEMU's figure).",
 		    offsetof(struct mig_last, downtime_ms), 1e-3);

@@ -49,6 +49,7 @@ struct qv_p2p {
 	qv_rpc_call *call;     /* vm.migrate, NULL once answered or after a restart */
 	qv_rpc_client *client; /* for notifications; may be gone */
 	json_object *opts;     /* the vm.migrate params, persisted */
+	uint64_t started_ms;   /* qv_now_ms() at vm.migrate, 0 after a restart */
 };
 
 static struct qv_p2p *drivers;
@@ -340,6 +341,8 @@ static void op_done(void *ud, int error, const struct qv_error *errp, json_objec
 {
 	struct qv_p2p *x = ud;
 
+	qv_mig_metrics_driven(error == 0,
+			      x->started_ms ? (int64_t)(qv_now_ms() - x->started_ms) : -1, stats);
 	if (error == 0) {
 		log_info("VM %s: migrated to %s: %s", x->vm, x->end[MIG_SIDE_DEST].uri,
 			 json_object_to_json_string_ext(stats, JSON_C_TO_STRING_PLAIN));
@@ -455,6 +458,7 @@ int qv_mig_p2p_start(qv_rpc_call *call, struct qv_daemon *d, const char *vm, con
 	}
 	x->call = call;
 	x->client = qv_rpc_client_ref(qv_rpc_call_client(call));
+	x->started_ms = qv_now_ms();
 	log_info("VM %s: migrating to %s (daemon-driven)", vm, to);
 	return mig_proto_start(x->proto);
 }

@@ -23,9 +23,45 @@ const char *qv_metrics_escape(const char *s, char *buf, size_t size)
 	return buf;
 }
 
-static void family(FILE *f, const char *name, const char *type, const char *help)
+void qv_metrics_family(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+#define family qv_metrics_family
+
+void qv_hist_init(struct qv_hist *h, const double *bounds, size_t n)
+{
+	h->bounds = bounds;
+	h->n = n < QV_HIST_MAX ? n : QV_HIST_MAX;
+}
+
+void qv_hist_observe(struct qv_hist *h, double v)
+{
+	for (size_t b = 0; b < h->n; b++)
+		if (v <= h->bounds[b]) {
+			h->bucket[b]++;
+			break;
+		}
+	h->count++;
+	h->sum += v;
+}
+
+void qv_hist_render(FILE *f, const char *name, const char *labels, const struct qv_hist *h)
+{
+	const char *sep = labels[0] ? "," : "";
+	uint64_t cum = 0;
+
+	for (size_t b = 0; b < h->n; b++) {
+		cum += h->bucket[b];
+		fprintf(f, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep, h->bounds[b],
+			cum);
+	}
+	fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, h->count);
+	if (labels[0])
+		fprintf(f, "%s_sum{%s} %.12g\n%s_count{%s} %" PRIu64 "\n", name, labels, h->sum, name,
+			labels, h->count);
+	else
+		fprintf(f, "%s_sum %.12g\n%s_count %" PRIu64 "\n", name, h->sum, name, h->count);
 }
 
 typedef double (*vm_value_fn)(const qv_collector *c, size_t i, const hl_loop *l, bool *ok);

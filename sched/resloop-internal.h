@@ -4,6 +4,9 @@
 /* Shared between sched/resloop*.c. */
 #include "sched/resloop.h"
 
+/* How a latency VM's exclusive cores are kept. */
+enum hl_excl { HL_EXCL_NONE, HL_EXCL_CPUSET, HL_EXCL_PARTITION };
+
 struct hl_vm {
 	char name[VM_NAME_MAX + 1];
 	int dirfd;
@@ -24,6 +27,9 @@ struct hl_vm {
 	struct hl_balloon_in bin;
 	struct hl_balloon_state bst;
 	enum hl_balloon_why bwhy;
+	/* how its exclusive cores are kept (sched/resloop-part.c) */
+	enum hl_excl excl;
+	char part_why[160]; /* why not a partition (HL_EXCL_CPUSET) */
 };
 
 struct hl_loop {
@@ -36,6 +42,10 @@ struct hl_loop {
 	char unmet_why[160];
 	unsigned long n_changes;
 };
+
+void hl_partition_enter(struct hl_vm *vm);
+void hl_partition_leave(struct hl_vm *vm);
+const char *hl_excl_to_string(enum hl_excl e);
 
 void hl_knob_format(enum hl_knob k, const struct hl_alloc *a, char *buf, size_t size);
 int hl_knob_write(int dirfd, enum hl_knob k, const struct hl_alloc *a);

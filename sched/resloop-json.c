@@ -48,6 +48,10 @@ static json_object *alloc_json(const struct hl_vm *vm, const struct hl_alloc *a)
 		add_str(o, hl_knob_name((enum hl_knob)bit), buf);
 	}
 	json_object_object_add(o, "exclusive", json_object_new_boolean(a->exclusive));
+	if (vm->excl != HL_EXCL_NONE) /* partition, or cpuset with the kernel's reason */
+		add_str(o, "exclusive_by", hl_excl_to_string(vm->excl));
+	if (vm->excl == HL_EXCL_CPUSET)
+		add_str(o, "partition_refused", vm->part_why);
 	return o;
 }
 

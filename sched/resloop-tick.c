@@ -141,6 +141,9 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
 	unsigned mask = hl_step(&vm->cur, vm->have_cur, &vm->want, &l->o.sp, &vm->st, &next);
 	if (vm->dirfd < 0) /* no cgroup: only the balloon */
 		mask &= HL_K_BALLOON;
+	/* a partition root's cpus change as a member, then it is tried again */
+	if (mode == VM_LOOP_ENFORCE && (mask & HL_K_CPUSET))
+		hl_partition_leave(vm);
 	for (unsigned bit = 1; bit <= HL_K_LAST; bit <<= 1) {
 		if (!(mask & bit))
 			continue;
@@ -163,6 +166,10 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
 			ret[n++] = c;
 		l->n_changes++;
 	}
+	if (mode == VM_LOOP_ENFORCE && next.exclusive)
+		hl_partition_enter(vm);
+	else if (!next.exclusive)
+		hl_partition_leave(vm);
 	/* advise: remember what was advised, so the same advice is not repeated */
 	vm->cur = next;
 	vm->have_cur = true;

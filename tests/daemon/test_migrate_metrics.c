@@ -47,3 +47,32 @@ Test(migrate_metrics, totals_and_last_migration_per_vm)
 	free(t);
 	json_object_put(st);
 }
+
+Test(migrate_metrics, driven_migrations_fill_the_histograms)
+{
+	json_object *ok = json_tokener_parse("{\"downtime_ms\": 315, "
+					     "\"downtime_source\": \"stop-to-resume\"}");
+	json_object *qemu_only = json_tokener_parse("{\"downtime_ms\": 3, "
+						    "\"downtime_source\": \"unknown\"}");
+
+	qv_mig_metrics_driven(true, 13800, ok);
+	qv_mig_metrics_driven(true, -1, qemu_only); /* resumed: no duration, no blackout */
+	qv_mig_metrics_driven(false, 120000, NULL);
+	char *t = render();
+	cr_assert_not_null(strstr(t, "# TYPE qvisor_migration_duration_seconds histogram\n"), "%s", t);
+	cr_assert_not_null(strstr(t, "qvisor_migration_duration_seconds_bucket{result=\"completed\","
+				     "le=\"10\"} 0\n"), "%s", t);
+	cr_assert_not_null(strstr(t, "qvisor_migration_duration_seconds_bucket{result=\"completed\","
+				     "le=\"20\"} 1\n"), "%s", t);
+	cr_assert_not_null(strstr(t, "qvisor_migration_duration_seconds_count{result=\"completed\"} 1\n"),
+			   "%s", t);
+	cr_assert_not_null(strstr(t, "qvisor_migration_duration_seconds_sum{result=\"failed\"} 120\n"),
+			   "%s", t);
+	cr_assert_not_null(strstr(t, "qvisor_migration_downtime_seconds_bucket{le=\"0.3\"} 0\n"), "%s", t);
+	cr_assert_not_null(strstr(t, "qvisor_migration_downtime_seconds_bucket{le=\"0.5\"} 1\n"), "%s", t);
+	cr_assert_not_null(strstr(t, "qvisor_migration_downtime_seconds_sum 0.315\n"), "%s", t);
+	cr_assert_not_null(strstr(t, "qvisor_migration_downtime_seconds_count 1\n"), "%s", t);
+	free(t);
+	json_object_put(ok);
+	json_object_put(qemu_only);
+}

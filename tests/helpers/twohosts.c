@@ -22,6 +22,11 @@ static int ip_ns(struct qvt_twohosts *h, int i, const char *a1, const char *a2, 
 
 int qvt_twohosts_start_daemon(struct qvt_twohosts *h, int i)
 {
+	/* each namespace has a loopback of its own: one fixed port serves */
+	if (!h->d[i].extra_args[0]) {
+		h->d[i].extra_args[0] = "--metrics-listen";
+		h->d[i].extra_args[1] = "127.0.0.1:" QVT_TWOHOSTS_METRICS_PORT;
+	}
 	return qvt_daemon_start_netns(&h->d[i], h->ns_pid[i], "/tmp/qvm-XXXXXX");
 }
 

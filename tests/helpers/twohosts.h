@@ -21,7 +21,11 @@ struct qvt_twohosts {
 /* NULL on success, else the reason to skip (not root, no netns, no daemon
  * binary). On failure after partial setup everything is undone. */
 const char *qvt_twohosts_up(struct qvt_twohosts *h);
-/* (Re)start daemon i inside its namespace (reuses its dirs). 0 or -errno. */
+/* (Re)start daemon i inside its namespace (reuses its dirs), with
+ * --metrics-listen 127.0.0.1:QVT_TWOHOSTS_METRICS_PORT in that namespace
+ * unless d[i].extra_args is set (qvt_http_get_netns(ns_pid[i], ...)).
+ * 0 or -errno. */
+#define QVT_TWOHOSTS_METRICS_PORT "9464"
 int qvt_twohosts_start_daemon(struct qvt_twohosts *h, int i);
 /* Stop VMs and daemons, remove dirs, release the namespaces. */
 void qvt_twohosts_down(struct qvt_twohosts *h);

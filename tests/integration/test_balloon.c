@@ -11,7 +11,9 @@
 
 #include "common/json.h"
 #include "helpers/guest-ctl.h"
+#include "helpers/etcd.h"
 #include "helpers/guest.h"
+#include "helpers/http.h"
 #include "helpers/qvisord.h"
 
 #define BOOT_TIMEOUT_MS 120000
@@ -22,23 +24,9 @@ static struct qvt_daemon D;
 static unsigned mport;
 static char listen_arg[32];
 
-/* A port nothing listens on now (the kernel's choice for port 0). */
-static unsigned free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
 static void setup(void)
 {
-	mport = free_port();
+	mport = (unsigned)qvt_free_port();
 	snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%u", mport);
 	D.extra_args[0] = "--metrics-listen";
 	D.extra_args[1] = listen_arg;
@@ -47,26 +35,6 @@ static void setup(void)
 	D.extra_args[2] = "--loop-mode";
 	D.extra_args[3] = "enforce";
 	qvt_daemon_fixture_start(&D);
-}
-
-/* GET /metrics from the daemon (the whole response; "" on error). */
-static void get_metrics(char *buf, size_t size)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)mport),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	const char *req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-	size_t off = 0;
-	ssize_t n;
-
-	buf[0] = '\0';
-	cr_assert_geq(fd, 0);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    write(fd, req, strlen(req)) == (ssize_t)strlen(req))
-		while (off + 1 < size && (n = read(fd, buf + off, size - 1 - off)) > 0)
-			off += (size_t)n;
-	buf[off] = '\0';
-	close(fd);
 }
 
 static void teardown(void)
@@ -154,7 +122,7 @@ Test(balloon, shrinks_and_grows_a_guest, .timeout = 400)
 	/* and Prometheus sees it */
 	static char body[1 << 17];
 	char line[128];
-	get_metrics(body, sizeof(body));
+	qvt_http_get(mport, "/metrics", body, sizeof(body));
 	snprintf(line, sizeof(line), "qvisor_vm_balloon_target_bytes{vm=\"bal\"} %lld\n", 96 * MIB);
 	cr_assert(strstr(body, line), "no \"%s\" in /metrics:\n%.2000s", line, body);
 	cr_assert(strstr(body, "qvisor_vm_balloon_actual_bytes{vm=\"bal\"} "), "%.2000s", body);
@@ -307,7 +275,7 @@ Test(balloon, loop_reclaims_from_an_idle_guest_and_gives_back, .timeout = 420)
 		  "%s", out);
 	/* the guest's own view is on the metrics endpoint */
 	static char body[1 << 17];
-	get_metrics(body, sizeof(body));
+	qvt_http_get(mport, "/metrics", body, sizeof(body));
 	cr_assert(strstr(body, "qvisor_vm_guest_available_bytes{vm=\"idle\"} "), "%.3000s", body);
 	/* allocate all but ~20 MiB of what the guest has left: it must get memory back */
 	for (int i = 0; i < 20 && (avail = loop_balloon("idle", "guest_available")) <= 0; i++)

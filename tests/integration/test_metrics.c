@@ -6,6 +6,7 @@
  * in a whole cgroup v2 from each VM's cpu.stat. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,26 +17,14 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "helpers/etcd.h"
 #include "helpers/guest.h"
+#include "helpers/http.h"
 #include "helpers/qvisord.h"
 
 static struct qvt_daemon D;
 static pid_t prom;
 static char tmp[64];
-
-/* A port nothing listens on now (the kernel's choice for port 0). */
-static unsigned free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
 
 static void teardown(void)
 {
@@ -51,39 +40,18 @@ static void teardown(void)
 	}
 }
 
-/* HTTP/1.0 GET of path from 127.0.0.1:port; the body in buf ("" on error). */
-static void http_get(unsigned port, const char *path, char *buf, size_t size)
+/* The instant vector of query as {value of label key: value} (key "" for
+ * samples without that label); an empty object on error. */
+static json_object *query_by(unsigned port, const char *q, const char *key)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	char req[512];
-	size_t off = 0;
-	ssize_t n;
-
-	buf[0] = '\0';
-	if (fd < 0)
-		return;
-	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    write(fd, req, strlen(req)) == (ssize_t)strlen(req))
-		while (off + 1 < size && (n = read(fd, buf + off, size - 1 - off)) > 0)
-			off += (size_t)n;
-	buf[off] = '\0';
-	close(fd);
-	char *body = strstr(buf, "\r\n\r\n");
-	if (!body || strncmp(buf, "HTTP/1.", 7) || strncmp(buf + 9, "200", 3))
-		buf[0] = '\0';
-	else
-		memmove(buf, body + 4, strlen(body + 4) + 1);
-}
-
-/* The instant vector of query as {vm: value}; NULL on error. */
-static json_object *query(unsigned port, const char *q)
-{
-	char path[256], buf[65536];
-	snprintf(path, sizeof(path), "/api/v1/query?query=%s", q);
-	http_get(port, path, buf, sizeof(buf));
+	char path[1024], buf[65536];
+	size_t o = snprintf(path, sizeof(path), "/api/v1/query?query=");
+	for (; *q && o + 4 < sizeof(path); q++) /* URL-encode all but [A-Za-z0-9_.] */
+		o += (size_t)snprintf(path + o, sizeof(path) - o,
+				      isalnum((unsigned char)*q) || *q == '_' || *q == '.' ? "%c"
+											 : "%%%02X",
+				      (unsigned char)*q);
+	qvt_http_get(port, path, buf, sizeof(buf));
 	json_object *j = json_tokener_parse(buf), *data, *result, *out = json_object_new_object();
 	if (!j || !json_object_object_get_ex(j, "data", &data) ||
 	    !json_object_object_get_ex(data, "result", &result)) {
@@ -91,16 +59,21 @@ static json_object *query(unsigned port, const char *q)
 		return out;
 	}
 	for (size_t i = 0; i < json_object_array_length(result); i++) {
-		json_object *r = json_object_array_get_idx(result, i), *m, *vm, *v;
+		json_object *r = json_object_array_get_idx(result, i), *m, *k, *v;
 		if (json_object_object_get_ex(r, "metric", &m) &&
-		    json_object_object_get_ex(m, "vm", &vm) &&
 		    json_object_object_get_ex(r, "value", &v))
-			json_object_object_add(out, json_object_get_string(vm),
-					       json_object_new_double(atof(json_object_get_string(
-						       json_object_array_get_idx(v, 1)))));
+			json_object_object_add(
+				out, json_object_object_get_ex(m, key, &k) ? json_object_get_string(k) : "",
+				json_object_new_double(
+					atof(json_object_get_string(json_object_array_get_idx(v, 1)))));
 	}
 	json_object_put(j);
 	return out;
+}
+
+static json_object *query(unsigned port, const char *q)
+{
+	return query_by(port, q, "vm");
 }
 
 static double val(json_object *o, const char *vm)
@@ -116,7 +89,7 @@ Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardow
 	if (access("/usr/bin/prometheus", X_OK) < 0)
 		cr_skip_test("prometheus not installed (scripts/install-deps.sh)");
 	struct qv_error err = { 0 };
-	unsigned mport = free_port(), pport = free_port();
+	unsigned mport = (unsigned)qvt_free_port(), pport = (unsigned)qvt_free_port();
 	char listen[32], path[160];
 
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", mport);
@@ -231,7 +204,7 @@ Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardow
 	bool gone = false;
 	for (int i = 0; i < 50 && !gone; i++) {
 		qvt_sleep_ms(200);
-		http_get(mport, "/metrics", body, sizeof(body));
+		qvt_http_get(mport, "/metrics", body, sizeof(body));
 		gone = strstr(body, "qvisor_vm_cpu_seconds_total{vm=\"m1\"}") &&
 		       !strstr(body, "qvisor_vm_cpu_seconds_total{vm=\"m2\"}");
 	}
@@ -241,4 +214,30 @@ Test(metrics, prometheus_scrapes_cpu_seconds_of_each_running_vm, .fini = teardow
 			   "%s", body);
 	cr_assert_not_null(strstr(body, "qvisor_rpc_duration_seconds_bucket{method=\"vm.history\","
 					"le=\"+Inf\"} 1\n"), "%s", body);
+	/* ... and through Prometheus: a histogram series with its buckets */
+	json_object *b = NULL;
+	double count = -1, p90 = -1;
+	for (int i = 0; i < 60; i++) {
+		json_object *c = query_by(pport, "qvisor_rpc_duration_seconds_count{method=\"vm.start\"}",
+					  "method");
+		count = val(c, "vm.start");
+		json_object_put(c);
+		json_object_put(b);
+		b = query_by(pport, "qvisor_rpc_duration_seconds_bucket{method=\"vm.start\"}", "le");
+		if (count == 2 && json_object_object_length(b) == 15)
+			break;
+		qvt_sleep_ms(500);
+	}
+	cr_assert_eq(count, 2, "qvisor_rpc_duration_seconds_count{method=vm.start}: %g", count);
+	cr_assert_eq(json_object_object_length(b), 15, "buckets: %s", json_object_to_json_string(b));
+	cr_assert_eq(val(b, "+Inf"), 2, "%s", json_object_to_json_string(b));
+	cr_assert_leq(val(b, "0.001"), val(b, "60"), "%s", json_object_to_json_string(b));
+	printf("prometheus: vm.start buckets %s\n", json_object_to_json_string(b));
+	json_object_put(b);
+	json_object *q = query_by(pport, "histogram_quantile(0.9, qvisor_rpc_duration_seconds_bucket"
+				  "{method=\"vm.start\"})", "method");
+	p90 = val(q, "vm.start");
+	json_object_put(q);
+	cr_assert(p90 > 0 && p90 <= 60, "histogram_quantile over vm.start: %g", p90);
+	printf("prometheus: vm.start p90 %.3f s\n", p90);
 }

@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "daemon/state.h"
 #include "helpers/guest.h"
+#include "helpers/http.h"
 #include "helpers/netns.h"
 #include "helpers/twohosts.h"
 
@@ -219,7 +220,24 @@ Test(migrate_p2p, vm_migrate_reports_the_real_blackout_and_moves_back)
 		      (long long)qdt);
 	json_object_put(r);
 	assert_one_copy(1, 10000);
+	/* the driving daemon's histograms count it (GET /metrics in its netns) */
+	static char body[262144];
+	char line[160];
+	cr_assert_eq(qvt_http_get_netns(H->ns_pid[0], atoi(QVT_TWOHOSTS_METRICS_PORT), "/metrics",
+					body, sizeof(body)), 200);
+	cr_assert_not_null(strstr(body, "# TYPE qvisor_migration_duration_seconds histogram\n"));
+	cr_assert_not_null(strstr(body, "qvisor_migration_duration_seconds_count{result=\"completed\"} 1\n"),
+			   "%s", body);
+	cr_assert_not_null(strstr(body, "qvisor_migration_downtime_seconds_count 1\n"), "%s", body);
+	snprintf(line, sizeof(line), "qvisor_migration_downtime_seconds_sum %.12g\n", dt / 1000.0);
+	cr_assert_not_null(strstr(body, line), "want %s in\n%s", line, body);
+	cr_assert_not_null(strstr(body, "qvisor_migration_downtime_seconds_bucket{le=\"+Inf\"} 1\n"));
 	migrate_back(1);
+	/* the way back was driven by the other daemon */
+	cr_assert_eq(qvt_http_get_netns(H->ns_pid[1], atoi(QVT_TWOHOSTS_METRICS_PORT), "/metrics",
+					body, sizeof(body)), 200);
+	cr_assert_not_null(strstr(body, "qvisor_migration_duration_seconds_count{result=\"completed\"} 1\n"),
+			   "%s", body);
 }
 
 Test(migrate_p2p, destination_daemon_killed_during_ram_copy)

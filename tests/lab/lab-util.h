@@ -32,6 +32,7 @@ struct lab_vm {
 
 struct lab {
 	cg_manager *m;
+	cg_manager *part; /* lab_partition: a slice that is a cpuset partition root */
 	char slice[64];
 	struct lab_vm vm[LAB_MAX_VMS];
 	size_t n;
@@ -78,8 +79,59 @@ static inline void lab_init(struct lab *l, const char *cpus)
 	l->interval_ms = 1000;
 }
 
+/* Write value to the file of dir; -1 on error. */
+static inline int lab_write(const char *dir, const char *file, const char *value)
+{
+	char p[700];
+	snprintf(p, sizeof(p), "%s/%s", dir, file);
+	FILE *f = fopen(p, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "%s\n", value);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+/* A second slice beside l->m for VMs started with lab_vm_start_in(l,
+ * l->part, ...); once lab_partition_root made it a cpuset partition root,
+ * their groups may become partition roots too (every ancestor is one). */
+static inline void lab_partition(struct lab *l)
+{
+	struct qv_error err = { 0 };
+	char slice[80];
+
+	snprintf(slice, sizeof(slice), "qvlab-%d-lat.slice", (int)getpid());
+	struct cg_manager_opts o = { .slice = slice };
+	cr_assert_eq(cg_manager_new(&o, &l->part, &err), 0, "%s", err.message);
+}
+
+/* Make that slice (an ordinary member until now) a partition root of cpus. */
+static inline void lab_partition_root(struct lab *l, const char *cpus)
+{
+	char got[64] = "";
+	const char *dir = cg_manager_slice_path(l->part);
+	cr_assert_eq(lab_write(dir, "cpuset.cpus", cpus), 0, "%s cpuset.cpus %s", dir, cpus);
+	cr_assert_eq(lab_write(dir, "cpuset.cpus.partition", "root"), 0);
+	char p[700];
+	snprintf(p, sizeof(p), "%s/cpuset.cpus.partition", dir);
+	FILE *f = fopen(p, "re");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(got, sizeof(got), f));
+	fclose(f);
+	cr_assert_str_eq(got, "root\n", "%s: %s", p, got);
+}
+
+static inline struct lab_vm *lab_vm_start_in(struct lab *l, cg_manager *m, const char *name,
+					     const char *fw);
+
 /* Start an inner VM with firmware fw ("spin.bin" or "halt.bin") in group name. */
 static inline struct lab_vm *lab_vm_start(struct lab *l, const char *name, const char *fw)
+{
+	return lab_vm_start_in(l, l->m, name, fw);
+}
+
+/* The same in manager m's slice. */
+static inline struct lab_vm *lab_vm_start_in(struct lab *l, cg_manager *m, const char *name,
+					     const char *fw)
 {
 	struct qv_error err = { 0 };
 	struct lab_vm *v = &l->vm[l->n++];
@@ -90,7 +142,7 @@ static inline struct lab_vm *lab_vm_start(struct lab *l, const char *name, const
 	snprintf(bios, sizeof(bios), "%s/%s", getenv("QV_LAB_FW") ?: "/lab/fw", fw);
 	snprintf(v->qmp, sizeof(v->qmp), "/tmp/qvlab-%d-%s.qmp", (int)getpid(), name);
 	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", v->qmp);
-	cr_assert_eq(cg_group_create(l->m, name, &v->g, &err), 0, "%s", err.message);
+	cr_assert_eq(cg_group_create(m, name, &v->g, &err), 0, "%s", err.message);
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -103,7 +155,7 @@ static inline struct lab_vm *lab_vm_start(struct lab *l, const char *name, const
 		_exit(127);
 	}
 	v->pid = pid;
-	cr_assert_eq(qmp_client_connect(v->qmp, 60000, &v->c, &err), 0, "%s: %s", name,
+	cr_assert_eq(qmp_client_connect(v->qmp, 120000, &v->c, &err), 0, "%s: %s", name,
 		     err.message);
 	return v;
 }
@@ -241,5 +293,9 @@ static inline void lab_fini(struct lab *l)
 	if (l->m) {
 		cg_manager_destroy(l->m);
 		cg_manager_free(l->m);
+	}
+	if (l->part) {
+		cg_manager_destroy(l->part);
+		cg_manager_free(l->part);
 	}
 }

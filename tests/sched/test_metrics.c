@@ -62,3 +62,36 @@ Test(metrics, exposition_has_each_vm_and_valid_families)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	(void)system(cmd);
 }
+
+Test(metrics, histogram_buckets_are_cumulative_with_sum_and_count)
+{
+	static const double b[] = { 0.1, 1, 10 };
+	struct qv_hist h = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
+
+	qv_hist_init(&h, b, 3);
+	qv_hist_observe(&h, 0.05);
+	qv_hist_observe(&h, 0.1); /* le is inclusive */
+	qv_hist_observe(&h, 5);
+	qv_hist_observe(&h, 100); /* only +Inf */
+	FILE *f = open_memstream(&buf, &len);
+	qv_metrics_family(f, "x_seconds", "histogram", "X.");
+	qv_hist_render(f, "x_seconds", "m=\"a\"", &h);
+	qv_hist_render(f, "x_seconds", "", &h);
+	fclose(f);
+	cr_assert_str_eq(buf, "# HELP x_seconds X.\n# TYPE x_seconds histogram\n"
+			      "x_seconds_bucket{m=\"a\",le=\"0.1\"} 2\n"
+			      "x_seconds_bucket{m=\"a\",le=\"1\"} 2\n"
+			      "x_seconds_bucket{m=\"a\",le=\"10\"} 3\n"
+			      "x_seconds_bucket{m=\"a\",le=\"+Inf\"} 4\n"
+			      "x_seconds_sum{m=\"a\"} 105.15\n"
+			      "x_seconds_count{m=\"a\"} 4\n"
+			      "x_seconds_bucket{le=\"0.1\"} 2\n"
+			      "x_seconds_bucket{le=\"1\"} 2\n"
+			      "x_seconds_bucket{le=\"10\"} 3\n"
+			      "x_seconds_bucket{le=\"+Inf\"} 4\n"
+			      "x_seconds_sum 105.15\n"
+			      "x_seconds_count 4\n");
+	free(buf);
+}
