@@ -254,9 +254,10 @@ static void round_run(struct cl_job *j)
 		j->r = cl_snap_load(j->c->etcd, &rd->s, &j->err);
 }
 
-/* "kind vm from to;" per decision: a round that repeats the previous one
- * emits nothing new. */
-static char *signature(const struct cl_snap *s, const struct qv_bal_plan *p)
+/* "mode: kind vm from to;" per decision: a round that repeats the
+ * previous one emits nothing new; a change of mode does (the same move
+ * decided in advise and then carried out in enforce is logged twice). */
+static char *signature(const struct cl_snap *s, const struct qv_bal_plan *p, enum qv_bal_mode mode)
 {
 	char *sig = NULL;
 	size_t len = 0;
@@ -264,6 +265,7 @@ static char *signature(const struct cl_snap *s, const struct qv_bal_plan *p)
 
 	if (!f)
 		return NULL;
+	fprintf(f, "%s:", qv_bal_mode_name(mode));
 	for (int i = 0; i < p->n; i++) {
 		const struct qv_bal_decision *d = &p->d[i];
 		fprintf(f, "%d %s %d %d;", d->kind, d->vm >= 0 ? s->vms[d->vm].name : "-", d->from,
@@ -325,7 +327,7 @@ static void round_finish(struct cl_job *j, bool cancelled)
 		log_warning("Cluster: %s", err.message);
 		goto out;
 	}
-	sig = signature(&rd->s, &plan);
+	sig = signature(&rd->s, &plan, rd->mode);
 	if (b->new_term || (plan.n && (!sig || !b->last_sig || !streq(sig, b->last_sig)))) {
 		json_object *ev = json_object_new_object();
 		json_object_object_add(ev, "mode", json_object_new_string(qv_bal_mode_name(rd->mode)));
