@@ -378,7 +378,7 @@ void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const
 	json_object *r;
 
 	snprintf(extra, sizeof(extra),
-		 "{\"memory\": 256, \"cmdline\": \"console=ttyS0 panic=-1 qv.dirty=%s\"}", dirty);
+		 "{\"memory\": 128, \"cmdline\": \"console=ttyS0 panic=-1 qv.dirty=%s\"}", dirty);
 	cr_assert_eq(qvt_define_guest(d, name, extra, &err), 0, "define: %s", err.message);
 	r = qvt_call_name(d, "vm.start", name, &err);
 	cr_assert_not_null(r, "start: %s", err.message);

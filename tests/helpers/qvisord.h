@@ -94,7 +94,7 @@ int qvt_vm_pid(const struct qvt_daemon *d, const char *name);
 /* Poll vm.info every 200 ms until it answers not-found: true, or false
  * after timeout_ms. */
 bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int timeout_ms);
-/* Define name from the test spec with 256 MiB and the guest dirtier
+/* Define name from the test spec with 128 MiB and the guest dirtier
  * (qv.dirty=dirty, "rate:wss"), start it and wait for QVISOR-DIRTIER-START
  * on its serial log. Criterion-asserts each step. */
 void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const char *dirty,
