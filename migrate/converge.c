@@ -300,7 +300,7 @@ static int read_dirty_rate(json_object *q, double *ret_bps)
  * interval there is downtime: poll fast once R nears the switchover
  * threshold (B x downtime-limit), and after migrate-continue until
  * "completed" (the destination's cont waits for it: at 200 ms this poll
- * was most of the 250-570 ms blackout). */
+ * added up to 200 ms to the blackout). */
 static uint64_t next_poll_ms(const mig_engine *e)
 {
 	if (e->phase == PH_SWITCHOVER)
