@@ -67,19 +67,27 @@ static bool address_valid(const char *a)
 	return true;
 }
 
-static int set_postcopy(struct qv_vm *vm, struct qv_error *errp)
+/* migrate-set-capabilities: name on. */
+static int set_capability(struct qv_vm *vm, const char *name, struct qv_error *errp)
 {
 	json_object *a = json_object_new_object(), *caps = json_object_new_array(), *cap;
 	int r;
 
 	cap = json_object_new_object();
-	json_object_object_add(cap, "capability", json_object_new_string("postcopy-ram"));
+	json_object_object_add(cap, "capability", json_object_new_string(name));
 	json_object_object_add(cap, "state", json_object_new_boolean(true));
 	json_object_array_add(caps, cap);
 	json_object_object_add(a, "capabilities", caps);
 	r = qmp_client_execute(qemu_instance_qmp(vm->inst), "migrate-set-capabilities", a, 5000,
 			       NULL, errp);
 	json_object_put(a);
+	return r;
+}
+
+static int set_postcopy(struct qv_vm *vm, struct qv_error *errp)
+{
+	int r = set_capability(vm, "postcopy-ram", errp);
+
 	if (r < 0) {
 		/* QEMU 7.2 opens userfaultfd with the plain syscall, which an
 		 * unprivileged QEMU user may only do with this sysctl set. */
@@ -100,16 +108,9 @@ static int set_postcopy(struct qv_vm *vm, struct qv_error *errp)
 static int set_multifd(struct qv_vm *vm, unsigned channels, struct qv_error *errp)
 {
 	qmp_client *c = qemu_instance_qmp(vm->inst);
-	json_object *a = json_object_new_object(), *caps = json_object_new_array(), *cap;
-	int r;
+	json_object *a;
+	int r = set_capability(vm, "multifd", errp);
 
-	cap = json_object_new_object();
-	json_object_object_add(cap, "capability", json_object_new_string("multifd"));
-	json_object_object_add(cap, "state", json_object_new_boolean(true));
-	json_object_array_add(caps, cap);
-	json_object_object_add(a, "capabilities", caps);
-	r = qmp_client_execute(c, "migrate-set-capabilities", a, 5000, NULL, errp);
-	json_object_put(a);
 	if (r < 0)
 		return r;
 	a = json_object_new_object();

@@ -172,12 +172,27 @@ static void on_finish_cont(qmp_client *c, int error, json_object *ret,
 	finish_done(m, vm);
 }
 
+/* Send `cont` to the incoming QEMU without waiting; *flag is set while it
+ * is out and fn (given a dest_query) clears it. */
+static int send_cont(struct qv_mig *m, struct qv_vm *vm, bool *flag, qmp_reply_fn fn)
+{
+	struct dest_query *q = dest_query_new(m);
+
+	*flag = true;
+	if (!q || qmp_client_execute_async(qemu_instance_qmp(vm->inst), "cont", NULL, NULL, 0,
+					   DEST_CONT_TIMEOUT_MS, fn, q) < 0) {
+		free(q);
+		*flag = false;
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Completed: give the disks back (nbd-server-stop), then `cont`, both
  * sent without waiting; QEMU runs them in order and the answer to cont
  * finishes the migration (on_finish_cont). */
 static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 {
-	struct dest_query *q;
 	struct qv_error err = {};
 
 	if (m->cont_finish)
@@ -188,12 +203,7 @@ static void finish_now(struct qv_mig *m, struct qv_vm *vm)
 	if (m->postcopy_running)
 		return finish_done(m, vm);
 	qv_mig_test_stall_point(m->d, "dest-finish-cont", qemu_instance_pid(vm->inst));
-	q = dest_query_new(m);
-	m->cont_finish = true;
-	if (!q || qmp_client_execute_async(qemu_instance_qmp(vm->inst), "cont", NULL, NULL, 0,
-					   DEST_CONT_TIMEOUT_MS, on_finish_cont, q) < 0) {
-		free(q);
-		m->cont_finish = false;
+	if (send_cont(m, vm, &m->cont_finish, on_finish_cont) < 0) {
 		qv_error_set(&err, EIO, QV_REASON_UNAVAILABLE, "cannot send cont to the incoming QEMU");
 		if (m->finish_call)
 			qv_rpc_call_error(TAKE_PTR(m->finish_call), &err);
@@ -231,18 +241,8 @@ static void on_postcopy_cont(qmp_client *c, int error, json_object *ret,
  * state, so starting here cannot make two copies run. */
 static void postcopy_cont(struct qv_mig *m, struct qv_vm *vm)
 {
-	struct dest_query *q;
-
-	if (m->cont_postcopy)
-		return;
-	q = dest_query_new(m);
-	m->cont_postcopy = true;
-	if (!q || qmp_client_execute_async(qemu_instance_qmp(vm->inst), "cont", NULL, NULL, 0,
-					   DEST_CONT_TIMEOUT_MS, on_postcopy_cont, q) < 0) {
-		free(q);
-		m->cont_postcopy = false;
+	if (!m->cont_postcopy && send_cont(m, vm, &m->cont_postcopy, on_postcopy_cont) < 0)
 		log_warning("VM %s: cannot send cont at postcopy-active", m->vm);
-	}
 }
 
 /* What the watch does with the incoming side's status (st: QEMU's
