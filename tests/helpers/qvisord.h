@@ -94,11 +94,14 @@ int qvt_vm_pid(const struct qvt_daemon *d, const char *name);
 /* Poll vm.info every 200 ms until it answers not-found: true, or false
  * after timeout_ms. */
 bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int timeout_ms);
-/* Define name from the test spec with 128 MiB and the guest dirtier
+/* Define name from the test spec with 256 MiB and the guest dirtier
  * (qv.dirty=dirty, "rate:wss"), start it and wait for QVISOR-DIRTIER-START
  * on its serial log. Criterion-asserts each step. */
 void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const char *dirty,
 			     int boot_timeout_ms);
+/* The same with memory_mib of guest memory. */
+void qvt_start_dirtier_guest_mem(const struct qvt_daemon *d, const char *name, const char *dirty,
+				 int memory_mib, int boot_timeout_ms);
 
 /* o[key] as a string, "" when absent or null (o may be NULL). */
 const char *qvt_json_str(json_object *o, const char *key);

@@ -20,6 +20,7 @@
 
 #define BOOT_TIMEOUT_MS 180000
 #define VM "p2p1"
+#define GUEST_MIB 128 /* half the RAM copy of the shared helper's 256 */
 /* The daemon-killed-during-RAM-copy cases: the 4 MiB/s cap holds the first
  * pass over the guest's 128 MiB open for ~30 s (the kill lands in it); the
  * dirtier stays far below the cap (D/B ~ 0.3, under the controller's 0.5
@@ -213,7 +214,7 @@ Test(migrate_p2p, vm_migrate_reports_the_real_blackout_and_moves_back)
 	int64_t dt, qdt, stop, resume;
 
 	QVT_REQUIRE_HOSTS();
-	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "5:32", GUEST_MIB, BOOT_TIMEOUT_MS);
 	r = migrate_sync(0, 1, &err);
 	cr_assert_not_null(r, "vm.migrate: %s", err.message);
 	cr_assert(json_object_object_get_ex(r, "downtime_source", &v));
@@ -245,7 +246,7 @@ Test(migrate_p2p, destination_daemon_killed_during_ram_copy)
 	uint64_t id;
 
 	QVT_REQUIRE_HOSTS();
-	qvt_start_dirtier_guest(&H->d[0], VM, COPY_DIRTY, BOOT_TIMEOUT_MS);
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, COPY_DIRTY, GUEST_MIB, BOOT_TIMEOUT_MS);
 	qv_rpc_conn *c = migrate_async(0, 1, COPY_CAP_MIBPS, &id);
 	wait_phase(0, "performing");
 	qvt_sleep_ms(2500);
@@ -263,7 +264,7 @@ Test(migrate_p2p, source_daemon_killed_during_ram_copy)
 	uint64_t id;
 
 	QVT_REQUIRE_HOSTS();
-	qvt_start_dirtier_guest(&H->d[0], VM, COPY_DIRTY, BOOT_TIMEOUT_MS);
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, COPY_DIRTY, GUEST_MIB, BOOT_TIMEOUT_MS);
 	qv_rpc_conn *c = migrate_async(0, 1, COPY_CAP_MIBPS, &id);
 	wait_phase(0, "performing");
 	/* Only the driver's own abort path may resume the source without
@@ -309,7 +310,7 @@ static void crash_at(int host, const char *point, int expect_on)
 	uint64_t id;
 
 	QVT_REQUIRE_HOSTS();
-	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "5:32", GUEST_MIB, BOOT_TIMEOUT_MS);
 	arm(host, point);
 	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
 	cr_assert(wait_dead(host, 120000), "host %d did not crash at %s", host, point);
@@ -350,7 +351,7 @@ Test(migrate_p2p, cli_killed_mid_migration_goes_on)
 	snprintf(bin, sizeof(bin), "%s/qvisor", b && *b ? b : "build");
 	if (access(bin, X_OK) < 0)
 		cr_skip_test("qvisor CLI not built");
-	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "5:32", GUEST_MIB, BOOT_TIMEOUT_MS);
 	snprintf(to, sizeof(to), "unix://%s", H->d[1].socket);
 	pid = fork();
 	cr_assert_geq(pid, 0);
@@ -383,7 +384,7 @@ Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped)
 	bool answered;
 
 	QVT_REQUIRE_HOSTS();
-	qvt_start_dirtier_guest(&H->d[0], VM, "5:32", BOOT_TIMEOUT_MS);
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "5:32", GUEST_MIB, BOOT_TIMEOUT_MS);
 	qpid = qvt_vm_pid(&H->d[0], VM);
 	cr_assert_gt(qpid, 0);
 	/* 16 MiB/s: a RAM copy of several seconds that still converges */
@@ -439,7 +440,7 @@ Test(migrate_p2p, vm_list_answers_while_the_destination_qemu_is_stopped_at_finis
 	int qpid = 0, answered = 0;
 
 	QVT_REQUIRE_HOSTS();
-	qvt_start_dirtier_guest(&H->d[0], VM, "1:16", BOOT_TIMEOUT_MS);
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "1:16", GUEST_MIB, BOOT_TIMEOUT_MS);
 	arm_hook(1, "QVISORD_TEST_STALL_AT", "dest-finish-cont");
 	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
 	for (int t = 0; t < 240000 && !answered; t += 20) {
