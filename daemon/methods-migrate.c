@@ -22,6 +22,32 @@ void qv_mig_test_crash_point(const char *point)
 	}
 }
 
+static pid_t stalled_pid;
+
+static void stall_over(qv_source *s, void *ud)
+{
+	log_warning("QVISORD_TEST_STALL_AT: resuming QEMU pid %d", (int)stalled_pid);
+	(void)kill(stalled_pid, SIGCONT);
+}
+
+void qv_mig_test_stall_point(struct qv_daemon *d, const char *point, pid_t pid)
+{
+	const char *at = getenv("QVISORD_TEST_STALL_AT"), *ms = getenv("QVISORD_TEST_STALL_MS");
+	static bool done;
+	int after = ms ? atoi(ms) : 3000;
+
+	if (done || !at || !streq(at, point) || pid <= 0)
+		return;
+	done = true;
+	stalled_pid = pid;
+	log_warning("QVISORD_TEST_STALL_AT=%s: stopping QEMU pid %d for %d ms", point, (int)pid,
+		    after);
+	if (kill(pid, SIGSTOP) < 0 ||
+	    qv_loop_add_timer(d->loop, (uint64_t)(after > 0 ? after : 3000), stall_over, NULL,
+			      NULL) < 0)
+		(void)kill(pid, SIGCONT);
+}
+
 /* One daemon per process: the list of migrations is process-wide. */
 static struct qv_mig *migs;
 

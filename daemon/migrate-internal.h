@@ -47,6 +47,8 @@ struct qv_mig {
 	uint64_t complete_since; /* incoming seen completed, not finished (monotonic ms) */
 	bool asking;             /* migrate-ask.c: a question to the source is out */
 	bool querying;           /* dest_watch's query-migrate is out (asynchronous) */
+	bool cont_finish;        /* finish's cont is out (asynchronous) */
+	bool cont_postcopy;      /* the postcopy switch's cont is out */
 	size_t n_images;
 };
 
@@ -138,6 +140,9 @@ int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp);
 
 /* Test hook: SIGKILL ourselves when $QVISORD_TEST_CRASH_AT == point. */
 void qv_mig_test_crash_point(const char *point);
+/* QVISORD_TEST_STALL_AT=point: SIGSTOP QEMU pid there, SIGCONT it
+ * QVISORD_TEST_STALL_MS (3000) later from the loop; once per daemon. */
+void qv_mig_test_stall_point(struct qv_daemon *d, const char *point, pid_t pid);
 
 /* migrate-p2p.c: vm.migrate, the daemon-driven protocol (migrate/protocol.h) */
 struct qv_p2p;

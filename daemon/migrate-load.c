@@ -84,6 +84,12 @@ void qv_migrate_registry_load(struct qv_daemon *d)
 				}
 			}
 			qv_mig_dest_rearm(m);
+			/* Re-attached as "paused" (QEMU says inmigrate): it is the
+			 * incoming side of a migration, and per-VM polls (block
+			 * stats, balloon) leave a migrating VM alone. */
+			struct qv_vm *vm = qv_vm_find(d, it->vm);
+			if (vm && vm->inst && vm->state != QV_VM_MIGRATING)
+				qv_vm_set_state(vm, QV_VM_MIGRATING, NULL);
 		}
 		free(it->vm);
 		free(it->role);

@@ -138,21 +138,13 @@ static void mark_completed(struct qv_mig *m, struct qv_vm *vm)
 		qv_vm_set_state(vm, QV_VM_MIGRATING, NULL);
 }
 
-static void postcopy_watch(qv_source *s, void *ud)
-{
-	struct qv_mig *m = ud;
-	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
-	_cleanup_json_ json_object *q = NULL;
-	const char *status = "unknown";
-	json_object *v;
+static void postcopy_watch(qv_source *s, void *ud);
 
-	m->watch = NULL;
-	if (!vm || !vm->inst ||
-	    qmp_client_execute(qemu_instance_qmp(vm->inst), "query-migrate", NULL, 5000, &q,
-			       NULL) < 0)
+/* What QEMU said (status NULL: it did not answer). */
+static void postcopy_status(struct qv_mig *m, struct qv_vm *vm, const char *status)
+{
+	if (!status)
 		status = "source QEMU gone";
-	else if (json_object_object_get_ex(q, "status", &v))
-		status = json_object_get_string(v);
 	if (vm && streq(status, "completed")) {
 		log_info("VM %s: postcopy migration completed; waiting for migrate.confirm",
 			 m->vm);
@@ -171,6 +163,53 @@ static void postcopy_watch(qv_source *s, void *ud)
 	}
 	if (qv_loop_add_timer(m->d->loop, POSTCOPY_WATCH_MS, postcopy_watch, m, &m->watch) < 0)
 		m->watch = NULL;
+}
+
+struct pc_query {
+	struct qv_daemon *d;
+	char vm[VM_NAME_MAX + 1];
+};
+
+static void on_postcopy_query(qmp_client *c, int error, json_object *ret,
+			      const struct qv_error *errp, void *ud)
+{
+	struct pc_query *q = ud;
+	struct qv_mig *m = qv_mig_find(q->vm, true);
+	struct qv_vm *vm = qv_vm_find(q->d, q->vm);
+	json_object *v;
+	char buf[32];
+
+	free(q);
+	if (!m || !m->querying)
+		return; /* dropped meanwhile */
+	m->querying = false;
+	if (error >= 0 && json_object_object_get_ex(ret, "status", &v))
+		snprintf(buf, sizeof(buf), "%s", json_object_get_string(v));
+	else
+		snprintf(buf, sizeof(buf), "%s", error >= 0 ? "unknown" : "source QEMU gone");
+	postcopy_status(m, vm, buf);
+}
+
+/* query-migrate without waiting for it: a stalled QEMU leaves the loop
+ * serving (the answer, or its 5 s deadline, comes back later). */
+static void postcopy_watch(qv_source *s, void *ud)
+{
+	struct qv_mig *m = ud;
+	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
+	struct pc_query *q;
+
+	m->watch = NULL;
+	if (!vm || !vm->inst || !(q = calloc(1, sizeof(*q))))
+		return postcopy_status(m, vm, NULL);
+	q->d = m->d;
+	snprintf(q->vm, sizeof(q->vm), "%s", m->vm);
+	m->querying = true;
+	if (qmp_client_execute_async(qemu_instance_qmp(vm->inst), "query-migrate", NULL, NULL, 0,
+				     5000, on_postcopy_query, q) < 0) {
+		m->querying = false;
+		free(q);
+		postcopy_status(m, vm, NULL);
+	}
 }
 
 /* Adopt a postcopy migration found running: record it (a cancel is then
@@ -230,7 +269,7 @@ int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 	qmp_client *c;
 	int r;
 
-	if (m && (m->engine || m->mirror_timer || m->watch))
+	if (m && (m->engine || m->mirror_timer || m->watch || m->querying))
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "the migration of %s is still being driven", name);
 	if (!vm || !vm->inst) {

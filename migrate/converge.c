@@ -298,9 +298,13 @@ static int read_dirty_rate(json_object *q, double *ret_bps)
 
 /* QEMU stops the guest before it enters pre-switchover, so every poll
  * interval there is downtime: poll fast once R nears the switchover
- * threshold (B x downtime-limit). */
+ * threshold (B x downtime-limit), and after migrate-continue until
+ * "completed" (the destination's cont waits for it: at 200 ms this poll
+ * added up to 200 ms to the blackout). */
 static uint64_t next_poll_ms(const mig_engine *e)
 {
+	if (e->phase == PH_SWITCHOVER)
+		return QV_MIG_FAST_POLL_MS;
 	double b = e->model.bw_bps > 0 ? e->model.bw_bps : e->model.qemu_bw_bps;
 	double threshold = b * e->pst.downtime_limit_ms / 1000.0;
 	int limit = e->opts.plain ? 0 : e->pst.downtime_limit_ms;

@@ -86,13 +86,13 @@ trap 'exit 130' INT TERM
 hosts_up() { # $1 = policy
 	local i t addr ep=https://$SUB.1:2379
 	ip netns add "${TAG}br" || die "netns"
-	ip -n "${TAG}br" link add br type bridge && ip -n "${TAG}br" link set br up
+	ip -n "${TAG}br" link add name tbr type bridge && ip -n "${TAG}br" link set tbr up
 	[ -f "$W/ca/ca-cert.pem" ] || "$Q" --pki-dir "$W/ca" pki init >/dev/null || die "pki init"
 	for i in $(seq 0 $((NH - 1))); do
 		addr=$SUB.$((i + 1))
 		ip netns add "$TAG$i" || die "netns"
 		ip link add "${TAG}v$i" netns "${TAG}br" type veth peer name eth0 netns "$TAG$i" || die "veth"
-		ip -n "${TAG}br" link set "${TAG}v$i" master br up
+		ip -n "${TAG}br" link set "${TAG}v$i" master tbr up
 		ip -n "$TAG$i" addr add "$addr/24" dev eth0
 		ip -n "$TAG$i" link set lo up
 		ip -n "$TAG$i" link set eth0 up

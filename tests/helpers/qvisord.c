@@ -373,12 +373,19 @@ bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int tim
 void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const char *dirty,
 			     int boot_timeout_ms)
 {
+	qvt_start_dirtier_guest_mem(d, name, dirty, 256, boot_timeout_ms);
+}
+
+void qvt_start_dirtier_guest_mem(const struct qvt_daemon *d, const char *name, const char *dirty,
+				 int memory_mib, int boot_timeout_ms)
+{
 	struct qv_error err = {};
 	char extra[256];
 	json_object *r;
 
 	snprintf(extra, sizeof(extra),
-		 "{\"memory\": 256, \"cmdline\": \"console=ttyS0 panic=-1 qv.dirty=%s\"}", dirty);
+		 "{\"memory\": %d, \"cmdline\": \"console=ttyS0 panic=-1 qv.dirty=%s\"}",
+		 memory_mib, dirty);
 	cr_assert_eq(qvt_define_guest(d, name, extra, &err), 0, "define: %s", err.message);
 	r = qvt_call_name(d, "vm.start", name, &err);
 	cr_assert_not_null(r, "start: %s", err.message);

@@ -99,6 +99,9 @@ bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int tim
  * on its serial log. Criterion-asserts each step. */
 void qvt_start_dirtier_guest(const struct qvt_daemon *d, const char *name, const char *dirty,
 			     int boot_timeout_ms);
+/* The same with memory_mib of guest memory. */
+void qvt_start_dirtier_guest_mem(const struct qvt_daemon *d, const char *name, const char *dirty,
+				 int memory_mib, int boot_timeout_ms);
 
 /* o[key] as a string, "" when absent or null (o may be NULL). */
 const char *qvt_json_str(json_object *o, const char *key);
