@@ -255,13 +255,13 @@ void qvt_threehosts_down(struct qvt_threehosts *h)
 	}
 }
 
-bool qvt_threehosts_fixture_up(struct qvt_threehosts *h, const char *tag)
+bool qvt_threehosts_fixture_up(struct qvt_threehosts *h, const char *tag, const char *const *more)
 {
 	const char *why;
 
 	if (!qvt_guest_dir())
 		return false;
-	why = qvt_threehosts_up(h);
+	why = qvt_threehosts_up_args(h, more);
 	if (why)
 		fprintf(stderr, "%s: %s\n", tag, why);
 	return !why;

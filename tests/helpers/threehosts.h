@@ -52,6 +52,7 @@ int qvt_threehosts_index(const struct qvt_threehosts *h, const char *name);
 /* cluster.vms on d[via]: the owner of VM name into owner ("" if none). */
 int qvt_cluster_owner(struct qvt_threehosts *h, int via, const char *name, char *owner,
 		      size_t size);
-/* A suite's .init: true when the test guest and the three hosts are up;
- * false (why printed after tag) and the tests skip. */
-bool qvt_threehosts_fixture_up(struct qvt_threehosts *h, const char *tag);
+/* A suite's .init: true when the test guest and the three hosts are up
+ * (more: further qvisord options for every host, NULL-terminated, or
+ * NULL); false (why printed after tag) and the tests skip. */
+bool qvt_threehosts_fixture_up(struct qvt_threehosts *h, const char *tag, const char *const *more);

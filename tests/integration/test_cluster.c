@@ -20,7 +20,7 @@ static bool up;
 
 static void setup(void)
 {
-	up = qvt_threehosts_fixture_up(&hosts, "cluster");
+	up = qvt_threehosts_fixture_up(&hosts, "cluster", NULL);
 }
 
 static void teardown(void)

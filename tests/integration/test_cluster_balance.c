@@ -38,16 +38,7 @@ static void setup(void)
 					     "--cluster-balance-threshold", "0.1",
 					     "--cluster-balance-cooldown", "600",
 					     "--cluster-capacity-vcpus", "2", NULL };
-	const char *why;
-
-	if (!qvt_guest_dir())
-		return;
-	why = qvt_threehosts_up_args(&hosts, more);
-	if (why) {
-		fprintf(stderr, "cluster_balance: %s\n", why);
-		return;
-	}
-	up = true;
+	up = qvt_threehosts_fixture_up(&hosts, "cluster_balance", more);
 }
 
 static void teardown(void)

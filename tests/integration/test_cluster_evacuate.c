@@ -28,7 +28,7 @@ static bool up;
 
 static void setup(void)
 {
-	up = qvt_threehosts_fixture_up(&hosts, "cluster_evacuate");
+	up = qvt_threehosts_fixture_up(&hosts, "cluster_evacuate", NULL);
 }
 
 static void teardown(void)

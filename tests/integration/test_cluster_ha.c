@@ -33,24 +33,15 @@ static bool up;
 
 static void setup(void)
 {
-	const char *why;
-
 	if (!qvt_guest_dir())
 		return;
 	snprintf(shared, sizeof(shared), "/tmp/qvha-XXXXXX");
 	if (!mkdtemp(shared))
 		return;
 	chmod(shared, 0755);
-	hosts.more_args[0] = "--cluster-shared-dir";
-	hosts.more_args[1] = shared;
-	hosts.more_args[2] = "--cluster-fence-timeout";
-	hosts.more_args[3] = FENCE_S;
-	why = qvt_threehosts_up(&hosts);
-	if (why) {
-		fprintf(stderr, "cluster_ha: %s\n", why);
-		return;
-	}
-	up = true;
+	const char *const more[] = { "--cluster-shared-dir", shared, "--cluster-fence-timeout",
+				     FENCE_S, NULL };
+	up = qvt_threehosts_fixture_up(&hosts, "cluster_ha", more);
 }
 
 static void teardown(void)

@@ -37,16 +37,7 @@ static void phase(const char *what)
 
 static void setup(void)
 {
-	const char *why;
-
-	if (!qvt_guest_dir())
-		return;
-	why = qvt_threehosts_up(&hosts);
-	if (why) {
-		fprintf(stderr, "cluster_move: %s\n", why);
-		return;
-	}
-	up = true;
+	up = qvt_threehosts_fixture_up(&hosts, "cluster_move", NULL);
 }
 
 static void teardown(void)
