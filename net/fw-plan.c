@@ -8,7 +8,7 @@
 
 #include "common/json.h"
 #include "common/macro.h"
-#include "net/fw.h"
+#include "net/fw-internal.h"
 
 struct live_chain {
 	char name[64];
@@ -173,7 +173,7 @@ static bool snippet_live(const qv_fw_live *live, const char *text, const char *c
 
 static bool base_live(const qv_fw_live *live)
 {
-	static const char *const base[] = { "vm_pre", "vm_fwd", "vm_out" };
+	static const char *const base[] = { "vm_pre", "vm_fwd", "vm_out", "vm_spoof" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(base); i++) {
 		struct live_chain *lc = live_chain((qv_fw_live *)live, base[i]);
@@ -220,8 +220,10 @@ static bool tap_desired(const struct qv_fw_nic *nics, size_t n, const char *tap)
  * map elements, NIC chains, their sets (the rules used them), group chains. */
 static int plan_stale(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *live,
 		      const struct qv_fw_nic *nics, size_t n_nics, const struct qv_fw_group *groups,
-		      size_t n_groups)
+		      size_t n_groups, bool *ret_stale_nic)
 {
+	size_t before = qv_fw_batch_len(b);
+
 	const char *t = o && o->table ? o->table : QV_FW_TABLE;
 	int r = 0;
 
@@ -247,14 +249,15 @@ static int plan_stale(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_li
 				 !desired_group(groups, n_groups, c->name))
 				r = qv_fw_batch_addf(b, "delete chain bridge %s %s\n", t, c->name);
 		}
+	/* anything of a gone NIC was deleted: its set elements must go too */
+	*ret_stale_nic = qv_fw_batch_len(b) != before;
 	return r;
 }
 
-/* Emit one group (nic NULL) or NIC into a scratch batch and append it to b
- * unless the kernel already has exactly that. */
+/* Emit one group (nic NULL) or NIC's chains into a scratch batch and append
+ * it to b unless the kernel already has exactly that; *ret_changed. */
 static int plan_one(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *live,
-		    const struct qv_fw_group *g, const struct qv_fw_nic *nic,
-		    struct qv_error *errp)
+		    const struct qv_fw_group *g, const struct qv_fw_nicx *nic, bool *ret_changed)
 {
 	_cleanup_(qv_fw_batch_freep) qv_fw_batch *s = qv_fw_batch_new();
 	char in[64], out[64];
@@ -264,9 +267,9 @@ static int plan_one(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live
 	if (!s)
 		return -ENOMEM;
 	if (nic) {
-		qv_fw_nic_chain(nic->tap, true, in);
-		qv_fw_nic_chain(nic->tap, false, out);
-		r = qv_fw_emit_nic(s, o, nic, errp);
+		qv_fw_nic_chain(nic->n->tap, true, in);
+		qv_fw_nic_chain(nic->n->tap, false, out);
+		r = qv_fw__emit_nic_chains(s, o, nic);
 	} else {
 		qv_fw_group_chain(g->name, true, in);
 		qv_fw_group_chain(g->name, false, out);
@@ -275,30 +278,117 @@ static int plan_one(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live
 	if (r < 0)
 		return r;
 	bool same = live && snippet_live(live, qv_fw_batch_text(s), names, 2) &&
-		    (!nic || (has_key(live->from, live->n_from, nic->tap) &&
-			      has_key(live->to, live->n_to, nic->tap)));
+		    (!nic || (has_key(live->from, live->n_from, nic->n->tap) &&
+			      has_key(live->to, live->n_to, nic->n->tap)));
+	*ret_changed = !same;
 	return same ? 0 : qv_fw_batch_addf(b, "%s", qv_fw_batch_text(s));
 }
 
+struct nicx_store {
+	struct qv_fw_nicx x;
+	struct qv_fw_nic norm;
+	struct vm_fw defaults;
+	char mac[QV_MAC_STRLEN];
+};
+
+/* Chains are compared one by one (the end hash covers the NIC's elements).
+ * The shared sets cannot be compared per NIC cheaply, so when any NIC
+ * changed, appeared or went, they are flushed and refilled from the model
+ * in the same transaction (their element counters restart). */
 int qv_fw_plan(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live *live,
 	       const struct qv_fw_nic *nics, size_t n_nics, const struct qv_fw_group *groups,
 	       size_t n_groups, struct qv_error *errp)
 {
+	_cleanup_free_ struct nicx_store *xs = NULL;
+	_cleanup_(qv_fw__elems_freep) qv_fw_elems *e = NULL;
+	bool table = live && live->table, reload = false, changed = false;
 	int r = 0;
 
 	if (n_nics == 0)
-		return live && live->table ? qv_fw_emit_table_delete(b, o) : 0;
-	if (!live || !live->table || !base_live(live))
+		return table ? qv_fw_emit_table_delete(b, o) : 0;
+	xs = calloc(n_nics, sizeof(*xs));
+	e = qv_fw__elems_new();
+	if (!xs || !e)
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+	for (size_t i = 0; i < n_nics; i++) {
+		r = qv_fw__nicx(&nics[i], o, &xs[i].x, &xs[i].norm, xs[i].mac, &xs[i].defaults,
+				errp);
+		if (r < 0)
+			return r;
+	}
+	if (!table || !base_live(live)) {
 		r = qv_fw_emit_base(b, o);
+		reload = true;
+	}
 	for (size_t i = 0; r >= 0 && i < n_groups; i++)
-		r = plan_one(b, o, live, &groups[i], NULL, errp);
-	for (size_t i = 0; r >= 0 && i < n_nics; i++)
-		r = plan_one(b, o, live, NULL, &nics[i], errp);
-	if (r >= 0 && live && live->table)
-		r = plan_stale(b, o, live, nics, n_nics, groups, n_groups);
+		r = plan_one(b, o, live, &groups[i], NULL, &changed);
+	for (size_t i = 0; r >= 0 && i < n_nics; i++) {
+		r = plan_one(b, o, live, NULL, &xs[i].x, &changed);
+		reload |= changed;
+	}
+	if (r >= 0 && table) {
+		r = plan_stale(b, o, live, nics, n_nics, groups, n_groups, &changed);
+		reload |= changed;
+	}
+	if (r >= 0 && reload && table)
+		r = qv_fw__flush_shared(b, o);
+	for (size_t i = 0; r >= 0 && reload && i < n_nics; i++)
+		r = qv_fw__elems_nic(e, &xs[i].x, o);
+	if (r >= 0 && reload)
+		r = qv_fw__elems_emit(e, b, o, false);
 	if (r < 0 && errp && !errp->set)
 		qv_error_set(errp, -r, QV_REASON_INTERNAL, "firewall plan: %s", strerror(-r));
 	return r;
+}
+
+static json_object *counter_row(const char *comment, json_object *cnt)
+{
+	json_object *row = json_object_new_object(), *v;
+
+	json_object_object_add(row, "comment", json_object_new_string(comment));
+	json_object_object_add(row, "packets", json_object_new_int64(
+		json_object_object_get_ex(cnt, "packets", &v) ? json_object_get_int64(v) : 0));
+	json_object_object_add(row, "bytes", json_object_new_int64(
+		json_object_object_get_ex(cnt, "bytes", &v) ? json_object_get_int64(v) : 0));
+	return row;
+}
+
+/* The NIC's elements of the shared sets and maps that count for chain
+ * (n_<tap>_in or _out): anti-spoofing drops and rules that are map elements. */
+static void element_rows(json_object *set, const char *chain, json_object *out)
+{
+	const char *name = obj_str(set, "name");
+	json_object *elems, *cnt;
+	char tap[16], tag[48];
+	bool is_out, rules;
+	const char *t = name ? qv_fw__set_tag(name, &is_out, &rules) : NULL;
+
+	if (!t || !json_object_object_get_ex(set, "elem", &elems) ||
+	    !(is_out ? nic_of(chain, "_out", tap) : nic_of(chain, "_in", tap)))
+		return;
+	for (size_t i = 0; i < json_object_array_length(elems); i++) {
+		json_object *it = json_object_array_get_idx(elems, i), *el, *val, *c;
+		if (json_object_is_type(it, json_type_array)) /* map: [key, verdict] */
+			it = json_object_array_get_idx(it, 0);
+		if (!json_object_object_get_ex(it, "elem", &el) ||
+		    !json_object_object_get_ex(el, "val", &val) ||
+		    !json_object_object_get_ex(el, "counter", &cnt))
+			continue;
+		if (json_object_object_get_ex(val, "concat", &c))
+			val = json_object_array_get_idx(c, 0);
+		if (!json_object_is_type(val, json_type_string) ||
+		    !streq(json_object_get_string(val), tap))
+			continue;
+		const char *comment = rules ? obj_str(el, "comment") : tag;
+		if (!rules) {
+			snprintf(tag, sizeof(tag), QV_FW_TAG_SPOOF "%s", t);
+			for (char *p = tag + strlen(QV_FW_TAG_SPOOF); *p; p++)
+				if (*p == '_')
+					*p = '-';
+		}
+		if (comment)
+			json_object_array_add(out, counter_row(comment, cnt));
+	}
 }
 
 json_object *qv_fw_chain_counters(json_object *listing, const char *chain)
@@ -308,25 +398,22 @@ json_object *qv_fw_chain_counters(json_object *listing, const char *chain)
 	if (!listing || !json_object_object_get_ex(listing, "nftables", &arr))
 		return out;
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *it = json_object_array_get_idx(arr, i), *rule, *expr;
+		json_object *it = json_object_array_get_idx(arr, i), *rule, *expr, *set;
 		const char *c, *ch;
+		if (json_object_object_get_ex(it, "set", &set) ||
+		    json_object_object_get_ex(it, "map", &set)) {
+			element_rows(set, chain, out);
+			continue;
+		}
 		if (!json_object_object_get_ex(it, "rule", &rule) || !(ch = obj_str(rule, "chain")) ||
 		    !streq(ch, chain) || !(c = obj_str(rule, "comment")) ||
 		    !json_object_object_get_ex(rule, "expr", &expr))
 			continue;
 		for (size_t k = 0; k < json_object_array_length(expr); k++) {
-			json_object *e = json_object_array_get_idx(expr, k), *cnt, *v;
+			json_object *e = json_object_array_get_idx(expr, k), *cnt;
 			if (!json_object_object_get_ex(e, "counter", &cnt))
 				continue;
-			json_object *row = json_object_new_object();
-			json_object_object_add(row, "comment", json_object_new_string(c));
-			json_object_object_add(row, "packets",
-					       json_object_new_int64(json_object_object_get_ex(
-						       cnt, "packets", &v) ? json_object_get_int64(v) : 0));
-			json_object_object_add(row, "bytes",
-					       json_object_new_int64(json_object_object_get_ex(
-						       cnt, "bytes", &v) ? json_object_get_int64(v) : 0));
-			json_object_array_add(out, row);
+			json_object_array_add(out, counter_row(c, cnt));
 			break;
 		}
 	}

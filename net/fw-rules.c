@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/macro.h"
-#include "net/fw.h"
+#include "net/fw-internal.h"
 #include "net/ifname.h"
 #include "net/mac.h"
 
@@ -107,20 +107,6 @@ static uint32_t fnv(const char *s, size_t n)
 	return h;
 }
 
-/* Chain/element names only ever hold [A-Za-z0-9_.-]; nft's parser wants
- * identifiers without '-' or '.', so the TAP is checked to the stricter
- * grammar the TAP scheme produces. */
-static bool ident_ok(const char *s)
-{
-	if (!s || !*s || strlen(s) > 15)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_'))
-			return false;
-	return true;
-}
-
 /* Constant sets shared by every NIC chain: an anonymous set per rule would
  * put thousands of sets in the table, and libnftables dumps every set of
  * the table into its cache before each transaction. */
@@ -139,10 +125,19 @@ static const char base_sets[] =
 int qv_fw_emit_base(qv_fw_batch *b, const struct qv_fw_opts *o)
 {
 	const char *t = tbl(o);
-	static const struct { const char *name, *hook, *key, *map; } base[] = {
-		{ "vm_pre", "prerouting", "iifname", "from_vm" },
-		{ "vm_fwd", "forward", "oifname", "to_vm" },
-		{ "vm_out", "output", "oifname", "to_vm" },
+	/* ARP and ND pass whatever a NIC's policy says (after anti-spoofing),
+	 * so a drop policy does not cut a VM off its own link; on a DHCP
+	 * network the server's replies to the client too. */
+	static const struct { const char *name, *hook, *pre; } base[] = {
+		{ "vm_pre", "prerouting", "jump vm_spoof\nether type arp accept\n"
+					  "icmpv6 type @nd_out accept\n"
+					  "iifname vmap @from_vm" },
+		{ "vm_fwd", "forward", "ether type arp accept\nicmpv6 type @nd_in accept\n"
+				       "oifname @dhcp_nics udp sport 67 udp dport 68 accept\n"
+				       "oifname vmap @to_vm" },
+		{ "vm_out", "output", "ether type arp accept\nicmpv6 type @nd_in accept\n"
+				      "oifname @dhcp_nics udp sport 67 udp dport 68 accept\n"
+				      "oifname vmap @to_vm" },
 	};
 	int r = qv_fw_batch_addf(b, "add table bridge %s\n"
 				 "add map bridge %s from_vm { type ifname : verdict; }\n"
@@ -151,14 +146,20 @@ int qv_fw_emit_base(qv_fw_batch *b, const struct qv_fw_opts *o)
 
 	if (r >= 0)
 		r = qv_fw_batch_addf(b, base_sets, t);
-	for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(base); i++)
+	if (r >= 0)
+		r = qv_fw__emit_shared(b, o);
+	for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(base); i++) {
 		r = qv_fw_batch_addf(b, "add chain bridge %s %s { type filter hook %s priority 0; "
-				     "policy accept; }\n"
-				     "flush chain bridge %s %s\n"
-				     "add rule bridge %s %s %s vmap @%s comment \"" QV_FW_TAG_END
-				     QV_FW_BASE_TAG "\"\n",
-				     t, base[i].name, base[i].hook, t, base[i].name, t,
-				     base[i].name, base[i].key, base[i].map);
+				     "policy accept; }\nflush chain bridge %s %s\n",
+				     t, base[i].name, base[i].hook, t, base[i].name);
+		for (const char *p = base[i].pre; r >= 0 && *p;) {
+			size_t l = strcspn(p, "\n");
+			r = qv_fw_batch_addf(b, "add rule bridge %s %s %.*s%s\n", t, base[i].name,
+					     (int)l, p, p[l] ? "" : " comment \"" QV_FW_TAG_END
+					     QV_FW_BASE_TAG "\"");
+			p += l + (p[l] == '\n');
+		}
+	}
 	return r;
 }
 
@@ -216,9 +217,13 @@ static int emit_rule(qv_fw_batch *b, const struct qv_fw_opts *o, const char *cha
 /* "add chain; flush chain" + body + the end rule carrying the body's hash.
  * end_verdict is the policy ("" for group chains, which fall through). */
 static int emit_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const char *chain,
-		      const qv_fw_batch *body, const char *end_verdict)
+		      const qv_fw_batch *body, const char *end_verdict, const qv_fw_batch *extra)
 {
 	uint32_t h = fnv(qv_fw_batch_text(body), qv_fw_batch_len(body));
+
+	/* the NIC's elements are part of its identity for reconcile */
+	if (extra)
+		h ^= fnv(qv_fw_batch_text(extra), qv_fw_batch_len(extra)) * 31u;
 
 	return qv_fw_batch_addf(b, "add chain bridge %s %s\nflush chain bridge %s %s\n%s"
 				"add rule bridge %s %s counter %s comment \"" QV_FW_TAG_END
@@ -243,7 +248,7 @@ int qv_fw_emit_group(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv
 			if ((g->rules[i].dir == VM_FW_IN) == (bool)in)
 				r = emit_rule(body, o, chain, &g->rules[i], i);
 		if (r >= 0)
-			r = emit_chain(b, o, chain, body, "");
+			r = emit_chain(b, o, chain, body, "", NULL);
 	}
 	return r;
 }
@@ -256,293 +261,130 @@ int qv_fw_emit_group_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const ch
 				tbl(o), name, tbl(o), name);
 }
 
-/* fe80::/64 EUI-64 address of mac (the kernel's default link-local). */
-static void link_local(const struct qv_mac *m, char ret[INET6_ADDRSTRLEN])
-{
-	unsigned char a[16] = { 0xfe, 0x80 };
-
-	a[8] = m->b[0] ^ 0x02;
-	a[9] = m->b[1];
-	a[10] = m->b[2];
-	a[11] = 0xff;
-	a[12] = 0xfe;
-	a[13] = m->b[3];
-	a[14] = m->b[4];
-	a[15] = m->b[5];
-	inet_ntop(AF_INET6, a, ret, INET6_ADDRSTRLEN);
-}
-
-/* The NIC's allowed sources. They are written as a conjunction of
- * comparisons (`ip saddr != a ip saddr != b`), not as anonymous sets: at
- * most VM_FW_ADDRS_MAX + leases per family, and no per-NIC set in the
- * table, so the sets libnftables fetches before every transaction stay a
- * handful however many VMs run. all4/all6: a /0 allows that whole family.
- * *ret_v4 says whether IPv4 sources are checked. */
-#define QV_FW_SRC_MAX (2 * VM_FW_ADDRS_MAX)
-
-struct addr_lists {
-	const char *v4[QV_FW_SRC_MAX], *v6[QV_FW_SRC_MAX + 1];
-	size_t n4, n6;
-	bool all4, all6;
-	char ll[INET6_ADDRSTRLEN];
-};
-
-static int addr_lists(const struct qv_fw_nic *n, const struct vm_fw *fw, const struct qv_mac *mac,
-		      struct addr_lists *ret, bool *ret_v4)
-{
-	memset(ret, 0, sizeof(*ret));
-	link_local(mac, ret->ll);
-	ret->v6[ret->n6++] = ret->ll;
-	for (size_t i = 0; i < fw->n_addrs + n->n_learned; i++) {
-		const char *a = i < fw->n_addrs ? fw->addrs[i] : n->learned[i - fw->n_addrs];
-		unsigned char buf[4];
-		const char *slash = strchr(a, '/');
-		bool all = slash && streq(slash, "/0");
-		if (i >= fw->n_addrs && inet_pton(AF_INET, a, buf) != 1)
-			return -EINVAL;
-		if (strchr(a, ':')) {
-			if (ret->n6 >= ARRAY_SIZE(ret->v6))
-				return -E2BIG;
-			ret->v6[ret->n6++] = a;
-			ret->all6 |= all;
-		} else {
-			if (ret->n4 >= ARRAY_SIZE(ret->v4))
-				return -E2BIG;
-			ret->v4[ret->n4++] = a;
-			ret->all4 |= all;
-		}
-	}
-	*ret_v4 = fw->anti_spoof && !ret->all4 && (ret->n4 > 0 || n->dhcp);
-	return 0;
-}
-
-/* " FIELD != a FIELD != b ..." for every address of the list. */
-static int add_ne(qv_fw_batch *b, const char *field, const char *const *addrs, size_t n)
-{
-	int r = 0;
-
-	for (size_t i = 0; r >= 0 && i < n; i++)
-		r = qv_fw_batch_addf(b, " %s != %s", field, addrs[i]);
-	return r;
-}
-
-/* The top plen bits of an IPv6 prefix as a hex integer, for a raw payload
- * match (nft 1.0.6 has no `icmpv6 taddr`). */
-static int prefix_hex(const char *cidr, char ret[40], unsigned *ret_plen)
-{
-	char addr[INET6_ADDRSTRLEN];
-	unsigned char a[16];
-	unsigned plen = 128, bit = 0;
-	const char *slash = strchr(cidr, '/');
-	char *p = ret;
-
-	snprintf(addr, sizeof(addr), "%.*s", slash ? (int)(slash - cidr) : (int)strlen(cidr), cidr);
-	if (inet_pton(AF_INET6, addr, a) != 1)
-		return -EINVAL;
-	if (slash)
-		plen = (unsigned)atoi(slash + 1);
-	if (plen == 0 || plen > 128)
-		return -EINVAL;
-	*p++ = '0';
-	*p++ = 'x';
-	for (unsigned d = 0, nd = (plen + 3) / 4; d < nd; d++) {
-		unsigned w = d == 0 && plen % 4 ? plen % 4 : 4, v = 0;
-		for (unsigned k = 0; k < w; k++, bit++)
-			v = v << 1 | ((a[bit / 8] >> (7 - bit % 8)) & 1);
-		*p++ = "0123456789abcdef"[v];
-	}
-	*p = 0;
-	*ret_plen = plen;
-	return 0;
-}
-
-/* A neighbour advertisement may only claim the NIC's own IPv6 addresses
- * (the ND target, ICMPv6 bytes 8..23): else a guest could take over
- * another VM's address in the host's and the other guests' caches. */
-static int emit_nd_target(qv_fw_batch *body, const char *t, const char *chain,
-			  const struct addr_lists *al)
-{
-	int r = qv_fw_batch_addf(body, "add rule bridge %s %s icmpv6 type nd-neighbor-advert", t,
-				 chain);
-
-	for (size_t i = 0; r >= 0 && i < al->n6; i++) {
-		char hex[40];
-		unsigned plen;
-		if (prefix_hex(al->v6[i], hex, &plen) < 0)
-			return -EINVAL;
-		r = qv_fw_batch_addf(body, " @th,64,%u != %s", plen, hex);
-	}
-	if (r >= 0)
-		r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF "nd-target\"\n");
-	return r;
-}
-
-static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char *chain,
-		      const struct qv_fw_nic *n, const struct addr_lists *al, bool v4)
-{
-	const char *t = tbl(o);
-	int r = qv_fw_batch_addf(body,
-				 "add rule bridge %s %s ether saddr != %s counter drop comment \""
-				 QV_FW_TAG_SPOOF "mac\"\n"
-				 "add rule bridge %s %s arp saddr ether != %s counter drop comment \""
-				 QV_FW_TAG_SPOOF "arp-mac\"\n",
-				 t, chain, n->mac, t, chain, n->mac);
-	/* Only IPv4, ARP and IPv6 leave a VM: an 802.1Q/QinQ, MPLS or PPPoE
-	 * frame would carry an inner source the ip/ip6 rules never see. */
-	if (r >= 0)
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type != @eth_ok "
-				     "counter drop comment \"" QV_FW_TAG_SPOOF "ethertype\"\n",
-				     t, chain);
-	/* No address yet (DHCP before the lease): no IPv4 source is allowed. */
-	if (r >= 0 && v4) {
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s arp saddr ip != 0.0.0.0", t, chain);
-		if (r >= 0)
-			r = add_ne(body, "arp saddr ip", al->v4, al->n4);
-		if (r >= 0)
-			r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF
-					     "arp-ip\"\n");
-	}
-	/* dnsmasq trusts the client hardware address inside a DHCP message
-	 * (BOOTP chaddr, byte 28): a guest naming another VM's MAC there could
-	 * release that VM's lease and take its address. */
-	if (r >= 0 && n->dhcp) {
-		char hex[13];
-		size_t k = 0;
-
-		for (const char *p = n->mac; *p && k < sizeof(hex) - 1; p++)
-			if (*p != ':')
-				hex[k++] = *p;
-		hex[k] = '\0';
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s udp dport 67 @ih,224,48 != 0x%s "
-				     "counter drop comment \"" QV_FW_TAG_SPOOF "dhcp-chaddr\"\n",
-				     t, chain, hex);
-	}
-	if (r >= 0 && n->dhcp)
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s ip saddr 0.0.0.0 ip daddr "
-				     "255.255.255.255 udp sport 68 udp dport 67 counter accept "
-				     "comment \"qv:dhcp-client\"\n", t, chain);
-	if (r >= 0 && v4) {
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type ip", t, chain);
-		if (r >= 0)
-			r = add_ne(body, "ip saddr", al->v4, al->n4);
-		if (r >= 0)
-			r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF "ip\"\n");
-	}
-	/* `::` is a source only for duplicate address detection: a neighbour
-	 * solicitation or an MLD report. */
-	if (r >= 0 && !al->all6)
-		r = qv_fw_batch_addf(body,
-				     "add rule bridge %s %s ip6 saddr :: meta l4proto != ipv6-icmp "
-				     "counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n"
-				     "add rule bridge %s %s ip6 saddr :: icmpv6 type != @dad_types "
-				     "counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n"
-				     "add rule bridge %s %s ip6 saddr != ::",
-				     t, chain, t, chain, t, chain);
-	if (r >= 0 && !al->all6)
-		r = add_ne(body, "ip6 saddr", al->v6, al->n6);
-	if (r >= 0 && !al->all6)
-		r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n");
-	if (r >= 0 && !al->all6)
-		r = emit_nd_target(body, t, chain, al);
-	if (r >= 0)
-		r = qv_fw_batch_addf(body,
-				     "add rule bridge %s %s udp sport @dhcp_srv counter drop "
-				     "comment \"" QV_FW_TAG_SPOOF "dhcp-server\"\n"
-				     "add rule bridge %s %s icmpv6 type @ra_types counter drop "
-				     "comment \"" QV_FW_TAG_SPOOF "ra\"\n",
-				     t, chain, t, chain);
-	return r;
-}
-
-/* ARP, ND and (with DHCP) the client's exchange pass whatever the policy:
- * a drop policy must not cut a VM off its own link. */
-static int emit_link_basics(qv_fw_batch *body, const struct qv_fw_opts *o, const char *chain,
-			    bool in, bool dhcp)
-{
-	const char *t = tbl(o);
-	int r = qv_fw_batch_addf(body, "add rule bridge %s %s ether type arp accept\n"
-				 "add rule bridge %s %s icmpv6 type @nd_%s accept\n",
-				 t, chain, t, chain, in ? "in" : "out");
-	if (r >= 0 && dhcp && in)
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s udp sport 67 udp dport 68 accept\n",
-				     t, chain);
-	return r;
-}
-
-static int emit_nic_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
-			  const struct vm_fw *fw, const struct addr_lists *al, bool in, bool v4)
+/* A NIC's chain: (out, DHCP) the chaddr check and the client's exchange,
+ * jumps to its groups, its rules (a map lookup per family when they are map
+ * elements, else one rule each), the policy. Anti-spoofing is vm_spoof. */
+static int emit_nic_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x,
+			  bool in, const qv_fw_batch *elems)
 {
 	_cleanup_(qv_fw_batch_freep) qv_fw_batch *body = qv_fw_batch_new();
+	const struct vm_fw *fw = x->fw;
+	const char *t = tbl(o);
 	char chain[64], g[64];
 	int r = 0;
 
 	if (!body)
 		return -ENOMEM;
-	qv_fw_nic_chain(n->tap, in, chain);
-	if (!in && fw->anti_spoof)
-		r = emit_spoof(body, o, chain, n, al, v4);
-	if (r >= 0)
-		r = emit_link_basics(body, o, chain, in, n->dhcp);
+	qv_fw_nic_chain(x->n->tap, in, chain);
+	/* dnsmasq trusts the client hardware address inside a DHCP message
+	 * (BOOTP chaddr, byte 28): a guest naming another VM's MAC there could
+	 * release that VM's lease and take its address. */
+	if (!in && fw->anti_spoof && x->n->dhcp) {
+		char hex[13];
+		size_t k = 0;
+
+		for (const char *p = x->n->mac; *p && k < sizeof(hex) - 1; p++)
+			if (*p != ':')
+				hex[k++] = *p;
+		hex[k] = '\0';
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s udp dport 67 @ih,224,48 != 0x%s "
+				     "counter drop comment \"" QV_FW_TAG_SPOOF "dhcp-chaddr\"\n"
+				     "add rule bridge %s %s ip saddr 0.0.0.0 ip daddr "
+				     "255.255.255.255 udp sport 68 udp dport 67 counter accept "
+				     "comment \"qv:dhcp-client\"\n", t, chain, hex, t, chain);
+	}
 	for (size_t i = 0; r >= 0 && i < fw->n_groups; i++) {
 		qv_fw_group_chain(fw->groups[i], in, g);
-		r = qv_fw_batch_addf(body, "add rule bridge %s %s jump %s\n", tbl(o), chain, g);
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s jump %s\n", t, chain, g);
 	}
-	for (size_t i = 0; r >= 0 && i < fw->n_rules; i++)
+	for (int fam = 0; r >= 0 && fam < 2; fam++)
+		if (x->fams[in] & (1u << fam))
+			r = qv_fw_batch_addf(body, "add rule bridge %s %s %s . %s %s . meta l4proto . "
+					     "th dport vmap @r_%s%c\n", t, chain,
+					     in ? "oifname" : "iifname", fam ? "ip6" : "ip",
+					     in ? "saddr" : "daddr", in ? "in" : "out", fam ? '6' : '4');
+	for (size_t i = 0; r >= 0 && !x->mapped[in] && i < fw->n_rules; i++)
 		if ((fw->rules[i].dir == VM_FW_IN) == in)
 			r = emit_rule(body, o, chain, &fw->rules[i], i);
 	if (r < 0)
 		return r;
 	return emit_chain(b, o, chain, body,
-			  vm_fw_action_to_string(in ? fw->policy_in : fw->policy_out));
+			  vm_fw_action_to_string(in ? fw->policy_in : fw->policy_out), elems);
 }
 
-int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
-		   struct qv_error *errp)
+int qv_fw__emit_nic_chains(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x)
 {
-	struct addr_lists al;
-	struct vm_fw defaults;
-	const struct vm_fw *fw = n->fw;
-	struct qv_mac mac;
-	bool v4 = false;
+	_cleanup_(qv_fw__elems_freep) qv_fw_elems *e = qv_fw__elems_new();
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *text = qv_fw_batch_new();
+	const char *t = tbl(o), *tap = x->n->tap;
 	int r;
 
-	if (!ident_ok(n->tap))
-		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "firewall: TAP name \"%.20s\" is not usable in nft", n->tap);
-	if (!n->mac || qv_mac_parse(n->mac, &mac) < 0)
-		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "firewall: NIC %s has no valid MAC", n->tap);
-	struct qv_fw_nic norm = *n;
-	char macs[QV_MAC_STRLEN];
-	norm.mac = qv_mac_format(&mac, macs);
-	n = &norm;
-	if (!fw) {
-		vm_fw_defaults(&defaults);
-		fw = &defaults;
-	}
-	r = addr_lists(n, fw, &mac, &al, &v4);
-	if (r < 0)
-		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "firewall: NIC %s: %s", n->tap, r == -E2BIG ? "too many addresses"
-				    : "a learned address is not IPv4");
-	r = emit_nic_chain(b, o, n, fw, &al, true, v4);
+	if (!e || !text)
+		return -ENOMEM;
+	r = qv_fw__elems_nic(e, x, o);
 	if (r >= 0)
-		r = emit_nic_chain(b, o, n, fw, &al, false, v4);
+		r = qv_fw__elems_text(e, text);
+	if (r >= 0)
+		r = emit_nic_chain(b, o, x, true, text);
+	if (r >= 0)
+		r = emit_nic_chain(b, o, x, false, text);
 	if (r >= 0)
 		r = qv_fw_batch_addf(b, "add element bridge %s from_vm { \"%s\" : jump n_%s_out }\n"
 				     "add element bridge %s to_vm { \"%s\" : jump n_%s_in }\n",
-				     tbl(o), n->tap, n->tap, tbl(o), n->tap, n->tap);
+				     t, tap, tap, t, tap, tap);
+	return r;
+}
+
+/* The NIC's elements: added (undo NULL), or the commands that remove them. */
+static int nic_elems(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x,
+		     bool del)
+{
+	_cleanup_(qv_fw__elems_freep) qv_fw_elems *e = qv_fw__elems_new();
+	int r = e ? qv_fw__elems_nic(e, x, o) : -ENOMEM;
+
+	return r < 0 ? r : qv_fw__elems_emit(e, b, o, del);
+}
+
+static int nic_emit(qv_fw_batch *b, qv_fw_batch *undo, const struct qv_fw_opts *o,
+		    const struct qv_fw_nic *n, struct qv_error *errp)
+{
+	struct qv_fw_nicx x;
+	struct qv_fw_nic norm;
+	struct vm_fw defaults;
+	char macs[QV_MAC_STRLEN];
+	int r = qv_fw__nicx(n, o, &x, &norm, macs, &defaults, errp);
+
+	if (r < 0)
+		return r;
+	if (b)
+		r = qv_fw__emit_nic_chains(b, o, &x);
+	if (r >= 0 && b)
+		r = nic_elems(b, o, &x, false);
+	if (r >= 0 && undo)
+		r = nic_elems(undo, o, &x, true);
 	if (r < 0)
 		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "firewall: cannot build rules: %s",
 				    strerror(-r));
 	return 0;
 }
 
+int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
+		   struct qv_error *errp)
+{
+	return nic_emit(b, NULL, o, n, errp);
+}
+
+int qv_fw_emit_nic_undo(qv_fw_batch *undo, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
+			struct qv_error *errp)
+{
+	return nic_emit(NULL, undo, o, n, errp);
+}
+
 int qv_fw_emit_nic_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const char *tap)
 {
 	const char *t = tbl(o);
 
-	if (!ident_ok(tap))
+	if (!qv_fw__ident_ok(tap))
 		return -EINVAL;
 	return qv_fw_batch_addf(b, "delete element bridge %s from_vm { \"%s\" }\n"
 				"delete element bridge %s to_vm { \"%s\" }\n"

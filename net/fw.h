@@ -73,6 +73,13 @@ int qv_fw_emit_group_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const ch
  * -EINVAL (errp) for a bad TAP name, MAC or address. */
 int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
 		   struct qv_error *errp);
+/* The commands that remove what qv_fw_emit_nic(n) put in the shared sets
+ * and maps (appended to undo). A caller changing or removing an installed
+ * NIC runs them first, in the same batch: the elements are keyed by the
+ * TAP in tables every NIC shares, so they cannot be flushed per NIC. */
+int qv_fw_emit_nic_undo(qv_fw_batch *undo, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
+			struct qv_error *errp);
+/* The NIC's chains and from_vm/to_vm elements (after its undo). */
 int qv_fw_emit_nic_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const char *tap);
 int qv_fw_emit_table_delete(qv_fw_batch *b, const struct qv_fw_opts *o);
 
@@ -80,7 +87,7 @@ int qv_fw_emit_table_delete(qv_fw_batch *b, const struct qv_fw_opts *o);
 #define QV_FW_TAG_RULE "qv:r:"      /* + index into the NIC's or group's rules */
 #define QV_FW_TAG_SPOOF "qv:spoof:" /* + mac | arp-mac | arp-ip | ip | ip6 | dhcp-server | ra */
 #define QV_FW_TAG_END "qv:end:"     /* + hash; last rule of every chain */
-#define QV_FW_BASE_TAG "base2"      /* end tag of the base chains: the table's layout version */
+#define QV_FW_BASE_TAG "base3"      /* end tag of the base chains: the table's layout version */
 
 /* What the kernel has (net/fw-plan.c), from `list table` JSON. */
 typedef struct qv_fw_live qv_fw_live;
