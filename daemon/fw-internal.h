@@ -25,6 +25,8 @@ struct fw_nic {
 	char mac[18];
 	char network[VM_NAME_MAX + 1];
 	char learned[16];     /* DHCP-leased IPv4, "" if none */
+	char *undo;           /* removes its elements of the shared sets (qv_fw_emit_nic_undo
+			       * of what is installed); NULL before the first emission */
 };
 
 struct qv_fwd {

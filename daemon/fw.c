@@ -203,6 +203,65 @@ static struct qv_fw_group *group_models(struct qv_fwd *f, size_t *ret_n)
 	return v;
 }
 
+/* Emit installed NIC x from its model: its chains and rule maps are
+ * refilled; its elements of the shared sets are replaced (old undo, new
+ * elements) only when they differ, since removing elements from a large
+ * interval set is what costs the kernel most. Skips a NIC without a model. */
+static int emit_installed(struct qv_fwd *f, struct fw_nic *x, qv_fw_batch *b,
+			  struct qv_error *errp)
+{
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *nu = qv_fw_batch_new();
+	struct qv_fw_nic m;
+	const char *learned;
+	int r;
+
+	if (!nu)
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+	if (nic_model(f, x, &m, &learned) < 0)
+		return 0;
+	r = qv_fw_emit_nic_undo(nu, &f->opts, &m, errp);
+	if (r >= 0 && (!x->undo || !streq(x->undo, qv_fw_batch_text(nu)))) {
+		if (x->undo)
+			r = qv_fw_batch_addf(b, "%s", x->undo);
+		if (r >= 0)
+			r = qv_fw_emit_nic_elements(b, &f->opts, &m, errp);
+	}
+	if (r >= 0)
+		r = qv_fw_emit_nic_chains(b, &f->opts, &m, errp);
+	if (r >= 0) {
+		char *u = strdup(qv_fw_batch_text(nu));
+		if (!u)
+			return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+		free(x->undo);
+		x->undo = u;
+	}
+	return r;
+}
+
+/* What removes installed NIC x: its shared-set elements, chains, maps. */
+static int emit_removal(struct qv_fwd *f, struct fw_nic *x, qv_fw_batch *b)
+{
+	int r = x->undo ? qv_fw_batch_addf(b, "%s", x->undo) : 0;
+
+	return r < 0 ? r : qv_fw_emit_nic_delete(b, &f->opts, x->tap);
+}
+
+/* After a full reconcile the kernel holds the model: each NIC's undo is
+ * what its model emits. */
+static void undo_from_model(struct qv_fwd *f)
+{
+	for (size_t i = 0; i < f->n_nics; i++) {
+		_cleanup_(qv_fw_batch_freep) qv_fw_batch *u = qv_fw_batch_new();
+		struct qv_fw_nic m;
+		const char *learned;
+		free(f->nics[i].undo);
+		f->nics[i].undo = NULL;
+		if (u && nic_model(f, &f->nics[i], &m, &learned) == 0 &&
+		    qv_fw_emit_nic_undo(u, &f->opts, &m, NULL) >= 0)
+			f->nics[i].undo = strdup(qv_fw_batch_text(u));
+	}
+}
+
 /* Bring the kernel to the model of f->nics: list, plan, apply. */
 int qv_fwd_resync(struct qv_fwd *f, struct qv_error *errp)
 {
@@ -232,6 +291,7 @@ int qv_fwd_resync(struct qv_fwd *f, struct qv_error *errp)
 		r = qv_nft_run(f->nft, qv_fw_batch_text(b), errp);
 	if (r >= 0) {
 		f->table_up = n > 0;
+		undo_from_model(f);
 		if (qv_fw_batch_len(b))
 			log_info("Firewall: table %s brought in line (%zu NIC(s), %zu group(s))",
 				 QV_FW_TABLE, n, ng);
@@ -271,6 +331,8 @@ static void drop_vm(struct qv_fwd *f, const char *vm)
 	for (size_t i = 0; i < f->n_nics; i++)
 		if (!streq(f->nics[i].vm, vm))
 			f->nics[k++] = f->nics[i];
+		else
+			free(f->nics[i].undo);
 	f->n_nics = k;
 }
 
@@ -354,12 +416,8 @@ int qv_fw_vm_start(struct qv_vm *vm, struct qv_error *errp)
 	if (add_vm(f, vm) < 0)
 		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	r = emit_table_if_down(f, b);
-	for (size_t i = first; r >= 0 && i < f->n_nics; i++) {
-		struct qv_fw_nic m;
-		const char *learned;
-		if (nic_model(f, &f->nics[i], &m, &learned) == 0)
-			r = qv_fw_emit_nic(b, &f->opts, &m, errp);
-	}
+	for (size_t i = first; r >= 0 && i < f->n_nics; i++)
+		r = emit_installed(f, &f->nics[i], b, errp);
 	if (r >= 0)
 		r = qv_fwd_apply(f, b, errp);
 	if (r < 0) {
@@ -388,7 +446,7 @@ void qv_fw_vm_stop(struct qv_vm *vm)
 	before = f->n_nics;
 	for (size_t i = 0; i < f->n_nics && r >= 0; i++)
 		if (streq(f->nics[i].vm, vm->name))
-			r = qv_fw_emit_nic_delete(b, &f->opts, f->nics[i].tap);
+			r = emit_removal(f, &f->nics[i], b);
 	drop_vm(f, vm->name);
 	if (before == f->n_nics)
 		return;
@@ -412,8 +470,6 @@ int qv_fw_nic_add(struct qv_vm *vm, const char *tap, const char *mac, const char
 	struct qv_fwd *f = qv_fwd_get(vm->d, errp);
 	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
 	struct fw_nic *v, *x;
-	struct qv_fw_nic m;
-	const char *learned;
 	int r = 0;
 
 	if (!f)
@@ -429,11 +485,12 @@ int qv_fw_nic_add(struct qv_vm *vm, const char *tap, const char *mac, const char
 	snprintf(x->network, sizeof(x->network), "%s", network ? network : "");
 	lease_of(f->d, network, mac, x->learned);
 	r = emit_table_if_down(f, b);
-	if (r >= 0 && nic_model(f, x, &m, &learned) == 0)
-		r = qv_fw_emit_nic(b, &f->opts, &m, errp);
+	if (r >= 0)
+		r = emit_installed(f, x, b, errp);
 	if (r >= 0)
 		r = qv_fwd_apply(f, b, errp);
 	if (r < 0) {
+		free(f->nics[f->n_nics - 1].undo);
 		f->n_nics--;
 		qv_error_prefix(errp, "VM %s: firewall", vm->name);
 		return r;
@@ -449,17 +506,25 @@ void qv_fw_nic_remove(struct qv_vm *vm, const char *tap)
 	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
 	struct qv_error err = {};
 	size_t k = 0;
-	int r;
+	int r = 0;
 
 	if (!f || !b)
 		return;
 	for (size_t i = 0; i < f->n_nics; i++)
 		if (!(streq(f->nics[i].vm, vm->name) && streq(f->nics[i].tap, tap)))
 			f->nics[k++] = f->nics[i];
+		else if (r >= 0) {
+			r = emit_removal(f, &f->nics[i], b);
+			free(f->nics[i].undo);
+		}
 	if (k == f->n_nics)
 		return;
 	f->n_nics = k;
-	r = k ? qv_fw_emit_nic_delete(b, &f->opts, tap) : qv_fw_emit_table_delete(b, &f->opts);
+	if (!k) {
+		qv_fw_batch_free(b);
+		b = qv_fw_batch_new();
+		r = b ? qv_fw_emit_table_delete(b, &f->opts) : -ENOMEM;
+	}
 	if (r >= 0)
 		r = qv_fwd_apply(f, b, &err);
 	if (r < 0)
@@ -476,13 +541,9 @@ int qv_fwd_nic_refresh(struct qv_fwd *f, struct qv_vm *vm, size_t idx, struct qv
 	if (!b)
 		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	for (size_t i = 0; i < f->n_nics; i++) {
-		struct qv_fw_nic m;
-		const char *learned;
 		if (f->nics[i].hot || f->nics[i].idx != idx || !streq(f->nics[i].vm, vm->name))
 			continue;
-		int r = nic_model(f, &f->nics[i], &m, &learned);
-		if (r >= 0)
-			r = qv_fw_emit_nic(b, &f->opts, &m, errp);
+		int r = emit_installed(f, &f->nics[i], b, errp);
 		return r < 0 ? r : qv_fwd_apply(f, b, errp);
 	}
 	return 0;
@@ -513,10 +574,7 @@ static void lease_tick(qv_source *s, void *ud)
 		log_info("VM %s: NIC %s leased %s, allowing it as a source", f->nics[i].vm,
 			 f->nics[i].tap, now[0] ? now : "(none)");
 		snprintf(f->nics[i].learned, sizeof(f->nics[i].learned), "%s", now);
-		struct qv_fw_nic m;
-		const char *learned;
-		if (nic_model(f, &f->nics[i], &m, &learned) == 0)
-			r = qv_fw_emit_nic(b, &f->opts, &m, &err);
+		r = emit_installed(f, &f->nics[i], b, &err);
 	}
 	if (b && qv_fw_batch_len(b) && (r < 0 || qv_fwd_apply(f, b, &err) < 0))
 		log_warning("Firewall: cannot update learned addresses: %s, ignoring", err.message);
@@ -566,6 +624,8 @@ void qv_fw_free(struct qv_daemon *d)
 		f->groups = g->next;
 		qv_fwd_group_free(g);
 	}
+	for (size_t i = 0; i < f->n_nics; i++)
+		free(f->nics[i].undo);
 	free(f->nics);
 	qv_nft_free(f->nft);
 	free(f);

@@ -54,11 +54,16 @@ int qv_fw__elems_text(const qv_fw_elems *e, qv_fw_batch *b);
 int qv_fw__nicx(const struct qv_fw_nic *n, const struct qv_fw_opts *o, struct qv_fw_nicx *x,
 		struct qv_fw_nic *norm, char mac[18], struct vm_fw *defaults, struct qv_error *errp);
 bool qv_fw__ident_ok(const char *s);
-/* The NIC's two chains (their end hash covers its elements) and its
- * from_vm/to_vm elements; not its set elements. */
-int qv_fw__emit_nic_chains(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x);
-/* For a shared set's name: whether its per-NIC elements count for the NIC's
- * out chain (*ret_out) and are rule elements with their own comment
- * (*ret_rules, returns ""); the anti-spoofing tag of an sp_ set ("arp_ip");
- * NULL when the set's elements carry no counter. */
-const char *qv_fw__set_tag(const char *set, bool *ret_out, bool *ret_rules);
+/* The NIC's rule maps, two chains (their end hash covers its elements and
+ * maps) and from_vm/to_vm elements; not its shared set elements. cleanup:
+ * also delete the rule maps it no longer needs. */
+int qv_fw__emit_nic_chains(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x,
+			   bool cleanup);
+/* The anti-spoofing tag of a shared sp_ set ("arp_ip"), else NULL. */
+const char *qv_fw__set_tag(const char *set);
+/* n_<tap>_r{i,o}{4,6}: the NIC's rule map of one direction and family. */
+void qv_fw__rule_map(const char *tap, bool in, int fam, char ret[32]);
+/* used: create, flush and fill the NIC's rule maps it needs (before its
+ * chains); !used: delete those it does not need (after its chains). */
+int qv_fw__emit_rule_maps(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x,
+			  bool used);

@@ -14,6 +14,7 @@ struct live_chain {
 	char name[64];
 	char hash[16]; /* "" when no end rule */
 	bool is_set;
+	bool is_map; /* a NIC's rule map (is_set too) */
 };
 
 struct qv_fw_live {
@@ -112,6 +113,11 @@ int qv_fw_live_parse(json_object *json, qv_fw_live **ret)
 					: streq(name, "to_vm") ? add_keys(o, &l->to, &l->n_to) : 0;
 				if (r < 0)
 					return r;
+				if (strncmp(name, "n_", 2) == 0) {
+					struct live_chain *m = &l->chains[l->n_chains++];
+					snprintf(m->name, 64, "%s", name);
+					m->is_set = m->is_map = true;
+				}
 			} else if (json_object_object_get_ex(it, "set", &o) &&
 				   (name = obj_str(o, "name"))) {
 				snprintf(l->chains[l->n_chains].name, 64, "%s", name);
@@ -240,11 +246,14 @@ static int plan_stale(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_li
 			const struct live_chain *c = &live->chains[i];
 			char tap[16];
 			bool stale_nic = (nic_of(c->name, "_in", tap) || nic_of(c->name, "_out", tap) ||
-					  nic_of(c->name, "_v4", tap) || nic_of(c->name, "_v6", tap)) &&
+					  nic_of(c->name, "_v4", tap) || nic_of(c->name, "_v6", tap) ||
+					  nic_of(c->name, "_ri4", tap) || nic_of(c->name, "_ro4", tap) ||
+					  nic_of(c->name, "_ri6", tap) || nic_of(c->name, "_ro6", tap)) &&
 					 !tap_desired(nics, n_nics, tap);
 			if (stale_nic && (pass == 0) == !c->is_set && pass < 2)
 				r = qv_fw_batch_addf(b, "delete %s bridge %s %s\n",
-						     c->is_set ? "set" : "chain", t, c->name);
+						     c->is_map ? "map" : c->is_set ? "set" : "chain", t,
+						     c->name);
 			else if (pass == 2 && !c->is_set && strncmp(c->name, "g_", 2) == 0 &&
 				 !desired_group(groups, n_groups, c->name))
 				r = qv_fw_batch_addf(b, "delete chain bridge %s %s\n", t, c->name);
@@ -269,7 +278,8 @@ static int plan_one(qv_fw_batch *b, const struct qv_fw_opts *o, const qv_fw_live
 	if (nic) {
 		qv_fw_nic_chain(nic->n->tap, true, in);
 		qv_fw_nic_chain(nic->n->tap, false, out);
-		r = qv_fw__emit_nic_chains(s, o, nic);
+		/* a live table may hold rule maps the NIC no longer needs */
+		r = qv_fw__emit_nic_chains(s, o, nic, live && live->table);
 	} else {
 		qv_fw_group_chain(g->name, true, in);
 		qv_fw_group_chain(g->name, false, out);
@@ -353,39 +363,44 @@ static json_object *counter_row(const char *comment, json_object *cnt)
 	return row;
 }
 
-/* The NIC's elements of the shared sets and maps that count for chain
- * (n_<tap>_in or _out): anti-spoofing drops and rules that are map elements. */
+/* The NIC's elements that count for chain (n_<tap>_in or _out): its drops
+ * in the shared anti-spoofing sets (keyed by TAP, tag from the set's name),
+ * and its rule maps' elements (comment qv:r:<index>). */
 static void element_rows(json_object *set, const char *chain, json_object *out)
 {
-	const char *name = obj_str(set, "name");
+	const char *name = obj_str(set, "name"), *t;
 	json_object *elems, *cnt;
-	char tap[16], tag[48];
-	bool is_out, rules;
-	const char *t = name ? qv_fw__set_tag(name, &is_out, &rules) : NULL;
+	char tap[16], tag[48], map[32];
+	bool in = nic_of(chain, "_in", tap), rules = false;
 
-	if (!t || !json_object_object_get_ex(set, "elem", &elems) ||
-	    !(is_out ? nic_of(chain, "_out", tap) : nic_of(chain, "_in", tap)))
+	if (!name || !json_object_object_get_ex(set, "elem", &elems) ||
+	    (!in && !nic_of(chain, "_out", tap)))
 		return;
+	t = qv_fw__set_tag(name);
+	for (int fam = 4; !t && fam <= 6; fam += 2) {
+		qv_fw__rule_map(tap, in, fam, map);
+		rules |= streq(map, name);
+	}
+	if ((!t && !rules) || (t && in))
+		return;
+	if (t) {
+		snprintf(tag, sizeof(tag), QV_FW_TAG_SPOOF "%s", t);
+		for (char *p = tag + strlen(QV_FW_TAG_SPOOF); *p; p++)
+			if (*p == '_')
+				*p = '-';
+	}
 	for (size_t i = 0; i < json_object_array_length(elems); i++) {
-		json_object *it = json_object_array_get_idx(elems, i), *el, *val, *c;
+		json_object *it = json_object_array_get_idx(elems, i), *el, *val;
 		if (json_object_is_type(it, json_type_array)) /* map: [key, verdict] */
 			it = json_object_array_get_idx(it, 0);
 		if (!json_object_object_get_ex(it, "elem", &el) ||
 		    !json_object_object_get_ex(el, "val", &val) ||
 		    !json_object_object_get_ex(el, "counter", &cnt))
 			continue;
-		if (json_object_object_get_ex(val, "concat", &c))
-			val = json_object_array_get_idx(c, 0);
-		if (!json_object_is_type(val, json_type_string) ||
-		    !streq(json_object_get_string(val), tap))
+		if (t && (!json_object_is_type(val, json_type_string) ||
+			  !streq(json_object_get_string(val), tap)))
 			continue;
-		const char *comment = rules ? obj_str(el, "comment") : tag;
-		if (!rules) {
-			snprintf(tag, sizeof(tag), QV_FW_TAG_SPOOF "%s", t);
-			for (char *p = tag + strlen(QV_FW_TAG_SPOOF); *p; p++)
-				if (*p == '_')
-					*p = '-';
-		}
+		const char *comment = t ? tag : obj_str(el, "comment");
 		if (comment)
 			json_object_array_add(out, counter_row(comment, cnt));
 	}

@@ -297,12 +297,15 @@ static int emit_nic_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const stru
 		qv_fw_group_chain(fw->groups[i], in, g);
 		r = qv_fw_batch_addf(body, "add rule bridge %s %s jump %s\n", t, chain, g);
 	}
-	for (int fam = 0; r >= 0 && fam < 2; fam++)
-		if (x->fams[in] & (1u << fam))
-			r = qv_fw_batch_addf(body, "add rule bridge %s %s %s . %s %s . meta l4proto . "
-					     "th dport vmap @r_%s%c\n", t, chain,
-					     in ? "oifname" : "iifname", fam ? "ip6" : "ip",
-					     in ? "saddr" : "daddr", in ? "in" : "out", fam ? '6' : '4');
+	for (int fam = 4; r >= 0 && fam <= 6; fam += 2) {
+		char map[32];
+		if (!(x->fams[in] & (fam == 4 ? 1u : 2u)))
+			continue;
+		qv_fw__rule_map(x->n->tap, in, fam, map);
+		r = qv_fw_batch_addf(body, "add rule bridge %s %s %s %s . meta l4proto . th dport "
+				     "vmap @%s\n", t, chain, fam == 6 ? "ip6" : "ip",
+				     in ? "saddr" : "daddr", map);
+	}
 	for (size_t i = 0; r >= 0 && !x->mapped[in] && i < fw->n_rules; i++)
 		if ((fw->rules[i].dir == VM_FW_IN) == in)
 			r = emit_rule(body, o, chain, &fw->rules[i], i);
@@ -312,22 +315,32 @@ static int emit_nic_chain(qv_fw_batch *b, const struct qv_fw_opts *o, const stru
 			  vm_fw_action_to_string(in ? fw->policy_in : fw->policy_out), elems);
 }
 
-int qv_fw__emit_nic_chains(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x)
+int qv_fw__emit_nic_chains(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x,
+			   bool cleanup)
 {
 	_cleanup_(qv_fw__elems_freep) qv_fw_elems *e = qv_fw__elems_new();
 	_cleanup_(qv_fw_batch_freep) qv_fw_batch *text = qv_fw_batch_new();
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *maps = qv_fw_batch_new();
 	const char *t = tbl(o), *tap = x->n->tap;
 	int r;
 
-	if (!e || !text)
+	if (!e || !text || !maps)
 		return -ENOMEM;
 	r = qv_fw__elems_nic(e, x, o);
 	if (r >= 0)
+		r = qv_fw__emit_rule_maps(maps, o, x, true);
+	if (r >= 0)
 		r = qv_fw__elems_text(e, text);
+	if (r >= 0)
+		r = qv_fw_batch_addf(text, "%s", qv_fw_batch_text(maps));
+	if (r >= 0)
+		r = qv_fw_batch_addf(b, "%s", qv_fw_batch_text(maps));
 	if (r >= 0)
 		r = emit_nic_chain(b, o, x, true, text);
 	if (r >= 0)
 		r = emit_nic_chain(b, o, x, false, text);
+	if (r >= 0 && cleanup)
+		r = qv_fw__emit_rule_maps(b, o, x, false);
 	if (r >= 0)
 		r = qv_fw_batch_addf(b, "add element bridge %s from_vm { \"%s\" : jump n_%s_out }\n"
 				     "add element bridge %s to_vm { \"%s\" : jump n_%s_in }\n",
@@ -345,8 +358,10 @@ static int nic_elems(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv
 	return r < 0 ? r : qv_fw__elems_emit(e, b, o, del);
 }
 
-static int nic_emit(qv_fw_batch *b, qv_fw_batch *undo, const struct qv_fw_opts *o,
-		    const struct qv_fw_nic *n, struct qv_error *errp)
+/* chains: the NIC's chains, rule maps and from_vm/to_vm elements; add: its
+ * elements of the shared sets; undo: the commands that remove those. */
+static int nic_emit(qv_fw_batch *b, bool chains, bool add, qv_fw_batch *undo,
+		    const struct qv_fw_opts *o, const struct qv_fw_nic *n, struct qv_error *errp)
 {
 	struct qv_fw_nicx x;
 	struct qv_fw_nic norm;
@@ -356,9 +371,9 @@ static int nic_emit(qv_fw_batch *b, qv_fw_batch *undo, const struct qv_fw_opts *
 
 	if (r < 0)
 		return r;
-	if (b)
-		r = qv_fw__emit_nic_chains(b, o, &x);
-	if (r >= 0 && b)
+	if (chains)
+		r = qv_fw__emit_nic_chains(b, o, &x, true);
+	if (r >= 0 && add)
 		r = nic_elems(b, o, &x, false);
 	if (r >= 0 && undo)
 		r = nic_elems(undo, o, &x, true);
@@ -371,25 +386,50 @@ static int nic_emit(qv_fw_batch *b, qv_fw_batch *undo, const struct qv_fw_opts *
 int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
 		   struct qv_error *errp)
 {
-	return nic_emit(b, NULL, o, n, errp);
+	return nic_emit(b, true, true, NULL, o, n, errp);
+}
+
+int qv_fw_emit_nic_chains(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
+			  struct qv_error *errp)
+{
+	return nic_emit(b, true, false, NULL, o, n, errp);
+}
+
+int qv_fw_emit_nic_elements(qv_fw_batch *b, const struct qv_fw_opts *o,
+			    const struct qv_fw_nic *n, struct qv_error *errp)
+{
+	return nic_emit(b, false, true, NULL, o, n, errp);
 }
 
 int qv_fw_emit_nic_undo(qv_fw_batch *undo, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
 			struct qv_error *errp)
 {
-	return nic_emit(NULL, undo, o, n, errp);
+	return nic_emit(NULL, false, false, undo, o, n, errp);
 }
 
 int qv_fw_emit_nic_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const char *tap)
 {
 	const char *t = tbl(o);
+	int r;
 
 	if (!qv_fw__ident_ok(tap))
 		return -EINVAL;
-	return qv_fw_batch_addf(b, "delete element bridge %s from_vm { \"%s\" }\n"
-				"delete element bridge %s to_vm { \"%s\" }\n"
-				"delete chain bridge %s n_%s_out\ndelete chain bridge %s n_%s_in\n",
-				t, tap, t, tap, t, tap, t, tap);
+	r = qv_fw_batch_addf(b, "delete element bridge %s from_vm { \"%s\" }\n"
+			     "delete element bridge %s to_vm { \"%s\" }\n"
+			     "delete chain bridge %s n_%s_out\ndelete chain bridge %s n_%s_in\n",
+			     t, tap, t, tap, t, tap, t, tap);
+	/* its rule maps, whichever exist (add first: delete of a missing map
+	 * would refuse the batch) */
+	for (int in = 0; r >= 0 && in < 2; in++)
+		for (int fam = 4; r >= 0 && fam <= 6; fam += 2) {
+			char map[32];
+			qv_fw__rule_map(tap, in, fam, map);
+			r = qv_fw_batch_addf(b, "add map bridge %s %s { type %s . inet_proto . "
+					     "inet_service : verdict; flags interval; counter; }\n"
+					     "delete map bridge %s %s\n", t, map,
+					     fam == 4 ? "ipv4_addr" : "ipv6_addr", t, map);
+		}
+	return r;
 }
 
 int qv_fw_emit_table_delete(qv_fw_batch *b, const struct qv_fw_opts *o)

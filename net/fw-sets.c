@@ -25,7 +25,6 @@ enum {
 	S_MAC, S_IP4, S_IP6, S_ND, S_DHCP,
 	S_SP_MAC, S_SP_ARP_MAC, S_SP_ETHERTYPE, S_SP_ARP_IP, S_SP_IP, S_SP_IP6, S_SP_ND,
 	S_SP_DHCP_SERVER, S_SP_RA,
-	S_R_IN4, S_R_OUT4, S_R_IN6, S_R_OUT6,
 	S_N
 };
 
@@ -44,14 +43,6 @@ static const struct { const char *name, *decl; } sets[S_N] = {
 	[S_SP_ND] = { "sp_nd_target", "type ifname; counter;" },
 	[S_SP_DHCP_SERVER] = { "sp_dhcp_server", "type ifname; counter;" },
 	[S_SP_RA] = { "sp_ra", "type ifname; counter;" },
-	[S_R_IN4] = { "r_in4", "type ifname . ipv4_addr . inet_proto . inet_service : verdict; "
-		      "flags interval; counter;" },
-	[S_R_OUT4] = { "r_out4", "type ifname . ipv4_addr . inet_proto . inet_service : verdict; "
-		       "flags interval; counter;" },
-	[S_R_IN6] = { "r_in6", "type ifname . ipv6_addr . inet_proto . inet_service : verdict; "
-		      "flags interval; counter;" },
-	[S_R_OUT6] = { "r_out6", "type ifname . ipv6_addr . inet_proto . inet_service : verdict; "
-		       "flags interval; counter;" },
 };
 
 /* The anti-spoofing checks, in order, for every NIC at once. The DHCP
@@ -105,14 +96,8 @@ int qv_fw__flush_shared(qv_fw_batch *b, const struct qv_fw_opts *o)
 	return r;
 }
 
-/* The tag fw.show reports for the elements of a shared set; NULL when its
- * elements carry their own comment (rule maps) or no counter. */
-const char *qv_fw__set_tag(const char *set, bool *ret_out, bool *ret_rules)
+const char *qv_fw__set_tag(const char *set)
 {
-	*ret_rules = strncmp(set, "r_", 2) == 0;
-	*ret_out = *ret_rules ? strncmp(set, "r_out", 5) == 0 : true;
-	if (*ret_rules)
-		return "";
 	return strncmp(set, "sp_", 3) == 0 ? set + 3 : NULL;
 }
 
@@ -364,34 +349,70 @@ static int elem(qv_fw_elems *e, int set, const char *extra, const char *fmt, ...
 	return r < 0 ? r : qv_fw_batch_addf(e->del[set], "%s%s", sep, key);
 }
 
-static int rule_elems(qv_fw_elems *e, const struct qv_fw_nicx *x, const struct qv_fw_opts *o,
-		      size_t idx)
+void qv_fw__rule_map(const char *tap, bool in, int fam, char ret[32])
+{
+	snprintf(ret, 32, "n_%s_r%c%d", tap, in ? 'i' : 'o', fam);
+}
+
+/* The elements of one rule in the map of (in, fam). */
+static int rule_elems(qv_fw_batch *b, const struct qv_fw_nicx *x, size_t idx, bool in, int fam)
 {
 	const struct vm_fw_rule *r = &x->fw->rules[idx];
-	bool in = r->dir == VM_FW_IN;
-	char extra[64], port[16];
+	char port[16];
 	int rc = 0;
 
-	snprintf(extra, sizeof(extra), " comment \"" QV_FW_TAG_RULE "%zu\" : %s", idx,
-		 r->action == VM_FW_ACCEPT ? "accept" : "drop");
-	(void)o;
-	for (int fam = 4; fam <= 6 && rc >= 0; fam += 2) {
-		if (r->cidr[0] && (strchr(r->cidr, ':') ? 6 : 4) != fam)
-			continue;
-		const char *cidr = r->cidr[0] ? r->cidr : fam == 6 ? "::/0" : "0.0.0.0/0";
-		int set = fam == 6 ? (in ? S_R_IN6 : S_R_OUT6) : (in ? S_R_IN4 : S_R_OUT4);
-		for (unsigned i = 0; rc >= 0 && i < (r->n_ports ? r->n_ports : 1); i++) {
-			unsigned lo = r->n_ports ? r->ports[i][0] : 0;
-			unsigned hi = r->n_ports ? r->ports[i][1] : 65535;
-			if (lo == hi)
-				snprintf(port, sizeof(port), "%u", lo);
-			else
-				snprintf(port, sizeof(port), "%u-%u", lo, hi);
-			rc = elem(e, set, extra, "\"%s\" . %s . %s . %s", x->n->tap, cidr,
-				  r->proto == VM_FW_TCP ? "tcp" : "udp", port);
-		}
+	if ((r->dir == VM_FW_IN) != in || (r->cidr[0] && (strchr(r->cidr, ':') ? 6 : 4) != fam))
+		return 0;
+	const char *cidr = r->cidr[0] ? r->cidr : fam == 6 ? "::/0" : "0.0.0.0/0";
+	for (unsigned i = 0; rc >= 0 && i < (r->n_ports ? r->n_ports : 1); i++) {
+		unsigned lo = r->n_ports ? r->ports[i][0] : 0;
+		unsigned hi = r->n_ports ? r->ports[i][1] : 65535;
+		if (lo == hi)
+			snprintf(port, sizeof(port), "%u", lo);
+		else
+			snprintf(port, sizeof(port), "%u-%u", lo, hi);
+		rc = qv_fw_batch_addf(b, "%s%s . %s . %s comment \"" QV_FW_TAG_RULE "%zu\" : %s",
+				      qv_fw_batch_len(b) ? ", " : "", cidr,
+				      r->proto == VM_FW_TCP ? "tcp" : "udp", port, idx,
+				      r->action == VM_FW_ACCEPT ? "accept" : "drop");
 	}
 	return rc;
+}
+
+/* A NIC's mapped rules live in its own small verdict maps (one per
+ * direction and family it uses): a live change flushes and refills them,
+ * and never removes elements from a large shared interval set, which costs
+ * the kernel time in proportion to the whole set (nft_pipapo_remove). */
+int qv_fw__emit_rule_maps(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x,
+			  bool used)
+{
+	const char *t = qv_fw__tbl(o);
+	char name[32];
+	int r = 0;
+
+	for (int in = 0; r >= 0 && in < 2; in++)
+		for (int fam = 4; r >= 0 && fam <= 6; fam += 2) {
+			bool has = x->fams[in] & (fam == 4 ? 1u : 2u);
+			if (has != used)
+				continue;
+			qv_fw__rule_map(x->n->tap, in, fam, name);
+			r = qv_fw_batch_addf(b, "add map bridge %s %s { type %s . inet_proto . "
+					     "inet_service : verdict; flags interval; counter; }\n"
+					     "%s map bridge %s %s\n", t, name,
+					     fam == 4 ? "ipv4_addr" : "ipv6_addr",
+					     used ? "flush" : "delete", t, name);
+			if (r < 0 || !used)
+				continue;
+			_cleanup_(qv_fw_batch_freep) qv_fw_batch *l = qv_fw_batch_new();
+			if (!l)
+				return -ENOMEM;
+			for (size_t i = 0; r >= 0 && i < x->fw->n_rules; i++)
+				r = rule_elems(l, x, i, in, fam);
+			if (r >= 0)
+				r = qv_fw_batch_addf(b, "add element bridge %s %s { %s }\n", t, name,
+						     qv_fw_batch_text(l));
+		}
+	return r;
 }
 
 int qv_fw__elems_nic(qv_fw_elems *e, const struct qv_fw_nicx *x, const struct qv_fw_opts *o)
@@ -429,9 +450,7 @@ int qv_fw__elems_nic(qv_fw_elems *e, const struct qv_fw_nicx *x, const struct qv
 			}
 		}
 	}
-	for (size_t i = 0; r >= 0 && i < x->fw->n_rules; i++)
-		if (x->mapped[x->fw->rules[i].dir == VM_FW_IN])
-			r = rule_elems(e, x, o, i);
+	(void)o;
 	return r;
 }
 

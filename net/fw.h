@@ -79,7 +79,14 @@ int qv_fw_emit_nic(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_f
  * TAP in tables every NIC shares, so they cannot be flushed per NIC. */
 int qv_fw_emit_nic_undo(qv_fw_batch *undo, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
 			struct qv_error *errp);
-/* The NIC's chains and from_vm/to_vm elements (after its undo). */
+/* The two halves of qv_fw_emit_nic: the NIC's chains, rule maps and
+ * from_vm/to_vm elements; its elements of the shared sets. A live change
+ * whose undo text is unchanged needs only the first. */
+int qv_fw_emit_nic_chains(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nic *n,
+			  struct qv_error *errp);
+int qv_fw_emit_nic_elements(qv_fw_batch *b, const struct qv_fw_opts *o,
+			    const struct qv_fw_nic *n, struct qv_error *errp);
+/* The NIC's chains, rule maps and from_vm/to_vm elements (after its undo). */
 int qv_fw_emit_nic_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const char *tap);
 int qv_fw_emit_table_delete(qv_fw_batch *b, const struct qv_fw_opts *o);
 

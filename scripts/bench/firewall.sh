@@ -57,8 +57,9 @@ q=$(median <"$DIR/q") n=$(median <"$DIR/n") x=$(median <"$DIR/x") c=$(median <"$
 qc=$(median <"$DIR/qc") nc=$(median <"$DIR/nc") xc=$(median <"$DIR/xc") cc=$(median <"$DIR/cc")
 g=$(median <"$DIR/g") gc=$(median <"$DIR/gc")
 nrules=$(grep -c '^add rule' "$DIR/ruleset.nft")
-printf 'ruleset: %d VMs x %d rules + anti-spoofing = %d nft rules (%d iptables+ebtables lines)\n' \
-	"$VMS" "$RULES" "$nrules" "$(grep -c '^-A' "$DIR/iptables.rules" "$DIR/ebtables.rules" | awk -F: '{ s += $2 } END { print s }')"
+nelems=$(awk '/^add element/ { n += gsub(/, /, "") + 1 } END { print n + 0 }' "$DIR/ruleset.nft")
+printf 'ruleset: %d VMs x %d rules + anti-spoofing = %d nft rules + %d set/map elements (%d iptables+ebtables lines)\n' \
+	"$VMS" "$RULES" "$nrules" "$nelems" "$(grep -c '^-A' "$DIR/iptables.rules" "$DIR/ebtables.rules" | awk -F: '{ s += $2 } END { print s }')"
 echo "load (median of $REPEAT)                                   wall s    cpu s"
 printf '  qvisor (generate + libnftables, 1 transaction)        %7.4f  %7.4f\n' "$q" "$qc"
 printf '  nft -f FILE (same ruleset)                            %7.4f  %7.4f\n' "$n" "$nc"
