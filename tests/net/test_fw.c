@@ -240,3 +240,104 @@ Test(fw_nft, dhcp_nic_before_its_lease_is_accepted_by_the_kernel)
 	cr_assert(strstr(t, "ether type != @eth_ok iifname @sp_ethertype drop"), "%s", t);
 	apply(nft, b);
 }
+
+/* Counter rows of a chain with that comment, added up (-1: none). */
+static int64_t rows_packets(json_object *listing, const char *chain, const char *comment)
+{
+	json_object *rows = qv_fw_chain_counters(listing, chain), *c, *p;
+	int64_t n = -1;
+
+	for (size_t i = 0; i < json_object_array_length(rows); i++) {
+		json_object *row = json_object_array_get_idx(rows, i);
+		json_object_object_get_ex(row, "comment", &c);
+		json_object_object_get_ex(row, "packets", &p);
+		if (streq(json_object_get_string(c), comment))
+			n = (n < 0 ? 0 : n) + json_object_get_int64(p);
+	}
+	json_object_put(rows);
+	return n;
+}
+
+Test(fw_nft, rules_as_map_elements_and_a_live_change_through_the_undo)
+{
+	QVT_REQUIRE_NETNS();
+	_cleanup_(qv_nft_freep) qv_nft *nft = NULL;
+	struct qv_error err = {};
+	struct vm_fw fw;
+	const char *tap = "qv0000ddddn0";
+
+	cr_assert_eq(qv_nft_new(&nft, &err), 0, "%s", err.message);
+	struct qv_fw_opts o = { .reject_ok = qv_nft_bridge_reject_ok(nft) };
+	vm_fw_defaults(&fw);
+	snprintf(fw.addrs[0], sizeof(fw.addrs[0]), "10.9.0.0/24");
+	snprintf(fw.addrs[1], sizeof(fw.addrs[1]), "10.9.0.7"); /* inside the /24: left out */
+	fw.n_addrs = 2;
+	/* disjoint TCP/UDP rules: map elements; port lists give one each */
+	fw.rules[0] = rule("{\"direction\":\"in\",\"protocol\":\"tcp\",\"ports\":[22,\"80-90\"],"
+			   "\"cidr\":\"10.1.0.0/16\",\"action\":\"accept\"}");
+	fw.rules[1] = rule("{\"direction\":\"in\",\"protocol\":\"tcp\",\"ports\":22,"
+			   "\"cidr\":\"10.2.0.0/16\",\"action\":\"drop\"}");
+	fw.rules[2] = rule("{\"direction\":\"out\",\"protocol\":\"udp\",\"ports\":53,"
+			   "\"action\":\"accept\"}");
+	fw.n_rules = 3;
+	struct qv_fw_nic nic = { .tap = tap, .mac = "52:54:00:00:00:0d", .fw = &fw };
+
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
+	cr_assert_eq(qv_fw_plan(b, &o, NULL, &nic, 1, NULL, 0, &err), 0, "%s", err.message);
+	const char *t = qv_fw_batch_text(b);
+	cr_assert(strstr(t, "ip saddr . meta l4proto . th dport vmap @n_qv0000ddddn0_ri4"), "%s", t);
+	/* no CIDR: both families */
+	cr_assert(strstr(t, "ip6 daddr . meta l4proto . th dport vmap @n_qv0000ddddn0_ro6"), "%s", t);
+	cr_assert(strstr(t, "10.1.0.0/16 . tcp . 80-90 comment \"qv:r:0\" : accept"), "%s", t);
+	cr_assert_null(strstr(t, "10.9.0.7"), "%s", t);
+	cr_assert_null(strstr(t, "comment \"qv:r:1\"\n"), "a mapped rule is also a chain rule: %s", t);
+	apply(nft, b);
+
+	json_object *j = NULL;
+	cr_assert_eq(qv_nft_list_json(nft, "list table bridge qvisor", &j, &err), 0);
+	/* fw.show's rows: a rule's elements and the anti-spoofing elements */
+	cr_assert_eq(rows_packets(j, "n_qv0000ddddn0_in", "qv:r:0"), 0);
+	cr_assert_eq(rows_packets(j, "n_qv0000ddddn0_out", "qv:r:2"), 0);
+	cr_assert_eq(rows_packets(j, "n_qv0000ddddn0_out", "qv:spoof:mac"), 0);
+	cr_assert_eq(rows_packets(j, "n_qv0000ddddn0_out", "qv:spoof:arp-ip"), 0);
+	cr_assert_eq(rows_packets(j, "n_qv0000ddddn0_in", "qv:spoof:mac"), -1);
+	json_object_put(j);
+
+	/* live: another address, and an overlapping rule (22 from 10.1.2.0/24
+	 * is inside rule 0): the in rules fall back to chain rules in order */
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *undo = qv_fw_batch_new();
+	cr_assert_eq(qv_fw_emit_nic_undo(undo, &o, &nic, &err), 0, "%s", err.message);
+	snprintf(fw.addrs[0], sizeof(fw.addrs[0]), "10.9.1.5");
+	fw.n_addrs = 1;
+	fw.rules[3] = rule("{\"direction\":\"in\",\"protocol\":\"tcp\",\"ports\":22,"
+			   "\"cidr\":\"10.1.2.0/24\",\"action\":\"drop\"}");
+	fw.n_rules = 4;
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *c = qv_fw_batch_new();
+	cr_assert_geq(qv_fw_batch_addf(c, "%s", qv_fw_batch_text(undo)), 0);
+	cr_assert_eq(qv_fw_emit_nic(c, &o, &nic, &err), 0, "%s", err.message);
+	cr_assert(strstr(qv_fw_batch_text(c), "delete map bridge qvisor n_qv0000ddddn0_ri4"), "%s",
+		  qv_fw_batch_text(c));
+	apply(nft, c);
+	cr_assert_eq(qv_nft_list_json(nft, "list table bridge qvisor", &j, &err), 0);
+	const char *js = json_object_to_json_string(j);
+	cr_assert_null(strstr(js, "10.9.0.0"), "old address left: %s", js);
+	cr_assert(strstr(js, "10.9.1.5"));
+	cr_assert_null(strstr(js, "n_qv0000ddddn0_ri4"), "unused map left");
+	cr_assert_eq(rows_packets(j, "n_qv0000ddddn0_in", "qv:r:3"), 0);
+	json_object_put(j);
+
+	/* the reconcile agrees with the live change: nothing to do */
+	_cleanup_(qv_fw_live_freep) qv_fw_live *l = live_now(nft);
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *again = qv_fw_batch_new();
+	cr_assert_eq(qv_fw_plan(again, &o, l, &nic, 1, NULL, 0, &err), 0, "%s", err.message);
+	cr_assert_eq(qv_fw_batch_len(again), 0, "non-empty: %s", qv_fw_batch_text(again));
+
+	/* removal through the undo leaves none of the NIC's elements */
+	_cleanup_(qv_fw_batch_freep) qv_fw_batch *undo2 = qv_fw_batch_new();
+	cr_assert_eq(qv_fw_emit_nic_undo(undo2, &o, &nic, &err), 0);
+	cr_assert_geq(qv_fw_emit_nic_delete(undo2, &o, tap), 0);
+	apply(nft, undo2);
+	cr_assert_eq(qv_nft_list_json(nft, "list table bridge qvisor", &j, &err), 0);
+	cr_assert_null(strstr(json_object_to_json_string(j), tap), "%s", json_object_to_json_string(j));
+	json_object_put(j);
+}
