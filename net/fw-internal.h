@@ -67,3 +67,8 @@ void qv_fw__rule_map(const char *tap, bool in, int fam, char ret[32]);
  * chains); !used: delete those it does not need (after its chains). */
 int qv_fw__emit_rule_maps(qv_fw_batch *b, const struct qv_fw_opts *o, const struct qv_fw_nicx *x,
 			  bool used);
+/* "add map" of a NIC's rule map (idempotent). */
+int qv_fw__rule_map_add(qv_fw_batch *b, const struct qv_fw_opts *o, const char *map, int fam);
+/* One "add rule" per line of lines; last_suffix (or NULL) ends the last. */
+int qv_fw__add_rules(qv_fw_batch *b, const struct qv_fw_opts *o, const char *chain,
+		     const char *lines, const char *last_suffix);

@@ -83,7 +83,7 @@ int qv_fw_batch_addf(qv_fw_batch *b, const char *fmt, ...)
 
 static const char *tbl(const struct qv_fw_opts *o)
 {
-	return o && o->table ? o->table : QV_FW_TABLE;
+	return qv_fw__tbl(o);
 }
 
 void qv_fw_nic_chain(const char *tap, bool in, char ret[64])
@@ -152,13 +152,9 @@ int qv_fw_emit_base(qv_fw_batch *b, const struct qv_fw_opts *o)
 		r = qv_fw_batch_addf(b, "add chain bridge %s %s { type filter hook %s priority 0; "
 				     "policy accept; }\nflush chain bridge %s %s\n",
 				     t, base[i].name, base[i].hook, t, base[i].name);
-		for (const char *p = base[i].pre; r >= 0 && *p;) {
-			size_t l = strcspn(p, "\n");
-			r = qv_fw_batch_addf(b, "add rule bridge %s %s %.*s%s\n", t, base[i].name,
-					     (int)l, p, p[l] ? "" : " comment \"" QV_FW_TAG_END
-					     QV_FW_BASE_TAG "\"");
-			p += l + (p[l] == '\n');
-		}
+		if (r >= 0)
+			r = qv_fw__add_rules(b, o, base[i].name, base[i].pre,
+					     " comment \"" QV_FW_TAG_END QV_FW_BASE_TAG "\"");
 	}
 	return r;
 }
@@ -424,10 +420,9 @@ int qv_fw_emit_nic_delete(qv_fw_batch *b, const struct qv_fw_opts *o, const char
 		for (int fam = 4; r >= 0 && fam <= 6; fam += 2) {
 			char map[32];
 			qv_fw__rule_map(tap, in, fam, map);
-			r = qv_fw_batch_addf(b, "add map bridge %s %s { type %s . inet_proto . "
-					     "inet_service : verdict; flags interval; counter; }\n"
-					     "delete map bridge %s %s\n", t, map,
-					     fam == 4 ? "ipv4_addr" : "ipv6_addr", t, map);
+			r = qv_fw__rule_map_add(b, o, map, fam);
+			if (r >= 0)
+				r = qv_fw_batch_addf(b, "delete map bridge %s %s\n", t, map);
 		}
 	return r;
 }

@@ -62,6 +62,21 @@ static const char spoof_rules[] =
 	"udp sport @dhcp_srv iifname @sp_dhcp_server drop\n"
 	"icmpv6 type @ra_types iifname @sp_ra drop\n";
 
+int qv_fw__add_rules(qv_fw_batch *b, const struct qv_fw_opts *o, const char *chain,
+		     const char *lines, const char *last_suffix)
+{
+	int r = 0;
+
+	for (const char *p = lines; r >= 0 && *p;) {
+		size_t l = strcspn(p, "\n");
+		bool last = !p[l] || !p[l + 1];
+		r = qv_fw_batch_addf(b, "add rule bridge %s %s %.*s%s\n", qv_fw__tbl(o), chain,
+				     (int)l, p, last && last_suffix ? last_suffix : "");
+		p += l + (p[l] == '\n');
+	}
+	return r;
+}
+
 int qv_fw__emit_shared(qv_fw_batch *b, const struct qv_fw_opts *o)
 {
 	const char *t = qv_fw__tbl(o);
@@ -74,11 +89,8 @@ int qv_fw__emit_shared(qv_fw_batch *b, const struct qv_fw_opts *o)
 	if (r >= 0)
 		r = qv_fw_batch_addf(b, "add chain bridge %s vm_spoof\nflush chain bridge %s vm_spoof\n",
 				     t, t);
-	for (const char *p = spoof_rules; r >= 0 && *p;) {
-		size_t l = strcspn(p, "\n");
-		r = qv_fw_batch_addf(b, "add rule bridge %s vm_spoof %.*s\n", t, (int)l, p);
-		p += l + (p[l] == '\n');
-	}
+	if (r >= 0)
+		r = qv_fw__add_rules(b, o, "vm_spoof", spoof_rules, NULL);
 	if (r >= 0)
 		r = qv_fw_batch_addf(b, "add rule bridge %s vm_spoof counter comment \"" QV_FW_TAG_END
 				     QV_FW_BASE_TAG "\"\n", t);
@@ -354,6 +366,13 @@ void qv_fw__rule_map(const char *tap, bool in, int fam, char ret[32])
 	snprintf(ret, 32, "n_%s_r%c%d", tap, in ? 'i' : 'o', fam);
 }
 
+int qv_fw__rule_map_add(qv_fw_batch *b, const struct qv_fw_opts *o, const char *map, int fam)
+{
+	return qv_fw_batch_addf(b, "add map bridge %s %s { type %s . inet_proto . inet_service : "
+				"verdict; flags interval; counter; }\n", qv_fw__tbl(o), map,
+				fam == 4 ? "ipv4_addr" : "ipv6_addr");
+}
+
 /* The elements of one rule in the map of (in, fam). */
 static int rule_elems(qv_fw_batch *b, const struct qv_fw_nicx *x, size_t idx, bool in, int fam)
 {
@@ -396,11 +415,10 @@ int qv_fw__emit_rule_maps(qv_fw_batch *b, const struct qv_fw_opts *o, const stru
 			if (has != used)
 				continue;
 			qv_fw__rule_map(x->n->tap, in, fam, name);
-			r = qv_fw_batch_addf(b, "add map bridge %s %s { type %s . inet_proto . "
-					     "inet_service : verdict; flags interval; counter; }\n"
-					     "%s map bridge %s %s\n", t, name,
-					     fam == 4 ? "ipv4_addr" : "ipv6_addr",
-					     used ? "flush" : "delete", t, name);
+			r = qv_fw__rule_map_add(b, o, name, fam);
+			if (r >= 0)
+				r = qv_fw_batch_addf(b, "%s map bridge %s %s\n",
+						     used ? "flush" : "delete", t, name);
 			if (r < 0 || !used)
 				continue;
 			_cleanup_(qv_fw_batch_freep) qv_fw_batch *l = qv_fw_batch_new();
