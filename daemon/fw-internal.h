@@ -50,6 +50,17 @@ void qv_fwd_group_free(struct fw_group *g);
 int qv_fwd_resync(struct qv_fwd *f, struct qv_error *errp);
 int qv_fwd_apply(struct qv_fwd *f, const qv_fw_batch *b, struct qv_error *errp);
 void qv_fwd_lease_watch(struct qv_fwd *f);
+/* daemon/fw-lease.c: the lease dnsmasq gave mac on network ("" if none);
+ * whether network serves DHCP; where an installed NIC's MAC, network and
+ * rules come from (the spec, or the record of a hot-plugged NIC). */
+void qv_fwd_lease_of(struct qv_daemon *d, const char *network, const char *mac, char ret[16]);
+bool qv_fwd_net_has_dhcp(struct qv_daemon *d, const char *network);
+int qv_fwd_nic_source(struct qv_fwd *f, const struct fw_nic *in, const char **ret_mac,
+		      const char **ret_network, const struct vm_fw **ret_fw);
+/* Emit installed NIC x (chains, rule maps; its shared-set elements only
+ * when they changed) and keep its new undo. */
+int qv_fwd_emit_installed(struct qv_fwd *f, struct fw_nic *x, qv_fw_batch *b,
+			  struct qv_error *errp);
 /* Refill the chains of vm's spec NIC idx if it is installed (one
  * transaction); 0 when it is not running. */
 int qv_fwd_nic_refresh(struct qv_fwd *f, struct qv_vm *vm, size_t idx, struct qv_error *errp);

@@ -11,7 +11,6 @@
 #include "daemon/vm-nics-internal.h"
 #include "net/mac.h"
 
-#define LEASE_POLL_MS 2000
 
 struct qv_fwd *qv_fwd_get(struct qv_daemon *d, struct qv_error *errp)
 {
@@ -126,54 +125,6 @@ static int load_group(const char *name, const char *spec_json, void *ud)
 	return 0;
 }
 
-/* The lease dnsmasq gave mac on network, if any. */
-static void lease_of(struct qv_daemon *d, const char *network, const char *mac, char ret[16])
-{
-	struct qv_network *net = network ? qv_network_find(d, network) : NULL;
-	_cleanup_free_ struct qv_lease *leases = NULL;
-	char path[4096], m[QV_MAC_STRLEN];
-	size_t n = 0;
-
-	ret[0] = 0;
-	if (!net || !net->dhcp_start || !net->run_dir)
-		return;
-	snprintf(path, sizeof(path), "%s/leases", net->run_dir);
-	if (qv_dnsmasq_read_leases(path, &leases, &n, NULL) < 0)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(qv_mac_format(&leases[i].mac, m), mac) == 0)
-			snprintf(ret, 16, "%s", leases[i].ip);
-}
-
-static bool net_has_dhcp(struct qv_daemon *d, const char *network)
-{
-	struct qv_network *net = network ? qv_network_find(d, network) : NULL;
-	return net && net->dhcp_start;
-}
-
-/* Where an installed NIC's MAC, network and rules come from: the spec for
- * a boot NIC, the record itself for a hot-plugged one (defaults). */
-static int nic_source(struct qv_fwd *f, const struct fw_nic *in, const char **ret_mac,
-		      const char **ret_network, const struct vm_fw **ret_fw)
-{
-	struct qv_vm *vm = qv_vm_find(f->d, in->vm);
-
-	if (!vm)
-		return -ENOENT;
-	if (in->hot) {
-		*ret_mac = in->mac;
-		*ret_network = in->network[0] ? in->network : NULL;
-		*ret_fw = NULL;
-		return 0;
-	}
-	if (in->idx >= vm->spec->n_nics)
-		return -ENOENT;
-	*ret_mac = vm->spec->nics[in->idx].mac;
-	*ret_network = vm->spec->nics[in->idx].network;
-	*ret_fw = vm->spec->nics[in->idx].fw;
-	return 0;
-}
-
 /* The model of installed NIC in; learned points into it. */
 static int nic_model(struct qv_fwd *f, struct fw_nic *in, struct qv_fw_nic *ret,
 		     const char **learned)
@@ -181,11 +132,11 @@ static int nic_model(struct qv_fwd *f, struct fw_nic *in, struct qv_fw_nic *ret,
 	const char *mac, *network;
 	const struct vm_fw *fw;
 
-	if (nic_source(f, in, &mac, &network, &fw) < 0)
+	if (qv_fwd_nic_source(f, in, &mac, &network, &fw) < 0)
 		return -ENOENT;
 	*learned = in->learned;
 	*ret = (struct qv_fw_nic){ .tap = in->tap, .mac = mac, .fw = fw,
-				   .dhcp = net_has_dhcp(f->d, network),
+				   .dhcp = qv_fwd_net_has_dhcp(f->d, network),
 				   .learned = learned, .n_learned = in->learned[0] ? 1 : 0 };
 	return 0;
 }
@@ -207,7 +158,7 @@ static struct qv_fw_group *group_models(struct qv_fwd *f, size_t *ret_n)
  * refilled; its elements of the shared sets are replaced (old undo, new
  * elements) only when they differ, since removing elements from a large
  * interval set is what costs the kernel most. Skips a NIC without a model. */
-static int emit_installed(struct qv_fwd *f, struct fw_nic *x, qv_fw_batch *b,
+int qv_fwd_emit_installed(struct qv_fwd *f, struct fw_nic *x, qv_fw_batch *b,
 			  struct qv_error *errp)
 {
 	_cleanup_(qv_fw_batch_freep) qv_fw_batch *nu = qv_fw_batch_new();
@@ -353,7 +304,7 @@ static int add_vm(struct qv_fwd *f, struct qv_vm *vm)
 		snprintf(x->vm, sizeof(x->vm), "%s", vm->name);
 		snprintf(x->tap, sizeof(x->tap), "%s", tap);
 		x->idx = (unsigned)i;
-		lease_of(f->d, vm->spec->nics[i].network, vm->spec->nics[i].mac, x->learned);
+		qv_fwd_lease_of(f->d, vm->spec->nics[i].network, vm->spec->nics[i].mac, x->learned);
 		f->n_nics++;
 	}
 	return 0;
@@ -393,7 +344,7 @@ static int add_hotplugged(struct qv_fwd *f, struct qv_vm *vm)
 		snprintf(x->tap, sizeof(x->tap), "%s", h->tap);
 		snprintf(x->mac, sizeof(x->mac), "%s", h->mac);
 		snprintf(x->network, sizeof(x->network), "%s", h->network ? h->network : "");
-		lease_of(f->d, h->network, h->mac, x->learned);
+		qv_fwd_lease_of(f->d, h->network, h->mac, x->learned);
 	}
 	return 0;
 }
@@ -417,7 +368,7 @@ int qv_fw_vm_start(struct qv_vm *vm, struct qv_error *errp)
 		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	r = emit_table_if_down(f, b);
 	for (size_t i = first; r >= 0 && i < f->n_nics; i++)
-		r = emit_installed(f, &f->nics[i], b, errp);
+		r = qv_fwd_emit_installed(f, &f->nics[i], b, errp);
 	if (r >= 0)
 		r = qv_fwd_apply(f, b, errp);
 	if (r < 0) {
@@ -483,10 +434,10 @@ int qv_fw_nic_add(struct qv_vm *vm, const char *tap, const char *mac, const char
 	snprintf(x->tap, sizeof(x->tap), "%s", tap);
 	snprintf(x->mac, sizeof(x->mac), "%s", mac);
 	snprintf(x->network, sizeof(x->network), "%s", network ? network : "");
-	lease_of(f->d, network, mac, x->learned);
+	qv_fwd_lease_of(f->d, network, mac, x->learned);
 	r = emit_table_if_down(f, b);
 	if (r >= 0)
-		r = emit_installed(f, x, b, errp);
+		r = qv_fwd_emit_installed(f, x, b, errp);
 	if (r >= 0)
 		r = qv_fwd_apply(f, b, errp);
 	if (r < 0) {
@@ -543,49 +494,10 @@ int qv_fwd_nic_refresh(struct qv_fwd *f, struct qv_vm *vm, size_t idx, struct qv
 	for (size_t i = 0; i < f->n_nics; i++) {
 		if (f->nics[i].hot || f->nics[i].idx != idx || !streq(f->nics[i].vm, vm->name))
 			continue;
-		int r = emit_installed(f, &f->nics[i], b, errp);
+		int r = qv_fwd_emit_installed(f, &f->nics[i], b, errp);
 		return r < 0 ? r : qv_fwd_apply(f, b, errp);
 	}
 	return 0;
-}
-
-/* DHCP lease learning: a NIC on a DHCP network may use the address
- * dnsmasq leased to its MAC; the set follows the leases file. */
-static void lease_tick(qv_source *s, void *ud)
-{
-	struct qv_fwd *f = ud;
-	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
-	struct qv_error err = {};
-	bool any = false;
-	int r = 0;
-
-	f->lease_timer = NULL;
-	for (size_t i = 0; b && i < f->n_nics && r >= 0; i++) {
-		const char *mac, *network;
-		const struct vm_fw *fw;
-		char now[16];
-		if (nic_source(f, &f->nics[i], &mac, &network, &fw) < 0 ||
-		    !net_has_dhcp(f->d, network))
-			continue;
-		any = true;
-		lease_of(f->d, network, mac, now);
-		if (streq(now, f->nics[i].learned))
-			continue;
-		log_info("VM %s: NIC %s leased %s, allowing it as a source", f->nics[i].vm,
-			 f->nics[i].tap, now[0] ? now : "(none)");
-		snprintf(f->nics[i].learned, sizeof(f->nics[i].learned), "%s", now);
-		r = emit_installed(f, &f->nics[i], b, &err);
-	}
-	if (b && qv_fw_batch_len(b) && (r < 0 || qv_fwd_apply(f, b, &err) < 0))
-		log_warning("Firewall: cannot update learned addresses: %s, ignoring", err.message);
-	if (any)
-		qv_fwd_lease_watch(f);
-}
-
-void qv_fwd_lease_watch(struct qv_fwd *f)
-{
-	if (!f->lease_timer)
-		(void)qv_loop_add_timer(f->d->loop, LEASE_POLL_MS, lease_tick, f, &f->lease_timer);
 }
 
 int qv_fw_load(struct qv_daemon *d)
