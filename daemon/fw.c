@@ -11,7 +11,6 @@
 #include "daemon/vm-nics-internal.h"
 #include "net/mac.h"
 
-
 struct qv_fwd *qv_fwd_get(struct qv_daemon *d, struct qv_error *errp)
 {
 	struct qv_fwd *f = d->fw_state;
