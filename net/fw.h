@@ -8,18 +8,21 @@
  * the kernel has and emits only the difference; net/fw-nft.c applies one batch
  * atomically through libnftables and lists the table as JSON.
  *
- * One table `bridge <table>` (default "qvisor"):
- *   map from_vm  ifname : verdict   TAP -> jump n_<tap>_out
- *   map to_vm    ifname : verdict   TAP -> jump n_<tap>_in
- *   chain vm_pre  hook prerouting   iifname vmap @from_vm   (everything a VM sends)
- *   chain vm_fwd  hook forward      oifname vmap @to_vm     (VM/uplink -> VM)
- *   chain vm_out  hook output       oifname vmap @to_vm     (host -> VM)
- *   chain n_<tap>_out / n_<tap>_in  anti-spoofing (the NIC's allowed sources as
- *                                   anonymous sets), jumps to groups, rules, policy
+ * One table `bridge <table>` (default "qvisor"), docs/firewall.md:
+ *   map from_vm / to_vm  ifname : verdict   TAP -> jump n_<tap>_out / n_<tap>_in
+ *   sets mac_ok, ip4_ok, ip6_ok, nd_ok      each NIC's allowed sources, keyed by TAP
+ *   sets sp_<check> (counter)               which NIC gets which anti-spoofing check,
+ *                                           and its drop counter (net/fw-sets.c)
+ *   chain vm_spoof                          every anti-spoofing check, 12 rules
+ *   chain vm_pre  hook prerouting   jump vm_spoof; ARP/ND; iifname vmap @from_vm
+ *   chain vm_fwd / vm_out           ARP/ND/DHCP replies; oifname vmap @to_vm
+ *   map n_<tap>_r{i,o}{4,6}         a NIC's non-overlapping TCP/UDP rules
+ *   chain n_<tap>_out / n_<tap>_in  jumps to groups, a map lookup (or the
+ *                                   rules one by one), policy
  *   chain g_<group>_in / _out       a security group's rules, shared by its NICs
- * The per-packet cost is one map lookup plus the NIC's own rules, whatever
- * the number of VMs. Every chain ends with a rule whose comment carries a hash
- * of the chain's generated text, so a restarted daemon can tell what is
+ * The per-packet cost does not grow with the number of VMs. Every chain ends
+ * with a rule whose comment carries a hash of the chain's generated text (for
+ * a NIC also its elements), so a restarted daemon can tell what is
  * already right and leave it alone (counters and handles survive). */
 
 #include <stdbool.h>
