@@ -42,11 +42,8 @@ hl_loop *hl_loop_free(hl_loop *l)
 {
 	if (!l)
 		return NULL;
-	for (size_t i = 0; i < l->n; i++) {
-		if (l->vms[i]->dirfd >= 0)
-			close(l->vms[i]->dirfd);
-		free(l->vms[i]);
-	}
+	for (size_t i = 0; i < l->n; i++)
+		hl_vm_free(l->vms[i]);
 	free(l->vms);
 	free(l);
 	return NULL;
@@ -98,6 +95,7 @@ int hl_loop_add_vm(hl_loop *l, const char *name, const char *dir, const struct v
 	struct hl_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
+	vm->slice_fd = -1;
 	vm->dirfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	int r = !dir ? 0 : vm->dirfd < 0 ? -errno : col_add_vm(l->col, name, dir);
 	if (r < 0 && r != -EEXIST) {
@@ -120,11 +118,32 @@ int hl_loop_remove_vm(hl_loop *l, const char *name)
 	if (i < 0)
 		return i;
 	(void)col_remove_vm(l->col, name);
-	if (l->vms[i]->dirfd >= 0)
-		close(l->vms[i]->dirfd);
-	free(l->vms[i]);
+	hl_vm_free(l->vms[i]);
 	memmove(&l->vms[i], &l->vms[i + 1], (l->n - (size_t)i - 1) * sizeof(*l->vms));
 	l->n--;
+	return 0;
+}
+
+void hl_vm_free(struct hl_vm *vm)
+{
+	if (vm->dirfd >= 0)
+		close(vm->dirfd);
+	if (vm->slice_fd >= 0)
+		close(vm->slice_fd);
+	free(vm);
+}
+
+int hl_loop_vm_set_partition_slice(hl_loop *l, const char *name, const char *dir)
+{
+	int i = find(l, name), fd;
+
+	if (i < 0)
+		return i;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (l->vms[i]->slice_fd >= 0)
+		close(l->vms[i]->slice_fd);
+	l->vms[i]->slice_fd = fd;
 	return 0;
 }
 
