@@ -204,7 +204,8 @@ void cg_part_slice_settle(cg_manager *m)
 
 	if (m->part_fd < 0)
 		return;
-	if (cg_partition_slice_fit(m->part_fd, NULL, why, sizeof(why)) < 0)
+	int r = cg_partition_slice_fit(m->part_fd, NULL, why, sizeof(why));
+	if (r < 0 && r != -ENOENT) /* ENOENT: no cpuset partitions at all */
 		log_warning("cgroup: %s: cannot fit the partition to its groups: %s", m->part_path,
 			    why);
 	if (has_children(m->part_fd))
