@@ -291,9 +291,12 @@ Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .time
 
 	/* qvisord crashes and restarts with the VMs running: it adopts the
 	 * latency VM's group in the partition slice and keeps the layout */
+	char lg[1024], ls[1024], base[1024], b[256], why[256];
+	dirs_of("lat", lg, ls, base, sizeof(lg));
 	int lat_pid = qvt_vm_pid(&D, "lat");
 	cr_assert_eq(qvt_daemon_stop(&D, SIGKILL), 0);
-	check_partition("qvisord killed");
+	cr_assert_str_eq(cg_file(lg, "cpuset.cpus.partition", b, sizeof(b)), "root");
+	cr_assert_str_eq(cg_file(ls, "cpuset.cpus.partition", b, sizeof(b)), "root");
 	D.extra_args[2] = NULL; /* no second metrics listener on the same port */
 	cr_assert_eq(qvt_daemon_start(&D), 0, "qvisord did not restart (log %s)", D.log);
 	cr_assert_eq(qvt_vm_pid(&D, "lat"), lat_pid, "the latency VM kept running");
@@ -304,8 +307,6 @@ Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .time
 	check_partition("restarted");
 
 	/* the latency VM stops: its core returns to everyone */
-	char lg[1024], ls[1024], base[1024], b[256], why[256];
-	dirs_of("lat", lg, ls, base, sizeof(lg));
 	json_object_put(call("vm.stop", "{\"name\":\"%s\",\"force\":true}", "lat"));
 	bool back = false;
 	for (int i = 0; i < 60 && !back; i++) {
