@@ -248,20 +248,21 @@ Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .time
 	json_object_put(show);
 
 	/* the throughput VMs share core 0 by their shares */
-	/* median of 8 one-second ratios (a loaded host stalls nested VMs unevenly) */
-	double r[8];
+	/* median of 12 one-second ratios (a loaded host stalls nested VMs
+	 * unevenly; with the partition, core 0 also runs the rest of the lab VM) */
+	double r[12];
 	uint64_t a0 = usage("t1"), b0 = usage("t2"), s0a = a0, s0b = b0;
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < 12; i++) {
 		qvt_sleep_ms(1000);
 		uint64_t a1 = usage("t1"), b1 = usage("t2");
 		cr_assert_gt(b1, b0, "t2 ran");
 		r[i] = (double)(a1 - a0) / (double)(b1 - b0);
 		a0 = a1, b0 = b1;
 	}
-	qsort(r, 8, sizeof(r[0]), cmp_double);
-	double ratio = (r[3] + r[4]) / 2;
-	printf("lab: daemon shares 2:1 -> t1/t2 = %.3f (median of 8 s, range %.3f..%.3f; overall "
-	       "%.3f)\n", ratio, r[0], r[7], (double)(a0 - s0a) / (double)(b0 - s0b));
+	qsort(r, 12, sizeof(r[0]), cmp_double);
+	double ratio = (r[5] + r[6]) / 2;
+	printf("lab: daemon shares 2:1 -> t1/t2 = %.3f (median of 12 s, range %.3f..%.3f; overall "
+	       "%.3f)\n", ratio, r[0], r[11], (double)(a0 - s0a) / (double)(b0 - s0b));
 	cr_assert(ratio >= 1.8 && ratio <= 2.2, "t1/t2 = %.3f", ratio);
 
 	/* memory: t1's reservation is memory.low, and memory.high (its demand
