@@ -14,6 +14,7 @@
 
 #include "common/macro.h"
 #include "sched/cgroup.h"
+#include "sched/resloop.h"
 
 static char root[64];
 
@@ -176,4 +177,73 @@ Test(cgroup_part, exclusive_groups_live_beside_the_slice, .init = setup, .fini =
 	cr_assert_null(cg_manager_part_slice_path(m2));
 	cg_manager_free(m2);
 	cg_manager_free(m);
+}
+
+/* The loop (sched/resloop-part.c) with a latency VM in a partition slice:
+ * the slice becomes a root of the VM's core before the VM's group does;
+ * a slice the kernel refuses leaves the VM on the cpuset fallback, with
+ * the kernel's reason in policy.show. */
+static const char *loop_exclusive_by(const char *slice_state, char *why, size_t size)
+{
+	static const char *const knobs[] = { "cpu.weight", "cpu.max", "cpuset.cpus",
+					     "memory.low", "memory.high", "memory.max",
+					     "cpuset.cpus.partition" };
+	static char by[32];
+	struct hl_loop_opts o = { .caps = { .ncpus = 2, .mem_total = 1ull << 32 },
+				  .mode = VM_LOOP_ENFORCE };
+	struct vm_resources lat = { .cpu_shares = 1000, .klass = VM_CLASS_LATENCY };
+	struct hl_change ch[32];
+	qv_collector *c = NULL;
+	hl_loop *l = NULL;
+	char d[256], s[256];
+
+	mk("lat.slice");
+	put("lat.slice/cpuset.cpus.partition", slice_state);
+	put("lat.slice/cpuset.cpus", "");
+	mk("lat.slice/vm-l");
+	for (size_t i = 0; i < ARRAY_SIZE(knobs); i++) {
+		snprintf(d, sizeof(d), "lat.slice/vm-l/%s", knobs[i]);
+		put(d, "");
+	}
+	put("lat.slice/vm-l/cpu.stat", "usage_usec 0\n");
+	put("lat.slice/vm-l/memory.current", "0\n");
+	path("lat.slice/vm-l", d, sizeof(d));
+	path("lat.slice", s, sizeof(s));
+	cr_assert_eq(col_new(NULL, &c), 0);
+	cr_assert_eq(hl_loop_new(&o, c, &l), 0);
+	cr_assert_eq(hl_loop_add_vm(l, "l", d, &lat, 1, 256 << 20), 0);
+	cr_assert_eq(hl_loop_vm_set_partition_slice(l, "nope", s), -ENOENT);
+	cr_assert_eq(hl_loop_vm_set_partition_slice(l, "l", s), 0);
+	col_poll(c, 1000000);
+	cr_assert_gt(hl_loop_tick(l, ch, 32), 0);
+	json_object *j = hl_loop_vm_json(l, "l"), *a, *v;
+	cr_assert(json_object_object_get_ex(j, "allocation", &a));
+	snprintf(by, sizeof(by), "%s",
+		 json_object_object_get_ex(a, "exclusive_by", &v) ? json_object_get_string(v) : "");
+	snprintf(why, size, "%s",
+		 json_object_object_get_ex(a, "partition_refused", &v) ? json_object_get_string(v)
+								       : "");
+	json_object_put(j);
+	hl_loop_free(l);
+	col_free(c);
+	return by;
+}
+
+Test(cgroup_part, the_loop_makes_the_slice_a_root_before_the_group, .init = setup,
+     .fini = teardown)
+{
+	char b[128], why[256];
+
+	cr_assert_str_eq(loop_exclusive_by("", why, sizeof(why)), "partition", "%s", why);
+	cr_assert_str_eq(get("lat.slice/cpuset.cpus", b, sizeof(b)), "1");
+	cr_assert_str_eq(get("lat.slice/cpuset.cpus.partition", b, sizeof(b)), "root");
+	cr_assert_str_eq(get("lat.slice/vm-l/cpuset.cpus", b, sizeof(b)), "1");
+	cr_assert_str_eq(get("lat.slice/vm-l/cpuset.cpus.partition", b, sizeof(b)), "root");
+
+	cr_assert_str_eq(loop_exclusive_by("root invalid (Cpu list in cpuset.cpus not exclusive)\n",
+					   why, sizeof(why)), "cpuset");
+	cr_assert_str_eq(why, "the kernel refused the latency slice a partition root of 1: root "
+			      "invalid (Cpu list in cpuset.cpus not exclusive)");
+	cr_assert_str_eq(get("lat.slice/vm-l/cpuset.cpus.partition", b, sizeof(b)), "",
+			 "the group is not tried after its slice was refused");
 }
