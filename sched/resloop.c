@@ -240,7 +240,18 @@ int hl_knob_write(int dirfd, enum hl_knob k, const struct hl_alloc *a)
 		return -EOPNOTSUPP; /* QMP: the caller's job */
 	hl_knob_format(k, a, v, sizeof(v));
 	/* An empty cpuset.cpus means "inherit"; a bare write(0 bytes) is a no-op. */
-	if (k == HL_K_CPUSET && !v[0])
-		snprintf(v, sizeof(v), "\n");
+	if (k == HL_K_CPUSET && !v[0]) {
+		int r = cg_write_at(dirfd, hl_knob_name(k), "\n");
+		if (r != -ENOSPC)
+			return r;
+		/* the kernel never empties a populated group's cpus (ENOSPC):
+		 * all its parent has, which is what inheriting gives */
+		_cleanup_close_ int up = openat(dirfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		char cpus[256];
+		if (up < 0 || cg_read_at(up, "cpuset.cpus.effective", cpus, sizeof(cpus)) <= 0)
+			return r;
+		cpus[strcspn(cpus, "\n")] = '\0';
+		return cg_write_at(dirfd, hl_knob_name(k), cpus);
+	}
 	return cg_write_at(dirfd, hl_knob_name(k), v);
 }

@@ -317,8 +317,11 @@ Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .time
 		       threads_allowed("t1", "0-1", why, sizeof(why)) &&
 		       threads_allowed("t2", "0-1", why, sizeof(why));
 	}
-	printf("lab: lat stopped: %s %s, root effective %s; %s\n", ls,
-	       access(ls, F_OK) < 0 ? "removed" : "still there", b, why);
+	char tg[1024], ts[1024], tb[1024], tc[256];
+	dirs_of("t1", tg, ts, tb, sizeof(tg));
+	printf("lab: lat stopped: %s %s, root effective %s; t1 cpuset.cpus \"%s\"; %s\n", ls,
+	       access(ls, F_OK) < 0 ? "removed" : "still there", b,
+	       cg_file(tg, "cpuset.cpus", tc, sizeof(tc)), why);
 	cr_assert(access(ls, F_OK) < 0, "the partition slice %s is removed", ls);
 	cr_assert_str_eq(b, "0-1", "the root has core 1 again");
 	cr_assert(back, "%s", why);
