@@ -61,6 +61,11 @@ int cg_v2_apply(cg_group *g, const struct cg_limits *lim, const struct cg_limits
 		struct qv_error *errp);
 int cg_v2_read_stats(cg_group *g, struct cg_stats *ret, struct qv_error *errp);
 
+/* fn(slice_fd, group_fd (-1 if it cannot be opened), name, ud) for each
+ * group (child directory) of slice_fd, until fn returns non-zero: that, 0,
+ * or -errno. */
+int cg_each_group(int slice_fd, int (*fn)(int slice_fd, int group_fd, const char *name, void *ud),
+		  void *ud);
 /* Enable our controllers available in dirfd's cgroup.subtree_control. */
 void cg_v2_enable_controllers(int dirfd, const char *where);
 /* The partition slice (sched/cgroup-part.c): open it (create: make it,

@@ -70,30 +70,23 @@ static int read_state(int fd, char *buf, size_t size)
 	return 0;
 }
 
+static int add_root(int slice_fd, int g, const char *name, void *ud)
+{
+	uint64_t *mask = ud, m;
+	char st[128], cpus[256];
+
+	if (g >= 0 && read_state(g, st, sizeof(st)) == 0 && streq(st, "root") &&
+	    cg_read_at(g, "cpuset.cpus", cpus, sizeof(cpus)) >= 0 && cg_cpulist_parse(cpus, &m) == 0)
+		*mask |= m;
+	return 0;
+}
+
 /* The cores of slice_fd's children that are partition roots now. */
 static uint64_t children_roots(int slice_fd)
 {
-	_cleanup_close_ int dfd = openat(slice_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
 	uint64_t mask = 0;
 
-	if (!d)
-		return 0;
-	dfd = -1; /* owned by d */
-	while ((de = readdir(d))) {
-		char st[128], cpus[256];
-		uint64_t m;
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		_cleanup_close_ int g = openat(slice_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (g < 0 || read_state(g, st, sizeof(st)) < 0 || !streq(st, "root"))
-			continue;
-		if (cg_read_at(g, "cpuset.cpus", cpus, sizeof(cpus)) >= 0 &&
-		    cg_cpulist_parse(cpus, &m) == 0)
-			mask |= m;
-	}
-	closedir(d);
+	(void)cg_each_group(slice_fd, add_root, &mask);
 	return mask;
 }
 
@@ -182,20 +175,14 @@ int cg_part_slice_open(cg_manager *m, bool create, struct qv_error *errp)
 	return 0;
 }
 
+static int found(int slice_fd, int g, const char *name, void *ud)
+{
+	return 1;
+}
+
 static bool has_children(int fd)
 {
-	_cleanup_close_ int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
-	bool any = false;
-
-	if (!d)
-		return true; /* cannot tell: keep it */
-	dfd = -1;
-	while (!any && (de = readdir(d)))
-		any = de->d_type == DT_DIR && de->d_name[0] != '.';
-	closedir(d);
-	return any;
+	return cg_each_group(fd, found, NULL) != 0; /* an error: keep it */
 }
 
 void cg_part_slice_settle(cg_manager *m)

@@ -256,33 +256,57 @@ static int v2_remove(cg_group *g, int timeout_ms)
 	return r;
 }
 
-static int reconcile_at(int slice_fd, const char *slice_path,
-			bool (*keep)(const char *, void *), void *ud)
+int cg_each_group(int slice_fd, int (*fn)(int slice_fd, int group_fd, const char *name, void *ud),
+		  void *ud)
 {
 	_cleanup_close_ int dfd = openat(slice_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *de;
-	int removed = 0;
+	int r = 0;
 
 	if (!d)
 		return -errno;
 	dfd = -1; /* owned by d */
-	while ((de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.' || streq(de->d_name, DAEMON_LEAF))
-			continue;
-		if (keep && keep(de->d_name, ud))
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
 		_cleanup_close_ int g = openat(slice_fd, de->d_name,
 					       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (g < 0 || populated_at(g))
-			continue; /* a live QEMU is in there: leave it */
-		if (rmdir_retry(slice_fd, de->d_name, 100) == 0) {
-			log_debug("Removed stale cgroup %s/%s", slice_path, de->d_name);
-			removed++;
-		}
+		r = fn(slice_fd, g, de->d_name, ud);
 	}
 	closedir(d);
-	return removed;
+	return r;
+}
+
+struct reconcile {
+	const char *slice_path;
+	bool (*keep)(const char *, void *);
+	void *ud;
+	int removed;
+};
+
+static int reconcile_one(int slice_fd, int g, const char *name, void *ud)
+{
+	struct reconcile *rc = ud;
+
+	if (streq(name, DAEMON_LEAF) || (rc->keep && rc->keep(name, rc->ud)))
+		return 0;
+	if (g < 0 || populated_at(g))
+		return 0; /* a live QEMU is in there: leave it */
+	if (rmdir_retry(slice_fd, name, 100) == 0) {
+		log_debug("Removed stale cgroup %s/%s", rc->slice_path, name);
+		rc->removed++;
+	}
+	return 0;
+}
+
+static int reconcile_at(int slice_fd, const char *slice_path,
+			bool (*keep)(const char *, void *), void *ud)
+{
+	struct reconcile rc = { .slice_path = slice_path, .keep = keep, .ud = ud };
+	int r = cg_each_group(slice_fd, reconcile_one, &rc);
+
+	return r < 0 ? r : rc.removed;
 }
 
 /* Both slices; the partition slice's partition then fits the latency VMs
@@ -299,30 +323,24 @@ static int v2_reconcile(cg_manager *m, bool (*keep)(const char *, void *), void 
 	return r;
 }
 
-/* Kill what is left in slice_fd's groups and remove them. */
+/* Kill what is left in a group and remove it; the first error is kept. */
+static int empty_one(int slice_fd, int g, const char *name, void *ud)
+{
+	int *r = ud;
+
+	if (g >= 0 && populated_at(g))
+		(void)kill_procs_at(g);
+	int q = rmdir_retry(slice_fd, name, 2000);
+	if (q < 0 && *r == 0)
+		*r = q;
+	return 0;
+}
+
 static int empty_slice(int slice_fd)
 {
-	_cleanup_close_ int dfd = openat(slice_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
-	int r = 0;
+	int r = 0, q = cg_each_group(slice_fd, empty_one, &r);
 
-	if (!d)
-		return -errno;
-	dfd = -1;
-	while ((de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		_cleanup_close_ int g = openat(slice_fd, de->d_name,
-					       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (g >= 0 && populated_at(g))
-			(void)kill_procs_at(g);
-		int q = rmdir_retry(slice_fd, de->d_name, 2000);
-		if (q < 0 && r == 0)
-			r = q;
-	}
-	closedir(d);
-	return r;
+	return q < 0 ? q : r;
 }
 
 static int v2_destroy(cg_manager *m)
