@@ -66,6 +66,9 @@ int cg_v2_read_stats(cg_group *g, struct cg_stats *ret, struct qv_error *errp);
  * or -errno. */
 int cg_each_group(int slice_fd, int (*fn)(int slice_fd, int group_fd, const char *name, void *ud),
 		  void *ud);
+/* base_path/name (made when create) into *ret_path (replaced) and an fd. */
+int cg_v2_slice_open(int base_fd, const char *base_path, const char *name, bool create,
+		     char **ret_path, int *ret_fd, struct qv_error *errp);
 /* Enable our controllers available in dirfd's cgroup.subtree_control. */
 void cg_v2_enable_controllers(int dirfd, const char *where);
 /* The partition slice (sched/cgroup-part.c): open it (create: make it,

@@ -153,23 +153,13 @@ int cg_part_slice_open(cg_manager *m, bool create, struct qv_error *errp)
 		return qv_error_set(errp, EOPNOTSUPP, QV_REASON_UNSUPPORTED, "no cgroup v2 slice");
 	if ((r = part_name(m->slice_name, &name)) < 0)
 		return r;
-	free(m->part_path);
-	if (asprintf(&m->part_path, "%s/%s", m->base_path, name) < 0) {
-		m->part_path = NULL;
-		return -ENOMEM;
-	}
 	base_fd = open(m->base_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (base_fd < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
 				    m->base_path);
-	if (create && mkdirat(base_fd, name, 0755) < 0 && errno != EEXIST)
-		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
-				    "Cannot create cgroup %s: %m", m->part_path);
-	m->part_fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m->part_fd < 0)
-		return qv_error_set(errp, errno,
-				    errno == ENOENT ? QV_REASON_NOT_FOUND : QV_REASON_IO_ERROR,
-				    "Cannot open cgroup %s: %m", m->part_path);
+	r = cg_v2_slice_open(base_fd, m->base_path, name, create, &m->part_path, &m->part_fd, errp);
+	if (r < 0)
+		return r;
 	if (create)
 		cg_v2_enable_controllers(m->part_fd, m->part_path);
 	return 0;

@@ -111,6 +111,25 @@ static int move_self(cg_manager *m, int dirfd, const char *dir, struct qv_error 
 	return 0;
 }
 
+int cg_v2_slice_open(int base_fd, const char *base_path, const char *name, bool create,
+		     char **ret_path, int *ret_fd, struct qv_error *errp)
+{
+	free(*ret_path);
+	if (asprintf(ret_path, "%s/%s", base_path, name) < 0) {
+		*ret_path = NULL;
+		return -ENOMEM;
+	}
+	if (create && mkdirat(base_fd, name, 0755) < 0 && errno != EEXIST)
+		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
+				    "Cannot create cgroup %s: %m", *ret_path);
+	*ret_fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*ret_fd < 0)
+		return qv_error_set(errp, errno,
+				    errno == ENOENT ? QV_REASON_NOT_FOUND : QV_REASON_IO_ERROR,
+				    "Cannot open cgroup %s: %m", *ret_path);
+	return 0;
+}
+
 static int v2_setup(cg_manager *m, const struct cg_manager_opts *o, struct qv_error *errp)
 {
 	_cleanup_close_ int base_fd = -1;
@@ -123,21 +142,14 @@ static int v2_setup(cg_manager *m, const struct cg_manager_opts *o, struct qv_er
 	r = choose_base(m, o);
 	if (r < 0)
 		return r;
-	if (asprintf(&m->slice_path, "%s/%s", m->base_path, m->slice_name) < 0) {
-		m->slice_path = NULL;
-		return -ENOMEM;
-	}
 	base_fd = open(m->base_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (base_fd < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
 				    m->base_path);
-	if (mkdirat(base_fd, m->slice_name, 0755) < 0 && errno != EEXIST)
-		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
-				    "Cannot create cgroup %s: %m", m->slice_path);
-	m->slice_fd = openat(base_fd, m->slice_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m->slice_fd < 0)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
-				    m->slice_path);
+	r = cg_v2_slice_open(base_fd, m->base_path, m->slice_name, true, &m->slice_path,
+			     &m->slice_fd, errp);
+	if (r < 0)
+		return r;
 	if (o->move_self) {
 		r = m->delegated ? move_self(m, base_fd, m->base_path, errp)
 				 : move_self(m, m->slice_fd, m->slice_path, errp);
