@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "helpers/file.h"
 #include "helpers/http.h"
 #include "helpers/qvisord.h"
 #include "lab/lab-util.h"
@@ -108,25 +109,11 @@ static uint64_t usage(const char *vm)
 	return v;
 }
 
-/* The first line of a small file, without its newline ("" if unreadable). */
-static const char *line_of(const char *path, char *buf, size_t size)
-{
-	FILE *f = fopen(path, "re");
-	buf[0] = '\0';
-	if (f) {
-		if (!fgets(buf, (int)size, f))
-			buf[0] = '\0';
-		fclose(f);
-	}
-	buf[strcspn(buf, "\n")] = '\0';
-	return buf;
-}
-
 static const char *cg_file(const char *dir, const char *file, char *buf, size_t size)
 {
 	char p[1024];
 	snprintf(p, sizeof(p), "%s/%s", dir, file);
-	return line_of(p, buf, size);
+	return qvt_first_line(p, buf, size);
 }
 
 /* The VM's cgroup directory (vm.stats), its slice and the slice's parent. */

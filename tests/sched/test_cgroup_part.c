@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "helpers/file.h"
 #include "sched/cgroup.h"
 #include "sched/resloop.h"
 
@@ -44,15 +45,7 @@ static const char *get(const char *rel, char *buf, size_t size)
 {
 	char p[256];
 	path(rel, p, sizeof(p));
-	FILE *f = fopen(p, "r");
-	buf[0] = '\0';
-	if (f) {
-		if (!fgets(buf, (int)size, f))
-			buf[0] = '\0';
-		fclose(f);
-	}
-	buf[strcspn(buf, "\n")] = '\0';
-	return buf;
+	return qvt_first_line(p, buf, size);
 }
 
 static bool is_dir(const char *rel)
