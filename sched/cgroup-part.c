@@ -14,13 +14,11 @@
  * root's effective cpus and every other group's (the shared slice, system
  * services, qvisord). The slice is created with the first exclusive group
  * and, after the last one is removed, made a member again and removed. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
