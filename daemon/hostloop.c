@@ -123,9 +123,11 @@ static int parse_mode(const char *s, bool can_enforce, enum vm_loop_mode *ret)
 	return 0;
 }
 
+/* Running VMs' groups, in the slice or (latency VMs) the partition slice. */
 static void adopt_running(struct qv_hostloop *h, struct cg_daemon *cg)
 {
 	const char *slice = cg ? cg_manager_slice_path(cg->mgr) : NULL;
+	const char *part = cg ? cg_manager_part_slice_path(cg->mgr) : NULL;
 	char group[80], dir[1024];
 
 	for (struct qv_vm *vm = h->d->vms; slice && vm; vm = vm->next) {
@@ -133,6 +135,8 @@ static void adopt_running(struct qv_hostloop *h, struct cg_daemon *cg)
 			continue;
 		qv_cgroup_group_name(vm->name, group, sizeof(group));
 		snprintf(dir, sizeof(dir), "%s/%s", slice, group);
+		if (access(dir, F_OK) < 0 && part)
+			snprintf(dir, sizeof(dir), "%s/%s", part, group);
 		if (access(dir, F_OK) == 0)
 			qv_hostloop_vm_added(vm, dir);
 	}
@@ -234,9 +238,33 @@ void qv_hostloop_vm_added(struct qv_vm *vm, const char *dir)
 		res.mode = VM_LOOP_OFF;
 	int r = hl_loop_add_vm(h->loop, vm->name, dir, &res, vm->spec->vcpus,
 			       vm->spec->memory_mib << 20);
-	if (r < 0)
+	if (r < 0) {
 		log_warning("resource loop: cannot watch VM %s (%s): %s, ignoring", vm->name, dir,
 			    strerror(-r));
+		return;
+	}
+	/* a latency VM's group in the partition slice: the loop fits the slice */
+	struct cg_daemon *cg = qv_cgroup_state(vm->d);
+	const char *part = cg ? cg_manager_part_slice_path(cg->mgr) : NULL;
+	size_t n = part ? strlen(part) : 0;
+	if (part && strncmp(dir, part, n) == 0 && dir[n] == '/' &&
+	    (r = hl_loop_vm_set_partition_slice(h->loop, vm->name, part)) < 0)
+		log_warning("resource loop: VM %s: cannot open %s: %s", vm->name, part,
+			    strerror(-r));
+}
+
+bool qv_hostloop_wants_partition(const struct qv_vm *vm)
+{
+	const struct qv_hostloop *h = vm->d->hostloop;
+	const struct vm_resources *r = &vm->spec->resources;
+	struct cg_daemon *cg = qv_cgroup_state(vm->d);
+
+	if (!h || !h->can_enforce || !cg || !vm->spec->has_resources ||
+	    r->klass != VM_CLASS_LATENCY || !(cg_manager_controllers(cg->mgr) & CG_CPUSET))
+		return false;
+	enum vm_loop_mode host = hl_loop_mode(h->loop);
+	return host != VM_LOOP_OFF &&
+	       (r->mode == VM_LOOP_HOST ? host : r->mode) == VM_LOOP_ENFORCE;
 }
 
 void qv_hostloop_vm_removed(struct qv_vm *vm)

@@ -27,6 +27,11 @@ int qv_hostloop_admit(struct qv_vm *vm, struct qv_error *errp);
 /* The VM's cgroup exists (dir: its path) / is about to go away. */
 void qv_hostloop_vm_added(struct qv_vm *vm, const char *dir);
 void qv_hostloop_vm_removed(struct qv_vm *vm);
+/* vm.start: the VM is of the latency class and the loop enforces its
+ * allocation with the cpuset controller: its group goes in the partition
+ * slice (cg_group_create_exclusive), where its cores can become a cpuset
+ * partition. Decided at start; a mode changed later moves nothing. */
+bool qv_hostloop_wants_partition(const struct qv_vm *vm);
 
 /* For the metrics endpoint: the collector and the engine (NULL when the
  * loop has no cgroups to read). */

@@ -178,7 +178,9 @@ static int cgroup_prepare(struct qv_vm *vm, struct cg_daemon *st, struct cg_vm *
 	if (!cg_manager_slice_path(st->mgr))
 		return 0; /* "none" backend, nothing requested: QEMU stays in our cgroup */
 	qv_cgroup_group_name(vm->name, name, sizeof(name));
-	r = cg_group_create(st->mgr, name, &v->g, errp);
+	/* a latency VM beside the slice, where its cores can be a partition */
+	r = qv_hostloop_wants_partition(vm) ? cg_group_create_exclusive(st->mgr, name, &v->g, errp)
+					    : cg_group_create(st->mgr, name, &v->g, errp);
 	if (r < 0)
 		return r;
 	r = cg_group_apply(v->g, &lim, NULL, errp);

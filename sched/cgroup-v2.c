@@ -31,7 +31,7 @@ static const char *const ctrl_order[] = { "cpuset", "cpu", "io", "memory", "pids
 /* Enable each of our controllers listed in dirfd's cgroup.controllers in its
  * cgroup.subtree_control, one at a time (one refusal does not block the
  * others). */
-static void enable_controllers(int dirfd, const char *where)
+void cg_v2_enable_controllers(int dirfd, const char *where)
 {
 	char avail[512];
 	if (cg_read_at(dirfd, "cgroup.controllers", avail, sizeof(avail)) < 0)
@@ -111,6 +111,25 @@ static int move_self(cg_manager *m, int dirfd, const char *dir, struct qv_error 
 	return 0;
 }
 
+int cg_v2_slice_open(int base_fd, const char *base_path, const char *name, bool create,
+		     char **ret_path, int *ret_fd, struct qv_error *errp)
+{
+	free(*ret_path);
+	if (asprintf(ret_path, "%s/%s", base_path, name) < 0) {
+		*ret_path = NULL;
+		return -ENOMEM;
+	}
+	if (create && mkdirat(base_fd, name, 0755) < 0 && errno != EEXIST)
+		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
+				    "Cannot create cgroup %s: %m", *ret_path);
+	*ret_fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*ret_fd < 0)
+		return qv_error_set(errp, errno,
+				    errno == ENOENT ? QV_REASON_NOT_FOUND : QV_REASON_IO_ERROR,
+				    "Cannot open cgroup %s: %m", *ret_path);
+	return 0;
+}
+
 static int v2_setup(cg_manager *m, const struct cg_manager_opts *o, struct qv_error *errp)
 {
 	_cleanup_close_ int base_fd = -1;
@@ -123,21 +142,14 @@ static int v2_setup(cg_manager *m, const struct cg_manager_opts *o, struct qv_er
 	r = choose_base(m, o);
 	if (r < 0)
 		return r;
-	if (asprintf(&m->slice_path, "%s/%s", m->base_path, m->slice_name) < 0) {
-		m->slice_path = NULL;
-		return -ENOMEM;
-	}
 	base_fd = open(m->base_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (base_fd < 0)
 		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
 				    m->base_path);
-	if (mkdirat(base_fd, m->slice_name, 0755) < 0 && errno != EEXIST)
-		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
-				    "Cannot create cgroup %s: %m", m->slice_path);
-	m->slice_fd = openat(base_fd, m->slice_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m->slice_fd < 0)
-		return qv_error_set(errp, errno, QV_REASON_IO_ERROR, "Cannot open %s: %m",
-				    m->slice_path);
+	r = cg_v2_slice_open(base_fd, m->base_path, m->slice_name, true, &m->slice_path,
+			     &m->slice_fd, errp);
+	if (r < 0)
+		return r;
 	if (o->move_self) {
 		r = m->delegated ? move_self(m, base_fd, m->base_path, errp)
 				 : move_self(m, m->slice_fd, m->slice_path, errp);
@@ -148,26 +160,38 @@ static int v2_setup(cg_manager *m, const struct cg_manager_opts *o, struct qv_er
 	 * top and the slice have no processes of their own once ours moved to
 	 * the daemon leaf. */
 	if (!m->delegated || m->unit_controllers)
-		enable_controllers(base_fd, m->base_path);
+		cg_v2_enable_controllers(base_fd, m->base_path);
 	else
 		log_debug("Started in the unit's own cgroup: no controllers for VMs in %s",
 			  m->base_path);
-	enable_controllers(m->slice_fd, m->slice_path);
+	cg_v2_enable_controllers(m->slice_fd, m->slice_path);
+	/* latency VMs of an earlier run may still be in the partition slice */
+	(void)cg_part_slice_open(m, false, NULL);
 	if (cg_read_at(m->slice_fd, "cgroup.subtree_control", ctl, sizeof(ctl)) >= 0)
 		m->controllers = cg_controllers_parse(ctl);
 	return 0;
 }
 
+/* The directory of g's slice: the slice, or the partition slice. */
+static int parent_fd(const cg_group *g)
+{
+	return g->excl ? g->m->part_fd : g->m->slice_fd;
+}
+
 static int v2_group_open(cg_manager *m, cg_group *g, bool create, struct qv_error *errp)
 {
-	if (asprintf(&g->path, "%s/%s", m->slice_path, g->name) < 0) {
+	int r;
+
+	if (g->excl && (r = cg_part_slice_open(m, create, errp)) < 0)
+		return r;
+	if (asprintf(&g->path, "%s/%s", g->excl ? m->part_path : m->slice_path, g->name) < 0) {
 		g->path = NULL;
 		return -ENOMEM;
 	}
-	if (create && mkdirat(m->slice_fd, g->name, 0755) < 0 && errno != EEXIST)
+	if (create && mkdirat(parent_fd(g), g->name, 0755) < 0 && errno != EEXIST)
 		return qv_error_set(errp, errno, QV_REASON_PERMISSION,
 				    "Cannot create cgroup %s: %m", g->path);
-	g->fd = openat(m->slice_fd, g->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	g->fd = openat(parent_fd(g), g->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (g->fd < 0)
 		return qv_error_set(errp, errno,
 				    errno == ENOENT ? QV_REASON_NOT_FOUND : QV_REASON_IO_ERROR,
@@ -237,43 +261,103 @@ static int v2_remove(cg_group *g, int timeout_ms)
 		close(g->fd);
 		g->fd = -1;
 	}
-	return rmdir_retry(g->m->slice_fd, g->name, timeout_ms);
+	int r = rmdir_retry(parent_fd(g), g->name, timeout_ms);
+	/* its cores back to everyone (the slice goes with the last group) */
+	if (g->excl)
+		cg_part_slice_settle(g->m);
+	return r;
 }
 
-static int v2_reconcile(cg_manager *m, bool (*keep)(const char *, void *), void *ud)
+int cg_each_group(int slice_fd, int (*fn)(int slice_fd, int group_fd, const char *name, void *ud),
+		  void *ud)
 {
-	_cleanup_close_ int dfd = openat(m->slice_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dfd = openat(slice_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *de;
-	int removed = 0;
+	int r = 0;
 
 	if (!d)
 		return -errno;
 	dfd = -1; /* owned by d */
-	while ((de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.' || streq(de->d_name, DAEMON_LEAF))
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
-		if (keep && keep(de->d_name, ud))
-			continue;
-		_cleanup_close_ int g = openat(m->slice_fd, de->d_name,
+		_cleanup_close_ int g = openat(slice_fd, de->d_name,
 					       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (g < 0 || populated_at(g))
-			continue; /* a live QEMU is in there: leave it */
-		if (rmdir_retry(m->slice_fd, de->d_name, 100) == 0) {
-			log_debug("Removed stale cgroup %s/%s", m->slice_path, de->d_name);
-			removed++;
-		}
+		r = fn(slice_fd, g, de->d_name, ud);
 	}
 	closedir(d);
-	return removed;
+	return r;
+}
+
+struct reconcile {
+	const char *slice_path;
+	bool (*keep)(const char *, void *);
+	void *ud;
+	int removed;
+};
+
+static int reconcile_one(int slice_fd, int g, const char *name, void *ud)
+{
+	struct reconcile *rc = ud;
+
+	if (streq(name, DAEMON_LEAF) || (rc->keep && rc->keep(name, rc->ud)))
+		return 0;
+	if (g < 0 || populated_at(g))
+		return 0; /* a live QEMU is in there: leave it */
+	if (rmdir_retry(slice_fd, name, 100) == 0) {
+		log_debug("Removed stale cgroup %s/%s", rc->slice_path, name);
+		rc->removed++;
+	}
+	return 0;
+}
+
+static int reconcile_at(int slice_fd, const char *slice_path,
+			bool (*keep)(const char *, void *), void *ud)
+{
+	struct reconcile rc = { .slice_path = slice_path, .keep = keep, .ud = ud };
+	int r = cg_each_group(slice_fd, reconcile_one, &rc);
+
+	return r < 0 ? r : rc.removed;
+}
+
+/* Both slices; the partition slice's partition then fits the latency VMs
+ * still running (a restarted daemon keeps their layout). */
+static int v2_reconcile(cg_manager *m, bool (*keep)(const char *, void *), void *ud)
+{
+	int r = reconcile_at(m->slice_fd, m->slice_path, keep, ud);
+
+	if (r >= 0 && m->part_fd >= 0) {
+		int q = reconcile_at(m->part_fd, m->part_path, keep, ud);
+		r = q < 0 ? q : r + q;
+		cg_part_slice_settle(m);
+	}
+	return r;
+}
+
+/* Kill what is left in a group and remove it; the first error is kept. */
+static int empty_one(int slice_fd, int g, const char *name, void *ud)
+{
+	int *r = ud;
+
+	if (g >= 0 && populated_at(g))
+		(void)kill_procs_at(g);
+	int q = rmdir_retry(slice_fd, name, 2000);
+	if (q < 0 && *r == 0)
+		*r = q;
+	return 0;
+}
+
+static int empty_slice(int slice_fd)
+{
+	int r = 0, q = cg_each_group(slice_fd, empty_one, &r);
+
+	return q < 0 ? q : r;
 }
 
 static int v2_destroy(cg_manager *m)
 {
-	_cleanup_close_ int dfd = openat(m->slice_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
-	int r = 0;
+	int r;
 
 	if (m->moved_self && m->parent_path) {
 		int q = move_pid_to(m->parent_path, getpid());
@@ -281,21 +365,9 @@ static int v2_destroy(cg_manager *m)
 			return q;
 		m->moved_self = false;
 	}
-	if (!d)
-		return -errno;
-	dfd = -1;
-	while ((de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		_cleanup_close_ int g = openat(m->slice_fd, de->d_name,
-					       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (g >= 0 && populated_at(g))
-			(void)kill_procs_at(g);
-		int q = rmdir_retry(m->slice_fd, de->d_name, 2000);
-		if (q < 0 && r == 0)
-			r = q;
-	}
-	closedir(d);
+	if (m->part_fd >= 0 && (r = empty_slice(m->part_fd)) == 0)
+		cg_part_slice_settle(m);
+	r = empty_slice(m->slice_fd);
 	if (r == 0) {
 		close(m->slice_fd);
 		m->slice_fd = -1;

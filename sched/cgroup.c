@@ -54,6 +54,7 @@ int cg_manager_new(const struct cg_manager_opts *o, cg_manager **ret, struct qv_
 	if (!m)
 		return -ENOMEM;
 	m->slice_fd = -1;
+	m->part_fd = -1;
 	cg_host_detect(o->mountinfo, o->root, &m->host);
 	if (o->self)
 		snprintf(m->host.self, sizeof(m->host.self), "%s", o->self);
@@ -86,6 +87,9 @@ cg_manager *cg_manager_free(cg_manager *m)
 		m->be->teardown(m);
 	if (m->slice_fd >= 0)
 		close(m->slice_fd);
+	if (m->part_fd >= 0)
+		close(m->part_fd);
+	free(m->part_path);
 	free(m->slice_name);
 	free(m->slice_path);
 	free(m->parent_path);
@@ -144,7 +148,7 @@ int cg_manager_destroy(cg_manager *m)
 	return m->be->destroy ? m->be->destroy(m) : 0;
 }
 
-static int group_new(cg_manager *m, const char *name, bool create, cg_group **ret,
+static int group_new(cg_manager *m, const char *name, bool create, bool excl, cg_group **ret,
 		     struct qv_error *errp)
 {
 	cg_group *g;
@@ -158,6 +162,7 @@ static int group_new(cg_manager *m, const char *name, bool create, cg_group **re
 		return -ENOMEM;
 	g->m = m;
 	g->fd = -1;
+	g->excl = excl;
 	g->name = strdup(name);
 	if (!g->name) {
 		cg_group_free(g);
@@ -174,12 +179,26 @@ static int group_new(cg_manager *m, const char *name, bool create, cg_group **re
 
 int cg_group_create(cg_manager *m, const char *name, cg_group **ret, struct qv_error *errp)
 {
-	return group_new(m, name, true, ret, errp);
+	return group_new(m, name, true, false, ret, errp);
 }
 
+int cg_group_create_exclusive(cg_manager *m, const char *name, cg_group **ret,
+			      struct qv_error *errp)
+{
+	return group_new(m, name, true, m->be == &cg_backend_unified, ret, errp);
+}
+
+/* In the slice, else in the partition slice (a latency VM's). */
 int cg_group_open(cg_manager *m, const char *name, cg_group **ret, struct qv_error *errp)
 {
-	return group_new(m, name, false, ret, errp);
+	struct qv_error e = { 0 };
+	int r = group_new(m, name, false, false, ret, &e);
+
+	if (r == -ENOENT && m->part_fd >= 0 && group_new(m, name, false, true, ret, NULL) == 0)
+		r = 0;
+	else if (r < 0 && errp && !errp->set)
+		*errp = e;
+	return r;
 }
 
 int cg_group_fd(const cg_group *g)

@@ -191,3 +191,27 @@ int cg_group_kill(cg_group *g);
 int cg_group_remove(cg_group *g, int timeout_ms);
 cg_group *cg_group_free(cg_group *g);
 void cg_group_freep(cg_group **g);
+
+/* --- exclusive cores: the partition slice (sched/cgroup-part.c) -------------- */
+
+/* Create (or adopt) group "<name>" in the partition slice beside the slice
+ * ("qvisor.slice" -> "qvisor-latency.slice", created with its first group):
+ * for a VM whose cores are to be its own. Its cores become exclusive with
+ * cg_partition_slice_fit on the slice, then cpuset.cpus.partition = root on
+ * the group; cg_group_remove of its last group removes the slice. The
+ * "none" backend: as cg_group_create. cg_group_open finds groups in either
+ * slice. */
+int cg_group_create_exclusive(cg_manager *m, const char *name, cg_group **ret,
+			      struct qv_error *errp);
+bool cg_group_is_exclusive(const cg_group *g);
+/* The partition slice's directory; NULL while it does not exist. */
+const char *cg_manager_part_slice_path(const cg_manager *m);
+/* Make slice_fd (a partition slice) a cpuset partition root of the cores of
+ * its children that are partition roots plus `adding` (a cpu list, NULL:
+ * none); with no cores left, a member again. 0, or -errno with why (may be
+ * NULL) naming the kernel's reason ("root invalid (...)"); a refused slice
+ * is left a member. */
+int cg_partition_slice_fit(int slice_fd, const char *adding, char *why, size_t size);
+/* "0-2,5" -> bit mask (CPUs 0..63; the other way: hl_cpuset_format);
+ * -EINVAL, -ERANGE. */
+int cg_cpulist_parse(const char *s, uint64_t *ret);

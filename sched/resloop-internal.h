@@ -29,7 +29,8 @@ struct hl_vm {
 	enum hl_balloon_why bwhy;
 	/* how its exclusive cores are kept (sched/resloop-part.c) */
 	enum hl_excl excl;
-	char part_why[160]; /* why not a partition (HL_EXCL_CPUSET) */
+	char part_why[200]; /* why not a partition (HL_EXCL_CPUSET) */
+	int slice_fd; /* its partition slice (hl_loop_vm_set_partition_slice), else -1 */
 };
 
 struct hl_loop {
@@ -43,8 +44,9 @@ struct hl_loop {
 	unsigned long n_changes;
 };
 
-void hl_partition_enter(struct hl_vm *vm);
+void hl_partition_enter(struct hl_vm *vm, uint64_t cpuset);
 void hl_partition_leave(struct hl_vm *vm);
+void hl_vm_free(struct hl_vm *vm);
 const char *hl_excl_to_string(enum hl_excl e);
 
 void hl_knob_format(enum hl_knob k, const struct hl_alloc *a, char *buf, size_t size);

@@ -167,7 +167,7 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
 		l->n_changes++;
 	}
 	if (mode == VM_LOOP_ENFORCE && next.exclusive)
-		hl_partition_enter(vm);
+		hl_partition_enter(vm, next.cpuset);
 	else if (!next.exclusive)
 		hl_partition_leave(vm);
 	/* advise: remember what was advised, so the same advice is not repeated */

@@ -42,11 +42,8 @@ hl_loop *hl_loop_free(hl_loop *l)
 {
 	if (!l)
 		return NULL;
-	for (size_t i = 0; i < l->n; i++) {
-		if (l->vms[i]->dirfd >= 0)
-			close(l->vms[i]->dirfd);
-		free(l->vms[i]);
-	}
+	for (size_t i = 0; i < l->n; i++)
+		hl_vm_free(l->vms[i]);
 	free(l->vms);
 	free(l);
 	return NULL;
@@ -98,6 +95,7 @@ int hl_loop_add_vm(hl_loop *l, const char *name, const char *dir, const struct v
 	struct hl_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
+	vm->slice_fd = -1;
 	vm->dirfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	int r = !dir ? 0 : vm->dirfd < 0 ? -errno : col_add_vm(l->col, name, dir);
 	if (r < 0 && r != -EEXIST) {
@@ -120,11 +118,32 @@ int hl_loop_remove_vm(hl_loop *l, const char *name)
 	if (i < 0)
 		return i;
 	(void)col_remove_vm(l->col, name);
-	if (l->vms[i]->dirfd >= 0)
-		close(l->vms[i]->dirfd);
-	free(l->vms[i]);
+	hl_vm_free(l->vms[i]);
 	memmove(&l->vms[i], &l->vms[i + 1], (l->n - (size_t)i - 1) * sizeof(*l->vms));
 	l->n--;
+	return 0;
+}
+
+void hl_vm_free(struct hl_vm *vm)
+{
+	if (vm->dirfd >= 0)
+		close(vm->dirfd);
+	if (vm->slice_fd >= 0)
+		close(vm->slice_fd);
+	free(vm);
+}
+
+int hl_loop_vm_set_partition_slice(hl_loop *l, const char *name, const char *dir)
+{
+	int i = find(l, name), fd;
+
+	if (i < 0)
+		return i;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (l->vms[i]->slice_fd >= 0)
+		close(l->vms[i]->slice_fd);
+	l->vms[i]->slice_fd = fd;
 	return 0;
 }
 
@@ -221,7 +240,18 @@ int hl_knob_write(int dirfd, enum hl_knob k, const struct hl_alloc *a)
 		return -EOPNOTSUPP; /* QMP: the caller's job */
 	hl_knob_format(k, a, v, sizeof(v));
 	/* An empty cpuset.cpus means "inherit"; a bare write(0 bytes) is a no-op. */
-	if (k == HL_K_CPUSET && !v[0])
-		snprintf(v, sizeof(v), "\n");
+	if (k == HL_K_CPUSET && !v[0]) {
+		int r = cg_write_at(dirfd, hl_knob_name(k), "\n");
+		if (r != -ENOSPC)
+			return r;
+		/* the kernel never empties a populated group's cpus (ENOSPC):
+		 * all its parent has, which is what inheriting gives */
+		_cleanup_close_ int up = openat(dirfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		char cpus[256];
+		if (up < 0 || cg_read_at(up, "cpuset.cpus.effective", cpus, sizeof(cpus)) <= 0)
+			return r;
+		cpus[strcspn(cpus, "\n")] = '\0';
+		return cg_write_at(dirfd, hl_knob_name(k), cpus);
+	}
 	return cg_write_at(dirfd, hl_knob_name(k), v);
 }

@@ -56,6 +56,12 @@ enum vm_loop_mode hl_loop_mode(const hl_loop *l);
 int hl_loop_add_vm(hl_loop *l, const char *name, const char *dir, const struct vm_resources *res,
 		   uint32_t vcpus, uint64_t guest_mem);
 int hl_loop_remove_vm(hl_loop *l, const char *name);
+/* VM name's group lives in a partition slice (dir; sched/cgroup.h
+ * cg_group_create_exclusive): before the group becomes a partition root of
+ * its exclusive cores, the slice is made one of them (with the cores of its
+ * other partition roots); when the group leaves its partition, the slice
+ * shrinks. -ENOENT, -errno opening dir. */
+int hl_loop_vm_set_partition_slice(hl_loop *l, const char *name, const char *dir);
 /* VM name has a balloon (active: the loop may steer it now, e.g. the VM
  * runs): target is what the caller last set (0: unknown, i.e. the full
  * memory), actual what the guest has (0: unknown). Call it before each tick; the guest's statistics come from the collector
