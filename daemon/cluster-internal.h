@@ -29,7 +29,7 @@ struct qv_cluster {
 	struct qv_daemon *d;
 	qv_etcd *etcd;       /* used by the eq worker thread only */
 	qv_workq *eq;        /* etcd requests, one thread, in order */
-	qv_workq *pq;        /* calls to peer daemons */
+	qv_workq *pq;        /* calls forwarded to peer daemons (cl_forward) */
 	qv_source *tick;
 	unsigned ttl_s;
 	int64_t lease;       /* 0: none yet (loop thread only) */
