@@ -13,7 +13,6 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "common/rpc-client.h"
 #include "daemon/cluster-internal.h"
 
 /* One host's CPU utilisation, newest first (the balancer's history). */
@@ -33,6 +32,7 @@ struct cl_bal {
 	char *last_sig;         /* the previous round's decisions */
 	enum qv_bal_mode mode;  /* as last read */
 	bool new_term;          /* no round yet since we became leader */
+	struct order *orders;   /* vm.migrate calls in flight */
 };
 
 void cl_bal_cfg(struct qv_cluster *c, struct qv_bal_cfg *cfg, double threshold)
@@ -54,9 +54,8 @@ void cl_bal_cfg(struct qv_cluster *c, struct qv_bal_cfg *cfg, double threshold)
 	cfg->power_saving = o->cluster_balance_power_saving;
 	if (o->cluster_balance_cooldown_s >= 0)
 		cfg->cooldown_s = o->cluster_balance_cooldown_s;
-	/* Each migration holds a peer thread until it ends: leave room for
-	 * forwarded calls. */
-	cfg->max_cluster = CL_PEER_THREADS / 2;
+	/* Each migration takes a link and a core of both ends. */
+	cfg->max_cluster = 2;
 	cfg->max_per_host = 1;
 }
 
@@ -152,54 +151,45 @@ void cl_bal_view(struct qv_cluster *c, struct cl_snap *s, bool record)
 
 /* --- migrations the leader orders ---------------------------------------- */
 
+/* One vm.migrate the leader asked a source daemon for (cl_peer_call). */
 struct order {
+	struct order *next;
+	struct qv_cluster *c;
 	char vm[64], from[64], to[64];
-	char uri[160];         /* the source daemon */
-	char to_uri[160];      /* the destination daemon, as vm.migrate's "to" */
-	json_object *result;
+	struct cl_peer_call *pc;
 };
 
-static void order_run(struct cl_job *j)
+static void order_unlink(struct order *o)
 {
-	struct order *o = j->data;
-	qv_rpc_conn *conn = NULL;
-	json_object *p = json_object_new_object();
-
-	json_object_object_add(p, "name", json_object_new_string(o->vm));
-	json_object_object_add(p, "to", json_object_new_string(o->to_uri));
-	json_object_object_add(p, "deadline_s", json_object_new_int(CL_BAL_MIGRATION_S));
-	j->r = qv_rpc_connect(o->uri, &conn, &j->err);
-	if (j->r >= 0)
-		j->r = qv_rpc_invoke(conn, "vm.migrate", TAKE_PTR(p),
-				     (CL_BAL_MIGRATION_S + 30) * 1000, &o->result, &j->err);
-	json_object_put(p);
-	qv_rpc_conn_free(conn);
+	for (struct order **p = &o->c->bal->orders; *p; p = &(*p)->next)
+		if (*p == o) {
+			*p = o->next;
+			break;
+		}
 }
 
-static void order_finish(struct cl_job *j, bool cancelled)
+static void order_done(int r, json_object *res, const struct qv_error *err, void *ud)
 {
-	struct order *o = j->data;
-	struct qv_cluster *c = j->c;
+	struct order *o = ud;
+	struct qv_cluster *c = o->c;
+	const char *msg = err && err->message[0] ? err->message : strerror(-r);
 	json_object *ev = json_object_new_object();
 
-	if (!cancelled) {
-		if (c->bal && c->bal->bal)
-			qv_bal_finished(c->bal->bal, o->vm, j->r >= 0, (double)qv_unix_ms() / 1000.0);
-		json_object_object_add(ev, "vm", json_object_new_string(o->vm));
-		json_object_object_add(ev, "from", json_object_new_string(o->from));
-		json_object_object_add(ev, "to", json_object_new_string(o->to));
-		json_object_object_add(ev, "ok", json_object_new_boolean(j->r >= 0));
-		if (j->r < 0)
-			json_object_object_add(ev, "error", json_object_new_string(j->err.message));
-		if (j->r >= 0)
-			log_info("Cluster: balancer moved VM %s from %s to %s", o->vm, o->from, o->to);
-		else
-			log_warning("Cluster: balancer could not move VM %s from %s to %s: %s", o->vm,
-				    o->from, o->to, j->err.message);
-		qv_daemon_emit(c->d, o->vm, "cluster-migration", TAKE_PTR(ev));
-	}
-	json_object_put(ev);
-	json_object_put(o->result);
+	order_unlink(o);
+	if (c->bal->bal)
+		qv_bal_finished(c->bal->bal, o->vm, r >= 0, (double)qv_unix_ms() / 1000.0);
+	json_object_object_add(ev, "vm", json_object_new_string(o->vm));
+	json_object_object_add(ev, "from", json_object_new_string(o->from));
+	json_object_object_add(ev, "to", json_object_new_string(o->to));
+	json_object_object_add(ev, "ok", json_object_new_boolean(r >= 0));
+	if (r < 0)
+		json_object_object_add(ev, "error", json_object_new_string(msg));
+	if (r >= 0)
+		log_info("Cluster: balancer moved VM %s from %s to %s", o->vm, o->from, o->to);
+	else
+		log_warning("Cluster: balancer could not move VM %s from %s to %s: %s", o->vm,
+			    o->from, o->to, msg);
+	qv_daemon_emit(c->d, o->vm, "cluster-migration", ev);
 	free(o);
 }
 
@@ -220,22 +210,32 @@ static void start_move(struct qv_cluster *c, const struct cl_snap *s,
 	const char *name = s->vms[d->vm].name;
 	struct order *o = calloc(1, sizeof(*o));
 	double now = (double)qv_unix_ms() / 1000.0;
+	char to_uri[160];
+	json_object *p;
 
 	if (!o || !from || !to) {
 		free(o);
 		qv_bal_finished(c->bal->bal, name, false, now);
 		return;
 	}
+	o->c = c;
 	snprintf(o->vm, sizeof(o->vm), "%s", name);
 	snprintf(o->from, sizeof(o->from), "%s", s->hosts[d->from].name);
 	snprintf(o->to, sizeof(o->to), "%s", s->hosts[d->to].name);
-	snprintf(o->uri, sizeof(o->uri), "tls://%s", from);
-	snprintf(o->to_uri, sizeof(o->to_uri), "tls://%s", to);
+	snprintf(to_uri, sizeof(to_uri), "tls://%s", to);
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(o->vm));
+	json_object_object_add(p, "to", json_object_new_string(to_uri));
+	json_object_object_add(p, "deadline_s", json_object_new_int(CL_BAL_MIGRATION_S));
 	log_info("Cluster: balancer asks %s to migrate VM %s to %s", o->from, name, o->to);
-	if (cl_job_push(c, c->pq, order_run, order_finish, NULL, o) < 0) {
+	if (cl_peer_call(c, from, "vm.migrate", p, (CL_BAL_MIGRATION_S + 30) * 1000, order_done, o,
+			 &o->pc) < 0) {
 		free(o);
 		qv_bal_finished(c->bal->bal, name, false, now);
+		return;
 	}
+	o->next = c->bal->orders;
+	c->bal->orders = o;
 }
 
 /* --- the round ------------------------------------------------------------ */
@@ -399,6 +399,12 @@ void cl_balance_free(struct qv_cluster *c)
 {
 	if (!c->bal)
 		return;
+	while (c->bal->orders) { /* qvisord stops: no answer, no event */
+		struct order *o = c->bal->orders;
+		c->bal->orders = o->next;
+		cl_peer_call_cancel(o->pc);
+		free(o);
+	}
 	qv_bal_free(c->bal->bal);
 	free(c->bal->hist);
 	free(c->bal->last_sig);

@@ -1,90 +1,97 @@
 /* SPDX-License-Identifier: MIT */
-/* Calls to a peer daemon over mutual TLS (the same tls:// transport as
- * migrations), run on the peer worker threads; and vm.* calls for a VM
- * another host owns, forwarded there by the inventory. */
+/* Calls forwarded to a peer daemon over mutual TLS (cl_peer_call, the
+ * same tls:// transport as migrations): vm.* calls for a VM another host
+ * owns, found in the inventory, and placed defines. */
 #include <string.h>
 
 #include "common/json.h"
 #include "common/log.h"
-#include "common/rpc-client.h"
 #include "daemon/cluster-internal.h"
 #include "daemon/rpc-access.h"
 
+/* One call forwarded to its owner (cl_peer_call), answered from its answer. */
 struct fwd {
+	struct fwd *next;
+	struct qv_cluster *c;
+	qv_rpc_call *call;
 	char host[64];
-	char uri[160];
-	char method[40];
-	json_object *params;  /* private copy: only the worker touches it */
-	json_object *extra;   /* merged into the answer on the loop */
-	json_object *result;
+	json_object *extra;   /* merged into the answer */
+	struct cl_peer_call *pc;
 };
 
-static void fwd_run(struct cl_job *j)
-{
-	struct fwd *f = j->data;
-	qv_rpc_conn *conn = NULL;
+static struct fwd *fwds; /* in flight */
 
-	j->r = qv_rpc_connect(f->uri, &conn, &j->err);
-	if (j->r < 0)
-		return;
-	j->r = qv_rpc_invoke(conn, f->method, TAKE_PTR(f->params), CL_PEER_TIMEOUT_MS, &f->result,
-			     &j->err);
-	qv_rpc_conn_free(conn);
+static void fwd_free(struct fwd *f)
+{
+	for (struct fwd **p = &fwds; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	json_object_put(f->extra);
+	free(f);
 }
 
-static void fwd_finish(struct cl_job *j, bool cancelled)
+static void fwd_done(int r, json_object *res, const struct qv_error *err, void *ud)
 {
-	struct fwd *f = j->data;
+	struct fwd *f = ud;
 
-	if (cancelled)
-		qv_call_fail(j->call, ECANCELED, QV_REASON_CANCELLED, "qvisord is shutting down");
-	else if (j->r < 0) {
-		qv_error_prefix(&j->err, "host %s", f->host);
-		qv_rpc_call_error(j->call, &j->err);
+	if (r < 0) {
+		struct qv_error e = {};
+		if (err)
+			e = *err;
+		else
+			qv_error_set(&e, -r, QV_REASON_UNAVAILABLE, "%s", strerror(-r));
+		qv_error_prefix(&e, "host %s", f->host);
+		qv_rpc_call_error(f->call, &e);
 	} else {
-		json_object *res = TAKE_PTR(f->result);
-		if (!res)
-			res = json_object_new_object();
+		res = res ? json_object_get(res) : json_object_new_object();
 		/* The owner answered our mutual-TLS call in full; our caller may
 		 * be on the read-only socket. */
-		if (qv_rpc_call_is_read_only(j->c->d, j->call))
+		if (qv_rpc_call_is_read_only(f->c->d, f->call))
 			qv_vm_info_redact(res);
 		if (f->extra && json_object_is_type(res, json_type_object)) {
 			json_object_object_foreach(f->extra, k, v)
 				json_object_object_add(res, k, json_object_get(v));
 		}
-		qv_rpc_call_reply(j->call, res);
+		qv_rpc_call_reply(f->call, res);
 	}
-	json_object_put(f->params);
-	json_object_put(f->extra);
-	json_object_put(f->result);
-	free(f);
+	fwd_free(f);
 }
 
 int cl_forward(struct qv_cluster *c, qv_rpc_call *call, const char *host, const char *address,
 	       const char *method, json_object *params, json_object *extra)
 {
 	struct fwd *f = calloc(1, sizeof(*f));
+	json_object *copy = NULL;
 
 	if (!f) {
 		json_object_put(extra);
 		return -ENOMEM;
 	}
+	*f = (struct fwd){ .c = c, .call = call, .extra = extra };
 	snprintf(f->host, sizeof(f->host), "%s", host);
-	snprintf(f->uri, sizeof(f->uri), "tls://%s", address);
-	snprintf(f->method, sizeof(f->method), "%s", method);
-	/* A deep copy: json-c reference counts are not atomic. */
-	if (params && json_object_deep_copy(params, &f->params, NULL) < 0)
-		f->params = NULL;
-	f->extra = extra;
-	log_info("Cluster: forwarding %s to host %s (%s)", method, host, f->uri);
-	if (cl_job_push(c, c->pq, fwd_run, fwd_finish, call, f) < 0) {
-		json_object_put(f->params);
-		json_object_put(f->extra);
-		free(f);
+	/* A copy: the call's own params are not ours to keep. */
+	if (params && json_object_deep_copy(params, &copy, NULL) < 0)
+		copy = NULL;
+	log_info("Cluster: forwarding %s to host %s (tls://%s)", method, host, address);
+	if (cl_peer_call(c, address, method, copy, CL_PEER_TIMEOUT_MS, fwd_done, f, &f->pc) < 0) {
+		fwd_free(f);
 		return -ENOMEM;
 	}
+	f->next = fwds;
+	fwds = f;
 	return 0;
+}
+
+void cl_forward_shutdown(struct qv_cluster *c)
+{
+	while (fwds) {
+		struct fwd *f = fwds;
+		cl_peer_call_cancel(f->pc);
+		qv_call_fail(f->call, ECANCELED, QV_REASON_CANCELLED, "qvisord is shutting down");
+		fwd_free(f);
+	}
 }
 
 /* --- vm.* for a VM owned elsewhere ----------------------------------------- */

@@ -15,7 +15,6 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "common/rpc-client.h"
 #include "daemon/cluster-internal.h"
 
 enum ha_kind { HA_GONE, HA_FENCED, HA_PENDING };
@@ -35,6 +34,7 @@ struct tried {
 struct cl_ha_leader {
 	struct gone *gone;
 	struct tried *tried;
+	struct call *calls;  /* cluster.adopt in flight */
 	bool busy;
 };
 
@@ -211,58 +211,59 @@ static void restart_run(struct cl_job *j)
 			      0, rev, NULL, &j->err);
 }
 
+/* One cluster.adopt the leader asked a host for (cl_peer_call). */
 struct call {
-	char name[64], host[64], uri[160];
-	json_object *result;
+	struct call *next;
+	struct qv_cluster *c;
+	char name[64], host[64];
+	struct cl_peer_call *pc;
 };
 
-static void call_run(struct cl_job *j)
+static void call_done(int r, json_object *res, const struct qv_error *err, void *ud)
 {
-	struct call *k = j->data;
-	qv_rpc_conn *conn = NULL;
-	json_object *p = json_object_new_object();
+	struct call *k = ud;
+	const char *msg = err && err->message[0] ? err->message : strerror(-r);
 
-	json_object_object_add(p, "name", json_object_new_string(k->name));
-	j->r = qv_rpc_connect(k->uri, &conn, &j->err);
-	if (j->r >= 0)
-		j->r = qv_rpc_invoke(conn, "cluster.adopt", p, CL_PEER_TIMEOUT_MS, &k->result,
-				     &j->err);
-	else
-		json_object_put(p);
-	qv_rpc_conn_free(conn);
-}
-
-static void call_finish(struct cl_job *j, bool cancelled)
-{
-	struct call *k = j->data;
-
-	if (!cancelled && j->r < 0) {
+	for (struct call **p = &k->c->ha_leader->calls; *p; p = &(*p)->next)
+		if (*p == k) {
+			*p = k->next;
+			break;
+		}
+	if (r < 0) {
 		log_warning("Cluster: HA: host %s cannot start VM %s: %s (asking again later)",
-			    k->host, k->name, j->err.message);
+			    k->host, k->name, msg);
 		json_object *ev = json_object_new_object();
 		json_object_object_add(ev, "host", json_object_new_string(k->host));
-		json_object_object_add(ev, "error", json_object_new_string(j->err.message));
-		qv_daemon_emit(j->c->d, k->name, "vm-ha-adopt-failed", ev);
-	} else if (!cancelled)
+		json_object_object_add(ev, "error", json_object_new_string(msg));
+		qv_daemon_emit(k->c->d, k->name, "vm-ha-adopt-failed", ev);
+	} else
 		log_info("Cluster: HA: host %s adopted VM %s", k->host, k->name);
-	json_object_put(k->result);
 	free(k);
 }
 
 static void ask_adopt(struct qv_cluster *c, const char *name, const char *host, const char *address)
 {
+	struct cl_ha_leader *l = c->ha_leader;
 	struct call *k;
+	json_object *p;
 
 	if (streq(host, c->d->cfg.cluster_host))
 		return cl_ha_adopt_local(c, name);
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return;
+	k->c = c;
 	snprintf(k->name, sizeof(k->name), "%s", name);
 	snprintf(k->host, sizeof(k->host), "%s", host);
-	snprintf(k->uri, sizeof(k->uri), "tls://%s", address);
-	if (cl_job_push(c, c->pq, call_run, call_finish, NULL, k) < 0)
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(name));
+	if (cl_peer_call(c, address, "cluster.adopt", p, CL_PEER_TIMEOUT_MS, call_done, k,
+			 &k->pc) < 0) {
 		free(k);
+		return;
+	}
+	k->next = l->calls;
+	l->calls = k;
 }
 
 static void restart_finish(struct cl_job *j, bool cancelled)
@@ -448,6 +449,12 @@ void cl_ha_leader_free(struct qv_cluster *c)
 {
 	if (!c->ha_leader)
 		return;
+	while (c->ha_leader->calls) { /* qvisord stops: no answer, no event */
+		struct call *k = c->ha_leader->calls;
+		c->ha_leader->calls = k->next;
+		cl_peer_call_cancel(k->pc);
+		free(k);
+	}
 	gone_clear(c->ha_leader);
 	free(c->ha_leader);
 	c->ha_leader = NULL;

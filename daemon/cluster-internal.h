@@ -16,7 +16,6 @@
 #define CL_EVACS CL_PREFIX "evacuations/" /* under the driver's lease */
 #define CL_DEFAULT_TTL_S 6
 #define CL_PEER_TIMEOUT_MS 120000
-#define CL_PEER_THREADS 4
 
 /* What we last wrote for one of our VMs. */
 struct cl_vmstate {
@@ -29,7 +28,6 @@ struct qv_cluster {
 	struct qv_daemon *d;
 	qv_etcd *etcd;       /* used by the eq worker thread only */
 	qv_workq *eq;        /* etcd requests, one thread, in order */
-	qv_workq *pq;        /* calls to peer daemons */
 	qv_source *tick;
 	unsigned ttl_s;
 	int64_t lease;       /* 0: none yet (loop thread only) */
@@ -101,6 +99,8 @@ int cl_claim_and_define(struct qv_cluster *c, qv_rpc_call *call, json_object *sp
  * with its answer; extra (stolen, may be NULL) is merged into a result. */
 int cl_forward(struct qv_cluster *c, qv_rpc_call *call, const char *host, const char *address,
 	       const char *method, json_object *params, json_object *extra);
+/* qvisord stops: forwarded calls in flight fail ("cancelled"). */
+void cl_forward_shutdown(struct qv_cluster *c);
 /* cluster-leader.c: one leader elected on etcd (docs/cluster.md "Leader"):
  * the key CL_LEADER on the leader's membership lease, created only when
  * absent. Checked after each successful refresh of our membership. */

@@ -322,10 +322,8 @@ int qv_cluster_load(struct qv_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Cluster: cannot set up the balancer: %m");
 	r = qv_workq_new(d->loop, 1, &c->eq);
-	if (r >= 0)
-		r = qv_workq_new(d->loop, CL_PEER_THREADS, &c->pq);
 	if (r < 0)
-		return log_error_errno(r, "Cluster: cannot start worker threads: %m");
+		return log_error_errno(r, "Cluster: cannot start the etcd worker thread: %m");
 	r = cl_fence_start(c);
 	if (r < 0)
 		return log_error_errno(r, "Cluster: cannot arm the self-fence: %m");
@@ -350,8 +348,8 @@ void qv_cluster_free(struct qv_daemon *d)
 	qv_source_remove(c->tick);
 	/* Running jobs finish (bounded by the etcd timeout), queued ones are
 	 * cancelled; their calls get no answer but the clients are closing. */
-	qv_workq_free(c->pq);
 	qv_workq_free(c->eq);
+	cl_forward_shutdown(c);
 	cl_evacuate_shutdown(c);
 	/* A clean exit leaves the cluster at once rather than after the TTL
 	 * (the workers are gone: the handle is ours now). Bounded by the

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "common/macro.h"
 #include "sched/metrics.h"
 
 const char *qv_metrics_escape(const char *s, char *buf, size_t size)
@@ -66,22 +67,29 @@ void qv_hist_render(FILE *f, const char *name, const char *labels, const struct 
 
 typedef double (*vm_value_fn)(const qv_collector *c, size_t i, const hl_loop *l, bool *ok);
 
-/* One family with one sample per VM that has a value. */
-static void per_vm(FILE *f, const qv_collector *c, const hl_loop *l, const char *name,
-		   const char *type, const char *help, vm_value_fn fn)
+/* A family with one sample per VM that has a value. */
+struct vm_family {
+	const char *name, *type, *help;
+	vm_value_fn get;
+};
+
+static void per_vm(FILE *f, const qv_collector *c, const hl_loop *l, const struct vm_family *fam,
+		   size_t nfam)
 {
 	char esc[256];
-	bool header = false;
 
-	for (size_t i = 0; i < col_vm_count(c); i++) {
-		bool ok = false;
-		double v = fn(c, i, l, &ok);
-		if (!ok)
-			continue;
-		if (!header)
-			family(f, name, type, help), header = true;
-		fprintf(f, "%s{vm=\"%s\"} %.17g\n", name,
-			qv_metrics_escape(col_vm_name(c, i), esc, sizeof(esc)), v);
+	for (size_t k = 0; k < nfam; k++) {
+		bool header = false;
+		for (size_t i = 0; i < col_vm_count(c); i++) {
+			bool ok = false;
+			double v = fam[k].get(c, i, l, &ok);
+			if (!ok)
+				continue;
+			if (!header)
+				family(f, fam[k].name, fam[k].type, fam[k].help), header = true;
+			fprintf(f, "%s{vm=\"%s\"} %.17g\n", fam[k].name,
+				qv_metrics_escape(col_vm_name(c, i), esc, sizeof(esc)), v);
+		}
 	}
 }
 
@@ -137,6 +145,51 @@ GUEST(available, g->available)
 GUEST(major_faults, g->major_faults)
 GUEST(swap_in, g->swap_in)
 GUEST(swap_out, g->swap_out)
+
+/* In the order of the exposition: the cgroup's counters, (PSI,) what the
+ * resource loop decided and estimated, (NICs, disks,) the guest's own. */
+static const struct vm_family cgroup_fam[] = {
+	{ "qvisor_vm_cpu_seconds_total", "counter", "CPU time used by the VM.", raw_cpu_usage_usec },
+	{ "qvisor_vm_cpu_throttled_seconds_total", "counter", "Time the VM was throttled by cpu.max.",
+	  raw_cpu_throttled_usec },
+	{ "qvisor_vm_memory_bytes", "gauge",
+	  "Memory charged to the VM (memory.current, or the QEMU RSS).", raw_mem_current },
+	{ "qvisor_vm_memory_anon_bytes", "gauge", "Anonymous memory of the VM.", raw_mem_anon },
+	{ "qvisor_vm_memory_high_events_total", "counter",
+	  "Times the VM was throttled at memory.high.", raw_mem_ev_high },
+	{ "qvisor_vm_oom_kills_total", "counter", "OOM kills in the VM's cgroup.",
+	  raw_mem_ev_oom_kill },
+	{ "qvisor_vm_io_read_bytes_total", "counter", "Bytes read.", raw_io_rbytes },
+	{ "qvisor_vm_io_written_bytes_total", "counter", "Bytes written.", raw_io_wbytes },
+	{ "qvisor_vm_io_reads_total", "counter", "Read operations.", raw_io_rios },
+	{ "qvisor_vm_io_writes_total", "counter", "Write operations.", raw_io_wios },
+};
+
+static const struct vm_family loop_fam[] = {
+	{ "qvisor_vm_cpu_weight", "gauge", "cpu.weight set by the resource loop.", alloc_weight },
+	{ "qvisor_vm_cpu_limit_cores", "gauge",
+	  "cpu.max set by the resource loop, in cores (0 = none).", alloc_cpu_max },
+	{ "qvisor_vm_memory_low_bytes", "gauge", "memory.low (reservation).", alloc_mem_low },
+	{ "qvisor_vm_memory_high_bytes", "gauge", "memory.high set by the resource loop (0 = max).",
+	  alloc_mem_high },
+	{ "qvisor_vm_cpu_exclusive", "gauge", "1 when the VM has cores of its own (latency class).",
+	  alloc_exclusive },
+	{ "qvisor_vm_cpu_demand_cores", "gauge",
+	  "Estimated CPU demand (max of EWMA and p95, with headroom).", demand_cpu },
+	{ "qvisor_vm_memory_demand_bytes", "gauge", "Estimated memory demand, with headroom.",
+	  demand_mem },
+};
+
+static const struct vm_family guest_fam[] = {
+	{ "qvisor_vm_guest_available_bytes", "gauge",
+	  "Memory available inside the guest (its balloon statistics).", guest_available },
+	{ "qvisor_vm_guest_major_faults_total", "counter",
+	  "Major page faults inside the guest (its balloon statistics).", guest_major_faults },
+	{ "qvisor_vm_guest_swap_in_bytes_total", "counter",
+	  "Bytes the guest swapped in (its balloon statistics).", guest_swap_in },
+	{ "qvisor_vm_guest_swap_out_bytes_total", "counter",
+	  "Bytes the guest swapped out (its balloon statistics).", guest_swap_out },
+};
 
 static void psi(FILE *f, const qv_collector *c)
 {
@@ -264,48 +317,12 @@ static void host(FILE *f, const qv_collector *c, const hl_loop *l)
 
 int qv_metrics_render(const qv_collector *c, const hl_loop *l, FILE *f)
 {
-	per_vm(f, c, l, "qvisor_vm_cpu_seconds_total", "counter", "CPU time used by the VM.",
-	       raw_cpu_usage_usec);
-	per_vm(f, c, l, "qvisor_vm_cpu_throttled_seconds_total", "counter",
-	       "Time the VM was throttled by cpu.max.", raw_cpu_throttled_usec);
-	per_vm(f, c, l, "qvisor_vm_memory_bytes", "gauge",
-	       "Memory charged to the VM (memory.current, or the QEMU RSS).", raw_mem_current);
-	per_vm(f, c, l, "qvisor_vm_memory_anon_bytes", "gauge", "Anonymous memory of the VM.",
-	       raw_mem_anon);
-	per_vm(f, c, l, "qvisor_vm_memory_high_events_total", "counter",
-	       "Times the VM was throttled at memory.high.", raw_mem_ev_high);
-	per_vm(f, c, l, "qvisor_vm_oom_kills_total", "counter", "OOM kills in the VM's cgroup.",
-	       raw_mem_ev_oom_kill);
-	per_vm(f, c, l, "qvisor_vm_io_read_bytes_total", "counter", "Bytes read.", raw_io_rbytes);
-	per_vm(f, c, l, "qvisor_vm_io_written_bytes_total", "counter", "Bytes written.",
-	       raw_io_wbytes);
-	per_vm(f, c, l, "qvisor_vm_io_reads_total", "counter", "Read operations.", raw_io_rios);
-	per_vm(f, c, l, "qvisor_vm_io_writes_total", "counter", "Write operations.", raw_io_wios);
+	per_vm(f, c, l, cgroup_fam, ARRAY_SIZE(cgroup_fam));
 	psi(f, c);
-	per_vm(f, c, l, "qvisor_vm_cpu_weight", "gauge", "cpu.weight set by the resource loop.",
-	       alloc_weight);
-	per_vm(f, c, l, "qvisor_vm_cpu_limit_cores", "gauge",
-	       "cpu.max set by the resource loop, in cores (0 = none).", alloc_cpu_max);
-	per_vm(f, c, l, "qvisor_vm_memory_low_bytes", "gauge", "memory.low (reservation).",
-	       alloc_mem_low);
-	per_vm(f, c, l, "qvisor_vm_memory_high_bytes", "gauge",
-	       "memory.high set by the resource loop (0 = max).", alloc_mem_high);
-	per_vm(f, c, l, "qvisor_vm_cpu_exclusive", "gauge",
-	       "1 when the VM has cores of its own (latency class).", alloc_exclusive);
-	per_vm(f, c, l, "qvisor_vm_cpu_demand_cores", "gauge",
-	       "Estimated CPU demand (max of EWMA and p95, with headroom).", demand_cpu);
-	per_vm(f, c, l, "qvisor_vm_memory_demand_bytes", "gauge",
-	       "Estimated memory demand, with headroom.", demand_mem);
-	io_families(f, c, nic_fam, sizeof(nic_fam) / sizeof(nic_fam[0]), "nic", nic_items);
-	io_families(f, c, disk_fam, sizeof(disk_fam) / sizeof(disk_fam[0]), "disk", disk_items);
-	per_vm(f, c, l, "qvisor_vm_guest_available_bytes", "gauge",
-	       "Memory available inside the guest (its balloon statistics).", guest_available);
-	per_vm(f, c, l, "qvisor_vm_guest_major_faults_total", "counter",
-	       "Major page faults inside the guest (its balloon statistics).", guest_major_faults);
-	per_vm(f, c, l, "qvisor_vm_guest_swap_in_bytes_total", "counter",
-	       "Bytes the guest swapped in (its balloon statistics).", guest_swap_in);
-	per_vm(f, c, l, "qvisor_vm_guest_swap_out_bytes_total", "counter",
-	       "Bytes the guest swapped out (its balloon statistics).", guest_swap_out);
+	per_vm(f, c, l, loop_fam, ARRAY_SIZE(loop_fam));
+	io_families(f, c, nic_fam, ARRAY_SIZE(nic_fam), "nic", nic_items);
+	io_families(f, c, disk_fam, ARRAY_SIZE(disk_fam), "disk", disk_items);
+	per_vm(f, c, l, guest_fam, ARRAY_SIZE(guest_fam));
 	host(f, c, l);
 	return ferror(f) ? -EIO : 0;
 }

@@ -22,39 +22,18 @@ KEEPALIVE=${KEEPALIVE:-2}
 USAGE=${USAGE:-10}
 command -v etcd >/dev/null || { echo "etcd not installed (apt-get install etcd-server etcd-client)" >&2; exit 2; }
 tmp=$(mktemp -d "${DATA_DIR:-/tmp}/qv-bench-etcd.XXXXXX")
-pids=()
+. "$(dirname "$0")/../etcd.sh"
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	etcd_down
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# six free ports on 127.0.0.1
-read -r -a PORTS <<<"$(python3 -c '
-import socket
-ss=[socket.socket() for _ in range(6)]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')"
-cluster=""
-for i in 0 1 2; do cluster+="${cluster:+,}m$i=http://127.0.0.1:${PORTS[$((3 + i))]}"; done
+# three members on free ports of 127.0.0.1
 endpoints=""
-for i in 0 1 2; do
-	c=${PORTS[$i]} p=${PORTS[$((3 + i))]}
-	endpoints+="${endpoints:+,}http://127.0.0.1:$c"
-	etcd --name "m$i" --data-dir "$tmp/m$i" \
-		--listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
-		--listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
-		--initial-cluster "$cluster" --initial-cluster-token "qv-bench-$$" --initial-cluster-state new \
-		--auto-compaction-mode periodic --auto-compaction-retention 5m \
-		>"$tmp/m$i.log" 2>&1 &
-	pids+=($!)
-done
-for _ in $(seq 1 60); do
-	etcdctl --endpoints "$endpoints" endpoint health >/dev/null 2>&1 && break
-	sleep 0.5
-done
-etcdctl --endpoints "$endpoints" endpoint health >/dev/null 2>&1 || { echo "etcd did not come up" >&2; tail "$tmp"/m*.log >&2; exit 1; }
+for c in $(etcd_free_ports 3); do endpoints+="${endpoints:+,}http://127.0.0.1:$c"; done
+ETCD_ARGS="--auto-compaction-mode periodic --auto-compaction-retention 5m" \
+	etcd_up "$tmp" "$endpoints" || exit 1
 echo "== etcd $(etcd --version | head -1 | awk '{print $3}'), 3 members on 127.0.0.1, data in $tmp ($(df --output=fstype "$tmp" | tail -1))"
 echo "   hosts=$HOSTS lease TTL=${TTL}s keepalive every ${KEEPALIVE}s usage put every ${USAGE}s; ${SECS}s per phase"
 

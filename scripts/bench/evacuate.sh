@@ -34,21 +34,15 @@ done
 twohosts_up qve $SUB
 S0=$W/0/sock
 S1=$W/1/sock
-ip netns exec "${NS[0]}" etcd --name e0 --data-dir "$W/etcd" \
-	--listen-client-urls "$EP" --advertise-client-urls "$EP" \
-	--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-	--initial-cluster e0=http://127.0.0.1:2380 --initial-cluster-state new \
-	--cert-file "$W/0/pki/server-cert.pem" --key-file "$W/0/pki/server-key.pem" \
-	--trusted-ca-file "$W/0/pki/ca-cert.pem" --client-cert-auth >"$W/etcd.log" 2>&1 </dev/null &
-ETCD=$!
-disown
-trap 'kill $ETCD 2>/dev/null; twohosts_cleanup' EXIT
+. "$(dirname "$0")/../etcd.sh"
+trap 'etcd_down; twohosts_cleanup' EXIT
+ETCD_NETNS=${NS[0]} etcd_up "$W/etcd" "$EP" "$W/0/pki" || die "etcd"
 for t in $(seq 300); do
 	[ "$($Q -s $S1 --json cluster hosts 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["hosts"]))' 2>/dev/null)" = 2 ] && break
 	sleep 0.2
 done
 [ "$($Q -s $S1 --json cluster hosts | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["hosts"]))')" = 2 ] ||
-	die "the two hosts did not join (see $W/etcd.log, $W/*/log)"
+	die "the two hosts did not join (see $W/etcd/m0.log, $W/*/log)"
 
 for k in $(seq $N); do
 	cat >$W/spec.json <<JSON

@@ -64,19 +64,18 @@ scripts/mkguest.sh "$GUEST" >&2 || die "cannot build the test guest"
 W=$(mktemp -d /tmp/qv-bench-testbed-XXXXXX)
 chmod 0711 "$W" # QEMU runs as an unprivileged user and must reach run/
 TAG=qtb$$
-ETCD=
+. scripts/etcd.sh
 teardown() { # stop daemons, QEMUs, etcd and the namespaces of one run
 	local i p
 	for i in $(seq 0 $((NH - 1))); do
 		[ -f "$W/h$i/pid" ] && kill "$(cat "$W/h$i/pid")" 2>/dev/null
 	done
-	[ -n "$ETCD" ] && kill "$ETCD" 2>/dev/null
+	etcd_down
 	for i in $(seq 0 $((NH - 1))) br; do
 		for p in $(ip netns pids "$TAG$i" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
 	done
 	sleep 0.5
 	for i in $(seq 0 $((NH - 1))) br; do ip netns del "$TAG$i" 2>/dev/null; done
-	ETCD=
 	rm -rf "$W"/h* "$W/etcd"
 }
 trap 'teardown; rm -rf "$W"' EXIT
@@ -99,13 +98,7 @@ hosts_up() { # $1 = policy
 		mkdir -p "$W/h$i"
 		"$Q" --pki-dir "$W/ca" pki issue "$addr" --out "$W/h$i/pki" >/dev/null || die "pki issue"
 	done
-	ip netns exec "${TAG}0" etcd --name e0 --data-dir "$W/etcd" \
-		--listen-client-urls "$ep" --advertise-client-urls "$ep" \
-		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-		--initial-cluster e0=http://127.0.0.1:2380 --initial-cluster-state new \
-		--cert-file "$W/h0/pki/server-cert.pem" --key-file "$W/h0/pki/server-key.pem" \
-		--trusted-ca-file "$W/h0/pki/ca-cert.pem" --client-cert-auth >"$W/etcd.log" 2>&1 </dev/null &
-	ETCD=$!
+	ETCD_NETNS=${TAG}0 etcd_up "$W/etcd" "$ep" "$W/h0/pki" || die "etcd"
 	for i in $(seq 0 $((NH - 1))); do
 		addr=$SUB.$((i + 1))
 		ip netns exec "$TAG$i" setsid "$BUILD/qvisord" --state-dir "$W/h$i/state" \
@@ -122,7 +115,7 @@ hosts_up() { # $1 = policy
 		[ "$(nhosts)" = "$NH" ] && return 0
 		sleep 0.2
 	done
-	die "the hosts did not join (see $W/etcd.log, $W/h*/log)"
+	die "the hosts did not join (see $W/etcd/m0.log, $W/h*/log)"
 }
 nhosts() {
 	"$Q" -s "$W/h0/sock" --json cluster hosts 2>/dev/null |

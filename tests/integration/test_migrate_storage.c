@@ -306,64 +306,111 @@ static void migrate_fully(const char *expect, unsigned mib, int multifd)
 	cr_assert_eq(kill(qvt_vm_pid(&H->d[1], VM), 0), 0);
 }
 
-Test(migrate_storage, copy_storage_moves_the_disk_data)
+/* The source guest every case starts from. */
+struct src {
+	char path[512];  /* its data image, in host 0's pool */
+	char expect[33]; /* md5 of blkpat(seed) over mib MiB */
+	unsigned mib;
+	int pid;         /* its QEMU */
+};
+
+/* Both hosts up, a guest on host 0 that wrote blkpat(seed) over mib MiB of
+ * its 64 MiB data image (checked by its own sum); slow: host 0's egress at
+ * ~4 MiB/s, so that a mirror takes seconds. */
+static void source_guest(struct src *s, const char *seed, unsigned mib, bool slow)
 {
-	char src_path[512], expect[33], got[33];
+	char got[33];
 
 	QVT_REQUIRE_HOSTS();
-	blkpat_md5("mirror-a", 16, expect);
-	start_guest(64, "mirror-a", 16, src_path, sizeof(src_path));
+	s->mib = mib;
+	blkpat_md5(seed, mib, s->expect);
+	start_guest(64, seed, mib, s->path, sizeof(s->path));
 	guest_blk_sum(0, got);
-	cr_assert_str_eq(got, expect, "guest wrote a different pattern");
-	migrate_fully(expect, 16, 2); /* multifd on both sides, 2 channels */
+	cr_assert_str_eq(got, s->expect, "guest wrote a different pattern");
+	s->pid = qvt_vm_pid(&H->d[0], VM);
+	if (slow)
+		cr_assert_eq(qvt_twohosts_shape(H, 0, 4), 0);
+}
+
+/* The source after a failed migration: the same QEMU, running, its data
+ * intact. */
+static void source_intact(const struct src *s)
+{
+	char buf[32], got[33];
+
+	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
+	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), s->pid, "the source guest was restarted");
+	cr_assert_eq(kill(s->pid, 0), 0);
+	md5_of_file(s->path, s->mib, got);
+	cr_assert_str_eq(got, s->expect, "source image changed");
+}
+
+/* The coordinator tears the destination down (what the CLI does): its
+ * incoming VM and its image go. */
+static void cancel_destination(const struct prep *pr)
+{
+	struct qv_error err = {};
+
+	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, pr->token),
+		     0, "destination cancel: %s", err.message);
+	cr_assert(wait_undefined(1, 30000), "destination still defines %s", VM);
+	cr_assert_neq(access(pr->dest_path, F_OK), 0, "destination image %s left behind",
+		      pr->dest_path);
+}
+
+/* After a failure: full speed again, the leftover mirror cleaned up, and
+ * the next migration goes through. */
+static void migrate_after_failure(const struct src *s)
+{
+	cr_assert_eq(qvt_twohosts_shape(H, 0, 1000), 0);
+	cr_assert(wait_mirror_clean(60000), "the leftover mirror was never cleaned up");
+	migrate_fully(s->expect, s->mib, 0);
+}
+
+/* prepare and perform with w watching the progress; perform must fail. */
+static void perform_failing(struct prep *pr, struct watch *w, struct qv_error *err)
+{
+	json_object *r = NULL;
+	uint64_t id;
+
+	prepare(pr, 0);
+	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
+		pr, "{\"max_downtime_ms\": 300, \"deadline_s\": 180}", &id);
+	qv_rpc_set_notify_handler(c, on_notify, w);
+	cr_assert_neq(qv_rpc_recv_response(c, 300000, id, &r, err), 0, "perform should fail");
+}
+
+Test(migrate_storage, copy_storage_moves_the_disk_data)
+{
+	struct src src;
+	char got[33];
+
+	source_guest(&src, "mirror-a", 16, false);
+	migrate_fully(src.expect, 16, 2); /* multifd on both sides, 2 channels */
 	/* The source image is kept (the operator's data). */
-	md5_of_file(src_path, 16, got);
-	cr_assert_str_eq(got, expect);
+	md5_of_file(src.path, 16, got);
+	cr_assert_str_eq(got, src.expect);
 }
 
 Test(migrate_storage, cancel_mid_mirror_keeps_the_source)
 {
-	char src_path[512], expect[33], got[33], buf[32];
+	struct src src;
 	struct prep pr;
 	struct qv_error err = {};
 	struct watch w = { .cancel_mid_mirror = true };
 	json_object *r;
-	uint64_t id;
-	int spid;
 
-	QVT_REQUIRE_HOSTS();
-	blkpat_md5("mirror-b", 48, expect);
-	start_guest(64, "mirror-b", 48, src_path, sizeof(src_path));
-	guest_blk_sum(0, got);
-	cr_assert_str_eq(got, expect);
-	spid = qvt_vm_pid(&H->d[0], VM);
 	/* ~4 MiB/s source egress: the 48 MiB mirror takes ~12 s. */
-	cr_assert_eq(qvt_twohosts_shape(H, 0, 4), 0);
-
-	prepare(&pr, 0);
-	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
-		&pr, "{\"max_downtime_ms\": 300, \"deadline_s\": 180}", &id);
-	qv_rpc_set_notify_handler(c, on_notify, &w);
-	cr_assert_neq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0, "perform should fail");
+	source_guest(&src, "mirror-b", 48, true);
+	perform_failing(&pr, &w, &err);
 	cr_assert(w.cancelled, "never saw the mirror in progress");
 	cr_assert_str_eq(err.reason, "cancelled", "%s", err.message);
 	fprintf(stderr, "cancelled at mirror offset %llu/%llu\n", (unsigned long long)w.max_offset,
 		(unsigned long long)w.len);
 
-	/* The coordinator tears the destination down (what the CLI does). */
-	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
-			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, pr.token),
-		     0, "destination cancel: %s", err.message);
-	cr_assert(wait_undefined(1, 30000), "destination still defines %s", VM);
-	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image %s left behind",
-		      pr.dest_path);
-
-	/* The source: same QEMU, running, its data intact. */
-	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
-	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid);
-	cr_assert_eq(kill(spid, 0), 0);
-	md5_of_file(src_path, 48, got);
-	cr_assert_str_eq(got, expect, "source image changed");
+	cancel_destination(&pr);
+	source_intact(&src);
 	r = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
 	cr_assert_null(r, "no migration record should remain");
 	/* The force-cancelled mirror drains and is removed (job + NBD node). */
@@ -376,42 +423,18 @@ Test(migrate_storage, cancel_mid_mirror_keeps_the_source)
  * qvmig-nbd0 node would make its blockdev-add fail). */
 Test(migrate_storage, source_daemon_killed_mid_mirror_then_migrates)
 {
-	char src_path[512], expect[33], got[33], buf[32];
+	struct src src;
 	struct prep pr;
 	struct qv_error err = {};
 	struct watch w = { .kill_mid_mirror = true };
-	json_object *r;
-	uint64_t id;
-	int spid;
 
-	QVT_REQUIRE_HOSTS();
-	blkpat_md5("mirror-c", 32, expect);
-	start_guest(64, "mirror-c", 32, src_path, sizeof(src_path));
-	guest_blk_sum(0, got);
-	cr_assert_str_eq(got, expect);
-	spid = qvt_vm_pid(&H->d[0], VM);
-	cr_assert_eq(qvt_twohosts_shape(H, 0, 4), 0);
-
-	prepare(&pr, 0);
-	{
-		_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
-			&pr, "{\"max_downtime_ms\": 300, \"deadline_s\": 180}", &id);
-		qv_rpc_set_notify_handler(c, on_notify, &w);
-		cr_assert_neq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0);
-	}
+	source_guest(&src, "mirror-c", 32, true);
+	perform_failing(&pr, &w, &err);
 	cr_assert(w.killed, "never saw the mirror in progress");
 	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
-	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
-	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid);
-	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
-			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, pr.token),
-		     0, "destination cancel: %s", err.message);
-	cr_assert(wait_undefined(1, 30000));
-	cr_assert_neq(access(pr.dest_path, F_OK), 0, "destination image left behind");
-
-	cr_assert_eq(qvt_twohosts_shape(H, 0, 1000), 0);
-	cr_assert(wait_mirror_clean(60000), "the leftover mirror was never cleaned up");
-	migrate_fully(expect, 32, 0);
+	source_intact(&src);
+	cancel_destination(&pr);
+	migrate_after_failure(&src);
 }
 
 /* Daemon-driven (vm.migrate copy_storage) and the source daemon SIGKILLed
@@ -422,20 +445,14 @@ Test(migrate_storage, source_daemon_killed_mid_mirror_then_migrates)
  * cleaned up, and the next vm.migrate of the same VM goes through. */
 Test(migrate_storage, vm_migrate_source_daemon_killed_mid_mirror_converges)
 {
-	char src_path[512], expect[33], got[33], buf[32], to[200];
+	struct src src;
+	char to[200];
 	struct qv_error err = {};
 	struct watch w = { .kill_mid_mirror = true };
 	json_object *r = NULL, *p;
 	uint64_t id;
-	int spid;
 
-	QVT_REQUIRE_HOSTS();
-	blkpat_md5("mirror-d", 32, expect);
-	start_guest(64, "mirror-d", 32, src_path, sizeof(src_path));
-	guest_blk_sum(0, got);
-	cr_assert_str_eq(got, expect);
-	spid = qvt_vm_pid(&H->d[0], VM);
-	cr_assert_eq(qvt_twohosts_shape(H, 0, 4), 0);
+	source_guest(&src, "mirror-d", 32, true);
 	snprintf(to, sizeof(to), "unix://%s", H->d[1].socket);
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(VM));
@@ -456,10 +473,7 @@ Test(migrate_storage, vm_migrate_source_daemon_killed_mid_mirror_converges)
 	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
 	/* Converges: the destination's incoming VM goes away by itself. */
 	cr_assert(wait_undefined(1, 90000), "the destination keeps the incoming %s", VM);
-	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
-	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid, "the source guest was restarted");
-	md5_of_file(src_path, 32, got);
-	cr_assert_str_eq(got, expect, "source image changed");
+	source_intact(&src);
 	for (int t = 0; t < 300; t++) { /* the driver record goes with the abort */
 		json_object *s = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
 		bool driving = s && json_object_object_get_ex(s, "driver_phase", NULL);
@@ -469,7 +483,5 @@ Test(migrate_storage, vm_migrate_source_daemon_killed_mid_mirror_converges)
 			break;
 		qvt_sleep_ms(200);
 	}
-	cr_assert_eq(qvt_twohosts_shape(H, 0, 1000), 0);
-	cr_assert(wait_mirror_clean(60000), "the leftover mirror was never cleaned up");
-	migrate_fully(expect, 32, 0);
+	migrate_after_failure(&src);
 }
