@@ -252,7 +252,10 @@ void qv_cluster_vm_undefined(struct qv_daemon *d, const char *name)
 	struct qv_cluster *c = d->cluster;
 	struct drop *dr;
 
-	if (!c || !(dr = calloc(1, sizeof(*dr))))
+	if (!c)
+		return;
+	cl_fence_clear(c, name); /* a later VM of that name starts unfenced */
+	if (!(dr = calloc(1, sizeof(*dr))))
 		return;
 	forget_written(c, name);
 	snprintf(dr->key, sizeof(dr->key), CL_VMS "%s", name);

@@ -251,6 +251,23 @@ Test(cluster_ha, link_cut_fence_and_restart)
 	events(victim, "ha1", "vm-fenced", ev, sizeof(ev));
 	cr_assert(strstr(ev, "self-fence"), "no vm-fenced event on h1: %s", ev);
 
+	/* A fenced ha VM does not start on h1 (the leader may be starting it
+	 * elsewhere: two copies), not even after h1's daemon was SIGKILLed
+	 * and restarted, still cut off (the mark is on disk). */
+	for (int round = 0; round < 2; round++) {
+		if (round == 1) {
+			cr_assert_eq(qvt_daemon_stop(&hosts.d[victim], SIGKILL), 0);
+			cr_assert_eq(qvt_threehosts_start_daemon(&hosts, victim), 0);
+		}
+		err = (struct qv_error){};
+		json_object *sr = qvt_call_name(&hosts.d[victim], "vm.start", "ha1", &err);
+		cr_assert_null(sr, "round %d: a fenced ha VM was started on the fenced host", round);
+		cr_assert_str_eq(err.reason, "conflict", "round %d: %s", round, err.message);
+		cr_assert(strstr(err.message, "self-fence"), "round %d: %s", round, err.message);
+		cr_assert_eq(qemu_copies(uuid_ha, NULL), 0);
+		cr_log_info("round %d: vm.start refused: %s", round, err.message);
+	}
+
 	/* The leader restarts it on another host after the timeout + margin. */
 	int to = -1;
 	while (qv_now_ms() - t_cut < 90000) {
@@ -313,4 +330,22 @@ Test(cluster_ha, link_cut_fence_and_restart)
 	}
 	cr_assert_str_eq(qvt_vm_state(&hosts.d[to], "ha1", st, sizeof(st)), "running");
 	cr_assert_str_eq(qvt_vm_state(&hosts.d[victim], "plain1", st, sizeof(st)), "running");
+
+	/* vm.move of a stopped ha VM is refused: the copy would leave the
+	 * shared storage the leader restarts it from. */
+	json_object *r = NULL;
+	cr_assert_eq(qvt_callf(&hosts.d[to], "vm.stop", &r, &err, "{\"name\":\"ha1\",\"force\":true}"),
+		     0, "%s", err.message);
+	json_object_put(r);
+	for (int i = 0; i < 600 && !streq(qvt_vm_state(&hosts.d[to], "ha1", st, sizeof(st)),
+					   "stopped"); i++)
+		qvt_sleep_ms(100);
+	cr_assert_str_eq(st, "stopped");
+	err = (struct qv_error){};
+	cr_assert_neq(qvt_callf(&hosts.d[to], "vm.move", NULL, &err, "{\"name\":\"ha1\",\"to\":\"%s\"}",
+				hosts.name[victim]), 0, "an ha VM was moved by copying its shared disk");
+	cr_assert_str_eq(err.reason, "unsupported", "%s", err.message);
+	cr_assert(strstr(err.message, "ha VM"), "%s", err.message);
+	cr_assert_eq(defined_on("ha1"), 1u << to);
+	cr_assert(access(disk, F_OK) == 0);
 }
