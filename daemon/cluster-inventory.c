@@ -295,6 +295,17 @@ static char *merged_record(const char *theirs, const char *ours)
 		json_object_object_add(o, "placement", json_object_get(v));
 	if (t && json_object_object_get_ex(t, "spec_revision", &v))
 		json_object_object_add(o, "spec_revision", json_object_get(v));
+	/* An ha VM the leader gave us stays pending until it has run here: a
+	 * daemon killed between cluster.adopt's define and its start wrote it
+	 * "stopped", and nobody started it again. */
+	const char *st = json_object_object_get_ex(o, "state", &v) ? json_object_get_string(v) : "";
+	if (t && json_object_object_get_ex(t, "ha_pending", &v) && json_object_get_boolean(v) &&
+	    json_object_object_get_ex(o, "ha", &v) && json_object_get_boolean(v) &&
+	    (streq(st, "stopped") || streq(st, "crashed"))) {
+		json_object_object_add(o, "ha_pending", json_object_new_boolean(true));
+		if (json_object_object_get_ex(t, "ha_restart", &v)) /* why, for vm-ha-adopted */
+			json_object_object_add(o, "ha_restart", json_object_get(v));
+	}
 	return strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 }
 

@@ -51,9 +51,9 @@ static int check_cordon(struct cl_job *j, const char *host)
 	if (o && json_object_object_get_ex(o, "schedulable", &v) && json_object_get_boolean(v))
 		return 0;
 	return qv_error_set(&j->err, EBUSY, QV_REASON_CONFLICT,
-			    "host %s is cordoned (%s, by %s): nothing moves onto it until "
-			    "qvisor host resume %s", host, field(o, "reason") ?: "?",
-			    field(o, "by") ?: "?", host);
+			    "host %s is cordoned (reason \"%s\", set through host %s): nothing "
+			    "moves onto it until qvisor host resume %s", host,
+			    field(o, "reason") ?: "?", field(o, "by") ?: "?", host);
 }
 
 static void resolve_run(struct cl_job *j, struct mv_cl *m)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/json.h"
@@ -229,6 +230,20 @@ Test(cluster_ha, link_cut_fence_and_restart)
 	cr_assert_eq(qvt_cluster_owner(&hosts, 0, "ha1", owner, sizeof(owner)), 0);
 	cr_assert_str_eq(owner, hosts.name[victim]);
 
+	/* The other two daemons SIGKILL themselves inside cluster.adopt, after
+	 * the define and before the start (crash point adopt-defined): the
+	 * restarted adopter must still start the VM. */
+	setenv("QVISORD_TEST_CRASH_AT", "adopt-defined", 1);
+	for (int i = 0; i < QVT_NHOSTS; i++)
+		if (i != victim) {
+			cr_assert_eq(qvt_daemon_stop(&hosts.d[i], SIGTERM), 0);
+			cr_assert_eq(qvt_threehosts_start_daemon(&hosts, i), 0);
+		}
+	unsetenv("QVISORD_TEST_CRASH_AT");
+	for (int i = 0; i < 300 && qvt_cluster_nhosts(&hosts, victim) != QVT_NHOSTS; i++)
+		qvt_sleep_ms(100);
+	cr_assert_eq(qvt_cluster_nhosts(&hosts, victim), QVT_NHOSTS);
+
 	/* Cut h1's link (its end on the bridge goes down). */
 	char br_end[16];
 	snprintf(br_end, sizeof(br_end), "h%db", victim);
@@ -268,17 +283,32 @@ Test(cluster_ha, link_cut_fence_and_restart)
 		cr_log_info("round %d: vm.start refused: %s", round, err.message);
 	}
 
-	/* The leader restarts it on another host after the timeout + margin. */
-	int to = -1;
-	while (qv_now_ms() - t_cut < 90000) {
-		if (qvt_cluster_owner(&hosts, 0, "ha1", owner, sizeof(owner)) == 0 &&
+	/* The leader restarts it on another host after the timeout + margin;
+	 * that host's daemon dies in cluster.adopt and is restarted. */
+	int to = -1, crashed = -1;
+	while (qv_now_ms() - t_cut < 150000) {
+		for (int i = 0; i < QVT_NHOSTS; i++) {
+			int wst;
+			if (i == victim || hosts.d[i].pid <= 0 ||
+			    waitpid(hosts.d[i].pid, &wst, WNOHANG) != hosts.d[i].pid)
+				continue;
+			hosts.d[i].pid = 0;
+			crashed = i;
+			cr_log_info("h%d's daemon died in cluster.adopt %.1f s after the cut; "
+				    "restarting it", i, (qv_now_ms() - t_cut) / 1000.0);
+			cr_assert_eq(qvt_threehosts_start_daemon(&hosts, i), 0);
+		}
+		if (qvt_cluster_owner(&hosts, crashed >= 0 ? crashed : 0, "ha1", owner,
+				      sizeof(owner)) == 0 &&
 		    (to = host_index(owner)) >= 0 && to != victim &&
 		    qemu_copies(uuid_ha, &where) == 1)
 			break;
 		to = -1;
 		qvt_sleep_ms(200);
 	}
-	cr_assert_geq(to, 0, "ha1 was not restarted elsewhere within 90 s of the cut");
+	cr_assert_geq(crashed, 0, "no daemon reached the crash point in cluster.adopt");
+	cr_assert_geq(to, 0, "ha1 was not restarted elsewhere within 150 s of the cut");
+	cr_assert_eq(to, crashed, "ha1 runs on h%d, the adopter that crashed was h%d", to, crashed);
 	cr_log_info("ha1 running on %s %.1f s after the cut", owner, (qv_now_ms() - t_cut) / 1000.0);
 	cr_assert_eq(where, to, "ha1's QEMU runs in h%d's namespace, the inventory says h%d", where,
 		     to);
