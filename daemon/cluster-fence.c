@@ -6,7 +6,12 @@
  * restarts them itself; when it can reach etcd again it reconciles: a VM
  * the leader gave to another host is removed here, one still ours stays
  * stopped and its record says "fenced" until the leader restarts it. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/json.h"
 #include "common/log.h"
@@ -14,6 +19,10 @@
 #include "daemon/vm.h"
 
 #define FENCE_CHECK_MS 250
+/* <state_dir>/ha-fenced/NAME: the fenced marks survive a daemon restart
+ * (else a restarted daemon would write "stopped" and nobody would restart
+ * the VM, and a local start would not be refused). */
+#define FENCED_DIR "ha-fenced"
 
 struct cl_fenced {
 	struct cl_fenced *next;
@@ -28,6 +37,7 @@ struct cl_fence {
 	bool need_check;          /* reconcile our ha VMs after the next renewal */
 	bool check_busy;
 	struct cl_fenced *fenced; /* stopped by a fence, not restarted since */
+	int dirfd;                /* <state_dir>/ha-fenced, -1 until opened */
 };
 
 unsigned cl_fence_timeout_s(const struct qv_cluster *c)
@@ -43,7 +53,24 @@ bool cl_fence_is_fenced(const struct qv_cluster *c, const char *name)
 	return false;
 }
 
-static void fenced_add(struct cl_fence *fe, const char *name)
+/* The marks' directory, created on first use; -1 (logged) when it cannot be. */
+static int fenced_dir(struct cl_fence *fe, const char *state_dir)
+{
+	char path[PATH_MAX];
+
+	if (fe->dirfd >= 0)
+		return fe->dirfd;
+	snprintf(path, sizeof(path), "%s/" FENCED_DIR, state_dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, "Cluster: %s: %m (fence marks kept in memory only)",
+				       path), -1;
+	fe->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fe->dirfd < 0)
+		log_error_errno(-errno, "Cluster: %s: %m (fence marks kept in memory only)", path);
+	return fe->dirfd;
+}
+
+static void fenced_remember(struct cl_fence *fe, const char *name)
 {
 	struct cl_fenced *f;
 
@@ -58,21 +85,83 @@ static void fenced_add(struct cl_fence *fe, const char *name)
 	fe->fenced = f;
 }
 
-static void fenced_del(struct cl_fence *fe, const char *name)
+static void fenced_add(struct qv_cluster *c, const char *name)
 {
+	int dfd = fenced_dir(c->fence, c->d->cfg.state_dir), fd;
+
+	fenced_remember(c->fence, name);
+	if (dfd < 0)
+		return;
+	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || fsync(fd) < 0 || fsync(dfd) < 0)
+		log_error_errno(-errno, "Cluster: VM %s: cannot record its fence on disk: %m",
+				name);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void fenced_del(struct qv_cluster *c, const char *name)
+{
+	struct cl_fence *fe = c->fence;
+
 	for (struct cl_fenced **p = &fe->fenced; *p; p = &(*p)->next)
 		if (streq((*p)->name, name)) {
 			struct cl_fenced *f = *p;
 			*p = f->next;
 			free(f);
+			if (fenced_dir(fe, c->d->cfg.state_dir) >= 0)
+				(void)unlinkat(fe->dirfd, name, 0);
 			return;
 		}
+}
+
+/* The marks a previous run left (names of VMs no longer defined go). */
+static void fenced_load(struct qv_cluster *c)
+{
+	struct cl_fence *fe = c->fence;
+	int dfd = fenced_dir(fe, c->d->cfg.state_dir), dup_fd;
+	struct dirent *de;
+	DIR *dp;
+
+	if (dfd < 0 || (dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3)) < 0 || !(dp = fdopendir(dup_fd)))
+		return;
+	while ((de = readdir(dp))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (!qv_vm_find(c->d, de->d_name)) {
+			(void)unlinkat(dfd, de->d_name, 0);
+			continue;
+		}
+		fenced_remember(fe, de->d_name);
+		log_info("VM %s: stopped by a self-fence before this daemon started; it stays "
+			 "stopped until the leader restarts it", de->d_name);
+	}
+	closedir(dp);
 }
 
 void cl_fence_clear(struct qv_cluster *c, const char *name)
 {
 	if (c->fence)
-		fenced_del(c->fence, name);
+		fenced_del(c, name);
+}
+
+int qv_cluster_start_check(struct qv_daemon *d, const struct qv_vm *vm, struct qv_error *errp)
+{
+	struct qv_cluster *c = d->cluster;
+
+	if (!c || !c->fence || !vm->spec->ha)
+		return 0;
+	if (cl_fence_is_fenced(c, vm->name))
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "VM %s was stopped by host %s's self-fence: the leader restarts "
+				    "it (on this host or another; event vm-ha-adopted), a start here "
+				    "could run a second copy", vm->name, d->cfg.cluster_host);
+	if (c->fence->tripped)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
+				    "host %s is self-fenced (no membership lease renewal for %u s): "
+				    "ha VM %s cannot start until it reaches the cluster store again",
+				    d->cfg.cluster_host, c->fence->timeout_s, vm->name);
+	return 0;
 }
 
 /* --- the fence ------------------------------------------------------------ */
@@ -94,7 +183,7 @@ static void fence_vm(struct qv_cluster *c, struct qv_vm *vm, uint64_t silent_ms)
 		return;
 	}
 	log_warning("VM %s: killed (%s)", vm->name, why);
-	fenced_add(c->fence, vm->name);
+	fenced_add(c, vm->name);
 	json_object *ev = json_object_new_object();
 	json_object_object_add(ev, "reason", json_object_new_string(why));
 	json_object_object_add(ev, "silent_ms", json_object_new_int64((int64_t)silent_ms));
@@ -188,7 +277,7 @@ static void give_up_vm(struct qv_cluster *c, struct qv_vm *vm, const char *owner
 	json_object_object_add(ev, "owner", json_object_new_string(owner));
 	json_object_object_add(ev, "reason", json_object_new_string(why));
 	qv_daemon_emit(c->d, vm->name, "vm-ha-removed", ev);
-	fenced_del(c->fence, vm->name);
+	fenced_del(c, vm->name);
 	if (vm->inst || vm->starting) { /* never two running copies */
 		if (qv_vm_stop(vm, true, 0, remove_vm, NULL, &err) < 0)
 			log_error("VM %s: cannot kill it: %s", vm->name, err.message);
@@ -273,6 +362,8 @@ int cl_fence_start(struct qv_cluster *c)
 	if (!fe)
 		return -ENOMEM;
 	c->fence = fe;
+	fe->dirfd = -1;
+	fenced_load(c);
 	/* Two TTLs by default: the lease is long gone by then, and a failover
 	 * to another etcd member (one request timeout) or an etcd election
 	 * (the member that led is the one cut off) never fences a healthy
@@ -296,6 +387,8 @@ void cl_fence_free(struct qv_cluster *c)
 	if (!fe)
 		return;
 	qv_source_remove(fe->timer);
+	if (fe->dirfd >= 0)
+		close(fe->dirfd);
 	while (fe->fenced) {
 		struct cl_fenced *f = fe->fenced;
 		fe->fenced = f->next;

@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/cluster-internal.h"
+#include "daemon/migrate-internal.h"
 #include "daemon/vm.h"
 
 #define HA_MAX_SHARED 8
@@ -287,6 +288,7 @@ static int adopt_here(struct qv_cluster *c, struct adopt *a, struct qv_error *er
 		    (r = qv_vm_define(c->d, TAKE_PTR(spec), &vm, errp)) < 0)
 			return r;
 		cl_inventory_note_written(c, vm->name, "stopped");
+		qv_mig_test_crash_point("adopt-defined"); /* tests: the restart must start it */
 	}
 	cl_fence_clear(c, vm->name);
 	json_object *ev = json_object_new_object();

@@ -252,7 +252,10 @@ void qv_cluster_vm_undefined(struct qv_daemon *d, const char *name)
 	struct qv_cluster *c = d->cluster;
 	struct drop *dr;
 
-	if (!c || !(dr = calloc(1, sizeof(*dr))))
+	if (!c)
+		return;
+	cl_fence_clear(c, name); /* a later VM of that name starts unfenced */
+	if (!(dr = calloc(1, sizeof(*dr))))
 		return;
 	forget_written(c, name);
 	snprintf(dr->key, sizeof(dr->key), CL_VMS "%s", name);
@@ -292,6 +295,17 @@ static char *merged_record(const char *theirs, const char *ours)
 		json_object_object_add(o, "placement", json_object_get(v));
 	if (t && json_object_object_get_ex(t, "spec_revision", &v))
 		json_object_object_add(o, "spec_revision", json_object_get(v));
+	/* An ha VM the leader gave us stays pending until it has run here: a
+	 * daemon killed between cluster.adopt's define and its start wrote it
+	 * "stopped", and nobody started it again. */
+	const char *st = json_object_object_get_ex(o, "state", &v) ? json_object_get_string(v) : "";
+	if (t && json_object_object_get_ex(t, "ha_pending", &v) && json_object_get_boolean(v) &&
+	    json_object_object_get_ex(o, "ha", &v) && json_object_get_boolean(v) &&
+	    (streq(st, "stopped") || streq(st, "crashed"))) {
+		json_object_object_add(o, "ha_pending", json_object_new_boolean(true));
+		if (json_object_object_get_ex(t, "ha_restart", &v)) /* why, for vm-ha-adopted */
+			json_object_object_add(o, "ha_restart", json_object_get(v));
+	}
 	return strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 }
 

@@ -40,6 +40,10 @@ bool qv_cluster_forward_vm_call(struct qv_daemon *d, qv_rpc_call *call, const ch
 /* The VM arrived here by live migration and runs: its inventory record
  * follows it (owner: us, "moved" from the previous owner). */
 void qv_cluster_vm_arrived(struct qv_daemon *d, const char *name);
+/* vm.start (and every other start) of an ha VM: refused (-EBUSY,
+ * conflict) while this host is self-fenced, or when the VM was stopped by
+ * a fence and the leader has not restarted it (docs/cluster.md). 0 else. */
+int qv_cluster_start_check(struct qv_daemon *d, const struct qv_vm *vm, struct qv_error *errp);
 /* --cluster-capacity-vcpus, --cluster-balance-{interval,threshold,cooldown}
  * (name without "--"): 0 or -EINVAL (printed). */
 int qv_cluster_option(struct qv_daemon_config *cfg, const char *name, const char *value);

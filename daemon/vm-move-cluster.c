@@ -28,6 +28,34 @@ static const char *field(json_object *o, const char *key)
 	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
 }
 
+/* 0, or -EBUSY (conflict) when an operator or an evacuation cordoned host:
+ * nothing is placed on it, and a VM moved there after an evacuation's
+ * plan would stay behind on the host being emptied. */
+static int check_cordon(struct cl_job *j, const char *host)
+{
+	struct qv_etcd_kv kv = {};
+	char key[128];
+	int r;
+
+	snprintf(key, sizeof(key), CL_HOSTCFG "%s", host);
+	r = qv_etcd_get(j->c->etcd, key, &kv, &j->err);
+	if (r == -ENOENT) {
+		qv_error_clear(&j->err);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_object *o = json_tokener_parse(kv.value);
+	json_object *v;
+	qv_etcd_kv_done(&kv);
+	if (o && json_object_object_get_ex(o, "schedulable", &v) && json_object_get_boolean(v))
+		return 0;
+	return qv_error_set(&j->err, EBUSY, QV_REASON_CONFLICT,
+			    "host %s is cordoned (reason \"%s\", set through host %s): nothing "
+			    "moves onto it until qvisor host resume %s", host,
+			    field(o, "reason") ?: "?", field(o, "by") ?: "?", host);
+}
+
 static void resolve_run(struct cl_job *j, struct mv_cl *m)
 {
 	struct qv_etcd_kv kv = {};
@@ -50,7 +78,7 @@ static void resolve_run(struct cl_job *j, struct mv_cl *m)
 	if (!addr || !*addr)
 		j->r = qv_error_set(&j->err, EINVAL, QV_REASON_UNAVAILABLE,
 				    "host %s has no address in its host record", m->arg);
-	else
+	else if ((j->r = check_cordon(j, m->arg)) >= 0)
 		snprintf(m->value, sizeof(m->value), "%s", addr);
 }
 
@@ -105,7 +133,7 @@ static void switch_run(struct cl_job *j, struct mv_cl *m)
 		j->r = qv_error_set(&j->err, EEXIST, QV_REASON_CONFLICT,
 				    "the inventory names host %s as the owner of VM %s, not this "
 				    "host", m->value, m->arg);
-	else if (j->r >= 0)
+	else if (j->r >= 0 && (j->r = check_cordon(j, m->host)) >= 0) /* cordoned meanwhile? */
 		switch_put(j, m, &kv);
 	qv_etcd_kv_done(&kv);
 }

@@ -13,6 +13,7 @@
 #define MV_VERIFY_TIMEOUT_MS (30 * 60 * 1000)
 #define MV_IN_DIR "move-in"              /* <state_dir>/move-in/<token>/ (destination) */
 #define MV_OUT_DIR "move-out"            /* <state_dir>/move-out/<vm>.json (source) */
+#define MV_MAX_BANDWIDTH_MIB (1 << 20)   /* 1 TiB/s: params.bandwidth_mib's ceiling */
 #define MV_IDLE_MS 120000                /* an incoming move without a write for this long is dropped */
 
 /* vm-move-util.c */

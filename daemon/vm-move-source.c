@@ -340,7 +340,8 @@ static void switched(struct qv_daemon *d, int r, const struct qv_error *err, con
 		qv_error_prefix(&o->fail, "changing the owner in the cluster inventory");
 		/* A transaction whose answer was lost may have committed: the
 		 * inventory decides. A refused one (conflict) did not. */
-		if (r != -ESTALE && r != -EEXIST && mv_cluster_owner(d, o->vm, owner_checked, o) >= 0)
+		if (r != -ESTALE && r != -EEXIST && r != -EBUSY &&
+		    mv_cluster_owner(d, o->vm, owner_checked, o) >= 0)
 			return;
 		fail(o, &o->fail);
 		return;

@@ -25,6 +25,12 @@ static int check_state(struct qv_vm *vm, struct qv_error *errp)
 	if (mv_source_busy(vm->name))
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "VM %s is already moving",
 				    vm->name);
+	if (vm->spec->ha) /* the copy would leave the shared storage the leader restarts it from */
+		return qv_error_set(errp, EINVAL, QV_REASON_UNSUPPORTED,
+				    "VM %s is an ha VM: its disks are on shared storage every host "
+				    "sees, and vm.move would copy them into the destination's pool; "
+				    "start it and migrate it live (qvisor migrate %s --to ...)",
+				    vm->name, vm->name);
 	if (qv_vm_is_active(vm) || (vm->state != QV_VM_STOPPED && vm->state != QV_VM_CRASHED))
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "VM %s is %s: vm.move moves stopped VMs; use migrate (qvisor "
@@ -123,9 +129,10 @@ static int m_move(qv_rpc_call *call, json_object *params, void *ud)
 	    qv_param_string(call, params, "to", &to) < 0)
 		return 0;
 	if (json_get_int64(params, "bandwidth_mib", "params.bandwidth_mib", &bw, &err) == -EINVAL ||
-	    bw < 0)
+	    bw < 0 || bw > MV_MAX_BANDWIDTH_MIB) /* bw << 20 must not wrap */
 		return qv_call_fail(call, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "params.bandwidth_mib must be a positive integer (MiB/s)");
+				    "params.bandwidth_mib must be an integer from 0 (no cap) to %d "
+				    "(MiB/s)", MV_MAX_BANDWIDTH_MIB);
 	vm = qv_vm_find(d, name);
 	if (!vm) {
 		if (vm_name_valid(name) &&

@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/backup-internal.h"
+#include "daemon/cluster.h"
 #include "daemon/fw.h"
 #include "daemon/hooks.h"
 #include "daemon/vm-cidata.h"
@@ -48,6 +49,9 @@ static int vm_check_startable(struct qv_vm *vm, struct qv_error *errp)
 		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
 				    "Cannot start VM %s: backup %s is reading its disks; "
 				    "wait for it or cancel it (backup cancel)", vm->name, copy);
+	int r = qv_cluster_start_check(vm->d, vm, errp);
+	if (r < 0)
+		return r;
 	vm->restart_timer = qv_source_remove(vm->restart_timer);
 	return 0;
 }

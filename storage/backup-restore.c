@@ -46,7 +46,7 @@ int qv_qcow2_walk_clusters(int fd, uint64_t *ret_virtual_size, qv_qcow2_extent_f
 		return BAD(errp, "qcow2: unsupported header (version %u, cluster bits %u, features "
 			   "%#" PRIx64 ", backing file, encryption or corrupt flag)", version, cbits,
 			   incompat);
-	uint64_t csize = 1ULL << cbits, l2n = csize / 8;
+	uint64_t csize = 1ULL << cbits, l2n = csize / 8, mapped = 0;
 	uint64_t need = (size + l2n * csize - 1) / (l2n * csize);
 	if (size > (1ULL << 50) || l1_size < need || l1_size > need + 1 ||
 	    l1_off % csize || l1_off + (uint64_t)l1_size * 8 > (uint64_t)st.st_size)
@@ -78,6 +78,14 @@ int qv_qcow2_walk_clusters(int fd, uint64_t *ret_virtual_size, qv_qcow2_extent_f
 			uint64_t len = size - guest < csize ? size - guest : csize;
 			if (!zero && (host % csize || host + len > (uint64_t)st.st_size))
 				return BAD(errp, "qcow2: data cluster at %" PRIu64 " out of bounds", guest);
+			/* Every data cluster is the file's own: a file cannot map more
+			 * data than it holds. Entries that share a cluster (or L2
+			 * tables shared between L1 entries) would turn a small
+			 * hostile file into up to its virtual size (1 PiB) of output. */
+			if (!zero && (mapped += len) > (uint64_t)st.st_size)
+				return BAD(errp, "qcow2: the clusters map more data than the file's "
+					   "%" PRIu64 " bytes (a cluster is referenced more than "
+					   "once)", (uint64_t)st.st_size);
 			r = fn(guest, host, len, zero, userdata);
 		}
 	}

@@ -16,7 +16,9 @@
  * fn(guest_off, host_off, len, zero) for every allocated cluster in guest
  * order; zero: the cluster reads as zeros (host_off then meaningless).
  * Compressed clusters, encryption, external data and extended L2 entries
- * are refused. fn returning < 0 stops the walk with that value. */
+ * are refused, and so is a file whose data clusters add up to more than
+ * its size (a cluster referenced twice: a small file would expand to its
+ * virtual size). fn returning < 0 stops the walk with that value. */
 typedef int (*qv_qcow2_extent_fn)(uint64_t guest_off, uint64_t host_off, uint64_t len,
 				  bool zero, void *userdata);
 int qv_qcow2_walk_clusters(int fd, uint64_t *ret_virtual_size, qv_qcow2_extent_fn fn,

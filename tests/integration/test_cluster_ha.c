@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/json.h"
@@ -229,6 +230,20 @@ Test(cluster_ha, link_cut_fence_and_restart)
 	cr_assert_eq(qvt_cluster_owner(&hosts, 0, "ha1", owner, sizeof(owner)), 0);
 	cr_assert_str_eq(owner, hosts.name[victim]);
 
+	/* The other two daemons SIGKILL themselves inside cluster.adopt, after
+	 * the define and before the start (crash point adopt-defined): the
+	 * restarted adopter must still start the VM. */
+	setenv("QVISORD_TEST_CRASH_AT", "adopt-defined", 1);
+	for (int i = 0; i < QVT_NHOSTS; i++)
+		if (i != victim) {
+			cr_assert_eq(qvt_daemon_stop(&hosts.d[i], SIGTERM), 0);
+			cr_assert_eq(qvt_threehosts_start_daemon(&hosts, i), 0);
+		}
+	unsetenv("QVISORD_TEST_CRASH_AT");
+	for (int i = 0; i < 300 && qvt_cluster_nhosts(&hosts, victim) != QVT_NHOSTS; i++)
+		qvt_sleep_ms(100);
+	cr_assert_eq(qvt_cluster_nhosts(&hosts, victim), QVT_NHOSTS);
+
 	/* Cut h1's link (its end on the bridge goes down). */
 	char br_end[16];
 	snprintf(br_end, sizeof(br_end), "h%db", victim);
@@ -251,17 +266,49 @@ Test(cluster_ha, link_cut_fence_and_restart)
 	events(victim, "ha1", "vm-fenced", ev, sizeof(ev));
 	cr_assert(strstr(ev, "self-fence"), "no vm-fenced event on h1: %s", ev);
 
-	/* The leader restarts it on another host after the timeout + margin. */
-	int to = -1;
-	while (qv_now_ms() - t_cut < 90000) {
-		if (qvt_cluster_owner(&hosts, 0, "ha1", owner, sizeof(owner)) == 0 &&
+	/* A fenced ha VM does not start on h1 (the leader may be starting it
+	 * elsewhere: two copies), not even after h1's daemon was SIGKILLed
+	 * and restarted, still cut off (the mark is on disk). */
+	for (int round = 0; round < 2; round++) {
+		if (round == 1) {
+			cr_assert_eq(qvt_daemon_stop(&hosts.d[victim], SIGKILL), 0);
+			cr_assert_eq(qvt_threehosts_start_daemon(&hosts, victim), 0);
+		}
+		err = (struct qv_error){};
+		json_object *sr = qvt_call_name(&hosts.d[victim], "vm.start", "ha1", &err);
+		cr_assert_null(sr, "round %d: a fenced ha VM was started on the fenced host", round);
+		cr_assert_str_eq(err.reason, "conflict", "round %d: %s", round, err.message);
+		cr_assert(strstr(err.message, "self-fence"), "round %d: %s", round, err.message);
+		cr_assert_eq(qemu_copies(uuid_ha, NULL), 0);
+		cr_log_info("round %d: vm.start refused: %s", round, err.message);
+	}
+
+	/* The leader restarts it on another host after the timeout + margin;
+	 * that host's daemon dies in cluster.adopt and is restarted. */
+	int to = -1, crashed = -1;
+	while (qv_now_ms() - t_cut < 150000) {
+		for (int i = 0; i < QVT_NHOSTS; i++) {
+			int wst;
+			if (i == victim || hosts.d[i].pid <= 0 ||
+			    waitpid(hosts.d[i].pid, &wst, WNOHANG) != hosts.d[i].pid)
+				continue;
+			hosts.d[i].pid = 0;
+			crashed = i;
+			cr_log_info("h%d's daemon died in cluster.adopt %.1f s after the cut; "
+				    "restarting it", i, (qv_now_ms() - t_cut) / 1000.0);
+			cr_assert_eq(qvt_threehosts_start_daemon(&hosts, i), 0);
+		}
+		if (qvt_cluster_owner(&hosts, crashed >= 0 ? crashed : 0, "ha1", owner,
+				      sizeof(owner)) == 0 &&
 		    (to = host_index(owner)) >= 0 && to != victim &&
 		    qemu_copies(uuid_ha, &where) == 1)
 			break;
 		to = -1;
 		qvt_sleep_ms(200);
 	}
-	cr_assert_geq(to, 0, "ha1 was not restarted elsewhere within 90 s of the cut");
+	cr_assert_geq(crashed, 0, "no daemon reached the crash point in cluster.adopt");
+	cr_assert_geq(to, 0, "ha1 was not restarted elsewhere within 150 s of the cut");
+	cr_assert_eq(to, crashed, "ha1 runs on h%d, the adopter that crashed was h%d", to, crashed);
 	cr_log_info("ha1 running on %s %.1f s after the cut", owner, (qv_now_ms() - t_cut) / 1000.0);
 	cr_assert_eq(where, to, "ha1's QEMU runs in h%d's namespace, the inventory says h%d", where,
 		     to);
@@ -313,4 +360,22 @@ Test(cluster_ha, link_cut_fence_and_restart)
 	}
 	cr_assert_str_eq(qvt_vm_state(&hosts.d[to], "ha1", st, sizeof(st)), "running");
 	cr_assert_str_eq(qvt_vm_state(&hosts.d[victim], "plain1", st, sizeof(st)), "running");
+
+	/* vm.move of a stopped ha VM is refused: the copy would leave the
+	 * shared storage the leader restarts it from. */
+	json_object *r = NULL;
+	cr_assert_eq(qvt_callf(&hosts.d[to], "vm.stop", &r, &err, "{\"name\":\"ha1\",\"force\":true}"),
+		     0, "%s", err.message);
+	json_object_put(r);
+	for (int i = 0; i < 600 && !streq(qvt_vm_state(&hosts.d[to], "ha1", st, sizeof(st)),
+					   "stopped"); i++)
+		qvt_sleep_ms(100);
+	cr_assert_str_eq(st, "stopped");
+	err = (struct qv_error){};
+	cr_assert_neq(qvt_callf(&hosts.d[to], "vm.move", NULL, &err, "{\"name\":\"ha1\",\"to\":\"%s\"}",
+				hosts.name[victim]), 0, "an ha VM was moved by copying its shared disk");
+	cr_assert_str_eq(err.reason, "unsupported", "%s", err.message);
+	cr_assert(strstr(err.message, "ha VM"), "%s", err.message);
+	cr_assert_eq(defined_on("ha1"), 1u << to);
+	cr_assert(access(disk, F_OK) == 0);
 }

@@ -285,6 +285,18 @@ Test(cluster_move, stopped_vm_moves_with_its_disk)
 	/* Unknown host, its own host: refused, nothing changes. */
 	expect_refused("h9", "not-found", "not in the cluster");
 	expect_refused(hosts.name[0], "invalid-argument", "already on host");
+	/* A cordoned host (maintenance, an evacuation emptying it) gets nothing. */
+	json_object_put(must(0, "host.cordon", "{\"host\":\"%s\"}", hosts.name[1]));
+	expect_refused(hosts.name[1], "conflict", "cordoned");
+	json_object_put(must(0, "host.resume", "{\"host\":\"%s\"}", hosts.name[1]));
+	cr_assert(!defined_on(1, VM) && defined_on(0, VM));
+	/* A bandwidth whose bytes/s would wrap is refused, not taken as another cap. */
+	struct qv_error berr = {};
+	cr_assert_neq(qvt_callf(&hosts.d[0], "vm.move", NULL, &berr,
+				"{\"name\":\"%s\",\"to\":\"h1\",\"bandwidth_mib\":99999999999999999}",
+				VM), 0, "a wrapping bandwidth_mib was accepted");
+	cr_assert_str_eq(berr.reason, "invalid-argument", "%s", berr.message);
+	cr_assert(strstr(berr.message, "bandwidth_mib"), "%s", berr.message);
 	md5_file(disk, md5_before);
 
 	move_killed_midway(disk, md5_before);

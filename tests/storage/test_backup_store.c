@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/json.h"
@@ -171,6 +172,65 @@ Test(backup_store, restore_applies_incremental_clusters)
 	cr_assert_eq(qv_backup_verify(store, l[1], &e), -EILSEQ);
 	qv_backup_meta_free(l[0]);
 	qv_backup_meta_free(l[1]);
+	sh("rm -rf %s", dir);
+}
+
+static uint64_t be64_read(int fd, off_t off)
+{
+	uint8_t b[8];
+
+	cr_assert_eq(pread(fd, b, 8, off), 8);
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+/* A hostile qcow2 (a disk a compromised QEMU rewrote, or an incremental
+ * target it wrote) whose L2 entries all point at one data cluster: the
+ * walk refuses it instead of writing the virtual size out of a file that
+ * holds one cluster (offline backup, restore). */
+Test(backup_store, qcow2_shared_cluster_refused)
+{
+	char dir[] = "/var/tmp/qv-bkdup-XXXXXX", path[128], out[128];
+	struct qv_error e = {};
+	uint64_t size = 0;
+
+	if (system("command -v qemu-io >/dev/null && command -v qemu-img >/dev/null") != 0)
+		cr_skip_test("qemu-img/qemu-io not installed");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/evil.qcow2", dir);
+	snprintf(out, sizeof(out), "%s/out.raw", dir);
+	sh("qemu-img create -q -f qcow2 -o cluster_size=65536 %s 16M && "
+	   "qemu-io -f qcow2 -c 'write -P 0x5a 0 65536' %s >/dev/null", path, path);
+	int fd = open(path, O_RDWR | O_CLOEXEC), dst = open(out, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_geq(dst, 0);
+	/* the honest image applies */
+	cr_assert_eq(qv_qcow2_apply(fd, dst, &size, NULL, &e), 0, "%s", e.message);
+	cr_assert_eq(size, 16 << 20);
+	/* every L2 entry of the first table := the entry of guest cluster 0 */
+	uint64_t l1 = be64_read(fd, 40);
+	uint64_t l2 = be64_read(fd, (off_t)l1) & 0x00fffffffffffe00ULL;
+	cr_assert_neq(l2, 0);
+	uint8_t ent[8];
+	cr_assert_eq(pread(fd, ent, 8, (off_t)l2), 8);
+	for (int i = 1; i < 256; i++)
+		cr_assert_eq(pwrite(fd, ent, 8, (off_t)(l2 + 8 * i)), 8);
+	struct stat st;
+	fstat(fd, &st);
+	cr_assert_lt(st.st_size, 256 * 65536, "the test image is not small (%ld)", (long)st.st_size);
+	cr_assert(ftruncate(dst, 0) == 0 && ftruncate(dst, 16 << 20) == 0);
+	e = (struct qv_error){};
+	cr_assert_eq(qv_qcow2_apply(fd, dst, &size, NULL, &e), -EINVAL,
+		     "a qcow2 mapping one cluster 256 times was applied");
+	cr_assert_str_eq(e.reason, "invalid-argument");
+	cr_assert(strstr(e.message, "more than once"), "%s", e.message);
+	fstat(dst, &st);
+	cr_assert_leq((uint64_t)st.st_blocks * 512, (uint64_t)8 << 20,
+		      "%ld blocks written before the refusal", (long)st.st_blocks);
+	close(fd);
+	close(dst);
 	sh("rm -rf %s", dir);
 }
 
