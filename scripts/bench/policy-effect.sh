@@ -6,9 +6,8 @@
 # exclusive core, hogs at shares 50 vs 1000: a very low cpu.weight);
 # enforce+shared+idle (no exclusive core, hogs best-effort: cpu.idle = 1).
 # Wake-up lateness p50/p99/max of a 1 ms timer loop in the latency VM's
-# cgroup and the hogs' CPU (cores of wall time, and share of the CPU the lab
-# VM's vCPUs had for tasks). Lab VM: 2 CPUs, so an exclusive core is half
-# the machine. Prints the load average before and after.
+# cgroup and the hogs' CPU (cores of wall time). Lab VM: 2 CPUs, so an
+# exclusive core is half the machine. Prints the load average before and after.
 #   scripts/bench/policy-effect.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
