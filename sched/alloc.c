@@ -105,16 +105,23 @@ bool hl_exclusive_allowed(const struct hl_host_caps *h)
 	return cpus_usable(h) >= (min < 2 ? 2 : min); /* one core always stays shared */
 }
 
+bool hl_gets_exclusive(const struct hl_host_caps *h, bool allowed, const struct vm_resources *r)
+{
+	/* a small host: only latency VMs that ask (cpu.exclusive), and never
+	 * the last core */
+	return r->klass == VM_CLASS_LATENCY && (allowed || (r->cpu_exclusive && cpus_usable(h) >= 2));
+}
+
 static uint64_t place_latency(const struct hl_host_caps *h, const struct hl_vm_in *vms, size_t n,
 			      struct hl_alloc *ret, struct hl_verdict *v)
 {
 	unsigned ncpus = cpus_usable(h), used = 0;
 	uint64_t excl = 0;
 
-	if (!hl_exclusive_allowed(h)) /* a small host: latency VMs share the cores */
-		return 0;
+	bool allowed = hl_exclusive_allowed(h);
+
 	for (size_t i = 0; i < n; i++) {
-		if (vms[i].res->klass != VM_CLASS_LATENCY)
+		if (!hl_gets_exclusive(h, allowed, vms[i].res))
 			continue;
 		unsigned k = hl_latency_cores(vms[i].res, vms[i].vcpus);
 		if (used + k > ncpus - 1) { /* one core always stays shared */

@@ -83,6 +83,9 @@ struct hl_host_caps {
 #define HL_EXCLUSIVE_MIN_CPUS 2
 /* Do latency VMs get exclusive cores on this host? */
 bool hl_exclusive_allowed(const struct hl_host_caps *h);
+/* Does a VM of r ask for exclusive cores (allowed: hl_exclusive_allowed)?
+ * Latency class on a host that allows them, or with cpu.exclusive. */
+bool hl_gets_exclusive(const struct hl_host_caps *h, bool allowed, const struct vm_resources *r);
 
 struct hl_vm_in {
 	const char *name;

@@ -312,6 +312,20 @@ Test(alloc, latency_vm_shares_the_cores_on_a_host_below_exclusive_min_cpus)
 	cr_assert(out[1].exclusive);
 	cr_assert(out[2].exclusive);
 	cr_assert_eq(out[0].cpuset, 3, "the throughput VM keeps cores 0-1");
+	/* the operator asks for it (resources.cpu.exclusive): one VM, not the last core */
+	struct vm_resources ask = lat;
+	ask.cpu_exclusive = true;
+	struct hl_vm_in in2[] = { { "t", &t, 1, 0, { 0 } }, { "a", &ask, 1, 0, { 0 } },
+				  { "l", &lat, 1, 0, { 0 } } };
+	hl_allocate(&small, &P, in2, 3, out, &v);
+	cr_assert(out[1].exclusive);
+	cr_assert_eq(out[1].cpuset, 2);
+	cr_assert_not(out[2].exclusive, "did not ask: shares core 0");
+	cr_assert_eq(out[0].cpuset, 1);
+	struct hl_vm_in run2[] = { { "a", &ask, 1, 0, { 0 } } };
+	struct qv_error err = { 0 };
+	cr_assert_eq(hl_admit(&small, run2, 1, &in2[1], &err), -ENOSPC);
+	cr_assert_not_null(strstr(err.message, "not enough exclusive cores"), "%s", err.message);
 }
 
 Test(alloc, step_turns_cpu_idle_with_the_class_and_then_stays)
