@@ -353,6 +353,18 @@ static int no_core_dumps(void)
 	return 0;
 }
 
+/* A decimal in min..max into *ret (untouched otherwise). */
+static bool opt_uint(const char *arg, unsigned long min, unsigned long max, unsigned *ret)
+{
+	char *end;
+	unsigned long n = strtoul(arg, &end, 10);
+
+	if (*end || end == arg || n < min || n > max)
+		return false;
+	*ret = (unsigned)n;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
@@ -483,26 +495,18 @@ int main(int argc, char **argv)
 		}
 		case OPT_LOOP_MODE: d.cfg.loop_mode = optarg; break;
 		case OPT_METRICS: d.cfg.metrics_listen = optarg; break;
-		case OPT_LOOP_INTERVAL: {
-			char *end;
-			unsigned long n = strtoul(optarg, &end, 10);
-			if (*end || n < 100 || n > 60000) {
+		case OPT_LOOP_INTERVAL:
+			if (!opt_uint(optarg, 100, 60000, &d.cfg.loop_interval_ms)) {
 				fprintf(stderr, "qvisord: --loop-interval must be 100..60000 ms\n");
 				return 2;
 			}
-			d.cfg.loop_interval_ms = (unsigned)n;
 			break;
-		}
-		case OPT_EXCL_MIN: {
-			char *end;
-			unsigned long n = strtoul(optarg, &end, 10);
-			if (*end || n < 2 || n > 4096) {
+		case OPT_EXCL_MIN:
+			if (!opt_uint(optarg, 2, 4096, &d.cfg.exclusive_min_cpus)) {
 				fprintf(stderr, "qvisord: --exclusive-min-cpus must be 2..4096\n");
 				return 2;
 			}
-			d.cfg.exclusive_min_cpus = (unsigned)n;
 			break;
-		}
 		case OPT_CL_ENDPOINTS: d.cfg.cluster_endpoints = optarg; break;
 		case OPT_CL_HOST: d.cfg.cluster_host = optarg; break;
 		case OPT_CL_ADDRESS: d.cfg.cluster_address = optarg; break;

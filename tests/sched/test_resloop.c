@@ -202,6 +202,18 @@ Test(resloop, reservations_that_do_not_fit_raise_the_overload_signal)
 	col_free(c);
 }
 
+/* A loop in enforce mode on 2 CPUs, with its collector in *ret_c. */
+static hl_loop *enforcing_loop(qv_collector **ret_c)
+{
+	struct hl_loop_opts o = { .caps = { .ncpus = 2, .mem_total = 1ull << 32 },
+				  .mode = VM_LOOP_ENFORCE };
+	hl_loop *l = NULL;
+
+	cr_assert_eq(col_new(NULL, ret_c), 0);
+	cr_assert_eq(hl_loop_new(&o, *ret_c, &l), 0);
+	return l;
+}
+
 /* A kernel with cgroup SCHED_IDLE (the fixture groups have cpu.idle): the
  * best-effort VM's group becomes idle after its weight is written (the
  * kernel refuses weights of idle groups); the other VM's cpu.idle is reset
@@ -209,14 +221,10 @@ Test(resloop, reservations_that_do_not_fit_raise_the_overload_signal)
 Test(resloop, best_effort_gets_cpu_idle_in_the_right_order_with_a_reason)
 {
 	qv_collector *c = NULL;
-	hl_loop *l = NULL;
-	struct hl_loop_opts o = { .caps = { .ncpus = 2, .mem_total = 1ull << 32 },
-				  .mode = VM_LOOP_ENFORCE };
+	hl_loop *l = enforcing_loop(&c);
 	struct hl_change ch[64];
 	char buf[64];
 
-	cr_assert_eq(col_new(NULL, &c), 0);
-	cr_assert_eq(hl_loop_new(&o, c, &l), 0);
 	struct vm_resources t = R(1000, VM_LOOP_HOST), be = R(1000, VM_LOOP_HOST);
 	be.klass = VM_CLASS_BEST_EFFORT;
 	const char *dt = mkvm("t", 0), *dbe = mkvm("be", 0);
@@ -268,14 +276,10 @@ Test(resloop, best_effort_gets_cpu_idle_in_the_right_order_with_a_reason)
 Test(resloop, without_cpu_idle_in_the_kernel_nothing_is_written_or_shown)
 {
 	qv_collector *c = NULL;
-	hl_loop *l = NULL;
-	struct hl_loop_opts o = { .caps = { .ncpus = 2, .mem_total = 1ull << 32 },
-				  .mode = VM_LOOP_ENFORCE };
+	hl_loop *l = enforcing_loop(&c);
 	struct hl_change ch[64];
 	char buf[64];
 
-	cr_assert_eq(col_new(NULL, &c), 0);
-	cr_assert_eq(hl_loop_new(&o, c, &l), 0);
 	struct vm_resources be = R(1000, VM_LOOP_HOST);
 	be.klass = VM_CLASS_BEST_EFFORT;
 	cr_assert_eq(hl_loop_add_vm(l, "be", mkvm("be", 0), &be, 1, 256 << 20), 0);
