@@ -26,8 +26,11 @@ static void print_vms(json_object *vms)
 	for (size_t i = 0; i < json_object_array_length(vms); i++) {
 		json_object *o = json_object_array_get_idx(vms, i), *a = NULL;
 		char b[9][64];
-		json_object *bal, *bt;
+		json_object *bal, *bt, *idle;
 		json_object_object_get_ex(o, "allocation", &a);
+		/* an idle group (cpu.idle = 1) has no weight that matters */
+		bool is_idle = a && json_object_object_get_ex(a, "cpu.idle", &idle) &&
+			       json_object_get_int(idle) == 1;
 		snprintf(b[8], sizeof(b[8]), "-");
 		if (json_object_object_get_ex(o, "balloon", &bal) &&
 		    json_object_object_get_ex(bal, "target", &bt) && json_object_get_int64(bt) > 0)
@@ -35,7 +38,7 @@ static void print_vms(json_object *vms)
 		out_table_add(t, (const char *[]){
 			field(o, "name", NULL, b[0]), field(o, "mode", NULL, b[1]),
 			field(o, "resources", "class", b[2]), field(o, "demand", "cpu_cores", b[3]),
-			a ? field(a, "cpu.weight", NULL, b[4]) : "-",
+			is_idle ? "idle" : a ? field(a, "cpu.weight", NULL, b[4]) : "-",
 			a ? field(a, "cpu.max", NULL, b[5]) : "-",
 			a ? field(a, "cpuset.cpus", NULL, b[6]) : "-",
 			a ? field(a, "memory.high", NULL, b[7]) : "-",

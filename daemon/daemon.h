@@ -30,6 +30,7 @@ struct qv_daemon_config {
 	uint64_t serial_log_max; /* --serial-log-max: bytes per serial log file */
 	const char *loop_mode;   /* resource loop: off|advise|enforce|auto (default auto) */
 	unsigned loop_interval_ms; /* default 1000 */
+	unsigned exclusive_min_cpus; /* --exclusive-min-cpus; 0 = HL_EXCLUSIVE_MIN_CPUS */
 	const char *metrics_listen; /* ADDR:PORT for Prometheus, NULL = off */
 	/* daemon/tls-setup.c, docs/security.md */
 	const char *pki_dir;     /* default /etc/qvisor/pki */

@@ -161,6 +161,7 @@ int qv_hostloop_load(struct qv_daemon *d)
 	h->interval_ms = d->cfg.loop_interval_ms ? d->cfg.loop_interval_ms : 1000;
 	struct hl_loop_opts o = { .mode = h->mode };
 	host_caps(&o.caps);
+	o.caps.exclusive_min_cpus = d->cfg.exclusive_min_cpus;
 	h->caps = o.caps;
 	if ((r = col_new(NULL, &h->col)) < 0 || (r = hl_loop_new(&o, h->col, &h->loop)) < 0) {
 		col_free(h->col);

@@ -57,6 +57,8 @@ static void usage(FILE *f)
 		"  --log-level LEVEL   error|warning|info|debug (default info)\n"
 		"  --loop-mode MODE    resource loop: off|advise|enforce|auto (default auto)\n"
 		"  --loop-interval MS  resource loop interval (default 1000)\n"
+		"  --exclusive-min-cpus N  latency VMs get exclusive cores only on hosts with\n"
+		"                      at least N CPUs (default 2)\n"
 		"  --metrics-listen ADDR:PORT  serve Prometheus metrics (default off)\n"
 		"  --cluster-endpoints URL[,URL..]  join the cluster whose etcd answers there\n"
 		"                      (https:// uses mutual TLS with --cluster-pki-dir)\n"
@@ -351,13 +353,26 @@ static int no_core_dumps(void)
 	return 0;
 }
 
+/* A decimal in min..max into *ret (untouched otherwise). */
+static bool opt_uint(const char *arg, unsigned long min, unsigned long max, unsigned *ret)
+{
+	char *end;
+	unsigned long n = strtoul(arg, &end, 10);
+
+	if (*end || end == arg || n < min || n > max)
+		return false;
+	*ret = (unsigned)n;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_RUN, OPT_SOCKET, OPT_CACHE, OPT_QEMU, OPT_GUEST, OPT_NOPROBE,
 	       OPT_MAXCLIENTS, OPT_LOG, OPT_PKI, OPT_LISTEN, OPT_INSECURE, OPT_MAXSTARTS,
 	       OPT_UIDS, OPT_SERIALMAX, OPT_LOOP_MODE, OPT_LOOP_INTERVAL, OPT_METRICS,
 	       OPT_MASTER_KEY, OPT_CL_ENDPOINTS, OPT_CL_HOST, OPT_CL_ADDRESS, OPT_CL_LABELS,
-	       OPT_CL_PKI, OPT_CL_TTL, OPT_CL_MORE, OPT_CL_SHARED, OPT_CL_FENCE };
+	       OPT_CL_PKI, OPT_CL_TTL, OPT_CL_MORE, OPT_CL_SHARED, OPT_CL_FENCE,
+	       OPT_EXCL_MIN };
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "run-dir", required_argument, NULL, OPT_RUN },
@@ -373,6 +388,7 @@ int main(int argc, char **argv)
 		{ "serial-log-max", required_argument, NULL, OPT_SERIALMAX },
 		{ "loop-mode", required_argument, NULL, OPT_LOOP_MODE },
 		{ "loop-interval", required_argument, NULL, OPT_LOOP_INTERVAL },
+		{ "exclusive-min-cpus", required_argument, NULL, OPT_EXCL_MIN },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS },
 		{ "pki-dir", required_argument, NULL, OPT_PKI },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -479,16 +495,18 @@ int main(int argc, char **argv)
 		}
 		case OPT_LOOP_MODE: d.cfg.loop_mode = optarg; break;
 		case OPT_METRICS: d.cfg.metrics_listen = optarg; break;
-		case OPT_LOOP_INTERVAL: {
-			char *end;
-			unsigned long n = strtoul(optarg, &end, 10);
-			if (*end || n < 100 || n > 60000) {
+		case OPT_LOOP_INTERVAL:
+			if (!opt_uint(optarg, 100, 60000, &d.cfg.loop_interval_ms)) {
 				fprintf(stderr, "qvisord: --loop-interval must be 100..60000 ms\n");
 				return 2;
 			}
-			d.cfg.loop_interval_ms = (unsigned)n;
 			break;
-		}
+		case OPT_EXCL_MIN:
+			if (!opt_uint(optarg, 2, 4096, &d.cfg.exclusive_min_cpus)) {
+				fprintf(stderr, "qvisord: --exclusive-min-cpus must be 2..4096\n");
+				return 2;
+			}
+			break;
 		case OPT_CL_ENDPOINTS: d.cfg.cluster_endpoints = optarg; break;
 		case OPT_CL_HOST: d.cfg.cluster_host = optarg; break;
 		case OPT_CL_ADDRESS: d.cfg.cluster_address = optarg; break;

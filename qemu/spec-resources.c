@@ -66,7 +66,7 @@ static int opt(int r)
 static int parse_cpu(json_object *o, const char *path, uint32_t vcpus, struct vm_resources *res,
 		     struct qv_error *errp)
 {
-	static const char *const keys[] = { "shares", "reservation", "limit", NULL };
+	static const char *const keys[] = { "shares", "reservation", "limit", "exclusive", NULL };
 	int64_t i;
 	int r;
 
@@ -82,6 +82,11 @@ static int parse_cpu(json_object *o, const char *path, uint32_t vcpus, struct vm
 	if (res->cpu_limit && res->cpu_reservation > res->cpu_limit)
 		return INVALID(errp, "%s: reservation %.3g cores is above the limit %.3g", path,
 			       res->cpu_reservation / 1000.0, res->cpu_limit / 1000.0);
+	if ((r = opt(spec_get_bool(o, "exclusive", path, &res->cpu_exclusive, errp))) < 0)
+		return r;
+	if (res->cpu_exclusive && res->klass != VM_CLASS_LATENCY)
+		return INVALID(errp, "%s.exclusive: only the latency class gets exclusive cores "
+			       "(this VM is %s)", path, vm_class_to_string(res->klass));
 	return 0;
 }
 
@@ -186,6 +191,8 @@ void vm_resources_to_json(const struct vm_resources *res, json_object *out)
 				       json_object_new_double(res->cpu_reservation / 1000.0));
 	if (res->cpu_limit)
 		json_object_object_add(cpu, "limit", json_object_new_double(res->cpu_limit / 1000.0));
+	if (res->cpu_exclusive)
+		json_object_object_add(cpu, "exclusive", json_object_new_boolean(true));
 	json_object_object_add(out, "cpu", cpu);
 	if (res->mem_reservation)
 		json_object_object_add(mem, "reservation",

@@ -106,6 +106,7 @@ struct vm_resources {
 	uint32_t cpu_shares;       /* 1..VM_SHARES_MAX, default 1000 */
 	uint32_t cpu_reservation;  /* millicores guaranteed; 0 = none */
 	uint32_t cpu_limit;        /* millicores never exceeded; 0 = none */
+	bool cpu_exclusive;        /* latency: exclusive cores even on a small host */
 	uint64_t mem_reservation;  /* bytes (memory.low); 0 = none */
 	uint64_t mem_limit;        /* bytes (memory.max); 0 = none */
 	enum vm_class klass;       /* default throughput */

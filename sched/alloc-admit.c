@@ -12,9 +12,10 @@ struct totals {
 	uint64_t mem;
 };
 
-static void add(struct totals *t, const struct hl_vm_in *vm)
+static void add(struct totals *t, const struct hl_host_caps *h, const struct hl_vm_in *vm,
+		bool allowed)
 {
-	if (vm->res->klass == VM_CLASS_LATENCY)
+	if (hl_gets_exclusive(h, allowed, vm->res))
 		t->lat_cores += hl_latency_cores(vm->res, vm->vcpus);
 	else
 		t->cpu += vm->res->cpu_reservation;
@@ -37,9 +38,11 @@ int hl_admit(const struct hl_host_caps *h, const struct hl_vm_in *running, size_
 	unsigned ncpus = h->ncpus > 64 ? 64 : h->ncpus ? h->ncpus : 1;
 	const char *name = cand->name ? cand->name : "(new)";
 
+	bool excl = hl_exclusive_allowed(h); /* else latency VMs reserve shared cores */
+
 	for (size_t i = 0; i < n; i++)
-		add(&t, &running[i]);
-	add(&c, cand);
+		add(&t, h, &running[i], excl);
+	add(&c, h, cand, excl);
 	if (c.lat_cores && t.lat_cores + c.lat_cores > ncpus - 1)
 		return short_of(errp, "exclusive cores", "that can be exclusive (one stays shared)",
 				c.lat_cores, t.lat_cores, ncpus - 1, 0, "cores", name);

@@ -14,6 +14,7 @@ const char *hl_knob_name(enum hl_knob k)
 	case HL_K_MEM_HIGH: return "memory.high";
 	case HL_K_MEM_MAX: return "memory.max";
 	case HL_K_BALLOON: return "balloon";
+	case HL_K_CPU_IDLE: return "cpu.idle";
 	}
 	return "?";
 }
@@ -82,11 +83,15 @@ unsigned hl_step(const struct hl_alloc *cur, bool have_cur, const struct hl_allo
 		if (!balloon)
 			ret_next->balloon = cur->balloon;
 		st->last_dir = 0, st->since = 0;
+		/* a new group is not idle: cpu.idle is written when it must be 1 */
 		return HL_K_WEIGHT | HL_K_CPU_MAX | HL_K_CPUSET | HL_K_MEM_LOW | HL_K_MEM_HIGH |
-		       HL_K_MEM_MAX | balloon;
+		       HL_K_MEM_MAX | balloon | (want->cpu_idle ? HL_K_CPU_IDLE : 0);
 	}
 	struct hl_alloc next = *cur;
-	if (weight_moves(cur->cpu_weight, want->cpu_weight, sp->weight_tolerance))
+	if (cur->cpu_idle != want->cpu_idle) /* a class change: weight with it */
+		next.cpu_idle = want->cpu_idle, next.cpu_weight = want->cpu_weight,
+		mask |= HL_K_CPU_IDLE | (cur->cpu_weight != want->cpu_weight ? HL_K_WEIGHT : 0);
+	else if (weight_moves(cur->cpu_weight, want->cpu_weight, sp->weight_tolerance))
 		next.cpu_weight = want->cpu_weight, mask |= HL_K_WEIGHT;
 	if (cur->cpu_max_quota_us != want->cpu_max_quota_us ||
 	    cur->cpu_max_period_us != want->cpu_max_period_us) {

@@ -98,14 +98,30 @@ static unsigned cpus_usable(const struct hl_host_caps *h)
 	return h->ncpus > 64 ? 64 : h->ncpus ? h->ncpus : 1;
 }
 
+bool hl_exclusive_allowed(const struct hl_host_caps *h)
+{
+	unsigned min = h->exclusive_min_cpus ? h->exclusive_min_cpus : HL_EXCLUSIVE_MIN_CPUS;
+
+	return cpus_usable(h) >= (min < 2 ? 2 : min); /* one core always stays shared */
+}
+
+bool hl_gets_exclusive(const struct hl_host_caps *h, bool allowed, const struct vm_resources *r)
+{
+	/* a small host: only latency VMs that ask (cpu.exclusive), and never
+	 * the last core */
+	return r->klass == VM_CLASS_LATENCY && (allowed || (r->cpu_exclusive && cpus_usable(h) >= 2));
+}
+
 static uint64_t place_latency(const struct hl_host_caps *h, const struct hl_vm_in *vms, size_t n,
 			      struct hl_alloc *ret, struct hl_verdict *v)
 {
 	unsigned ncpus = cpus_usable(h), used = 0;
 	uint64_t excl = 0;
 
+	bool allowed = hl_exclusive_allowed(h);
+
 	for (size_t i = 0; i < n; i++) {
-		if (vms[i].res->klass != VM_CLASS_LATENCY)
+		if (!hl_gets_exclusive(h, allowed, vms[i].res))
 			continue;
 		unsigned k = hl_latency_cores(vms[i].res, vms[i].vcpus);
 		if (used + k > ncpus - 1) { /* one core always stays shared */
@@ -160,8 +176,16 @@ static void shared_fractions(const struct hl_vm_in *vms, size_t n, const struct 
 	}
 }
 
-static void set_weights(const struct hl_params *p, const struct hl_vm_in *vms, size_t n,
-			struct hl_alloc *ret, double pool_milli)
+/* Best-effort without a CPU reservation: an idle group (a reservation
+ * needs a real weight to hold). */
+static bool wants_idle(const struct hl_host_caps *h, const struct vm_resources *r)
+{
+	return h->cpu_idle && r->klass == VM_CLASS_BEST_EFFORT && !r->cpu_reservation;
+}
+
+static void set_weights(const struct hl_host_caps *h, const struct hl_params *p,
+			const struct hl_vm_in *vms, size_t n, struct hl_alloc *ret,
+			double pool_milli)
 {
 	double frac[n], top = 0;
 
@@ -175,6 +199,8 @@ static void set_weights(const struct hl_params *p, const struct hl_vm_in *vms, s
 		double w = ret[i].exclusive || top <= 0 ? p->weight_scale
 							: frac[i] / top * p->weight_scale;
 		ret[i].cpu_weight = (uint32_t)HL_CLAMP(w + 0.5, 1.0, 10000.0);
+		if (!ret[i].exclusive && wants_idle(h, vms[i].res))
+			ret[i].cpu_idle = true, ret[i].cpu_weight = 1;
 	}
 }
 
@@ -219,7 +245,7 @@ void hl_allocate(const struct hl_host_caps *h, const struct hl_params *p,
 		v.mem_demand += vms[i].demand.mem;
 		v.mem_reserved += r->mem_reservation;
 	}
-	set_weights(p, vms, n, ret, pool);
+	set_weights(h, p, vms, n, ret, pool);
 	v.cpu_capacity = ncpus * 1000 > h->cpu_host_reserve ? ncpus * 1000 - h->cpu_host_reserve : 0;
 	v.mem_capacity = h->mem_total > h->mem_host_reserve ? h->mem_total - h->mem_host_reserve : 0;
 	v.cpu_short = v.cpu_reserved > v.cpu_capacity || v.latency_unplaced;

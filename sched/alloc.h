@@ -18,6 +18,14 @@
  * that a VM whose share would fall below its reservation gets exactly its
  * reservation's fraction and the rest is divided among the others
  * (best-effort VMs count 1/20 of their shares). cpu.max is the limit.
+ *
+ * Exclusive cores only on hosts with at least exclusive_min_cpus CPUs;
+ * below that a latency VM shares the cores like the others. A best-effort
+ * VM without a CPU reservation gets cpu.idle = 1 where the kernel has it
+ * (cgroup SCHED_IDLE, >= 5.15): a waking task of any non-idle VM preempts
+ * it at once (check_preempt_wakeup), and it runs on every cycle nobody
+ * else wants; its cpu.weight is then 1 (the kernel refuses weight writes
+ * to an idle group, so it never moves while idle).
  * CFS is work-conserving, so an idle VM's share goes to the busy ones at
  * once; demand does not change weights.
  *
@@ -67,7 +75,17 @@ struct hl_host_caps {
 	uint64_t mem_total;        /* bytes */
 	uint32_t cpu_host_reserve; /* millicores kept for the host; default 0 */
 	uint64_t mem_host_reserve; /* bytes kept for the host */
+	/* latency VMs get exclusive cores only with at least this many CPUs;
+	 * 0 = HL_EXCLUSIVE_MIN_CPUS */
+	unsigned exclusive_min_cpus;
+	bool cpu_idle;             /* the kernel has cgroup cpu.idle */
 };
+#define HL_EXCLUSIVE_MIN_CPUS 2
+/* Do latency VMs get exclusive cores on this host? */
+bool hl_exclusive_allowed(const struct hl_host_caps *h);
+/* Does a VM of r ask for exclusive cores (allowed: hl_exclusive_allowed)?
+ * Latency class on a host that allows them, or with cpu.exclusive. */
+bool hl_gets_exclusive(const struct hl_host_caps *h, bool allowed, const struct vm_resources *r);
 
 struct hl_vm_in {
 	const char *name;
@@ -83,6 +101,7 @@ struct hl_alloc {
 	uint32_t cpu_max_period_us;
 	uint64_t cpuset;           /* bit i = CPU i; 0 = all (inherit) */
 	bool exclusive;            /* cpuset is this VM's alone */
+	bool cpu_idle;             /* cpu.idle = 1 (best-effort, where supported) */
 	uint64_t mem_low;          /* 0 = none */
 	uint64_t mem_high;         /* 0 = "max" */
 	uint64_t mem_max;          /* 0 = "max" */
@@ -126,7 +145,8 @@ enum hl_knob {
 	HL_K_MEM_HIGH = 1u << 4,
 	HL_K_MEM_MAX = 1u << 5,
 	HL_K_BALLOON = 1u << 6, /* applied by the caller (QMP), not a cgroup file */
-	HL_K_LAST = HL_K_BALLOON,
+	HL_K_CPU_IDLE = 1u << 7, /* write it before cpu.weight when it goes to 0 */
+	HL_K_LAST = HL_K_CPU_IDLE,
 };
 const char *hl_knob_name(enum hl_knob k); /* "cpu.weight", ... */
 

@@ -34,7 +34,7 @@ static json_object *demand_json(const struct hl_vm *vm)
 	return d;
 }
 
-static json_object *alloc_json(const struct hl_vm *vm, const struct hl_alloc *a)
+static json_object *alloc_json(const hl_loop *l, const struct hl_vm *vm, const struct hl_alloc *a)
 {
 	json_object *o = json_object_new_object();
 	char buf[64];
@@ -47,6 +47,9 @@ static json_object *alloc_json(const struct hl_vm *vm, const struct hl_alloc *a)
 		hl_knob_format((enum hl_knob)bit, a, buf, sizeof(buf));
 		add_str(o, hl_knob_name((enum hl_knob)bit), buf);
 	}
+	/* null where the kernel has no cgroup SCHED_IDLE */
+	json_object_object_add(o, "cpu.idle", l->o.caps.cpu_idle ?
+			       json_object_new_int(a->cpu_idle) : NULL);
 	json_object_object_add(o, "exclusive", json_object_new_boolean(a->exclusive));
 	if (vm->excl != HL_EXCL_NONE) /* partition, or cpuset with the kernel's reason */
 		add_str(o, "exclusive_by", hl_excl_to_string(vm->excl));
@@ -88,8 +91,8 @@ json_object *hl_loop_vm_json(const hl_loop *l, const char *name)
 		json_object_object_add(o, "resources", res);
 		json_object_object_add(o, "demand", demand_json(vm));
 		json_object_object_add(o, "allocation",
-				       vm->have_cur ? alloc_json(vm, &vm->cur) : NULL);
-		json_object_object_add(o, "target", alloc_json(vm, &vm->want));
+				       vm->have_cur ? alloc_json(l, vm, &vm->cur) : NULL);
+		json_object_object_add(o, "target", alloc_json(l, vm, &vm->want));
 		if (vm->balloon)
 			json_object_object_add(o, "balloon", balloon_json(vm));
 		return o;

@@ -98,20 +98,40 @@ static void reason_for(const hl_loop *l, const struct hl_vm *vm, enum hl_knob k,
 
 	if (k == HL_K_BALLOON)
 		return balloon_reason(l, vm, buf, size);
+	if (k == HL_K_CPU_IDLE) {
+		if (vm->want.cpu_idle)
+			snprintf(buf, size, "best-effort class: an idle group (SCHED_IDLE): any "
+				 "other VM's waking task preempts it at once; it runs on what "
+				 "nobody else wants");
+		else
+			snprintf(buf, size, "class %s%s: a normal group, cpu.weight divides the CPU",
+				 vm_class_to_string(r->klass),
+				 r->klass == VM_CLASS_BEST_EFFORT ? " with a cpu reservation" : "");
+		return;
+	}
 	if (first) {
 		snprintf(buf, size, "initial allocation (class %s)", vm_class_to_string(r->klass));
 		return;
 	}
 	switch (k) {
 	case HL_K_WEIGHT:
-		snprintf(buf, size, "shares %u, reservation %.3g cores, among %zu VMs", r->cpu_shares,
-			 r->cpu_reservation / 1000.0, l->n);
+		if (vm->want.cpu_idle)
+			snprintf(buf, size, "best-effort class: an idle group (its weight is unused)");
+		else
+			snprintf(buf, size, "shares %u, reservation %.3g cores, among %zu VMs",
+				 r->cpu_shares, r->cpu_reservation / 1000.0, l->n);
 		break;
 	case HL_K_CPUSET:
 		hl_cpuset_format(vm->want.cpuset, cpus, sizeof(cpus));
-		snprintf(buf, size, vm->want.exclusive ? "latency class: exclusive cores %s"
-			 : "kept off the latency VMs' exclusive cores (runs on %s)",
-			 cpus[0] ? cpus : "all");
+		if (!vm->want.exclusive && !cpus[0] && r->klass == VM_CLASS_LATENCY &&
+		    !hl_exclusive_allowed(&l->o.caps))
+			snprintf(buf, size, "latency class on a host of %u CPUs (< %u): shares the "
+				 "cores, no exclusive one", l->o.caps.ncpus,
+				 l->o.caps.exclusive_min_cpus ?: HL_EXCLUSIVE_MIN_CPUS);
+		else
+			snprintf(buf, size, vm->want.exclusive ? "latency class: exclusive cores %s"
+				 : "kept off the latency VMs' exclusive cores (runs on %s)",
+				 cpus[0] ? cpus : "all");
 		break;
 	case HL_K_MEM_HIGH:
 		if (vm->mem_pressure_n >= 2)
@@ -139,15 +159,23 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
 	if (vm->balloon)
 		balloon_want(l, vm, mode);
 	unsigned mask = hl_step(&vm->cur, vm->have_cur, &vm->want, &l->o.sp, &vm->st, &next);
+	if (first && l->o.caps.cpu_idle) /* a group adopted from before may be idle */
+		mask |= HL_K_CPU_IDLE;
 	if (vm->dirfd < 0) /* no cgroup: only the balloon */
 		mask &= HL_K_BALLOON;
+	/* the kernel refuses cpu.weight while a group is idle: cpu.idle = 0
+	 * goes first, cpu.idle = 1 last (after its weight) */
+	unsigned order[16], nk = 0;
+	if ((mask & HL_K_CPU_IDLE) && !next.cpu_idle)
+		order[nk++] = HL_K_CPU_IDLE;
+	for (unsigned bit = 1; bit <= HL_K_LAST; bit <<= 1)
+		if ((mask & bit) && !(bit == HL_K_CPU_IDLE && nk && order[0] == bit))
+			order[nk++] = bit;
 	/* a partition root's cpus change as a member, then it is tried again */
 	if (mode == VM_LOOP_ENFORCE && (mask & HL_K_CPUSET))
 		hl_partition_leave(vm);
-	for (unsigned bit = 1; bit <= HL_K_LAST; bit <<= 1) {
-		if (!(mask & bit))
-			continue;
-		struct hl_change c = { .knob = (enum hl_knob)bit };
+	for (unsigned k = 0; k < nk; k++) {
+		struct hl_change c = { .knob = (enum hl_knob)order[k] };
 		snprintf(c.vm, sizeof(c.vm), "%s", vm->name);
 		if (first)
 			snprintf(c.from, sizeof(c.from), "-");

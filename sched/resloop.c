@@ -104,6 +104,9 @@ int hl_loop_add_vm(hl_loop *l, const char *name, const char *dir, const struct v
 		free(vm);
 		return r;
 	}
+	/* the first group with the file tells: the kernel has cgroup SCHED_IDLE */
+	if (vm->dirfd >= 0 && faccessat(vm->dirfd, "cpu.idle", F_OK, 0) == 0)
+		l->o.caps.cpu_idle = true;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	vm->res = *res;
 	vm->vcpus = vcpus, vm->guest_mem = guest_mem;
@@ -219,6 +222,9 @@ void hl_knob_format(enum hl_knob k, const struct hl_alloc *a, char *buf, size_t 
 		break;
 	case HL_K_BALLOON:
 		snprintf(buf, size, "%" PRIu64, a->balloon);
+		break;
+	case HL_K_CPU_IDLE:
+		snprintf(buf, size, "%d", a->cpu_idle ? 1 : 0);
 		break;
 	case HL_K_MEM_HIGH:
 	case HL_K_MEM_MAX: {

@@ -23,7 +23,8 @@ typedef struct hl_loop hl_loop;
 struct hl_loop_opts {
 	struct hl_params p;
 	struct hl_step_params sp;
-	struct hl_host_caps caps;
+	struct hl_host_caps caps;   /* caps.cpu_idle is also set by the loop once a VM's
+				     * group has the file cpu.idle */
 	enum vm_loop_mode mode;     /* host mode: OFF, ADVISE or ENFORCE */
 	unsigned overload_after;    /* intervals of unmet targets; default 5 */
 	/* PSI some avg10 targets (percent) per class: cpu and memory. 0 = none. */

@@ -18,6 +18,7 @@ static const char *const expected[] = {
 	"hostloop::a_half_core_reservation_holds_against_three_spinners",
 	"hostloop::a_latency_vm_gets_an_exclusive_core",
 	"hostloop::a_steady_workload_settles_and_never_oscillates",
+	"hostloop::a_best_effort_vm_is_an_idle_group_that_yields_and_fills",
 	"daemon_loop::qvisord_allocates_reports_and_exports",
 };
 

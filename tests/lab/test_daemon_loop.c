@@ -263,6 +263,10 @@ Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .time
 	cr_assert_str_eq(str(vm_policy(show, "t1"), "allocation", "cpuset.cpus"), "0");
 	cr_assert_str_eq(str(vm_policy(show, "t1"), "allocation", "cpu.weight"), "1000");
 	cr_assert_str_eq(str(vm_policy(show, "t2"), "allocation", "cpu.weight"), "500");
+	/* 6.1 has cgroup SCHED_IDLE: reported (and written) for every VM, 0 for
+	 * the throughput and latency classes */
+	cr_assert_str_eq(str(vm_policy(show, "t1"), "allocation", "cpu.idle"), "0");
+	cr_assert_str_eq(str(vm_policy(show, "lat"), "allocation", "cpu.idle"), "0");
 	cr_assert_str_eq(str(show, "mode", NULL), "enforce");
 	cr_assert_not_null(strstr(json_object_to_json_string(show), "initial allocation"));
 	json_object_put(show);

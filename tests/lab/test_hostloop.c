@@ -230,3 +230,64 @@ Test(hostloop, a_steady_workload_settles_and_never_oscillates, .timeout = 400)
 	cr_assert_gt(before, 0, "the loop did allocate");
 	lab_fini(&l);
 }
+
+/* Best-effort class on kernel 6.1: its group is idle (cpu.idle = 1, cgroup
+ * SCHED_IDLE), so a throughput VM spinning on the same core gets nearly all
+ * of it; when that VM stops, the best-effort one gets the core (idle means
+ * last, not capped). */
+Test(hostloop, a_best_effort_vm_is_an_idle_group_that_yields_and_fills, .timeout = 300)
+{
+	LAB_REQUIRE();
+	struct lab l;
+	char p[700], buf[16];
+
+	lab_init(&l, "0");
+	lab_loop(&l, 1, VM_LOOP_ENFORCE);
+	struct lab_vm *t = lab_vm_start(&l, "t", "spin.bin"), *be = lab_vm_start(&l, "be", "spin.bin");
+	struct vm_resources rt = shares(1000), rbe = shares(1000);
+	rbe.klass = VM_CLASS_BEST_EFFORT;
+	lab_manage(&l, t, &rt);
+	lab_manage(&l, be, &rbe);
+	for (int i = 0; i < 3; i++)
+		lab_tick(&l);
+	snprintf(p, sizeof(p), "%s/cpu.idle", cg_group_path(be->g));
+	cr_assert_str_eq(read_text(p, buf, sizeof(buf)), "1\n", "%s", p);
+	snprintf(p, sizeof(p), "%s/cpu.idle", cg_group_path(t->g));
+	cr_assert_str_eq(read_text(p, buf, sizeof(buf)), "0\n", "%s", p);
+	cr_assert(hl_loop_vm_alloc(l.loop, "be")->cpu_idle);
+	json_object *j = hl_loop_vm_json(l.loop, "be"), *a, *v;
+	cr_assert(json_object_object_get_ex(j, "allocation", &a));
+	cr_assert(json_object_object_get_ex(a, "cpu.idle", &v) && json_object_get_int(v) == 1);
+	json_object_put(j);
+	/* the median of 6 per-interval shares (see the 2:1 test) */
+	double s[6];
+	size_t it = (size_t)col_vm_index(l.col, "t"), ib = (size_t)col_vm_index(l.col, "be");
+	for (int i = 0; i < 6; i++) {
+		lab_tick(&l);
+		const struct col_point *pt = col_vm_last(l.col, it), *pb = col_vm_last(l.col, ib);
+		cr_assert(pt && pb && pt->cpu + pb->cpu > 0);
+		s[i] = pt->cpu / (pt->cpu + pb->cpu);
+	}
+	qsort(s, 6, sizeof(s[0]), cmp_double);
+	double share = (s[2] + s[3]) / 2;
+	printf("lab: best-effort (idle group) next to a throughput VM on one core: the throughput "
+	       "VM has %.1f%% of the core's VM time (median of 6, range %.1f..%.1f%%)\n",
+	       share * 100, s[0] * 100, s[5] * 100);
+	cr_assert_geq(share, 0.9, "the throughput VM got only %.3f", share);
+
+	/* the throughput VM stops: the idle group gets the core within 3 intervals */
+	lab_vm_qmp(t, "stop");
+	int got = 0;
+	for (int i = 1; i <= 3 && !got; i++) {
+		lab_tick(&l);
+		const struct col_point *pt = col_vm_last(l.col, it), *pb = col_vm_last(l.col, ib);
+		cr_assert(pt && pb);
+		double sb = pb->cpu / (pt->cpu + pb->cpu);
+		printf("lab: interval %d after t stopped: be has %.1f%% of the core's VM time\n", i,
+		       sb * 100);
+		if (sb >= 0.9)
+			got = i;
+	}
+	cr_assert(got, "the best-effort VM did not get 90%% of the idle core within 3 intervals");
+	lab_fini(&l);
+}

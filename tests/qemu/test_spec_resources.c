@@ -57,6 +57,10 @@ static const struct {
 	const char *json, *msg;
 } bad[] = {
 	{ "\"resources\":{\"klass\":1}}", "spec.resources.klass: unknown field" },
+	{ "\"resources\":{\"cpu\":{\"exclusive\":true}}}",
+	  "spec.resources.cpu.exclusive: only the latency class gets exclusive cores" },
+	{ "\"resources\":{\"class\":\"latency\",\"cpu\":{\"exclusive\":1}}}",
+	  "spec.resources.cpu.exclusive" },
 	{ "\"resources\":{\"class\":\"fast\"}}", "spec.resources.class: must be one of" },
 	{ "\"resources\":{\"mode\":\"on\"}}", "spec.resources.mode: must be one of" },
 	{ "\"resources\":{\"cpu\":{\"shares\":0}}}", "spec.resources.cpu.shares" },
@@ -84,4 +88,20 @@ Test(spec_resources, bad_input_is_refused_naming_the_field)
 		cr_assert_not_null(strstr(err.message, bad[i].msg), "%s: expected \"%s\" in \"%s\"",
 				   bad[i].json, bad[i].msg, err.message);
 	}
+}
+
+Test(spec_resources, cpu_exclusive_round_trips_for_the_latency_class)
+{
+	struct vm_spec *s = NULL, *s2 = NULL;
+	struct qv_error err = { 0 };
+	const char *t = HEAD "\"resources\":{\"class\":\"latency\",\"cpu\":{\"exclusive\":true}}}";
+
+	cr_assert_eq(parse(t, &s, &err), 0, "%s", err.message);
+	cr_assert(s->resources.cpu_exclusive);
+	json_object *j = vm_spec_to_json(s);
+	cr_assert_eq(vm_spec_from_json(j, &s2, &err), 0, "%s", err.message);
+	cr_assert(s2->resources.cpu_exclusive);
+	json_object_put(j);
+	vm_spec_free(s);
+	vm_spec_free(s2);
 }

@@ -260,3 +260,92 @@ Test(alloc, cpuset_format)
 	cr_assert_str_eq(hl_cpuset_format(0xb, buf, sizeof(buf)), "0-1,3");
 	cr_assert_str_eq(hl_cpuset_format(1ull << 63, buf, sizeof(buf)), "63");
 }
+
+Test(alloc, best_effort_is_an_idle_group_where_the_kernel_has_it)
+{
+	struct hl_host_caps idle = two_cpus;
+	struct vm_resources a = res(1000, 0, 0), b = res(1000, 0, VM_CLASS_BEST_EFFORT);
+	struct vm_resources br = res(1000, 500, VM_CLASS_BEST_EFFORT);
+	struct hl_vm_in in[] = { { "a", &a, 1, 0, { 0 } }, { "b", &b, 1, 0, { 0 } },
+				 { "br", &br, 1, 0, { 0 } } };
+	struct hl_alloc out[3];
+	struct hl_verdict v;
+
+	idle.cpu_idle = true;
+	hl_allocate(&idle, &P, in, 3, out, &v);
+	cr_assert_not(out[0].cpu_idle);
+	cr_assert_eq(out[0].cpu_weight, 1000);
+	cr_assert(out[1].cpu_idle, "best-effort without a reservation: SCHED_IDLE group");
+	cr_assert_eq(out[1].cpu_weight, 1, "constant while idle (the kernel refuses writes)");
+	cr_assert_not(out[2].cpu_idle, "a reservation needs a real weight to hold");
+	cr_assert_gt(out[2].cpu_weight, 1);
+	/* without cpu.idle in the kernel: the old low weight, 1/20 of the shares */
+	hl_allocate(&two_cpus, &P, in, 2, out, &v);
+	cr_assert_not(out[1].cpu_idle);
+	cr_assert_eq(out[1].cpu_weight, 50);
+}
+
+Test(alloc, latency_vm_shares_the_cores_on_a_host_below_exclusive_min_cpus)
+{
+	struct hl_host_caps small = two_cpus, four = { .ncpus = 4, .mem_total = 1024 * MIB,
+						       .exclusive_min_cpus = 4 };
+	struct vm_resources lat = res(1000, 0, VM_CLASS_LATENCY), t = res(1000, 0, 0);
+	struct hl_vm_in in[] = { { "t", &t, 1, 0, { 0 } }, { "l", &lat, 1, 0, { 0 } },
+				 { "l2", &lat, 1, 0, { 0 } } };
+	struct hl_alloc out[3];
+	struct hl_verdict v;
+
+	cr_assert(hl_exclusive_allowed(&small), "default: whenever one core stays shared");
+	small.exclusive_min_cpus = 4;
+	cr_assert_not(hl_exclusive_allowed(&small));
+	hl_allocate(&small, &P, in, 3, out, &v);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_not(out[i].exclusive, "%d", i);
+		cr_assert_eq(out[i].cpuset, 0, "%d: every core", i);
+	}
+	cr_assert_eq(v.latency_unplaced, 0, "not a shortage: the host's choice");
+	cr_assert_not(v.cpu_short);
+	/* admission: two latency VMs fit (no exclusive cores to run out of) */
+	struct hl_vm_in run[] = { { "l", &lat, 1, 0, { 0 } } };
+	cr_assert_eq(hl_admit(&small, run, 1, &in[2], NULL), 0);
+	hl_allocate(&four, &P, in, 3, out, &v);
+	cr_assert(out[1].exclusive);
+	cr_assert(out[2].exclusive);
+	cr_assert_eq(out[0].cpuset, 3, "the throughput VM keeps cores 0-1");
+	/* the operator asks for it (resources.cpu.exclusive): one VM, not the last core */
+	struct vm_resources ask = lat;
+	ask.cpu_exclusive = true;
+	struct hl_vm_in in2[] = { { "t", &t, 1, 0, { 0 } }, { "a", &ask, 1, 0, { 0 } },
+				  { "l", &lat, 1, 0, { 0 } } };
+	hl_allocate(&small, &P, in2, 3, out, &v);
+	cr_assert(out[1].exclusive);
+	cr_assert_eq(out[1].cpuset, 2);
+	cr_assert_not(out[2].exclusive, "did not ask: shares core 0");
+	cr_assert_eq(out[0].cpuset, 1);
+	struct hl_vm_in run2[] = { { "a", &ask, 1, 0, { 0 } } };
+	struct qv_error err = { 0 };
+	cr_assert_eq(hl_admit(&small, run2, 1, &in2[1], &err), -ENOSPC);
+	cr_assert_not_null(strstr(err.message, "not enough exclusive cores"), "%s", err.message);
+}
+
+Test(alloc, step_turns_cpu_idle_with_the_class_and_then_stays)
+{
+	struct hl_step_params sp = { 0 };
+	struct hl_step_state st = { 0 };
+	struct hl_alloc cur = { 0 }, want = { .cpu_weight = 1, .cpu_idle = true }, next;
+
+	hl_step_params_defaults(&sp);
+	unsigned m = hl_step(&cur, false, &want, &sp, &st, &next);
+	cr_assert(m & HL_K_CPU_IDLE, "an idle group is written at once");
+	cr_assert(m & HL_K_WEIGHT);
+	cur = next;
+	cr_assert_eq(hl_step(&cur, true, &want, &sp, &st, &next), 0, "steady");
+	struct hl_alloc normal = { .cpu_weight = 1000 };
+	m = hl_step(&cur, true, &normal, &sp, &st, &next);
+	cr_assert_eq(m, HL_K_CPU_IDLE | HL_K_WEIGHT);
+	cr_assert_not(next.cpu_idle);
+	cr_assert_eq(next.cpu_weight, 1000);
+	/* a fresh group is not idle: nothing to write for a normal class */
+	cr_assert_not(hl_step(&cur, false, &normal, &sp, &st, &next) & HL_K_CPU_IDLE);
+	cr_assert_str_eq(hl_knob_name(HL_K_CPU_IDLE), "cpu.idle");
+}

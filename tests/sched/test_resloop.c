@@ -201,3 +201,99 @@ Test(resloop, reservations_that_do_not_fit_raise_the_overload_signal)
 	hl_loop_free(l);
 	col_free(c);
 }
+
+/* A loop in enforce mode on 2 CPUs, with its collector in *ret_c. */
+static hl_loop *enforcing_loop(qv_collector **ret_c)
+{
+	struct hl_loop_opts o = { .caps = { .ncpus = 2, .mem_total = 1ull << 32 },
+				  .mode = VM_LOOP_ENFORCE };
+	hl_loop *l = NULL;
+
+	cr_assert_eq(col_new(NULL, ret_c), 0);
+	cr_assert_eq(hl_loop_new(&o, *ret_c, &l), 0);
+	return l;
+}
+
+/* A kernel with cgroup SCHED_IDLE (the fixture groups have cpu.idle): the
+ * best-effort VM's group becomes idle after its weight is written (the
+ * kernel refuses weights of idle groups); the other VM's cpu.idle is reset
+ * to 0 before its weight (a group adopted from before may be idle). */
+Test(resloop, best_effort_gets_cpu_idle_in_the_right_order_with_a_reason)
+{
+	qv_collector *c = NULL;
+	hl_loop *l = enforcing_loop(&c);
+	struct hl_change ch[64];
+	char buf[64];
+
+	struct vm_resources t = R(1000, VM_LOOP_HOST), be = R(1000, VM_LOOP_HOST);
+	be.klass = VM_CLASS_BEST_EFFORT;
+	const char *dt = mkvm("t", 0), *dbe = mkvm("be", 0);
+	put(dt, "cpu.idle", "1\n");
+	put(dbe, "cpu.idle", "0\n");
+	cr_assert_eq(hl_loop_add_vm(l, "t", dt, &t, 1, 256 << 20), 0);
+	cr_assert_eq(hl_loop_add_vm(l, "be", dbe, &be, 1, 256 << 20), 0);
+	col_poll(c, 1000000);
+	size_t n = hl_loop_tick(l, ch, 64);
+	cr_assert_eq(n, 14, "7 knobs each (got %zu)", n);
+	/* the fixture files are not truncated: the first byte is what was written */
+	cr_assert_eq(get("t", "cpu.idle", buf, sizeof(buf))[0], '0');
+	cr_assert_eq(get("be", "cpu.idle", buf, sizeof(buf))[0], '1');
+	cr_assert_str_eq(get("be", "cpu.weight", buf, sizeof(buf)), "1");
+	cr_assert_str_eq(get("t", "cpu.weight", buf, sizeof(buf)), "1000");
+	int t_idle = -1, t_weight = -1, be_idle = -1, be_weight = -1;
+	for (size_t i = 0; i < n; i++) {
+		bool is_t = strcmp(ch[i].vm, "t") == 0;
+		if (ch[i].knob == HL_K_CPU_IDLE)
+			*(is_t ? &t_idle : &be_idle) = (int)i;
+		if (ch[i].knob == HL_K_WEIGHT)
+			*(is_t ? &t_weight : &be_weight) = (int)i;
+	}
+	cr_assert(t_idle >= 0 && t_idle < t_weight, "t: cpu.idle 0 before cpu.weight");
+	cr_assert(be_idle > be_weight && be_weight >= 0, "be: cpu.idle 1 after cpu.weight");
+	cr_assert_not_null(strstr(ch[be_idle].reason, "best-effort class: an idle group"), "%s",
+			   ch[be_idle].reason);
+	cr_assert_str_eq(ch[be_idle].to, "1");
+	cr_assert(ch[be_idle].applied);
+	cr_assert_not_null(strstr(ch[t_idle].reason, "class throughput: a normal group"), "%s",
+			   ch[t_idle].reason);
+	/* policy show reports it */
+	json_object *j = hl_loop_vm_json(l, "be"), *a, *v;
+	cr_assert(json_object_object_get_ex(j, "allocation", &a));
+	cr_assert(json_object_object_get_ex(a, "cpu.idle", &v));
+	cr_assert_eq(json_object_get_int(v), 1);
+	json_object_put(j);
+	/* steady afterwards */
+	for (int k = 2; k < 20; k++) {
+		col_poll(c, (uint64_t)k * 1000000);
+		n = hl_loop_tick(l, ch, 64);
+		for (size_t i = 0; i < n; i++)
+			cr_assert_neq(ch[i].knob, HL_K_CPU_IDLE, "tick %d", k);
+	}
+	hl_loop_free(l);
+	col_free(c);
+}
+
+Test(resloop, without_cpu_idle_in_the_kernel_nothing_is_written_or_shown)
+{
+	qv_collector *c = NULL;
+	hl_loop *l = enforcing_loop(&c);
+	struct hl_change ch[64];
+	char buf[64];
+
+	struct vm_resources be = R(1000, VM_LOOP_HOST);
+	be.klass = VM_CLASS_BEST_EFFORT;
+	cr_assert_eq(hl_loop_add_vm(l, "be", mkvm("be", 0), &be, 1, 256 << 20), 0);
+	col_poll(c, 1000000);
+	size_t n = hl_loop_tick(l, ch, 64);
+	cr_assert_eq(n, 6);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_neq(ch[i].knob, HL_K_CPU_IDLE);
+	cr_assert_str_eq(get("be", "cpu.weight", buf, sizeof(buf)), "1000", "alone: the top weight");
+	json_object *j = hl_loop_vm_json(l, "be"), *a, *v = NULL;
+	cr_assert(json_object_object_get_ex(j, "allocation", &a));
+	cr_assert(json_object_object_get_ex(a, "cpu.idle", &v));
+	cr_assert_null(v, "null: the kernel has no cgroup SCHED_IDLE");
+	json_object_put(j);
+	hl_loop_free(l);
+	col_free(c);
+}
