@@ -25,6 +25,7 @@ struct qv_mig {
 	mig_mirror *mirror;
 	qv_source *mirror_timer;
 	uint64_t mirror_query;   /* id of the query-block-jobs in flight, 0 none */
+	uint64_t mirror_t0;      /* the mirror's completion began (ms) */
 	struct mig_engine_opts opts;
 	char *opts_uri, *opts_multifd_reason;
 	uint64_t mirror_deadline;

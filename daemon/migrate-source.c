@@ -67,22 +67,45 @@ int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error 
 	return 0;
 }
 
-/* Engine hook at pre-switchover (guest paused): end the mirror in sync. */
-static int before_continue(void *ud, struct qv_error *errp)
+static void on_mirror_completed(mig_mirror *mm, int error, const struct qv_error *errp, void *ud)
 {
 	struct qv_mig *m = ud;
-	uint64_t t0 = qv_now_ms();
+	struct qv_error err = {};
+
+	if (error < 0) {
+		if (errp)
+			err = *errp;
+		qv_error_prefix(&err, "storage mirror");
+	} else {
+		log_info("VM %s: storage mirror completed in sync in %llu ms", m->vm,
+			 (unsigned long long)(qv_now_ms() - m->mirror_t0));
+	}
+	mig_engine_before_continue_done(m->engine, error, &err);
+}
+
+/* Engine hook at pre-switchover (guest paused): end the mirror in sync, on
+ * the loop (mig_mirror_complete_async); the engine sends migrate-continue
+ * once it reported. */
+static int before_continue(mig_engine *e, void *ud, struct qv_error *errp)
+{
+	struct qv_mig *m = ud;
+	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
 	int r;
 
-	if (!m->mirror || !mig_mirror_active(m->mirror))
+	if (vm && vm->inst)
+		qv_mig_test_stall_point(m->d, "source-switchover", qemu_instance_pid(vm->inst));
+	if (!m->mirror || !mig_mirror_active(m->mirror)) {
+		mig_engine_before_continue_done(e, 0, NULL);
 		return 0;
-	r = mig_mirror_complete(m->mirror, MIRROR_COMPLETE_MS, errp);
+	}
+	m->mirror_t0 = qv_now_ms();
+	r = mig_mirror_complete_async(m->mirror, MIRROR_COMPLETE_MS, on_mirror_completed, m, errp);
 	if (r < 0)
 		return qv_error_prefix(errp, "storage mirror"), r;
-	log_info("VM %s: storage mirror completed in sync in %llu ms", m->vm,
-		 (unsigned long long)(qv_now_ms() - t0));
 	return 0;
 }
+
+static void mirror_query_send(struct qv_mig *m, bool during_ram, struct qv_error *errp);
 
 static void on_engine_event(mig_engine *e, const char *type, json_object *data, void *ud)
 {
@@ -90,14 +113,11 @@ static void on_engine_event(mig_engine *e, const char *type, json_object *data, 
 	json_object *n, *storage = NULL;
 
 	if (streq(type, "progress") && m->mirror && mig_mirror_active(m->mirror) &&
-	    !mig_engine_finished(e)) {
-		struct qv_error merr = {};
-		bool ready;
-		if (mig_mirror_poll(m->mirror, &ready, &merr) < 0) {
-			log_warning("VM %s: %s, cancelling the migration", m->vm, merr.message);
-			mig_engine_cancel(e, merr.message);
-			return;
-		}
+	    !mig_mirror_completing(m->mirror) && !mig_engine_finished(e)) {
+		/* Asynchronous: the answer (mirror_watched) checks the jobs; the
+		 * figures sent here are from the previous answer. */
+		if (!m->mirror_query)
+			mirror_query_send(m, true, NULL);
 		storage = mig_mirror_progress_json(m->mirror);
 	}
 
@@ -233,7 +253,9 @@ static int start_engine(struct qv_mig *m, struct qv_error *errp)
 
 	if (!vm)
 		return qv_error_set(errp, ENOENT, QV_REASON_NOT_FOUND, "VM %s vanished", m->vm);
-	if (m->mirror)
+	/* pause-before-switchover is on anyway unless plain: the hook costs
+	 * nothing without a mirror (and carries the stall test point). */
+	if (m->mirror || !m->opts.plain)
 		m->opts.before_continue = before_continue;
 	snprintf(m->state, sizeof(m->state), "performing");
 	qv_mig_persist(m);
@@ -249,7 +271,24 @@ struct mirror_query {
 	struct qv_daemon *d;
 	char vm[VM_NAME_MAX + 1];
 	uint64_t id;
+	bool during_ram; /* the RAM copy runs: check the jobs, do not start */
 };
+
+/* During the RAM copy: a job that failed or vanished cancels the migration. */
+static void mirror_watched(struct qv_mig *m, int r, json_object *jobs, struct qv_error *qerr)
+{
+	struct qv_error err = {};
+	bool ready;
+
+	if (!m->engine || mig_engine_finished(m->engine) || mig_mirror_completing(m->mirror))
+		return;
+	if (r < 0)
+		err = *qerr;
+	else if (mig_mirror_poll_reply(m->mirror, jobs, &ready, &err) >= 0)
+		return;
+	log_warning("VM %s: %s, cancelling the migration", m->vm, err.message);
+	mig_engine_cancel(m->engine, err.message);
+}
 
 static void mirror_polled(struct qv_mig *m, int r, json_object *jobs, struct qv_error *qerr);
 
@@ -259,6 +298,7 @@ static void on_mirror_jobs(qmp_client *c, int error, json_object *ret, const str
 	struct mirror_query *q = userdata;
 	struct qv_mig *m = qv_mig_find(q->vm, true);
 	struct qv_error err = {};
+	bool during_ram = q->during_ram;
 
 	if (!m || !m->mirror || m->mirror_query != q->id) {
 		free(q);
@@ -271,16 +311,37 @@ static void on_mirror_jobs(qmp_client *c, int error, json_object *ret, const str
 			err = *errp;
 		qv_error_prefix(&err, "query-block-jobs");
 	}
+	if (during_ram)
+		return mirror_watched(m, error, ret, &err);
 	mirror_polled(m, error, ret, &err);
+}
+
+/* query-block-jobs, asynchronously (on_mirror_jobs). */
+static void mirror_query_send(struct qv_mig *m, bool during_ram, struct qv_error *errp)
+{
+	static uint64_t next_id;
+	qmp_client *c = source_qmp(m);
+	struct mirror_query *q;
+
+	if (!c || !(q = calloc(1, sizeof(*q)))) {
+		qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
+		return;
+	}
+	*q = (struct mirror_query){ .d = m->d, .id = ++next_id, .during_ram = during_ram };
+	snprintf(q->vm, sizeof(q->vm), "%s", m->vm);
+	m->mirror_query = q->id;
+	if (qmp_client_execute_async(c, "query-block-jobs", NULL, NULL, 0, 5000, on_mirror_jobs,
+				     q) < 0) {
+		m->mirror_query = 0;
+		free(q);
+		qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
+	}
 }
 
 static void mirror_tick(qv_source *s, void *ud)
 {
-	static uint64_t next_id;
 	struct qv_mig *m = ud;
 	struct qv_error err = {};
-	struct mirror_query *q;
-	qmp_client *c = source_qmp(m);
 
 	m->mirror_timer = NULL;
 	if (m->perform_call && qv_rpc_call_client_gone(m->perform_call)) {
@@ -290,20 +351,9 @@ static void mirror_tick(qv_source *s, void *ud)
 	}
 	if (m->mirror_query)
 		return; /* the answer goes on */
-	if (!c || !(q = calloc(1, sizeof(*q)))) {
-		qv_error_set(&err, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
+	mirror_query_send(m, false, &err);
+	if (err.set)
 		return mirror_fail(m, &err, "failed");
-	}
-	*q = (struct mirror_query){ .d = m->d, .id = ++next_id };
-	snprintf(q->vm, sizeof(q->vm), "%s", m->vm);
-	m->mirror_query = q->id;
-	if (qmp_client_execute_async(c, "query-block-jobs", NULL, NULL, 0, 5000, on_mirror_jobs,
-				     q) < 0) {
-		m->mirror_query = 0;
-		free(q);
-		qv_error_set(&err, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
-		return mirror_fail(m, &err, "failed");
-	}
 }
 
 static void mirror_polled(struct qv_mig *m, int r, json_object *jobs, struct qv_error *qerr)

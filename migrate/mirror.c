@@ -28,6 +28,11 @@ struct mig_mirror {
 	void *userdata;
 	struct mirror_disk *disks;
 	size_t n;
+	/* mig_mirror_complete_async() in progress */
+	qmp_seq *seq;
+	mig_mirror_done_fn done;
+	void *done_userdata;
+	struct qv_error job_err; /* a job ended with an error */
 };
 
 static int qmp(mig_mirror *m, const char *cmd, json_object *args, json_object **ret,
@@ -344,10 +349,143 @@ int mig_mirror_complete(mig_mirror *m, int timeout_ms, struct qv_error *errp)
 	return r;
 }
 
+/* ---- completion on the loop ----------------------------------------------------------- */
+
+static int seq_fail(struct qv_error *err, int error, const char *fmt, const char *arg)
+{
+	qv_error_clear(err);
+	return qv_error_set(err, error, error == EAGAIN ? QV_REASON_UNAVAILABLE : QV_REASON_QEMU_ERROR,
+			    fmt, arg);
+}
+
+/* First query: every job must be READY (in sync). */
+static int on_ready_check(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
+{
+	mig_mirror *m = ud;
+	bool ready = false;
+	int r = parse_jobs(m, ret, &ready, err);
+
+	if (r < 0 || (r = check_jobs(m, ready, &ready, err)) < 0)
+		return r;
+	if (!ready)
+		return seq_fail(err, EAGAIN, "%s", "storage mirror is not in sync");
+	return 0;
+}
+
+static int on_dismissed(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
+{
+	struct mirror_disk *d = ud;
+
+	if (error < 0)
+		log_debug("mirror: job-dismiss %s: %s, ignoring", d->job, err->message);
+	d->job_started = false;
+	return 0;
+}
+
+static int on_node_deleted(qmp_seq *s, int error, json_object *ret, struct qv_error *err,
+			   void *ud)
+{
+	struct mirror_disk *d = ud;
+
+	if (error < 0)
+		log_debug("mirror: blockdev-del %s: %s, ignoring", d->node, err->message);
+	d->node_added = false;
+	return 0;
+}
+
+/* Polled until no job of ours runs; then dismiss and delete the nodes. */
+static int on_ended_check(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
+{
+	mig_mirror *m = ud;
+	struct qv_error jerr = {};
+	bool running = false;
+
+	if (parse_jobs(m, ret, NULL, &jerr) < 0 && !m->job_err.set)
+		m->job_err = jerr; /* a job ended with an error: report it */
+	for (size_t i = 0; i < m->n; i++) {
+		struct mirror_disk *d = &m->disks[i];
+		if (!d->job_started)
+			continue;
+		if (streq(d->status, "gone") || streq(d->status, "null"))
+			d->job_started = false;
+		else if (!streq(d->status, "concluded"))
+			running = true;
+	}
+	if (running)
+		return QMP_SEQ_AGAIN;
+	for (size_t i = 0; i < m->n; i++) {
+		struct mirror_disk *d = &m->disks[i];
+		if (d->job_started)
+			(void)qmp_seq_add(s, &(struct qmp_seq_step){
+				.command = "job-dismiss", .args = id_arg("id", d->job),
+				.fn = on_dismissed, .userdata = d, .tolerate_error = true });
+		if (d->node_added)
+			(void)qmp_seq_add(s, &(struct qmp_seq_step){
+				.command = "blockdev-del", .args = id_arg("node-name", d->node),
+				.fn = on_node_deleted, .userdata = d, .tolerate_error = true });
+	}
+	return 0;
+}
+
+static void on_completed(qmp_seq *s, int error, const struct qv_error *errp, void *ud)
+{
+	mig_mirror *m = ud;
+	mig_mirror_done_fn done = m->done;
+
+	m->seq = NULL;
+	m->done = NULL;
+	if (error >= 0 && m->job_err.set)
+		return done(m, -EIO, &m->job_err, m->done_userdata);
+	done(m, error, errp, m->done_userdata);
+}
+
+int mig_mirror_complete_async(mig_mirror *m, int timeout_ms, mig_mirror_done_fn done,
+			      void *userdata, struct qv_error *errp)
+{
+	qmp_client *c = m->get_qmp(m->userdata);
+	qmp_seq *s = NULL;
+	int r;
+
+	if (m->seq)
+		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "mirror completion under way");
+	if (!c || !qmp_client_is_open(c))
+		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
+	r = qmp_seq_new(c, QMP_TIMEOUT_MS, on_completed, m, &s);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_UNAVAILABLE, "cannot talk to the source "
+				    "QEMU: %s", strerror(-r));
+	r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "query-block-jobs",
+						   .fn = on_ready_check, .userdata = m });
+	for (size_t i = 0; i < m->n && r >= 0; i++) {
+		json_object *a = job_arg(m->disks[i].job);
+		/* Soft cancel of a READY mirror: ends in sync, no pivot. */
+		json_object_object_add(a, "force", json_object_new_boolean(false));
+		r = qmp_seq_add_cmd(s, "block-job-cancel", a);
+	}
+	if (r >= 0)
+		r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "query-block-jobs",
+							   .fn = on_ended_check, .userdata = m,
+							   .retry_ms = 5 });
+	qmp_seq_set_deadline(s, timeout_ms, "storage mirror completion");
+	if (r >= 0)
+		r = qmp_seq_start(s);
+	if (r < 0) {
+		qmp_seq_cancel(s);
+		return qv_error_set(errp, -r, QV_REASON_UNAVAILABLE,
+				    "cannot complete the storage mirror: %s", strerror(-r));
+	}
+	qv_error_clear(&m->job_err);
+	m->seq = s;
+	m->done = done;
+	m->done_userdata = userdata;
+	return 0;
+}
+
 bool mig_mirror_abort(mig_mirror *m, int timeout_ms)
 {
 	if (!m)
 		return true;
+	m->seq = qmp_seq_cancel(m->seq);
 	for (size_t i = 0; i < m->n; i++) {
 		struct mirror_disk *d = &m->disks[i];
 		json_object *a;
@@ -388,10 +526,16 @@ bool mig_mirror_active(const mig_mirror *m)
 	return false;
 }
 
+bool mig_mirror_completing(const mig_mirror *m)
+{
+	return m && m->seq;
+}
+
 mig_mirror *mig_mirror_free(mig_mirror *m)
 {
 	if (!m)
 		return NULL;
+	qmp_seq_cancel(m->seq);
 	free(m->disks);
 	free(m);
 	return NULL;
@@ -459,7 +603,8 @@ int mig_mirror_adopt_stale(mig_mirror_qmp_fn get_qmp, void *userdata, mig_mirror
 		free(h);
 		return -ENOMEM;
 	}
-	*h = (struct mig_mirror){ get_qmp, userdata, h->disks, m.n };
+	*h = (struct mig_mirror){ .get_qmp = get_qmp, .userdata = userdata, .disks = h->disks,
+				  .n = m.n };
 	memcpy(h->disks, d, m.n * sizeof(*d));
 	*ret = h;
 	return (int)m.n;
