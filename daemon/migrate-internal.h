@@ -26,6 +26,10 @@ struct qv_mig {
 	qv_source *mirror_timer;
 	uint64_t mirror_query;   /* id of the query-block-jobs in flight, 0 none */
 	uint64_t mirror_t0;      /* the mirror's completion began (ms) */
+	/* the perform start (TLS objects, parameters, the mirror's
+	 * blockdev-add/blockdev-mirror) on the loop; then the mirror or engine */
+	qmp_seq *start_seq;
+	char *tls_stage_dir;     /* staged credentials to remove once it ended */
 	struct mig_engine_opts opts;
 	char *opts_uri, *opts_multifd_reason;
 	uint64_t mirror_deadline;
@@ -173,9 +177,12 @@ int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp);
 int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
 		    struct qv_error *errp);
 /* Outgoing QEMU: client credentials and tls-hostname, or TLS cleared for a
- * plain migration. */
-int qv_mig_tls_source(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
-		      struct qv_error *errp);
+ * plain migration, as steps of s (the perform start's sequence on the
+ * loop): the credentials are staged now (*ret_stage_dir, malloc'd, also set on failure once
+ * staged: qemu_tls_unstage() it when s ended), the objects and parameters
+ * go out with s. */
+int qv_mig_tls_source_steps(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
+			    qmp_seq *s, char **ret_stage_dir, struct qv_error *errp);
 
 /* Source side helpers shared by migrate-source.c and migrate-recover.c. */
 /* Make sure the source guest runs again after a failed/cancelled migration. */

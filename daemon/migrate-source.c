@@ -217,7 +217,8 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	qv_mig_drop(m);
 }
 
-/* The mirror phase failed or was cancelled: nothing was migrated yet. */
+/* The perform start or the mirror phase failed or was cancelled: nothing
+ * was migrated yet. */
 static void mirror_fail(struct qv_mig *m, const struct qv_error *errp, const char *status)
 {
 	qv_rpc_call *call = m->perform_call;
@@ -226,12 +227,13 @@ static void mirror_fail(struct qv_mig *m, const struct qv_error *errp, const cha
 
 	m->perform_call = NULL;
 	m->mirror_timer = qv_source_remove(m->mirror_timer);
+	m->start_seq = qmp_seq_cancel(m->start_seq);
 	json_object_object_add(st, "status", json_object_new_string(status));
 	if (m->mirror) {
 		json_object_object_add(st, "storage", mig_mirror_progress_json(m->mirror));
 		qv_mig_mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
 	}
-	log_warning("VM %s: storage mirror %s: %s", m->vm, status, errp->message);
+	log_warning("VM %s: migration %s before the RAM copy: %s", m->vm, status, errp->message);
 	if (qv_mig_resume_source(m->d, m->vm, &rerr) < 0)
 		log_error("VM %s: cannot resume the source: %s", m->vm, rerr.message);
 	ev = json_object_new_object();
@@ -397,13 +399,13 @@ static void mirror_polled(struct qv_mig *m, int r, json_object *jobs, struct qv_
 		return mirror_fail(m, &err, "failed");
 }
 
-static int start_mirror(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_storage *st,
-			struct qv_error *errp)
+/* The mirror's blockdev-add/blockdev-mirror, appended to the start sequence. */
+static int mirror_steps(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_storage *st,
+			qmp_seq *s, struct qv_error *errp)
 {
 	struct mig_mirror_disk disks[VM_DISKS_MAX];
 	char dev[VM_DISKS_MAX][48], exp[VM_DISKS_MAX][32];
 	size_t n = 0;
-	int r;
 
 	for (size_t i = 0; i < vm->spec->n_disks && i < VM_DISKS_MAX; i++) {
 		const struct vm_disk *dk = &vm->spec->disks[i];
@@ -419,20 +421,80 @@ static int start_mirror(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_
 	if (!n)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "copy_storage: VM %s has no writable disk", vm->name);
-	r = mig_mirror_start(source_qmp, m,
-			     &(struct mig_mirror_target){ st->nbd_host, st->nbd_port,
-							  st->tls ? QEMU_TLS_CREDS_ID : NULL,
-							  st->tls_hostname },
-			     disks, n, &m->mirror, errp);
-	if (r < 0)
-		return r;
-	m->mirror_deadline = qv_now_ms() + (uint64_t)m->opts.deadline_s * 1000;
-	snprintf(m->state, sizeof(m->state), "mirroring");
-	qv_mig_persist(m);
-	if (qv_loop_add_timer(vm->d->loop, MIRROR_POLL_MS, mirror_tick, m, &m->mirror_timer) < 0)
-		m->mirror_timer = NULL;
 	log_info("VM %s: mirroring %zu disk(s) to nbd %s:%d", vm->name, n, st->nbd_host,
 		 st->nbd_port);
+	return mig_mirror_start_steps(source_qmp, m,
+				      &(struct mig_mirror_target){ st->nbd_host, st->nbd_port,
+								   st->tls ? QEMU_TLS_CREDS_ID : NULL,
+								   st->tls_hostname },
+				      disks, n, s, &m->mirror, errp);
+}
+
+static void unstage(struct qv_mig *m)
+{
+	if (m->tls_stage_dir)
+		qemu_tls_unstage(m->tls_stage_dir);
+	free(m->tls_stage_dir);
+	m->tls_stage_dir = NULL;
+}
+
+/* The start sequence ended: mirror (until every job is READY) or engine. */
+static void on_perform_started(qmp_seq *s, int error, const struct qv_error *errp, void *ud)
+{
+	struct qv_mig *m = ud;
+	struct qv_error err = {};
+
+	m->start_seq = NULL;
+	unstage(m);
+	if (error < 0) {
+		if (errp)
+			err = *errp;
+		qv_error_prefix(&err, "starting the migration");
+		return mirror_fail(m, &err, "failed");
+	}
+	if (m->mirror) {
+		m->mirror_deadline = qv_now_ms() + (uint64_t)m->opts.deadline_s * 1000;
+		snprintf(m->state, sizeof(m->state), "mirroring");
+		qv_mig_persist(m);
+		if (qv_loop_add_timer(m->d->loop, MIRROR_POLL_MS, mirror_tick, m,
+				      &m->mirror_timer) < 0)
+			m->mirror_timer = NULL;
+		return;
+	}
+	if (start_engine(m, &err) < 0)
+		mirror_fail(m, &err, "failed");
+}
+
+/* TLS objects, parameters and the mirror's start as one QMP sequence on
+ * the loop: a stalled source QEMU fails this migration at a step's
+ * deadline and holds nothing else. */
+static int perform_start(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_storage *st,
+			 struct qv_error *errp)
+{
+	qmp_client *c = source_qmp(m);
+	qmp_seq *s = NULL;
+	int r;
+
+	if (!c)
+		return qv_error_set(errp, ESRCH, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
+	r = qmp_seq_new(c, 5000, on_perform_started, m, &s);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_UNAVAILABLE, "cannot talk to the source "
+				    "QEMU: %s", strerror(-r));
+	r = qv_mig_tls_source_steps(vm->d, vm, st && st->tls, st ? st->tls_hostname : NULL, s,
+				    &m->tls_stage_dir, errp);
+	if (r >= 0 && st && st->copy)
+		r = mirror_steps(m, vm, st, s, errp);
+	if (r >= 0 && (r = qmp_seq_start(s)) < 0)
+		qv_error_set(errp, -r, QV_REASON_UNAVAILABLE, "cannot talk to the source QEMU: %s",
+			     strerror(-r));
+	if (r < 0) {
+		qmp_seq_cancel(s);
+		unstage(m);
+		m->mirror = mig_mirror_free(m->mirror); /* nothing was sent */
+		return r;
+	}
+	m->start_seq = s;
 	return 0;
 }
 
@@ -519,14 +581,9 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 	if (!m->opts.deadline_s)
 		m->opts.deadline_s = QV_MIG_DEFAULT_DEADLINE_S;
 	if (!m->opts_uri)
-		r = -ENOMEM;
-	else if ((r = qv_mig_tls_source(vm->d, vm, st && st->tls, st ? st->tls_hostname : NULL,
-				       &err)) < 0)
-		;
-	else if (st && st->copy)
-		r = start_mirror(m, vm, st, &err);
+		r = qv_error_set(&err, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	else
-		r = start_engine(m, &err);
+		r = perform_start(m, vm, st, &err);
 	if (r < 0) {
 		m->perform_call = NULL;
 		(void)qv_mig_resume_source(vm->d, vm->name, NULL);
@@ -610,8 +667,9 @@ int qv_mig_stop_outgoing(struct qv_mig *m, struct qv_error *errp)
 					    "complete (cancelling would lose the guest)", m->vm);
 		return 0;
 	}
-	if (m->mirror_timer) {
-		/* Still mirroring storage: the RAM migration never started. */
+	if (m->mirror_timer || m->start_seq) {
+		/* Starting or still mirroring storage: the RAM migration never
+		 * started. */
 		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED, "cancelled by the client");
 		mirror_fail(m, &err, "cancelled");
 		return 0;

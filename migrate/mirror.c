@@ -8,34 +8,9 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "migrate/mirror.h"
+#include "migrate/mirror-internal.h"
 
-#define QMP_TIMEOUT_MS 5000
-
-struct mirror_disk {
-	unsigned index;
-	char job[32];
-	char node[32];
-	bool node_added;
-	bool job_started;
-	bool ready;
-	char status[16];
-	uint64_t offset, len;
-};
-
-struct mig_mirror {
-	mig_mirror_qmp_fn get_qmp;
-	void *userdata;
-	struct mirror_disk *disks;
-	size_t n;
-	/* mig_mirror_complete_async() in progress */
-	qmp_seq *seq;
-	mig_mirror_done_fn done;
-	void *done_userdata;
-	struct qv_error job_err; /* a job ended with an error */
-};
-
-static int qmp(mig_mirror *m, const char *cmd, json_object *args, json_object **ret,
+int mirror_qmp(mig_mirror *m, const char *cmd, json_object *args, json_object **ret,
 	       struct qv_error *errp)
 {
 	qmp_client *c = m->get_qmp(m->userdata);
@@ -57,26 +32,25 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static json_object *job_arg(const char *job)
+json_object *mirror_job_arg(const char *job)
 {
 	json_object *a = json_object_new_object();
 	json_object_object_add(a, "device", json_object_new_string(job));
 	return a;
 }
 
-static json_object *id_arg(const char *key, const char *id)
+json_object *mirror_id_arg(const char *key, const char *id)
 {
 	json_object *a = json_object_new_object();
 	json_object_object_add(a, key, json_object_new_string(id));
 	return a;
 }
 
-static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror_disk *in,
-		   const struct mig_mirror_target *t, struct qv_error *errp)
+json_object *mirror_nbd_node_args(const struct mirror_disk *d, const struct mig_mirror_disk *in,
+				   const struct mig_mirror_target *t)
 {
 	json_object *a = json_object_new_object(), *srv = json_object_new_object();
 	char p[16];
-	int r;
 
 	snprintf(p, sizeof(p), "%d", t->port);
 	json_object_object_add(srv, "type", json_object_new_string("inet"));
@@ -91,12 +65,13 @@ static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror
 		json_object_object_add(a, "tls-hostname",
 				       json_object_new_string(t->tls_hostname ?: t->host));
 	}
-	r = qmp(m, "blockdev-add", a, NULL, errp);
-	if (r < 0)
-		return qv_error_prefix(errp, "NBD client for disk %u", in->index), r;
-	d->node_added = true;
+	return a;
+}
 
-	a = json_object_new_object();
+json_object *mirror_job_args(const struct mirror_disk *d, const struct mig_mirror_disk *in)
+{
+	json_object *a = json_object_new_object();
+
 	json_object_object_add(a, "job-id", json_object_new_string(d->job));
 	json_object_object_add(a, "device", json_object_new_string(in->device));
 	json_object_object_add(a, "target", json_object_new_string(d->node));
@@ -104,7 +79,19 @@ static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror
 	/* Only settable at job start on QEMU 7.2. */
 	json_object_object_add(a, "copy-mode", json_object_new_string("write-blocking"));
 	json_object_object_add(a, "auto-dismiss", json_object_new_boolean(false));
-	r = qmp(m, "blockdev-mirror", a, NULL, errp);
+	return a;
+}
+
+static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror_disk *in,
+		   const struct mig_mirror_target *t, struct qv_error *errp)
+{
+	int r;
+
+	r = mirror_qmp(m, "blockdev-add", mirror_nbd_node_args(d, in, t), NULL, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "NBD client for disk %u", in->index), r;
+	d->node_added = true;
+	r = mirror_qmp(m, "blockdev-mirror", mirror_job_args(d, in), NULL, errp);
 	if (r < 0)
 		return qv_error_prefix(errp, "mirror of disk %u", in->index), r;
 	d->job_started = true;
@@ -112,24 +99,14 @@ static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror
 	return 0;
 }
 
-int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
-		     const struct mig_mirror_target *target,
-		     const struct mig_mirror_disk *disks, size_t n, mig_mirror **ret,
-		     struct qv_error *errp)
+mig_mirror *mirror_alloc(mig_mirror_qmp_fn get_qmp, void *userdata,
+			      const struct mig_mirror_disk *disks, size_t n)
 {
-	mig_mirror *m;
-	int r;
+	mig_mirror *m = calloc(1, sizeof(*m));
 
-	if (n == 0 || !target || !target->host || target->port <= 0 || target->port > 65535)
-		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "storage mirror needs disks and an NBD address");
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	m->disks = calloc(n, sizeof(*m->disks));
-	if (!m->disks) {
+	if (!m || !(m->disks = calloc(n, sizeof(*m->disks)))) {
 		free(m);
-		return -ENOMEM;
+		return NULL;
 	}
 	m->get_qmp = get_qmp;
 	m->userdata = userdata;
@@ -140,6 +117,28 @@ int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
 		snprintf(d->job, sizeof(d->job), "qvmig-mirror%u", d->index);
 		snprintf(d->node, sizeof(d->node), "qvmig-nbd%u", d->index);
 	}
+	return m;
+}
+
+bool mirror_target_ok(const struct mig_mirror_target *target, size_t n)
+{
+	return n > 0 && target && target->host && target->port > 0 && target->port <= 65535;
+}
+
+int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
+		     const struct mig_mirror_target *target,
+		     const struct mig_mirror_disk *disks, size_t n, mig_mirror **ret,
+		     struct qv_error *errp)
+{
+	mig_mirror *m;
+	int r;
+
+	if (!mirror_target_ok(target, n))
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "storage mirror needs disks and an NBD address");
+	m = mirror_alloc(get_qmp, userdata, disks, n);
+	if (!m)
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		r = add_one(m, &m->disks[i], &disks[i], target, errp);
 		if (r < 0) {
@@ -165,7 +164,7 @@ static struct mirror_disk *find_job(mig_mirror *m, const char *job)
 
 /* One query-block-jobs; marks every job of ours it lists in *seen. */
 /* query-block-jobs' answer q (borrowed) into the disks' state. */
-static int parse_jobs(mig_mirror *m, json_object *q, bool *ret_all_ready, struct qv_error *errp)
+int mirror_parse_jobs(mig_mirror *m, json_object *q, bool *ret_all_ready, struct qv_error *errp)
 {
 	bool all = true;
 	int r = 0;
@@ -205,12 +204,12 @@ static int parse_jobs(mig_mirror *m, json_object *q, bool *ret_all_ready, struct
 static int query(mig_mirror *m, bool *ret_all_ready, struct qv_error *errp)
 {
 	_cleanup_json_ json_object *q = NULL;
-	int r = qmp(m, "query-block-jobs", NULL, &q, errp);
+	int r = mirror_qmp(m, "query-block-jobs", NULL, &q, errp);
 
-	return r < 0 ? r : parse_jobs(m, q, ret_all_ready, errp);
+	return r < 0 ? r : mirror_parse_jobs(m, q, ret_all_ready, errp);
 }
 
-static int check_jobs(mig_mirror *m, bool ready, bool *ret_ready, struct qv_error *errp)
+int mirror_check_jobs(mig_mirror *m, bool ready, bool *ret_ready, struct qv_error *errp)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		struct mirror_disk *d = &m->disks[i];
@@ -231,16 +230,16 @@ int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp)
 	bool ready = false;
 	int r = query(m, &ready, errp);
 
-	return r < 0 ? r : check_jobs(m, ready, ret_ready, errp);
+	return r < 0 ? r : mirror_check_jobs(m, ready, ret_ready, errp);
 }
 
 int mig_mirror_poll_reply(mig_mirror *m, json_object *jobs, bool *ret_ready,
 			  struct qv_error *errp)
 {
 	bool ready = false;
-	int r = parse_jobs(m, jobs, &ready, errp);
+	int r = mirror_parse_jobs(m, jobs, &ready, errp);
 
-	return r < 0 ? r : check_jobs(m, ready, ret_ready, errp);
+	return r < 0 ? r : mirror_check_jobs(m, ready, ret_ready, errp);
 }
 
 json_object *mig_mirror_progress_json(const mig_mirror *m)
@@ -293,7 +292,7 @@ static int wait_ended(mig_mirror *m, int timeout_ms, struct qv_error *errp)
 			if (!d->job_started)
 				continue;
 			if (streq(d->status, "concluded")) {
-				(void)qmp(m, "job-dismiss", id_arg("id", d->job), NULL, NULL);
+				(void)mirror_qmp(m, "job-dismiss", mirror_id_arg("id", d->job), NULL, NULL);
 				d->job_started = false;
 			} else if (streq(d->status, "gone") || streq(d->status, "null")) {
 				d->job_started = false;
@@ -318,7 +317,7 @@ static void del_nodes(mig_mirror *m)
 
 		if (!d->node_added || d->job_started)
 			continue;
-		if (qmp(m, "blockdev-del", id_arg("node-name", d->node), NULL, &err) < 0)
+		if (mirror_qmp(m, "blockdev-del", mirror_id_arg("node-name", d->node), NULL, &err) < 0)
 			log_debug("mirror: blockdev-del %s: %s, ignoring", d->node, err.message);
 		d->node_added = false;
 	}
@@ -336,10 +335,10 @@ int mig_mirror_complete(mig_mirror *m, int timeout_ms, struct qv_error *errp)
 		return qv_error_set(errp, EAGAIN, QV_REASON_UNAVAILABLE,
 				    "storage mirror is not in sync");
 	for (size_t i = 0; i < m->n; i++) {
-		json_object *a = job_arg(m->disks[i].job);
+		json_object *a = mirror_job_arg(m->disks[i].job);
 		/* Soft cancel of a READY mirror: ends in sync, no pivot. */
 		json_object_object_add(a, "force", json_object_new_boolean(false));
-		r = qmp(m, "block-job-cancel", a, NULL, errp);
+		r = mirror_qmp(m, "block-job-cancel", a, NULL, errp);
 		if (r < 0)
 			return qv_error_prefix(errp, "completing the mirror of disk %u",
 					       m->disks[i].index), r;
@@ -347,138 +346,6 @@ int mig_mirror_complete(mig_mirror *m, int timeout_ms, struct qv_error *errp)
 	r = wait_ended(m, timeout_ms, errp);
 	del_nodes(m);
 	return r;
-}
-
-/* ---- completion on the loop ----------------------------------------------------------- */
-
-static int seq_fail(struct qv_error *err, int error, const char *fmt, const char *arg)
-{
-	qv_error_clear(err);
-	return qv_error_set(err, error, error == EAGAIN ? QV_REASON_UNAVAILABLE : QV_REASON_QEMU_ERROR,
-			    fmt, arg);
-}
-
-/* First query: every job must be READY (in sync). */
-static int on_ready_check(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
-{
-	mig_mirror *m = ud;
-	bool ready = false;
-	int r = parse_jobs(m, ret, &ready, err);
-
-	if (r < 0 || (r = check_jobs(m, ready, &ready, err)) < 0)
-		return r;
-	if (!ready)
-		return seq_fail(err, EAGAIN, "%s", "storage mirror is not in sync");
-	return 0;
-}
-
-static int on_dismissed(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
-{
-	struct mirror_disk *d = ud;
-
-	if (error < 0)
-		log_debug("mirror: job-dismiss %s: %s, ignoring", d->job, err->message);
-	d->job_started = false;
-	return 0;
-}
-
-static int on_node_deleted(qmp_seq *s, int error, json_object *ret, struct qv_error *err,
-			   void *ud)
-{
-	struct mirror_disk *d = ud;
-
-	if (error < 0)
-		log_debug("mirror: blockdev-del %s: %s, ignoring", d->node, err->message);
-	d->node_added = false;
-	return 0;
-}
-
-/* Polled until no job of ours runs; then dismiss and delete the nodes. */
-static int on_ended_check(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
-{
-	mig_mirror *m = ud;
-	struct qv_error jerr = {};
-	bool running = false;
-
-	if (parse_jobs(m, ret, NULL, &jerr) < 0 && !m->job_err.set)
-		m->job_err = jerr; /* a job ended with an error: report it */
-	for (size_t i = 0; i < m->n; i++) {
-		struct mirror_disk *d = &m->disks[i];
-		if (!d->job_started)
-			continue;
-		if (streq(d->status, "gone") || streq(d->status, "null"))
-			d->job_started = false;
-		else if (!streq(d->status, "concluded"))
-			running = true;
-	}
-	if (running)
-		return QMP_SEQ_AGAIN;
-	for (size_t i = 0; i < m->n; i++) {
-		struct mirror_disk *d = &m->disks[i];
-		if (d->job_started)
-			(void)qmp_seq_add(s, &(struct qmp_seq_step){
-				.command = "job-dismiss", .args = id_arg("id", d->job),
-				.fn = on_dismissed, .userdata = d, .tolerate_error = true });
-		if (d->node_added)
-			(void)qmp_seq_add(s, &(struct qmp_seq_step){
-				.command = "blockdev-del", .args = id_arg("node-name", d->node),
-				.fn = on_node_deleted, .userdata = d, .tolerate_error = true });
-	}
-	return 0;
-}
-
-static void on_completed(qmp_seq *s, int error, const struct qv_error *errp, void *ud)
-{
-	mig_mirror *m = ud;
-	mig_mirror_done_fn done = m->done;
-
-	m->seq = NULL;
-	m->done = NULL;
-	if (error >= 0 && m->job_err.set)
-		return done(m, -EIO, &m->job_err, m->done_userdata);
-	done(m, error, errp, m->done_userdata);
-}
-
-int mig_mirror_complete_async(mig_mirror *m, int timeout_ms, mig_mirror_done_fn done,
-			      void *userdata, struct qv_error *errp)
-{
-	qmp_client *c = m->get_qmp(m->userdata);
-	qmp_seq *s = NULL;
-	int r;
-
-	if (m->seq)
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT, "mirror completion under way");
-	if (!c || !qmp_client_is_open(c))
-		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
-	r = qmp_seq_new(c, QMP_TIMEOUT_MS, on_completed, m, &s);
-	if (r < 0)
-		return qv_error_set(errp, -r, QV_REASON_UNAVAILABLE, "cannot talk to the source "
-				    "QEMU: %s", strerror(-r));
-	r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "query-block-jobs",
-						   .fn = on_ready_check, .userdata = m });
-	for (size_t i = 0; i < m->n && r >= 0; i++) {
-		json_object *a = job_arg(m->disks[i].job);
-		/* Soft cancel of a READY mirror: ends in sync, no pivot. */
-		json_object_object_add(a, "force", json_object_new_boolean(false));
-		r = qmp_seq_add_cmd(s, "block-job-cancel", a);
-	}
-	if (r >= 0)
-		r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "query-block-jobs",
-							   .fn = on_ended_check, .userdata = m,
-							   .retry_ms = 5 });
-	qmp_seq_set_deadline(s, timeout_ms, "storage mirror completion");
-	if (r >= 0)
-		r = qmp_seq_start(s);
-	if (r < 0) {
-		qmp_seq_cancel(s);
-		return qv_error_set(errp, -r, QV_REASON_UNAVAILABLE,
-				    "cannot complete the storage mirror: %s", strerror(-r));
-	}
-	qv_error_clear(&m->job_err);
-	m->seq = s;
-	m->done = done;
-	m->done_userdata = userdata;
-	return 0;
 }
 
 bool mig_mirror_abort(mig_mirror *m, int timeout_ms)
@@ -492,9 +359,9 @@ bool mig_mirror_abort(mig_mirror *m, int timeout_ms)
 
 		if (!d->job_started)
 			continue;
-		a = job_arg(d->job);
+		a = mirror_job_arg(d->job);
 		json_object_object_add(a, "force", json_object_new_boolean(true));
-		(void)qmp(m, "block-job-cancel", a, NULL, NULL);
+		(void)mirror_qmp(m, "block-job-cancel", a, NULL, NULL);
 	}
 	(void)wait_ended(m, timeout_ms, NULL);
 	del_nodes(m);
@@ -524,11 +391,6 @@ bool mig_mirror_active(const mig_mirror *m)
 		if (m->disks[i].job_started || m->disks[i].node_added)
 			return true;
 	return false;
-}
-
-bool mig_mirror_completing(const mig_mirror *m)
-{
-	return m && m->seq;
 }
 
 mig_mirror *mig_mirror_free(mig_mirror *m)
@@ -562,8 +424,8 @@ int mig_mirror_adopt_stale(mig_mirror_qmp_fn get_qmp, void *userdata, mig_mirror
 	mig_mirror *h;
 
 	json_object_object_add(a, "flat", json_object_new_boolean(true));
-	(void)qmp(&m, "query-block-jobs", NULL, &jobs, NULL);
-	(void)qmp(&m, "query-named-block-nodes", a, &nodes, NULL);
+	(void)mirror_qmp(&m, "query-block-jobs", NULL, &jobs, NULL);
+	(void)mirror_qmp(&m, "query-named-block-nodes", a, &nodes, NULL);
 	m.disks = d;
 	for (size_t k = 0; jobs && k < json_object_array_length(jobs) && m.n < 64; k++) {
 		json_object *v;

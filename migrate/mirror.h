@@ -56,6 +56,14 @@ struct mig_mirror_target {
 int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
 		     const struct mig_mirror_target *target, const struct mig_mirror_disk *disks,
 		     size_t n, mig_mirror **ret, struct qv_error *errp);
+/* The same without blocking: the blockdev-add/blockdev-mirror steps are
+ * appended to s (the caller's sequence, started by the caller); each reply
+ * records what QEMU now holds, so after the sequence failed
+ * mig_mirror_abort() undoes exactly that. *ret is valid at once. */
+int mig_mirror_start_steps(mig_mirror_qmp_fn get_qmp, void *userdata,
+			   const struct mig_mirror_target *target,
+			   const struct mig_mirror_disk *disks, size_t n, qmp_seq *s,
+			   mig_mirror **ret, struct qv_error *errp);
 /* query-block-jobs: refresh the offsets. *ret_ready = every job READY.
  * A job that failed, concluded or vanished is an error (-EIO). */
 int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp);
