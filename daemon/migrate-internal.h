@@ -184,6 +184,17 @@ int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
 int qv_mig_tls_source_steps(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
 			    qmp_seq *s, char **ret_stage_dir, struct qv_error *errp);
 
+/* migrate-source.c / migrate-source-start.c: the source QEMU's QMP client
+ * (NULL when gone); a failure before the RAM copy (reply, resume, drop m);
+ * the engine's start; an asynchronous query-block-jobs (during_ram: check
+ * the jobs, else start the engine once READY); the perform start. */
+qmp_client *qv_mig_source_qmp(void *ud);
+void qv_mig_start_failed(struct qv_mig *m, const struct qv_error *errp, const char *status);
+int qv_mig_start_engine(struct qv_mig *m, struct qv_error *errp);
+void qv_mig_mirror_query(struct qv_mig *m, bool during_ram, struct qv_error *errp);
+int qv_mig_perform_start(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_storage *st,
+			 struct qv_error *errp);
+
 /* Source side helpers shared by migrate-source.c and migrate-recover.c. */
 /* Make sure the source guest runs again after a failed/cancelled migration. */
 int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error *errp);

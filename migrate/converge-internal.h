@@ -66,6 +66,9 @@ void eng_record(mig_engine *e, const struct mig_decision *dc, bool applied,
  * while a sequence (or the before_continue hook) is under way. */
 int eng_seq(mig_engine *e, qmp_seq_done_fn done, qmp_seq **ret, struct qv_error *errp);
 int eng_seq_start(mig_engine *e, qmp_seq *s, struct qv_error *errp);
+/* A sequence of one command (args taken, also on failure). */
+int eng_run_one(mig_engine *e, const char *cmd, json_object *args, qmp_seq_done_fn done,
+		struct qv_error *errp);
 /* The engine's periodic queries (query-migrate, query-dirty-rate) go out
  * asynchronously: the loop serves everything else while QEMU answers (or
  * stalls, up to QMP_TIMEOUT_MS). fn runs once with the reply (ret
@@ -85,6 +88,10 @@ const char *eng_decision_cmd(mig_engine *e, const struct mig_decision *dc, bool 
 /* Report the end (on_done may free e). */
 void eng_finish(mig_engine *e, int error, const struct qv_error *err, const char *status);
 void eng_progress(mig_engine *e, const char *status, json_object *q);
+/* converge-steer.c: at pre-switchover (decide, hook, migrate-continue),
+ * and one active round of the policy. */
+void eng_switchover(mig_engine *e);
+void eng_steer(mig_engine *e);
 /* Arm the next poll unless a sequence or the hook is under way (their end
  * calls this again). */
 void eng_resume_polling(mig_engine *e);

@@ -69,6 +69,24 @@ int eng_seq_start(mig_engine *e, qmp_seq *s, struct qv_error *errp)
 	return 0;
 }
 
+int eng_run_one(mig_engine *e, const char *cmd, json_object *args, qmp_seq_done_fn done,
+		struct qv_error *errp)
+{
+	qmp_seq *s = NULL;
+	int r = eng_seq(e, done, &s, errp);
+
+	if (r < 0) {
+		json_object_put(args);
+		return r;
+	}
+	r = qmp_seq_add_cmd(s, cmd, args);
+	if (r < 0) {
+		qmp_seq_cancel(s);
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot queue %s", cmd);
+	}
+	return eng_seq_start(e, s, errp);
+}
+
 struct eng_call {
 	mig_engine *e; /* NULL once the engine was freed */
 	eng_reply_fn fn;
