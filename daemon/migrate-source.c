@@ -430,9 +430,10 @@ int qv_mig_stop_outgoing(struct qv_mig *m, struct qv_error *errp)
 					    "complete (cancelling would lose the guest)", m->vm);
 		return 0;
 	}
-	if (m->mirror_timer || m->start_seq) {
-		/* Starting or still mirroring storage: the RAM migration never
-		 * started. */
+	if (m->mirror_timer || m->start_seq ||
+	    (m->mirror_query && streq(m->state, "mirroring"))) {
+		/* Starting or still mirroring storage (a poll may be in
+		 * flight): the RAM migration never started. */
 		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED, "cancelled by the client");
 		qv_mig_start_failed(m, &err, "cancelled");
 		return 0;
