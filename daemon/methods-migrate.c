@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
+#include "qemu/tls-creds.h"
 #include "migrate/protocol.h"
 
 /* Crash tests only: QVISORD_TEST_CRASH_AT=<point> makes the daemon SIGKILL
@@ -129,6 +130,10 @@ void qv_mig_retire(struct qv_mig *m)
 	m->engine = mig_engine_free(m->engine);
 	m->watch = qv_source_remove(m->watch);
 	m->mirror_timer = qv_source_remove(m->mirror_timer);
+	m->start_seq = qmp_seq_cancel(m->start_seq);
+	if (m->tls_stage_dir)
+		qemu_tls_unstage(m->tls_stage_dir);
+	free(m->tls_stage_dir);
 	m->mirror = mig_mirror_free(m->mirror);
 	free(m->opts_uri);
 	free(m->opts_multifd_reason);

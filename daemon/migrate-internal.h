@@ -25,6 +25,11 @@ struct qv_mig {
 	mig_mirror *mirror;
 	qv_source *mirror_timer;
 	uint64_t mirror_query;   /* id of the query-block-jobs in flight, 0 none */
+	uint64_t mirror_t0;      /* the mirror's completion began (ms) */
+	/* the perform start (TLS objects, parameters, the mirror's
+	 * blockdev-add/blockdev-mirror) on the loop; then the mirror or engine */
+	qmp_seq *start_seq;
+	char *tls_stage_dir;     /* staged credentials to remove once it ended */
 	struct mig_engine_opts opts;
 	char *opts_uri, *opts_multifd_reason;
 	uint64_t mirror_deadline;
@@ -172,9 +177,23 @@ int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp);
 int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
 		    struct qv_error *errp);
 /* Outgoing QEMU: client credentials and tls-hostname, or TLS cleared for a
- * plain migration. */
-int qv_mig_tls_source(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
-		      struct qv_error *errp);
+ * plain migration, as steps of s (the perform start's sequence on the
+ * loop): the credentials are staged now (*ret_stage_dir, malloc'd, also set on failure once
+ * staged: qemu_tls_unstage() it when s ended), the objects and parameters
+ * go out with s. */
+int qv_mig_tls_source_steps(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
+			    qmp_seq *s, char **ret_stage_dir, struct qv_error *errp);
+
+/* migrate-source.c / migrate-source-start.c: the source QEMU's QMP client
+ * (NULL when gone); a failure before the RAM copy (reply, resume, drop m);
+ * the engine's start; an asynchronous query-block-jobs (during_ram: check
+ * the jobs, else start the engine once READY); the perform start. */
+qmp_client *qv_mig_source_qmp(void *ud);
+void qv_mig_start_failed(struct qv_mig *m, const struct qv_error *errp, const char *status);
+int qv_mig_start_engine(struct qv_mig *m, struct qv_error *errp);
+void qv_mig_mirror_query(struct qv_mig *m, bool during_ram, struct qv_error *errp);
+int qv_mig_perform_start(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_storage *st,
+			 struct qv_error *errp);
 
 /* Source side helpers shared by migrate-source.c and migrate-recover.c. */
 /* Make sure the source guest runs again after a failed/cancelled migration. */

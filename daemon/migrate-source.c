@@ -11,13 +11,11 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
-#include "qemu/tls-creds.h"
 #include "storage/image.h"
 
-#define MIRROR_POLL_MS 200
 #define MIRROR_COMPLETE_MS 10000
 
-static qmp_client *source_qmp(void *ud)
+qmp_client *qv_mig_source_qmp(void *ud)
 {
 	struct qv_mig *m = ud;
 	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
@@ -67,20 +65,41 @@ int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error 
 	return 0;
 }
 
-/* Engine hook at pre-switchover (guest paused): end the mirror in sync. */
-static int before_continue(void *ud, struct qv_error *errp)
+static void on_mirror_completed(mig_mirror *mm, int error, const struct qv_error *errp, void *ud)
 {
 	struct qv_mig *m = ud;
-	uint64_t t0 = qv_now_ms();
+	struct qv_error err = {};
+
+	if (error < 0) {
+		if (errp)
+			err = *errp;
+		qv_error_prefix(&err, "storage mirror");
+	} else {
+		log_info("VM %s: storage mirror completed in sync in %llu ms", m->vm,
+			 (unsigned long long)(qv_now_ms() - m->mirror_t0));
+	}
+	mig_engine_before_continue_done(m->engine, error, &err);
+}
+
+/* Engine hook at pre-switchover (guest paused): end the mirror in sync, on
+ * the loop (mig_mirror_complete_async); the engine sends migrate-continue
+ * once it reported. */
+static int before_continue(mig_engine *e, void *ud, struct qv_error *errp)
+{
+	struct qv_mig *m = ud;
+	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
 	int r;
 
-	if (!m->mirror || !mig_mirror_active(m->mirror))
+	if (vm && vm->inst)
+		qv_mig_test_stall_point(m->d, "source-switchover", qemu_instance_pid(vm->inst));
+	if (!m->mirror || !mig_mirror_active(m->mirror)) {
+		mig_engine_before_continue_done(e, 0, NULL);
 		return 0;
-	r = mig_mirror_complete(m->mirror, MIRROR_COMPLETE_MS, errp);
+	}
+	m->mirror_t0 = qv_now_ms();
+	r = mig_mirror_complete_async(m->mirror, MIRROR_COMPLETE_MS, on_mirror_completed, m, errp);
 	if (r < 0)
 		return qv_error_prefix(errp, "storage mirror"), r;
-	log_info("VM %s: storage mirror completed in sync in %llu ms", m->vm,
-		 (unsigned long long)(qv_now_ms() - t0));
 	return 0;
 }
 
@@ -90,14 +109,11 @@ static void on_engine_event(mig_engine *e, const char *type, json_object *data, 
 	json_object *n, *storage = NULL;
 
 	if (streq(type, "progress") && m->mirror && mig_mirror_active(m->mirror) &&
-	    !mig_engine_finished(e)) {
-		struct qv_error merr = {};
-		bool ready;
-		if (mig_mirror_poll(m->mirror, &ready, &merr) < 0) {
-			log_warning("VM %s: %s, cancelling the migration", m->vm, merr.message);
-			mig_engine_cancel(e, merr.message);
-			return;
-		}
+	    !mig_mirror_completing(m->mirror) && !mig_engine_finished(e)) {
+		/* Asynchronous: the answer (mirror_watched) checks the jobs; the
+		 * figures sent here are from the previous answer. */
+		if (!m->mirror_query)
+			qv_mig_mirror_query(m, true, NULL);
 		storage = mig_mirror_progress_json(m->mirror);
 	}
 
@@ -197,8 +213,9 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	qv_mig_drop(m);
 }
 
-/* The mirror phase failed or was cancelled: nothing was migrated yet. */
-static void mirror_fail(struct qv_mig *m, const struct qv_error *errp, const char *status)
+/* The perform start or the mirror phase failed or was cancelled: nothing
+ * was migrated yet. */
+void qv_mig_start_failed(struct qv_mig *m, const struct qv_error *errp, const char *status)
 {
 	qv_rpc_call *call = m->perform_call;
 	json_object *st = json_object_new_object(), *ev;
@@ -206,12 +223,13 @@ static void mirror_fail(struct qv_mig *m, const struct qv_error *errp, const cha
 
 	m->perform_call = NULL;
 	m->mirror_timer = qv_source_remove(m->mirror_timer);
+	m->start_seq = qmp_seq_cancel(m->start_seq);
 	json_object_object_add(st, "status", json_object_new_string(status));
 	if (m->mirror) {
 		json_object_object_add(st, "storage", mig_mirror_progress_json(m->mirror));
 		qv_mig_mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
 	}
-	log_warning("VM %s: storage mirror %s: %s", m->vm, status, errp->message);
+	log_warning("VM %s: migration %s before the RAM copy: %s", m->vm, status, errp->message);
 	if (qv_mig_resume_source(m->d, m->vm, &rerr) < 0)
 		log_error("VM %s: cannot resume the source: %s", m->vm, rerr.message);
 	ev = json_object_new_object();
@@ -227,163 +245,20 @@ static void mirror_fail(struct qv_mig *m, const struct qv_error *errp, const cha
 	qv_mig_drop(m);
 }
 
-static int start_engine(struct qv_mig *m, struct qv_error *errp)
+int qv_mig_start_engine(struct qv_mig *m, struct qv_error *errp)
 {
 	struct qv_vm *vm = qv_vm_find(m->d, m->vm);
 
 	if (!vm)
 		return qv_error_set(errp, ENOENT, QV_REASON_NOT_FOUND, "VM %s vanished", m->vm);
-	if (m->mirror)
+	/* pause-before-switchover is on anyway unless plain: the hook costs
+	 * nothing without a mirror (and carries the stall test point). */
+	if (m->mirror || !m->opts.plain)
 		m->opts.before_continue = before_continue;
 	snprintf(m->state, sizeof(m->state), "performing");
 	qv_mig_persist(m);
-	return mig_engine_start(vm->d->loop, source_qmp, &m->opts, on_engine_event, on_engine_done,
+	return mig_engine_start(vm->d->loop, qv_mig_source_qmp, &m->opts, on_engine_event, on_engine_done,
 				m, &m->engine, errp);
-}
-
-static void mirror_tick(qv_source *s, void *ud);
-
-/* The mirror's poll is asynchronous: its answer finds the migration again
- * by VM and query id (it may have failed or been cancelled meanwhile). */
-struct mirror_query {
-	struct qv_daemon *d;
-	char vm[VM_NAME_MAX + 1];
-	uint64_t id;
-};
-
-static void mirror_polled(struct qv_mig *m, int r, json_object *jobs, struct qv_error *qerr);
-
-static void on_mirror_jobs(qmp_client *c, int error, json_object *ret, const struct qv_error *errp,
-			   void *userdata)
-{
-	struct mirror_query *q = userdata;
-	struct qv_mig *m = qv_mig_find(q->vm, true);
-	struct qv_error err = {};
-
-	if (!m || !m->mirror || m->mirror_query != q->id) {
-		free(q);
-		return;
-	}
-	free(q);
-	m->mirror_query = 0;
-	if (error < 0) {
-		if (errp)
-			err = *errp;
-		qv_error_prefix(&err, "query-block-jobs");
-	}
-	mirror_polled(m, error, ret, &err);
-}
-
-static void mirror_tick(qv_source *s, void *ud)
-{
-	static uint64_t next_id;
-	struct qv_mig *m = ud;
-	struct qv_error err = {};
-	struct mirror_query *q;
-	qmp_client *c = source_qmp(m);
-
-	m->mirror_timer = NULL;
-	if (m->perform_call && qv_rpc_call_client_gone(m->perform_call)) {
-		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED,
-			     "the migration client disconnected");
-		return mirror_fail(m, &err, "cancelled");
-	}
-	if (m->mirror_query)
-		return; /* the answer goes on */
-	if (!c || !(q = calloc(1, sizeof(*q)))) {
-		qv_error_set(&err, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
-		return mirror_fail(m, &err, "failed");
-	}
-	*q = (struct mirror_query){ .d = m->d, .id = ++next_id };
-	snprintf(q->vm, sizeof(q->vm), "%s", m->vm);
-	m->mirror_query = q->id;
-	if (qmp_client_execute_async(c, "query-block-jobs", NULL, NULL, 0, 5000, on_mirror_jobs,
-				     q) < 0) {
-		m->mirror_query = 0;
-		free(q);
-		qv_error_set(&err, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
-		return mirror_fail(m, &err, "failed");
-	}
-}
-
-static void mirror_polled(struct qv_mig *m, int r, json_object *jobs, struct qv_error *qerr)
-{
-	struct qv_error err = {};
-	json_object *n, *prog;
-	bool ready = false;
-
-	if (r < 0)
-		return mirror_fail(m, qerr, "failed");
-	if (mig_mirror_poll_reply(m->mirror, jobs, &ready, &err) < 0)
-		return mirror_fail(m, &err, "failed");
-	if (!ready && qv_now_ms() > m->mirror_deadline) {
-		qv_error_set(&err, ETIMEDOUT, QV_REASON_TIMEOUT,
-			     "deadline reached while mirroring storage");
-		return mirror_fail(m, &err, "cancelled");
-	}
-	prog = mig_mirror_progress_json(m->mirror);
-	if (m->client) {
-		n = json_object_new_object();
-		json_object_object_add(n, "name", json_object_new_string(m->vm));
-		json_object_object_add(n, "type", json_object_new_string("progress"));
-		json_object_object_add(n, "status", json_object_new_string(ready ? "mirror-ready"
-										  : "mirroring"));
-		json_object_object_add(n, "elapsed_ms", json_object_new_int64(
-			(int64_t)(qv_now_ms() + (uint64_t)m->opts.deadline_s * 1000 -
-				  m->mirror_deadline)));
-		json_object_object_add(n, "storage", json_object_get(prog));
-		(void)qv_rpc_client_notify(m->client, "migrate.progress", n);
-		json_object_put(n);
-	}
-	json_object_put(prog);
-	if (!ready) {
-		if (qv_loop_add_timer(m->d->loop, MIRROR_POLL_MS, mirror_tick, m,
-				      &m->mirror_timer) < 0)
-			m->mirror_timer = NULL;
-		return;
-	}
-	log_info("VM %s: storage mirror in sync, starting RAM migration", m->vm);
-	if (start_engine(m, &err) < 0)
-		return mirror_fail(m, &err, "failed");
-}
-
-static int start_mirror(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig_storage *st,
-			struct qv_error *errp)
-{
-	struct mig_mirror_disk disks[VM_DISKS_MAX];
-	char dev[VM_DISKS_MAX][48], exp[VM_DISKS_MAX][32];
-	size_t n = 0;
-	int r;
-
-	for (size_t i = 0; i < vm->spec->n_disks && i < VM_DISKS_MAX; i++) {
-		const struct vm_disk *dk = &vm->spec->disks[i];
-		bool thr = dk->io_rbps || dk->io_wbps || dk->io_riops || dk->io_wiops;
-		if (dk->readonly)
-			continue; /* shared, same path on the destination */
-		/* blockdev-mirror wants the root node the device uses. */
-		snprintf(dev[n], sizeof(dev[n]), thr ? "disk%zu-throttle" : "disk%zu", i);
-		snprintf(exp[n], sizeof(exp[n]), "disk%zu", i);
-		disks[n] = (struct mig_mirror_disk){ (unsigned)i, dev[n], exp[n] };
-		n++;
-	}
-	if (!n)
-		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "copy_storage: VM %s has no writable disk", vm->name);
-	r = mig_mirror_start(source_qmp, m,
-			     &(struct mig_mirror_target){ st->nbd_host, st->nbd_port,
-							  st->tls ? QEMU_TLS_CREDS_ID : NULL,
-							  st->tls_hostname },
-			     disks, n, &m->mirror, errp);
-	if (r < 0)
-		return r;
-	m->mirror_deadline = qv_now_ms() + (uint64_t)m->opts.deadline_s * 1000;
-	snprintf(m->state, sizeof(m->state), "mirroring");
-	qv_mig_persist(m);
-	if (qv_loop_add_timer(vm->d->loop, MIRROR_POLL_MS, mirror_tick, m, &m->mirror_timer) < 0)
-		m->mirror_timer = NULL;
-	log_info("VM %s: mirroring %zu disk(s) to nbd %s:%d", vm->name, n, st->nbd_host,
-		 st->nbd_port);
-	return 0;
 }
 
 int qv_mig_plan(struct qv_daemon *d, struct qv_vm *vm, bool copy_storage, double bandwidth_bps,
@@ -469,14 +344,9 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 	if (!m->opts.deadline_s)
 		m->opts.deadline_s = QV_MIG_DEFAULT_DEADLINE_S;
 	if (!m->opts_uri)
-		r = -ENOMEM;
-	else if ((r = qv_mig_tls_source(vm->d, vm, st && st->tls, st ? st->tls_hostname : NULL,
-				       &err)) < 0)
-		;
-	else if (st && st->copy)
-		r = start_mirror(m, vm, st, &err);
+		r = qv_error_set(&err, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 	else
-		r = start_engine(m, &err);
+		r = qv_mig_perform_start(m, vm, st, &err);
 	if (r < 0) {
 		m->perform_call = NULL;
 		(void)qv_mig_resume_source(vm->d, vm->name, NULL);
@@ -560,10 +430,12 @@ int qv_mig_stop_outgoing(struct qv_mig *m, struct qv_error *errp)
 					    "complete (cancelling would lose the guest)", m->vm);
 		return 0;
 	}
-	if (m->mirror_timer) {
-		/* Still mirroring storage: the RAM migration never started. */
+	if (m->mirror_timer || m->start_seq ||
+	    (m->mirror_query && streq(m->state, "mirroring"))) {
+		/* Starting or still mirroring storage (a poll may be in
+		 * flight): the RAM migration never started. */
 		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED, "cancelled by the client");
-		mirror_fail(m, &err, "cancelled");
+		qv_mig_start_failed(m, &err, "cancelled");
 		return 0;
 	}
 	return -EALREADY;

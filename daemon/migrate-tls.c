@@ -30,13 +30,12 @@ int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp)
 	return 0;
 }
 
-/* Stage the migration-only pair for QEMU, create the credentials object, unstage: QEMU
- * reads the files once, at object-add. */
-static int add_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, struct qv_error *errp)
+/* Stage the migration-only pair for QEMU in dir (PATH_MAX): QEMU reads the
+ * files once, at object-add; the caller unstages after. */
+static int stage_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, char *dir,
+		       struct qv_error *errp)
 {
-	char dir[PATH_MAX];
 	uint32_t uid;
-	int r;
 
 	if (!vm->inst || !vm->run_dir)
 		return qv_error_set(errp, ESRCH, QV_REASON_CONFLICT, "VM %s has no QEMU", vm->name);
@@ -44,8 +43,16 @@ static int add_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, struct 
 	 * path, readable by the VM's own uid only (daemon/vm-files.h). */
 	if (qv_state_vm_uid_get(d->state, vm->name, &uid) < 0)
 		return qv_error_set(errp, ESRCH, QV_REASON_INTERNAL, "VM %s has no uid", vm->name);
-	snprintf(dir, sizeof(dir), "%s/" QV_VM_SHARE_DIR "/tls", vm->run_dir);
-	r = qemu_tls_stage(d->cfg.pki_dir, server, dir, uid, uid, errp);
+	snprintf(dir, PATH_MAX, "%s/" QV_VM_SHARE_DIR "/tls", vm->run_dir);
+	return qemu_tls_stage(d->cfg.pki_dir, server, dir, uid, uid, errp);
+}
+
+/* Stage, create the credentials object, unstage. */
+static int add_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, struct qv_error *errp)
+{
+	char dir[PATH_MAX];
+	int r = stage_creds(d, vm, server, dir, errp);
+
 	if (r < 0)
 		return r;
 	r = qemu_tls_creds_add(qemu_instance_qmp(vm->inst), dir, server, errp);
@@ -73,17 +80,27 @@ int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
 	return 0;
 }
 
-int qv_mig_tls_source(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
-		      struct qv_error *errp)
+int qv_mig_tls_source_steps(struct qv_daemon *d, struct qv_vm *vm, bool tls, const char *hostname,
+			    qmp_seq *s, char **ret_stage_dir, struct qv_error *errp)
 {
+	char dir[PATH_MAX];
 	int r;
 
-	if (tls && (r = add_creds(d, vm, false, errp)) < 0)
-		return r;
+	*ret_stage_dir = NULL;
+	if (tls) {
+		if ((r = stage_creds(d, vm, false, dir, errp)) < 0)
+			return r;
+		if (!(*ret_stage_dir = strdup(dir))) {
+			qemu_tls_unstage(dir);
+			return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+		}
+		if ((r = qemu_tls_creds_steps(s, dir, false)) < 0)
+			return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot queue TLS objects");
+	}
 	/* Plain after a TLS attempt: QEMU keeps tls-creds until cleared. */
-	r = qemu_tls_migrate_params(qemu_instance_qmp(vm->inst), tls, false, hostname, errp);
+	r = qemu_tls_migrate_params_step(s, tls, false, hostname);
 	if (r < 0)
-		return qv_error_prefix(errp, "migration TLS parameters"), r;
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot queue TLS parameters");
 	if (tls)
 		log_info("VM %s: outgoing stream over TLS to \"%s\"", vm->name, hostname);
 	return 0;

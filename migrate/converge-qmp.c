@@ -42,15 +42,49 @@ void eng_record(mig_engine *e, const struct mig_decision *dc, bool applied,
 	json_object_array_add(e->decisions, o);
 }
 
-int eng_qmp(mig_engine *e, const char *cmd, json_object *args, json_object **ret,
-	       struct qv_error *errp)
+int eng_seq(mig_engine *e, qmp_seq_done_fn done, qmp_seq **ret, struct qv_error *errp)
 {
 	qmp_client *c = e->get_qmp(e->userdata);
+	int r;
 
 	if (!c || !qmp_client_is_open(c))
-		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE,
-				    "the source QEMU is gone (%s)", cmd);
-	return qmp_client_execute(c, cmd, args, QMP_TIMEOUT_MS, ret, errp);
+		return qv_error_set(errp, ENOTCONN, QV_REASON_UNAVAILABLE, "the source QEMU is gone");
+	r = qmp_seq_new(c, QMP_TIMEOUT_MS, done, e, ret);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_UNAVAILABLE,
+				    "cannot talk to the source QEMU: %s", strerror(-r));
+	return 0;
+}
+
+int eng_seq_start(mig_engine *e, qmp_seq *s, struct qv_error *errp)
+{
+	int r = qmp_seq_start(s);
+
+	if (r < 0) {
+		qmp_seq_cancel(s);
+		return qv_error_set(errp, -r, QV_REASON_UNAVAILABLE,
+				    "cannot talk to the source QEMU: %s", strerror(-r));
+	}
+	e->seq = s;
+	return 0;
+}
+
+int eng_run_one(mig_engine *e, const char *cmd, json_object *args, qmp_seq_done_fn done,
+		struct qv_error *errp)
+{
+	qmp_seq *s = NULL;
+	int r = eng_seq(e, done, &s, errp);
+
+	if (r < 0) {
+		json_object_put(args);
+		return r;
+	}
+	r = qmp_seq_add_cmd(s, cmd, args);
+	if (r < 0) {
+		qmp_seq_cancel(s);
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot queue %s", cmd);
+	}
+	return eng_seq_start(e, s, errp);
 }
 
 struct eng_call {
@@ -105,19 +139,11 @@ void eng_forget_inflight(mig_engine *e)
 	e->inflight = NULL;
 }
 
-int eng_set_params(mig_engine *e, json_object *args, struct qv_error *errp)
-{
-	int r = eng_qmp(e, "migrate-set-parameters", args, NULL, errp);
-	json_object_put(args);
-	return r;
-}
-
-int eng_set_caps(mig_engine *e, struct qv_error *errp)
+json_object *eng_caps_args(mig_engine *e)
 {
 	static const char *const names[] = { "events", "pause-before-switchover",
 					     "auto-converge", "postcopy-ram", "xbzrle", "multifd" };
 	json_object *args = json_object_new_object(), *caps = json_object_new_array();
-	int r;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		bool on = i == 0 || (!e->opts.plain && (i == 1 || i == 2)) ||
@@ -131,50 +157,45 @@ int eng_set_caps(mig_engine *e, struct qv_error *errp)
 		json_object_array_add(caps, c);
 	}
 	json_object_object_add(args, "capabilities", caps);
-	r = eng_qmp(e, "migrate-set-capabilities", args, NULL, errp);
-	json_object_put(args);
-	return r;
+	return args;
 }
 
-int eng_apply(mig_engine *e, const struct mig_decision *dc, struct qv_error *errp)
+const char *eng_decision_cmd(mig_engine *e, const struct mig_decision *dc, bool initial,
+			     json_object **ret_args)
 {
 	json_object *a = json_object_new_object();
 
+	*ret_args = NULL;
 	switch (dc->action) {
 	case MIG_ACT_SET_DOWNTIME:
 		json_object_object_add(a, "downtime-limit", json_object_new_int(dc->value));
-		return eng_set_params(e, a, errp);
+		return *ret_args = a, "migrate-set-parameters";
 	case MIG_ACT_SET_THROTTLE:
 		json_object_object_add(a, "max-cpu-throttle", json_object_new_int(dc->value));
 		json_object_object_add(a, "cpu-throttle-increment", json_object_new_int(dc->value2));
-		if (e->phase == PH_PREMEASURE)
+		if (initial)
 			json_object_object_add(a, "cpu-throttle-initial",
 					       json_object_new_int(e->pst.throttle_initial));
-		return eng_set_params(e, a, errp);
+		return *ret_args = a, "migrate-set-parameters";
 	case MIG_ACT_XBZRLE:
 		json_object_object_add(a, "xbzrle-cache-size",
 				       json_object_new_int64((int64_t)dc->value << 20));
-		return eng_set_params(e, a, errp);
+		return *ret_args = a, "migrate-set-parameters";
 	case MIG_ACT_CANCEL:
 		json_object_put(a);
-		return eng_qmp(e, "migrate_cancel", NULL, NULL, errp);
+		return "migrate_cancel";
 	case MIG_ACT_POSTCOPY:
 		json_object_put(a);
-		return eng_qmp(e, "migrate-start-postcopy", NULL, NULL, errp);
-	case MIG_ACT_THROTTLE_EFFECT:
-	case MIG_ACT_PREDICT:
-		json_object_put(a);
-		return 0; /* findings: recorded and sent, nothing to tell QEMU */
+		return "migrate-start-postcopy";
 	case MIG_ACT_CONTINUE:
 		json_object_object_add(a, "state", json_object_new_string("pre-switchover"));
-		{
-			int r = eng_qmp(e, "migrate-continue", a, NULL, errp);
-			json_object_put(a);
-			return r;
-		}
+		return *ret_args = a, "migrate-continue";
+	case MIG_ACT_THROTTLE_EFFECT:
+	case MIG_ACT_PREDICT:
+		break; /* findings: recorded and sent, nothing to tell QEMU */
 	}
 	json_object_put(a);
-	return -EINVAL;
+	return NULL;
 }
 
 static json_object *eng_stats_json(mig_engine *e, const char *status)
@@ -223,6 +244,8 @@ void eng_finish(mig_engine *e, int error, const struct qv_error *err, const char
 
 	e->phase = PH_DONE;
 	e->timer = qv_source_remove(e->timer);
+	e->seq = qmp_seq_cancel(e->seq);
+	e->hook_wait = false;
 	if (e->on_done)
 		e->on_done(e, error, err, stats, e->userdata); /* may free e */
 	json_object_put(stats);
@@ -287,6 +310,12 @@ void eng_cancel_now(mig_engine *e, int error, const char *why)
 
 	if (e->phase == PH_CANCELLING || e->phase == PH_DONE)
 		return;
+	if (e->phase == PH_STARTING) { /* no `migrate` yet: the start's end cancels */
+		e->cancel_asked = true;
+		e->cancel_error = error;
+		snprintf(e->cancel_why, sizeof(e->cancel_why), "%s", why);
+		return;
+	}
 	if (e->phase == PH_POSTCOPY) {
 		/* The destination may already run the guest: cancelling now
 		 * would fail the migration and lose it (docs/migration.md). */
@@ -304,4 +333,9 @@ void eng_cancel_now(mig_engine *e, int error, const char *why)
 		    : -ENOTCONN;
 	if (r < 0)
 		log_debug("migrate: migrate_cancel not sent: %s", strerror(-r));
+	if (e->hook_wait) {
+		/* The hook's end is ignored now; watch for "cancelled". */
+		e->hook_wait = false;
+		eng_resume_polling(e);
+	}
 }

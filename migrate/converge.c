@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The pre-copy convergence engine (see converge.h). QMP calls are short and
- * blocking (query-migrate answers from QEMU's main loop in milliseconds);
- * the pacing is a loop timer. */
+/* The pre-copy convergence engine (see converge.h). Nothing here waits for
+ * QEMU: the polls are asynchronous commands, and the commands that change
+ * the migration (start, decisions, migrate-continue) run as QMP sequences
+ * (qemu/qmp-seq.h) whose end arms the next poll; the pacing is a loop
+ * timer. A QEMU that stalls fails its own migration at a step's deadline. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "migrate/converge-internal.h"
 
 static void engine_tick(qv_source *s, void *ud);
+static uint64_t next_poll_ms(const mig_engine *e);
 
 static void arm(mig_engine *e, uint64_t ms)
 {
@@ -58,82 +61,10 @@ static bool finish_if_final(mig_engine *e, const char *status, json_object *q)
 	return false;
 }
 
-/* QEMU waits at pre-switchover (pause-before-switchover): decide whether to
- * let it go, then the before_continue hook (storage mirror in sync), then
- * migrate-continue. Any refusal cancels; the source keeps running. */
-static void switchover(mig_engine *e)
+void eng_resume_polling(mig_engine *e)
 {
-	struct qv_error err = {};
-	struct mig_decision dc;
-	bool to_postcopy = e->phase == PH_POSTCOPY;
-	int r;
-
-	if (to_postcopy) {
-		/* pause-before-switchover also stops at the postcopy switch: the
-		 * decision was taken, go (no downtime check: only the device
-		 * state moves while paused, RAM follows on demand). */
-		dc = (struct mig_decision){ .action = MIG_ACT_CONTINUE };
-		snprintf(dc.reason, sizeof(dc.reason),
-			 "pre-switchover before postcopy: R %.1f MB follows on demand",
-			 (double)e->model.remaining / 1e6);
-	} else if (e->opts.plain) {
-		dc = (struct mig_decision){ .action = MIG_ACT_CONTINUE };
-		snprintf(dc.reason, sizeof(dc.reason), "plain mode");
-	} else {
-		mig_policy_switchover(&e->cfg, &e->model, &dc);
-	}
-	e->phase = PH_SWITCHOVER;
-	if (dc.action == MIG_ACT_CANCEL) {
-		eng_record(e, &dc, true, NULL);
-		eng_cancel_now(e, ERANGE, dc.reason);
-		return;
-	}
-	/* Nothing ran on the destination yet: cancelling is safe. */
-	if (e->opts.before_continue && (r = e->opts.before_continue(e->userdata, &err)) < 0) {
-		eng_cancel_now(e, -r, err.message);
-		return;
-	}
-	r = eng_apply(e, &dc, &err);
-	eng_record(e, &dc, r >= 0, &err);
-	if (r < 0) {
-		eng_cancel_now(e, -r, err.message);
-	} else if (to_postcopy) {
-		e->phase = PH_POSTCOPY;
-		e->postcopy_active = true;
-	}
-}
-
-/* One pre-copy round of the policy: apply its decisions in order. */
-static void steer(mig_engine *e)
-{
-	struct qv_error err = {};
-	struct mig_decision dc[4];
-	size_t n;
-	int r;
-
-	if (e->opts.plain) {
-		if (eng_elapsed(e) >= e->cfg.deadline_ms)
-			eng_cancel_now(e, ETIMEDOUT, "deadline reached (plain mode)");
-		return;
-	}
-	n = mig_policy_step(&e->cfg, &e->model, eng_elapsed(e), &e->pst, dc, 4);
-	for (size_t i = 0; i < n; i++) {
-		if (dc[i].action == MIG_ACT_CANCEL) {
-			eng_record(e, &dc[i], true, NULL);
-			eng_cancel_now(e, ETIMEDOUT, dc[i].reason);
-			return;
-		}
-		r = eng_apply(e, &dc[i], &err);
-		eng_record(e, &dc[i], r >= 0, &err);
-		qv_error_clear(&err);
-		if (dc[i].action == MIG_ACT_POSTCOPY && r >= 0) {
-			e->postcopy_ms = eng_elapsed(e) ? eng_elapsed(e) : 1;
-			e->phase = PH_POSTCOPY;
-			return;
-		}
-		/* A failed postcopy switch leaves pre-copy going (the
-		 * deadline cancels); other failures are recorded and skipped. */
-	}
+	if (e->phase != PH_DONE && !e->seq && !e->hook_wait)
+		arm(e, next_poll_ms(e));
 }
 
 /* One query-migrate answer (q borrowed). Returns true once eng_finish()
@@ -169,9 +100,9 @@ static bool poll_once(mig_engine *e, int r, json_object *q, const struct qv_erro
 		e->postcopy_active = true;
 	else if (streq(status, "pre-switchover") &&
 		 (e->phase == PH_POSTCOPY || e->phase == PH_ACTIVE))
-		switchover(e);
+		eng_switchover(e);
 	else if (streq(status, "active") && e->phase != PH_POSTCOPY)
-		steer(e);
+		eng_steer(e);
 	return false;
 }
 
@@ -233,20 +164,51 @@ double mig_host_idle_cpus(void)
 	return n - load > 0 ? n - load : 0;
 }
 
+static void on_begun(qmp_seq *s, int error, const struct qv_error *errp, void *ud)
+{
+	mig_engine *e = ud;
+	struct qv_error err = {};
+
+	e->seq = NULL;
+	if (error < 0) {
+		if (errp)
+			err = *errp;
+		if (e->cancel_asked)
+			qv_error_prefix(&err, "%s", e->cancel_why);
+		return eng_finish(e, error, &err, "failed");
+	}
+	e->t_start = qv_now_ms();
+	record_multifd(e);
+	for (size_t i = 0; i < e->steer_n; i++)
+		eng_record(e, &e->steer_dc[i], true, NULL);
+	e->steer_n = e->steer_i = 0;
+	e->phase = PH_ACTIVE;
+	if (e->cancel_asked) {
+		e->cancel_asked = false;
+		eng_cancel_now(e, e->cancel_error, e->cancel_why);
+	}
+	arm(e, QV_MIG_POLL_MS);
+}
+
+/* Capabilities, parameters, the policy's initial decisions, `migrate`: one
+ * sequence, aborted by the first error (nothing migrates then). */
 static int begin(mig_engine *e, struct qv_error *errp)
 {
-	struct mig_decision dc[4];
 	json_object *a = json_object_new_object();
+	qmp_seq *s = NULL;
 	size_t n = 0;
 	int r;
 
+	e->phase = PH_STARTING;
 	if (!e->opts.plain)
-		n = mig_policy_initial(&e->cfg, &e->model, ASSUMED_BW_BPS, &e->pst, dc, 4);
-	r = eng_set_caps(e, errp);
+		n = mig_policy_initial(&e->cfg, &e->model, ASSUMED_BW_BPS, &e->pst, e->steer_dc, 4);
+	e->steer_n = n; /* recorded once `migrate` was accepted */
+	r = eng_seq(e, on_begun, &s, errp);
 	if (r < 0) {
 		json_object_put(a);
 		return r;
 	}
+	r = qmp_seq_add_cmd(s, "migrate-set-capabilities", eng_caps_args(e));
 	if (e->opts.multifd_channels > 0)
 		json_object_object_add(a, "multifd-channels",
 				       json_object_new_int((int)e->opts.multifd_channels));
@@ -254,31 +216,30 @@ static int begin(mig_engine *e, struct qv_error *errp)
 		json_object_object_add(a, "max-bandwidth", json_object_new_int64(
 			e->opts.bandwidth_bps > 0 ? (int64_t)e->opts.bandwidth_bps : (int64_t)NO_CAP_BPS));
 	if (json_object_object_length(a) > 0) {
-		r = eng_set_params(e, a, errp);
-		if (r < 0)
-			return r;
+		if (r >= 0)
+			r = qmp_seq_add_cmd(s, "migrate-set-parameters", a);
+		else
+			json_object_put(a);
 	} else {
 		json_object_put(a);
 	}
-	if (!e->opts.plain) {
-		for (size_t i = 0; i < n; i++) {
-			r = eng_apply(e, &dc[i], errp);
-			if (r < 0)
-				return r;
-		}
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		json_object *args;
+		const char *cmd = eng_decision_cmd(e, &e->steer_dc[i], true, &args);
+		if (cmd)
+			r = qmp_seq_add_cmd(s, cmd, args);
 	}
 	a = json_object_new_object();
 	json_object_object_add(a, "uri", json_object_new_string(e->uri));
-	r = eng_qmp(e, "migrate", a, NULL, errp);
-	json_object_put(a);
-	if (r < 0)
-		return r;
-	e->t_start = qv_now_ms();
-	record_multifd(e);
-	for (size_t i = 0; i < n; i++)
-		eng_record(e, &dc[i], true, NULL);
-	e->phase = PH_ACTIVE;
-	return 0;
+	if (r >= 0)
+		r = qmp_seq_add_cmd(s, "migrate", a);
+	else
+		json_object_put(a);
+	if (r < 0) {
+		qmp_seq_cancel(s);
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot build the migration start");
+	}
+	return eng_seq_start(e, s, errp);
 }
 
 /* calc-dirty-rate result (q borrowed): MiB/s -> bytes/s; -EAGAIN while
@@ -331,14 +292,14 @@ static void on_dirty_rate(mig_engine *e, int r, json_object *q, const struct qv_
 	r = begin(e, &err);
 	if (r < 0)
 		return eng_finish(e, r, &err, "failed");
-	arm(e, next_poll_ms(e));
+	/* on_begun arms the first poll */
 }
 
 static void on_query_migrate(mig_engine *e, int r, json_object *q, const struct qv_error *qerr)
 {
 	if (poll_once(e, r, q, qerr))
 		return; /* e may be gone */
-	arm(e, next_poll_ms(e));
+	eng_resume_polling(e); /* unless a sequence or the hook runs: its end arms */
 }
 
 /* Each tick sends one query and returns; the answer's handler does the
@@ -351,8 +312,8 @@ static void engine_tick(qv_source *s, void *ud)
 	int r;
 
 	e->timer = NULL;
-	if (e->inflight)
-		return; /* the answer re-arms */
+	if (e->inflight || e->seq || e->hook_wait)
+		return; /* the answer, the sequence's or the hook's end re-arms */
 	r = eng_qmp_async(e, pre ? "query-dirty-rate" : "query-migrate",
 			  pre ? on_dirty_rate : on_query_migrate, &err);
 	if (r < 0) {
@@ -361,6 +322,32 @@ static void engine_tick(qv_source *s, void *ud)
 		on_query_migrate(e, r, NULL, &err);
 	}
 	/* e may be gone: the handler may have run already */
+}
+
+/* calc-dirty-rate accepted (measuring for PREMEASURE_S) or refused (go on
+ * without the measurement). */
+static void on_premeasure_sent(qmp_seq *sq, int error, const struct qv_error *errp, void *ud)
+{
+	mig_engine *e = ud;
+	struct qv_error err = {};
+	int r;
+
+	e->seq = NULL;
+	if (e->cancel_asked) {
+		qv_error_set(&err, e->cancel_error, QV_REASON_CANCELLED, "%s", e->cancel_why);
+		return eng_finish(e, -e->cancel_error, &err, "cancelled");
+	}
+	if (error >= 0) {
+		e->phase = PH_PREMEASURE;
+		e->premeasure_deadline = qv_now_ms() + PREMEASURE_S * 1000 + 3000;
+		arm(e, PREMEASURE_S * 1000 + 100);
+		return;
+	}
+	log_debug("migrate: calc-dirty-rate failed (%s), starting without it",
+		  errp ? errp->message : "?");
+	r = begin(e, &err);
+	if (r < 0)
+		eng_finish(e, r, &err, "failed");
 }
 
 int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_engine_opts *opts,
@@ -409,27 +396,21 @@ int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_
 	if (!opts->plain && opts->premeasure) {
 		json_object *a = json_object_new_object();
 		json_object_object_add(a, "calc-time", json_object_new_int(PREMEASURE_S));
-		r = eng_qmp(e, "calc-dirty-rate", a, NULL, errp);
-		json_object_put(a);
-		if (r >= 0) {
-			e->phase = PH_PREMEASURE;
-			e->premeasure_deadline = qv_now_ms() + PREMEASURE_S * 1000 + 3000;
-			arm(e, PREMEASURE_S * 1000 + 100);
-			*ret_engine = e;
-			return 0;
+		e->phase = PH_STARTING;
+		r = eng_run_one(e, "calc-dirty-rate", a, on_premeasure_sent, errp);
+		if (r < 0) {
+			mig_engine_free(e);
+			return r;
 		}
-		log_debug("migrate: calc-dirty-rate failed (%s), starting without it",
-			  errp ? errp->message : "?");
-		if (errp)
-			qv_error_clear(errp);
+		*ret_engine = e;
+		return 0;
 	}
 	r = begin(e, errp);
 	if (r < 0) {
 		mig_engine_free(e);
 		return r;
 	}
-	arm(e, QV_MIG_POLL_MS);
-	*ret_engine = e;
+	*ret_engine = e; /* on_begun arms the first poll */
 	return 0;
 }
 
@@ -437,6 +418,13 @@ int mig_engine_cancel(mig_engine *e, const char *why)
 {
 	if (!e || e->phase == PH_DONE)
 		return -EALREADY;
+	if (e->phase == PH_STARTING) {
+		/* `migrate` may be on its way: the start's end cancels. */
+		e->cancel_asked = true;
+		e->cancel_error = ECANCELED;
+		snprintf(e->cancel_why, sizeof(e->cancel_why), "%s", why);
+		return 0;
+	}
 	if (e->phase == PH_PREMEASURE) {
 		struct qv_error err = {};
 		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED, "%s", why);
@@ -445,6 +433,8 @@ int mig_engine_cancel(mig_engine *e, const char *why)
 	}
 	if (e->phase == PH_POSTCOPY)
 		return -EBUSY; /* would lose the guest; see eng_cancel_now() */
+	if (e->phase == PH_SWITCHOVER && e->sw_postcopy && e->seq)
+		return -EBUSY; /* migrate-continue into postcopy is on its way */
 	eng_cancel_now(e, ECANCELED, why);
 	return 0;
 }
@@ -459,6 +449,7 @@ mig_engine *mig_engine_free(mig_engine *e)
 	if (!e)
 		return NULL;
 	qv_source_remove(e->timer);
+	qmp_seq_cancel(e->seq);
 	eng_forget_inflight(e);
 	json_object_put(e->decisions);
 	json_object_put(e->last_query);

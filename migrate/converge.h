@@ -61,10 +61,13 @@ struct mig_engine_opts {
 	unsigned multifd_channels;
 	const char *multifd_reason; /* recorded as the "multifd" decision */
 	/* Called at pre-switchover (guest paused) right before
-	 * migrate-continue, e.g. to complete the storage mirror; < 0 (errp
-	 * set) cancels the migration. Forces pause-before-switchover on, also
-	 * in plain mode. NULL = none. */
-	int (*before_continue)(void *userdata, struct qv_error *errp);
+	 * migrate-continue, e.g. to complete the storage mirror. It starts
+	 * the work and returns 0; the caller then reports its end with
+	 * mig_engine_before_continue_done() (also allowed before returning).
+	 * < 0 (errp set) cancels the migration at once. The engine waits
+	 * without polling and without blocking the loop. Forces
+	 * pause-before-switchover on, also in plain mode. NULL = none. */
+	int (*before_continue)(struct mig_engine *e, void *userdata, struct qv_error *errp);
 };
 
 /* The multifd decision, made by the coordinator before prepare/perform
@@ -99,7 +102,12 @@ int mig_engine_start(qv_loop *loop, mig_engine_qmp_fn get_qmp, const struct mig_
 /* Ask QEMU to cancel; done() follows with -ECANCELED. -EBUSY after the
  * postcopy switch (cancelling would lose the guest). */
 int mig_engine_cancel(mig_engine *e, const char *why);
-/* Stops polling; does not touch QEMU. done() is not called. */
+/* The before_continue hook's work ended: 0 sends migrate-continue, < 0
+ * (errp) cancels. Ignored unless the engine is waiting for it (it may have
+ * been cancelled meanwhile). */
+void mig_engine_before_continue_done(mig_engine *e, int error, const struct qv_error *errp);
+/* Stops polling and any command sequence (its reply is dropped); does not
+ * touch QEMU. done() is not called. */
 mig_engine *mig_engine_free(mig_engine *e);
 bool mig_engine_finished(const mig_engine *e);
 

@@ -8,29 +8,9 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "migrate/mirror.h"
+#include "migrate/mirror-internal.h"
 
-#define QMP_TIMEOUT_MS 5000
-
-struct mirror_disk {
-	unsigned index;
-	char job[32];
-	char node[32];
-	bool node_added;
-	bool job_started;
-	bool ready;
-	char status[16];
-	uint64_t offset, len;
-};
-
-struct mig_mirror {
-	mig_mirror_qmp_fn get_qmp;
-	void *userdata;
-	struct mirror_disk *disks;
-	size_t n;
-};
-
-static int qmp(mig_mirror *m, const char *cmd, json_object *args, json_object **ret,
+int mirror_qmp(mig_mirror *m, const char *cmd, json_object *args, json_object **ret,
 	       struct qv_error *errp)
 {
 	qmp_client *c = m->get_qmp(m->userdata);
@@ -52,26 +32,25 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static json_object *job_arg(const char *job)
+json_object *mirror_job_arg(const char *job)
 {
 	json_object *a = json_object_new_object();
 	json_object_object_add(a, "device", json_object_new_string(job));
 	return a;
 }
 
-static json_object *id_arg(const char *key, const char *id)
+json_object *mirror_id_arg(const char *key, const char *id)
 {
 	json_object *a = json_object_new_object();
 	json_object_object_add(a, key, json_object_new_string(id));
 	return a;
 }
 
-static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror_disk *in,
-		   const struct mig_mirror_target *t, struct qv_error *errp)
+json_object *mirror_nbd_node_args(const struct mirror_disk *d, const struct mig_mirror_disk *in,
+				   const struct mig_mirror_target *t)
 {
 	json_object *a = json_object_new_object(), *srv = json_object_new_object();
 	char p[16];
-	int r;
 
 	snprintf(p, sizeof(p), "%d", t->port);
 	json_object_object_add(srv, "type", json_object_new_string("inet"));
@@ -86,12 +65,13 @@ static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror
 		json_object_object_add(a, "tls-hostname",
 				       json_object_new_string(t->tls_hostname ?: t->host));
 	}
-	r = qmp(m, "blockdev-add", a, NULL, errp);
-	if (r < 0)
-		return qv_error_prefix(errp, "NBD client for disk %u", in->index), r;
-	d->node_added = true;
+	return a;
+}
 
-	a = json_object_new_object();
+json_object *mirror_job_args(const struct mirror_disk *d, const struct mig_mirror_disk *in)
+{
+	json_object *a = json_object_new_object();
+
 	json_object_object_add(a, "job-id", json_object_new_string(d->job));
 	json_object_object_add(a, "device", json_object_new_string(in->device));
 	json_object_object_add(a, "target", json_object_new_string(d->node));
@@ -99,7 +79,19 @@ static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror
 	/* Only settable at job start on QEMU 7.2. */
 	json_object_object_add(a, "copy-mode", json_object_new_string("write-blocking"));
 	json_object_object_add(a, "auto-dismiss", json_object_new_boolean(false));
-	r = qmp(m, "blockdev-mirror", a, NULL, errp);
+	return a;
+}
+
+static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror_disk *in,
+		   const struct mig_mirror_target *t, struct qv_error *errp)
+{
+	int r;
+
+	r = mirror_qmp(m, "blockdev-add", mirror_nbd_node_args(d, in, t), NULL, errp);
+	if (r < 0)
+		return qv_error_prefix(errp, "NBD client for disk %u", in->index), r;
+	d->node_added = true;
+	r = mirror_qmp(m, "blockdev-mirror", mirror_job_args(d, in), NULL, errp);
 	if (r < 0)
 		return qv_error_prefix(errp, "mirror of disk %u", in->index), r;
 	d->job_started = true;
@@ -107,24 +99,14 @@ static int add_one(mig_mirror *m, struct mirror_disk *d, const struct mig_mirror
 	return 0;
 }
 
-int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
-		     const struct mig_mirror_target *target,
-		     const struct mig_mirror_disk *disks, size_t n, mig_mirror **ret,
-		     struct qv_error *errp)
+mig_mirror *mirror_alloc(mig_mirror_qmp_fn get_qmp, void *userdata,
+			      const struct mig_mirror_disk *disks, size_t n)
 {
-	mig_mirror *m;
-	int r;
+	mig_mirror *m = calloc(1, sizeof(*m));
 
-	if (n == 0 || !target || !target->host || target->port <= 0 || target->port > 65535)
-		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "storage mirror needs disks and an NBD address");
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	m->disks = calloc(n, sizeof(*m->disks));
-	if (!m->disks) {
+	if (!m || !(m->disks = calloc(n, sizeof(*m->disks)))) {
 		free(m);
-		return -ENOMEM;
+		return NULL;
 	}
 	m->get_qmp = get_qmp;
 	m->userdata = userdata;
@@ -135,6 +117,28 @@ int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
 		snprintf(d->job, sizeof(d->job), "qvmig-mirror%u", d->index);
 		snprintf(d->node, sizeof(d->node), "qvmig-nbd%u", d->index);
 	}
+	return m;
+}
+
+bool mirror_target_ok(const struct mig_mirror_target *target, size_t n)
+{
+	return n > 0 && target && target->host && target->port > 0 && target->port <= 65535;
+}
+
+int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
+		     const struct mig_mirror_target *target,
+		     const struct mig_mirror_disk *disks, size_t n, mig_mirror **ret,
+		     struct qv_error *errp)
+{
+	mig_mirror *m;
+	int r;
+
+	if (!mirror_target_ok(target, n))
+		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
+				    "storage mirror needs disks and an NBD address");
+	m = mirror_alloc(get_qmp, userdata, disks, n);
+	if (!m)
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		r = add_one(m, &m->disks[i], &disks[i], target, errp);
 		if (r < 0) {
@@ -160,7 +164,7 @@ static struct mirror_disk *find_job(mig_mirror *m, const char *job)
 
 /* One query-block-jobs; marks every job of ours it lists in *seen. */
 /* query-block-jobs' answer q (borrowed) into the disks' state. */
-static int parse_jobs(mig_mirror *m, json_object *q, bool *ret_all_ready, struct qv_error *errp)
+int mirror_parse_jobs(mig_mirror *m, json_object *q, bool *ret_all_ready, struct qv_error *errp)
 {
 	bool all = true;
 	int r = 0;
@@ -200,12 +204,12 @@ static int parse_jobs(mig_mirror *m, json_object *q, bool *ret_all_ready, struct
 static int query(mig_mirror *m, bool *ret_all_ready, struct qv_error *errp)
 {
 	_cleanup_json_ json_object *q = NULL;
-	int r = qmp(m, "query-block-jobs", NULL, &q, errp);
+	int r = mirror_qmp(m, "query-block-jobs", NULL, &q, errp);
 
-	return r < 0 ? r : parse_jobs(m, q, ret_all_ready, errp);
+	return r < 0 ? r : mirror_parse_jobs(m, q, ret_all_ready, errp);
 }
 
-static int check_jobs(mig_mirror *m, bool ready, bool *ret_ready, struct qv_error *errp)
+int mirror_check_jobs(mig_mirror *m, bool ready, bool *ret_ready, struct qv_error *errp)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		struct mirror_disk *d = &m->disks[i];
@@ -226,16 +230,16 @@ int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp)
 	bool ready = false;
 	int r = query(m, &ready, errp);
 
-	return r < 0 ? r : check_jobs(m, ready, ret_ready, errp);
+	return r < 0 ? r : mirror_check_jobs(m, ready, ret_ready, errp);
 }
 
 int mig_mirror_poll_reply(mig_mirror *m, json_object *jobs, bool *ret_ready,
 			  struct qv_error *errp)
 {
 	bool ready = false;
-	int r = parse_jobs(m, jobs, &ready, errp);
+	int r = mirror_parse_jobs(m, jobs, &ready, errp);
 
-	return r < 0 ? r : check_jobs(m, ready, ret_ready, errp);
+	return r < 0 ? r : mirror_check_jobs(m, ready, ret_ready, errp);
 }
 
 json_object *mig_mirror_progress_json(const mig_mirror *m)
@@ -288,7 +292,7 @@ static int wait_ended(mig_mirror *m, int timeout_ms, struct qv_error *errp)
 			if (!d->job_started)
 				continue;
 			if (streq(d->status, "concluded")) {
-				(void)qmp(m, "job-dismiss", id_arg("id", d->job), NULL, NULL);
+				(void)mirror_qmp(m, "job-dismiss", mirror_id_arg("id", d->job), NULL, NULL);
 				d->job_started = false;
 			} else if (streq(d->status, "gone") || streq(d->status, "null")) {
 				d->job_started = false;
@@ -313,7 +317,7 @@ static void del_nodes(mig_mirror *m)
 
 		if (!d->node_added || d->job_started)
 			continue;
-		if (qmp(m, "blockdev-del", id_arg("node-name", d->node), NULL, &err) < 0)
+		if (mirror_qmp(m, "blockdev-del", mirror_id_arg("node-name", d->node), NULL, &err) < 0)
 			log_debug("mirror: blockdev-del %s: %s, ignoring", d->node, err.message);
 		d->node_added = false;
 	}
@@ -331,10 +335,10 @@ int mig_mirror_complete(mig_mirror *m, int timeout_ms, struct qv_error *errp)
 		return qv_error_set(errp, EAGAIN, QV_REASON_UNAVAILABLE,
 				    "storage mirror is not in sync");
 	for (size_t i = 0; i < m->n; i++) {
-		json_object *a = job_arg(m->disks[i].job);
+		json_object *a = mirror_job_arg(m->disks[i].job);
 		/* Soft cancel of a READY mirror: ends in sync, no pivot. */
 		json_object_object_add(a, "force", json_object_new_boolean(false));
-		r = qmp(m, "block-job-cancel", a, NULL, errp);
+		r = mirror_qmp(m, "block-job-cancel", a, NULL, errp);
 		if (r < 0)
 			return qv_error_prefix(errp, "completing the mirror of disk %u",
 					       m->disks[i].index), r;
@@ -348,15 +352,16 @@ bool mig_mirror_abort(mig_mirror *m, int timeout_ms)
 {
 	if (!m)
 		return true;
+	m->seq = qmp_seq_cancel(m->seq);
 	for (size_t i = 0; i < m->n; i++) {
 		struct mirror_disk *d = &m->disks[i];
 		json_object *a;
 
 		if (!d->job_started)
 			continue;
-		a = job_arg(d->job);
+		a = mirror_job_arg(d->job);
 		json_object_object_add(a, "force", json_object_new_boolean(true));
-		(void)qmp(m, "block-job-cancel", a, NULL, NULL);
+		(void)mirror_qmp(m, "block-job-cancel", a, NULL, NULL);
 	}
 	(void)wait_ended(m, timeout_ms, NULL);
 	del_nodes(m);
@@ -392,6 +397,7 @@ mig_mirror *mig_mirror_free(mig_mirror *m)
 {
 	if (!m)
 		return NULL;
+	qmp_seq_cancel(m->seq);
 	free(m->disks);
 	free(m);
 	return NULL;
@@ -418,8 +424,8 @@ int mig_mirror_adopt_stale(mig_mirror_qmp_fn get_qmp, void *userdata, mig_mirror
 	mig_mirror *h;
 
 	json_object_object_add(a, "flat", json_object_new_boolean(true));
-	(void)qmp(&m, "query-block-jobs", NULL, &jobs, NULL);
-	(void)qmp(&m, "query-named-block-nodes", a, &nodes, NULL);
+	(void)mirror_qmp(&m, "query-block-jobs", NULL, &jobs, NULL);
+	(void)mirror_qmp(&m, "query-named-block-nodes", a, &nodes, NULL);
 	m.disks = d;
 	for (size_t k = 0; jobs && k < json_object_array_length(jobs) && m.n < 64; k++) {
 		json_object *v;
@@ -459,7 +465,8 @@ int mig_mirror_adopt_stale(mig_mirror_qmp_fn get_qmp, void *userdata, mig_mirror
 		free(h);
 		return -ENOMEM;
 	}
-	*h = (struct mig_mirror){ get_qmp, userdata, h->disks, m.n };
+	*h = (struct mig_mirror){ .get_qmp = get_qmp, .userdata = userdata, .disks = h->disks,
+				  .n = m.n };
 	memcpy(h->disks, d, m.n * sizeof(*d));
 	*ret = h;
 	return (int)m.n;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "qemu/qmp-seq.h"
 #include "qemu/qmp.h"
 
 /* Storage mirror for migrations without shared storage (source side).
@@ -24,7 +25,9 @@
  * still runs on the source's own image. The NBD nodes are deleted before
  * `migrate-continue`.
  *
- * The calls are blocking QMP commands (short). */
+ * mig_mirror_complete_async() runs on the loop (qemu/qmp-seq.h), so a
+ * stalled QEMU at pre-switchover holds only its own migration; the other
+ * calls are blocking QMP commands (short) on the start and failure paths. */
 
 typedef struct mig_mirror mig_mirror;
 
@@ -53,6 +56,14 @@ struct mig_mirror_target {
 int mig_mirror_start(mig_mirror_qmp_fn get_qmp, void *userdata,
 		     const struct mig_mirror_target *target, const struct mig_mirror_disk *disks,
 		     size_t n, mig_mirror **ret, struct qv_error *errp);
+/* The same without blocking: the blockdev-add/blockdev-mirror steps are
+ * appended to s (the caller's sequence, started by the caller); each reply
+ * records what QEMU now holds, so after the sequence failed
+ * mig_mirror_abort() undoes exactly that. *ret is valid at once. */
+int mig_mirror_start_steps(mig_mirror_qmp_fn get_qmp, void *userdata,
+			   const struct mig_mirror_target *target,
+			   const struct mig_mirror_disk *disks, size_t n, qmp_seq *s,
+			   mig_mirror **ret, struct qv_error *errp);
 /* query-block-jobs: refresh the offsets. *ret_ready = every job READY.
  * A job that failed, concluded or vanished is an error (-EIO). */
 int mig_mirror_poll(mig_mirror *m, bool *ret_ready, struct qv_error *errp);
@@ -67,6 +78,14 @@ json_object *mig_mirror_progress_json(const mig_mirror *m);
  * until they concluded (timeout_ms in all), dismiss them, delete the NBD
  * nodes. After success m holds nothing in QEMU. */
 int mig_mirror_complete(mig_mirror *m, int timeout_ms, struct qv_error *errp);
+/* The same without blocking: a QMP sequence on the source QEMU's client
+ * (attached to a loop). done runs exactly once, never before this returns,
+ * unless mig_mirror_abort()/mig_mirror_free() comes first (they drop the
+ * sequence: its reply is ignored). < 0 (errp set): not started. */
+typedef void (*mig_mirror_done_fn)(mig_mirror *m, int error, const struct qv_error *errp,
+				   void *userdata);
+int mig_mirror_complete_async(mig_mirror *m, int timeout_ms, mig_mirror_done_fn done,
+			      void *userdata, struct qv_error *errp);
 /* Failure/cancel: force-cancel the jobs, wait up to timeout_ms, dismiss,
  * delete the NBD nodes. true when nothing is left in QEMU; otherwise
  * (in-flight NBD writes still draining over a slow link) keep calling
@@ -78,6 +97,7 @@ bool mig_mirror_reap(mig_mirror *m);
 /* Re-bind the QMP lookup (the mirror outlives its migration). */
 void mig_mirror_set_qmp(mig_mirror *m, mig_mirror_qmp_fn get_qmp, void *userdata);
 bool mig_mirror_active(const mig_mirror *m); /* jobs or nodes left in QEMU */
+bool mig_mirror_completing(const mig_mirror *m); /* complete_async under way */
 /* Does not touch QEMU (call abort/complete first). */
 mig_mirror *mig_mirror_free(mig_mirror *m);
 

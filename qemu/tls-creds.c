@@ -140,12 +140,19 @@ int qemu_tls_stage(const char *pki_dir, bool server, const char *dir, uid_t uid,
 	return 0;
 }
 
+static json_object *id_args(const char *id)
+{
+	json_object *a = json_object_new_object();
+
+	json_object_object_add(a, "id", json_object_new_string(id));
+	return a;
+}
+
 static int object_replace(qmp_client *c, json_object *a, const char *id, struct qv_error *errp)
 {
-	_cleanup_json_ json_object *del = json_object_new_object();
+	_cleanup_json_ json_object *del = id_args(id);
 	int r;
 
-	json_object_object_add(del, "id", json_object_new_string(id));
 	(void)qmp_client_execute(c, "object-del", del, QMP_TIMEOUT_MS, NULL, NULL);
 	r = qmp_client_execute(c, "object-add", a, QMP_TIMEOUT_MS, NULL, errp);
 	if (r < 0)
@@ -153,9 +160,21 @@ static int object_replace(qmp_client *c, json_object *a, const char *id, struct 
 	return r;
 }
 
-int qemu_tls_creds_add(qmp_client *c, const char *dir, bool server, struct qv_error *errp)
+static int object_replace_steps(qmp_seq *s, json_object *a, const char *id)
 {
-	_cleanup_json_ json_object *a = json_object_new_object();
+	int r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "object-del",
+						       .args = id_args(id),
+						       .tolerate_error = true });
+	if (r < 0) {
+		json_object_put(a);
+		return r;
+	}
+	return qmp_seq_add_cmd(s, "object-add", a);
+}
+
+static json_object *creds_args(const char *dir, bool server)
+{
+	json_object *a = json_object_new_object();
 
 	json_object_object_add(a, "qom-type", json_object_new_string("tls-creds-x509"));
 	json_object_object_add(a, "id", json_object_new_string(QEMU_TLS_CREDS_ID));
@@ -163,12 +182,12 @@ int qemu_tls_creds_add(qmp_client *c, const char *dir, bool server, struct qv_er
 	json_object_object_add(a, "endpoint", json_object_new_string(server ? "server" : "client"));
 	/* server: demand a client certificate; client: check the server's */
 	json_object_object_add(a, "verify-peer", json_object_new_boolean(true));
-	return object_replace(c, a, QEMU_TLS_CREDS_ID, errp);
+	return a;
 }
 
-int qemu_tls_authz_add(qmp_client *c, const char *dn, struct qv_error *errp)
+static json_object *authz_args(const char *dn)
 {
-	_cleanup_json_ json_object *a = json_object_new_object();
+	json_object *a = json_object_new_object();
 	json_object *rules = json_object_new_array(), *rule = json_object_new_object();
 
 	json_object_object_add(rule, "match", json_object_new_string(dn));
@@ -179,18 +198,54 @@ int qemu_tls_authz_add(qmp_client *c, const char *dn, struct qv_error *errp)
 	json_object_object_add(a, "id", json_object_new_string(QEMU_TLS_AUTHZ_ID));
 	json_object_object_add(a, "policy", json_object_new_string("deny"));
 	json_object_object_add(a, "rules", rules);
-	return object_replace(c, a, QEMU_TLS_AUTHZ_ID, errp);
+	return a;
 }
 
-int qemu_tls_migrate_params(qmp_client *c, bool tls, bool incoming, const char *hostname,
-			    struct qv_error *errp)
+static json_object *params_args(bool tls, bool incoming, const char *hostname)
 {
-	_cleanup_json_ json_object *a = json_object_new_object();
+	json_object *a = json_object_new_object();
 
 	json_object_object_add(a, "tls-creds", json_object_new_string(tls ? QEMU_TLS_CREDS_ID : ""));
 	if (tls && incoming)
 		json_object_object_add(a, "tls-authz", json_object_new_string(QEMU_TLS_AUTHZ_ID));
 	if (tls && !incoming && hostname)
 		json_object_object_add(a, "tls-hostname", json_object_new_string(hostname));
+	return a;
+}
+
+int qemu_tls_creds_add(qmp_client *c, const char *dir, bool server, struct qv_error *errp)
+{
+	_cleanup_json_ json_object *a = creds_args(dir, server);
+
+	return object_replace(c, a, QEMU_TLS_CREDS_ID, errp);
+}
+
+int qemu_tls_authz_add(qmp_client *c, const char *dn, struct qv_error *errp)
+{
+	_cleanup_json_ json_object *a = authz_args(dn);
+
+	return object_replace(c, a, QEMU_TLS_AUTHZ_ID, errp);
+}
+
+int qemu_tls_migrate_params(qmp_client *c, bool tls, bool incoming, const char *hostname,
+			    struct qv_error *errp)
+{
+	_cleanup_json_ json_object *a = params_args(tls, incoming, hostname);
+
 	return qmp_client_execute(c, "migrate-set-parameters", a, QMP_TIMEOUT_MS, NULL, errp);
+}
+
+int qemu_tls_creds_steps(qmp_seq *s, const char *dir, bool server)
+{
+	return object_replace_steps(s, creds_args(dir, server), QEMU_TLS_CREDS_ID);
+}
+
+int qemu_tls_authz_steps(qmp_seq *s, const char *dn)
+{
+	return object_replace_steps(s, authz_args(dn), QEMU_TLS_AUTHZ_ID);
+}
+
+int qemu_tls_migrate_params_step(qmp_seq *s, bool tls, bool incoming, const char *hostname)
+{
+	return qmp_seq_add_cmd(s, "migrate-set-parameters", params_args(tls, incoming, hostname));
 }

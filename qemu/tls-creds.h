@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "common/error.h"
+#include "qemu/qmp-seq.h"
 #include "qemu/qmp.h"
 
 /* TLS objects in a running QEMU for the migration stream and NBD exports
@@ -43,3 +44,10 @@ int qemu_tls_authz_add(qmp_client *c, const char *dn, struct qv_error *errp);
  * plain migration follows a TLS one. */
 int qemu_tls_migrate_params(qmp_client *c, bool tls, bool incoming, const char *hostname,
 			    struct qv_error *errp);
+
+/* The same as steps of a QMP sequence (qemu/qmp-seq.h), for callers on the
+ * daemon loop: nothing waits for QEMU. The object-del before each
+ * object-add tolerates "not found". 0 or -errno (-ENOMEM, -EALREADY). */
+int qemu_tls_creds_steps(qmp_seq *s, const char *dir, bool server);
+int qemu_tls_authz_steps(qmp_seq *s, const char *dn);
+int qemu_tls_migrate_params_step(qmp_seq *s, bool tls, bool incoming, const char *hostname);

@@ -482,3 +482,43 @@ Test(migrate_p2p, vm_list_answers_while_the_destination_qemu_is_stopped_at_finis
 	qv_rpc_conn_free(c);
 	assert_one_copy(1, 10000);
 }
+
+/* The same on the source, at pre-switchover (the guest paused, where the
+ * blackout runs): the source daemon SIGSTOPs its QEMU in the engine's
+ * before_continue hook, right before the mirror's completion and
+ * migrate-continue, which now go out as QMP sequences on the loop
+ * (qemu/qmp-seq.h). vm.list is answered while that QEMU is stopped, and
+ * the migration completes once it is resumed (3 s, inside the step's 5 s
+ * deadline). A synchronous migrate-continue answered nothing for 3 s. */
+Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped_at_switchover)
+{
+	struct qv_error err = {};
+	json_object *r = NULL;
+	uint64_t id;
+	int qpid, answered = 0;
+
+	QVT_REQUIRE_HOSTS();
+	arm_hook(0, "QVISORD_TEST_STALL_AT", "source-switchover");
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "1:16", GUEST_MIB, BOOT_TIMEOUT_MS);
+	qpid = qvt_vm_pid(&H->d[0], VM);
+	cr_assert_gt(qpid, 0);
+	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
+	for (int t = 0; t < 240000 && !answered; t += 20) {
+		if (proc_state(qpid) == 'T') {
+			r = qvt_call(&H->d[0], "vm.list", NULL, &err);
+			cr_assert_not_null(r, "vm.list on the source: %s", err.message);
+			json_object_put(r);
+			r = NULL;
+			cr_assert_eq(proc_state(qpid), 'T',
+				     "vm.list was answered only after the QEMU was resumed");
+			answered = 1;
+		}
+		qvt_sleep_ms(20);
+	}
+	cr_assert(answered, "the source QEMU was never seen stopped at switchover");
+	cr_assert_eq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0,
+		     "vm.migrate after the stall: %s", err.message);
+	json_object_put(r);
+	qv_rpc_conn_free(c);
+	assert_one_copy(1, 10000);
+}
