@@ -377,6 +377,47 @@ static int emit_nd_target(qv_fw_batch *body, const char *t, const char *chain,
 	return r;
 }
 
+/* "52:54:00:00:00:07" -> "525400000007", for raw payload matches. */
+static void mac_hex(const char *mac, char ret[13])
+{
+	size_t k = 0;
+
+	for (const char *p = mac; *p && k < 12; p++)
+		if (*p != ':')
+			ret[k++] = *p;
+	ret[k] = '\0';
+}
+
+/* The link-layer address option of a neighbour advertisement (target,
+ * type 2) or solicitation / router solicitation (source, type 1) must be the
+ * NIC's MAC: the receivers' caches take the MAC from it, not from the frame.
+ * nft cannot walk ICMPv6 options, so only the layouts honest stacks send
+ * pass: NA and NS 24 bytes + at most one 8-byte option, RS 8 + at most one;
+ * that option must be the NIC's own (or, in an NS, a DAD nonce, type 14).
+ * ip6 length counts extension headers too: with one, there is no room left
+ * for an option. */
+static int emit_nd_lla(qv_fw_batch *body, const char *t, const char *chain, const char *mac)
+{
+	char hex[13];
+
+	mac_hex(mac, hex);
+	return qv_fw_batch_addf(body,
+		"add rule bridge %1$s %2$s icmpv6 type nd-neighbor-advert ip6 length != 24 "
+		"ip6 length != 32 counter drop comment \"" QV_FW_TAG_SPOOF "nd-lla\"\n"
+		"add rule bridge %1$s %2$s icmpv6 type nd-neighbor-advert ip6 length 32 "
+		"@th,192,64 != 0x0201%3$s counter drop comment \"" QV_FW_TAG_SPOOF "nd-lla\"\n"
+		"add rule bridge %1$s %2$s icmpv6 type nd-neighbor-solicit ip6 length != 24 "
+		"ip6 length != 32 counter drop comment \"" QV_FW_TAG_SPOOF "nd-lla\"\n"
+		"add rule bridge %1$s %2$s icmpv6 type nd-neighbor-solicit ip6 length 32 "
+		"@th,192,64 != 0x0101%3$s @th,192,16 != 0x0e01 counter drop comment \""
+		QV_FW_TAG_SPOOF "nd-lla\"\n"
+		"add rule bridge %1$s %2$s icmpv6 type nd-router-solicit ip6 length != 8 "
+		"ip6 length != 16 counter drop comment \"" QV_FW_TAG_SPOOF "nd-lla\"\n"
+		"add rule bridge %1$s %2$s icmpv6 type nd-router-solicit ip6 length 16 "
+		"@th,64,64 != 0x0101%3$s counter drop comment \"" QV_FW_TAG_SPOOF "nd-lla\"\n",
+		t, chain, hex);
+}
+
 static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char *chain,
 		      const struct qv_fw_nic *n, const struct addr_lists *al, bool v4)
 {
@@ -407,12 +448,8 @@ static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char 
 	 * release that VM's lease and take its address. */
 	if (r >= 0 && n->dhcp) {
 		char hex[13];
-		size_t k = 0;
 
-		for (const char *p = n->mac; *p && k < sizeof(hex) - 1; p++)
-			if (*p != ':')
-				hex[k++] = *p;
-		hex[k] = '\0';
+		mac_hex(n->mac, hex);
 		r = qv_fw_batch_addf(body, "add rule bridge %s %s udp dport 67 @ih,224,48 != 0x%s "
 				     "counter drop comment \"" QV_FW_TAG_SPOOF "dhcp-chaddr\"\n",
 				     t, chain, hex);
@@ -444,6 +481,8 @@ static int emit_spoof(qv_fw_batch *body, const struct qv_fw_opts *o, const char 
 		r = qv_fw_batch_addf(body, " counter drop comment \"" QV_FW_TAG_SPOOF "ip6\"\n");
 	if (r >= 0 && !al->all6)
 		r = emit_nd_target(body, t, chain, al);
+	if (r >= 0)
+		r = emit_nd_lla(body, t, chain, n->mac);
 	if (r >= 0)
 		r = qv_fw_batch_addf(body,
 				     "add rule bridge %s %s udp sport @dhcp_srv counter drop "

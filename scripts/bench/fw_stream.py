@@ -80,6 +80,7 @@ b.cmd("tcprecv %d" % PORT)
 a.cmd("pingto 10.0.0.3")
 modes = ["none", "spoof", "rules"]
 res = {m: [] for m in modes}
+done = 0
 for r in range(-1, rounds):  # round -1 warms up, not counted
     order = modes if r % 2 == 0 else list(reversed(modes))
     for m in order:
@@ -88,8 +89,15 @@ for r in range(-1, rounds):  # round -1 warms up, not counted
         c0 = sum(cpu(p) for p in pids)
         sent = a.cmd("tcpsend 10.0.0.3 %d %g" % (PORT, secs), timeout=secs + 600)
         c1 = sum(cpu(p) for p in pids)
-        got = b.cmd("tcpgot %d" % PORT).split()
-        nbytes, dt = int(got[0]), float(got[1])
+        done += 1
+        for _ in range(600):
+            got = b.cmd("tcpgot %d" % PORT).split()
+            if int(got[0]) >= done:
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit("the receiver never saw the connection end")
+        nbytes, dt = int(got[1]), float(got[2])
         if r >= 0:
             res[m].append((nbytes / dt / 1e6, nbytes / 1e6 / max(c1 - c0, 0.01), n))
         print("round %d %-5s %5d rules: %7.2f MB/s (receiver), %7.2f MB per QEMU CPU s; "
