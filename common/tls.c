@@ -388,6 +388,25 @@ const char *qv_tls_peer_dn(const qv_tls *t)
 	return t->peer_dn;
 }
 
+bool qv_tls_peer_has_name(const qv_tls *t, const char *name)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *certs;
+	gnutls_x509_crt_t crt;
+	bool ok = false;
+
+	if (!t || !name || !*name || !t->peer_dn[0])
+		return false;
+	certs = gnutls_certificate_get_peers(t->s, &n);
+	if (!certs || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+		return false;
+	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0)
+		ok = gnutls_x509_crt_check_hostname2(crt, name,
+						     GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS) != 0;
+	gnutls_x509_crt_deinit(crt);
+	return ok;
+}
+
 int qv_parse_host_port(const char *s, int default_port, char *ret_host, size_t host_size,
 		       int *ret_port, struct qv_error *errp)
 {

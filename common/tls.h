@@ -93,6 +93,10 @@ ssize_t qv_tls_write(qv_tls *t, const void *buf, size_t len);
 size_t qv_tls_pending(const qv_tls *t);
 /* The verified peer certificate's DN ("" before the handshake). */
 const char *qv_tls_peer_dn(const qv_tls *t);
+/* The verified peer certificate names `name` (a subjectAltName DNS or IP
+ * entry, or the CN when it has none; no wildcards): a cluster peer must be
+ * the host the cluster store says it is. */
+bool qv_tls_peer_has_name(const qv_tls *t, const char *name);
 
 /* "HOST[:PORT]" or "[IPv6][:PORT]" -> host and port (default_port when
  * absent). Host: letters, digits, '.', '-', ':' (inside brackets). */

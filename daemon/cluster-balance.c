@@ -170,6 +170,8 @@ static void order_run(struct cl_job *j)
 	json_object_object_add(p, "deadline_s", json_object_new_int(CL_BAL_MIGRATION_S));
 	j->r = qv_rpc_connect(o->uri, &conn, &j->err);
 	if (j->r >= 0)
+		j->r = cl_peer_check(conn, o->from, o->uri, &j->err);
+	if (j->r >= 0)
 		j->r = qv_rpc_invoke(conn, "vm.migrate", TAKE_PTR(p),
 				     (CL_BAL_MIGRATION_S + 30) * 1000, &o->result, &j->err);
 	json_object_put(p);

@@ -27,6 +27,11 @@ static void fwd_run(struct cl_job *j)
 	j->r = qv_rpc_connect(f->uri, &conn, &j->err);
 	if (j->r < 0)
 		return;
+	j->r = cl_peer_check(conn, f->host, f->uri, &j->err);
+	if (j->r < 0) {
+		qv_rpc_conn_free(conn);
+		return;
+	}
 	j->r = qv_rpc_invoke(conn, f->method, TAKE_PTR(f->params), CL_PEER_TIMEOUT_MS, &f->result,
 			     &j->err);
 	qv_rpc_conn_free(conn);

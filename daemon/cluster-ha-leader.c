@@ -225,6 +225,8 @@ static void call_run(struct cl_job *j)
 	json_object_object_add(p, "name", json_object_new_string(k->name));
 	j->r = qv_rpc_connect(k->uri, &conn, &j->err);
 	if (j->r >= 0)
+		j->r = cl_peer_check(conn, k->host, k->uri, &j->err);
+	if (j->r >= 0)
 		j->r = qv_rpc_invoke(conn, "cluster.adopt", p, CL_PEER_TIMEOUT_MS, &k->result,
 				     &j->err);
 	else
