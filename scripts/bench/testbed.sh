@@ -97,7 +97,7 @@ hosts_up() { # $1 = policy
 		ip -n "$TAG$i" link set lo up
 		ip -n "$TAG$i" link set eth0 up
 		mkdir -p "$W/h$i"
-		"$Q" --pki-dir "$W/ca" pki issue "$addr" --out "$W/h$i/pki" >/dev/null || die "pki issue"
+		"$Q" --pki-dir "$W/ca" pki issue "$addr" "h$i" --out "$W/h$i/pki" >/dev/null || die "pki issue"
 	done
 	ip netns exec "${TAG}0" etcd --name e0 --data-dir "$W/etcd" \
 		--listen-client-urls "$ep" --advertise-client-urls "$ep" \
