@@ -2,12 +2,13 @@
 """The guest side of scripts/bench/firewall-throughput.sh (run inside its
 netns): talks to the two guests' control channels (DIR/a.sock, DIR/b.sock),
 switches the firewall mode between measurements and prints the results.
-  fw_stream.py DIR ROUNDS SECS VMS RULES DRIVER PID_A PID_B NIC_A NIC_B"""
-import socket, statistics, subprocess, sys, time
+  fw_stream.py DIR ROUNDS SECS VMS RULES DRIVER PID_A PID_B NSPID_0 NSPID_1 TCPSTREAM NIC...
+(NSPID_*: processes holding the two host-side namespaces, 10.0.0.10/11)"""
+import os, resource, socket, statistics, subprocess, sys, time
 
 d, rounds, secs, vms, rules, driver = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), \
     sys.argv[4], sys.argv[5], sys.argv[6]
-pids, nics = sys.argv[7:9], sys.argv[9:11]
+pids, nspids, tcpstream, nics = sys.argv[7:9], sys.argv[9:11], sys.argv[11], sys.argv[12:]
 PORT = 5001
 
 
@@ -63,7 +64,7 @@ def cpu(pid):
 def setmode(mode):
     subprocess.run(["nft", "delete", "table", "bridge", "qvisor"], stderr=subprocess.DEVNULL)
     if mode == "spoof":
-        subprocess.run([driver, "2", "0", d, "load"] + nics, check=True)
+        subprocess.run([driver, str(len(nics)), "0", d, "load"] + nics, check=True)
     elif mode == "rules":
         subprocess.run([driver, vms, rules, d, "load"] + nics, check=True)
 
@@ -74,12 +75,42 @@ def nft_rules():
         ("table", "chain", "set", "map")))
 
 
+def in_ns(pid, argv, **kw):
+    return subprocess.Popen(["nsenter", "--net=/proc/%s/ns/net" % pid] + argv, **kw)
+
+
+def host_stream():
+    """One host-path measurement: (MB/s, MB per CPU s of sender + receiver)."""
+    out = os.path.join(d, "host.recv")
+    if os.path.exists(out):
+        os.unlink(out)
+    rx = in_ns(nspids[1], [tcpstream, "recv", str(PORT), out])
+    time.sleep(0.3)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tx = in_ns(nspids[0], [tcpstream, "send", "10.0.0.11", str(PORT), "%g" % secs],
+               stdout=subprocess.PIPE, text=True)
+    tx.communicate()
+    for _ in range(100):
+        if os.path.exists(out) and open(out).read().strip():
+            break
+        time.sleep(0.05)
+    rxcpu = cpu(rx.pid)  # nsenter execs tcpstream: same pid
+    rx.kill()
+    rx.wait()
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    nbytes, dt = open(out).read().split()[:2]
+    txcpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    mb = int(nbytes) / 1e6
+    return mb / float(dt), mb / max(txcpu + rxcpu, 0.01)
+
+
 a, b = Guest(d + "/a.sock"), Guest(d + "/b.sock")
 a.ready(), b.ready()
 b.cmd("tcprecv %d" % PORT)
 a.cmd("pingto 10.0.0.3")
 modes = ["none", "spoof", "rules"]
 res = {m: [] for m in modes}
+hres = {m: [] for m in modes}
 done = 0
 for r in range(-1, rounds):  # round -1 warms up, not counted
     order = modes if r % 2 == 0 else list(reversed(modes))
@@ -98,23 +129,34 @@ for r in range(-1, rounds):  # round -1 warms up, not counted
         else:
             raise SystemExit("the receiver never saw the connection end")
         nbytes, dt = int(got[1]), float(got[2])
+        h = host_stream()
         if r >= 0:
             res[m].append((nbytes / dt / 1e6, nbytes / 1e6 / max(c1 - c0, 0.01), n))
-        print("round %d %-5s %5d rules: %7.2f MB/s (receiver), %7.2f MB per QEMU CPU s; "
-              "sender: %s" % (r, m, n, nbytes / dt / 1e6, nbytes / 1e6 / max(c1 - c0, 0.01), sent),
+            hres[m].append(h + (n,))
+        print("round %d %-5s %5d rules: guests %7.2f MB/s (receiver), %7.2f MB per QEMU CPU s "
+              "(sender: %s); host veths %8.1f MB/s, %8.1f MB per CPU s" % (
+                  r, m, n, nbytes / dt / 1e6, nbytes / 1e6 / max(c1 - c0, 0.01), sent, h[0], h[1]),
               flush=True)
 setmode("none")
-print("guest-to-guest TCP, %g s per measurement, %d rounds (TCG guests, 1 vCPU each)" % (secs, rounds))
-print("%-6s %6s %12s %12s %18s %18s" % ("mode", "rules", "MB/s median", "MB/s best",
-                                        "MB/CPU-s median", "ratio/none (MB/s)"))
-for m in modes:
-    mbs = [x[0] for x in res[m]]
-    eff = [x[1] for x in res[m]]
-    ratio = [x[0] / y[0] for x, y in zip(res[m], res["none"])]
-    print("%-6s %6d %12.2f %12.2f %18.2f %12.3f (per round %s)" % (
-        m, res[m][0][2], statistics.median(mbs), max(mbs), statistics.median(eff),
-        statistics.median(ratio), " ".join("%.2f" % x for x in ratio)))
-for m in ("spoof", "rules"):
-    er = [x[1] / y[1] for x, y in zip(res[m], res["none"])]
-    print("ratio %s/none, MB per QEMU CPU second: median %.3f (per round %s)" % (
-        m, statistics.median(er), " ".join("%.2f" % x for x in er)))
+
+
+def table(title, data):
+    print(title)
+    print("%-6s %6s %12s %12s %16s %22s %22s" % ("mode", "rules", "MB/s median", "MB/s best",
+                                                 "MB/CPU-s median", "ratio/none MB/s", "ratio/none MB/CPU-s"))
+    for m in modes:
+        mbs = [x[0] for x in data[m]]
+        eff = [x[1] for x in data[m]]
+        ratio = [x[0] / y[0] for x, y in zip(data[m], data["none"])]
+        eratio = [x[1] / y[1] for x, y in zip(data[m], data["none"])]
+        print("%-6s %6d %12.2f %12.2f %16.2f %22.3f %22.3f" % (
+            m, data[m][0][2], statistics.median(mbs), max(mbs), statistics.median(eff),
+            statistics.median(ratio), statistics.median(eratio)))
+        if m != "none":
+            print("       per round MB/s %s; MB/CPU-s %s" % (
+                " ".join("%.2f" % x for x in ratio), " ".join("%.2f" % x for x in eratio)))
+
+
+table("guest-to-guest TCP (TCG guests, 1 vCPU each), %g s per measurement, %d rounds" %
+      (secs, rounds), res)
+table("host path: netns-to-netns TCP through the same bridge (veths), %g s each" % secs, hres)
