@@ -28,11 +28,8 @@ GUEST=${QV_GUEST_DIR:-build/guest}
 [ "$(id -u)" -eq 0 ] || { echo "firewall-throughput.sh: needs root" >&2; exit 1; }
 scripts/mkguest.sh "$GUEST" >&2
 KERNEL=$(realpath "$GUEST/vmlinuz") INITRD=$(realpath "$GUEST/initrd.img")
-make -s O="$O" "$O/lib/libqv-net.a" "$O/lib/libqv-qemu.a" "$O/lib/libqv-common.a" >/dev/null
-PKG="json-c libnl-3.0 libnl-route-3.0 libnftables"
-cc -O2 -std=gnu11 -D_GNU_SOURCE -I. $(pkg-config --cflags $PKG) \
-	-o "$O/bench_fw" tests/net/bench_fw.c \
-	-L"$O/lib" -lqv-net -lqv-qemu -lqv-common $(pkg-config --libs $PKG)
+. scripts/bench/lib.sh
+build_bench_fw "$O"
 DIR=$(mktemp -d /tmp/qv-bench-fwtp.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 

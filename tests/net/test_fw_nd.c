@@ -80,13 +80,16 @@ static int64_t drops(qv_nft *nft, const char *tag)
 	return n;
 }
 
-Test(fw_nd, advertisements_and_dad_sources_are_checked_with_real_frames)
+/* A bridge with the veth TAP/PEER pair on it, the NIC's chains for the
+ * given static addresses installed; the packet socket on PEER and its
+ * ifindex through ret_*. */
+static qv_nft *bridge_with_nic(const char *const *addrs, size_t n_addrs, int *ret_fd,
+			       int *ret_ifindex)
 {
-	QVT_REQUIRE_NETNS();
-	_cleanup_(qv_nft_freep) qv_nft *nft = NULL;
 	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
-	struct qv_error err = {};
 	struct vm_fw fw;
+	struct qv_error err = {};
+	qv_nft *nft = NULL;
 
 	sh("ip", "link", "add", "qvtbr", "type", "bridge", NULL, NULL);
 	sh("ip", "link", "add", TAP, "type", "veth", "peer", PEER);
@@ -94,20 +97,27 @@ Test(fw_nd, advertisements_and_dad_sources_are_checked_with_real_frames)
 	sh("ip", "link", "set", "qvtbr", "up", NULL, NULL, NULL);
 	sh("ip", "link", "set", TAP, "up", NULL, NULL, NULL);
 	sh("ip", "link", "set", PEER, "up", NULL, NULL, NULL);
-
 	vm_fw_defaults(&fw);
-	snprintf(fw.addrs[0], sizeof(fw.addrs[0]), "fd00::10");
-	snprintf(fw.addrs[1], sizeof(fw.addrs[1]), "fd01::/64");
-	fw.n_addrs = 2;
+	for (size_t i = 0; i < n_addrs; i++)
+		snprintf(fw.addrs[i], sizeof(fw.addrs[i]), "%s", addrs[i]);
+	fw.n_addrs = n_addrs;
 	struct qv_fw_nic nic = { .tap = TAP, .mac = MAC, .fw = &fw };
 	cr_assert_eq(qv_nft_new(&nft, &err), 0, "%s", err.message);
 	cr_assert_eq(qv_fw_plan(b, NULL, NULL, &nic, 1, NULL, 0, &err), 0, "%s", err.message);
 	cr_assert_eq(qv_nft_run(nft, qv_fw_batch_text(b), &err), 0, "%s", err.message);
+	*ret_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	*ret_ifindex = (int)if_nametoindex(PEER);
+	cr_assert_geq(*ret_fd, 0);
+	cr_assert_gt(*ret_ifindex, 0);
+	return nft;
+}
 
-	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	int ifindex = (int)if_nametoindex(PEER);
-	cr_assert_geq(fd, 0);
-	cr_assert_gt(ifindex, 0);
+Test(fw_nd, advertisements_and_dad_sources_are_checked_with_real_frames)
+{
+	QVT_REQUIRE_NETNS();
+	static const char *const addrs[] = { "fd00::10", "fd01::/64" };
+	int fd, ifindex;
+	_cleanup_(qv_nft_freep) qv_nft *nft = bridge_with_nic(addrs, 2, &fd, &ifindex);
 
 	/* its own addresses: link-local, the static one, inside its prefix */
 	send_na(fd, ifindex, LL, LL);
@@ -194,32 +204,13 @@ static void neigh_stale_99(void)
 Test(fw_nd, link_layer_address_options_must_be_the_nics_mac)
 {
 	QVT_REQUIRE_NETNS();
-	_cleanup_(qv_nft_freep) qv_nft *nft = NULL;
-	_cleanup_(qv_fw_batch_freep) qv_fw_batch *b = qv_fw_batch_new();
-	struct qv_error err = {};
-	struct vm_fw fw;
+	static const char *const addrs[] = { "fd00::10" };
+	int fd, ifindex;
+	_cleanup_(qv_nft_freep) qv_nft *nft = bridge_with_nic(addrs, 1, &fd, &ifindex);
 	uint8_t m[64];
 	size_t n;
 
-	sh("ip", "link", "add", "qvtbr", "type", "bridge", NULL, NULL);
-	sh("ip", "link", "add", TAP, "type", "veth", "peer", PEER);
-	sh("ip", "link", "set", TAP, "master", "qvtbr", NULL, NULL);
-	sh("ip", "link", "set", "qvtbr", "up", NULL, NULL, NULL);
-	sh("ip", "link", "set", TAP, "up", NULL, NULL, NULL);
-	sh("ip", "link", "set", PEER, "up", NULL, NULL, NULL);
 	sh("ip", "addr", "add", "fd00::1/64", "dev", "qvtbr", "nodad", NULL);
-	vm_fw_defaults(&fw);
-	snprintf(fw.addrs[0], sizeof(fw.addrs[0]), "fd00::10");
-	fw.n_addrs = 1;
-	struct qv_fw_nic nic = { .tap = TAP, .mac = MAC, .fw = &fw };
-	cr_assert_eq(qv_nft_new(&nft, &err), 0, "%s", err.message);
-	cr_assert_eq(qv_fw_plan(b, NULL, NULL, &nic, 1, NULL, 0, &err), 0, "%s", err.message);
-	cr_assert_eq(qv_nft_run(nft, qv_fw_batch_text(b), &err), 0, "%s", err.message);
-	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	int ifindex = (int)if_nametoindex(PEER);
-	cr_assert_geq(fd, 0);
-	cr_assert_gt(ifindex, 0);
-
 	/* Neighbour advertisement (override flag) for its own address: the
 	 * host's stale entry takes the MAC of the target link-layer option. */
 	neigh_stale_99();
