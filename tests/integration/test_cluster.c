@@ -124,6 +124,9 @@ static void wrong_host_certificate(void)
 	cr_assert_eq(qv_pki_issue(hosts.pki_root, bad, hosts.addr[2], names, 1, 30, &err), 0, "%s",
 		     err.message);
 	restart_h2_with(bad);
+	/* h2 itself says so at start */
+	cr_assert_eq(qvt_wait_for_line_in_file(hosts.d[2].log, "does not name host h2", 30000), 0,
+		     "no warning about its certificate in %s", hosts.d[2].log);
 	cr_assert_eq(qvt_define_guest(&hosts.d[2], "wrongcert", "{\"memory\": 128}", &err), 0,
 		     "%s", err.message);
 	json_object *r = qvt_call_name(&hosts.d[0], "vm.info", "wrongcert", &err);
