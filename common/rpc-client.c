@@ -621,3 +621,13 @@ void qv_rpc_conn_set_tls(qv_rpc_conn *c, qv_tls *tls)
 {
 	c->tls = tls;
 }
+
+bool qv_rpc_conn_peer_has_name(qv_rpc_conn *c, const char *name)
+{
+	return c && c->tls && qv_tls_peer_has_name(c->tls, name);
+}
+
+const char *qv_rpc_conn_peer_dn(qv_rpc_conn *c)
+{
+	return c && c->tls ? qv_tls_peer_dn(c->tls) : NULL;
+}

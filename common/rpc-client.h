@@ -76,6 +76,11 @@ void qv_rpc_conn_freep(qv_rpc_conn **c);
  * qv_rpc_conn_buffered() is true. */
 int qv_rpc_conn_fd(qv_rpc_conn *c);
 bool qv_rpc_conn_buffered(qv_rpc_conn *c);
+/* tls:// only: the server's verified certificate names `name` (see
+ * qv_tls_peer_has_name); false on any other transport. */
+bool qv_rpc_conn_peer_has_name(qv_rpc_conn *c, const char *name);
+/* tls:// only: the server's certificate DN, else NULL. */
+const char *qv_rpc_conn_peer_dn(qv_rpc_conn *c);
 void qv_rpc_set_notify_handler(qv_rpc_conn *c, qv_rpc_notify_fn fn, void *userdata);
 
 /* Synchronous call: send with a fresh id and wait for its response.

@@ -64,10 +64,11 @@ static bool crt_is_migration(gnutls_x509_crt_t crt)
 	return false;
 }
 
-/* The PEM certificate in path: its DN into ret_dn (when set) and whether
- * it is a migration-only one (when ret_mig is set). */
+/* The PEM certificate in path: its DN into ret_dn (when set), whether
+ * it is a migration-only one (when ret_mig is set), whether it names
+ * `name` (when ret_named is set). */
 static int cert_file_info(const char *path, char *ret_dn, size_t size, bool *ret_mig,
-			  struct qv_error *errp)
+			  const char *name, bool *ret_named, struct qv_error *errp)
 {
 	gnutls_datum_t data = {};
 	gnutls_x509_crt_t crt = NULL;
@@ -84,6 +85,9 @@ static int cert_file_info(const char *path, char *ret_dn, size_t size, bool *ret
 		gr = gnutls_x509_crt_get_dn(crt, ret_dn, &n);
 	if (gr >= 0 && ret_mig)
 		*ret_mig = crt_is_migration(crt);
+	if (gr >= 0 && ret_named)
+		*ret_named = gnutls_x509_crt_check_hostname2(crt, name,
+							     GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS);
 	gnutls_x509_crt_deinit(crt);
 	gnutls_free(data.data);
 	if (gr < 0)
@@ -95,12 +99,18 @@ static int cert_file_info(const char *path, char *ret_dn, size_t size, bool *ret
 
 int qv_tls_cert_file_is_migration(const char *path, bool *ret, struct qv_error *errp)
 {
-	return cert_file_info(path, NULL, 0, ret, errp);
+	return cert_file_info(path, NULL, 0, ret, NULL, NULL, errp);
 }
 
 int qv_tls_cert_file_dn(const char *path, char *ret_dn, size_t size, struct qv_error *errp)
 {
-	return cert_file_info(path, ret_dn, size, NULL, errp);
+	return cert_file_info(path, ret_dn, size, NULL, NULL, NULL, errp);
+}
+
+int qv_tls_cert_file_has_name(const char *path, const char *name, bool *ret,
+			      struct qv_error *errp)
+{
+	return cert_file_info(path, NULL, 0, NULL, name, ret, errp);
 }
 
 /* dir/name into buf; the key must not be readable by group or others. */
@@ -386,6 +396,25 @@ size_t qv_tls_pending(const qv_tls *t)
 const char *qv_tls_peer_dn(const qv_tls *t)
 {
 	return t->peer_dn;
+}
+
+bool qv_tls_peer_has_name(const qv_tls *t, const char *name)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *certs;
+	gnutls_x509_crt_t crt;
+	bool ok = false;
+
+	if (!t || !name || !*name || !t->peer_dn[0])
+		return false;
+	certs = gnutls_certificate_get_peers(t->s, &n);
+	if (!certs || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+		return false;
+	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0)
+		ok = gnutls_x509_crt_check_hostname2(crt, name,
+						     GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS) != 0;
+	gnutls_x509_crt_deinit(crt);
+	return ok;
 }
 
 int qv_parse_host_port(const char *s, int default_port, char *ret_host, size_t host_size,

@@ -59,6 +59,9 @@ void qv_tls_creds_freep(qv_tls_creds **c);
 const char *qv_tls_creds_dn(const qv_tls_creds *c);
 /* The DN of the certificate in file path (PEM). */
 int qv_tls_cert_file_dn(const char *path, char *ret_dn, size_t size, struct qv_error *errp);
+/* Whether the certificate in path names `name` (qv_tls_peer_has_name's rule). */
+int qv_tls_cert_file_has_name(const char *path, const char *name, bool *ret,
+			      struct qv_error *errp);
 
 /* Whether the PEM certificate in path is a migration-only one (its
  * subject has OU=QV_PKI_MIGRATION_OU). */
@@ -93,6 +96,10 @@ ssize_t qv_tls_write(qv_tls *t, const void *buf, size_t len);
 size_t qv_tls_pending(const qv_tls *t);
 /* The verified peer certificate's DN ("" before the handshake). */
 const char *qv_tls_peer_dn(const qv_tls *t);
+/* The verified peer certificate names `name` (a subjectAltName DNS or IP
+ * entry, or the CN when it has none; no wildcards): a cluster peer must be
+ * the host the cluster store says it is. */
+bool qv_tls_peer_has_name(const qv_tls *t, const char *name);
 
 /* "HOST[:PORT]" or "[IPv6][:PORT]" -> host and port (default_port when
  * absent). Host: letters, digits, '.', '-', ':' (inside brackets). */

@@ -228,7 +228,7 @@ static void start_move(struct qv_cluster *c, const struct cl_snap *s,
 	json_object_object_add(p, "to", json_object_new_string(to_uri));
 	json_object_object_add(p, "deadline_s", json_object_new_int(CL_BAL_MIGRATION_S));
 	log_info("Cluster: balancer asks %s to migrate VM %s to %s", o->from, name, o->to);
-	if (cl_peer_call(c, from, "vm.migrate", p, (CL_BAL_MIGRATION_S + 30) * 1000, order_done, o,
+	if (cl_peer_call(c, o->from, from, "vm.migrate", p, (CL_BAL_MIGRATION_S + 30) * 1000, order_done, o,
 			 &o->pc) < 0) {
 		free(o);
 		qv_bal_finished(c->bal->bal, name, false, now);

@@ -288,7 +288,7 @@ static void start_wave(struct evac *e)
 			m->t0 = qv_now_ms();
 			log_info("Cluster: evacuating %s (wave %d of %d): VM %s to %s", e->host,
 				 e->wave + 1, e->waves, m->vm, m->to);
-			if (cl_peer_call(e->c, e->address, "vm.migrate", params, EV_MIGRATE_TIMEOUT_MS,
+			if (cl_peer_call(e->c, e->host, e->address, "vm.migrate", params, EV_MIGRATE_TIMEOUT_MS,
 					 mig_done, m, &m->pc) < 0) {
 				m->st = EV_FAILED;
 				snprintf(m->error, sizeof(m->error), "cannot reach %s", e->address);
@@ -542,7 +542,7 @@ static void lock_finish(struct cl_job *j, bool cancelled)
 	}
 	log_info("Cluster: evacuating host %s (cordoned; asking %s for its VMs)", e->host,
 		 e->address);
-	if (cl_peer_call(e->c, e->address, "vm.list", json_object_new_object(), EV_LIST_TIMEOUT_MS,
+	if (cl_peer_call(e->c, e->host, e->address, "vm.list", json_object_new_object(), EV_LIST_TIMEOUT_MS,
 			 list_done, e, &e->pc) < 0) {
 		struct qv_error e2 = {};
 		qv_error_set(&e2, EHOSTUNREACH, QV_REASON_UNAVAILABLE, "cannot reach host %s at %s",

@@ -75,7 +75,7 @@ int cl_forward(struct qv_cluster *c, qv_rpc_call *call, const char *host, const 
 	if (params && json_object_deep_copy(params, &copy, NULL) < 0)
 		copy = NULL;
 	log_info("Cluster: forwarding %s to host %s (tls://%s)", method, host, address);
-	if (cl_peer_call(c, address, method, copy, CL_PEER_TIMEOUT_MS, fwd_done, f, &f->pc) < 0) {
+	if (cl_peer_call(c, host, address, method, copy, CL_PEER_TIMEOUT_MS, fwd_done, f, &f->pc) < 0) {
 		fwd_free(f);
 		return -ENOMEM;
 	}

@@ -257,7 +257,7 @@ static void ask_adopt(struct qv_cluster *c, const char *name, const char *host, 
 	snprintf(k->host, sizeof(k->host), "%s", host);
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(name));
-	if (cl_peer_call(c, address, "cluster.adopt", p, CL_PEER_TIMEOUT_MS, call_done, k,
+	if (cl_peer_call(c, host, address, "cluster.adopt", p, CL_PEER_TIMEOUT_MS, call_done, k,
 			 &k->pc) < 0) {
 		free(k);
 		return;

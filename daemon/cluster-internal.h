@@ -3,6 +3,7 @@
 
 #include "cluster/etcd.h"
 #include "cluster/work.h"
+#include "common/rpc-client.h"
 #include "daemon/cluster.h"
 #include "qemu/spec.h"
 #include "sched/balance.h"
@@ -171,9 +172,14 @@ void cl_hosts_apply_hostcfg(qv_etcd *e, json_object *hosts);
  * cl_peer_call_cancel): r 0 with result (borrowed), or < 0 with err. */
 struct cl_peer_call;
 typedef void (*cl_peer_done_fn)(int r, json_object *result, const struct qv_error *err, void *ud);
-int cl_peer_call(struct qv_cluster *c, const char *address, const char *method,
-		 json_object *params, unsigned timeout_ms, cl_peer_done_fn done, void *ud,
-		 struct cl_peer_call **ret);
+int cl_peer_call(struct qv_cluster *c, const char *host, const char *address,
+		 const char *method, json_object *params, unsigned timeout_ms,
+		 cl_peer_done_fn done, void *ud, struct cl_peer_call **ret);
+/* Every call to a peer: the daemon that answered at `uri` must hold a
+ * certificate naming `host`, the host the cluster store gave that address
+ * for (another host's certificate, or an address in the store pointing at
+ * the wrong daemon, gets a permission error). 0 or -EACCES. */
+int cl_peer_check(qv_rpc_conn *conn, const char *host, const char *uri, struct qv_error *errp);
 struct cl_peer_call *cl_peer_call_cancel(struct cl_peer_call *p);
 
 /* cluster-evacuate.c (docs/cluster.md "Maintenance") */

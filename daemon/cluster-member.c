@@ -279,6 +279,24 @@ bool qv_cluster_enabled(const struct qv_daemon *d)
 	return d->cluster != NULL;
 }
 
+/* Peers call this host only if its RPC certificate names --cluster-host
+ * (cl_peer_check): say so at start rather than at the first refused call. */
+static void warn_cert_name(struct qv_daemon *d)
+{
+	struct qv_error err = {};
+	char path[4096];
+	bool named = false;
+
+	snprintf(path, sizeof(path), "%s/%s", d->cfg.pki_dir ? d->cfg.pki_dir : QV_PKI_DEFAULT_DIR,
+		 QV_PKI_SERVER_CERT);
+	if (qv_tls_cert_file_has_name(path, d->cfg.cluster_host, &named, &err) < 0)
+		log_warning("Cluster: %s; peers cannot call this host", err.message);
+	else if (!named)
+		log_warning("Cluster: %s does not name host %s: peers will refuse to call this "
+			    "host (issue it with `qvisor pki issue ADDRESS %s`)", path,
+			    d->cfg.cluster_host, d->cfg.cluster_host);
+}
+
 int qv_cluster_load(struct qv_daemon *d)
 {
 	struct qv_error err = {};
@@ -336,6 +354,7 @@ int qv_cluster_load(struct qv_daemon *d)
 		return log_error_errno(r, "Cluster: cannot arm the heartbeat: %m");
 	log_info("Cluster: host %s, etcd %s%s", d->cfg.cluster_host, d->cfg.cluster_endpoints,
 		 o.pki_dir ? " (mutual TLS)" : "");
+	warn_cert_name(d);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 
 struct cl_peer_call {
 	struct qv_cluster *c;
+	char host[64];
 	char uri[160];
 	char method[40];
 	json_object *params;
@@ -87,6 +88,8 @@ static void pc_connected(int error, qv_rpc_conn *conn, const struct qv_error *er
 	if (error < 0)
 		return pc_end(p, error, NULL, err);
 	p->conn = conn;
+	if ((r = cl_peer_check(conn, p->host, p->uri, &e2)) < 0)
+		return pc_end(p, r, NULL, &e2);
 	qv_rpc_set_notify_handler(conn, pc_drop_notify, NULL);
 	r = qv_loop_add_io(p->c->d->loop, qv_rpc_conn_fd(conn), EPOLLIN, pc_readable, p, &p->io);
 	if (r < 0) {
@@ -98,9 +101,23 @@ static void pc_connected(int error, qv_rpc_conn *conn, const struct qv_error *er
 		return pc_end(p, r, NULL, &e2);
 }
 
-int cl_peer_call(struct qv_cluster *c, const char *address, const char *method,
-		 json_object *params, unsigned timeout_ms, cl_peer_done_fn done, void *ud,
-		 struct cl_peer_call **ret)
+int cl_peer_check(qv_rpc_conn *conn, const char *host, const char *uri, struct qv_error *errp)
+{
+	const char *dn = qv_rpc_conn_peer_dn(conn);
+
+	if (qv_rpc_conn_peer_has_name(conn, host))
+		return 0;
+	return qv_error_set(errp, EACCES, QV_REASON_PERMISSION,
+			    "%s answered with a certificate that does not name host %s (%s): "
+			    "refusing to call it (the cluster store's address for %s leads to "
+			    "another daemon, or its certificate lacks its --cluster-host name: "
+			    "qvisor pki issue ADDRESS %s)",
+			    uri, host, dn && *dn ? dn : "no certificate", host, host);
+}
+
+int cl_peer_call(struct qv_cluster *c, const char *host, const char *address,
+		 const char *method, json_object *params, unsigned timeout_ms,
+		 cl_peer_done_fn done, void *ud, struct cl_peer_call **ret)
 {
 	struct cl_peer_call *p = calloc(1, sizeof(*p));
 	struct qv_error err = {};
@@ -112,6 +129,7 @@ int cl_peer_call(struct qv_cluster *c, const char *address, const char *method,
 	}
 	*p = (struct cl_peer_call){ .c = c, .params = params, .timeout_ms = timeout_ms,
 				    .done = done, .ud = ud };
+	snprintf(p->host, sizeof(p->host), "%s", host);
 	snprintf(p->uri, sizeof(p->uri), "tls://%s", address);
 	snprintf(p->method, sizeof(p->method), "%s", method);
 	r = qv_loop_add_timer(c->d->loop, timeout_ms, pc_timeout, p, &p->timer);

@@ -24,7 +24,7 @@ const char *qv_fw__tbl(const struct qv_fw_opts *o)
 enum {
 	S_MAC, S_IP4, S_IP6, S_ND, S_DHCP,
 	S_SP_MAC, S_SP_ARP_MAC, S_SP_ETHERTYPE, S_SP_ARP_IP, S_SP_IP, S_SP_IP6, S_SP_ND,
-	S_SP_DHCP_SERVER, S_SP_RA,
+	S_SP_DHCP_SERVER, S_SP_RA, S_LLA, S_SP_LLA,
 	S_N
 };
 
@@ -43,6 +43,8 @@ static const struct { const char *name, *decl; } sets[S_N] = {
 	[S_SP_ND] = { "sp_nd_target", "type ifname; counter;" },
 	[S_SP_DHCP_SERVER] = { "sp_dhcp_server", "type ifname; counter;" },
 	[S_SP_RA] = { "sp_ra", "type ifname; counter;" },
+	[S_LLA] = { "lla_ok", "typeof iifname . @th,192,64;" },
+	[S_SP_LLA] = { "sp_nd_lla", "type ifname; counter;" },
 };
 
 /* The anti-spoofing checks, in order, for every NIC at once. The DHCP
@@ -59,6 +61,23 @@ static const char spoof_rules[] =
 	"ip6 saddr :: icmpv6 type != @dad_types iifname @sp_ip6 drop\n"
 	"ip6 saddr != :: iifname . ip6 saddr != @ip6_ok iifname @sp_ip6 drop\n"
 	"icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @nd_ok iifname @sp_nd_target drop\n"
+	/* The link-layer address option of an NA (target, type 2) or an NS/RS
+	 * (source, type 1) must be the NIC's MAC: receivers' caches take the
+	 * MAC from it, not from the frame. nft cannot walk ICMPv6 options, so
+	 * only the layouts honest stacks send pass: NA/NS 24 bytes + at most
+	 * one 8-byte option, RS 8 + at most one; that option must be the NIC's
+	 * own (lla_ok: "tap . 0x0201MAC" and "tap . 0x0101MAC"), or in an NS a
+	 * DAD nonce (type 14). ip6 length counts extension headers too: with
+	 * one there is no room left for an option. */
+	"icmpv6 type nd-neighbor-advert ip6 length != 24 ip6 length != 32 iifname @sp_nd_lla drop\n"
+	"icmpv6 type nd-neighbor-advert ip6 length 32 iifname . @th,192,64 != @lla_ok "
+	"iifname @sp_nd_lla drop\n"
+	"icmpv6 type nd-neighbor-solicit ip6 length != 24 ip6 length != 32 iifname @sp_nd_lla drop\n"
+	"icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != 0x0e01 "
+	"iifname . @th,192,64 != @lla_ok iifname @sp_nd_lla drop\n"
+	"icmpv6 type nd-router-solicit ip6 length != 8 ip6 length != 16 iifname @sp_nd_lla drop\n"
+	"icmpv6 type nd-router-solicit ip6 length 16 iifname . @th,64,64 != @lla_ok "
+	"iifname @sp_nd_lla drop\n"
 	"udp sport @dhcp_srv iifname @sp_dhcp_server drop\n"
 	"icmpv6 type @ra_types iifname @sp_ra drop\n";
 
@@ -114,6 +133,17 @@ const char *qv_fw__set_tag(const char *set)
 }
 
 /* ---- addresses ---- */
+
+/* "52:54:00:00:00:07" -> "525400000007", for raw payload matches. */
+static void mac_hex(const char *mac, char ret[13])
+{
+	size_t k = 0;
+
+	for (const char *p = mac; *p && k < 12; p++)
+		if (*p != ':')
+			ret[k++] = *p;
+	ret[k] = '\0';
+}
 
 /* fe80::/64 EUI-64 address of mac (the kernel's default link-local). */
 static void link_local(const struct qv_mac *m, char ret[INET6_ADDRSTRLEN])
@@ -443,8 +473,14 @@ int qv_fw__elems_nic(qv_fw_elems *e, const struct qv_fw_nicx *x, const struct qv
 		r = elem(e, S_DHCP, NULL, "\"%s\"", tap);
 	if (r >= 0 && x->fw->anti_spoof) {
 		static const int always[] = { S_SP_MAC, S_SP_ARP_MAC, S_SP_ETHERTYPE,
-					      S_SP_DHCP_SERVER, S_SP_RA };
+					      S_SP_DHCP_SERVER, S_SP_RA, S_SP_LLA };
+		char hex[13];
+		mac_hex(x->n->mac, hex);
 		r = elem(e, S_MAC, NULL, "\"%s\" . %s", tap, x->n->mac);
+		if (r >= 0)
+			r = elem(e, S_LLA, NULL, "\"%s\" . 0x0201%s", tap, hex);
+		if (r >= 0)
+			r = elem(e, S_LLA, NULL, "\"%s\" . 0x0101%s", tap, hex);
 		for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(always); i++)
 			r = elem(e, always[i], NULL, "\"%s\"", tap);
 		if (r >= 0 && al->v4_checked) {

@@ -95,7 +95,9 @@ int qv_fw_emit_table_delete(qv_fw_batch *b, const struct qv_fw_opts *o);
 
 /* Comment tags on generated rules (fw.show maps counters back with them). */
 #define QV_FW_TAG_RULE "qv:r:"      /* + index into the NIC's or group's rules */
-#define QV_FW_TAG_SPOOF "qv:spoof:" /* + mac | arp-mac | arp-ip | ip | ip6 | dhcp-server | ra */
+/* + mac | ethertype | arp-mac | arp-ip | dhcp-chaddr | ip | ip6 | nd-target | nd-lla |
+ * dhcp-server | ra */
+#define QV_FW_TAG_SPOOF "qv:spoof:"
 #define QV_FW_TAG_END "qv:end:"     /* + hash; last rule of every chain */
 #define QV_FW_BASE_TAG "base3"      /* end tag of the base chains: the table's layout version */
 

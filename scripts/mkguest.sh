@@ -6,7 +6,7 @@
 #                                               base initramfs + DIR + its libs
 #
 # OUTDIR receives vmlinuz, initrd.img (gzip cpio newc), kernel-version,
-# bin/{dirtier,blkpat,ostflood,cpuload} (static; usable on the host too) and cache/ (the kernel
+# bin/{dirtier,blkpat,ostflood,cpuload,tcpstream} (static; usable on the host too) and cache/ (the kernel
 # .deb, never downloaded twice).  Cached: when OUTDIR/.stamp is newer than
 # this script and scripts/guest/*, nothing is done.  See docs/test-guest.md.
 set -euo pipefail
@@ -162,7 +162,7 @@ build_base() { # $1 = outdir
 
 	# static helpers
 	mkdir -p "$tmp/bin"
-	for b in dirtier blkpat ostflood cpuload; do
+	for b in dirtier blkpat ostflood cpuload tcpstream; do
 		gcc -static -O2 -Wall -Wextra -o "$tmp/bin/$b" "$SRC/$b.c" || die "cannot build $b"
 		strip "$tmp/bin/$b"
 		cp "$tmp/bin/$b" "$stage/bin/$b"
@@ -196,7 +196,8 @@ build_base() { # $1 = outdir
 	mv -f "$tmp/vmlinuz" "$out/vmlinuz"
 	mv -f "$tmp/initrd.img" "$out/initrd.img"
 	mv -f "$tmp/kernel-version" "$out/kernel-version"
-	mv -f "$tmp/bin/dirtier" "$tmp/bin/blkpat" "$tmp/bin/ostflood" "$out/bin/"
+	mv -f "$tmp/bin/dirtier" "$tmp/bin/blkpat" "$tmp/bin/ostflood" "$tmp/bin/cpuload" \
+		"$tmp/bin/tcpstream" "$out/bin/"
 	touch "$out/.stamp"
 	rm -rf "$tmp"
 	trap - EXIT

@@ -37,13 +37,14 @@ twohosts_up() {
 		ip -n "${NS[$i]}" link set lo up
 		ip -n "${NS[$i]}" link set "${NS[$i]}" up
 		mkdir -p "$W/$i"
-		# TWOHOSTS_TLS=1: a lab PKI (host certificates for ADDR[i]); plain
+		# TWOHOSTS_TLS=1: a lab PKI (host certificates for ADDR[i], also naming
+		# hI, the --cluster-host a cluster bench gives it); plain
 		# streams stay allowed (--insecure) so a bench can compare both.
 		local listen=()
 		if [ "${TWOHOSTS_TLS:-0}" = 1 ]; then
 			listen=(--listen "tls://${ADDR[$i]}")
 			[ -f "$W/ca/ca-cert.pem" ] || "$Q" --pki-dir "$W/ca" pki init >/dev/null || die "pki init"
-			"$Q" --pki-dir "$W/ca" pki issue "${ADDR[$i]}" --out "$W/$i/pki" >/dev/null || die "pki issue"
+			"$Q" --pki-dir "$W/ca" pki issue "${ADDR[$i]}" "h$i" --out "$W/$i/pki" >/dev/null || die "pki issue"
 		fi
 		ip netns exec "${NS[$i]}" setsid "$BUILD/qvisord" --state-dir "$W/$i/state" \
 			--run-dir "$W/$i/run" --socket "$W/$i/sock" --no-kvm-probe \

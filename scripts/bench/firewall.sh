@@ -15,11 +15,8 @@ for t in nft iptables-restore ebtables-restore; do
 	command -v $t >/dev/null || { echo "firewall.sh: $t missing (apt: nftables iptables ebtables)" >&2; exit 1; }
 done
 
-make -s O="$O" "$O/lib/libqv-net.a" "$O/lib/libqv-qemu.a" "$O/lib/libqv-common.a" >/dev/null
-PKG="json-c libnl-3.0 libnl-route-3.0 libnftables"
-cc -O2 -std=gnu11 -D_GNU_SOURCE -I. $(pkg-config --cflags $PKG) \
-	-o "$O/bench_fw" tests/net/bench_fw.c \
-	-L"$O/lib" -lqv-net -lqv-qemu -lqv-common $(pkg-config --libs $PKG)
+. scripts/bench/lib.sh
+build_bench_fw "$O"
 DIR=$(mktemp -d /tmp/qv-bench-fw.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 

@@ -96,7 +96,7 @@ hosts_up() { # $1 = policy
 		ip -n "$TAG$i" link set lo up
 		ip -n "$TAG$i" link set eth0 up
 		mkdir -p "$W/h$i"
-		"$Q" --pki-dir "$W/ca" pki issue "$addr" --out "$W/h$i/pki" >/dev/null || die "pki issue"
+		"$Q" --pki-dir "$W/ca" pki issue "$addr" "h$i" --out "$W/h$i/pki" >/dev/null || die "pki issue"
 	done
 	ETCD_NETNS=${TAG}0 etcd_up "$W/etcd" "$ep" "$W/h0/pki" || die "etcd"
 	for i in $(seq 0 $((NH - 1))); do

@@ -89,6 +89,10 @@ Test(tls, key_readable_by_others_is_refused)
 	cr_assert_null(c);
 }
 
+/* After a handshake the client finished: does the server's certificate
+ * name host-a.test / host-b.test / h-other (qv_tls_peer_has_name)? */
+static bool srv_names[3];
+
 /* Drive both handshakes on a socketpair until both end. */
 static void handshake(const char *srv_dir, const char *cli_dir, const char *hostname,
 		      int *ret_srv, int *ret_cli, char *srv_peer_dn, size_t dn_size)
@@ -122,6 +126,12 @@ static void handshake(const char *srv_dir, const char *cli_dir, const char *host
 	}
 	if (rs < 0)
 		fprintf(stderr, "server: %s\n", serr.message);
+	memset(srv_names, 0, sizeof(srv_names));
+	if (rc == 0) {
+		srv_names[0] = qv_tls_peer_has_name(c, "host-a.test");
+		srv_names[1] = qv_tls_peer_has_name(c, "host-b.test");
+		srv_names[2] = qv_tls_peer_has_name(c, "h-other");
+	}
 	if (rs == 0 && srv_peer_dn)
 		snprintf(srv_peer_dn, dn_size, "%s", qv_tls_peer_dn(s));
 	if (rs == 0 && rc == 0) { /* data both ways */
@@ -162,6 +172,12 @@ Test(tls, mutual_handshake_names_the_peer)
 	/* an extra SAN works as the name too */
 	handshake(host_a, host_b, "127.0.0.1", &rs, &rc, NULL, 0);
 	cr_assert_eq(rc, 0);
+	/* the name a cluster peer must carry (cl_peer_check): the server's
+	 * certificate names host-a.test, not another host of the same CA */
+	cr_assert(srv_names[0]);
+	cr_assert_not(srv_names[1]);
+	cr_assert_not(srv_names[2]);
+	cr_assert_not(qv_tls_peer_has_name(NULL, "host-a.test"));
 }
 
 Test(tls, wrong_server_name_is_refused)

@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/loop.h"
 #include "common/macro.h"
+#include "common/pki.h"
 #include "helpers/guest.h"
 #include "helpers/netns.h"
 #include "helpers/threehosts.h"
@@ -95,6 +96,52 @@ static void start_via(int via, const char *name)
 	struct qv_error err = {};
 	json_object *r = qvt_call_name(&hosts.d[via], "vm.start", name, &err);
 	cr_assert_not_null(r, "start %s through h%d: %s", name, via, err.message);
+	json_object_put(r);
+}
+
+static void restart_h2_with(const char *pki_dir)
+{
+	snprintf(hosts.d[2].pki_dir, sizeof(hosts.d[2].pki_dir), "%s", pki_dir);
+	cr_assert_eq(qvt_daemon_stop(&hosts.d[2], SIGTERM), 0);
+	cr_assert_eq(qvt_threehosts_start_daemon(&hosts, 2), 0);
+	uint64_t t0 = qv_now_ms();
+	while (qv_now_ms() - t0 < 30000 && qvt_cluster_nhosts(&hosts, 0) != 3)
+		qvt_sleep_ms(100);
+	cr_assert_eq(qvt_cluster_nhosts(&hosts, 0), 3, "h2 did not rejoin");
+}
+
+/* A forwarded call goes only to a daemon whose certificate names the owner
+ * recorded in etcd: h2 restarted with a certificate of the cluster CA that
+ * is valid for its address but names h1 cannot receive h2's calls. */
+static void wrong_host_certificate(void)
+{
+	const char *names[] = { "h1" };
+	char good[128], bad[160];
+	struct qv_error err = {};
+
+	snprintf(good, sizeof(good), "%s", hosts.d[2].pki_dir);
+	snprintf(bad, sizeof(bad), "%s/h2-as-h1", hosts.pki_root);
+	cr_assert_eq(qv_pki_issue(hosts.pki_root, bad, hosts.addr[2], names, 1, 30, &err), 0, "%s",
+		     err.message);
+	restart_h2_with(bad);
+	/* h2 itself says so at start */
+	cr_assert_eq(qvt_wait_for_line_in_file(hosts.d[2].log, "does not name host h2", 30000), 0,
+		     "no warning about its certificate in %s", hosts.d[2].log);
+	cr_assert_eq(qvt_define_guest(&hosts.d[2], "wrongcert", "{\"memory\": 128}", &err), 0,
+		     "%s", err.message);
+	json_object *r = qvt_call_name(&hosts.d[0], "vm.info", "wrongcert", &err);
+	cr_assert_null(r, "vm.info was forwarded to a daemon whose certificate names h1");
+	cr_assert_str_eq(err.reason, "permission-denied", "%s", err.message);
+	cr_assert(strstr(err.message, "does not name host h2"), "%s", err.message);
+	cr_log_info("forward to a wrong-host certificate: %s", err.message);
+
+	restart_h2_with(good);
+	err = (struct qv_error){};
+	r = qvt_call_name(&hosts.d[0], "vm.info", "wrongcert", &err);
+	cr_assert_not_null(r, "vm.info through h0 with h2's own certificate: %s", err.message);
+	json_object_put(r);
+	r = qvt_call_name(&hosts.d[2], "vm.undefine", "wrongcert", &err);
+	cr_assert_not_null(r, "%s", err.message);
 	json_object_put(r);
 }
 
@@ -245,6 +292,8 @@ Test(cluster, membership_placement_and_faults)
 	while (qv_now_ms() - t0 < 30000 && qvt_cluster_nhosts(&hosts, 0) != 3)
 		qvt_sleep_ms(100);
 	cr_assert_eq(qvt_cluster_nhosts(&hosts, 0), 3, "h2 did not rejoin");
+
+	wrong_host_certificate();
 
 	/* etcd loses its quorum (two of three members down): cluster
 	 * operations fail clearly, local ones go on, the VMs keep running. */

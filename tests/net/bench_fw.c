@@ -10,7 +10,11 @@
  *   3. changes one rule of one NIC live (its old elements out, flush+refill
  *      of its chains, its new elements in: one transaction) 50 times: "qvisor-change median <s> max <s> cpu <s>", and
  *      one rule of the security group every NIC uses: "qvisor-group ...";
- *   4. deletes the table. */
+ *   4. deletes the table.
+ *   bench_fw VMS RULES DIR load TAP=MAC=IP [TAP=MAC=IP ...]
+ * instead gives the first NICs those real names, loads the ruleset as one
+ * transaction and leaves it in place (scripts/bench/firewall-throughput.sh
+ * streams between two guests through it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +140,22 @@ int main(int argc, char **argv)
 	if (qv_nft_new(&nft, &err) < 0)
 		return fprintf(stderr, "%s\n", err.message), 1;
 	o.reject_ok = qv_nft_bridge_reject_ok(nft);
+
+	if (argc > 4 && !strcmp(argv[4], "load")) {
+		for (int i = 5; i < argc && (unsigned)(i - 5) < vms; i++) {
+			unsigned v = (unsigned)(i - 5);
+			if (sscanf(argv[i], "%15[^=]=%17[^=]=%15s", taps[v], macs[v], ips[v]) != 3)
+				return fprintf(stderr, "bad NIC %s (TAP=MAC=IP)\n", argv[i]), 2;
+			snprintf(fws[v].addrs[0], sizeof(fws[v].addrs[0]), "%s", ips[v]);
+		}
+		qv_fw_batch *lb = qv_fw_batch_new();
+		if (qv_fw_plan(lb, &o, NULL, nics, vms, &g, 1, &err) < 0 ||
+		    qv_nft_run(nft, qv_fw_batch_text(lb), &err) < 0)
+			return fprintf(stderr, "%s\n", err.message), 1;
+		qv_fw_batch_free(lb);
+		qv_nft_free(nft);
+		return 0;
+	}
 
 	/* 1. the same ruleset for nft -f, and the xtables equivalent */
 	qv_fw_batch *b = qv_fw_batch_new();
