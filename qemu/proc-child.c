@@ -283,6 +283,11 @@ pid_t qemu_proc_clone_vm(struct spawn_mem *sm, int cgroup_fd, int *ret_pidfd)
 	sigset_t all, old;
 	long r;
 
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan's shadow would be shared too, and the child's frames (it never
+	 * returns) stay poisoned in it: fork under the sanitizers. */
+	return -ENOSYS;
+#endif
 	if (!suid_dumpable_is_off())
 		return -ENOSYS;
 	sm->stack = mmap(NULL, CHILD_STACK_SIZE + page, PROT_NONE,
