@@ -8,6 +8,7 @@
 
 #include "common/macro.h"
 #include "qemu/mountns.h"
+#include "qemu/rawsys.h"
 
 #define MAX_OPS 64
 
@@ -21,8 +22,8 @@ enum op_kind {
 
 struct op {
 	enum op_kind kind;
-	char source[PATH_MAX];
-	char target[PATH_MAX]; /* inside the new root: mount_point + path */
+	char *source;
+	char *target; /* inside the new root: mount_point + path */
 };
 
 struct qemu_mountns {
@@ -38,11 +39,16 @@ static int add(qemu_mountns *ns, enum op_kind kind, const char *source, const ch
 
 	if (ns->n == MAX_OPS)
 		return -E2BIG;
+	/* Strings, not PATH_MAX arrays: the plan is built for every start and
+	 * 64 ops of 8 KiB each cost the daemon half a MiB of page faults. */
 	o = &ns->ops[ns->n++];
 	o->kind = kind;
-	snprintf(o->source, sizeof(o->source), "%s", source ? source : "");
-	if ((size_t)snprintf(o->target, sizeof(o->target), "%s%s", ns->root, path) >=
-	    sizeof(o->target))
+	o->source = strdup(source ? source : "");
+	if (!o->source || asprintf(&o->target, "%s%s", ns->root, path) < 0) {
+		o->target = NULL;
+		return -ENOMEM;
+	}
+	if (strlen(o->target) >= PATH_MAX)
 		return -ENAMETOOLONG;
 	return 0;
 }
@@ -147,6 +153,10 @@ int qemu_mountns_new(const char *mount_point, const char *const *files, size_t n
 qemu_mountns *qemu_mountns_free(qemu_mountns *ns)
 {
 	if (ns) {
+		for (size_t i = 0; ns->ops && i < ns->n; i++) {
+			free(ns->ops[i].source);
+			free(ns->ops[i].target);
+		}
 		free(ns->ops);
 		free(ns);
 	}
@@ -158,34 +168,38 @@ void qemu_mountns_freep(qemu_mountns **ns)
 	*ns = qemu_mountns_free(*ns);
 }
 
-/* ---- child side: syscalls only ------------------------------------------- */
+/* ---- child side: raw syscalls only (qemu/rawsys.h) ----------------------- */
 
 static int bind_op(const struct op *o, bool ro)
 {
 	unsigned long fl = MS_BIND | MS_REC;
+	long r;
 
-	if (mount(o->source, o->target, NULL, fl, NULL) < 0)
-		return errno == ENOENT ? 0 : -errno; /* QEMU reports a missing file itself */
-	if (ro && mount(NULL, o->target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID,
-			NULL) < 0)
-		return -errno;
-	return 0;
+	r = qv_sys(SYS_mount, o->source, o->target, NULL, fl, NULL);
+	if (r < 0)
+		return r == -ENOENT ? 0 : (int)r; /* QEMU reports a missing file itself */
+	if (ro)
+		r = qv_sys(SYS_mount, NULL, o->target, NULL,
+			   MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL);
+	return r < 0 ? (int)r : 0;
 }
 
 static int apply_op(const struct op *o)
 {
-	int fd;
+	long r;
 
 	switch (o->kind) {
 	case OP_MKDIR:
-		return mkdir(o->target, 0755) < 0 && errno != EEXIST ? -errno : 0;
+		r = qv_sys(SYS_mkdirat, AT_FDCWD, o->target, 0755);
+		return r < 0 && r != -EEXIST ? (int)r : 0;
 	case OP_SYMLINK:
-		return symlink(o->source, o->target) < 0 && errno != EEXIST ? -errno : 0;
+		r = qv_sys(SYS_symlinkat, o->source, AT_FDCWD, o->target);
+		return r < 0 && r != -EEXIST ? (int)r : 0;
 	case OP_TOUCH:
-		fd = open(o->target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-		if (fd < 0)
-			return -errno;
-		close(fd);
+		r = qv_sys(SYS_openat, AT_FDCWD, o->target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (r < 0)
+			return (int)r;
+		qv_sys(SYS_close, r);
 		return 0;
 	case OP_BIND_RO:
 		return bind_op(o, true);
@@ -202,38 +216,47 @@ static int apply_op(const struct op *o)
  * but out of reach, since QEMU holds no capability to chroot out. */
 static int enter_root(const qemu_mountns *ns)
 {
-	if (chdir(ns->root) < 0)
-		return -errno;
-	if (syscall(SYS_pivot_root, ".", ".old") == 0)
-		return chdir("/") < 0 || umount2("/.old", MNT_DETACH) < 0 ? -errno : 0;
-	if (errno != EINVAL)
-		return -errno;
-	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
-		return -errno;
+	long r;
+
+	if ((r = qv_sys(SYS_chdir, ns->root)) < 0)
+		return (int)r;
+	r = qv_sys(SYS_pivot_root, ".", ".old");
+	if (r == 0) {
+		if ((r = qv_sys(SYS_chdir, "/")) < 0 ||
+		    (r = qv_sys(SYS_umount2, "/.old", MNT_DETACH)) < 0)
+			return (int)r;
+		return 0;
+	}
+	if (r != -EINVAL)
+		return (int)r;
+	if ((r = qv_sys(SYS_mount, ".", "/", NULL, MS_MOVE, NULL)) < 0 ||
+	    (r = qv_sys(SYS_chroot, ".")) < 0 || (r = qv_sys(SYS_chdir, "/")) < 0)
+		return (int)r;
 	return 0;
 }
 
 int qemu_mountns_child_apply(void *userdata)
 {
 	const qemu_mountns *ns = userdata;
-	int r;
+	long r;
 
-	umask(022); /* the daemon's 077 would hide the new root's dirs from QEMU */
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return -errno;
-	if (mount("qvisor-qemu-root", ns->root, "tmpfs", MS_NOSUID | MS_NODEV,
-		  "mode=0755,size=256k") < 0)
-		return -errno;
+	qv_sys(SYS_umask, 022); /* the daemon's 077 would hide the new root's dirs from QEMU */
+	if ((r = qv_sys(SYS_unshare, CLONE_NEWNS)) < 0 ||
+	    (r = qv_sys(SYS_mount, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) < 0)
+		return (int)r;
+	r = qv_sys(SYS_mount, "qvisor-qemu-root", ns->root, "tmpfs", MS_NOSUID | MS_NODEV,
+		   "mode=0755,size=256k");
+	if (r < 0)
+		return (int)r;
 	for (size_t i = 0; i < ns->n; i++)
 		if ((r = apply_op(&ns->ops[i])) < 0)
-			return r;
-	if (mkdir(ns->old, 0700) < 0)
-		return -errno;
+			return (int)r;
+	if ((r = qv_sys(SYS_mkdirat, AT_FDCWD, ns->old, 0700)) < 0)
+		return (int)r;
 	if ((r = enter_root(ns)) < 0)
-		return r;
-	if (rmdir("/.old") < 0)
-		return -errno;
-	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-		return -errno;
-	return 0;
+		return (int)r;
+	if ((r = qv_sys(SYS_unlinkat, AT_FDCWD, "/.old", AT_REMOVEDIR)) < 0)
+		return (int)r;
+	r = qv_sys(SYS_mount, NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+	return r < 0 ? (int)r : 0;
 }

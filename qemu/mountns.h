@@ -11,8 +11,9 @@
  * read-only at its own path. Everything else QEMU gets as an fd. The host's
  * state dir, run dir, images, /home, /root, /etc and /tmp are not there.
  *
- * Built in the parent (allocations); applied in the child with syscalls
- * only (async-signal-safe). */
+ * Built in the parent (allocations); applied in the child with raw
+ * syscalls only (qemu/rawsys.h): the child shares the daemon's memory until
+ * it execs. The plan must live until the child exec'd or died. */
 
 typedef struct qemu_mountns qemu_mountns;
 

@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
-#include <grp.h>
-#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "common/log.h"
-#include "qemu/proc.h"
+#include "qemu/proc-internal.h"
+
+#define SPAWN_SETTLE_MS 5000
 
 struct qemu_proc {
 	pid_t pid;
@@ -22,16 +22,10 @@ struct qemu_proc {
 	qv_source *watch;
 	qemu_proc_exit_fn exit_fn;
 	void *exit_userdata;
-};
-
-/* What the child reports through the error pipe before _exit(). */
-enum child_stage {
-	STAGE_SIGNALS, STAGE_SETSID, STAGE_CGROUP, STAGE_STDIO, STAGE_FDS,
-	STAGE_IDS, STAGE_NNP, STAGE_SETUP, STAGE_EXEC, STAGE_PRIV_SETUP,
-};
-struct child_report {
-	int stage;
-	int error;
+	/* What a child sharing our memory (CLONE_VM) reads until it exec'd or
+	 * died, and a dup of its report pipe that says when that happened. */
+	struct spawn_mem *spawn;
+	int exec_fd;
 };
 
 static const char *const stage_text[] = {
@@ -118,114 +112,6 @@ int qemu_proc_read_start_time(pid_t pid, uint64_t *ret_start_time)
 	return read_stat_fields(pid, NULL, ret_start_time);
 }
 
-/* ---- child side: async-signal-safe only ---------------------------------- */
-
-_Noreturn static void child_fail(int errfd, int stage, int error)
-{
-	struct child_report rep = { .stage = stage, .error = error };
-	ssize_t _unused_ w = write(errfd, &rep, sizeof(rep));
-
-	_exit(127);
-}
-
-static int move_above_stdio(int fd)
-{
-	int nfd;
-
-	if (fd < 0 || fd > 2)
-		return fd;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	return nfd;
-}
-
-static int child_fds(const int *keep, size_t n_keep)
-{
-	unsigned lo = 3;
-
-	/* Mark everything but the kept fds CLOEXEC: they close at exec, while
-	 * the error pipe stays usable until then. */
-	for (size_t i = 0; i < n_keep; i++) {
-		if ((unsigned)keep[i] > lo && close_range(lo, keep[i] - 1, CLOSE_RANGE_CLOEXEC) < 0)
-			return -errno;
-		lo = keep[i] + 1;
-	}
-	if (close_range(lo, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		return -errno;
-	for (size_t i = 0; i < n_keep; i++)
-		if (fcntl(keep[i], F_SETFD, 0) < 0)
-			return -errno;
-	return 0;
-}
-
-struct child_args {
-	char *const *argv;
-	const struct qemu_proc_opts *opts;
-	const int *keep; /* sorted */
-	size_t n_keep;
-	int errfd, nullfd, logfd;
-	bool cgroup_by_write; /* fork fallback: join the cgroup by hand */
-};
-
-_Noreturn static void child_main(const struct child_args *a)
-{
-	const struct qemu_proc_opts *o = a->opts;
-	struct sigaction sa = { .sa_handler = SIG_DFL };
-	sigset_t all;
-	int nullfd, logfd, r;
-
-	sigemptyset(&all);
-	if (sigprocmask(SIG_SETMASK, &all, NULL) < 0)
-		child_fail(a->errfd, STAGE_SIGNALS, errno);
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void)sigaction(sig, &sa, NULL);
-
-	if (setsid() < 0)
-		child_fail(a->errfd, STAGE_SETSID, errno);
-
-	if (a->cgroup_by_write) {
-		int cfd = openat(o->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-		if (cfd < 0 || write(cfd, "0", 1) != 1)
-			child_fail(a->errfd, STAGE_CGROUP, errno);
-		close(cfd);
-	}
-
-	nullfd = move_above_stdio(a->nullfd);
-	logfd = move_above_stdio(a->logfd);
-	if (nullfd < 0 || logfd < 0 || dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 ||
-	    dup2(logfd, 2) < 0)
-		child_fail(a->errfd, STAGE_STDIO, errno);
-
-	r = child_fds(a->keep, a->n_keep);
-	if (r < 0)
-		child_fail(a->errfd, STAGE_FDS, -r);
-
-	if (o->child_setup_privileged) {
-		r = o->child_setup_privileged(o->child_setup_privileged_userdata);
-		if (r < 0)
-			child_fail(a->errfd, STAGE_PRIV_SETUP, -r);
-	}
-	if (o->drop_ids) {
-		if (setgroups(0, NULL) < 0 && errno != EPERM)
-			child_fail(a->errfd, STAGE_IDS, errno);
-		if (setresgid(o->gid, o->gid, o->gid) < 0 || setresuid(o->uid, o->uid, o->uid) < 0)
-			child_fail(a->errfd, STAGE_IDS, errno);
-	}
-	if (o->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		child_fail(a->errfd, STAGE_NNP, errno);
-	if (o->child_setup) {
-		r = o->child_setup(o->child_setup_userdata);
-		if (r < 0)
-			child_fail(a->errfd, STAGE_SETUP, -r);
-	}
-
-	if (strchr(a->argv[0], '/'))
-		execve(a->argv[0], a->argv, o->envp ? o->envp : environ);
-	else
-		execvpe(a->argv[0], a->argv, o->envp ? o->envp : environ);
-	child_fail(a->errfd, STAGE_EXEC, errno);
-}
-
 /* ---- parent side ---------------------------------------------------------- */
 
 static int cmp_int(const void *a, const void *b)
@@ -234,24 +120,40 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* clone3 with CLONE_PIDFD (+ CLONE_INTO_CGROUP); -ENOSYS when unavailable. */
-static pid_t do_clone3(int cgroup_fd, int *ret_pidfd)
+/* Once the child exec'd or died it no longer reads p->spawn: wait for that
+ * (EOF on the report pipe, or the pidfd), SIGKILL it after a while. */
+static void spawn_release(qemu_proc *p)
 {
-	struct clone_args ca = {
-		.flags = CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)ret_pidfd,
-		.exit_signal = SIGCHLD,
-	};
-	long r;
+	struct spawn_mem *sm = TAKE_PTR(p->spawn);
+	uint64_t deadline = qv_now_ms() + SPAWN_SETTLE_MS;
+	bool killed = false;
 
-	if (cgroup_fd > 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)cgroup_fd;
+	while (sm && sm->stack && p->exec_fd >= 0) {
+		struct pollfd pfd[2] = { { .fd = p->exec_fd, .events = POLLIN },
+					 { .fd = p->pidfd, .events = POLLIN } };
+		uint64_t now = qv_now_ms();
+		int n = 0;
+
+		if (poll(pfd, 2, now < deadline ? (int)(deadline - now) : 0) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents || (pfd[0].revents && ioctl(p->exec_fd, FIONREAD, &n) == 0 && n == 0))
+			break; /* exited, or exec'd (EOF, no report) */
+		if (qv_now_ms() < deadline)
+			continue;
+		if (killed) {
+			log_debug("child %d still not gone after SIGKILL: its spawn memory is leaked",
+				  (int)p->pid);
+			sm = NULL;
+			break;
+		}
+		(void)pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+		killed = true;
+		deadline = qv_now_ms() + SPAWN_SETTLE_MS;
 	}
-	r = syscall(SYS_clone3, &ca, sizeof(ca));
-	if (r < 0)
-		return -errno;
-	return (pid_t)r;
+	if (p->exec_fd >= 0)
+		close(p->exec_fd);
+	p->exec_fd = -1;
+	qemu_proc_spawn_mem_free(sm);
 }
 
 static int check_opts(const struct qemu_proc_opts *o, int **ret_sorted, struct qv_error *errp)
@@ -308,6 +210,7 @@ static qemu_proc *proc_new(pid_t pid, int pidfd)
 		return NULL;
 	p->pid = pid;
 	p->pidfd = pidfd;
+	p->exec_fd = -1;
 	return p;
 }
 
@@ -334,7 +237,7 @@ int qemu_proc_spawn_nowait(char *const *argv, const struct qemu_proc_opts *opts,
 	static const struct qemu_proc_opts no_opts;
 	_cleanup_free_ int *keep = NULL;
 	_cleanup_close_ int nullfd = -1, logfd = -1, err_r = -1, err_w = -1, pidfd = -1;
-	struct child_args ca;
+	struct spawn_mem *sm;
 	int pipefd[2], r;
 	pid_t pid;
 	qemu_proc *p;
@@ -356,16 +259,21 @@ int qemu_proc_spawn_nowait(char *const *argv, const struct qemu_proc_opts *opts,
 		return qv_error_set(errp, errno, QV_REASON_INTERNAL, "pipe: %m");
 	err_r = pipefd[0];
 	err_w = pipefd[1];
-
-	ca = (struct child_args){
-		.argv = argv, .opts = opts, .keep = keep, .n_keep = opts->n_keep_fds,
+	sm = qemu_proc_spawn_mem_new(argv, opts, &keep);
+	if (!sm)
+		return -ENOMEM;
+	sm->ca = (struct child_args){
+		.argv = sm->argv, .path = sm->path, .envp = opts->envp ? opts->envp : environ,
+		.opts = &sm->opts, .keep = sm->keep, .n_keep = opts->n_keep_fds,
 		.errfd = err_w, .nullfd = nullfd, .logfd = logfd,
 	};
 
-	pid = do_clone3(opts->cgroup_fd, &pidfd);
+	pid = qemu_proc_clone_vm(sm, opts->cgroup_fd, &pidfd);
+	if (pid == -ENOSYS)
+		pid = qemu_proc_clone3(opts->cgroup_fd, &pidfd);
 	if (pid == -ENOSYS) {
 		log_debug("clone3 unavailable, falling back to fork + pidfd_open");
-		ca.cgroup_by_write = opts->cgroup_fd > 0;
+		sm->ca.cgroup_by_write = opts->cgroup_fd > 0;
 		pid = fork();
 		if (pid < 0)
 			pid = negative_errno();
@@ -375,21 +283,33 @@ int qemu_proc_spawn_nowait(char *const *argv, const struct qemu_proc_opts *opts,
 				r = negative_errno();
 				kill(pid, SIGKILL);
 				waitpid(pid, NULL, 0);
+				qemu_proc_spawn_mem_free(sm);
 				return qv_error_set(errp, -r, QV_REASON_INTERNAL, "pidfd_open: %m");
 			}
 		}
 	}
-	if (pid < 0)
-		return qv_error_set(errp, -pid, QV_REASON_INTERNAL, "Failed to spawn %s%s: %m",
-				    argv[0], opts->cgroup_fd > 0 ? " into its cgroup" : "");
+	if (pid < 0) {
+		qemu_proc_spawn_mem_free(sm);
+		return qv_error_set(errp, -pid, QV_REASON_INTERNAL, "Failed to spawn %s%s: %s",
+				    argv[0], opts->cgroup_fd > 0 ? " into its cgroup" : "",
+				    strerror(-pid));
+	}
 	if (pid == 0)
-		child_main(&ca);
+		qemu_proc_child_main(&sm->ca);
 
 	close(TAKE_FD(err_w));
 	p = proc_new(pid, pidfd);
-	if (!p) {
+	if (p) {
+		p->spawn = sm;
+		p->exec_fd = fcntl(err_r, F_DUPFD_CLOEXEC, 3);
+	}
+	if (!p || p->exec_fd < 0) {
 		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
 		waitid(P_PIDFD, pidfd, &(siginfo_t){ 0 }, WEXITED);
+		if (p)
+			p->pidfd = -1, qemu_proc_free(p); /* the child is gone: frees sm */
+		else
+			qemu_proc_spawn_mem_free(sm);
 		return -ENOMEM;
 	}
 	TAKE_FD(pidfd);
@@ -408,11 +328,13 @@ int qemu_proc_spawn_finish(qemu_proc *p, int report_fd, const char *argv0, struc
 	struct child_report rep;
 
 	if (read_report(fd, &rep) == 0) {
+		spawn_release(p); /* exec'd: EOF */
 		log_debug("Spawned %s as pid %d", argv0, (int)p->pid);
 		return 0;
 	}
 	/* The child _exits right after its report: reap it now. */
 	(void)qemu_proc_wait(p, -1, NULL);
+	spawn_release(p);
 	if (rep.stage == STAGE_EXEC)
 		return qv_error_set(errp, rep.error, QV_REASON_UNAVAILABLE,
 				    "Failed to execute %s: %s", argv0, strerror(rep.error));
@@ -597,6 +519,7 @@ qemu_proc *qemu_proc_free(qemu_proc *p)
 	if (!p)
 		return NULL;
 	p->watch = qv_source_remove(p->watch);
+	spawn_release(p);
 	if (p->is_child)
 		(void)qemu_proc_exited(p); /* reap if it is a zombie */
 	if (p->pidfd >= 0)

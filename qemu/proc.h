@@ -57,8 +57,12 @@ struct qemu_proc_opts {
 	int (*child_setup_privileged)(void *userdata);
 	void *child_setup_privileged_userdata;
 	/* Run in the child right before exec, after the ids were dropped (e.g. to
-	 * load a prepared seccomp filter). Must be async-signal-safe: no malloc.
-	 * Return 0 or -errno; an error aborts the spawn and is reported. */
+	 * load a prepared seccomp filter). The child may share the caller's
+	 * memory and TLS until exec (CLONE_VM): raw syscalls only
+	 * (qemu/rawsys.h), no libc call, no errno, no write outside its own
+	 * stack; the userdata must stay valid until qemu_proc_spawn_finish
+	 * returned or the qemu_proc was freed. Return 0 or -errno; an error
+	 * aborts the spawn and is reported. */
 	int (*child_setup)(void *userdata);
 	void *child_setup_userdata;
 	/* Environment; NULL = inherit. */

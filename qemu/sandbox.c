@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "qemu/rawsys.h"
 #include "qemu/sandbox.h"
 
 const char *const qemu_sandbox_denied[] = {
@@ -209,18 +210,24 @@ unsigned qemu_sandbox_filter_len(const qemu_sandbox *sb)
 
 int qemu_sandbox_child_setup(void *userdata)
 {
-	struct variant *v = userdata;
-	uint32_t self = (uint32_t)getpid();
+	const struct variant *v = userdata;
+	struct sock_filter insns[v->prog.len]; /* <= BPF_MAXINSNS, checked at build */
+	struct sock_fprog prog = { .len = v->prog.len, .filter = insns };
+	uint32_t self = (uint32_t)qv_sys(SYS_getpid);
+	long r;
 
-	/* This process's own copy of the program (after fork): patch in our pid. */
-	for (unsigned i = 0; i < v->prog.len; i++)
-		if (v->insns[i].k == SELF_PID_PLACEHOLDER)
-			v->insns[i].k = self;
+	/* The child may share the daemon's memory (qemu/proc.c): patch our pid
+	 * into a copy on our own stack, never into the shared program. A
+	 * volatile source keeps the compiler from calling memcpy. */
+	for (unsigned i = 0; i < v->prog.len; i++) {
+		insns[i] = ((const volatile struct sock_filter *)v->insns)[i];
+		if (insns[i].k == SELF_PID_PLACEHOLDER)
+			insns[i].k = self;
+	}
 	/* Not dumpable until exec (which resets it): see docs/security.md. */
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &v->prog, 0, 0) < 0)
-		return -errno;
-	return 0;
+	qv_sys(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+	r = qv_sys(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+	return r < 0 ? (int)r : 0;
 }
 
 int qemu_sandbox_install(const qemu_sandbox *sb)

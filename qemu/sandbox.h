@@ -43,9 +43,10 @@ unsigned qemu_sandbox_filter_len(const qemu_sandbox *sb);
 const void *qemu_sandbox_variant(const qemu_sandbox *sb, bool allow_userfaultfd);
 
 /* For qemu_proc_opts.child_setup (userdata = a variant, or the
- * qemu_sandbox). Patches the child's own pid into its copy of the program
- * (kill/tgkill/rt_(tg)sigqueueinfo only to itself), then prctls:
- * async-signal-safe, no allocation. Returns 0 or -errno. */
+ * qemu_sandbox). Patches the child's own pid into a copy of the program on
+ * its stack (kill/tgkill/rt_(tg)sigqueueinfo only to itself), then prctls:
+ * raw syscalls only (the child may share the daemon's memory, see
+ * qemu/rawsys.h), no allocation. Returns 0 or -errno. */
 int qemu_sandbox_child_setup(void *userdata);
 /* Set no_new_privs and load the filter into the calling thread (tests). */
 int qemu_sandbox_install(const qemu_sandbox *sb);

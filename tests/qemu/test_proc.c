@@ -8,6 +8,7 @@
 #include "common/loop.h"
 #include "common/macro.h"
 #include "qemu/proc.h"
+#include "qemu/rawsys.h"
 
 static char *tmp_path(const char *name)
 {
@@ -331,4 +332,64 @@ Test(proc, clone_into_cgroup)
 	close(cfd);
 	rmdir(dir);
 	cr_assert(ok, "child cgroup: %s", cg);
+}
+
+/* A slow child_setup hook (raw syscalls only: the child may share our
+ * memory until exec), so the caller frees its argv and opts first. */
+static int slow_setup(void *userdata)
+{
+	struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
+
+	(void)qv_sys(SYS_nanosleep, &ts, NULL);
+	return 0;
+}
+
+Test(proc, caller_frees_argv_and_opts_before_the_child_execs)
+{
+	char **argv = calloc(4, sizeof(char *));
+	struct qemu_proc_opts *o = calloc(1, sizeof(*o));
+	struct qemu_exit_status st;
+	struct qv_error err = { 0 };
+	qemu_proc *p = NULL;
+	int report_fd = -1;
+
+	cr_assert(argv && o);
+	argv[0] = strdup("sh"), argv[1] = strdup("-c"), argv[2] = strdup("exit 7");
+	o->child_setup = slow_setup;
+	cr_assert_eq(qemu_proc_spawn_nowait(argv, o, &p, &report_fd, &err), 0, "%s", err.message);
+	/* Scribble over and free what the child was given. */
+	for (int i = 0; i < 3; i++) {
+		memset(argv[i], 'x', strlen(argv[i]));
+		free(argv[i]);
+	}
+	free(argv);
+	memset(o, 0xff, sizeof(*o));
+	free(o);
+	cr_assert_eq(qemu_proc_spawn_finish(p, report_fd, "sh", &err), 0, "%s", err.message);
+	cr_assert_eq(qemu_proc_wait(p, 10000, &st), 0);
+	cr_assert_eq(st.kind, QEMU_EXIT_EXITED);
+	cr_assert_eq(st.code, 7);
+	qemu_proc_free(p);
+}
+
+Test(proc, freed_before_exec_reported_waits_for_the_child)
+{
+	struct qemu_proc_opts o = { .child_setup = slow_setup };
+	struct qv_error err = { 0 };
+	qemu_proc *p = NULL;
+	int report_fd = -1;
+
+	/* Freed with its report unread: the free waits until the child no
+	 * longer uses the spawn's memory (it exec'd), and never kills it. */
+	cr_assert_eq(qemu_proc_spawn_nowait((char *[]){ "/bin/sleep", "1", NULL }, &o, &p,
+					    &report_fd, &err),
+		     0, "%s", err.message);
+	pid_t pid = qemu_proc_pid(p);
+	qemu_proc_free(p);
+	close(report_fd);
+	cr_assert_eq(kill(pid, 0), 0, "the child was killed or is gone");
+	siginfo_t si = { 0 };
+	cr_assert_eq(waitid(P_PID, (id_t)pid, &si, WEXITED), 0);
+	cr_assert_eq(si.si_code, CLD_EXITED);
+	cr_assert_eq(si.si_status, 0);
 }
