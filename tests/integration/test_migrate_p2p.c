@@ -522,3 +522,48 @@ Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped_at_switchover
 	qv_rpc_conn_free(c);
 	assert_one_copy(1, 10000);
 }
+
+/* The destination's prepare stalls: its daemon SIGSTOPs the incoming QEMU
+ * right after the asynchronous start, before the prepare steps
+ * (capabilities, TLS objects, migrate-incoming; a QMP sequence on the
+ * loop), and SIGCONTs it 3 s later (QVISORD_TEST_STALL_AT=dest-prepare).
+ * migrate.prepare answers only once the steps ran; meanwhile vm.list on
+ * the destination is answered while that QEMU is still stopped. The
+ * migration then completes (the stall is inside each step's 5 s
+ * deadline), or, on a host too loaded for that, fails cleanly: either way
+ * exactly one copy runs and no record is left. A synchronous prepare
+ * answered nothing until QEMU came back. */
+Test(migrate_p2p, vm_list_answers_while_the_destination_qemu_is_stopped_in_prepare)
+{
+	struct qv_error err = {};
+	json_object *r = NULL;
+	uint64_t id;
+	int qpid = 0, answered = 0, rc;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "1:16", GUEST_MIB, BOOT_TIMEOUT_MS);
+	arm_hook(1, "QVISORD_TEST_STALL_AT", "dest-prepare");
+	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
+	for (int t = 0; t < 240000 && !answered; t += 20) {
+		if (qpid <= 0)
+			qpid = qvt_vm_pid(&H->d[1], VM);
+		if (qpid > 0 && proc_state(qpid) == 'T') {
+			r = qvt_call(&H->d[1], "vm.list", NULL, &err);
+			cr_assert_not_null(r, "vm.list on the destination: %s", err.message);
+			json_object_put(r);
+			r = NULL;
+			cr_assert_eq(proc_state(qpid), 'T',
+				     "vm.list was answered only after the QEMU was resumed");
+			answered = 1;
+		}
+		qvt_sleep_ms(20);
+	}
+	cr_assert(answered, "the incoming QEMU was never seen stopped in prepare");
+	rc = qv_rpc_recv_response(c, 300000, id, &r, &err);
+	json_object_put(r);
+	qv_rpc_conn_free(c);
+	if (rc < 0)
+		cr_log_warn("vm.migrate after the stall in prepare failed (%s): checking that "
+			    "the source kept the only copy", err.message);
+	assert_one_copy(rc < 0 ? 0 : 1, 30000);
+}
