@@ -466,6 +466,9 @@ static int m_finish(qv_rpc_call *call, json_object *params, void *ud)
 	if (!streq(m->token, token))
 		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
 				    "wrong migration token for %s", name);
+	if (m->prep)
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "the incoming migration of %s is still being prepared", name);
 	return qv_mig_finish(call, m);
 }
 
