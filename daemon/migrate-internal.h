@@ -215,6 +215,23 @@ int qv_mig_perform_start(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig
 /* Source side helpers shared by migrate-source.c and migrate-recover.c. */
 /* Make sure the source guest runs again after a failed/cancelled migration. */
 int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error *errp);
+/* The same on the loop (daemon/migrate-resume.c): what the caller does
+ * once the source runs again (or could not be resumed: logged). Every
+ * member is taken; *tail is cleared. The tail may run before this
+ * returns (the VM or its QEMU is gone). */
+struct qv_mig_resume_tail {
+	qv_rpc_call *call;       /* answered at the end (NULL: none) */
+	struct qv_error err;     /* set: the call's error, with data */
+	json_object *data;       /* error data, or the result when err is unset */
+	json_object *ev;         /* "migration-failed" data to emit, NULL: none */
+	bool resume_error_fails; /* a failed resume is the call's error */
+	const char *what;        /* log context (static), e.g. " after a failed migration" */
+	/* the source record, deleted only now: a daemon that dies before
+	 * the `cont` finds it at restart and recovers (resumes) */
+	char record_id[96];
+};
+void qv_mig_resume_source_async(struct qv_daemon *d, const char *name,
+				struct qv_mig_resume_tail *tail);
 /* Abort mm (taken) for VM name: briefly in line, then from a timer. */
 void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm);
 /* A leftover mirror of VM name is still being reaped. */
