@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Starting a VM: the synchronous start kept for the migration steps, and the
- * asynchronous one (queued by daemon/vm-queue.c, spawned with
- * qemu_instance_start_async) that answers vm.start. */
+/* Starting a VM, asynchronously: queued by daemon/vm-queue.c, spawned with
+ * qemu_instance_start_async; answers vm.start and the incoming QEMU of
+ * migrate.prepare. */
 #include <sys/stat.h>
 
 #include "common/json.h"
@@ -137,34 +137,6 @@ static void vm_start_succeeded(struct qv_vm *vm, bool paused)
 	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
 	qv_vm_set_state(vm, paused ? QV_VM_PAUSED : QV_VM_RUNNING, data);
 	qv_vm_balloon_started(vm, paused);
-}
-
-int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)
-{
-	struct qemu_instance_config cfg = vm_instance_config(vm);
-	struct qemu_argv_opts opts;
-	struct qemu_proc_opts proc;
-	_cleanup_free_ int *nic_fds = NULL;
-	_cleanup_free_ char *cidata = NULL;
-	int r;
-
-	r = vm_check_startable(vm, errp);
-	if (r >= 0)
-		r = vm_start_prepare(vm, so, &opts, &proc, &cfg, &nic_fds, &cidata, errp);
-	if (r < 0)
-		return r;
-	cfg.proc = &proc;
-	vm->state = QV_VM_STARTING;
-	qv_vm_persist(vm);
-	r = qemu_instance_start(vm->d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
-	qv_vm_nics_started(vm);
-	qv_vm_files_started(vm);
-	if (r < 0) {
-		vm_start_failed(vm, r, errp, false);
-		return r;
-	}
-	vm_start_succeeded(vm, so && (so->paused || so->incoming));
-	return 0;
 }
 
 /* A vm.stop that arrived while the VM was starting. */
