@@ -109,18 +109,13 @@ static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 }
 
 /* QEMU never came up (and is gone): release, back to stopped. */
-static void vm_start_failed(struct qv_vm *vm, int r, const struct qv_error *errp, bool emit)
+static void vm_start_failed(struct qv_vm *vm, int r, const struct qv_error *errp)
 {
 	qv_vm_files_release(vm);
 	qv_vm_nics_close(vm);
 	qv_vm_sandbox_release(vm);
 	snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
 		 errp && errp->set ? errp->message : strerror(-r));
-	if (!emit) {
-		vm->state = QV_VM_STOPPED;
-		qv_vm_persist(vm);
-		return;
-	}
 	json_object *data = json_object_new_object();
 	json_object_object_add(data, "error", json_object_new_string(vm->last_exit));
 	qv_vm_set_state(vm, QV_VM_STOPPED, data);
@@ -189,7 +184,7 @@ static void vm_start_complete(struct qv_vm *vm, int error, const struct qv_error
 	if (error < 0) {
 		log_warning("VM %s: start failed: %s", vm->name,
 			    errp && errp->set ? errp->message : strerror(-error));
-		vm_start_failed(vm, error, errp, true);
+		vm_start_failed(vm, error, errp);
 	} else {
 		vm_start_succeeded(vm, ctx.paused);
 	}
