@@ -255,7 +255,6 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	qv_rpc_client *client = qv_rpc_call_client(call);
 	char local[64];
 	struct qv_error err = {};
-	json_object *res = NULL;
 	int64_t port = 0, timeout = 600, multifd = 0;
 
 	if (check_keys(call, params, keys) < 0)
@@ -310,9 +309,8 @@ static int m_prepare(qv_rpc_call *call, json_object *params, void *ud)
 	p.multifd_channels = (unsigned)multifd;
 	p.port = (int)port;
 	p.timeout_s = (unsigned)timeout;
-	if (qv_mig_prepare(ud, &p, &res, &err) < 0)
-		return qv_rpc_call_error(call, &err), 0;
-	return qv_rpc_call_reply(call, res), 0;
+	qv_mig_prepare(call, ud, &p, params); /* answers later */
+	return 0;
 }
 
 static int m_perform(qv_rpc_call *call, json_object *params, void *ud)
@@ -468,6 +466,9 @@ static int m_finish(qv_rpc_call *call, json_object *params, void *ud)
 	if (!streq(m->token, token))
 		return qv_call_fail(call, EPERM, QV_REASON_PERMISSION,
 				    "wrong migration token for %s", name);
+	if (m->prep)
+		return qv_call_fail(call, EBUSY, QV_REASON_CONFLICT,
+				    "the incoming migration of %s is still being prepared", name);
 	return qv_mig_finish(call, m);
 }
 

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "daemon/fw.h"
 #include "daemon/migrate-internal.h"
+#include "qemu/tls-creds.h"
 
 /* A free TCP port on addr (bind to port 0, read it back, close). */
 int qv_mig_pick_port(const char *addr, int *ret_port, struct qv_error *errp)
@@ -67,57 +68,52 @@ static bool address_valid(const char *a)
 	return true;
 }
 
-/* migrate-set-capabilities: name on. */
-static int set_capability(struct qv_vm *vm, const char *name, struct qv_error *errp)
+/* migrate-set-capabilities {name: on} as a step of s. */
+static int capability_step(qmp_seq *s, const char *name, qmp_seq_reply_fn fn)
 {
 	json_object *a = json_object_new_object(), *caps = json_object_new_array(), *cap;
-	int r;
 
 	cap = json_object_new_object();
 	json_object_object_add(cap, "capability", json_object_new_string(name));
 	json_object_object_add(cap, "state", json_object_new_boolean(true));
 	json_object_array_add(caps, cap);
 	json_object_object_add(a, "capabilities", caps);
-	r = qmp_client_execute(qemu_instance_qmp(vm->inst), "migrate-set-capabilities", a, 5000,
-			       NULL, errp);
-	json_object_put(a);
-	return r;
+	return qmp_seq_add(s, &(struct qmp_seq_step){ .command = "migrate-set-capabilities",
+						      .args = a, .timeout_ms = 5000, .fn = fn,
+						      .tolerate_error = fn != NULL });
 }
 
-static int set_postcopy(struct qv_vm *vm, struct qv_error *errp)
+/* postcopy-ram refused: say why when we can tell. */
+static int postcopy_reply(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
 {
-	int r = set_capability(vm, "postcopy-ram", errp);
-
-	if (r < 0) {
-		/* QEMU 7.2 opens userfaultfd with the plain syscall, which an
-		 * unprivileged QEMU user may only do with this sysctl set. */
-		FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "re");
-		int v = 1;
-		if (f) {
-			if (fscanf(f, "%d", &v) != 1)
-				v = 1;
-			fclose(f);
-		}
-		qv_error_prefix(errp, "postcopy-ram on the destination%s",
-				v == 0 ? " (vm.unprivileged_userfaultfd is 0: QEMU runs "
-					 "unprivileged and needs it set to 1)" : "");
+	if (error >= 0)
+		return 0;
+	/* QEMU 7.2 opens userfaultfd with the plain syscall, which an
+	 * unprivileged QEMU user may only do with this sysctl set. */
+	FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "re");
+	int v = 1;
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 1;
+		fclose(f);
 	}
-	return r;
+	qv_error_prefix(err, "postcopy-ram on the destination%s",
+			v == 0 ? " (vm.unprivileged_userfaultfd is 0: QEMU runs "
+				 "unprivileged and needs it set to 1)" : "");
+	return error;
 }
 
-static int set_multifd(struct qv_vm *vm, unsigned channels, struct qv_error *errp)
+static int multifd_steps(qmp_seq *s, unsigned channels)
 {
-	qmp_client *c = qemu_instance_qmp(vm->inst);
 	json_object *a;
-	int r = set_capability(vm, "multifd", errp);
+	int r = capability_step(s, "multifd", NULL);
 
 	if (r < 0)
 		return r;
 	a = json_object_new_object();
 	json_object_object_add(a, "multifd-channels", json_object_new_int((int)channels));
-	r = qmp_client_execute(c, "migrate-set-parameters", a, 5000, NULL, errp);
-	json_object_put(a);
-	return r;
+	return qmp_seq_add(s, &(struct qmp_seq_step){ .command = "migrate-set-parameters",
+						      .args = a, .timeout_ms = 5000 });
 }
 
 /* Refusals before anything is created: a VM of that name running here, a
@@ -188,28 +184,63 @@ static int new_token(struct qv_mig *m, const char *given, struct qv_error *errp)
 	return 0;
 }
 
-/* QEMU started paused with -incoming defer, capabilities set, listening. */
-static int prepare_incoming(struct qv_vm *vm, const struct qv_mig_prepare *p, int port,
-			    struct qv_error *errp)
-{
-	_cleanup_json_ json_object *a = json_object_new_object();
-	char uri[256];
-	int r;
+/* A prepare in flight: the reply is due once the incoming QEMU started
+ * (qv_vm_start_async) and its steps ran (prep_steps). m->prep points here
+ * until then; a teardown meanwhile goes through qv_mig_prep_abort(). */
+struct qv_mig_prep {
+	struct qv_daemon *d;
+	struct qv_mig *m;
+	qv_rpc_call *call;
+	json_object *params;     /* a reference: p's strings borrow from it */
+	struct qv_mig_prepare p;
+	char listen[INET6_ADDRSTRLEN + 1], advert[INET6_ADDRSTRLEN + 1], rpc_local[64];
+	char uri[256], nbd_uri[256];
+	int port;
+	qmp_seq *seq;
+	char *stage_dir;         /* TLS credentials staged for the sequence */
+	char *abort_why;         /* torn down while the QEMU was starting */
+};
 
-	r = qv_vm_start_with(vm, &(struct qv_vm_start_opts){ .incoming = "defer", .paused = true },
-			     errp);
-	if (r < 0)
-		return r;
-	if (p->multifd_channels > 0 && (r = set_multifd(vm, p->multifd_channels, errp)) < 0)
-		return r;
-	if (p->allow_postcopy && (r = set_postcopy(vm, errp)) < 0)
-		return r;
-	if (p->tls && (r = qv_mig_tls_dest(vm->d, vm, p->peer_dn, errp)) < 0)
-		return r;
-	snprintf(uri, sizeof(uri), "tcp:%s:%d", p->listen, port);
-	json_object_object_add(a, "uri", json_object_new_string(uri));
-	return qmp_client_execute(qemu_instance_qmp(vm->inst), "migrate-incoming", a, 5000, NULL,
-				  errp);
+static void prep_free(struct qv_mig_prep *x)
+{
+	x->seq = qmp_seq_cancel(x->seq);
+	if (x->stage_dir)
+		qemu_tls_unstage(x->stage_dir);
+	free(x->stage_dir);
+	free(x->abort_why);
+	json_object_put(x->params);
+	free(x);
+}
+
+/* Failed: answer, tear the incoming side down exactly as a synchronous
+ * prepare did (kill QEMU, undefine what prepare defined, delete the
+ * images it created), free x. */
+static void prep_fail(struct qv_mig_prep *x, const struct qv_error *errp)
+{
+	struct qv_mig *m = x->m;
+
+	m->prep = NULL;
+	qv_rpc_call_error(x->call, errp);
+	qv_mig_teardown_dest(m, errp && errp->set ? errp->message : "prepare failed");
+	prep_free(x);
+}
+
+bool qv_mig_prep_abort(struct qv_mig *m, const char *why)
+{
+	struct qv_mig_prep *x = m->prep;
+	struct qv_error err = {};
+
+	if (!x->seq) { /* still starting: vm_started tears down */
+		if (!x->abort_why)
+			x->abort_why = strdup(why);
+		return false;
+	}
+	m->prep = NULL;
+	qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED,
+		     "incoming migration of %s torn down while preparing: %s", m->vm, why);
+	qv_rpc_call_error(x->call, &err);
+	prep_free(x);
+	return true;
 }
 
 static json_object *prepare_result(const struct qv_vm *vm, const struct qv_mig *m,
@@ -235,48 +266,172 @@ static json_object *prepare_result(const struct qv_vm *vm, const struct qv_mig *
 	return res;
 }
 
-int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,
-		   struct qv_error *errp)
+/* Every step answered: the migration is prepared. */
+static void prep_done(qmp_seq *s, int error, const struct qv_error *errp, void *ud)
+{
+	struct qv_mig_prep *x = ud;
+	struct qv_mig *m = x->m;
+	struct qv_vm *vm = qv_vm_find(x->d, m->vm);
+
+	x->seq = NULL;
+	if (error < 0 || !vm || !vm->inst) {
+		struct qv_error e = {};
+		if (error >= 0)
+			qv_error_set(&e, ESRCH, QV_REASON_CONFLICT, "the incoming QEMU of %s is gone",
+				     m->vm);
+		prep_fail(x, error < 0 ? errp : &e);
+		qv_error_clear(&e);
+		return;
+	}
+	m->prep = NULL;
+	m->peer = strdup(x->uri);
+	m->source_uri = x->p.source ? strdup(x->p.source) : NULL;
+	snprintf(m->state, sizeof(m->state), "prepared");
+	m->expires_ms = qv_now_ms() + (uint64_t)x->p.timeout_s * 1000;
+	qv_mig_persist(m);
+	qv_mig_test_crash_point("dest-prepared");
+	qv_mig_dest_rearm(m);
+	log_info("VM %s: prepared for incoming migration on %s (%s)", vm->name, x->uri,
+		 m->created ? "defined here" : "existing definition");
+	qv_rpc_call_reply(x->call, prepare_result(vm, m, &x->p, x->uri, x->nbd_uri));
+	prep_free(x);
+}
+
+/* The prepare steps: capabilities, TLS objects, migrate-incoming, the NBD
+ * exports; none waits for QEMU on the loop. */
+static int prep_steps(struct qv_mig_prep *x, struct qv_vm *vm, struct qv_error *errp)
+{
+	const struct qv_mig_prepare *p = &x->p;
+	json_object *a;
+	char uri[256];
+	int r;
+
+	r = qmp_seq_new(qemu_instance_qmp(vm->inst), 5000, prep_done, x, &x->seq);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot run the prepare steps");
+	if (p->multifd_channels > 0)
+		r = multifd_steps(x->seq, p->multifd_channels);
+	if (r >= 0 && p->allow_postcopy)
+		r = capability_step(x->seq, "postcopy-ram", postcopy_reply);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot queue the capabilities");
+	if (p->tls && (r = qv_mig_tls_dest_steps(x->d, vm, p->peer_dn, x->seq, &x->stage_dir,
+						 errp)) < 0)
+		return r;
+	snprintf(uri, sizeof(uri), "tcp:%s:%d", p->listen, x->port);
+	a = json_object_new_object();
+	json_object_object_add(a, "uri", json_object_new_string(uri));
+	r = qmp_seq_add(x->seq, &(struct qmp_seq_step){ .command = "migrate-incoming", .args = a,
+							.timeout_ms = 5000 });
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot queue migrate-incoming");
+	if (p->copy_storage && (r = qv_mig_dest_nbd_steps(x->m, vm, p->listen, x->advert, x->seq,
+							 x->nbd_uri, sizeof(x->nbd_uri), errp)) < 0)
+		return r;
+	/* Test hook: a QEMU that stalls here must not hold the loop. */
+	qv_mig_test_stall_point(x->d, "dest-prepare", qemu_instance_pid(vm->inst));
+	r = qmp_seq_start(x->seq);
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot start the prepare steps");
+	return 0;
+}
+
+/* The incoming QEMU is up (paused, -incoming defer), or its start failed. */
+static void prep_started(struct qv_vm *vm, int error, const struct qv_error *errp, void *ud)
+{
+	struct qv_mig_prep *x = ud;
+	struct qv_error err = {};
+
+	if (x->abort_why) {
+		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED,
+			     "incoming migration of %s torn down while preparing: %s", vm->name,
+			     x->abort_why);
+		prep_fail(x, &err);
+		qv_error_clear(&err);
+		return;
+	}
+	if (error < 0) {
+		prep_fail(x, errp);
+		return;
+	}
+	/* From now on the migration owns the VM: vm.stop, vm.resume (a `cont`
+	 * QEMU would remember for after the incoming migration) are refused. */
+	json_object *extra = json_object_new_object();
+	json_object_object_add(extra, "role", json_object_new_string("destination"));
+	json_object_object_add(extra, "uri", json_object_new_string(x->uri));
+	qv_vm_set_state(vm, QV_VM_MIGRATING, extra);
+	if (prep_steps(x, vm, &err) < 0) {
+		prep_fail(x, &err);
+		qv_error_clear(&err);
+	}
+}
+
+void qv_mig_prepare(qv_rpc_call *call, struct qv_daemon *d, const struct qv_mig_prepare *p,
+		    json_object *params)
 {
 	struct vm_spec *spec = NULL;
 	struct qv_vm *vm;
 	struct qv_mig *m;
-	char advert[INET6_ADDRSTRLEN + 1], uri[256], nbd_uri[256] = "", listen[INET6_ADDRSTRLEN + 1];
-	struct qv_mig_prepare pp = *p;
-	int port = p->port, r;
+	struct qv_mig_prep *x;
+	struct qv_error err = {};
+	int r;
 
-	if (p->address && !address_valid(p->address))
-		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
-				    "params.address is not a host name or address");
-	r = vm_spec_from_json(p->spec, &spec, errp);
-	if (r < 0)
-		return r;
-	if ((r = prepare_check(d, p, spec, errp)) < 0 ||
-	    (r = prepare_advert(p, advert, sizeof(advert), listen, sizeof(listen), errp)) < 0 ||
-	    (!port && (r = qv_mig_pick_port(listen, &port, errp)) < 0)) {
-		vm_spec_free(spec);
-		return r;
+	if (p->address && !address_valid(p->address)) {
+		qv_error_set(&err, EINVAL, QV_REASON_INVALID_ARGUMENT,
+			     "params.address is not a host name or address");
+		goto refuse;
 	}
-	pp.listen = listen;
-	p = &pp;
+	if (p->tls && (!p->peer_dn || !*p->peer_dn)) {
+		qv_error_set(&err, EINVAL, QV_REASON_INVALID_ARGUMENT,
+			     "TLS migration: which certificate will the source present? "
+			     "Pass params.peer_dn (migrate.plan's tls_dn)");
+		goto refuse;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		qv_error_set(&err, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+		goto refuse;
+	}
+	*x = (struct qv_mig_prep){ .d = d, .call = call, .params = json_object_get(params),
+				   .p = *p, .port = p->port };
+	if (p->rpc_local) {
+		snprintf(x->rpc_local, sizeof(x->rpc_local), "%s", p->rpc_local);
+		x->p.rpc_local = x->rpc_local;
+	}
+	r = vm_spec_from_json(p->spec, &spec, &err);
+	if (r < 0 || (r = prepare_check(d, &x->p, spec, &err)) < 0 ||
+	    (r = prepare_advert(&x->p, x->advert, sizeof(x->advert), x->listen, sizeof(x->listen),
+				&err)) < 0 ||
+	    (!x->port && (r = qv_mig_pick_port(x->listen, &x->port, &err)) < 0)) {
+		vm_spec_free(spec);
+		prep_free(x);
+		goto refuse;
+	}
+	x->p.listen = x->listen;
+	p = &x->p;
+	snprintf(x->uri, sizeof(x->uri), "tcp:%s:%d", x->advert, x->port);
 	m = qv_mig_new(d, spec->name, false);
 	if (!m) {
 		vm_spec_free(spec);
-		return -ENOMEM;
+		prep_free(x);
+		qv_error_set(&err, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+		goto refuse;
 	}
-	if (p->copy_storage && (r = qv_mig_dest_images(d, m, spec, p->disk_sizes, p->disk_keys, errp)) < 0) {
+	if (p->copy_storage && (r = qv_mig_dest_images(d, m, spec, p->disk_sizes, p->disk_keys, &err)) < 0) {
 		vm_spec_free(spec);
 		qv_mig_dest_delete_images(m);
 		qv_mig_drop(m);
-		return r;
+		prep_free(x);
+		goto refuse;
 	}
 	vm = qv_vm_find(d, spec->name);
 	if (!vm) {
-		r = qv_vm_define(d, spec, &vm, errp); /* takes spec */
+		r = qv_vm_define(d, spec, &vm, &err); /* takes spec */
 		if (r < 0) {
 			qv_mig_dest_delete_images(m);
 			qv_mig_drop(m);
-			return r;
+			prep_free(x);
+			goto refuse;
 		}
 		m->created = true;
 	} else {
@@ -286,26 +441,18 @@ int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_obj
 	vm->spec->restart.policy = VM_RESTART_NO;
 	m->postcopy = p->allow_postcopy;
 	m->tls = p->tls;
-	if ((r = new_token(m, p->token, errp)) < 0 || (r = prepare_incoming(vm, p, port, errp)) < 0 ||
-	    (p->copy_storage && (r = qv_mig_dest_nbd_start(m, vm, p->listen, advert, nbd_uri,
-							     sizeof(nbd_uri), errp)) < 0)) {
-		qv_mig_teardown_dest(m, errp && errp->set ? errp->message : "prepare failed");
-		return r;
+	snprintf(m->state, sizeof(m->state), "preparing");
+	x->m = m;
+	m->prep = x; /* before the start: its callback may in principle run at once */
+	if ((r = new_token(m, p->token, &err)) < 0 ||
+	    (r = qv_vm_start_async(vm, &(struct qv_vm_start_opts){ .incoming = "defer",
+								   .paused = true },
+				   prep_started, x, &err)) < 0) {
+		prep_fail(x, &err);
+		qv_error_clear(&err);
 	}
-	snprintf(uri, sizeof(uri), "tcp:%s:%d", advert, port);
-	m->peer = strdup(uri);
-	m->source_uri = p->source ? strdup(p->source) : NULL;
-	snprintf(m->state, sizeof(m->state), "prepared");
-	m->expires_ms = qv_now_ms() + (uint64_t)p->timeout_s * 1000;
-	qv_mig_persist(m);
-	qv_mig_test_crash_point("dest-prepared");
-	json_object *extra = json_object_new_object();
-	json_object_object_add(extra, "role", json_object_new_string("destination"));
-	json_object_object_add(extra, "uri", json_object_new_string(uri));
-	qv_vm_set_state(vm, QV_VM_MIGRATING, extra);
-	qv_mig_dest_rearm(m);
-	log_info("VM %s: prepared for incoming migration on %s (%s)", vm->name, uri,
-		 m->created ? "defined here" : "existing definition");
-	*ret = prepare_result(vm, m, p, uri, nbd_uri);
-	return 0;
+	return;
+refuse:
+	qv_rpc_call_error(call, &err);
+	qv_error_clear(&err);
 }

@@ -136,10 +136,18 @@ void qv_mig_dest_delete_images(struct qv_mig *m)
 	m->n_images = 0;
 }
 
-int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen,
-			  const char *advert, char *ret_uri, size_t uri_size, struct qv_error *errp)
+static int nbd_started(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
 {
-	qmp_client *c = qemu_instance_qmp(vm->inst);
+	struct qv_mig *m = ud; /* the sequence is cancelled before m goes */
+
+	m->nbd = true;
+	return 0;
+}
+
+int qv_mig_dest_nbd_steps(struct qv_mig *m, struct qv_vm *vm, const char *listen,
+			  const char *advert, qmp_seq *s, char *ret_uri, size_t uri_size,
+			  struct qv_error *errp)
+{
 	json_object *a, *addr, *data;
 	char port_s[16];
 	int port, r;
@@ -156,7 +164,7 @@ int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen
 	json_object_object_add(addr, "data", data);
 	a = json_object_new_object();
 	json_object_object_add(a, "addr", addr);
-	if (m->tls) { /* the objects qv_mig_tls_dest() created */
+	if (m->tls) { /* the objects qv_mig_tls_dest_steps() created */
 		size_t n = 0;
 		for (size_t i = 0; i < vm->spec->n_disks; i++)
 			n += !vm->spec->disks[i].readonly;
@@ -165,12 +173,9 @@ int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen
 		/* one NBD client per mirrored disk */
 		json_object_object_add(a, "max-connections", json_object_new_int((int)n));
 	}
-	r = qmp_client_execute(c, "nbd-server-start", a, 5000, NULL, errp);
-	json_object_put(a);
-	if (r < 0)
-		return qv_error_prefix(errp, "nbd-server-start"), r;
-	m->nbd = true;
-	for (size_t i = 0; i < vm->spec->n_disks; i++) {
+	r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "nbd-server-start", .args = a,
+						   .fn = nbd_started, .userdata = m });
+	for (size_t i = 0; r >= 0 && i < vm->spec->n_disks; i++) {
 		char id[32], node[32];
 		if (vm->spec->disks[i].readonly)
 			continue;
@@ -184,11 +189,11 @@ int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen
 		json_object_object_add(a, "writable", json_object_new_boolean(true));
 		/* A writable export activates the node: for LUKS QEMU reopens the
 		 * image and runs the keyslot's PBKDF again (seconds). */
-		r = qmp_client_execute(c, "block-export-add", a, m->luks ? 60000 : 5000, NULL, errp);
-		json_object_put(a);
-		if (r < 0)
-			return qv_error_prefix(errp, "block-export-add %s", node), r;
+		r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "block-export-add", .args = a,
+							   .timeout_ms = m->luks ? 60000 : 5000 });
 	}
+	if (r < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot queue the NBD exports");
 	snprintf(ret_uri, uri_size, "tcp:%s:%d", advert, port);
 	return 0;
 }

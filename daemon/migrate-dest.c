@@ -58,6 +58,10 @@ void qv_mig_teardown_dest(struct qv_mig *m, const char *why)
 	struct qv_error err = {};
 	bool created = m->created;
 
+	/* Still preparing: cancel its steps and answer it, or (QEMU still
+	 * starting) come back here once the start ended. */
+	if (m->prep && !qv_mig_prep_abort(m, why))
+		return;
 	log_warning("VM %s: tearing down the incoming migration: %s", m->vm, why);
 	if (m->finish_call) {
 		qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED,

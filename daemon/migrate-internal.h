@@ -55,6 +55,9 @@ struct qv_mig {
 	bool cont_finish;        /* finish's cont is out (asynchronous) */
 	bool cont_postcopy;      /* the postcopy switch's cont is out */
 	size_t n_images;
+	/* migrate.prepare still running on the loop (the incoming QEMU's
+	 * start, then its QMP sequence): state "preparing", the reply due */
+	struct qv_mig_prep *prep;
 };
 
 struct qv_mig *qv_mig_find(const char *vm, bool source);
@@ -116,8 +119,17 @@ struct qv_mig_prepare {
 	const char *rpc_local;   /* our address on the caller's TCP connection */
 	const char *token;       /* chosen by the source (32 hex digits), else ours */
 };
-int qv_mig_prepare(struct qv_daemon *d, const struct qv_mig_prepare *p, json_object **ret,
-		   struct qv_error *errp);
+/* Answers call later (or at once on a refusal): the incoming QEMU starts
+ * asynchronously and its prepare steps run as a QMP sequence on the loop.
+ * p's strings and JSON borrow from params, of which a reference is held
+ * until the answer. */
+void qv_mig_prepare(qv_rpc_call *call, struct qv_daemon *d, const struct qv_mig_prepare *p,
+		    json_object *params);
+/* qv_mig_teardown_dest() on a migration still preparing: true when the
+ * teardown goes on now (the QMP sequence was cancelled and prepare
+ * answered with an error), false when the incoming QEMU is still starting
+ * and the teardown runs once its start ended. */
+bool qv_mig_prep_abort(struct qv_mig *m, const char *why);
 int qv_mig_finish(qv_rpc_call *call, struct qv_mig *m);
 /* Kill the incoming QEMU, undefine the VM if prepare created it, drop m. */
 void qv_mig_teardown_dest(struct qv_mig *m, const char *why);
@@ -130,8 +142,11 @@ int qv_mig_dest_image_name(const char *vm, size_t i, const struct vm_disk *dk, c
 			   size_t size);
 int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *spec,
 		       json_object *sizes, json_object *keys, struct qv_error *errp);
-int qv_mig_dest_nbd_start(struct qv_mig *m, struct qv_vm *vm, const char *listen,
-			  const char *advert, char *ret_uri, size_t uri_size, struct qv_error *errp);
+/* Pick the NBD port now; nbd-server-start and block-export-add go out as
+ * steps of s (m->nbd once the server runs). */
+int qv_mig_dest_nbd_steps(struct qv_mig *m, struct qv_vm *vm, const char *listen,
+			  const char *advert, qmp_seq *s, char *ret_uri, size_t uri_size,
+			  struct qv_error *errp);
 void qv_mig_dest_nbd_stop(struct qv_mig *m, struct qv_vm *vm);
 void qv_mig_dest_delete_images(struct qv_mig *m);
 /* migrate-ask.c: ask the source (m->source_uri) whether it still drives
@@ -174,8 +189,10 @@ int qv_mig_stop_outgoing(struct qv_mig *m, struct qv_error *errp);
 int qv_mig_tls_allowed(struct qv_daemon *d, bool tls, struct qv_error *errp);
 /* Incoming QEMU: server credentials and an authz-list admitting only
  * peer_dn, set as migration parameters (the NBD server reuses both). */
-int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
-		    struct qv_error *errp);
+/* As steps of s (the prepare sequence); the credentials are staged now
+ * (*ret_stage_dir, malloc'd: qemu_tls_unstage() it when s ended). */
+int qv_mig_tls_dest_steps(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn, qmp_seq *s,
+			  char **ret_stage_dir, struct qv_error *errp);
 /* Outgoing QEMU: client credentials and tls-hostname, or TLS cleared for a
  * plain migration, as steps of s (the perform start's sequence on the
  * loop): the credentials are staged now (*ret_stage_dir, malloc'd, also set on failure once
@@ -198,6 +215,23 @@ int qv_mig_perform_start(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig
 /* Source side helpers shared by migrate-source.c and migrate-recover.c. */
 /* Make sure the source guest runs again after a failed/cancelled migration. */
 int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error *errp);
+/* The same on the loop (daemon/migrate-resume.c): what the caller does
+ * once the source runs again (or could not be resumed: logged). Every
+ * member is taken; *tail is cleared. The tail may run before this
+ * returns (the VM or its QEMU is gone). */
+struct qv_mig_resume_tail {
+	qv_rpc_call *call;       /* answered at the end (NULL: none) */
+	struct qv_error err;     /* set: the call's error, with data */
+	json_object *data;       /* error data, or the result when err is unset */
+	json_object *ev;         /* "migration-failed" data to emit, NULL: none */
+	bool resume_error_fails; /* a failed resume is the call's error */
+	const char *what;        /* log context (static), e.g. " after a failed migration" */
+	/* the source record, deleted only now: a daemon that dies before
+	 * the `cont` finds it at restart and recovers (resumes) */
+	char record_id[96];
+};
+void qv_mig_resume_source_async(struct qv_daemon *d, const char *name,
+				struct qv_mig_resume_tail *tail);
 /* Abort mm (taken) for VM name: briefly in line, then from a timer. */
 void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm);
 /* A leftover mirror of VM name is still being reaped. */

@@ -187,30 +187,38 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 	log_warning("VM %s: migration failed: %s", m->vm, err.message);
 	qv_mig_metrics_done(m->vm, false, NULL);
 	qv_mig_mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
-	if (json_object_object_get_ex(st, "postcopy", &pc) && json_object_get_boolean(pc)) {
+	json_object *ev = json_object_new_object(), *data = json_object_new_object();
+	json_object_object_add(ev, "error", json_object_new_string(err.message));
+	json_object_object_add(ev, "stats", json_object_get(st));
+	json_object_object_add(data, "stats", json_object_get(st));
+	struct qv_mig_resume_tail tail = { .call = call, .err = err, .data = data, .ev = ev,
+					   .what = " after a failed migration" };
+	bool postcopy = json_object_object_get_ex(st, "postcopy", &pc) &&
+			json_object_get_boolean(pc);
+	json_object_put(st);
+	char *name = strdup(m->vm);
+	struct qv_daemon *d = m->d;
+	if (postcopy || !name) {
+		qv_mig_drop(m);
 		/* After the postcopy switch the source's RAM is stale and the
 		 * destination may have run: resuming here would run a second,
 		 * older copy. Leave the source paused (docs/migration.md). */
-		log_error("VM %s: migration failed after the postcopy switch; the source stays "
-			  "paused (not resumed): the guest is lost unless recovered by hand",
-			  m->vm);
-	} else {
-		struct qv_error rerr = {};
-		if (qv_mig_resume_source(m->d, m->vm, &rerr) < 0)
-			log_error("VM %s: cannot resume the source after a failed migration: %s",
-				  m->vm, rerr.message);
+		if (postcopy)
+			log_error("VM %s: migration failed after the postcopy switch; the source "
+				  "stays paused (not resumed): the guest is lost unless recovered "
+				  "by hand", name);
+		qv_daemon_emit(d, name, "migration-failed", TAKE_PTR(tail.ev));
+		if (call)
+			qv_rpc_call_error_data(call, &err, TAKE_PTR(tail.data));
+		json_object_put(tail.data);
+		free(name);
+		return;
 	}
-	json_object *ev = json_object_new_object();
-	json_object_object_add(ev, "error", json_object_new_string(err.message));
-	json_object_object_add(ev, "stats", json_object_get(st));
-	qv_daemon_emit(m->d, m->vm, "migration-failed", ev);
-	if (call) {
-		json_object *data = json_object_new_object();
-		json_object_object_add(data, "stats", json_object_get(st));
-		qv_rpc_call_error_data(call, &err, data);
-	}
-	json_object_put(st);
-	qv_mig_drop(m);
+	/* The reply and the event once the source runs again. */
+	snprintf(tail.record_id, sizeof(tail.record_id), "%s", m->id);
+	qv_mig_retire(m);
+	qv_mig_resume_source_async(d, name, &tail);
+	free(name);
 }
 
 /* The perform start or the mirror phase failed or was cancelled: nothing
@@ -218,8 +226,7 @@ static void on_engine_done(mig_engine *e, int error, const struct qv_error *errp
 void qv_mig_start_failed(struct qv_mig *m, const struct qv_error *errp, const char *status)
 {
 	qv_rpc_call *call = m->perform_call;
-	json_object *st = json_object_new_object(), *ev;
-	struct qv_error rerr = {};
+	json_object *st = json_object_new_object(), *ev, *data;
 
 	m->perform_call = NULL;
 	m->mirror_timer = qv_source_remove(m->mirror_timer);
@@ -230,19 +237,24 @@ void qv_mig_start_failed(struct qv_mig *m, const struct qv_error *errp, const ch
 		qv_mig_mirror_dispose(m->d, m->vm, TAKE_PTR(m->mirror));
 	}
 	log_warning("VM %s: migration %s before the RAM copy: %s", m->vm, status, errp->message);
-	if (qv_mig_resume_source(m->d, m->vm, &rerr) < 0)
-		log_error("VM %s: cannot resume the source: %s", m->vm, rerr.message);
 	ev = json_object_new_object();
 	json_object_object_add(ev, "error", json_object_new_string(errp->message));
 	json_object_object_add(ev, "stats", json_object_get(st));
-	qv_daemon_emit(m->d, m->vm, "migration-failed", ev);
-	if (call) {
-		json_object *data = json_object_new_object();
-		json_object_object_add(data, "stats", json_object_get(st));
-		qv_rpc_call_error_data(call, errp, data);
-	}
+	data = json_object_new_object();
+	json_object_object_add(data, "stats", json_object_get(st));
 	json_object_put(st);
-	qv_mig_drop(m);
+	/* The reply and the event once the source runs again. */
+	struct qv_mig_resume_tail tail = { .call = call, .err = *errp, .data = data, .ev = ev,
+					   .what = "" };
+	snprintf(tail.record_id, sizeof(tail.record_id), "%s", m->id);
+	char *name = strdup(m->vm);
+	struct qv_daemon *d = m->d;
+	qv_mig_retire(m);
+	if (name)
+		qv_mig_resume_source_async(d, name, &tail);
+	else
+		qv_mig_resume_source_async(d, "", &tail); /* replies: "VM  vanished" */
+	free(name);
 }
 
 int qv_mig_start_engine(struct qv_mig *m, struct qv_error *errp)
@@ -348,10 +360,13 @@ int qv_mig_perform(qv_rpc_call *call, struct qv_vm *vm, const struct mig_engine_
 	else
 		r = qv_mig_perform_start(m, vm, st, &err);
 	if (r < 0) {
+		/* The answer once the source runs again. */
+		struct qv_mig_resume_tail tail = { .call = call, .err = err };
 		m->perform_call = NULL;
-		(void)qv_mig_resume_source(vm->d, vm->name, NULL);
-		qv_mig_drop(m);
-		return qv_rpc_call_error(call, &err), 0;
+		snprintf(tail.record_id, sizeof(tail.record_id), "%s", m->id);
+		qv_mig_retire(m);
+		qv_mig_resume_source_async(vm->d, vm->name, &tail);
+		return 0;
 	}
 	log_info("VM %s: migrating to %s (downtime <= %d ms, deadline %u s%s)", vm->name, o->uri,
 		 o->max_downtime_ms, o->deadline_s, o->plain ? ", plain" : "");
@@ -473,10 +488,17 @@ int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m, bool never_ran)
 					    "run the guest (migrate.finish), so the source is not "
 					    "resumed; confirm it, or cancel on the destination first",
 					    name, m->state);
-		qv_mig_drop(m);
-		if (qv_mig_resume_source(d, name, &err) < 0)
-			return qv_rpc_call_error(call, &err), 0;
-		action = "resumed";
+		/* Answered once the source runs again (a failed resume is the
+		 * answer then). */
+		struct qv_mig_resume_tail tail = { .call = call, .resume_error_fails = true };
+		snprintf(tail.record_id, sizeof(tail.record_id), "%s", m->id);
+		qv_mig_retire(m);
+		tail.data = json_object_new_object();
+		json_object_object_add(tail.data, "name", json_object_new_string(name));
+		json_object_object_add(tail.data, "role", json_object_new_string("source"));
+		json_object_object_add(tail.data, "action", json_object_new_string("resumed"));
+		qv_mig_resume_source_async(d, name, &tail);
+		return 0;
 	}
 	res = json_object_new_object();
 	json_object_object_add(res, "name", json_object_new_string(name));

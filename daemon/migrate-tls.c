@@ -47,35 +47,26 @@ static int stage_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, char 
 	return qemu_tls_stage(d->cfg.pki_dir, server, dir, uid, uid, errp);
 }
 
-/* Stage, create the credentials object, unstage. */
-static int add_creds(struct qv_daemon *d, struct qv_vm *vm, bool server, struct qv_error *errp)
+int qv_mig_tls_dest_steps(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn, qmp_seq *s,
+			  char **ret_stage_dir, struct qv_error *errp)
 {
 	char dir[PATH_MAX];
-	int r = stage_creds(d, vm, server, dir, errp);
-
-	if (r < 0)
-		return r;
-	r = qemu_tls_creds_add(qemu_instance_qmp(vm->inst), dir, server, errp);
-	qemu_tls_unstage(dir);
-	return r;
-}
-
-int qv_mig_tls_dest(struct qv_daemon *d, struct qv_vm *vm, const char *peer_dn,
-		    struct qv_error *errp)
-{
-	qmp_client *c;
 	int r;
 
+	*ret_stage_dir = NULL;
 	if (!peer_dn || !*peer_dn)
 		return qv_error_set(errp, EINVAL, QV_REASON_INVALID_ARGUMENT,
 				    "TLS migration: which certificate will the source present? "
 				    "Pass params.peer_dn (migrate.plan's tls_dn)");
-	if ((r = add_creds(d, vm, true, errp)) < 0)
+	if ((r = stage_creds(d, vm, true, dir, errp)) < 0)
 		return r;
-	c = qemu_instance_qmp(vm->inst);
-	if ((r = qemu_tls_authz_add(c, peer_dn, errp)) < 0 ||
-	    (r = qemu_tls_migrate_params(c, true, true, NULL, errp)) < 0)
-		return r;
+	if (!(*ret_stage_dir = strdup(dir))) {
+		qemu_tls_unstage(dir);
+		return qv_error_set(errp, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+	}
+	if ((r = qemu_tls_creds_steps(s, dir, true)) < 0 || (r = qemu_tls_authz_steps(s, peer_dn)) < 0 ||
+	    (r = qemu_tls_migrate_params_step(s, true, true, NULL)) < 0)
+		return qv_error_set(errp, -r, QV_REASON_INTERNAL, "cannot queue TLS objects");
 	log_info("VM %s: incoming stream and NBD over TLS, only for \"%s\"", vm->name, peer_dn);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Starting a VM: the synchronous start kept for the migration steps, and the
- * asynchronous one (queued by daemon/vm-queue.c, spawned with
- * qemu_instance_start_async) that answers vm.start. */
+/* Starting a VM, asynchronously: queued by daemon/vm-queue.c, spawned with
+ * qemu_instance_start_async; answers vm.start and the incoming QEMU of
+ * migrate.prepare. */
 #include <sys/stat.h>
 
 #include "common/json.h"
@@ -109,18 +109,13 @@ static int vm_start_prepare(struct qv_vm *vm, const struct qv_vm_start_opts *so,
 }
 
 /* QEMU never came up (and is gone): release, back to stopped. */
-static void vm_start_failed(struct qv_vm *vm, int r, const struct qv_error *errp, bool emit)
+static void vm_start_failed(struct qv_vm *vm, int r, const struct qv_error *errp)
 {
 	qv_vm_files_release(vm);
 	qv_vm_nics_close(vm);
 	qv_vm_sandbox_release(vm);
 	snprintf(vm->last_exit, sizeof(vm->last_exit), "start failed: %s",
 		 errp && errp->set ? errp->message : strerror(-r));
-	if (!emit) {
-		vm->state = QV_VM_STOPPED;
-		qv_vm_persist(vm);
-		return;
-	}
 	json_object *data = json_object_new_object();
 	json_object_object_add(data, "error", json_object_new_string(vm->last_exit));
 	qv_vm_set_state(vm, QV_VM_STOPPED, data);
@@ -137,34 +132,6 @@ static void vm_start_succeeded(struct qv_vm *vm, bool paused)
 	vm->state = QV_VM_STARTING; /* so the event reads starting -> running */
 	qv_vm_set_state(vm, paused ? QV_VM_PAUSED : QV_VM_RUNNING, data);
 	qv_vm_balloon_started(vm, paused);
-}
-
-int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *so, struct qv_error *errp)
-{
-	struct qemu_instance_config cfg = vm_instance_config(vm);
-	struct qemu_argv_opts opts;
-	struct qemu_proc_opts proc;
-	_cleanup_free_ int *nic_fds = NULL;
-	_cleanup_free_ char *cidata = NULL;
-	int r;
-
-	r = vm_check_startable(vm, errp);
-	if (r >= 0)
-		r = vm_start_prepare(vm, so, &opts, &proc, &cfg, &nic_fds, &cidata, errp);
-	if (r < 0)
-		return r;
-	cfg.proc = &proc;
-	vm->state = QV_VM_STARTING;
-	qv_vm_persist(vm);
-	r = qemu_instance_start(vm->d->loop, vm->spec, &opts, &cfg, &vm->inst, errp);
-	qv_vm_nics_started(vm);
-	qv_vm_files_started(vm);
-	if (r < 0) {
-		vm_start_failed(vm, r, errp, false);
-		return r;
-	}
-	vm_start_succeeded(vm, so && (so->paused || so->incoming));
-	return 0;
 }
 
 /* A vm.stop that arrived while the VM was starting. */
@@ -217,7 +184,7 @@ static void vm_start_complete(struct qv_vm *vm, int error, const struct qv_error
 	if (error < 0) {
 		log_warning("VM %s: start failed: %s", vm->name,
 			    errp && errp->set ? errp->message : strerror(-error));
-		vm_start_failed(vm, error, errp, true);
+		vm_start_failed(vm, error, errp);
 	} else {
 		vm_start_succeeded(vm, ctx.paused);
 	}

@@ -77,11 +77,6 @@ typedef void (*qv_vm_start_fn)(struct qv_vm *vm, int error, const struct qv_erro
  * failed, within the connect deadline. < 0: refused, fn is not called. */
 int qv_vm_start_async(struct qv_vm *vm, const struct qv_vm_start_opts *opts, qv_vm_start_fn fn,
 		      void *userdata, struct qv_error *errp);
-/* SYNCHRONOUS start: blocks the daemon's loop until QMP is ready (up to the
- * connect deadline). Kept only for the migration steps until they move to
- * qv_vm_start_async. */
-int qv_vm_start_with(struct qv_vm *vm, const struct qv_vm_start_opts *opts,
-		     struct qv_error *errp);
 /* Write vm's runtime record (state, pid, start time, QMP path) to the store. */
 void qv_vm_persist(struct qv_vm *vm);
 /* Persist the state, log and emit "state-changed" (extra is stolen, may be

@@ -9,7 +9,6 @@
 #include "common/tls.h"
 #include "qemu/tls-creds.h"
 
-#define QMP_TIMEOUT_MS 5000
 
 static const char *const staged_files[] = {
 	QV_PKI_CA_CERT, QV_PKI_SERVER_CERT, QV_PKI_SERVER_KEY, QV_PKI_CLIENT_CERT,
@@ -148,18 +147,6 @@ static json_object *id_args(const char *id)
 	return a;
 }
 
-static int object_replace(qmp_client *c, json_object *a, const char *id, struct qv_error *errp)
-{
-	_cleanup_json_ json_object *del = id_args(id);
-	int r;
-
-	(void)qmp_client_execute(c, "object-del", del, QMP_TIMEOUT_MS, NULL, NULL);
-	r = qmp_client_execute(c, "object-add", a, QMP_TIMEOUT_MS, NULL, errp);
-	if (r < 0)
-		qv_error_prefix(errp, "object-add %s", id);
-	return r;
-}
-
 static int object_replace_steps(qmp_seq *s, json_object *a, const char *id)
 {
 	int r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "object-del",
@@ -211,28 +198,6 @@ static json_object *params_args(bool tls, bool incoming, const char *hostname)
 	if (tls && !incoming && hostname)
 		json_object_object_add(a, "tls-hostname", json_object_new_string(hostname));
 	return a;
-}
-
-int qemu_tls_creds_add(qmp_client *c, const char *dir, bool server, struct qv_error *errp)
-{
-	_cleanup_json_ json_object *a = creds_args(dir, server);
-
-	return object_replace(c, a, QEMU_TLS_CREDS_ID, errp);
-}
-
-int qemu_tls_authz_add(qmp_client *c, const char *dn, struct qv_error *errp)
-{
-	_cleanup_json_ json_object *a = authz_args(dn);
-
-	return object_replace(c, a, QEMU_TLS_AUTHZ_ID, errp);
-}
-
-int qemu_tls_migrate_params(qmp_client *c, bool tls, bool incoming, const char *hostname,
-			    struct qv_error *errp)
-{
-	_cleanup_json_ json_object *a = params_args(tls, incoming, hostname);
-
-	return qmp_client_execute(c, "migrate-set-parameters", a, QMP_TIMEOUT_MS, NULL, errp);
 }
 
 int qemu_tls_creds_steps(qmp_seq *s, const char *dir, bool server)

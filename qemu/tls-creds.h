@@ -33,21 +33,18 @@ int qemu_tls_stage(const char *pki_dir, bool server, const char *dir, uid_t uid,
 /* Remove what qemu_tls_stage() wrote (best effort). */
 void qemu_tls_unstage(const char *dir);
 
-/* object-add tls-creds-x509 QEMU_TLS_CREDS_ID {dir, endpoint, verify-peer}
- * (an older object of that id is deleted first). */
-int qemu_tls_creds_add(qmp_client *c, const char *dir, bool server, struct qv_error *errp);
-/* object-add authz-list QEMU_TLS_AUTHZ_ID: deny everyone but exactly dn (a
- * peer certificate's distinguished name as GnuTLS formats it). */
-int qemu_tls_authz_add(qmp_client *c, const char *dn, struct qv_error *errp);
-/* Migration parameters: tls-creds (and tls-authz on the incoming side or
- * tls-hostname on the outgoing side). tls false clears tls-creds so a
- * plain migration follows a TLS one. */
-int qemu_tls_migrate_params(qmp_client *c, bool tls, bool incoming, const char *hostname,
-			    struct qv_error *errp);
-
-/* The same as steps of a QMP sequence (qemu/qmp-seq.h), for callers on the
- * daemon loop: nothing waits for QEMU. The object-del before each
- * object-add tolerates "not found". 0 or -errno (-ENOMEM, -EALREADY). */
+/* The objects and parameters, as steps of a QMP sequence (qemu/qmp-seq.h)
+ * on the daemon's loop: nothing waits for QEMU.
+ *   creds: object-add tls-creds-x509 QEMU_TLS_CREDS_ID {dir, endpoint,
+ *     verify-peer} (an older object of that id is deleted first);
+ *   authz: object-add authz-list QEMU_TLS_AUTHZ_ID: deny everyone but
+ *     exactly dn (a peer certificate's distinguished name as GnuTLS
+ *     formats it);
+ *   migrate params: tls-creds (and tls-authz on the incoming side or
+ *     tls-hostname on the outgoing side); tls false clears tls-creds so a
+ *     plain migration follows a TLS one.
+ * The object-del before each object-add tolerates "not found". 0 or
+ * -errno (-ENOMEM, -EALREADY). */
 int qemu_tls_creds_steps(qmp_seq *s, const char *dir, bool server);
 int qemu_tls_authz_steps(qmp_seq *s, const char *dn);
 int qemu_tls_migrate_params_step(qmp_seq *s, bool tls, bool incoming, const char *hostname);

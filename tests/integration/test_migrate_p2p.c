@@ -522,3 +522,101 @@ Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped_at_switchover
 	qv_rpc_conn_free(c);
 	assert_one_copy(1, 10000);
 }
+
+/* The destination's prepare stalls: its daemon SIGSTOPs the incoming QEMU
+ * right after the asynchronous start, before the prepare steps
+ * (capabilities, TLS objects, migrate-incoming; a QMP sequence on the
+ * loop), and SIGCONTs it 3 s later (QVISORD_TEST_STALL_AT=dest-prepare).
+ * migrate.prepare answers only once the steps ran; meanwhile vm.list on
+ * the destination is answered while that QEMU is still stopped. The
+ * migration then completes (the stall is inside each step's 5 s
+ * deadline), or, on a host too loaded for that, fails cleanly: either way
+ * exactly one copy runs and no record is left. A synchronous prepare
+ * answered nothing until QEMU came back. */
+Test(migrate_p2p, vm_list_answers_while_the_destination_qemu_is_stopped_in_prepare)
+{
+	struct qv_error err = {};
+	json_object *r = NULL;
+	uint64_t id;
+	int qpid = 0, answered = 0, rc;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "1:16", GUEST_MIB, BOOT_TIMEOUT_MS);
+	arm_hook(1, "QVISORD_TEST_STALL_AT", "dest-prepare");
+	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
+	for (int t = 0; t < 240000 && !answered; t += 20) {
+		if (qpid <= 0)
+			qpid = qvt_vm_pid(&H->d[1], VM);
+		if (qpid > 0 && proc_state(qpid) == 'T') {
+			r = qvt_call(&H->d[1], "vm.list", NULL, &err);
+			cr_assert_not_null(r, "vm.list on the destination: %s", err.message);
+			json_object_put(r);
+			r = NULL;
+			cr_assert_eq(proc_state(qpid), 'T',
+				     "vm.list was answered only after the QEMU was resumed");
+			answered = 1;
+		}
+		qvt_sleep_ms(20);
+	}
+	cr_assert(answered, "the incoming QEMU was never seen stopped in prepare");
+	rc = qv_rpc_recv_response(c, 300000, id, &r, &err);
+	json_object_put(r);
+	qv_rpc_conn_free(c);
+	if (rc < 0)
+		cr_log_warn("vm.migrate after the stall in prepare failed (%s): checking that "
+			    "the source kept the only copy", err.message);
+	assert_one_copy(rc < 0 ? 0 : 1, 30000);
+}
+
+/* A teardown while prepare's steps wait for a stalled incoming QEMU
+ * (QVISORD_TEST_STALL_AT=dest-prepare): migrate.cancel with the token
+ * (chosen by the caller, as the vm.migrate driver does) is answered at
+ * once, the pending migrate.prepare fails with "cancelled", and the
+ * destination keeps nothing: no VM, no record. The source never paused. */
+Test(migrate_p2p, cancel_while_the_destination_prepares_tears_down)
+{
+	static const char token[] = "0123456789abcdef0123456789abcdef";
+	struct qv_error err = {};
+	json_object *info, *spec, *p, *r = NULL;
+	char buf[32];
+	uint64_t id;
+	int qpid = 0, rc;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, "1:16", GUEST_MIB, BOOT_TIMEOUT_MS);
+	arm_hook(1, "QVISORD_TEST_STALL_AT", "dest-prepare");
+	info = qvt_call_name(&H->d[0], "vm.info", VM, &err);
+	cr_assert_not_null(info, "%s", err.message);
+	cr_assert(json_object_object_get_ex(info, "spec", &spec));
+	p = json_object_new_object();
+	json_object_object_add(p, "spec", json_object_get(spec));
+	json_object_object_add(p, "token", json_object_new_string(token));
+	json_object_put(info);
+	qv_rpc_conn *c = qvt_connect(&H->d[1]);
+	cr_assert_not_null(c);
+	cr_assert_eq(qv_rpc_send(c, "migrate.prepare", p, &id, &err), 0, "%s", err.message);
+	for (int t = 0; t < 120000; t += 20) {
+		if (qpid <= 0)
+			qpid = qvt_vm_pid(&H->d[1], VM);
+		if (qpid > 0 && proc_state(qpid) == 'T')
+			break;
+		qvt_sleep_ms(20);
+	}
+	cr_assert(qpid > 0 && proc_state(qpid) == 'T', "the incoming QEMU was never stopped");
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(VM));
+	json_object_object_add(p, "token", json_object_new_string(token));
+	r = qvt_call(&H->d[1], "migrate.cancel", p, &err);
+	cr_assert_not_null(r, "migrate.cancel while preparing: %s", err.message);
+	json_object_put(r);
+	r = NULL;
+	rc = qv_rpc_recv_response(c, 60000, id, &r, &err);
+	json_object_put(r);
+	qv_rpc_conn_free(c);
+	cr_assert_lt(rc, 0, "migrate.prepare should have failed after the cancel");
+	cr_assert_str_eq(err.reason, "cancelled", "prepare failed with: %s (%s)", err.message,
+			 err.reason);
+	cr_assert(qvt_wait_vm_undefined(&H->d[1], VM, 30000), "the destination keeps the VM");
+	cr_assert_eq(records(1, "destination", NULL), 0);
+	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
+}
