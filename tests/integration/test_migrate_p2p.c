@@ -443,6 +443,30 @@ static char proc_state(int pid)
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
+/* Waits (up to 240 s) until host h's QEMU of VM is seen SIGSTOPped by a
+ * QVISORD_TEST_STALL_AT hook, then asserts that vm.list on h is answered
+ * while that QEMU is still stopped. side/phase name it in the messages. */
+static void assert_list_answered_while_stopped(int h, const char *side, const char *phase)
+{
+	struct qv_error err = {};
+	int qpid = 0;
+
+	for (int t = 0; t < 240000; t += 20) {
+		if (qpid <= 0)
+			qpid = qvt_vm_pid(&H->d[h], VM);
+		if (qpid > 0 && proc_state(qpid) == 'T') {
+			json_object *r = qvt_call(&H->d[h], "vm.list", NULL, &err);
+			cr_assert_not_null(r, "vm.list on the %s: %s", side, err.message);
+			json_object_put(r);
+			cr_assert_eq(proc_state(qpid), 'T',
+				     "vm.list was answered only after the QEMU was resumed");
+			return;
+		}
+		qvt_sleep_ms(20);
+	}
+	cr_assert_fail("the %s QEMU was never seen stopped %s", side, phase);
+}
+
 /* A one-shot step stalls: the destination daemon SIGSTOPs its incoming
  * QEMU right before finish's `cont` and SIGCONTs it 3 s later from its
  * loop (QVISORD_TEST_STALL_AT). While that QEMU is stopped the daemon
@@ -455,27 +479,12 @@ Test(migrate_p2p, vm_list_answers_while_the_destination_qemu_is_stopped_at_finis
 	struct qv_error err = {};
 	json_object *r = NULL;
 	uint64_t id;
-	int qpid = 0, answered = 0;
 
 	QVT_REQUIRE_HOSTS();
 	qvt_start_dirtier_guest_mem(&H->d[0], VM, "1:16", GUEST_MIB, BOOT_TIMEOUT_MS);
 	arm_hook(1, "QVISORD_TEST_STALL_AT", "dest-finish-cont");
 	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
-	for (int t = 0; t < 240000 && !answered; t += 20) {
-		if (qpid <= 0)
-			qpid = qvt_vm_pid(&H->d[1], VM);
-		if (qpid > 0 && proc_state(qpid) == 'T') {
-			r = qvt_call(&H->d[1], "vm.list", NULL, &err);
-			cr_assert_not_null(r, "vm.list on the destination: %s", err.message);
-			json_object_put(r);
-			r = NULL;
-			cr_assert_eq(proc_state(qpid), 'T',
-				     "vm.list was answered only after the QEMU was resumed");
-			answered = 1;
-		}
-		qvt_sleep_ms(20);
-	}
-	cr_assert(answered, "the destination QEMU was never seen stopped at finish");
+	assert_list_answered_while_stopped(1, "destination", "at finish");
 	cr_assert_eq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0,
 		     "vm.migrate after the stall: %s", err.message);
 	json_object_put(r);
@@ -495,27 +504,13 @@ Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped_at_switchover
 	struct qv_error err = {};
 	json_object *r = NULL;
 	uint64_t id;
-	int qpid, answered = 0;
 
 	QVT_REQUIRE_HOSTS();
 	arm_hook(0, "QVISORD_TEST_STALL_AT", "source-switchover");
 	qvt_start_dirtier_guest_mem(&H->d[0], VM, "1:16", GUEST_MIB, BOOT_TIMEOUT_MS);
-	qpid = qvt_vm_pid(&H->d[0], VM);
-	cr_assert_gt(qpid, 0);
+	cr_assert_gt(qvt_vm_pid(&H->d[0], VM), 0);
 	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
-	for (int t = 0; t < 240000 && !answered; t += 20) {
-		if (proc_state(qpid) == 'T') {
-			r = qvt_call(&H->d[0], "vm.list", NULL, &err);
-			cr_assert_not_null(r, "vm.list on the source: %s", err.message);
-			json_object_put(r);
-			r = NULL;
-			cr_assert_eq(proc_state(qpid), 'T',
-				     "vm.list was answered only after the QEMU was resumed");
-			answered = 1;
-		}
-		qvt_sleep_ms(20);
-	}
-	cr_assert(answered, "the source QEMU was never seen stopped at switchover");
+	assert_list_answered_while_stopped(0, "source", "at switchover");
 	cr_assert_eq(qv_rpc_recv_response(c, 300000, id, &r, &err), 0,
 		     "vm.migrate after the stall: %s", err.message);
 	json_object_put(r);
@@ -538,27 +533,13 @@ Test(migrate_p2p, vm_list_answers_while_the_destination_qemu_is_stopped_in_prepa
 	struct qv_error err = {};
 	json_object *r = NULL;
 	uint64_t id;
-	int qpid = 0, answered = 0, rc;
+	int rc;
 
 	QVT_REQUIRE_HOSTS();
 	qvt_start_dirtier_guest_mem(&H->d[0], VM, "1:16", GUEST_MIB, BOOT_TIMEOUT_MS);
 	arm_hook(1, "QVISORD_TEST_STALL_AT", "dest-prepare");
 	qv_rpc_conn *c = migrate_async(0, 1, 0, &id);
-	for (int t = 0; t < 240000 && !answered; t += 20) {
-		if (qpid <= 0)
-			qpid = qvt_vm_pid(&H->d[1], VM);
-		if (qpid > 0 && proc_state(qpid) == 'T') {
-			r = qvt_call(&H->d[1], "vm.list", NULL, &err);
-			cr_assert_not_null(r, "vm.list on the destination: %s", err.message);
-			json_object_put(r);
-			r = NULL;
-			cr_assert_eq(proc_state(qpid), 'T',
-				     "vm.list was answered only after the QEMU was resumed");
-			answered = 1;
-		}
-		qvt_sleep_ms(20);
-	}
-	cr_assert(answered, "the incoming QEMU was never seen stopped in prepare");
+	assert_list_answered_while_stopped(1, "destination", "in prepare");
 	rc = qv_rpc_recv_response(c, 300000, id, &r, &err);
 	json_object_put(r);
 	qv_rpc_conn_free(c);
