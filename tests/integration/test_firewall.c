@@ -68,6 +68,19 @@ static void got(qvt_ctl *c, const char *what, char *buf, size_t len)
 	cr_assert_eq(qvt_ctl_cmd(c, what, CTL_MS, buf, len), 0, "%s", what);
 }
 
+/* got until the listener's file holds word: the sender's nc returns once its
+ * data is sent, the receiver's nc appends it a moment later. */
+static void got_word(qvt_ctl *c, const char *what, const char *word, char *buf, size_t len)
+{
+	for (int i = 0; i < 100; i++) {
+		got(c, what, buf, len);
+		if (strstr(buf, word))
+			return;
+		usleep(100 * 1000);
+	}
+	cr_assert_fail("%s: no \"%s\" within 10 s, received: %s", what, word, buf);
+}
+
 /* fw.show of vm, NIC 0. */
 static json_object *fw_nic0(const char *vm)
 {
@@ -237,8 +250,7 @@ Test(firewall, security_group_changed_live, .fini = fini, .timeout = 420)
 	ctl_ok(ctl_a, "ncsend 10.31.0.3 8080 first");
 	cr_assert_neq(ctl(ctl_a, "ncsend 10.31.0.3 9090 blocked"), 0, "9090 got through");
 	cr_assert_neq(ctl(ctl_a, "pingto 10.31.0.3"), 0, "ping got through a drop policy");
-	got(ctl_b, "got tcp 8080", v, sizeof(v));
-	cr_assert(strstr(v, "first"), "8080 received: %s", v);
+	got_word(ctl_b, "got tcp 8080", "first", v, sizeof(v));
 	got(ctl_b, "got tcp 9090", v, sizeof(v));
 	cr_assert_null(strstr(v, "blocked"));
 
@@ -269,8 +281,7 @@ Test(firewall, security_group_changed_live, .fini = fini, .timeout = 420)
 	cr_assert_eq(qvt_cli(&qd, args, out, sizeof(out)), 0, "%s", out);
 	ctl_ok(ctl_a, "ncsend 10.31.0.3 9090 second");
 	cr_assert_neq(ctl(ctl_a, "ncsend 10.31.0.3 8080 late"), 0, "8080 still open");
-	got(ctl_b, "got tcp 9090", v, sizeof(v));
-	cr_assert(strstr(v, "second"), "9090 received: %s", v);
+	got_word(ctl_b, "got tcp 9090", "second", v, sizeof(v));
 	cr_assert_eq(qvt_vm_pid(&qd, "srv"), pid, "the VM was restarted");
 	cr_assert_eq(qvt_cli(&qd, "fw group list", out, sizeof(out)), 0, "%s", out);
 	cr_assert(strstr(out, "web") && strstr(out, "srv"), "%s", out);
