@@ -657,3 +657,53 @@ Test(migrate_storage, cancel_while_the_incoming_start_is_queued_tears_down_at_on
 	/* Nothing was left queued: the next migration goes through. */
 	migrate_fully(src.expect, src.mib, 0);
 }
+
+/* No file named like the guest's image (data.raw, nor a worker's
+ * temporary .data.raw.*) in host 1's pool. */
+static bool pool_clean(const char *img)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "ls -a \"$(dirname '%s')\" | grep -q 'data\\.raw'", img);
+	return system(cmd) != 0;
+}
+
+/* migrate.cancel while the image worker is held: prepare fails
+ * "cancelled" at once (the worker still held), and once the worker ran
+ * out nothing it made is left in the pool; no VM, no record. */
+Test(migrate_storage, cancel_while_the_destination_creates_its_image_leaves_nothing)
+{
+	static const char token[] = "ffeeddccbbaa99887766554433221100";
+	struct qv_error err = {};
+	struct src src;
+	char file[160], img[600], state[32], step[32];
+	json_object *r = NULL;
+	uint64_t id;
+	int rc, t;
+
+	source_guest(&src, "create-c", 8, false);
+	arm_stall(1, "dest-create-images", file, sizeof(file));
+	dest_image_path(img, sizeof(img));
+	_cleanup_rpc_conn_ qv_rpc_conn *c = qvt_connect(&H->d[1]);
+	cr_assert_not_null(c);
+	cr_assert_eq(qv_rpc_send(c, "migrate.prepare", prepare_params(0, token), &id, &err), 0,
+		     "%s", err.message);
+	wait_prepare_step(1, "creating-images");
+	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, token),
+		     0, "cancel while creating: %s", err.message);
+	rc = qv_rpc_recv_response(c, 60000, id, &r, &err);
+	json_object_put(r);
+	cr_assert_lt(rc, 0, "migrate.prepare should have failed after the cancel");
+	cr_assert_str_eq(err.reason, "cancelled", "prepare failed with: %s (%s)", err.message,
+			 err.reason);
+	cr_assert_eq(access(file, F_OK), 0, "the cancel waited for the worker");
+	mig_status(1, state, step, sizeof(step));
+	cr_assert_str_eq(state, "", "the destination keeps a migration (%s)", state);
+	cr_assert(qvt_wait_vm_undefined(&H->d[1], VM, 1), "the destination defines %s", VM);
+	cr_assert_eq(unlink(file), 0);
+	for (t = 0; t < 60000 && !pool_clean(img); t += 100)
+		qvt_sleep_ms(100);
+	cr_assert(pool_clean(img), "the image worker left a file in the pool of %s", img);
+	source_intact(&src);
+}
