@@ -603,6 +603,12 @@ Test(migrate_storage, vm_list_answered_while_the_destination_creates_its_image)
 	mig_status(1, state, step, sizeof(step));
 	cr_assert_str_eq(state, "preparing");
 	cr_assert_str_eq(step, "creating-images", "the image worker was not held");
+	{ /* and the CLI says so */
+		char out[1024];
+		cr_assert_eq(qvt_cli(&H->d[1], "migrate-status " VM, out, sizeof(out)), 0, "%s", out);
+		cr_assert(strstr(out, "destination migration preparing (step creating-images)"),
+			  "qvisor migrate-status printed: %s", out);
+	}
 	cr_assert_eq(unlink(file), 0);
 	r = NULL;
 	cr_assert_eq(qv_rpc_recv_response(c, 240000, id, &r, &err), 0, "prepare: %s",
