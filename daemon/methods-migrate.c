@@ -582,25 +582,6 @@ static int m_recover(qv_rpc_call *call, json_object *params, void *ud)
 	return qv_rpc_call_reply(call, res), 0;
 }
 
-/* migrate.status of an incoming migration still preparing: from memory,
- * with the step it is at. */
-static json_object *preparing_status(const struct qv_mig *m)
-{
-	json_object *o = json_object_new_object();
-	unsigned steps;
-	const char *step = qv_mig_prep_step(m, &steps);
-
-	json_object_object_add(o, "id", json_object_new_string(m->id));
-	json_object_object_add(o, "name", json_object_new_string(m->vm));
-	json_object_object_add(o, "role", json_object_new_string("destination"));
-	json_object_object_add(o, "state", json_object_new_string("preparing"));
-	json_object_object_add(o, "step", json_object_new_string(step ? step : "preparing"));
-	if (steps)
-		json_object_object_add(o, "steps_done", json_object_new_int((int)steps));
-	json_object_object_add(o, "active", json_object_new_boolean(true));
-	return o;
-}
-
 static int m_status(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", "token", NULL };
@@ -626,7 +607,7 @@ static int m_status(qv_rpc_call *call, json_object *params, void *ud)
 	if (!m)
 		m = qv_mig_find(name, false);
 	if (m && m->prep) /* not persisted before it is prepared */
-		return qv_rpc_call_reply(call, preparing_status(m)), 0;
+		return qv_rpc_call_reply(call, qv_mig_prep_status(m)), 0;
 	snprintf(id, sizeof(id), "%s-%s", name, m && !m->source ? "in" : "out");
 	if (qv_state_migration_get(((struct qv_daemon *)ud)->state, id, &rec) < 0) {
 		snprintf(id, sizeof(id), "%s-in", name);

@@ -447,7 +447,7 @@ static void prep_images_done(int error, const struct qv_error *errp, void *ud)
 	prep_define_start(x);
 }
 
-const char *qv_mig_prep_step(const struct qv_mig *m, unsigned *ret_steps)
+static const char *prep_current_step(const struct qv_mig *m, unsigned *ret_steps)
 {
 	const struct qv_mig_prep *x = m->prep;
 	struct qv_vm *vm;
@@ -463,6 +463,23 @@ const char *qv_mig_prep_step(const struct qv_mig *m, unsigned *ret_steps)
 	}
 	vm = qv_vm_find(x->d, m->vm);
 	return vm && qv_vm_start_is_queued(vm) ? "start-queued" : "starting-qemu";
+}
+
+json_object *qv_mig_prep_status(const struct qv_mig *m)
+{
+	json_object *o = json_object_new_object();
+	unsigned steps;
+	const char *step = prep_current_step(m, &steps);
+
+	json_object_object_add(o, "id", json_object_new_string(m->id));
+	json_object_object_add(o, "name", json_object_new_string(m->vm));
+	json_object_object_add(o, "role", json_object_new_string("destination"));
+	json_object_object_add(o, "state", json_object_new_string("preparing"));
+	json_object_object_add(o, "step", json_object_new_string(step ? step : "preparing"));
+	if (steps)
+		json_object_object_add(o, "steps_done", json_object_new_int((int)steps));
+	json_object_object_add(o, "active", json_object_new_boolean(true));
+	return o;
 }
 
 void qv_mig_prepare(qv_rpc_call *call, struct qv_daemon *d, const struct qv_mig_prepare *p,

@@ -155,10 +155,11 @@ int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *sp
  * stops before its next image and what it created is removed when its
  * thread ended. */
 void qv_mig_dest_images_abandon(struct qv_mig_create *c);
-/* The phase of a prepare in flight ("creating-images", "start-queued",
- * "starting-qemu", "configuring-incoming"), NULL when m is not
- * preparing; *ret_steps: the QMP steps answered so far. */
-const char *qv_mig_prep_step(const struct qv_mig *m, unsigned *ret_steps);
+/* migrate.status of m while it prepares (m->prep set; nothing persisted
+ * yet): {id, name, role, state: "preparing", step, steps_done?, active},
+ * step "creating-images", "start-queued", "starting-qemu" or
+ * "configuring-incoming" (steps_done: its QMP steps answered). */
+json_object *qv_mig_prep_status(const struct qv_mig *m);
 /* Pick the NBD port now; nbd-server-start and block-export-add go out as
  * steps of s (m->nbd once the server runs). */
 int qv_mig_dest_nbd_steps(struct qv_mig *m, struct qv_vm *vm, const char *listen,
