@@ -131,6 +131,8 @@ const struct cli_verb cli_verbs[] = {
 	{ "move", verb_move, "VM --to HOST|tls://ADDR[:PORT] [--bandwidth MiB/s]",
 	  "Cold-migrate a stopped VM: its definition and disks move to another host, verified "
 	  "(docs/cluster.md)." },
+	{ "migrate-status", verb_migrate_status, "VM [--json]",
+	  "Show a VM's migration on this daemon: role, state, the step of a prepare in flight." },
 };
 const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 

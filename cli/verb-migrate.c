@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "cli/migrate-run.h"
+#include "cli/output.h"
+#include "cli/verb-migrate.h"
 #include "cli/verbs.h"
 
 struct mig_line {
@@ -168,5 +170,23 @@ int verb_migrate_cancel(struct cli_ctx *ctx, int argc, char **argv)
 		return r;
 	printf("%s: %s\n", argv[1],
 	       json_object_object_get_ex(res, "action", &v) ? json_object_get_string(v) : "cancelled");
+	return EXIT_OK;
+}
+
+int verb_migrate_status(struct cli_ctx *ctx, int argc, char **argv)
+{
+	_cleanup_json_ json_object *res = NULL;
+	char line[512];
+	int r;
+
+	if (argc != 2)
+		return cli_usage_error(ctx, "expected one VM name");
+	r = cli_call(ctx, "migrate.status", cli_params_name(argv[1]), CLI_CALL_TIMEOUT_MS, &res);
+	if (r != EXIT_OK)
+		return r;
+	if (ctx->json)
+		out_json(res, stdout);
+	else
+		printf("%s\n", cli_migrate_status_line(res, line, sizeof(line)));
 	return EXIT_OK;
 }

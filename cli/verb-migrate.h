@@ -20,3 +20,7 @@ struct cli_migrate_opts {
 	const char *dest_tls_host;
 	bool insecure;            /* plain-TCP stream (both daemons need --insecure) */
 };
+
+/* migrate.status's answer as one line: "VM: ROLE migration STATE (step
+ * STEP, N QMP steps done), driver phase P, peer URI"; returns buf. */
+const char *cli_migrate_status_line(json_object *res, char *buf, size_t size);

@@ -55,6 +55,7 @@ VERB(host_cordon);
 VERB(host_resume);
 VERB(host_evacuate);
 VERB(move);
+VERB(migrate_status);
 #undef VERB
 
 void cli_print_main_help(FILE *f);

@@ -606,6 +606,8 @@ static int m_status(qv_rpc_call *call, json_object *params, void *ud)
 	m = qv_mig_find(name, true);
 	if (!m)
 		m = qv_mig_find(name, false);
+	if (m && m->prep) /* not persisted before it is prepared */
+		return qv_rpc_call_reply(call, qv_mig_prep_status(m)), 0;
 	snprintf(id, sizeof(id), "%s-%s", name, m && !m->source ? "in" : "out");
 	if (qv_state_migration_get(((struct qv_daemon *)ud)->state, id, &rec) < 0) {
 		snprintf(id, sizeof(id), "%s-in", name);

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "daemon/fw.h"
 #include "daemon/migrate-internal.h"
+#include "daemon/vm-queue.h"
 #include "qemu/tls-creds.h"
 
 /* A free TCP port on addr (bind to port 0, read it back, close). */
@@ -184,9 +185,11 @@ static int new_token(struct qv_mig *m, const char *given, struct qv_error *errp)
 	return 0;
 }
 
-/* A prepare in flight: the reply is due once the incoming QEMU started
- * (qv_vm_start_async) and its steps ran (prep_steps). m->prep points here
- * until then; a teardown meanwhile goes through qv_mig_prep_abort(). */
+/* A prepare in flight: the reply is due once the copy_storage images
+ * exist (created off the loop, migrate-dest-images.c), the incoming QEMU
+ * started (qv_vm_start_async) and its steps ran (prep_steps). m->prep
+ * points here until then; a teardown meanwhile goes through
+ * qv_mig_prep_abort(). */
 struct qv_mig_prep {
 	struct qv_daemon *d;
 	struct qv_mig *m;
@@ -197,6 +200,8 @@ struct qv_mig_prep {
 	char uri[256], nbd_uri[256];
 	int port;
 	qmp_seq *seq;
+	struct vm_spec *spec;    /* until defined (images being created) */
+	struct qv_mig_create *create; /* the image worker, while it runs */
 	char *stage_dir;         /* TLS credentials staged for the sequence */
 	char *abort_why;         /* torn down while the QEMU was starting */
 };
@@ -204,6 +209,8 @@ struct qv_mig_prep {
 static void prep_free(struct qv_mig_prep *x)
 {
 	x->seq = qmp_seq_cancel(x->seq);
+	qv_mig_dest_images_abandon(x->create);
+	vm_spec_free(x->spec);
 	if (x->stage_dir)
 		qemu_tls_unstage(x->stage_dir);
 	free(x->stage_dir);
@@ -228,13 +235,22 @@ static void prep_fail(struct qv_mig_prep *x, const struct qv_error *errp)
 bool qv_mig_prep_abort(struct qv_mig *m, const char *why)
 {
 	struct qv_mig_prep *x = m->prep;
+	struct qv_vm *vm = qv_vm_find(x->d, m->vm);
 	struct qv_error err = {};
 
-	if (!x->seq) { /* still starting: vm_started tears down */
+	if (!x->seq && !x->create) {
+		/* The incoming QEMU is starting: its start is dropped now (out
+		 * of the queue, or its QEMU killed) and prep_started(), called
+		 * with the failure, tears down. Never wait for a start. */
 		if (!x->abort_why)
 			x->abort_why = strdup(why);
-		return false;
+		if (vm && vm->starting && qv_vm_start_drop(vm, why) < 0)
+			log_warning("VM %s: cannot drop the incoming start; the teardown "
+				    "waits for it", m->vm);
+		return false; /* x and m may be gone */
 	}
+	/* Creating images: the worker is abandoned (it removes what it made),
+	 * nothing is defined or started yet. Or the QMP steps: cancelled. */
 	m->prep = NULL;
 	qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED,
 		     "incoming migration of %s torn down while preparing: %s", m->vm, why);
@@ -366,11 +382,110 @@ static void prep_started(struct qv_vm *vm, int error, const struct qv_error *err
 	}
 }
 
+/* Refused before anything was defined or started: answer, remove the
+ * images m owns, drop m, free x. */
+static void prep_refuse(struct qv_mig_prep *x, struct qv_error *err)
+{
+	struct qv_mig *m = x->m;
+
+	m->prep = NULL;
+	qv_rpc_call_error(x->call, err);
+	qv_error_clear(err);
+	qv_mig_dest_delete_images(m);
+	qv_mig_drop(m);
+	prep_free(x);
+}
+
+/* The images exist (or none were needed): define the VM unless it is,
+ * then start the incoming QEMU through the start queue. */
+static void prep_define_start(struct qv_mig_prep *x)
+{
+	struct qv_mig *m = x->m;
+	struct qv_vm *vm = qv_vm_find(x->d, m->vm);
+	struct qv_error err = {};
+	int r;
+
+	if (!vm) {
+		r = qv_vm_define(x->d, TAKE_PTR(x->spec), &vm, &err); /* takes spec */
+		if (r < 0)
+			return prep_refuse(x, &err);
+		m->created = true;
+	} else if (x->p.copy_storage) {
+		qv_error_set(&err, EBUSY, QV_REASON_CONFLICT,
+			     "VM %s was defined on the destination while its images were created",
+			     m->vm);
+		return prep_refuse(x, &err);
+	} else {
+		x->spec = vm_spec_free(x->spec);
+	}
+	m->saved_policy = vm->spec->restart.policy;
+	vm->spec->restart.policy = VM_RESTART_NO;
+	/* m->prep is set: the start's callback may in principle run at once */
+	r = qv_vm_start_async(vm, &(struct qv_vm_start_opts){ .incoming = "defer",
+							       .paused = true },
+			      prep_started, x, &err);
+	if (r < 0) {
+		prep_fail(x, &err);
+		qv_error_clear(&err);
+	}
+}
+
+static void prep_images_done(int error, const struct qv_error *errp, void *ud)
+{
+	struct qv_mig_prep *x = ud;
+	struct qv_error err = {};
+
+	x->create = NULL;
+	if (error < 0) {
+		if (errp)
+			err = *errp;
+		else
+			qv_error_set(&err, -error, QV_REASON_IO_ERROR, "cannot create the images");
+		qv_error_prefix(&err, "creating the destination images of %s", x->m->vm);
+		return prep_refuse(x, &err);
+	}
+	prep_define_start(x);
+}
+
+static const char *prep_current_step(const struct qv_mig *m, unsigned *ret_steps)
+{
+	const struct qv_mig_prep *x = m->prep;
+	struct qv_vm *vm;
+
+	*ret_steps = 0;
+	if (!x)
+		return NULL;
+	if (x->create)
+		return "creating-images";
+	if (x->seq) {
+		*ret_steps = qmp_seq_steps_done(x->seq);
+		return "configuring-incoming";
+	}
+	vm = qv_vm_find(x->d, m->vm);
+	return vm && qv_vm_start_is_queued(vm) ? "start-queued" : "starting-qemu";
+}
+
+json_object *qv_mig_prep_status(const struct qv_mig *m)
+{
+	json_object *o = json_object_new_object();
+	unsigned steps;
+	const char *step = prep_current_step(m, &steps);
+
+	json_object_object_add(o, "id", json_object_new_string(m->id));
+	json_object_object_add(o, "name", json_object_new_string(m->vm));
+	json_object_object_add(o, "role", json_object_new_string("destination"));
+	json_object_object_add(o, "state", json_object_new_string("preparing"));
+	json_object_object_add(o, "step", json_object_new_string(step ? step : "preparing"));
+	if (steps)
+		json_object_object_add(o, "steps_done", json_object_new_int((int)steps));
+	json_object_object_add(o, "active", json_object_new_boolean(true));
+	return o;
+}
+
 void qv_mig_prepare(qv_rpc_call *call, struct qv_daemon *d, const struct qv_mig_prepare *p,
 		    json_object *params)
 {
 	struct vm_spec *spec = NULL;
-	struct qv_vm *vm;
 	struct qv_mig *m;
 	struct qv_mig_prep *x;
 	struct qv_error err = {};
@@ -417,40 +532,21 @@ void qv_mig_prepare(qv_rpc_call *call, struct qv_daemon *d, const struct qv_mig_
 		qv_error_set(&err, ENOMEM, QV_REASON_INTERNAL, "out of memory");
 		goto refuse;
 	}
-	if (p->copy_storage && (r = qv_mig_dest_images(d, m, spec, p->disk_sizes, p->disk_keys, &err)) < 0) {
-		vm_spec_free(spec);
-		qv_mig_dest_delete_images(m);
-		qv_mig_drop(m);
-		prep_free(x);
-		goto refuse;
-	}
-	vm = qv_vm_find(d, spec->name);
-	if (!vm) {
-		r = qv_vm_define(d, spec, &vm, &err); /* takes spec */
-		if (r < 0) {
-			qv_mig_dest_delete_images(m);
-			qv_mig_drop(m);
-			prep_free(x);
-			goto refuse;
-		}
-		m->created = true;
-	} else {
-		vm_spec_free(spec);
-	}
-	m->saved_policy = vm->spec->restart.policy;
-	vm->spec->restart.policy = VM_RESTART_NO;
 	m->postcopy = p->allow_postcopy;
 	m->tls = p->tls;
 	snprintf(m->state, sizeof(m->state), "preparing");
 	x->m = m;
-	m->prep = x; /* before the start: its callback may in principle run at once */
+	x->spec = spec;
+	m->prep = x;
 	if ((r = new_token(m, p->token, &err)) < 0 ||
-	    (r = qv_vm_start_async(vm, &(struct qv_vm_start_opts){ .incoming = "defer",
-								   .paused = true },
-				   prep_started, x, &err)) < 0) {
-		prep_fail(x, &err);
-		qv_error_clear(&err);
+	    (p->copy_storage && (r = qv_mig_dest_images(d, m, spec, p->disk_sizes, p->disk_keys,
+						       prep_images_done, x, &x->create,
+						       &err)) < 0)) {
+		prep_refuse(x, &err);
+		return;
 	}
+	if (!p->copy_storage)
+		prep_define_start(x);
 	return;
 refuse:
 	qv_rpc_call_error(call, &err);

@@ -140,8 +140,26 @@ void qv_mig_dest_rearm(struct qv_mig *m);
  * format suffix, else "<vm>-disk<i>". */
 int qv_mig_dest_image_name(const char *vm, size_t i, const struct vm_disk *dk, char *buf,
 			   size_t size);
+/* migrate-dest-images.c: create the copy_storage images for spec in the
+ * pool on a worker thread (qemu-img, the LUKS PBKDF: never on the loop).
+ * Checked now (sizes, names, keys; nothing created on a refusal); fn runs
+ * on the loop once created: on success m->images lists them (deleted on
+ * teardown), their keys are in the keystore and spec's disks point at
+ * them; on failure nothing is left. */
+struct qv_mig_create;
+typedef void (*qv_mig_create_fn)(int error, const struct qv_error *errp, void *ud);
 int qv_mig_dest_images(struct qv_daemon *d, struct qv_mig *m, struct vm_spec *spec,
-		       json_object *sizes, json_object *keys, struct qv_error *errp);
+		       json_object *sizes, json_object *keys, qv_mig_create_fn fn, void *ud,
+		       struct qv_mig_create **ret, struct qv_error *errp);
+/* A teardown: fn never runs, m and spec are no longer used; the worker
+ * stops before its next image and what it created is removed when its
+ * thread ended. */
+void qv_mig_dest_images_abandon(struct qv_mig_create *c);
+/* migrate.status of m while it prepares (m->prep set; nothing persisted
+ * yet): {id, name, role, state: "preparing", step, steps_done?, active},
+ * step "creating-images", "start-queued", "starting-qemu" or
+ * "configuring-incoming" (steps_done: its QMP steps answered). */
+json_object *qv_mig_prep_status(const struct qv_mig *m);
 /* Pick the NBD port now; nbd-server-start and block-export-add go out as
  * steps of s (m->nbd once the server runs). */
 int qv_mig_dest_nbd_steps(struct qv_mig *m, struct qv_vm *vm, const char *listen,

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <unistd.h>
+
 #include "common/log.h"
 #include "daemon/vm-queue.h"
 #include "daemon/vm.h"
@@ -40,6 +42,25 @@ static void arm(struct qv_daemon *d, struct qv_start_queue *q)
 			  q->head->vm->name);
 }
 
+/* Test hook: QVISORD_TEST_STALL_AT=start-queue holds every queued start
+ * while $QVISORD_TEST_STALL_FILE exists (a start that must be seen queued,
+ * whatever the host's speed); off for good once the file is gone. */
+static bool test_hold(void)
+{
+	static int state; /* 0 unknown, 1 holding, 2 off */
+	const char *at = getenv("QVISORD_TEST_STALL_AT"), *file = getenv("QVISORD_TEST_STALL_FILE");
+
+	if (state == 0) {
+		state = at && file && streq(at, "start-queue") ? 1 : 2;
+		if (state == 1)
+			log_warning("QVISORD_TEST_STALL_AT=start-queue: starts wait while %s exists",
+				    file);
+	}
+	if (state == 1 && access(file, F_OK) < 0)
+		state = 2;
+	return state == 1;
+}
+
 static void pump(qv_source *s, void *ud)
 {
 	struct qv_daemon *d = ud;
@@ -49,6 +70,10 @@ static void pump(qv_source *s, void *ud)
 	q->pump = NULL;
 	if (!n)
 		return;
+	if (test_hold()) {
+		(void)qv_loop_add_timer(d->loop, 50, pump, d, &q->pump);
+		return;
+	}
 	q->head = n->next;
 	if (!q->head)
 		q->tail = &q->head;

@@ -34,3 +34,11 @@ void qv_vm_starting_free(struct qv_vm *vm);
  * the start fails). */
 int qv_vm_stop_starting(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn,
 			void *userdata, struct qv_error *errp);
+/* daemon/vm-start.c: is vm's start still waiting in the queue? */
+bool qv_vm_start_is_queued(const struct qv_vm *vm);
+/* daemon/vm-start.c: drop a start at once, without stopping anything
+ * afterwards: a queued one leaves the queue and its start callback runs
+ * now with -ECANCELED (reason "cancelled"; vm may be gone on return); a
+ * spawned one has its QEMU SIGKILLed, so its start fails as soon as the
+ * pidfd reports the exit. -ENOENT when vm is not starting. */
+int qv_vm_start_drop(struct qv_vm *vm, const char *why);

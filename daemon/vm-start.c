@@ -2,6 +2,7 @@
 /* Starting a VM, asynchronously: queued by daemon/vm-queue.c, spawned with
  * qemu_instance_start_async; answers vm.start and the incoming QEMU of
  * migrate.prepare. */
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "common/json.h"
@@ -279,5 +280,31 @@ int qv_vm_stop_starting(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop
 					  .timeout_ms = timeout_ms, .fn = fn,
 					  .userdata = userdata };
 	log_info("VM %s: stop waits for its start to complete", vm->name);
+	return 0;
+}
+
+bool qv_vm_start_is_queued(const struct qv_vm *vm)
+{
+	return vm->starting && !vm->starting->spawned;
+}
+
+int qv_vm_start_drop(struct qv_vm *vm, const char *why)
+{
+	struct qv_error err = {};
+
+	if (!vm->starting)
+		return -ENOENT;
+	if (vm->starting->spawned) {
+		/* The pidfd ends the start at once (start failed, released). */
+		if (!vm->inst)
+			return -ENOENT;
+		log_info("VM %s: killing its starting QEMU: %s", vm->name, why);
+		return qemu_proc_signal(qemu_instance_proc(vm->inst), SIGKILL);
+	}
+	/* Still queued: nothing runs; the start fails "cancelled" now. */
+	qv_start_queue_remove(vm->d, vm);
+	qv_error_set(&err, ECANCELED, QV_REASON_CANCELLED, "start of VM %s cancelled: %s",
+		     vm->name, why);
+	vm_start_complete(vm, -ECANCELED, &err);
 	return 0;
 }

@@ -109,7 +109,7 @@ _qvisor()
 	esac
 
 	case $verb in
-	undefine | info | start | stop | reboot | pause | resume | balloon | top | migrate-cancel | dump-libvirt)
+	undefine | info | start | stop | reboot | pause | resume | balloon | top | migrate-cancel | migrate-status | dump-libvirt)
 		COMPREPLY=($(compgen -W "$(_qvisor_names list --all)" -- "$cur")) ;;
 	limits | console | nic-add | nic-remove | migrate)
 		((argn == 1)) && COMPREPLY=($(compgen -W "$(_qvisor_names list --all)" -- "$cur")) ;;

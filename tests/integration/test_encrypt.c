@@ -537,9 +537,19 @@ Test(encrypt, storage_migration_carries_the_key)
 	struct qvt_daemon D2 = { 0 };
 	char out[128], cmd[256], sum[64], want[64], disks[512];
 
+	char stall[300];
+
 	D2.extra_args[0] = "--master-key-file";
 	D2.extra_args[1] = master2;
+	/* The destination's image worker is held (while the file exists)
+	 * before it creates the LUKS image: see below. */
+	snprintf(stall, sizeof(stall), "%s/stall", keydir);
+	write_file(stall, "1", 1, 0600);
+	setenv("QVISORD_TEST_STALL_AT", "dest-create-images", 1);
+	setenv("QVISORD_TEST_STALL_FILE", stall, 1);
 	cr_assert_eq(qvt_daemon_start(&D2), 0);
+	unsetenv("QVISORD_TEST_STALL_AT");
+	unsetenv("QVISORD_TEST_STALL_FILE");
 	snprintf(cmd, sizeof(cmd), "image create mig 32M --encrypt --passphrase-file %s",
 		 pass_file);
 	cr_assert_eq(qvt_cli(&D, cmd, out, sizeof(out)), 0, "%s", out);
@@ -554,12 +564,41 @@ Test(encrypt, storage_migration_carries_the_key)
 	cr_assert_eq(qvt_ctl_cmd(ctl, cmd, 300000, want, sizeof(want)), 0, "%s", want);
 	qvt_ctl_close(ctl);
 
-	_cleanup_json_ json_object *res = must("vm.migrate",
-		"{\"name\":\"encm\",\"to\":\"unix://%s\",\"copy_storage\":true,"
-		"\"dest_address\":\"127.0.0.1\",\"deadline_s\":240}", D2.socket);
-	char st[32];
-	cr_assert_str_eq(qvt_vm_state(&D2, "encm", st, sizeof(st)), "running");
+	char params[512], st[32], step[64];
 	struct qv_error err = {};
+	uint64_t mid;
+	snprintf(params, sizeof(params),
+		 "{\"name\":\"encm\",\"to\":\"unix://%s\",\"copy_storage\":true,"
+		 "\"dest_address\":\"127.0.0.1\",\"deadline_s\":240}", D2.socket);
+	_cleanup_rpc_conn_ qv_rpc_conn *mc = qvt_connect(&D);
+	cr_assert_not_null(mc);
+	cr_assert_eq(qv_rpc_send(mc, "vm.migrate", json_tokener_parse(params), &mid, &err), 0,
+		     "%s", err.message);
+	/* The LUKS image (qemu-img, its PBKDF) is created off the destination's
+	 * loop: while the worker is held, migrate.status there reports the
+	 * prepare at that step and vm.list is answered. */
+	for (int t = 0; t < 240000; t += 50) {
+		_cleanup_json_ json_object *ms = qvt_call_name(&D2, "migrate.status", "encm", &err);
+		snprintf(step, sizeof(step), "%s", qvt_json_str(ms, "step"));
+		if (streq(step, "creating-images"))
+			break;
+		qvt_sleep_ms(50);
+	}
+	cr_assert_str_eq(step, "creating-images", "the destination never reported the image step");
+	qv_error_clear(&err); /* the not-found of the first polls */
+	{
+		_cleanup_json_ json_object *l = qvt_call(&D2, "vm.list", NULL, &err);
+		cr_assert_not_null(l, "vm.list while the LUKS image is created: %s", err.message);
+		_cleanup_json_ json_object *ms = qvt_call_name(&D2, "migrate.status", "encm", &err);
+		cr_assert_str_eq(qvt_json_str(ms, "state"), "preparing");
+		cr_assert_str_eq(qvt_json_str(ms, "step"), "creating-images");
+		cr_assert_null(strstr(json_object_to_json_string(ms), passphrase));
+	}
+	cr_assert_eq(unlink(stall), 0);
+	_cleanup_json_ json_object *res = NULL;
+	cr_assert_eq(qv_rpc_recv_response(mc, 300000, mid, &res, &err), 0, "vm.migrate: %s",
+		     err.message);
+	cr_assert_str_eq(qvt_vm_state(&D2, "encm", st, sizeof(st)), "running");
 	_cleanup_json_ json_object *di = qvt_call_name(&D2, "image.info", "mig", &err);
 	cr_assert_not_null(di, "no image mig on the destination: %s", err.message);
 	cr_assert(json_object_get_boolean(json_object_object_get(di, "encrypted")));

@@ -107,11 +107,13 @@ struct prep {
 	char uri[128], token[64], nbd[128], dest_path[512];
 };
 
-/* plan on the source, prepare (copy_storage) on the destination. */
-static void prepare(struct prep *pr, int multifd)
+/* migrate.prepare's params (copy_storage) for the source guest: plan on
+ * the source for the disk sizes; token: the caller's (NULL: the
+ * destination's). */
+static json_object *prepare_params(int multifd, const char *token)
 {
 	struct qv_error err = {};
-	json_object *info = qvt_call_name(&H->d[0], "vm.info", VM, &err), *spec, *p, *r, *v, *plan;
+	json_object *info = qvt_call_name(&H->d[0], "vm.info", VM, &err), *spec, *p, *v, *plan;
 	json_object *sizes = json_object_new_array(), *disks;
 
 	cr_assert_not_null(info, "%s", err.message);
@@ -135,9 +137,17 @@ static void prepare(struct prep *pr, int multifd)
 	json_object_object_add(p, "disk_sizes", sizes);
 	if (multifd)
 		json_object_object_add(p, "multifd_channels", json_object_new_int(multifd));
+	if (token)
+		json_object_object_add(p, "token", json_object_new_string(token));
 	json_object_put(info);
-	r = qvt_call(&H->d[1], "migrate.prepare", p, &err);
-	cr_assert_not_null(r, "prepare: %s", err.message);
+	return p;
+}
+
+/* prepare's answer (r, taken) into pr, checked. */
+static void prepare_parse(struct prep *pr, json_object *r)
+{
+	json_object *v, *disks;
+
 	cr_assert(json_object_object_get_ex(r, "uri", &v));
 	snprintf(pr->uri, sizeof(pr->uri), "%s", json_object_get_string(v));
 	cr_assert(json_object_object_get_ex(r, "token", &v));
@@ -153,6 +163,16 @@ static void prepare(struct prep *pr, int multifd)
 	cr_assert(strncmp(pr->dest_path, H->d[1].state_dir, strlen(H->d[1].state_dir)) == 0,
 		  "destination image %s is not under %s", pr->dest_path, H->d[1].state_dir);
 	cr_assert_eq(access(pr->dest_path, F_OK), 0);
+}
+
+/* plan on the source, prepare (copy_storage) on the destination. */
+static void prepare(struct prep *pr, int multifd)
+{
+	struct qv_error err = {};
+	json_object *r = qvt_call(&H->d[1], "migrate.prepare", prepare_params(multifd, NULL), &err);
+
+	cr_assert_not_null(r, "prepare: %s", err.message);
+	prepare_parse(pr, r);
 }
 
 static qv_rpc_conn *perform_async(const struct prep *pr, const char *extra_json,
@@ -244,16 +264,26 @@ TestSuite(migrate_storage, .init = qvt_twohosts_setup, .fini = qvt_twohosts_tear
 /* A whole copy_storage migration (plan, prepare, perform, finish, confirm)
  * of VM from host 0 to host 1, then the checks: one running copy, on the
  * destination, whose own image holds blkpat (expect) over mib MiB. */
+static void migrate_prepared(struct prep *pr, const char *expect, unsigned mib, int multifd);
+
 static void migrate_fully(const char *expect, unsigned mib, int multifd)
 {
-	char got[33], buf[32];
 	struct prep pr;
+
+	prepare(&pr, multifd);
+	migrate_prepared(&pr, expect, mib, multifd);
+}
+
+/* The same from perform on, prepare done (pr). */
+static void migrate_prepared(struct prep *prp, const char *expect, unsigned mib, int multifd)
+{
+	char got[33], buf[32];
+	struct prep pr = *prp;
 	struct qv_error err = {};
 	struct watch w = {};
 	json_object *r, *p, *v;
 	uint64_t id;
 
-	prepare(&pr, multifd);
 	_cleanup_rpc_conn_ qv_rpc_conn *c = perform_async(
 		&pr, multifd ? "{\"max_downtime_ms\": 300, \"bandwidth_mbps\": 100, \"deadline_s\": 180, "
 			  "\"multifd_channels\": 2, \"multifd_reason\": \"test\"}"
@@ -484,4 +514,202 @@ Test(migrate_storage, vm_migrate_source_daemon_killed_mid_mirror_converges)
 		qvt_sleep_ms(200);
 	}
 	migrate_after_failure(&src);
+}
+
+/* Restart host h with a QVISORD_TEST_STALL_AT hook that holds while the
+ * file (made here, in h's private dir, path in file) exists. */
+static void arm_stall(int h, const char *point, char *file, size_t size)
+{
+	FILE *f;
+
+	snprintf(file, size, "%s/test-stall", H->d[h].dir);
+	f = fopen(file, "we");
+	cr_assert_not_null(f, "%s: %m", file);
+	fclose(f);
+	qvt_daemon_stop(&H->d[h], SIGTERM);
+	setenv("QVISORD_TEST_STALL_AT", point, 1);
+	setenv("QVISORD_TEST_STALL_FILE", file, 1);
+	cr_assert_eq(qvt_twohosts_start_daemon(H, h), 0);
+	unsetenv("QVISORD_TEST_STALL_AT");
+	unsetenv("QVISORD_TEST_STALL_FILE");
+}
+
+/* migrate.status on host h: its "state" and "step" ("" when absent, or
+ * when there is no migration). */
+static void mig_status(int h, char *state, char *step, size_t size)
+{
+	struct qv_error err = {};
+	json_object *r = qvt_call_name(&H->d[h], "migrate.status", VM, &err), *v;
+
+	snprintf(state, size, "%s", r && json_object_object_get_ex(r, "state", &v)
+					    ? json_object_get_string(v) : "");
+	snprintf(step, size, "%s", r && json_object_object_get_ex(r, "step", &v)
+					   ? json_object_get_string(v) : "");
+	json_object_put(r);
+}
+
+/* Until host h's incoming migration reads preparing at step (240 s). */
+static void wait_prepare_step(int h, const char *step)
+{
+	char state[32], got[32];
+
+	for (int t = 0; t < 240000; t += 50) {
+		mig_status(h, state, got, sizeof(got));
+		if (streq(state, "preparing") && streq(got, step))
+			return;
+		qvt_sleep_ms(50);
+	}
+	cr_assert_fail("host %d never showed its prepare at step %s (last: %s/%s)", h, step, state,
+		       got);
+}
+
+/* The image prepare made for the guest's disk in host 1's pool. */
+static void dest_image_path(char *buf, size_t size)
+{
+	struct qv_error err = {};
+	json_object *r = qvt_call(&H->d[1], "image.list", json_object_new_object(), &err), *v;
+
+	cr_assert_not_null(r, "image.list: %s", err.message);
+	cr_assert(json_object_object_get_ex(r, "pool", &v));
+	snprintf(buf, size, "%s/data.raw", json_object_get_string(v));
+	json_object_put(r);
+}
+
+/* The destination creates the copy_storage image off its loop: its image
+ * worker is held (QVISORD_TEST_STALL_AT=dest-create-images, while a file
+ * exists), migrate.status there reports the prepare with its step, and
+ * vm.list is answered while the image is still being created (the step
+ * is unchanged after the answer, the worker still held). Released, the
+ * prepare answers and the migration completes: one copy, on host 1. */
+Test(migrate_storage, vm_list_answered_while_the_destination_creates_its_image)
+{
+	struct qv_error err = {};
+	struct src src;
+	struct prep pr;
+	char file[160], state[32], step[32];
+	json_object *r = NULL;
+	uint64_t id;
+
+	source_guest(&src, "create-a", 8, false);
+	arm_stall(1, "dest-create-images", file, sizeof(file));
+	_cleanup_rpc_conn_ qv_rpc_conn *c = qvt_connect(&H->d[1]);
+	cr_assert_not_null(c);
+	cr_assert_eq(qv_rpc_send(c, "migrate.prepare", prepare_params(0, NULL), &id, &err), 0,
+		     "%s", err.message);
+	wait_prepare_step(1, "creating-images");
+	r = qvt_call(&H->d[1], "vm.list", NULL, &err);
+	cr_assert_not_null(r, "vm.list while the image is created: %s", err.message);
+	json_object_put(r);
+	mig_status(1, state, step, sizeof(step));
+	cr_assert_str_eq(state, "preparing");
+	cr_assert_str_eq(step, "creating-images", "the image worker was not held");
+	{ /* and the CLI says so */
+		char out[1024];
+		cr_assert_eq(qvt_cli(&H->d[1], "migrate-status " VM, out, sizeof(out)), 0, "%s", out);
+		cr_assert(strstr(out, "destination migration preparing (step creating-images)"),
+			  "qvisor migrate-status printed: %s", out);
+	}
+	cr_assert_eq(unlink(file), 0);
+	r = NULL;
+	cr_assert_eq(qv_rpc_recv_response(c, 240000, id, &r, &err), 0, "prepare: %s",
+		     err.message);
+	prepare_parse(&pr, r);
+	mig_status(1, state, step, sizeof(step));
+	cr_assert_str_eq(state, "prepared", "after prepare answered");
+	migrate_prepared(&pr, src.expect, 8, 0);
+}
+
+/* migrate.cancel while the incoming QEMU's start waits in the start queue
+ * (QVISORD_TEST_STALL_AT=start-queue holds the queue while a file exists):
+ * migrate.status reports the prepare at "start-queued"; the cancel tears
+ * down at once, while the queue is still held: prepare fails "cancelled",
+ * no VM, no image, no record there, and the source keeps running. Then a
+ * migration of the same VM goes through. */
+Test(migrate_storage, cancel_while_the_incoming_start_is_queued_tears_down_at_once)
+{
+	static const char token[] = "00112233445566778899aabbccddeeff";
+	struct qv_error err = {};
+	struct src src;
+	char file[160], img[600], state[32], step[32];
+	json_object *r = NULL;
+	uint64_t id;
+	int rc;
+
+	source_guest(&src, "queue-a", 8, false);
+	arm_stall(1, "start-queue", file, sizeof(file));
+	dest_image_path(img, sizeof(img));
+	_cleanup_rpc_conn_ qv_rpc_conn *c = qvt_connect(&H->d[1]);
+	cr_assert_not_null(c);
+	cr_assert_eq(qv_rpc_send(c, "migrate.prepare", prepare_params(0, token), &id, &err), 0,
+		     "%s", err.message);
+	wait_prepare_step(1, "start-queued");
+	cr_assert_eq(access(img, F_OK), 0, "the image %s should exist by now", img);
+	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, token),
+		     0, "cancel while queued: %s", err.message);
+	/* At once: the queue is still held, nothing waited for the start. */
+	cr_assert_eq(access(file, F_OK), 0);
+	cr_assert(qvt_wait_vm_undefined(&H->d[1], VM, 1), "the destination still defines %s", VM);
+	cr_assert_neq(access(img, F_OK), 0, "the image %s was left behind", img);
+	mig_status(1, state, step, sizeof(step));
+	cr_assert_str_eq(state, "", "the destination keeps a migration (%s)", state);
+	rc = qv_rpc_recv_response(c, 60000, id, &r, &err);
+	json_object_put(r);
+	cr_assert_lt(rc, 0, "migrate.prepare should have failed after the cancel");
+	cr_assert_str_eq(err.reason, "cancelled", "prepare failed with: %s (%s)", err.message,
+			 err.reason);
+	cr_assert_eq(unlink(file), 0);
+	source_intact(&src);
+	/* Nothing was left queued: the next migration goes through. */
+	migrate_fully(src.expect, src.mib, 0);
+}
+
+/* No file named like the guest's image (data.raw, nor a worker's
+ * temporary .data.raw.*) in host 1's pool. */
+static bool pool_clean(const char *img)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "ls -a \"$(dirname '%s')\" | grep -q 'data\\.raw'", img);
+	return system(cmd) != 0;
+}
+
+/* migrate.cancel while the image worker is held: prepare fails
+ * "cancelled" at once (the worker still held), and once the worker ran
+ * out nothing it made is left in the pool; no VM, no record. */
+Test(migrate_storage, cancel_while_the_destination_creates_its_image_leaves_nothing)
+{
+	static const char token[] = "ffeeddccbbaa99887766554433221100";
+	struct qv_error err = {};
+	struct src src;
+	char file[160], img[600], state[32], step[32];
+	json_object *r = NULL;
+	uint64_t id;
+	int rc, t;
+
+	source_guest(&src, "create-c", 8, false);
+	arm_stall(1, "dest-create-images", file, sizeof(file));
+	dest_image_path(img, sizeof(img));
+	_cleanup_rpc_conn_ qv_rpc_conn *c = qvt_connect(&H->d[1]);
+	cr_assert_not_null(c);
+	cr_assert_eq(qv_rpc_send(c, "migrate.prepare", prepare_params(0, token), &id, &err), 0,
+		     "%s", err.message);
+	wait_prepare_step(1, "creating-images");
+	cr_assert_eq(qvt_callf(&H->d[1], "migrate.cancel", NULL, &err,
+			       "{\"name\": \"%s\", \"token\": \"%s\"}", VM, token),
+		     0, "cancel while creating: %s", err.message);
+	rc = qv_rpc_recv_response(c, 60000, id, &r, &err);
+	json_object_put(r);
+	cr_assert_lt(rc, 0, "migrate.prepare should have failed after the cancel");
+	cr_assert_str_eq(err.reason, "cancelled", "prepare failed with: %s (%s)", err.message,
+			 err.reason);
+	cr_assert_eq(access(file, F_OK), 0, "the cancel waited for the worker");
+	mig_status(1, state, step, sizeof(step));
+	cr_assert_str_eq(state, "", "the destination keeps a migration (%s)", state);
+	cr_assert(qvt_wait_vm_undefined(&H->d[1], VM, 1), "the destination defines %s", VM);
+	cr_assert_eq(unlink(file), 0);
+	for (t = 0; t < 60000 && !pool_clean(img); t += 100)
+		qvt_sleep_ms(100);
+	cr_assert(pool_clean(img), "the image worker left a file in the pool of %s", img);
+	source_intact(&src);
 }
