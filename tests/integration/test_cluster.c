@@ -184,7 +184,9 @@ Test(cluster, membership_placement_and_faults)
 	{
 		char db[160], *q, *ev = NULL;
 		snprintf(db, sizeof(db), "%s/qvisor.db", hosts.d[0].state_dir);
-		char *argv[] = { "sqlite3", db, "SELECT data_json FROM events WHERE type='vm-placed' "
+		/* .timeout: a reader may meet SQLITE_BUSY (WAL recovery) */
+		char *argv[] = { "sqlite3", "-cmd", ".timeout 5000", db,
+				 "SELECT data_json FROM events WHERE type='vm-placed' "
 						"AND vm='s0'", NULL };
 		cr_assert_eq(qvt_run(argv, &ev), 0);
 		cr_assert(ev && (q = strstr(ev, "\"reason\"")) && strstr(q, "least loaded"),
@@ -430,7 +432,8 @@ Test(cluster_reconcile, at_start)
 	/* The conflict is reported, as an event. */
 	char db[160], *ev = NULL;
 	snprintf(db, sizeof(db), "%s/qvisor.db", rec_d.state_dir);
-	char *argv[] = { "sqlite3", db, "SELECT data_json FROM events WHERE type='cluster-reconciled' "
+	char *argv[] = { "sqlite3", "-cmd", ".timeout 5000", db,
+			 "SELECT data_json FROM events WHERE type='cluster-reconciled' "
 					"ORDER BY id DESC LIMIT 1", NULL };
 	cr_assert_eq(qvt_run(argv, &ev), 0);
 	cr_assert(ev && strstr(ev, "\"created\":1") && strstr(ev, "\"removed\":1") &&
