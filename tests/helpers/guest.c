@@ -43,17 +43,21 @@ char *qvt_guest_file(const char *name)
 	return p;
 }
 
+/* A complete line (ending in '\n') holding needle. The serial console
+ * reaches its log a few bytes at a time: a line still being written is not
+ * matched, so a caller that then parses it reads all of it. */
 static bool file_has_line(const char *path, const char *needle)
 {
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	char *line = NULL;
 	size_t cap = 0;
+	ssize_t n;
 	bool found = false;
 
 	if (!f)
 		return false;
-	while (!found && getline(&line, &cap, f) >= 0)
-		found = strstr(line, needle) != NULL;
+	while (!found && (n = getline(&line, &cap, f)) > 0)
+		found = line[n - 1] == '\n' && strstr(line, needle) != NULL;
 	free(line);
 	return found;
 }

@@ -27,8 +27,9 @@ char *qvt_guest_file(const char *name);
 /* nanosleep for ms milliseconds. */
 void qvt_sleep_ms(int ms);
 
-/* Wait until a line containing needle appears in the file (which may not
- * exist yet). 0 when found, -ETIMEDOUT. */
+/* Wait until a complete line (ended by '\n') containing needle appears in
+ * the file (which may not exist yet): a caller may parse the line then.
+ * 0 when found, -ETIMEDOUT. */
 int qvt_wait_for_line_in_file(const char *path, const char *needle, int timeout_ms);
 
 /* Default test spec: given name, 1 vcpu, 256 MiB, q35, accel tcg, the test

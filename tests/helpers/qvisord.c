@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 
 #include "common/json.h"
+#include "common/loop.h"
 #include "common/macro.h"
 #include "helpers/guest.h"
 #include "helpers/qvisord.h"
@@ -101,7 +102,11 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		_exit(127);
 	}
 	d->pid = pid;
-	for (int i = 0; i < 300; i++) {
+	/* 60 s (was 15): a start opens the state store and recovers VMs,
+	 * migrations and moves before it answers, on a 2-core host that TCG
+	 * guests of the other lane keep busy. A daemon that exits is seen at
+	 * once (waitpid below). */
+	for (uint64_t t0 = qv_now_ms(); qv_now_ms() - t0 < 60000;) {
 		struct qv_error err = {};
 		json_object *r = qvt_call(d, "host.info", NULL, &err);
 		if (r) {
@@ -155,7 +160,7 @@ int qvt_daemon_stop(struct qvt_daemon *d, int sig)
 	if (d->pid <= 0)
 		return 0;
 	kill(d->pid, sig);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 600; i++) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->pid = 0;
 			return 0;

@@ -51,7 +51,7 @@ void qvt_daemon_fixture_start(struct qvt_daemon *d);
 	} while (0)
 
 /* SIGTERM (graceful; VMs keep running) or SIGKILL (a crash), then reap.
- * 0, or -ETIMEDOUT when it had to be SIGKILLed after 10 s. */
+ * 0, or -ETIMEDOUT when it had to be SIGKILLed after 30 s. */
 int qvt_daemon_stop(struct qvt_daemon *d, int sig);
 /* Stop every VM (force), stop the daemon, kill the dnsmasq processes its
  * networks left (run/net/NAME/dnsmasq.pid; they outlive the daemon by

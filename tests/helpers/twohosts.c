@@ -170,9 +170,9 @@ void qvt_twohosts_confirm_moved(struct qvt_twohosts *h, const char *name, int sr
 	r = qvt_call_name(&h->d[0], "migrate.confirm", name, &err);
 	cr_assert_not_null(r, "confirm: %s", err.message);
 	json_object_put(r);
-	cr_assert(qvt_wait_vm_undefined(&h->d[0], name, 10000),
+	cr_assert(qvt_wait_vm_undefined(&h->d[0], name, 30000),
 		  "the source definition should be gone");
-	for (int t = 0; t < 50 && kill(src_pid, 0) == 0; t++)
+	for (int t = 0; t < 300 && kill(src_pid, 0) == 0; t++)
 		qvt_sleep_ms(100);
 	cr_assert_neq(kill(src_pid, 0), 0, "source QEMU %d still alive", src_pid);
 	/* Exactly one running copy: the destination's, and the guest carries

@@ -184,7 +184,9 @@ Test(cluster, membership_placement_and_faults)
 	{
 		char db[160], *q, *ev = NULL;
 		snprintf(db, sizeof(db), "%s/qvisor.db", hosts.d[0].state_dir);
-		char *argv[] = { "sqlite3", db, "SELECT data_json FROM events WHERE type='vm-placed' "
+		/* .timeout: a reader may meet SQLITE_BUSY (WAL recovery) */
+		char *argv[] = { "sqlite3", "-cmd", ".timeout 5000", db,
+				 "SELECT data_json FROM events WHERE type='vm-placed' "
 						"AND vm='s0'", NULL };
 		cr_assert_eq(qvt_run(argv, &ev), 0);
 		cr_assert(ev && (q = strstr(ev, "\"reason\"")) && strstr(q, "least loaded"),
@@ -280,8 +282,13 @@ Test(cluster, membership_placement_and_faults)
 		one_owner(all[i]);
 	/* Its VM kept running through the daemon's crash, and says so. */
 	char st[32];
-	qvt_sleep_ms(2000); /* one state sync */
-	cr_assert_str_eq(qvt_vm_state(&hosts.d[0], victim_vm, st, sizeof(st)), "running");
+	/* polled: the restarted daemon reattaches its QEMU and syncs the state
+	 * a moment after it answers (a fixed 2 s was one sync on an idle host) */
+	t0 = qv_now_ms();
+	while (qv_now_ms() - t0 < 30000 &&
+	       !streq(qvt_vm_state(&hosts.d[0], victim_vm, st, sizeof(st)), "running"))
+		qvt_sleep_ms(200);
+	cr_assert_str_eq(st, "running", "%s through h0, 30 s after h1 rejoined", victim_vm);
 
 	/* A clean stop (SIGTERM) revokes the lease: gone as soon as it exited,
 	 * no TTL to wait for; back after a restart. */
@@ -425,7 +432,8 @@ Test(cluster_reconcile, at_start)
 	/* The conflict is reported, as an event. */
 	char db[160], *ev = NULL;
 	snprintf(db, sizeof(db), "%s/qvisor.db", rec_d.state_dir);
-	char *argv[] = { "sqlite3", db, "SELECT data_json FROM events WHERE type='cluster-reconciled' "
+	char *argv[] = { "sqlite3", "-cmd", ".timeout 5000", db,
+			 "SELECT data_json FROM events WHERE type='cluster-reconciled' "
 					"ORDER BY id DESC LIMIT 1", NULL };
 	cr_assert_eq(qvt_run(argv, &ev), 0);
 	cr_assert(ev && strstr(ev, "\"created\":1") && strstr(ev, "\"removed\":1") &&

@@ -163,7 +163,7 @@ static void events(int h, const char *vm, const char *type, char *out, size_t si
 
 	snprintf(db, sizeof(db), "%s/qvisor.db", hosts.d[h].state_dir);
 	snprintf(q, sizeof(q), "SELECT data_json FROM events WHERE type='%s' AND vm='%s'", type, vm);
-	char *argv[] = { "sqlite3", db, q, NULL };
+	char *argv[] = { "sqlite3", "-cmd", ".timeout 5000", db, q, NULL };
 	cr_assert_eq(qvt_run(argv, &res), 0);
 	snprintf(out, size, "%s", res ? res : "");
 	free(res);

@@ -68,6 +68,24 @@ static void got(qvt_ctl *c, const char *what, char *buf, size_t len)
 	cr_assert_eq(qvt_ctl_cmd(c, what, CTL_MS, buf, len), 0, "%s", what);
 }
 
+/* An ncsend that must get through to a listener nclisten just started: the
+ * guest answers nclisten once it has put `nc -l` in the background, which
+ * may not be listening yet (a refused connection fails at once). Retried
+ * while the guest says "connect", for at most 10 s. */
+static void ncsend_ok(qvt_ctl *c, const char *cmd)
+{
+	char v[256] = "";
+	int r = -1;
+
+	for (int i = 0; i < 20; i++) {
+		r = qvt_ctl_cmd(c, cmd, CTL_MS, v, sizeof(v));
+		if (r == 0 || r != -EIO || !strstr(v, "connect"))
+			break;
+		usleep(500 * 1000);
+	}
+	cr_assert_eq(r, 0, "guest command \"%s\": %d %s", cmd, r, v);
+}
+
 /* got until the listener's file holds word: the sender's nc returns once its
  * data is sent, the receiver's nc appends it a moment later. */
 static void got_word(qvt_ctl *c, const char *what, const char *word, char *buf, size_t len)
@@ -247,7 +265,7 @@ Test(firewall, security_group_changed_live, .fini = fini, .timeout = 420)
 	ctl_ok(ctl_b, "nclisten 9090");
 
 	/* web allows 8080 only; srv's default in is drop */
-	ctl_ok(ctl_a, "ncsend 10.31.0.3 8080 first");
+	ncsend_ok(ctl_a, "ncsend 10.31.0.3 8080 first");
 	cr_assert_neq(ctl(ctl_a, "ncsend 10.31.0.3 9090 blocked"), 0, "9090 got through");
 	cr_assert_neq(ctl(ctl_a, "pingto 10.31.0.3"), 0, "ping got through a drop policy");
 	got_word(ctl_b, "got tcp 8080", "first", v, sizeof(v));

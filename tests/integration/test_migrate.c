@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include "common/json.h"
+#include "common/loop.h"
 #include "daemon/state.h"
 #include "helpers/guest.h"
 #include "helpers/netns.h"
@@ -272,8 +273,16 @@ Test(migrate, source_daemon_sigkilled_resolves_to_one_copy)
 	cr_assert_eq(kill(spid, 0), 0, "QEMU must survive its daemon");
 	cr_assert_eq(qvt_twohosts_start_daemon(H, 0), 0);
 	/* The restarted daemon resolved the migration from QEMU's own state
-	 * (qv_migrate_registry_load): no migration is pending any more. */
-	r = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
+	 * (qv_migrate_registry_load): no migration is pending any more. While
+	 * that start-time recovery still runs, migrate.* may answer
+	 * "unavailable": asked again then (30 s). */
+	uint64_t t0 = qv_now_ms();
+	for (;; qvt_sleep_ms(200)) {
+		qv_error_clear(&err);
+		r = qvt_call_name(&H->d[0], "migrate.status", VM, &err);
+		if (r || !streq(err.reason, "unavailable") || qv_now_ms() - t0 > 30000)
+			break;
+	}
 	cr_assert_null(r, "migration still pending after restart");
 	cr_assert_str_eq(err.reason, "not-found", "%s", err.message);
 	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), spid);

@@ -10,6 +10,7 @@
  * - `qvisor migrate --to tls://HOST` moves a running guest. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -192,14 +193,22 @@ static int rogue_tls_probe(void *ud)
 }
 
 /* A client that starts a TLS record and then says nothing for 9 s (the
- * daemon cuts handshakes after 5 s, QV_RPC_HANDSHAKE_TIMEOUT_MS). */
+ * daemon cuts handshakes after 5 s, QV_RPC_HANDSHAKE_TIMEOUT_MS). Returns
+ * once the client has connected and sent its partial record (it says so
+ * on a pipe), so what the caller does next overlaps the stall however
+ * slowly the child was scheduled. */
 static pid_t start_stalled_client(int i, int port)
 {
+	int pfd[2];
+	char ok = 0;
+
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
 	pid_t pid = fork();
 
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		char path[64];
+		close(pfd[0]);
 		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)H->ns_pid[i]);
 		int nfd = open(path, O_RDONLY | O_CLOEXEC);
 		if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0)
@@ -208,9 +217,16 @@ static pid_t start_stalled_client(int i, int port)
 		if (fd < 0)
 			_exit(2);
 		(void)!write(fd, "\x16\x03\x01", 3);
+		(void)!write(pfd[1], "1", 1);
 		sleep(9);
 		_exit(0);
 	}
+	close(pfd[1]);
+	struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+	if (poll(&p, 1, 30000) == 1)
+		(void)!read(pfd[0], &ok, 1);
+	close(pfd[0]);
+	cr_assert_eq(ok, '1', "the stalled client did not connect within 30 s");
 	return pid;
 }
 
@@ -232,7 +248,6 @@ Test(migrate_tls, rpc_port_admits_only_the_cluster_ca)
 	const char *ok[] = { "--pki-dir", pki0, "-c", "tls://10.231.0.2:" PORT, "--json",
 			     "host", "info", NULL };
 	pid_t stalled = start_stalled_client(0, atoi(PORT));
-	qvt_sleep_ms(300);
 	uint64_t t0 = qv_now_ms();
 	cr_assert_eq(cli_in(0, &out, ok), 0, "tls client refused: %s", out);
 	cr_assert_lt(qv_now_ms() - t0, 8000, "served only after the stalled handshake gave up");
