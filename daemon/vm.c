@@ -518,6 +518,8 @@ json_object *qv_vm_summary_json(const struct qv_vm *vm)
 	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)vm->spec->memory_mib));
 	json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(
 						   vm->inst ? vm->accel : vm->spec->accel)));
+	if (vm->attaching) /* re-attaching after a daemon restart: state is the recorded one */
+		json_object_object_add(o, "attaching", json_object_new_boolean(true));
 	return o;
 }
 
