@@ -23,7 +23,8 @@ static int pid_from_qmp_socket(const char *path, pid_t *ret_pid)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a stopped QEMU's full backlog must not stall the loop. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return negative_errno();
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
@@ -179,6 +180,10 @@ static void reattach(struct qv_vm *vm, const struct qv_runtime_record *rec)
 	}
 	struct qemu_instance_config cfg = {};
 	qv_vm_bind_instance_config(vm, &cfg);
+	/* Tests only: a re-attach deadline other than QEMU_CONNECT_TIMEOUT_MS. */
+	const char *tmo = getenv("QVISORD_TEST_ATTACH_TIMEOUT_MS");
+	if (tmo && atoi(tmo) > 0)
+		cfg.connect_timeout_ms = atoi(tmo);
 	vm->started_at = rec->started_at;
 	r = qemu_instance_attach_async(d->loop, pid, start_time, qmp, &cfg, on_attached, vm,
 				       &vm->inst, &err);

@@ -55,6 +55,28 @@ static int join_netns(pid_t pid)
 
 /* Fork qvisord (after setns into netns_pid's network namespace unless 0)
  * and wait until its socket answers host.info. */
+/* No VM of d says "attaching" (re-attaches after a restart ended). */
+static int wait_attached(struct qvt_daemon *d, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 50) {
+		struct qv_error err = {};
+		json_object *r = qvt_call(d, "vm.list", NULL, &err), *vms, *a;
+		bool attaching = false;
+
+		if (r && json_object_object_get_ex(r, "vms", &vms))
+			for (size_t i = 0; i < json_object_array_length(vms); i++)
+				if (json_object_object_get_ex(json_object_array_get_idx(vms, i),
+							      "attaching", &a) &&
+				    json_object_get_boolean(a))
+					attaching = true;
+		json_object_put(r);
+		if (r && !attaching)
+			return 0;
+		qvt_sleep_ms(50);
+	}
+	return -ETIMEDOUT;
+}
+
 static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 {
 	pid_t pid;
@@ -106,7 +128,7 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		json_object *r = qvt_call(d, "host.info", NULL, &err);
 		if (r) {
 			json_object_put(r);
-			return 0;
+			return d->no_attach_wait ? 0 : wait_attached(d, 120000);
 		}
 		if (waitpid(pid, NULL, WNOHANG) == pid) {
 			d->pid = 0;

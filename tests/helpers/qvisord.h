@@ -28,10 +28,15 @@ struct qvt_daemon {
 	char listen[64];
 	/* Set before (re)starting: --max-starts max_starts (e.g. "2"). */
 	char max_starts[8];
+	/* Set before (re)starting: return once host.info answers, without
+	 * waiting for the VMs' re-attaches (vm.list "attaching") to end. */
+	bool no_attach_wait;
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until
- * the socket answers host.info. 0 or -errno (-ENOENT: binary not built). */
+ * the socket answers host.info and (unless d->no_attach_wait) no VM is
+ * still re-attaching to its QEMU (up to 120 s). 0 or -errno (-ENOENT:
+ * binary not built). */
 int qvt_daemon_start(struct qvt_daemon *d);
 /* The same, but the daemon runs in the network namespace of netns_pid and a
  * fresh d->dir is made from tmpl (mkdtemp template, e.g. "/tmp/qvm-XXXXXX",
