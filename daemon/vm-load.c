@@ -261,16 +261,16 @@ bool qv_vm_attach_gate(const char *method, json_object *params, struct qv_error 
 	json_object *v;
 	struct qv_vm *vm;
 
-	if (!d->n_attaching)
-		return true;
 	bool mig = strncmp(method, "migrate.", 8) == 0 || streq(method, "vm.migrate");
-	if (mig && d->mig_load_deferred) {
+	if (mig && (d->mig_load_deferred || qv_mig_start_recovering())) {
 		qv_error_set(errp, EAGAIN, QV_REASON_UNAVAILABLE,
-			     "%s: the daemon is still re-attaching to its VMs after a restart; "
-			     "migration records are resolved once that is done, try again",
+			     "%s: the daemon is still re-attaching to its VMs and resolving "
+			     "migrations cut by its restart; try again",
 			     method);
 		return false;
 	}
+	if (!d->n_attaching)
+		return true;
 	if (streq(method, "vm.list") || streq(method, "vm.info") || !params ||
 	    !json_object_is_type(params, json_type_object) ||
 	    !json_object_object_get_ex(params, "name", &v) ||
