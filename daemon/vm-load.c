@@ -92,12 +92,15 @@ static void mark_gone(struct qv_vm *vm, const char *was)
 		       json_tokener_parse("{\"exit\":\"QEMU exited while the daemon was not running; status unknown\"}"));
 }
 
-static void attach_end(struct qv_vm *vm)
+/* settle_it false: QEMU exited meanwhile and the exit handler already
+ * recorded it (and applied the restart policy). */
+static void attach_end(struct qv_vm *vm, bool settle_it)
 {
 	struct qv_daemon *d = vm->d;
 
 	vm->attaching = false;
-	settle(vm);
+	if (settle_it)
+		settle(vm);
 	qv_snapshot_recover_vm(vm);
 	if (d->n_attaching > 0 && --d->n_attaching == 0 && d->mig_load_deferred) {
 		d->mig_load_deferred = false;
@@ -113,6 +116,14 @@ static void on_status(qmp_client *c, int error, json_object *ret, const struct q
 	const char *status = NULL;
 	json_object *v;
 
+	if (error == -ECANCELED || !vm->inst || qemu_instance_exited(vm->inst)) {
+		/* QEMU exited (vm_on_exit recorded it) or the daemon is going away. */
+		if (vm->d->shutting_down) {
+			vm->attaching = false;
+			return;
+		}
+		return attach_end(vm, false);
+	}
 	if (error >= 0 && json_object_object_get_ex(ret, "status", &v))
 		status = json_object_get_string(v);
 	vm->state = streq_ptr(status, "paused") ? QV_VM_PAUSED : QV_VM_RUNNING;
@@ -123,7 +134,7 @@ static void on_status(qmp_client *c, int error, json_object *ret, const struct q
 		 (int)qemu_instance_pid(vm->inst), status ? status : "status unknown");
 	qv_daemon_emit(vm->d, vm->name, "reattached", NULL);
 	qv_vm_files_attached(vm);
-	attach_end(vm);
+	attach_end(vm, true);
 }
 
 static void on_attached(qemu_instance *inst, int error, const struct qv_error *errp,
@@ -150,7 +161,7 @@ static void on_attached(qemu_instance *inst, int error, const struct qv_error *e
 			json_object_object_add(ex, "exit", json_object_new_string(vm->last_exit));
 			qv_daemon_emit(vm->d, vm->name, "crashed", ex);
 		}
-		return attach_end(vm);
+		return attach_end(vm, true);
 	}
 	struct qv_error err = {};
 	if (qemu_instance_execute_async(inst, "query-status", NULL, QV_VM_QMP_TIMEOUT_MS, on_status,

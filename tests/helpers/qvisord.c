@@ -447,6 +447,23 @@ int qvt_cli(const struct qvt_daemon *d, const char *args, char *out, size_t size
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+char qvt_proc_state(int pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
 const char *qvt_json_str(json_object *o, const char *key)
 {
 	json_object *v;

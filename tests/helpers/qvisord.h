@@ -96,6 +96,8 @@ const char *qvt_serial_log(const struct qvt_daemon *d, const char *name);
 /* vm.info's "state" / "pid" ("" / -1 on error). */
 const char *qvt_vm_state(const struct qvt_daemon *d, const char *name, char *buf, size_t size);
 int qvt_vm_pid(const struct qvt_daemon *d, const char *name);
+/* The state letter of process pid in /proc ('T': stopped), 0 if gone. */
+char qvt_proc_state(int pid);
 /* Poll vm.info every 200 ms until it answers not-found: true, or false
  * after timeout_ms. */
 bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int timeout_ms);

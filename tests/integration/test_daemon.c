@@ -274,23 +274,6 @@ Test(daemon, sigkill_daemon_reattaches_running_vms, .timeout = 600)
 	}
 }
 
-/* The process state letter of pid ('T': stopped), 0 if gone. */
-static char proc_state(int pid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
 
 /* vm.list's entry for name (borrowed from list), NULL if absent. */
 static json_object *list_entry(json_object *list, const char *name)
@@ -384,7 +367,7 @@ Test(daemon, reattach_does_not_wait_for_a_stopped_qemu, .timeout = 600)
 	json_object_put(r);
 	json_object_put(must_call("vm.resume", "s1"));
 	cr_assert_str_eq(qvt_vm_state(&D, "s0", st, sizeof(st)), "running");
-	cr_assert_eq(proc_state(pids[2]), 'T', "all of this was answered only after SIGCONT");
+	cr_assert_eq(qvt_proc_state(pids[2]), 'T', "all of this was answered only after SIGCONT");
 
 	cr_assert_eq(kill(pids[2], SIGCONT), 0);
 	wait_not_attaching("s2", 120000);
@@ -403,7 +386,7 @@ Test(daemon, reattach_does_not_wait_for_a_stopped_qemu, .timeout = 600)
 	setenv("QVISORD_TEST_ATTACH_TIMEOUT_MS", "2000", 1);
 	cr_assert_eq(qvt_daemon_start(&D), 0, "restart failed (log %s)", D.log);
 	wait_not_attaching("s2", 120000);
-	cr_assert_eq(proc_state(pids[2]), 'T');
+	cr_assert_eq(qvt_proc_state(pids[2]), 'T');
 	r = must_call("vm.info", "s2");
 	cr_assert_str_eq(str_member(r, "state"), "crashed");
 	json_object *rt = NULL;

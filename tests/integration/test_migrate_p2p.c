@@ -425,24 +425,6 @@ Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped)
 	assert_one_copy(1, 10000);
 }
 
-/* Process state letter of pid ('T' stopped), 0 when unreadable. */
-static char proc_state(int pid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /* Waits (up to 240 s) until host h's QEMU of VM is seen SIGSTOPped by a
  * QVISORD_TEST_STALL_AT hook, then asserts that vm.list on h is answered
  * while that QEMU is still stopped. side/phase name it in the messages. */
@@ -454,11 +436,11 @@ static void assert_list_answered_while_stopped(int h, const char *side, const ch
 	for (int t = 0; t < 240000; t += 20) {
 		if (qpid <= 0)
 			qpid = qvt_vm_pid(&H->d[h], VM);
-		if (qpid > 0 && proc_state(qpid) == 'T') {
+		if (qpid > 0 && qvt_proc_state(qpid) == 'T') {
 			json_object *r = qvt_call(&H->d[h], "vm.list", NULL, &err);
 			cr_assert_not_null(r, "vm.list on the %s: %s", side, err.message);
 			json_object_put(r);
-			cr_assert_eq(proc_state(qpid), 'T',
+			cr_assert_eq(qvt_proc_state(qpid), 'T',
 				     "vm.list was answered only after the QEMU was resumed");
 			return;
 		}
@@ -579,11 +561,11 @@ Test(migrate_p2p, cancel_while_the_destination_prepares_tears_down)
 	for (int t = 0; t < 120000; t += 20) {
 		if (qpid <= 0)
 			qpid = qvt_vm_pid(&H->d[1], VM);
-		if (qpid > 0 && proc_state(qpid) == 'T')
+		if (qpid > 0 && qvt_proc_state(qpid) == 'T')
 			break;
 		qvt_sleep_ms(20);
 	}
-	cr_assert(qpid > 0 && proc_state(qpid) == 'T', "the incoming QEMU was never stopped");
+	cr_assert(qpid > 0 && qvt_proc_state(qpid) == 'T', "the incoming QEMU was never stopped");
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(VM));
 	json_object_object_add(p, "token", json_object_new_string(token));
@@ -647,7 +629,7 @@ Test(migrate_p2p, source_daemon_restarts_while_its_qemu_is_stopped)
 	r = qvt_callf(&H->d[0], "migrate.status", NULL, &err, "{\"name\": \"%s\"}", VM);
 	cr_assert_lt(r, 0, "migrate.status answered before the recovery");
 	cr_assert_str_eq(err.reason, "unavailable", "%s", err.message);
-	cr_assert_eq(proc_state(qpid), 'T', "answered only after the QEMU was resumed");
+	cr_assert_eq(qvt_proc_state(qpid), 'T', "answered only after the QEMU was resumed");
 	cr_assert_eq(kill(qpid, SIGCONT), 0);
 	assert_one_copy(0, 120000);
 	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), qpid, "the source QEMU was replaced");
