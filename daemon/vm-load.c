@@ -284,7 +284,8 @@ bool qv_vm_attach_gate(const char *method, json_object *params, struct qv_error 
 		return true;
 	if (streq(method, "vm.list") || streq(method, "vm.info") || !params ||
 	    !json_object_is_type(params, json_type_object) ||
-	    !json_object_object_get_ex(params, "name", &v) ||
+	    (!json_object_object_get_ex(params, "name", &v) &&
+	     !json_object_object_get_ex(params, "vm", &v)) ||
 	    !(name = json_object_get_string(v)) || !(vm = qv_vm_find(d, name)) ||
 	    !vm->attaching)
 		return true;
