@@ -55,22 +55,18 @@ static int join_netns(pid_t pid)
 
 /* Fork qvisord (after setns into netns_pid's network namespace unless 0)
  * and wait until its socket answers host.info. */
-/* No VM of d says "attaching" (re-attaches after a restart ended). */
+/* host.info says "ready": the re-attaches and migration recoveries after
+ * a restart ended (a daemon without the member counts as ready). */
 static int wait_attached(struct qvt_daemon *d, int timeout_ms)
 {
 	for (int t = 0; t < timeout_ms; t += 50) {
 		struct qv_error err = {};
-		json_object *r = qvt_call(d, "vm.list", NULL, &err), *vms, *a;
-		bool attaching = false;
+		json_object *r = qvt_call(d, "host.info", NULL, &err), *v;
+		bool ready = r && (!json_object_object_get_ex(r, "ready", &v) ||
+				   json_object_get_boolean(v));
 
-		if (r && json_object_object_get_ex(r, "vms", &vms))
-			for (size_t i = 0; i < json_object_array_length(vms); i++)
-				if (json_object_object_get_ex(json_object_array_get_idx(vms, i),
-							      "attaching", &a) &&
-				    json_object_get_boolean(a))
-					attaching = true;
 		json_object_put(r);
-		if (r && !attaching)
+		if (ready)
 			return 0;
 		qvt_sleep_ms(50);
 	}

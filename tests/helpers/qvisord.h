@@ -29,13 +29,14 @@ struct qvt_daemon {
 	/* Set before (re)starting: --max-starts max_starts (e.g. "2"). */
 	char max_starts[8];
 	/* Set before (re)starting: return once host.info answers, without
-	 * waiting for the VMs' re-attaches (vm.list "attaching") to end. */
+	 * waiting for "ready" (re-attaches, migration recoveries). */
 	bool no_attach_wait;
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until
- * the socket answers host.info and (unless d->no_attach_wait) no VM is
- * still re-attaching to its QEMU (up to 120 s). 0 or -errno (-ENOENT:
+ * the socket answers host.info and (unless d->no_attach_wait) says "ready":
+ * the re-attaches and migration recoveries after a restart ended (up to
+ * 120 s). 0 or -errno (-ENOENT:
  * binary not built). */
 int qvt_daemon_start(struct qvt_daemon *d);
 /* The same, but the daemon runs in the network namespace of netns_pid and a
