@@ -400,6 +400,11 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, void *userdata,
 	       struct qv_error *errp)
 {
+	/* No QMP yet and the pidfd belongs to the re-attach (daemon/vm-load.c). */
+	if (vm->attaching)
+		return qv_error_set(errp, EAGAIN, QV_REASON_UNAVAILABLE,
+				    "VM %s: the daemon is re-attaching to its QEMU; try again",
+				    vm->name);
 	return vm_stop(vm, force, timeout_ms, false, fn, userdata, errp);
 }
 
