@@ -23,6 +23,14 @@ static const char *cell(json_object *vm, const char *col, char *buf, size_t size
 		const char *pid = field(vm, "pid", buf, size);
 		return streq(pid, "0") ? "-" : pid;
 	}
+	/* A VM the daemon is still re-attaching to after a restart. */
+	if (streq(col, "state") && json_object_object_get_ex(vm, "attaching", &v) &&
+	    json_object_get_boolean(v)) {
+		char st[32];
+		snprintf(st, sizeof(st), "%s", field(vm, "state", buf, size));
+		snprintf(buf, size, "%s (attaching)", st);
+		return buf;
+	}
 	if (streq(col, "memory")) {
 		if (json_object_object_get_ex(vm, "memory_mib", &v) &&
 		    json_object_is_type(v, json_type_int))

@@ -77,6 +77,10 @@ struct qv_daemon {
 	char tls_migrate_dn[512]; /* DN of migrate-cert.pem (what our QEMU presents); "" none */
 	struct qv_fwd *fw_state; /* daemon/fw.c: the nftables firewall */
 	struct qv_cluster *cluster; /* daemon/cluster*.c; NULL without --cluster-endpoints */
+	/* daemon/vm-load.c: re-attaches still running at start, and whether the
+	 * migration records wait for them (migrate.* answer "unavailable"). */
+	unsigned n_attaching;
+	bool mig_load_deferred;
 };
 
 /* --pki-dir / --listen / --insecure (daemon/tls-setup.c): load the PKI and

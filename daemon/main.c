@@ -259,7 +259,9 @@ static int run(struct qv_daemon *d)
 	r = qv_vm_registry_load(d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to load VMs from the state store: %m");
-	qv_migrate_registry_load(d); /* resolves migrations cut by a restart; never fatal */
+	/* Resolves migrations cut by a restart, never fatal; once the VMs'
+	 * re-attaches (asynchronous) ended: recovery needs their QMP. */
+	qv_vm_load_migrations_when_attached(d);
 	qv_snapshot_recover(d); /* finishes snapshot operations cut by a restart; never fatal */
 	r = qv_hostloop_load(d);
 	if (r < 0)
@@ -284,6 +286,7 @@ static int run(struct qv_daemon *d)
 	if (d->cfg.max_clients)
 		qv_rpc_server_set_max_clients(d->rpc, d->cfg.max_clients);
 	qv_rpc_server_set_connect_fn(d->rpc, on_connect, d);
+	qv_rpc_server_set_gate_fn(d->rpc, qv_vm_attach_gate, d);
 	r = qv_rpc_server_add_methods(d->rpc, qv_vm_methods, qv_vm_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_server_add_methods(d->rpc, qv_host_methods, qv_host_methods_count, d);
@@ -317,6 +320,8 @@ static int run(struct qv_daemon *d)
 		r = qv_rpc_server_add_methods(d->rpc, qv_move_methods, qv_move_methods_count, d);
 	if (r >= 0)
 		r = qv_rpc_access_setup(d, &err);
+	if (d->rpc_ro)
+		qv_rpc_server_set_gate_fn(d->rpc_ro, qv_vm_attach_gate, d);
 	for (size_t i = 0; r >= 0 && d->rpc_ro && i < ARRAY_SIZE(method_tables); i++)
 		r = qv_rpc_server_add_methods(d->rpc_ro, method_tables[i].m, *method_tables[i].n, d);
 	if (r < 0)

@@ -7,6 +7,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "daemon/migrate.h"
 #include "daemon/vm.h"
 #include "sched/cgroup.h"
 
@@ -81,6 +82,10 @@ static int m_host_info(qv_rpc_call *call, json_object *params, void *ud)
 	json_object_object_add(res, "vms_defined", json_object_new_int(defined));
 	json_object_object_add(res, "vms_running", json_object_new_int(running));
 	json_object_object_add(res, "tls", qv_daemon_tls_json(d));
+	/* Re-attaches and migration recoveries after a restart all ended. */
+	json_object_object_add(res, "ready", json_object_new_boolean(
+					       !d->n_attaching && !d->mig_load_deferred &&
+					       !qv_mig_start_recovering()));
 	return qv_rpc_call_reply(call, res), 0;
 }
 

@@ -571,15 +571,14 @@ static int m_cancel(qv_rpc_call *call, json_object *params, void *ud)
 static int m_recover(qv_rpc_call *call, json_object *params, void *ud)
 {
 	static const char *const keys[] = { "name", NULL };
-	struct qv_error err = {};
-	json_object *res = NULL;
 	const char *name;
 
 	if (check_keys(call, params, keys) < 0 || get_name(call, params, &name) < 0)
 		return 0;
-	if (qv_mig_recover(ud, name, &res, &err) < 0)
-		return qv_rpc_call_error(call, &err), 0;
-	return qv_rpc_call_reply(call, res), 0;
+	/* Answered once QEMU said how the migration ended (and the source
+	 * runs again when it had not switched): migrate-recover.c. */
+	qv_mig_recover_async(ud, name, call);
+	return 0;
 }
 
 static int m_status(qv_rpc_call *call, json_object *params, void *ud)

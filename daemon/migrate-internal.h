@@ -97,8 +97,13 @@ int qv_mig_plan(struct qv_daemon *d, struct qv_vm *vm, bool copy_storage, double
 		json_object **ret, struct qv_error *errp);
 int qv_mig_confirm(qv_rpc_call *call, struct qv_mig *m, bool keep_definition);
 int qv_mig_cancel_source(qv_rpc_call *call, struct qv_mig *m, bool never_ran);
-int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
-		   struct qv_error *errp);
+/* migrate-recover.c: resolve the source side of a migration a previous
+ * daemon drove (migrate.recover), on the loop. call (NULL at daemon start:
+ * logged) is answered at the end. */
+void qv_mig_recover_async(struct qv_daemon *d, const char *name, qv_rpc_call *call);
+/* Daemon start: qv_mig_p2p_resume_all once the recoveries started at
+ * start ended (now if none). */
+void qv_mig_resume_drivers_after_recovery(struct qv_daemon *d);
 
 /* migrate-dest.c */
 struct qv_mig_prepare {
@@ -231,9 +236,9 @@ int qv_mig_perform_start(struct qv_mig *m, struct qv_vm *vm, const struct qv_mig
 			 struct qv_error *errp);
 
 /* Source side helpers shared by migrate-source.c and migrate-recover.c. */
-/* Make sure the source guest runs again after a failed/cancelled migration. */
-int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error *errp);
-/* The same on the loop (daemon/migrate-resume.c): what the caller does
+/* Make sure the source guest runs again after a failed/cancelled migration,
+ * on the loop (daemon/migrate-resume.c; QEMU restarts the vCPUs itself on
+ * failure, `cont` covers the rest): what the caller does
  * once the source runs again (or could not be resumed: logged). Every
  * member is taken; *tail is cleared. The tail may run before this
  * returns (the VM or its QEMU is gone). */
@@ -247,10 +252,13 @@ struct qv_mig_resume_tail {
 	/* the source record, deleted only now: a daemon that dies before
 	 * the `cont` finds it at restart and recovers (resumes) */
 	char record_id[96];
+	/* Runs last (may be NULL), after the call was answered. */
+	void (*done)(struct qv_daemon *d, const char *name, int error, void *ud);
+	void *done_ud;
 };
 void qv_mig_resume_source_async(struct qv_daemon *d, const char *name,
 				struct qv_mig_resume_tail *tail);
-/* Abort mm (taken) for VM name: briefly in line, then from a timer. */
+/* Abort mm (taken) for VM name on the loop: force-cancel, then a timer polls. */
 void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm);
 /* A leftover mirror of VM name is still being reaped. */
 bool qv_mig_mirror_cleanup_pending(const char *name);

@@ -45,18 +45,10 @@ void qv_migrate_registry_load(struct qv_daemon *d)
 		return;
 	}
 	for (struct load_item *it = items; it->vm; it++) {
-		struct qv_error err = {};
-		json_object *res = NULL;
-
 		if (streq(it->role, "driver") || (it->state && streq(it->state, "finished"))) {
 			/* drivers: below; finished: a tombstone */
 		} else if (streq(it->role, "source")) {
-			if (qv_mig_recover(d, it->vm, &res, &err) < 0)
-				log_warning("Migration of %s: recovery failed: %s", it->vm, err.message);
-			else
-				log_info("Migration of %s: recovered as %s", it->vm,
-					 json_object_to_json_string(res));
-			json_object_put(res);
+			qv_mig_recover_async(d, it->vm, NULL); /* logs its outcome */
 		} else {
 			struct qv_mig *m = qv_mig_new(d, it->vm, false);
 			_cleanup_json_ json_object *data = it->data ? json_tokener_parse(it->data) : NULL;
@@ -98,5 +90,5 @@ void qv_migrate_registry_load(struct qv_daemon *d)
 		free(it->data);
 	}
 	free(items);
-	qv_mig_p2p_resume_all(d);
+	qv_mig_resume_drivers_after_recovery(d);
 }

@@ -2,16 +2,15 @@
 /* Source side, after the fact: reaping storage mirrors that a cancelled or
  * interrupted migration left behind, and migrate.recover (resolving a
  * migration a previous daemon was driving when it died). */
-#include <unistd.h>
-
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
 
 /* --- mirror cleanup ------------------------------------------------------------
  * A force-cancelled mirror may need seconds to drain its in-flight NBD writes
- * over a slow link. Rather than block the loop, the leftover is reaped from
- * a timer; a new copy_storage migration of that VM waits for it
+ * over a slow link. Nothing waits for QEMU on the loop: the force-cancel and
+ * each later cleanup step are QMP sequences (mig_mirror_reap_async), polled
+ * from a timer; a new copy_storage migration of that VM waits for it
  * (migrate.plan says mirror_cleanup, perform refuses with conflict). */
 
 #define REAP_POLL_MS 200
@@ -24,6 +23,7 @@ struct reaper {
 	mig_mirror *mm;
 	qv_source *timer;
 	uint64_t until;
+	bool announced; /* "still draining" logged */
 };
 
 static struct reaper *reapers;
@@ -51,13 +51,14 @@ static void reaper_free(struct reaper *rp)
 	free(rp);
 }
 
-static void reaper_tick(qv_source *s, void *ud)
-{
-	struct reaper *rp = ud;
+static void reaper_tick(qv_source *s, void *ud);
 
-	rp->timer = NULL;
-	if (mig_mirror_reap(rp->mm)) {
-		log_info("VM %s: leftover storage mirror cleaned up", rp->vm);
+/* One cleanup step ended (or QEMU is gone: step 1). */
+static void reaper_next(struct reaper *rp, int step)
+{
+	if (step == 1 || !mig_mirror_active(rp->mm)) {
+		if (rp->announced)
+			log_info("VM %s: leftover storage mirror cleaned up", rp->vm);
 		return reaper_free(rp);
 	}
 	if (qv_now_ms() > rp->until) {
@@ -65,11 +66,50 @@ static void reaper_tick(qv_source *s, void *ud)
 			    rp->vm, REAP_GIVE_UP_MS / 1000);
 		return reaper_free(rp);
 	}
+	if (!rp->announced) {
+		log_info("VM %s: cancelled storage mirror still draining, cleaning up in the "
+			 "background", rp->vm);
+		rp->announced = true;
+	}
 	if (qv_loop_add_timer(rp->d->loop, REAP_POLL_MS, reaper_tick, rp, &rp->timer) < 0)
 		reaper_free(rp);
 }
 
-/* Abort mm (taken) for VM name: briefly in line, then from a timer. */
+static void on_reap_step(mig_mirror *mm, int error, const struct qv_error *errp, void *ud)
+{
+	struct reaper *rp = ud;
+
+	if (error < 0)
+		log_debug("VM %s: mirror cleanup step: %s", rp->vm,
+			  errp && errp->set ? errp->message : strerror(-error));
+	reaper_next(rp, 0);
+}
+
+/* Send a cleanup step (the force-cancel first): nothing waits for QEMU. */
+static void reaper_step(struct reaper *rp, bool abort)
+{
+	struct qv_error err = {};
+	int r = mig_mirror_reap_async(rp->mm, abort, 5000, on_reap_step, rp, &err);
+
+	if (r < 0) {
+		log_warning("VM %s: %s; leftover storage mirror not cleaned up", rp->vm,
+			    err.message);
+		return reaper_free(rp);
+	}
+	if (r == 1)
+		reaper_next(rp, 1);
+}
+
+static void reaper_tick(qv_source *s, void *ud)
+{
+	struct reaper *rp = ud;
+
+	rp->timer = NULL;
+	reaper_step(rp, false);
+}
+
+/* Abort mm (taken) for VM name, on the loop: the force-cancel goes out now
+ * and a timer polls until QEMU dropped the jobs and nodes. */
 void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm)
 {
 	struct reaper *rp;
@@ -79,7 +119,7 @@ void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm
 	rp = calloc(1, sizeof(*rp));
 	if (!rp || !(rp->vm = strdup(name))) {
 		free(rp);
-		(void)mig_mirror_abort(mm, 5000);
+		log_warning("VM %s: out of memory, leftover storage mirror not cleaned up", name);
 		mig_mirror_free(mm);
 		return;
 	}
@@ -88,13 +128,8 @@ void qv_mig_mirror_dispose(struct qv_daemon *d, const char *name, mig_mirror *mm
 	mig_mirror_set_qmp(mm, reaper_qmp, rp);
 	rp->next = reapers;
 	reapers = rp;
-	if (mig_mirror_abort(mm, 1000))
-		return reaper_free(rp);
-	log_info("VM %s: cancelled storage mirror still draining, cleaning up in the background",
-		 name);
 	rp->until = qv_now_ms() + REAP_GIVE_UP_MS;
-	if (qv_loop_add_timer(d->loop, REAP_POLL_MS, reaper_tick, rp, &rp->timer) < 0)
-		reaper_free(rp);
+	reaper_step(rp, true);
 }
 
 bool qv_mig_mirror_cleanup_pending(const char *name)
@@ -227,61 +262,225 @@ static void adopt_postcopy(struct qv_vm *vm, struct qv_mig *m)
 	postcopy_watch(NULL, m);
 }
 
-/* Not switched yet: cancel, wait for QEMU to confirm, forget the migration
- * and let the source run again. */
-static int cancel_and_resume(struct qv_daemon *d, qmp_client *c, const char *name,
-			     const char *status, struct qv_mig *m, struct qv_error *errp)
-{
-	json_object *v;
+/* --- migrate.recover, on the loop ------------------------------------------
+ * query-migrate; if not switched yet: migrate_cancel and query-migrate
+ * polled until QEMU says cancelled/failed (50 ms, at most 100 times), then
+ * the record is dropped and the source resumed (migrate-resume.c). All of
+ * it is one QMP sequence with per-step deadlines: a stalled QEMU fails only
+ * this recovery, and the migrate.recover call is answered at the end. A
+ * switched migration (completed, postcopy) is never resumed here. At
+ * daemon start the drivers (vm.migrate) resume only once every recovery
+ * ended, as when recovery ran in line. */
 
-	if (streq(status, "active") || streq(status, "setup") || streq(status, "pre-switchover") ||
-	    streq(status, "device") || streq(status, "cancelling")) {
-		(void)qmp_client_execute(c, "migrate_cancel", NULL, 5000, NULL, NULL);
-		for (int i = 0; i < 100; i++) {
-			_cleanup_json_ json_object *q = NULL;
-			if (qmp_client_execute(c, "query-migrate", NULL, 5000, &q, NULL) < 0)
-				break;
-			if (json_object_object_get_ex(q, "status", &v) &&
-			    (streq(json_object_get_string(v), "cancelled") ||
-			     streq(json_object_get_string(v), "failed")))
-				break;
-			usleep(50 * 1000);
+#define RECOVER_STEP_MS 5000
+#define CANCEL_POLL_MS 50
+#define CANCEL_POLLS 100
+
+struct recovery {
+	struct recovery *next;
+	struct qv_daemon *d;
+	char name[VM_NAME_MAX + 1];
+	qv_rpc_call *call; /* migrate.recover, NULL at daemon start */
+	bool at_start;
+	char status[32];
+	int polls;
+};
+
+static struct recovery *recoveries;
+static unsigned start_pending;    /* recoveries started at daemon start, not ended */
+static bool drivers_wait;         /* qv_mig_p2p_resume_all runs when they ended */
+
+/* Another recovery of x's VM is under way (x is already listed). */
+static bool recovering_twice(const struct recovery *x)
+{
+	for (const struct recovery *o = x->next; o; o = o->next)
+		if (streq(o->name, x->name))
+			return true;
+	return false;
+}
+
+bool qv_mig_start_recovering(void)
+{
+	return start_pending > 0 || drivers_wait;
+}
+
+/* The recovery x is over (its call answered). */
+static void recovery_free(struct recovery *x)
+{
+	struct qv_daemon *d = x->d;
+	bool at_start = x->at_start;
+
+	for (struct recovery **p = &recoveries; *p; p = &(*p)->next)
+		if (*p == x) {
+			*p = x->next;
+			break;
 		}
+	free(x);
+	if (at_start && start_pending > 0 && --start_pending == 0 && drivers_wait) {
+		drivers_wait = false;
+		qv_mig_p2p_resume_all(d);
 	}
+}
+
+static void recovery_end(struct recovery *x, int error, const struct qv_error *errp,
+			 json_object *res)
+{
+	if (error < 0)
+		log_warning("Migration of %s: recovery failed: %s", x->name,
+			    errp && errp->set ? errp->message : strerror(-error));
+	else
+		log_info("Migration of %s: recovered as %s", x->name,
+			 json_object_to_json_string(res));
+	if (x->call && error < 0)
+		qv_rpc_call_error(x->call, errp);
+	else if (x->call)
+		qv_rpc_call_reply(x->call, json_object_get(res));
+	json_object_put(res);
+	recovery_free(x);
+}
+
+static void on_resumed(struct qv_daemon *d, const char *name, int error, void *ud)
+{
+	recovery_free(ud);
+}
+
+static json_object *result(const char *name, const char *qemu_status, const char *outcome,
+			   const char *vm_state)
+{
+	json_object *res = json_object_new_object();
+
+	json_object_object_add(res, "name", json_object_new_string(name));
+	json_object_object_add(res, "qemu_status", json_object_new_string(qemu_status));
+	json_object_object_add(res, "status", json_object_new_string(outcome));
+	json_object_object_add(res, "state", json_object_new_string(vm_state));
+	return res;
+}
+
+static int cancel_poll_reply(qmp_seq *s, int error, json_object *ret, struct qv_error *err,
+			     void *ud)
+{
+	struct recovery *x = ud;
+	json_object *v;
+	const char *st = error >= 0 && json_object_object_get_ex(ret, "status", &v)
+				 ? json_object_get_string(v) : NULL;
+
+	if (!st || streq(st, "cancelled") || streq(st, "failed") || ++x->polls >= CANCEL_POLLS)
+		return 0; /* as in line: a failed query ends the wait too */
+	return QMP_SEQ_AGAIN;
+}
+
+static int query_reply(qmp_seq *s, int error, json_object *ret, struct qv_error *err, void *ud)
+{
+	struct recovery *x = ud;
+	json_object *v;
+	const char *st = json_object_object_get_ex(ret, "status", &v) ? json_object_get_string(v)
+								    : "none";
+	int r;
+
+	snprintf(x->status, sizeof(x->status), "%s", st ? st : "none");
+	if (!(streq(st, "active") || streq(st, "setup") || streq(st, "pre-switchover") ||
+	      streq(st, "device") || streq(st, "cancelling")))
+		return 0;
+	r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "migrate_cancel",
+						   .tolerate_error = true });
+	if (r >= 0)
+		r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "query-migrate",
+							   .fn = cancel_poll_reply, .userdata = x,
+							   .tolerate_error = true,
+							   .retry_ms = CANCEL_POLL_MS });
+	return r;
+}
+
+static void recover_done(qmp_seq *s, int error, const struct qv_error *errp, void *ud)
+{
+	struct recovery *x = ud;
+	struct qv_daemon *d = x->d;
+	struct qv_vm *vm = qv_vm_find(d, x->name);
+	struct qv_mig *m = qv_mig_find(x->name, true);
+	struct qv_error err = {};
+	const char *status = x->status;
+
+	if (error < 0)
+		return recovery_end(x, error, errp, NULL);
+	if (!vm || !vm->inst) {
+		qv_error_set(&err, ESRCH, QV_REASON_NOT_FOUND, "VM %s has no QEMU to recover",
+			     x->name);
+		return recovery_end(x, -ESRCH, &err, NULL);
+	}
+	bool switched = streq(status, "completed") || is_postcopy_status(status);
+	if (switched && !m && !(m = qv_mig_new(d, x->name, true))) {
+		qv_error_set(&err, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+		return recovery_end(x, -ENOMEM, &err, NULL);
+	}
+	if (streq(status, "completed")) {
+		mark_completed(m, vm);
+		return recovery_end(x, 0, NULL, result(x->name, status, "completed", "migrating"));
+	}
+	if (switched) {
+		adopt_postcopy(vm, m);
+		return recovery_end(x, 0, NULL, result(x->name, status, "postcopy", "migrating"));
+	}
+	/* Not switched: the destination never ran the guest. */
 	if (m) {
 		qv_mig_drop(m);
 	} else {
 		char id[96];
-		snprintf(id, sizeof(id), "%s-out", name);
+		snprintf(id, sizeof(id), "%s-out", x->name);
 		(void)qv_state_migration_delete(d->state, id);
 	}
-	return qv_mig_resume_source(d, name, errp);
+	json_object *res = result(x->name, status, "cancelled", "running");
+	log_info("Migration of %s: recovered as %s", x->name, json_object_to_json_string(res));
+	struct qv_mig_resume_tail tail = {
+		.call = TAKE_PTR(x->call),
+		.data = res,
+		.resume_error_fails = true,
+		.what = " after recovering its migration",
+		.done = on_resumed,
+		.done_ud = x,
+	};
+	qv_mig_resume_source_async(d, x->name, &tail); /* frees x through on_resumed */
 }
 
-int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
-		   struct qv_error *errp)
+void qv_mig_recover_async(struct qv_daemon *d, const char *name, qv_rpc_call *call)
 {
 	struct qv_vm *vm = qv_vm_find(d, name);
 	struct qv_mig *m = qv_mig_find(name, true);
-	_cleanup_json_ json_object *q = NULL;
-	const char *status = "none";
-	json_object *v, *res;
-	qmp_client *c;
+	struct recovery *x = calloc(1, sizeof(*x));
+	struct qv_error err = {};
+	qmp_seq *s = NULL;
 	int r;
 
-	if (m && (m->engine || m->mirror_timer || m->watch || m->querying))
-		return qv_error_set(errp, EBUSY, QV_REASON_CONFLICT,
-				    "the migration of %s is still being driven", name);
+	if (!x) {
+		qv_error_set(&err, ENOMEM, QV_REASON_INTERNAL, "out of memory");
+		if (call)
+			qv_rpc_call_error(call, &err);
+		return;
+	}
+	*x = (struct recovery){ .d = d, .call = call, .at_start = !call, .next = recoveries };
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	recoveries = x;
+	if (x->at_start)
+		start_pending++;
+	if ((m && (m->engine || m->mirror_timer || m->watch || m->querying)) ||
+	    recovering_twice(x)) {
+		qv_error_set(&err, EBUSY, QV_REASON_CONFLICT,
+			     "the migration of %s is still being driven", name);
+		return recovery_end(x, -EBUSY, &err, NULL);
+	}
 	if (!vm || !vm->inst) {
 		char id[96];
 		snprintf(id, sizeof(id), "%s-out", name);
 		(void)qv_state_migration_delete(d->state, id);
 		if (m)
 			qv_mig_drop(m);
-		return qv_error_set(errp, ESRCH, QV_REASON_NOT_FOUND,
-				    "VM %s has no QEMU to recover", name);
+		qv_error_set(&err, ESRCH, QV_REASON_NOT_FOUND, "VM %s has no QEMU to recover", name);
+		return recovery_end(x, -ESRCH, &err, NULL);
 	}
-	c = qemu_instance_qmp(vm->inst);
+	if (vm->attaching) {
+		qv_error_set(&err, EAGAIN, QV_REASON_UNAVAILABLE,
+			     "VM %s: the daemon is still re-attaching to its QEMU", name);
+		return recovery_end(x, -EAGAIN, &err, NULL);
+	}
 	/* A storage mirror a previous daemon left (mirror phase or RAM phase
 	 * of a copy_storage migration): end it, the source keeps its disk. */
 	if (!qv_mig_mirror_cleanup_pending(name)) {
@@ -293,31 +492,25 @@ int qv_mig_recover(struct qv_daemon *d, const char *name, json_object **ret,
 			qv_mig_mirror_dispose(d, name, mm);
 		}
 	}
-	r = qmp_client_execute(c, "query-migrate", NULL, 5000, &q, errp);
-	if (r < 0)
-		return r;
-	if (json_object_object_get_ex(q, "status", &v))
-		status = json_object_get_string(v);
-	const char *outcome = "cancelled", *vm_state = "running";
-	bool switched = streq(status, "completed") || is_postcopy_status(status);
-	if (switched && !m && !(m = qv_mig_new(d, name, true)))
-		return -ENOMEM;
-	if (streq(status, "completed")) {
-		mark_completed(m, vm);
-		outcome = "completed";
-		vm_state = "migrating";
-	} else if (switched) {
-		adopt_postcopy(vm, m);
-		outcome = "postcopy";
-		vm_state = "migrating";
-	} else if ((r = cancel_and_resume(d, c, name, status, m, errp)) < 0) {
-		return r;
+	r = qmp_seq_new(qemu_instance_qmp(vm->inst), RECOVER_STEP_MS, recover_done, x, &s);
+	if (r >= 0)
+		r = qmp_seq_add(s, &(struct qmp_seq_step){ .command = "query-migrate",
+							   .fn = query_reply, .userdata = x });
+	if (r >= 0)
+		r = qmp_seq_start(s);
+	if (r < 0) {
+		qmp_seq_cancel(s);
+		qv_error_set(&err, -r, QV_REASON_INTERNAL, "cannot query the source QEMU of %s: %s",
+			     name, strerror(-r));
+		recovery_end(x, r, &err, NULL);
 	}
-	res = json_object_new_object();
-	json_object_object_add(res, "name", json_object_new_string(name));
-	json_object_object_add(res, "qemu_status", json_object_new_string(status));
-	json_object_object_add(res, "status", json_object_new_string(outcome));
-	json_object_object_add(res, "state", json_object_new_string(vm_state));
-	*ret = res;
-	return 0;
+}
+
+void qv_mig_resume_drivers_after_recovery(struct qv_daemon *d)
+{
+	if (start_pending > 0) {
+		drivers_wait = true;
+		return;
+	}
+	qv_mig_p2p_resume_all(d);
 }

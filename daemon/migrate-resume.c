@@ -5,8 +5,8 @@
  * QMP sequence (qemu/qmp-seq.h); only then is the caller's reply sent and
  * the event emitted, so a client that has the answer finds the source
  * running. Until then the VM stays "migrating": no new migration and no
- * vm.* operation starts in between. migrate.recover at daemon start keeps
- * the synchronous qv_mig_resume_source(). */
+ * vm.* operation starts in between. migrate.recover (migrate-recover.c)
+ * ends with it too. */
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/migrate-internal.h"
@@ -39,6 +39,8 @@ static void tail_run(struct qv_daemon *d, const char *name, struct qv_mig_resume
 	else if (t->call)
 		qv_rpc_call_reply(TAKE_PTR(t->call), TAKE_PTR(t->data));
 	json_object_put(TAKE_PTR(t->data));
+	if (t->done)
+		t->done(d, name, error, t->done_ud);
 }
 
 static void resume_end(struct resume *x, int error, const struct qv_error *errp)

@@ -25,46 +25,6 @@ qmp_client *qv_mig_source_qmp(void *ud)
 	return qemu_instance_qmp(vm->inst);
 }
 
-/* Make sure the source guest runs again after a failed/cancelled migration.
- * QEMU restarts the vCPUs itself on failure; `cont` covers the rest
- * (stopped at pre-switchover, or postmigrate after a completed migration
- * whose destination never started). */
-int qv_mig_resume_source(struct qv_daemon *d, const char *name, struct qv_error *errp)
-{
-	struct qv_vm *vm = qv_vm_find(d, name);
-	_cleanup_free_ char *status = NULL;
-	int r;
-
-	if (!vm)
-		return qv_error_set(errp, ENOENT, QV_REASON_NOT_FOUND, "VM %s vanished", name);
-	if (!vm->inst || qemu_instance_exited(vm->inst)) {
-		if (vm->state == QV_VM_MIGRATING)
-			qv_vm_set_state(vm, QV_VM_CRASHED, NULL);
-		return qv_error_set(errp, ESRCH, QV_REASON_UNAVAILABLE,
-				    "the source QEMU of %s is gone", name);
-	}
-	for (int i = 0; i < 50; i++) {
-		free(status);
-		status = NULL;
-		r = qemu_instance_query_status(vm->inst, &status, errp);
-		if (r < 0)
-			return r;
-		/* "finish-migrate"/"cancelling" are transient. */
-		if (!streq(status, "finish-migrate"))
-			break;
-		usleep(20 * 1000);
-	}
-	if (!streq(status, "running")) {
-		log_info("VM %s: source QEMU is %s after the migration, resuming it", name, status);
-		r = qmp_client_execute(qemu_instance_qmp(vm->inst), "cont", NULL, 5000, NULL, errp);
-		if (r < 0)
-			return r;
-	}
-	if (vm->state != QV_VM_RUNNING)
-		qv_vm_set_state(vm, QV_VM_RUNNING, NULL);
-	return 0;
-}
-
 static void on_mirror_completed(mig_mirror *mm, int error, const struct qv_error *errp, void *ud)
 {
 	struct qv_mig *m = ud;

@@ -31,6 +31,9 @@ extern const size_t qv_migrate_methods_count;
  * resume the guest, leave a completed one for the coordinator; destination:
  * tear down an incoming QEMU that never finished). Never fatal. */
 void qv_migrate_registry_load(struct qv_daemon *d);
+/* Recoveries of source records started at daemon start still run (or the
+ * vm.migrate drivers wait for them): migrate.* answer "unavailable". */
+bool qv_mig_start_recovering(void);
 
 /* Prometheus families of the migrations (daemon/migrate-metrics.c):
  * in flight by role, completed/failed outgoing totals, and each VM's last

@@ -198,6 +198,12 @@ void qv_rpc_server_set_access_fn(qv_rpc_server *server, qv_rpc_access_fn fn, voi
 	server->access_ud = userdata;
 }
 
+void qv_rpc_server_set_gate_fn(qv_rpc_server *server, qv_rpc_gate_fn fn, void *userdata)
+{
+	server->gate_fn = fn;
+	server->gate_ud = userdata;
+}
+
 static const struct rpc_method_entry *find_method(qv_rpc_server *s, const char *name)
 {
 	for (size_t i = 0; s && i < s->n_methods; i++)
@@ -251,6 +257,18 @@ void rpc_dispatch(qv_rpc_client *c, struct qv_rpc_request *req)
 	c->pending_calls++;
 
 	log_debug("rpc: client %u: %s", c->id, call->req.method);
+	if (c->server->gate_fn) {
+		struct qv_error gerr = {};
+		if (!c->server->gate_fn(call->req.method, call->req.params, &gerr,
+					c->server->gate_ud)) {
+			if (!gerr.set)
+				qv_error_set(&gerr, EAGAIN, QV_REASON_UNAVAILABLE, "%s: try again",
+					     call->req.method);
+			qv_rpc_call_error(call, &gerr);
+			call_unref(call);
+			return;
+		}
+	}
 	r = e->m->fn(call, call->req.params, e->userdata);
 	if (r < 0 && !call->finished) {
 		struct qv_error err = {};

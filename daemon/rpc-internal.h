@@ -30,6 +30,8 @@ struct qv_rpc_server {
 	void *connect_ud;
 	qv_rpc_access_fn access_fn;
 	void *access_ud;
+	qv_rpc_gate_fn gate_fn;       /* per-call admission (daemon/vm-attach.c) */
+	void *gate_ud;
 	qv_rpc_observe_fn observe_fn; /* each finished call's duration (metrics) */
 	void *observe_ud;
 

@@ -169,6 +169,13 @@ typedef bool (*qv_rpc_access_fn)(const struct qv_rpc_peer *peer, const char *met
 				 void *userdata);
 void qv_rpc_server_set_access_fn(qv_rpc_server *server, qv_rpc_access_fn fn, void *userdata);
 
+/* Optional: asked with the call's method and params (borrowed, may be NULL)
+ * after the access check. false -> the call is answered with *errp (set it)
+ * and the handler never runs (e.g. "unavailable" while a VM re-attaches). */
+typedef bool (*qv_rpc_gate_fn)(const char *method, json_object *params, struct qv_error *errp,
+			       void *userdata);
+void qv_rpc_server_set_gate_fn(qv_rpc_server *server, qv_rpc_gate_fn fn, void *userdata);
+
 /* Send {"jsonrpc":"2.0","method":method,"params":params} to every subscribed
  * client. params is borrowed (may be NULL). Returns the number of clients it
  * was queued for. */

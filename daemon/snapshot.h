@@ -19,3 +19,6 @@ bool qv_snapshot_owns_file(struct qv_vm *vm, const char *real);
 /* At daemon start, after the VM registry is loaded: finish what operations
  * cut by a restart left (docs/snapshots.md, "Crash recovery"). Never fatal. */
 void qv_snapshot_recover(struct qv_daemon *d);
+/* The same for one VM whose re-attach ended after daemon start (it was
+ * skipped then: recovery needs its QMP). */
+void qv_snapshot_recover_vm(struct qv_vm *vm);

@@ -6,6 +6,8 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "daemon/vm.h"
+#include "daemon/migrate.h"
+#include "daemon/snapshot.h"
 #include "daemon/vm-files.h"
 #include "qemu/argv.h"
 
@@ -21,7 +23,8 @@ static int pid_from_qmp_socket(const char *path, pid_t *ret_pid)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a stopped QEMU's full backlog must not stall the loop. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return negative_errno();
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
@@ -66,13 +69,112 @@ static int load_one(const struct qv_vm_record *rec, void *ud)
 	return vm->name ? 0 : -ENOMEM;
 }
 
+/* The end of a VM's load: what qv_vm_registry_load did for every VM when
+ * re-attaching was synchronous. */
+static void settle(struct qv_vm *vm)
+{
+	bool lost = vm->state == QV_VM_CRASHED && vm->lost_at_load;
+
+	qv_vm_persist(vm);
+	if (lost)
+		qv_vm_apply_restart_policy(vm);
+}
+
+static void mark_gone(struct qv_vm *vm, const char *was)
+{
+	vm->inst = qemu_instance_free(vm->inst);
+	vm->lost_at_load = true;
+	snprintf(vm->last_exit, sizeof(vm->last_exit),
+		 "QEMU exited while the daemon was not running; status unknown");
+	vm->state = QV_VM_CRASHED;
+	log_warning("VM %s: QEMU is gone (it was %s)", vm->name, was);
+	qv_daemon_emit(vm->d, vm->name, "crashed",
+		       json_tokener_parse("{\"exit\":\"QEMU exited while the daemon was not running; status unknown\"}"));
+}
+
+/* settle_it false: QEMU exited meanwhile and the exit handler already
+ * recorded it (and applied the restart policy). */
+static void attach_end(struct qv_vm *vm, bool settle_it)
+{
+	struct qv_daemon *d = vm->d;
+
+	vm->attaching = false;
+	if (settle_it)
+		settle(vm);
+	qv_snapshot_recover_vm(vm);
+	if (d->n_attaching > 0 && --d->n_attaching == 0 && d->mig_load_deferred) {
+		d->mig_load_deferred = false;
+		log_info("All VMs re-attached; resolving migration records");
+		qv_migrate_registry_load(d);
+	}
+}
+
+static void on_status(qmp_client *c, int error, json_object *ret, const struct qv_error *errp,
+		      void *userdata)
+{
+	struct qv_vm *vm = userdata;
+	const char *status = NULL;
+	json_object *v;
+
+	if (error == -ECANCELED || !vm->inst || qemu_instance_exited(vm->inst)) {
+		/* QEMU exited (vm_on_exit recorded it) or the daemon is going away. */
+		if (vm->d->shutting_down) {
+			vm->attaching = false;
+			return;
+		}
+		return attach_end(vm, false);
+	}
+	if (error >= 0 && json_object_object_get_ex(ret, "status", &v))
+		status = json_object_get_string(v);
+	vm->state = streq_ptr(status, "paused") ? QV_VM_PAUSED : QV_VM_RUNNING;
+	if (streq_ptr(status, "inmigrate") || streq_ptr(status, "postmigrate") ||
+	    streq_ptr(status, "finish-migrate"))
+		vm->state = QV_VM_PAUSED;
+	log_info("VM %s: re-attached to QEMU pid %d (%s)", vm->name,
+		 (int)qemu_instance_pid(vm->inst), status ? status : "status unknown");
+	qv_daemon_emit(vm->d, vm->name, "reattached", NULL);
+	qv_vm_files_attached(vm);
+	attach_end(vm, true);
+}
+
+static void on_attached(qemu_instance *inst, int error, const struct qv_error *errp,
+			void *userdata)
+{
+	struct qv_vm *vm = userdata;
+	pid_t pid = qemu_instance_pid(inst);
+	const char *why = errp && errp->set ? errp->message : strerror(-error);
+
+	if (error < 0) {
+		log_warning("VM %s: cannot re-attach to QEMU pid %d: %s", vm->name, (int)pid, why);
+		if (error == -ESRCH || qemu_instance_exited(inst)) {
+			mark_gone(vm, qv_vm_state_to_string(vm->state));
+		} else {
+			/* Alive but deaf (stopped, hung): never start a second copy. */
+			log_error("VM %s: QEMU pid %d is alive but its QMP does not answer; "
+				  "leaving it running and marking the VM crashed", vm->name, (int)pid);
+			vm->inst = qemu_instance_free(vm->inst);
+			snprintf(vm->last_exit, sizeof(vm->last_exit),
+				 "QMP of QEMU pid %d did not answer after the daemon restarted (%s); "
+				 "QEMU left running", (int)pid, why);
+			vm->state = QV_VM_CRASHED;
+			json_object *ex = json_object_new_object();
+			json_object_object_add(ex, "exit", json_object_new_string(vm->last_exit));
+			qv_daemon_emit(vm->d, vm->name, "crashed", ex);
+		}
+		return attach_end(vm, true);
+	}
+	struct qv_error err = {};
+	if (qemu_instance_execute_async(inst, "query-status", NULL, QV_VM_QMP_TIMEOUT_MS, on_status,
+					vm, &err) < 0)
+		on_status(NULL, -EIO, NULL, &err, vm);
+}
+
 static void reattach(struct qv_vm *vm, const struct qv_runtime_record *rec)
 {
 	struct qv_daemon *d = vm->d;
 	struct qv_error err = {};
 	pid_t pid = (pid_t)rec->pid;
 	uint64_t start_time = rec->pid_start_time;
-	_cleanup_free_ char *status = NULL;
 	int r;
 
 	_cleanup_free_ char *qmp = rec->qmp_path ? strdup(rec->qmp_path)
@@ -80,46 +182,30 @@ static void reattach(struct qv_vm *vm, const struct qv_runtime_record *rec)
 									       QEMU_QMP_SOCK)
 							       : NULL);
 	if (!qmp)
-		goto gone;
+		return mark_gone(vm, rec->state);
 	if (pid <= 0) {
 		/* "starting" without pid: the daemon died while spawning. */
 		r = pid_from_qmp_socket(qmp, &pid);
 		if (r < 0 || qemu_proc_read_start_time(pid, &start_time) < 0)
-			goto gone;
+			return mark_gone(vm, rec->state);
 	}
 	struct qemu_instance_config cfg = {};
 	qv_vm_bind_instance_config(vm, &cfg);
-	r = qemu_instance_attach(d->loop, pid, start_time, qmp, &cfg, &vm->inst, &err);
+	/* Tests only: a re-attach deadline other than QEMU_CONNECT_TIMEOUT_MS. */
+	const char *tmo = getenv("QVISORD_TEST_ATTACH_TIMEOUT_MS");
+	if (tmo && atoi(tmo) > 0)
+		cfg.connect_timeout_ms = atoi(tmo);
+	vm->started_at = rec->started_at;
+	r = qemu_instance_attach_async(d->loop, pid, start_time, qmp, &cfg, on_attached, vm,
+				       &vm->inst, &err);
 	if (r < 0) {
 		log_warning("VM %s: cannot re-attach to QEMU pid %d: %s", vm->name, (int)pid,
 			    err.set ? err.message : strerror(-r));
-		if (r != -ESRCH && pid > 0 && qemu_proc_read_start_time(pid, &start_time) >= 0 &&
-		    start_time == rec->pid_start_time)
-			log_error("VM %s: QEMU pid %d is alive but its QMP does not answer; "
-				  "leaving it running and marking the VM crashed",
-				  vm->name, (int)pid);
-		goto gone;
+		vm->inst = NULL;
+		return mark_gone(vm, rec->state);
 	}
-	r = qemu_instance_query_status(vm->inst, &status, &err);
-	vm->state = (r >= 0 && streq(status, "paused")) ? QV_VM_PAUSED : QV_VM_RUNNING;
-	if (r >= 0 && (streq(status, "inmigrate") || streq(status, "postmigrate") ||
-		       streq(status, "finish-migrate")))
-		vm->state = QV_VM_PAUSED;
-	vm->started_at = rec->started_at;
-	log_info("VM %s: re-attached to QEMU pid %d (%s)", vm->name, (int)pid,
-		 status ? status : "status unknown");
-	qv_daemon_emit(d, vm->name, "reattached", NULL);
-	qv_vm_files_attached(vm);
-	return;
-gone:
-	vm->inst = NULL;
-	vm->lost_at_load = true;
-	snprintf(vm->last_exit, sizeof(vm->last_exit),
-		 "QEMU exited while the daemon was not running; status unknown");
-	vm->state = QV_VM_CRASHED;
-	log_warning("VM %s: QEMU is gone (it was %s)", vm->name, rec->state);
-	qv_daemon_emit(d, vm->name, "crashed",
-		       json_tokener_parse("{\"exit\":\"QEMU exited while the daemon was not running; status unknown\"}"));
+	vm->attaching = true;
+	d->n_attaching++;
 }
 
 static int runtime_one(const char *name, const struct qv_runtime_record *rec, void *ud)
@@ -156,12 +242,55 @@ int qv_vm_registry_load(struct qv_daemon *d)
 	r = qv_state_runtime_list(d->state, runtime_one, &ctx);
 	if (r < 0)
 		return r;
-	/* Persist the reconciled states (and apply restart policies). */
-	for (struct qv_vm *vm = d->vms; vm; vm = vm->next) {
-		bool lost = vm->state == QV_VM_CRASHED && vm->lost_at_load;
-		qv_vm_persist(vm);
-		if (lost)
-			qv_vm_apply_restart_policy(vm);
-	}
+	/* Persist the reconciled states (and apply restart policies); a VM
+	 * still re-attaching does so when its attach ends. */
+	for (struct qv_vm *vm = d->vms; vm; vm = vm->next)
+		if (!vm->attaching)
+			settle(vm);
+	if (d->n_attaching)
+		log_info("Re-attaching to %u QEMU(s) in the background", d->n_attaching);
 	return 0;
+}
+
+void qv_vm_load_migrations_when_attached(struct qv_daemon *d)
+{
+	if (d->n_attaching) {
+		d->mig_load_deferred = true; /* attach_end runs it */
+		return;
+	}
+	qv_migrate_registry_load(d);
+}
+
+/* While a VM re-attaches, only reads may name it; while the migration
+ * records wait for the re-attaches, migrations wait too. "unavailable" is
+ * what a migration peer retries (migrate/protocol-answer.c). */
+bool qv_vm_attach_gate(const char *method, json_object *params, struct qv_error *errp,
+		       void *userdata)
+{
+	struct qv_daemon *d = userdata;
+	const char *name = NULL;
+	json_object *v;
+	struct qv_vm *vm;
+
+	bool mig = strncmp(method, "migrate.", 8) == 0 || streq(method, "vm.migrate");
+	if (mig && (d->mig_load_deferred || qv_mig_start_recovering())) {
+		qv_error_set(errp, EAGAIN, QV_REASON_UNAVAILABLE,
+			     "%s: the daemon is still re-attaching to its VMs and resolving "
+			     "migrations cut by its restart; try again",
+			     method);
+		return false;
+	}
+	if (!d->n_attaching)
+		return true;
+	if (streq(method, "vm.list") || streq(method, "vm.info") || !params ||
+	    !json_object_is_type(params, json_type_object) ||
+	    (!json_object_object_get_ex(params, "name", &v) &&
+	     !json_object_object_get_ex(params, "vm", &v)) ||
+	    !(name = json_object_get_string(v)) || !(vm = qv_vm_find(d, name)) ||
+	    !vm->attaching)
+		return true;
+	qv_error_set(errp, EAGAIN, QV_REASON_UNAVAILABLE,
+		     "VM %s: the daemon is re-attaching to its QEMU (pid %d) after a restart; "
+		     "try again", name, (int)qemu_instance_pid(vm->inst));
+	return false;
 }

@@ -348,5 +348,13 @@ static void recover_vm(struct qv_vm *vm)
 void qv_snapshot_recover(struct qv_daemon *d)
 {
 	for (struct qv_vm *vm = d->vms; vm; vm = vm->next)
+		if (!vm->attaching)
+			recover_vm(vm);
+}
+
+void qv_snapshot_recover_vm(struct qv_vm *vm)
+{
+	/* Only once qv_snapshot_recover ran (a re-attach ending at start). */
+	if (vm->d->rpc)
 		recover_vm(vm);
 }

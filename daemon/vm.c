@@ -400,6 +400,11 @@ static int vm_stop(struct qv_vm *vm, bool force, int timeout_ms, bool migration_
 int qv_vm_stop(struct qv_vm *vm, bool force, int timeout_ms, qv_vm_stop_fn fn, void *userdata,
 	       struct qv_error *errp)
 {
+	/* No QMP yet and the pidfd belongs to the re-attach (daemon/vm-load.c). */
+	if (vm->attaching)
+		return qv_error_set(errp, EAGAIN, QV_REASON_UNAVAILABLE,
+				    "VM %s: the daemon is re-attaching to its QEMU; try again",
+				    vm->name);
 	return vm_stop(vm, force, timeout_ms, false, fn, userdata, errp);
 }
 
@@ -518,6 +523,8 @@ json_object *qv_vm_summary_json(const struct qv_vm *vm)
 	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)vm->spec->memory_mib));
 	json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(
 						   vm->inst ? vm->accel : vm->spec->accel)));
+	if (vm->attaching) /* re-attaching after a daemon restart: state is the recorded one */
+		json_object_object_add(o, "attaching", json_object_new_boolean(true));
 	return o;
 }
 

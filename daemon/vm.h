@@ -48,14 +48,25 @@ struct qv_vm {
 	uint64_t balloon_actual;   /* bytes, last BALLOON_CHANGE; 0 = unknown */
 	bool balloon_stats_busy;   /* the resource loop's guest-stats query is out */
 	bool blockstats_busy;      /* the collector's query-blockstats is out */
+	/* daemon/vm-load.c: re-attaching to its QEMU after a daemon restart
+	 * (QMP connect, handshake, query-status on the loop). inst is set (pid
+	 * known, QMP not ready), state is the recorded one; vm.list/vm.info say
+	 * "attaching": true and other calls naming the VM answer "unavailable". */
+	bool attaching;
 };
 
 const char *qv_vm_state_to_string(enum qv_vm_state s);
 bool qv_vm_is_active(const struct qv_vm *vm); /* has a QEMU process */
 
 struct qv_vm *qv_vm_find(struct qv_daemon *d, const char *name);
-/* Load definitions and runtime records; re-attach to live QEMUs. */
+/* Load definitions and runtime records; start re-attaching to live QEMUs
+ * (asynchronous: d->n_attaching counts those still running). */
 int qv_vm_registry_load(struct qv_daemon *d);
+/* After qv_vm_registry_load: the migration records are loaded now, or once
+ * the last re-attach ended; and the RPC gate (qv_rpc_server_set_gate_fn). */
+void qv_vm_load_migrations_when_attached(struct qv_daemon *d);
+bool qv_vm_attach_gate(const char *method, json_object *params, struct qv_error *errp,
+		       void *userdata);
 void qv_vm_registry_free(struct qv_daemon *d);
 
 int qv_vm_define(struct qv_daemon *d, struct vm_spec *spec, struct qv_vm **ret_vm,

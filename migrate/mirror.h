@@ -94,6 +94,18 @@ bool mig_mirror_abort(mig_mirror *m, int timeout_ms);
 /* One non-blocking cleanup step after abort: dismiss concluded jobs, delete
  * freed NBD nodes. true when nothing is left (or QEMU is gone). */
 bool mig_mirror_reap(mig_mirror *m);
+/* The same without blocking, for a loop: one QMP sequence (per-step
+ * deadline timeout_ms, <= 0: 5 s): with abort, force-cancel the started
+ * jobs; then query-block-jobs, dismiss the concluded ones and, once none
+ * runs, delete the NBD nodes. 0: fn runs once, never before this returns
+ * (error < 0: QEMU failed a query; mig_mirror_active() says what is
+ * left); call again (from a timer) while mig_mirror_active(). 1: QEMU is
+ * gone, nothing is left, fn is not called. < 0 (errp set): not started.
+ * mig_mirror_free() drops a step under way without calling fn. */
+typedef void (*mig_mirror_reap_fn)(mig_mirror *m, int error, const struct qv_error *errp,
+				   void *userdata);
+int mig_mirror_reap_async(mig_mirror *m, bool abort, int timeout_ms, mig_mirror_reap_fn fn,
+			  void *userdata, struct qv_error *errp);
 /* Re-bind the QMP lookup (the mirror outlives its migration). */
 void mig_mirror_set_qmp(mig_mirror *m, mig_mirror_qmp_fn get_qmp, void *userdata);
 bool mig_mirror_active(const mig_mirror *m); /* jobs or nodes left in QEMU */

@@ -31,6 +31,7 @@ struct qemu_start {
 	qv_source *retry;
 	qv_source *deadline; /* connect deadline, then the kill deadline */
 	bool failing;        /* QEMU was killed; report err once it exited */
+	bool attach;         /* re-attach: never kill QEMU, fail at once */
 	struct qv_error err;
 };
 
@@ -99,6 +100,11 @@ static void start_fail(qemu_instance *vm, const struct qv_error *errp)
 	s->err = *errp;
 	stop_watching_socket(s);
 	vm->qmp = qmp_client_free(vm->qmp);
+	if (s->attach) { /* not ours to kill: QEMU keeps running */
+		struct qv_error err = *errp;
+		start_finish(vm, -err.error, &err);
+		return;
+	}
 	(void)qemu_proc_signal(vm->proc, SIGKILL);
 	if (qv_loop_add_timer(vm->loop, QEMU_KILL_TIMEOUT_MS, on_kill_deadline, vm,
 			      &s->deadline) < 0)
@@ -156,6 +162,12 @@ static void on_start_exit(qemu_proc *p, const struct qemu_exit_status *st, void 
 		return; /* it never exec'd: the report says why */
 	vm->exited = true;
 	vm->qmp = qmp_client_free(vm->qmp);
+	if (s->attach) {
+		qv_error_set(&err, ESRCH, QV_REASON_NOT_FOUND, "QEMU %d exited while re-attaching",
+			     (int)qemu_proc_pid(vm->proc));
+		start_finish(vm, -ESRCH, &err);
+		return;
+	}
 	/* QEMU died on its own (not by our SIGKILL): its status and log say why. */
 	if (!s->failing || st->kind != QEMU_EXIT_KILLED || st->signal != SIGKILL) {
 		qemu_instance_startup_exit_error(vm, s->binary, s->log_off, st, &err);
@@ -197,9 +209,14 @@ static void on_connect_deadline(qv_source *src, void *userdata)
 	qemu_instance *vm = userdata;
 
 	vm->start->deadline = NULL;
-	start_failf(vm, ETIMEDOUT, QV_REASON_TIMEOUT,
-		    "QEMU did not open its QMP socket %s within %d ms", vm->start->qmp_path,
-		    vm->start->timeout_ms);
+	if (vm->start->attach)
+		start_failf(vm, ETIMEDOUT, QV_REASON_TIMEOUT,
+			    "QEMU %d did not accept a QMP connection on %s within %d ms",
+			    (int)qemu_proc_pid(vm->proc), vm->start->qmp_path, vm->start->timeout_ms);
+	else
+		start_failf(vm, ETIMEDOUT, QV_REASON_TIMEOUT,
+			    "QEMU did not open its QMP socket %s within %d ms", vm->start->qmp_path,
+			    vm->start->timeout_ms);
 }
 
 static void schedule_retry(qemu_instance *vm, int ms)
@@ -259,7 +276,7 @@ static int start_begin(qemu_instance *vm, struct qemu_start *s, struct qv_error 
 	int r;
 
 	r = qemu_proc_watch(vm->proc, vm->loop, on_start_exit, vm);
-	if (r >= 0)
+	if (r >= 0 && s->report_fd >= 0)
 		r = qv_loop_add_io(vm->loop, s->report_fd, EPOLLIN, on_report, vm, &s->report_src);
 	if (r >= 0)
 		r = qv_loop_add_timer(vm->loop, (uint64_t)s->timeout_ms, on_connect_deadline, vm,
@@ -320,6 +337,51 @@ int qemu_instance_start_async(qv_loop *loop, const struct vm_spec *spec,
 	r = start_begin(vm, s, errp);
 	if (r < 0) {
 		qemu_instance_free(vm); /* kills QEMU */
+		return r;
+	}
+	*ret_vm = vm;
+	return 0;
+}
+
+int qemu_instance_attach_async(qv_loop *loop, pid_t pid, uint64_t start_time,
+			       const char *qmp_path, const struct qemu_instance_config *cfg,
+			       qemu_instance_started_fn fn, void *userdata, qemu_instance **ret_vm,
+			       struct qv_error *errp)
+{
+	struct sockaddr_un sa;
+	struct qemu_start *s;
+	qemu_instance *vm;
+	int r;
+
+	if (!fn)
+		return qv_error_set(errp, EINVAL, QV_REASON_INTERNAL, "No attach callback");
+	if (strlen(qmp_path) >= sizeof(sa.sun_path))
+		return qv_error_set(errp, ENAMETOOLONG, QV_REASON_INVALID_ARGUMENT,
+				    "QMP socket path too long: %s", qmp_path);
+	vm = calloc(1, sizeof(*vm));
+	s = calloc(1, sizeof(*s));
+	if (!vm || !s) {
+		free(vm), free(s);
+		return -ENOMEM;
+	}
+	vm->loop = loop;
+	if (cfg)
+		vm->cfg = *cfg;
+	vm->cfg.proc = NULL;
+	vm->cfg.qmp_listen_fdp = NULL;
+	*s = (struct qemu_start){ .fn = fn, .userdata = userdata, .retry_ms = 1, .report_fd = -1,
+				  .attach = true };
+	s->timeout_ms = cfg && cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
+							   : QEMU_CONNECT_TIMEOUT_MS;
+	s->qmp_path = strdup(qmp_path);
+	vm->start = s;
+	r = s->qmp_path ? qemu_proc_attach(pid, start_time, &vm->proc, errp) : -ENOMEM;
+	if (r >= 0) {
+		s->deadline_ms = qv_now_ms() + (uint64_t)s->timeout_ms;
+		r = start_begin(vm, s, errp);
+	}
+	if (r < 0) {
+		qemu_instance_free(vm); /* an attached instance: QEMU keeps running */
 		return r;
 	}
 	*ret_vm = vm;

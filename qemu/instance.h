@@ -93,6 +93,20 @@ int qemu_instance_start_argv(qv_loop *loop, char *const *argv, const char *run_d
 int qemu_instance_attach(qv_loop *loop, pid_t pid, uint64_t start_time, const char *qmp_path,
 			 const struct qemu_instance_config *cfg, qemu_instance **ret_vm,
 			 struct qv_error *errp);
+/* Asynchronous re-attach, for a daemon's loop: the process is checked
+ * (pid + start time; -ESRCH when gone) and *ret_vm returned before this
+ * returns; connecting to qmp_path and the QMP handshake then run on the
+ * loop within the connect deadline while the pidfd is watched. fn runs
+ * exactly once, never before this returns: error 0 and the instance ready
+ * (as after qemu_instance_attach), or error < 0 with errp (-ESRCH "QEMU N
+ * exited while re-attaching", -ETIMEDOUT "QEMU N did not accept a QMP
+ * connection on PATH within N ms", a handshake error). Never kills QEMU: on
+ * failure it keeps running and the caller frees vm. Until fn ran the
+ * instance is "starting" (qemu_instance_starting; QMP commands refused). */
+int qemu_instance_attach_async(qv_loop *loop, pid_t pid, uint64_t start_time,
+			       const char *qmp_path, const struct qemu_instance_config *cfg,
+			       qemu_instance_started_fn fn, void *userdata, qemu_instance **ret_vm,
+			       struct qv_error *errp);
 
 /* Detaches from QEMU without stopping it. A pending stop is abandoned. */
 qemu_instance *qemu_instance_free(qemu_instance *vm);

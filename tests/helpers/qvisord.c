@@ -56,6 +56,24 @@ static int join_netns(pid_t pid)
 
 /* Fork qvisord (after setns into netns_pid's network namespace unless 0)
  * and wait until its socket answers host.info. */
+/* host.info says "ready": the re-attaches and migration recoveries after
+ * a restart ended (a daemon without the member counts as ready). */
+static int wait_attached(struct qvt_daemon *d, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 50) {
+		struct qv_error err = {};
+		json_object *r = qvt_call(d, "host.info", NULL, &err), *v;
+		bool ready = r && (!json_object_object_get_ex(r, "ready", &v) ||
+				   json_object_get_boolean(v));
+
+		json_object_put(r);
+		if (ready)
+			return 0;
+		qvt_sleep_ms(50);
+	}
+	return -ETIMEDOUT;
+}
+
 static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 {
 	pid_t pid;
@@ -111,7 +129,7 @@ static int spawn_and_wait(struct qvt_daemon *d, pid_t netns_pid)
 		json_object *r = qvt_call(d, "host.info", NULL, &err);
 		if (r) {
 			json_object_put(r);
-			return 0;
+			return d->no_attach_wait ? 0 : wait_attached(d, 120000);
 		}
 		if (waitpid(pid, NULL, WNOHANG) == pid) {
 			d->pid = 0;
@@ -428,6 +446,23 @@ int qvt_cli(const struct qvt_daemon *d, const char *args, char *out, size_t size
 	out[n] = 0;
 	int st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char qvt_proc_state(int pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
 }
 
 const char *qvt_json_str(json_object *o, const char *key)

@@ -28,10 +28,16 @@ struct qvt_daemon {
 	char listen[64];
 	/* Set before (re)starting: --max-starts max_starts (e.g. "2"). */
 	char max_starts[8];
+	/* Set before (re)starting: return once host.info answers, without
+	 * waiting for "ready" (re-attaches, migration recoveries). */
+	bool no_attach_wait;
 };
 
 /* Start (or restart, reusing dirs when d->dir is already set) and wait until
- * the socket answers host.info. 0 or -errno (-ENOENT: binary not built). */
+ * the socket answers host.info and (unless d->no_attach_wait) says "ready":
+ * the re-attaches and migration recoveries after a restart ended (up to
+ * 120 s). 0 or -errno (-ENOENT:
+ * binary not built). */
 int qvt_daemon_start(struct qvt_daemon *d);
 /* The same, but the daemon runs in the network namespace of netns_pid and a
  * fresh d->dir is made from tmpl (mkdtemp template, e.g. "/tmp/qvm-XXXXXX",
@@ -91,6 +97,8 @@ const char *qvt_serial_log(const struct qvt_daemon *d, const char *name);
 /* vm.info's "state" / "pid" ("" / -1 on error). */
 const char *qvt_vm_state(const struct qvt_daemon *d, const char *name, char *buf, size_t size);
 int qvt_vm_pid(const struct qvt_daemon *d, const char *name);
+/* The state letter of process pid in /proc ('T': stopped), 0 if gone. */
+char qvt_proc_state(int pid);
 /* Poll vm.info every 200 ms until it answers not-found: true, or false
  * after timeout_ms. */
 bool qvt_wait_vm_undefined(const struct qvt_daemon *d, const char *name, int timeout_ms);

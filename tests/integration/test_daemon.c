@@ -274,6 +274,131 @@ Test(daemon, sigkill_daemon_reattaches_running_vms, .timeout = 600)
 	}
 }
 
+
+/* vm.list's entry for name (borrowed from list), NULL if absent. */
+static json_object *list_entry(json_object *list, const char *name)
+{
+	json_object *vms;
+
+	if (!json_object_object_get_ex(list, "vms", &vms))
+		return NULL;
+	for (size_t i = 0; i < json_object_array_length(vms); i++) {
+		json_object *e = json_object_array_get_idx(vms, i);
+		if (streq(str_member(e, "name"), name))
+			return e;
+	}
+	return NULL;
+}
+
+static bool is_attaching(json_object *e)
+{
+	json_object *v;
+	return e && json_object_object_get_ex(e, "attaching", &v) && json_object_get_boolean(v);
+}
+
+/* Waits up to timeout_ms until name is no longer re-attaching. */
+static void wait_not_attaching(const char *name, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 50) {
+		json_object *r = qvt_call(&D, "vm.list", NULL, NULL);
+		bool done = r && list_entry(r, name) && !is_attaching(list_entry(r, name));
+		json_object_put(r);
+		if (done)
+			return;
+		qvt_sleep_ms(50);
+	}
+	cr_assert_fail("%s still re-attaching after %d ms", name, timeout_ms);
+}
+
+/* Re-attach runs on the loop: one QEMU is SIGSTOPped when qvisord is
+ * SIGKILLed and restarted (its re-attach deadline raised to 120 s so the
+ * window is certain on any host). While that QEMU stays stopped the new
+ * daemon answers vm.list (several times; the VM shows its recorded state
+ * and "attaching": true, and calls naming it answer "unavailable"), and the
+ * other VMs are re-attached and operable (pause/resume). After SIGCONT the
+ * re-attach completes: the same QEMU, running, and it pauses too. A
+ * synchronous re-attach answered nothing until the stopped QEMU's deadline
+ * had passed. Then the deadline path: stopped again across a restart with
+ * a 2 s deadline, the VM ends "crashed" with the reason while its QEMU is
+ * left running (never a second copy). */
+Test(daemon, reattach_does_not_wait_for_a_stopped_qemu, .timeout = 600)
+{
+	REQUIRE_DAEMON();
+	static const char *const names[] = { "s0", "s1", "s2" };
+	struct qv_error err = {};
+	int pids[3];
+	char st[32];
+
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(qvt_define_guest(&D, names[i], NULL, &err), 0, "%s", err.message);
+		json_object_put(must_call("vm.start", names[i]));
+	}
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, names[i]),
+						       QVT_GUEST_READY, BOOT_TIMEOUT_MS), 0);
+		pids[i] = qvt_vm_pid(&D, names[i]);
+		cr_assert_gt(pids[i], 0);
+	}
+	cr_assert_eq(kill(pids[2], SIGSTOP), 0);
+	cr_assert_eq(qvt_daemon_stop(&D, SIGKILL), 0);
+	setenv("QVISORD_TEST_ATTACH_TIMEOUT_MS", "120000", 1);
+	D.no_attach_wait = true;
+	cr_assert_eq(qvt_daemon_start(&D), 0, "restart failed (log %s)", D.log);
+
+	/* The two others re-attach while s2 stays stopped. */
+	wait_not_attaching("s0", 120000);
+	wait_not_attaching("s1", 120000);
+	for (int i = 0; i < 5; i++) {
+		json_object *r = qvt_call(&D, "vm.list", NULL, &err);
+		cr_assert_not_null(r, "vm.list: %s", err.message);
+		json_object *e = list_entry(r, "s2");
+		cr_assert(is_attaching(e), "s2 is not shown re-attaching");
+		cr_assert_str_eq(str_member(e, "state"), "running", "s2: its recorded state");
+		cr_assert_eq(qvt_json_int(e, "pid"), pids[2]);
+		cr_assert(!is_attaching(list_entry(r, "s0")) && !is_attaching(list_entry(r, "s1")));
+		json_object_put(r);
+		qvt_sleep_ms(100);
+	}
+	json_object *r = qvt_call_name(&D, "vm.pause", "s2", &err);
+	cr_assert_null(r, "vm.pause on a re-attaching VM was accepted");
+	cr_assert_str_eq(err.reason, "unavailable", "%s", err.message);
+	r = must_call("vm.pause", "s1");
+	cr_assert_str_eq(str_member(r, "state"), "paused");
+	json_object_put(r);
+	json_object_put(must_call("vm.resume", "s1"));
+	cr_assert_str_eq(qvt_vm_state(&D, "s0", st, sizeof(st)), "running");
+	cr_assert_eq(qvt_proc_state(pids[2]), 'T', "all of this was answered only after SIGCONT");
+
+	cr_assert_eq(kill(pids[2], SIGCONT), 0);
+	wait_not_attaching("s2", 120000);
+	cr_assert_str_eq(qvt_vm_state(&D, "s2", st, sizeof(st)), "running");
+	cr_assert_eq(qvt_vm_pid(&D, "s2"), pids[2], "s2 has a new pid");
+	r = must_call("vm.pause", "s2");
+	cr_assert_str_eq(str_member(r, "state"), "paused");
+	json_object_put(r);
+	json_object_put(must_call("vm.resume", "s2"));
+
+	/* The deadline path: QMP deaf past the deadline -> crashed, left running. */
+	for (int i = 0; i < 2; i++)
+		json_object_put(must_call("vm.stop", names[i]));
+	cr_assert_eq(kill(pids[2], SIGSTOP), 0);
+	cr_assert_eq(qvt_daemon_stop(&D, SIGKILL), 0);
+	setenv("QVISORD_TEST_ATTACH_TIMEOUT_MS", "2000", 1);
+	cr_assert_eq(qvt_daemon_start(&D), 0, "restart failed (log %s)", D.log);
+	wait_not_attaching("s2", 120000);
+	cr_assert_eq(qvt_proc_state(pids[2]), 'T');
+	r = must_call("vm.info", "s2");
+	cr_assert_str_eq(str_member(r, "state"), "crashed");
+	json_object *rt = NULL;
+	cr_assert(json_object_object_get_ex(r, "runtime", &rt));
+	cr_assert(strstr(str_member(rt, "last_exit"), "did not answer"), "last_exit: %s",
+		  str_member(rt, "last_exit"));
+	json_object_put(r);
+	cr_assert(process_alive(pids[2]), "the deaf QEMU was killed");
+	kill(pids[2], SIGKILL);
+	kill(pids[2], SIGCONT);
+}
+
 /* --- QEMU crash and restart policy ---------------------------------------- */
 
 Test(daemon, sigkill_qemu_reports_crash_and_restarts, .timeout = 600)

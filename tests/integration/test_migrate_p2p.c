@@ -425,24 +425,6 @@ Test(migrate_p2p, vm_list_answers_while_the_source_qemu_is_stopped)
 	assert_one_copy(1, 10000);
 }
 
-/* Process state letter of pid ('T' stopped), 0 when unreadable. */
-static char proc_state(int pid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /* Waits (up to 240 s) until host h's QEMU of VM is seen SIGSTOPped by a
  * QVISORD_TEST_STALL_AT hook, then asserts that vm.list on h is answered
  * while that QEMU is still stopped. side/phase name it in the messages. */
@@ -454,11 +436,11 @@ static void assert_list_answered_while_stopped(int h, const char *side, const ch
 	for (int t = 0; t < 240000; t += 20) {
 		if (qpid <= 0)
 			qpid = qvt_vm_pid(&H->d[h], VM);
-		if (qpid > 0 && proc_state(qpid) == 'T') {
+		if (qpid > 0 && qvt_proc_state(qpid) == 'T') {
 			json_object *r = qvt_call(&H->d[h], "vm.list", NULL, &err);
 			cr_assert_not_null(r, "vm.list on the %s: %s", side, err.message);
 			json_object_put(r);
-			cr_assert_eq(proc_state(qpid), 'T',
+			cr_assert_eq(qvt_proc_state(qpid), 'T',
 				     "vm.list was answered only after the QEMU was resumed");
 			return;
 		}
@@ -579,11 +561,11 @@ Test(migrate_p2p, cancel_while_the_destination_prepares_tears_down)
 	for (int t = 0; t < 120000; t += 20) {
 		if (qpid <= 0)
 			qpid = qvt_vm_pid(&H->d[1], VM);
-		if (qpid > 0 && proc_state(qpid) == 'T')
+		if (qpid > 0 && qvt_proc_state(qpid) == 'T')
 			break;
 		qvt_sleep_ms(20);
 	}
-	cr_assert(qpid > 0 && proc_state(qpid) == 'T', "the incoming QEMU was never stopped");
+	cr_assert(qpid > 0 && qvt_proc_state(qpid) == 'T', "the incoming QEMU was never stopped");
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(VM));
 	json_object_object_add(p, "token", json_object_new_string(token));
@@ -600,4 +582,56 @@ Test(migrate_p2p, cancel_while_the_destination_prepares_tears_down)
 	cr_assert(qvt_wait_vm_undefined(&H->d[1], VM, 30000), "the destination keeps the VM");
 	cr_assert_eq(records(1, "destination", NULL), 0);
 	cr_assert_str_eq(qvt_vm_state(&H->d[0], VM, buf, sizeof(buf)), "running");
+}
+
+/* The source daemon is SIGKILLed during the RAM copy while its QEMU is
+ * SIGSTOPped, and restarted (re-attach deadline raised to 120 s so the
+ * window is certain): vm.list is answered at once, the VM shows
+ * "attaching" with its recorded state, and migrate.status answers
+ * "unavailable" (what the destination's questions retry) since the
+ * migration records wait for the re-attach. Once the QEMU is resumed the
+ * re-attach, the recovery (query-migrate, cancel, resume, as QMP steps on
+ * the loop) and the driver converge: the guest runs on the source only,
+ * and a second migration succeeds. */
+Test(migrate_p2p, source_daemon_restarts_while_its_qemu_is_stopped)
+{
+	struct qv_error err = {};
+	uint64_t id;
+	int qpid;
+
+	QVT_REQUIRE_HOSTS();
+	qvt_start_dirtier_guest_mem(&H->d[0], VM, COPY_DIRTY, GUEST_MIB, BOOT_TIMEOUT_MS);
+	qpid = qvt_vm_pid(&H->d[0], VM);
+	cr_assert_gt(qpid, 0);
+	qv_rpc_conn *c = migrate_async(0, 1, COPY_CAP_MIBPS, &id);
+	wait_phase(0, "performing");
+	qvt_sleep_ms(2500);
+	cr_assert_eq(kill(qpid, SIGSTOP), 0);
+	qvt_daemon_stop(&H->d[0], SIGKILL);
+	qv_rpc_conn_free(c);
+	setenv("QVISORD_TEST_ATTACH_TIMEOUT_MS", "120000", 1);
+	H->d[0].no_attach_wait = true;
+	int r = qvt_twohosts_start_daemon(H, 0);
+	unsetenv("QVISORD_TEST_ATTACH_TIMEOUT_MS");
+	H->d[0].no_attach_wait = false;
+	cr_assert_eq(r, 0, "restart of the source daemon");
+	for (int i = 0; i < 3; i++) {
+		json_object *l = qvt_call(&H->d[0], "vm.list", NULL, &err), *vms, *a;
+		cr_assert_not_null(l, "vm.list: %s", err.message);
+		cr_assert(json_object_object_get_ex(l, "vms", &vms));
+		json_object *e = json_object_array_get_idx(vms, 0);
+		cr_assert(json_object_object_get_ex(e, "attaching", &a) && json_object_get_boolean(a),
+			  "the VM is not shown re-attaching: %s", json_object_to_json_string(e));
+		json_object_put(l);
+		qvt_sleep_ms(100);
+	}
+	qv_error_clear(&err);
+	r = qvt_callf(&H->d[0], "migrate.status", NULL, &err, "{\"name\": \"%s\"}", VM);
+	cr_assert_lt(r, 0, "migrate.status answered before the recovery");
+	cr_assert_str_eq(err.reason, "unavailable", "%s", err.message);
+	cr_assert_eq(qvt_proc_state(qpid), 'T', "answered only after the QEMU was resumed");
+	cr_assert_eq(kill(qpid, SIGCONT), 0);
+	assert_one_copy(0, 120000);
+	cr_assert_eq(qvt_vm_pid(&H->d[0], VM), qpid, "the source QEMU was replaced");
+	migrate_back(0);
 }

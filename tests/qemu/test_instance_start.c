@@ -6,11 +6,16 @@
  * the call returns. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/loop.h"
 #include "helpers/guest.h"
 #include "qemu/instance.h"
+#include "qemu/proc.h"
 
 struct started {
 	int calls;
@@ -166,5 +171,67 @@ Test(instance_start, missing_binary_is_refused_at_once)
 			  "%s", s.message);
 		qemu_instance_free(vm);
 	}
+	qvt_rm_rf(dir);
+}
+
+/* qemu_instance_attach_async: a live "QEMU" whose QMP socket listens but
+ * never greets (a stopped or hung QEMU) fails at the deadline with reason
+ * timeout, the loop runs meanwhile, the callback never runs before the call
+ * returned, and the process is left running (re-attach never kills). A
+ * wrong start time (the pid was reused) is refused at once. */
+Test(instance_start, attach_to_a_deaf_qmp_fails_at_deadline_and_leaves_it_running)
+{
+	_cleanup_(qv_loop_freep) qv_loop *loop = NULL;
+	_cleanup_free_ char *dir = qvt_make_run_dir("iattach"), *sock = NULL;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct qemu_instance_config cfg = { .connect_timeout_ms = 400 };
+	struct started s = {};
+	struct qv_error err = {};
+	qemu_instance *vm = NULL;
+	qv_source *safety = NULL;
+	uint64_t st;
+	int ticks = 0, lfd;
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(qv_loop_new(&loop), 0);
+	s.loop = loop;
+	cr_assert(asprintf(&sock, "%s/qmp.sock", dir) > 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 4), 0); /* never accepted, never greets */
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && qemu_proc_read_start_time(pid, &st) < 0; i++)
+		usleep(5000);
+	cr_assert_eq(qemu_proc_read_start_time(pid, &st), 0);
+
+	cr_assert_eq(qemu_instance_attach_async(loop, pid, st + 1, sock, &cfg, on_started, &s,
+						&vm, &err), -ESRCH, "a reused pid was accepted");
+	qv_error_clear(&err);
+	cr_assert_eq(qemu_instance_attach_async(loop, pid, st, sock, &cfg, on_started, &s, &vm,
+						&err), 0, "%s", err.message);
+	cr_assert_eq(s.calls, 0, "the callback ran before the call returned");
+	cr_assert(qemu_instance_starting(vm));
+	cr_assert_eq(qemu_instance_pid(vm), pid);
+	cr_assert_eq(qv_loop_add_timer(loop, 50, on_tick, &ticks, NULL), 0);
+	cr_assert_eq(qv_loop_add_timer(loop, 20000, on_safety, loop, &safety), 0);
+	cr_assert_eq(qv_loop_run(loop), 0, "no attach callback within 20 s");
+	qv_source_remove(safety);
+	cr_assert_eq(s.calls, 1);
+	cr_assert_eq(s.error, -ETIMEDOUT, "%s", s.message);
+	cr_assert_str_eq(s.reason, "timeout");
+	cr_assert_eq(ticks, 1, "the loop was blocked while attaching");
+	cr_assert(alive(pid), "re-attach killed the process");
+	qemu_instance_free(vm);
+	cr_assert(alive(pid), "freeing the instance killed the process");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(lfd);
 	qvt_rm_rf(dir);
 }
