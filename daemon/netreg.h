@@ -88,3 +88,7 @@ int qv_m_vm_nic_list(qv_rpc_call *call, json_object *params, void *ud);
 
 /* Reconcile qv* TAPs at start: delete those of VMs without QEMU. */
 void qv_net_reconcile_taps(struct qv_daemon *d);
+/* A VM re-attached after a daemon restart: re-adopt its hot-plugged NICs
+ * from QEMU and netlink (skipped at reconciliation while it was attaching)
+ * and put them under the firewall. */
+void qv_vm_nics_adopt_after_attach(struct qv_vm *vm);

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "daemon/vm.h"
 #include "daemon/migrate.h"
+#include "daemon/netreg.h"
 #include "daemon/snapshot.h"
 #include "daemon/vm-files.h"
 #include "qemu/argv.h"
@@ -133,6 +134,7 @@ static void on_status(qmp_client *c, int error, json_object *ret, const struct q
 	log_info("VM %s: re-attached to QEMU pid %d (%s)", vm->name,
 		 (int)qemu_instance_pid(vm->inst), status ? status : "status unknown");
 	qv_daemon_emit(vm->d, vm->name, "reattached", NULL);
+	qv_vm_nics_adopt_after_attach(vm);
 	qv_vm_files_attached(vm);
 	attach_end(vm, true);
 }

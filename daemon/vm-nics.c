@@ -325,7 +325,10 @@ void qv_net_reconcile_taps(struct qv_daemon *d)
 				owner = vm;
 		if (owner) {
 			log_debug("TAP %s belongs to a running VM, keeping it", links[i].name);
-			vm_nics_adopt_hotplugged(owner, &links[i], links, n);
+			/* A VM still re-attaching adopts once its QMP answers
+			 * (qv_vm_nics_adopt_after_attach). */
+			if (!owner->attaching)
+				vm_nics_adopt_hotplugged(owner, &links[i], links, n);
 		} else {
 			stale[ns++] = links[i].name;
 		}
@@ -335,6 +338,39 @@ void qv_net_reconcile_taps(struct qv_daemon *d)
 	log_info("Removing %zu stale TAP(s) (%s%s)", ns, stale[0], ns > 1 ? ", ..." : "");
 	if (qv_tap_delete_many(reg->nl, stale, ns, &err) < 0)
 		log_warning("Cannot remove stale TAPs: %s, ignoring", err.message);
+}
+
+void qv_vm_nics_adopt_after_attach(struct qv_vm *vm)
+{
+	struct qv_netreg *reg = vm->d->net_state;
+	_cleanup_free_ struct qv_link_info *links = NULL;
+	struct vm_nics *s;
+	struct qv_error err = {};
+	size_t n = 0;
+
+	if (!reg || !vm->inst)
+		return;
+	if (qv_link_dump(reg->nl, &links, &n, &err) < 0) {
+		log_warning("VM %s: cannot list links to re-adopt hot-plugged NICs: %s", vm->name,
+			    err.message);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (links[i].kind != QV_LINK_TUN || !is_qv_tap_name(links[i].name) ||
+		    !qv_vm_owns_tap(vm, links[i].name))
+			continue;
+		vm_nics_adopt_hotplugged(vm, &links[i], links, n);
+	}
+	/* The firewall loaded before these were known: filter them now. */
+	s = vm->nic_state;
+	for (size_t i = 0; s && vm->d->fw_state && i < HP_SLOTS; i++) {
+		struct hp_nic *h = &s->hp[i];
+		qv_error_clear(&err);
+		if (h->used && !h->removing &&
+		    qv_fw_nic_add(vm, h->tap, h->mac, h->network, &err) < 0)
+			log_warning("VM %s: firewall for re-adopted NIC %s: %s", vm->name, h->tap,
+				    err.message);
+	}
 }
 
 json_object *qv_vm_nics_json(struct qv_vm *vm)
