@@ -75,6 +75,24 @@ static void start_and_wait_ready(const char *name)
 		     0, "guest %s never printed the ready marker", name);
 }
 
+/* Define and start three test guests (booting side by side), wait until
+ * each is ready; their QEMU pids in pids. */
+static void define_start_three(const char *const names[3], int pids[3])
+{
+	struct qv_error err = {};
+
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(qvt_define_guest(&D, names[i], NULL, &err), 0, "%s", err.message);
+		json_object_put(must_call("vm.start", names[i]));
+	}
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, names[i]),
+						       QVT_GUEST_READY, BOOT_TIMEOUT_MS), 0);
+		pids[i] = qvt_vm_pid(&D, names[i]);
+		cr_assert_gt(pids[i], 0);
+	}
+}
+
 TestSuite(daemon, .init = setup, .fini = teardown);
 
 Test(daemon, lifecycle_define_start_pause_resume_stop)
@@ -238,20 +256,10 @@ Test(daemon, sigkill_daemon_reattaches_running_vms, .timeout = 600)
 {
 	REQUIRE_DAEMON();
 	static const char *const names[] = { "k0", "k1", "k2" };
-	struct qv_error err = {};
 	int pids[3];
 	char st[32];
 
-	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(qvt_define_guest(&D, names[i], NULL, &err), 0, "%s", err.message);
-		json_object_put(must_call("vm.start", names[i]));
-	}
-	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, names[i]),
-						       QVT_GUEST_READY, BOOT_TIMEOUT_MS), 0);
-		pids[i] = qvt_vm_pid(&D, names[i]);
-		cr_assert_gt(pids[i], 0);
-	}
+	define_start_three(names, pids);
 	cr_assert_eq(qvt_daemon_stop(&D, SIGKILL), 0);
 	for (int i = 0; i < 3; i++)
 		cr_assert(process_alive(pids[i]), "QEMU %d died with the daemon", pids[i]);
@@ -329,16 +337,7 @@ Test(daemon, reattach_does_not_wait_for_a_stopped_qemu, .timeout = 600)
 	int pids[3];
 	char st[32];
 
-	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(qvt_define_guest(&D, names[i], NULL, &err), 0, "%s", err.message);
-		json_object_put(must_call("vm.start", names[i]));
-	}
-	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&D, names[i]),
-						       QVT_GUEST_READY, BOOT_TIMEOUT_MS), 0);
-		pids[i] = qvt_vm_pid(&D, names[i]);
-		cr_assert_gt(pids[i], 0);
-	}
+	define_start_three(names, pids);
 	cr_assert_eq(kill(pids[2], SIGSTOP), 0);
 	cr_assert_eq(qvt_daemon_stop(&D, SIGKILL), 0);
 	setenv("QVISORD_TEST_ATTACH_TIMEOUT_MS", "120000", 1);
