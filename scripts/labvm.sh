@@ -16,10 +16,11 @@
 #
 # The guest gets /usr/bin/qemu-system-x86_64 (with its TCG module), /lab/bin
 # (PATH first) with qvisord, qvisor and every --add file, their shared libraries, the SeaBIOS and
-# linuxboot firmware, and /lab/fw/{spin.bin,halt.bin}: 64 KiB -bios images
+# linuxboot and multiboot firmware, and /lab/fw/{spin.bin,halt.bin}: 64 KiB -bios images
 # whose reset vector spins (`jmp $`) or halts (`cli; hlt`), so that an inner
 # `qemu-system-x86_64 -bios /lab/fw/spin.bin` is a real VM with one busy vCPU
-# and no guest OS. PROGRAM runs with QV_LAB_VM=1 and QV_IN_TEST_VM=1 in the
+# and no guest OS; /lab/fw/spin-multiboot.bin is the same for -kernel (a VM
+# defined through qvisord: "kernel" in its spec). PROGRAM runs with QV_LAB_VM=1 and QV_IN_TEST_VM=1 in the
 # environment, cwd /tmp; its output goes to the serial console, which this
 # script copies to stdout. The exit status is PROGRAM's (from the guest's
 # QVISOR-RUN-EXIT marker), 124 on timeout, 125 when the guest died without
@@ -81,7 +82,7 @@ done
 for f in /usr/share/seabios/bios-256k.bin /usr/share/seabios/bios.bin; do
 	[ -f "$f" ] && cp "$f" "$X/usr/share/seabios/"
 done
-for f in linuxboot_dma.bin linuxboot.bin kvmvapic.bin; do
+for f in linuxboot_dma.bin linuxboot.bin multiboot_dma.bin multiboot.bin kvmvapic.bin; do
 	[ -f "/usr/share/qemu/$f" ] && cp "/usr/share/qemu/$f" "$X/usr/share/qemu/"
 done
 [ -e "$X/usr/share/qemu/bios-256k.bin" ] || ln -s ../seabios/bios-256k.bin "$X/usr/share/qemu/bios-256k.bin"
@@ -94,6 +95,16 @@ mkfw() { # $1 = file, $2 = code bytes (printf escapes)
 }
 mkfw "$X/lab/fw/spin.bin" '\xeb\xfe'                 # jmp $
 mkfw "$X/lab/fw/halt.bin" '\xfa\xf4\xeb\xfd'         # cli; hlt; jmp back to hlt
+# A multiboot kernel (for -kernel, i.e. a VM spec's "kernel") that spins:
+# a VM defined through qvisord whose vCPU is always busy. Header with the
+# load addresses (flags bit 16): loaded at 1 MiB, entry after the header.
+{
+	printf '\x02\xb0\xad\x1b\x00\x00\x01\x00\xfe\x4f\x51\xe4'  # magic, flags, checksum
+	printf '\x00\x00\x10\x00\x00\x00\x10\x00'                  # header_addr, load_addr
+	printf '\x00\x00\x00\x00\x00\x00\x00\x00\x20\x00\x10\x00'  # load_end, bss_end: 0; entry
+	printf '\xeb\xfe'                                              # jmp $
+	head -c 30 /dev/zero
+} >"$X/lab/fw/spin-multiboot.bin"
 
 # qvisord runs QEMU as qvisor-qemu.
 mkdir -p "$X/etc"

@@ -50,7 +50,7 @@ Test(labvm, resource_loop_suites_pass_in_the_lab_vm, .timeout = 1500)
 	while (fgets(line, sizeof(line), f)) {
 		fputs(line, m);
 		if (strstr(line, "[PASS]") || strstr(line, "[FAIL]") || strstr(line, "Assert") ||
-		    strstr(line, "ratio") || strstr(line, "used") || strstr(line, "allocation changes") ||
+		    strstr(line, "ratio") || strstr(line, "shares") || strstr(line, "used") || strstr(line, "allocation changes") ||
 		    strstr(line, "labvm:") || strstr(line, "QVISOR-RUN"))
 			printf("lab: %s", line);
 	}

@@ -208,7 +208,15 @@ static const char *loop_exclusive_by(const char *slice_state, char *why, size_t 
 	cr_assert_eq(hl_loop_vm_set_partition_slice(l, "nope", s), -ENOENT);
 	cr_assert_eq(hl_loop_vm_set_partition_slice(l, "l", s), 0);
 	col_poll(c, 1000000);
+	/* the first tick writes the cpuset; the partition waits for a tick
+	 * without a cpuset write (sched/resloop-tick.c) */
 	cr_assert_gt(hl_loop_tick(l, ch, 32), 0);
+	cr_assert_str_eq(get("lat.slice/vm-l/cpuset.cpus", d, sizeof(d)), "1");
+	cr_assert_str_eq(get("lat.slice/vm-l/cpuset.cpus.partition", d, sizeof(d)), "",
+			 "a partition root in the tick of the cpuset write");
+	path("lat.slice/vm-l", d, sizeof(d));
+	col_poll(c, 2000000);
+	hl_loop_tick(l, ch, 32);
 	json_object *j = hl_loop_vm_json(l, "l"), *a, *v;
 	cr_assert(json_object_object_get_ex(j, "allocation", &a));
 	snprintf(by, sizeof(by), "%s",
