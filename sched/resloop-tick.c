@@ -209,10 +209,10 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
  * scheduler domain, so that CPU no longer updates its blocked load: a
  * group whose threads left it as the partition took it (or slept there)
  * keeps that load in its task group's sum for good, and its cpu.weight
- * then buys less on the cores it runs on (shares 2:1 read 1.50-1.66 in
- * 3 of 7 lab VM runs with the partition in the same tick, 2.00 since). Written first, the other VMs'
- * cpusets move their threads off while the CPU still balances, and their
- * load there decays within the interval. */
+ * then buys less on the cores it runs on (shares 2:1 read 1.51-1.66 in
+ * 3 of 6 lab VM runs with the partition in the same tick, 2.00 since).
+ * Written first, the other VMs' cpusets move their threads off while the
+ * CPU still balances, and their load there decays within the interval. */
 static void enter_partitions(hl_loop *l)
 {
 	if (l->cpuset_tick == l->ticks)

@@ -239,7 +239,7 @@ Test(daemon_loop, qvisord_allocates_reports_and_exports, .fini = teardown, .time
 	/* t1 and t2 boot the lab's spinning multiboot kernel (scripts/labvm.sh):
 	 * a booting Linux sleeps now and then (timers, device probes), which
 	 * would give the other VM room beyond its share. With spinners the
-	 * split is the scheduler's: it read 1.50-1.66 in 3 of 7 runs while the
+	 * split is the scheduler's: it read 1.51-1.66 in 3 of 6 runs while the
 	 * loop made the partition in the tick of the cpuset writes (the stale
 	 * blocked load of sched/resloop-tick.c enter_partitions()). */
 	const char *fw = getenv("QV_LAB_FW");
