@@ -42,9 +42,9 @@ struct hl_loop {
 	unsigned unmet_n;         /* consecutive intervals with targets unmet */
 	char unmet_why[160];
 	unsigned long n_changes;
-	/* ticks so far, and the tick of the last cpuset.cpus write: a partition
-	 * root is made only in a tick without one (sched/resloop-tick.c) */
-	unsigned long ticks, cpuset_tick;
+	/* whether this tick wrote a cpuset.cpus: a partition root is made only
+	 * in a tick without one (sched/resloop-tick.c) */
+	bool cpuset_written;
 };
 
 void hl_partition_enter(struct hl_vm *vm, uint64_t cpuset);

@@ -190,7 +190,7 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
 			c.error = hl_knob_write(vm->dirfd, c.knob, &next);
 			c.applied = c.error == 0;
 			if (c.knob == HL_K_CPUSET)
-				l->cpuset_tick = l->ticks;
+				l->cpuset_written = true;
 		}
 		if (n < max)
 			ret[n++] = c;
@@ -215,7 +215,7 @@ static size_t step_vm(hl_loop *l, struct hl_vm *vm, struct hl_change *ret, size_
  * CPU still balances, and their load there decays within the interval. */
 static void enter_partitions(hl_loop *l)
 {
-	if (l->cpuset_tick == l->ticks)
+	if (l->cpuset_written)
 		return;
 	for (size_t i = 0; i < l->n; i++) {
 		struct hl_vm *vm = l->vms[i];
@@ -267,7 +267,7 @@ size_t hl_loop_tick(hl_loop *l, struct hl_change *ret, size_t max)
 					   .demand = l->vms[i]->demand };
 	}
 	hl_allocate(&l->o.caps, &l->o.p, in, l->n, want, &l->verdict);
-	l->ticks++;
+	l->cpuset_written = false;
 	for (size_t i = 0; i < l->n; i++) {
 		l->vms[i]->want = want[i];
 		n += step_vm(l, l->vms[i], ret + n, max - n);
