@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
@@ -177,7 +178,72 @@ void qvt_twohosts_confirm_moved(struct qvt_twohosts *h, const char *name, int sr
 	cr_assert_neq(kill(src_pid, 0), 0, "source QEMU %d still alive", src_pid);
 	/* Exactly one running copy: the destination's, and the guest carries
 	 * on there (the dirtier keeps printing). */
-	cr_assert_eq(qvt_wait_for_line_in_file(qvt_serial_log(&h->d[1], name), "dirtier:", 60000),
-		     0, "no dirtier output on the destination");
+	cr_assert_eq(qvt_twohosts_wait_dirtier(h, 1, name, 60000), 0,
+		     "no dirtier output on the destination (details above)");
 	cr_assert_str_eq(qvt_vm_state(&h->d[1], name, buf, sizeof(buf)), "running");
+}
+
+/* The last `max` bytes of a file on stderr, under a heading. */
+static void print_tail(const char *what, const char *path, long max)
+{
+	char buf[1024];
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (max > (long)sizeof(buf) - 1)
+		max = sizeof(buf) - 1;
+	if (!f) {
+		fprintf(stderr, "  %s (%s): cannot open: %m\n", what, path);
+		return;
+	}
+	if (fseek(f, -max, SEEK_END) < 0)
+		rewind(f);
+	n = fread(buf, 1, (size_t)max, f);
+	buf[n] = '\0';
+	fclose(f);
+	fprintf(stderr, "  %s (%s), last %zu bytes:\n%s\n", what, path, n, buf);
+}
+
+/* utime + stime of a process in clock ticks, -1 if gone. */
+static long long cpu_ticks(int pid)
+{
+	char path[64], line[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	/* fields after the command name (which may hold spaces): 14 and 15 */
+	if (!p || !(p = strrchr(line, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+int qvt_twohosts_wait_dirtier(struct qvt_twohosts *h, int i, const char *name, int timeout_ms)
+{
+	struct qvt_daemon *d = &h->d[i];
+	char path[256], state[32] = "";
+	long long t0, t1;
+	int pid;
+
+	if (qvt_wait_for_line_in_file(qvt_serial_log(d, name), "dirtier:", timeout_ms) == 0)
+		return 0;
+	pid = qvt_vm_pid(d, name);
+	t0 = cpu_ticks(pid);
+	qvt_sleep_ms(3000);
+	t1 = cpu_ticks(pid);
+	fprintf(stderr, "no dirtier line from %s on host %d within %d ms: VM %s, QEMU pid %d "
+		"used %lld CPU ticks (of %ld/s) in 3 s\n", name, i, timeout_ms,
+		qvt_vm_state(d, name, state, sizeof(state)), pid, t0 < 0 || t1 < 0 ? -1 : t1 - t0,
+		sysconf(_SC_CLK_TCK));
+	print_tail("serial log", qvt_serial_log(d, name), 600);
+	snprintf(path, sizeof(path), "%s/vms/%s/qemu.log", d->run_dir, name);
+	print_tail("QEMU log", path, 600);
+	print_tail("daemon log", d->log, 1000);
+	return -ETIMEDOUT;
 }

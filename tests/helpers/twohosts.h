@@ -37,6 +37,11 @@ int qvt_twohosts_shape(struct qvt_twohosts *h, int i, unsigned rate_mibps);
  * d[0] to d[1]: migrate.confirm on d[0], then assert the source definition
  * and its QEMU (src_pid) are gone and the guest runs and prints on d[1]. */
 void qvt_twohosts_confirm_moved(struct qvt_twohosts *h, const char *name, int src_pid);
+/* Wait up to timeout_ms for a "dirtier:" line in name's serial log on d[i].
+ * 0 when it came; otherwise -ETIMEDOUT after printing to stderr what tells
+ * a stopped guest from a silent one: the daemon's state of the VM, its
+ * QEMU's CPU time over 3 s, and the ends of the serial and QEMU logs. */
+int qvt_twohosts_wait_dirtier(struct qvt_twohosts *h, int i, const char *name, int timeout_ms);
 
 /* SIGKILL every process (QEMU left by a killed daemon, etcd) in nspid's
  * network namespace. */
