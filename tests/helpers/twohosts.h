@@ -40,7 +40,8 @@ void qvt_twohosts_confirm_moved(struct qvt_twohosts *h, const char *name, int sr
 /* Wait up to timeout_ms for a "dirtier:" line in name's serial log on d[i].
  * 0 when it came; otherwise -ETIMEDOUT after printing to stderr what tells
  * a stopped guest from a silent one: the daemon's state of the VM, its
- * QEMU's CPU time over 3 s, and the ends of the serial and QEMU logs. */
+ * QEMU's CPU time over 3 s, and the ends of the serial, QEMU and daemon
+ * logs. */
 int qvt_twohosts_wait_dirtier(struct qvt_twohosts *h, int i, const char *name, int timeout_ms);
 
 /* SIGKILL every process (QEMU left by a killed daemon, etcd) in nspid's
